@@ -1,0 +1,130 @@
+"""Settings: read once from hotline.toml plus environment overrides, then passed down."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(Exception):
+    """The settings file or environment is invalid."""
+
+
+@dataclass(frozen=True)
+class PbxSettings:
+    bind_ip: str
+    sip_port: int
+    service_number: str
+    carrier_ips: tuple[str, ...]
+    rtp_start: int
+    rtp_end: int
+    seats: int
+    seat_extension_base: int
+    supervisors: int
+    supervisor_extension_base: int
+    codecs: tuple[str, ...]
+    max_call_seconds: int
+
+
+@dataclass(frozen=True)
+class AmiSettings:
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class FastAgiSettings:
+    host: str
+    port: int
+    backlog: int
+
+
+@dataclass(frozen=True)
+class IvrSettings:
+    flows_dir: Path
+    entry_flow: str
+    default_language: str
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    catalog_dir: Path
+    cache_dir: Path
+    rate: int
+    voices: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    state_dir: Path
+    asterisk_root: Path
+    db_url: str
+    pbx: PbxSettings
+    ami: AmiSettings
+    fastagi: FastAgiSettings
+    ivr: IvrSettings
+    prompts: PromptSettings
+
+    @property
+    def asterisk_etc(self) -> Path:
+        """Where the rendered PBX config goes (bind-mounted over the chroot's /etc/asterisk)."""
+        return self.state_dir / "asterisk" / "etc"
+
+
+def _path(root: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else root / p
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the TOML file and the environment. Nothing connects here."""
+    env = os.environ if env is None else env
+    path = Path(env.get("HOTLINE_SETTINGS", "")) if path is None and env.get("HOTLINE_SETTINGS") \
+        else (path or REPO_ROOT / "hotline.toml")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+    root = path.resolve().parent
+    try:
+        paths, db, pbx, ami, fa, ivr, pr = (raw[k] for k in
+                                            ("paths", "db", "pbx", "ami", "fastagi", "ivr", "prompts"))
+        state_dir = _path(root, env.get("HOTLINE_STATE_DIR") or paths["state_dir"])
+        db_url = env.get("HOTLINE_DB_URL") or db.get("url") or f"sqlite:///{state_dir / 'hotline.db'}"
+        return Settings(
+            root=root,
+            state_dir=state_dir,
+            asterisk_root=Path(env.get("HOTLINE_AST_ROOT") or paths["asterisk_root"]),
+            db_url=db_url,
+            pbx=PbxSettings(
+                bind_ip=pbx["bind_ip"], sip_port=int(pbx["sip_port"]),
+                service_number=str(pbx["service_number"]),
+                carrier_ips=tuple(pbx["carrier_ips"]),
+                rtp_start=int(pbx["rtp_start"]), rtp_end=int(pbx["rtp_end"]),
+                seats=int(pbx["seats"]), seat_extension_base=int(pbx["seat_extension_base"]),
+                supervisors=int(pbx["supervisors"]),
+                supervisor_extension_base=int(pbx["supervisor_extension_base"]),
+                codecs=tuple(pbx["codecs"]), max_call_seconds=int(pbx["max_call_seconds"]),
+            ),
+            ami=AmiSettings(host=ami["host"], port=int(ami["port"]), username=ami["username"],
+                            secret=env.get("HOTLINE_AMI_SECRET", "")),
+            fastagi=FastAgiSettings(host=fa["host"], port=int(fa["port"]),
+                                    backlog=int(fa["backlog"])),
+            ivr=IvrSettings(flows_dir=_path(root, ivr["flows_dir"]), entry_flow=ivr["entry_flow"],
+                            default_language=ivr["default_language"]),
+            prompts=PromptSettings(catalog_dir=_path(root, pr["catalog_dir"]),
+                                   cache_dir=_path(root, pr["cache_dir"]), rate=int(pr["rate"]),
+                                   voices=dict(pr["voices"])),
+        )
+    except KeyError as exc:
+        raise SettingsError(f"{path}: missing setting {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
