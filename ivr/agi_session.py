@@ -1,0 +1,201 @@
+"""Adapter: runs one caller's IVR session, turning engine actions into FastAGI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ivr import engine as e
+from ivr.fastagi import AgiChannel, AgiCommandError, AgiHangup
+
+log = logging.getLogger(__name__)
+
+ALL_KEYS = "0123456789*#"
+QUERY_TIMEOUT_S = 5.0
+PLAY_TIMEOUT_S = 120.0
+
+
+class IvrServices(Protocol):
+    """What the IVR needs from the rest of the system (the database, in production)."""
+
+    async def query(self, kind: str, args: dict[str, Any]) -> Any: ...
+
+    async def call_started(self, *, call_id: str, uniqueid: str, caller: str, dnis: str,
+                           now: datetime) -> None: ...
+
+    async def ivr_finished(self, *, call_id: str, outcome: str, path: list[dict[str, Any]],
+                           lang: str, account: str | None, skill: str | None,
+                           priority: int | None, now: datetime) -> None: ...
+
+
+class PromptPaths(Protocol):
+    def asterisk_path(self, prompt_id: str, lang: str) -> str: ...
+
+
+@dataclass
+class IvrContext:
+    """Everything a session needs, handed over by the composition root."""
+
+    engine_factory: Callable[[], e.Engine]
+    prompts: PromptPaths
+    services: IvrServices
+    clock: Callable[[], datetime]
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class AgiIvrSession:
+    """Executes the actions of one session over one AGI channel."""
+
+    def __init__(self, agi: AgiChannel, ctx: IvrContext) -> None:
+        self.agi = agi
+        self.ctx = ctx
+        self.path: list[dict[str, Any]] = []
+        h = agi.headers
+        self.uniqueid = h.get("agi_uniqueid", "")
+        # the dialplan passes the Linkedid as the first argument: the call's identity
+        self.call_id = h.get("agi_arg_1") or self.uniqueid
+        self.caller = h.get("agi_callerid", "") if h.get("agi_callerid") != "unknown" else ""
+        self.dnis = h.get("agi_extension", "")
+
+    def _paths(self, prompts: Sequence[e.Prompt]) -> list[str]:
+        return [self.ctx.prompts.asterisk_path(p.id, p.lang) for p in prompts]
+
+    async def play(self, prompts: Sequence[e.Prompt], barge_in: bool) -> str | None:
+        """STREAM FILE each prompt; with barge-in, the first key pressed stops it and is kept."""
+        escape = ALL_KEYS if barge_in else ""
+        for path in self._paths(prompts):
+            res = await self.agi.command(f"STREAM FILE {path} {_quote(escape)}",
+                                         timeout=PLAY_TIMEOUT_S)
+            code = res.get("result", ("", ""))[0]
+            if res.get("error") == "AGIAppError":
+                # result=-1: the file could not be played or the channel is gone; find out which
+                await self._check_alive()
+                log.error("call %s: could not play %s", self.call_id, path)
+                continue
+            if code and code != "0":
+                return chr(int(code))
+        return None
+
+    async def _check_alive(self) -> None:
+        res = await self.agi.command("CHANNEL STATUS")
+        if res.get("error") or res.get("result", ("", ""))[0] not in ("4", "5", "6"):
+            raise AgiHangup("channel is not up")
+
+    async def collect(self, act: e.Collect) -> e.Collected:
+        if act.flush:
+            await self.play(act.flush, barge_in=False)
+        have = act.typeahead
+        if have.endswith("#") or len(have) >= act.max_digits:
+            return e.Collected(have)
+        prompts = "" if have else "&".join(self._paths(act.prompts))
+        remaining = act.max_digits - len(have)
+        timeout = f"{act.timeout_s:g}"
+        res = await self.agi.command(
+            f"EXEC Read {_quote(f'HOTLINE_INPUT,{prompts},{remaining},,1,{timeout}')}",
+            timeout=PLAY_TIMEOUT_S + act.timeout_s * (remaining + 1))
+        if res.get("error") == "AGIAppError":
+            raise AgiHangup("Read returned -1")
+        got = await self.agi.command('GET FULL VARIABLE "${HOTLINE_INPUT}|${READSTATUS}"')
+        value = got.get("result", ("", ""))[1] if got.get("result", ("0",))[0] == "1" else ""
+        digits, _, status = value.partition("|")
+        if status == "HANGUP":
+            raise AgiHangup("Read saw a hangup")
+        return e.Collected(have + digits, timed_out=status == "TIMEOUT" or not digits)
+
+    async def query(self, act: e.Query) -> e.QueryResult:
+        try:
+            async with asyncio.timeout(QUERY_TIMEOUT_S):
+                value = await self.ctx.services.query(act.kind, dict(act.args))
+            return e.QueryResult(value=value)
+        except TimeoutError:
+            log.error("call %s: %s lookup timed out", self.call_id, act.kind)
+            return e.QueryResult(error="timeout")
+        except Exception as exc:  # a broken database must not leave the caller in silence
+            log.exception("call %s: %s lookup failed", self.call_id, act.kind)
+            return e.QueryResult(error=type(exc).__name__)
+
+    async def set_var(self, name: str, value: str) -> None:
+        await self.agi.command(f"SET VARIABLE {name} {_quote(value)}")
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        now = ctx.clock()
+        engine = ctx.engine_factory()
+        outcome, skill, priority, account, session = "hangup", None, None, None, None
+        try:
+            await ctx.services.call_started(call_id=self.call_id, uniqueid=self.uniqueid,
+                                            caller=self.caller, dnis=self.dnis, now=now)
+        except Exception:
+            log.exception("call %s: could not record the call start", self.call_id)
+        try:
+            session, actions = engine.start(e.Start(caller=self.caller, call_id=self.call_id,
+                                                    now=now, dnis=self.dnis))
+            while True:
+                event: e.Event | None = None
+                for act in actions:
+                    if isinstance(act, e.Record):
+                        self.path.append(dict(act.step))
+                    elif isinstance(act, e.SetChannelVar):
+                        await self.set_var(act.name, act.value)
+                    elif isinstance(act, e.Play):
+                        digit = await self.play(act.prompts, act.barge_in)
+                        if act.barge_in:
+                            event = e.Played(digit)
+                    elif isinstance(act, e.Collect):
+                        event = await self.collect(act)
+                    elif isinstance(act, e.Query):
+                        event = await self.query(act)
+                    elif isinstance(act, e.Transfer):
+                        outcome, skill, priority = "transfer", act.skill, act.priority
+                        account = act.account
+                        await self.play(act.prompts, barge_in=False)
+                        await self._record_end(outcome, session, account, skill, priority)
+                        for name, value in (("HOTLINE_SKILL", act.skill),
+                                            ("HOTLINE_PRIORITY", str(act.priority)),
+                                            ("HOTLINE_ACCOUNT", act.account or ""),
+                                            ("HOTLINE_REASON", act.reason)):
+                            await self.set_var(name, value)
+                        await self.set_var("HOTLINE_NEXT", "transfer")  # last: commits the exit
+                        return
+                    elif isinstance(act, e.Hangup):
+                        outcome = "self_served"
+                        await self.play(act.prompts, barge_in=False)
+                        await self._record_end(outcome, session, None, None, None)
+                        await self.set_var("HOTLINE_NEXT", "hangup")
+                        return
+                if event is None:
+                    raise e.EngineError(f"no blocking action in {actions!r}")
+                session, actions = engine.step(session, event)
+        except AgiHangup:
+            await self._record_end("hangup", session, None, None, None)
+            raise
+        except AgiCommandError:
+            # Asterisk misbehaved; leave HOTLINE_NEXT empty so the dialplan's fallback serves
+            log.exception("call %s: AGI command failed; dialplan fallback takes over",
+                          self.call_id)
+            await self._record_end("fallback", session, None, None, None)
+
+    async def _record_end(self, outcome: str, session: e.Session | None, account: str | None,
+                          skill: str | None, priority: int | None) -> None:
+        lang = session.lang if session else "zh"
+        if account is None and session is not None and session.vars.get("account"):
+            account = str(session.vars["account"])
+        try:
+            await self.ctx.services.ivr_finished(
+                call_id=self.call_id, outcome=outcome, path=self.path, lang=lang,
+                account=account, skill=skill, priority=priority, now=self.ctx.clock())
+        except Exception:
+            log.exception("call %s: could not record the IVR outcome", self.call_id)
+
+
+def make_ivr_handler(ctx: IvrContext) -> Callable[[AgiChannel], Any]:
+    async def handle(agi: AgiChannel) -> None:
+        await AgiIvrSession(agi, ctx).run()
+    return handle

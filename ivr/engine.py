@@ -1,0 +1,483 @@
+"""Pure IVR interpreter: step(session, event) -> (session, actions); no I/O, no clock, no asyncio."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ivr import say
+from ivr.schema import Flow, FlowSet
+
+# A flow that loops through set/branch/lookup nodes without ever waiting for the caller is a bug
+# the validator cannot always see (a branch whose condition never changes); past this many
+# transitions without caller input the session gives up and transfers, rather than spin.
+MAX_TRANSITIONS_WITHOUT_INPUT = 64
+MAX_OUTAGES_SPOKEN = 3
+FAILSAFE_SKILL = "general"
+
+# ------------------------------------------------------------------------------- actions (output)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt id in a language; the adapter resolves it to a file."""
+
+    id: str
+    lang: str
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play prompts. Blocking when barge_in: the adapter answers with Played(digit or None)."""
+
+    prompts: tuple[Prompt, ...]
+    barge_in: bool
+
+
+@dataclass(frozen=True)
+class Collect:
+    """Play prompts (first `flush` ones without barge-in) and read digits; answered by Collected."""
+
+    prompts: tuple[Prompt, ...]
+    max_digits: int
+    timeout_s: float
+    typeahead: str = ""
+    flush: tuple[Prompt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Query:
+    """A lookup or a write the adapter performs; answered by QueryResult."""
+
+    kind: str  # bill | outages | accounts_for_caller | create_workorder
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SetChannelVar:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """One step of the IVR path, for the call record and the screen-pop."""
+
+    step: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """End of the IVR: to agents with a skill and priority. Terminal."""
+
+    skill: str
+    priority: int
+    reason: str
+    account: str | None
+    prompts: tuple[Prompt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End of the IVR: the caller was served. Terminal."""
+
+    prompts: tuple[Prompt, ...] = ()
+
+
+Action = Play | Collect | Query | SetChannelVar | Record | Transfer | Hangup
+BLOCKING = (Collect, Query)
+
+# -------------------------------------------------------------------------------- events (input)
+
+
+@dataclass(frozen=True)
+class Start:
+    caller: str
+    call_id: str
+    now: datetime
+    dnis: str = ""
+    lang: str = "zh"
+
+
+@dataclass(frozen=True)
+class Played:
+    digit: str | None  # the key that interrupted the prompt, if any
+
+
+@dataclass(frozen=True)
+class Collected:
+    digits: str
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    value: Any = None  # None means "not found"
+    error: str | None = None
+
+
+Event = Start | Played | Collected | QueryResult
+
+# ------------------------------------------------------------------------------------------ state
+
+
+@dataclass(frozen=True)
+class Session:
+    flow: Flow
+    node: str
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # failed attempts at the current input node
+    typeahead: str = ""  # keys pressed during prompts, not yet consumed
+    transitions: int = 0  # since the caller last gave input
+    done: bool = False
+
+    @property
+    def lang(self) -> str:
+        return str(self.vars.get("lang", "zh"))
+
+
+class EngineError(Exception):
+    """The engine was driven wrongly (an event the current node does not expect)."""
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def resolve(vars: Mapping[str, Any], path: str) -> Any:
+    """`a.b.c` inside the session variables (mappings or attributes); None if absent."""
+    cur: Any = vars
+    for part in path.split("."):
+        if cur is None:
+            return None
+        if isinstance(cur, Mapping):
+            cur = cur.get(part)
+        else:
+            cur = getattr(cur, part, None)
+    return cur
+
+
+def _num(v: Any) -> Decimal | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        return Decimal(str(v))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _is_set(v: Any) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, str | list | tuple | dict):
+        return len(v) > 0
+    return True
+
+
+def evaluate(op: str, left: Any, right: Any) -> bool:
+    if op == "set":
+        return _is_set(left)
+    if op == "unset":
+        return not _is_set(left)
+    ln, rn = _num(left), _num(right)
+    if ln is not None and rn is not None:
+        a: Any = ln
+        b: Any = rn
+    else:
+        a, b = ("" if left is None else str(left)), ("" if right is None else str(right))
+    if op == "eq":
+        return bool(a == b)
+    if op == "ne":
+        return bool(a != b)
+    if ln is None or rn is None:
+        return False  # ordering is only defined between numbers
+    return {"gt": ln > rn, "ge": ln >= rn, "lt": ln < rn, "le": ln <= rn}[op]
+
+
+def _prompts(ids: Sequence[str], lang: str) -> tuple[Prompt, ...]:
+    return tuple(Prompt(i, lang) for i in ids)
+
+
+def _as_datetime(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            return None
+    return None
+
+
+def speak(value: Any, kind: str, lang: str, now: datetime | None) -> list[str] | None:
+    """Prompt ids that speak `value` as `kind`, or None when the value cannot be spoken so."""
+    try:
+        if kind == "number":
+            n = _num(value)
+            return say.say_number(int(n), lang) if n is not None and n >= 0 else None
+        if kind == "digits":
+            s = str(value) if value is not None else ""
+            return say.say_digits(s, lang) if s and s.isdigit() else None
+        if kind == "amount":
+            n = _num(value)
+            return say.say_amount(n, lang) if n is not None and n >= 0 else None
+        if kind == "date":
+            if isinstance(value, datetime):
+                value = value.date()
+            if isinstance(value, str):
+                value = date.fromisoformat(value[:10])
+            return say.say_date(value, lang) if isinstance(value, date) else None
+        if kind == "time":
+            if isinstance(value, datetime):
+                value = value.time()
+            return say.say_time(value, lang) if isinstance(value, time) else None
+        if kind == "datetime":
+            dt = _as_datetime(value)
+            return say.say_datetime(dt, lang, now=now) if dt is not None else None
+        if kind == "outages":
+            return _speak_outages(value, lang, now)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None
+
+
+def _speak_outages(value: Any, lang: str, now: datetime | None) -> list[str] | None:
+    if not isinstance(value, list | tuple):
+        return None
+    out: list[str] = []
+    for o in list(value)[:MAX_OUTAGES_SPOKEN]:
+        kind = resolve({"o": o}, "o.kind")
+        if kind == "planned":
+            out.append("ivr.outage_planned")
+            start = _as_datetime(resolve({"o": o}, "o.start_at"))
+            if start is not None:
+                out += ["ivr.outage_start", *say.say_datetime(start, lang, now=now)]
+        else:
+            out.append("ivr.outage_fault")
+        restore = _as_datetime(resolve({"o": o}, "o.expected_restore_at"))
+        if restore is not None:
+            out += ["ivr.outage_restore", *say.say_datetime(restore, lang, now=now)]
+    return out
+
+
+# ------------------------------------------------------------------------------------ the engine
+
+
+class Engine:
+    """Runs sessions over one FlowSet. Stateless itself: the Session carries everything."""
+
+    def __init__(self, flows: FlowSet, entry_flow: str) -> None:
+        self.flows = flows
+        self.entry_flow = entry_flow
+
+    def start(self, ev: Start) -> tuple[Session, list[Action]]:
+        flow = self.flows.get(self.entry_flow)
+        s = Session(flow=flow, node=flow.entry,
+                    vars={"caller": ev.caller, "call_id": ev.call_id, "now": ev.now,
+                          "dnis": ev.dnis, "lang": ev.lang})
+        return self._run(s, [Record({"event": "start", "flow": flow.id, "caller": ev.caller})])
+
+    def step(self, s: Session, ev: Event) -> tuple[Session, list[Action]]:
+        if s.done:
+            raise EngineError("session already ended")
+        node = s.flow.nodes[s.node]
+        acts: list[Action] = []
+        if isinstance(ev, Played):
+            if node.type not in ("play", "say"):
+                raise EngineError(f"Played at a {node.type} node")
+            s = replace(s, typeahead=s.typeahead + (ev.digit or ""), transitions=0)
+            return self._goto(s, node.next, acts)
+        if isinstance(ev, Collected):
+            if node.type == "menu":
+                return self._menu_input(s, node, ev)
+            if node.type == "collect":
+                return self._collect_input(s, node, ev)
+            raise EngineError(f"Collected at a {node.type} node")
+        if isinstance(ev, QueryResult):
+            if node.type == "lookup":
+                acts.append(Record({"node": s.node, "query": node.query,
+                                    "found": ev.value is not None and ev.error is None,
+                                    **({"error": ev.error} if ev.error else {})}))
+                if ev.error:
+                    return self._goto(s, node.on_error, acts)
+                if ev.value is None:
+                    return self._goto(s, node.on_not_found, acts)
+                s = replace(s, vars={**s.vars, node.result: ev.value})
+                return self._goto(s, node.next, acts)
+            if node.type == "workorder":
+                if ev.error or ev.value is None:
+                    acts.append(Record({"node": s.node, "workorder": None,
+                                        "error": ev.error or "no order"}))
+                    return self._goto(s, node.on_error, acts)
+                number = resolve({"v": ev.value}, "v.number")
+                acts.append(Record({"node": s.node, "workorder": number}))
+                s = replace(s, vars={**s.vars, node.result: ev.value})
+                return self._goto(s, node.next, acts)
+            raise EngineError(f"QueryResult at a {node.type} node")
+        raise EngineError(f"unexpected event {ev!r}")
+
+    # -------------------------------------------------------------------------------- internals
+
+    def _goto(self, s: Session, target: str, acts: list[Action]) -> tuple[Session, list[Action]]:
+        s = replace(s, node=target, attempts=0)
+        return self._run(s, acts)
+
+    def _failsafe(self, s: Session, acts: list[Action], reason: str
+                  ) -> tuple[Session, list[Action]]:
+        acts.append(Record({"node": s.node, "error": reason}))
+        account = s.vars.get("account")
+        acts += [SetChannelVar("HOTLINE_LANG", s.lang),
+                 Transfer(FAILSAFE_SKILL, 0, reason, str(account) if account else None,
+                          _prompts(["ivr.transfer"], s.lang))]
+        return replace(s, done=True), acts
+
+    def _run(self, s: Session, acts: list[Action]) -> tuple[Session, list[Action]]:
+        """Advance through nodes that need no answer until one does, or the session ends."""
+        while True:
+            if s.transitions >= MAX_TRANSITIONS_WITHOUT_INPUT:
+                return self._failsafe(s, acts, "runaway_flow")
+            s = replace(s, transitions=s.transitions + 1)
+            node = s.flow.nodes[s.node]
+            lang = s.lang
+            t = node.type
+            if t == "set":
+                new_vars = {**s.vars, **node.values}
+                s = replace(s, vars=new_vars)
+                acts.append(Record({"node": s.node, "set": dict(node.values)}))
+                if "lang" in node.values:
+                    acts += [SetChannelVar("CHANNEL(language)", str(node.values["lang"])),
+                             SetChannelVar("HOTLINE_LANG", str(node.values["lang"]))]
+                s = replace(s, node=node.next, attempts=0)
+                continue
+            if t == "branch":
+                target = node.default
+                for case in node.cases:
+                    if evaluate(case.op, resolve(s.vars, case.var), case.value):
+                        target = case.goto
+                        break
+                s = replace(s, node=target, attempts=0)
+                continue
+            if t == "play":
+                if node.barge_in and s.typeahead:
+                    # the caller is already answering ahead: skip the prompt, keep the keys
+                    s = replace(s, node=node.next, attempts=0)
+                    continue
+                play = Play(_prompts(node.prompt, lang), barge_in=node.barge_in)
+                if not node.barge_in:
+                    acts.append(play)
+                    # a prompt played without barge-in swallows what was typed before it
+                    s = replace(s, node=node.next, attempts=0, typeahead="")
+                    continue
+                acts.append(play)
+                return s, acts
+            if t == "say":
+                ids = speak(resolve(s.vars, node.value), node.as_, lang,
+                            _as_datetime(s.vars.get("now")))
+                if ids is None:
+                    acts.append(Record({"node": s.node, "error": f"cannot say {node.value}"}))
+                    ids = []
+                acts.append(Record({"node": s.node, "said": node.value,
+                                    "value": _jsonable(resolve(s.vars, node.value))}))
+                all_ids = [*node.before, *ids, *node.after]
+                if s.typeahead:
+                    s = replace(s, node=node.next, attempts=0)
+                    continue
+                acts.append(Play(_prompts(all_ids, lang), barge_in=True))
+                return s, acts
+            if t == "menu":
+                if s.typeahead:
+                    key, rest = s.typeahead[0], s.typeahead[1:]
+                    s = replace(s, typeahead=rest)
+                    return self._menu_input(s, node, Collected(key))
+                acts.append(Collect(_prompts(node.prompt, lang), 1, node.timeout))
+                return s, acts
+            if t == "collect":
+                acts.append(Collect(_prompts(node.prompt, lang), node.max_length, node.timeout,
+                                    typeahead=s.typeahead[:node.max_length]))
+                s = replace(s, typeahead="")
+                return s, acts
+            if t == "lookup":
+                arg = resolve(s.vars, node.input) if node.input else None
+                args = {"account": arg} if node.query in ("bill", "outages") else {
+                    "caller": s.vars.get("caller")}
+                acts.append(Query(node.query, {**args, "now": s.vars.get("now")}))
+                return s, acts
+            if t == "workorder":
+                account = resolve(s.vars, node.account) if node.account else None
+                acts.append(Query("create_workorder", {
+                    "order_type": node.order_type, "account": account,
+                    "caller": s.vars.get("caller"), "call_id": s.vars.get("call_id"),
+                    "now": s.vars.get("now")}))
+                return s, acts
+            if t == "transfer":
+                account = s.vars.get("account")
+                acts.append(Record({"node": s.node, "transfer": node.skill,
+                                    "priority": node.priority, "reason": node.reason}))
+                acts.append(Transfer(node.skill, node.priority, node.reason,
+                                     str(account) if account else None,
+                                     _prompts(node.prompt, lang)))
+                return replace(s, done=True), acts
+            if t == "hangup":
+                acts.append(Record({"node": s.node, "hangup": True}))
+                acts.append(Hangup(_prompts(node.prompt, lang)))
+                return replace(s, done=True), acts
+            raise EngineError(f"unknown node type {t}")
+
+    def _retry(self, s: Session, node: Any, reason_prompts: Sequence[str],
+               acts: list[Action]) -> tuple[Session, list[Action]]:
+        """A wrong or missing answer: re-prompt while attempts remain, then on_fail."""
+        attempts = s.attempts + 1
+        if attempts > node.retries:
+            acts.append(Record({"node": s.node, "gave_up_after": attempts}))
+            return self._goto(replace(s, typeahead=""), node.on_fail, acts)
+        s = replace(s, attempts=attempts, typeahead="", transitions=0)
+        max_digits = 1 if node.type == "menu" else node.max_length
+        acts.append(Collect(_prompts(node.prompt, s.lang), max_digits, node.timeout,
+                            flush=_prompts(reason_prompts, s.lang)))
+        return s, acts
+
+    def _menu_input(self, s: Session, node: Any, ev: Collected) -> tuple[Session, list[Action]]:
+        acts: list[Action] = []
+        key = ev.digits[:1]
+        s = replace(s, transitions=0)
+        if not key:
+            acts.append(Record({"node": s.node, "input": "", "timeout": True}))
+            return self._retry(s, node, node.no_input_prompt, acts)
+        acts.append(Record({"node": s.node, "input": key}))
+        if key not in node.options:
+            return self._retry(s, node, node.invalid_prompt, acts)
+        # anything typed beyond the one key is type-ahead for what comes next
+        s = replace(s, typeahead=ev.digits[1:] + s.typeahead)
+        return self._goto(s, node.options[key], acts)
+
+    def _collect_input(self, s: Session, node: Any, ev: Collected
+                       ) -> tuple[Session, list[Action]]:
+        acts: list[Action] = []
+        digits = ev.digits.rstrip("#")
+        s = replace(s, transitions=0)
+        if not digits:
+            acts.append(Record({"node": s.node, "input": "", "timeout": ev.timed_out}))
+            return self._retry(s, node, node.no_input_prompt, acts)
+        acts.append(Record({"node": s.node, "input": digits}))
+        if (not re.fullmatch(r"[0-9]+", digits)
+                or not node.min_length <= len(digits) <= node.max_length):
+            return self._retry(s, node, node.invalid_prompt, acts)
+        s = replace(s, vars={**s.vars, node.var: digits})
+        return self._goto(s, node.next, acts)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime | date | time):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, str | int | float | bool) or v is None:
+        return v
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return str(v)

@@ -1,0 +1,445 @@
+"""IVR flow files: their schema, and validation whose every error names file, line and problem."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+LANGUAGES = ("zh", "en")
+DIGITS = set("0123456789*#")
+# variables every session has before the first node runs
+BUILTIN_VARS = frozenset({"caller", "call_id", "lang", "now", "dnis"})
+
+# ------------------------------------------------------------------------------------- node types
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+PromptList = list[Annotated[str, Field(min_length=1)]]
+
+
+class PlayNode(_Node):
+    type: Literal["play"]
+    prompt: PromptList = Field(min_length=1)
+    next: str
+    barge_in: bool = True  # a digit pressed during the prompt stops it and is kept as type-ahead
+
+
+class MenuNode(_Node):
+    type: Literal["menu"]
+    prompt: PromptList = Field(min_length=1)
+    options: dict[str, str] = Field(min_length=1)
+    timeout: float = Field(default=5, gt=0, le=60)
+    retries: int = Field(default=3, ge=0, le=10)
+    invalid_prompt: PromptList = ["ivr.invalid"]
+    no_input_prompt: PromptList = ["ivr.no_input"]
+    on_fail: str
+
+    @field_validator("options")
+    @classmethod
+    def _keys_are_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if len(k) != 1 or k not in DIGITS:
+                raise ValueError(f"menu option {k!r} is not a single key 0-9, * or #")
+        return v
+
+
+class CollectNode(_Node):
+    type: Literal["collect"]
+    prompt: PromptList = Field(min_length=1)
+    var: str
+    min_length: int = Field(default=1, ge=1, le=64)
+    max_length: int = Field(ge=1, le=64)
+    timeout: float = Field(default=6, gt=0, le=60)  # per digit, first one included
+    retries: int = Field(default=3, ge=0, le=10)
+    invalid_prompt: PromptList = ["ivr.invalid"]
+    no_input_prompt: PromptList = ["ivr.no_input"]
+    next: str
+    on_fail: str
+
+
+class LookupNode(_Node):
+    type: Literal["lookup"]
+    query: Literal["bill", "outages", "accounts_for_caller"]
+    input: str | None = None
+    result: str
+    next: str
+    on_not_found: str
+    on_error: str
+
+
+class SayNode(_Node):
+    type: Literal["say"]
+    value: str
+    as_: Literal["number", "digits", "amount", "date", "time", "datetime", "outages"] = Field(
+        alias="as")
+    before: PromptList = []
+    after: PromptList = []
+    next: str
+
+
+class Case(_Node):
+    var: str
+    op: Literal["eq", "ne", "gt", "ge", "lt", "le", "set", "unset"]
+    value: str | int | float | bool | None = None
+    goto: str
+
+
+class BranchNode(_Node):
+    type: Literal["branch"]
+    cases: list[Case] = Field(min_length=1)
+    default: str
+
+
+class SetNode(_Node):
+    type: Literal["set"]
+    values: dict[str, str | int | float | bool] = Field(min_length=1)
+    next: str
+
+
+class TransferNode(_Node):
+    type: Literal["transfer"]
+    prompt: PromptList = []
+    skill: str = Field(min_length=1)
+    priority: int = Field(default=0, ge=0, le=100)
+    reason: str = "transfer"
+
+
+class WorkOrderNode(_Node):
+    type: Literal["workorder"]
+    order_type: Literal["fault_repair"]
+    account: str | None = None
+    result: str
+    next: str
+    on_error: str
+
+
+class HangupNode(_Node):
+    type: Literal["hangup"]
+    prompt: PromptList = []
+
+
+Node = Annotated[
+    PlayNode | MenuNode | CollectNode | LookupNode | SayNode | BranchNode | SetNode | TransferNode
+    | WorkOrderNode | HangupNode,
+    Field(discriminator="type"),
+]
+TERMINAL_TYPES = ("transfer", "hangup")
+INPUT_TYPES = ("menu", "collect")
+
+
+class FlowModel(_Node):
+    flow: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    entry: str
+    nodes: dict[str, Node] = Field(min_length=1)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+@dataclass(frozen=True)
+class FlowError:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class FlowValidationError(Exception):
+    """One or more flow files are invalid; each error names its file and line."""
+
+    def __init__(self, errors: list[FlowError]) -> None:
+        self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.message))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A validated flow, immutable once loaded."""
+
+    id: str
+    file: str
+    entry: str
+    nodes: Mapping[str, Any]  # node id -> one of the *Node models
+    lines: Mapping[str, int]  # node id -> line of its definition
+
+
+@dataclass(frozen=True)
+class FlowSet:
+    flows: Mapping[str, Flow]
+
+    def get(self, flow_id: str) -> Flow:
+        return self.flows[flow_id]
+
+
+# ------------------------------------------------------------------------------------ YAML + lines
+
+
+class _Lines:
+    """Maps a path of keys inside a YAML document to the line (1-based) it starts on."""
+
+    def __init__(self, root: yaml.Node | None) -> None:
+        self.by_path: dict[tuple[Any, ...], int] = {}
+        self.duplicates: list[tuple[int, str]] = []
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
+        self.by_path.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key, value in node.value:
+                k = key.value if isinstance(key, yaml.ScalarNode) else repr(key)
+                if k in seen:
+                    self.duplicates.append((key.start_mark.line + 1, str(k)))
+                seen.add(k)
+                self.by_path[(*path, k)] = key.start_mark.line + 1
+                self._walk(value, (*path, k))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def line(self, path: Iterable[Any]) -> int:
+        """The line of the longest prefix of `path` that exists in the document."""
+        p = tuple(path)
+        while p and p not in self.by_path:
+            p = p[:-1]
+        return self.by_path.get(p, 1)
+
+
+def _pydantic_errors(exc: ValidationError, lines: _Lines, file: str,
+                     raw: Mapping[str, Any]) -> list[FlowError]:
+    out = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        # discriminated unions put the tag into loc (nodes.<id>.<type>.<field>); drop it
+        if len(loc) >= 3 and loc[0] == "nodes":
+            node = raw.get("nodes", {}).get(loc[1]) if isinstance(raw.get("nodes"), dict) else None
+            if isinstance(node, dict) and loc[2] == node.get("type"):
+                del loc[2]
+        where = ".".join(str(x) for x in loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            msg = (f"unknown node type {err.get('input', {}).get('type')!r}; expected one of "
+                   "play, menu, collect, lookup, say, branch, set, transfer, workorder, hangup")
+        elif err["type"] == "union_tag_not_found":
+            msg = "node has no 'type'"
+        elif err["type"] == "extra_forbidden":
+            msg = f"unknown field {loc[-1]!r}"
+        elif err["type"] == "missing":
+            msg = f"missing required field {loc[-1]!r}"
+        out.append(FlowError(file, lines.line(loc), f"{where}: {msg}"))
+    return out
+
+
+# ------------------------------------------------------------------------------------ graph checks
+
+
+def _targets(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """(target node id, path of the field naming it) for every edge out of a node."""
+    t = node.type
+    if t in ("play", "say", "set"):
+        return [(node.next, ("next",))]
+    if t == "menu":
+        return [(v, ("options", k)) for k, v in node.options.items()] + [(node.on_fail,
+                                                                          ("on_fail",))]
+    if t == "collect":
+        return [(node.next, ("next",)), (node.on_fail, ("on_fail",))]
+    if t == "lookup":
+        return [(node.next, ("next",)), (node.on_not_found, ("on_not_found",)),
+                (node.on_error, ("on_error",))]
+    if t == "branch":
+        return [(c.goto, ("cases", i, "goto")) for i, c in enumerate(node.cases)] + [
+            (node.default, ("default",))]
+    if t == "workorder":
+        return [(node.next, ("next",)), (node.on_error, ("on_error",))]
+    return []
+
+
+def _prompts(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    out: list[tuple[str, tuple[Any, ...]]] = []
+    for field in ("prompt", "invalid_prompt", "no_input_prompt", "before", "after"):
+        for i, pid in enumerate(getattr(node, field, None) or []):
+            out.append((pid, (field, i)))
+    return out
+
+
+def _defined_vars(nodes: Mapping[str, Any]) -> set[str]:
+    out = set(BUILTIN_VARS)
+    for n in nodes.values():
+        if n.type == "collect":
+            out.add(n.var)
+        elif n.type in ("lookup", "workorder"):
+            out.add(n.result)
+        elif n.type == "set":
+            out.update(n.values)
+    return out
+
+
+def _used_vars(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    t = node.type
+    if t == "say":
+        return [(node.value, ("value",))]
+    if t == "branch":
+        return [(c.var, ("cases", i, "var")) for i, c in enumerate(node.cases)]
+    if t == "lookup" and node.input:
+        return [(node.input, ("input",))]
+    if t == "workorder" and node.account:
+        return [(node.account, ("account",))]
+    return []
+
+
+def _no_exit_cycle(start: str, nodes: Mapping[str, Any], trapped: set[str]) -> list[str]:
+    """A cycle among `trapped` nodes reachable from `start`, for the error message."""
+    path: list[str] = []
+    index: dict[str, int] = {}
+    node = start
+    while node not in index:
+        index[node] = len(path)
+        path.append(node)
+        nxt = [t for t, _ in _targets(nodes[node]) if t in trapped]
+        if not nxt:
+            return path
+        node = nxt[0]
+    return path[index[node]:] + [node]
+
+
+def _graph_errors(model: FlowModel, lines: _Lines, file: str,
+                  has_prompt: Callable[[str, str], bool] | None) -> list[FlowError]:
+    errs: list[FlowError] = []
+    nodes = model.nodes
+    if model.entry not in nodes:
+        errs.append(FlowError(file, lines.line(("entry",)),
+                              f"entry: unknown node {model.entry!r}"))
+    defined = _defined_vars(nodes)
+    for nid, node in nodes.items():
+        base = ("nodes", nid)
+        for target, path in _targets(node):
+            if target not in nodes:
+                errs.append(FlowError(file, lines.line(base + path),
+                                      f"node {nid!r}: unknown node {target!r} in "
+                                      f"{'.'.join(map(str, path))}"))
+        if has_prompt is not None:
+            for pid, path in _prompts(node):
+                missing = [lang for lang in LANGUAGES if not has_prompt(pid, lang)]
+                if missing:
+                    errs.append(FlowError(file, lines.line(base + path),
+                                          f"node {nid!r}: missing prompt {pid!r} "
+                                          f"({', '.join(missing)})"))
+        for var, path in _used_vars(node):
+            if var.split(".")[0] not in defined:
+                errs.append(FlowError(file, lines.line(base + path),
+                                      f"node {nid!r}: variable {var!r} is never set in this flow"))
+        if node.type == "collect" and node.min_length > node.max_length:
+            errs.append(FlowError(file, lines.line(base + ("min_length",)),
+                                  f"node {nid!r}: min_length is greater than max_length"))
+        if node.type == "set" and "lang" in node.values and node.values["lang"] not in LANGUAGES:
+            errs.append(FlowError(file, lines.line(base + ("values", "lang")),
+                                  f"node {nid!r}: language {node.values['lang']!r} is not one of "
+                                  f"{', '.join(LANGUAGES)}"))
+    if errs:
+        return errs
+    # every node the caller can reach must be able to reach a transfer or a hangup
+    can_exit = {nid for nid, n in nodes.items() if n.type in TERMINAL_TYPES}
+    changed = True
+    while changed:
+        changed = False
+        for nid, n in nodes.items():
+            if nid not in can_exit and any(t in can_exit for t, _ in _targets(n)):
+                can_exit.add(nid)
+                changed = True
+    reachable: set[str] = set()
+    stack = [model.entry]
+    while stack:
+        nid = stack.pop()
+        if nid in reachable:
+            continue
+        reachable.add(nid)
+        stack.extend(t for t, _ in _targets(nodes[nid]))
+    trapped = reachable - can_exit
+    reported: set[str] = set()
+    for nid in sorted(trapped, key=lambda n: lines.line(("nodes", n))):
+        if nid in reported:
+            continue
+        cycle = _no_exit_cycle(nid, nodes, trapped)
+        reported.update(cycle)
+        errs.append(FlowError(file, lines.line(("nodes", nid)),
+                              f"node {nid!r}: loop with no exit ({' -> '.join(cycle)}): no path "
+                              "from it reaches a transfer or a hangup"))
+    return errs
+
+
+# --------------------------------------------------------------------------------------- loading
+
+
+def parse_flow(text: str, file: str,
+               has_prompt: Callable[[str, str], bool] | None = None) -> Flow:
+    """Validate one flow file's text. Raises FlowValidationError naming file:line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise FlowValidationError([FlowError(file, line, f"YAML syntax error: {exc.problem or exc}")
+                                   ]) from None
+    except yaml.YAMLError as exc:
+        raise FlowValidationError([FlowError(file, 1, f"YAML error: {exc}")]) from None
+    lines = _Lines(root)
+    if lines.duplicates:
+        raise FlowValidationError([FlowError(file, ln, f"duplicate key {k!r}")
+                                   for ln, k in lines.duplicates])
+    if not isinstance(raw, dict):
+        raise FlowValidationError([FlowError(file, 1, "a flow file must be a mapping with "
+                                                      "'flow', 'entry' and 'nodes'")])
+    try:
+        model = FlowModel.model_validate(raw)
+    except ValidationError as exc:
+        raise FlowValidationError(_pydantic_errors(exc, lines, file, raw)) from None
+    errs = _graph_errors(model, lines, file, has_prompt)
+    if errs:
+        raise FlowValidationError(errs)
+    return Flow(id=model.flow, file=file, entry=model.entry, nodes=dict(model.nodes),
+                lines={nid: lines.line(("nodes", nid)) for nid in model.nodes})
+
+
+def load_flow_file(path: Path, has_prompt: Callable[[str, str], bool] | None = None) -> Flow:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowValidationError([FlowError(str(path), 1, f"cannot read: {exc}")]) from None
+    return parse_flow(text, str(path), has_prompt)
+
+
+def load_flow_dir(flows_dir: Path, has_prompt: Callable[[str, str], bool] | None = None,
+                  required: Iterable[str] = ()) -> FlowSet:
+    """Validate every *.yaml in the folder as one set; any error rejects the whole set."""
+    errors: list[FlowError] = []
+    flows: dict[str, Flow] = {}
+    files = sorted(flows_dir.glob("*.yaml"))
+    for path in files:
+        try:
+            flow = load_flow_file(path, has_prompt)
+        except FlowValidationError as exc:
+            errors.extend(exc.errors)
+            continue
+        if flow.id in flows:
+            errors.append(FlowError(str(path), 1, f"flow id {flow.id!r} is also defined in "
+                                                  f"{flows[flow.id].file}"))
+            continue
+        flows[flow.id] = flow
+    for fid in required:
+        if fid not in flows and not errors:
+            errors.append(FlowError(str(flows_dir), 1, f"no flow with id {fid!r} (the entry flow)"))
+    if errors:
+        raise FlowValidationError(errors)
+    return FlowSet(flows=flows)

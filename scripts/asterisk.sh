@@ -1,0 +1,62 @@
+#!/bin/sh
+# Run the chrooted Asterisk 22 of one hotline instance.
+#   asterisk.sh run        exec Asterisk in the foreground (its PID is this script's PID)
+#   asterisk.sh cli CMD    run a CLI command against the running instance
+#   asterisk.sh stop       graceful stop, then TERM, then KILL
+# Env: AST_ROOT (the chroot), AST_INSTANCE (the instance's state dir: etc/ run/ spool/ log/ astdb/),
+#      AST_PROMPTS (prompt cache dir, mounted read-only), AST_PIDFILE.
+# Each instance gets a private mount namespace: its config, run dir (control socket), spool, logs
+# and astdb are bind-mounted over the chroot's, so the mounts vanish when Asterisk exits and two
+# instances (say `make up` and the test suite) never share a control socket.
+set -eu
+ROOT=${AST_ROOT:?}
+INST=${AST_INSTANCE:?}
+PIDFILE=${AST_PIDFILE:-$INST/asterisk.pid}
+AST_UID=$(awk -F: '$1=="asterisk"{print $3}' "$ROOT/etc/passwd")
+
+cmd=${1:-}
+case "$cmd" in
+run)
+    PROMPTS=${AST_PROMPTS:?}
+    for d in run spool/monitor spool/tmp spool/outgoing spool/recordings log astdb; do
+        mkdir -p "$INST/$d"
+    done
+    chown -R "$AST_UID:$AST_UID" "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
+    mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk"
+    [ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
+    echo $$ > "$PIDFILE"
+    exec unshare --mount --propagation private -- /bin/sh -c '
+      set -e
+      ROOT=$0 INST=$1 PROMPTS=$2
+      mount -t proc proc "$ROOT/proc"
+      mount --bind "$INST/etc" "$ROOT/etc/asterisk"
+      mount -o remount,bind,ro "$ROOT/etc/asterisk"
+      mount --bind "$PROMPTS" "$ROOT/var/lib/hotline/prompts"
+      mount -o remount,bind,ro "$ROOT/var/lib/hotline/prompts"
+      mount --bind "$INST/run" "$ROOT/run/asterisk"
+      mount --bind "$INST/spool" "$ROOT/var/spool/asterisk"
+      mount --bind "$INST/log" "$ROOT/var/log/asterisk"
+      mount --bind "$INST/astdb" "$ROOT/var/lib/hotline/astdb"
+      mount --bind /etc/hosts "$ROOT/etc/hosts"   # own hostname must resolve without DNS
+      exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U asterisk -G asterisk
+    ' "$ROOT" "$INST" "$PROMPTS"
+    ;;
+cli)
+    shift
+    PID=$(cat "$PIDFILE" 2>/dev/null) || { echo "asterisk is not running ($PIDFILE)" >&2; exit 1; }
+    exec nsenter --target "$PID" --mount -- chroot "$ROOT" /usr/sbin/asterisk -rx "$*"
+    ;;
+stop)
+    PID=$(cat "$PIDFILE" 2>/dev/null) || exit 0
+    if kill -0 "$PID" 2>/dev/null; then
+        nsenter --target "$PID" --mount -- chroot "$ROOT" /usr/sbin/asterisk -rx 'core stop now' \
+            >/dev/null 2>&1 || kill -TERM "$PID" 2>/dev/null || true
+        i=0
+        while kill -0 "$PID" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+        kill -0 "$PID" 2>/dev/null && kill -KILL "$PID" 2>/dev/null || true
+    fi
+    rm -f "$PIDFILE"
+    ;;
+*)
+    echo "usage: asterisk.sh run|cli CMD|stop" >&2; exit 2 ;;
+esac
