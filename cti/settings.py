@@ -51,6 +51,7 @@ class IvrSettings:
     flows_dir: Path
     entry_flow: str
     default_language: str
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             fastagi=FastAgiSettings(host=fa["host"], port=int(fa["port"]),
                                     backlog=int(fa["backlog"])),
             ivr=IvrSettings(flows_dir=_path(root, ivr["flows_dir"]), entry_flow=ivr["entry_flow"],
-                            default_language=ivr["default_language"]),
+                            default_language=ivr["default_language"],
+                            timezone=ivr.get("timezone", "Asia/Shanghai")),
             prompts=PromptSettings(catalog_dir=_path(root, pr["catalog_dir"]),
                                    cache_dir=_path(root, pr["cache_dir"]), rate=int(pr["rate"]),
                                    voices=dict(pr["voices"])),

@@ -92,10 +92,11 @@ class AgiIvrSession:
         if act.flush:
             await self.play(act.flush, barge_in=False)
         have = act.typeahead
-        if have.endswith("#") or len(have) >= act.max_digits:
+        limit = act.max_digits + (1 if act.terminated else 0)
+        if have.endswith("#") or len(have) >= limit:
             return e.Collected(have)
         prompts = "" if have else "&".join(self._paths(act.prompts))
-        remaining = act.max_digits - len(have)
+        remaining = limit - len(have)
         timeout = f"{act.timeout_s:g}"
         res = await self.agi.command(
             f"EXEC Read {_quote(f'HOTLINE_INPUT,{prompts},{remaining},,1,{timeout}')}",

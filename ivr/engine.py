@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -47,6 +47,9 @@ class Collect:
     timeout_s: float
     typeahead: str = ""
     flush: tuple[Prompt, ...] = ()
+    # a number "followed by #": read one key past max_digits so the # (or an eleventh digit)
+    # ends the read instead of being left over to interrupt the next prompt
+    terminated: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,8 +215,17 @@ def _as_datetime(v: Any) -> datetime | None:
     return None
 
 
-def speak(value: Any, kind: str, lang: str, now: datetime | None) -> list[str] | None:
+def _local(v: Any, tz: tzinfo | None) -> Any:
+    """Aware datetimes (stored in UTC) are spoken in the center's local time."""
+    if isinstance(v, datetime) and v.tzinfo is not None and tz is not None:
+        return v.astimezone(tz)
+    return v
+
+
+def speak(value: Any, kind: str, lang: str, now: datetime | None,
+          tz: tzinfo | None = None) -> list[str] | None:
     """Prompt ids that speak `value` as `kind`, or None when the value cannot be spoken so."""
+    value, now = _local(value, tz), _local(now, tz)
     try:
         if kind == "number":
             n = _num(value)
@@ -238,13 +250,14 @@ def speak(value: Any, kind: str, lang: str, now: datetime | None) -> list[str] |
             dt = _as_datetime(value)
             return say.say_datetime(dt, lang, now=now) if dt is not None else None
         if kind == "outages":
-            return _speak_outages(value, lang, now)
+            return _speak_outages(value, lang, now, tz)
     except (ValueError, TypeError, OverflowError):
         return None
     return None
 
 
-def _speak_outages(value: Any, lang: str, now: datetime | None) -> list[str] | None:
+def _speak_outages(value: Any, lang: str, now: datetime | None,
+                   tz: tzinfo | None) -> list[str] | None:
     if not isinstance(value, list | tuple):
         return None
     out: list[str] = []
@@ -252,12 +265,12 @@ def _speak_outages(value: Any, lang: str, now: datetime | None) -> list[str] | N
         kind = resolve({"o": o}, "o.kind")
         if kind == "planned":
             out.append("ivr.outage_planned")
-            start = _as_datetime(resolve({"o": o}, "o.start_at"))
+            start = _local(_as_datetime(resolve({"o": o}, "o.start_at")), tz)
             if start is not None:
                 out += ["ivr.outage_start", *say.say_datetime(start, lang, now=now)]
         else:
             out.append("ivr.outage_fault")
-        restore = _as_datetime(resolve({"o": o}, "o.expected_restore_at"))
+        restore = _local(_as_datetime(resolve({"o": o}, "o.expected_restore_at")), tz)
         if restore is not None:
             out += ["ivr.outage_restore", *say.say_datetime(restore, lang, now=now)]
     return out
@@ -269,9 +282,10 @@ def _speak_outages(value: Any, lang: str, now: datetime | None) -> list[str] | N
 class Engine:
     """Runs sessions over one FlowSet. Stateless itself: the Session carries everything."""
 
-    def __init__(self, flows: FlowSet, entry_flow: str) -> None:
+    def __init__(self, flows: FlowSet, entry_flow: str, tz: tzinfo | None = None) -> None:
         self.flows = flows
         self.entry_flow = entry_flow
+        self.tz = tz
 
     def start(self, ev: Start) -> tuple[Session, list[Action]]:
         flow = self.flows.get(self.entry_flow)
@@ -375,7 +389,7 @@ class Engine:
                 return s, acts
             if t == "say":
                 ids = speak(resolve(s.vars, node.value), node.as_, lang,
-                            _as_datetime(s.vars.get("now")))
+                            _as_datetime(s.vars.get("now")), self.tz)
                 if ids is None:
                     acts.append(Record({"node": s.node, "error": f"cannot say {node.value}"}))
                     ids = []
@@ -396,7 +410,8 @@ class Engine:
                 return s, acts
             if t == "collect":
                 acts.append(Collect(_prompts(node.prompt, lang), node.max_length, node.timeout,
-                                    typeahead=s.typeahead[:node.max_length]))
+                                    typeahead=s.typeahead[:node.max_length + 1],
+                                    terminated=True))
                 s = replace(s, typeahead="")
                 return s, acts
             if t == "lookup":
@@ -436,7 +451,8 @@ class Engine:
         s = replace(s, attempts=attempts, typeahead="", transitions=0)
         max_digits = 1 if node.type == "menu" else node.max_length
         acts.append(Collect(_prompts(node.prompt, s.lang), max_digits, node.timeout,
-                            flush=_prompts(reason_prompts, s.lang)))
+                            flush=_prompts(reason_prompts, s.lang),
+                            terminated=node.type == "collect"))
         return s, acts
 
     def _menu_input(self, s: Session, node: Any, ev: Collected) -> tuple[Session, list[Action]]:
@@ -470,6 +486,8 @@ class Engine:
 
 
 def _jsonable(v: Any) -> Any:
+    if is_dataclass(v) and not isinstance(v, type):
+        return _jsonable(asdict(v))
     if isinstance(v, datetime | date | time):
         return v.isoformat()
     if isinstance(v, Decimal):

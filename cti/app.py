@@ -1,0 +1,107 @@
+"""The CTI daemon's composition root: settings -> adapters -> core -> one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cti.db.migrate import upgrade
+from cti.db.session import make_engine, make_session_factory
+from cti.ivr_services import DbIvrServices
+from cti.settings import Settings, load_settings
+from ivr.agi_session import IvrContext, make_ivr_handler
+from ivr.engine import Engine
+from ivr.fastagi import FastAgiServer
+from ivr.registry import FlowRegistry
+from ivr.schema import FlowValidationError
+from prompts.index import PromptIndex
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 2.0
+
+
+def status_path(settings: Settings) -> Path:
+    return settings.state_dir / "cti.status.json"
+
+
+def _write_status(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+async def run(settings: Settings) -> None:
+    """Start everything, fail fast on bad config, then serve until cancelled."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    engine = make_engine(settings.db_url)
+    sessions = make_session_factory(engine)
+    prompts = PromptIndex.load(settings.prompts.cache_dir)
+    registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
+    registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
+    tz = ZoneInfo(settings.ivr.timezone)
+
+    ctx = IvrContext(
+        engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
+        prompts=prompts,
+        services=DbIvrServices(sessions),
+        clock=lambda: datetime.now(UTC),
+    )
+    server = FastAgiServer({"ivr": make_ivr_handler(ctx)}, settings.fastagi.host,
+                           settings.fastagi.port, settings.fastagi.backlog)
+    await server.start()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    spath = status_path(settings)
+
+    async def report() -> None:
+        while True:
+            last = registry.last
+            _write_status(spath, {
+                "pid": os.getpid(), "started_at": started,
+                "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
+                "active_ivr_sessions": server.active,
+                "flows": {"version": registry.version, "last_reload_ok": last.ok,
+                          "last_reload_at": last.at, "errors": list(last.errors)},
+            })
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(server.serve_forever(), name="fastagi")
+            tg.create_task(registry.watch(), name="flow-watch")
+            tg.create_task(report(), name="status")
+    finally:
+        spath.unlink(missing_ok=True)
+        engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(run(settings), name="cti")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        log.info("CTI stopped")
+    except FlowValidationError as exc:
+        print(f"hotline: invalid IVR flows, not starting:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""The `hotline` command: run the stack, validate flows, seed and list data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cti import stack
+from cti.settings import Settings, SettingsError, load_settings
+
+
+def _settings(ensure_secret: bool = False) -> Settings:
+    try:
+        first = load_settings()
+        if ensure_secret:
+            stack.load_env_file(first.state_dir)
+        else:
+            stack.load_env_file(first.state_dir, create=False)
+        return load_settings()
+    except (SettingsError, stack.StackError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+def _sessions(settings: Settings) -> Any:
+    from cti.db.migrate import upgrade
+    from cti.db.session import make_engine, make_session_factory
+
+    upgrade(settings.db_url)
+    return make_session_factory(make_engine(settings.db_url))
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """95598 hotline: Asterisk 22 PBX, FastAGI IVR, CTI."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------------------- build pieces
+
+
+def build_prompts(settings: Settings) -> Any:
+    from prompts.build import build_prompts as build
+    from prompts.catalog import load_catalog
+    from prompts.moh import build_moh
+
+    index = build(load_catalog(settings.prompts.catalog_dir), settings.prompts.cache_dir,
+                  settings.prompts.voices, settings.prompts.rate)
+    build_moh(settings.prompts.cache_dir)
+    return index
+
+
+def render_config(settings: Settings) -> Path:
+    from asterisk_conf.render import (SYSTEM_PROMPTS, load_or_create_secrets, render,
+                                      write_config)
+    from prompts.index import ASTERISK_PROMPT_DIR, PromptIndex
+    from prompts.moh import MOH_DIR_NAME
+
+    index = PromptIndex.load(settings.prompts.cache_dir)
+    sys_prompts = {k: {lang: index.asterisk_path(f"sys.{k}", lang) for lang in ("zh", "en")}
+                   for k in SYSTEM_PROMPTS}
+    secrets = load_or_create_secrets(settings.state_dir / "secrets.json", settings)
+    files = render(settings, secrets, sys_prompts, f"{ASTERISK_PROMPT_DIR}/{MOH_DIR_NAME}")
+    write_config(files, settings.asterisk_etc, settings.asterisk_root)
+    return settings.asterisk_etc
+
+
+@main.group()
+def prompts() -> None:
+    """Prompt audio (synthesised at build time, never in a call)."""
+
+
+@prompts.command("build")
+def prompts_build() -> None:
+    """Synthesise every prompt that is not cached yet."""
+    settings = _settings()
+    index = build_prompts(settings)
+    n = sum(len(v) for v in index.prompts.values())
+    click.echo(f"{n} prompts ready in {settings.prompts.cache_dir}")
+
+
+@main.group()
+def config() -> None:
+    """The PBX configuration."""
+
+
+@config.command("render")
+def config_render() -> None:
+    """Render asterisk_conf templates from hotline.toml into the state dir."""
+    settings = _settings(ensure_secret=True)
+    click.echo(f"rendered into {render_config(settings)}")
+
+
+# -------------------------------------------------------------------------------- the stack
+
+
+@main.command()
+@click.option("--no-demo", is_flag=True, help="Do not load the demo data set.")
+def up(no_demo: bool) -> None:
+    """Start Asterisk, Mosquitto and the CTI with embedded defaults and demo data."""
+    settings = _settings(ensure_secret=True)
+    try:
+        click.echo("prompts ...")
+        build_prompts(settings)
+        click.echo("PBX config ...")
+        render_config(settings)
+        click.echo("database ...")
+        sessions = _sessions(settings)
+        if not no_demo:
+            from cti.db.seed import seed_demo
+
+            with sessions.begin() as s:
+                seed_demo(s, now=datetime.now(UTC))
+        click.echo("asterisk ...")
+        stack.start_asterisk(settings)
+        click.echo("mosquitto ...")
+        mqtt = stack.start_mosquitto(settings)
+        click.echo("cti ...")
+        stack.start_cti(settings)
+    except stack.StackError as exc:
+        raise click.ClickException(str(exc)) from None
+    st = stack.status(settings)
+    click.echo(f"""
+The 95598 hotline is up.
+  SIP       {st['asterisk']['sip']}  call {settings.pbx.service_number} from any number, e.g.
+            sipp -sn uac -s {settings.pbx.service_number} -m 1 {settings.pbx.bind_ip}:{settings.pbx.sip_port}
+  seats     seat01..seat{settings.pbx.seats:02d} (ext {settings.pbx.seat_extension_base + 1}..), \
+passwords in {settings.state_dir / 'secrets.json'}
+  AMI       {st['asterisk']['ami']} user {settings.ami.username}, secret in \
+{settings.state_dir / stack.ENV_FILE_NAME}
+  FastAGI   {st['cti']['fastagi']}
+  MQTT      {st['mqtt']['url']} ({mqtt})
+  database  {st['db']['url']}
+  flows     {settings.ivr.flows_dir} (edits take effect live)
+  logs      {settings.state_dir / 'log'}
+Demo accounts: hotline demo accounts.  Stop: make down.""")
+
+
+@main.command()
+def down() -> None:
+    """Stop everything `up` started."""
+    settings = _settings()
+    for name, fn in (("cti", stack.stop_cti), ("asterisk", stack.stop_asterisk),
+                     ("mosquitto", stack.stop_mosquitto)):
+        click.echo(f"{name}: {'stopped' if fn(settings) else 'not running'}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """What is running, and where."""
+    st = stack.status(_settings())
+    if as_json:
+        _echo_json(st)
+        return
+    for part in ("asterisk", "cti", "mqtt"):
+        click.echo(f"{part:9} {'running' if st[part]['running'] else 'stopped'}")
+    flows = ((st["cti"].get("status") or {}).get("flows") or {})
+    if flows:
+        click.echo(f"flows     version {flows.get('version')}, last reload "
+                   f"{'ok' if flows.get('last_reload_ok') else 'REJECTED'}")
+        for err in flows.get("errors", []):
+            click.echo(f"          {err}")
+
+
+@main.command("asterisk-cli")
+@click.argument("command", nargs=-1, required=True)
+def asterisk_cli(command: tuple[str, ...]) -> None:
+    """Run an Asterisk CLI command against the running PBX."""
+    try:
+        click.echo(stack.asterisk_cli(_settings(), " ".join(command)), nl=False)
+    except stack.StackError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+def cti() -> None:
+    """Run the CTI daemon in the foreground (what `up` starts in the background)."""
+    _settings(ensure_secret=True)
+    from cti.app import main as cti_main
+
+    cti_main()
+
+
+# -------------------------------------------------------------------------------------- flows
+
+
+@main.group()
+def flows() -> None:
+    """IVR flows (ivr/flows/*.yaml)."""
+
+
+@flows.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def flows_validate(path: Path) -> None:
+    """Validate a flow file or a folder of them; errors give file:line: problem."""
+    from ivr.schema import FlowValidationError, load_flow_dir, load_flow_file
+    from prompts.catalog import CatalogError, load_catalog
+    from prompts.index import PromptIndex, PromptIndexError
+
+    settings = _settings()
+    try:
+        index = PromptIndex.load(settings.prompts.cache_dir)
+        has_prompt = index.has
+        checked = "the built prompt index"
+    except PromptIndexError:
+        try:
+            has_prompt = load_catalog(settings.prompts.catalog_dir).has
+            checked = "the prompt catalog (prompts not built yet)"
+        except CatalogError as exc:
+            raise click.ClickException(f"prompt catalog: {exc}") from None
+    try:
+        if path.is_dir():
+            fs = load_flow_dir(path, has_prompt)
+            names = ", ".join(f"{f.id} ({len(f.nodes)} nodes)" for f in fs.flows.values())
+        else:
+            f = load_flow_file(path, has_prompt)
+            names = f"{f.id} ({len(f.nodes)} nodes)"
+    except FlowValidationError as exc:
+        for err in exc.errors:
+            click.echo(str(err), err=True)
+        sys.exit(1)
+    click.echo(f"ok: {names}; prompts checked against {checked}")
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+@main.command("seed-demo")
+@click.option("--accounts", default=5000, show_default=True)
+def seed_demo_cmd(accounts: int) -> None:
+    """Load the realistic demo data set (idempotent)."""
+    from cti.db.seed import seed_demo
+
+    settings = _settings()
+    with _sessions(settings).begin() as s:
+        summary = seed_demo(s, now=datetime.now(UTC), n_accounts=accounts)
+    _echo_json(summary)
+
+
+@main.group()
+def demo() -> None:
+    """Demo helpers."""
+
+
+@demo.command("accounts")
+@click.option("--json", "as_json", is_flag=True)
+def demo_accounts(as_json: bool) -> None:
+    """Demo accounts that show each IVR path."""
+    from cti.db.seed import demo_accounts as accounts
+
+    settings = _settings()
+    with _sessions(settings).begin() as s:
+        rows = accounts(s, datetime.now(UTC))
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        outages = "; ".join(f"{o['kind']} until {o['expected_restore_at']}" for o in r["outages"])
+        click.echo(f"{r['purpose']:20} {r['account_no']}  phone {r['phone'] or '-':13} "
+                   f"due {r['amount_due']:>9}  {outages}")
+
+
+@main.group()
+def calls() -> None:
+    """Call records."""
+
+
+@calls.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True)
+def calls_list(as_json: bool, limit: int) -> None:
+    from cti.db.listing import list_calls
+
+    with _sessions(_settings()).begin() as s:
+        rows = list_calls(s, limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['started_at']}  {r['caller_number']:>13}  {r.get('outcome') or '-':11} "
+                   f"{r.get('language') or '-':3} {r['call_id']}")
+
+
+@main.group()
+def workorders() -> None:
+    """Work orders (工单)."""
+
+
+@workorders.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True)
+def workorders_list(as_json: bool, limit: int) -> None:
+    from cti.db.listing import list_workorders
+
+    with _sessions(_settings()).begin() as s:
+        rows = list_workorders(s, limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['number']}  {r['type']:13} {r['status']:10} {r.get('caller_number') or '-'}"
+                   f"  {r.get('account_no') or '-'}  SLA {r.get('sla_due_at') or '-'}")

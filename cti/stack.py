@@ -1,0 +1,331 @@
+"""Starts, checks and stops the running parts: Asterisk (chrooted), Mosquitto and the CTI daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cti.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+ASTERISK_SH = REPO_ROOT / "scripts" / "asterisk.sh"
+ENV_FILE_NAME = "hotline.env"
+MQTT_PORT = 1883
+
+
+class StackError(Exception):
+    """A part of the stack did not start or stop as it should."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    state: Path
+
+    @property
+    def asterisk(self) -> Path:
+        return self.state / "asterisk"
+
+    @property
+    def run(self) -> Path:
+        return self.state / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.state / "log"
+
+    @property
+    def asterisk_pid(self) -> Path:
+        return self.asterisk / "asterisk.pid"
+
+    @property
+    def cti_pid(self) -> Path:
+        return self.run / "cti.pid"
+
+    @property
+    def mosquitto_pid(self) -> Path:
+        return self.run / "mosquitto.pid"
+
+
+def paths(settings: Settings) -> Paths:
+    return Paths(settings.state_dir)
+
+
+# ------------------------------------------------------------------------------------ AMI secret
+
+
+def load_env_file(state_dir: Path, environ: dict[str, str] | None = None,
+                  create: bool = True) -> str:
+    """The AMI secret comes from HOTLINE_AMI_SECRET; when unset, from var/hotline.env, which
+    `make up` creates once with a random secret (mode 0600)."""
+    env = os.environ if environ is None else environ
+    if env.get("HOTLINE_AMI_SECRET"):
+        return env["HOTLINE_AMI_SECRET"]
+    path = state_dir / ENV_FILE_NAME
+    if not path.exists():
+        if not create:
+            return ""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"HOTLINE_AMI_SECRET={secrets.token_urlsafe(24)}\n")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "HOTLINE_AMI_SECRET" and value.strip():
+            env["HOTLINE_AMI_SECRET"] = value.strip()
+            return value.strip()
+    raise StackError(f"{path} has no HOTLINE_AMI_SECRET")
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def pid_alive(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # a zombie or a recycled pid of something else is not ours
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+    except OSError:
+        return None
+    return pid
+
+
+def port_open(host: str, port: int, udp: bool = False) -> bool:
+    if udp:
+        out = subprocess.run(["ss", "-Hlnu", f"sport = :{port}"], capture_output=True,
+                             text=True, check=False).stdout
+        return bool(out.strip())
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(interval)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _ast_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "AST_ROOT": str(settings.asterisk_root),
+            "AST_INSTANCE": str(paths(settings).asterisk),
+            "AST_PROMPTS": str(settings.prompts.cache_dir),
+            "AST_PIDFILE": str(paths(settings).asterisk_pid)}
+
+
+# ---------------------------------------------------------------------------------- Asterisk
+
+
+async def _ami_login_booted(settings: Settings) -> None:
+    """Log in to AMI and wait for FullyBooted: the readiness probe for a starting Asterisk.
+
+    A raw exchange on purpose: panoramisk's Manager reconnects by itself after close(), which
+    suits the CTI's long-lived client but not a probe that must leave nothing behind.
+    """
+    reader, writer = await asyncio.open_connection(settings.ami.host, settings.ami.port)
+    try:
+        await reader.readline()  # banner
+        writer.write((f"Action: Login\r\nUsername: {settings.ami.username}\r\n"
+                      f"Secret: {settings.ami.secret}\r\nEvents: system\r\n\r\n").encode())
+        await writer.drain()
+        while True:
+            block = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
+            if "Message: Authentication failed" in block:
+                raise StackError("AMI rejected the secret (HOTLINE_AMI_SECRET)")
+            if "Event: FullyBooted" in block:
+                return
+    finally:
+        writer.close()
+
+
+async def _ami_fully_booted(settings: Settings, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            async with asyncio.timeout(max(0.5, deadline - time.monotonic())):
+                await _ami_login_booted(settings)
+                return
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            last = exc
+        await asyncio.sleep(0.2)
+    raise StackError(f"Asterisk AMI not fully booted after {timeout:.0f}s ({last!r})")
+
+
+def start_asterisk(settings: Settings, timeout: float = 30) -> int:
+    p = paths(settings)
+    pid = pid_alive(p.asterisk_pid)
+    if pid:
+        return pid
+    if not (settings.asterisk_root / "usr/sbin/asterisk").exists():
+        raise StackError(f"no Asterisk chroot at {settings.asterisk_root}: run `make up`")
+    if port_open(settings.pbx.bind_ip, settings.pbx.sip_port, udp=True):
+        raise StackError(f"UDP {settings.pbx.sip_port} is taken: another Asterisk or SIP "
+                         "server is running (`make down` stops ours)")
+    p.log.mkdir(parents=True, exist_ok=True)
+    out = open(p.log / "asterisk.out", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([str(ASTERISK_SH), "run"], env=_ast_env(settings), stdout=out,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    out.close()
+    try:
+        asyncio.run(_ami_fully_booted(settings, timeout))
+    except StackError:
+        if proc.poll() is not None:
+            tail = (p.log / "asterisk.out").read_text(errors="replace")[-2000:]
+            raise StackError(f"Asterisk exited with {proc.returncode}:\n{tail}") from None
+        raise
+    return proc.pid
+
+
+def stop_asterisk(settings: Settings) -> bool:
+    if not pid_alive(paths(settings).asterisk_pid):
+        paths(settings).asterisk_pid.unlink(missing_ok=True)
+        return False
+    subprocess.run([str(ASTERISK_SH), "stop"], env=_ast_env(settings), check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return True
+
+
+def asterisk_cli(settings: Settings, command: str) -> str:
+    res = subprocess.run([str(ASTERISK_SH), "cli", command], env=_ast_env(settings),
+                         capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise StackError(res.stderr.strip() or f"asterisk cli exited {res.returncode}")
+    return res.stdout
+
+
+# ---------------------------------------------------------------------------------- Mosquitto
+
+
+def start_mosquitto(settings: Settings) -> str:
+    """Use the broker already on 127.0.0.1:1883 if there is one, else start our own."""
+    p = paths(settings)
+    if port_open("127.0.0.1", MQTT_PORT):
+        return "already running" if not pid_alive(p.mosquitto_pid) else "started by hotline"
+    conf = p.run / "mosquitto.conf"
+    p.run.mkdir(parents=True, exist_ok=True)
+    conf.write_text(f"listener {MQTT_PORT} 127.0.0.1\nallow_anonymous true\n"
+                    f"pid_file {p.mosquitto_pid}\npersistence false\n", encoding="utf-8")
+    exe = "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        raise StackError("mosquitto is not installed: run `make up`")
+    subprocess.run([exe, "-d", "-c", str(conf)], check=True)
+    wait_until(lambda: port_open("127.0.0.1", MQTT_PORT), 10, "mosquitto on 1883")
+    return "started by hotline"
+
+
+def stop_mosquitto(settings: Settings) -> bool:
+    return _stop_pidfile(paths(settings).mosquitto_pid)
+
+
+# ------------------------------------------------------------------------------------ the CTI
+
+
+def start_cti(settings: Settings, timeout: float = 30) -> int:
+    p = paths(settings)
+    pid = pid_alive(p.cti_pid)
+    if pid:
+        return pid
+    if port_open(settings.fastagi.host, settings.fastagi.port):
+        raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another process")
+    p.run.mkdir(parents=True, exist_ok=True)
+    p.log.mkdir(parents=True, exist_ok=True)
+    out = open(p.log / "cti.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "cti.app"], stdout=out,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=os.environ.copy(), cwd=REPO_ROOT)
+    out.close()
+    p.cti_pid.write_text(str(proc.pid))
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            tail = (p.log / "cti.log").read_text(errors="replace")[-3000:]
+            raise StackError(f"the CTI exited with {proc.returncode}:\n{tail}")
+        return port_open(settings.fastagi.host, settings.fastagi.port)
+
+    wait_until(ready, timeout, f"the CTI's FastAGI port {settings.fastagi.port}")
+    return proc.pid
+
+
+def stop_cti(settings: Settings) -> bool:
+    return _stop_pidfile(paths(settings).cti_pid)
+
+
+def _stop_pidfile(pidfile: Path, timeout: float = 10) -> bool:
+    pid = pid_alive(pidfile)
+    if not pid:
+        pidfile.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pidfile):
+        time.sleep(0.05)
+    if pid_alive(pidfile):
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+# ------------------------------------------------------------------------------------- status
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    p = paths(settings)
+    ast_pid = pid_alive(p.asterisk_pid)
+    cti_pid = pid_alive(p.cti_pid)
+    cti_status: dict[str, Any] | None = None
+    sfile = settings.state_dir / "cti.status.json"
+    if cti_pid and sfile.exists():
+        try:
+            cti_status = json.loads(sfile.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            cti_status = None
+    return {
+        "asterisk": {"running": bool(ast_pid), "pid": ast_pid,
+                     "sip": f"udp:{settings.pbx.bind_ip}:{settings.pbx.sip_port}",
+                     "ami": f"{settings.ami.host}:{settings.ami.port}",
+                     "service_number": settings.pbx.service_number,
+                     "root": str(settings.asterisk_root)},
+        "cti": {"running": bool(cti_pid), "pid": cti_pid,
+                "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
+                "status": cti_status},
+        "mqtt": {"running": port_open("127.0.0.1", MQTT_PORT), "url": "mqtt://127.0.0.1:1883",
+                 "started_by_hotline": bool(pid_alive(p.mosquitto_pid))},
+        "db": {"url": _redact(settings.db_url)},
+        "state_dir": str(settings.state_dir),
+    }
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
