@@ -1,0 +1,94 @@
+"""JSON-ready listings of recent calls and work orders, for the CLI."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from cti.db.models import Account, Area, Call, WorkOrder
+
+logger = logging.getLogger(__name__)
+
+
+def _jsonable(value: Any) -> Any:
+    """Make value json.dumps-able without losing precision (Decimal as string, not float)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+
+
+def list_calls(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest calls first."""
+    _check_limit(limit)
+    calls = session.scalars(
+        select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit))
+    return [
+        _jsonable({
+            "call_id": c.call_id,
+            "uniqueid": c.uniqueid,
+            "caller_number": c.caller_number,
+            "dnis": c.dnis,
+            "language": c.language,
+            "started_at": c.started_at,
+            "ended_at": c.ended_at,
+            "duration_s": (c.ended_at - c.started_at).total_seconds() if c.ended_at else None,
+            "outcome": c.outcome,
+            "account_no": c.account_no,
+            "skill": c.skill,
+            "priority": c.priority,
+            "ivr_path": c.ivr_path,
+        })
+        for c in calls
+    ]
+
+
+def list_workorders(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest work orders first, each with its lifecycle events."""
+    _check_limit(limit)
+    master = aliased(WorkOrder)
+    rows = session.execute(
+        select(WorkOrder, Account.account_no, Area.name, master.number)
+        .outerjoin(Account, Account.id == WorkOrder.account_id)
+        .outerjoin(Area, Area.id == WorkOrder.area_id)
+        .outerjoin(master, master.id == WorkOrder.master_id)
+        .options(selectinload(WorkOrder.events))
+        .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        _jsonable({
+            "number": wo.number,
+            "type": wo.type,
+            "status": wo.status,
+            "caller_number": wo.caller_number,
+            "account_no": account_no,
+            "area": area_name,
+            "description": wo.description,
+            "channel": wo.channel,
+            "call_id": wo.call_id,
+            "created_at": wo.created_at,
+            "sla_due_at": wo.sla_due_at,
+            "master_number": master_number,
+            "events": [
+                {"step": e.step, "at": e.at, "actor": e.actor, "note": e.note}
+                for e in wo.events
+            ],
+        })
+        for wo, account_no, area_name, master_number in rows
+    ]

@@ -1,0 +1,38 @@
+"""Schema migrations run from code: the alembic configuration and `upgrade(url)`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from cti.db.session import make_engine
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config() -> Config:
+    """An alembic Config pointing at this package's migrations; no alembic.ini, any cwd."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Bring the database at url to the newest schema (alembic upgrade head)."""
+    cfg = alembic_config()
+    # The engine comes from make_engine so migrations run with the same SQLite pragmas
+    # (foreign keys, WAL) as the application. Passing the connection also keeps the URL out of
+    # ConfigParser, which would choke on '%' in passwords.
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+    logger.info("database schema is at head")

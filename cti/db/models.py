@@ -1,0 +1,356 @@
+"""SQLAlchemy models of the 95598 database: topology, customers, billing, outages, orders, calls."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+logger = logging.getLogger(__name__)
+
+# Explicit constraint names keep migrations reproducible and let alembic compare and later drop
+# constraints by name on both SQLite (batch mode) and PostgreSQL.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+AREA_KINDS: tuple[str, ...] = ("urban", "rural", "remote")
+IMPORTANT_KINDS: tuple[str, ...] = ("hospital", "life_support", "government", "other")
+OUTAGE_KINDS: tuple[str, ...] = ("planned", "fault")
+WORK_ORDER_TYPES: tuple[str, ...] = (
+    "fault_repair",         # 故障报修
+    "bill_query",           # 电费查询 / 电量查询
+    "outage_query",         # 停电查询
+    "consultation",         # 咨询
+    "service_application",  # 业务受理
+    "complaint",            # 投诉
+    "report",               # 举报
+    "suggestion",           # 意见建议
+    "praise",               # 表扬
+    "urging",               # 催办
+)
+# Statuses and event steps follow the DOMAIN.md lifecycle. They are not CHECK-constrained because
+# the workflow will grow (reopened, escalated, ...) and that should not need a schema migration.
+WORK_ORDER_STEPS: tuple[str, ...] = (
+    "accepted",              # 受理
+    "dispatched",            # 派发
+    "department_accepted",   # 接单
+    "on_site",               # 到达现场
+    "resolved",              # 处理完成 / 回单
+    "return_visit",          # 回访
+    "archived",              # 归档
+)
+CHANNELS: tuple[str, ...] = ("ivr", "agent")
+CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned")
+ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime, stored as UTC; SQLite has no time zones so it keeps naive UTC text."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive time is ambiguous (server local? UTC? Beijing?); refusing it is the only
+            # way to keep SQLite and PostgreSQL rows comparable.
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def Money() -> Numeric[Decimal]:  # noqa: N802 - named like the type it stands for
+    """Yuan with fen precision; Numeric so PostgreSQL keeps exact decimals."""
+    return Numeric(12, 2)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Area(Base):
+    """A service area (供电区域); its kind sets the repair arrival commitment."""
+
+    __tablename__ = "areas"
+    __table_args__ = (CheckConstraint(_in("kind", AREA_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+
+    feeders: Mapped[list[Feeder]] = relationship(back_populates="area")
+
+
+class Feeder(Base):
+    """A 10 kV feeder (线路) inside one area."""
+
+    __tablename__ = "feeders"
+    # (id, area_id) is unique so accounts and outage rows can reference a feeder *of their area*
+    # with a composite foreign key: an account can never sit on another area's feeder.
+    __table_args__ = (UniqueConstraint("id", "area_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"), index=True)
+
+    area: Mapped[Area] = relationship(back_populates="feeders")
+
+
+class Customer(Base):
+    """A customer (用户); important ones (重要客户) get outage notices and priority."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint(
+            f"(important AND {_in('important_kind', IMPORTANT_KINDS)})"
+            " OR (NOT important AND important_kind IS NULL)",
+            name="important_kind",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    important: Mapped[bool] = mapped_column(Boolean, default=False)
+    important_kind: Mapped[str | None] = mapped_column(String(32))
+
+    accounts: Mapped[list[Account]] = relationship(back_populates="customer")
+
+
+class Account(Base):
+    """An electricity account (户号) at one service address (用电地址)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        ForeignKeyConstraint(["feeder_id", "area_id"], ["feeders.id", "feeders.area_id"]),
+        # SQLite and PostgreSQL have no common "digits only" test, so each gets its own.
+        CheckConstraint("account_no GLOB '" + "[0-9]" * 10 + "'",
+                        name="account_no_digits").ddl_if(dialect="sqlite"),
+        CheckConstraint("account_no ~ '^[0-9]{10}$'",
+                        name="account_no_digits").ddl_if(dialect="postgresql"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_no: Mapped[str] = mapped_column(String(10), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_address: Mapped[str] = mapped_column(String(255))
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"), index=True)
+    feeder_id: Mapped[int | None] = mapped_column(index=True)
+    transformer_area: Mapped[str | None] = mapped_column(String(64))
+
+    customer: Mapped[Customer] = relationship(back_populates="accounts")
+    area: Mapped[Area] = relationship()
+    feeder: Mapped[Feeder | None] = relationship(overlaps="area")
+
+    @validates("account_no")
+    def _check_account_no(self, _key: str, value: str) -> str:
+        if not ACCOUNT_NO_RE.fullmatch(value):
+            raise ValueError(f"account_no must be exactly 10 digits, got {value!r}")
+        return value
+
+
+class AccountPhone(Base):
+    """A phone number known for an account; many-to-many, numbers stored normalized."""
+
+    __tablename__ = "account_phones"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+
+
+class Bill(Base):
+    """A monthly bill; amount minus paid_amount is still owed while paid is false."""
+
+    __tablename__ = "bills"
+    __table_args__ = (
+        UniqueConstraint("account_id", "period"),
+        CheckConstraint("length(period) = 7 AND substr(period, 5, 1) = '-'", name="period"),
+        CheckConstraint("paid_amount >= 0 AND amount >= 0 AND usage_kwh >= 0", name="amounts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    period: Mapped[str] = mapped_column(String(7))
+    usage_kwh: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    due_date: Mapped[date] = mapped_column(Date)
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    paid_amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
+
+
+class Payment(Base):
+    """A payment received (缴费), by channel."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index(None, "account_id", "paid_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    paid_at: Mapped[datetime] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(16))
+
+
+class Outage(Base):
+    """A planned (计划停电) or fault (故障停电) outage; restored_at is null while it lasts."""
+
+    __tablename__ = "outages"
+    __table_args__ = (
+        CheckConstraint(_in("kind", OUTAGE_KINDS), name="kind"),
+        CheckConstraint("expected_restore_at >= start_at", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    cause: Mapped[str] = mapped_column(String(255))
+    start_at: Mapped[datetime] = mapped_column()
+    expected_restore_at: Mapped[datetime] = mapped_column()
+    restored_at: Mapped[datetime | None] = mapped_column()
+    notice: Mapped[str] = mapped_column(Text, default="")
+
+    areas: Mapped[list[OutageArea]] = relationship(
+        back_populates="outage", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class OutageArea(Base):
+    """Where an outage applies: a whole area (feeder null) or one feeder of it."""
+
+    __tablename__ = "outage_areas"
+    __table_args__ = (
+        ForeignKeyConstraint(["feeder_id", "area_id"], ["feeders.id", "feeders.area_id"]),
+        Index(None, "area_id", "feeder_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outage_id: Mapped[int] = mapped_column(
+        ForeignKey("outages.id", ondelete="CASCADE"), index=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
+    feeder_id: Mapped[int | None] = mapped_column()
+
+    outage: Mapped[Outage] = relationship(back_populates="areas")
+    area: Mapped[Area] = relationship()
+
+
+class WorkOrderCounter(Base):
+    """The last work-order sequence handed out per local day; one row per day."""
+
+    __tablename__ = "work_order_counters"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class WorkOrder(Base):
+    """A work order (工单): what the center accepted and must see handled."""
+
+    __tablename__ = "work_orders"
+    __table_args__ = (
+        CheckConstraint(_in("type", WORK_ORDER_TYPES), name="type"),
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint("length(number) = 11", name="number"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(11), unique=True)
+    type: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(24))
+    caller_number: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    description: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(8))
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    sla_due_at: Mapped[datetime | None] = mapped_column()
+    master_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
+
+    account: Mapped[Account | None] = relationship()
+    area: Mapped[Area | None] = relationship()
+    master: Mapped[WorkOrder | None] = relationship(remote_side="WorkOrder.id")
+    events: Mapped[list[WorkOrderEvent]] = relationship(
+        back_populates="work_order", order_by="WorkOrderEvent.id",
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class WorkOrderEvent(Base):
+    """One lifecycle step of a work order, with when and who."""
+
+    __tablename__ = "work_order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(
+        ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    work_order: Mapped[WorkOrder] = relationship(back_populates="events")
+
+
+class Call(Base):
+    """One inbound call, identified by the Asterisk Linkedid, and what the IVR did with it."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(f"outcome IS NULL OR {_in('outcome', CALL_OUTCOMES)}", name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), unique=True)
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    caller_number: Mapped[str] = mapped_column(String(32))
+    dnis: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    # The number the caller keyed, not a foreign key: it may not exist, and the call record
+    # must still keep it.
+    account_no: Mapped[str | None] = mapped_column(String(10))
+    skill: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    ivr_path: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

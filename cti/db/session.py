@@ -1,0 +1,67 @@
+"""Engine and session-factory construction for SQLite (dev, demo) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+logger = logging.getLogger(__name__)
+
+# Long enough to ride out a burst of concurrent writers on SQLite (a storm day on the demo box),
+# short enough that a wedged writer shows up as an error instead of a silent hang.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from the sqlite3 module: its legacy mode does not BEGIN
+    # before SELECT or SAVEPOINT, which breaks savepoints and repeatable reads.
+    # _sqlite_on_begin emits our own BEGIN instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # Set before journal_mode, which itself may need to wait for another connection's lock.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # Durable enough in WAL mode (only the last commits may roll back on power loss) and
+        # avoids an fsync per commit.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front. A deferred transaction that read first and writes
+    # later fails at once with SQLITE_BUSY (busy_timeout does not apply) when another connection
+    # committed in between; that is exactly the repair-order pattern (read account, then allocate
+    # a number). The price is that SQLite transactions run one at a time, fine for dev and demo.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for url. SQLite gets FK enforcement, WAL and a busy timeout."""
+    sa_url = make_url(url)
+    backend = sa_url.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(sa_url)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+    elif backend == "postgresql":
+        # pre_ping: a PostgreSQL restart or failover must not surface as the first failed IVR query.
+        engine = create_engine(sa_url, pool_pre_ping=True)
+    else:
+        raise ValueError(f"unsupported database backend {backend!r} in {sa_url!r}")
+    logger.debug("engine created for %r", sa_url)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory; open one session per unit of work and commit it yourself."""
+    # expire_on_commit=False: callers hand values onward after commit (publish-after-commit)
+    # and must not trigger a lazy reload outside the transaction.
+    return sessionmaker(bind=engine, expire_on_commit=False)

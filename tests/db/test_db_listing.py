@@ -1,0 +1,79 @@
+"""CLI listings: newest first, JSON-ready."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cti.db.calls import record_call_end, record_call_start, record_ivr_step
+from cti.db.ivr_queries import create_repair_order
+from cti.db.listing import _jsonable, list_calls, list_workorders
+from cti.db.models import WorkOrder
+
+if TYPE_CHECKING:
+    from conftest import World
+
+MIN = timedelta(minutes=1)
+HALF_MIN = timedelta(seconds=30)
+
+
+def test_list_calls_newest_first(session: Session, now: datetime) -> None:
+    for i in range(3):
+        record_call_start(session, call_id=f"c{i}", uniqueid=f"u{i}",
+                          caller_number="13800000001", dnis="95598", now=now + i * MIN)
+    record_ivr_step(session, "c0", {"node": "welcome"})
+    record_call_end(session, "c0", outcome="self_served", now=now + HALF_MIN,
+                    language="zh")
+    session.commit()
+    rows = list_calls(session)
+    assert [r["call_id"] for r in rows] == ["c2", "c1", "c0"]
+    assert [r["call_id"] for r in list_calls(session, limit=2)] == ["c2", "c1"]
+    oldest = rows[-1]
+    assert oldest["started_at"] == now.isoformat()
+    assert oldest["ended_at"] == (now + HALF_MIN).isoformat()
+    assert (oldest["duration_s"], oldest["outcome"], oldest["ivr_path"]) == (
+        30.0, "self_served", [{"node": "welcome"}])
+    assert json.loads(json.dumps(rows, ensure_ascii=False)) == rows
+
+
+def test_list_workorders_newest_first(world: World, session: Session, now: datetime) -> None:
+    area = world.area(name="历下城区")
+    acct = world.account(area)
+    first = create_repair_order(session, caller_number="13800000001",
+                                account_no=acct.account_no, call_id="c1", now=now)
+    second = create_repair_order(session, caller_number="13800000002", account_no=None,
+                                 call_id=None, now=now + MIN)
+    dup = session.scalars(select(WorkOrder).where(WorkOrder.number == second.number)).one()
+    dup.master_id = session.scalars(
+        select(WorkOrder.id).where(WorkOrder.number == first.number)).one()
+    session.commit()
+    rows = list_workorders(session)
+    assert [r["number"] for r in rows] == [second.number, first.number]
+    assert list_workorders(session, limit=1)[0]["number"] == second.number
+    newest, oldest = rows
+    assert (oldest["account_no"], oldest["area"], oldest["type"], oldest["status"]) == (
+        acct.account_no, "历下城区", "fault_repair", "accepted")
+    assert oldest["created_at"] == now.isoformat()
+    assert oldest["sla_due_at"] == (now + 45 * MIN).isoformat()
+    assert oldest["events"] == [{"step": "accepted", "at": now.isoformat(), "actor": "ivr",
+                                 "note": "ivr fault report from 13800000001"}]
+    assert (newest["account_no"], newest["master_number"]) == (None, first.number)
+    assert json.loads(json.dumps(rows, ensure_ascii=False)) == rows
+
+
+def test_limit_must_be_positive(session: Session) -> None:
+    with pytest.raises(ValueError):
+        list_calls(session, limit=0)
+    with pytest.raises(ValueError):
+        list_workorders(session, limit=0)
+
+
+def test_decimals_become_strings() -> None:
+    assert _jsonable({"amount": Decimal("12.30"), "items": [Decimal("0.01")]}) == {
+        "amount": "12.30", "items": ["0.01"]}

@@ -1,0 +1,204 @@
+"""The demo city: realistic, deterministic, idempotent, and its demo accounts tell the truth."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.db.ivr_queries import accounts_for_phone, bill_info, outages_for_account
+from cti.db.models import (
+    Account,
+    AccountPhone,
+    Area,
+    Bill,
+    Customer,
+    Feeder,
+    Outage,
+    OutageArea,
+    Payment,
+)
+from cti.db.seed import DEMO_PURPOSES, MIN_ACCOUNTS, demo_accounts, seed_demo
+
+SMALL = 300
+MOBILE = re.compile(r"1(3[0-9]|5[0-35-9]|8[0-9])[0-9]{8}")
+
+
+def _fingerprint(session: Session) -> dict[str, Any]:
+    """Everything seeded, by natural keys (surrogate ids differ between databases)."""
+    accounts = session.execute(
+        select(Account.account_no, Customer.name, Customer.important_kind,
+               Account.service_address, Area.code, Feeder.code, Account.transformer_area)
+        .join(Customer, Customer.id == Account.customer_id)
+        .join(Area, Area.id == Account.area_id)
+        .outerjoin(Feeder, Feeder.id == Account.feeder_id)
+        .order_by(Account.account_no)).all()
+    phones = session.execute(
+        select(Account.account_no, AccountPhone.phone).join(Account)
+        .order_by(Account.account_no, AccountPhone.phone)).all()
+    bills = session.execute(
+        select(Account.account_no, Bill.period, Bill.usage_kwh, Bill.amount, Bill.due_date,
+               Bill.paid, Bill.paid_amount).join(Account)
+        .order_by(Account.account_no, Bill.period)).all()
+    payments = session.execute(
+        select(Account.account_no, Payment.amount, Payment.paid_at, Payment.channel)
+        .join(Account).order_by(Account.account_no, Payment.paid_at)).all()
+    outages = session.execute(
+        select(Outage.kind, Outage.cause, Outage.start_at, Outage.expected_restore_at,
+               Outage.restored_at, Outage.notice, Area.code, OutageArea.feeder_id.is_(None))
+        .join(OutageArea, OutageArea.outage_id == Outage.id)
+        .join(Area, Area.id == OutageArea.area_id)
+        .order_by(Outage.start_at, Area.code)).all()
+    return {"accounts": accounts, "phones": phones, "bills": bills, "payments": payments,
+            "outages": outages}
+
+
+def test_default_seed_is_a_realistic_city(session: Session, now: datetime) -> None:
+    summary = seed_demo(session, now=now)
+    session.commit()
+    assert summary["accounts"] == 5000
+    assert summary["areas"] == 12
+    assert summary["feeders"] >= 24
+    assert summary["bills"] == 6 * 5000
+    assert 0.12 <= summary["accounts_in_arrears"] / 5000 <= 0.18
+    assert summary["important_customers"] >= 3
+    kinds = dict(session.execute(select(Area.kind, func.count()).group_by(Area.kind)).all())
+    assert set(kinds) == {"urban", "rural", "remote"}
+    assert session.scalar(select(func.count()).select_from(Account)) == 5000
+    # Residential bills: mostly tens to a few hundred yuan a month.
+    median = sorted(session.scalars(select(Bill.amount)).all())[len(range(30000)) // 2]
+    assert Decimal("40") < median < Decimal("250")
+
+
+def test_seed_contents_look_real(session: Session, now: datetime) -> None:
+    seed_demo(session, now=now, n_accounts=SMALL)
+    session.commit()
+    account_nos = session.scalars(select(Account.account_no)).all()
+    assert len(account_nos) == SMALL and all(re.fullmatch(r"[0-9]{10}", n) for n in account_nos)
+    phones = session.scalars(select(AccountPhone.phone)).all()
+    assert phones and all(MOBILE.fullmatch(p) for p in phones)
+    addresses = session.scalars(select(Account.service_address)).all()
+    assert any(re.fullmatch(r".+区.+路[0-9]+号[0-9]单元[0-9]+室", a) for a in addresses)
+    assert any(re.search(r"(镇|街道).+[0-9]+号$", a) for a in addresses)
+    assert all(session.scalars(select(Account.transformer_area)).all())
+    hospital = session.scalars(
+        select(Customer.name).where(Customer.important_kind == "hospital")).first()
+    assert hospital is not None and hospital.endswith("医院")
+    names = session.scalars(select(Customer.name).where(Customer.important.is_(False))).all()
+    assert all(re.fullmatch(r"[\u4e00-\u9fff（）]+", n) for n in names)
+    # A bill's paid_amount never exceeds it; every payment precedes now.
+    for amount, paid_amount in session.execute(select(Bill.amount, Bill.paid_amount)):
+        assert Decimal(0) <= paid_amount <= amount
+    last_payment = session.scalar(select(func.max(Payment.paid_at)))
+    assert last_payment is not None and last_payment <= now
+
+    outages = session.scalars(select(Outage)).all()
+    current = [o for o in outages if o.restored_at is None and o.start_at <= now]
+    planned_now = [o for o in current if o.kind == "planned" and o.expected_restore_at > now]
+    planned_soon = [o for o in outages if o.kind == "planned"
+                    and timedelta(days=2) < o.start_at - now <= timedelta(days=4)]
+    faults = [o for o in current if o.kind == "fault"]
+    assert len(planned_now) >= 1 and len(planned_soon) >= 1 and len(faults) >= 2
+    assert {"10kV线路故障", "大风导致树障"} <= {o.cause for o in faults}
+    assert all(o.expected_restore_at > now for o in faults)
+
+
+def test_seed_is_deterministic(session_factory: sessionmaker[Session],
+                               wipe: Callable[[], None], now: datetime) -> None:
+    prints = []
+    for _ in range(2):
+        with session_factory() as s:
+            seed_demo(s, now=now, n_accounts=SMALL)
+            s.commit()
+            prints.append(_fingerprint(s))
+        wipe()
+    assert prints[0] == prints[1]
+    with session_factory() as s:
+        seed_demo(s, now=now, n_accounts=SMALL, rng_seed=1)
+        s.commit()
+        assert _fingerprint(s)["accounts"] != prints[0]["accounts"]
+
+
+def test_seed_twice_changes_nothing(session_factory: sessionmaker[Session],
+                                    now: datetime) -> None:
+    with session_factory() as s:
+        first = seed_demo(s, now=now, n_accounts=SMALL)
+        s.commit()
+        before = _fingerprint(s)
+    with session_factory() as s:
+        # Other parameters do not matter once the city exists.
+        again = seed_demo(s, now=now + timedelta(days=1), n_accounts=2 * SMALL, rng_seed=7)
+        s.commit()
+        assert again == first
+        assert _fingerprint(s) == before
+
+
+def test_seed_refuses_too_few_accounts(session: Session, now: datetime) -> None:
+    with pytest.raises(ValueError, match="n_accounts"):
+        seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS - 1)
+
+
+@pytest.mark.parametrize("n_accounts", [MIN_ACCOUNTS, SMALL])
+def test_demo_accounts_cover_every_purpose_truthfully(session: Session, now: datetime,
+                                                      n_accounts: int) -> None:
+    seed_demo(session, now=now, n_accounts=n_accounts)
+    session.commit()
+    demos = demo_accounts(session, now)
+    assert [d["purpose"] for d in demos] == list(DEMO_PURPOSES)
+    assert demo_accounts(session, now) == demos  # deterministic
+    assert len({d["account_no"] for d in demos}) == len(demos)
+    by = {d["purpose"]: d for d in demos}
+    today = now.date()
+
+    for d in demos:
+        assert set(d) == {"purpose", "account_no", "phone", "amount_due", "outages"}
+        assert re.fullmatch(r"[0-9]{10}", d["account_no"]) and MOBILE.fullmatch(d["phone"])
+        if d["purpose"] == "unknown_account":
+            continue
+        info = bill_info(session, d["account_no"])
+        outages = outages_for_account(session, d["account_no"], now)
+        assert info is not None and outages is not None
+        assert d["amount_due"] == f"{info.amount_due:.2f}"
+        assert d["outages"] == [{"kind": o.kind, "cause": o.cause,
+                                 "expected_restore_at": o.expected_restore_at.isoformat()}
+                                for o in outages]
+        linked = accounts_for_phone(session, d["phone"])
+        if d["purpose"] == "phone_multiple_accounts":
+            assert d["account_no"] in linked and len(linked) >= 2
+        else:
+            assert linked == [d["account_no"]]
+
+    def outages_of(purpose: str) -> list[Any]:
+        found = outages_for_account(session, by[purpose]["account_no"], now)
+        assert found is not None
+        return found
+
+    fault = outages_of("outage_fault")
+    assert [o.kind for o in fault] == ["fault"]
+    planned = outages_of("outage_planned")
+    assert [o.kind for o in planned] == ["planned"] and planned[0].start_at <= now
+    upcoming = outages_of("outage_planned_upcoming")
+    assert [o.kind for o in upcoming] == ["planned"] and upcoming[0].start_at > now
+    for purpose in ("bill_arrears", "bill_paid_up", "no_outage"):
+        assert outages_of(purpose) == []
+    arrears = bill_info(session, by["bill_arrears"]["account_no"])
+    assert arrears is not None and arrears.amount_due > 0
+    assert arrears.due_date is not None and arrears.due_date < today
+    paid_up = bill_info(session, by["bill_paid_up"]["account_no"])
+    assert paid_up is not None and paid_up.amount_due == 0
+    assert paid_up.last_payment_at is not None
+    important = session.scalar(
+        select(Customer.important_kind).join(Account)
+        .where(Account.account_no == by["important_customer"]["account_no"]))
+    assert important == "hospital"
+    unknown = by["unknown_account"]
+    assert bill_info(session, unknown["account_no"]) is None
+    assert outages_for_account(session, unknown["account_no"], now) is None
+    assert accounts_for_phone(session, unknown["phone"]) == []
+    assert (unknown["amount_due"], unknown["outages"]) == ("0.00", [])
