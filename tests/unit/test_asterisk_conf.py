@@ -1,0 +1,407 @@
+"""Unit tests of asterisk_conf.render: the rendered PBX config parses as Asterisk config and says
+what the hotline needs (seats, AMI on loopback, the carrier trunk, the 95598 dialplan)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import stat
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from asterisk.config import Config
+
+from asterisk_conf.render import (
+    SYSTEM_PROMPTS,
+    RenderError,
+    load_or_create_secrets,
+    render,
+    write_config,
+)
+from cti.settings import Settings, load_settings
+
+AMI_SECRET = "s3cret-from-env"
+SYS_PROMPTS = {key: {lang: f"/p/{lang}/sys.{key}" for lang in ("zh", "en")}
+               for key in SYSTEM_PROMPTS}
+
+# ------------------------------------------------------------------ Asterisk config, via pyst2
+
+# pyst2's Category insists a header line ends in ']', so Asterisk's template syntax
+# ("[seat01](seat-auth)", "[endpoint-common](!)") is a ParseError there. Headers are rewritten
+# to plain "[name]" before pyst2 parses, keeping the line count, and the "(...)" part is kept
+# by line number. Item values keep pyst2's leading space, and "exten => x" gives name "exten",
+# style ">" and value "x".
+_TEMPLATE_HEADER = re.compile(r"^\s*\[([^\]]+)\]\(([^)]*)\)\s*(;.*)?$")
+
+
+class AsteriskConfig(Config):  # type: ignore[misc]
+    def __init__(self, filename: Path) -> None:
+        self.header_options: dict[int, list[str]] = {}
+        super().__init__(str(filename))
+
+    def load(self) -> None:  # pyst2 opens with the locale encoding and never closes the file
+        lines = Path(self.filename).read_text(encoding="utf-8").splitlines(keepends=True)
+        for n, line in enumerate(lines, 1):
+            m = _TEMPLATE_HEADER.match(line)
+            if m:
+                self.header_options[n] = [o.strip() for o in m.group(2).split(",")]
+                lines[n - 1] = f"[{m.group(1)}]\n"
+        self.raw_lines = lines
+
+
+@dataclass
+class Section:
+    name: str
+    line: int
+    is_template: bool
+    parents: list[str]
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def values(self, name: str) -> list[str]:
+        return [v for k, v in self.items if k == name]
+
+    def get(self, name: str) -> str:
+        vals = self.values(name)
+        assert len(vals) == 1, f"[{self.name}] has {name} = {vals}"
+        return vals[0]
+
+
+def parse(path: Path) -> list[Section]:
+    """Every section of an Asterisk .conf file, with template options applied (Asterisk copies
+    a template's items first, then the section's own)."""
+    cfg = AsteriskConfig(path)
+    own: list[Section] = []
+    for cat in cfg.categories:
+        opts = cfg.header_options.get(cat.number, [])
+        sec = Section(cat.name, cat.number, "!" in opts, [o for o in opts if o and o != "!"])
+        sec.items = [(i.name, i.value.strip()) for i in cat.items]
+        own.append(sec)
+    templates = {s.name: s for s in own if s.is_template}
+    for sec in own:
+        inherited: list[tuple[str, str]] = []
+        for parent in sec.parents:
+            assert parent in templates, f"{path.name}:{sec.line}: no template [{parent}](!)"
+            inherited += templates[parent].items
+        sec.items = inherited + sec.items
+    return [s for s in own if not s.is_template]
+
+
+def sections(conf: list[Section], name: str) -> list[Section]:
+    return [s for s in conf if s.name == name]
+
+
+def one(conf: list[Section], name: str) -> Section:
+    [sec] = sections(conf, name)
+    return sec
+
+
+def pjsip_objects(conf: list[Section]) -> dict[tuple[str, str], Section]:
+    """(type, name) -> section: one pjsip name may be an endpoint, an aor and an auth."""
+    out: dict[tuple[str, str], Section] = {}
+    for sec in conf:
+        key = (sec.get("type"), sec.name)
+        assert key not in out, f"two {key[0]} objects named {key[1]}"
+        out[key] = sec
+    return out
+
+
+@dataclass
+class Exten:
+    context: str
+    exten: str
+    priorities: list[str]  # the applications, priority 1 first
+
+
+def dialplan(conf: list[Section]) -> dict[tuple[str, str], Exten]:
+    """(context, extension) -> its priorities, from exten => / same => lines."""
+    out: dict[tuple[str, str], Exten] = {}
+    for sec in conf:
+        current: Exten | None = None
+        for name, value in sec.items:
+            if name == "exten":
+                ext, prio, app = value.split(",", 2)
+                assert prio == "1", f"[{sec.name}] {value}: only priority 1 then 'same => n'"
+                assert (sec.name, ext) not in out, f"[{sec.name}] {ext} defined twice"
+                current = out[(sec.name, ext)] = Exten(sec.name, ext, [app])
+            elif name == "same":
+                prio, app = value.split(",", 1)
+                assert current is not None and prio == "n", f"[{sec.name}] stray same => {value}"
+                current.priorities.append(app)
+    return out
+
+
+def includes(conf: list[Section], context: str) -> list[str]:
+    return one(conf, context).values("include")
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(env={"HOTLINE_AMI_SECRET": AMI_SECRET})
+
+
+@pytest.fixture(scope="module")
+def rendered(settings: Settings, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[Path, dict[str, str], dict[str, list[Section]]]:
+    tmp = tmp_path_factory.mktemp("pbx")
+    secrets = load_or_create_secrets(tmp / "state" / "sip-secrets.json", settings)
+    files = render(settings, secrets, SYS_PROMPTS, "/var/lib/hotline/prompts/moh")
+    out = tmp / "etc"
+    write_config(files, out, Path("/nonexistent"))
+    parsed = {p.name: parse(p) for p in sorted(out.glob("*.conf"))}
+    return out, secrets, parsed
+
+
+def test_every_rendered_file_is_written_and_parses_as_asterisk_config(rendered: tuple) -> None:
+    out, _secrets, parsed = rendered
+
+    assert {p.name for p in out.iterdir()} == set(parsed)
+    for needed in ("asterisk.conf", "modules.conf", "pjsip.conf", "extensions.conf",
+                   "manager.conf", "queues.conf", "rtp.conf", "musiconhold.conf", "logger.conf"):
+        assert parsed[needed], f"{needed} has no sections"
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_file_modes(rendered: tuple) -> None:
+    out, _secrets, _parsed = rendered
+
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes.pop("manager.conf") == 0o600
+    assert set(modes.values()) == {0o644}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_fifty_seats_and_the_supervisors_are_endpoints(settings: Settings,
+                                                       rendered: tuple) -> None:
+    _out, secrets, parsed = rendered
+    objs = pjsip_objects(parsed["pjsip.conf"])
+
+    seats = sorted(n for t, n in objs if t == "endpoint" and n.startswith("seat"))
+    sups = sorted(n for t, n in objs if t == "endpoint" and n.startswith("sup"))
+    assert seats == [f"seat{i:02d}" for i in range(1, 51)]
+    assert sups == [f"sup{i:02d}" for i in range(1, settings.pbx.supervisors + 1)]
+    assert settings.pbx.supervisors >= 1
+    for name in seats + sups:
+        ep, aor, auth = objs[("endpoint", name)], objs[("aor", name)], objs[("auth", name)]
+        assert ep.get("context") == ("from-seat" if name in seats else "from-supervisor")
+        assert (ep.get("aors"), ep.get("auth")) == (name, name)
+        assert ep.get("disallow") == "all" and ep.get("allow") == "ulaw,alaw"
+        assert aor.get("max_contacts") == "1"
+        assert (auth.get("auth_type"), auth.get("username")) == ("userpass", name)
+        assert auth.get("password") == secrets[name]
+    callerids = {n: objs[("endpoint", n)].get("callerid") for n in seats}
+    assert callerids["seat01"] == '"坐席01" <8001>'
+    assert callerids["seat50"] == '"坐席50" <8050>'
+
+
+def test_every_phone_has_its_own_secret(rendered: tuple) -> None:
+    _out, secrets, parsed = rendered
+    objs = pjsip_objects(parsed["pjsip.conf"])
+
+    passwords = [s.get("password") for (t, _n), s in objs.items() if t == "auth"]
+    assert len(passwords) == 55
+    assert len(set(passwords)) == len(passwords)
+    assert all(len(p) >= 16 for p in passwords)
+    assert AMI_SECRET not in passwords
+    assert sorted(passwords) == sorted(secrets.values())
+
+
+def test_secrets_are_kept_between_renders(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "sip-secrets.json"
+
+    first = load_or_create_secrets(path, settings)
+    again = load_or_create_secrets(path, settings)
+
+    assert first == again
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_extensions_8001_to_8050_ring_their_seat_from_from_seat(rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    ext = parsed["extensions.conf"]
+    plan = dialplan(ext)
+
+    for i in range(1, 51):
+        dial = plan[("from-seat", str(8000 + i))].priorities[0]
+        assert dial.startswith(f"Dial(PJSIP/seat{i:02d},")
+    for i in range(1, 6):
+        assert plan[("from-seat", str(8900 + i))].priorities[0].startswith(
+            f"Dial(PJSIP/sup{i:02d},")
+    # supervisors reach the same extensions
+    assert includes(ext, "from-supervisor") == ["from-seat"]
+
+
+def test_ami_listens_on_loopback_only_with_the_secret_from_the_environment(
+        rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    manager = parsed["manager.conf"]
+
+    general = one(manager, "general")
+    assert general.get("enabled") == "yes"
+    assert general.get("bindaddr") == "127.0.0.1"
+    assert general.get("port") == "5038"
+    assert general.get("webenabled") == "no"
+    user = one(manager, "hotline")
+    assert user.get("secret") == AMI_SECRET
+    assert user.values("deny") == ["0.0.0.0/0.0.0.0"]
+    permits = [ipaddress.ip_network(p.replace("/255.255.255.255", "/32"))
+               for p in user.values("permit")]
+    assert permits == [ipaddress.ip_network("127.0.0.1/32")]
+    assert [s.name for s in manager] == ["general", "hotline"]
+
+
+def test_ami_filters_out_test_events(rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    user = one(parsed["manager.conf"], "hotline")
+
+    filters = [k for k, _v in user.items if k.startswith("eventfilter")]
+    assert "eventfilter(action(exclude),name(TestEvent))" in filters
+
+
+def test_carrier_calls_from_127_0_0_1_are_identified_as_the_carrier(rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    objs = pjsip_objects(parsed["pjsip.conf"])
+
+    identify = objs[("identify", "carrier")]
+    assert identify.get("endpoint") == "carrier"
+    nets = [ipaddress.ip_network(m) for m in identify.values("match")]
+    assert any(ipaddress.ip_address("127.0.0.1") in n for n in nets)
+    assert objs[("endpoint", "carrier")].get("context") == "from-carrier"
+    assert "auth" not in dict(objs[("endpoint", "carrier")].items)
+    transport = objs[("transport", "transport-udp")]
+    assert transport.get("bind") == "127.0.0.1:5060"
+
+
+def _expand(expr: str, variables: Mapping[str, str]) -> str:
+    """Asterisk's ${VAR} and ${IF($["a" = "b"]?x:y)}, as far as the 95598 exit needs."""
+    expr = re.sub(r"\$\{([A-Z_]+)\}", lambda m: variables.get(m.group(1), ""), expr)
+
+    def if_(m: re.Match[str]) -> str:
+        return m.group(3) if m.group(1) == m.group(2) else m.group(4)
+
+    return re.sub(r'\$\{IF\(\$\["([^"]*)" = "([^"]*)"\]\?([^:]*):([^)]*)\)\}', if_, expr)
+
+
+def test_95598_runs_the_ivr_over_fastagi_and_falls_back_when_it_did_not_decide(
+        settings: Settings, rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    ext = parsed["extensions.conf"]
+    plan = dialplan(ext)
+    globals_ = dict(one(ext, "globals").items)
+
+    steps = plan[("from-carrier", "95598")].priorities
+    agi = [i for i, app in enumerate(steps) if app.startswith("AGI(")]
+    assert len(agi) == 1
+    assert steps[agi[0]] == "AGI(${FASTAGI}/ivr,${CHANNEL(linkedid)})"
+    assert globals_["FASTAGI"] == f"agi://{settings.fastagi.host}:{settings.fastagi.port}"
+    assert globals_["FASTAGI"] == "agi://127.0.0.1:4573"
+    # a value left from before cannot leak: HOTLINE_NEXT is cleared before the AGI runs
+    assert "Set(HOTLINE_NEXT=)" in steps[:agi[0]]
+    assert steps.index("Answer()") < agi[0]
+    goto = steps[agi[0] + 1]
+    assert goto.startswith("Goto(hotline-next,")
+
+    def exit_for(next_: str) -> str:
+        target = _expand(goto, {"HOTLINE_NEXT": next_})
+        m = re.fullmatch(r"Goto\(hotline-next,([^,]*),1\)", target)
+        assert m, target
+        return m.group(1)
+
+    assert exit_for("") == "fallback"
+    assert exit_for("transfer") == "transfer"
+    assert exit_for("hangup") == "hangup"
+    for outcome in ("fallback", "transfer", "hangup"):
+        assert ("hotline-next", outcome) in plan
+    # the fallback plays the system prompt, then queues the caller for an agent
+    fallback = plan[("hotline-next", "fallback")].priorities
+    assert any("FALLBACK_ZH" in app and app.startswith("Playback(") for app in fallback)
+    assert fallback[-1] == "Goto(transfer,1)"
+    assert globals_["FALLBACK_ZH"] == "/p/zh/sys.fallback"
+    assert any(app.startswith("Queue(${QUEUE}") for app in
+               plan[("hotline-next", "transfer")].priorities)
+
+
+def test_the_queue_has_every_seat_as_a_member(rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    queue = one(parsed["queues.conf"], "hotline-agents")
+
+    members = [m.split(",")[0] for m in queue.values("member")]
+    assert members == [f"PJSIP/seat{i:02d}" for i in range(1, 51)]
+
+
+@pytest.mark.parametrize("secret", ["", "with;semicolon", "two\nlines"])
+def test_render_refuses_a_missing_or_unsafe_ami_secret(secret: str, tmp_path: Path) -> None:
+    settings = load_settings(env={"HOTLINE_AMI_SECRET": secret} if secret else {})
+    secrets = load_or_create_secrets(tmp_path / "s.json", settings)
+
+    with pytest.raises(RenderError, match="HOTLINE_AMI_SECRET"):
+        render(settings, secrets, SYS_PROMPTS, "/moh")
+
+
+def test_render_refuses_missing_system_prompts(settings: Settings, tmp_path: Path) -> None:
+    secrets = load_or_create_secrets(tmp_path / "s.json", settings)
+    prompts = {k: dict(v) for k, v in SYS_PROMPTS.items()}
+    del prompts["all_busy"]["en"]
+
+    with pytest.raises(RenderError, match="sys.all_busy"):
+        render(settings, secrets, prompts, "/moh")
+
+
+def test_rewriting_removes_stale_files_and_keeps_modes(settings: Settings, tmp_path: Path,
+                                                      rendered: tuple) -> None:
+    _out, secrets, _parsed = rendered
+    out = tmp_path / "etc"
+    out.mkdir()
+    (out / "sip.conf").write_text("[general]\n", encoding="utf-8")
+    (out / "manager.conf").write_text("[general]\n", encoding="utf-8")
+    (out / "manager.conf").chmod(0o644)
+
+    write_config(render(settings, secrets, SYS_PROMPTS, "/moh"), out, Path("/nonexistent"))
+
+    assert not (out / "sip.conf").exists()
+    assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o600
+    assert AMI_SECRET in (out / "manager.conf").read_text(encoding="utf-8")
+    by_type: dict[int, list[str]] = defaultdict(list)
+    for p in out.iterdir():
+        by_type[stat.S_IMODE(p.stat().st_mode)].append(p.name)
+    assert by_type[0o600] == ["manager.conf"]
+
+
+# With autoload = no, a dialplan application or function whose module is not loaded fails only
+# when a call reaches it. Which module provides each one Asterisk 22 needs here:
+PROVIDER = {
+    "AGI": "res_agi.so", "Dial": "app_dial.so", "Playback": "app_playback.so",
+    "Queue": "app_queue.so", "UserEvent": "app_userevent.so", "Read": "app_read.so",
+    "IF": "func_logic.so", "CHANNEL": "func_channel.so", "TIMEOUT": "func_timeout.so",
+    "CALLERID": "func_callerid.so",
+}
+BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto"}  # the pbx core
+
+
+def test_every_dialplan_application_and_function_is_loaded(rendered: tuple) -> None:
+    _out, _secrets, parsed = rendered
+    [modules] = parsed["modules.conf"]
+    loaded = set(modules.values("load"))
+    assert modules.get("autoload") == "no"
+    plan = dialplan(parsed["extensions.conf"])
+
+    used: set[str] = {"Read"}  # the IVR runs Read() through AGI EXEC
+    for ext in plan.values():
+        for app in ext.priorities:
+            used.add(app.split("(", 1)[0])
+            used.update(re.findall(r"\$\{([A-Z]+)\(", app))
+    unknown = used - BUILTIN - set(PROVIDER)
+    assert not unknown, f"add the providing module of {unknown} to PROVIDER"
+    missing = {name: PROVIDER[name] for name in used - BUILTIN if PROVIDER[name] not in loaded}
+    assert missing == {}
+    # and what the other config files need
+    for module in ("pbx_config.so", "chan_pjsip.so", "res_pjsip.so", "res_musiconhold.so",
+                   "res_pjsip_endpoint_identifier_ip.so", "res_pjsip_endpoint_identifier_user.so",
+                   "res_pjsip_authenticator_digest.so", "res_pjsip_registrar.so",
+                   "format_wav.so", "codec_ulaw.so", "codec_alaw.so"):
+        assert module in loaded, module
