@@ -16,7 +16,13 @@ log = logging.getLogger(__name__)
 
 ALL_KEYS = "0123456789*#"
 QUERY_TIMEOUT_S = 5.0
+# the call record is worth a short wait, never the caller's silence
+RECORD_TIMEOUT_S = 3.0
 PLAY_TIMEOUT_S = 120.0
+# after a wrong answer, keys still arriving (a caller mashing the keypad) are swallowed until
+# the caller pauses this long, so one burst of garbage costs one retry, not all of them
+DRAIN_QUIET_MS = 400
+DRAIN_MAX_KEYS = 64
 
 
 class IvrServices(Protocol):
@@ -88,9 +94,20 @@ class AgiIvrSession:
         if res.get("error") or res.get("result", ("", ""))[0] not in ("4", "5", "6"):
             raise AgiHangup("channel is not up")
 
+    async def drain(self) -> int:
+        """Swallow keys until the caller pauses; returns how many were dropped."""
+        for dropped in range(DRAIN_MAX_KEYS):
+            res = await self.agi.command(f"WAIT FOR DIGIT {DRAIN_QUIET_MS}")
+            if res.get("error") == "AGIAppError":
+                raise AgiHangup("WAIT FOR DIGIT returned -1")
+            if res.get("result", ("0",))[0] in ("0", ""):
+                return dropped
+        return DRAIN_MAX_KEYS
+
     async def collect(self, act: e.Collect) -> e.Collected:
         if act.flush:
             await self.play(act.flush, barge_in=False)
+            await self.drain()
         have = act.typeahead
         limit = act.max_digits + (1 if act.terminated else 0)
         if have.endswith("#") or len(have) >= limit:
@@ -131,8 +148,9 @@ class AgiIvrSession:
         engine = ctx.engine_factory()
         outcome, skill, priority, account, session = "hangup", None, None, None, None
         try:
-            await ctx.services.call_started(call_id=self.call_id, uniqueid=self.uniqueid,
-                                            caller=self.caller, dnis=self.dnis, now=now)
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                await ctx.services.call_started(call_id=self.call_id, uniqueid=self.uniqueid,
+                                                caller=self.caller, dnis=self.dnis, now=now)
         except Exception:
             log.exception("call %s: could not record the call start", self.call_id)
         try:
@@ -189,9 +207,10 @@ class AgiIvrSession:
         if account is None and session is not None and session.vars.get("account"):
             account = str(session.vars["account"])
         try:
-            await self.ctx.services.ivr_finished(
-                call_id=self.call_id, outcome=outcome, path=self.path, lang=lang,
-                account=account, skill=skill, priority=priority, now=self.ctx.clock())
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                await self.ctx.services.ivr_finished(
+                    call_id=self.call_id, outcome=outcome, path=self.path, lang=lang,
+                    account=account, skill=skill, priority=priority, now=self.ctx.clock())
         except Exception:
             log.exception("call %s: could not record the IVR outcome", self.call_id)
 

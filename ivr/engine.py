@@ -225,8 +225,10 @@ def _local(v: Any, tz: tzinfo | None) -> Any:
 def speak(value: Any, kind: str, lang: str, now: datetime | None,
           tz: tzinfo | None = None) -> list[str] | None:
     """Prompt ids that speak `value` as `kind`, or None when the value cannot be spoken so."""
-    value, now = _local(value, tz), _local(now, tz)
     try:
+        if kind in ("date", "time", "datetime") and isinstance(value, str):
+            value = _as_datetime(value) or value
+        value, now = _local(value, tz), _local(now, tz)
         if kind == "number":
             n = _num(value)
             return say.say_number(int(n), lang) if n is not None and n >= 0 else None
@@ -405,7 +407,7 @@ class Engine:
                 if s.typeahead:
                     key, rest = s.typeahead[0], s.typeahead[1:]
                     s = replace(s, typeahead=rest)
-                    return self._menu_input(s, node, Collected(key))
+                    return self._menu_input(s, node, Collected(key), acts)
                 acts.append(Collect(_prompts(node.prompt, lang), 1, node.timeout))
                 return s, acts
             if t == "collect":
@@ -455,8 +457,9 @@ class Engine:
                             terminated=node.type == "collect"))
         return s, acts
 
-    def _menu_input(self, s: Session, node: Any, ev: Collected) -> tuple[Session, list[Action]]:
-        acts: list[Action] = []
+    def _menu_input(self, s: Session, node: Any, ev: Collected,
+                    acts: list[Action] | None = None) -> tuple[Session, list[Action]]:
+        acts = [] if acts is None else acts
         key = ev.digits[:1]
         s = replace(s, transitions=0)
         if not key:

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-PCAP_DIR = Path("/usr/share/sip-tester")
-PCAP_NAMES = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)},
-              "*": "dtmf_2833_star.pcap", "#": "dtmf_2833_pound.pcap"}
+from tests.support.rtp import EVENT_MS, write_call_pcap
+
 _ports = itertools.count(0)
 
 
@@ -147,33 +146,47 @@ BYE_FROM_CALLER = """  <send retrans="500">
 """
 
 
-def scenario_xml(caller: Caller) -> str:
+AUDIO_TAIL_MS = 240_000  # a caller waiting for the PBX to hang up keeps sending audio
+
+
+def scenario_xml(caller: Caller, pcap: Path | None = None) -> tuple[str, list[tuple[int, str]],
+                                                                     int]:
+    """The scenario, the RFC 2833 keys to put in the caller's RTP (ms, key), and its length."""
     num = escape(caller.number)
     parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>', '<!DOCTYPE scenario SYSTEM "sipp.dtd">',
              f'<scenario name="95598 caller {num}">', INVITE.format(number=num)]
+    if pcap is not None:
+        # the caller's whole RTP stream: audio throughout, with any RFC 2833 keys inside it
+        parts.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
     cseq = 2
+    t = 0
+    rtp_keys: list[tuple[int, str]] = []
     for step in caller.steps:
         if isinstance(step, Pause):
             parts.append(f'  <pause milliseconds="{step.ms}"/>')
+            t += step.ms
             continue
         for i, d in enumerate(step.digits):
             if i:
                 parts.append(f'  <pause milliseconds="{step.gap_ms}"/>')
+                t += step.gap_ms
             if step.mode == "info":
                 parts.append(INFO.format(number=num, cseq=cseq, digit=escape(d)))
                 cseq += 1
             else:
-                pcap = PCAP_DIR / PCAP_NAMES[d]
-                parts.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-                # the pcap lasts ~200 ms; the next key must not overlap it
-                parts.append('  <pause milliseconds="250"/>')
+                rtp_keys.append((t, d))
+                # the key is held for EVENT_MS inside the RTP stream; keep the timeline in step
+                parts.append(f'  <pause milliseconds="{EVENT_MS + 40}"/>')
+                t += EVENT_MS + 40
     if caller.hangup_after_ms is None:
         parts.append(BYE_FROM_PBX)
+        total = t + AUDIO_TAIL_MS
     else:
         parts.append(f'  <pause milliseconds="{caller.hangup_after_ms}"/>')
         parts.append(BYE_FROM_CALLER.format(number=num, cseq=cseq))
+        total = t + caller.hangup_after_ms + 1000
     parts.append("</scenario>")
-    return "\n".join(parts)
+    return "\n".join(parts), rtp_keys, total
 
 
 async def place_call(caller: Caller, target: str, service: str = "95598",
@@ -185,7 +198,10 @@ async def place_call(caller: Caller, target: str, service: str = "95598",
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
     wd.mkdir(parents=True, exist_ok=True)
     scen = wd / f"caller-{caller.number}-{n}.xml"
-    scen.write_text(scenario_xml(caller), encoding="iso-8859-1")
+    pcap = wd / f"caller-{caller.number}-{n}.pcap"
+    xml, rtp_keys, total_ms = scenario_xml(caller, pcap)
+    write_call_pcap(pcap, rtp_keys, total_ms)
+    scen.write_text(xml, encoding="iso-8859-1")
     err = wd / f"caller-{caller.number}-{n}.errors.log"
     proc = await asyncio.create_subprocess_exec(
         "sipp", target, "-sf", str(scen), "-s", service, "-m", "1", "-l", "1",

@@ -1,0 +1,180 @@
+"""Integration fixtures: a real Asterisk 22, real SIPp callers, a real CTI on SQLite and PostgreSQL.
+
+Nothing here is skipped: a missing Asterisk root, SIPp, broker or database fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti import stack
+from cti.cli import build_prompts, render_config
+from cti.db.migrate import upgrade
+from cti.db.seed import demo_accounts, seed_demo
+from cti.db.session import make_engine, make_session_factory
+from cti.settings import Settings, load_settings
+from prompts.index import PromptIndex
+from tests.support.ami import AmiRecorder
+from tests.support.settings import REPO, write_test_settings
+
+PG_URL = os.environ.get("HOTLINE_TEST_PG_URL",
+                        "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres")
+PORTS = {"sip": 15060, "ami": 15038, "fastagi": 14573}
+
+
+@dataclass
+class ItEnv:
+    state: Path
+    settings_path: Path
+    env: dict[str, str]
+    settings: Settings
+
+    def reload(self) -> Settings:
+        return load_settings(self.settings_path, self.env)
+
+
+@pytest.fixture(scope="session")
+def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
+    for tool in ("sipp", "sox"):
+        assert shutil.which(tool), f"{tool} is not installed: run `make test` (it installs it)"
+    state = tmp_path_factory.mktemp("hotline-it")
+    os.chmod(state, 0o755)
+    flows = state / "flows"
+    shutil.copytree(REPO / "ivr" / "flows", flows)
+    path = write_test_settings(state / "hotline.toml", {
+        "paths": {"state_dir": str(state)},
+        "pbx": {"sip_port": PORTS["sip"], "rtp_start": 17000, "rtp_end": 17999},
+        "ami": {"port": PORTS["ami"]},
+        "fastagi": {"port": PORTS["fastagi"]},
+        "ivr": {"flows_dir": str(flows)},
+        "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
+                    "cache_dir": str(REPO / "prompts" / "cache")},
+    })
+    env = {**os.environ, "HOTLINE_SETTINGS": str(path),
+           "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16), "HOTLINE_LOG_LEVEL": "INFO"}
+    env.pop("HOTLINE_DB_URL", None)
+    env.pop("HOTLINE_STATE_DIR", None)
+    settings = load_settings(path, env)
+    assert (settings.asterisk_root / "usr/sbin/asterisk").exists(), \
+        f"no Asterisk root at {settings.asterisk_root}: `make test` builds it"
+    return ItEnv(state, path, env, settings)
+
+
+@pytest.fixture(scope="session")
+def prompt_index(it_env: ItEnv) -> PromptIndex:
+    return build_prompts(it_env.settings)
+
+
+@pytest.fixture(scope="session")
+def asterisk(it_env: ItEnv, prompt_index: PromptIndex) -> Iterator[Settings]:
+    s = it_env.settings
+    render_config(s)
+    stack.start_asterisk(s)
+    yield s
+    stack.stop_asterisk(s)
+
+
+@pytest.fixture(scope="session")
+def ami(asterisk: Settings) -> Iterator[AmiRecorder]:
+    rec = AmiRecorder(asterisk.ami.host, asterisk.ami.port, asterisk.ami.username,
+                      asterisk.ami.secret).start()
+    yield rec
+    rec.stop()
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    sessions: sessionmaker[Session]
+    demo: dict[str, dict[str, Any]]
+    prefix: str  # caller numbers used on this backend start with it, so calls never collide
+
+
+def _pg_database() -> tuple[str, str]:
+    name = f"hotline_it_{uuid.uuid4().hex[:10]}"
+    admin = make_url(PG_URL)
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username,
+                         password=admin.password, dbname=admin.database,
+                         autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, admin.set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_drop(name: str) -> None:
+    admin = make_url(PG_URL)
+    with psycopg.connect(host=admin.host, port=admin.port, user=admin.username,
+                         password=admin.password, dbname=admin.database,
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, it_env: ItEnv) -> Iterator[Backend]:
+    pg_name = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{it_env.state / 'it.db'}"
+        prefix = "1391"
+    else:
+        pg_name, url = _pg_database()
+        prefix = "1392"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    now = datetime.now(UTC)
+    with sessions.begin() as s:
+        seed_demo(s, now=now)
+        demo = {d["purpose"]: d for d in demo_accounts(s, now)}
+    yield Backend(request.param, url, sessions, demo, prefix)
+    engine.dispose()
+    if pg_name:
+        _pg_drop(pg_name)
+
+
+class CtiProcess:
+    """The CTI daemon under test, as a real process that tests may kill and restart."""
+
+    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+        self.settings = settings
+        self.env = env
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self.pid = stack.start_cti(self.settings, env=self.env)
+
+    def stop(self) -> None:
+        stack.stop_cti(self.settings)
+        self.pid = None
+
+    def kill9(self) -> None:
+        assert self.pid, "CTI is not running"
+        os.kill(self.pid, signal.SIGKILL)
+        stack.wait_until(lambda: not stack.pid_alive(stack.paths(self.settings).cti_pid), 10,
+                         "the killed CTI to go away")
+        self.pid = None
+
+    def status(self) -> dict[str, Any]:
+        return stack.status(self.settings)["cti"]["status"] or {}
+
+
+@pytest.fixture(scope="session")
+def cti(backend: Backend, asterisk: Settings, it_env: ItEnv) -> Iterator[CtiProcess]:
+    env = {**it_env.env, "HOTLINE_DB_URL": backend.url}
+    proc = CtiProcess(load_settings(it_env.settings_path, env), env)
+    proc.start()
+    yield proc
+    proc.stop()

@@ -1,0 +1,99 @@
+"""Records every AMI event of a test session (panoramisk client in a background thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from panoramisk import Manager
+
+Event = dict[str, Any]
+
+
+class AmiTimeout(AssertionError):
+    """The awaited AMI event did not arrive in time."""
+
+
+class AmiRecorder:
+    """Collects AMI events so tests can wait on them (never on sleeps) and inspect a call."""
+
+    def __init__(self, host: str, port: int, username: str, secret: str) -> None:
+        self.config = dict(host=host, port=port, username=username, secret=secret)
+        self._events: list[Event] = []
+        self._cond = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ami-recorder",
+                                        daemon=True)
+        self._manager: Manager | None = None
+        self._logged_in = threading.Event()
+
+    def start(self, timeout: float = 15) -> AmiRecorder:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._connect(), self._loop).result(timeout)
+        if not self._logged_in.wait(timeout):
+            raise AmiTimeout("AMI login did not complete")
+        return self
+
+    async def _connect(self) -> None:
+        m = Manager(loop=self._loop, ping_delay=3600, reconnect_timeout=1,
+                    on_login=lambda _m: self._logged_in.set(), **self.config)
+        m.register_event("*", self._on_event)
+        self._manager = m
+        m.connect()
+
+    def _on_event(self, _manager: Manager, event: Any) -> None:
+        ev: Event = {k: v for k, v in dict(event).items()}
+        ev.setdefault("_received", time.time())
+        with self._cond:
+            self._events.append(ev)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        if self._manager is not None:
+            m = self._manager
+            self._manager = None
+            # stop panoramisk from reconnecting, then close
+            m.connect = lambda *a, **k: None  # type: ignore[method-assign]
+            self._loop.call_soon_threadsafe(m.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def events(self) -> list[Event]:
+        with self._cond:
+            return list(self._events)
+
+    def wait_for(self, pred: Callable[[Event], bool], timeout: float, what: str = "",
+                 since: int = 0) -> Event:
+        """The first event (from index `since`) matching `pred`, waiting up to `timeout` s."""
+        deadline = time.monotonic() + timeout
+        seen = since
+        with self._cond:
+            while True:
+                for ev in self._events[seen:]:
+                    if pred(ev):
+                        return ev
+                seen = len(self._events)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AmiTimeout(f"no AMI event {what or pred} within {timeout:.0f}s")
+                self._cond.wait(left)
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self._events)
+
+
+def send_action(recorder: AmiRecorder, action: dict[str, str], timeout: float = 10) -> Any:
+    """Send one AMI action through the recorder's connection and return the response."""
+    m = recorder._manager
+    if m is None:
+        raise AmiTimeout("AMI recorder is not connected")
+
+    async def go() -> Any:
+        async with asyncio.timeout(timeout):
+            return await m.send_action(dict(action), as_list=False)
+
+    return asyncio.run_coroutine_threadsafe(go(), recorder._loop).result(timeout + 1)
