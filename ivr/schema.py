@@ -381,6 +381,24 @@ def _graph_errors(model: FlowModel, lines: _Lines, file: str,
 # --------------------------------------------------------------------------------------- loading
 
 
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> FlowError:
+    """Name the line where the mistake is, not only where the parser noticed it.
+
+    An unclosed [ { or quote is only detected lines later; the construct's opening line
+    (the parser's context mark) is where the admin must look, so that line leads.
+    """
+    problem = exc.problem_mark.line + 1 if exc.problem_mark else None
+    context = exc.context_mark.line + 1 if exc.context_mark else None
+    opened = bool(exc.context) and any(w in str(exc.context) for w in ("flow", "quoted"))
+    line = context if opened and context else (problem or context or 1)
+    msg = f"YAML syntax error: {exc.problem or exc}"
+    if problem and problem != line:
+        msg += f" (noticed at line {problem})"
+    if exc.context and context:
+        msg += f", {exc.context} opened at line {context}"
+    return FlowError(file, line, msg)
+
+
 def parse_flow(text: str, file: str,
                has_prompt: Callable[[str, str], bool] | None = None) -> Flow:
     """Validate one flow file's text. Raises FlowValidationError naming file:line."""
@@ -388,10 +406,7 @@ def parse_flow(text: str, file: str,
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise FlowValidationError([FlowError(file, line, f"YAML syntax error: {exc.problem or exc}")
-                                   ]) from None
+        raise FlowValidationError([_yaml_error(exc, file)]) from None
     except yaml.YAMLError as exc:
         raise FlowValidationError([FlowError(file, 1, f"YAML error: {exc}")]) from None
     lines = _Lines(root)

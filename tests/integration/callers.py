@@ -1,0 +1,47 @@
+"""Helpers for integration tests that place one call and wait on its events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from cti.settings import Settings
+from tests.support.ami import AmiRecorder, Event, send_action
+from tests.support.sipp import Caller, SippResult, place_call
+
+
+class CallInProgress:
+    """A SIPp caller running in a thread while the test waits on AMI events."""
+
+    def __init__(self, caller: Caller, settings: Settings, workdir: Path) -> None:
+        self.caller = caller
+        self.result: SippResult | None = None
+        target = f"{settings.pbx.bind_ip}:{settings.pbx.sip_port}"
+
+        def run() -> None:
+            self.result = asyncio.run(place_call(caller, target, workdir=workdir,
+                                                 timeout_s=120))
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def finish(self, timeout: float = 60) -> SippResult:
+        self.thread.join(timeout)
+        assert self.result is not None, "the SIPp caller did not finish"
+        return self.result
+
+
+def is_event(name: str, number: str, **headers: str) -> object:
+    def pred(e: Event) -> bool:
+        return (e.get("Event") == name and e.get("CallerIDNum") == number
+                and all(e.get(k) == v for k, v in headers.items()))
+    return pred
+
+
+def hang_up(ami: AmiRecorder, channel_event: Event) -> None:
+    send_action(ami, {"Action": "Hangup", "Channel": channel_event["Channel"]})
+
+
+def ts(e: Event) -> float:
+    return float(e.get("Timestamp") or e["_received"])
