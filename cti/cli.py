@@ -35,6 +35,7 @@ def _sessions(settings: Settings) -> Any:
     from cti.db.migrate import upgrade
     from cti.db.session import make_engine, make_session_factory
 
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
     upgrade(settings.db_url)
     return make_session_factory(make_engine(settings.db_url))
 
@@ -62,8 +63,7 @@ def build_prompts(settings: Settings) -> Any:
 
 
 def render_config(settings: Settings) -> Path:
-    from asterisk_conf.render import (SYSTEM_PROMPTS, load_or_create_secrets, render,
-                                      write_config)
+    from asterisk_conf.render import SYSTEM_PROMPTS, load_or_create_secrets, render, write_config
     from prompts.index import ASTERISK_PROMPT_DIR, PromptIndex
     from prompts.moh import MOH_DIR_NAME
 
@@ -131,10 +131,11 @@ def up(no_demo: bool) -> None:
     except stack.StackError as exc:
         raise click.ClickException(str(exc)) from None
     st = stack.status(settings)
+    target = f"{settings.pbx.bind_ip}:{settings.pbx.sip_port}"
     click.echo(f"""
 The 95598 hotline is up.
   SIP       {st['asterisk']['sip']}  call {settings.pbx.service_number} from any number, e.g.
-            sipp -sn uac -s {settings.pbx.service_number} -m 1 {settings.pbx.bind_ip}:{settings.pbx.sip_port}
+            sipp -sn uac -s {settings.pbx.service_number} -m 1 {target}
   seats     seat01..seat{settings.pbx.seats:02d} (ext {settings.pbx.seat_extension_base + 1}..), \
 passwords in {settings.state_dir / 'secrets.json'}
   AMI       {st['asterisk']['ami']} user {settings.ami.username}, secret in \

@@ -96,10 +96,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         raise SettingsError(f"{path}: {exc}") from exc
     root = path.resolve().parent
     try:
-        paths, db, pbx, ami, fa, ivr, pr = (raw[k] for k in
-                                            ("paths", "db", "pbx", "ami", "fastagi", "ivr", "prompts"))
+        sections = ("paths", "db", "pbx", "ami", "fastagi", "ivr", "prompts")
+        paths, db, pbx, ami, fa, ivr, pr = (raw[k] for k in sections)
         state_dir = _path(root, env.get("HOTLINE_STATE_DIR") or paths["state_dir"])
-        db_url = env.get("HOTLINE_DB_URL") or db.get("url") or f"sqlite:///{state_dir / 'hotline.db'}"
+        default_db = f"sqlite:///{state_dir / 'hotline.db'}"
+        db_url = env.get("HOTLINE_DB_URL") or db.get("url") or default_db
         return Settings(
             root=root,
             state_dir=state_dir,

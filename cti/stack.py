@@ -260,7 +260,8 @@ def start_cti(settings: Settings, timeout: float = 30,
     out = open(p.log / "cti.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "cti.app"], stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env=env if env is not None else os.environ.copy(),
+                            start_new_session=True,
+                            env=env if env is not None else os.environ.copy(),
                             cwd=REPO_ROOT)
     out.close()
     p.cti_pid.write_text(str(proc.pid))

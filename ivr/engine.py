@@ -1,4 +1,4 @@
-"""Pure IVR interpreter: step(session, event) -> (session, actions); no I/O, no clock, no asyncio."""
+"""Pure IVR interpreter: step(session, event) -> (session, actions); no I/O, clock or asyncio."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Test settings: a copy of hotline.toml with other ports and paths, so tests run beside `make up`."""
+"""Test settings: hotline.toml with other ports and paths, so tests run beside `make up`."""
 
 from __future__ import annotations
 

@@ -153,7 +153,8 @@ def scenario_xml(caller: Caller, pcap: Path | None = None) -> tuple[str, list[tu
                                                                      int]:
     """The scenario, the RFC 2833 keys to put in the caller's RTP (ms, key), and its length."""
     num = escape(caller.number)
-    parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>', '<!DOCTYPE scenario SYSTEM "sipp.dtd">',
+    parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>',
+             '<!DOCTYPE scenario SYSTEM "sipp.dtd">',
              f'<scenario name="95598 caller {num}">', INVITE.format(number=num)]
     if pcap is not None:
         # the caller's whole RTP stream: audio throughout, with any RFC 2833 keys inside it
@@ -196,7 +197,7 @@ async def place_call(caller: Caller, target: str, service: str = "95598",
     # SIPp's own ports, away from Asterisk's RTP range; unique among calls under way at once
     sip_port, media_port, ctrl_port = 31000 + n, 32000 + 4 * n, 34000 + n
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
-    wd.mkdir(parents=True, exist_ok=True)
+    wd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup, before the call starts
     scen = wd / f"caller-{caller.number}-{n}.xml"
     pcap = wd / f"caller-{caller.number}-{n}.pcap"
     xml, rtp_keys, total_ms = scenario_xml(caller, pcap)
