@@ -104,20 +104,12 @@ class AgiIvrSession:
                 return dropped
         return DRAIN_MAX_KEYS
 
-    async def collect(self, act: e.Collect) -> e.Collected:
-        if act.flush:
-            await self.play(act.flush, barge_in=False)
-            await self.drain()
-        have = act.typeahead
-        limit = act.max_digits + (1 if act.terminated else 0)
-        if have.endswith("#") or len(have) >= limit:
-            return e.Collected(have)
-        prompts = "" if have else "&".join(self._paths(act.prompts))
-        remaining = limit - len(have)
-        timeout = f"{act.timeout_s:g}"
-        res = await self.agi.command(
-            f"EXEC Read {_quote(f'HOTLINE_INPUT,{prompts},{remaining},,1,{timeout}')}",
-            timeout=PLAY_TIMEOUT_S + act.timeout_s * (remaining + 1))
+    async def _read(self, prompts: str, max_digits: int, terminator: str,
+                    timeout_s: float) -> tuple[str, str]:
+        """One Read: (keys, READSTATUS). Terminator keys end the input and are not returned."""
+        args = f"HOTLINE_INPUT,{prompts},{max_digits},t({terminator}),1,{timeout_s:g}"
+        res = await self.agi.command(f"EXEC Read {_quote(args)}",
+                                     timeout=PLAY_TIMEOUT_S + timeout_s * (max_digits + 1))
         if res.get("error") == "AGIAppError":
             raise AgiHangup("Read returned -1")
         got = await self.agi.command('GET FULL VARIABLE "${HOTLINE_INPUT}|${READSTATUS}"')
@@ -125,7 +117,31 @@ class AgiIvrSession:
         digits, _, status = value.partition("|")
         if status == "HANGUP":
             raise AgiHangup("Read saw a hangup")
-        return e.Collected(have + digits, timed_out=status == "TIMEOUT" or not digits)
+        return digits, status
+
+    async def collect(self, act: e.Collect) -> e.Collected:
+        """Menus read one key. A number reads its first key under the first-key timeout while the
+        prompt plays (barge-in), then the rest under the inter-digit timeout."""
+        if act.flush:
+            await self.play(act.flush, barge_in=False)
+            await self.drain()
+        have, term = act.typeahead, act.terminator
+        limit = act.max_digits + (1 if term else 0)
+        if any(k in have for k in term) or len(have) >= limit:
+            return e.Collected(have)
+        prompts = "" if have else "&".join(self._paths(act.prompts))
+        if act.inter_digit_timeout_s is None:
+            keys, status = await self._read(prompts, limit - len(have), term, act.timeout_s)
+            return e.Collected(have + keys, timed_out=status == "TIMEOUT")
+        if not have:
+            first, status = await self._read(prompts, 1, term, act.timeout_s)
+            if not first:  # nothing, or the terminator alone
+                return e.Collected("", timed_out=status == "TIMEOUT")
+            have = first
+            if len(have) >= limit:
+                return e.Collected(have)
+        rest, status = await self._read("", limit - len(have), term, act.inter_digit_timeout_s)
+        return e.Collected(have + rest, timed_out=status == "TIMEOUT")
 
     async def query(self, act: e.Query) -> e.QueryResult:
         try:

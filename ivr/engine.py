@@ -47,9 +47,10 @@ class Collect:
     timeout_s: float
     typeahead: str = ""
     flush: tuple[Prompt, ...] = ()
-    # a number "followed by #": read one key past max_digits so the # (or an eleventh digit)
-    # ends the read instead of being left over to interrupt the next prompt
-    terminated: bool = False
+    # keys that end the input (not part of it); with a terminator, one key past max_digits is
+    # read so the # (or one digit too many) ends the read instead of interrupting what follows
+    terminator: str = ""
+    inter_digit_timeout_s: float | None = None  # None: a single key (menus)
 
 
 @dataclass(frozen=True)
@@ -413,7 +414,8 @@ class Engine:
             if t == "collect":
                 acts.append(Collect(_prompts(node.prompt, lang), node.max_length, node.timeout,
                                     typeahead=s.typeahead[:node.max_length + 1],
-                                    terminated=True))
+                                    terminator=node.terminator,
+                                    inter_digit_timeout_s=node.inter_digit_timeout))
                 s = replace(s, typeahead="")
                 return s, acts
             if t == "lookup":
@@ -451,10 +453,14 @@ class Engine:
             acts.append(Record({"node": s.node, "gave_up_after": attempts}))
             return self._goto(replace(s, typeahead=""), node.on_fail, acts)
         s = replace(s, attempts=attempts, typeahead="", transitions=0)
-        max_digits = 1 if node.type == "menu" else node.max_length
-        acts.append(Collect(_prompts(node.prompt, s.lang), max_digits, node.timeout,
-                            flush=_prompts(reason_prompts, s.lang),
-                            terminated=node.type == "collect"))
+        if node.type == "menu":
+            acts.append(Collect(_prompts(node.prompt, s.lang), 1, node.timeout,
+                                flush=_prompts(reason_prompts, s.lang)))
+        else:
+            acts.append(Collect(_prompts(node.prompt, s.lang), node.max_length, node.timeout,
+                                flush=_prompts(reason_prompts, s.lang),
+                                terminator=node.terminator,
+                                inter_digit_timeout_s=node.inter_digit_timeout))
         return s, acts
 
     def _menu_input(self, s: Session, node: Any, ev: Collected,
@@ -475,7 +481,10 @@ class Engine:
     def _collect_input(self, s: Session, node: Any, ev: Collected
                        ) -> tuple[Session, list[Action]]:
         acts: list[Action] = []
-        digits = ev.digits.rstrip("#")
+        digits = ev.digits
+        if node.terminator:
+            digits = digits.split(node.terminator[0])[0] if len(node.terminator) == 1 else \
+                re.split(f"[{re.escape(node.terminator)}]", digits)[0]
         s = replace(s, transitions=0)
         if not digits:
             acts.append(Record({"node": s.node, "input": "", "timeout": ev.timed_out}))

@@ -249,7 +249,8 @@ def _en_year(year: int) -> list[str]:
 def say_time(t: time, lang: str) -> list[str]:
     """Pieces for a clock time to the minute (seconds are not spoken).
 
-    zh, 12-hour with the period of day: 凌晨 00-05 (凌晨零点整, 凌晨五点十分), 上午 06-11,
+    zh, 12-hour with the period of day: 凌晨 00-05 (凌晨零点整, 凌晨五点十分), 上午 06-11
+    (2 o'clock is 两点, as in 凌晨两点 or 下午两点, never 二点),
     中午 12 (中午十二点整), 下午 13-17 (下午三点三十分, 下午三点整), 晚上 18-23; minutes 1-9 as
     零五分.
     en: "three thirty p.m.", "three oh five p.m.", "three p.m.", "twelve noon",
@@ -270,7 +271,9 @@ def _zh_time(hour: int, minute: int) -> list[str]:
         period, spoken_hour = "time.zh.afternoon", hour - 12
     else:
         period, spoken_hour = "time.zh.evening", hour - 12
-    out = [period] + _zh_number(spoken_hour) + ["unit.zh.hour"]
+    # the hour is counted with a measure word, so 2 o'clock is 两点, never 二点
+    hour_pieces = ["num.zh.liang"] if spoken_hour == 2 else _zh_number(spoken_hour)
+    out = [period] + hour_pieces + ["unit.zh.hour"]
     if minute == 0:
         return out + ["unit.zh.zheng"]
     if minute < 10:

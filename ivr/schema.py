@@ -57,7 +57,9 @@ class CollectNode(_Node):
     var: str
     min_length: int = Field(default=1, ge=1, le=64)
     max_length: int = Field(ge=1, le=64)
-    timeout: float = Field(default=6, gt=0, le=60)  # per digit, first one included
+    terminator: str = Field(default="#", pattern=r"^[*#]{0,2}$")  # keys that end input; "" = none
+    timeout: float = Field(default=6, gt=0, le=60)  # for the first key, after the prompt
+    inter_digit_timeout: float = Field(default=3, gt=0, le=30)
     retries: int = Field(default=3, ge=0, le=10)
     invalid_prompt: PromptList = ["ivr.invalid"]
     no_input_prompt: PromptList = ["ivr.no_input"]

@@ -193,8 +193,14 @@ def stream(prompt_id: str, barge_in: bool = True, lang: str = "zh") -> str:
     return f'STREAM FILE /p/{lang}/{prompt_id} "{KEYS if barge_in else ""}"'
 
 
-def read(prompt_id: str, digits: int, timeout: int, lang: str = "zh") -> str:
-    return f'EXEC Read "HOTLINE_INPUT,/p/{lang}/{prompt_id},{digits},,1,{timeout}"'
+def read(prompt_id: str, digits: int, timeout: int, lang: str = "zh", term: str = "") -> str:
+    """A Read that plays a prompt: a menu's key (no terminator) or a number's first key."""
+    return f'EXEC Read "HOTLINE_INPUT,/p/{lang}/{prompt_id},{digits},t({term}),1,{timeout}"'
+
+
+def read_rest(digits: int, timeout: int, term: str = "#") -> str:
+    """The rest of a number after its first key, under the inter-digit timeout."""
+    return f'EXEC Read "HOTLINE_INPUT,,{digits},t({term}),1,{timeout}"'
 
 
 def setvar(name: str, value: str) -> str:
@@ -212,7 +218,8 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
     services = FakeServices()
     # '1' pressed during the welcome answers the language menu; then bill, the account, and
     # nothing more: the after-query menu times out twice and the IVR says goodbye
-    peer = FakeAsterisk(reads=["1", ACCOUNT, "", ""], keys={"/p/zh/ivr.welcome": "1"})
+    peer = FakeAsterisk(reads=["1", ACCOUNT[0], ACCOUNT[1:], "", ""],
+                        keys={"/p/zh/ivr.welcome": "1"})
 
     async with serving(services) as (server, port):
         async with asyncio.timeout(DEADLINE_S):
@@ -224,7 +231,8 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
         stream("ivr.welcome"),
         setvar("CHANNEL(language)", "zh"), setvar("HOTLINE_LANG", "zh"),
         read("ivr.main_menu", 1, 6), GET_INPUT,
-        read("ivr.enter_account", 11, 6), GET_INPUT,
+        read("ivr.enter_account", 1, 6, term="#"), GET_INPUT,
+        read_rest(10, 4), GET_INPUT,
         *pieces("ivr.bill_amount_due", say.say_amount(Decimal("45.60"), "zh")),
         *pieces("ivr.bill_due_date", say.say_date(date(2026, 4, 15), "zh")),
         read("ivr.after_query_menu", 1, 5), GET_INPUT,
@@ -243,7 +251,7 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
 
 async def test_bill_lookup_then_agent_ends_with_transfer() -> None:
     services = FakeServices()
-    peer = FakeAsterisk(reads=["1", "1", ACCOUNT, "0"])
+    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:], "0"])
 
     async with serving(services) as (_server, port):
         async with asyncio.timeout(DEADLINE_S):
@@ -384,7 +392,7 @@ async def test_unknown_script_is_closed_without_commands() -> None:
                          ids=["during-read", "during-prompt"])
 async def test_caller_hanging_up_mid_session_ends_it_cleanly(how: str, where: str) -> None:
     services = FakeServices()
-    peer = FakeAsterisk(reads=["1", "1", ACCOUNT], hangup_at=where, hangup=how)
+    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:]], hangup_at=where, hangup=how)
 
     async with serving(services) as (server, port):
         async with asyncio.timeout(DEADLINE_S):
@@ -410,14 +418,15 @@ async def test_lookup_that_raises_sends_the_caller_to_an_agent() -> None:
         raise ConnectionRefusedError("database is down")
 
     services = FakeServices(query=broken)
-    peer = FakeAsterisk(reads=["1", "1", ACCOUNT])
+    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:]])
 
     async with serving(services) as (_server, port):
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port)
 
-    assert peer.commands[-8:] == [
-        read("ivr.enter_account", 11, 6), GET_INPUT,
+    assert peer.commands[-10:] == [
+        read("ivr.enter_account", 1, 6, term="#"), GET_INPUT,
+        read_rest(10, 4), GET_INPUT,
         stream("ivr.lookup_failed", barge_in=False),
         setvar("HOTLINE_SKILL", "general"), setvar("HOTLINE_PRIORITY", "0"),
         setvar("HOTLINE_ACCOUNT", ACCOUNT), setvar("HOTLINE_REASON", "lookup_failed"),
@@ -437,7 +446,7 @@ async def test_lookup_that_hangs_past_the_timeout_sends_the_caller_to_an_agent(
         await never.wait()
 
     services = FakeServices(query=stuck)
-    peer = FakeAsterisk(reads=["1", "1", ACCOUNT])
+    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:]])
 
     async with serving(services) as (_server, port):
         async with asyncio.timeout(2.0):

@@ -245,7 +245,7 @@ def test_unknown_account_is_told_then_asked_again() -> None:
     after_not_found = call.steps[5][1]
     assert [a for a in after_not_found if not isinstance(a, Record)] == [
         Play(zh("ivr.account_unknown"), barge_in=False),
-        Collect(zh("ivr.enter_account"), 10, 6, terminated=True),
+        Collect(zh("ivr.enter_account"), 10, 6, terminator="#", inter_digit_timeout_s=4),
     ]
     assert [q.args["account"] for q in call.of(Query)] == [OTHER_ACCOUNT, ACCOUNT]
     assert call.end == Transfer("general", 0, "caller_choice", ACCOUNT, zh("ivr.transfer"))
@@ -413,7 +413,7 @@ def test_star_hash_garbage_at_the_main_menu_is_invalid_then_the_menu_works() -> 
     assert retry == Collect(zh("ivr.main_menu"), 1, 6, flush=zh("ivr.invalid"))
     # the rest of the garbage is not kept as type-ahead for the account prompt
     account_prompt = call.steps[4][1][-1]
-    assert account_prompt == Collect(zh("ivr.enter_account"), 10, 6, terminated=True)
+    assert account_prompt == Collect(zh("ivr.enter_account"), 10, 6, terminator="#", inter_digit_timeout_s=4)
 
 
 @pytest.mark.parametrize(("entry", "reason"), [
@@ -428,7 +428,7 @@ def test_bad_account_entry_is_refused_and_asked_again(entry: str, reason: str) -
                   heard, press("0")])
 
     retry = call.steps[4][1][-1]
-    assert retry == Collect(zh("ivr.enter_account"), 10, 6, flush=zh(reason), terminated=True)
+    assert retry == Collect(zh("ivr.enter_account"), 10, 6, flush=zh(reason), terminator="#", inter_digit_timeout_s=4)
     assert [q.args["account"] for q in call.of(Query)] == [ACCOUNT]
 
 
@@ -476,7 +476,7 @@ def test_account_typed_ahead_at_the_main_menu_is_handed_to_the_account_prompt() 
                   found(NOTHING_DUE), heard, press("0")])
 
     assert call.steps[3][1][-1] == Collect(zh("ivr.enter_account"), 10, 6, typeahead=ACCOUNT,
-                                           terminated=True)
+                                           terminator="#", inter_digit_timeout_s=4)
 
 
 def test_keys_typed_ahead_through_the_language_menu_keep_the_language_change() -> None:
@@ -485,7 +485,7 @@ def test_keys_typed_ahead_through_the_language_menu_keep_the_language_change() -
     call = drive([heard, press("21"), press(ACCOUNT), found(NOTHING_DUE), heard, press("0")])
 
     assert call.steps[2][1][-1] == Collect((Prompt("ivr.enter_account", "en"),), 10, 6,
-                                           terminated=True)
+                                           terminator="#", inter_digit_timeout_s=4)
     assert SetChannelVar("CHANNEL(language)", "en") in call.actions
     assert SetChannelVar("HOTLINE_LANG", "en") in call.actions
     assert {"node": "language", "input": "2"} in [dict(r.step) for r in call.of(Record)]
