@@ -413,7 +413,8 @@ def test_star_hash_garbage_at_the_main_menu_is_invalid_then_the_menu_works() -> 
     assert retry == Collect(zh("ivr.main_menu"), 1, 6, flush=zh("ivr.invalid"))
     # the rest of the garbage is not kept as type-ahead for the account prompt
     account_prompt = call.steps[4][1][-1]
-    assert account_prompt == Collect(zh("ivr.enter_account"), 10, 6, terminator="#", inter_digit_timeout_s=4)
+    assert account_prompt == Collect(zh("ivr.enter_account"), 10, 6, terminator="#",
+                                     inter_digit_timeout_s=4)
 
 
 @pytest.mark.parametrize(("entry", "reason"), [
@@ -428,7 +429,8 @@ def test_bad_account_entry_is_refused_and_asked_again(entry: str, reason: str) -
                   heard, press("0")])
 
     retry = call.steps[4][1][-1]
-    assert retry == Collect(zh("ivr.enter_account"), 10, 6, flush=zh(reason), terminator="#", inter_digit_timeout_s=4)
+    assert retry == Collect(zh("ivr.enter_account"), 10, 6, flush=zh(reason), terminator="#",
+                            inter_digit_timeout_s=4)
     assert [q.args["account"] for q in call.of(Query)] == [ACCOUNT]
 
 
