@@ -1,0 +1,1 @@
+"""ACD core: agents, calls, skill queues and routing for the 95598 hotline; pure, no I/O."""

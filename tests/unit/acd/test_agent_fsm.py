@@ -189,7 +189,7 @@ def test_force_into_a_call_state_is_rejected(target: AgentState) -> None:
         (S.LOGGED_OUT, Login("", {"general": 3})),
         (S.LOGGED_OUT, Login("seat01", {"general": 0})),
         (S.LOGGED_OUT, Login("seat01", {"general": 6})),
-        (S.LOGGED_OUT, Login("seat01", {"general": True})),  # type: ignore[dict-item]
+        (S.LOGGED_OUT, Login("seat01", {"general": True})),  # a bool is not a proficiency
         (S.LOGGED_OUT, Login("seat01", {"": 3})),
         (S.READY, NotReady("")),
         (S.READY, Offer("")),

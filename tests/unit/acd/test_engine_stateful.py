@@ -36,6 +36,7 @@ from acd.model import (
     Overflow,
     RingAgent,
 )
+from acd.routing import eligible_agents
 
 AGENTS = [f"a{i:02d}" for i in range(10)]
 SKILLS = ["repair", "general", "billing"]
@@ -210,8 +211,6 @@ class AcdMachine(RuleBasedStateMachine):
         # after every input the engine has dispatched: no ready agent and eligible call left
         for call in self.engine.calls.values():
             if call.state in (CallState.WAITING, CallState.CALLBACK):
-                from acd.routing import eligible_agents
-
                 agents = self.engine.agents.values()
                 assert not eligible_agents(call, agents, self.now, CONFIG), call.call_id
 

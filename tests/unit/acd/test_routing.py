@@ -13,6 +13,7 @@ from acd.model import (
     AgentState,
     Call,
     CallState,
+    WidenStep,
 )
 from acd.routing import (
     capacity,
@@ -133,7 +134,7 @@ def test_custom_widening_steps_accumulate() -> None:
         ((10.0, frozenset()),),
     ],
 )
-def test_bad_widening_fails_at_startup(steps: tuple) -> None:  # type: ignore[type-arg]
+def test_bad_widening_fails_at_startup(steps: tuple[WidenStep, ...]) -> None:
     with pytest.raises(ValueError, match="widen_after_s"):
         AcdConfig(widen_after_s={"repair": steps})
 

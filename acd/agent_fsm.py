@@ -1,0 +1,274 @@
+"""Agent state machine: a hand-written transition table and decide(agent, event, now)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from acd.model import (
+    MAX_PROFICIENCY,
+    MIN_PROFICIENCY,
+    Agent,
+    AgentState,
+    AgentStateChanged,
+    CancelTimer,
+    Effect,
+    Rejected,
+    StartTimer,
+    wrap_up_timer,
+)
+
+S = AgentState
+
+# ------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Login:
+    seat: str
+    skills: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Logout:
+    pass
+
+
+@dataclass(frozen=True)
+class Ready:
+    pass
+
+
+@dataclass(frozen=True)
+class NotReady:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class RingNoAnswer:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class OfferCancelled:
+    """The offer went away through no fault of the agent (caller hung up, supervisor)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    wrap_up_s: float
+
+
+@dataclass(frozen=True)
+class WrapUpDone:
+    pass
+
+
+@dataclass(frozen=True)
+class Force:
+    """A supervisor (值长/班长) sets the state, whatever it was; the engine settles the call."""
+
+    state: AgentState
+    reason: str = "supervisor"
+
+
+Event = (
+    Login
+    | Logout
+    | Ready
+    | NotReady
+    | Offer
+    | Answered
+    | RingNoAnswer
+    | OfferCancelled
+    | CallEnded
+    | WrapUpDone
+    | Force
+)
+
+RONA = "rona"
+LOGIN_REASON = "login"
+FORCE_TARGETS = frozenset({S.LOGGED_OUT, S.READY, S.NOT_READY})
+
+# -------------------------------------------------------------------------------------- table
+
+
+@dataclass(frozen=True)
+class Rule:
+    target: AgentState | None  # None: the state named by the event (Force)
+    why: str
+
+
+FORCE = "supervisor: to logged_out, ready or not_ready"
+
+# Anything not in this table is rejected with the agent unchanged. Rows whose target equals the
+# source are idempotent repeats (Asterisk and desktops duplicate events): no change, no effects.
+TABLE: dict[tuple[AgentState, str], Rule] = {
+    (S.LOGGED_OUT, "Login"): Rule(S.NOT_READY, "签入; reason 'login' until the agent says ready"),
+    (S.LOGGED_OUT, "Logout"): Rule(S.LOGGED_OUT, "repeat: no change"),
+    (S.LOGGED_OUT, "Force"): Rule(None, "only to logged_out (no change): there is no seat"),
+    (S.NOT_READY, "Ready"): Rule(S.READY, "就绪; idle_since = now"),
+    (S.NOT_READY, "NotReady"): Rule(S.NOT_READY, "new reason code (same reason: no change)"),
+    (S.NOT_READY, "Logout"): Rule(S.LOGGED_OUT, "签出"),
+    (S.NOT_READY, "Force"): Rule(None, FORCE),
+    (S.READY, "Ready"): Rule(S.READY, "repeat: no change, keeps its idle position"),
+    (S.READY, "NotReady"): Rule(S.NOT_READY, "小休 with a reason code"),
+    (S.READY, "Logout"): Rule(S.LOGGED_OUT, "签出"),
+    (S.READY, "Offer"): Rule(S.RESERVED, "振铃: the seat rings with one call"),
+    (S.READY, "Force"): Rule(None, FORCE),
+    (S.RESERVED, "Answered"): Rule(S.ON_CALL, "通话中; calls_handled + 1"),
+    (S.RESERVED, "RingNoAnswer"): Rule(S.NOT_READY, "reason 'rona'; the call goes back in front"),
+    (S.RESERVED, "OfferCancelled"): Rule(S.READY, "caller gone: ready, keeps its idle position"),
+    (S.RESERVED, "Force"): Rule(None, FORCE + "; the engine requeues the call in front"),
+    (S.ON_CALL, "Answered"): Rule(S.ON_CALL, "repeat: no change"),
+    (S.ON_CALL, "CallEnded"): Rule(S.WRAP_UP, "话后处理; StartTimer(wrapup) at now + wrap_up_s"),
+    (S.ON_CALL, "Force"): Rule(None, FORCE + "; the engine forgets the call (lost hangup)"),
+    (S.WRAP_UP, "CallEnded"): Rule(S.WRAP_UP, "repeat: no change"),
+    (S.WRAP_UP, "WrapUpDone"): Rule(S.READY, "wrap-up time over; idle_since = now"),
+    (S.WRAP_UP, "Ready"): Rule(S.READY, "wrap-up finished early; CancelTimer(wrapup)"),
+    (S.WRAP_UP, "NotReady"): Rule(S.NOT_READY, "break after the call; CancelTimer(wrapup)"),
+    (S.WRAP_UP, "Logout"): Rule(S.LOGGED_OUT, "签出 after the call; CancelTimer(wrapup)"),
+    (S.WRAP_UP, "Force"): Rule(None, FORCE + "; CancelTimer(wrapup)"),
+}
+
+
+def describe() -> str:
+    """The table as a Markdown table, for documentation."""
+    lines = ["| from | event | to | why |", "|---|---|---|---|"]
+    for (state, event), rule in TABLE.items():
+        target = rule.target.value if rule.target is not None else "(event.state)"
+        lines.append(f"| {state.value} | {event} | {target} | {rule.why} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- decide
+
+
+def decide(agent: Agent, event: Event, now: float) -> tuple[Agent, list[Effect]]:
+    """The agent after `event` and the effects; an event the table does not allow (or whose
+    call_id is not the agent's call) leaves the agent unchanged with one Rejected effect."""
+    name = type(event).__name__
+    rule = TABLE.get((agent.state, name))
+    if rule is None:
+        return agent, [_rejected(agent, event, f"{name} not allowed while {agent.state.value}")]
+    problem = _guard(agent, event)
+    if problem is not None:
+        return agent, [_rejected(agent, event, problem)]
+    new = _next(agent, event, now)
+    effects: list[Effect] = []
+    if new == agent:
+        return agent, effects
+    effects.append(AgentStateChanged(new))
+    left_wrap_up = agent.state is S.WRAP_UP and new.state is not S.WRAP_UP
+    if left_wrap_up and not isinstance(event, WrapUpDone):
+        effects.append(CancelTimer(wrap_up_timer(agent.agent_id)))
+    if new.state is S.WRAP_UP and agent.state is not S.WRAP_UP and isinstance(event, CallEnded):
+        effects.append(StartTimer(wrap_up_timer(agent.agent_id), now + event.wrap_up_s))
+    return new, effects
+
+
+def _rejected(agent: Agent, event: Event, reason: str) -> Rejected:
+    call_id = getattr(event, "call_id", None) or agent.call_id
+    return Rejected(reason, agent_id=agent.agent_id, call_id=call_id)
+
+
+def _guard(agent: Agent, event: Event) -> str | None:
+    match event:
+        case Login(seat=seat, skills=skills):
+            if not seat:
+                return "login needs a seat"
+            for skill, level in skills.items():
+                if not skill:
+                    return "empty skill name"
+                if type(level) is not int or not MIN_PROFICIENCY <= level <= MAX_PROFICIENCY:
+                    return f"proficiency of {skill!r} must be {MIN_PROFICIENCY}..{MAX_PROFICIENCY}"
+        case NotReady(reason=reason):
+            if not reason:
+                return "not-ready needs a reason code"
+        case Offer(call_id=call_id):
+            if not call_id:
+                return "offer needs a call_id"
+        case Answered(call_id=c) | RingNoAnswer(call_id=c) | OfferCancelled(call_id=c):
+            if c != agent.call_id:
+                return f"call {c} is not the agent's call ({agent.call_id})"
+        case CallEnded(call_id=c, wrap_up_s=wrap_up_s):
+            if c != agent.call_id:
+                return f"call {c} is not the agent's call ({agent.call_id})"
+            if wrap_up_s < 0:
+                return "negative wrap-up time"
+        case Force(state=target, reason=reason):
+            if target not in FORCE_TARGETS:
+                return f"a supervisor can only force {sorted(FORCE_TARGETS)}, not {target.value}"
+            if target is S.NOT_READY and not reason:
+                return "not-ready needs a reason code"
+            if agent.state is S.LOGGED_OUT and target is not S.LOGGED_OUT:
+                return "a logged-out agent has no seat: the agent logs in"
+    return None
+
+
+def _enter(agent: Agent, state: AgentState, now: float, reason: str = "") -> Agent:
+    """The agent in a state without a call (logged_out, ready, not_ready) since now."""
+    return replace(
+        agent,
+        state=state,
+        reason=reason,
+        state_since=now,
+        call_id=None,
+        seat="" if state is S.LOGGED_OUT else agent.seat,
+        idle_since=now if state is S.READY else agent.idle_since,
+    )
+
+
+def _next(agent: Agent, event: Event, now: float) -> Agent:
+    match event:
+        case Login(seat=seat, skills=skills):
+            entered = _enter(agent, S.NOT_READY, now, LOGIN_REASON)
+            return replace(entered, seat=seat, skills=dict(skills))
+        case Logout():
+            return agent if agent.state is S.LOGGED_OUT else _enter(agent, S.LOGGED_OUT, now)
+        case Ready() | WrapUpDone():
+            return agent if agent.state is S.READY else _enter(agent, S.READY, now)
+        case NotReady(reason=reason):
+            if agent.state is S.NOT_READY and agent.reason == reason:
+                return agent
+            return _enter(agent, S.NOT_READY, now, reason)
+        case Offer(call_id=call_id):
+            return replace(agent, state=S.RESERVED, reason="", state_since=now, call_id=call_id)
+        case Answered():
+            if agent.state is S.ON_CALL:
+                return agent
+            return replace(
+                agent, state=S.ON_CALL, state_since=now, calls_handled=agent.calls_handled + 1
+            )
+        case RingNoAnswer():
+            return _enter(agent, S.NOT_READY, now, RONA)
+        case OfferCancelled():
+            # not the agent's doing: back to ready in the same longest-idle position
+            return replace(agent, state=S.READY, reason="", state_since=now, call_id=None)
+        case CallEnded():
+            if agent.state is S.WRAP_UP:
+                return agent
+            # call_id stays through wrap-up: the wrap-up (and its work order) is about that call
+            return replace(agent, state=S.WRAP_UP, state_since=now)
+        case Force(state=target, reason=reason):
+            if target is S.NOT_READY:
+                if agent.state is S.NOT_READY and agent.reason == reason:
+                    return agent
+                return _enter(agent, S.NOT_READY, now, reason)
+            if target is agent.state:
+                return agent
+            return _enter(agent, target, now)
+    raise TypeError(f"not an agent event: {event!r}")  # pragma: no cover

@@ -1,0 +1,762 @@
+"""The ACD engine: apply(input, now) -> effects; owns agents, calls, skill queues and day counters.
+
+One writer (the CTI's single consumer task) calls `apply` for every input, in order, with the
+time of the input. The engine never reads a clock and does no I/O; everything it wants done
+comes back as effect data (acd.model). Every input is handled idempotently: a repeat or a
+stale event yields no effect or a `Rejected`, never an exception.
+
+Calls. `CallArrived` queues the call under its skill unless that queue already holds
+`max_queue_per_skill` calls, in which case the new call gets `Overflow(reason='queue_full')` and
+the ACD forgets it (a call put back after a ring-no-answer is never overflowed). After every
+input the engine offers queued calls, best first (acd.routing), to the best eligible ready
+agent: the agent becomes reserved and the effect is `RingAgent` (or `CallbackDial` for a
+callback) plus `StartTimer('ring:<call_id>')`. `AgentAnswered` connects; `CallEnded` sends the
+agent to wrap-up (`StartTimer('wrapup:<agent_id>')`), which ends on `Tick` after `wrap_up_s` or
+earlier when the agent says ready. A ring-no-answer (`RingTimeout`, or a `Tick` past
+`ring_timeout_s`) sets the agent not_ready('rona') and puts the call back at the front of its
+queue with its original enqueue time.
+
+Callbacks. `CallbackRequested` turns a waiting call into a callback: the caller hangs up but the
+call keeps its place. From then on the caller's own leg hanging up (`CallAbandoned`/`CallEnded`
+before the callback is connected) is ignored. When its turn comes an agent is reserved and the
+effect is `CallbackDial`: ring the agent's seat first, and once the agent answers
+(`AgentAnswered`) dial the customer. The CTI reports the callback legs under the same call_id;
+`CallEnded` ends it like any call.
+
+Service level (服务水平), per skill, over the day so far (`ResetDailyStats` starts a new day):
+
+    SL = answered within service_level_s
+         / (answered + abandoned after service_level_s + callbacks requested after it)
+
+The wait is measured from `enqueued_at` (the first time the call was queued; ring-no-answer
+does not restart it) to the answer, the abandon or the callback request. Calls abandoned within
+service_level_s are left out (short abandons: the caller changed their mind). A callback request
+counts like an abandon at that moment: the caller gave up waiting; the later callback connection
+is counted separately (callbacks_connected), not as answered. Overflowed calls are left out
+(their new target measures them) and counted in `overflowed`. SL is None before any call counts.
+
+AHT per skill: a moving average (weight `aht_smoothing`) of talk time + configured wrap-up,
+starting at `aht_initial_s`; it is in the Snapshot, so the EWT does not restart from scratch
+after a restart.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from acd import agent_fsm as fsm
+from acd.model import (
+    LIVE_CALL_STATES,
+    QUEUED_CALL_STATES,
+    AcdConfig,
+    Agent,
+    AgentState,
+    Announce,
+    Call,
+    CallbackDial,
+    CallState,
+    CancelRing,
+    CancelTimer,
+    Effect,
+    Overflow,
+    QueueStats,
+    Rejected,
+    RingAgent,
+    StartTimer,
+    ring_timer,
+)
+from acd.routing import call_order, eligible_agents, estimated_wait
+
+# ------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class AgentLogin:
+    agent_id: str
+    seat: str
+    skills: Mapping[str, int]  # skill -> proficiency 1..5
+
+
+@dataclass(frozen=True)
+class AgentLogout:
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class AgentReady:
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class AgentNotReady:
+    agent_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SupervisorForce:
+    """Set an agent to logged_out, ready or not_ready, whatever it is doing. A ringing call goes
+    back to the front of its queue; a connected call is forgotten by the ACD (this is how a
+    supervisor clears an agent stuck on a call whose hangup event was lost)."""
+
+    agent_id: str
+    state: AgentState
+    reason: str = "supervisor"
+
+
+@dataclass(frozen=True)
+class CallArrived:
+    call_id: str  # Asterisk Linkedid
+    caller: str
+    skill: str
+    priority: int = 0
+    account: str | None = None
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CallAbandoned:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class AgentAnswered:
+    agent_id: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class RingTimeout:
+    agent_id: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallbackRequested:
+    call_id: str
+    number: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: wrap-up and ring deadlines, widening, announcements, QueueStats."""
+
+
+@dataclass(frozen=True)
+class ResetDailyStats:
+    """A new day for the service-level counters (the CTI sends it at local midnight)."""
+
+
+Input = (
+    AgentLogin
+    | AgentLogout
+    | AgentReady
+    | AgentNotReady
+    | SupervisorForce
+    | CallArrived
+    | CallAbandoned
+    | AgentAnswered
+    | RingTimeout
+    | CallEnded
+    | CallbackRequested
+    | Tick
+    | ResetDailyStats
+)
+
+# ------------------------------------------------------------------------------ day counters
+
+
+@dataclass(frozen=True)
+class DayCounters:
+    """One skill's counts since the start of the day."""
+
+    answered: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+    abandoned_after_sl: int = 0
+    callbacks_requested: int = 0
+    callbacks_after_sl: int = 0
+    callbacks_connected: int = 0
+    overflowed: int = 0
+
+    @property
+    def service_level(self) -> float | None:
+        counted = self.answered + self.abandoned_after_sl + self.callbacks_after_sl
+        return self.answered_in_sl / counted if counted else None
+
+
+# ---------------------------------------------------------------------------------- snapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything needed to rebuild the engine after a restart; to_dict() is JSON-ready."""
+
+    agents: tuple[Agent, ...]
+    calls: tuple[Call, ...]  # live calls: waiting, callback, offered, connected
+    aht_s: Mapping[str, float]
+    counters: Mapping[str, DayCounters] = field(default_factory=dict)
+    last_stats_at: float | None = None
+    finished: tuple[str, ...] = ()  # recently ended call ids, oldest first: late duplicates
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "agents": [{**asdict(a), "state": a.state.value} for a in self.agents],
+            "calls": [
+                {**asdict(c), "state": c.state.value, "flags": sorted(c.flags)} for c in self.calls
+            ],
+            "aht_s": dict(self.aht_s),
+            "counters": {skill: asdict(c) for skill, c in self.counters.items()},
+            "last_stats_at": self.last_stats_at,
+            "finished": list(self.finished),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        agents = tuple(
+            Agent(**{**a, "state": AgentState(a["state"]), "skills": dict(a["skills"])})
+            for a in data["agents"]
+        )
+        calls = tuple(
+            Call(**{**c, "state": CallState(c["state"]), "flags": frozenset(c["flags"])})
+            for c in data["calls"]
+        )
+        return cls(
+            agents=agents,
+            calls=calls,
+            aht_s={k: float(v) for k, v in data["aht_s"].items()},
+            counters={k: DayCounters(**v) for k, v in data.get("counters", {}).items()},
+            last_stats_at=data.get("last_stats_at"),
+            finished=tuple(data.get("finished", ())),
+        )
+
+
+# ------------------------------------------------------------------------------------ engine
+
+FINISHED_MEMORY = 4096  # ended call ids remembered, so a late duplicate event is recognised
+
+
+class AcdEngine:
+    """In-memory ACD state. Not thread-safe by design: one writer calls apply()."""
+
+    def __init__(self, config: AcdConfig | None = None) -> None:
+        self.config = config if config is not None else AcdConfig()
+        self._agents: dict[str, Agent] = {}
+        self._calls: dict[str, Call] = {}  # live calls only
+        self._queues: dict[str, list[str]] = {}  # skill -> queued call_ids, best first
+        self._aht: dict[str, float] = {}
+        self._counters: dict[str, DayCounters] = {}
+        self._last_stats_at: float | None = None
+        self._finished: dict[str, None] = {}  # insertion-ordered, bounded
+
+    # ------------------------------------------------------------------------------- reading
+
+    @property
+    def agents(self) -> Mapping[str, Agent]:
+        return MappingProxyType(self._agents)
+
+    @property
+    def calls(self) -> Mapping[str, Call]:
+        """Live calls (waiting, callback, offered, connected)."""
+        return MappingProxyType(self._calls)
+
+    def queue(self, skill: str) -> tuple[Call, ...]:
+        """The skill's queued calls, next first."""
+        return tuple(self._calls[c] for c in self._queues.get(skill, ()))
+
+    def position(self, call_id: str) -> int | None:
+        call = self._calls.get(call_id)
+        if call is None or call.state not in QUEUED_CALL_STATES:
+            return None
+        return self._queues[call.skill].index(call_id) + 1
+
+    def aht(self, skill: str) -> float:
+        return self._aht.get(skill, self.config.aht_initial_s)
+
+    def ewt(self, call_id: str) -> float | None:
+        """Estimated seconds until this queued call is offered; None if unknown or not queued."""
+        call = self._calls.get(call_id)
+        pos = self.position(call_id)
+        if call is None or pos is None:
+            return None
+        return estimated_wait(pos, call.skill, self._agents.values(), self.aht(call.skill))
+
+    def counters(self, skill: str) -> DayCounters:
+        return self._counters.get(skill, DayCounters())
+
+    def queue_stats(self, now: float) -> list[QueueStats]:
+        skills = set(self._queues) | set(self._counters)
+        for agent in self._agents.values():
+            skills |= set(agent.skills)
+        stats = []
+        for skill in sorted(skills):
+            queued = self.queue(skill)
+            by_state = {s.value: 0 for s in AgentState}
+            for agent in self._agents.values():
+                if skill in agent.skills:
+                    by_state[agent.state.value] += 1
+            c = self.counters(skill)
+            stats.append(
+                QueueStats(
+                    skill=skill,
+                    waiting=len(queued),
+                    callbacks_waiting=sum(1 for q in queued if q.state is CallState.CALLBACK),
+                    longest_wait_s=max((now - q.enqueued_at for q in queued), default=0.0),
+                    agents=by_state,
+                    service_level=c.service_level,
+                    answered=c.answered,
+                    answered_in_sl=c.answered_in_sl,
+                    abandoned=c.abandoned,
+                    abandoned_after_sl=c.abandoned_after_sl,
+                    callbacks_requested=c.callbacks_requested,
+                    callbacks_after_sl=c.callbacks_after_sl,
+                    callbacks_connected=c.callbacks_connected,
+                    overflowed=c.overflowed,
+                    aht_s=self.aht(skill),
+                )
+            )
+        return stats
+
+    # ------------------------------------------------------------------------------- writing
+
+    def apply(self, event: Input, now: float) -> list[Effect]:
+        """Handle one input at time `now` (seconds); the effects, in the order to carry out."""
+        match event:
+            case AgentLogin():
+                effects = self._login(event, now)
+            case AgentLogout(agent_id=agent_id):
+                effects = self._agent_event(agent_id, fsm.Logout(), now)
+            case AgentReady(agent_id=agent_id):
+                effects = self._agent_event(agent_id, fsm.Ready(), now)
+            case AgentNotReady(agent_id=agent_id, reason=reason):
+                effects = self._agent_event(agent_id, fsm.NotReady(reason), now)
+            case SupervisorForce():
+                effects = self._force(event, now)
+            case CallArrived():
+                effects = self._arrived(event, now)
+            case CallAbandoned(call_id=call_id):
+                effects = self._caller_left(call_id, now)
+            case AgentAnswered():
+                effects = self._answered(event, now)
+            case RingTimeout():
+                effects = self._ring_timeout(event, now)
+            case CallEnded(call_id=call_id):
+                effects = self._ended(call_id, now)
+            case CallbackRequested():
+                effects = self._callback_requested(event, now)
+            case Tick():
+                effects = self._tick(now)
+            case ResetDailyStats():
+                self._counters.clear()
+                effects = []
+            case _:
+                raise TypeError(f"not an ACD input: {event!r}")
+        effects += self._dispatch(now)
+        return effects
+
+    # agents
+
+    def _agent_event(self, agent_id: str, event: fsm.Event, now: float) -> list[Effect]:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return [Rejected("unknown agent", agent_id=agent_id)]
+        new, effects = fsm.decide(agent, event, now)
+        self._agents[agent_id] = new
+        return effects
+
+    def _login(self, event: AgentLogin, now: float) -> list[Effect]:
+        for other in self._agents.values():
+            taken = other.state is not AgentState.LOGGED_OUT and other.seat == event.seat
+            if taken and other.agent_id != event.agent_id:
+                return [Rejected(f"seat {event.seat} taken by {other.agent_id}", event.agent_id)]
+        agent = self._agents.get(event.agent_id, Agent(event.agent_id))
+        new, effects = fsm.decide(agent, fsm.Login(event.seat, event.skills), now)
+        if new is not agent:
+            self._agents[event.agent_id] = new
+        return effects
+
+    def _force(self, event: SupervisorForce, now: float) -> list[Effect]:
+        agent = self._agents.get(event.agent_id)
+        if agent is None:
+            return [Rejected("unknown agent", agent_id=event.agent_id)]
+        new, agent_effects = fsm.decide(agent, fsm.Force(event.state, event.reason), now)
+        if any(isinstance(e, Rejected) for e in agent_effects):
+            return agent_effects
+        effects: list[Effect] = []
+        call = self._calls.get(agent.call_id) if agent.call_id else None
+        if call is not None and agent.state is AgentState.RESERVED:
+            effects += self._take_back(call, agent)
+        elif call is not None and agent.state is AgentState.ON_CALL:
+            self._finish(call)
+        self._agents[agent.agent_id] = new
+        return effects + agent_effects
+
+    # calls
+
+    def _arrived(self, event: CallArrived, now: float) -> list[Effect]:
+        cid = event.call_id
+        wrapping_up = any(a.call_id == cid for a in self._agents.values())
+        if cid in self._calls or cid in self._finished or wrapping_up:
+            return [Rejected("duplicate call", call_id=cid)]
+        if not cid or not event.skill:
+            return [Rejected("a call needs a call_id and a skill", call_id=cid)]
+        if len(self._queues.get(event.skill, ())) >= self.config.max_queue_per_skill:
+            self._count(event.skill, overflowed=1)
+            self._remember(cid)
+            return [Overflow(cid, self.config.overflow_target, "queue_full")]
+        call = Call(
+            call_id=cid,
+            caller=event.caller,
+            skill=event.skill,
+            enqueued_at=now,
+            priority=event.priority,
+            account=event.account,
+            flags=frozenset(event.flags),
+        )
+        self._enqueue(call)
+        effects = self._dispatch(now)
+        if self._calls[cid].state is CallState.WAITING:
+            effects.append(self._announce(cid, now))
+        return effects
+
+    def _caller_left(self, call_id: str, now: float) -> list[Effect]:
+        call = self._calls.get(call_id)
+        if call is None:
+            return [] if call_id in self._finished else [Rejected("unknown call", call_id=call_id)]
+        if call.state is CallState.CONNECTED:
+            return self._ended(call_id, now)
+        if call.callback_number is not None:
+            return []  # the caller's own leg after asking for a callback: expected, ignored
+        effects: list[Effect] = []
+        if call.state is CallState.OFFERED and call.offered_to is not None:
+            agent = self._agents[call.offered_to]
+            effects += self._release_ring(call, agent)
+            new, agent_effects = fsm.decide(agent, fsm.OfferCancelled(call_id), now)
+            self._agents[agent.agent_id] = new
+            effects += agent_effects
+        late = now - call.enqueued_at > self.config.service_level_s
+        self._count(call.skill, abandoned=1, abandoned_after_sl=int(late))
+        self._finish(call)
+        return effects
+
+    def _answered(self, event: AgentAnswered, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        agent = self._agents.get(event.agent_id)
+        if call is None or agent is None:
+            return [Rejected("unknown call or agent", event.agent_id, event.call_id)]
+        if call.offered_to != event.agent_id:
+            return [Rejected("call not offered to this agent", event.agent_id, event.call_id)]
+        if call.state is CallState.CONNECTED:
+            return []  # repeat
+        new, effects = fsm.decide(agent, fsm.Answered(call.call_id), now)
+        self._agents[agent.agent_id] = new
+        self._calls[call.call_id] = replace(call, state=CallState.CONNECTED, answered_at=now)
+        if call.callback_number is not None:
+            self._count(call.skill, callbacks_connected=1)
+        else:
+            in_sl = now - call.enqueued_at <= self.config.service_level_s
+            self._count(call.skill, answered=1, answered_in_sl=int(in_sl))
+        return [*effects, CancelTimer(ring_timer(call.call_id))]
+
+    def _ring_timeout(self, event: RingTimeout, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        ringing = (
+            call is not None
+            and call.state is CallState.OFFERED
+            and call.offered_to == event.agent_id
+        )
+        if call is None or not ringing:
+            return [Rejected("no such ringing offer", event.agent_id, event.call_id)]
+        return self._ring_no_answer(call, now)
+
+    def _ring_no_answer(self, call: Call, now: float) -> list[Effect]:
+        assert call.offered_to is not None
+        agent = self._agents[call.offered_to]
+        effects = self._take_back(call, agent)
+        new, agent_effects = fsm.decide(agent, fsm.RingNoAnswer(call.call_id), now)
+        self._agents[agent.agent_id] = new
+        return effects + agent_effects
+
+    def _ended(self, call_id: str, now: float) -> list[Effect]:
+        call = self._calls.get(call_id)
+        if call is None:
+            return [] if call_id in self._finished else [Rejected("unknown call", call_id=call_id)]
+        if call.state is not CallState.CONNECTED:
+            return self._caller_left(call_id, now)
+        assert call.offered_to is not None and call.answered_at is not None
+        agent = self._agents[call.offered_to]
+        wrap_up_s = self.config.wrap_up_s
+        new, effects = fsm.decide(agent, fsm.CallEnded(call_id, wrap_up_s), now)
+        self._agents[agent.agent_id] = new
+        self._learn_aht(call.skill, now - call.answered_at + wrap_up_s)
+        self._finish(call)
+        return effects
+
+    def _callback_requested(self, event: CallbackRequested, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        if not self.config.callback_enabled:
+            return [Rejected("callbacks are disabled", call_id=event.call_id)]
+        if call is None:
+            return [Rejected("unknown call", call_id=event.call_id)]
+        if not event.number:
+            return [Rejected("a callback needs a number", call_id=event.call_id)]
+        if call.callback_number is not None:
+            if call.callback_number == event.number:
+                return []  # repeat
+            return [Rejected("callback already requested", call_id=event.call_id)]
+        if call.state is not CallState.WAITING:
+            return [Rejected(f"call is {call.state.value}", call_id=event.call_id)]
+        # same enqueued_at, priority and flags: the same place in the queue
+        self._calls[call.call_id] = replace(
+            call, state=CallState.CALLBACK, callback_number=event.number
+        )
+        late = now - call.enqueued_at > self.config.service_level_s
+        self._count(call.skill, callbacks_requested=1, callbacks_after_sl=int(late))
+        return []
+
+    def _tick(self, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for agent in list(self._agents.values()):
+            due = agent.state is AgentState.WRAP_UP
+            if due and now >= agent.state_since + self.config.wrap_up_s:
+                effects += self._agent_event(agent.agent_id, fsm.WrapUpDone(), now)
+        for call in list(self._calls.values()):
+            if call.state is not CallState.OFFERED or call.offered_at is None:
+                continue
+            if now >= call.offered_at + self.config.ring_timeout_s:
+                effects += self._ring_no_answer(call, now)
+        effects += self._dispatch(now)
+        for call in list(self._calls.values()):
+            if call.state is not CallState.WAITING:
+                continue  # callbacks: nobody on the line to hear it
+            last = (
+                call.last_announced_at if call.last_announced_at is not None else call.enqueued_at
+            )
+            if now - last >= self.config.announce_every_s:
+                effects.append(self._announce(call.call_id, now))
+        if self._last_stats_at is None or now - self._last_stats_at >= self.config.stats_every_s:
+            self._last_stats_at = now
+            effects += self.queue_stats(now)
+        return effects
+
+    # routing
+
+    def _dispatch(self, now: float) -> list[Effect]:
+        """Offer queued calls, best first, to the best eligible ready agent each."""
+        ready = [a for a in self._agents.values() if a.state is AgentState.READY]
+        if not ready:
+            return []
+        queued = [self._calls[cid] for q in self._queues.values() for cid in q]
+        queued.sort(key=lambda c: call_order(c, self.config))
+        effects: list[Effect] = []
+        for call in queued:
+            candidates = eligible_agents(call, ready, now, self.config)
+            if not candidates:
+                continue
+            agent = candidates[0]
+            ready.remove(agent)
+            effects += self._offer(call, agent, now)
+            if not ready:
+                break
+        return effects
+
+    def _offer(self, call: Call, agent: Agent, now: float) -> list[Effect]:
+        new, effects = fsm.decide(agent, fsm.Offer(call.call_id), now)
+        self._agents[agent.agent_id] = new
+        self._dequeue(call)
+        call = replace(
+            call,
+            state=CallState.OFFERED,
+            offered_to=agent.agent_id,
+            offered_at=now,
+            attempts=call.attempts + 1,
+        )
+        self._calls[call.call_id] = call
+        ring: Effect
+        if call.callback_number is not None:
+            ring = CallbackDial(
+                call.call_id,
+                agent.agent_id,
+                agent.seat,
+                call.callback_number,
+                call.account,
+                call.attempts,
+            )
+        else:
+            ring = RingAgent(
+                agent.agent_id,
+                agent.seat,
+                call.call_id,
+                call.caller,
+                call.account,
+                call.skill,
+                call.flags,
+                call.attempts,
+            )
+        return [
+            *effects,
+            ring,
+            StartTimer(ring_timer(call.call_id), now + self.config.ring_timeout_s),
+        ]
+
+    def _take_back(self, call: Call, agent: Agent) -> list[Effect]:
+        """Stop the ring and put the call back at the front of its queue (agent untouched)."""
+        effects = self._release_ring(call, agent)
+        queued = CallState.CALLBACK if call.callback_number is not None else CallState.WAITING
+        self._enqueue(
+            replace(call, state=queued, offered_to=None, offered_at=None, requeued_front=True)
+        )
+        return effects
+
+    def _release_ring(self, call: Call, agent: Agent) -> list[Effect]:
+        return [
+            CancelRing(agent.agent_id, agent.seat, call.call_id),
+            CancelTimer(ring_timer(call.call_id)),
+        ]
+
+    def _announce(self, call_id: str, now: float) -> Announce:
+        self._calls[call_id] = replace(self._calls[call_id], last_announced_at=now)
+        position = self.position(call_id)
+        assert position is not None
+        return Announce(call_id, position, self.ewt(call_id))
+
+    # bookkeeping
+
+    def _enqueue(self, call: Call) -> None:
+        self._calls[call.call_id] = call
+        queue = self._queues.setdefault(call.skill, [])
+        insort(queue, call.call_id, key=lambda cid: call_order(self._calls[cid], self.config))
+
+    def _dequeue(self, call: Call) -> None:
+        queue = self._queues.get(call.skill)
+        if queue is not None and call.call_id in queue:
+            queue.remove(call.call_id)
+            if not queue:
+                del self._queues[call.skill]
+
+    def _finish(self, call: Call) -> None:
+        """The call ended (or was abandoned/forgotten): drop it, remember its id."""
+        self._dequeue(call)
+        del self._calls[call.call_id]
+        self._remember(call.call_id)
+
+    def _remember(self, call_id: str) -> None:
+        self._finished[call_id] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            del self._finished[next(iter(self._finished))]
+
+    def _count(self, skill: str, **increments: int) -> None:
+        current = self.counters(skill)
+        self._counters[skill] = replace(
+            current, **{k: getattr(current, k) + v for k, v in increments.items()}
+        )
+
+    def _learn_aht(self, skill: str, handle_s: float) -> None:
+        old = self.aht(skill)
+        self._aht[skill] = old + self.config.aht_smoothing * (handle_s - old)
+
+    # -------------------------------------------------------------------------- persistence
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            agents=tuple(self._agents.values()),
+            calls=tuple(self._calls.values()),
+            aht_s=dict(self._aht),
+            counters=dict(self._counters),
+            last_stats_at=self._last_stats_at,
+            finished=tuple(self._finished),
+        )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Replace the whole state with the snapshot's; ValueError if it is inconsistent."""
+        self._agents = {a.agent_id: a for a in snapshot.agents}
+        self._calls = {}
+        self._queues = {}
+        for call in snapshot.calls:
+            if call.state in QUEUED_CALL_STATES:
+                self._enqueue(call)
+            else:
+                self._calls[call.call_id] = call
+        self._aht = dict(snapshot.aht_s)
+        self._counters = dict(snapshot.counters)
+        self._last_stats_at = snapshot.last_stats_at
+        self._finished = dict.fromkeys(snapshot.finished[-FINISHED_MEMORY:])
+        try:
+            self.assert_invariants()
+        except AssertionError as e:
+            raise ValueError(f"inconsistent ACD snapshot: {e}") from None
+
+    # ---------------------------------------------------------------------------- invariants
+
+    def assert_invariants(self) -> None:
+        """Raise AssertionError naming the first broken invariant (for tests and restore)."""
+        problems = list(self._invariant_problems())
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+    def _invariant_problems(self) -> list[str]:
+        problems: list[str] = []
+        holders: dict[str, str] = {}  # call_id -> agent_id holding it (reserved/on_call)
+        for agent in self._agents.values():
+            busy = agent.state in (AgentState.RESERVED, AgentState.ON_CALL)
+            if not busy:
+                if agent.state is not AgentState.WRAP_UP and agent.call_id is not None:
+                    problems.append(f"{agent.agent_id} is {agent.state} with call {agent.call_id}")
+                if agent.state is AgentState.WRAP_UP and agent.call_id in self._calls:
+                    problems.append(f"{agent.agent_id} in wrap-up of live call {agent.call_id}")
+                continue
+            if agent.call_id is None:
+                problems.append(f"{agent.agent_id} is {agent.state} without a call")
+                continue
+            if agent.call_id in holders:
+                problems.append(f"{agent.call_id} held by {holders[agent.call_id]} and {agent}")
+            holders[agent.call_id] = agent.agent_id
+            call = self._calls.get(agent.call_id)
+            want = CallState.OFFERED if agent.state is AgentState.RESERVED else CallState.CONNECTED
+            if call is None or call.state is not want or call.offered_to != agent.agent_id:
+                problems.append(f"{agent.agent_id} {agent.state} but its call is {call}")
+        offered_to: dict[str, str] = {}
+        for call in self._calls.values():
+            if call.state not in LIVE_CALL_STATES:
+                problems.append(f"{call.call_id} is {call.state} but still live")
+            if call.state in QUEUED_CALL_STATES:
+                if call.offered_to is not None:
+                    problems.append(f"queued {call.call_id} is offered to {call.offered_to}")
+                homes = [s for s, q in self._queues.items() for cid in q if cid == call.call_id]
+                if homes != [call.skill]:
+                    problems.append(f"queued {call.call_id} ({call.skill}) is in queues {homes}")
+                if (call.state is CallState.CALLBACK) != (call.callback_number is not None):
+                    problems.append(f"{call.call_id} callback state/number disagree")
+                continue
+            if call.offered_to is None:
+                problems.append(f"{call.call_id} is {call.state} without an agent")
+                continue
+            if call.offered_to in offered_to:
+                problems.append(f"{call.offered_to} has {offered_to[call.offered_to]} and {call}")
+            offered_to[call.offered_to] = call.call_id
+            holder = self._agents.get(call.offered_to)
+            if holder is None or holder.call_id != call.call_id:
+                problems.append(f"{call.call_id} with {call.offered_to} who has {holder}")
+        for skill, queue in self._queues.items():
+            for cid in queue:
+                call = self._calls.get(cid)
+                if call is None or call.state not in QUEUED_CALL_STATES or call.skill != skill:
+                    problems.append(f"queue {skill} holds {cid}: {call}")
+            if len(set(queue)) != len(queue):
+                problems.append(f"queue {skill} has duplicates")
+            keys = [call_order(self._calls[c], self.config) for c in queue if c in self._calls]
+            if keys != sorted(keys):
+                problems.append(f"queue {skill} out of order")
+            if not queue:
+                problems.append(f"empty queue {skill} kept")
+        return problems

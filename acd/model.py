@@ -1,0 +1,280 @@
+"""ACD data: agent and call states, the Agent and Call records, the config and the effects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+# --------------------------------------------------------------------------------------- states
+
+
+class AgentState(StrEnum):
+    LOGGED_OUT = "logged_out"  # 签出
+    READY = "ready"  # 就绪
+    NOT_READY = "not_ready"  # 小休 and friends; Agent.reason says which
+    RESERVED = "reserved"  # 振铃: the seat is ringing with one offered call
+    ON_CALL = "on_call"  # 通话中
+    WRAP_UP = "wrap_up"  # 话后处理
+
+
+class CallState(StrEnum):
+    WAITING = "waiting"  # in its skill queue, caller on hold in Asterisk
+    OFFERED = "offered"  # an agent's seat is ringing (or a callback's agent is being reserved)
+    CONNECTED = "connected"
+    # final states: the engine drops the call from its live set when it reaches one
+    ENDED = "ended"
+    ABANDONED = "abandoned"
+    # the caller hung up after asking to be called back; the call keeps its place in the queue
+    CALLBACK = "callback"
+
+
+QUEUED_CALL_STATES = frozenset({CallState.WAITING, CallState.CALLBACK})
+LIVE_CALL_STATES = QUEUED_CALL_STATES | {CallState.OFFERED, CallState.CONNECTED}
+
+# Flags the IVR or the CRM lookup sets on a call.
+IMPORTANT = "important"  # 重要客户: hospital, life support, government
+REPEAT_FAULT = "repeat_fault"  # the caller has an open repair order (催办 of a fault)
+
+MIN_PROFICIENCY, MAX_PROFICIENCY = 1, 5
+
+# -------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One agent (坐席) as the ACD sees it. `skills` maps skill -> proficiency 1..5 (read-only)."""
+
+    agent_id: str
+    seat: str = ""  # e.g. 'seat07'; empty while logged out
+    skills: Mapping[str, int] = field(default_factory=dict)
+    state: AgentState = AgentState.LOGGED_OUT
+    reason: str = ""  # not_ready reason code: break, lunch, training, login, rona, ...
+    state_since: float = 0.0
+    call_id: str | None = None  # the offered/connected call; kept through wrap-up
+    idle_since: float = 0.0  # when it last became ready: longest-idle ordering
+    calls_handled: int = 0  # calls answered since the engine first saw this agent
+
+
+@dataclass(frozen=True)
+class Call:
+    """One inbound call (or the callback that replaces it). call_id is the Asterisk Linkedid."""
+
+    call_id: str
+    caller: str
+    skill: str
+    enqueued_at: float
+    priority: int = 0  # from the IVR; higher first; flags add config.flag_priority
+    account: str | None = None  # 户号
+    flags: frozenset[str] = frozenset()
+    state: CallState = CallState.WAITING
+    offered_to: str | None = None  # agent_id while offered or connected
+    attempts: int = 0  # how many times it has been offered
+    callback_number: str | None = None
+    requeued_front: bool = False  # put back at the front after a ring-no-answer
+    offered_at: float | None = None
+    answered_at: float | None = None
+    last_announced_at: float | None = None
+
+
+# --------------------------------------------------------------------------------------- config
+
+ANY: Literal["*"] = "*"
+WidenTo = frozenset[str] | Literal["*"]
+WidenStep = tuple[float, WidenTo]
+
+
+def _default_widening() -> dict[str, tuple[WidenStep, ...]]:
+    # A fault-repair caller may be in the dark: after a minute general agents can take the
+    # report (they can open a repair order too), after two minutes anyone logged in can.
+    return {"repair": ((60.0, frozenset({"general"})), (120.0, ANY))}
+
+
+def _default_flag_priority() -> dict[str, int]:
+    return {IMPORTANT: 10, REPEAT_FAULT: 5}
+
+
+@dataclass(frozen=True)
+class AcdConfig:
+    """ACD settings; built once at startup. Invalid values raise ValueError there."""
+
+    wrap_up_s: float = 15.0
+    ring_timeout_s: float = 15.0  # about 4 rings
+    max_queue_per_skill: int = 30  # a new call beyond this overflows
+    overflow_target: str = "overflow"
+    # per skill, ordered (seconds waited, extra skills or '*' for any agent); see acd.routing
+    widen_after_s: Mapping[str, tuple[WidenStep, ...]] = field(default_factory=_default_widening)
+    # added to the IVR priority when the call carries the flag
+    flag_priority: Mapping[str, int] = field(default_factory=_default_flag_priority)
+    callback_enabled: bool = True
+    service_level_s: float = 20.0
+    aht_initial_s: float = 180.0
+    aht_smoothing: float = 0.1  # weight of the newest handle time in the moving average
+    announce_every_s: float = 30.0  # position/EWT announcement to each waiting caller
+    stats_every_s: float = 10.0  # QueueStats cadence on Tick
+
+    def __post_init__(self) -> None:
+        positive = {
+            "ring_timeout_s": self.ring_timeout_s,
+            "aht_initial_s": self.aht_initial_s,
+            "announce_every_s": self.announce_every_s,
+            "stats_every_s": self.stats_every_s,
+            "service_level_s": self.service_level_s,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"acd: {name} must be > 0, got {value!r}")
+        if self.wrap_up_s < 0:
+            raise ValueError(f"acd: wrap_up_s must be >= 0, got {self.wrap_up_s!r}")
+        if self.max_queue_per_skill < 1:
+            raise ValueError(
+                f"acd: max_queue_per_skill must be >= 1, got {self.max_queue_per_skill}"
+            )
+        if not 0 < self.aht_smoothing <= 1:
+            raise ValueError(f"acd: aht_smoothing must be in (0, 1], got {self.aht_smoothing!r}")
+        if not self.overflow_target:
+            raise ValueError("acd: overflow_target must not be empty")
+        for skill, steps in self.widen_after_s.items():
+            previous = -1.0
+            for after_s, to in steps:
+                if not after_s > previous or after_s < 0:
+                    raise ValueError(
+                        f"acd: widen_after_s[{skill!r}]: waits must be >= 0 and ascending, "
+                        f"got {[s for s, _ in steps]}"
+                    )
+                if to != ANY and (not isinstance(to, frozenset) or not to):
+                    raise ValueError(
+                        f"acd: widen_after_s[{skill!r}]: each step widens to a non-empty "
+                        f"frozenset of skills or '*', got {to!r}"
+                    )
+                previous = after_s
+
+
+# -------------------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class RingAgent:
+    """Ring the seat with this call and send the screen-pop (caller, account, skill, flags)."""
+
+    agent_id: str
+    seat: str
+    call_id: str
+    caller: str
+    account: str | None
+    skill: str
+    flags: frozenset[str]
+    attempt: int  # 1 on the first offer, 2 after one ring-no-answer, ...
+
+
+@dataclass(frozen=True)
+class CancelRing:
+    """Stop ringing the seat (caller gone, ring-no-answer, supervisor); the call is not bridged."""
+
+    agent_id: str
+    seat: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallbackDial:
+    """A callback's turn: the agent is reserved; ring the seat, then dial the customer."""
+
+    call_id: str
+    agent_id: str
+    seat: str
+    number: str
+    account: str | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Overflow:
+    """Send the call elsewhere (the overflow queue/center); the ACD forgets it."""
+
+    call_id: str
+    target: str
+    reason: str  # queue_full
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Tell a waiting caller their position (1 = next) and estimated wait; None: unknown."""
+
+    call_id: str
+    position: int
+    ewt_s: float | None
+
+
+@dataclass(frozen=True)
+class AgentStateChanged:
+    """Publish the agent's new state (desktop, big screen 大屏, call record)."""
+
+    agent: Agent
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Per-skill live figures and the day's counters; see acd.engine for service_level."""
+
+    skill: str
+    waiting: int  # queued calls, callbacks included
+    callbacks_waiting: int
+    longest_wait_s: float
+    agents: Mapping[str, int]  # agents having the skill, by AgentState value
+    service_level: float | None  # None until a call counts
+    answered: int
+    answered_in_sl: int
+    abandoned: int
+    abandoned_after_sl: int
+    callbacks_requested: int
+    callbacks_after_sl: int
+    callbacks_connected: int
+    overflowed: int
+    aht_s: float
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Deliver a Tick at or after `at`. Deadlines are re-derived from state on every Tick, so a
+    lost, late or duplicate timer is harmless; the timer only makes the Tick prompt."""
+
+    name: str
+    at: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input that does not apply to the current state; nothing changed. For the log."""
+
+    reason: str
+    agent_id: str | None = None
+    call_id: str | None = None
+
+
+Effect = (
+    RingAgent
+    | CancelRing
+    | CallbackDial
+    | Overflow
+    | Announce
+    | AgentStateChanged
+    | QueueStats
+    | StartTimer
+    | CancelTimer
+    | Rejected
+)
+
+
+def wrap_up_timer(agent_id: str) -> str:
+    return f"wrapup:{agent_id}"
+
+
+def ring_timer(call_id: str) -> str:
+    return f"ring:{call_id}"
