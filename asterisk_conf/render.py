@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 QUEUE_NAME = "hotline-agents"
 # Prompts the dialplan itself plays, for when the IVR cannot: looked up in the prompt index.
-SYSTEM_PROMPTS = ("fallback", "all_busy", "no_service")
+SYSTEM_PROMPTS = ("fallback", "all_busy", "no_service", "callback")
 ASTERISK_UID_FALLBACK = 101
 
 # Files Asterisk wants present (or it warns) but that the hotline leaves at their defaults.
@@ -115,6 +115,7 @@ def render(settings: Settings, secrets: Mapping[str, str],
         "queue_name": QUEUE_NAME,
         "sys_prompts": sys_prompts,
         "moh_dir": moh_dir,
+        "acd": settings.acd,
     }
     files = dict(STUB_FILES)
     for tpl in sorted(TEMPLATES.glob("*.conf.j2")):

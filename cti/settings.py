@@ -47,6 +47,14 @@ class FastAgiSettings:
 
 
 @dataclass(frozen=True)
+class AcdSettings:
+    cti_stale_s: int
+    ring_timeout_s: int
+    wrap_up_s: int
+    callback_key: str
+
+
+@dataclass(frozen=True)
 class IvrSettings:
     flows_dir: Path
     entry_flow: str
@@ -73,6 +81,7 @@ class Settings:
     fastagi: FastAgiSettings
     ivr: IvrSettings
     prompts: PromptSettings
+    acd: AcdSettings
 
     @property
     def asterisk_etc(self) -> Path:
@@ -98,6 +107,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     try:
         sections = ("paths", "db", "pbx", "ami", "fastagi", "ivr", "prompts")
         paths, db, pbx, ami, fa, ivr, pr = (raw[k] for k in sections)
+        acd = raw.get("acd", {})
         state_dir = _path(root, env.get("HOTLINE_STATE_DIR") or paths["state_dir"])
         default_db = f"sqlite:///{state_dir / 'hotline.db'}"
         db_url = env.get("HOTLINE_DB_URL") or db.get("url") or default_db
@@ -126,6 +136,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             prompts=PromptSettings(catalog_dir=_path(root, pr["catalog_dir"]),
                                    cache_dir=_path(root, pr["cache_dir"]), rate=int(pr["rate"]),
                                    voices=dict(pr["voices"])),
+            acd=AcdSettings(cti_stale_s=int(acd.get("cti_stale_s", 5)),
+                            ring_timeout_s=int(acd.get("ring_timeout_s", 15)),
+                            wrap_up_s=int(acd.get("wrap_up_s", 15)),
+                            callback_key=str(acd.get("callback_key", 1))),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc
