@@ -1,0 +1,237 @@
+"""The ACD's one writer: AMI events, agent commands and ticks in; ACD decisions out to PBX, bus, DB."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from acd import engine as acd
+from acd.model import (
+    AcdConfig,
+    Agent,
+    AgentStateChanged,
+    Announce,
+    CallbackDial,
+    CancelRing,
+    Overflow,
+    QueueStats,
+    Rejected,
+    RingAgent,
+)
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 10_000
+TICK_S = 1.0
+SNAPSHOT_EVERY_S = 10.0
+
+
+class Pbx(Protocol):
+    """What the ACD asks of Asterisk (AMI actions; each has its own timeout)."""
+
+    async def ring_seat(self, channel: str, seat: str) -> None: ...
+    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None: ...
+    async def overflow(self, channel: str, target: str) -> None: ...
+    async def heartbeat(self) -> None: ...
+
+
+class Bus(Protocol):
+    def publish(self, topic: str, payload: Mapping[str, Any], *, qos: int = 1,
+                retain: bool = False) -> None: ...
+
+
+class Store(Protocol):
+    """The database, as the ACD needs it. Each call is one unit of work; events for the bus are
+    returned by the store only after its commit (publish after commit)."""
+
+    async def screen_pop(self, call_id: str, caller: str, account: str | None) -> dict[str, Any]: ...
+    async def agent_state(self, agent: Agent, actor: str) -> None: ...
+    async def call_queued(self, call_id: str, skill: str, at: float) -> None: ...
+    async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None: ...
+    async def save_snapshot(self, data: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Command:
+    """An agent's or a supervisor's request; `reply` gets {"ok": bool, ...}."""
+
+    input: acd.Input
+    actor: str
+    reply: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+
+
+@dataclass
+class CallChannel:
+    channel: str
+    caller: str
+    account: str | None
+    lang: str = "zh"
+
+
+@dataclass
+class AcdService:
+    """Single consumer of one bounded inbox: no locks, and the ACD sees inputs in order."""
+
+    engine: acd.AcdEngine
+    pbx: Pbx
+    bus: Bus
+    store: Store
+    clock: Callable[[], float] = time.time
+    inbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(INBOX_SIZE))
+    channels: dict[str, CallChannel] = field(default_factory=dict)
+    dropped: int = 0
+
+    @classmethod
+    def create(cls, config: AcdConfig, pbx: Pbx, bus: Bus, store: Store,
+               snapshot: Mapping[str, Any] | None = None) -> AcdService:
+        engine = acd.AcdEngine(config)
+        if snapshot:
+            try:
+                engine.restore(acd.Snapshot.from_dict(snapshot))
+            except (ValueError, KeyError, TypeError):
+                log.exception("ACD snapshot unusable; starting empty (resync rebuilds calls)")
+        return cls(engine=engine, pbx=pbx, bus=bus, store=store)
+
+    # ------------------------------------------------------------------------------ inputs
+
+    def submit(self, item: acd.Input | Command | tuple[str, Any]) -> bool:
+        """Queue an input without blocking; False (and counted) if the inbox is full."""
+        try:
+            self.inbox.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error("ACD inbox full: input dropped (%d so far): %r", self.dropped, item)
+            return False
+
+    def call_waiting(self, call_id: str, channel: str, caller: str, skill: str, priority: int,
+                     account: str | None, lang: str = "zh", flags: frozenset[str] = frozenset()
+                     ) -> None:
+        """Asterisk holds a caller for us (HotlineQueued)."""
+        self.submit(("channel", (call_id, CallChannel(channel, caller, account, lang))))
+        self.submit(acd.CallArrived(call_id=call_id, caller=caller, skill=skill,
+                                    priority=priority, account=account, flags=flags))
+
+    # ------------------------------------------------------------------------------- tasks
+
+    async def run(self) -> None:
+        """The writer. Runs until cancelled."""
+        while True:
+            item = await self.inbox.get()
+            try:
+                await self._handle(item)
+            except Exception:
+                log.exception("ACD input failed: %r", item)
+
+    async def ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.submit(acd.Tick())
+
+    async def heartbeat(self) -> None:
+        """Tells the dialplan the CTI is alive; when this stops, waiting callers fail over."""
+        while True:
+            try:
+                await self.pbx.heartbeat()
+            except Exception as exc:  # AMI down: the dialplan fails callers over, as designed
+                log.warning("heartbeat not delivered: %s", exc)
+            await asyncio.sleep(TICK_S)
+
+    async def snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_EVERY_S)
+            self.submit(("snapshot", None))
+
+    # ---------------------------------------------------------------------------- handling
+
+    async def _handle(self, item: Any) -> None:
+        now = self.clock()
+        if isinstance(item, tuple):
+            kind, payload = item
+            if kind == "channel":
+                call_id, ch = payload
+                self.channels[call_id] = ch
+            elif kind == "snapshot":
+                await self.store.save_snapshot(self.engine.snapshot().to_dict())
+            elif kind == "forget":
+                self.channels.pop(payload, None)
+            return
+        actor, reply = "acd", None
+        if isinstance(item, Command):
+            actor, reply, item = item.actor, item.reply, item.input
+        effects = self.engine.apply(item, now)
+        rejected = [e for e in effects if isinstance(e, Rejected)]
+        if isinstance(item, acd.CallArrived):
+            await self.store.call_queued(item.call_id, item.skill, now)
+        if isinstance(item, acd.AgentAnswered):
+            agent = self.engine.agents.get(item.agent_id)
+            if agent is not None:
+                await self.store.call_answered(item.call_id, item.agent_id, agent.seat, now)
+        if isinstance(item, acd.CallEnded | acd.CallAbandoned):
+            self.submit(("forget", item.call_id))
+        for eff in effects:
+            await self._effect(eff, actor)
+        if reply is not None:
+            await reply({"ok": not rejected,
+                         **({"error": rejected[0].reason} if rejected else {})})
+
+    async def _effect(self, eff: Any, actor: str) -> None:
+        if isinstance(eff, RingAgent):
+            ch = self.channels.get(eff.call_id)
+            # the pop leaves before the seat rings, so it is on screen while it rings
+            pop = await self.store.screen_pop(eff.call_id, eff.caller, eff.account)
+            self.bus.publish(f"hotline/agents/{eff.agent_id}/pop",
+                             {**pop, "seat": eff.seat, "skill": eff.skill,
+                              "attempt": eff.attempt})
+            self.bus.publish(f"hotline/calls/{eff.call_id}/events",
+                             {"event": "offered", "agent_id": eff.agent_id, "seat": eff.seat})
+            if ch is None:
+                log.error("call %s: no channel known; cannot ring %s", eff.call_id, eff.seat)
+                self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
+                return
+            try:
+                await self.pbx.ring_seat(ch.channel, eff.seat)
+            except Exception:
+                log.exception("call %s: could not ring %s", eff.call_id, eff.seat)
+                self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
+        elif isinstance(eff, AgentStateChanged):
+            await self.store.agent_state(eff.agent, actor)
+            a = eff.agent
+            self.bus.publish(f"hotline/agents/{a.agent_id}/state", {
+                "agent_id": a.agent_id, "seat": a.seat, "state": str(a.state),
+                "reason": a.reason, "since": a.state_since, "call_id": a.call_id},
+                retain=True)
+        elif isinstance(eff, QueueStats):
+            self.bus.publish(f"hotline/queues/{eff.skill}/stats", {
+                "skill": eff.skill, "waiting": eff.waiting, "longest_wait_s": eff.longest_wait_s,
+                "service_level": eff.service_level, "answered": eff.answered,
+                "abandoned": eff.abandoned, "agents": dict(eff.agents), "aht_s": eff.aht_s},
+                retain=True)
+        elif isinstance(eff, Announce):
+            ch = self.channels.get(eff.call_id)
+            if ch is not None:
+                await self.pbx.announce(ch.channel, announcement(eff.position, eff.ewt_s,
+                                                                 ch.lang), ch.lang)
+        elif isinstance(eff, Overflow):
+            ch = self.channels.get(eff.call_id)
+            if ch is not None:
+                await self.pbx.overflow(ch.channel, eff.target)
+        elif isinstance(eff, CallbackDial):
+            log.warning("callback for %s: outbound dialling is not configured", eff.call_id)
+        elif isinstance(eff, CancelRing | Rejected):
+            log.debug("ACD: %r", eff)
+
+
+def announcement(position: int, ewt_s: float | None, lang: str) -> list[str]:
+    """Prompt ids: "you are number N in line; the expected wait is about M minutes"."""
+    from ivr.say import say_number
+
+    out = ["acd.position_before", *say_number(position, lang), "acd.position_after"]
+    if ewt_s is not None:
+        minutes = max(1, round(ewt_s / 60))
+        out += ["acd.ewt_before", *say_number(minutes, lang), "acd.ewt_after"]
+    return out
