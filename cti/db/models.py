@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -69,6 +70,12 @@ WORK_ORDER_STEPS: tuple[str, ...] = (
 CHANNELS: tuple[str, ...] = ("ivr", "agent")
 CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned")
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
+AGENT_ROLES: tuple[str, ...] = ("agent", "supervisor", "admin")
+# The states of a logged-in agent (acd.model.AgentState without logged_out: a closed session is
+# logged out).
+AGENT_STATES: tuple[str, ...] = ("ready", "not_ready", "reserved", "on_call", "wrap_up")
+# The state log also records 签出, so a forced logout stays on the audit trail.
+LOGGED_STATES: tuple[str, ...] = (*AGENT_STATES, "logged_out")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -354,3 +361,91 @@ class Call(Base):
     skill: Mapped[str | None] = mapped_column(String(32))
     priority: Mapped[int | None] = mapped_column(Integer)
     ivr_path: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Filled by the ACD. agent_id is not a foreign key for the same reason as account_no: the
+    # call record must be written whatever the ACD reports.
+    queued_at: Mapped[datetime | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    agent_id: Mapped[str | None] = mapped_column(String(16), index=True)
+    seat: Mapped[str | None] = mapped_column(String(16))
+
+
+# Both databases support partial indexes, each under its own keyword.
+_OPEN_SESSION = "logout_at IS NULL"
+
+
+class Agent(Base):
+    """An agent (坐席/话务员), supervisor (值长/班长) or admin who logs in to the CTI."""
+
+    __tablename__ = "agents"
+    __table_args__ = (CheckConstraint(_in("role", AGENT_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # skill -> proficiency 1..5; checked in cti.db.agents, JSON has no portable CHECK.
+    skills: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class AgentSession(Base):
+    """One login (签入) of an agent at a seat, until its logout (签出); its current state."""
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (
+        CheckConstraint(_in("state", AGENT_STATES), name="state"),
+        CheckConstraint("logout_at IS NULL OR logout_at >= login_at", name="window"),
+        # At most one open session per agent and per seat. The database enforces it because two
+        # logins can race (two desktops, a CTI restart); a check in Python alone would let both in.
+        Index("uq_agent_sessions_open_agent", "agent_id", unique=True,
+              sqlite_where=text(_OPEN_SESSION), postgresql_where=text(_OPEN_SESSION)),
+        Index("uq_agent_sessions_open_seat", "seat", unique=True,
+              sqlite_where=text(_OPEN_SESSION), postgresql_where=text(_OPEN_SESSION)),
+        Index(None, "agent_id", "login_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.agent_id"))
+    seat: Mapped[str] = mapped_column(String(16))
+    login_at: Mapped[datetime] = mapped_column()
+    logout_at: Mapped[datetime | None] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    state_since: Mapped[datetime] = mapped_column()
+    call_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AgentStateLog(Base):
+    """Every agent state change, with who made it: the agent, 'acd', or a supervisor's id."""
+
+    __tablename__ = "agent_state_log"
+    __table_args__ = (
+        CheckConstraint(_in("state", LOGGED_STATES), name="state"),
+        Index(None, "agent_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.agent_id"))
+    seat: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(index=True)
+    call_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+
+
+class AcdSnapshot(Base):
+    """The ACD's state as one JSON document, so it survives a CTI restart; a single row."""
+
+    __tablename__ = "acd_snapshots"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    saved_at: Mapped[datetime] = mapped_column()
+
+
+# The screen-pop looks up a caller's open work orders by number on every call.
+Index("ix_work_orders_caller_number", WorkOrder.caller_number)

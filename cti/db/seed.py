@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from cti.db.agents import PASSWORD_HASHER
 from cti.db.ivr_queries import (
     WORK_ORDER_TZ,
     accounts_for_phone,
@@ -22,6 +23,7 @@ from cti.db.ivr_queries import (
 from cti.db.models import (
     Account,
     AccountPhone,
+    Agent,
     Area,
     Bill,
     Customer,
@@ -40,6 +42,11 @@ ARREARS_SHARE = 0.15
 # Enough for the important customers plus one account on every feeder, so every demo purpose
 # (fault area, planned area, arrears, ...) has a candidate whatever the sample size.
 MIN_ACCOUNTS = 50
+# Demo only: every demo agent and supervisor logs in with this password. A real center creates
+# its staff with cti.db.agents.create_agent and their own passwords.
+DEMO_PASSWORD = "95598"
+DEMO_AGENTS = 50       # A001..A050, one per 95598 seat
+DEMO_SUPERVISORS = 5   # S01..S05
 
 DEMO_PURPOSES: tuple[str, ...] = (
     "outage_fault",             # exactly one fault outage at the account
@@ -259,24 +266,37 @@ def _counts(session: Session) -> dict[str, int]:
         "payments": count(Payment),
         "outages": count(Outage),
         "outage_areas": count(OutageArea),
+        "agents": int(session.scalar(
+            select(func.count()).select_from(Agent).where(Agent.role == "agent")) or 0),
+        "supervisors": int(session.scalar(
+            select(func.count()).select_from(Agent).where(Agent.role == "supervisor")) or 0),
     }
 
 
 def seed_demo(
     session: Session, *, now: datetime, n_accounts: int = 5000, rng_seed: int = 95598,
 ) -> dict[str, int]:
-    """Fill an empty database with the demo city; return table counts. The caller commits.
+    """Fill an empty database with the demo city and its staff; return table counts. The caller
+    commits.
 
     Idempotent by detection: if any area exists, the database is taken as already seeded (or as
-    real data that must not be mixed with demo rows), nothing is written, and the counts of what
-    is there are returned. Same now, n_accounts and rng_seed give the same data.
+    real data that must not be mixed with demo rows), no city rows are written, and the counts of
+    what is there are returned. Same now, n_accounts and rng_seed give the same data.
+
+    Staff: 50 agents A001..A050 and 5 supervisors S01..S05, with Chinese names and skills
+    (most general and billing, a third repair, a few english). They are added when no agent
+    exists yet and the areas are the demo city's (a demo database from before agents existed
+    gets them too; a real database never gets demo logins). DEMO ONLY: all of them have the
+    password "95598" (DEMO_PASSWORD).
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware datetime")
     if n_accounts < MIN_ACCOUNTS:
         raise ValueError(f"n_accounts must be at least {MIN_ACCOUNTS}, got {n_accounts}")
     if session.scalar(select(Area.id).limit(1)) is not None:
-        logger.info("database already has areas; demo seed skipped")
+        logger.info("database already has areas; demo city seed skipped")
+        if _is_demo_city(session):
+            _seed_agents(session, now, rng_seed)
         return _counts(session)
 
     rng = random.Random(rng_seed)
@@ -400,10 +420,62 @@ def seed_demo(
     session.execute(insert(Bill), bill_rows)
     session.execute(insert(Payment), payment_rows)
     _seed_outages(session, now, area_id, feeder_id)
+    _seed_agents(session, now, rng_seed)
     session.flush()
     summary = _counts(session)
     logger.info("demo city seeded: %s", summary)
     return summary
+
+
+def _is_demo_city(session: Session) -> bool:
+    found = {(code, name) for code, name in session.execute(select(Area.code, Area.name))}
+    return found == {(spec.code, spec.name) for spec in AREAS}
+
+
+def _demo_skills(i: int, rng: random.Random) -> dict[str, int]:
+    """Skills of demo agent number i (0-based): proficiency 1..5 per skill."""
+    skills: dict[str, int] = {}
+    if i % 15 != 2:  # four repair specialists take no general calls
+        skills["general"] = rng.randint(2, 5)
+    if i % 8 != 7:
+        skills["billing"] = rng.randint(2, 5)
+    if i % 3 == 2:
+        skills["repair"] = rng.randint(3, 5)
+    if i % 12 == 4:
+        skills["english"] = rng.randint(2, 4)
+    return skills
+
+
+def _seed_agents(session: Session, now: datetime, rng_seed: int) -> None:
+    """The demo staff, unless any agent exists; see seed_demo."""
+    if session.scalar(select(Agent.id).limit(1)) is not None:
+        logger.info("database already has agents; demo staff seed skipped")
+        return
+    # Its own rng, so the staff changes no city row of a given seed.
+    rng = random.Random(f"{rng_seed}-agents")
+    names: list[str] = []
+    while len(names) < DEMO_AGENTS + DEMO_SUPERVISORS:
+        given = rng.choice(GIVEN_CHARS) + (rng.choice(GIVEN_CHARS) if rng.random() < 0.7 else "")
+        name = rng.choice(SURNAMES) + given
+        if name not in names:
+            names.append(name)
+    # argon2 is slow on purpose; one hash serves all demo users (they share the password anyway).
+    password_hash = PASSWORD_HASHER.hash(DEMO_PASSWORD)
+    rows: list[dict[str, Any]] = [
+        {"agent_id": f"A{i + 1:03d}", "name": names[i], "role": "agent",
+         "skills": _demo_skills(i, rng)}
+        for i in range(DEMO_AGENTS)
+    ] + [
+        {"agent_id": f"S{k + 1:02d}", "name": names[DEMO_AGENTS + k], "role": "supervisor",
+         # Supervisors take calls themselves on a storm day.
+         "skills": {"general": 5, "billing": 5, "repair": 4, **({"english": 4} if k == 1 else {})}}
+        for k in range(DEMO_SUPERVISORS)
+    ]
+    session.execute(insert(Agent), [
+        {**row, "password_hash": password_hash, "active": True, "created_at": now}
+        for row in rows])
+    logger.info("demo staff seeded: %d agents, %d supervisors (demo password)",
+                DEMO_AGENTS, DEMO_SUPERVISORS)
 
 
 def _seed_outages(session: Session, now: datetime, area_id: dict[str, int],

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url
@@ -29,12 +29,13 @@ from cti.db.models import (
     OutageArea,
     Payment,
 )
+from cti.db.seed import demo_accounts, seed_demo
 from cti.db.session import make_engine, make_session_factory
 
 logger = logging.getLogger(__name__)
 
 PG_URL_ENV = "HOTLINE_TEST_PG_URL"
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_PG_URL = "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgresql")
 T = TypeVar("T")
 # 10:30 in Beijing: inside the working day, so "today" is the same date in UTC and local time.
@@ -95,6 +96,19 @@ def _wipe(engine: Engine) -> None:
 def wipe(engine: Engine) -> Callable[[], None]:
     """Empty every table (the schema stays), for tests that need two fresh starts."""
     return lambda: _wipe(engine)
+
+
+@pytest.fixture(scope="module")
+def demo_city(engine: Engine) -> Iterator[dict[str, dict[str, Any]]]:
+    """The full 5,000-account demo city, seeded once per module and backend; demo accounts by
+    purpose. Tests using it must roll back what they write, and the module must not use the
+    per-test fixtures (session_factory, session, world), which empty every table."""
+    with make_session_factory(engine)() as s:
+        seed_demo(s, now=NOW)
+        s.commit()
+        demos = {d["purpose"]: d for d in demo_accounts(s, NOW)}
+    yield demos
+    _wipe(engine)
 
 
 @pytest.fixture

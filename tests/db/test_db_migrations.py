@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -55,7 +56,7 @@ def test_upgrade_again_is_a_noop_and_at_head(db_url: str, engine: Engine) -> Non
     upgrade(db_url)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == head == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == head == "0002"
 
 
 def test_upgrade_works_from_any_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +69,49 @@ def test_upgrade_works_from_any_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert _diffs(engine, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def _where(clause: Any) -> str:
+    return " ".join(str(clause).replace("(", "").replace(")", "").lower().split())
+
+
+def test_partial_indexes_keep_their_condition(engine: Engine) -> None:
+    # alembic compares index columns and uniqueness, not the WHERE of a partial index; without
+    # it the open-session indexes would forbid an agent's second login ever.
+    dialect = engine.dialect.name
+    inspector = inspect(engine)
+    wanted = {
+        str(ix.name): _where(ix.dialect_options[dialect]["where"])
+        for table in Base.metadata.sorted_tables for ix in table.indexes
+        if ix.dialect_options[dialect].get("where") is not None
+    }
+    found = {
+        str(ix["name"]): _where(ix["dialect_options"][f"{dialect}_where"])
+        for table in Base.metadata.sorted_tables for ix in inspector.get_indexes(table.name)
+        if ix.get("dialect_options", {}).get(f"{dialect}_where") is not None
+    }
+    assert found == wanted
+    assert wanted == {"uq_agent_sessions_open_agent": "logout_at is null",
+                      "uq_agent_sessions_open_seat": "logout_at is null"}
+
+
+def test_0002_downgrades_and_upgrades_again(db_url: str, engine: Engine) -> None:
+    new_tables = {"agents", "agent_sessions", "agent_state_log", "acd_snapshots"}
+    new_call_columns = {"queued_at", "answered_at", "agent_id", "seat"}
+    cfg = alembic_config()
+    migrator = make_engine(db_url)
+    try:
+        with migrator.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+    finally:
+        migrator.dispose()
+    inspector = inspect(engine)
+    assert not new_tables & set(inspector.get_table_names())
+    assert not new_call_columns & {c["name"] for c in inspector.get_columns("calls")}
+    assert "ix_work_orders_caller_number" not in {
+        ix["name"] for ix in inspector.get_indexes("work_orders")}
+    upgrade(db_url)
+    assert _diffs(engine, Base.metadata) == []
+    inspector = inspect(engine)
+    assert new_tables <= set(inspector.get_table_names())

@@ -6,16 +6,18 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cti.db.agents import create_agent, verify_login
 from cti.db.ivr_queries import accounts_for_phone, bill_info, outages_for_account
 from cti.db.models import (
     Account,
     AccountPhone,
+    Agent,
     Area,
     Bill,
     Customer,
@@ -24,7 +26,10 @@ from cti.db.models import (
     OutageArea,
     Payment,
 )
-from cti.db.seed import DEMO_PURPOSES, MIN_ACCOUNTS, demo_accounts, seed_demo
+from cti.db.seed import DEMO_PASSWORD, DEMO_PURPOSES, MIN_ACCOUNTS, demo_accounts, seed_demo
+
+if TYPE_CHECKING:
+    from conftest import World
 
 SMALL = 300
 MOBILE = re.compile(r"1(3[0-9]|5[0-35-9]|8[0-9])[0-9]{8}")
@@ -55,8 +60,11 @@ def _fingerprint(session: Session) -> dict[str, Any]:
         .join(OutageArea, OutageArea.outage_id == Outage.id)
         .join(Area, Area.id == OutageArea.area_id)
         .order_by(Outage.start_at, Area.code)).all()
+    agents = session.execute(
+        select(Agent.agent_id, Agent.name, Agent.role, Agent.skills, Agent.active)
+        .order_by(Agent.agent_id)).all()
     return {"accounts": accounts, "phones": phones, "bills": bills, "payments": payments,
-            "outages": outages}
+            "outages": outages, "agents": agents}
 
 
 def test_default_seed_is_a_realistic_city(session: Session, now: datetime) -> None:
@@ -202,3 +210,62 @@ def test_demo_accounts_cover_every_purpose_truthfully(session: Session, now: dat
     assert outages_for_account(session, unknown["account_no"], now) is None
     assert accounts_for_phone(session, unknown["phone"]) == []
     assert (unknown["amount_due"], unknown["outages"]) == ("0.00", [])
+
+
+def test_demo_staff(session: Session, now: datetime) -> None:
+    summary = seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS)
+    session.commit()
+    assert (summary["agents"], summary["supervisors"]) == (50, 5)
+    staff = session.scalars(select(Agent).order_by(Agent.agent_id)).all()
+    assert [a.agent_id for a in staff] == (
+        [f"A{n:03d}" for n in range(1, 51)] + [f"S{n:02d}" for n in range(1, 6)])
+    assert {a.role for a in staff[:50]} == {"agent"} and {a.role for a in staff[50:]} == {
+        "supervisor"}
+    names = [a.name for a in staff]
+    assert len(set(names)) == 55 and all(re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) for n in names)
+    assert all(a.active and a.created_at == now for a in staff)
+    levels = [lvl for a in staff for lvl in a.skills.values()]
+    assert levels and all(isinstance(v, int) and 1 <= v <= 5 for v in levels)
+    agents = staff[:50]
+
+    def having(skill: str) -> int:
+        return sum(skill in a.skills for a in agents)
+
+    assert having("general") >= 40 and having("billing") >= 40
+    assert 14 <= having("repair") <= 20 and 2 <= having("english") <= 6
+    assert all(a.skills for a in agents)
+    # One argon2id hash made once, shared by everyone: seeding stays fast.
+    hashes = {a.password_hash for a in staff}
+    assert len(hashes) == 1 and next(iter(hashes)).startswith("$argon2id$")
+    for agent_id in ("A001", "S05"):
+        info = verify_login(session, agent_id, DEMO_PASSWORD)
+        assert info is not None and info.agent_id == agent_id
+    assert verify_login(session, "A001", "12345") is None
+
+
+def test_staff_added_to_an_older_demo_database(session: Session, now: datetime) -> None:
+    first = seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS)
+    session.commit()
+    city = _fingerprint(session)
+    # A demo database from before agents existed.
+    session.execute(delete(Agent))
+    session.commit()
+    assert seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS) == first
+    session.commit()
+    assert _fingerprint(session) == city
+
+
+def test_staff_not_seeded_when_agents_exist(session: Session, now: datetime) -> None:
+    create_agent(session, agent_id="A001", name="王芳", role="admin", password="secret",
+                 skills={}, now=now)
+    summary = seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS)
+    assert (summary["agents"], summary["supervisors"]) == (0, 0)
+    assert session.scalars(select(Agent.agent_id)).all() == ["A001"]
+
+
+def test_no_demo_logins_in_a_real_database(world: World, session: Session,
+                                           now: datetime) -> None:
+    world.area("urban", name="某市城区")
+    summary = seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS)
+    assert (summary["areas"], summary["agents"], summary["supervisors"]) == (1, 0, 0)
+    assert session.scalars(select(Agent.id)).first() is None
