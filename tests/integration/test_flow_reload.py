@@ -55,7 +55,8 @@ def _call_to_agents(cti: CtiProcess, ami: AmiRecorder, number: str, index: Promp
     mark = ami.mark()
     call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")]),
                           cti.settings, workdir)
-    join = ami.wait_for(is_event("QueueCallerJoin", number), 60, "QueueCallerJoin", since=mark)
+    join = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineQueued"), 60,
+                        "HotlineQueued", since=mark)
     hang_up(ami, join)
     assert call.finish().ok
     ami.wait_for(is_event("Hangup", number), 10, since=mark)

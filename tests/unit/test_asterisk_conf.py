@@ -128,7 +128,9 @@ def dialplan(conf: list[Section]) -> dict[tuple[str, str], Exten]:
                 current = out[(sec.name, ext)] = Exten(sec.name, ext, [app])
             elif name == "same":
                 prio, app = value.split(",", 1)
-                assert current is not None and prio == "n", f"[{sec.name}] stray same => {value}"
+                # n, or n(label) for a Goto target inside the extension
+                assert current is not None and re.fullmatch(r"n(\([a-z_]+\))?", prio), \
+                    f"[{sec.name}] stray same => {value}"
                 current.priorities.append(app)
     return out
 
@@ -322,8 +324,13 @@ def test_95598_runs_the_ivr_over_fastagi_and_falls_back_when_it_did_not_decide(
     assert any("FALLBACK_ZH" in app and app.startswith("Playback(") for app in fallback)
     assert fallback[-1] == "Goto(transfer,1)"
     assert globals_["FALLBACK_ZH"] == "/p/zh/sys.fallback"
+    # a transferred caller is held by Asterisk for the ACD (hotline-wait), which fails over to
+    # the native queue when the CTI's heartbeat goes stale
+    assert plan[("hotline-next", "transfer")].priorities[-1] == "Goto(hotline-wait,s,1)"
+    wait = plan[("hotline-wait", "s")].priorities
+    assert any("DB(hotline/heartbeat)" in app and "failover,1" in app for app in wait)
     assert any(app.startswith("Queue(${QUEUE}") for app in
-               plan[("hotline-next", "transfer")].priorities)
+               plan[("hotline-wait", "failover")].priorities)
 
 
 def test_the_queue_has_every_seat_as_a_member(rendered: tuple) -> None:
@@ -378,9 +385,12 @@ PROVIDER = {
     "AGI": "res_agi.so", "Dial": "app_dial.so", "Playback": "app_playback.so",
     "Queue": "app_queue.so", "UserEvent": "app_userevent.so", "Read": "app_read.so",
     "IF": "func_logic.so", "CHANNEL": "func_channel.so", "TIMEOUT": "func_timeout.so",
-    "CALLERID": "func_callerid.so",
+    "CALLERID": "func_callerid.so", "DB": "func_db.so", "ExecIf": "app_exec.so",
+    "Gosub": "app_stack.so", "Return": "app_stack.so", "LOCAL": "app_stack.so",
+    "StartMusicOnHold": "res_musiconhold.so", "StopMusicOnHold": "res_musiconhold.so",
 }
-BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto"}  # the pbx core
+# the pbx core (pbx_builtins)
+BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten"}
 
 
 def test_every_dialplan_application_and_function_is_loaded(rendered: tuple) -> None:

@@ -346,7 +346,7 @@ def test_fault_report_creates_a_work_order_and_reads_its_number(sla_due_at: Any)
                           "num.zh.7")
     # due 06:30 UTC: today at 14:30 in Beijing
     assert call.plays()[2] == ("ivr.fault_arrival", "day.zh.today", "time.zh.afternoon",
-                               "num.zh.2", "unit.zh.hour", "num.zh.3", "num.zh.10",
+                               "num.zh.liang", "unit.zh.hour", "num.zh.3", "num.zh.10",
                                "unit.zh.fen")
     assert call.end == Hangup(zh("ivr.goodbye"))
 

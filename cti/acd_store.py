@@ -1,0 +1,91 @@
+"""The ACD's Store and Directory ports over the database (one unit of work per call, in a thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd.model import Agent, AgentState
+from cti.agent_commands import Principal
+from cti.db import agents as db_agents
+from cti.db.screen_pop import screen_pop
+
+log = logging.getLogger(__name__)
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class DbAcdStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    async def screen_pop(self, call_id: str, caller: str, account: str | None) -> dict[str, Any]:
+        def work() -> dict[str, Any]:
+            with self.sessions.begin() as s:
+                return screen_pop(s, call_id=call_id, caller_number=caller, account_no=account,
+                                  now=datetime.now(UTC))
+        try:
+            return await asyncio.to_thread(work)
+        except Exception:
+            # a pop without data still tells the agent who is calling; never hold the ring
+            log.exception("screen-pop for %s failed", call_id)
+            return {"call_id": call_id, "caller_number": caller, "accounts": [],
+                    "error": "lookup_failed"}
+
+    async def agent_state(self, agent: Agent, actor: str) -> None:
+        def work() -> None:
+            now = _dt(agent.state_since)
+            with self.sessions.begin() as s:
+                if agent.state == AgentState.LOGGED_OUT:
+                    try:
+                        db_agents.close_session(s, agent.agent_id, now, actor)
+                    except db_agents.NotLoggedIn:
+                        pass
+                    return
+                open_ = {x.agent_id: x for x in db_agents.open_sessions(s)}
+                if agent.agent_id not in open_:
+                    db_agents.open_session(s, agent_id=agent.agent_id, seat=agent.seat, now=now)
+                db_agents.record_state(s, agent_id=agent.agent_id, state=str(agent.state),
+                                       reason=agent.reason, call_id=agent.call_id, now=now,
+                                       actor=actor)
+        await asyncio.to_thread(work)
+
+    async def call_queued(self, call_id: str, skill: str, at: float) -> None:
+        def work() -> None:
+            with self.sessions.begin() as s:
+                db_agents.record_call_queued(s, call_id, now=_dt(at))
+        await asyncio.to_thread(work)
+
+    async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
+        def work() -> None:
+            with self.sessions.begin() as s:
+                db_agents.record_call_answered(s, call_id, agent_id=agent_id, seat=seat,
+                                               now=_dt(at))
+        await asyncio.to_thread(work)
+
+    async def save_snapshot(self, data: dict[str, Any]) -> None:
+        def work() -> None:
+            with self.sessions.begin() as s:
+                db_agents.save_acd_snapshot(s, data, datetime.now(UTC))
+        await asyncio.to_thread(work)
+
+    async def load_snapshot(self) -> dict[str, Any] | None:
+        def work() -> dict[str, Any] | None:
+            with self.sessions.begin() as s:
+                return db_agents.load_acd_snapshot(s)
+        return await asyncio.to_thread(work)
+
+    async def verify(self, user_id: str, password: str) -> Principal | None:
+        def work() -> Principal | None:
+            with self.sessions.begin() as s:
+                info = db_agents.verify_login(s, user_id, password)
+                if info is None or not info.active:
+                    return None
+                return Principal(info.agent_id, info.role, dict(info.skills))
+        return await asyncio.to_thread(work)

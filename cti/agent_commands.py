@@ -1,0 +1,134 @@
+"""Agent and supervisor commands over MQTT: login with a password, then act with a session token.
+
+Topics (see docs/mqtt.md):
+  hotline/cmd/agents/{agent_id}   {"action": "login", "seat": "seat07", "password": "...",
+                                   "request_id": "..."}
+                                  {"action": "ready" | "not_ready" | "logout", "token": "...",
+                                   "reason": "break", "request_id": "..."}
+  hotline/cmd/supervisors/{id}    {"action": "login", "password": "..."}
+                                  {"action": "force", "token": "...", "agent_id": "A001",
+                                   "state": "not_ready" | "ready" | "logged_out", "reason": "..."}
+Replies go to hotline/agents/{agent_id}/reply (or hotline/supervisors/{id}/reply).
+
+The browser desktop (issue 5) replaces this transport with an authenticated web API; the
+service layer underneath (AcdService + Command) stays the same. Roles are checked here, on the
+server: only a supervisor token can force another agent's state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from acd import engine as acd
+from acd.model import AgentState
+from cti.acd_service import AcdService, Bus, Command
+
+log = logging.getLogger(__name__)
+ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SEAT = re.compile(r"^seat\d{2,3}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    role: str  # agent | supervisor | admin
+    skills: dict[str, int]
+
+
+class Directory(Protocol):
+    """Who may log in (the database in production)."""
+
+    async def verify(self, user_id: str, password: str) -> Principal | None: ...
+
+
+class AgentCommands:
+    def __init__(self, service: AcdService, bus: Bus, directory: Directory,
+                 seats: set[str]) -> None:
+        self.service = service
+        self.bus = bus
+        self.directory = directory
+        self.seats = seats
+        self.tokens: dict[str, Principal] = {}  # token -> who
+
+    def _reply_fn(self, kind: str, user_id: str, request_id: Any
+                  ) -> Callable[[dict[str, Any]], Awaitable[None]]:
+        async def reply(doc: dict[str, Any]) -> None:
+            self.bus.publish(f"hotline/{kind}/{user_id}/reply", {**doc, "request_id": request_id})
+        return reply
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[:2] != ["hotline", "cmd"] or not ID.match(parts[3]):
+            return
+        kind, user_id = parts[2], parts[3]
+        if kind not in ("agents", "supervisors"):
+            return
+        try:
+            msg = json.loads(payload.decode("utf-8", errors="replace"))
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return await self._reply_fn(kind, user_id, None)({"ok": False, "error": "bad_json"})
+        reply = self._reply_fn(kind, user_id, msg.get("request_id"))
+        action = msg.get("action")
+        if action == "login":
+            return await self._login(kind, user_id, msg, reply)
+        who = self.tokens.get(str(msg.get("token", "")))
+        if who is None or who.user_id != user_id:
+            return await reply({"ok": False, "error": "not_logged_in"})
+        if kind == "supervisors":
+            if who.role not in ("supervisor", "admin"):
+                return await reply({"ok": False, "error": "forbidden"})
+            if action != "force" or not ID.match(str(msg.get("agent_id", ""))):
+                return await reply({"ok": False, "error": "bad_command"})
+            try:
+                state = AgentState(str(msg.get("state")))
+            except ValueError:
+                return await reply({"ok": False, "error": "bad_state"})
+            inp: acd.Input = acd.SupervisorForce(agent_id=str(msg["agent_id"]), state=state,
+                                                 reason=str(msg.get("reason") or "supervisor"))
+            self.service.submit(Command(inp, actor=who.user_id, reply=reply))
+            return None
+        if action == "ready":
+            inp = acd.AgentReady(agent_id=user_id)
+        elif action == "not_ready":
+            inp = acd.AgentNotReady(agent_id=user_id, reason=str(msg.get("reason") or "break"))
+        elif action == "logout":
+            inp = acd.AgentLogout(agent_id=user_id)
+            self.tokens = {t: p for t, p in self.tokens.items() if p.user_id != user_id}
+        else:
+            return await reply({"ok": False, "error": "bad_command"})
+        self.service.submit(Command(inp, actor=user_id, reply=reply))
+        return None
+
+    async def _login(self, kind: str, user_id: str, msg: dict[str, Any],
+                     reply: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        who = await self.directory.verify(user_id, str(msg.get("password", "")))
+        if who is None:
+            log.warning("failed login for %s", user_id)
+            return await reply({"ok": False, "error": "bad_credentials"})
+        if kind == "supervisors" and who.role not in ("supervisor", "admin"):
+            return await reply({"ok": False, "error": "forbidden"})
+        token = secrets.token_urlsafe(24)
+        if kind == "agents":
+            seat = str(msg.get("seat", ""))
+            if not SEAT.match(seat) or seat not in self.seats:
+                return await reply({"ok": False, "error": "bad_seat"})
+            inp = acd.AgentLogin(agent_id=user_id, seat=seat, skills=dict(who.skills))
+
+            async def after(doc: dict[str, Any]) -> None:
+                if doc.get("ok"):
+                    self.tokens[token] = who
+                    doc = {**doc, "token": token}
+                await reply(doc)
+
+            self.service.submit(Command(inp, actor=user_id, reply=after))
+            return None
+        self.tokens[token] = who
+        return await reply({"ok": True, "token": token})
