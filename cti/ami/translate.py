@@ -1,0 +1,407 @@
+"""AMI events -> the CTI's own call events (pure), and the CallTracker that makes them idempotent.
+
+Identity follows Asterisk: a call is its Linkedid, a channel its Uniqueid (the `channel` fields
+carry the channel's name, which actions such as Redirect need). Local-channel legs are skipped
+explicitly: they are dialplan plumbing, never a caller or a seat.
+
+The dialplan contract (asterisk_conf/templates/extensions.conf.j2), UserEvents on the caller's
+channel: HotlineTransfer (the IVR's outcome; the wait itself starts with HotlineQueued),
+HotlineQueued, HotlineOffer, HotlineRona (then HotlineQueued again), HotlineFailover,
+HotlineCallback. Standard events back them up where Asterisk is known to repeat or omit
+(DialBegin/DialEnd, AgentConnect, QueueCallerJoin), and Hangup of the caller's
+channel ends the call. `translate` is stateless, so it reports every fact each time it sees it;
+`CallTracker` keeps one small state per call and lets each transition through once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "hotline-agents"  # the native app_queue callers fail over to
+WAIT_CONTEXTS = frozenset({"hotline-wait", "hotline-announce"})
+CONNECT_CONTEXT = "hotline-connect"
+SEAT_RE = re.compile(r"^seat\d+$")
+# a seat or supervisor phone's channel, e.g. PJSIP/seat07-0000001a
+_PHONE_CHANNEL = re.compile(r"^PJSIP/((?:seat|sup)\d+)-[0-9a-fA-F]+$")
+_SEAT_DEVICE = re.compile(r"^PJSIP/(seat\d+)$")
+
+# device states in which the seat's phone can be rung (or is already busy with a call)
+_REACHABLE_STATES = frozenset({"NOT_INUSE", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+_UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
+_REACHABLE_CONTACT = frozenset({"Created", "Reachable", "NonQualified", "Updated"})
+_UNREACHABLE_CONTACT = frozenset({"Removed", "Unreachable"})
+_REACHABLE_PEER = frozenset({"Registered", "Reachable"})
+_UNREACHABLE_PEER = frozenset({"Unregistered", "Unreachable", "Rejected"})
+
+
+# ------------------------------------------------------------------------------ core events
+
+
+@dataclass(frozen=True)
+class CallQueued:
+    """Asterisk holds the caller for the ACD (music on hold) with the IVR's outcome."""
+
+    call_id: str
+    channel: str  # the caller's channel name (for Redirect/Setvar)
+    caller: str
+    skill: str
+    priority: int
+    account: str | None
+    channel_id: str = ""  # the caller's channel Uniqueid
+
+
+@dataclass(frozen=True)
+class CallOffered:
+    """The caller's channel rings this seat (hotline-connect)."""
+
+    call_id: str
+    seat: str
+
+
+@dataclass(frozen=True)
+class AgentAnswered:
+    call_id: str
+    seat: str
+    agent_channel: str  # the seat's channel name
+
+
+@dataclass(frozen=True)
+class RingNoAnswer:
+    """The offered seat did not answer; the caller waits again (no new CallQueued follows).
+    dial_status is Asterisk's DIALSTATUS, or "" when the tracker inferred it."""
+
+    call_id: str
+    seat: str
+    dial_status: str
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """The caller's channel hung up after an agent answered (or after a callback request)."""
+
+    call_id: str
+    cause: int
+
+
+@dataclass(frozen=True)
+class CallerAbandoned:
+    """The caller hung up while waiting (queued, ringing a seat, or in the failover queue)."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallFailedOver:
+    """The CTI's heartbeat went stale: the caller is in the native app_queue now."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class CallbackRequested:
+    call_id: str
+    number: str
+
+
+@dataclass(frozen=True)
+class SeatReachable:
+    seat: str
+    reachable: bool
+
+
+CallEvent = (CallQueued | CallOffered | AgentAnswered | RingNoAnswer | CallEnded
+             | CallerAbandoned | CallFailedOver | CallbackRequested)
+CoreEvent = CallEvent | SeatReachable
+
+
+# ------------------------------------------------------------------------------- translate
+
+
+def _get(event: Mapping[str, Any], key: str) -> str:
+    """A header as text; the last value if repeated; '' if absent."""
+    value = event.get(key)
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    return "" if value is None else str(value)
+
+
+def _number(value: str) -> str:
+    return "" if value in ("<unknown>", "(null)") else value
+
+
+def _int(value: str, default: int = 0) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        return default
+
+
+def is_local(channel: str) -> bool:
+    return channel.startswith("Local/")
+
+
+def phone_of_channel(channel: str) -> str | None:
+    """'seat07' for PJSIP/seat07-0000001a (supervisor phones too); None for anything else."""
+    m = _PHONE_CHANNEL.match(channel)
+    return m.group(1) if m else None
+
+
+def seat_of_channel(channel: str) -> str | None:
+    phone = phone_of_channel(channel)
+    return phone if phone is not None and SEAT_RE.match(phone) else None
+
+
+def is_caller_channel(event: Mapping[str, Any]) -> bool:
+    """The channel a call is named after (its Uniqueid is the Linkedid), not a phone or Local."""
+    channel = _get(event, "Channel")
+    uniqueid = _get(event, "Uniqueid")
+    return (bool(uniqueid) and uniqueid == _get(event, "Linkedid") and not is_local(channel)
+            and phone_of_channel(channel) is None)
+
+
+def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
+    """The CTI events one AMI event stands for; [] for everything the CTI does not need."""
+    name = _get(event, "Event")
+    if is_local(_get(event, "Channel")):
+        return []  # Local/...;1 and ;2 legs: plumbing around a real channel, never a call
+    if name == "UserEvent":
+        return _user_event(event)
+    if name in ("DialBegin", "DialEnd", "AgentConnect"):
+        return _answer_or_offer(name, event)
+    if name == "Hangup":
+        if is_caller_channel(event):
+            return [CallEnded(_get(event, "Linkedid"), _int(_get(event, "Cause")))]
+        return []  # a seat's leg: the caller's own Hangup ends the call
+    if name == "QueueCallerJoin":
+        if _get(event, "Queue") == QUEUE_NAME and _get(event, "Linkedid"):
+            return [CallFailedOver(_get(event, "Linkedid"))]
+        return []
+    if name in ("DeviceStateChange", "ContactStatus", "PeerStatus"):
+        return _seat_reachability(name, event)
+    # Newchannel, BridgeEnter/BridgeLeave, QueueCallerLeave/Abandon, DialState, MusicOnHold*:
+    # the UserEvents, DialEnd/AgentConnect and Hangup above already say what the CTI needs.
+    # (A seat's BridgeEnter would name the call, but not whether its peer is a Local leg.)
+    return []
+
+
+def _user_event(event: Mapping[str, Any]) -> list[CoreEvent]:
+    kind = _get(event, "UserEvent")
+    call_id = _get(event, "Linkedid")
+    if not call_id:
+        return []
+    if kind == "HotlineQueued":
+        return [CallQueued(call_id=call_id, channel=_get(event, "Channel"),
+                           caller=_number(_get(event, "CallerIDNum")),
+                           skill=_get(event, "Skill"), priority=_int(_get(event, "CallPriority")),
+                           account=_get(event, "Account") or None,
+                           channel_id=_get(event, "Uniqueid"))]
+    if kind == "HotlineOffer" and _get(event, "Seat"):
+        return [CallOffered(call_id, _get(event, "Seat"))]
+    if kind == "HotlineRona" and _get(event, "Seat"):
+        return [RingNoAnswer(call_id, _get(event, "Seat"), _get(event, "DialStatus"))]
+    if kind == "HotlineFailover":
+        return [CallFailedOver(call_id)]
+    if kind == "HotlineCallback":
+        number = _number(_get(event, "Number")) or _number(_get(event, "CallerIDNum"))
+        return [CallbackRequested(call_id, number)]
+    # HotlineTransfer (IVR outcome; HotlineQueued follows), HotlineFallback, other apps' events
+    return []
+
+
+def _answer_or_offer(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
+    call_id = _get(event, "Linkedid")
+    if not call_id:
+        return []
+    dest = _get(event, "DestChannel")
+    if is_local(dest) or not _get(event, "Channel"):
+        return []
+    seat = seat_of_channel(dest)
+    if name == "AgentConnect" and seat is None:
+        m = _SEAT_DEVICE.match(_get(event, "Interface"))
+        seat = m.group(1) if m else None
+    if seat is None:
+        return []
+    if name == "DialBegin":
+        if _get(event, "Context") == CONNECT_CONTEXT:
+            return [CallOffered(call_id, seat)]
+        return []  # app_queue ringing members after a failover: not the CTI's offer
+    if name == "DialEnd" and _get(event, "DialStatus") != "ANSWER":
+        return []  # no answer: HotlineRona says so, with the caller back in hotline-wait
+    return [AgentAnswered(call_id, seat, dest)]
+
+
+def _seat_reachability(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
+    if name == "DeviceStateChange":
+        m = _SEAT_DEVICE.match(_get(event, "Device"))
+        state, yes, no = _get(event, "State"), _REACHABLE_STATES, _UNREACHABLE_STATES
+    elif name == "ContactStatus":
+        aor = _get(event, "AOR") or _get(event, "EndpointName")
+        m = _SEAT_DEVICE.match(f"PJSIP/{aor}")
+        state, yes, no = _get(event, "ContactStatus"), _REACHABLE_CONTACT, _UNREACHABLE_CONTACT
+    else:
+        m = _SEAT_DEVICE.match(_get(event, "Peer"))
+        state, yes, no = _get(event, "PeerStatus"), _REACHABLE_PEER, _UNREACHABLE_PEER
+    if m is None or state not in yes | no:
+        return []  # not a seat, or a state that says nothing (UNKNOWN)
+    return [SeatReachable(m.group(1), state in yes)]
+
+
+# ----------------------------------------------------------------------------- the tracker
+
+
+class Phase(StrEnum):
+    WAITING = "waiting"  # in hotline-wait, for the ACD
+    RINGING = "ringing"  # in hotline-connect, a seat ringing
+    TALKING = "talking"
+    FAILED_OVER = "failed_over"  # in app_queue
+    CALLBACK = "callback"  # asked to be called back, leaving
+
+
+@dataclass(frozen=True)
+class CallState:
+    phase: Phase
+    seat: str | None = None
+
+
+_WAITING_LIKE = frozenset({Phase.WAITING, Phase.RINGING, Phase.FAILED_OVER})
+
+
+def _implies(ev: CallEvent) -> CallState | None:
+    """The state a call is in right after this event."""
+    match ev:
+        case CallQueued() | RingNoAnswer():
+            return CallState(Phase.WAITING)
+        case CallOffered(seat=seat):
+            return CallState(Phase.RINGING, seat)
+        case AgentAnswered(seat=seat):
+            return CallState(Phase.TALKING, seat)
+        case CallFailedOver():
+            return CallState(Phase.FAILED_OVER)
+        case CallbackRequested():
+            return CallState(Phase.CALLBACK)
+    return None
+
+
+class CallTracker:
+    """Per-call state that turns repeated, late or missing events into at most one transition
+    each. Only calls that reached the agent side are tracked (from CallQueued, CallOffered,
+    CallFailedOver or CallbackRequested on); IVR-only, internal and Local calls pass through
+    as nothing. Ended calls are remembered (bounded) so that late events about them are
+    dropped. Not thread-safe: one writer."""
+
+    def __init__(self, remember_ended: int = 10_000) -> None:
+        self._calls: dict[str, CallState] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._remember_ended = remember_ended
+        self._seats: dict[str, bool] = {}
+
+    # ----------------------------------------------------------------------------- reading
+
+    def calls(self) -> Mapping[str, CallState]:
+        return dict(self._calls)
+
+    def state(self, call_id: str) -> CallState | None:
+        return self._calls.get(call_id)
+
+    def seats(self) -> Mapping[str, bool]:
+        return dict(self._seats)
+
+    # ----------------------------------------------------------------------------- writing
+
+    def feed(self, event: Mapping[str, Any]) -> list[CoreEvent]:
+        """translate() then apply(): the transitions one AMI event causes."""
+        return [out for ev in translate(event) for out in self.apply(ev)]
+
+    def apply(self, ev: CoreEvent) -> list[CoreEvent]:
+        if isinstance(ev, SeatReachable):
+            if self._seats.get(ev.seat) is ev.reachable:
+                return []
+            self._seats[ev.seat] = ev.reachable
+            return [ev]
+        call_id = ev.call_id
+        if call_id in self._ended:
+            return []
+        cur = self._calls.get(call_id)
+        phase = cur.phase if cur is not None else None
+        match ev:
+            case CallQueued():
+                if phase is None:
+                    return self._to(call_id, CallState(Phase.WAITING), ev)
+                if cur is not None and phase is Phase.RINGING:
+                    # back in the wait without a HotlineRona: the offer rang out unseen
+                    assert cur.seat is not None
+                    return self._to(call_id, CallState(Phase.WAITING),
+                                    RingNoAnswer(call_id, cur.seat, ""))
+                return []
+            case CallOffered(seat=seat):
+                if phase in (None, Phase.WAITING, Phase.FAILED_OVER):
+                    return self._to(call_id, CallState(Phase.RINGING, seat), ev)
+                if cur is not None and phase is Phase.RINGING and cur.seat != seat:
+                    assert cur.seat is not None
+                    return self._to(call_id, CallState(Phase.RINGING, seat),
+                                    RingNoAnswer(call_id, cur.seat, ""), ev)
+                return []
+            case RingNoAnswer(seat=seat):
+                if cur is not None and phase is Phase.RINGING and cur.seat == seat:
+                    return self._to(call_id, CallState(Phase.WAITING), ev)
+                return []
+            case AgentAnswered(seat=seat):
+                if phase in _WAITING_LIKE:
+                    return self._to(call_id, CallState(Phase.TALKING, seat), ev)
+                return []
+            case CallFailedOver():
+                if phase in (None, Phase.WAITING, Phase.RINGING):
+                    return self._to(call_id, CallState(Phase.FAILED_OVER), ev)
+                return []
+            case CallbackRequested():
+                if phase in (None, Phase.WAITING, Phase.FAILED_OVER):
+                    return self._to(call_id, CallState(Phase.CALLBACK), ev)
+                return []
+            case CallEnded() | CallerAbandoned():
+                self._end(call_id)
+                if phase in _WAITING_LIKE:
+                    return [CallerAbandoned(call_id)]
+                if phase in (Phase.TALKING, Phase.CALLBACK):
+                    return [CallEnded(call_id, ev.cause if isinstance(ev, CallEnded) else 0)]
+                return []  # never reached the agent side
+        raise TypeError(f"not a CoreEvent: {ev!r}")
+
+    def resync(self, rebuilt: Iterable[CoreEvent]) -> list[CoreEvent]:
+        """Bring the tracker to a rebuilt picture of Asterisk (resync.rebuild's output, where
+        each call comes as the path of events that led to its present state): the transitions
+        the CTI missed while it was not listening. Of a known call's path only the part after
+        the tracker's own state is applied; calls the tracker knows that Asterisk no longer
+        has ended meanwhile."""
+        paths: dict[str, list[CallEvent]] = {}
+        out: list[CoreEvent] = []
+        for ev in rebuilt:
+            if isinstance(ev, SeatReachable):
+                out += self.apply(ev)
+            else:
+                paths.setdefault(ev.call_id, []).append(ev)
+        for call_id in [c for c in self._calls if c not in paths]:
+            out += self.apply(CallerAbandoned(call_id))
+        for call_id, path in paths.items():
+            cur = self._calls.get(call_id)
+            seen = [i for i, ev in enumerate(path) if cur is not None and _implies(ev) == cur]
+            for ev in path[seen[-1] + 1:] if seen else path:
+                out += self.apply(ev)
+        return out
+
+    def _to(self, call_id: str, state: CallState, *events: CoreEvent) -> list[CoreEvent]:
+        self._calls[call_id] = state
+        return list(events)
+
+    def _end(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+        self._ended[call_id] = None
+        while len(self._ended) > self._remember_ended:
+            self._ended.popitem(last=False)
