@@ -159,6 +159,10 @@ class AcdService:
                 await self.store.save_snapshot(self.engine.snapshot().to_dict())
             elif kind == "forget":
                 self.channels.pop(payload, None)
+            elif kind == "publish_agents":
+                # after a restart or resync: every desktop gets its agent's state again
+                for agent in self.engine.agents.values():
+                    await self._effect(AgentStateChanged(agent), "resync")
             return
         actor, reply = "acd", None
         if isinstance(item, Command):
@@ -167,14 +171,18 @@ class AcdService:
         rejected = [e for e in effects if isinstance(e, Rejected)]
         if isinstance(item, acd.CallArrived):
             await self.store.call_queued(item.call_id, item.skill, now)
-        if isinstance(item, acd.AgentAnswered):
-            agent = self.engine.agents.get(item.agent_id)
-            if agent is not None:
-                await self.store.call_answered(item.call_id, item.agent_id, agent.seat, now)
+        if isinstance(item, acd.AgentAnswered) and not rejected:
+            answered_by = self.engine.agents.get(item.agent_id)
+            if answered_by is not None:
+                await self.store.call_answered(item.call_id, item.agent_id, answered_by.seat,
+                                               now)
         if isinstance(item, acd.CallEnded | acd.CallAbandoned):
             self.submit(("forget", item.call_id))
         for eff in effects:
             await self._effect(eff, actor)
+        if any(isinstance(e, AgentStateChanged) for e in effects):
+            # a restart must find agents and calls as they are now, not 10 s ago
+            await self.store.save_snapshot(self.engine.snapshot().to_dict())
         if reply is not None:
             await reply({"ok": not rejected,
                          **({"error": rejected[0].reason} if rejected else {})})

@@ -120,6 +120,14 @@ class AgentCommands:
             seat = str(msg.get("seat", ""))
             if not SEAT.match(seat) or seat not in self.seats:
                 return await reply({"ok": False, "error": "bad_seat"})
+            current = self.service.engine.agents.get(user_id)
+            if current is not None and current.state != AgentState.LOGGED_OUT:
+                if current.seat != seat:
+                    return await reply({"ok": False, "error": "logged_in_elsewhere",
+                                        "seat": current.seat})
+                # a desktop reconnecting (or the CTI restarted): same seat, new token
+                self.tokens[token] = who
+                return await reply({"ok": True, "token": token, "reattached": True})
             inp = acd.AgentLogin(agent_id=user_id, seat=seat, skills=dict(who.skills))
 
             async def after(doc: dict[str, Any]) -> None:

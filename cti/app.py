@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from acd.model import AcdConfig
+from asterisk_conf.render import phone_names
+from cti.acd_service import AcdService
+from cti.acd_store import DbAcdStore
+from cti.acd_wiring import AcdFeed
+from cti.agent_commands import AgentCommands
+from cti.ami.client import AmiClient
+from cti.ami_pbx import AmiPbx
 from cti.db.migrate import upgrade
+from cti.mqtt import MqttBus
 from cti.db.session import make_engine, make_session_factory
 from cti.ivr_services import DbIvrServices
 from cti.settings import Settings, load_settings
@@ -59,6 +68,28 @@ async def run(settings: Settings) -> None:
     server = FastAgiServer({"ivr": make_ivr_handler(ctx)}, settings.fastagi.host,
                            settings.fastagi.port, settings.fastagi.backlog)
     await server.start()
+
+    # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
+    bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}")
+    store = DbAcdStore(sessions)
+    acd_config = AcdConfig(wrap_up_s=settings.acd.wrap_up_s,
+                           # Asterisk's Dial times out first and reports RONA; the ACD's own
+                           # ring timer is only the backstop for a lost event
+                           ring_timeout_s=settings.acd.ring_timeout_s + 5)
+    feed: AcdFeed | None = None
+
+    async def on_ami_connected(client: AmiClient) -> None:
+        assert feed is not None
+        await feed.resync(client)
+
+    ami = AmiClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                    settings.ami.secret, on_connected=on_ami_connected)
+    service = AcdService.create(acd_config, AmiPbx(ami, prompts), bus, store,
+                                await store.load_snapshot())
+    feed = AcdFeed(service)
+    seats = {name for name, _ext, role in phone_names(settings) if role == "seat"}
+    commands = AgentCommands(service, bus, store, seats)
+    bus.subscribe("hotline/cmd/+/+", commands.handle)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     spath = status_path(settings)
 
@@ -79,6 +110,13 @@ async def run(settings: Settings) -> None:
             tg.create_task(server.serve_forever(), name="fastagi")
             tg.create_task(registry.watch(), name="flow-watch")
             tg.create_task(report(), name="status")
+            tg.create_task(bus.run(), name="mqtt-bus")
+            tg.create_task(ami.run(), name="ami")
+            tg.create_task(feed.consume(ami.events()), name="ami-events")
+            tg.create_task(service.run(), name="acd")
+            tg.create_task(service.ticker(), name="acd-tick")
+            tg.create_task(service.heartbeat(), name="cti-heartbeat")
+            tg.create_task(service.snapshots(), name="acd-snapshots")
     finally:
         spath.unlink(missing_ok=True)
         engine.dispose()

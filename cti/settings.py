@@ -55,6 +55,12 @@ class AcdSettings:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class IvrSettings:
     flows_dir: Path
     entry_flow: str
@@ -82,6 +88,7 @@ class Settings:
     ivr: IvrSettings
     prompts: PromptSettings
     acd: AcdSettings
+    mqtt: MqttSettings
 
     @property
     def asterisk_etc(self) -> Path:
@@ -108,6 +115,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         sections = ("paths", "db", "pbx", "ami", "fastagi", "ivr", "prompts")
         paths, db, pbx, ami, fa, ivr, pr = (raw[k] for k in sections)
         acd = raw.get("acd", {})
+        mqtt = raw.get("mqtt", {})
         state_dir = _path(root, env.get("HOTLINE_STATE_DIR") or paths["state_dir"])
         default_db = f"sqlite:///{state_dir / 'hotline.db'}"
         db_url = env.get("HOTLINE_DB_URL") or db.get("url") or default_db
@@ -140,6 +148,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                             ring_timeout_s=int(acd.get("ring_timeout_s", 15)),
                             wrap_up_s=int(acd.get("wrap_up_s", 15)),
                             callback_key=str(acd.get("callback_key", 1))),
+            mqtt=MqttSettings(host=str(mqtt.get("host", "127.0.0.1")),
+                              port=int(mqtt.get("port", 1883))),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc

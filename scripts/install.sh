@@ -40,6 +40,14 @@ if ! runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_database WHERE datname=
     runuser -u postgres -- psql -q -c "CREATE DATABASE hotline OWNER hotline"
 fi
 
+# ---------------------------------------------------------------- 3b. an MQTT broker on 1883
+# (this machine kind starts one before the session; a fresh Debian host does not)
+mqtt_up() { [ -n "$(ss -Hltn 'sport = :1883')" ]; }
+if ! mqtt_up; then
+    mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || mosquitto -d -p 1883
+    i=0; until mqtt_up; do i=$((i+1)); [ $i -lt 50 ] || { echo "mosquitto did not start" >&2; exit 1; }; sleep 0.1; done
+fi
+
 # ---------------------------------------------------------------- 4. venv
 PY=""
 for c in python3.11 python3; do

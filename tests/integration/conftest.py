@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,11 +30,12 @@ from cti.db.session import make_engine, make_session_factory
 from cti.settings import Settings, load_settings
 from prompts.index import PromptIndex
 from tests.support.ami import AmiRecorder
+from tests.support.mqtt import MqttWatcher
 from tests.support.settings import REPO, write_test_settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG_URL",
                         "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres")
-PORTS = {"sip": 15060, "ami": 15038, "fastagi": 14573}
+PORTS = {"sip": 15060, "ami": 15038, "fastagi": 14573, "mqtt": 11883}
 
 
 @dataclass
@@ -61,6 +63,9 @@ def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
         "ami": {"port": PORTS["ami"]},
         "fastagi": {"port": PORTS["fastagi"]},
         "ivr": {"flows_dir": str(flows)},
+        "mqtt": {"port": PORTS["mqtt"]},
+        # short timers so the tests run quickly; the defaults are in hotline.toml
+        "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2, "callback_key": 1},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
     })
@@ -94,6 +99,30 @@ def ami(asterisk: Settings) -> Iterator[AmiRecorder]:
                       asterisk.ami.secret).start()
     yield rec
     rec.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(it_env: ItEnv) -> Iterator[int]:
+    """A Mosquitto of the tests' own, so a `make up` CTI on 1883 never mixes in."""
+    conf = it_env.state / "mosquitto.conf"
+    conf.write_text(f"listener {PORTS['mqtt']} 127.0.0.1\nallow_anonymous true\n"
+                    "persistence false\n")
+    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", PORTS["mqtt"]), 10,
+                         "the test broker")
+        yield PORTS["mqtt"]
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def mqtt(broker: int) -> Iterator[MqttWatcher]:
+    watcher = MqttWatcher("127.0.0.1", broker).start()
+    yield watcher
+    watcher.stop()
 
 
 @dataclass
@@ -172,7 +201,8 @@ class CtiProcess:
 
 
 @pytest.fixture(scope="session")
-def cti(backend: Backend, asterisk: Settings, it_env: ItEnv) -> Iterator[CtiProcess]:
+def cti(backend: Backend, asterisk: Settings, it_env: ItEnv, broker: int
+        ) -> Iterator[CtiProcess]:
     env = {**it_env.env, "HOTLINE_DB_URL": backend.url}
     proc = CtiProcess(load_settings(it_env.settings_path, env), env)
     proc.start()

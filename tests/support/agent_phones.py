@@ -178,8 +178,10 @@ class AgentPhones:
         scen = workdir / f"uas-{port}.xml"
         scen.write_text(UAS_ANSWER.format(ring_ms=ring_ms) if answer else UAS_NO_ANSWER)
         self.proc = subprocess.Popen(
+            # SIPp takes media_port and media_port + 2 (video): keep phones 10 apart, and
+            # away from Asterisk's RTP range
             ["sipp", "-sf", str(scen), "-i", "127.0.0.1", "-p", str(port), "-mp",
-             str(port + 2000), "-cp", str(port + 1000), "-nostdin", "-trace_err",
+             str(26000 + (port % 1000) * 10), "-cp", str(port + 1000), "-nostdin", "-trace_err",
              "-error_file", str(workdir / f"uas-{port}.err")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
 

@@ -1,0 +1,81 @@
+"""Feeds the ACD service from AMI (via the call tracker) and restores it after a restart."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from acd import engine as acd
+from acd.model import AgentState
+from cti.acd_service import AcdService
+from cti.ami import translate as t
+from cti.ami.resync import rebuild, snapshot
+
+log = logging.getLogger(__name__)
+
+
+class AcdFeed:
+    """AMI -> CoreEvents (idempotent, per call) -> ACD inputs. Runs in the CTI's event loop."""
+
+    def __init__(self, service: AcdService) -> None:
+        self.service = service
+        self.tracker = t.CallTracker()
+        self.resyncs = 0
+
+    def _agent_at(self, seat: str) -> str | None:
+        for a in self.service.engine.agents.values():
+            if a.seat == seat and a.state != AgentState.LOGGED_OUT:
+                return a.agent_id
+        return None
+
+    def core(self, ev: t.CoreEvent) -> None:
+        s = self.service
+        if isinstance(ev, t.CallQueued):
+            s.call_waiting(ev.call_id, ev.channel, ev.caller, ev.skill or "general",
+                           ev.priority, ev.account)
+        elif isinstance(ev, t.AgentAnswered):
+            agent = self._agent_at(ev.seat)
+            if agent is not None:
+                s.submit(acd.AgentAnswered(agent_id=agent, call_id=ev.call_id))
+        elif isinstance(ev, t.RingNoAnswer):
+            agent = self._agent_at(ev.seat)
+            if agent is not None:
+                s.submit(acd.RingTimeout(agent_id=agent, call_id=ev.call_id))
+        elif isinstance(ev, t.CallEnded):
+            s.submit(acd.CallEnded(call_id=ev.call_id))
+        elif isinstance(ev, t.CallerAbandoned):
+            s.submit(acd.CallAbandoned(call_id=ev.call_id))
+        elif isinstance(ev, t.CallFailedOver):
+            # the native queue has the caller now; the ACD lets go of it
+            s.submit(acd.CallAbandoned(call_id=ev.call_id))
+            s.bus.publish(f"hotline/calls/{ev.call_id}/events", {"event": "failover"})
+        elif isinstance(ev, t.CallbackRequested):
+            s.submit(acd.CallbackRequested(call_id=ev.call_id, number=ev.number))
+        # CallOffered and SeatReachable need no ACD input: the ACD chose the seat itself
+
+    async def consume(self, events: Any) -> None:
+        """The AMI event stream, for ever."""
+        async for msg in events:
+            try:
+                for ev in self.tracker.feed(msg):
+                    self.core(ev)
+            except Exception:
+                log.exception("AMI event not handled: %r", msg)
+
+    async def resync(self, client: Any) -> None:
+        """After every AMI (re)connect: Asterisk's truth first, then the ACD acts again."""
+        snap = await snapshot(client)
+        rebuilt = rebuild(snap)
+        live = {ev.call_id for ev in rebuilt if hasattr(ev, "call_id")}
+        for ev in self.tracker.resync(rebuilt):
+            self.core(ev)
+        # calls the ACD remembers (from its snapshot) that Asterisk no longer has
+        for call_id, call in list(self.service.engine.calls.items()):
+            if call_id not in live and str(call.state) != "callback":  # callbacks hung up
+                ended = str(call.state) in ("connected", "offered")
+                self.service.submit(acd.CallEnded(call_id=call_id) if ended
+                                    else acd.CallAbandoned(call_id=call_id))
+        self.resyncs += 1
+        self.service.submit(("publish_agents", None))
+        log.info("resync %d: %d channels, %d calls on the agent side", self.resyncs,
+                 len(snap.channels), len(live))

@@ -1,0 +1,181 @@
+"""The ACD over real Asterisk: SIPp agent phones on registered seats, real callers, MQTT pops.
+
+Agents log in over MQTT like a desktop would. One SIPp UAS answers for the seats that pick up
+(after ringing 1.5 s), another rings and never answers (ring-no-answer). Timings are read from
+AMI and MQTT events, never from sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cti.db.models import Agent, Call
+from tests.integration.callers import CallInProgress, hang_up, is_event, ts
+from tests.integration.conftest import Backend, CtiProcess
+from tests.support.agent_phones import AgentPhones, register_seats
+from tests.support.ami import AmiRecorder
+from tests.support.mqtt import Msg, MqttWatcher
+from tests.support.sipp import Caller, Keys, Pause
+
+pytestmark = pytest.mark.integration
+ANSWER_PORT, NO_ANSWER_PORT = 15090, 15092
+PASSWORD = "95598"  # the demo agents' password (cti/db/seed.py)
+
+
+@pytest.fixture(scope="module")
+def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    wd = tmp_path_factory.mktemp("agent-phones")
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    answering = AgentPhones(ANSWER_PORT, wd, answer=True, ring_ms=1500)
+    silent = AgentPhones(NO_ANSWER_PORT, wd, answer=False)
+    try:
+        register_seats({s: secrets[s] for s in ("seat01", "seat02", "seat03")}, target,
+                       ANSWER_PORT, wd, 15094)
+        register_seats({"seat04": secrets["seat04"]}, target, NO_ANSWER_PORT, wd, 15096)
+        yield
+    finally:
+        answering.stop()
+        silent.stop()
+
+
+@pytest.fixture(scope="module")
+def general_agents(backend: Backend) -> list[str]:
+    with backend.sessions() as s:
+        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id)).all()
+    return [a for a, skills in rows if "general" in skills][:3]
+
+
+def _login(mqtt: MqttWatcher, agent: str, seat: str) -> str:
+    r = mqtt.command("agents", agent, {"action": "login", "seat": seat, "password": PASSWORD})
+    assert r["ok"], r
+    return str(r["token"])
+
+
+def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30,
+           reason: str | None = None) -> Msg:
+    return mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
+                         and m.payload.get("state") == state
+                         and (reason is None or m.payload.get("reason") == reason),
+                         timeout, f"{agent} {state}", since=since)
+
+
+def _to_agents(number: str, talk_ms: int | None = None) -> Caller:
+    """Mandarin, then 0 for an agent; then talk for talk_ms and hang up (or wait for BYE)."""
+    return Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")],
+                  hangup_after_ms=talk_ms)
+
+
+def test_pop_reaches_ringing_agent_before_answer_then_wrap_up(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    agent = general_agents[0]
+    m0 = mqtt.mark()
+    token = _login(mqtt, agent, "seat01")
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    _state(mqtt, agent, "ready", m0)
+    number = f"{backend.prefix}7000001"
+    mark = ami.mark()
+    call = CallInProgress(_to_agents(number, talk_ms=14_000), cti.settings, tmp_path)
+    offer = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineOffer"), 60,
+                         "HotlineOffer", since=mark)
+    assert offer["Seat"] == "seat01"
+    answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                            and e.get("CallerIDNum") == number
+                            and e.get("DialStatus") == "ANSWER", 30, "DialEnd ANSWER",
+                            since=mark)
+    pop = mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/pop", 5, "pop", since=m0)
+    # the pop was on the agent's topic while the seat rang, before the agent answered
+    assert pop.at < ts(answered), (pop.at, ts(answered))
+    assert pop.payload["caller_number"] == number
+    assert pop.payload["call_id"] == offer["Linkedid"]
+    assert any(step.get("input") == "0" for step in pop.payload["ivr"]["path"])
+    _state(mqtt, agent, "on_call", m0)
+    assert call.finish(90).ok
+    _state(mqtt, agent, "wrap_up", m0)
+    _state(mqtt, agent, "ready", m0 + 1, timeout=cti.settings.acd.wrap_up_s + 10)
+    with backend.sessions() as s:
+        rec = s.execute(select(Call).where(Call.call_id == offer["Linkedid"])).scalar_one()
+        assert rec.agent_id == agent and rec.seat == "seat01"
+        assert rec.queued_at is not None and rec.answered_at is not None
+    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    _state(mqtt, agent, "logged_out", m0)
+
+
+def test_ring_no_answer_requeues_and_sets_agent_not_ready(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    silent_agent, backup = general_agents[1], general_agents[2]
+    m0 = mqtt.mark()
+    t_silent = _login(mqtt, silent_agent, "seat04")
+    t_backup = _login(mqtt, backup, "seat02")
+    assert mqtt.command("agents", silent_agent, {"action": "ready", "token": t_silent})["ok"]
+    number = f"{backend.prefix}7000002"
+    mark = ami.mark()
+    call = CallInProgress(_to_agents(number, talk_ms=20_000), cti.settings, tmp_path)
+    rona = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineRona"), 60,
+                        "HotlineRona", since=mark)
+    assert rona["Seat"] == "seat04"
+    _state(mqtt, silent_agent, "not_ready", m0, reason="rona")
+    # the caller kept waiting; the next agent to become ready gets the call
+    assert mqtt.command("agents", backup, {"action": "ready", "token": t_backup})["ok"]
+    offer = ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineOffer")(e)
+                         and e.get("Seat") == "seat02", 30, "offer to seat02", since=mark)
+    assert ts(offer) > ts(rona)
+    ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == number
+                 and e.get("DialStatus") == "ANSWER", 30, "answered", since=mark)
+    assert not [e for e in ami.events()[mark:]
+                if is_event("UserEvent", number, UserEvent="HotlineFailover")(e)]
+    assert call.finish(90).ok
+    for agent, token in ((silent_agent, t_silent), (backup, t_backup)):
+        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
+def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    agent = general_agents[0]
+    m0 = mqtt.mark()
+    token = _login(mqtt, agent, "seat03")
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    talker, waiter = f"{backend.prefix}7000003", f"{backend.prefix}7000004"
+    mark = ami.mark()
+    talking = CallInProgress(_to_agents(talker, talk_ms=30_000), cti.settings, tmp_path)
+    bridged = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                           and e.get("CallerIDNum") == talker
+                           and e.get("DialStatus") == "ANSWER", 60, "talker answered",
+                           since=mark)
+    waiting = CallInProgress(_to_agents(waiter), cti.settings, tmp_path)
+    ami.wait_for(is_event("UserEvent", waiter, UserEvent="HotlineQueued"), 60,
+                 "waiter queued", since=mark)
+    cti.kill9()
+    try:
+        fo = ami.wait_for(is_event("UserEvent", waiter, UserEvent="HotlineFailover"),
+                          cti.settings.acd.cti_stale_s + 15, "failover", since=mark)
+        join = ami.wait_for(is_event("QueueCallerJoin", waiter), 10, "native queue",
+                            since=mark)
+        assert join["Queue"] == "hotline-agents" and ts(join) >= ts(fo)
+        hang_up(ami, join)
+        # the talking call was never touched
+        hangups = [e for e in ami.events()[mark:] if is_event("Hangup", talker)(e)]
+        assert not hangups, "the talking call was cut when the CTI died"
+    finally:
+        m1 = mqtt.mark()
+        cti.start()
+    # the restarted CTI rebuilt the agent from the DB and the call from Asterisk
+    st = _state(mqtt, agent, "on_call", m1, timeout=30)
+    assert st.payload["call_id"] == bridged["Linkedid"]
+    assert talking.finish(90).ok
+    waiting.finish(30)
+    _state(mqtt, agent, "wrap_up", m1)
+    # the restart forgot the desktop's session token: logging in again at the same seat
+    # re-attaches (the agent stays logged in), and a token from before is refused
+    assert not mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    token = _login(mqtt, agent, "seat03")
+    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]

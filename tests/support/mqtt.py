@@ -1,0 +1,106 @@
+"""Watches MQTT for tests (aiomqtt in a background thread) and sends commands like a desktop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+
+@dataclass(frozen=True)
+class Msg:
+    topic: str
+    payload: Any
+    at: float  # wall clock when it arrived here
+
+
+class MqttWatcher:
+    def __init__(self, host: str, port: int, topic_filter: str = "hotline/#") -> None:
+        self.host, self.port, self.filter = host, port, topic_filter
+        self._msgs: list[Msg] = []
+        self._cond = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._client: aiomqtt.Client | None = None
+        self._thread = threading.Thread(target=self._run, name="mqtt-watcher", daemon=True)
+
+    def start(self, timeout: float = 10) -> MqttWatcher:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise AssertionError(f"no MQTT broker on {self.host}:{self.port}")
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main())
+        except asyncio.CancelledError:
+            pass  # stop() cancels the watcher
+
+    async def _main(self) -> None:
+        async with aiomqtt.Client(self.host, self.port,
+                                  identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
+            self._client = client
+            await client.subscribe(self.filter, qos=1)
+            self._ready.set()
+            async for m in client.messages:
+                raw = bytes(m.payload) if isinstance(m.payload, bytes | bytearray) else m.payload
+                try:
+                    payload = json.loads(raw) if isinstance(raw, bytes) else raw
+                except ValueError:
+                    payload = raw
+                with self._cond:
+                    self._msgs.append(Msg(str(m.topic), payload, time.time()))
+                    self._cond.notify_all()
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        assert self._client is not None
+        fut = asyncio.run_coroutine_threadsafe(
+            self._client.publish(topic, json.dumps(payload), qos=1), self._loop)
+        fut.result(10)
+
+    def mark(self) -> int:
+        with self._cond:
+            return len(self._msgs)
+
+    def messages(self) -> list[Msg]:
+        with self._cond:
+            return list(self._msgs)
+
+    def wait_for(self, pred: Callable[[Msg], bool], timeout: float, what: str = "",
+                 since: int = 0) -> Msg:
+        deadline = time.monotonic() + timeout
+        seen = since
+        with self._cond:
+            while True:
+                for m in self._msgs[seen:]:
+                    if pred(m):
+                        return m
+                seen = len(self._msgs)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no MQTT message {what} within {timeout:.0f}s")
+                self._cond.wait(left)
+
+    def command(self, kind: str, user_id: str, payload: dict[str, Any],
+                timeout: float = 15) -> dict[str, Any]:
+        """Send a command and wait for its reply (matched by request_id)."""
+        rid = uuid.uuid4().hex
+        mark = self.mark()
+        self.publish(f"hotline/cmd/{kind}/{user_id}", {**payload, "request_id": rid})
+        reply = self.wait_for(lambda m: m.topic == f"hotline/{kind}/{user_id}/reply"
+                              and isinstance(m.payload, dict)
+                              and m.payload.get("request_id") == rid, timeout,
+                              f"reply to {payload.get('action')} for {user_id}", since=mark)
+        return dict(reply.payload)
+
+    def stop(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            self._loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(5)
