@@ -1,4 +1,4 @@
-"""The ACD's Store and Directory ports over the database (one unit of work per call, in a thread)."""
+"""The ACD's Store and Directory ports over the database: a unit of work per call, in a thread."""
 
 from __future__ import annotations
 

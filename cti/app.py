@@ -22,9 +22,9 @@ from cti.agent_commands import AgentCommands
 from cti.ami.client import AmiClient
 from cti.ami_pbx import AmiPbx
 from cti.db.migrate import upgrade
-from cti.mqtt import MqttBus
 from cti.db.session import make_engine, make_session_factory
 from cti.ivr_services import DbIvrServices
+from cti.mqtt import MqttBus
 from cti.settings import Settings, load_settings
 from ivr.agi_session import IvrContext, make_ivr_handler
 from ivr.engine import Engine

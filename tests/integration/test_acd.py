@@ -19,7 +19,7 @@ from tests.integration.callers import CallInProgress, hang_up, is_event, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder
-from tests.support.mqtt import Msg, MqttWatcher
+from tests.support.mqtt import MqttWatcher, Msg
 from tests.support.sipp import Caller, Keys, Pause
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,6 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[0]
-    m0 = mqtt.mark()
     token = _login(mqtt, agent, "seat03")
     assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
     talker, waiter = f"{backend.prefix}7000003", f"{backend.prefix}7000004"
