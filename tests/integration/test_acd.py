@@ -178,3 +178,33 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
     assert not mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
     token = _login(mqtt, agent, "seat03")
     assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
+def test_asterisk_restart_cti_reconnects_and_resyncs(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    from cti import stack
+
+    agent = general_agents[1]
+    token = _login(mqtt, agent, "seat02")
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    m1 = mqtt.mark()
+    stack.stop_asterisk(cti.settings)
+    stack.start_asterisk(cti.settings)
+    # the CTI noticed, reconnected, resynced, and said so by re-publishing every agent's state
+    st = _state(mqtt, agent, "ready", m1, timeout=60)
+    assert st.payload["seat"] == "seat02"
+    assert cti.pid is not None and stack.pid_alive(stack.paths(cti.settings).cti_pid) == cti.pid
+    # and it routes calls again: the seat's phone must register anew with the new Asterisk
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    register_seats({"seat02": secrets["seat02"]}, f"127.0.0.1:{cti.settings.pbx.sip_port}",
+                   ANSWER_PORT, tmp_path, 15098)
+    number = f"{backend.prefix}7000005"
+    mark = ami.mark()
+    call = CallInProgress(_to_agents(number, talk_ms=6_000), cti.settings, tmp_path)
+    offer = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineOffer"), 60,
+                         "HotlineOffer after the restart", since=mark)
+    assert offer["Seat"] == "seat02"
+    assert call.finish(90).ok
+    _state(mqtt, agent, "wrap_up", m1)
+    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
