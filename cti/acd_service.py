@@ -54,6 +54,7 @@ class Store(Protocol):
     async def call_queued(self, call_id: str, skill: str, at: float) -> None: ...
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
+    async def call_flags(self, caller: str, account: str | None) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,13 @@ class AcdService:
         actor, reply = "acd", None
         if isinstance(item, Command):
             actor, reply, item = item.actor, item.reply, item.input
+        if isinstance(item, acd.CallArrived) and not item.flags and item.call_id not in \
+                self.engine.calls:
+            flags = await self.store.call_flags(item.caller, item.account)
+            if flags:
+                item = acd.CallArrived(call_id=item.call_id, caller=item.caller,
+                                       skill=item.skill, priority=item.priority,
+                                       account=item.account, flags=flags)
         effects = self.engine.apply(item, now)
         rejected = [e for e in effects if isinstance(e, Rejected)]
         if isinstance(item, acd.CallArrived):

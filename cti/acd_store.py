@@ -7,12 +7,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.model import Agent, AgentState
 from cti.agent_commands import Principal
 from cti.db import agents as db_agents
-from cti.db.screen_pop import screen_pop
+from cti.db.ivr_queries import normalize_phone
+from cti.db.models import Account, Customer, WorkOrder
+from cti.db.screen_pop import CLOSED_WORK_ORDER_STATUSES, screen_pop
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,36 @@ class DbAcdStore:
             log.exception("screen-pop for %s failed", call_id)
             return {"call_id": call_id, "caller_number": caller, "accounts": [],
                     "error": "lookup_failed"}
+
+    async def call_flags(self, caller: str, account: str | None) -> frozenset[str]:
+        """Routing flags: an important customer (hospital, life support, government), or a
+        repeat caller whose fault-repair order is still open, goes ahead of the queue."""
+        def work() -> frozenset[str]:
+            flags: set[str] = set()
+            with self.sessions.begin() as s:
+                if account:
+                    important = s.execute(
+                        select(Customer.important).join(Account)
+                        .where(Account.account_no == account)).scalar_one_or_none()
+                    if important:
+                        flags.add("important")
+                matches = [WorkOrder.caller_number == normalize_phone(caller)] if caller else []
+                if account:
+                    matches.append(WorkOrder.account_id.in_(
+                        select(Account.id).where(Account.account_no == account)))
+                if matches and s.execute(
+                        select(WorkOrder.id).where(or_(*matches),
+                                                   WorkOrder.type == "fault_repair",
+                                                   WorkOrder.status.not_in(
+                                                       CLOSED_WORK_ORDER_STATUSES)).limit(1)
+                ).first():
+                    flags.add("repeat_fault")
+            return frozenset(flags)
+        try:
+            return await asyncio.to_thread(work)
+        except Exception:
+            log.exception("routing flags for %s/%s failed; routing without them", caller, account)
+            return frozenset()
 
     async def agent_state(self, agent: Agent, actor: str) -> None:
         def work() -> None:

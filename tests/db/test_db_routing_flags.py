@@ -1,0 +1,37 @@
+"""Routing flags the ACD gets from the database: important customers and repeat fault callers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.acd_store import DbAcdStore
+from cti.db import ivr_queries as q
+from cti.db.seed import demo_accounts, seed_demo
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def test_important_customer_and_repeat_fault_caller_are_flagged(
+        session_factory: sessionmaker[Session]) -> None:
+    with session_factory.begin() as s:
+        seed_demo(s, now=NOW, n_accounts=300)
+        demo = {d["purpose"]: d for d in demo_accounts(s, NOW)}
+    store = DbAcdStore(session_factory)
+
+    def flags(caller: str, account: str | None) -> frozenset[str]:
+        return asyncio.run(store.call_flags(caller, account))
+
+    important, plain = demo["important_customer"]["account_no"], demo["no_outage"]["account_no"]
+    assert flags("13000000001", important) == {"important"}
+    assert flags("13000000001", plain) == frozenset()
+    with session_factory.begin() as s:
+        q.create_repair_order(s, caller_number="13000000002", account_no=plain, call_id=None,
+                              now=NOW)
+    # the same caller again, by number alone, or anyone calling about that account
+    assert flags("13000000002", None) == {"repeat_fault"}
+    assert flags("+8613000000002", None) == {"repeat_fault"}
+    assert flags("13000000009", plain) == {"repeat_fault"}
+    assert flags("13000000009", None) == frozenset()
