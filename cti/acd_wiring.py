@@ -51,7 +51,15 @@ class AcdFeed:
             s.bus.publish(f"hotline/calls/{ev.call_id}/events", {"event": "failover"})
         elif isinstance(ev, t.CallbackRequested):
             s.submit(acd.CallbackRequested(call_id=ev.call_id, number=ev.number))
-        # CallOffered and SeatReachable need no ACD input: the ACD chose the seat itself
+        elif isinstance(ev, t.SeatReachable) and not ev.reachable:
+            # the seat's phone went offline: stop offering calls there until the agent
+            # says ready again (a ringing call comes back through Dial's own failure)
+            agent = self._agent_at(ev.seat)
+            if agent is not None:
+                a = s.engine.agents[agent]
+                if a.state == AgentState.READY:
+                    s.submit(acd.AgentNotReady(agent_id=agent, reason="phone_offline"))
+        # CallOffered needs no ACD input: the ACD chose the seat itself
 
     async def consume(self, events: Any) -> None:
         """The AMI event stream, for ever."""
