@@ -1,0 +1,1 @@
+"""Benchmarks of the hotline against real Asterisk and SIPp (`hotline bench ...`)."""

@@ -1,0 +1,568 @@
+"""`hotline bench acd`: our ACD and Asterisk's app_queue, one after the other, on the same load.
+
+A private instance of its own (temp state dir and SQLite DB, SIP 35060, AMI 35038, FastAGI
+34573, its own Mosquitto on 31883, RTP 36000-36999), so it runs beside `make up` and the
+integration tests. Every process it starts is stopped on the way out, failure and Ctrl-C
+included. See bench/BENCHMARKS.md for the method and the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import tomllib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import metrics
+from bench.ami_tap import AmiTap, Event, ts
+from bench.load import LoadSpec, erlang_c, erlang_c_service_level, make_schedule
+from bench.sipp_load import (
+    SippError,
+    register_seats,
+    start_callers,
+    start_phones,
+    stop,
+    write_callers,
+    write_silence_pcap,
+    write_talk_times,
+)
+from cti import stack
+from cti.settings import REPO_ROOT, PbxSettings, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+PORTS = {"sip": 35060, "ami": 35038, "fastagi": 34573, "mqtt": 31883}
+RTP_RANGE = (36000, 36999)
+CALLER_SIP, CALLER_MEDIA = 35070, 35400
+PHONES_SIP, PHONES_MEDIA = 35080, 35500
+REGISTER_SIP = 35090
+PASSWORD = "95598"  # the demo agents' password (cti/db/seed.py)
+LEAD_S = 2.0  # SIPp launches every call within this, before the first arrival
+SL_S = 20.0
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    service: str  # the bench extension in from-carrier
+    join_event: str  # when a caller starts waiting
+    number_prefix: str  # caller numbers, so a leaked call is recognisable
+
+
+SIDES = {
+    "ours": Side("ours", "95590", "HotlineQueued", "1390"),
+    "app_queue": Side("app_queue", "95591", "QueueCallerJoin", "1391"),
+}
+
+
+class BenchError(Exception):
+    """The bench could not run."""
+
+
+@dataclass(frozen=True)
+class BenchPbx(PbxSettings):
+    """PBX settings with the bench extensions on: only the bench ever builds one."""
+
+    bench: bool = True
+
+
+@dataclass(frozen=True)
+class Options:
+    minutes: float = 3.0
+    occupancy: float = 0.9
+    seed: int = 95598
+    agents: int = 50
+    talk_mean_s: float = 20.0
+    talk_cap_s: float = 100.0
+    wrap_up_s: int = 10  # app_queue's wrapuptime in queues.conf; ours is set to the same
+    ring_ms: int = 500
+    patience_s: float = 60.0
+    sides: tuple[str, ...] = ("ours", "app_queue")
+    keep_workdir: bool = False
+
+    def spec(self) -> LoadSpec:
+        return LoadSpec(agents=self.agents, minutes=self.minutes, occupancy=self.occupancy,
+                        seed=self.seed, talk_mean_s=self.talk_mean_s,
+                        talk_cap_s=self.talk_cap_s, wrap_up_s=self.wrap_up_s,
+                        ring_ms=self.ring_ms, patience_s=self.patience_s)
+
+
+# ----------------------------------------------------------------------------- the instance
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def write_settings(path: Path, state: Path, wrap_up_s: int) -> Path:
+    """hotline.toml with the bench's ports and paths (the tests' approach, other ports)."""
+    raw = tomllib.loads((REPO_ROOT / "hotline.toml").read_text(encoding="utf-8"))
+    overrides: dict[str, dict[str, Any]] = {
+        "paths": {"state_dir": str(state)},
+        "pbx": {"sip_port": PORTS["sip"], "rtp_start": RTP_RANGE[0], "rtp_end": RTP_RANGE[1]},
+        "ami": {"port": PORTS["ami"]},
+        "fastagi": {"port": PORTS["fastagi"]},
+        "mqtt": {"port": PORTS["mqtt"]},
+        "acd": {"wrap_up_s": wrap_up_s},
+        "ivr": {"flows_dir": str(REPO_ROOT / "ivr" / "flows")},
+        "prompts": {"catalog_dir": str(REPO_ROOT / "prompts" / "catalog"),
+                    "cache_dir": str(REPO_ROOT / "prompts" / "cache")},
+    }
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    lines = []
+    for section, values in raw.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _seed_db(url: str, n_agents: int) -> list[str]:
+    """A small demo database; every bench agent gets skill 'general' (the bench's calls)."""
+    from sqlalchemy import select
+
+    from cti.db.migrate import upgrade
+    from cti.db.models import Agent
+    from cti.db.seed import seed_demo
+    from cti.db.session import make_engine, make_session_factory
+
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine).begin() as s:
+            seed_demo(s, now=datetime.now(UTC), n_accounts=200)
+            rows = s.execute(select(Agent).where(Agent.role == "agent")
+                             .order_by(Agent.agent_id)).scalars().all()
+            if len(rows) < n_agents:
+                raise BenchError(f"the demo seed has {len(rows)} agents, the bench needs "
+                                 f"{n_agents}")
+            for a in rows[:n_agents]:
+                # four demo agents are repair specialists without 'general'; app_queue has all
+                # 50 seats as members, so ours must have 50 agents for the call's skill too
+                a.skills = {**a.skills, "general": a.skills.get("general", 3)}
+            return [a.agent_id for a in rows[:n_agents]]
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Instance:
+    workdir: Path
+    settings: Settings
+    env: dict[str, str]
+    agents: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    mosquitto: subprocess.Popen[bytes] | None = None
+
+    @property
+    def seats(self) -> list[str]:
+        return [f"seat{i:02d}" for i in range(1, len(self.agents) + 1)]
+
+
+def _check_ports_free() -> None:
+    for name, port in PORTS.items():
+        busy = stack.port_open("127.0.0.1", port, udp=name == "sip")
+        if busy:
+            raise BenchError(f"port {port} ({name}) is taken: is another bench running?")
+
+
+@contextmanager
+def instance(opts: Options) -> Iterator[Instance]:
+    """Asterisk, Mosquitto and the CTI of the bench's own; all stopped on the way out."""
+    from cti.cli import build_prompts, render_config
+
+    for tool in ("sipp", "/usr/sbin/mosquitto"):
+        if not shutil.which(tool):
+            raise BenchError(f"{tool} is not installed: run `make up`")
+    _check_ports_free()
+    workdir = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+    os.chmod(workdir, 0o755)  # Asterisk (uid 101 in the chroot) reads its config below
+    env = {**os.environ, "HOTLINE_SETTINGS": str(workdir / "hotline.toml"),
+           "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16),
+           "HOTLINE_DB_URL": f"sqlite:///{workdir / 'bench.db'}"}
+    env.pop("HOTLINE_STATE_DIR", None)
+    write_settings(workdir / "hotline.toml", workdir, opts.wrap_up_s)
+    settings = load_settings(workdir / "hotline.toml", env)
+    inst = Instance(workdir, settings, env)
+    ok = False
+    try:
+        build_prompts(settings)
+        render_config(replace(settings, pbx=BenchPbx(**asdict(settings.pbx))))
+        inst.agents = _seed_db(env["HOTLINE_DB_URL"], opts.agents)
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {PORTS['mqtt']} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\n", encoding="ascii")
+        inst.mosquitto = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", PORTS["mqtt"]), 10,
+                         "the bench's mosquitto")
+        stack.start_asterisk(settings)
+        stack.start_cti(settings, env=env)
+        secrets_doc = json.loads((workdir / "secrets.json").read_text(encoding="utf-8"))
+        register_seats({s: secrets_doc[s] for s in inst.seats},
+                       f"127.0.0.1:{PORTS['sip']}", PHONES_SIP, workdir, REGISTER_SIP)
+        yield inst
+        ok = True
+    finally:
+        for p in inst.procs:
+            stop(p)
+        stack.stop_cti(settings)
+        stack.stop_asterisk(settings)
+        if inst.mosquitto is not None:
+            stop(inst.mosquitto)
+        if ok and not opts.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log.warning("bench files kept in %s", workdir)
+
+
+# --------------------------------------------------------------------------------- agents
+
+
+class Desk:
+    """The agents' desktops over MQTT: commands with replies, and every state they publish."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.states: list[dict[str, Any]] = []  # payloads of hotline/agents/+/state
+
+    async def run(self) -> None:
+        await self.client.subscribe("hotline/agents/+/state", qos=1)
+        await self.client.subscribe("hotline/agents/+/reply", qos=1)
+        async for m in self.client.messages:
+            try:
+                doc = json.loads(bytes(m.payload).decode("utf-8", errors="replace"))
+            except (ValueError, TypeError):
+                continue
+            topic = str(m.topic)
+            if topic.endswith("/state") and isinstance(doc, dict):
+                self.states.append({**doc, "_received": time.time()})
+            elif topic.endswith("/reply") and isinstance(doc, dict):
+                fut = self.replies.get(str(doc.get("request_id")))
+                if fut is not None and not fut.done():
+                    fut.set_result(doc)
+
+    async def command(self, agent: str, payload: dict[str, Any],
+                      timeout: float = 15) -> dict[str, Any]:
+        rid = uuid.uuid4().hex
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.replies[rid] = fut
+        try:
+            await self.client.publish(f"hotline/cmd/agents/{agent}",
+                                      json.dumps({**payload, "request_id": rid}), qos=1)
+            async with asyncio.timeout(timeout):
+                return await fut
+        finally:
+            self.replies.pop(rid, None)
+
+    async def login_ready(self, agent: str, seat: str) -> str:
+        r = await self.command(agent, {"action": "login", "seat": seat, "password": PASSWORD})
+        if not r.get("ok"):
+            raise BenchError(f"{agent} could not log in at {seat}: {r}")
+        token = str(r["token"])
+        r = await self.command(agent, {"action": "ready", "token": token})
+        if not r.get("ok"):
+            raise BenchError(f"{agent} could not go ready: {r}")
+        return token
+
+    async def logout(self, agent: str, token: str) -> None:
+        for _ in range(20):  # bounded: a talking agent cannot log out until its call ends
+            r = await self.command(agent, {"action": "logout", "token": token})
+            if r.get("ok"):
+                return
+            await asyncio.sleep(0.5)
+        raise BenchError(f"{agent} could not log out")
+
+
+# ------------------------------------------------------------------------------ one side
+
+
+class Callers:
+    """The live view of one side's callers, fed by AMI events, for the patience timers."""
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.live: dict[str, dict[str, Any]] = {}  # uid -> channel, joined, answered, gone
+        self.created = 0
+
+    def feed(self, ev: Event) -> None:
+        name, uid = ev.get("Event"), ev.get("Uniqueid", "")
+        if name == "Newchannel":
+            if ev.get("Context") == "from-carrier" and ev.get("Exten") == self.side.service:
+                self.created += 1
+                self.live[uid] = {"channel": ev.get("Channel"), "joined": None,
+                                  "answered": False, "gone": False}
+            return
+        c = self.live.get(uid)
+        if c is None:
+            return
+        if c["joined"] is None and (
+                (name == "UserEvent" and ev.get("UserEvent") == self.side.join_event)
+                or (name == self.side.join_event)):
+            c["joined"] = ts(ev)
+        elif name == "DialEnd" and ev.get("DialStatus") == "ANSWER":
+            c["answered"] = True
+        elif name == "Hangup":
+            c["gone"] = True
+
+    def unresolved(self) -> int:
+        return sum(1 for c in self.live.values() if not c["answered"] and not c["gone"])
+
+
+def _cpu_s(pid: int | None) -> float | None:
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _wait_no_channels(tap: AmiTap, timeout: float) -> int:
+    """Hang up whatever is left and wait until Asterisk has no channel; the count left over."""
+    deadline = time.monotonic() + timeout
+    left = await tap.channels()
+    while left and time.monotonic() < deadline:
+        try:
+            await tap.action({"Action": "Hangup", "Channel": "/^PJSIP\\//"})
+        except Exception as exc:  # noqa: BLE001 - "no such channel" when they just went away
+            log.debug("hangup all: %s", exc)
+        await asyncio.sleep(0.5)
+        left = await tap.channels()
+    return len(left)
+
+
+async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk: Desk,
+                   schedule: Any, pcap: Path, say: Any) -> dict[str, Any]:
+    spec = opts.spec()
+    leaked_before = await _wait_no_channels(tap, 30)
+    if leaked_before:
+        raise BenchError(f"{leaked_before} channels still up before the {side.name} run")
+    tokens: dict[str, str] = {}
+    if side.name == "ours":
+        gate = asyncio.Semaphore(10)
+
+        async def login(agent: str, seat: str) -> None:
+            async with gate:
+                tokens[agent] = await desk.login_ready(agent, seat)
+        async with asyncio.TaskGroup() as tg:
+            for agent, seat in zip(inst.agents, inst.seats, strict=True):
+                tg.create_task(login(agent, seat), name=f"login-{agent}")
+    sdir = inst.workdir / side.name
+    sdir.mkdir(exist_ok=True)
+    talk_file = sdir / "talk.csv"
+    write_talk_times(talk_file, schedule.talk_ms)
+    n = len(schedule.arrivals_s)
+    numbers = [f"{side.number_prefix}{i:07d}" for i in range(n)]
+    launch_rate = max(200, n)
+    callers_file = sdir / "callers.csv"
+    write_callers(callers_file, schedule.arrivals_s, numbers, launch_rate, LEAD_S)
+    phones = start_phones(sdir, PHONES_SIP, PHONES_MEDIA, talk_file, opts.ring_ms)
+    inst.procs.append(phones)
+    stack.wait_until(lambda: stack.port_open("127.0.0.1", PHONES_SIP, udp=True), 10,
+                     "the agent phones (SIPp UAS)")
+    view = Callers(side)
+    tap.on_event(view.feed)
+    ast_pid = stack.pid_alive(stack.paths(inst.settings).asterisk_pid)
+    cti_pid = stack.pid_alive(stack.paths(inst.settings).cti_pid)
+    cpu0 = (_cpu_s(ast_pid), _cpu_s(cti_pid))
+    mark, state_mark = len(tap.events), len(desk.states)
+    horizon = spec.minutes * 60
+    max_s = int(LEAD_S + horizon + opts.patience_s + opts.talk_cap_s + 60)
+    t0 = time.time()
+    callers = start_callers(sdir, f"127.0.0.1:{PORTS['sip']}", side.service, callers_file, n,
+                            launch_rate, CALLER_SIP, CALLER_MEDIA, pcap, max_s)
+    inst.procs.append(callers)
+    say(f"{side.name}: {n} calls over {spec.minutes:g} min to {side.service}")
+    killed: set[str] = set()
+    deadline = t0 + LEAD_S + horizon + opts.patience_s + 15
+    last_note = 0.0
+    while time.time() < deadline:  # bounded by the deadline
+        now = time.time()
+        for uid, c in list(view.live.items()):
+            late = c["joined"] is not None and now - c["joined"] >= opts.patience_s
+            if late and not c["answered"] and not c["gone"] and uid not in killed:
+                killed.add(uid)  # the caller's patience ran out: they hang up
+                try:
+                    await tap.action({"Action": "Hangup", "Channel": c["channel"]}, timeout=3)
+                except Exception as exc:  # noqa: BLE001 - it may have just been answered
+                    log.debug("patience hangup of %s: %s", c["channel"], exc)
+        all_arrived = now > t0 + LEAD_S + horizon + 1 and view.created >= n
+        if all_arrived and view.unresolved() == 0:
+            break
+        if callers.poll() is not None and view.unresolved() == 0:
+            break
+        if now - last_note >= 30:
+            last_note = now
+            say(f"  {side.name}: t={now - t0:5.0f}s calls={view.created}/{n} "
+                f"waiting={view.unresolved()}")
+        await asyncio.sleep(0.1)
+    t_end = time.time()
+    cpu1 = (_cpu_s(ast_pid), _cpu_s(cti_pid))
+    left = await _wait_no_channels(tap, 30)
+    for p in (callers, phones):
+        stop(p, 10)
+    tap.off_event(view.feed)
+    if tokens:
+        await asyncio.sleep(0.5)  # the CTI sees the hangups: agents go to wrap-up
+        async with asyncio.TaskGroup() as tg:
+            for agent, token in tokens.items():
+                tg.create_task(desk.logout(agent, token), name=f"logout-{agent}")
+    events = tap.events[mark:]
+    (sdir / "ami-events.jsonl").write_text(
+        "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    side_events = metrics.collect(events, side.service, side.join_event)
+    free_at = None
+    if side.name == "ours":
+        free_at = ours_free_at(side_events, desk.states[state_mark:],
+                               dict(zip(inst.seats, inst.agents, strict=True)))
+    doc = metrics.summarize(side_events, seats=inst.seats, sl_s=SL_S,
+                            wrap_up_s=opts.wrap_up_s, free_at=free_at,
+                            patience_hangups=killed)
+    doc.update({
+        "run_s": round(t_end - t0, 1),
+        "channels_left_at_end": left,
+        "cpu_s_asterisk": _delta(cpu0[0], cpu1[0]),
+        "cpu_s_cti": _delta(cpu0[1], cpu1[1]),
+        "caller_numbers": f"{side.number_prefix}xxxxxxx",
+    })
+    leaked = [c for c in side_events.callers.values()
+              if not c.number.startswith(side.number_prefix)]
+    doc["foreign_calls_seen"] = len(leaked)
+    return doc
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(b - a, 2)
+
+
+def ours_free_at(side: metrics.SideEvents, states: list[dict[str, Any]],
+                 agent_at: dict[str, str]) -> dict[str, float]:
+    """When our ACD made the seat's agent ready again after each answered call: the `since` of
+    the first 'ready' the agent published after the seat leg hung up."""
+    ready: dict[str, list[float]] = {}
+    for st in states:
+        if st.get("state") == "ready" and isinstance(st.get("since"), int | float):
+            ready.setdefault(str(st.get("agent_id")), []).append(float(st["since"]))
+    for v in ready.values():
+        v.sort()
+    out: dict[str, float] = {}
+    for leg in side.legs:
+        if not leg.answered or leg.hangup is None:
+            continue
+        agent = agent_at.get(leg.seat)
+        after = [t for t in ready.get(agent or "", []) if t >= leg.hangup]
+        if after:
+            out[leg.uid] = after[0]
+    return out
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
+    import aiomqtt
+
+    spec = opts.spec()
+    schedule = make_schedule(spec)
+    pcap = inst.workdir / "caller-silence.pcap"
+    write_silence_pcap(pcap, int(opts.patience_s + opts.talk_cap_s + 30))
+    s = inst.settings
+    tap = AmiTap(s.ami.host, s.ami.port, s.ami.username, s.ami.secret)
+    await tap.connect()
+    results: dict[str, Any] = {}
+    try:
+        mqtt_log = logging.getLogger("bench.mqtt")
+        mqtt_log.setLevel(logging.ERROR)  # paho counts the QoS 1 publishes of 50 logins aloud
+        async with aiomqtt.Client("127.0.0.1", PORTS["mqtt"], logger=mqtt_log,
+                                  identifier=f"bench-{uuid.uuid4().hex[:8]}") as client:
+            desk = Desk(client)
+            async with asyncio.TaskGroup() as tg:
+                ami_task = tg.create_task(tap.run(), name="bench-ami-tap")
+                desk_task = tg.create_task(desk.run(), name="bench-desk")
+                await asyncio.sleep(0.2)  # subscriptions in place before the first command
+                try:
+                    for name in opts.sides:
+                        results[name] = await run_side(SIDES[name], inst, opts, tap, desk,
+                                                       schedule, pcap, say)
+                finally:
+                    desk_task.cancel()
+                    ami_task.cancel()
+    finally:
+        await tap.close()
+    a = spec.rate_per_s * spec.handle_s
+    results["load"] = {
+        "agents": opts.agents,
+        "minutes": opts.minutes,
+        "occupancy_target": opts.occupancy,
+        "seed": opts.seed,
+        "arrivals": len(schedule.arrivals_s),
+        "rate_per_s": round(spec.rate_per_s, 4),
+        "talk_s": {"distribution": "exponential", "mean": opts.talk_mean_s,
+                   "cap": opts.talk_cap_s,
+                   "mean_after_cap": round(spec.talk_mean_truncated_s, 2),
+                   "sample_mean": round(sum(schedule.talk_ms[:len(schedule.arrivals_s)])
+                                        / max(1, len(schedule.arrivals_s)) / 1000, 2)},
+        "ring_ms": opts.ring_ms,
+        "wrap_up_s": opts.wrap_up_s,
+        "patience_s": opts.patience_s,
+        "handle_s": round(spec.handle_s, 2),
+        "arrival_process": "Poisson conditioned on the count: round(rate x horizon) uniform "
+                           "times, sorted",
+        "offered_erlangs": round(a, 2),
+        "erlang_c_p_wait": round(erlang_c(opts.agents, a), 4),
+        "erlang_c_service_level_20s": round(
+            erlang_c_service_level(opts.agents, spec.rate_per_s, spec.handle_s, SL_S), 4),
+        "service_level_definition": "answered within 20 s / (answered + abandoned after 20 s)",
+    }
+    return results
+
+
+def run(opts: Options, say: Any = print) -> dict[str, Any]:
+    """The whole bench: set up, both sides, tear down. SIGTERM stops it like Ctrl-C."""
+    def on_term(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    started = time.time()
+    try:
+        with instance(opts) as inst:
+            say(f"bench instance up in {time.time() - started:.0f}s ({inst.workdir})")
+            doc = asyncio.run(_drive(inst, opts, say))
+    except (stack.StackError, SippError) as exc:
+        raise BenchError(str(exc)) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    doc["load"]["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
+    doc["load"]["duration_s"] = round(time.time() - started, 1)
+    doc["load"]["host"] = {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
+    return {"ours": doc.get("ours"), "app_queue": doc.get("app_queue"), "load": doc["load"]}

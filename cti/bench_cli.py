@@ -1,0 +1,55 @@
+"""The `hotline bench` commands: benchmarks against a private Asterisk, CTI and SIPp load."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from cti.settings import REPO_ROOT
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (a private instance on other ports; loopback only)."""
+
+
+@bench.command("acd")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here as JSON.")
+@click.option("--minutes", default=3.0, show_default=True,
+              help="Minutes of arrivals per side (each side then drains for up to the patience).")
+@click.option("--occupancy", default=0.9, show_default=True,
+              help="Target agent occupancy: arrival rate x mean handle time / agents.")
+@click.option("--seed", default=95598, show_default=True, help="Seed of arrivals and talk times.")
+@click.option("--side", "sides", multiple=True, type=click.Choice(["ours", "app_queue"]),
+              help="Run only this side (repeatable); default both, ours first.")
+@click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, AMI events, SIPp).")
+def bench_acd(json_path: Path | None, minutes: float, occupancy: float, seed: int,
+              sides: tuple[str, ...], keep_workdir: bool) -> None:
+    """Our ACD and app_queue, one after the other, on the same seeded SIPp load (50 agents)."""
+    if not 0 < occupancy < 1:
+        raise click.BadParameter("must be between 0 and 1", param_hint="--occupancy")
+    if not 0 < minutes <= 30:
+        raise click.BadParameter("must be in (0, 30]", param_hint="--minutes")
+    # bench/ is a top-level folder of the repo, not part of the installed packages
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from bench.acd import BenchError, Options, run
+
+    opts = Options(minutes=minutes, occupancy=occupancy, seed=seed,
+                   sides=sides or ("ours", "app_queue"), keep_workdir=keep_workdir)
+    try:
+        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if json_path is not None:
+        json_path.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+
+
+if __name__ == "__main__":  # `python -m cti.bench_cli acd ...` before it is wired into `hotline`
+    bench()
