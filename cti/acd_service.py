@@ -17,10 +17,12 @@ from acd.model import (
     Announce,
     CallbackDial,
     CancelRing,
+    CancelTimer,
     Overflow,
     QueueStats,
     Rejected,
     RingAgent,
+    StartTimer,
 )
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,9 @@ class AcdService:
     inbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(INBOX_SIZE))
     channels: dict[str, CallChannel] = field(default_factory=dict)
     dropped: int = 0
+    # the engine's deadlines (wrap-up end, ring timeout): a Tick exactly then, so an agent is
+    # free the moment wrap-up ends, not up to a tick later
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
 
     @classmethod
     def create(cls, config: AcdConfig, pbx: Pbx, bus: Bus, store: Store,
@@ -239,8 +244,25 @@ class AcdService:
                 await self.pbx.overflow(ch.channel, eff.target)
         elif isinstance(eff, CallbackDial):
             log.warning("callback for %s: outbound dialling is not configured", eff.call_id)
+        elif isinstance(eff, StartTimer):
+            self._cancel_timer(eff.name)
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, eff.at - self.clock()) + 0.005  # land after the deadline
+            self.timers[eff.name] = loop.call_later(delay, self._timer_fired, eff.name)
+        elif isinstance(eff, CancelTimer):
+            self._cancel_timer(eff.name)
         elif isinstance(eff, CancelRing | Rejected):
             log.debug("ACD: %r", eff)
+
+
+    def _cancel_timer(self, name: str) -> None:
+        handle = self.timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _timer_fired(self, name: str) -> None:
+        self.timers.pop(name, None)
+        self.submit(acd.Tick())
 
 
 def announcement(position: int, ewt_s: float | None, lang: str) -> list[str]:

@@ -10,10 +10,10 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from acd.model import AcdConfig
+from acd.model import ANY, AcdConfig
 from asterisk_conf.render import phone_names
 from cti.acd_service import AcdService
 from cti.acd_store import DbAcdStore
@@ -36,6 +36,13 @@ from prompts.index import PromptIndex
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
+# who else may take a call as its wait grows (acd.routing): a fault-repair caller may be in the
+# dark, so general agents after a minute and anyone after two; an English caller is better
+# served by any agent after a minute than by waiting on the few English speakers
+WIDENING: dict[str, tuple[tuple[float, frozenset[str] | Literal["*"]], ...]] = {
+    "repair": ((60.0, frozenset({"general"})), (120.0, ANY)),
+    "english": ((60.0, ANY),),
+}
 
 
 def status_path(settings: Settings) -> Path:
@@ -73,6 +80,7 @@ async def run(settings: Settings) -> None:
     bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}")
     store = DbAcdStore(sessions)
     acd_config = AcdConfig(wrap_up_s=settings.acd.wrap_up_s,
+                           widen_after_s=WIDENING,
                            # Asterisk's Dial times out first and reports RONA; the ACD's own
                            # ring timer is only the backstop for a lost event
                            ring_timeout_s=settings.acd.ring_timeout_s + 5)

@@ -313,3 +313,12 @@ def workorders_list(as_json: bool, limit: int) -> None:
     for r in rows:
         click.echo(f"{r['number']}  {r['type']:13} {r['status']:10} {r.get('caller_number') or '-'}"
                    f"  {r.get('account_no') or '-'}  SLA {r.get('sla_due_at') or '-'}")
+
+
+def _register_bench() -> None:
+    from cti.bench_cli import bench
+
+    main.add_command(bench)
+
+
+_register_bench()

@@ -285,7 +285,7 @@ async def test_english_caller_hears_english_prompts() -> None:
         setvar("CHANNEL(language)", "en"), setvar("HOTLINE_LANG", "en"),
         read("ivr.main_menu", 1, 6, lang="en"), GET_INPUT,
         stream("ivr.transfer", barge_in=False, lang="en"),
-        setvar("HOTLINE_SKILL", "general"), setvar("HOTLINE_PRIORITY", "0"),
+        setvar("HOTLINE_SKILL", "english"), setvar("HOTLINE_PRIORITY", "0"),
         setvar("HOTLINE_ACCOUNT", ""), setvar("HOTLINE_REASON", "caller_choice"),
         setvar("HOTLINE_NEXT", "transfer"),
     ]

@@ -180,6 +180,79 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
     assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
 
 
+def _agents_with(backend: Backend, want: str, without: str | None = None) -> list[str]:
+    with backend.sessions() as s:
+        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id)).all()
+    return [a for a, skills in rows
+            if want in skills and (without is None or without not in skills)]
+
+
+def test_english_caller_goes_to_english_agent_not_the_longest_idle(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        tmp_path: Path) -> None:
+    general_only = _agents_with(backend, "general", without="english")[-1]
+    english = _agents_with(backend, "english")[0]
+    m0 = mqtt.mark()
+    tokens = {}
+    # the general-only agent has been idle longest: by idle time alone it would get the call
+    for agent, seat in ((general_only, "seat01"), (english, "seat03")):
+        tokens[agent] = _login(mqtt, agent, seat)
+        assert mqtt.command("agents", agent, {"action": "ready", "token": tokens[agent]})["ok"]
+        _state(mqtt, agent, "ready", m0)
+    number = f"{backend.prefix}7000006"
+    mark = ami.mark()
+    call = CallInProgress(Caller(number, [Pause(1500), Keys("2"), Pause(1500), Keys("0")],
+                                 hangup_after_ms=6_000), cti.settings, tmp_path)
+    queued = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineQueued"), 60,
+                          "queued", since=mark)
+    assert queued["Skill"] == "english"
+    offer = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineOffer"), 30,
+                         "offer", since=mark)
+    assert offer["Seat"] == "seat03", "the English caller was not routed by skill"
+    assert call.finish(90).ok
+    for agent, token in tokens.items():
+        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
+def test_important_customer_is_answered_before_an_earlier_caller(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    agent = general_agents[0]
+    important = backend.demo["important_customer"]["account_no"]
+    plain_no, vip_no = f"{backend.prefix}7000007", f"{backend.prefix}7000008"
+    mark = ami.mark()
+    # an ordinary caller asks for an agent first
+    plain = CallInProgress(_to_agents(plain_no), cti.settings, tmp_path)
+    ami.wait_for(is_event("UserEvent", plain_no, UserEvent="HotlineQueued"), 60, "plain queued",
+                 since=mark)
+    # then a hospital's account: bill lookup, and 0 for an agent while the bill is read
+    vip = CallInProgress(Caller(vip_no, [Pause(1500), Keys("1"), Pause(1500), Keys("1"),
+                                         Pause(1500), Keys(important + "#"), Pause(2500),
+                                         Keys("0")], hangup_after_ms=8_000),
+                         cti.settings, tmp_path)
+    q = ami.wait_for(is_event("UserEvent", vip_no, UserEvent="HotlineQueued"), 60,
+                     "important caller queued", since=mark)
+    assert q["Account"] == important
+    m0 = mqtt.mark()
+    token = _login(mqtt, agent, "seat01")
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    first = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                         and e.get("UserEvent") == "HotlineOffer"
+                         and e.get("CallerIDNum") in (plain_no, vip_no), 30, "first offer",
+                         since=mark)
+    assert first["CallerIDNum"] == vip_no, "the important customer waited behind a later caller"
+    assert vip.finish(90).ok
+    # the ordinary caller is next once the agent is free again
+    second = ami.wait_for(is_event("UserEvent", plain_no, UserEvent="HotlineOffer"), 60,
+                          "second offer", since=mark)
+    assert ts(second) > ts(first)
+    hang_up(ami, second)
+    plain.finish(60)
+    _state(mqtt, agent, "wrap_up", m0)
+    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
 def test_asterisk_restart_cti_reconnects_and_resyncs(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         general_agents: list[str], tmp_path: Path) -> None:
