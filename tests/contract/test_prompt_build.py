@@ -24,8 +24,13 @@ from prompts.build import (
 from prompts.catalog import Catalog
 from prompts.index import ASTERISK_PROMPT_DIR, PromptIndex, PromptIndexError, UnknownPromptError
 
-pytestmark = pytest.mark.skipif(shutil.which("sox") is None or shutil.which("espeak-ng") is None,
-                                reason="needs sox and espeak-ng")
+
+
+@pytest.fixture(autouse=True)
+def _tools_installed() -> None:
+    """A missing synthesiser fails the run (never skips it): `make test` installs both."""
+    for tool in ("sox", "espeak-ng"):
+        assert shutil.which(tool), f"{tool} is not installed: run `make test`, which installs it"
 
 VOICES = {"zh": "cmn-Latn-pinyin", "en": "en-us"}
 RATE = 175
