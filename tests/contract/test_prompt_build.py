@@ -25,7 +25,6 @@ from prompts.catalog import Catalog
 from prompts.index import ASTERISK_PROMPT_DIR, PromptIndex, PromptIndexError, UnknownPromptError
 
 
-
 @pytest.fixture(autouse=True)
 def _tools_installed() -> None:
     """A missing synthesiser fails the run (never skips it): `make test` installs both."""
