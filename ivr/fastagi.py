@@ -128,10 +128,16 @@ class FastAgiServer:
             try:
                 async with asyncio.timeout(HEADER_TIMEOUT_S):
                     block = await reader.readuntil(b"\n\n")
-            except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                    ConnectionError) as exc:
-                log.warning("FastAGI connection from %s closed before a full header block: %s",
-                            peer, type(exc).__name__)
+            except asyncio.IncompleteReadError as exc:
+                # a bare connect-and-close (a port probe, a health check) is harmless; a
+                # truncated header block is not
+                (log.warning if exc.partial else log.debug)(
+                    "FastAGI connection from %s closed before a full header block (%d bytes)",
+                    peer, len(exc.partial))
+                return
+            except (TimeoutError, asyncio.LimitOverrunError, ConnectionError) as exc:
+                log.warning("FastAGI connection from %s gave no header block: %s", peer,
+                            type(exc).__name__)
                 return
             headers = parse_headers(block)
             script = headers.get("agi_network_script", "").split("?")[0].strip("/")
