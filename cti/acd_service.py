@@ -57,6 +57,7 @@ class Store(Protocol):
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
     async def call_flags(self, caller: str, account: str | None) -> frozenset[str]: ...
+    async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,9 @@ class AcdService:
                                                now)
         if isinstance(item, acd.CallEnded | acd.CallAbandoned):
             self.submit(("forget", item.call_id))
+            if not rejected:
+                await self.store.call_ended(item.call_id, now,
+                                            abandoned=isinstance(item, acd.CallAbandoned))
         for eff in effects:
             await self._effect(eff, actor)
         if any(isinstance(e, AgentStateChanged) for e in effects):

@@ -14,7 +14,7 @@ from acd.model import Agent, AgentState
 from cti.agent_commands import Principal
 from cti.db import agents as db_agents
 from cti.db.ivr_queries import normalize_phone
-from cti.db.models import Account, Customer, WorkOrder
+from cti.db.models import Account, Call, Customer, WorkOrder
 from cti.db.screen_pop import CLOSED_WORK_ORDER_STATUSES, screen_pop
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,20 @@ class DbAcdStore:
         def work() -> None:
             with self.sessions.begin() as s:
                 db_agents.record_call_queued(s, call_id, now=_dt(at))
+        await asyncio.to_thread(work)
+
+    async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None:
+        """The call record's end: the caller left the agent side (answered and done, or gave
+        up waiting: outcome 'abandoned')."""
+        def work() -> None:
+            with self.sessions.begin() as s:
+                call = s.execute(select(Call).where(Call.call_id == call_id)
+                                 .with_for_update()).scalar_one_or_none()
+                if call is None or call.ended_at is not None:
+                    return
+                call.ended_at = _dt(at)
+                if abandoned and call.answered_at is None:
+                    call.outcome = "abandoned"
         await asyncio.to_thread(work)
 
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:

@@ -104,6 +104,7 @@ def test_pop_reaches_ringing_agent_before_answer_then_wrap_up(
         rec = s.execute(select(Call).where(Call.call_id == offer["Linkedid"])).scalar_one()
         assert rec.agent_id == agent and rec.seat == "seat01"
         assert rec.queued_at is not None and rec.answered_at is not None
+        assert rec.ended_at is not None and rec.ended_at > rec.answered_at
     assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
     _state(mqtt, agent, "logged_out", m0)
 
