@@ -197,7 +197,12 @@ class AcdService:
                 await self.store.call_ended(item.call_id, now,
                                             abandoned=isinstance(item, acd.CallAbandoned))
         for eff in effects:
-            await self._effect(eff, actor)
+            try:
+                await self._effect(eff, actor)
+            except Exception:
+                # one failed PBX/bus/DB action (say, a Setvar on a caller who just hung up)
+                # must not cost the effects after it: the ring, the state, the statistics
+                log.exception("ACD effect failed: %r", eff)
         if any(isinstance(e, AgentStateChanged) for e in effects):
             # a restart must find agents and calls as they are now, not 10 s ago
             await self.store.save_snapshot(self.engine.snapshot().to_dict())
