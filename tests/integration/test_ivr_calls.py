@@ -145,7 +145,10 @@ def _ivr_ok(o: Outcome) -> None:
     """The session never crashed into the dialplan's fallback and never left dead air."""
     assert not o.view.user_events("HotlineFallback"), "the IVR fell back: it crashed or died"
     assert o.record is not None, "no call record"
-    assert o.record.outcome in ("self_served", "transfer", "hangup"), o.record.outcome
+    # a caller put through to agents and then hung up while waiting ends as 'abandoned' once
+    # the ACD has seen the hangup (until then the record still says 'transfer')
+    assert o.record.outcome in ("self_served", "transfer", "hangup", "abandoned"), \
+        o.record.outcome
     assert o.view.longest_gap() < 1.5, f"dead air of {o.view.longest_gap():.1f}s"
 
 
@@ -212,7 +215,7 @@ def test_option_0_reaches_agent_transfer_point(outcomes: dict[str, Outcome]) -> 
     assert transfer and transfer[0]["Skill"] == "general"
     queued = o.view.user_events("HotlineQueued")
     assert queued and queued[0]["Skill"] == "general"
-    assert o.record.outcome == "transfer"
+    assert o.record.outcome in ("transfer", "abandoned")  # hung up while waiting
     assert o.record.skill == "general"
 
 
