@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -191,7 +190,3 @@ class AgentPhones:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-    async def alive(self) -> bool:
-        await asyncio.sleep(0)
-        return self.proc.poll() is None
