@@ -28,6 +28,8 @@ fi
 
 NEW="$ROOT.new"
 rm -rf --one-file-system "$NEW"
+# a fresh machine has no /var/lib/hotline yet; mmdebstrap needs the parent to exist
+mkdir -p "$(dirname "$ROOT")"
 # Check-Valid-Until=false: the archive mirror used by these machines serves a sid
 # InRelease whose Valid-Until is in the past ("Release file ... is expired").
 mmdebstrap --variant=minbase \

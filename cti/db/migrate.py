@@ -23,7 +23,7 @@ def alembic_config() -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at url to the newest schema (alembic upgrade head)."""
+    """Bring the database at url to the newest schema (alembic upgrade heads)."""
     cfg = alembic_config()
     # The engine comes from make_engine so migrations run with the same SQLite pragmas
     # (foreign keys, WAL) as the application. Passing the connection also keeps the URL out of
@@ -32,7 +32,7 @@ def upgrade(url: str) -> None:
     try:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")  # feature branches off one base may each add a head
     finally:
         engine.dispose()
     logger.info("database schema is at head")

@@ -31,11 +31,14 @@ from cti.settings import Settings, load_settings
 from prompts.index import PromptIndex
 from tests.support.ami import AmiRecorder
 from tests.support.mqtt import MqttWatcher
+from tests.support.ports import port
 from tests.support.settings import REPO, write_test_settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG_URL",
                         "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres")
-PORTS = {"sip": 15060, "ami": 15038, "fastagi": 14573, "mqtt": 11883}
+PORTS = {"sip": port(15060, 10), "ami": port(15038, 10), "fastagi": port(14573, 10),
+         "mqtt": port(11883, 10)}
+RTP_START = port(17000, 250)
 
 
 @dataclass
@@ -59,7 +62,8 @@ def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
     shutil.copytree(REPO / "ivr" / "flows", flows)
     path = write_test_settings(state / "hotline.toml", {
         "paths": {"state_dir": str(state)},
-        "pbx": {"sip_port": PORTS["sip"], "rtp_start": 17000, "rtp_end": 17999},
+        "pbx": {"sip_port": PORTS["sip"], "rtp_start": RTP_START,
+                "rtp_end": RTP_START + 249},
         "ami": {"port": PORTS["ami"]},
         "fastagi": {"port": PORTS["fastagi"]},
         "ivr": {"flows_dir": str(flows)},

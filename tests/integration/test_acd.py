@@ -20,10 +20,11 @@ from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder
 from tests.support.mqtt import MqttWatcher, Msg
+from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
 
 pytestmark = pytest.mark.integration
-ANSWER_PORT, NO_ANSWER_PORT = 15090, 15092
+ANSWER_PORT, NO_ANSWER_PORT = port(15090), port(15092)
 PASSWORD = "95598"  # the demo agents' password (cti/db/seed.py)
 
 
@@ -36,8 +37,8 @@ def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     silent = AgentPhones(NO_ANSWER_PORT, wd, answer=False)
     try:
         register_seats({s: secrets[s] for s in ("seat01", "seat02", "seat03")}, target,
-                       ANSWER_PORT, wd, 15094)
-        register_seats({"seat04": secrets["seat04"]}, target, NO_ANSWER_PORT, wd, 15096)
+                       ANSWER_PORT, wd, port(15094))
+        register_seats({"seat04": secrets["seat04"]}, target, NO_ANSWER_PORT, wd, port(15096))
         yield
     finally:
         answering.stop()
@@ -272,7 +273,7 @@ def test_asterisk_restart_cti_reconnects_and_resyncs(
     # and it routes calls again: the seat's phone must register anew with the new Asterisk
     secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
     register_seats({"seat02": secrets["seat02"]}, f"127.0.0.1:{cti.settings.pbx.sip_port}",
-                   ANSWER_PORT, tmp_path, 15098)
+                   ANSWER_PORT, tmp_path, port(15098))
     number = f"{backend.prefix}7000005"
     mark = ami.mark()
     call = CallInProgress(_to_agents(number, talk_ms=6_000), cti.settings, tmp_path)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from tests.support.ports import SLOT
 from tests.support.rtp import EVENT_MS, write_call_pcap
 
 _ports = itertools.count(0)
@@ -193,9 +194,9 @@ def scenario_xml(caller: Caller, pcap: Path | None = None) -> tuple[str, list[tu
 async def place_call(caller: Caller, target: str, service: str = "95598",
                      timeout_s: int = 180, workdir: Path | None = None) -> SippResult:
     """Run one SIPp UAC call to completion; ports are unique per call within this process."""
-    n = next(_ports) % 500
+    n = next(_ports) % 100 + 100 * SLOT
     # SIPp's own ports, away from Asterisk's RTP range; unique among calls under way at once
-    sip_port, media_port, ctrl_port = 31000 + n, 32000 + 4 * n, 34000 + n
+    sip_port, media_port, ctrl_port = 31000 + n, 35000 + 4 * n, 34000 + n
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
     wd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup, before the call starts
     scen = wd / f"caller-{caller.number}-{n}.xml"
