@@ -17,6 +17,7 @@ server: only a supervisor token can force another agent's state.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from cti.acd_service import AcdService, Bus, Command
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SEAT = re.compile(r"^seat\d{2,3}$")
+LOGIN_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -117,26 +119,41 @@ class AgentCommands:
             return await reply({"ok": False, "error": "forbidden"})
         token = secrets.token_urlsafe(24)
         if kind == "agents":
-            seat = str(msg.get("seat", ""))
-            if not SEAT.match(seat) or seat not in self.seats:
-                return await reply({"ok": False, "error": "bad_seat"})
-            current = self.service.engine.agents.get(user_id)
-            if current is not None and current.state != AgentState.LOGGED_OUT:
-                if current.seat != seat:
-                    return await reply({"ok": False, "error": "logged_in_elsewhere",
-                                        "seat": current.seat})
-                # a desktop reconnecting (or the CTI restarted): same seat, new token
+            doc = await self.seat_login(who, str(msg.get("seat", "")))
+            if doc.get("ok"):
                 self.tokens[token] = who
-                return await reply({"ok": True, "token": token, "reattached": True})
-            inp = acd.AgentLogin(agent_id=user_id, seat=seat, skills=dict(who.skills))
-
-            async def after(doc: dict[str, Any]) -> None:
-                if doc.get("ok"):
-                    self.tokens[token] = who
-                    doc = {**doc, "token": token}
-                await reply(doc)
-
-            self.service.submit(Command(inp, actor=user_id, reply=after))
-            return None
+                doc = {**doc, "token": token}
+            return await reply(doc)
         self.tokens[token] = who
         return await reply({"ok": True, "token": token})
+
+    async def seat_login(self, who: Principal, seat: str,
+                         timeout: float = LOGIN_TIMEOUT_S) -> dict[str, Any]:
+        """Log a verified agent in at seat through the ACD's writer (MQTT and web login alike).
+
+        {"ok": True} (with "reattached" when the agent is already at that seat: a desktop
+        reconnecting, or the CTI restarted), or {"ok": False, "error": ...}.
+        """
+        if not SEAT.match(seat) or seat not in self.seats:
+            return {"ok": False, "error": "bad_seat"}
+        current = self.service.engine.agents.get(who.user_id)
+        if current is not None and current.state != AgentState.LOGGED_OUT:
+            if current.seat != seat:
+                return {"ok": False, "error": "logged_in_elsewhere", "seat": current.seat}
+            return {"ok": True, "reattached": True}
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        async def after(doc: dict[str, Any]) -> None:
+            if not done.done():
+                done.set_result(doc)
+
+        inp = acd.AgentLogin(agent_id=who.user_id, seat=seat, skills=dict(who.skills))
+        if not self.service.submit(Command(inp, actor=who.user_id, reply=after)):
+            return {"ok": False, "error": "busy"}
+        try:
+            async with asyncio.timeout(timeout):
+                return await done
+        except TimeoutError:
+            log.error("login of %s at %s: no answer from the ACD in %.0f s", who.user_id, seat,
+                      timeout)
+            return {"ok": False, "error": "timeout"}

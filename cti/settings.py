@@ -61,6 +61,19 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The agent desktop (agent_desktop/), served by the CTI process."""
+
+    host: str = "127.0.0.1"
+    port: int = 8098
+    session_idle_s: int = 1800           # a desktop idle this long must log in again
+    session_absolute_s: int = 43200      # and every session ends after a 12 h shift
+    login_max_failures: int = 5          # failed logins per user id (and 4x per client IP) ...
+    login_window_s: int = 300            # ... within this window before 429
+    cookie_secure: bool = False          # True behind TLS
+
+
+@dataclass(frozen=True)
 class IvrSettings:
     flows_dir: Path
     entry_flow: str
@@ -89,6 +102,7 @@ class Settings:
     prompts: PromptSettings
     acd: AcdSettings
     mqtt: MqttSettings
+    web: WebSettings = WebSettings()
 
     @property
     def asterisk_etc(self) -> Path:
@@ -116,6 +130,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         paths, db, pbx, ami, fa, ivr, pr = (raw[k] for k in sections)
         acd = raw.get("acd", {})
         mqtt = raw.get("mqtt", {})
+        web = raw.get("web", {})
         state_dir = _path(root, env.get("HOTLINE_STATE_DIR") or paths["state_dir"])
         default_db = f"sqlite:///{state_dir / 'hotline.db'}"
         db_url = env.get("HOTLINE_DB_URL") or db.get("url") or default_db
@@ -150,6 +165,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                             callback_key=str(acd.get("callback_key", 1))),
             mqtt=MqttSettings(host=str(mqtt.get("host", "127.0.0.1")),
                               port=int(mqtt.get("port", 1883))),
+            web=WebSettings(**{k: type(getattr(WebSettings, k))(v) for k, v in web.items()
+                               if k in WebSettings.__dataclass_fields__}),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc

@@ -470,6 +470,9 @@ def _seed_agents(session: Session, now: datetime, rng_seed: int) -> None:
          # Supervisors take calls themselves on a storm day.
          "skills": {"general": 5, "billing": 5, "repair": 4, **({"english": 4} if k == 1 else {})}}
         for k in range(DEMO_SUPERVISORS)
+    ] + [
+        # the desktop's administrator: may do what a supervisor may; takes no calls
+        {"agent_id": "admin", "name": "管理员", "role": "admin", "skills": {}},
     ]
     session.execute(insert(Agent), [
         {**row, "password_hash": password_hash, "active": True, "created_at": now}

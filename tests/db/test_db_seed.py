@@ -218,11 +218,11 @@ def test_demo_staff(session: Session, now: datetime) -> None:
     assert (summary["agents"], summary["supervisors"]) == (50, 5)
     staff = session.scalars(select(Agent).order_by(Agent.agent_id)).all()
     assert [a.agent_id for a in staff] == (
-        [f"A{n:03d}" for n in range(1, 51)] + [f"S{n:02d}" for n in range(1, 6)])
-    assert {a.role for a in staff[:50]} == {"agent"} and {a.role for a in staff[50:]} == {
-        "supervisor"}
+        [f"A{n:03d}" for n in range(1, 51)] + [f"S{n:02d}" for n in range(1, 6)] + ["admin"])
+    assert {a.role for a in staff[:50]} == {"agent"} and {a.role for a in staff[50:55]} == {
+        "supervisor"} and staff[55].role == "admin"
     names = [a.name for a in staff]
-    assert len(set(names)) == 55 and all(re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) for n in names)
+    assert len(set(names)) == 56 and all(re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) for n in names)
     assert all(a.active and a.created_at == now for a in staff)
     levels = [lvl for a in staff for lvl in a.skills.values()]
     assert levels and all(isinstance(v, int) and 1 <= v <= 5 for v in levels)
@@ -237,7 +237,7 @@ def test_demo_staff(session: Session, now: datetime) -> None:
     # One argon2id hash made once, shared by everyone: seeding stays fast.
     hashes = {a.password_hash for a in staff}
     assert len(hashes) == 1 and next(iter(hashes)).startswith("$argon2id$")
-    for agent_id in ("A001", "S05"):
+    for agent_id in ("A001", "S05", "admin"):
         info = verify_login(session, agent_id, DEMO_PASSWORD)
         assert info is not None and info.agent_id == agent_id
     assert verify_login(session, "A001", "12345") is None

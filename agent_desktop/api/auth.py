@@ -1,0 +1,182 @@
+"""Login, logout and who-am-I: argon2 passwords, rate-limited, sessions in an HttpOnly cookie."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from acd import engine as acd
+from agent_desktop.auth import (
+    COOKIE,
+    User,
+    ctx_of,
+    current_user,
+    end_session,
+    request_token,
+    start_session,
+)
+from agent_desktop.context import WebContext
+from cti.acd_service import Command
+from cti.agent_commands import Principal
+from cti.db import agents as db_agents
+from cti.db.models_web import WebLoginAttempt
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+SUP_PHONE = re.compile(r"^sup\d{2}$")
+# a client IP may fail this many times more than one user id (a shared office NAT)
+IP_FACTOR = 4
+# why the ACD refused a seat login -> (HTTP status, message)
+SEAT_ERRORS: dict[str, tuple[int, str]] = {
+    "bad_seat": (400, "unknown seat"),
+    "logged_in_elsewhere": (409, "already logged in at another seat"),
+    "busy": (409, "the ACD is busy; try again"),
+    "timeout": (409, "the ACD did not answer; try again"),
+}
+
+
+class LoginIn(BaseModel):
+    user_id: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
+                         examples=["A001"])
+    password: str = Field(min_length=1, max_length=256)
+    seat: str | None = Field(default=None, max_length=16, examples=["seat01"],
+                             description="agents: seat01..seat50 (required); supervisors: "
+                                         "their phone sup01..sup05 (optional)")
+    lang: Literal["zh", "en"] = "zh"
+
+
+class Me(BaseModel):
+    user_id: str
+    role: Literal["agent", "supervisor", "admin"]
+    name: str
+    seat: str | None
+    lang: str = "zh"
+    expires_at: datetime | None = None
+
+
+def client_ip(request: Request) -> str:
+    return (request.client.host if request.client else "unknown")[:64]
+
+
+def _failures_since(s: Session, column: Any, value: str, since: datetime) -> int:
+    # failures count from the last successful login of that user id/IP inside the window
+    last_ok = s.scalar(select(func.max(WebLoginAttempt.at))
+                       .where(column == value, WebLoginAttempt.ok.is_(True),
+                              WebLoginAttempt.at >= since))
+    start = max(since, last_ok) if last_ok is not None else since
+    return s.scalar(select(func.count()).select_from(WebLoginAttempt)
+                    .where(column == value, WebLoginAttempt.ok.is_(False),
+                           WebLoginAttempt.at >= start)) or 0
+
+
+def rate_limited(s: Session, ctx: WebContext, user_id: str, ip: str, now: datetime) -> bool:
+    web = ctx.settings.web
+    since = now - timedelta(seconds=web.login_window_s)
+    return (_failures_since(s, WebLoginAttempt.user_id, user_id, since)
+            >= web.login_max_failures
+            or _failures_since(s, WebLoginAttempt.client_ip, ip, since)
+            >= web.login_max_failures * IP_FACTOR)
+
+
+def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | Literal["limited"]:
+    now = ctx.clock()
+    with ctx.sessions.begin() as s:
+        if rate_limited(s, ctx, body.user_id, ip, now):
+            return "limited"
+    # the argon2 check runs outside any transaction: it takes ~50 ms of CPU on purpose
+    with ctx.sessions.begin() as s:
+        info = db_agents.verify_login(s, body.user_id, body.password)
+        s.add(WebLoginAttempt(user_id=body.user_id, client_ip=ip, at=now, ok=info is not None))
+    if info is None:
+        return None
+    return Principal(info.agent_id, info.role, dict(info.skills))
+
+
+def _set_cookie(response: Response, ctx: WebContext, token: str) -> None:
+    response.set_cookie(COOKIE, token, max_age=ctx.settings.web.session_absolute_s,
+                        httponly=True, samesite="strict", secure=ctx.settings.web.cookie_secure,
+                        path="/")
+
+
+@router.post("/login", response_model=Me,
+             responses={401: {"description": "bad credentials"},
+                        409: {"description": "seat taken or the agent is logged in elsewhere"},
+                        429: {"description": "too many failed logins; wait"}})
+async def login(body: LoginIn, request: Request, response: Response) -> Me:
+    """Log in. An agent also logs in to the ACD at the seat (state not_ready, reason login)."""
+    ctx = ctx_of(request)
+    ip = client_ip(request)
+    who = await run_in_threadpool(_verify, ctx, body, ip)
+    if who == "limited":
+        log.warning("login rate-limited user_id=%s ip=%s", body.user_id, ip)
+        raise HTTPException(429, "too many failed logins; try again later",
+                            headers={"Retry-After": str(ctx.settings.web.login_window_s)})
+    if who is None:
+        raise HTTPException(401, "wrong user id or password")
+    seat = body.seat
+    if who.role == "agent":
+        if not seat:
+            raise HTTPException(400, "agents log in at a seat (seat01..seat50)")
+        if ctx.agent_commands is not None:
+            doc = await ctx.agent_commands.seat_login(who, seat)
+            if not doc.get("ok"):
+                status, msg = SEAT_ERRORS.get(str(doc.get("error")),
+                                              (409, f"login refused: {doc.get('error')}"))
+                if doc.get("seat"):
+                    msg = f"{msg} ({doc['seat']})"
+                raise HTTPException(status, msg)
+        elif not re.fullmatch(r"seat\d{2,3}", seat):
+            raise HTTPException(400, "unknown seat")
+    elif seat is not None and not SUP_PHONE.match(seat):
+        raise HTTPException(400, "a supervisor's seat is their phone, sup01..sup05")
+
+    def store() -> tuple[str, datetime, str]:
+        now = ctx.clock()
+        with ctx.sessions.begin() as s:
+            token, expires = start_session(s, ctx, user_id=who.user_id, role=who.role,
+                                           seat=seat, lang=body.lang, now=now)
+            info = db_agents.get_agent(s, who.user_id)
+            return token, expires, info.name if info else who.user_id
+
+    token, expires, name = await run_in_threadpool(store)
+    _set_cookie(response, ctx, token)
+    log.info("web login user_id=%s role=%s seat=%s ip=%s", who.user_id, who.role, seat, ip)
+    return Me(user_id=who.user_id, role=who.role, name=name, seat=seat,  # type: ignore[arg-type]
+              lang=body.lang, expires_at=expires)
+
+
+@router.post("/logout", status_code=204, response_class=Response,
+             responses={401: {"description": "not logged in"}})
+async def logout(request: Request, user: User = Depends(current_user)) -> Response:  # noqa: B008
+    """End this session. An agent is logged out of the ACD too (签出)."""
+    ctx = ctx_of(request)
+    if user.role == "agent" and ctx.acd is not None:
+        agent = ctx.acd.engine.agents.get(user.user_id)
+        if agent is not None and str(agent.state) != "logged_out":
+            ctx.acd.submit(Command(acd.AgentLogout(agent_id=user.user_id), actor=user.user_id))
+    token = request_token(request) or ""
+
+    def work() -> None:
+        with ctx.sessions.begin() as s:
+            end_session(s, token, ctx.clock())
+
+    await run_in_threadpool(work)
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/me", response_model=Me, responses={401: {"description": "not logged in"}})
+def me(user: User = Depends(current_user)) -> Me:  # noqa: B008
+    """Who is logged in with this session."""
+    return Me(user_id=user.user_id, role=user.role, name=user.name,  # type: ignore[arg-type]
+              seat=user.seat, lang=user.lang)

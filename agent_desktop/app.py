@@ -1,0 +1,100 @@
+"""The agent desktop's ASGI app: routers under /api, JSON errors, the browser UI at /."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agent_desktop.context import WebContext
+from cti.db import agents as db_agents
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# domain errors (cti.db.agents) -> HTTP status; their messages carry no HTTP detail themselves
+DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (db_agents.UnknownAgent, 404),
+    (db_agents.AgentExists, 409),
+    (db_agents.AlreadyLoggedIn, 409),
+    (db_agents.SeatTaken, 409),
+    (db_agents.NotLoggedIn, 409),
+)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else
+                     str(err.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(db_agents.AgentError)
+    async def agent_error(_req: Request, exc: db_agents.AgentError) -> JSONResponse:
+        status = next((code for cls, code in DOMAIN_STATUS if isinstance(exc, cls)), 409)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_req: Request, exc: ValueError) -> JSONResponse:
+        # the domain layer says ValueError for bad input (see cti.db.agents); a clear 400
+        return JSONResponse({"detail": str(exc) or "invalid value"}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def bug(req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", req.method, req.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def create_app(ctx: WebContext) -> FastAPI:
+    """The app for one CTI (or one test): everything it needs comes in ctx."""
+    app = FastAPI(
+        title="95598 hotline agent desktop API",
+        version="1.0",
+        description="Agents, queues, calls, work orders and recordings of the 95598 hotline. "
+                    "Log in with POST /api/auth/login; the session is the `hotline_session` "
+                    "cookie (or `Authorization: Bearer <token>`). See docs/api.md.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    _install_error_handlers(app)
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, Any]:
+        """No login needed: is the API up, and which live services run."""
+        return {"ok": True, "acd": ctx.acd is not None, "pbx": ctx.pbx is not None}
+
+    # ---- routers: one line each (order does not matter; all live under /api)
+    from agent_desktop.api import auth as auth_api
+
+    app.include_router(auth_api.router)
+    # ---- end of routers
+
+    from agent_desktop import push
+
+    app.include_router(push.router)
+    # the browser UI last: it catches every path no router matched
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    return app

@@ -1,0 +1,37 @@
+"""What the web app gets from its host: settings, the database, a clock, live CTI services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class WebContext:
+    """Routers read it as request.app.state.ctx.
+
+    The live services are None when not running (tests without Asterisk): a router that needs
+    one answers 409 ("... not running"), never 500.
+    """
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = utc_now
+    acd: Any = None            # cti.acd_service.AcdService
+    pbx: Any = None            # AMI actions: cti.ami.client.AmiClient (.action(...))
+    bus: Any = None            # cti.mqtt.MqttBus: publish(topic, payload) / subscribe
+    agent_commands: Any = None  # cti.agent_commands.AgentCommands (the MQTT login's code path)
+    recorder: Any = None
+    supervision: Any = None
+    workorders: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
