@@ -1,0 +1,378 @@
+// The agent desktop: state bar, screen-pop while the seat rings, call control with timers,
+// one-click prefilled work order, wrap-up countdown, my work orders.
+import {
+  ApiError, clear, clock, connectPush, errorText, everySecond, fmtTime, get, h, post, since, toast,
+  toLogin, yuan,
+} from "./api.js";
+import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
+import { accountOf, CLOSED, renderOrders, tickSla, WORK_ORDER_TYPES } from "./workorders.js";
+
+const $ = (id) => document.getElementById(id);
+const DEFAULT_WRAP_UP_S = 15; // hotline.toml [acd] wrap_up_s, when the server does not say
+
+const S = {
+  me: null,          // {user_id, role, name, seat}
+  agent: null,       // the last agent state: {state, reason, since, call_id, seat, ...}
+  pop: null,         // the screen-pop on screen
+  held: false,
+  wrapUpS: DEFAULT_WRAP_UP_S,
+  orders: [],
+};
+
+bindLangToggle($("lang"));
+applyI18n(document);
+for (const ty of WORK_ORDER_TYPES) $("wo-type").append(h("option", { value: ty, "data-i18n": `wotype.${ty}` }));
+applyI18n($("wo-type"));
+
+// ------------------------------------------------------------------------------- state bar
+
+function renderState() {
+  const a = S.agent || { state: "logged_out" };
+  const el = $("state");
+  el.className = `state-badge state-${a.state}`;
+  el.dataset.state = a.state;
+  el.dataset.reason = a.reason || "";
+  let text = tOr("state", a.state);
+  if (a.state === "not_ready" && a.reason) text += ` · ${tOr("reason", a.reason)}`;
+  el.textContent = text;
+  const busy = ["reserved", "on_call"].includes(a.state);
+  $("btn-ready").disabled = busy || a.state === "ready";
+  $("btn-not-ready").disabled = busy;
+  $("btn-wrap-up").disabled = busy || a.state === "wrap_up";
+  const onCall = a.state === "on_call";
+  const hasCall = Boolean(a.call_id) && ["reserved", "on_call"].includes(a.state);
+  $("btn-hold").disabled = !onCall;
+  $("btn-transfer").disabled = !onCall;
+  $("btn-hangup").disabled = !hasCall;
+  $("btn-hold").textContent = S.held ? t("call.unhold") : t("call.hold");
+  const status = $("call-status");
+  status.dataset.state = a.state;
+  if (a.state === "reserved") status.textContent = t("pop.ringing");
+  else if (onCall) status.textContent = S.held ? t("call.on_hold") : tOr("state", "on_call");
+  else status.textContent = t("call.none");
+  $("wrapup").classList.toggle("hidden", a.state !== "wrap_up");
+  $("btn-wo").disabled = !(S.pop || a.call_id);
+  tick();
+}
+
+function tick() {
+  const a = S.agent;
+  const now = Date.now();
+  $("state-time").textContent = a && a.since ? clock(since(a.since, now)) : "";
+  const timer = $("call-timer");
+  if (a && ["reserved", "on_call"].includes(a.state)) {
+    timer.textContent = clock(since(a.since, now));
+    timer.dataset.running = "1";
+  } else {
+    timer.dataset.running = "0";
+  }
+  if (a && a.state === "wrap_up") {
+    const left = Math.max(0, S.wrapUpS - since(a.since, now));
+    $("wrapup-left").textContent = `${Math.ceil(left)} ${t("call.seconds")}`;
+    $("wrapup").dataset.left = String(Math.ceil(left));
+  }
+  tickSla(document, now);
+}
+
+async function setState(state, reason) {
+  try {
+    await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/state`,
+      reason ? { state, reason } : { state });
+  } catch (e) {
+    toast(errorText(e), "error");
+  }
+}
+
+function onAgentState(data) {
+  if (!S.me || (data.agent_id && data.agent_id !== S.me.user_id)) return;
+  const prevCall = S.agent && S.agent.call_id;
+  S.agent = { ...(S.agent || {}), ...data };
+  if (data.wrap_up_s) S.wrapUpS = Number(data.wrap_up_s);
+  if (data.state !== "on_call") S.held = false;
+  // the retained state names a call, but the pop for it was missed (a reconnect): fetch it
+  if (data.call_id && (!S.pop || S.pop.call_id !== data.call_id) && data.call_id !== prevCall
+      && ["reserved", "on_call", "wrap_up"].includes(data.state)) {
+    fetchPop(data.call_id);
+  }
+  renderState();
+}
+
+// ------------------------------------------------------------------------------- screen-pop
+
+async function fetchPop(callId) {
+  try {
+    const pop = await get(`/api/calls/${encodeURIComponent(callId)}/pop`);
+    if (!S.pop || S.pop.call_id !== callId) showPop(pop);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 404)) toast(errorText(e), "error");
+  }
+}
+
+function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.flatMap(([k, v, attrs]) =>
+    [h("dt", {}, t(k)), h("dd", attrs || {}, v ?? t("common.none"))]));
+}
+
+function areaName(a) {
+  if (!a.area) return null;
+  return typeof a.area === "string" ? a.area : a.area.name || a.area.code;
+}
+
+function feederName(a) {
+  if (!a.feeder) return null;
+  return typeof a.feeder === "string" ? a.feeder : a.feeder.name || a.feeder.code;
+}
+
+function arrearsOf(a) {
+  // the API's pop has {amount_due, due_date, overdue}; docs/mqtt.md shows a plain amount
+  if (a.arrears && typeof a.arrears === "object") return a.arrears;
+  return { amount_due: a.arrears ?? null, due_date: null, overdue: false };
+}
+
+function outageView(o) {
+  return h("div", { class: "outage", "data-testid": "pop-outage" },
+    h("strong", {}, o.kind === "planned" ? t("pop.outage_planned") : t("pop.outage_fault")), " ",
+    o.cause || "", " · ", t("pop.restore_at"), " ", fmtTime(o.expected_restore_at),
+    o.notice ? h("div", { class: "muted" }, o.notice) : null);
+}
+
+function accountView(a) {
+  const arr = arrearsOf(a);
+  const owes = arr.amount_due && Number(arr.amount_due) > 0;
+  const tags = [
+    a.important ? h("span", { class: "tag important", "data-testid": "pop-important" },
+      t("pop.important"), a.important_kind ? ` · ${a.important_kind}` : "") : null,
+    ...(a.matched_by || []).map((m) => h("span", { class: "tag" }, t(`pop.matched_${m}`))),
+  ];
+  const bills = a.bills || [];
+  return h("div", { class: "account", "data-testid": "pop-account", "data-account": a.account_no },
+    h("div", {}, h("strong", { "data-testid": "pop-account-no" }, a.account_no), " ",
+      a.customer_name || "", " ", tags),
+    kv([
+      ["pop.service_address", a.service_address, { "data-testid": "pop-address" }],
+      ["pop.area", areaName(a)],
+      ["pop.transformer_area", a.transformer_area],
+      ["pop.feeder", feederName(a)],
+      ["pop.arrears", owes ? h("span", { class: "arrears" }, yuan(arr.amount_due),
+        arr.overdue ? h("span", { class: "tag overdue" }, t("pop.overdue")) : null)
+        : t("pop.no_arrears"), { "data-testid": "pop-arrears", "data-amount": arr.amount_due ?? "" }],
+      ["pop.due_date", arr.due_date],
+      ["pop.last_payment", a.last_payment
+        ? `${yuan(a.last_payment.amount)} · ${fmtTime(a.last_payment.paid_at)}` : null],
+    ]),
+    bills.length ? h("table", { "data-testid": "pop-bills" },
+      h("thead", {}, h("tr", {}, ["pop.period", "pop.usage", "pop.amount", "pop.paid"]
+        .map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, bills.map((b) => h("tr", { "data-testid": "pop-bill" },
+        h("td", {}, b.period), h("td", {}, b.usage_kwh ?? ""), h("td", {}, b.amount),
+        h("td", {}, b.paid ? t("pop.paid") : t("pop.unpaid")))))) : null,
+    (a.outages || []).map(outageView));
+}
+
+function ivrPath(pop) {
+  const steps = (pop.ivr && pop.ivr.path) || pop.ivr_path || [];
+  if (!steps.length) return h("p", { class: "muted" }, t("common.none"));
+  return h("ol", { class: "ivr-path", "data-testid": "pop-ivr-path" }, steps.map((s) => {
+    const label = s.label || tOr("ivrnode", s.node);
+    return h("li", { "data-testid": "pop-ivr-step", "data-node": s.node || "" }, label,
+      s.input !== undefined && s.input !== null
+        ? h("span", { class: "key", "data-testid": "pop-ivr-input" }, s.input) : null);
+  }));
+}
+
+function showPop(pop) {
+  const box = $("pop");
+  const same = S.pop && S.pop.call_id === pop.call_id && box.dataset.shownAt;
+  S.pop = pop;
+  const body = $("pop-body");
+  const shownAt = same ? Number(box.dataset.shownAt) : Date.now();
+  box.dataset.callId = pop.call_id;
+  box.dataset.shownAt = String(shownAt);
+  const accounts = pop.accounts || [];
+  const orders = pop.work_orders || [];
+  clear(body,
+    h("div", { class: "pop-head" },
+      h("span", { class: "caller", "data-testid": "pop-caller" }, pop.caller_number),
+      pop.skill ? h("span", {}, t("pop.skill"), ": ", tOr("skill", pop.skill)) : null,
+      pop.ivr && pop.ivr.language ? h("span", {}, t("pop.language"), ": ", pop.ivr.language) : null,
+      h("span", { class: "muted" }, fmtTime(pop.at || pop.generated_at))),
+    pop.entered_account && !pop.entered_account.found
+      ? h("p", { class: "tag overdue" }, t("pop.entered_unknown"), " ", pop.entered_account.account_no)
+      : null,
+    h("h3", {}, t("pop.accounts")),
+    accounts.length ? accounts.map(accountView)
+      : h("p", { class: "muted", "data-testid": "pop-no-accounts" }, t("pop.no_accounts")),
+    pop.accounts_truncated ? h("p", { class: "muted" }, t("pop.more_accounts")) : null,
+    (pop.outages || []).length ? [h("h3", {}, t("pop.outages")), pop.outages.map(outageView)] : null,
+    h("h3", {}, t("pop.work_orders")),
+    orders.length ? h("table", { "data-testid": "pop-work-orders" },
+      h("tbody", {}, orders.map((o) => h("tr", { "data-testid": "pop-work-order" },
+        h("td", {}, o.number), h("td", {}, tOr("wotype", o.type)),
+        h("td", {}, tOr("wostatus", o.status)), h("td", {}, o.description || ""),
+        h("td", {}, h("span", { class: "sla", "data-due": o.sla_due_at || "" }))))))
+      : h("p", { class: "muted" }, t("pop.no_work_orders")),
+    h("h3", {}, t("pop.ivr_path")),
+    ivrPath(pop));
+  window.__hotlinePopShownAt = shownAt;
+  renderState();
+}
+
+// ------------------------------------------------------------------------------- call control
+
+function callId() {
+  return (S.agent && S.agent.call_id) || (S.pop && S.pop.call_id);
+}
+
+$("btn-hold").addEventListener("click", async () => {
+  try {
+    await post(`/api/calls/${encodeURIComponent(callId())}/hold`, { on: !S.held });
+    S.held = !S.held;
+    renderState();
+  } catch (e) { toast(errorText(e), "error"); }
+});
+$("btn-hangup").addEventListener("click", async () => {
+  try { await post(`/api/calls/${encodeURIComponent(callId())}/hangup`); }
+  catch (e) { toast(errorText(e), "error"); }
+});
+$("btn-transfer").addEventListener("click", async () => {
+  const skill = $("xfer-skill").value;
+  const agent = $("xfer-agent").value.trim();
+  if (!skill && !agent) return toast(`${t("call.transfer_skill")} / ${t("call.transfer_agent")}`, "error");
+  try {
+    await post(`/api/calls/${encodeURIComponent(callId())}/transfer`,
+      agent ? { agent_id: agent } : { skill });
+  } catch (e) { toast(errorText(e), "error"); }
+});
+
+// ------------------------------------------------------------------------------- work orders
+
+function prefill() {
+  const pop = S.pop || {};
+  const acc = (pop.accounts || [])[0];
+  const path = ((pop.ivr && pop.ivr.path) || pop.ivr_path || []).map((s) => s.node || "");
+  const repair = pop.skill === "repair" || path.some((n) => n.startsWith("fault"));
+  const type = repair ? "fault_repair" : "consultation";
+  const form = $("wo-form");
+  form.type.value = type;
+  form.caller_number.value = pop.caller_number || "";
+  form.account_number.value = acc ? acc.account_no : "";
+  form.department.value = repair ? "ops" : "marketing";
+  const where = acc ? `${acc.service_address || ""}（${t("pop.account_no")} ${acc.account_no}）` : "";
+  form.description.value = `${repair ? t("wo.prefill_repair") : t("wo.prefill_general")}${where}`;
+}
+
+$("btn-wo").addEventListener("click", () => {
+  prefill();
+  $("wo-error").textContent = "";
+  $("wo-form").classList.remove("hidden");
+  $("wo-desc").focus();
+});
+$("wo-cancel").addEventListener("click", () => $("wo-form").classList.add("hidden"));
+$("wo-type").addEventListener("change", (ev) => {
+  $("wo-dept").value = ev.target.value === "fault_repair" ? "ops" : "marketing";
+});
+$("wo-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  const body = { type: f.type.value, caller_number: f.caller_number.value.trim(),
+                 description: f.description.value.trim(), department: f.department.value };
+  if (f.account_number.value.trim()) body.account_number = f.account_number.value.trim();
+  const cid = callId();
+  if (cid) body.call_id = cid;
+  const submit = f.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    const order = await post("/api/workorders", body);
+    f.classList.add("hidden");
+    const box = $("wo-created");
+    box.classList.remove("hidden");
+    box.dataset.number = order.number;
+    clear(box, h("p", {}, t("wo.created"), " ", h("strong", { "data-testid": "wo-created-number" },
+      order.number)));
+    toast(`${t("wo.created")}: ${order.number}`, "ok");
+    loadOrders();
+  } catch (e) {
+    $("wo-error").textContent = errorText(e);
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+async function loadOrders() {
+  try {
+    const res = await get("/api/workorders?limit=20");
+    const items = Array.isArray(res) ? res : res.items || res.work_orders || [];
+    S.orders = items.filter((o) => !CLOSED.has(o.status));
+    renderOrders($("mine"), S.orders);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error");
+  }
+}
+
+// ------------------------------------------------------------------------------- queues, push
+
+const queueStats = {};
+function renderQueues() {
+  const qs = Object.values(queueStats);
+  const waiting = qs.reduce((n, q) => n + (q.waiting || 0), 0);
+  $("queues").textContent = `${t("sup.waiting")}: ${waiting}`;
+  $("queues").dataset.waiting = String(waiting);
+}
+
+async function refresh() {
+  try {
+    const a = await get(`/api/agents/${encodeURIComponent(S.me.user_id)}`);
+    if (a.wrap_up_s) S.wrapUpS = Number(a.wrap_up_s);
+    onAgentState(a);
+  } catch (e) { toast(errorText(e), "error"); }
+  try {
+    const qs = await get("/api/queues");
+    for (const q of qs || []) queueStats[q.skill] = q;
+    renderQueues();
+  } catch { /* the queue summary is a nicety */ }
+  loadOrders();
+}
+
+async function start() {
+  try {
+    S.me = await get("/api/auth/me");
+  } catch (e) {
+    return toLogin(e instanceof ApiError && e.status === 401 ? "session" : "");
+  }
+  if (S.me.wrap_up_s) S.wrapUpS = Number(S.me.wrap_up_s);
+  $("who").textContent = `${S.me.name || ""} ${S.me.user_id}${S.me.seat ? ` · ${S.me.seat}` : ""}`;
+  $("who").dataset.userId = S.me.user_id;
+  renderState();
+  connectPush({
+    onOpen: refresh,
+    onStatus: (up) => {
+      const c = $("conn");
+      c.classList.toggle("off", !up);
+      c.dataset.online = up ? "1" : "0";
+      c.textContent = up ? t("conn.online") : t("conn.offline");
+    },
+    onMessage: (type, data) => {
+      if (type === "agent_state") onAgentState(data);
+      else if (type === "pop") showPop(data);
+      else if (type === "queue_stats" && data.skill) { queueStats[data.skill] = data; renderQueues(); }
+    },
+  });
+  everySecond(tick);
+}
+
+$("btn-ready").addEventListener("click", () => setState("ready"));
+$("btn-not-ready").addEventListener("click", () => setState("not_ready", $("reason").value));
+$("btn-wrap-up").addEventListener("click", () => setState("wrap_up"));
+$("logout").addEventListener("click", async () => {
+  try { await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/logout`); } catch { /* gone */ }
+  try { await post("/api/auth/logout"); } catch { /* gone */ }
+  toLogin("");
+});
+document.addEventListener("langchange", () => {
+  renderState();
+  if (S.pop) showPop(S.pop);
+  renderOrders($("mine"), S.orders);
+  renderQueues();
+});
+
+start();

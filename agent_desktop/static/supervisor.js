@@ -1,0 +1,351 @@
+// The supervisor console: live wallboard (big-screen mode ?big=1), agents with force state and
+// logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, recordings.
+import {
+  ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h, pct, post,
+  since, toast, toLogin,
+} from "./api.js";
+import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
+import { CLOSED, dueOf, orderRow, tickSla } from "./workorders.js";
+
+const $ = (id) => document.getElementById(id);
+const STATES = ["ready", "reserved", "on_call", "wrap_up", "not_ready", "logged_out"];
+const BIG = new URLSearchParams(location.search).get("big") === "1";
+
+const S = {
+  me: null,
+  wb: { queues: [], today: {}, agents: [], at_risk_work_orders: [] },
+  agents: new Map(),      // agent_id -> row
+  queues: new Map(),      // skill -> stats
+  calls: [],
+  openOrders: [],
+  session: null,          // the supervision session {session_id, call_id, mode}
+  denied: false,
+};
+
+if (BIG) {
+  document.body.classList.add("big");
+  $("big-link").href = "supervisor.html";
+  $("big-link").dataset.i18n = "sup.exit_big_screen";
+}
+document.body.dataset.big = BIG ? "1" : "0";
+bindLangToggle($("lang"));
+applyI18n(document);
+
+// ------------------------------------------------------------------------------- wallboard
+
+function num(x) { return x === null || x === undefined ? 0 : Number(x); }
+
+function renderTiles() {
+  const qs = [...S.queues.values()];
+  const today = S.wb.today || {};
+  const waiting = qs.reduce((n, q) => n + num(q.waiting), 0);
+  const longest = qs.reduce((m, q) => Math.max(m, num(q.longest_wait_s)), 0);
+  $("t-waiting").textContent = String(waiting);
+  $("t-longest").textContent = clock(longest);
+  $("t-longest").dataset.seconds = String(longest);
+  $("t-sl").textContent = pct(today.service_level);
+  $("t-ar").textContent = pct(today.answer_rate);
+  $("t-offered").textContent = String(num(today.offered));
+  $("t-answered").textContent = String(num(today.answered));
+  $("t-abandoned").textContent = String(num(today.abandoned));
+  const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
+  for (const a of S.agents.values()) counts[a.state] = (counts[a.state] || 0) + 1;
+  clear($("state-counts"), STATES.filter((s) => s !== "logged_out").map((s) =>
+    h("span", { class: `state-${s}`, "data-testid": `wb-count-${s}`, "data-count": counts[s] },
+      `${tOr("state", s)} ${counts[s]}`)));
+  clear($("queues"), qs.sort((a, b) => a.skill.localeCompare(b.skill)).map((q) => {
+    const by = q.agents_by_state || q.agents || {};
+    return h("tr", { "data-testid": "wb-queue", "data-skill": q.skill },
+      h("td", {}, tOr("skill", q.skill)), h("td", {}, num(q.waiting)),
+      h("td", {}, clock(num(q.longest_wait_s))),
+      h("td", {}, pct(q.service_level_20s ?? q.service_level)),
+      h("td", {}, STATES.filter((s) => s !== "logged_out" && by[s])
+        .map((s) => `${tOr("state", s)} ${by[s]}`).join(" · ")));
+  }));
+}
+
+function renderAgents() {
+  const rows = [...S.agents.values()].filter((a) => a.state && a.state !== "logged_out")
+    .sort((a, b) => a.agent_id.localeCompare(b.agent_id));
+  if (!rows.length) {
+    clear($("agents"), h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("common.none"))));
+    return;
+  }
+  clear($("agents"), rows.map((a) => h("tr", {
+    "data-testid": "wb-agent", "data-agent": a.agent_id, "data-state": a.state },
+    h("td", {}, a.agent_id), h("td", {}, a.name || ""), h("td", {}, a.seat || ""),
+    h("td", {}, h("span", { class: `state-badge state-${a.state}`, style: "font-size:.85rem" },
+      tOr("state", a.state), a.state === "not_ready" && a.reason ? ` · ${tOr("reason", a.reason)}` : "")),
+    h("td", { class: "since", "data-since": a.since || "", "data-testid": "wb-agent-since" }),
+    h("td", { class: "not-big" }, h("div", { class: "rowactions" },
+      h("button", { type: "button", class: "secondary", "data-testid": "force-ready",
+        onclick: () => force(a.agent_id, "ready") }, t("sup.force_ready")),
+      h("button", { type: "button", class: "secondary", "data-testid": "force-not-ready",
+        onclick: () => force(a.agent_id, "not_ready") }, t("sup.force_not_ready")),
+      h("button", { type: "button", class: "danger", "data-testid": "force-logout",
+        onclick: () => forceLogout(a.agent_id) }, t("sup.force_logout")))))));
+  tick();
+}
+
+function renderOrders() {
+  const risk = S.wb.at_risk_work_orders || [];
+  const riskNos = new Set(risk.map((o) => o.number));
+  const fill = (tbody, list) => clear(tbody, list.length ? list.map((o) => orderRow(o))
+    : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("sup.no_orders"))));
+  fill($("at-risk"), risk);
+  // open orders with the nearest deadline first; those at risk are listed above already
+  const open = S.openOrders.filter((o) => !riskNos.has(o.number) && !CLOSED.has(o.status))
+    .sort((a, b) => (Date.parse(dueOf(a) || "") || Infinity) - (Date.parse(dueOf(b) || "") || Infinity));
+  fill($("open-orders"), open.slice(0, 30));
+  tickSla();
+}
+
+function applyWallboard(wb) {
+  S.wb = { ...S.wb, ...wb };
+  if (wb.queues) { S.queues.clear(); for (const q of wb.queues) S.queues.set(q.skill, q); }
+  if (wb.agents) {
+    S.agents.clear();
+    for (const a of wb.agents) S.agents.set(a.agent_id, a);
+  }
+  renderTiles();
+  renderAgents();
+  renderOrders();
+  $("main").dataset.updated = String(Date.now());
+}
+
+async function force(agentId, state) {
+  try {
+    await post(`/api/agents/${encodeURIComponent(agentId)}/state`,
+      state === "not_ready" ? { state, reason: "supervisor" } : { state });
+  } catch (e) { toast(errorText(e), "error"); }
+}
+
+async function forceLogout(agentId) {
+  try { await post(`/api/agents/${encodeURIComponent(agentId)}/logout`); }
+  catch (e) { toast(errorText(e), "error"); }
+}
+
+// ------------------------------------------------------------------------------- live calls
+
+function renderCalls() {
+  if (!S.calls.length) {
+    clear($("calls"), h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("sup.no_live_calls"))));
+    return;
+  }
+  clear($("calls"), S.calls.map((c) => h("tr", { "data-testid": "live-call", "data-call": c.call_id },
+    h("td", {}, c.call_id), h("td", {}, c.caller_number || ""), h("td", {}, tOr("skill", c.skill)),
+    h("td", {}, [c.agent_id, c.seat].filter(Boolean).join(" · ")),
+    h("td", { class: "since", "data-since": c.answered_at || c.queued_at || c.started_at || "" }),
+    h("td", {}, h("div", { class: "rowactions" }, ["listen", "whisper", "barge"].map((mode) =>
+      h("button", { type: "button", class: mode === "barge" ? "danger" : "secondary",
+        "data-testid": `sup-${mode}`, disabled: !c.agent_id,
+        onclick: () => supervise(c.call_id, mode) }, t(`sup.${mode}`))))))));
+  tick();
+}
+
+function renderSession() {
+  const box = $("supervising");
+  if (!S.session) { box.classList.add("hidden"); clear(box); return; }
+  box.classList.remove("hidden");
+  box.dataset.mode = S.session.mode;
+  clear(box, h("div", { class: "controls" },
+    h("strong", {}, t("sup.supervising"), ": ", S.session.call_id, " · ", t(`sup.${S.session.mode}`)),
+    ["listen", "whisper", "barge"].filter((m) => m !== S.session.mode).map((m) =>
+      h("button", { type: "button", class: "secondary", "data-testid": `sup-mode-${m}`,
+        onclick: () => switchMode(m) }, t(`sup.${m}`))),
+    h("button", { type: "button", class: "danger", "data-testid": "sup-end",
+      onclick: endSession }, t("sup.end_supervision"))));
+}
+
+async function supervise(callId, mode) {
+  try {
+    if (S.session) await endSession();
+    const res = await post("/api/supervision", { call_id: callId, mode });
+    S.session = { call_id: callId, mode, ...res };
+    renderSession();
+  } catch (e) { toast(errorText(e), "error"); }
+}
+
+async function switchMode(mode) {
+  try {
+    await post(`/api/supervision/${encodeURIComponent(S.session.session_id)}/mode`, { mode });
+    S.session.mode = mode;
+    renderSession();
+  } catch (e) { toast(errorText(e), "error"); }
+}
+
+async function endSession() {
+  if (!S.session) return;
+  const id = S.session.session_id;
+  S.session = null;
+  renderSession();
+  try { await del(`/api/supervision/${encodeURIComponent(id)}`); }
+  catch (e) { if (!(e instanceof ApiError && e.status === 404)) toast(errorText(e), "error"); }
+}
+
+// ------------------------------------------------------------------------------- recordings
+
+function isoOrNull(local) {
+  if (!local) return null;
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+$("rec-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  const q = new URLSearchParams();
+  for (const name of ["agent_id", "caller", "account", "work_order"]) {
+    if (f[name].value.trim()) q.set(name, f[name].value.trim());
+  }
+  for (const name of ["from", "to"]) {
+    const iso = isoOrNull(f[name].value);
+    if (iso) q.set(name, iso);
+  }
+  try {
+    const res = await get(`/api/recordings?${q}`);
+    const items = Array.isArray(res) ? res : res.items || res.recordings || [];
+    if (!items.length) {
+      clear($("recordings"), h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("sup.no_recordings"))));
+      return;
+    }
+    clear($("recordings"), items.map((r) => h("tr", { "data-testid": "recording", "data-id": r.id },
+      h("td", {}, fmtTime(r.started_at)), h("td", {}, r.caller_number || ""),
+      h("td", {}, r.agent_id || ""),
+      h("td", {}, r.duration_s !== undefined && r.duration_s !== null ? clock(r.duration_s) : ""),
+      h("td", {}, r.work_order || r.work_order_number || ""),
+      h("td", {}, h("button", { type: "button", "data-testid": "rec-play",
+        onclick: () => play(r.id) }, t("sup.play"))))));
+  } catch (e) { toast(errorText(e), "error"); }
+});
+
+function play(id) {
+  const player = $("player");
+  player.classList.remove("hidden");
+  player.src = `/api/recordings/${encodeURIComponent(id)}/audio`;
+  player.dataset.id = String(id);
+  player.play().catch(() => { /* autoplay may be refused; the controls are there */ });
+}
+
+// ------------------------------------------------------------------------------- refresh, push
+
+function tick() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll(".since[data-since]")) {
+    el.textContent = el.dataset.since ? clock(since(el.dataset.since, now)) : "";
+  }
+  tickSla(document, now);
+  $("clock").textContent = new Date(now).toLocaleTimeString(
+    document.documentElement.lang === "en" ? "en-GB" : "zh-CN", { timeZone: "Asia/Shanghai" });
+}
+
+function deny() {
+  S.denied = true;
+  $("main").classList.add("hidden");
+  const d = $("denied");
+  d.classList.remove("hidden");
+  d.dataset.i18n = "err.forbidden";
+  d.textContent = t("err.forbidden");
+}
+
+async function loadWallboard() {
+  try {
+    applyWallboard(await get("/api/wallboard"));
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 403) return deny();
+    if (e instanceof ApiError && e.status === 401) return toLogin("session");
+    toast(errorText(e), "error");
+  }
+}
+
+async function loadCalls() {
+  if (BIG || S.denied) return;
+  try {
+    const res = await get("/api/calls?live=true");
+    S.calls = Array.isArray(res) ? res : res.items || res.calls || [];
+    renderCalls();
+  } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
+}
+
+async function loadOrders() {
+  if (S.denied) return;
+  try {
+    const res = await get("/api/workorders?limit=100");
+    S.openOrders = Array.isArray(res) ? res : res.items || res.work_orders || [];
+    renderOrders();
+  } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
+}
+
+async function refreshAll() {
+  await loadWallboard();
+  if (S.denied) return;
+  await Promise.all([loadCalls(), loadOrders()]);
+}
+
+// bursts of call events (offered, answered, ended, ...) refresh the lists once
+const pending = new Map();
+function soon(name, fn, ms = 300) {
+  if (pending.has(name)) return;
+  pending.set(name, setTimeout(() => { pending.delete(name); fn(); }, ms));
+}
+
+function onPush(type, data) {
+  if (type === "wallboard") applyWallboard(data);
+  else if (type === "queue_stats" && data.skill) {
+    S.queues.set(data.skill, { ...(S.queues.get(data.skill) || {}), ...data });
+    renderTiles();
+  } else if (type === "agent_state" && data.agent_id) {
+    S.agents.set(data.agent_id, { ...(S.agents.get(data.agent_id) || {}), ...data });
+    renderTiles();
+    renderAgents();
+  } else if (type === "call_event") {
+    soon("calls", loadCalls);
+    soon("wallboard", loadWallboard, 500);
+  } else if (type === "sla_alert") {
+    soon("orders", loadOrders);
+    soon("wallboard", loadWallboard, 500);
+  }
+}
+
+async function start() {
+  try {
+    S.me = await get("/api/auth/me");
+  } catch (e) {
+    return toLogin(e instanceof ApiError && e.status === 401 ? "session" : "");
+  }
+  $("who").textContent = `${S.me.name || ""} ${S.me.user_id}`;
+  if (!["supervisor", "admin"].includes(S.me.role)) {
+    // the server refuses the console's API to agents; ask it anyway so the refusal is its own
+    await loadWallboard();
+    if (!S.denied) deny();
+    return;
+  }
+  connectPush({
+    onOpen: refreshAll,
+    onStatus: (up) => {
+      const c = $("conn");
+      c.classList.toggle("off", !up);
+      c.dataset.online = up ? "1" : "0";
+      c.textContent = up ? t("conn.online") : t("conn.offline");
+    },
+    onMessage: onPush,
+  });
+  everySecond(tick);
+  // a slow safety net under the push: figures such as 'today' are recomputed on the server
+  setInterval(() => { if (!document.hidden) refreshAll(); }, 15000);
+}
+
+$("logout").addEventListener("click", async () => {
+  try { await post("/api/auth/logout"); } catch { /* gone */ }
+  toLogin("");
+});
+document.addEventListener("langchange", () => {
+  renderTiles();
+  renderAgents();
+  renderOrders();
+  renderCalls();
+  renderSession();
+  if (S.denied) deny();
+});
+
+start();
