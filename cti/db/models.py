@@ -298,6 +298,12 @@ class WorkOrder(Base):
         CheckConstraint(_in("type", WORK_ORDER_TYPES), name="type"),
         CheckConstraint(_in("channel", CHANNELS), name="channel"),
         CheckConstraint("length(number) = 11", name="number"),
+        CheckConstraint("urge_count >= 0", name="urge_count"),
+        CheckConstraint("satisfaction IS NULL OR satisfaction IN ('satisfied', 'unsatisfied')",
+                        name="satisfaction"),
+        # search by status; duplicate fault reports are found by area and time
+        Index(None, "status", "created_at"),
+        Index(None, "area_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -313,6 +319,14 @@ class WorkOrder(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     sla_due_at: Mapped[datetime | None] = mapped_column()
     master_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    # Lifecycle columns (0003_workorders; cti.workorders.lifecycle has the rules):
+    # fault_repair: line | meter | other; service_application: new_connection | capacity_change
+    subtype: Mapped[str | None] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(String(16))   # repair | marketing | metering
+    urge_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_urged_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    satisfaction: Mapped[str | None] = mapped_column(String(16))  # from the return visit (回访)
 
     account: Mapped[Account | None] = relationship()
     area: Mapped[Area | None] = relationship()
@@ -449,3 +463,7 @@ class AcdSnapshot(Base):
 
 # The screen-pop looks up a caller's open work orders by number on every call.
 Index("ix_work_orders_caller_number", WorkOrder.caller_number)
+
+# The work-order lifecycle's own tables live in their module; importing it here puts them in
+# Base.metadata wherever the models are loaded (alembic's comparison, the tests' wipe).
+from cti.db import models_workorders as _models_workorders  # noqa: E402,F401
