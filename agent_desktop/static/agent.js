@@ -343,6 +343,8 @@ async function start() {
   $("who").textContent = `${S.me.name || ""} ${S.me.user_id}${S.me.seat ? ` · ${S.me.seat}` : ""}`;
   $("who").dataset.userId = S.me.user_id;
   renderState();
+  // REST first: the page works before (and without) the push; every (re)connect re-fetches
+  refresh();
   connectPush({
     onOpen: refresh,
     onStatus: (up) => {

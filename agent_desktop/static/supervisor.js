@@ -320,6 +320,8 @@ async function start() {
     if (!S.denied) deny();
     return;
   }
+  // REST first: the console works before (and without) the push; every (re)connect re-fetches
+  refreshAll();
   connectPush({
     onOpen: refreshAll,
     onStatus: (up) => {
