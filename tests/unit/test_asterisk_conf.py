@@ -388,6 +388,7 @@ PROVIDER = {
     "CALLERID": "func_callerid.so", "DB": "func_db.so", "ExecIf": "app_exec.so",
     "Gosub": "app_stack.so", "Return": "app_stack.so", "LOCAL": "app_stack.so",
     "StartMusicOnHold": "res_musiconhold.so", "StopMusicOnHold": "res_musiconhold.so",
+    "ChanSpy": "app_chanspy.so",
 }
 # the pbx core (pbx_builtins)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten"}
