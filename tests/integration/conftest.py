@@ -37,7 +37,7 @@ from tests.support.settings import REPO, write_test_settings
 PG_URL = os.environ.get("HOTLINE_TEST_PG_URL",
                         "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres")
 PORTS = {"sip": port(15060, 10), "ami": port(15038, 10), "fastagi": port(14573, 10),
-         "mqtt": port(11883, 10)}
+         "mqtt": port(11883, 10), "web": port(18098, 10)}
 RTP_START = port(17000, 250)
 
 
@@ -68,6 +68,7 @@ def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
         "fastagi": {"port": PORTS["fastagi"]},
         "ivr": {"flows_dir": str(flows)},
         "mqtt": {"port": PORTS["mqtt"]},
+        "web": {"port": PORTS["web"]},  # the agent desktop, served by the CTI
         # short timers so the tests run quickly; the defaults are in hotline.toml
         "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2, "callback_key": 1},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
