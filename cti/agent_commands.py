@@ -8,6 +8,11 @@ Topics (see docs/mqtt.md):
   hotline/cmd/supervisors/{id}    {"action": "login", "password": "..."}
                                   {"action": "force", "token": "...", "agent_id": "A001",
                                    "state": "not_ready" | "ready" | "logged_out", "reason": "..."}
+                                  {"action": "listen" | "whisper" | "barge", "token": "...",
+                                   "call_id": "1751333405.42"}  (rings the supervisor's phone)
+                                  {"action": "spy_mode", "token": "...", "session_id": "...",
+                                   "mode": "listen" | "whisper" | "barge"}
+                                  {"action": "spy_stop", "token": "...", "session_id": "..."}
 Replies go to hotline/agents/{agent_id}/reply (or hotline/supervisors/{id}/reply).
 
 The browser desktop (issue 5) replaces this transport with an authenticated web API; the
@@ -33,6 +38,7 @@ from cti.acd_service import AcdService, Bus, Command
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SEAT = re.compile(r"^seat\d{2,3}$")
+SUPERVISION_ACTIONS = frozenset({"listen", "whisper", "barge", "spy_mode", "spy_stop"})
 LOGIN_TIMEOUT_S = 5.0
 
 
@@ -51,8 +57,9 @@ class Directory(Protocol):
 
 class AgentCommands:
     def __init__(self, service: AcdService, bus: Bus, directory: Directory,
-                 seats: set[str]) -> None:
+                 seats: set[str], supervision: Any = None) -> None:
         self.service = service
+        self.supervision = supervision  # recorder.supervision.SupervisionService
         self.bus = bus
         self.directory = directory
         self.seats = seats
@@ -84,6 +91,9 @@ class AgentCommands:
         who = self.tokens.get(str(msg.get("token", "")))
         if who is None or who.user_id != user_id:
             return await reply({"ok": False, "error": "not_logged_in"})
+        if action in SUPERVISION_ACTIONS:
+            # on either topic: the service checks the role, and audits a refusal too
+            return await self._supervise(who, str(action), msg, reply)
         if kind == "supervisors":
             if who.role not in ("supervisor", "admin"):
                 return await reply({"ok": False, "error": "forbidden"})
@@ -108,6 +118,28 @@ class AgentCommands:
             return await reply({"ok": False, "error": "bad_command"})
         self.service.submit(Command(inp, actor=user_id, reply=reply))
         return None
+
+    async def _supervise(self, who: Principal, action: str, msg: dict[str, Any],
+                         reply: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        from recorder.supervision import SupervisionError
+        from recorder.supervision_policy import Actor
+
+        if self.supervision is None:
+            return await reply({"ok": False, "error": "supervision_unavailable"})
+        actor = Actor(who.user_id, who.role)
+        try:
+            if action in ("listen", "whisper", "barge"):
+                view = await self.supervision.start(actor, str(msg.get("call_id", "")), action,
+                                                    via="mqtt")
+            elif action == "spy_mode":
+                view = await self.supervision.set_mode(actor, str(msg.get("session_id", "")),
+                                                       msg.get("mode"))
+            else:
+                view = await self.supervision.stop(actor, str(msg.get("session_id", "")))
+        except SupervisionError as exc:
+            return await reply({"ok": False, "error": exc.reason,
+                                "session_id": exc.session_id})
+        return await reply({"ok": True, "session": view})
 
     async def _login(self, kind: str, user_id: str, msg: dict[str, Any],
                      reply: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
