@@ -32,6 +32,7 @@ from ivr.fastagi import FastAgiServer
 from ivr.registry import FlowRegistry
 from ivr.schema import FlowValidationError
 from prompts.index import PromptIndex
+from recorder.supervision import AcdCalls, SupervisionService
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,13 @@ async def run(settings: Settings) -> None:
                            # ring timer is only the backstop for a lost event
                            ring_timeout_s=settings.acd.ring_timeout_s + 5)
     feed: AcdFeed | None = None
+    supervision: SupervisionService | None = None
 
     async def on_ami_connected(client: AmiClient) -> None:
         assert feed is not None
         await feed.resync(client)
+        if supervision is not None:
+            await supervision.resync(client)
 
     ami = AmiClient(settings.ami.host, settings.ami.port, settings.ami.username,
                     settings.ami.secret, on_connected=on_ami_connected)
@@ -96,7 +100,10 @@ async def run(settings: Settings) -> None:
                                 await store.load_snapshot())
     feed = AcdFeed(service)
     seats = {name for name, _ext, role in phone_names(settings) if role == "seat"}
-    commands = AgentCommands(service, bus, store, seats)
+    supervisors = {name for name, _ext, role in phone_names(settings) if role == "supervisor"}
+    supervision = SupervisionService(ami, bus, sessions, AcdCalls(service), supervisors)
+    await supervision.close_stale()  # sessions a previous CTI left open end on record
+    commands = AgentCommands(service, bus, store, seats, supervision=supervision)
     bus.subscribe("hotline/cmd/+/+", commands.handle)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     spath = status_path(settings)
@@ -120,8 +127,10 @@ async def run(settings: Settings) -> None:
             tg.create_task(report(), name="status")
             tg.create_task(bus.run(), name="mqtt-bus")
             tg.create_task(ami.run(), name="ami")
-            tg.create_task(feed.consume(ami.events()), name="ami-events")
+            tg.create_task(feed.consume(supervision.tap(ami.events())), name="ami-events")
             tg.create_task(service.run(), name="acd")
+            tg.create_task(supervision.run(), name="supervision")
+            tg.create_task(supervision.ticker(), name="supervision-tick")
             tg.create_task(service.ticker(), name="acd-tick")
             tg.create_task(service.heartbeat(), name="cti-heartbeat")
             tg.create_task(service.snapshots(), name="acd-snapshots")
