@@ -1,0 +1,233 @@
+"""A real call, end to end, through the browser desktop.
+
+Real Asterisk, the IVR, the CTI process serving the web app, a SIPp caller and a SIPp agent
+phone; Debian's chromium under Playwright drives the agent desktop and the supervisor console:
+
+1. the agent logs in at a seat on the web page and sets ready;
+2. a SIPp caller keys through the IVR (Mandarin, bill lookup, account, 0 for an agent);
+3. the screen-pop is on the agent's page while the seat rings (before the phone answers: the
+   page's own timestamp against Asterisk's DialEnd);
+4. the SIPp phone answers after ringing; the page shows on-call and a running call timer;
+5. the agent creates a repair work order from the pop (one click, prefilled);
+6. the supervisor's wallboard changes (answered calls, the agent on call) and shows the new
+   order with its SLA clock counting down.
+
+Screenshots of the desktop with the pop and of the wallboard go to artifacts/screenshots/.
+Everything waits on page, AMI or HTTP events with deadlines; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cti import stack
+from cti.db.models import Agent, WorkOrder
+from tests.integration.callers import CallInProgress, ts
+from tests.integration.conftest import Backend, CtiProcess
+from tests.support.agent_phones import AgentPhones, register_seats
+from tests.support.ami import AmiRecorder
+from tests.support.browser import VIEWPORT, browser, screenshot
+from tests.support.ports import port
+from tests.support.sipp import Caller, Keys, Pause
+
+pytestmark = pytest.mark.integration
+PHONE_PORT, REGISTER_PORT = port(15080), port(15082)
+SEAT = "seat07"
+RING_MS = 4000  # the agent phone rings this long before it answers
+PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
+SUPERVISOR = "S01"
+CLOCK = re.compile(r"^(\d+:)?\d\d:\d\d$")
+
+
+def _health(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
+            return bool(json.loads(r.read()).get("ok"))
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def web(cti: CtiProcess) -> str:
+    """The desktop's base URL, once the CTI answers on it."""
+    base = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
+    stack.wait_until(lambda: _health(base), 30, f"the CTI's web app on {base}")
+    return base
+
+
+@pytest.fixture(scope="module")
+def agent_phone(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    wd = tmp_path_factory.mktemp("desktop-phone")
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    phone = AgentPhones(PHONE_PORT, wd, answer=True, ring_ms=RING_MS)
+    try:
+        register_seats({SEAT: secrets[SEAT]}, target, PHONE_PORT, wd, REGISTER_PORT)
+        yield
+    finally:
+        phone.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as b:
+        yield b
+
+
+def _agent(backend: Backend) -> str:
+    """A general-skill agent that the ACD tests do not use."""
+    with backend.sessions() as s:
+        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id)).all()
+    general = [a for a, skills in rows if "general" in skills and "english" not in skills]
+    assert len(general) > 6, general
+    return general[6]
+
+
+def _login(page: Any, base: str, user: str, seat: str | None) -> None:
+    page.goto(f"{base}/")
+    page.get_by_test_id("login-user").fill(user)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    if seat:
+        page.get_by_test_id("login-seat").fill(seat)
+    page.get_by_test_id("login-submit").click()
+
+
+def _int(page: Any, testid: str) -> int:
+    return int(page.get_by_test_id(testid).inner_text().strip() or 0)
+
+
+def test_real_call_pop_answer_work_order_and_wallboard(
+        cti: CtiProcess, web: str, ami: AmiRecorder, backend: Backend, agent_phone: None,
+        chromium: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    agent = _agent(backend)
+    demo = backend.demo["outage_fault"]
+    account, number = demo["account_no"], demo["phone"]
+    assert number, demo
+
+    # 6 (before): the supervisor's console is open on the wallboard
+    sup_ctx = chromium.new_context(viewport=VIEWPORT)
+    sup = sup_ctx.new_page()
+    sup.set_default_timeout(20_000)
+    # 1. the agent logs in at a seat, in Mandarin (the default)
+    agent_ctx = chromium.new_context(viewport=VIEWPORT)
+    page = agent_ctx.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        _login(sup, web, SUPERVISOR, None)
+        sup.wait_for_url("**/supervisor.html")
+        expect(sup.locator("#main")).to_have_attribute("data-updated", re.compile(r"\d+"))
+        answered_before = _int(sup, "wb-answered")
+
+        _login(page, web, agent, SEAT)
+        page.wait_for_url("**/agent.html")
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "not_ready")
+        expect(page.get_by_test_id("conn")).to_have_attribute("data-online", "1")
+        page.get_by_test_id("set-ready").click()
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "ready")
+        expect(page.get_by_test_id("agent-state")).to_have_text("就绪")
+        # the supervisor sees the agent ready, pushed
+        sup_row = sup.locator(f'[data-testid="wb-agent"][data-agent="{agent}"]')
+        expect(sup_row).to_have_attribute("data-state", "ready")
+
+        # 2. a real call through Asterisk and the IVR: Mandarin, bill lookup, the account, 0
+        mark = ami.mark()
+        call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("1"),
+                                              Pause(1500), Keys(account + "#"), Pause(2500),
+                                              Keys("0")], hangup_after_ms=30_000),
+                              cti.settings, tmp_path)
+
+        # 3. the pop is on the page while the seat rings
+        expect(page.get_by_test_id("pop-caller")).to_have_text(number, timeout=60_000)
+        pop = page.get_by_test_id("screen-pop")
+        shown_ms = int(pop.get_attribute("data-shown-at") or 0)
+        call_id = pop.get_attribute("data-call-id")
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "reserved")
+        acc = page.locator(f'[data-testid="pop-account"][data-account="{account}"]')
+        expect(acc).to_be_visible()
+        expect(acc.get_by_test_id("pop-address")).not_to_be_empty()
+        expect(acc.get_by_test_id("pop-outage").first).to_be_visible()
+        expect(page.get_by_test_id("pop-ivr-input").filter(has_text=account)).to_be_visible()
+        expect(page.get_by_test_id("pop-ivr-input").filter(has_text=re.compile("^0$"))
+               ).to_be_visible()
+        screenshot(page, f"desktop-agent-pop-ringing-{backend.name}")
+
+        # 4. the phone answers after ringing: the pop was on screen before the answer
+        offer = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                             and e.get("UserEvent") == "HotlineOffer"
+                             and e.get("CallerIDNum") == number, 30, "HotlineOffer",
+                             since=mark)
+        assert offer["Seat"] == SEAT and offer["Linkedid"] == call_id
+        answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                                and e.get("CallerIDNum") == number
+                                and e.get("DialStatus") == "ANSWER", 30, "DialEnd ANSWER",
+                                since=mark)
+        assert shown_ms / 1000 < ts(answered), (shown_ms / 1000, ts(answered))
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "on_call")
+        expect(page.get_by_test_id("call-timer")).to_have_attribute("data-running", "1")
+        timer0 = page.get_by_test_id("call-timer").inner_text()
+        expect(page.get_by_test_id("call-timer")).not_to_have_text(timer0)  # it ticks
+        expect(page.get_by_test_id("call-hangup")).to_be_enabled()
+
+        # 5. one click opens a prefilled repair work order; submit it
+        page.get_by_test_id("wo-open").click()
+        expect(page.get_by_test_id("wo-form")).to_be_visible()
+        expect(page.get_by_test_id("wo-caller")).to_have_value(number)
+        expect(page.get_by_test_id("wo-account")).to_have_value(account)
+        page.get_by_test_id("wo-type").select_option("fault_repair")
+        page.get_by_test_id("wo-description").fill(
+            page.get_by_test_id("wo-description").input_value() + " 整栋楼停电")
+        page.get_by_test_id("wo-submit").click()
+        created = page.get_by_test_id("wo-created-number")
+        expect(created).to_have_text(re.compile(r"^\d{11}$"))
+        order_no = created.inner_text()
+        screenshot(page, f"desktop-agent-pop-work-order-{backend.name}")
+        with backend.sessions() as s:
+            wo = s.execute(select(WorkOrder).where(WorkOrder.number == order_no)).scalar_one()
+            assert wo.type == "fault_repair" and wo.caller_number == number
+            assert wo.call_id == call_id
+            assert wo.account is not None and wo.account.account_no == account
+            assert wo.sla_due_at is not None
+
+        # 6. the wallboard changed and shows the order's SLA clock, counting down
+        expect(sup_row).to_have_attribute("data-state", "on_call")
+        sup.wait_for_function(
+            "n => Number(document.querySelector('[data-testid=wb-answered]').textContent) > n",
+            arg=answered_before, timeout=30_000)
+        row = sup.locator(f'[data-testid="sla-panel"] [data-testid="wo-row"]'
+                          f'[data-number="{order_no}"]')
+        expect(row).to_be_visible(timeout=30_000)
+        clock = row.get_by_test_id("sla-clock")
+        expect(clock).to_have_text(CLOCK)
+        first = clock.inner_text()
+        expect(clock).not_to_have_text(first)  # the clock runs
+        expect(clock).to_have_class(re.compile(r"sla-(ok|warn)"))
+        screenshot(sup, f"desktop-wallboard-{backend.name}")
+        sup.goto(f"{web}/supervisor.html?big=1")
+        expect(sup.locator(f'[data-testid="wo-row"][data-number="{order_no}"]')).to_be_visible()
+        screenshot(sup, f"desktop-wallboard-big-screen-{backend.name}")
+
+        # the caller hangs up: wrap-up with its countdown, then ready again
+        assert call.finish(90).ok
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "wrap_up")
+        expect(page.get_by_test_id("wrapup-countdown")).to_be_visible()
+        expect(page.get_by_test_id("agent-state")).to_have_attribute(
+            "data-state", "ready", timeout=(cti.settings.acd.wrap_up_s + 15) * 1000)
+    finally:
+        try:
+            if page.url.endswith("agent.html"):
+                page.get_by_test_id("logout").click()
+                page.wait_for_url("**/index.html*")
+        finally:
+            agent_ctx.close()
+            sup_ctx.close()
