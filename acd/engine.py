@@ -55,6 +55,7 @@ from acd.model import (
     AcdConfig,
     Agent,
     AgentState,
+    AgentStateChanged,
     Announce,
     Call,
     CallbackDial,
@@ -141,6 +142,17 @@ class CallEnded:
 
 
 @dataclass(frozen=True)
+class CallTransferred:
+    """The agent on a connected call (or a supervisor) transfers it: to a skill (the caller
+    waits in that skill's queue, at the front) or straight to a ready agent (whose seat rings
+    at once). The transferring agent goes to wrap-up. Exactly one of skill and agent_id."""
+
+    call_id: str
+    skill: str | None = None
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CallbackRequested:
     call_id: str
     number: str
@@ -168,6 +180,7 @@ Input = (
     | RingTimeout
     | CallEnded
     | CallbackRequested
+    | CallTransferred
     | Tick
     | ResetDailyStats
 )
@@ -354,6 +367,8 @@ class AcdEngine:
                 effects = self._ended(call_id, now)
             case CallbackRequested():
                 effects = self._callback_requested(event, now)
+            case CallTransferred():
+                effects = self._transferred(event, now)
             case Tick():
                 effects = self._tick(now)
             case ResetDailyStats():
@@ -500,6 +515,35 @@ class AcdEngine:
         self._agents[agent.agent_id] = new
         self._learn_aht(call.skill, now - call.answered_at + wrap_up_s)
         self._finish(call)
+        return effects
+
+    def _transferred(self, event: CallTransferred, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.offered_to is None:
+            return [Rejected("no such connected call", call_id=event.call_id)]
+        if (event.skill is None) == (event.agent_id is None) or event.skill == "":
+            return [Rejected("transfer to one skill or one agent", call_id=event.call_id)]
+        target = self._agents.get(event.agent_id) if event.agent_id is not None else None
+        if event.agent_id is not None and (
+                target is None or target.state is not AgentState.READY
+                or target.agent_id == call.offered_to):
+            return [Rejected("the agent is not ready", event.agent_id, event.call_id)]
+        agent = self._agents[call.offered_to]
+        new, effects = fsm.decide(agent, fsm.CallEnded(call.call_id, self.config.wrap_up_s), now)
+        # the call lives on with someone else: the wrap-up is of this agent's part only
+        new = replace(new, call_id=None)
+        self._agents[agent.agent_id] = new
+        effects = [AgentStateChanged(new) if isinstance(e, AgentStateChanged) else e
+                   for e in effects]
+        assert call.answered_at is not None
+        self._learn_aht(call.skill, now - call.answered_at + self.config.wrap_up_s)
+        moved = replace(call, skill=event.skill or call.skill, state=CallState.WAITING,
+                        offered_to=None, offered_at=None, answered_at=None, enqueued_at=now,
+                        requeued_front=True, last_announced_at=None)
+        if target is not None:
+            self._calls[call.call_id] = moved
+            return effects + self._offer(moved, target, now)
+        self._enqueue(moved)
         return effects
 
     def _callback_requested(self, event: CallbackRequested, now: float) -> list[Effect]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ from cti.db import agents as db_agents
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# Each feature's router: one line each, a module with a `router` (fastapi.APIRouter).
+ROUTERS: tuple[str, ...] = (
+    "agent_desktop.api.auth",
+    "agent_desktop.api.agents",
+    "agent_desktop.api.queues",
+    "agent_desktop.api.calls",
+    "agent_desktop.push",
+)
 
 # domain errors (cti.db.agents) -> HTTP status; their messages carry no HTTP detail themselves
 DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -85,15 +95,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         """No login needed: is the API up, and which live services run."""
         return {"ok": True, "acd": ctx.acd is not None, "pbx": ctx.pbx is not None}
 
-    # ---- routers: one line each (order does not matter; all live under /api)
-    from agent_desktop.api import auth as auth_api
-
-    app.include_router(auth_api.router)
-    # ---- end of routers
-
-    from agent_desktop import push
-
-    app.include_router(push.router)
+    for module in ROUTERS:
+        app.include_router(importlib.import_module(module).router)
     # the browser UI last: it catches every path no router matched
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")

@@ -31,6 +31,7 @@ class WebContext:
     pbx: Any = None            # AMI actions: cti.ami.client.AmiClient (.action(...))
     bus: Any = None            # cti.mqtt.MqttBus: publish(topic, payload) / subscribe
     agent_commands: Any = None  # cti.agent_commands.AgentCommands (the MQTT login's code path)
+    calls: Any = None          # cti.call_control.CallControl: hold, transfer, hang up
     recorder: Any = None
     supervision: Any = None
     workorders: Any = None

@@ -374,6 +374,16 @@ class CallTracker:
                 return []  # never reached the agent side
         raise TypeError(f"not a CoreEvent: {ev!r}")
 
+    def transferred(self, call_id: str) -> bool:
+        """The CTI itself moves a talking caller back to the agent side's start (a transfer
+        from the desktop): its next queue, offer and answer events count again. False if the
+        call is not talking."""
+        cur = self._calls.get(call_id)
+        if cur is None or cur.phase is not Phase.TALKING:
+            return False
+        self._calls[call_id] = CallState(Phase.WAITING)
+        return True
+
     def resync(self, rebuilt: Iterable[CoreEvent]) -> list[CoreEvent]:
         """Bring the tracker to a rebuilt picture of Asterisk (resync.rebuild's output, where
         each call comes as the path of events that led to its present state): the transitions

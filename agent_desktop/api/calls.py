@@ -1,0 +1,277 @@
+"""Calls: live and past calls, the screen-pop, and call control (hold, transfer, hang up)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from agent_desktop.api.auth import client_ip
+from agent_desktop.audit import audit
+from agent_desktop.auth import User, ctx_of, current_user
+from agent_desktop.context import WebContext
+from cti.call_control import CallControlError
+from cti.db.models import Call
+from cti.db.screen_pop import screen_pop
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/calls", tags=["calls"])
+
+CallId = Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z._:@-]+$",
+              examples=["1751333405.42"])
+DENIED = {401: {"description": "not logged in"},
+          403: {"description": "not your call (supervisors see all)"},
+          404: {"description": "no such call"}}
+CONTROL = {**DENIED, 409: {"description": "the call is not connected, or the PBX/ACD is not "
+                                          "running, or refused"}}
+
+
+class CallOut(BaseModel):
+    call_id: str
+    caller_number: str | None
+    language: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    account_no: str | None
+    skill: str | None
+    priority: int | None
+    queued_at: datetime | None
+    answered_at: datetime | None
+    agent_id: str | None
+    seat: str | None
+    live_state: str | None = Field(
+        description="waiting / offered / connected / callback while in the ACD, else null")
+    held: bool = False
+
+
+class CallDetail(CallOut):
+    ivr_path: list[dict[str, Any]]
+
+
+class HoldIn(BaseModel):
+    on: bool
+
+
+class TransferIn(BaseModel):
+    skill: str | None = Field(default=None, min_length=1, max_length=32,
+                              pattern=r"^[A-Za-z0-9_-]+$", examples=["repair"])
+    agent_id: str | None = Field(default=None, min_length=1, max_length=16,
+                                 pattern=r"^[A-Za-z0-9_-]+$", examples=["A002"])
+
+    @model_validator(mode="after")
+    def one_target(self) -> TransferIn:
+        if (self.skill is None) == (self.agent_id is None):
+            raise ValueError("give either skill or agent_id")
+        return self
+
+
+class ControlOut(BaseModel):
+    call_id: str
+    ok: bool
+    held: bool | None = None
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise HTTPException(400, f"{name}: give a time zone (e.g. 2026-07-01T08:00:00+08:00)")
+    return value
+
+
+def _live(ctx: WebContext) -> dict[str, Any]:
+    return dict(ctx.acd.engine.calls) if ctx.acd is not None else {}
+
+
+def _held(ctx: WebContext, call_id: str) -> bool:
+    return ctx.calls is not None and call_id in getattr(ctx.calls, "held", {})
+
+
+def _out(ctx: WebContext, row: Call | None, live: Any, call_id: str, detail: bool = False
+         ) -> CallOut:
+    doc: dict[str, Any] = {
+        "call_id": call_id,
+        "caller_number": row.caller_number if row else (live.caller if live else None),
+        "language": row.language if row else None,
+        "started_at": row.started_at if row else None,
+        "ended_at": row.ended_at if row else None,
+        "outcome": row.outcome if row else None,
+        "account_no": row.account_no if row else (live.account if live else None),
+        "skill": live.skill if live else (row.skill if row else None),
+        "priority": row.priority if row else (live.priority if live else None),
+        "queued_at": row.queued_at if row else None,
+        "answered_at": row.answered_at if row else None,
+        "agent_id": (live.offered_to if live and live.offered_to else
+                     (row.agent_id if row else None)),
+        "seat": row.seat if row else None,
+        "live_state": str(live.state) if live else None,
+        "held": _held(ctx, call_id),
+    }
+    if detail:
+        return CallDetail(**doc, ivr_path=list(row.ivr_path or []) if row else [])
+    return CallOut(**doc)
+
+
+def _mine(ctx: WebContext, user: User, call_id: str, row: Call | None) -> bool:
+    """The agent the call was offered to or answered by (also in its wrap-up)."""
+    live = _live(ctx).get(call_id)
+    if live is not None and live.offered_to == user.user_id:
+        return True
+    if ctx.acd is not None:
+        me = ctx.acd.engine.agents.get(user.user_id)
+        if me is not None and me.call_id == call_id:
+            return True
+    return row is not None and row.agent_id == user.user_id
+
+
+def _load(ctx: WebContext, user: User, call_id: str) -> Call | None:
+    with ctx.sessions.begin() as s:
+        row = s.scalars(select(Call).where(Call.call_id == call_id)).one_or_none()
+    if row is None and call_id not in _live(ctx):
+        raise HTTPException(404, f"no call {call_id}")
+    if not user.is_supervisor and not _mine(ctx, user, call_id, row):
+        raise HTTPException(403, "not your call")
+    return row
+
+
+@router.get("", response_model=list[CallOut],
+            responses={401: {"description": "not logged in"},
+                       400: {"description": "a time without a time zone"}})
+def list_calls(
+    request: Request,
+    live: bool = Query(False, description="only the calls in the ACD now"),
+    from_: Annotated[datetime | None,
+                     Query(alias="from", description="started at or after")] = None,
+    to: Annotated[datetime | None, Query(description="started before")] = None,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+    user: User = Depends(current_user),  # noqa: B008
+) -> list[CallOut]:
+    """Newest first. A supervisor sees every call; an agent the calls offered to them."""
+    ctx = ctx_of(request)
+    _aware(from_, "from")
+    _aware(to, "to")
+    calls = _live(ctx)
+    if live:
+        ids = [cid for cid, c in calls.items()
+               if user.is_supervisor or c.offered_to == user.user_id]
+        with ctx.sessions.begin() as s:
+            rows = {r.call_id: r for r in s.scalars(select(Call).where(Call.call_id.in_(ids)))}
+        out = [_out(ctx, rows.get(cid), calls[cid], cid) for cid in ids]
+        out.sort(key=lambda c: (c.started_at or datetime.now(UTC)), reverse=True)
+        return out[offset:offset + limit]
+    q = select(Call)
+    if not user.is_supervisor:
+        q = q.where(Call.agent_id == user.user_id)
+    if from_ is not None:
+        q = q.where(Call.started_at >= from_)
+    if to is not None:
+        q = q.where(Call.started_at < to)
+    q = q.order_by(Call.started_at.desc(), Call.id.desc()).offset(offset).limit(limit)
+    with ctx.sessions.begin() as s:
+        rows_ = list(s.scalars(q))
+    return [_out(ctx, r, calls.get(r.call_id), r.call_id) for r in rows_]
+
+
+@router.get("/{call_id}", response_model=CallDetail, responses=DENIED)
+def get_call(request: Request, call_id: str = CallId,
+             user: User = Depends(current_user)) -> CallOut:  # noqa: B008
+    ctx = ctx_of(request)
+    row = _load(ctx, user, call_id)
+    return _out(ctx, row, _live(ctx).get(call_id), call_id, detail=True)
+
+
+@router.get("/{call_id}/pop", responses=DENIED)
+def get_pop(request: Request, call_id: str = CallId,
+            user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
+    """The screen-pop (docs/mqtt.md): the caller's accounts, arrears, bills, outages, open
+    work orders and IVR path; for the agent it was offered to, or a supervisor."""
+    ctx = ctx_of(request)
+    row = _load(ctx, user, call_id)
+    live = _live(ctx).get(call_id)
+    caller = row.caller_number if row is not None else live.caller
+    account = live.account if live is not None else None
+    with ctx.sessions.begin() as s:
+        return screen_pop(s, call_id=call_id, caller_number=caller, account_no=account,
+                          now=ctx.clock())
+
+
+# ------------------------------------------------------------------------- call control
+
+
+async def _control_target(request: Request, user: User, call_id: str) -> tuple[WebContext, Any]:
+    ctx = ctx_of(request)
+    await run_in_threadpool(_load, ctx, user, call_id)
+    if ctx.calls is None or ctx.acd is None:
+        raise HTTPException(409, "call control needs the PBX and the ACD, which are not running")
+    if not user.is_supervisor:
+        me = ctx.acd.engine.agents.get(user.user_id)
+        if me is None or me.call_id != call_id or str(me.state) != "on_call":
+            raise HTTPException(403, "only the agent on this call (or a supervisor)")
+    return ctx, ctx.calls
+
+
+async def _audit_control(ctx: WebContext, request: Request, user: User, action: str,
+                         call_id: str, allowed: bool, **detail: Any) -> None:
+    if not user.is_supervisor:
+        return  # the agent's own call: the call record says who handled it
+
+    def work() -> None:
+        with ctx.sessions.begin() as s:
+            audit(s, at=ctx.clock(), user=user, action=action, target=call_id,
+                  allowed=allowed, client_ip=client_ip(request), **detail)
+    await run_in_threadpool(work)
+
+
+async def _run(ctx: WebContext, request: Request, user: User, action: str, call_id: str,
+               coro: Any, **detail: Any) -> Any:
+    try:
+        result = await coro
+    except CallControlError as exc:
+        await _audit_control(ctx, request, user, action, call_id, False, error=str(exc),
+                             **detail)
+        raise HTTPException(409, str(exc)) from None
+    except Exception as exc:  # AMI: timeout, disconnected, Response: Error
+        log.warning("call %s: %s failed: %s", call_id, action, exc)
+        await _audit_control(ctx, request, user, action, call_id, False, error=str(exc),
+                             **detail)
+        raise HTTPException(409, f"the PBX refused or did not answer: {exc}") from None
+    await _audit_control(ctx, request, user, action, call_id, True, **detail)
+    return result
+
+
+@router.post("/{call_id}/hold", response_model=ControlOut, responses=CONTROL)
+async def hold(body: HoldIn, request: Request, call_id: str = CallId,
+               user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """on=true: the caller hears music, the agent's leg waits; on=false: talk again."""
+    ctx, cc = await _control_target(request, user, call_id)
+    held = await _run(ctx, request, user, "call.hold", call_id, cc.hold(call_id, body.on),
+                      on=body.on)
+    return ControlOut(call_id=call_id, ok=True, held=held)
+
+
+@router.post("/{call_id}/transfer", response_model=ControlOut, responses=CONTROL)
+async def transfer(body: TransferIn, request: Request, call_id: str = CallId,
+                   user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """Blind transfer: to a skill (the caller waits in that queue, at the front) or to a
+    ready agent (their seat rings at once). The transferring agent goes to wrap-up."""
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.transfer", call_id,
+               cc.transfer(call_id, actor=user.user_id, skill=body.skill,
+                           agent_id=body.agent_id), skill=body.skill, agent_id=body.agent_id)
+    return ControlOut(call_id=call_id, ok=True)
+
+
+@router.post("/{call_id}/hangup", response_model=ControlOut, responses=CONTROL)
+async def hangup(request: Request, call_id: str = CallId,
+                 user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.hangup", call_id, cc.hangup(call_id))
+    return ControlOut(call_id=call_id, ok=True)
+
+
+

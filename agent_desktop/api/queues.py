@@ -1,0 +1,116 @@
+"""Queues and the supervisors' wallboard (大屏): live ACD figures and today's from call records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent_desktop.api.agents import AgentOut, agent_rows
+from agent_desktop.auth import User, ctx_of, current_user, require_role
+from agent_desktop.context import WebContext
+from cti.db.models import Call
+
+router = APIRouter(prefix="/api", tags=["queues"])
+
+SERVICE_LEVEL_S = 20.0  # 80/20: the share answered within 20 s
+
+
+class QueueOut(BaseModel):
+    skill: str
+    waiting: int
+    longest_wait_s: float
+    agents_by_state: dict[str, int]
+    service_level_20s: float | None  # today, 0..1; None until a call counts
+    answered: int
+    abandoned: int
+    aht_s: float
+
+
+class Today(BaseModel):
+    day: str  # the center's local date
+    offered: int  # calls that reached the agent queues
+    answered: int
+    abandoned: int
+    answered_in_20s: int
+    service_level: float | None  # answered in 20 s / (answered + abandoned after 20 s)
+    answer_rate: float | None  # answered / offered
+
+
+class Wallboard(BaseModel):
+    at: datetime
+    queues: list[QueueOut]
+    today: Today
+    agents: list[AgentOut]
+    at_risk_work_orders: list[dict[str, Any]]
+
+
+def queue_rows(ctx: WebContext) -> list[QueueOut]:
+    if ctx.acd is None:
+        return []
+    now = ctx.acd.clock()
+    return [QueueOut(skill=q.skill, waiting=q.waiting, longest_wait_s=round(q.longest_wait_s, 1),
+                     agents_by_state=dict(q.agents), service_level_20s=q.service_level,
+                     answered=q.answered, abandoned=q.abandoned, aht_s=round(q.aht_s, 1))
+            for q in ctx.acd.engine.queue_stats(now)]
+
+
+def today_figures(s: Session, now: datetime, tz: ZoneInfo,
+                  sl_s: float = SERVICE_LEVEL_S) -> Today:
+    """Today's figures (the center's local day) from the call records, so they survive a CTI
+    restart: a call counts as offered once it reached an agent queue."""
+    local = now.astimezone(tz)
+    start = datetime.combine(local.date(), time(0, 0), tz).astimezone(UTC)
+    end = start + timedelta(days=1)
+    rows = s.execute(select(Call.queued_at, Call.answered_at, Call.ended_at, Call.outcome)
+                     .where(Call.queued_at.is_not(None), Call.queued_at >= start,
+                            Call.queued_at < end)).all()
+    answered = in_sl = abandoned = abandoned_late = 0
+    for queued_at, answered_at, ended_at, outcome in rows:
+        if answered_at is not None:
+            answered += 1
+            in_sl += (answered_at - queued_at).total_seconds() <= sl_s
+        elif outcome == "abandoned":
+            abandoned += 1
+            if ended_at is None or (ended_at - queued_at).total_seconds() > sl_s:
+                abandoned_late += 1
+    counted = answered + abandoned_late
+    return Today(day=local.date().isoformat(), offered=len(rows), answered=answered,
+                 abandoned=abandoned, answered_in_20s=in_sl,
+                 service_level=round(in_sl / counted, 4) if counted else None,
+                 answer_rate=round(answered / len(rows), 4) if rows else None)
+
+
+def at_risk_orders(ctx: WebContext) -> list[dict[str, Any]]:
+    """Work orders near or past their SLA, from the work-order service when it runs."""
+    finder = getattr(ctx.workorders, "at_risk", None)
+    if finder is None:
+        return []
+    return list(finder())
+
+
+@router.get("/queues", response_model=list[QueueOut],
+            responses={401: {"description": "not logged in"}})
+def queues(request: Request, _user: User = Depends(current_user)) -> list[QueueOut]:  # noqa: B008
+    """Every skill queue's live figures (empty when the ACD is not running)."""
+    return queue_rows(ctx_of(request))
+
+
+@router.get("/wallboard", response_model=Wallboard,
+            responses={401: {"description": "not logged in"},
+                       403: {"description": "supervisors only"}})
+def wallboard(request: Request,
+              _user: User = Depends(require_role("supervisor"))) -> Wallboard:  # noqa: B008
+    """The supervisors' big screen: queues, today's figures, every agent, at-risk orders."""
+    ctx = ctx_of(request)
+    now = ctx.clock()
+    with ctx.sessions.begin() as s:
+        today = today_figures(s, now, ZoneInfo(ctx.settings.ivr.timezone))
+    agents = [a for a in agent_rows(ctx) if a.role == "agent" or a.state != "logged_out"]
+    return Wallboard(at=now, queues=queue_rows(ctx), today=today, agents=agents,
+                     at_risk_work_orders=at_risk_orders(ctx))
