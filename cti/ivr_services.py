@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
 from cti.db.models import Call
+from cti.workorders import service as workorders
+from cti.workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +29,11 @@ class DbIvrServices:
     """
 
     def __init__(self, sessions: sessionmaker[Session],
-                 sla_minutes: Mapping[str, int] = q.DEFAULT_SLA_MINUTES) -> None:
+                 sla_minutes: Mapping[str, int] = q.DEFAULT_SLA_MINUTES,
+                 policy: SlaPolicy | None = None) -> None:
         self.sessions = sessions
         self.sla_minutes = dict(sla_minutes)
+        self.policy = policy or SlaPolicy(arrival_minutes=MappingProxyType(self.sla_minutes))
 
     async def query(self, kind: str, args: dict[str, Any]) -> Any:
         return await asyncio.to_thread(self._query, kind, args)
@@ -43,10 +48,15 @@ class DbIvrServices:
             if kind == "accounts_for_caller":
                 return q.accounts_for_phone(s, str(args.get("caller") or "")) or None
             if kind == "create_workorder":
-                return q.create_repair_order(
-                    s, caller_number=str(args.get("caller") or ""),
-                    account_no=args.get("account"), call_id=args.get("call_id"), now=now,
-                    sla_minutes=self.sla_minutes)
+                # through the work-order service: SLA clocks, and a fault in an area that
+                # already has an open master order within the window is linked to it (子单)
+                order = workorders.create(s, workorders.NewOrder(
+                    type="fault_repair", description="IVR fault report",
+                    caller_number=str(args.get("caller") or "") or "anonymous",
+                    account_no=args.get("account"), call_id=args.get("call_id"),
+                    channel="ivr"), workorders.IVR, now, self.policy)
+                return q.WorkOrderInfo(number=order.number, sla_due_at=order.sla_due_at,
+                                       type=order.type, status=order.status)
         raise ValueError(f"unknown IVR query {kind!r}")
 
     async def call_started(self, *, call_id: str, uniqueid: str, caller: str, dnis: str,

@@ -26,6 +26,7 @@ from cti.db.models import (
     WorkOrderCounter,
     WorkOrderEvent,
 )
+from cti.db.models_workorders import WorkOrderClock
 from cti.db.upsert import insert_on_conflict
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,10 @@ def create_repair_order(
     order.events.append(WorkOrderEvent(step="accepted", at=now, actor=actor,
                                        note=f"{channel} fault report from {caller_number}"))
     session.add(order)
+    session.flush()
+    # The arrival clock the escalation tick watches (cti.workorders); it stops on site.
+    session.add(WorkOrderClock(work_order_id=order.id, name="arrival", started_at=now,
+                               due_at=sla_due_at, stops_at="on_site"))
     session.flush()
     logger.info("repair work order %s accepted call_id=%s account_no=%s sla_due_at=%s",
                 number, call_id, account_no, sla_due_at.isoformat())

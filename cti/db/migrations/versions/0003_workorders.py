@@ -98,8 +98,8 @@ def downgrade() -> None:
     with op.batch_alter_table("work_orders") as batch:
         batch.drop_index(batch.f("ix_work_orders_area_id_created_at"))
         batch.drop_index(batch.f("ix_work_orders_status_created_at"))
-        batch.drop_constraint("ck_work_orders_satisfaction", type_="check")
-        batch.drop_constraint("ck_work_orders_urge_count", type_="check")
+        batch.drop_constraint(op.f("ck_work_orders_satisfaction"), type_="check")
+        batch.drop_constraint(op.f("ck_work_orders_urge_count"), type_="check")
         for column in ("satisfaction", "resolved_at", "last_urged_at", "urge_count",
                        "department", "subtype"):
             batch.drop_column(column)

@@ -1,0 +1,661 @@
+"""Work orders in the database: create, step, urge, link duplicates, search, SLA escalation.
+
+Functions take an open SQLAlchemy Session and `now`; the caller owns the transaction (one unit of
+work each). `WorkOrderService` wraps them for the CLI, the IVR, the REST API and the CTI's
+escalation tick: one session per call, committed, supervisor alerts published after the commit.
+The rules come from cti.workorders.lifecycle; this module only reads, asks and writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
+
+from cti.db.ivr_queries import allocate_work_order_number, normalize_phone
+from cti.db.jsonready import json_ready
+from cti.db.models import ACCOUNT_NO_RE, Account, Area, Call, WorkOrder, WorkOrderEvent
+from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
+from cti.db.upsert import insert_on_conflict
+from cti.workorders import lifecycle as lc
+from cti.workorders.lifecycle import (
+    Department,
+    InvalidWorkOrder,
+    OrderType,
+    Role,
+    SlaPolicy,
+    Status,
+    WorkOrderError,
+)
+
+log = logging.getLogger(__name__)
+
+ALERTS_TOPIC: Final = "hotline/supervisors/alerts"
+NUMBER_LEN: Final = 11
+MAX_PAGE: Final = 200
+MAX_DESCRIPTION: Final = 4000
+MAX_NOTE: Final = 2000
+# pg_advisory_xact_lock namespace for "linking fault reports of one area": two reports of one
+# area arriving together must not both become masters.
+_LINK_LOCK_NS: Final = 95598
+
+
+class WorkOrderNotFound(WorkOrderError, LookupError):
+    """No work order with that number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who takes a step: an agent or supervisor id, a department's staff id, 'ivr', 'system'."""
+
+    id: str
+    role: Role
+    department: Department | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id or len(self.id) > 64:
+            raise InvalidWorkOrder("actor id must be 1-64 characters")
+
+
+SYSTEM: Final = Actor("system", Role.SYSTEM)
+IVR: Final = Actor("ivr", Role.SYSTEM)
+
+
+class Publisher(Protocol):
+    def add(self, session: Session, topic: str, payload: Mapping[str, Any], *, qos: int = 1,
+            retain: bool = False) -> None: ...
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass a timezone-aware datetime")
+    return now.astimezone(UTC)
+
+
+def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise InvalidWorkOrder(f"{what} must not be empty")
+        return None
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidWorkOrder(f"{what} is longer than {limit} characters")
+    return value
+
+
+def _check_number(number: str) -> str:
+    if not isinstance(number, str) or len(number) != NUMBER_LEN or not number.isdigit():
+        raise InvalidWorkOrder(f"work-order number must be {NUMBER_LEN} digits, got {number!r}")
+    return number
+
+
+def _locked(session: Session, number: str) -> WorkOrder:
+    # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serializes writers), so two
+    # desks stepping one order cannot both pass the transition check.
+    order = session.scalars(
+        select(WorkOrder).where(WorkOrder.number == _check_number(number)).with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if order is None:
+        raise WorkOrderNotFound(f"no work order {number}")
+    return order
+
+
+def _event(order: WorkOrder, step: str, now: datetime, actor: str, note: str | None) -> None:
+    order.events.append(WorkOrderEvent(step=step, at=now, actor=actor, note=note))
+
+
+def _running_clocks(session: Session, order_id: int) -> list[WorkOrderClock]:
+    return list(session.scalars(
+        select(WorkOrderClock)
+        .where(WorkOrderClock.work_order_id == order_id, WorkOrderClock.stopped_at.is_(None))))
+
+
+def _stop_clocks(session: Session, order: WorkOrder, to: Status, now: datetime) -> None:
+    for clock in _running_clocks(session, order.id):
+        if lc.clock_stops(Status(clock.stops_at), to):
+            clock.stopped_at, clock.stopped_by = now, to.value
+
+
+# ------------------------------------------------------------------------------------ create
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """What an agent (or the IVR) knows when accepting (受理) an order. Missing caller number
+    and account are prefilled from the call record when call_id is given (the screen-pop)."""
+
+    type: str
+    description: str
+    caller_number: str | None = None
+    account_no: str | None = None
+    call_id: str | None = None
+    subtype: str | None = None
+    department: str | None = None
+    channel: str = "agent"
+
+
+def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy: SlaPolicy,
+           *, link_duplicates: bool = True) -> WorkOrder:
+    """Accept (受理) an order: number, SLA clocks, the accepted event; a fault report of an area
+    that already has an open master order within the duplicate window becomes its child (子单).
+    The caller commits."""
+    now = _aware(now)
+    order_type = lc.parse_type(new.type)
+    subtype = lc.check_subtype(order_type, _text(new.subtype, "subtype", 32))
+    department = lc.parse_department(new.department) if new.department else None
+    description = _text(new.description, "description", MAX_DESCRIPTION, required=True)
+    assert description is not None
+    if new.channel not in ("ivr", "agent"):
+        raise InvalidWorkOrder(f"channel must be ivr or agent, got {new.channel!r}")
+    if actor.role is Role.DEPARTMENT:
+        raise lc.RoleNotAllowed("orders are accepted by the center (agents, supervisors, IVR)")
+    call_id = _text(new.call_id, "call_id", 64)
+    caller = _text(new.caller_number, "caller_number", 32)
+    account_no = _text(new.account_no, "account_no", 64)
+    if call_id is not None and (caller is None or account_no is None):
+        call = session.execute(select(Call.caller_number, Call.account_no)
+                               .where(Call.call_id == call_id)).one_or_none()
+        if call is not None:
+            caller = caller or call.caller_number
+            account_no = account_no or call.account_no
+    if caller is None:
+        raise InvalidWorkOrder("caller_number is required (or a call_id of a recorded call)")
+    # one form per number (13800000001, not +86 138 …), so search and the screen-pop find it;
+    # a withheld caller ('anonymous') stays as delivered
+    caller = normalize_phone(caller) or caller
+    account = None
+    if account_no is not None and ACCOUNT_NO_RE.fullmatch(account_no):
+        account = session.execute(
+            select(Account.id, Account.area_id, Area.kind)
+            .join(Area, Area.id == Account.area_id)
+            .where(Account.account_no == account_no)).one_or_none()
+    if account_no is not None and account is None:
+        # keep what the caller gave: the crew may still find the address from it
+        description = f"{description} (account {account_no} not found)"[:MAX_DESCRIPTION]
+    area_id = account.area_id if account is not None else None
+    plans = lc.plan_clocks(policy, order_type, subtype,
+                           account.kind if account is not None else None, now)
+
+    master: WorkOrder | None = None
+    if link_duplicates and lc.linkable(order_type, subtype, area_id):
+        assert area_id is not None
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock(_LINK_LOCK_NS, area_id)))
+        rows = session.scalars(
+            select(WorkOrder).where(
+                WorkOrder.area_id == area_id, WorkOrder.type == order_type.value,
+                WorkOrder.master_id.is_(None),
+                WorkOrder.status.in_([s.value for s in lc.OPEN_STATUSES]),
+                WorkOrder.created_at >= now - policy.duplicate_window,
+                WorkOrder.created_at <= now)).all()
+        pick = lc.pick_master(order_type, subtype, area_id, now, [
+            lc.MasterCandidate(id=r.id, type=OrderType(r.type), subtype=r.subtype,
+                               area_id=r.area_id, status=Status(r.status),
+                               created_at=r.created_at, master_id=r.master_id)
+            for r in rows], policy.duplicate_window)
+        master = next((r for r in rows if pick is not None and r.id == pick.id), None)
+
+    arrival = next((p.due_at for p in plans if p.name == "arrival"), None)
+    order = WorkOrder(
+        number=allocate_work_order_number(session, now), type=order_type.value,
+        subtype=subtype, status=Status.ACCEPTED.value, caller_number=caller,
+        account_id=account.id if account is not None else None, area_id=area_id,
+        description=description, channel=new.channel, call_id=call_id, created_at=now,
+        sla_due_at=arrival, master_id=master.id if master is not None else None,
+        department=department.value if department else None, urge_count=0)
+    _event(order, Status.ACCEPTED.value, now, actor.id, f"{new.channel}: {caller}")
+    session.add(order)
+    session.flush()
+    if master is not None:
+        # the master's clocks carry the commitment; the child follows its resolution
+        _event(order, "linked", now, actor.id, f"子单 of master {master.number}")
+        _event(master, "child_linked", now, actor.id, f"子单 {order.number}")
+    else:
+        for p in plans:
+            session.add(WorkOrderClock(work_order_id=order.id, name=p.name,
+                                       started_at=p.started_at, due_at=p.due_at,
+                                       stops_at=p.stops_at.value))
+    session.flush()
+    log.info("work order %s (%s) accepted by %s call_id=%s master=%s", order.number,
+             order.type, actor.id, call_id, master.number if master else None)
+    return order
+
+
+# -------------------------------------------------------------------------------- transitions
+
+
+def transition(session: Session, number: str, to: str, actor: Actor, now: datetime, *,
+               department: str | None = None, note: str | None = None,
+               satisfied: bool | None = None) -> WorkOrder:
+    """Take one lifecycle step, recorded with time and actor. Resolving a master resolves its
+    open children (they follow the master's resolution). The caller commits."""
+    now = _aware(now)
+    target = lc.parse_status(to)
+    note = _text(note, "note", MAX_NOTE)
+    order = _locked(session, number)
+    order_type, status = OrderType(order.type), Status(order.status)
+    current_dept = Department(order.department) if order.department else None
+    decision = lc.decide_transition(
+        order_type, status, target, actor.role,
+        department=lc.parse_department(department) if department else None,
+        current_department=current_dept, linked_to_master=order.master_id is not None)
+    if (actor.role is Role.DEPARTMENT and actor.department is not None
+            and current_dept is not None and actor.department is not current_dept):
+        raise lc.RoleNotAllowed(
+            f"the order is with {current_dept.value}, not {actor.department.value}")
+    if satisfied is not None and target is not Status.RETURN_VISIT:
+        raise InvalidWorkOrder("satisfied is only given with the return visit")
+    order.status = target.value
+    if decision.department is not None:
+        order.department = decision.department.value
+    if target is Status.RESOLVED:
+        order.resolved_at = now
+    if target is Status.RETURN_VISIT and satisfied is not None:
+        order.satisfaction = "satisfied" if satisfied else "unsatisfied"
+    text = note
+    if decision.department is not None:
+        text = f"→ {decision.department.value}" + (f": {note}" if note else "")
+    if decision.reopened:
+        text = "reopened after return visit" + (f": {note}" if note else "")
+    if target is Status.RETURN_VISIT and satisfied is not None:
+        text = ("满意 satisfied" if satisfied else "不满意 unsatisfied") + (
+            f": {note}" if note else "")
+    _event(order, target.value, now, actor.id, text)
+    _stop_clocks(session, order, target, now)
+    if target is Status.RESOLVED:
+        children = session.scalars(
+            select(WorkOrder).where(WorkOrder.master_id == order.id).with_for_update()).all()
+        for child in children:
+            if lc.follows_master(Status(child.status), target):
+                child.status, child.resolved_at = target.value, now
+                _event(child, target.value, now, actor.id, f"follows master {order.number}")
+                _stop_clocks(session, child, target, now)
+    session.flush()
+    log.info("work order %s %s -> %s by %s", order.number, status.value, target.value, actor.id)
+    return order
+
+
+def link(session: Session, number: str, master_number: str, actor: Actor,
+         now: datetime) -> WorkOrder:
+    """A supervisor links a duplicate by hand: `number` becomes a child of `master_number`."""
+    now = _aware(now)
+    if lc.effective_role(actor.role) is not Role.SUPERVISOR:
+        raise lc.RoleNotAllowed("only a supervisor links orders by hand")
+    if number == master_number:
+        raise InvalidWorkOrder("an order cannot be its own master")
+    child, master = _locked(session, number), _locked(session, master_number)
+    if master.master_id is not None:
+        raise lc.TransitionNotAllowed(f"{master_number} is itself a child of another order")
+    if session.scalar(select(func.count()).where(WorkOrder.master_id == child.id)):
+        raise lc.TransitionNotAllowed(f"{number} is a master with children of its own")
+    if Status(child.status) not in lc.OPEN_STATUSES or Status(
+            master.status) not in lc.OPEN_STATUSES:
+        raise lc.TransitionNotAllowed("only open orders are linked")
+    child.master_id = master.id
+    for clock in _running_clocks(session, child.id):
+        clock.stopped_at, clock.stopped_by = now, "linked"
+    _event(child, "linked", now, actor.id, f"子单 of master {master.number}")
+    _event(master, "child_linked", now, actor.id, f"子单 {child.number}")
+    session.flush()
+    return child
+
+
+# ------------------------------------------------------------------------------------- urging
+
+
+def urge(session: Session, number: str, actor: Actor, now: datetime, policy: SlaPolicy,
+         note: str | None = None) -> tuple[WorkOrder, dict[str, Any] | None]:
+    """A caller urges (催办) an open order: counted and recorded; it escalates to the
+    supervisors (the returned alert, to publish after commit) unless it repeats an urge made
+    moments ago. Urging a child urges its master, which carries the work."""
+    now = _aware(now)
+    note = _text(note, "note", MAX_NOTE)
+    order = _locked(session, number)
+    target = order
+    if order.master_id is not None:
+        target = session.scalars(select(WorkOrder).where(WorkOrder.id == order.master_id)
+                                 .with_for_update()).one()
+    decision = lc.decide_urge(Status(target.status), target.urge_count, target.last_urged_at,
+                              now, policy)
+    target.urge_count, target.last_urged_at = decision.count, now
+    _event(target, "urged", now, actor.id,
+           note if target is order else f"via 子单 {order.number}" + (f": {note}" if note else ""))
+    if target is not order:
+        order.urge_count, order.last_urged_at = order.urge_count + 1, now
+        _event(order, "urged", now, actor.id, f"forwarded to master {target.number}")
+    session.flush()
+    alert = None
+    if decision.alert:
+        alert = _alert(session, target, kind="urge", level="urge", now=now, note=note)
+    return target, alert
+
+
+# --------------------------------------------------------------------------------- escalation
+
+
+def _alert(session: Session, order: WorkOrder, *, kind: str, level: str, now: datetime,
+           clock: WorkOrderClock | None = None, percent: int | None = None,
+           crossed_at: datetime | None = None, note: str | None = None) -> dict[str, Any]:
+    """The supervisor alert (docs/mqtt.md): every field present, null when it has no value."""
+    account_no = session.scalar(select(Account.account_no).where(
+        Account.id == order.account_id)) if order.account_id else None
+    area = session.scalar(select(Area.name).where(Area.id == order.area_id)) \
+        if order.area_id else None
+    return {
+        "kind": kind,                 # sla | urge
+        "level": level,               # warning (80%) | breach (100%) | urge
+        "number": order.number,
+        "type": order.type,
+        "status": order.status,
+        "department": order.department,
+        "area": area,
+        "caller_number": order.caller_number,
+        "account_no": account_no,
+        "clock": clock.name if clock else None,
+        "percent": percent,
+        "started_at": clock.started_at if clock else None,
+        "due_at": clock.due_at if clock else order.sla_due_at,
+        "crossed_at": crossed_at,
+        "urge_count": order.urge_count,
+        "note": note,
+        "at": now,
+    }
+
+
+def escalation_tick(session: Session, now: datetime, policy: SlaPolicy) -> list[dict[str, Any]]:
+    """Mark every threshold the running clocks have crossed and return one alert per new mark.
+
+    Idempotent: a mark is an INSERT … ON CONFLICT DO NOTHING on (clock, percent), so a
+    repeated tick, a second CTI or a tick racing another marks and returns each crossing once.
+    The caller commits, then publishes (publish after commit)."""
+    now = _aware(now)
+    clocks = session.scalars(
+        select(WorkOrderClock).where(WorkOrderClock.stopped_at.is_(None),
+                                     WorkOrderClock.started_at <= now)
+        .options(selectinload(WorkOrderClock.escalations),
+                 selectinload(WorkOrderClock.work_order))
+        .order_by(WorkOrderClock.due_at, WorkOrderClock.id)).all()
+    alerts: list[dict[str, Any]] = []
+    for clock in clocks:
+        view = lc.ClockView(clock.name, clock.started_at, clock.due_at, clock.stopped_at,
+                            frozenset(e.percent / 100 for e in clock.escalations))
+        for esc in lc.due_escalations(view, policy.thresholds, now):
+            percent = round(esc.threshold * 100)
+            if percent in {e.percent for e in clock.escalations}:
+                continue
+            inserted = session.execute(
+                insert_on_conflict(session, WorkOrderEscalation).values(
+                    clock_id=clock.id, percent=percent, level=esc.level,
+                    crossed_at=esc.crossed_at, alerted_at=now)
+                .on_conflict_do_nothing(index_elements=["clock_id", "percent"])
+                .returning(WorkOrderEscalation.id)).scalar_one_or_none()
+            if inserted is None:
+                continue  # another tick marked it first; it publishes, not us
+            order = clock.work_order
+            _event(order, "escalated", now, SYSTEM.id,
+                   f"{clock.name} {percent}% ({esc.level}), due {clock.due_at.isoformat()}")
+            alerts.append(_alert(session, order, kind="sla", level=esc.level, now=now,
+                                 clock=clock, percent=percent, crossed_at=esc.crossed_at))
+    session.flush()
+    if alerts:
+        log.info("escalation tick: %d new alert(s)", len(alerts))
+    return alerts
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def _clock_doc(clock: WorkOrderClock, policy: SlaPolicy, now: datetime) -> dict[str, Any]:
+    view = lc.ClockView(clock.name, clock.started_at, clock.due_at, clock.stopped_at)
+    end = clock.stopped_at or now
+    return {
+        "name": clock.name, "started_at": clock.started_at, "due_at": clock.due_at,
+        "stops_at": clock.stops_at, "stopped_at": clock.stopped_at,
+        "stopped_by": clock.stopped_by,
+        "percent_used": round(lc.fraction_used(view, end) * 100, 1),
+        "met": None if clock.stopped_at is None or clock.stopped_by == "linked"
+        else clock.stopped_at <= clock.due_at,
+        "escalations": [{"percent": e.percent, "level": e.level, "crossed_at": e.crossed_at,
+                         "alerted_at": e.alerted_at} for e in clock.escalations],
+    }
+
+
+def _summary(order: WorkOrder, account_no: str | None, area: str | None,
+             master_number: str | None) -> dict[str, Any]:
+    status, otype = Status(order.status), OrderType(order.type)
+    return {
+        "number": order.number, "type": order.type,
+        "type_label": dict(zip(("zh", "en"), lc.TYPE_LABELS[otype], strict=True)),
+        "subtype": order.subtype, "status": order.status,
+        "status_label": dict(zip(("zh", "en"), lc.STATUS_LABELS[status], strict=True)),
+        "department": order.department, "caller_number": order.caller_number,
+        "account_no": account_no, "area": area, "description": order.description,
+        "channel": order.channel, "call_id": order.call_id, "created_at": order.created_at,
+        "sla_due_at": order.sla_due_at, "resolved_at": order.resolved_at,
+        "master_number": master_number, "urge_count": order.urge_count,
+        "last_urged_at": order.last_urged_at, "satisfaction": order.satisfaction,
+    }
+
+
+def _rows(session: Session, where: Iterable[ColumnElement[bool]], *, order_by: Any,
+          limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    master = aliased(WorkOrder)
+    stmt = (select(WorkOrder, Account.account_no, Area.name, master.number)
+            .outerjoin(Account, Account.id == WorkOrder.account_id)
+            .outerjoin(Area, Area.id == WorkOrder.area_id)
+            .outerjoin(master, master.id == WorkOrder.master_id)
+            .where(*where).order_by(*order_by).offset(offset))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [_summary(wo, acct, area, mnum) for wo, acct, area, mnum in session.execute(stmt)]
+
+
+def get(session: Session, number: str, now: datetime, policy: SlaPolicy) -> dict[str, Any]:
+    """One order with its full history (every step with time, actor, note), clocks and links."""
+    now = _aware(now)
+    rows = _rows(session, [WorkOrder.number == _check_number(number)], order_by=[WorkOrder.id])
+    if not rows:
+        raise WorkOrderNotFound(f"no work order {number}")
+    doc = rows[0]
+    order = session.scalars(select(WorkOrder).where(WorkOrder.number == number)
+                            .options(selectinload(WorkOrder.events))).one()
+    clocks = session.scalars(select(WorkOrderClock).where(
+        WorkOrderClock.work_order_id == order.id).order_by(WorkOrderClock.id)
+        .options(selectinload(WorkOrderClock.escalations))).all()
+    status, otype = Status(order.status), OrderType(order.type)
+    doc.update({
+        "events": [{"step": e.step, "at": e.at, "actor": e.actor, "note": e.note}
+                   for e in order.events],
+        "clocks": [_clock_doc(c, policy, now) for c in clocks],
+        "children": list(session.scalars(select(WorkOrder.number).where(
+            WorkOrder.master_id == order.id).order_by(WorkOrder.id))),
+        "next_steps": {r.value: [s.value for s in lc.allowed_steps(otype, status, r)]
+                       for r in (Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT)}
+        if order.master_id is None or status not in lc.OPEN_STATUSES else
+        {r.value: [] for r in (Role.AGENT, Role.SUPERVISOR, Role.DEPARTMENT)},
+        "return_visit_required": lc.needs_return_visit(otype),
+    })
+    return json_ready(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    status: str | None = None
+    type: str | None = None
+    text: str | None = None          # in the number or the description
+    account: str | None = None
+    caller: str | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None  # exclusive
+    limit: int = 50
+    offset: int = 0
+
+
+def search(session: Session, q: SearchQuery) -> dict[str, Any]:
+    """Orders matching every given filter, newest first, a page at a time, with the total."""
+    if not 1 <= q.limit <= MAX_PAGE:
+        raise InvalidWorkOrder(f"limit must be 1..{MAX_PAGE}, got {q.limit}")
+    if q.offset < 0:
+        raise InvalidWorkOrder(f"offset must be >= 0, got {q.offset}")
+    where: list[ColumnElement[bool]] = []
+    if q.status:
+        where.append(WorkOrder.status == lc.parse_status(q.status).value)
+    if q.type:
+        where.append(WorkOrder.type == lc.parse_type(q.type).value)
+    text = _text(q.text, "text", 200)
+    if text:
+        where.append(or_(WorkOrder.number.contains(text, autoescape=True),
+                         func.lower(WorkOrder.description).contains(text.lower(),
+                                                                    autoescape=True)))
+    if q.account:
+        where.append(WorkOrder.account_id.in_(
+            select(Account.id).where(Account.account_no == q.account.strip())))
+    if q.caller:
+        numbers = {q.caller.strip(), normalize_phone(q.caller)} - {""}
+        where.append(WorkOrder.caller_number.in_(sorted(numbers)))
+    if q.date_from is not None:
+        where.append(WorkOrder.created_at >= _aware(q.date_from))
+    if q.date_to is not None:
+        where.append(WorkOrder.created_at < _aware(q.date_to))
+    if q.date_from is not None and q.date_to is not None and q.date_to <= q.date_from:
+        raise InvalidWorkOrder("the date range is empty (to <= from)")
+    total = session.scalar(select(func.count()).select_from(WorkOrder).where(*where)) or 0
+    items = _rows(session, where, order_by=[WorkOrder.created_at.desc(), WorkOrder.id.desc()],
+                  limit=q.limit, offset=q.offset)
+    return json_ready({"total": total, "limit": q.limit, "offset": q.offset, "items": items})
+
+
+def return_visit_list(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+    """Resolved orders waiting for their return visit (回访), longest waiting first; complaints
+    and repairs must have one, service applications and reports usually get one."""
+    if not 1 <= limit <= 1000:
+        raise InvalidWorkOrder(f"limit must be 1..1000, got {limit}")
+    types = [t.value for t in OrderType if lc.return_visit_expected(t)]
+    rows = _rows(session, [WorkOrder.status == Status.RESOLVED.value, WorkOrder.type.in_(types)],
+                 order_by=[WorkOrder.resolved_at, WorkOrder.id], limit=limit)
+    for r in rows:
+        r["return_visit_required"] = lc.needs_return_visit(OrderType(r["type"]))
+    return json_ready(rows)
+
+
+def at_risk(session: Session, now: datetime, policy: SlaPolicy) -> list[dict[str, Any]]:
+    """Orders with a running clock past the first threshold (80%), the most used first."""
+    now = _aware(now)
+    first = min(policy.thresholds)
+    clocks = session.scalars(
+        select(WorkOrderClock).where(WorkOrderClock.stopped_at.is_(None),
+                                     WorkOrderClock.started_at <= now)
+        .options(selectinload(WorkOrderClock.escalations))).all()
+    risky: dict[int, list[WorkOrderClock]] = {}
+    for c in clocks:
+        if lc.at_risk(lc.ClockView(c.name, c.started_at, c.due_at), [first], now):
+            risky.setdefault(c.work_order_id, []).append(c)
+    if not risky:
+        return []
+    rows = _rows(session, [WorkOrder.id.in_(sorted(risky))], order_by=[WorkOrder.id])
+    ids = dict(session.execute(select(WorkOrder.number, WorkOrder.id)
+                               .where(WorkOrder.id.in_(sorted(risky)))).all())
+    out = []
+    for r in rows:
+        r["clocks"] = [_clock_doc(c, policy, now) for c in risky[ids[r["number"]]]]
+        r["percent_used"] = max(c["percent_used"] for c in r["clocks"])
+        out.append(r)
+    out.sort(key=lambda r: (-r["percent_used"], r["number"]))
+    return json_ready(out)
+
+
+def open_children_of(session: Session, number: str) -> list[str]:
+    master = aliased(WorkOrder)
+    return list(session.scalars(
+        select(WorkOrder.number).join(master, and_(master.id == WorkOrder.master_id,
+                                                   master.number == number))
+        .where(WorkOrder.status.in_([s.value for s in lc.OPEN_STATUSES]))))
+
+
+# ---------------------------------------------------------------------- the unit-of-work facade
+
+
+class WorkOrderService:
+    """One session and commit per call; supervisor alerts are published after the commit
+    when an outbox (cti.mqtt.outbox.PublishAfterCommit) is given."""
+
+    def __init__(self, sessions: sessionmaker[Session], policy: SlaPolicy,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 outbox: Publisher | None = None) -> None:
+        self.sessions = sessions
+        self.policy = policy
+        self.clock = clock
+        self.outbox = outbox
+
+    def _publish(self, s: Session, alerts: Iterable[Mapping[str, Any]]) -> None:
+        if self.outbox is None:
+            return
+        for alert in alerts:
+            self.outbox.add(s, ALERTS_TOPIC, alert)
+
+    def create(self, new: NewOrder, actor: Actor, *, link_duplicates: bool = True,
+               now: datetime | None = None) -> dict[str, Any]:
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            order = create(s, new, actor, now, self.policy, link_duplicates=link_duplicates)
+            return get(s, order.number, now, self.policy)
+
+    def transition(self, number: str, to: str, actor: Actor, *, department: str | None = None,
+                   note: str | None = None, satisfied: bool | None = None,
+                   now: datetime | None = None) -> dict[str, Any]:
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            transition(s, number, to, actor, now, department=department, note=note,
+                       satisfied=satisfied)
+            return get(s, number, now, self.policy)
+
+    def urge(self, number: str, actor: Actor, note: str | None = None, *,
+             now: datetime | None = None) -> dict[str, Any]:
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            target, alert = urge(s, number, actor, now, self.policy, note)
+            self._publish(s, [alert] if alert else [])
+            doc = get(s, number, now, self.policy)
+            doc["urge_alerted"] = alert is not None
+            doc["urged_number"] = target.number
+            return doc
+
+    def link(self, number: str, master_number: str, actor: Actor, *,
+             now: datetime | None = None) -> dict[str, Any]:
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            link(s, number, master_number, actor, now)
+            return get(s, number, now, self.policy)
+
+    def get(self, number: str, *, now: datetime | None = None) -> dict[str, Any]:
+        with self.sessions.begin() as s:
+            return get(s, number, now or self.clock(), self.policy)
+
+    def search(self, q: SearchQuery) -> dict[str, Any]:
+        with self.sessions.begin() as s:
+            return search(s, q)
+
+    def return_visit_list(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.sessions.begin() as s:
+            return return_visit_list(s, limit)
+
+    def at_risk(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
+        with self.sessions.begin() as s:
+            return at_risk(s, now or self.clock(), self.policy)
+
+    def escalation_tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Persist new escalations and publish them after the commit; returns them."""
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            alerts = escalation_tick(s, now, self.policy)
+            self._publish(s, alerts)
+        return alerts
