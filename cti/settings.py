@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cti.workorders.config import WorkOrderSettings, workorder_settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,6 +105,7 @@ class Settings:
     acd: AcdSettings
     mqtt: MqttSettings
     web: WebSettings = WebSettings()
+    workorders: WorkOrderSettings = WorkOrderSettings()
 
     @property
     def asterisk_etc(self) -> Path:
@@ -167,6 +170,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                               port=int(mqtt.get("port", 1883))),
             web=WebSettings(**{k: type(getattr(WebSettings, k))(v) for k, v in web.items()
                                if k in WebSettings.__dataclass_fields__}),
+            workorders=workorder_settings(raw.get("workorders", {})),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc
