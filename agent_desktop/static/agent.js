@@ -65,6 +65,8 @@ function tick() {
     timer.dataset.running = "1";
   } else {
     timer.dataset.running = "0";
+    // the last call's length stays on screen through wrap-up; otherwise no call, no time
+    if (!a || a.state !== "wrap_up") timer.textContent = clock(0);
   }
   if (a && a.state === "wrap_up") {
     const left = Math.max(0, S.wrapUpS - since(a.since, now));
@@ -256,7 +258,7 @@ function prefill() {
   form.type.value = type;
   form.caller_number.value = pop.caller_number || "";
   form.account_number.value = acc ? acc.account_no : "";
-  form.department.value = repair ? "ops" : "marketing";
+  form.department.value = repair ? "repair" : "marketing";
   const where = acc ? `${acc.service_address || ""}（${t("pop.account_no")} ${acc.account_no}）` : "";
   form.description.value = `${repair ? t("wo.prefill_repair") : t("wo.prefill_general")}${where}`;
 }
@@ -269,7 +271,7 @@ $("btn-wo").addEventListener("click", () => {
 });
 $("wo-cancel").addEventListener("click", () => $("wo-form").classList.add("hidden"));
 $("wo-type").addEventListener("change", (ev) => {
-  $("wo-dept").value = ev.target.value === "fault_repair" ? "ops" : "marketing";
+  $("wo-dept").value = ["fault_repair", "outage_query"].includes(ev.target.value) ? "repair" : "marketing";
 });
 $("wo-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();

@@ -137,9 +137,9 @@ const zh = {
   "wostatus.resolved": "处理完成",
   "wostatus.return_visit": "回访",
   "wostatus.archived": "归档",
-  "dept.ops": "运检（抢修班组）",
+  "dept.repair": "运检（抢修班组）",
   "dept.marketing": "营销",
-  "dept.dispatch": "调控中心",
+  "dept.metering": "计量",
   "skill.general": "综合",
   "skill.repair": "故障报修",
   "skill.billing": "电费",
@@ -208,6 +208,13 @@ const zh = {
   "ivrnode.fault_confirm": "故障报修确认",
   "ivrnode.fault_account": "输入户号(报修)",
   "ivrnode.to_agent": "转人工",
+  "ivrnode.bill_after": "电费播报后",
+  "ivrnode.outage_after": "停电播报后",
+  "ivrnode.bill_lookup": "电费查询",
+  "ivrnode.outage_lookup": "停电查询",
+  "ivrnode.fault_create": "报修建单",
+  "ivrnode.to_agent_after_retries": "多次输入错误转人工",
+  "ivrnode.goodbye": "结束语",
 };
 
 const en = {
@@ -344,9 +351,9 @@ const en = {
   "wostatus.resolved": "Resolved",
   "wostatus.return_visit": "Return visit",
   "wostatus.archived": "Archived",
-  "dept.ops": "Operations & maintenance (repair crew)",
+  "dept.repair": "Operations & maintenance (repair crew)",
   "dept.marketing": "Marketing",
-  "dept.dispatch": "Dispatch / control",
+  "dept.metering": "Metering",
   "skill.general": "General",
   "skill.repair": "Fault repair",
   "skill.billing": "Billing",
@@ -415,6 +422,13 @@ const en = {
   "ivrnode.fault_confirm": "Fault report",
   "ivrnode.fault_account": "Account (fault)",
   "ivrnode.to_agent": "To an agent",
+  "ivrnode.bill_after": "After the bill",
+  "ivrnode.outage_after": "After the outage notice",
+  "ivrnode.bill_lookup": "Bill lookup",
+  "ivrnode.outage_lookup": "Outage lookup",
+  "ivrnode.fault_create": "Fault order created",
+  "ivrnode.to_agent_after_retries": "To an agent after retries",
+  "ivrnode.goodbye": "Goodbye",
 };
 
 const STRINGS = { "zh-CN": zh, en };

@@ -4,7 +4,9 @@ server refuses the supervisor console. Real headless chromium (Debian's) under P
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,8 @@ import pytest
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
 from cti.db.migrate import upgrade
-from cti.db.seed import seed_demo
+from cti.db.screen_pop import screen_pop
+from cti.db.seed import demo_accounts, seed_demo
 from cti.db.session import make_engine, make_session_factory
 from cti.settings import load_settings
 from tests.support.browser import VIEWPORT, browser, screenshot, serve
@@ -25,7 +28,7 @@ TIMEOUT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
     state = tmp_path_factory.mktemp("desktop-browser")
     path = write_test_settings(state / "hotline.toml", {"paths": {"state_dir": str(state)}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
@@ -36,10 +39,16 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sessions = make_session_factory(engine)
     with sessions.begin() as s:
         seed_demo(s, now=datetime.now(UTC), n_accounts=200)
+    yield settings, sessions
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def base_url(db: tuple[Any, Any]) -> Iterator[str]:
+    settings, sessions = db
     app = create_app(WebContext(settings=settings, sessions=sessions))
     with serve(app) as base:
         yield base
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +134,54 @@ def test_agent_is_refused_the_supervisor_console_by_the_server(page: Any,
     assert "无权访问" in denied.inner_text()
     assert page.get_by_test_id("wallboard").is_hidden()
 
+
+
+def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
+        page: Any, base_url: str, db: tuple[Any, Any]) -> None:
+    """The pop as the CTI builds it (cti.db.screen_pop on the seeded data), pushed over /ws.
+    Without a CTI here the browser's WebSocket is answered by Playwright's route; the work order
+    goes to the real API."""
+    from playwright.sync_api import expect
+
+    _settings, sessions = db
+    now = datetime.now(UTC)
+    with sessions() as s:
+        demo = {d["purpose"]: d for d in demo_accounts(s, now)}["outage_fault"]
+        pop = screen_pop(s, call_id="1790000000.7", caller_number=demo["phone"],
+                         account_no=demo["account_no"], now=now)
+    pop["ivr"] = {"language": "zh", "skill": "general", "path": [
+        {"node": "language", "input": "1"}, {"node": "main_menu", "input": "1"},
+        {"node": "bill_account", "input": demo["account_no"]},
+        {"node": "bill_after", "input": "0"}, {"node": "to_agent"}]}
+    pop.update(seat="seat03", skill="general", attempt=1)
+    ringing = {"agent_id": "A003", "seat": "seat03", "state": "reserved", "reason": None,
+               "since": now.isoformat(), "call_id": pop["call_id"]}
+
+    def push(ws: Any) -> None:
+        ws.send(json.dumps({"type": "agent_state", "data": ringing}))
+        ws.send(json.dumps({"type": "pop", "data": pop}))
+
+    page.route_web_socket(re.compile(r".*/ws$"), push)
+    _login(page, base_url, "A003", seat="seat03")
+    page.wait_for_url("**/agent.html")
+    expect(page.get_by_test_id("pop-caller")).to_have_text(demo["phone"])
+    acc = page.locator(f'[data-testid="pop-account"][data-account="{demo["account_no"]}"]')
+    expect(acc.get_by_test_id("pop-address")).not_to_be_empty()
+    expect(acc.get_by_test_id("pop-bill")).to_have_count(len(pop["accounts"][0]["bills"]))
+    expect(acc.get_by_test_id("pop-outage")).to_have_count(len(pop["accounts"][0]["outages"]))
+    expect(page.get_by_test_id("pop-ivr-input").filter(has_text=demo["account_no"])).to_be_visible()
+    screenshot(page, "contract-agent-desktop-pop")
+    page.get_by_test_id("wo-open").click()
+    expect(page.get_by_test_id("wo-caller")).to_have_value(demo["phone"])
+    expect(page.get_by_test_id("wo-account")).to_have_value(demo["account_no"])
+    page.get_by_test_id("wo-type").select_option("fault_repair")
+    page.get_by_test_id("wo-submit").click()
+    number = page.get_by_test_id("wo-created-number")
+    expect(number).to_have_text(re.compile(r"^\d{11}$"))
+    # the new order is listed with its SLA clock
+    row = page.locator(f'[data-testid="wo-row"][data-number="{number.inner_text()}"]')
+    expect(row.get_by_test_id("sla-clock")).to_have_text(re.compile(r"^(\d+:)?\d\d:\d\d$"))
+    # English on the same page, with the pop kept
+    page.get_by_test_id("lang-toggle").click()
+    expect(page.locator("#pop-h")).to_have_text("Screen-pop")
+    expect(page.get_by_test_id("pop-caller")).to_have_text(demo["phone"])
