@@ -25,7 +25,10 @@ from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
 from cti.ivr_services import DbIvrServices
 from cti.mqtt import MqttBus
+from cti.mqtt.outbox import PublishAfterCommit
 from cti.settings import Settings, load_settings
+from cti.workorders.service import WorkOrderService
+from cti.workorders.ticker import escalation_ticks
 from ivr.agi_session import IvrContext, make_ivr_handler
 from ivr.engine import Engine
 from ivr.fastagi import FastAgiServer
@@ -70,7 +73,7 @@ async def run(settings: Settings) -> None:
     ctx = IvrContext(
         engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
         prompts=prompts,
-        services=DbIvrServices(sessions),
+        services=DbIvrServices(sessions, policy=settings.workorders.policy()),
         clock=lambda: datetime.now(UTC),
     )
     server = FastAgiServer({"ivr": make_ivr_handler(ctx)}, settings.fastagi.host,
@@ -79,6 +82,9 @@ async def run(settings: Settings) -> None:
 
     # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
     bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}")
+    # work orders: SLA escalations go to hotline/supervisors/alerts after their commit
+    workorders = WorkOrderService(sessions, settings.workorders.policy(),
+                                  outbox=PublishAfterCommit(bus))
     store = DbAcdStore(sessions)
     acd_config = AcdConfig(wrap_up_s=settings.acd.wrap_up_s,
                            widen_after_s=WIDENING,
@@ -127,6 +133,9 @@ async def run(settings: Settings) -> None:
             tg.create_task(report(), name="status")
             tg.create_task(bus.run(), name="mqtt-bus")
             tg.create_task(ami.run(), name="ami")
+            tg.create_task(escalation_ticks(workorders.escalation_tick,
+                                            settings.workorders.tick_interval_s),
+                           name="workorder-escalation")
             tg.create_task(feed.consume(supervision.tap(ami.events())), name="ami-events")
             tg.create_task(service.run(), name="acd")
             tg.create_task(supervision.run(), name="supervision")
