@@ -78,8 +78,9 @@ function tick() {
 
 async function setState(state, reason) {
   try {
-    await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/state`,
-      reason ? { state, reason } : { state });
+    // the answer is the agent as the ACD now has it; the push confirms it too
+    onAgentState(await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/state`,
+      reason ? { state, reason } : { state }));
   } catch (e) {
     toast(errorText(e), "error");
   }

@@ -135,16 +135,23 @@ export function clock(seconds) {
   return hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/** Milliseconds of an ISO time; one without a zone is UTC (the server's times all are). */
+export function parseIso(iso) {
+  if (!iso) return NaN;
+  const s = String(iso);
+  return Date.parse(/([zZ]|[+-]\d\d:?\d\d)$/.test(s) || !s.includes("T") ? s : `${s}Z`);
+}
+
 export function since(iso, now = Date.now()) {
   if (!iso) return 0;
-  return (now - Date.parse(iso)) / 1000;
+  return (now - parseIso(iso)) / 1000;
 }
 
 const TZ = "Asia/Shanghai"; // the center's local time, whatever the browser's zone
 
 export function fmtTime(iso) {
   if (!iso) return t("common.none");
-  const d = new Date(iso);
+  const d = new Date(parseIso(iso));
   if (Number.isNaN(d.getTime())) return String(iso);
   return d.toLocaleString(getLang() === "en" ? "en-GB" : "zh-CN",
     { timeZone: TZ, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
@@ -163,7 +170,7 @@ export function yuan(x) {
 /** The SLA clock: time left to sla_due_at, or how long it is overdue. */
 export function slaClock(dueIso, now = Date.now()) {
   if (!dueIso) return { text: t("common.none"), overdue: false, left: null };
-  const left = (Date.parse(dueIso) - now) / 1000;
+  const left = (parseIso(dueIso) - now) / 1000;
   if (left < 0) return { text: `${t("wo.sla_overdue")} ${clock(-left)}`, overdue: true, left };
   return { text: clock(left), overdue: false, left };
 }

@@ -1,8 +1,8 @@
 // The supervisor console: live wallboard (big-screen mode ?big=1), agents with force state and
 // logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, recordings.
 import {
-  ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h, pct, post,
-  since, toast, toLogin,
+  ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h, parseIso, pct,
+  post, since, toast, toLogin,
 } from "./api.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
 import { CLOSED, dueOf, orderRow, tickSla } from "./workorders.js";
@@ -95,7 +95,7 @@ function renderOrders() {
   fill($("at-risk"), risk);
   // open orders with the nearest deadline first; those at risk are listed above already
   const open = S.openOrders.filter((o) => !riskNos.has(o.number) && !CLOSED.has(o.status))
-    .sort((a, b) => (Date.parse(dueOf(a) || "") || Infinity) - (Date.parse(dueOf(b) || "") || Infinity));
+    .sort((a, b) => (parseIso(dueOf(a)) || Infinity) - (parseIso(dueOf(b)) || Infinity));
   fill($("open-orders"), open.slice(0, 30));
   tickSla();
 }
