@@ -1,0 +1,567 @@
+"""The desktop web API (agent_desktop) over the ASGI transport, on a seeded SQLite database, with
+the real ACD service and call control in the same loop and fakes only at the ports (Asterisk's
+AMI, the PBX, the MQTT bus): login, sessions, rate limits, roles, agent states, calls and call
+control. No Asterisk needed."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from acd import engine as acd
+from acd.model import AcdConfig
+from agent_desktop.app import create_app
+from agent_desktop.context import WebContext
+from cti.acd_service import AcdService
+from cti.acd_store import DbAcdStore
+from cti.agent_commands import AgentCommands
+from cti.ami.translate import AgentAnswered, CallOffered, CallQueued, CallTracker
+from cti.call_control import CallControl, ask_acd
+from cti.db.calls import record_call_start
+from cti.db.migrate import upgrade
+from cti.db.models import AgentSession, Call
+from cti.db.models_recordings import AuditLog
+from cti.db.seed import seed_demo
+from cti.db.session import make_engine, make_session_factory
+from cti.settings import WebSettings, load_settings
+
+PASSWORD = "95598"  # demo staff (cti/db/seed.py)
+T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
+SEATS = {f"seat{i:02d}" for i in range(1, 51)}
+
+
+@pytest.fixture(scope="module")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One seeded database file; each test works on its own copy."""
+    path = tmp_path_factory.mktemp("web-db") / "seed.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine).begin() as s:
+        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
+    engine.dispose()  # checkpoints the WAL into the file
+    return path
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakePbx:
+    def __init__(self) -> None:
+        self.rung: list[tuple[str, str]] = []
+
+    async def ring_seat(self, channel: str, seat: str) -> None:
+        self.rung.append((channel, seat))
+
+    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
+        pass
+
+    async def overflow(self, channel: str, target: str) -> None:
+        pass
+
+    async def heartbeat(self) -> None:
+        pass
+
+    async def callback(self, *args: Any) -> None:
+        pass
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
+        self.sent.append((topic, dict(payload)))
+
+    def subscribe(self, *args: Any, **kw: Any) -> None:
+        pass
+
+
+class FakeAmi:
+    """Records actions; Getvar BRIDGEPEER names the agent's leg."""
+
+    def __init__(self) -> None:
+        self.actions: list[dict[str, str]] = []
+
+    async def action(self, action: dict[str, str], *, timeout: float | None = None,
+                     idempotent: bool) -> dict[str, str]:
+        self.actions.append(dict(action))
+        if action["Action"] == "Getvar":
+            return {"Response": "Success", "Value": "PJSIP/seat01-00000007"}
+        return {"Response": "Success"}
+
+
+@dataclass
+class Env:
+    client: httpx.AsyncClient
+    ctx: WebContext
+    service: AcdService
+    clock: Clock
+    pbx: FakePbx
+    ami: FakeAmi
+    bus: FakeBus
+    tracker: CallTracker
+    cookies: dict[str, httpx.Cookies] = field(default_factory=dict)
+
+    async def login(self, user: str, seat: str | None = None, *, password: str = PASSWORD,
+                    ip: str | None = None) -> httpx.Response:
+        body: dict[str, Any] = {"user_id": user, "password": password}
+        if seat is not None:
+            body["seat"] = seat
+        return await self.client.post("/api/auth/login", json=body,
+                                      headers={"x-test-ip": ip} if ip else None)
+
+    async def as_user(self, user: str, seat: str | None = None) -> httpx.AsyncClient:
+        """A client of its own, logged in as user."""
+        c = httpx.AsyncClient(transport=self.client._transport, base_url="http://desk")
+        r = await c.post("/api/auth/login",
+                         json={"user_id": user, "password": PASSWORD,
+                               **({"seat": seat} if seat else {})})
+        assert r.status_code == 200, r.text
+        return c
+
+    async def settle(self) -> None:
+        """Every input submitted so far has been handled by the ACD's writer."""
+        await ask_acd(self.service, acd.Tick(), "test")
+
+
+@pytest.fixture
+def db_url(seeded_db: Path, tmp_path: Path) -> Iterator[str]:
+    path = tmp_path / "web.db"
+    shutil.copy(seeded_db, path)
+    yield f"sqlite:///{path}"
+
+
+def _settings(tmp_path: Path, **web: Any) -> Any:
+    s = load_settings(env={})
+    return replace(s, state_dir=tmp_path, web=replace(WebSettings(), **web))
+
+
+@pytest.fixture
+async def env(db_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    pbx, bus, ami, tracker = FakePbx(), FakeBus(), FakeAmi(), CallTracker()
+    store = DbAcdStore(sessions)
+    service = AcdService.create(AcdConfig(wrap_up_s=15), pbx, bus, store)
+    commands = AgentCommands(service, bus, store, SEATS)
+    clock = Clock()
+    ctx = WebContext(settings=_settings(tmp_path), sessions=sessions, clock=clock, acd=service,
+                     pbx=ami, bus=bus, agent_commands=commands,
+                     calls=CallControl(ami, service, tracker))
+    app = create_app(ctx)
+
+    async def ip_from_header(scope: Any, receive: Any, send: Any) -> None:
+        # every test client would be 127.0.0.1; a header lets a test be another address
+        if scope["type"] == "http":
+            for k, v in scope.get("headers", []):
+                if k == b"x-test-ip":
+                    scope = {**scope, "client": (v.decode(), 1234)}
+        await app(scope, receive, send)
+
+    writer = asyncio.create_task(service.run(), name="acd")
+    transport = httpx.ASGITransport(app=ip_from_header)
+    async with httpx.AsyncClient(transport=transport, base_url="http://desk") as client:
+        yield Env(client, ctx, service, clock, pbx, ami, bus, tracker)
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    engine.dispose()
+
+
+# ------------------------------------------------------------------------------- login
+
+
+async def test_agent_login_sets_a_strict_httponly_cookie_and_logs_in_to_the_acd(env: Env) -> None:
+    r = await env.login("A001", "seat01")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert (doc["user_id"], doc["role"], doc["seat"]) == ("A001", "agent", "seat01")
+    assert doc["name"] and doc["expires_at"].startswith("2026-11-27T14:30")  # 12 h
+    cookie = r.headers["set-cookie"].lower()
+    assert "hotline_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    agent = env.service.engine.agents["A001"]
+    assert (agent.seat, str(agent.state), agent.reason) == ("seat01", "not_ready", "login")
+    await env.settle()
+    with env.ctx.sessions.begin() as s:
+        row = s.scalars(select(AgentSession).where(AgentSession.agent_id == "A001")).one()
+        assert (row.seat, row.state, row.reason, row.logout_at) == (
+            "seat01", "not_ready", "login", None)
+    me = await env.client.get("/api/auth/me")
+    assert me.status_code == 200 and me.json()["seat"] == "seat01"
+    # the same agent again at the same seat re-attaches; at another seat is refused
+    assert (await env.login("A001", "seat01")).status_code == 200
+    r = await env.login("A001", "seat02")
+    assert r.status_code == 409 and "seat01" in r.json()["detail"]
+
+
+async def test_bad_logins_are_refused_with_clear_errors(env: Env) -> None:
+    for user, password, seat, status in [
+        ("A001", "wrong", "seat01", 401),
+        ("NOBODY", PASSWORD, "seat01", 401),
+        ("A001", PASSWORD, None, 400),  # agents need a seat
+        ("A001", PASSWORD, "seat99", 400),
+        ("S01", PASSWORD, "seat01", 400),  # a supervisor's seat is their phone
+    ]:
+        r = await env.login(user, seat, password=password)
+        assert r.status_code == status, (user, seat, r.text)
+        assert isinstance(r.json()["detail"], str) and r.json()["detail"]
+    r = await env.client.post("/api/auth/login", json={"user_id": "A001"})
+    assert r.status_code == 422 and "password" in r.json()["detail"]
+    r = await env.client.post("/api/auth/login", content=b"{not json",
+                              headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert (await env.client.get("/api/auth/me")).status_code == 401
+    # another agent already sits at seat01
+    assert (await env.login("A002", "seat01")).status_code == 200
+    r = await env.login("A003", "seat01")
+    assert r.status_code == 409
+
+
+async def test_login_is_rate_limited_per_user_and_per_address(env: Env) -> None:
+    for _ in range(5):
+        assert (await env.login("A001", "seat01", password="guess")).status_code == 401
+    r = await env.login("A001", "seat01")  # even the right password, now
+    assert r.status_code == 429 and r.headers["retry-after"] == "300"
+    # another user from another address is not affected
+    assert (await env.login("A002", "seat02", ip="10.0.0.2")).status_code == 200
+    # after the window, the user may try again
+    env.clock.now += timedelta(seconds=301)
+    assert (await env.login("A001", "seat01")).status_code == 200
+    # one address guessing many user ids is stopped too (4x the per-user limit)
+    for i in range(20):
+        r = await env.login(f"A{10 + i:03d}", "seat10", password="guess", ip="10.9.9.9")
+        assert r.status_code == 401
+    assert (await env.login("A040", "seat40", ip="10.9.9.9")).status_code == 429
+    assert (await env.login("A040", "seat40", ip="10.9.9.8")).status_code == 200
+
+
+async def test_sessions_expire_when_idle_and_after_the_absolute_limit(env: Env) -> None:
+    assert (await env.login("S01")).status_code == 200
+    idle = env.ctx.settings.web.session_idle_s
+    env.clock.now += timedelta(seconds=idle - 60)
+    assert (await env.client.get("/api/auth/me")).status_code == 200  # touches the session
+    env.clock.now += timedelta(seconds=idle - 60)
+    assert (await env.client.get("/api/auth/me")).status_code == 200
+    env.clock.now += timedelta(seconds=idle + 1)
+    r = await env.client.get("/api/auth/me")
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+    # absolute: kept busy, the session still ends after session_absolute_s
+    assert (await env.login("S01")).status_code == 200
+    end = env.clock.now + timedelta(seconds=env.ctx.settings.web.session_absolute_s)
+    while env.clock.now + timedelta(seconds=idle // 2) < end:
+        env.clock.now += timedelta(seconds=idle // 2)
+        assert (await env.client.get("/api/auth/me")).status_code == 200
+    env.clock.now = end
+    assert (await env.client.get("/api/auth/me")).status_code == 401
+
+
+async def test_logout_ends_the_session_and_the_agents_acd_login(env: Env) -> None:
+    assert (await env.login("A001", "seat01")).status_code == 200
+    token = env.client.cookies.get("hotline_session")
+    r = await env.client.post("/api/auth/logout")
+    assert r.status_code == 204
+    await env.settle()
+    assert str(env.service.engine.agents["A001"].state) == "logged_out"
+    # the old token is dead even if a client kept it
+    r = await env.client.get("/api/auth/me", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+
+
+async def test_a_forged_or_garbage_token_is_refused(env: Env) -> None:
+    for token in ("x", "a" * 43, "%00" * 10, "a" * 500):
+        r = await env.client.get("/api/auth/me", headers={"authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+
+
+# ------------------------------------------------------------------------------- roles
+
+
+async def test_an_agent_sees_only_themself(env: Env) -> None:
+    assert (await env.login("A001", "seat01")).status_code == 200
+    r = await env.client.get("/api/agents")
+    assert r.status_code == 200 and [a["agent_id"] for a in r.json()] == ["A001"]
+    assert (await env.client.get("/api/agents/A001")).status_code == 200
+    for path in ("/api/agents/A002", "/api/agents/S01"):
+        r = await env.client.get(path)
+        assert r.status_code == 403, path
+    r = await env.client.post("/api/agents/A002/state", json={"state": "not_ready"})
+    assert r.status_code == 403
+    r = await env.client.post("/api/agents/A002/logout")
+    assert r.status_code == 403
+
+
+# supervisor-only areas; every route under them that the app has is checked (recordings and
+# supervision come from their own routers, registered in agent_desktop/app.py ROUTERS)
+SUPERVISOR_ONLY = ("/api/wallboard", "/api/recordings", "/api/supervision",
+                   "/api/workorders/at-risk")
+MUST_EXIST = ("/api/wallboard",)
+
+
+def _supervisor_routes(env: Env) -> list[tuple[str, str]]:
+    app = create_app(env.ctx)
+    out = []
+    for path, item in app.openapi()["paths"].items():
+        if path.startswith(SUPERVISOR_ONLY):
+            concrete = path
+            for name in ("{id}", "{session_id}", "{recording_id}"):
+                concrete = concrete.replace(name, "1")
+            out += [(m.upper(), concrete) for m in item]
+    return out
+
+
+async def test_supervisor_endpoints_and_recordings_are_refused_to_agents(env: Env) -> None:
+    routes = _supervisor_routes(env)
+    assert {p for _, p in routes} >= set(MUST_EXIST)
+    for method, path in routes:
+        assert (await env.client.request(method, path)).status_code == 401, path
+    assert (await env.login("A001", "seat01")).status_code == 200
+    for method, path in routes:
+        r = await env.client.request(method, path, json={})
+        assert r.status_code == 403, (method, path, r.status_code, r.text)
+    for user in ("S01", "admin"):
+        c = await env.as_user(user)
+        try:
+            r = await c.get("/api/wallboard")
+            assert r.status_code == 200, r.text
+        finally:
+            await c.aclose()
+
+
+async def test_agent_states_and_a_supervisor_forcing_one_is_audited(env: Env) -> None:
+    assert (await env.login("A001", "seat01")).status_code == 200
+    r = await env.client.post("/api/agents/A001/state", json={"state": "ready"})
+    assert r.status_code == 200 and r.json()["state"] == "ready"
+    r = await env.client.post("/api/agents/A001/state",
+                              json={"state": "not_ready", "reason": "lunch"})
+    assert (r.json()["state"], r.json()["reason"]) == ("not_ready", "lunch")
+    r = await env.client.post("/api/agents/A001/state", json={"state": "wrap_up"})
+    assert r.status_code == 409
+    r = await env.client.post("/api/agents/A001/state", json={"state": "asleep"})
+    assert r.status_code == 422
+    sup = await env.as_user("S02")
+    try:
+        r = await sup.post("/api/agents/A001/state", json={"state": "ready"})
+        assert r.status_code == 200 and r.json()["state"] == "ready"
+        r = await sup.post("/api/agents/A009/state", json={"state": "ready"})  # not logged in
+        assert r.status_code == 409
+        r = await sup.get("/api/agents")
+        assert len(r.json()) == 56
+        r = await sup.post("/api/agents/A001/logout")
+        assert r.status_code == 200 and r.json()["state"] == "logged_out"
+    finally:
+        await sup.aclose()
+    # the agent's own web session ended with the forced logout
+    assert (await env.client.get("/api/auth/me")).status_code == 401
+    await env.settle()
+    with env.ctx.sessions.begin() as s:
+        rows = s.execute(select(AuditLog.actor, AuditLog.action, AuditLog.target,
+                                AuditLog.allowed).order_by(AuditLog.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("S02", "agent.force_state", "A001", True),
+        ("S02", "agent.force_state", "A009", False),
+        ("S02", "agent.logout", "A001", True),
+    ]
+
+
+# ------------------------------------------------------------------------------- calls
+
+
+async def _a_connected_call(env: Env, call_id: str = "1764210600.1") -> None:
+    """A caller waiting for general, A001 ready at seat01: rings, answers."""
+    with env.ctx.sessions.begin() as s:
+        record_call_start(s, call_id=call_id, uniqueid=call_id, caller_number="13800000001",
+                          dnis="95598", now=T0)
+    assert (await env.login("A001", "seat01")).status_code == 200
+    r = await env.client.post("/api/agents/A001/state", json={"state": "ready"})
+    assert r.status_code == 200
+    env.tracker.apply(CallQueued(call_id=call_id, channel="PJSIP/carrier-00000001",
+                                 caller="13800000001", skill="general", priority=0,
+                                 account=None, channel_id=call_id))
+    env.service.call_waiting(call_id, "PJSIP/carrier-00000001", "13800000001", "general", 0,
+                             None)
+    await env.settle()
+    assert env.pbx.rung == [("PJSIP/carrier-00000001", "seat01")]
+    assert any(t == "hotline/agents/A001/pop" for t, _ in env.bus.sent)
+    env.tracker.apply(CallOffered(call_id, "seat01"))
+    env.tracker.apply(AgentAnswered(call_id, "seat01", "PJSIP/seat01-00000007"))
+    env.service.submit(acd.AgentAnswered(agent_id="A001", call_id=call_id))
+    await env.settle()
+
+
+async def test_calls_and_the_pop_are_for_the_agent_on_the_call_or_a_supervisor(env: Env) -> None:
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    r = await env.client.get("/api/calls", params={"live": "true"})
+    assert r.status_code == 200
+    assert [(c["call_id"], c["live_state"], c["agent_id"]) for c in r.json()] == [
+        (cid, "connected", "A001")]
+    r = await env.client.get(f"/api/calls/{cid}")
+    assert r.status_code == 200 and r.json()["caller_number"] == "13800000001"
+    r = await env.client.get(f"/api/calls/{cid}/pop")
+    assert r.status_code == 200
+    assert (r.json()["call_id"], r.json()["caller_number"]) == (cid, "13800000001")
+    assert (await env.client.get("/api/calls/nope.1")).status_code == 404
+    other = await env.as_user("A002", "seat02")
+    sup = await env.as_user("S01")
+    try:
+        assert (await other.get(f"/api/calls/{cid}")).status_code == 403
+        assert (await other.get(f"/api/calls/{cid}/pop")).status_code == 403
+        assert (await other.post(f"/api/calls/{cid}/hangup")).status_code == 403
+        assert (await other.get("/api/calls", params={"live": "true"})).json() == []
+        assert (await sup.get(f"/api/calls/{cid}/pop")).status_code == 200
+        r = await sup.get("/api/calls", params={"from": "2026-11-27T00:00:00+00:00"})
+        assert [c["call_id"] for c in r.json()] == [cid]
+        r = await sup.get("/api/calls", params={"from": "2026-11-27T00:00:00"})
+        assert r.status_code == 400 and "time zone" in r.json()["detail"]
+    finally:
+        await other.aclose()
+        await sup.aclose()
+
+
+async def test_hold_and_resume_over_ami(env: Env) -> None:
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    r = await env.client.post(f"/api/calls/{cid}/hold", json={"on": True})
+    assert r.status_code == 200 and r.json()["held"] is True
+    redirect = [a for a in env.ami.actions if a["Action"] == "Redirect"]
+    assert redirect == [{
+        "Action": "Redirect", "Channel": "PJSIP/carrier-00000001", "Context": "hotline-hold",
+        "Exten": "caller", "Priority": "1", "ExtraChannel": "PJSIP/seat01-00000007",
+        "ExtraContext": "hotline-hold", "ExtraExten": "agent", "ExtraPriority": "1"}]
+    assert (await env.client.get(f"/api/calls/{cid}")).json()["held"] is True
+    r = await env.client.post(f"/api/calls/{cid}/hold", json={"on": False})
+    assert r.status_code == 200 and r.json()["held"] is False
+    assert env.ami.actions[-1] == {"Action": "Bridge", "Channel1": "PJSIP/carrier-00000001",
+                                   "Channel2": "PJSIP/seat01-00000007", "Tone": "no"}
+
+
+async def test_transfer_to_a_skill_requeues_the_caller_in_our_acd(env: Env) -> None:
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    r = await env.client.post(f"/api/calls/{cid}/transfer", json={"skill": "repair"})
+    assert r.status_code == 200, r.text
+    assert env.ami.actions[-2:] == [
+        {"Action": "Setvar", "Channel": "PJSIP/carrier-00000001", "Variable": "HOTLINE_SKILL",
+         "Value": "repair"},
+        {"Action": "Redirect", "Channel": "PJSIP/carrier-00000001", "Context": "hotline-wait",
+         "Exten": "s", "Priority": "1"}]
+    call = env.service.engine.calls[cid]
+    assert (str(call.state), call.skill) == ("waiting", "repair")
+    assert str(env.service.engine.agents["A001"].state) == "wrap_up"
+    # the tracker now counts the next offer and answer of this caller
+    assert env.tracker.apply(CallOffered(cid, "seat05")) == [CallOffered(cid, "seat05")]
+    # no longer the agent's call to control
+    r = await env.client.post(f"/api/calls/{cid}/hangup")
+    assert r.status_code == 403
+
+
+async def test_transfer_to_an_agent_rings_that_seat(env: Env) -> None:
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    r = await env.client.post(f"/api/calls/{cid}/transfer", json={"agent_id": "A002"})
+    assert r.status_code == 409 and "not ready" in r.json()["detail"]
+    other = await env.as_user("A002", "seat02")
+    try:
+        assert (await other.post("/api/agents/A002/state", json={"state": "ready"})
+                ).status_code == 200
+    finally:
+        await other.aclose()
+    r = await env.client.post(f"/api/calls/{cid}/transfer", json={"agent_id": "A002"})
+    assert r.status_code == 200, r.text
+    await env.settle()
+    assert env.pbx.rung[-1] == ("PJSIP/carrier-00000001", "seat02")
+    assert env.service.engine.calls[cid].offered_to == "A002"
+    r = await env.client.post(f"/api/calls/{cid}/transfer",
+                              json={"skill": "repair", "agent_id": "A002"})
+    assert r.status_code == 422
+
+
+async def test_a_supervisor_hangs_up_a_call_and_it_is_audited(env: Env) -> None:
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    sup = await env.as_user("S03")
+    try:
+        r = await sup.post(f"/api/calls/{cid}/hangup")
+        assert r.status_code == 200
+    finally:
+        await sup.aclose()
+    assert env.ami.actions[-1] == {"Action": "Hangup", "Channel": "PJSIP/carrier-00000001",
+                                   "Cause": "16"}
+    with env.ctx.sessions.begin() as s:
+        row = s.execute(select(AuditLog.actor, AuditLog.action, AuditLog.target,
+                               AuditLog.allowed)).one()
+    assert tuple(row) == ("S03", "call.hangup", cid, True)
+
+
+async def test_call_control_without_a_pbx_is_a_clear_409(env: Env) -> None:
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    env.ctx.calls = None
+    r = await env.client.post(f"/api/calls/{cid}/hold", json={"on": True})
+    assert r.status_code == 409 and "not running" in r.json()["detail"]
+
+
+# ------------------------------------------------------------------------ figures
+
+
+async def test_wallboard_today_service_level_answer_rate_and_abandoned(env: Env) -> None:
+    day = T0.replace(hour=1)  # 09:xx in Beijing: today
+    rows = [  # (queued +s answered, outcome)
+        (5, None), (15, None), (19, None), (25, None),  # answered: 3 within 20 s, 1 after
+        (None, "abandoned"),  # abandoned after 30 s
+        (None, "abandoned-early"),  # abandoned within 10 s: not counted against the SL
+    ]
+    with env.ctx.sessions.begin() as s:
+        for i, (answered_after, outcome) in enumerate(rows):
+            q = day + timedelta(minutes=i)
+            early = outcome == "abandoned-early"
+            s.add(Call(call_id=f"d{i}", uniqueid=f"d{i}", caller_number="1380000000",
+                       dnis="95598", started_at=q - timedelta(seconds=30), queued_at=q,
+                       answered_at=q + timedelta(seconds=answered_after)
+                       if answered_after is not None else None,
+                       ended_at=q + timedelta(seconds=10 if early else 30 if outcome else 200),
+                       outcome="abandoned" if outcome else "transfer", ivr_path=[]))
+        # yesterday's call does not count
+        s.add(Call(call_id="y1", uniqueid="y1", caller_number="1", dnis="95598",
+                   started_at=day - timedelta(days=1), queued_at=day - timedelta(days=1),
+                   answered_at=None, ended_at=None, outcome="abandoned", ivr_path=[]))
+    assert (await env.login("S01")).status_code == 200
+    r = await env.client.get("/api/wallboard")
+    assert r.status_code == 200, r.text
+    today = r.json()["today"]
+    assert today == {"day": "2026-11-27", "offered": 6, "answered": 4, "abandoned": 2,
+                     "answered_in_20s": 3, "service_level": 0.6, "answer_rate": 0.6667}
+    assert {a["agent_id"] for a in r.json()["agents"]} >= {"A001", "A050"}
+    r = await env.client.get("/api/queues")
+    assert r.status_code == 200 and isinstance(r.json(), list)
+
+
+async def test_queues_show_the_live_acd(env: Env) -> None:
+    await _a_connected_call(env)
+    r = await env.client.get("/api/queues")
+    general = next(q for q in r.json() if q["skill"] == "general")
+    assert general["agents_by_state"]["on_call"] == 1 and general["answered"] == 1
+    assert general["service_level_20s"] == 1.0
+
+
+async def test_errors_are_json_with_a_detail(env: Env) -> None:
+    r = await env.client.get("/api/nothing-here")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    r = await env.client.get("/api/openapi.json")
+    assert r.status_code == 200 and "/api/auth/login" in r.json()["paths"]
+    r = await env.client.get("/api/health")
+    assert r.json() == {"ok": True, "acd": True, "pbx": True}
