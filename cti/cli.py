@@ -294,25 +294,14 @@ def calls_list(as_json: bool, limit: int) -> None:
                    f"{r.get('language') or '-':3} {r['call_id']}")
 
 
-@main.group()
-def workorders() -> None:
-    """Work orders (工单)."""
+def _register_workorders() -> None:
+    # list, show, advance, urge, return-visits, at-risk: cti/workorders/cli.py
+    from cti.workorders.cli import workorders
+
+    main.add_command(workorders)
 
 
-@workorders.command("list")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=50, show_default=True)
-def workorders_list(as_json: bool, limit: int) -> None:
-    from cti.db.listing import list_workorders
-
-    with _sessions(_settings()).begin() as s:
-        rows = list_workorders(s, limit)
-    if as_json:
-        _echo_json(rows)
-        return
-    for r in rows:
-        click.echo(f"{r['number']}  {r['type']:13} {r['status']:10} {r.get('caller_number') or '-'}"
-                   f"  {r.get('account_no') or '-'}  SLA {r.get('sla_due_at') or '-'}")
+_register_workorders()
 
 
 def _register_bench() -> None:

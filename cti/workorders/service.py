@@ -498,6 +498,7 @@ class SearchQuery:
     date_to: datetime | None = None  # exclusive
     limit: int = 50
     offset: int = 0
+    with_events: bool = False        # each item with its history (the CLI listing)
 
 
 def search(session: Session, q: SearchQuery) -> dict[str, Any]:
@@ -531,6 +532,18 @@ def search(session: Session, q: SearchQuery) -> dict[str, Any]:
     total = session.scalar(select(func.count()).select_from(WorkOrder).where(*where)) or 0
     items = _rows(session, where, order_by=[WorkOrder.created_at.desc(), WorkOrder.id.desc()],
                   limit=q.limit, offset=q.offset)
+    if q.with_events and items:
+        history: dict[str, list[dict[str, Any]]] = {}
+        for number, step, at, actor, note in session.execute(
+                select(WorkOrder.number, WorkOrderEvent.step, WorkOrderEvent.at,
+                       WorkOrderEvent.actor, WorkOrderEvent.note)
+                .join(WorkOrder, WorkOrder.id == WorkOrderEvent.work_order_id)
+                .where(WorkOrder.number.in_([i["number"] for i in items]))
+                .order_by(WorkOrderEvent.id)):
+            history.setdefault(number, []).append(
+                {"step": step, "at": at, "actor": actor, "note": note})
+        for item in items:
+            item["events"] = history.get(item["number"], [])
     return json_ready({"total": total, "limit": q.limit, "offset": q.offset, "items": items})
 
 
