@@ -162,33 +162,39 @@ class SupervisionService:
 
     async def set_mode(self, actor: Actor, session_id: str, mode: object) -> dict[str, Any]:
         async with self._lock:
-            s = self._controlled(actor, session_id)
+            s = await self._controlled(actor, session_id, "mode")
             try:
                 m = sp.parse_mode(mode)
             except ValueError:
                 raise SupervisionError("bad_mode", session_id) from None
-            await self._event(sp.ModeRequested(session_id, m))
-            return session_view(self.live.get(session_id, s))
+            return session_view(await self._event(sp.ModeRequested(session_id, m)) or s)
 
     async def stop(self, actor: Actor, session_id: str) -> dict[str, Any]:
         async with self._lock:
-            s = self._controlled(actor, session_id)
-            await self._event(sp.StopRequested(session_id))
-            return session_view(self.live.get(session_id, s))
+            s = await self._controlled(actor, session_id, "stop")
+            return session_view(await self._event(sp.StopRequested(session_id)) or s)
 
     def get(self, session_id: str) -> SpySession | None:
         return self.live.get(session_id)
 
-    def _controlled(self, actor: Actor, session_id: str) -> SpySession:
+    async def _controlled(self, actor: Actor, session_id: str, action: str) -> SpySession:
         s = self.live.get(session_id)
         if s is None:
-            if actor.role not in sp.SUPERVISE_ROLES:
-                raise SupervisionError("forbidden", session_id)
-            raise SupervisionError("no_such_session", session_id)
-        why = sp.may_control(actor, s)
-        if why is not None:
-            raise SupervisionError(why, session_id)
-        return s
+            why: str | None = ("forbidden" if actor.role not in sp.SUPERVISE_ROLES
+                               else "no_such_session")
+        else:
+            why = sp.may_control(actor, s)
+        if why is None and s is not None:
+            return s
+        assert why is not None
+        if why == "forbidden":  # someone else's session, or an agent: on record
+            log.warning("supervision refused (%s): %s (%s) tried to %s session %r", why,
+                        actor.user_id, actor.role, action, session_id)
+            now = self.clock()
+            await self._db(lambda db: audit.record_control_refusal(
+                db, session_id=str(session_id), actor=actor.user_id, role=actor.role,
+                action=action, reason=why, at=_utc(now)))
+        raise SupervisionError(why, session_id)
 
     async def _refused(self, actor: Actor, sid: str, call_id: object, agent_id: str | None,
                        mode: object, reason: str, via: str, now: float) -> None:
@@ -286,11 +292,12 @@ class SupervisionService:
         await self._event(ev)
 
     async def _event(self, ev: sp.Event, end_reason: str | None = None, *,
-                     session_id: str | None = None) -> None:
+                     session_id: str | None = None) -> SpySession | None:
+        """Apply one event to its session; the session after it (None if unknown)."""
         sid = session_id or ev.session_id  # type: ignore[union-attr]
         s = self.live.get(sid)
         if s is None:
-            return
+            return None
         try:
             nxt, effects = sp.step(s, ev, self.clock())
         except sp.Rejected as exc:
@@ -302,6 +309,7 @@ class SupervisionService:
         await self._run(nxt, effects)
         if nxt.state == SessionState.ENDED:
             self.live.pop(sid, None)
+        return nxt
 
     # -------------------------------------------------------------------------- effects
 

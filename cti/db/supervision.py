@@ -50,6 +50,14 @@ def record_refusal(s: Session, *, session_id: str, supervisor_id: str, role: str
     return row
 
 
+def record_control_refusal(s: Session, *, session_id: str, actor: str, role: str,
+                           action: str, reason: str, at: datetime) -> None:
+    """A refused change or stop of a session (someone else's, or by an agent)."""
+    _audit(s, at, actor, role, "supervision.refused", _clip(session_id, 128), False,
+           {"session_id": _clip(session_id, 64), "action": action, "reason": reason})
+    s.flush()
+
+
 def record_start(s: Session, *, session_id: str, supervisor_id: str, role: str, endpoint: str,
                  call_id: str, agent_id: str, seat: str, mode: str, via: str,
                  at: datetime) -> SupervisionSession:

@@ -1,0 +1,192 @@
+"""The supervision web API (agent_desktop/api/supervision.py) over the ASGI transport, on a
+seeded SQLite database, with the real SupervisionService and fakes only at the ports (AMI, the
+MQTT bus, the ACD's live calls): who may start, the statuses, and that refusals are audited."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from agent_desktop.app import create_app
+from agent_desktop.auth import start_session
+from agent_desktop.context import WebContext
+from cti.db.migrate import upgrade
+from cti.db.models_recordings import AuditLog
+from cti.db.models_supervision import SupervisionSession
+from cti.db.seed import seed_demo
+from cti.db.session import make_engine, make_session_factory
+from cti.settings import WebSettings, load_settings
+from recorder.supervision import SupervisionService
+from recorder.supervision_policy import LiveCall
+
+T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
+CALL = LiveCall("1751333405.42", "connected", "A001", "seat07")
+
+
+class FakeAmi:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
+                     idempotent: bool, as_list: bool | None = None) -> Any:
+        self.sent.append(dict(action))
+        return {"Response": "Success"}
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
+        self.sent.append((topic, dict(payload)))
+
+
+class Calls:
+    def live_call(self, call_id: str) -> LiveCall | None:
+        return CALL if call_id == CALL.call_id else None
+
+
+@dataclass
+class Env:
+    client: httpx.AsyncClient
+    ctx: WebContext
+    ami: FakeAmi
+    service: SupervisionService | None
+
+    def as_user(self, user_id: str, role: str, seat: str | None = None) -> dict[str, str]:
+        with self.ctx.sessions.begin() as s:
+            token, _ = start_session(s, self.ctx, user_id=user_id, role=role, seat=seat,
+                                     lang="zh", now=T0)
+        return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spy-web") / "seed.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine).begin() as s:
+        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
+    engine.dispose()
+    return path
+
+
+async def _env(seeded: Path, tmp_path: Path, running: bool) -> AsyncIterator[Env]:
+    db = tmp_path / "web.db"
+    shutil.copyfile(seeded, db)
+    engine = make_engine(f"sqlite:///{db}")
+    sessions = make_session_factory(engine)
+    ami = FakeAmi()
+    service = SupervisionService(ami, FakeBus(), sessions, Calls(),
+                                 {f"sup{i:02d}" for i in range(1, 6)}) if running else None
+    settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
+    ctx = WebContext(settings=settings, sessions=sessions, clock=lambda: T0,
+                     supervision=service)
+    transport = httpx.ASGITransport(app=create_app(ctx))
+    async with httpx.AsyncClient(transport=transport, base_url="http://desk") as client:
+        yield Env(client, ctx, ami, service)
+    engine.dispose()
+
+
+@pytest.fixture
+async def env(seeded: Path, tmp_path: Path) -> AsyncIterator[Env]:
+    async for e in _env(seeded, tmp_path, running=True):
+        yield e
+
+
+@pytest.fixture
+async def offline(seeded: Path, tmp_path: Path) -> AsyncIterator[Env]:
+    async for e in _env(seeded, tmp_path, running=False):
+        yield e
+
+
+async def test_supervisor_listens_switches_and_stops(env: Env) -> None:
+    h = env.as_user("S02", "supervisor")
+    r = await env.client.post("/api/supervision", json={"call_id": CALL.call_id,
+                                                        "mode": "listen"}, headers=h)
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    sid = doc["session_id"]
+    assert (doc["endpoint"], doc["agent_id"], doc["seat"], doc["state"]) == (
+        "sup02", "A001", "seat07", "dialing")
+    assert env.ami.sent[0]["Action"] == "Originate"
+    assert env.ami.sent[0]["Channel"] == "PJSIP/sup02"
+    # before the phone answers there is nothing to switch
+    r = await env.client.post(f"/api/supervision/{sid}/mode", json={"mode": "barge"},
+                              headers=h)
+    assert r.status_code == 409 and "answered" in r.json()["detail"]
+    assert env.service is not None
+    env.service.on_ami_event({"Event": "ChanSpyStart", "SpyerUniqueid": f"hotline-spy-{sid}"})
+    async with env.service._lock:
+        await env.service._ami_event(env.service.inbox.get_nowait())
+    r = await env.client.post(f"/api/supervision/{sid}/mode", json={"mode": "whisper"},
+                              headers=h)
+    assert r.status_code == 200 and r.json()["mode"] == "whisper"
+    assert [a["Action"] for a in env.ami.sent[-3:]] == ["Setvar", "Setvar", "Redirect"]
+    r = await env.client.get("/api/supervision", headers=h)
+    assert [s["session_id"] for s in r.json()] == [sid]
+    # another supervisor may not stop it; the attempt is on record
+    other = env.as_user("S03", "supervisor")
+    r = await env.client.delete(f"/api/supervision/{sid}", headers=other)
+    assert r.status_code == 403
+    r = await env.client.delete(f"/api/supervision/{sid}", headers=h)
+    assert r.status_code == 200 and r.json()["state"] == "ended"
+    assert env.ami.sent[-1]["Action"] == "Hangup"
+    r = await env.client.delete(f"/api/supervision/{sid}", headers=h)
+    assert r.status_code == 404
+    with env.ctx.sessions() as s:
+        refusals = s.scalars(select(AuditLog).where(AuditLog.action == "supervision.refused")
+                             ).all()
+    assert [(a.actor, a.detail["action"]) for a in refusals] == [("S03", "stop")]
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"call_id": "9.9", "mode": "listen"}, 404),
+    ({"call_id": CALL.call_id, "mode": "shout"}, 422),
+    ({"call_id": "bad id;", "mode": "listen"}, 422),
+])
+async def test_bad_requests(env: Env, body: dict[str, str], status: int) -> None:
+    r = await env.client.post("/api/supervision", json=body,
+                              headers=env.as_user("S01", "supervisor"))
+    assert r.status_code == status and r.json()["detail"], r.text
+    assert not env.ami.sent
+
+
+async def test_agent_refused_and_audited(env: Env) -> None:
+    r = await env.client.post("/api/supervision", json={"call_id": CALL.call_id,
+                                                        "mode": "barge"},
+                              headers=env.as_user("A002", "agent", seat="seat02"))
+    assert r.status_code == 403 and "supervisors" in r.json()["detail"]
+    assert not env.ami.sent
+    with env.ctx.sessions() as s:
+        row = s.scalars(select(SupervisionSession)).one()
+    assert (row.supervisor_id, row.outcome, row.refusal, row.mode, row.via) == (
+        "A002", "refused", "forbidden", "barge", "web")
+
+
+async def test_logged_out_is_401(env: Env) -> None:
+    r = await env.client.post("/api/supervision", json={"call_id": CALL.call_id,
+                                                        "mode": "listen"})
+    assert r.status_code == 401
+
+
+async def test_without_cti_agent_still_refused_and_audited(offline: Env) -> None:
+    r = await offline.client.post("/api/supervision", json={"call_id": CALL.call_id,
+                                                            "mode": "listen"},
+                                  headers=offline.as_user("A002", "agent", seat="seat02"))
+    assert r.status_code == 403
+    r = await offline.client.post("/api/supervision", json={"call_id": CALL.call_id,
+                                                            "mode": "listen"},
+                                  headers=offline.as_user("S01", "supervisor"))
+    assert r.status_code == 409 and "not running" in r.json()["detail"]
+    with offline.ctx.sessions() as s:
+        assert s.scalars(select(SupervisionSession.refusal)).all() == ["forbidden"]
