@@ -26,6 +26,7 @@ ROUTERS: tuple[str, ...] = (
     "agent_desktop.api.agents",
     "agent_desktop.api.queues",
     "agent_desktop.api.calls",
+    "agent_desktop.api.workorders",
     "agent_desktop.api.supervision",
     "agent_desktop.push",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -121,12 +121,12 @@ def _when(value: datetime | None, ctx: WebContext) -> datetime | None:
 @router.get("", responses=ERRORS)
 def search(request: Request,
            status: str | None = None, type: str | None = None,  # noqa: A002 - the API's name
-           q: str | None = Query(default=None, max_length=200),
+           q: Annotated[str | None, Query(max_length=200)] = None,
            account: str | None = None, caller: str | None = None,
-           date_from: datetime | None = Query(default=None, alias="from"),
-           date_to: datetime | None = Query(default=None, alias="to"),
-           limit: int = Query(default=50, ge=1, le=MAX_PAGE),
-           offset: int = Query(default=0, ge=0),
+           date_from: Annotated[datetime | None, Query(alias="from")] = None,
+           date_to: Annotated[datetime | None, Query(alias="to")] = None,
+           limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+           offset: Annotated[int, Query(ge=0)] = 0,
            user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """Orders matching every filter, newest first: {total, limit, offset, items}."""
     ctx = ctx_of(request)
@@ -152,7 +152,7 @@ def create(body: CreateIn, request: Request,
 
 
 @router.get("/return-visits", responses=ERRORS)
-def return_visits(request: Request, limit: int = Query(default=100, ge=1, le=1000),
+def return_visits(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                   user: User = Depends(current_user)) -> list[dict[str, Any]]:  # noqa: B008
     """Resolved orders waiting for their return visit (回访), longest waiting first."""
     ctx = ctx_of(request)
