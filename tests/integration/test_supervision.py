@@ -84,7 +84,9 @@ class Phones:
 
 
 @pytest.fixture(scope="module")
-def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phones]:
+def phones(cti: CtiProcess, mqtt: MqttWatcher, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Phones]:
+    _cti_listening(mqtt)
     wd = tmp_path_factory.mktemp("spy-phones")
     secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
@@ -101,6 +103,14 @@ def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             u.stop()
         agent_rtp.close()
         sup_rtp.close()
+
+
+def _cti_listening(mqtt: MqttWatcher) -> None:
+    """Commands go over MQTT: wait for this CTI's "online" (after the last one's "offline")."""
+    msgs = mqtt.messages()
+    last_off = max((i for i, m in enumerate(msgs) if m.topic == "hotline/cti/status"
+                    and m.payload in (b"offline", "offline")), default=-1)
+    mqtt.cti_online(since=last_off + 1)
 
 
 class CallerPhone:
