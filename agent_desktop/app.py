@@ -90,6 +90,11 @@ def create_app(ctx: WebContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.ctx = ctx
+    from agent_desktop.push import PushHub
+
+    app.state.push = PushHub()
+    if ctx.bus is not None:
+        app.state.push.attach(ctx.bus)
     _install_error_handlers(app)
 
     @app.get("/api/health", tags=["meta"])

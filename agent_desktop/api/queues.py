@@ -94,6 +94,20 @@ def at_risk_orders(ctx: WebContext) -> list[dict[str, Any]]:
     return list(finder())
 
 
+def wallboard_doc(ctx: WebContext) -> dict[str, Any]:
+    """The wallboard as pushed over /ws (type "wallboard"); same shape as GET /api/wallboard."""
+    return build_wallboard(ctx).model_dump(mode="json")
+
+
+def build_wallboard(ctx: WebContext) -> Wallboard:
+    now = ctx.clock()
+    with ctx.sessions.begin() as s:
+        today = today_figures(s, now, ZoneInfo(ctx.settings.ivr.timezone))
+    agents = [a for a in agent_rows(ctx) if a.role == "agent" or a.state != "logged_out"]
+    return Wallboard(at=now, queues=queue_rows(ctx), today=today, agents=agents,
+                     at_risk_work_orders=at_risk_orders(ctx))
+
+
 @router.get("/queues", response_model=list[QueueOut],
             responses={401: {"description": "not logged in"}})
 def queues(request: Request, _user: User = Depends(current_user)) -> list[QueueOut]:  # noqa: B008
@@ -107,10 +121,4 @@ def queues(request: Request, _user: User = Depends(current_user)) -> list[QueueO
 def wallboard(request: Request,
               _user: User = Depends(require_role("supervisor"))) -> Wallboard:  # noqa: B008
     """The supervisors' big screen: queues, today's figures, every agent, at-risk orders."""
-    ctx = ctx_of(request)
-    now = ctx.clock()
-    with ctx.sessions.begin() as s:
-        today = today_figures(s, now, ZoneInfo(ctx.settings.ivr.timezone))
-    agents = [a for a in agent_rows(ctx) if a.role == "agent" or a.state != "logged_out"]
-    return Wallboard(at=now, queues=queue_rows(ctx), today=today, agents=agents,
-                     at_risk_work_orders=at_risk_orders(ctx))
+    return build_wallboard(ctx_of(request))
