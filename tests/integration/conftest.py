@@ -71,6 +71,7 @@ def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
         "web": {"port": PORTS["web"]},  # the agent desktop, served by the CTI
         # short timers so the tests run quickly; the defaults are in hotline.toml
         "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2, "callback_key": 1},
+        "workorders": {"tick_interval_s": 1},  # SLA escalation checked every second
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
     })
