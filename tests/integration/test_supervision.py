@@ -337,3 +337,60 @@ def test_agent_listen_refused_and_audited_without_ringing_anyone(
     assert not [e for e in ami.events()[mark:] if e.get("Event") == "Newchannel"
                 and str(e.get("Channel", "")).startswith("PJSIP/sup")]
     assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
+def test_barge_ends_on_record_when_the_call_ends(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: Phones,
+        tmp_path: Path) -> None:
+    """Started straight in barge; the caller hangs up: the supervisor's phone is released
+    (ChanSpy's E option, and the CTI's own Hangup) and the session's end is on record."""
+    agent = _agent(backend)
+    m0 = mqtt.mark()
+    token = _login_agent(mqtt, agent)
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    sup = mqtt.command("supervisors", SUPERVISOR, {"action": "login", "password": PASSWORD})
+    assert sup["ok"], sup
+    number = f"{backend.prefix}7400002"
+    mark = ami.mark()
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,
+                         tmp_path)
+    try:
+        answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                                and e.get("CallerIDNum") == number
+                                and e.get("DialStatus") == "ANSWER", 90, "agent answered",
+                                since=mark)
+        r = mqtt.command("supervisors", SUPERVISOR, {"action": "barge", "token": sup["token"],
+                                                     "call_id": answered["Linkedid"]})
+        assert r["ok"], r
+        sid = r["session"]["session_id"]
+        uid = f"hotline-spy-{sid}"
+        entered = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                               and e.get("UserEvent") == "HotlineSpy"
+                               and e.get("Uniqueid") == uid, 45, "spy context", since=mark)
+        assert entered["Mode"] == "barge"
+        started = ami.wait_for(lambda e: e.get("Event") == "ChanSpyStart"
+                               and e.get("SpyerUniqueid") == uid, 15, "ChanSpyStart",
+                               since=mark)
+        # the caller hears the supervisor at once: barge from the first moment
+        t0 = ts(started) + SETTLE_S
+        t1 = caller.rtp.wait_heard(t0, 1.5, 30)
+        assert tone_level(caller.rtp.heard(t0, t1), SUP_HZ) > HEARD
+        hang_up(ami, answered)
+        spy_gone = ami.wait_for(lambda e: e.get("Event") == "Hangup"
+                                and e.get("Uniqueid") == uid, 15, "spy channel released",
+                                since=mark)
+        ended = mqtt.wait_for(lambda m: m.topic == f"hotline/supervision/{sid}"
+                              and m.payload.get("event") == "ended", 15, "ended", since=m0)
+    finally:
+        caller.finish(30)
+    assert ended.payload["reason"] in ("call_ended", "hangup"), ended.payload
+    with backend.sessions() as s:
+        row = s.scalars(select(SupervisionSession)
+                        .where(SupervisionSession.session_id == sid)).one()
+        modes = s.scalars(select(SupervisionMode)
+                          .where(SupervisionMode.session_id == sid)).all()
+    assert row.ended_at is not None and row.end_reason == ended.payload["reason"]
+    assert abs(row.ended_at.timestamp() - ts(spy_gone)) < 5
+    assert [(m.mode, m.ended_at is not None) for m in modes] == [("barge", True)]
+    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
