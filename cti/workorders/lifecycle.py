@@ -358,7 +358,8 @@ def plan_clocks(policy: SlaPolicy, order_type: OrderType, subtype: str | None,
     _aware(now)
     if order_type is not OrderType.FAULT_REPAIR:
         return []
-    kind = area_kind if area_kind in policy.arrival_minutes else "urban"
+    kind = area_kind if area_kind is not None and area_kind in policy.arrival_minutes \
+        else "urban"
     clocks = [ClockPlan("arrival", now, now + timedelta(minutes=policy.arrival_minutes[kind]),
                         Status.ON_SITE)]
     if subtype == METER_FAULT:
