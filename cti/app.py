@@ -14,6 +14,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from acd.model import ANY, AcdConfig
+from agent_desktop.api.queues import wallboard_doc
+from agent_desktop.app import create_app
+from agent_desktop.context import WebContext
+from agent_desktop.server import WebBindError, bind
+from agent_desktop.server import serve as serve_web
 from asterisk_conf.render import phone_names
 from cti.acd_service import AcdService
 from cti.acd_store import DbAcdStore
@@ -21,6 +26,7 @@ from cti.acd_wiring import AcdFeed
 from cti.agent_commands import AgentCommands
 from cti.ami.client import AmiClient
 from cti.ami_pbx import AmiPbx
+from cti.call_control import CallControl
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
 from cti.ivr_services import DbIvrServices
@@ -111,6 +117,13 @@ async def run(settings: Settings) -> None:
     await supervision.close_stale()  # sessions a previous CTI left open end on record
     commands = AgentCommands(service, bus, store, seats, supervision=supervision)
     bus.subscribe("hotline/cmd/+/+", commands.handle)
+    # the agent desktop (agent_desktop/): web API and /ws push, on this loop; a taken port is
+    # fatal here, at startup
+    web_ctx = WebContext(settings=settings, sessions=sessions, acd=service, pbx=ami, bus=bus,
+                         agent_commands=commands, calls=CallControl(ami, service, feed.tracker),
+                         supervision=supervision, workorders=workorders)
+    web_app = create_app(web_ctx)
+    web_sock = bind(settings.web)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     spath = status_path(settings)
 
@@ -121,6 +134,7 @@ async def run(settings: Settings) -> None:
                 "pid": os.getpid(), "started_at": started,
                 "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
                 "active_ivr_sessions": server.active,
+                "web": f"http://{settings.web.host}:{settings.web.port}/",
                 "flows": {"version": registry.version, "last_reload_ok": last.ok,
                           "last_reload_at": last.at, "errors": list(last.errors)},
             })
@@ -143,6 +157,9 @@ async def run(settings: Settings) -> None:
             tg.create_task(service.ticker(), name="acd-tick")
             tg.create_task(service.heartbeat(), name="cti-heartbeat")
             tg.create_task(service.snapshots(), name="acd-snapshots")
+            tg.create_task(serve_web(web_app, web_sock), name="web")
+            tg.create_task(web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
+                           name="web-wallboard")
     finally:
         spath.unlink(missing_ok=True)
         engine.dispose()
@@ -162,6 +179,9 @@ def main() -> None:
         log.info("CTI stopped")
     except FlowValidationError as exc:
         print(f"hotline: invalid IVR flows, not starting:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    except WebBindError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
         sys.exit(2)
     finally:
         loop.close()

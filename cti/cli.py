@@ -141,6 +141,7 @@ passwords in {settings.state_dir / 'secrets.json'}
   AMI       {st['asterisk']['ami']} user {settings.ami.username}, secret in \
 {settings.state_dir / stack.ENV_FILE_NAME}
   FastAGI   {st['cti']['fastagi']}
+  desktop   {st['cti']['web']}  agents A001..A050 (at a seat), supervisors S01..S05, admin
   MQTT      {st['mqtt']['url']} ({mqtt})
   database  {st['db']['url']}
   flows     {settings.ivr.flows_dir} (edits take effect live)
@@ -167,6 +168,8 @@ def status(as_json: bool) -> None:
         return
     for part in ("asterisk", "cti", "mqtt"):
         click.echo(f"{part:9} {'running' if st[part]['running'] else 'stopped'}")
+    if st["cti"]["running"]:
+        click.echo(f"desktop   {st['cti']['web']}")
     flows = ((st["cti"].get("status") or {}).get("flows") or {})
     if flows:
         click.echo(f"flows     version {flows.get('version')}, last reload "

@@ -317,6 +317,7 @@ def status(settings: Settings) -> dict[str, Any]:
                      "root": str(settings.asterisk_root)},
         "cti": {"running": bool(cti_pid), "pid": cti_pid,
                 "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
+                "web": f"http://{settings.web.host}:{settings.web.port}/",
                 "status": cti_status},
         "mqtt": {"running": port_open("127.0.0.1", MQTT_PORT), "url": "mqtt://127.0.0.1:1883",
                  "started_by_hotline": bool(pid_alive(p.mosquitto_pid))},
