@@ -45,7 +45,7 @@ from cti.settings import REPO_ROOT, PbxSettings, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-PORTS = {"sip": 35060, "ami": 35038, "fastagi": 34573, "mqtt": 31883}
+PORTS = {"sip": 35060, "ami": 35038, "fastagi": 34573, "mqtt": 31883, "web": 38098}
 RTP_RANGE = (36000, 36999)
 CALLER_SIP, CALLER_MEDIA = 35070, 35400
 PHONES_SIP, PHONES_MEDIA = 35080, 35500
@@ -127,6 +127,7 @@ def write_settings(path: Path, state: Path, wrap_up_s: int) -> Path:
         "ami": {"port": PORTS["ami"]},
         "fastagi": {"port": PORTS["fastagi"]},
         "mqtt": {"port": PORTS["mqtt"]},
+        "web": {"port": PORTS["web"]},  # the CTI serves the desktop; not on make up's port
         "acd": {"wrap_up_s": wrap_up_s},
         "ivr": {"flows_dir": str(REPO_ROOT / "ivr" / "flows")},
         "prompts": {"catalog_dir": str(REPO_ROOT / "prompts" / "catalog"),
