@@ -125,8 +125,15 @@ def test_agent_is_refused_the_supervisor_console_by_the_server(page: Any,
     page.get_by_test_id("agent-state").wait_for()
     assert "A001" in page.get_by_test_id("who").inner_text()
     # the server itself says no, whatever the page shows
-    for path in ("/api/wallboard", "/api/recordings", "/api/workorders/at-risk"):
+    for path in ("/api/wallboard", "/api/workorders/at-risk", "/api/agents/A002"):
         r = page.request.get(f"{base_url}{path}")
+        assert r.status == 403, (path, r.status, r.text())
+        assert r.json()["detail"], r.text()
+    for path, body in (("/api/agents/A002/state", {"state": "ready"}),
+                       ("/api/agents/A002/logout", {}),
+                       ("/api/supervision", {"call_id": "1790000000.1", "mode": "listen"})):
+        r = page.request.post(f"{base_url}{path}", data=body,
+                              headers={"Origin": base_url})
         assert r.status == 403, (path, r.status, r.text())
     page.goto(f"{base_url}/supervisor.html")
     denied = page.get_by_test_id("access-denied")
