@@ -6,7 +6,7 @@ comes back as effect data (acd.model). Every input is handled idempotently: a re
 stale event yields no effect or a `Rejected`, never an exception.
 
 Calls. `CallArrived` queues the call under its skill unless that queue already holds
-`max_queue_per_skill` calls, in which case the new call gets `Overflow(reason='queue_full')` and
+`config.max_queue(skill)` calls, in which case the new call gets `Overflow(reason='queue_full')` and
 the ACD forgets it (a call put back after a ring-no-answer is never overflowed). After every
 input the engine offers queued calls, best first (acd.routing), to the best eligible ready
 agent: the agent becomes reserved and the effect is `RingAgent` (or `CallbackDial` for a
@@ -425,7 +425,7 @@ class AcdEngine:
             return [Rejected("duplicate call", call_id=cid)]
         if not cid or not event.skill:
             return [Rejected("a call needs a call_id and a skill", call_id=cid)]
-        if len(self._queues.get(event.skill, ())) >= self.config.max_queue_per_skill:
+        if len(self._queues.get(event.skill, ())) >= self.config.max_queue(event.skill):
             self._count(event.skill, overflowed=1)
             self._remember(cid)
             return [Overflow(cid, self.config.overflow_target, "queue_full")]

@@ -102,6 +102,8 @@ class AcdConfig:
     wrap_up_s: float = 15.0
     ring_timeout_s: float = 15.0  # about 4 rings
     max_queue_per_skill: int = 30  # a new call beyond this overflows
+    # per-skill limits that override max_queue_per_skill (say, a small English queue)
+    max_queue_by_skill: Mapping[str, int] = field(default_factory=dict)
     overflow_target: str = "overflow"
     # per skill, ordered (seconds waited, extra skills or '*' for any agent); see acd.routing
     widen_after_s: Mapping[str, tuple[WidenStep, ...]] = field(default_factory=_default_widening)
@@ -113,6 +115,10 @@ class AcdConfig:
     aht_smoothing: float = 0.1  # weight of the newest handle time in the moving average
     announce_every_s: float = 30.0  # position/EWT announcement to each waiting caller
     stats_every_s: float = 10.0  # QueueStats cadence on Tick
+
+    def max_queue(self, skill: str) -> int:
+        """How many calls may wait for this skill before a new one overflows."""
+        return self.max_queue_by_skill.get(skill, self.max_queue_per_skill)
 
     def __post_init__(self) -> None:
         positive = {
@@ -131,6 +137,11 @@ class AcdConfig:
             raise ValueError(
                 f"acd: max_queue_per_skill must be >= 1, got {self.max_queue_per_skill}"
             )
+        for skill, limit in self.max_queue_by_skill.items():
+            if limit < 1:
+                raise ValueError(
+                    f"acd: max_queue_by_skill[{skill!r}] must be >= 1, got {limit}"
+                )
         if not 0 < self.aht_smoothing <= 1:
             raise ValueError(f"acd: aht_smoothing must be in (0, 1], got {self.aht_smoothing!r}")
         if not self.overflow_target:

@@ -252,7 +252,21 @@ class AcdService:
             if ch is not None:
                 await self.pbx.overflow(ch.channel, eff.target)
         elif isinstance(eff, CallbackDial):
-            log.warning("callback for %s: outbound dialling is not configured", eff.call_id)
+            # the pop first, as for any offer: the agent sees whom they are calling back
+            pop = await self.store.screen_pop(eff.call_id, eff.number, eff.account)
+            self.bus.publish(f"hotline/agents/{eff.agent_id}/pop",
+                             {**pop, "seat": eff.seat, "callback": True,
+                              "attempt": eff.attempt})
+            self.bus.publish(f"hotline/calls/{eff.call_id}/events",
+                             {"event": "callback_dialling", "agent_id": eff.agent_id,
+                              "seat": eff.seat})
+            try:
+                # Asterisk gives up on the seat a little before the ACD's own ring timer
+                await self.pbx.callback(eff.seat, eff.call_id, eff.number,
+                                        max(1.0, self.engine.config.ring_timeout_s - 5))
+            except Exception:
+                log.exception("callback %s: could not ring %s", eff.call_id, eff.seat)
+                self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
         elif isinstance(eff, StartTimer):
             self._cancel_timer(eff.name)
             loop = asyncio.get_running_loop()

@@ -61,10 +61,38 @@ class AcdFeed:
                     s.submit(acd.AgentNotReady(agent_id=agent, reason="phone_offline"))
         # CallOffered needs no ACD input: the ACD chose the seat itself
 
+    def callback_leg(self, msg: Any) -> bool:
+        """The legs of a queued callback (dialplan context hotline-callback). They are channels
+        the CTI Originated, with a Linkedid of their own, so the callback's events name the
+        waiting call they serve (CallId) and bypass the per-Linkedid tracker."""
+        if msg.get("Event") != "UserEvent":
+            return False
+        kind = msg.get("UserEvent", "")
+        if kind not in ("HotlineCallbackAnswered", "HotlineCallbackFailed",
+                        "HotlineCallbackEnded"):
+            return False
+        call_id, seat = msg.get("CallId", ""), msg.get("Seat", "")
+        agent = self._agent_at(seat)
+        s = self.service
+        if not call_id:
+            return True
+        if kind == "HotlineCallbackAnswered" and agent is not None:
+            s.submit(acd.AgentAnswered(agent_id=agent, call_id=call_id))
+        elif kind == "HotlineCallbackFailed" and agent is not None:
+            s.submit(acd.RingTimeout(agent_id=agent, call_id=call_id))
+        elif kind == "HotlineCallbackEnded":
+            s.submit(acd.CallEnded(call_id=call_id))
+            s.bus.publish(f"hotline/calls/{call_id}/events",
+                          {"event": "callback_ended", "seat": seat,
+                           "dial_status": msg.get("DialStatus", "")})
+        return True
+
     async def consume(self, events: Any) -> None:
         """The AMI event stream, for ever."""
         async for msg in events:
             try:
+                if self.callback_leg(msg):
+                    continue
                 for ev in self.tracker.feed(msg):
                     self.core(ev)
             except Exception:

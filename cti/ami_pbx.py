@@ -1,4 +1,4 @@
-"""The ACD's Pbx port over AMI: ring a seat, announce, overflow, heartbeat."""
+"""The ACD's Pbx port over AMI: ring a seat, announce, overflow, call back, heartbeat."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ class AmiPbx:
         await self.ami.action({"Action": "Redirect", "Channel": channel,
                                "Context": "hotline-wait", "Exten": "busy", "Priority": "1"},
                               idempotent=False)
+
+    async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
+        """A queued callback's turn: ring the reserved agent's seat; once the agent answers, the
+        dialplan (hotline-callback) dials the customer. Originate is never re-sent."""
+        await self.ami.action({
+            "Action": "Originate", "Channel": f"PJSIP/{seat}", "Context": "hotline-callback",
+            "Exten": "s", "Priority": "1", "Timeout": str(int(ring_s * 1000)), "Async": "true",
+            # the agent's phone shows the customer's number
+            "CallerID": f"Callback <{number}>",
+            "Variable": [f"HOTLINE_CALLBACK_OF={call_id}", f"HOTLINE_CALLBACK_NUMBER={number}",
+                         f"HOTLINE_SEAT={seat}"]}, idempotent=False)
 
     async def heartbeat(self) -> None:
         await self.ami.action({"Action": "DBPut", "Family": "hotline", "Key": "heartbeat",

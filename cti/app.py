@@ -32,6 +32,7 @@ from cti.db.session import make_engine, make_session_factory
 from cti.ivr_services import DbIvrServices
 from cti.mqtt import MqttBus
 from cti.mqtt.outbox import PublishAfterCommit
+from cti.recorder_service import RecorderError, RecorderService, check_storage
 from cti.settings import Settings, load_settings
 from cti.workorders.service import WorkOrderService
 from cti.workorders.ticker import escalation_ticks
@@ -74,6 +75,8 @@ async def run(settings: Settings) -> None:
     prompts = PromptIndex.load(settings.prompts.cache_dir)
     registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
     registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
+    check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
+    recorder = RecorderService(settings.recorder, sessions, timezone=settings.ivr.timezone)
     tz = ZoneInfo(settings.ivr.timezone)
 
     ctx = IvrContext(
@@ -96,7 +99,11 @@ async def run(settings: Settings) -> None:
                            widen_after_s=WIDENING,
                            # Asterisk's Dial times out first and reports RONA; the ACD's own
                            # ring timer is only the backstop for a lost event
-                           ring_timeout_s=settings.acd.ring_timeout_s + 5)
+                           ring_timeout_s=settings.acd.ring_timeout_s + 5,
+                           max_queue_per_skill=settings.acd.max_queue,
+                           max_queue_by_skill=dict(settings.acd.max_queue_by_skill),
+                           # a callback needs a trunk to call the customer back on
+                           callback_enabled=bool(settings.pbx.outbound_trunk))
     feed: AcdFeed | None = None
     supervision: SupervisionService | None = None
 
@@ -121,7 +128,7 @@ async def run(settings: Settings) -> None:
     # fatal here, at startup
     web_ctx = WebContext(settings=settings, sessions=sessions, acd=service, pbx=ami, bus=bus,
                          agent_commands=commands, calls=CallControl(ami, service, feed.tracker),
-                         supervision=supervision, workorders=workorders)
+                         recorder=recorder, supervision=supervision, workorders=workorders)
     web_app = create_app(web_ctx)
     web_sock = bind(settings.web)
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -150,7 +157,11 @@ async def run(settings: Settings) -> None:
             tg.create_task(escalation_ticks(workorders.escalation_tick,
                                             settings.workorders.tick_interval_s),
                            name="workorder-escalation")
-            tg.create_task(feed.consume(supervision.tap(ami.events())), name="ami-events")
+            tg.create_task(feed.consume(recorder.tap(supervision.tap(ami.events()))),
+                           name="ami-events")
+            tg.create_task(recorder.run(), name="recorder-index")
+            tg.create_task(recorder.at_start(), name="recorder-reconcile")
+            tg.create_task(recorder.daily_purge(), name="recorder-purge")
             tg.create_task(service.run(), name="acd")
             tg.create_task(supervision.run(), name="supervision")
             tg.create_task(supervision.ticker(), name="supervision-tick")
@@ -179,6 +190,9 @@ def main() -> None:
         log.info("CTI stopped")
     except FlowValidationError as exc:
         print(f"hotline: invalid IVR flows, not starting:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    except RecorderError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
         sys.exit(2)
     except WebBindError as exc:
         print(f"hotline: {exc}", file=sys.stderr)

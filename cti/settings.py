@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cti.workorders.config import WorkOrderSettings, workorder_settings
+from recorder.config import RecorderSettings, recorder_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +32,9 @@ class PbxSettings:
     supervisor_extension_base: int
     codecs: tuple[str, ...]
     max_call_seconds: int
+    # host[:port] of the carrier's SIP for outbound calls (queued callbacks); empty: none,
+    # and the wait offers no callback key
+    outbound_trunk: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class AcdSettings:
     ring_timeout_s: int
     wrap_up_s: int
     callback_key: str
+    max_queue: int = 30  # waiting calls per skill; a new call beyond this overflows
+    max_queue_by_skill: tuple[tuple[str, int], ...] = ()  # per-skill overrides
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class Settings:
     acd: AcdSettings
     mqtt: MqttSettings
     web: WebSettings = WebSettings()
+    recorder: RecorderSettings = RecorderSettings()
     workorders: WorkOrderSettings = WorkOrderSettings()
 
     @property
@@ -151,6 +158,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                 supervisors=int(pbx["supervisors"]),
                 supervisor_extension_base=int(pbx["supervisor_extension_base"]),
                 codecs=tuple(pbx["codecs"]), max_call_seconds=int(pbx["max_call_seconds"]),
+                outbound_trunk=str(pbx.get("outbound_trunk", "")),
             ),
             ami=AmiSettings(host=ami["host"], port=int(ami["port"]), username=ami["username"],
                             secret=env.get("HOTLINE_AMI_SECRET", "")),
@@ -165,11 +173,16 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             acd=AcdSettings(cti_stale_s=int(acd.get("cti_stale_s", 5)),
                             ring_timeout_s=int(acd.get("ring_timeout_s", 15)),
                             wrap_up_s=int(acd.get("wrap_up_s", 15)),
-                            callback_key=str(acd.get("callback_key", 1))),
+                            callback_key=str(acd.get("callback_key", 1)),
+                            max_queue=int(acd.get("max_queue", 30)),
+                            max_queue_by_skill=tuple(
+                                (str(k), int(v))
+                                for k, v in dict(acd.get("max_queue_by_skill", {})).items())),
             mqtt=MqttSettings(host=str(mqtt.get("host", "127.0.0.1")),
                               port=int(mqtt.get("port", 1883))),
             web=WebSettings(**{k: type(getattr(WebSettings, k))(v) for k, v in web.items()
                                if k in WebSettings.__dataclass_fields__}),
+            recorder=recorder_settings(raw.get("recorder", {}), state_dir, root),
             workorders=workorder_settings(raw.get("workorders", {})),
         )
     except KeyError as exc:

@@ -36,9 +36,12 @@ from tests.support.settings import REPO, write_test_settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG_URL",
                         "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres")
-PORTS = {"sip": port(15060, 10), "ami": port(15038, 10), "fastagi": port(14573, 10),
+# each slot owns the block 15000+100*slot .. +99 for Asterisk's SIP and AMI and the SIPp phones
+# (tests take phone ports from port(150xx)); the other services step by 10
+PORTS = {"sip": port(15060), "ami": port(15038), "fastagi": port(14573, 10),
          "mqtt": port(11883, 10), "web": port(18098, 10)}
 RTP_START = port(17000, 250)
+CUSTOMER_PORT = port(15086)  # the customers' phones, for callbacks
 
 
 @dataclass
@@ -63,6 +66,8 @@ def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
     path = write_test_settings(state / "hotline.toml", {
         "paths": {"state_dir": str(state)},
         "pbx": {"sip_port": PORTS["sip"], "rtp_start": RTP_START,
+                # queued callbacks dial the customer here: a SIPp phone in test_acd.py
+                "outbound_trunk": f"127.0.0.1:{CUSTOMER_PORT}",
                 "rtp_end": RTP_START + 249},
         "ami": {"port": PORTS["ami"]},
         "fastagi": {"port": PORTS["fastagi"]},
@@ -70,7 +75,9 @@ def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
         "mqtt": {"port": PORTS["mqtt"]},
         "web": {"port": PORTS["web"]},  # the agent desktop, served by the CTI
         # short timers so the tests run quickly; the defaults are in hotline.toml
-        "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2, "callback_key": 1},
+        "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2, "callback_key": 1,
+                # a small English queue, so the overflow test needs only three callers
+                "max_queue_by_skill": {"english": 2}},
         "workorders": {"tick_interval_s": 1},  # SLA escalation checked every second
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},

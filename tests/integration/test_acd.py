@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cti.db.models import Agent, Call
 from tests.integration.callers import CallInProgress, hang_up, is_event, ts
@@ -29,7 +29,9 @@ PASSWORD = "95598"  # the demo agents' password (cti/db/seed.py)
 
 
 @pytest.fixture(scope="module")
-def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def phones(cti: CtiProcess, mqtt: MqttWatcher, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[None]:
+    mqtt.cti_online()  # agents log in over MQTT: the CTI must be listening for commands
     wd = tmp_path_factory.mktemp("agent-phones")
     secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
@@ -283,3 +285,183 @@ def test_asterisk_restart_cti_reconnects_and_resyncs(
     assert call.finish(90).ok
     _state(mqtt, agent, "wrap_up", m1)
     assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
+# ------------------------------------------------------------------ fairness, overflow, callback
+
+FAIR_SEATS = [f"seat{n:02d}" for n in range(5, 11)]
+
+
+@pytest.fixture(scope="module")
+def more_phones(cti: CtiProcess, phones: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Six more seats on the answering phone (one SIPp UAS answers for every seat)."""
+    wd = tmp_path_factory.mktemp("more-phones")
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    register_seats({s: secrets[s] for s in FAIR_SEATS},
+                   f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}", ANSWER_PORT, wd,
+                   port(15097))
+
+
+def test_longest_idle_agent_gets_each_call_and_calls_spread_evenly(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        more_phones: None, tmp_path: Path) -> None:
+    from cti.db.models import AgentStateLog
+
+    agents = _agents_with(backend, "general")[3:3 + len(FAIR_SEATS)]
+    assert len(agents) == len(FAIR_SEATS)
+    with backend.sessions() as s:
+        before = s.execute(select(func.max(AgentStateLog.id))).scalar() or 0
+    m0 = mqtt.mark()
+    tokens = {}
+    for agent, seat in zip(agents, FAIR_SEATS, strict=True):
+        tokens[agent] = _login(mqtt, agent, seat)
+        assert mqtt.command("agents", agent, {"action": "ready", "token": tokens[agent]})["ok"]
+        _state(mqtt, agent, "ready", m0)
+    n_calls = 3 * len(agents)
+    numbers = [f"{backend.prefix}71{n:05d}" for n in range(n_calls)]
+    mark = ami.mark()
+    calls = []
+    for n, number in enumerate(numbers):
+        # callers wait for the PBX to hang up; each starts once the one before it is in
+        calls.append(CallInProgress(_to_agents(number), cti.settings, tmp_path))
+        ami.wait_for(is_event("Newchannel", number), 30, f"caller {n} in", since=mark)
+    # 18 callers queue within seconds for 6 agents. Each answered call is hung up at once,
+    # so agents cycle ring -> answer -> wrap-up -> ready while the others wait in the queue.
+    answered_numbers: set[str] = set()
+    while len(answered_numbers) < n_calls:
+        ev = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                          and e.get("DialStatus") == "ANSWER"
+                          and e.get("CallerIDNum") in numbers
+                          and e["CallerIDNum"] not in answered_numbers, 120,
+                          f"answer {len(answered_numbers) + 1} of {n_calls}", since=mark)
+        answered_numbers.add(ev["CallerIDNum"])
+        hang_up(ami, ev)
+    for call in calls:
+        assert call.finish(60).ok
+    for agent in agents:
+        _state(mqtt, agent, "ready", m0 + 1, timeout=30)
+    offers = [e for e in ami.events()[mark:] if e.get("Event") == "UserEvent"
+              and e.get("UserEvent") == "HotlineOffer" and e.get("CallerIDNum") in numbers]
+    assert len({e["CallerIDNum"] for e in offers}) == n_calls, "not every caller was offered"
+    # replay the ACD's own audit log: at every offer, the chosen agent had been ready longest
+    with backend.sessions() as s:
+        rows = s.execute(select(AgentStateLog).where(AgentStateLog.agent_id.in_(agents),
+                                                     AgentStateLog.id > before)
+                         .order_by(AgentStateLog.id)).scalars().all()
+    latest: dict[str, AgentStateLog] = {}
+    checked = 0
+    answered: dict[str, int] = dict.fromkeys(agents, 0)
+    for row in rows:
+        if row.state == "reserved":
+            prev = latest[row.agent_id]
+            assert prev.state == "ready", (row.agent_id, prev.state)
+            for other, o in latest.items():
+                if other != row.agent_id and o.state == "ready":
+                    assert prev.at <= o.at, (
+                        f"{row.call_id} went to {row.agent_id} (ready since {prev.at}) while "
+                        f"{other} had been ready since {o.at}")
+            checked += 1
+        if row.state == "on_call":
+            answered[row.agent_id] += 1
+        latest[row.agent_id] = row
+    assert checked >= n_calls
+    assert sum(answered.values()) >= n_calls
+    assert max(answered.values()) - min(answered.values()) <= 1, answered
+    for agent, token in tokens.items():
+        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+
+
+def test_a_full_queue_overflows_new_callers_to_the_busy_message(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, tmp_path: Path) -> None:
+    # no English agent is logged in; the English queue holds two callers (conftest)
+    assert dict(cti.settings.acd.max_queue_by_skill)["english"] == 2
+    numbers = [f"{backend.prefix}72000{n}" for n in range(3)]
+    mark = ami.mark()
+    calls = []
+    for number in numbers:
+        calls.append(CallInProgress(Caller(number, [Pause(1500), Keys("2"), Pause(1500),
+                                                    Keys("0")]), cti.settings, tmp_path))
+        ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineQueued"), 60,
+                     f"{number} queued", since=mark)
+    # the third caller is told all lines are busy (not dead air) and the PBX hangs up
+    gone = ami.wait_for(is_event("Hangup", numbers[2]), 30, "overflowed caller hung up",
+                        since=mark)
+    assert gone["Cause"] == "17"  # user busy: hotline-wait,busy after the all-busy message
+    assert calls[2].finish(30).ok
+    # the two waiting callers were never touched
+    waiting = [e for e in ami.events()[mark:] if e.get("Event") == "Hangup"
+               and e.get("CallerIDNum") in numbers[:2]]
+    assert not waiting
+    for number in numbers[:2]:
+        queued = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineQueued"), 1,
+                              "queued", since=mark)
+        hang_up(ami, queued)
+    for call in calls[:2]:
+        call.finish(30)
+
+
+def test_callback_keeps_the_callers_place_and_dials_them_back(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    from tests.integration.conftest import CUSTOMER_PORT
+
+    customer_phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customer", answer=True, ring_ms=800)
+    try:
+        agent = general_agents[0]
+        m0 = mqtt.mark()
+        token = _login(mqtt, agent, "seat01")
+        assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+        talker, asker, later = (f"{backend.prefix}730000{n}" for n in range(3))
+        mark = ami.mark()
+        # the agent is busy with a first caller ...
+        talking = CallInProgress(_to_agents(talker, talk_ms=10_000), cti.settings, tmp_path)
+        ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == talker
+                     and e.get("DialStatus") == "ANSWER", 60, "talker answered", since=mark)
+        # ... a second caller waits, presses 1 to be called back, hears so and hangs up ...
+        callback = CallInProgress(Caller(asker, [Pause(1500), Keys("1"), Pause(1500), Keys("0"),
+                                                 Pause(4000), Keys("1")]),
+                                  cti.settings, tmp_path)
+        queued = ami.wait_for(is_event("UserEvent", asker, UserEvent="HotlineQueued"), 60,
+                              "asker queued", since=mark)
+        asked = ami.wait_for(is_event("UserEvent", asker, UserEvent="HotlineCallback"), 30,
+                             "callback requested", since=mark)
+        assert callback.finish(30).ok  # the PBX hung up after the callback message
+        # ... and a third caller arrives after that, and waits
+        waiting = CallInProgress(_to_agents(later), cti.settings, tmp_path)
+        ami.wait_for(is_event("UserEvent", later, UserEvent="HotlineQueued"), 60,
+                     "later caller queued", since=mark)
+        assert talking.finish(60).ok
+        m1 = mqtt.mark()
+        # the agent is free: the callback, which kept its place, goes first. The seat rings,
+        # the agent answers, and the customer is dialled on the outbound trunk.
+        cb = ami.wait_for(lambda e: e.get("UserEvent") == "HotlineCallbackAnswered"
+                          and e.get("CallId") == queued["Linkedid"], 60,
+                          "callback answered by the agent", since=mark)
+        assert cb["Seat"] == "seat01" and ts(cb) > ts(asked)
+        dialled = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                               and e.get("DestChannel", "").startswith("PJSIP/carrier-out-")
+                               and e.get("DialStatus") == "ANSWER", 30,
+                               "the customer answered", since=mark)
+        assert dialled["DestCallerIDNum"] == asker or asker in dialled.get("DialString", "")
+        st = _state(mqtt, agent, "on_call", m1)
+        assert st.payload["call_id"] == queued["Linkedid"]
+        pop = mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/pop"
+                            and m.payload.get("callback") is True, 5, "callback pop", since=m0)
+        assert pop.payload["caller_number"] == asker
+        early = [e for e in ami.events()[mark:]
+                 if is_event("UserEvent", later, UserEvent="HotlineOffer")(e) and ts(e) < ts(cb)]
+        assert not early, "a later caller was served before the callback"
+        # the callback ends; after wrap-up the waiting caller is next
+        hang_up(ami, dialled)
+        ami.wait_for(lambda e: e.get("UserEvent") == "HotlineCallbackEnded"
+                     and e.get("CallId") == queued["Linkedid"], 30, "callback ended",
+                     since=mark)
+        _state(mqtt, agent, "wrap_up", m1)
+        offer = ami.wait_for(is_event("UserEvent", later, UserEvent="HotlineOffer"), 30,
+                             "later caller offered", since=mark)
+        assert ts(offer) > ts(cb)
+        hang_up(ami, offer)
+        waiting.finish(30)
+        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    finally:
+        customer_phone.stop()

@@ -88,6 +88,13 @@ class MqttWatcher:
                     raise AssertionError(f"no MQTT message {what} within {timeout:.0f}s")
                 self._cond.wait(left)
 
+    def cti_online(self, timeout: float = 30, since: int = 0) -> Msg:
+        """The CTI's retained "online": it is published after every command subscription is
+        in place, so a command sent after it is never lost to a CTI still starting."""
+        return self.wait_for(lambda m: m.topic == "hotline/cti/status"
+                             and m.payload in (b"online", "online"), timeout, "CTI online",
+                             since=since)
+
     def command(self, kind: str, user_id: str, payload: dict[str, Any],
                 timeout: float = 15) -> dict[str, Any]:
         """Send a command and wait for its reply (matched by request_id)."""

@@ -196,7 +196,7 @@ async def place_call(caller: Caller, target: str, service: str = "95598",
     """Run one SIPp UAC call to completion; ports are unique per call within this process."""
     n = next(_ports) % 100 + 100 * SLOT
     # SIPp's own ports, away from Asterisk's RTP range; unique among calls under way at once
-    sip_port, media_port, ctrl_port = 31000 + n, 35000 + 4 * n, 34000 + n
+    sip_port, media_port, ctrl_port = 40000 + n, 42000 + 4 * n, 41000 + n
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
     wd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup, before the call starts
     scen = wd / f"caller-{caller.number}-{n}.xml"

@@ -389,6 +389,8 @@ PROVIDER = {
     "Gosub": "app_stack.so", "Return": "app_stack.so", "LOCAL": "app_stack.so",
     "StartMusicOnHold": "res_musiconhold.so", "StopMusicOnHold": "res_musiconhold.so",
     "ChanSpy": "app_chanspy.so",
+    "MixMonitor": "app_mixmonitor.so", "StopMixMonitor": "app_mixmonitor.so",
+    "STRFTIME": "func_strings.so",
 }
 # the pbx core (pbx_builtins)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten"}
@@ -416,3 +418,43 @@ def test_every_dialplan_application_and_function_is_loaded(rendered: tuple) -> N
                    "res_pjsip_authenticator_digest.so", "res_pjsip_registrar.so",
                    "format_wav.so", "codec_ulaw.so", "codec_alaw.so"):
         assert module in loaded, module
+
+
+def _render_parsed(settings: Settings, tmp: Path) -> dict[str, list[Section]]:
+    secrets = load_or_create_secrets(tmp / "state" / "sip-secrets.json", settings)
+    files = render(settings, secrets, SYS_PROMPTS, "/var/lib/hotline/prompts/moh")
+    write_config(files, tmp / "etc", Path("/nonexistent"))
+    return {p.name: parse(p) for p in sorted((tmp / "etc").glob("*.conf"))}
+
+
+def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
+                                                           tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    assert settings.pbx.outbound_trunk == ""  # the shipped default: no trunk, no callbacks
+    without = _render_parsed(settings, tmp_path / "without")
+    plan = dialplan(without["extensions.conf"])
+    assert ("hotline-wait", "${CALLBACK_KEY}") not in plan
+    assert not any(ctx == "hotline-callback" for ctx, _ in plan)
+    assert ("endpoint", "carrier-out") not in pjsip_objects(without["pjsip.conf"])
+
+    trunk = replace(settings, pbx=replace(settings.pbx, outbound_trunk="192.0.2.7:5060"))
+    with_ = _render_parsed(trunk, tmp_path / "with")
+    plan = dialplan(with_["extensions.conf"])
+    key = plan[("hotline-wait", "${CALLBACK_KEY}")].priorities
+    assert key[0].startswith("UserEvent(HotlineCallback,") and key[-1] == "Hangup(16)"
+    # the reserved agent answered: the CTI hears of it, then the customer is dialled
+    answered = plan[("hotline-callback", "s")].priorities
+    assert answered[0].startswith(
+        "UserEvent(HotlineCallbackAnswered,CallId: ${HOTLINE_CALLBACK_OF}")
+    assert any(app.startswith("Dial(PJSIP/${HOTLINE_CALLBACK_NUMBER}@carrier-out,")
+               for app in answered)
+    assert plan[("hotline-callback", "h")].priorities[0].startswith(
+        "UserEvent(HotlineCallbackEnded,")
+    assert plan[("hotline-callback", "failed")].priorities[0].startswith(
+        "UserEvent(HotlineCallbackFailed,")
+    objs = pjsip_objects(with_["pjsip.conf"])
+    assert objs[("aor", "carrier-out")].get("contact") == "sip:192.0.2.7:5060"
+    assert objs[("endpoint", "carrier-out")].get("from_user") == "95598"
+    # still only one way in for the carrier's own calls
+    assert ("identify", "carrier-out") not in objs

@@ -280,6 +280,15 @@ def test_new_calls_overflow_at_the_max_queue_length() -> None:
     assert only(desk(CallArrived("G3", "1", "general"), at=6.0), Rejected)  # known id
 
 
+def test_a_skill_may_have_its_own_max_queue_length() -> None:
+    desk = Desk(AcdConfig(max_queue_per_skill=5, max_queue_by_skill={"english": 1}))
+    assert not only(desk(CallArrived("E0", "1", "english"), at=0.0), Overflow)
+    assert only(desk(CallArrived("E1", "1", "english"), at=1.0), Overflow)
+    for n in range(5):  # the other skills keep the default
+        assert not only(desk(CallArrived(f"G{n}", "1", "general"), at=2.0 + n), Overflow)
+    assert only(desk(CallArrived("G5", "1", "general"), at=8.0), Overflow)
+
+
 def test_a_requeued_call_is_never_overflowed() -> None:
     desk = Desk(AcdConfig(max_queue_per_skill=1))
     desk.ready("a1", {"general": 3})
@@ -516,5 +525,7 @@ def test_queue_stats_longest_wait(desk: Desk) -> None:
 def test_bad_config_fails_at_startup() -> None:
     with pytest.raises(ValueError, match="max_queue_per_skill"):
         AcdConfig(max_queue_per_skill=0)
+    with pytest.raises(ValueError, match="max_queue_by_skill"):
+        AcdConfig(max_queue_by_skill={"english": 0})
     with pytest.raises(ValueError, match="aht_smoothing"):
         AcdConfig(aht_smoothing=0.0)
