@@ -355,11 +355,15 @@ def test_barge_ends_on_record_when_the_call_ends(
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
     caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,
                          tmp_path)
+    answered = None
     try:
         answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
                                 and e.get("CallerIDNum") == number
                                 and e.get("DialStatus") == "ANSWER", 90, "agent answered",
                                 since=mark)
+        # the CTI's own picture says connected (a call still ringing is refused: not_connected)
+        mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
+                      and m.payload.get("state") == "on_call", 15, "agent on call", since=m0)
         r = mqtt.command("supervisors", SUPERVISOR, {"action": "barge", "token": sup["token"],
                                                      "call_id": answered["Linkedid"]})
         assert r["ok"], r
@@ -377,12 +381,15 @@ def test_barge_ends_on_record_when_the_call_ends(
         t1 = caller.rtp.wait_heard(t0, 1.5, 30)
         assert tone_level(caller.rtp.heard(t0, t1), SUP_HZ) > HEARD
         hang_up(ami, answered)
+        answered = None
         spy_gone = ami.wait_for(lambda e: e.get("Event") == "Hangup"
                                 and e.get("Uniqueid") == uid, 15, "spy channel released",
                                 since=mark)
         ended = mqtt.wait_for(lambda m: m.topic == f"hotline/supervision/{sid}"
                               and m.payload.get("event") == "ended", 15, "ended", since=m0)
     finally:
+        if answered is not None:
+            hang_up(ami, answered)
         caller.finish(30)
     assert ended.payload["reason"] in ("call_ended", "hangup"), ended.payload
     with backend.sessions() as s:
