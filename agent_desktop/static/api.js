@@ -138,7 +138,10 @@ export function clock(seconds) {
 /** Milliseconds of an ISO time; one without a zone is UTC (the server's times all are). */
 export function parseIso(iso) {
   if (!iso) return NaN;
+  // the ACD's MQTT state carries epoch seconds; the REST API ISO 8601
+  if (typeof iso === "number") return iso < 1e11 ? iso * 1000 : iso;
   const s = String(iso);
+  if (/^\d+(\.\d+)?$/.test(s)) return parseIso(Number(s));
   return Date.parse(/([zZ]|[+-]\d\d:?\d\d)$/.test(s) || !s.includes("T") ? s : `${s}Z`);
 }
 
