@@ -113,6 +113,17 @@ def _event(order: WorkOrder, step: str, now: datetime, actor: str, note: str | N
     order.events.append(WorkOrderEvent(step=step, at=now, actor=actor, note=note))
 
 
+def _add_event(session: Session, order: WorkOrder, step: str, now: datetime, actor: str,
+               note: str | None) -> None:
+    """Like _event for an order whose history need not be loaded: a master with many children
+    would otherwise load all its events for every new child."""
+    if "events" in order.__dict__:
+        _event(order, step, now, actor, note)
+    else:
+        session.add(WorkOrderEvent(work_order_id=order.id, step=step, at=now, actor=actor,
+                                   note=note))
+
+
 def _running_clocks(session: Session, order_id: int) -> list[WorkOrderClock]:
     return list(session.scalars(
         select(WorkOrderClock)
@@ -218,7 +229,7 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
     if master is not None:
         # the master's clocks carry the commitment; the child follows its resolution
         _event(order, "linked", now, actor.id, f"子单 of master {master.number}")
-        _event(master, "child_linked", now, actor.id, f"子单 {order.number}")
+        _add_event(session, master, "child_linked", now, actor.id, f"子单 {order.number}")
     else:
         for p in plans:
             session.add(WorkOrderClock(work_order_id=order.id, name=p.name,
@@ -304,7 +315,7 @@ def link(session: Session, number: str, master_number: str, actor: Actor,
     for clock in _running_clocks(session, child.id):
         clock.stopped_at, clock.stopped_by = now, "linked"
     _event(child, "linked", now, actor.id, f"子单 of master {master.number}")
-    _event(master, "child_linked", now, actor.id, f"子单 {child.number}")
+    _add_event(session, master, "child_linked", now, actor.id, f"子单 {child.number}")
     session.flush()
     return child
 
