@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 
 from cti.settings import Settings
+from recorder.naming import IN_CHROOT_DIR as RECORDINGS_IN_CHROOT
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ def render(settings: Settings, secrets: Mapping[str, str],
         "sys_prompts": sys_prompts,
         "moh_dir": moh_dir,
         "acd": settings.acd,
+        "recorder": settings.recorder,
+        "recordings_dir": RECORDINGS_IN_CHROOT,
     }
     files = dict(STUB_FILES)
     for tpl in sorted(TEMPLATES.glob("*.conf.j2")):

@@ -314,3 +314,13 @@ def _register_bench() -> None:
 
 
 _register_bench()
+
+
+def _register_recordings() -> None:
+    from cti.recordings_cli import recordings, replay
+
+    main.add_command(recordings)
+    main.add_command(replay)
+
+
+_register_recordings()

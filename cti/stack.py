@@ -135,7 +135,8 @@ def _ast_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "AST_ROOT": str(settings.asterisk_root),
             "AST_INSTANCE": str(paths(settings).asterisk),
             "AST_PROMPTS": str(settings.prompts.cache_dir),
-            "AST_PIDFILE": str(paths(settings).asterisk_pid)}
+            "AST_PIDFILE": str(paths(settings).asterisk_pid),
+            "AST_RECORDINGS": str(settings.recorder.storage_dir)}
 
 
 # ---------------------------------------------------------------------------------- Asterisk

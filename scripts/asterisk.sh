@@ -4,7 +4,9 @@
 #   asterisk.sh cli CMD    run a CLI command against the running instance
 #   asterisk.sh stop       graceful stop, then TERM, then KILL
 # Env: AST_ROOT (the chroot), AST_INSTANCE (the instance's state dir: etc/ run/ spool/ log/ astdb/),
-#      AST_PROMPTS (prompt cache dir, mounted read-only), AST_PIDFILE.
+#      AST_PROMPTS (prompt cache dir, mounted read-only), AST_PIDFILE,
+#      AST_RECORDINGS (the recordings folder, mounted read-write at /var/lib/hotline/recordings;
+#      on disk, never a tmpfs: recordings must survive a reboot).
 # Each instance gets a private mount namespace: its config, run dir (control socket), spool, logs
 # and astdb are bind-mounted over the chroot's, so the mounts vanish when Asterisk exits and two
 # instances (say `make up` and the test suite) never share a control socket.
@@ -18,16 +20,20 @@ cmd=${1:-}
 case "$cmd" in
 run)
     PROMPTS=${AST_PROMPTS:?}
+    RECS=${AST_RECORDINGS:?}
+    mkdir -p "$RECS"
+    chown "$AST_UID:$AST_UID" "$RECS"
     for d in run spool/monitor spool/tmp spool/outgoing spool/recordings log astdb; do
         mkdir -p "$INST/$d"
     done
     chown -R "$AST_UID:$AST_UID" "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
-    mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk"
+    mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk" \
+        "$ROOT/var/lib/hotline/recordings"
     [ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
     echo $$ > "$PIDFILE"
     exec unshare --mount --propagation private -- /bin/sh -c '
       set -e
-      ROOT=$0 INST=$1 PROMPTS=$2
+      ROOT=$0 INST=$1 PROMPTS=$2 RECS=$3
       mount -t proc proc "$ROOT/proc"
       mount --bind "$INST/etc" "$ROOT/etc/asterisk"
       mount -o remount,bind,ro "$ROOT/etc/asterisk"
@@ -37,9 +43,10 @@ run)
       mount --bind "$INST/spool" "$ROOT/var/spool/asterisk"
       mount --bind "$INST/log" "$ROOT/var/log/asterisk"
       mount --bind "$INST/astdb" "$ROOT/var/lib/hotline/astdb"
+      mount --bind "$RECS" "$ROOT/var/lib/hotline/recordings"
       mount --bind /etc/hosts "$ROOT/etc/hosts"   # own hostname must resolve without DNS
       exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U asterisk -G asterisk
-    ' "$ROOT" "$INST" "$PROMPTS"
+    ' "$ROOT" "$INST" "$PROMPTS" "$RECS"
     ;;
 cli)
     shift

@@ -390,7 +390,7 @@ PROVIDER = {
     "StartMusicOnHold": "res_musiconhold.so", "StopMusicOnHold": "res_musiconhold.so",
     "ChanSpy": "app_chanspy.so",
     "MixMonitor": "app_mixmonitor.so", "StopMixMonitor": "app_mixmonitor.so",
-    "STRFTIME": "func_strings.so",
+    "STRFTIME": "func_strings.so", "CONNECTEDLINE": "func_callerid.so",
 }
 # the pbx core (pbx_builtins)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten"}

@@ -1,0 +1,240 @@
+"""The recording index: write (idempotent per file), search, retention purge, access audit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from cti.db.models import AgentSession, Call, WorkOrder
+from cti.db.models_recordings import AuditLog, Recording, RecordingDeletion
+from cti.db.upsert import insert_on_conflict
+from recorder.naming import parse, resolve
+from recorder.reconcile import IndexRow
+from recorder.retention import RetentionPolicy
+
+log = logging.getLogger(__name__)
+MAX_LIMIT = 500
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"naive datetime {now!r}: pass a timezone-aware datetime")
+    return now.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class RecordingFacts:
+    """What the CTI knows of a finished file (from the dialplan's event or the file itself)."""
+
+    rel_path: str
+    started_at: datetime
+    duration_s: float
+    size: int
+    sha256: str
+    indexed_by: str              # event | reconcile
+    queue: str | None = None
+    caller_number: str | None = None
+
+
+def agent_at_seat(session: Session, seat: str, at: datetime) -> str | None:
+    """Who was logged in at this seat at that moment (the agent of a leg)."""
+    return session.scalars(
+        select(AgentSession.agent_id).where(
+            AgentSession.seat == seat, AgentSession.login_at <= at,
+            or_(AgentSession.logout_at.is_(None), AgentSession.logout_at >= at))
+        .order_by(AgentSession.login_at.desc()).limit(1)).first()
+
+
+def index_recording(session: Session, facts: RecordingFacts, now: datetime) -> Recording:
+    """Insert the file's row once; a repeat (event and reconciler both) keeps the first."""
+    name = parse(facts.rel_path)
+    now = _aware(now)
+    started = _aware(facts.started_at)
+    call = session.scalars(select(Call).where(Call.call_id == name.call_id)).one_or_none()
+    agent = None
+    if name.kind == "agent":
+        agent = agent_at_seat(session, name.seat, started)
+        if agent is None and call is not None and call.seat == name.seat:
+            agent = call.agent_id
+    caller = facts.caller_number or (call.caller_number if call is not None else None)
+    queue = facts.queue or (call.skill if call is not None else None)
+    stmt = insert_on_conflict(session, Recording).values(
+        call_id=name.call_id, leg_id=name.leg_id, rel_path=name.rel_path, kind=name.kind,
+        seat=None if name.kind == "ivr" else name.seat, agent_id=agent, queue=queue,
+        caller_number=caller, started_at=started, duration_s=facts.duration_s,
+        size_bytes=facts.size, sha256=facts.sha256, indexed_at=now,
+        indexed_by=facts.indexed_by,
+    ).on_conflict_do_nothing(index_elements=[Recording.rel_path])
+    session.execute(stmt)
+    rec = session.scalars(select(Recording).where(Recording.rel_path == name.rel_path)
+                          .execution_options(populate_existing=True)).one()
+    log.info("recording indexed call_id=%s agent_id=%s file=%s by=%s", rec.call_id,
+             rec.agent_id, rec.rel_path, rec.indexed_by)
+    return rec
+
+
+def index_rows(session: Session) -> dict[str, IndexRow]:
+    """The index as the reconciler sees it (rows whose file retention has not deleted)."""
+    rows = session.execute(select(Recording.id, Recording.rel_path, Recording.sha256,
+                                  Recording.size_bytes)
+                           .where(Recording.deleted_at.is_(None))).all()
+    return {r.rel_path: IndexRow(r.id, r.rel_path, r.sha256, r.size_bytes) for r in rows}
+
+
+# -------------------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class RecordingQuery:
+    start: datetime | None = None      # started_at >= start
+    end: datetime | None = None        # started_at < end
+    agent_id: str | None = None
+    caller: str | None = None
+    account: str | None = None
+    work_order: str | None = None
+    queue: str | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be 1-{MAX_LIMIT}, got {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"offset must be >= 0, got {self.offset}")
+        for name in ("start", "end"):
+            v = getattr(self, name)
+            if v is not None and (v.tzinfo is None or v.utcoffset() is None):
+                raise ValueError(f"{name} must carry a time zone, got {v.isoformat()}")
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError("the date range is empty: 'from' must be before 'to'")
+        for name in ("min_duration", "max_duration"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        if (self.min_duration is not None and self.max_duration is not None
+                and self.min_duration > self.max_duration):
+            raise ValueError("min_duration is above max_duration")
+
+
+def _orders_of(session: Session, call_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    if not call_ids:
+        return out
+    for wo in session.scalars(select(WorkOrder).where(WorkOrder.call_id.in_(call_ids))
+                              .order_by(WorkOrder.id)):
+        assert wo.call_id is not None
+        out.setdefault(wo.call_id, []).append({"number": wo.number, "type": wo.type,
+                                                "status": wo.status})
+    return out
+
+
+def recording_doc(rec: Recording, call: Call | None,
+                  orders: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "id": rec.id, "call_id": rec.call_id, "leg_id": rec.leg_id, "kind": rec.kind,
+        "seat": rec.seat, "agent_id": rec.agent_id, "queue": rec.queue,
+        "caller_number": rec.caller_number,
+        "account_no": call.account_no if call is not None else None,
+        "started_at": rec.started_at.isoformat(), "duration_s": rec.duration_s,
+        "size_bytes": rec.size_bytes, "sha256": rec.sha256, "file": rec.rel_path,
+        "indexed_by": rec.indexed_by, "indexed_at": rec.indexed_at.isoformat(),
+        "deleted_at": rec.deleted_at.isoformat() if rec.deleted_at else None,
+        "work_orders": orders,
+    }
+
+
+def search(session: Session, q: RecordingQuery) -> list[dict[str, Any]]:
+    """Recordings matching every given filter, newest first, with their call and orders."""
+    stmt = select(Recording, Call).outerjoin(Call, Call.call_id == Recording.call_id)
+    conds = [Recording.deleted_at.is_(None)]
+    if q.start is not None:
+        conds.append(Recording.started_at >= q.start)
+    if q.end is not None:
+        conds.append(Recording.started_at < q.end)
+    if q.agent_id:
+        conds.append(Recording.agent_id == q.agent_id)
+    if q.caller:
+        conds.append(or_(Recording.caller_number == q.caller, Call.caller_number == q.caller))
+    if q.account:
+        conds.append(Call.account_no == q.account)
+    if q.queue:
+        conds.append(Recording.queue == q.queue)
+    if q.min_duration is not None:
+        conds.append(Recording.duration_s >= q.min_duration)
+    if q.max_duration is not None:
+        conds.append(Recording.duration_s <= q.max_duration)
+    if q.work_order:
+        conds.append(exists().where(and_(WorkOrder.call_id == Recording.call_id,
+                                         WorkOrder.number == q.work_order)))
+    rows = session.execute(stmt.where(*conds)
+                           .order_by(Recording.started_at.desc(), Recording.id.desc())
+                           .limit(q.limit).offset(q.offset)).all()
+    orders = _orders_of(session, sorted({r.call_id for r, _c in rows}))
+    return [recording_doc(r, c, orders.get(r.call_id, [])) for r, c in rows]
+
+
+def get_recording(session: Session, recording_id: int) -> Recording | None:
+    return session.get(Recording, recording_id)
+
+
+# ------------------------------------------------------------------------------------ retention
+
+
+def purge(session: Session, policy: RetentionPolicy, storage_dir: Path, now: datetime,
+          actor: str, *, dry_run: bool = False,
+          unlink: Callable[[Path], None] = lambda p: p.unlink(missing_ok=True)
+          ) -> list[dict[str, Any]]:
+    """Delete the files whose retention has run out; log each deletion in the same commit."""
+    now = _aware(now)
+    live = session.scalars(select(Recording).where(Recording.deleted_at.is_(None))
+                           .order_by(Recording.started_at)).all()
+    cats: dict[str, set[str]] = {}
+    ids = sorted({r.call_id for r in live})
+    for i in range(0, len(ids), 500):
+        for call_id, kind in session.execute(
+                select(WorkOrder.call_id, WorkOrder.type)
+                .where(WorkOrder.call_id.in_(ids[i:i + 500]))):
+            cats.setdefault(call_id, set()).add(kind)
+    done: list[dict[str, Any]] = []
+    for rec in live:
+        categories = cats.get(rec.call_id, set())
+        if not policy.expired(rec.started_at, categories, now):
+            continue
+        days, why = policy.keep_days(categories)
+        doc = {"recording_id": rec.id, "call_id": rec.call_id, "file": rec.rel_path,
+               "category": why, "retention_days": days,
+               "started_at": rec.started_at.isoformat()}
+        done.append(doc)
+        if dry_run:
+            continue
+        unlink(resolve(storage_dir, rec.rel_path))
+        rec.deleted_at = now
+        session.add(RecordingDeletion(
+            recording_id=rec.id, call_id=rec.call_id, rel_path=rec.rel_path, sha256=rec.sha256,
+            category=why, retention_days=days, started_at=rec.started_at, deleted_at=now,
+            actor=actor))
+        log.info("recording deleted by retention call_id=%s file=%s category=%s days=%d",
+                 rec.call_id, rec.rel_path, why, days)
+    session.flush()
+    return done
+
+
+# ---------------------------------------------------------------------------------------- audit
+
+
+def audit(session: Session, *, now: datetime, actor: str, role: str | None, action: str,
+          target: str | None, allowed: bool, client_ip: str | None = None,
+          detail: Mapping[str, Any] | None = None) -> None:
+    """One line of the audit trail; written in the caller's transaction."""
+    session.add(AuditLog(at=_aware(now), actor=actor, role=role, action=action, target=target,
+                         allowed=allowed, client_ip=client_ip, detail=dict(detail or {})))
+    session.flush()

@@ -1,0 +1,274 @@
+"""The recorder's CTI side: index finished recordings, reconcile the folder, purge by retention,
+and play a recording to a supervisor's phone.
+
+Asterisk records on its own (the dialplan's MixMonitor), so nothing here is needed for a
+recording to exist; the CTI only indexes. The dialplan's HotlineRecordingDone event (from the
+agent leg's hangup handler) names the file; the file is indexed once Asterisk has closed it.
+What the CTI misses while it is down, the reconciler at its next start indexes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.db.recordings import RecordingFacts, index_recording, index_rows, purge
+from recorder.audio import NotAWav, inspect, riff_complete, sha256_of
+from recorder.config import RecorderSettings
+from recorder.naming import (
+    IN_CHROOT_DIR,
+    BadRecordingName,
+    parse,
+    relative_to_storage,
+    resolve,
+)
+from recorder.reconcile import DiskFile, Report, diff
+
+log = logging.getLogger(__name__)
+DONE_EVENT = "HotlineRecordingDone"
+TMPFS = frozenset({"tmpfs", "ramfs"})
+
+
+class RecorderError(Exception):
+    """The recorder cannot work with these settings (for example a tmpfs folder)."""
+
+
+class Ami(Protocol):
+    async def action(self, action: dict[str, str], *, timeout: float | None = None,
+                     idempotent: bool) -> Any: ...
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str:
+    """The file system type of the mount holding path (from /proc/mounts)."""
+    if mounts is None:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8", errors="replace")
+    p = path.resolve()
+    best, fstype = "", "unknown"
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mnt = parts[1].replace("\\040", " ")
+        if (str(p) == mnt or str(p).startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+            best, fstype = mnt, parts[2]
+    return fstype
+
+
+def check_storage(storage_dir: Path) -> None:
+    """Recordings must survive a reboot: refuse a tmpfs folder with a clear message."""
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    fstype = filesystem_type(storage_dir)
+    if fstype in TMPFS:
+        raise RecorderError(f"[recorder] storage_dir {storage_dir} is on {fstype}: recordings "
+                            "would be lost at reboot; choose a folder on disk")
+
+
+def _disk_files(storage_dir: Path, now_s: float) -> dict[str, DiskFile]:
+    out: dict[str, DiskFile] = {}
+    for p in sorted(storage_dir.rglob("*")):
+        if not p.is_file():
+            continue
+        st = p.stat()
+        rel = p.relative_to(storage_dir).as_posix()
+        out[rel] = DiskFile(rel, st.st_size, sha256_of(p), riff_complete(p),
+                            max(0.0, now_s - st.st_mtime))
+    return out
+
+
+def report_doc(r: Report, indexed: list[str]) -> dict[str, Any]:
+    return {
+        "clean": not (r.missing or r.corrupt or r.stray
+                      or any(f.rel_path not in indexed for f in r.to_index)),
+        "ok": r.ok,
+        "indexed": indexed,
+        # files with no index row: ours (named by a call; the CTI indexes them at start) or
+        # foreign (a name the dialplan never writes)
+        "stray": [{"file": f.rel_path, "ours": True} for f in r.to_index
+                  if f.rel_path not in indexed] + [{"file": f.rel_path, "ours": False}
+                                                   for f in r.stray],
+        "missing": [{"id": m.recording_id, "file": m.rel_path} for m in r.missing],
+        "corrupt": [{"id": row.recording_id, "file": row.rel_path, "indexed_sha256": row.sha256,
+                     "file_sha256": f.sha256, "indexed_size": row.size, "file_size": f.size}
+                    for row, f in r.corrupt],
+        "still_open": [f.rel_path for f in r.still_open],
+    }
+
+
+def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
+              settle_s: float, *, index: bool = True) -> dict[str, Any]:
+    """Compare folder and index; with index=True, index our finished files that have no row.
+
+    Blocking (hashes every file): run it in a thread from async code.
+    """
+    disk = _disk_files(storage_dir, time.time()) if storage_dir.exists() else {}
+    with sessions() as s:
+        rows = index_rows(s)
+    report = diff(disk, rows, settle_s)
+    indexed: list[str] = []
+    if index:
+        for f in report.to_index:
+            path = storage_dir / f.rel_path
+            try:
+                facts = inspect(path)
+            except NotAWav as exc:
+                log.warning("reconcile: %s is not a readable wav: %s", f.rel_path, exc)
+                continue
+            started = datetime.fromtimestamp(path.stat().st_mtime - facts.duration_s, UTC)
+            with sessions.begin() as s:
+                index_recording(s, RecordingFacts(
+                    rel_path=f.rel_path, started_at=started, duration_s=facts.duration_s,
+                    size=facts.size, sha256=facts.sha256, indexed_by="reconcile"), now)
+            indexed.append(f.rel_path)
+    doc = report_doc(report, indexed)
+    if report.missing or report.corrupt or report.stray:
+        log.warning("reconcile: %d missing, %d corrupt, %d stray files", len(report.missing),
+                    len(report.corrupt), len(report.stray))
+    log.info("reconcile: %d ok, %d indexed now, %d still being recorded", report.ok,
+             len(indexed), len(report.still_open))
+    return doc
+
+
+class RecorderService:
+    """Runs in the CTI: indexes on the dialplan's events, reconciles at start, purges daily."""
+
+    def __init__(self, settings: RecorderSettings, sessions: sessionmaker[Session], *,
+                 timezone: str = "Asia/Shanghai",
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 queue_size: int = 1000) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.clock = clock
+        self.tz = ZoneInfo(timezone)
+        self._done: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=queue_size)
+        self.indexed = 0
+        self.last_reconcile: dict[str, Any] | None = None
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.settings.storage_dir
+
+    async def tap(self, events: AsyncIterator[dict[str, str]]) -> AsyncIterator[dict[str, str]]:
+        """Pass every AMI event on, keeping a copy of the recording-done ones."""
+        async for msg in events:
+            if msg.get("Event") == "UserEvent" and msg.get("UserEvent") == DONE_EVENT:
+                try:
+                    self._done.put_nowait(msg)
+                except asyncio.QueueFull:
+                    # not lost: the file is on disk and the next reconcile indexes it
+                    log.error("recorder queue full: %s left to the reconciler", msg.get("File"))
+            yield msg
+
+    async def run(self) -> None:
+        """Index each finished recording, one at a time, for ever."""
+        while True:
+            msg = await self._done.get()
+            try:
+                await self.index_event(msg)
+            except Exception:
+                log.exception("recording not indexed (the reconciler will): %r", msg)
+
+    async def index_event(self, msg: dict[str, str]) -> None:
+        try:
+            rel = relative_to_storage(msg.get("File", ""))
+        except BadRecordingName as exc:
+            log.warning("recording event with a bad file name: %s", exc)
+            return
+        path = resolve(self.storage_dir, rel)
+        deadline = time.monotonic() + self.settings.index_wait_s
+        # the hangup handler runs as the MixMonitor detaches; Asterisk closes the file
+        # (and fills in the wav header) a moment later
+        while not (path.exists() and riff_complete(path)):
+            if time.monotonic() > deadline:
+                if not path.exists():
+                    log.error("recording file missing call_id=%s file=%s", msg.get("CallId"),
+                              rel)
+                    return
+                log.warning("recording still open after %.0fs, indexing as is: %s",
+                            self.settings.index_wait_s, rel)
+                break
+            await asyncio.sleep(0.1)
+        facts = await asyncio.to_thread(inspect, path)
+        try:
+            started = datetime.fromtimestamp(int(msg["StartEpoch"]), UTC)
+        except (KeyError, ValueError):
+            started = self.clock() - timedelta(seconds=facts.duration_s)
+        # the agent leg's own caller id is the seat; the caller is its connected line (the
+        # IVR leg is the caller's own channel)
+        caller = (msg.get("CallerIDNum") if parse(rel).kind == "ivr"
+                  else msg.get("Caller") or msg.get("ConnectedLineNum")) or None
+        queue = msg.get("Queue") or None
+        name = parse(rel)
+        if name.kind == "ivr":
+            queue = None
+
+        def write() -> None:
+            with self.sessions.begin() as s:
+                index_recording(s, RecordingFacts(
+                    rel_path=rel, started_at=started, duration_s=facts.duration_s,
+                    size=facts.size, sha256=facts.sha256, indexed_by="event", queue=queue,
+                    caller_number=caller if caller and caller != "<unknown>" else None),
+                    self.clock())
+
+        await asyncio.to_thread(write)
+        self.indexed += 1
+
+    async def reconcile(self, *, index: bool = True) -> dict[str, Any]:
+        doc = await asyncio.to_thread(reconcile, self.storage_dir, self.sessions, self.clock(),
+                                      self.settings.settle_s, index=index)
+        self.last_reconcile = doc
+        return doc
+
+    async def at_start(self) -> None:
+        """The reconciler at CTI start: index what was recorded while the CTI was down."""
+        try:
+            await self.reconcile(index=True)
+        except Exception:
+            log.exception("reconcile at start failed")
+
+    def next_purge(self, now: datetime) -> datetime:
+        local = now.astimezone(self.tz)
+        at = local.replace(hour=self.settings.purge_hour, minute=0, second=0, microsecond=0)
+        if at <= local:
+            at += timedelta(days=1)
+        return at.astimezone(UTC)
+
+    async def purge(self, *, actor: str = "retention", dry_run: bool = False
+                    ) -> list[dict[str, Any]]:
+        def work() -> list[dict[str, Any]]:
+            with self.sessions.begin() as s:
+                return purge(s, self.settings.retention, self.storage_dir, self.clock(), actor,
+                             dry_run=dry_run)
+        return await asyncio.to_thread(work)
+
+    async def daily_purge(self) -> None:
+        """The retention purge, once a day at [recorder] purge_hour (the center's local time)."""
+        while True:
+            now = self.clock()
+            await asyncio.sleep(max(1.0, (self.next_purge(now) - now).total_seconds()))
+            try:
+                done = await self.purge()
+                log.info("daily retention purge: %d recordings deleted", len(done))
+            except Exception:
+                log.exception("daily retention purge failed")
+
+    @staticmethod
+    async def play_to_phone(ami: Ami, rel_path: str, endpoint: str) -> None:
+        """Ring the supervisor's own phone and play the recording when it answers.
+
+        Originate is never re-sent (idempotent=False): a retry could ring the phone twice.
+        """
+        name = parse(rel_path)
+        in_chroot = f"{IN_CHROOT_DIR}/{os.path.splitext(name.rel_path)[0]}"
+        await ami.action({"Action": "Originate", "Channel": f"PJSIP/{endpoint}",
+                          "Application": "Playback", "Data": in_chroot, "Async": "true",
+                          "Timeout": "30000", "CallerID": f'"录音回放" <{name.call_id}>'},
+                         idempotent=False)

@@ -1,0 +1,303 @@
+"""Recording over real Asterisk: every answered agent call is recorded by Asterisk itself,
+indexed by the CTI, survives a CTI kill -9, and the reconciler catches planted faults.
+
+SIPp callers reach SIPp agent phones that send a tone (so the recording has real audio).
+Talk time is read from AMI (the seat's answer to the agent leg's hangup); the audio is checked
+with sox, not by the file size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cti import stack
+from cti.db.models import Agent
+from cti.db.models_recordings import Recording
+from recorder.audio import riff_complete
+from tests.integration.callers import CallInProgress, ts
+from tests.integration.conftest import Backend, CtiProcess
+from tests.support.agent_phones import register_seats
+from tests.support.ami import AmiRecorder, Event
+from tests.support.mqtt import MqttWatcher, Msg
+from tests.support.ports import port
+from tests.support.sipp import Caller, Keys, Pause
+from tests.support.tone_phone import TonePhones
+
+pytestmark = pytest.mark.integration
+TONE_PORT, REGISTER_PORT = port(15070), port(15074)
+SEATS = ("seat05", "seat06")
+PASSWORD = "95598"
+HOTLINE = Path(sys.executable).parent / "hotline"
+
+
+@pytest.fixture(scope="module")
+def tone_phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    wd = tmp_path_factory.mktemp("tone-phones")
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    phones = TonePhones(TONE_PORT, wd)
+    try:
+        register_seats({s: secrets[s] for s in SEATS},
+                       f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}", TONE_PORT, wd,
+                       REGISTER_PORT)
+        yield
+    finally:
+        phones.stop()
+
+
+@pytest.fixture(scope="module")
+def agents(backend: Backend) -> list[str]:
+    with backend.sessions() as s:
+        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id.desc())).all()
+    return [a for a, skills in rows if "general" in skills][:2]
+
+
+def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30) -> Msg:
+    return mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
+                         and m.payload.get("state") == state, timeout, f"{agent} {state}",
+                         since=since)
+
+
+def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> str:
+    m0 = mqtt.mark()
+    r = mqtt.command("agents", agent, {"action": "login", "seat": seat, "password": PASSWORD})
+    assert r["ok"], r
+    token = str(r["token"])
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    _state(mqtt, agent, "ready", m0)
+    return token
+
+
+def _logout(mqtt: MqttWatcher, agent: str, seat: str, token: str) -> None:
+    r = mqtt.command("agents", agent, {"action": "logout", "token": token})
+    if not r["ok"]:  # a CTI restart forgot the token: logging in again re-attaches
+        r = mqtt.command("agents", agent, {"action": "login", "seat": seat,
+                                           "password": PASSWORD})
+        assert r["ok"], r
+        r = mqtt.command("agents", agent, {"action": "logout", "token": r["token"]})
+    assert r["ok"], r
+
+
+def _to_agent(number: str, talk_ms: int) -> Caller:
+    """Mandarin, 0 for an agent, then hang up talk_ms after the 0 (waiting and ringing
+    included)."""
+    return Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")],
+                  hangup_after_ms=talk_ms)
+
+
+@dataclass
+class Talk:
+    call_id: str
+    number: str
+    seat: str
+    answered: float   # AMI timestamps
+    ended: float
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.answered
+
+
+def _talk(ami: AmiRecorder, number: str, mark: int, call: CallInProgress) -> Talk:
+    """Wait for the seat to answer and the agent leg to hang up; the talk time from AMI."""
+    answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
+                            and e.get("CallerIDNum") == number
+                            and e.get("DialStatus") == "ANSWER", 90, "seat answered",
+                            since=mark)
+    agent_leg = answered["DestChannel"]
+    assert call.finish(120).ok
+    hangup = ami.wait_for(lambda e: e.get("Event") == "Hangup"
+                          and e.get("Channel") == agent_leg, 30, "agent leg hangup",
+                          since=mark)
+    seat = agent_leg.split("/", 1)[1].rsplit("-", 1)[0]
+    return Talk(answered["Linkedid"], number, seat, ts(answered), ts(hangup))
+
+
+def _done(ami: AmiRecorder, call_id: str, mark: int) -> Event:
+    return ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                        and e.get("UserEvent") == "HotlineRecordingDone"
+                        and e.get("CallId") == call_id, 30, "recording done", since=mark)
+
+
+def _rows(backend: Backend, call_id: str) -> list[Recording]:
+    with backend.sessions() as s:
+        return list(s.scalars(select(Recording).where(Recording.call_id == call_id)))
+
+
+def _indexed(backend: Backend, call_id: str, timeout: float = 30) -> Recording:
+    found: list[Recording] = []
+
+    def there() -> bool:
+        found[:] = _rows(backend, call_id)
+        return bool(found)
+
+    stack.wait_until(there, timeout, f"the index row of call {call_id}")
+    assert len(found) == 1, [r.rel_path for r in found]
+    return found[0]
+
+
+def _sox_rms(path: Path) -> float:
+    res = subprocess.run(["sox", str(path), "-n", "stat"], capture_output=True, text=True,
+                         check=True)
+    for line in res.stderr.splitlines():
+        if line.startswith("RMS     amplitude"):
+            return float(line.split(":")[1])
+    raise AssertionError(f"sox stat said nothing of RMS: {res.stderr}")
+
+
+def _check_recording(cti: CtiProcess, rec: Recording, talk: Talk, agent: str) -> Path:
+    path = cti.settings.recorder.storage_dir / rec.rel_path
+    assert path.exists(), path
+    assert riff_complete(path), "Asterisk did not close the wav"
+    # one file per answered leg, named by the call
+    files = list(cti.settings.recorder.storage_dir.rglob(f"{talk.call_id}_*.wav"))
+    assert files == [path], files
+    assert _sox_rms(path) > 0.01, "the recording is silent"
+    with wave.open(str(path)) as w:
+        duration = w.getnframes() / w.getframerate()
+    assert abs(duration - talk.seconds) <= 1.0, (duration, talk.seconds)
+    assert abs(rec.duration_s - duration) < 0.05
+    assert rec.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert rec.size_bytes == path.stat().st_size
+    assert rec.seat == talk.seat and rec.agent_id == agent
+    assert rec.caller_number == talk.number
+    assert rec.kind == "agent"
+    return path
+
+
+@pytest.fixture(scope="module")
+def recorded(cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
+             tone_phones: None, agents: list[str],
+             tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Recording, Talk]]:
+    """Two answered calls, one after the other, to two agents."""
+    wd = tmp_path_factory.mktemp("rec-calls")
+    out = []
+    for i, (agent, seat) in enumerate(zip(agents, SEATS, strict=True)):
+        token = _login_ready(mqtt, agent, seat)
+        number = f"{backend.prefix}8100{i:03d}"
+        mark = ami.mark()
+        call = CallInProgress(_to_agent(number, talk_ms=12_000 + 2_000 * i), cti.settings, wd)
+        talk = _talk(ami, number, mark, call)
+        _done(ami, talk.call_id, mark)
+        rec = _indexed(backend, talk.call_id)
+        out.append((rec, talk))
+        _logout(mqtt, agent, seat, token)
+    return out
+
+
+def test_every_answered_call_is_recorded_with_audio_duration_and_checksum(
+        cti: CtiProcess, recorded: list[tuple[Recording, Talk]], agents: list[str]) -> None:
+    for (rec, talk), agent in zip(recorded, agents, strict=True):
+        _check_recording(cti, rec, talk, agent)
+        assert rec.indexed_by == "event"
+        assert rec.queue == "general"
+
+
+def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
+        tone_phones: None, agents: list[str], tmp_path: Path) -> None:
+    agent, seat = agents[0], SEATS[0]
+    token = _login_ready(mqtt, agent, seat)
+    number = f"{backend.prefix}8100100"
+    mark = ami.mark()
+    call = CallInProgress(_to_agent(number, talk_ms=14_000), cti.settings, tmp_path)
+    ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                 and e.get("UserEvent") == "HotlineRecordingStart"
+                 and e.get("Caller") == number, 90, "recording started", since=mark)
+    cti.kill9()
+    try:
+        talk = _talk(ami, number, mark, call)
+        done = _done(ami, talk.call_id, mark)
+        path = cti.settings.recorder.storage_dir / done["File"].split("/recordings/", 1)[1]
+        # Asterisk finished the file on its own, with no CTI
+        stack.wait_until(lambda: riff_complete(path), 10, "Asterisk to close the wav")
+        assert _rows(backend, talk.call_id) == []
+    finally:
+        m1 = mqtt.mark()
+        cti.start()
+    # the restarted CTI re-publishes every agent's state once it has resynced
+    mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state", 30,
+                  "agent state after the restart", since=m1)
+    rec = _indexed(backend, talk.call_id)
+    assert rec.indexed_by == "reconcile"
+    _check_recording(cti, rec, talk, agent)
+    _logout(mqtt, agent, seat, token)
+
+
+def _hotline(cti: CtiProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HOTLINE), *args], env=cti.env, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_reconciler_finds_planted_deleted_stray_and_corrupted_files(
+        cti: CtiProcess, recorded: list[tuple[Recording, Talk]]) -> None:
+    storage = cti.settings.recorder.storage_dir
+    (gone, _), (damaged, _) = recorded
+    gone_path, damaged_path = storage / gone.rel_path, storage / damaged.rel_path
+    gone_bytes, damaged_bytes = gone_path.read_bytes(), damaged_path.read_bytes()
+    ours = gone_path.with_name(f"1.1_1.1_{damaged.seat}.wav")  # named by a call, never indexed
+    foreign = storage / "planted-by-test.wav"
+    try:
+        gone_path.unlink()
+        # one sample changed in the middle: same size, different checksum
+        mid = len(damaged_bytes) // 2
+        damaged_path.write_bytes(damaged_bytes[:mid] + bytes([damaged_bytes[mid] ^ 0xFF])
+                                 + damaged_bytes[mid + 1:])
+        shutil.copyfile(damaged_path, ours)
+        shutil.copyfile(damaged_path, foreign)
+        res = _hotline(cti, "recordings", "reconcile", "--json")
+        assert res.returncode == 1, res.stderr
+        doc = json.loads(res.stdout)
+        assert {"id": gone.id, "file": gone.rel_path} in doc["missing"]
+        corrupt = {c["file"]: c for c in doc["corrupt"]}
+        assert damaged.rel_path in corrupt
+        assert corrupt[damaged.rel_path]["indexed_sha256"] == damaged.sha256
+        assert corrupt[damaged.rel_path]["file_size"] == damaged.size_bytes
+        stray = {s["file"]: s["ours"] for s in doc["stray"]}
+        assert stray.get(ours.relative_to(storage).as_posix()) is True
+        assert stray.get("planted-by-test.wav") is False
+        assert doc["clean"] is False
+    finally:
+        gone_path.write_bytes(gone_bytes)
+        damaged_path.write_bytes(damaged_bytes)
+        ours.unlink(missing_ok=True)
+        foreign.unlink(missing_ok=True)
+    res = _hotline(cti, "recordings", "reconcile", "--json")
+    doc = json.loads(res.stdout)
+    for key in ("missing", "corrupt", "stray"):
+        files = {x["file"] for x in doc[key]}
+        assert not files & {gone.rel_path, damaged.rel_path, "planted-by-test.wav"}, doc
+
+
+def test_search_by_agent_caller_queue_and_duration(
+        cti: CtiProcess, recorded: list[tuple[Recording, Talk]], agents: list[str]) -> None:
+    (first, t1), (second, t2) = recorded
+    res = _hotline(cti, "recordings", "list", "--json", "--caller", t1.number)
+    assert res.returncode == 0, res.stderr
+    assert [r["id"] for r in json.loads(res.stdout)] == [first.id]
+    res = _hotline(cti, "recordings", "list", "--json", "--agent", agents[1], "--queue",
+                   "general", "--min-duration", str(int(second.duration_s) - 1))
+    assert second.id in [r["id"] for r in json.loads(res.stdout)]
+    assert first.id not in [r["id"] for r in json.loads(res.stdout)]
+    res = _hotline(cti, "recordings", "list", "--json", "--min-duration", "5",
+                   "--max-duration", "1")
+    assert res.returncode == 2 and "min_duration" in res.stderr
+
+
+def test_replay_without_a_sound_device_says_so(
+        cti: CtiProcess, recorded: list[tuple[Recording, Talk]]) -> None:
+    rec, _talk = recorded[0]
+    res = _hotline(cti, "replay", rec.call_id)
+    assert res.returncode == 3, (res.returncode, res.stdout, res.stderr)
+    assert "no sound output device" in res.stderr or "sounddevice is not installed" in res.stderr
