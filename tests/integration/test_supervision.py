@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -342,14 +343,13 @@ def test_agent_listen_refused_and_audited_without_ringing_anyone(
 def test_barge_ends_on_record_when_the_call_ends(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: Phones,
         tmp_path: Path) -> None:
-    """Started straight in barge; the caller hangs up: the supervisor's phone is released
-    (ChanSpy's E option, and the CTI's own Hangup) and the session's end is on record."""
+    """Started straight in barge over the web API; the caller hangs up: the supervisor's
+    phone is released (ChanSpy's E option, and the CTI's own Hangup) and the session's end is
+    on record."""
     agent = _agent(backend)
     m0 = mqtt.mark()
     token = _login_agent(mqtt, agent)
     assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
-    sup = mqtt.command("supervisors", SUPERVISOR, {"action": "login", "password": PASSWORD})
-    assert sup["ok"], sup
     number = f"{backend.prefix}7400002"
     mark = ami.mark()
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
@@ -364,10 +364,18 @@ def test_barge_ends_on_record_when_the_call_ends(
         # the CTI's own picture says connected (a call still ringing is refused: not_connected)
         mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
                       and m.payload.get("state") == "on_call", 15, "agent on call", since=m0)
-        r = mqtt.command("supervisors", SUPERVISOR, {"action": "barge", "token": sup["token"],
-                                                     "call_id": answered["Linkedid"]})
-        assert r["ok"], r
-        sid = r["session"]["session_id"]
+        # this time over the CTI's web API: the supervisor logs in at their phone
+        base = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
+        with httpx.Client(base_url=base, timeout=15) as web:
+            login = web.post("/api/auth/login", json={"user_id": SUPERVISOR,
+                                                      "password": PASSWORD, "seat": SUP_PHONE})
+            assert login.status_code == 200, login.text
+            r = web.post("/api/supervision", json={"call_id": answered["Linkedid"],
+                                                   "mode": "barge"})
+            assert r.status_code == 201, r.text
+            doc = r.json()
+        assert (doc["endpoint"], doc["mode"], doc["agent_id"]) == (SUP_PHONE, "barge", agent)
+        sid = doc["session_id"]
         uid = f"hotline-spy-{sid}"
         entered = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
                                and e.get("UserEvent") == "HotlineSpy"
@@ -398,6 +406,7 @@ def test_barge_ends_on_record_when_the_call_ends(
         modes = s.scalars(select(SupervisionMode)
                           .where(SupervisionMode.session_id == sid)).all()
     assert row.ended_at is not None and row.end_reason == ended.payload["reason"]
+    assert (row.via, row.supervisor_id, row.endpoint) == ("web", SUPERVISOR, SUP_PHONE)
     assert abs(row.ended_at.timestamp() - ts(spy_gone)) < 5
     assert [(m.mode, m.ended_at is not None) for m in modes] == [("barge", True)]
     assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
