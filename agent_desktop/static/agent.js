@@ -175,11 +175,24 @@ function accountView(a) {
 function ivrPath(pop) {
   const steps = (pop.ivr && pop.ivr.path) || pop.ivr_path || [];
   if (!steps.length) return h("p", { class: "muted" }, t("common.none"));
-  return h("ol", { class: "ivr-path", "data-testid": "pop-ivr-path" }, steps.map((s) => {
+  // what the caller did and what the IVR decided; the start, variable sets and read-outs are
+  // left out (the IVR's record keeps them)
+  const shown = steps.filter((s) => s.node && !("set" in s) && !("said" in s));
+  return h("ol", { class: "ivr-path", "data-testid": "pop-ivr-path" }, shown.map((s) => {
     const label = s.label || tOr("ivrnode", s.node);
-    return h("li", { "data-testid": "pop-ivr-step", "data-node": s.node || "" }, label,
-      s.input !== undefined && s.input !== null
-        ? h("span", { class: "key", "data-testid": "pop-ivr-input" }, s.input) : null);
+    let detail = null;
+    if (s.input !== undefined && s.input !== null) {
+      detail = s.timeout && !s.input
+        ? h("span", { class: "key muted" }, t("pop.ivr_timeout"))
+        : h("span", { class: "key", "data-testid": "pop-ivr-input" }, s.input);
+    } else if (s.transfer) {
+      detail = h("span", { class: "key" }, "→ ", tOr("skill", s.transfer));
+    } else if (s.workorder) {
+      detail = h("span", { class: "key" }, s.workorder);
+    } else if (s.error) {
+      detail = h("span", { class: "key tag overdue" }, t("pop.ivr_error"));
+    }
+    return h("li", { "data-testid": "pop-ivr-step", "data-node": s.node }, label, detail);
   }));
 }
 

@@ -86,6 +86,8 @@ const zh = {
   "pop.no_work_orders": "无在途工单",
   "pop.ivr_path": "IVR路径",
   "pop.ivr_entered": "客户按键",
+  "pop.ivr_timeout": "未按键",
+  "pop.ivr_error": "查询失败",
   "pop.language": "语种",
   "call.title": "通话控制",
   "call.none": "当前无通话",
@@ -215,6 +217,10 @@ const zh = {
   "ivrnode.fault_create": "报修建单",
   "ivrnode.to_agent_after_retries": "多次输入错误转人工",
   "ivrnode.goodbye": "结束语",
+  "ivrnode.to_agent_zh": "转人工",
+  "ivrnode.to_agent_en": "转人工(英语)",
+  "ivrnode.fault_check_account": "核对户号(报修)",
+  "ivrnode.lookup_failed": "查询失败",
 };
 
 const en = {
@@ -300,6 +306,8 @@ const en = {
   "pop.no_work_orders": "No open work orders",
   "pop.ivr_path": "IVR path",
   "pop.ivr_entered": "Keys entered",
+  "pop.ivr_timeout": "no key",
+  "pop.ivr_error": "lookup failed",
   "pop.language": "Language",
   "call.title": "Call control",
   "call.none": "No call",
@@ -429,6 +437,10 @@ const en = {
   "ivrnode.fault_create": "Fault order created",
   "ivrnode.to_agent_after_retries": "To an agent after retries",
   "ivrnode.goodbye": "Goodbye",
+  "ivrnode.to_agent_zh": "To an agent",
+  "ivrnode.to_agent_en": "To an agent (English)",
+  "ivrnode.fault_check_account": "Account check (fault)",
+  "ivrnode.lookup_failed": "Lookup failed",
 };
 
 const STRINGS = { "zh-CN": zh, en };
