@@ -28,6 +28,7 @@ ROUTERS: tuple[str, ...] = (
     "agent_desktop.api.calls",
     "agent_desktop.api.workorders",
     "agent_desktop.api.supervision",
+    "agent_desktop.api.recordings",
     "agent_desktop.push",
 )
 

@@ -238,3 +238,14 @@ def audit(session: Session, *, now: datetime, actor: str, role: str | None, acti
     session.add(AuditLog(at=_aware(now), actor=actor, role=role, action=action, target=target,
                          allowed=allowed, client_ip=client_ip, detail=dict(detail or {})))
     session.flush()
+
+
+def search_one(session: Session, recording_id: int) -> dict[str, Any] | None:
+    """One recording as search() shows it (deleted ones too)."""
+    row = session.execute(select(Recording, Call)
+                          .outerjoin(Call, Call.call_id == Recording.call_id)
+                          .where(Recording.id == recording_id)).one_or_none()
+    if row is None:
+        return None
+    rec, call = row
+    return recording_doc(rec, call, _orders_of(session, [rec.call_id]).get(rec.call_id, []))
