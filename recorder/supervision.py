@@ -276,9 +276,12 @@ class SupervisionService:
 
     async def _ami_event(self, msg: Mapping[str, Any]) -> None:
         if msg.get("Event") == "Hangup":
-            channel = str(msg.get("Channel", ""))
+            # the agent's leg of the supervised call (same Linkedid): the call is over. A
+            # late Hangup of the seat's previous call has another Linkedid and ends nothing
+            channel, linkedid = str(msg.get("Channel", "")), str(msg.get("Linkedid", ""))
             for s in list(self.live.values()):
-                if s.state != SessionState.ENDED and channel.startswith(s.target):
+                if s.state != SessionState.ENDED and channel.startswith(s.target) \
+                        and linkedid in ("", s.call_id):
                     await self._event(sp.CallGone(s.call_id), session_id=s.session_id)
         ev = sp.translate(msg)
         if ev is None:

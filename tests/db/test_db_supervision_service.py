@@ -133,8 +133,12 @@ async def test_call_hangup_ends_session_and_mode_needs_answer(
         await service.start(SUP, CALL.call_id, "listen", via="web")
     with pytest.raises(SupervisionError, match="forbidden"):
         await service.stop(Actor("S02", "supervisor"), sid)
+    # the seat's previous call hanging up late ends nothing
+    await _feed(service, {"Event": "Hangup", "Channel": "PJSIP/seat07-00000010",
+                          "Uniqueid": "1751333300.40", "Linkedid": "1751333300.39"})
+    assert service.get(sid) is not None
     await _feed(service, {"Event": "Hangup", "Channel": "PJSIP/seat07-00000012",
-                          "Uniqueid": "1751333405.43"})
+                          "Uniqueid": "1751333405.43", "Linkedid": CALL.call_id})
     assert service.get(sid) is None
     assert ami.sent[-1]["Action"] == "Hangup"
 
