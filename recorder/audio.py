@@ -23,7 +23,7 @@ class WavFacts:
     size: int
     sha256: str
     duration_s: float
-    rms: float          # of 16-bit samples, 0..32767; 0 means pure digital silence
+    rms: float          # of 16-bit samples, 0..32767 (0 unless asked for)
     complete: bool      # the RIFF header matches the file: Asterisk closed it
 
 
@@ -49,28 +49,42 @@ def riff_complete(path: Path) -> bool:
     return struct.unpack("<I", head[4:8])[0] == size - 8
 
 
-def inspect(path: Path) -> WavFacts:
-    """All the facts in one read of the samples and one of the bytes."""
+def _pcm_of_unclosed(path: Path) -> tuple[int, int, bytes]:
+    """(rate, channels, samples) of a canonical 44-byte-header wav whose sizes were never
+    filled in (the writer died): the data is whatever follows the header."""
+    raw = path.read_bytes()
+    if (len(raw) < 44 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE" or raw[12:16] != b"fmt "
+            or raw[36:40] != b"data"):
+        raise NotAWav(f"{path}: not a wav with a canonical header")
+    fmt, channels, rate = struct.unpack("<HHI", raw[20:28])
+    bits = struct.unpack("<H", raw[34:36])[0]
+    if fmt != 1 or bits != 16 or channels < 1:
+        raise NotAWav(f"{path}: not 16-bit PCM")
+    return rate, channels, raw[44:]
+
+
+def inspect(path: Path, *, with_rms: bool = False) -> WavFacts:
+    """All the facts in one read of the samples and one of the bytes (the RMS, a pass over
+    every sample in Python, only when asked: indexing does not need it)."""
     size = path.stat().st_size
     complete = riff_complete(path)
-    try:
-        with wave.open(str(path), "rb") as w:
-            width, rate, channels = w.getsampwidth(), w.getframerate(), w.getnchannels()
-            if width != 2:
-                raise NotAWav(f"{path}: {8 * width}-bit samples, expected 16-bit PCM")
-            frames = w.getnframes()
-            if not complete:
-                # an unclosed header undercounts: take the frames actually on disk
-                frames = max(0, (size - 44) // (width * channels))
-            raw = w.readframes(frames)
-    except (wave.Error, EOFError, OSError) as exc:
-        raise NotAWav(f"{path}: {exc}") from exc
+    if complete:
+        try:
+            with wave.open(str(path), "rb") as w:
+                width, rate, channels = w.getsampwidth(), w.getframerate(), w.getnchannels()
+                if width != 2:
+                    raise NotAWav(f"{path}: {8 * width}-bit samples, expected 16-bit PCM")
+                raw = w.readframes(w.getnframes())
+        except (wave.Error, EOFError, OSError) as exc:
+            raise NotAWav(f"{path}: {exc}") from exc
+    else:
+        rate, channels, raw = _pcm_of_unclosed(path)
     samples = array("h")
     samples.frombytes(raw[: len(raw) - len(raw) % 2])
     if sys.byteorder == "big":
         samples.byteswap()
     n = len(samples)
-    rms = math.sqrt(sum(s * s for s in samples) / n) if n else 0.0
+    rms = math.sqrt(sum(s * s for s in samples) / n) if n and with_rms else 0.0
     return WavFacts(size=size, sha256=sha256_of(path),
                     duration_s=round(n / channels / rate, 3) if rate else 0.0,
                     rms=round(rms, 1), complete=complete)
