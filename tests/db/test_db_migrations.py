@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Column, Engine, Integer, MetaData, inspect
 
+import cti.db.models_recordings  # noqa: F401  (the recorder's tables)
 import cti.db.models_supervision  # noqa: F401  (supervision's tables)
 import cti.db.models_web  # noqa: F401  (the agent desktop's tables)
 from cti.db.migrate import alembic_config, upgrade
