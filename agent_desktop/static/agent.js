@@ -40,10 +40,10 @@ function renderState() {
   $("btn-not-ready").disabled = busy;
   $("btn-wrap-up").disabled = busy || a.state === "wrap_up";
   const onCall = a.state === "on_call";
-  const hasCall = Boolean(a.call_id) && ["reserved", "on_call"].includes(a.state);
   $("btn-hold").disabled = !onCall;
   $("btn-transfer").disabled = !onCall;
-  $("btn-hangup").disabled = !hasCall;
+  $("btn-hangup").disabled = !onCall || !a.call_id;
+  $("btn-hold").dataset.held = S.held ? "1" : "0";
   $("btn-hold").textContent = S.held ? t("call.unhold") : t("call.hold");
   const status = $("call-status");
   status.dataset.state = a.state;
@@ -241,8 +241,8 @@ function callId() {
 
 $("btn-hold").addEventListener("click", async () => {
   try {
-    await post(`/api/calls/${encodeURIComponent(callId())}/hold`, { on: !S.held });
-    S.held = !S.held;
+    const res = await post(`/api/calls/${encodeURIComponent(callId())}/hold`, { on: !S.held });
+    S.held = typeof res.held === "boolean" ? res.held : !S.held;
     renderState();
   } catch (e) { toast(errorText(e), "error"); }
 });

@@ -10,7 +10,8 @@ phone; Debian's chromium under Playwright drives the agent desktop and the super
 4. the SIPp phone answers after ringing; the page shows on-call and a running call timer;
 5. the agent creates a repair work order from the pop (one click, prefilled);
 6. the supervisor's wallboard changes (answered calls, the agent on call) and shows the new
-   order with its SLA clock counting down.
+   order with its SLA clock counting down;
+then the agent hangs up from the page and wraps up.
 
 Screenshots of the desktop with the pop and of the wallboard go to artifacts/screenshots/.
 Everything waits on page, AMI or HTTP events with deadlines; nothing sleeps.
@@ -144,7 +145,7 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         mark = ami.mark()
         call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("1"),
                                               Pause(1500), Keys(account + "#"), Pause(2500),
-                                              Keys("0")], hangup_after_ms=30_000),
+                                              Keys("0")]),  # the agent hangs up
                               cti.settings, tmp_path)
 
         # 3. the pop is on the page while the seat rings
@@ -217,8 +218,13 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         expect(sup.locator(f'[data-testid="wo-row"][data-number="{order_no}"]')).to_be_visible()
         screenshot(sup, f"desktop-wallboard-big-screen-{backend.name}")
 
-        # the caller hangs up: wrap-up with its countdown, then ready again
-        assert call.finish(90).ok
+        # call control from the page: the agent hangs up
+        mark = ami.mark()
+        page.get_by_test_id("call-hangup").click()
+        ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("CallerIDNum") == number,
+                     20, "the caller's leg hung up", since=mark)
+        # the caller got the PBX's BYE; the agent wraps up with a countdown, then is ready
+        assert call.finish(30).ok
         expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "wrap_up")
         expect(page.get_by_test_id("wrapup-countdown")).to_be_visible()
         expect(page.get_by_test_id("agent-state")).to_have_attribute(
