@@ -391,9 +391,12 @@ PROVIDER = {
     "ChanSpy": "app_chanspy.so",
     "MixMonitor": "app_mixmonitor.so", "StopMixMonitor": "app_mixmonitor.so",
     "STRFTIME": "func_strings.so", "CONNECTEDLINE": "func_callerid.so",
+    "StackPop": "app_stack.so", "DIALPLAN_EXISTS": "func_dialplan.so",
+    "MusicOnHold": "res_musiconhold.so", "SoftHangup": "app_softhangup.so",
 }
 # the pbx core (pbx_builtins)
-BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten"}
+BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten", "Background",
+           "Wait"}
 
 
 def test_every_dialplan_application_and_function_is_loaded(rendered: tuple) -> None:
