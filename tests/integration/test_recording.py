@@ -111,6 +111,7 @@ class Talk:
 
 def _talk(ami: AmiRecorder, number: str, mark: int, call: CallInProgress) -> Talk:
     """Wait for the seat to answer and the agent leg to hang up; the talk time from AMI."""
+    # Dial's DialEnd on the ACD path; app_queue reports its member's answer the same way
     answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
                             and e.get("CallerIDNum") == number
                             and e.get("DialStatus") == "ANSWER", 90, "seat answered",
@@ -156,7 +157,7 @@ def _sox_rms(path: Path) -> float:
     raise AssertionError(f"sox stat said nothing of RMS: {res.stderr}")
 
 
-def _check_recording(cti: CtiProcess, rec: Recording, talk: Talk, agent: str) -> Path:
+def _check_recording(cti: CtiProcess, rec: Recording, talk: Talk, agent: str | None) -> Path:
     path = cti.settings.recorder.storage_dir / rec.rel_path
     assert path.exists(), path
     assert riff_complete(path), "Asterisk did not close the wav"
@@ -233,6 +234,36 @@ def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
     assert rec.indexed_by == "reconcile"
     _check_recording(cti, rec, talk, agent)
     _logout(mqtt, agent, seat, token)
+
+
+def test_failover_queue_calls_are_recorded_too(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
+        tone_phones: None, tmp_path: Path) -> None:
+    """With the CTI gone, the caller fails over to app_queue; its member gosub records."""
+    number = f"{backend.prefix}8100200"
+    cti.kill9()
+    try:
+        mark = ami.mark()
+        call = CallInProgress(_to_agent(number, talk_ms=18_000), cti.settings, tmp_path)
+        ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                     and e.get("UserEvent") == "HotlineFailover"
+                     and e.get("CallerIDNum") == number, cti.settings.acd.cti_stale_s + 60,
+                     "failover to app_queue", since=mark)
+        started = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                               and e.get("UserEvent") == "HotlineRecordingStart"
+                               and e.get("Caller") == number, 60, "recording started",
+                               since=mark)
+        assert started["Queue"] == "hotline-agents"
+    finally:
+        m1 = mqtt.mark()
+        cti.start()  # back while the call goes on: it indexes from the leg's event
+    mqtt.wait_for(lambda m: m.topic.startswith("hotline/agents/"), 30,
+                  "agent states after the restart", since=m1)
+    talk = _talk(ami, number, mark, call)
+    _done(ami, talk.call_id, mark)
+    rec = _indexed(backend, talk.call_id)
+    _check_recording(cti, rec, talk, None)
+    assert (rec.queue, rec.indexed_by) == ("hotline-agents", "event")
 
 
 def _hotline(cti: CtiProcess, *args: str) -> subprocess.CompletedProcess[str]:
