@@ -1,11 +1,12 @@
 """Call control from the desktop over AMI: hold (music to the caller), transfer, hang up.
 
-The caller's channel is the one the ACD knows (AcdService.channels). Hold moves both legs out of
-their bridge at once (Redirect with ExtraChannel): the caller to music on hold, the agent's leg
-to a silent wait, both in the `hotline-hold` context; taking the call off hold bridges them
-again (AMI Bridge). A transfer first tells the call tracker that the caller is going back to
-the agent side's start, so the next queue, offer and answer events count again; the ACD then
-re-queues the call under the new skill (at the front) or rings the chosen agent's seat.
+The caller's channel is the one the ACD knows (AcdService.channels). Hold Redirects the caller
+out of the bridge to music on hold in `hotline-hold`; the agent's leg follows there by Dial's
+F() option and waits in silence; off hold, the agent's leg is Redirected to bridge itself with
+the caller again (the Bridge() application).
+A transfer first tells the call tracker that the caller is going back to the agent side's
+start, so the next queue, offer and answer events count again; the ACD then re-queues the
+call under the new skill (at the front) or rings the chosen agent's seat.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from cti.acd_service import AcdService, Command
 log = logging.getLogger(__name__)
 
 HOLD_CONTEXT = "hotline-hold"
+HOLD_WAIT_PRIORITY = "2"  # hotline-hold,agent: the Wait() step
+SETTLE_S, SETTLE_POLL_S = 3.0, 0.05
 REPLY_TIMEOUT_S = 5.0
 
 
@@ -61,6 +64,9 @@ class CallControl:
     service: AcdService
     tracker: Tracker | None = None
     held: dict[str, tuple[str, str]] = field(default_factory=dict)  # call_id -> (caller, agent)
+    # calls taken off hold: the agent's leg runs Bridge() in hotline-hold now; a transfer ends
+    # it explicitly rather than rely on the dialplan after the bridge
+    resumed: dict[str, str] = field(default_factory=dict)  # call_id -> agent's channel
 
     def _caller_channel(self, call_id: str) -> str:
         ch = self.service.channels.get(call_id)
@@ -95,28 +101,59 @@ class CallControl:
                 await self.ami.action({"Action": "Setvar", "Channel": ch,
                                        "Variable": "HOTLINE_HOLD_PEER", "Value": peer},
                                       idempotent=True)
-            await self.ami.action({
-                "Action": "Redirect", "Channel": caller, "Context": HOLD_CONTEXT,
-                "Exten": "caller", "Priority": "1", "ExtraChannel": agent,
-                "ExtraContext": HOLD_CONTEXT, "ExtraExten": "agent", "ExtraPriority": "1"},
-                idempotent=False)
+            # the agent's leg follows by itself (Dial's F() in hotline-connect): redirecting
+            # both legs of the bridge at once makes Asterisk swap in surrogates and hang up
+            await self.ami.action({"Action": "Redirect", "Channel": caller,
+                                   "Context": HOLD_CONTEXT, "Exten": "caller", "Priority": "1"},
+                                  idempotent=False)
             self.held[call_id] = (caller, agent)
             log.info("call %s on hold (caller %s, agent %s)", call_id, caller, agent)
             return True
-        pair = self.held.pop(call_id, None)
+        pair = self.held.get(call_id)
         if pair is None:
             return False
-        await self.ami.action({"Action": "Bridge", "Channel1": pair[0], "Channel2": pair[1],
-                               "Tone": "no"}, idempotent=False)
+        await self._waiting_on_hold(pair[1])
+        del self.held[call_id]
+        # the agent's leg bridges itself with the caller (hotline-hold,resume): an AMI Bridge
+        # would have to yank the agent's leg out of its Wait(), which Asterisk fails to do
+        await self.ami.action({"Action": "Setvar", "Channel": pair[0],
+                               "Variable": "HOTLINE_HOLD_PEER", "Value": ""}, idempotent=True)
+        await self.ami.action({"Action": "Redirect", "Channel": pair[1],
+                               "Context": HOLD_CONTEXT, "Exten": "resume", "Priority": "1"},
+                              idempotent=False)
+        self.resumed[call_id] = pair[1]
         log.info("call %s off hold", call_id)
         return False
 
+    async def _waiting_on_hold(self, agent: str) -> None:
+        """Until the agent's leg waits in hotline-hold (Dial's F() takes it there a moment
+        after the caller left): bridging it while it is still on its way drops the call."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_S
+        while True:
+            where = []
+            for var in ("CONTEXT", "PRIORITY"):
+                msg = await self.ami.action({"Action": "Getvar", "Channel": agent,
+                                             "Variable": var}, idempotent=True)
+                where.append(str(msg.get("Value") or "") if hasattr(msg, "get") else "")
+            if where == [HOLD_CONTEXT, HOLD_WAIT_PRIORITY]:
+                return
+            if loop.time() >= deadline:
+                raise CallControlError("the agent's phone is not on hold yet; try again")
+            await asyncio.sleep(SETTLE_POLL_S)
+
     async def _drop_held_agent(self, call_id: str) -> None:
+        """End the agent's leg where only we can: waiting in hotline-hold, or in our bridge."""
         pair = self.held.pop(call_id, None)
-        if pair is not None:
-            # the agent's leg waits in hotline-hold; nothing else would end it
-            await self.ami.action({"Action": "Hangup", "Channel": pair[1], "Cause": "16"},
+        leg = pair[1] if pair is not None else self.resumed.pop(call_id, None)
+        self.resumed.pop(call_id, None)
+        if leg is None:
+            return
+        try:
+            await self.ami.action({"Action": "Hangup", "Channel": leg, "Cause": "16"},
                                   idempotent=True)
+        except Exception as exc:  # already gone with its peer: nothing to end
+            log.debug("call %s: agent leg %s not hung up: %s", call_id, leg, exc)
 
     async def transfer(self, call_id: str, *, actor: str, skill: str | None = None,
                        agent_id: str | None = None) -> dict[str, Any]:

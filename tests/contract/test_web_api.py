@@ -101,7 +101,9 @@ class FakeAmi:
                      idempotent: bool) -> dict[str, str]:
         self.actions.append(dict(action))
         if action["Action"] == "Getvar":
-            return {"Response": "Success", "Value": "PJSIP/seat01-00000007"}
+            value = {"BRIDGEPEER": "PJSIP/seat01-00000007", "CONTEXT": "hotline-hold",
+                     "PRIORITY": "2"}[action["Variable"]]
+            return {"Response": "Success", "Value": value}
         return {"Response": "Success"}
 
 
@@ -448,13 +450,18 @@ async def test_hold_and_resume_over_ami(env: Env) -> None:
     redirect = [a for a in env.ami.actions if a["Action"] == "Redirect"]
     assert redirect == [{
         "Action": "Redirect", "Channel": "PJSIP/carrier-00000001", "Context": "hotline-hold",
-        "Exten": "caller", "Priority": "1", "ExtraChannel": "PJSIP/seat01-00000007",
-        "ExtraContext": "hotline-hold", "ExtraExten": "agent", "ExtraPriority": "1"}]
+        "Exten": "caller", "Priority": "1"}]
+    # both legs know their peer: either hanging up while held ends the other
+    assert [(a["Channel"], a["Value"]) for a in env.ami.actions
+            if a.get("Variable") == "HOTLINE_HOLD_PEER"] == [
+        ("PJSIP/carrier-00000001", "PJSIP/seat01-00000007"),
+        ("PJSIP/seat01-00000007", "PJSIP/carrier-00000001")]
     assert (await env.client.get(f"/api/calls/{cid}")).json()["held"] is True
     r = await env.client.post(f"/api/calls/{cid}/hold", json={"on": False})
     assert r.status_code == 200 and r.json()["held"] is False
-    assert env.ami.actions[-1] == {"Action": "Bridge", "Channel1": "PJSIP/carrier-00000001",
-                                   "Channel2": "PJSIP/seat01-00000007", "Tone": "no"}
+    assert env.ami.actions[-1] == {"Action": "Redirect", "Channel": "PJSIP/seat01-00000007",
+                                   "Context": "hotline-hold", "Exten": "resume",
+                                   "Priority": "1"}
 
 
 async def test_transfer_to_a_skill_requeues_the_caller_in_our_acd(env: Env) -> None:

@@ -1,0 +1,170 @@
+"""Call control from the desktop's web API on real Asterisk: the CTI process serves the API;
+agents log in at their seats over HTTP, a SIPp caller reaches the first agent, who puts the
+caller on hold (music on the caller's channel) and back, then transfers to a skill (the caller
+waits again in our ACD and the second agent's seat rings); the second agent transfers to the
+first agent by name, who hangs up from the web. Waits on AMI events and HTTP answers with
+deadlines, never on sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from cti import stack
+from cti.db.models import Agent
+from tests.integration.callers import CallInProgress, is_event
+from tests.integration.conftest import Backend, CtiProcess
+from tests.support.agent_phones import AgentPhones, register_seats
+from tests.support.ami import AmiRecorder, Event
+from tests.support.ports import port
+from tests.support.sipp import Caller, Keys, Pause
+
+pytestmark = pytest.mark.integration
+PHONE_PORT, REGISTER_PORT = port(15040), port(15044)
+SEATS = ("seat11", "seat12")
+PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
+
+
+@pytest.fixture(scope="module")
+def base(cti: CtiProcess) -> str:
+    url = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/health", timeout=2).json().get("ok") is True
+        except httpx.HTTPError:
+            return False
+
+    stack.wait_until(up, 30, f"the CTI's web API on {url}")
+    return url
+
+
+@pytest.fixture(scope="module")
+def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    wd = tmp_path_factory.mktemp("web-phones")
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    answering = AgentPhones(PHONE_PORT, wd, answer=True, ring_ms=1000)
+    try:
+        register_seats({s: secrets[s] for s in SEATS}, target, PHONE_PORT, wd, REGISTER_PORT)
+        yield
+    finally:
+        answering.stop()
+
+
+@pytest.fixture(scope="module")
+def two_agents(backend: Backend) -> tuple[str, str]:
+    """A general agent without billing, and a billing agent: the transfer to billing can only
+    go to the second one."""
+    with backend.sessions() as s:
+        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id.desc())).all()
+    first = next(a for a, sk in rows if "general" in sk and "billing" not in sk)
+    second = next(a for a, sk in rows if "billing" in sk and a != first)
+    return first, second
+
+
+def _client(base: str, user: str, seat: str) -> httpx.Client:
+    c = httpx.Client(base_url=base, timeout=15)
+    r = c.post("/api/auth/login", json={"user_id": user, "password": PASSWORD, "seat": seat})
+    assert r.status_code == 200, r.text
+    return c
+
+
+def _state(c: httpx.Client, agent: str, want: str, timeout: float = 20) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def reached() -> bool:
+        found.update(c.get(f"/api/agents/{agent}").json())
+        return found.get("state") == want
+
+    try:
+        stack.wait_until(reached, timeout, f"{agent} {want}")
+    except stack.StackError as exc:
+        raise AssertionError(f"{exc}; last seen {found}") from None
+    return found
+
+
+def _answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
+    ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineOffer")(e)
+                 and e.get("Seat") == seat, 60, f"offer to {seat}", since=since)
+    return ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == number
+                        and e.get("DialStatus") == "ANSWER"
+                        and e.get("DestChannel", "").startswith(f"PJSIP/{seat}-"),
+                        30, f"{seat} answered", since=since)
+
+
+def test_hold_transfer_and_hangup_from_the_web(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, base: str, phones: None,
+        two_agents: tuple[str, str], tmp_path: Path) -> None:
+    first, second = two_agents
+    a = _client(base, first, SEATS[0])
+    b = _client(base, second, SEATS[1])
+    try:
+        # the API is the CTI's: the login put the agent in the ACD, as the MQTT login does
+        assert _state(a, first, "not_ready")["reason"] == "login"
+        assert [x["agent_id"] for x in a.get("/api/agents").json()] == [first]
+        assert a.post(f"/api/agents/{first}/state", json={"state": "ready"}).json()[
+            "state"] == "ready"
+        number = f"{backend.prefix}7100001"
+        mark = ami.mark()
+        call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")]),
+                              cti.settings, tmp_path)
+        answered = _answered(ami, number, SEATS[0], mark)
+        caller_channel = answered["Channel"]
+        live = a.get("/api/calls", params={"live": "true"}).json()
+        assert [(c["live_state"], c["agent_id"]) for c in live] == [("connected", first)]
+        cid = live[0]["call_id"]
+        assert a.get(f"/api/calls/{cid}/pop").json()["caller_number"] == number
+
+        # hold: music on the caller's channel; resume: both legs bridged again
+        m = ami.mark()
+        r = a.post(f"/api/calls/{cid}/hold", json={"on": True})
+        assert r.status_code == 200 and r.json()["held"] is True, r.text
+        ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart"
+                     and e.get("Channel") == caller_channel, 10, "music to the caller",
+                     since=m)
+        m = ami.mark()
+        r = a.post(f"/api/calls/{cid}/hold", json={"on": False})
+        assert r.status_code == 200 and r.json()["held"] is False, r.text
+        ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
+                     and e.get("Channel") == caller_channel, 10, "caller bridged again",
+                     since=m)
+        assert _state(a, first, "on_call")["call_id"] == cid
+
+        # transfer to a skill: the caller waits in our ACD again; the billing agent gets it
+        assert b.post(f"/api/agents/{second}/state", json={"state": "ready"}).status_code == 200
+        m = ami.mark()
+        r = a.post(f"/api/calls/{cid}/transfer", json={"skill": "billing"})
+        assert r.status_code == 200, r.text
+        ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineQueued")(e)
+                     and e.get("Skill") == "billing", 10, "queued for billing", since=m)
+        _answered(ami, number, SEATS[1], m)
+        assert _state(b, second, "on_call")["call_id"] == cid
+        # the first agent's part is over: wrap-up, then ready again (wrap_up_s in the tests)
+        _state(a, first, "ready", timeout=cti.settings.acd.wrap_up_s + 15)
+
+        # transfer back to the first agent by name; the first agent hangs up from the web
+        m = ami.mark()
+        r = b.post(f"/api/calls/{cid}/transfer", json={"agent_id": first})
+        assert r.status_code == 200, r.text
+        _answered(ami, number, SEATS[0], m)
+        _state(a, first, "on_call")
+        assert b.post(f"/api/calls/{cid}/hangup").status_code == 403  # no longer theirs
+        m = ami.mark()
+        assert a.post(f"/api/calls/{cid}/hangup").status_code == 200
+        ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == caller_channel,
+                     10, "caller hung up", since=m)
+        assert call.finish(60).ok
+        _state(a, first, "wrap_up")
+        for c, agent in ((a, first), (b, second)):
+            assert c.post(f"/api/agents/{agent}/logout").status_code == 200
+    finally:
+        a.close()
+        b.close()
