@@ -394,9 +394,9 @@ PROVIDER = {
     "StackPop": "app_stack.so", "DIALPLAN_EXISTS": "func_dialplan.so",
     "MusicOnHold": "res_musiconhold.so", "SoftHangup": "app_softhangup.so",
 }
-# the pbx core (pbx_builtins)
+# the pbx core (pbx_builtins; Bridge() is main/features.c)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten", "Background",
-           "Wait"}
+           "Wait", "Bridge"}
 
 
 def test_every_dialplan_application_and_function_is_loaded(rendered: tuple) -> None:
