@@ -65,11 +65,11 @@ def filesystem_type(path: Path, mounts: str | None = None) -> str:
 
 def check_storage(storage_dir: Path) -> None:
     """Recordings must survive a reboot: refuse a tmpfs folder with a clear message."""
-    storage_dir.mkdir(parents=True, exist_ok=True)
     fstype = filesystem_type(storage_dir)
     if fstype in TMPFS:
         raise RecorderError(f"[recorder] storage_dir {storage_dir} is on {fstype}: recordings "
                             "would be lost at reboot; choose a folder on disk")
+    storage_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _disk_files(storage_dir: Path, now_s: float) -> dict[str, DiskFile]:
