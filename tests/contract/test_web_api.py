@@ -6,7 +6,9 @@ control. No Asterisk needed."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, make_url, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from acd import engine as acd
 from acd.model import AcdConfig
@@ -35,6 +39,7 @@ from cti.db.session import make_engine, make_session_factory
 from cti.settings import WebSettings, load_settings
 
 PASSWORD = "95598"  # demo staff (cti/db/seed.py)
+DEFAULT_PG_URL = "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
 SEATS = {f"seat{i:02d}" for i in range(1, 51)}
 
@@ -141,11 +146,54 @@ class Env:
         await ask_acd(self.service, acd.Tick(), "test")
 
 
+@pytest.fixture(scope="module")
+def pg_template() -> Iterator[tuple[Any, str]]:
+    """A seeded PostgreSQL database that each PostgreSQL test copies (CREATE ... TEMPLATE)."""
+    server = make_url(os.environ.get("HOTLINE_TEST_PG_URL", DEFAULT_PG_URL))
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                          connect_args={"connect_timeout": 5})
+    name = f"hotline_webtpl_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required ({server!r}): {exc}", pytrace=False)
+    url = server.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine).begin() as s:
+        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
+    engine.dispose()
+    yield admin, name
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
 @pytest.fixture
-def db_url(seeded_db: Path, tmp_path: Path) -> Iterator[str]:
-    path = tmp_path / "web.db"
-    shutil.copy(seeded_db, path)
-    yield f"sqlite:///{path}"
+def backend(request: pytest.FixtureRequest) -> str:
+    """sqlite unless a test is parametrized with BOTH_DATABASES."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def db_url(backend: str, seeded_db: Path, tmp_path: Path,
+           request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "sqlite":
+        path = tmp_path / "web.db"
+        shutil.copy(seeded_db, path)
+        yield f"sqlite:///{path}"
+        return
+    admin, template = request.getfixturevalue("pg_template")
+    name = f"hotline_web_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _settings(tmp_path: Path, **web: Any) -> Any:
@@ -233,6 +281,7 @@ async def test_bad_logins_are_refused_with_clear_errors(env: Env) -> None:
     assert r.status_code == 409
 
 
+@BOTH_DATABASES
 async def test_login_is_rate_limited_per_user_and_per_address(env: Env) -> None:
     for _ in range(5):
         assert (await env.login("A001", "seat01", password="guess")).status_code == 401
@@ -251,6 +300,7 @@ async def test_login_is_rate_limited_per_user_and_per_address(env: Env) -> None:
     assert (await env.login("A040", "seat40", ip="10.9.9.8")).status_code == 200
 
 
+@BOTH_DATABASES
 async def test_sessions_expire_when_idle_and_after_the_absolute_limit(env: Env) -> None:
     assert (await env.login("S01")).status_code == 200
     idle = env.ctx.settings.web.session_idle_s
@@ -351,6 +401,7 @@ async def test_supervisor_endpoints_and_recordings_are_refused_to_agents(env: En
             await c.aclose()
 
 
+@BOTH_DATABASES
 async def test_agent_states_and_a_supervisor_forcing_one_is_audited(env: Env) -> None:
     assert (await env.login("A001", "seat01")).status_code == 200
     r = await env.client.post("/api/agents/A001/state", json={"state": "ready"})
@@ -412,6 +463,7 @@ async def _a_connected_call(env: Env, call_id: str = "1764210600.1") -> None:
     await env.settle()
 
 
+@BOTH_DATABASES
 async def test_calls_and_the_pop_are_for_the_agent_on_the_call_or_a_supervisor(env: Env) -> None:
     cid = "1764210600.1"
     await _a_connected_call(env, cid)
@@ -533,6 +585,7 @@ async def test_call_control_without_a_pbx_is_a_clear_409(env: Env) -> None:
 # ------------------------------------------------------------------------ figures
 
 
+@BOTH_DATABASES
 async def test_wallboard_today_service_level_answer_rate_and_abandoned(env: Env) -> None:
     day = T0.replace(hour=1)  # 09:xx in Beijing: today
     rows = [  # (queued +s answered, outcome)
