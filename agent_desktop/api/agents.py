@@ -27,8 +27,9 @@ AgentId = Path(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
                examples=["A001"])
 STATES = ("logged_out", "ready", "not_ready", "reserved", "on_call", "wrap_up")
 # why the ACD refused (acd.agent_fsm / acd.engine reasons are English phrases) -> HTTP 409
-UNAUTHORIZED = {401: {"description": "not logged in"},
-                403: {"description": "another agent's data needs a supervisor"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not logged in"},
+    403: {"description": "another agent's data needs a supervisor"}}
 
 
 class AgentOut(BaseModel):

@@ -24,11 +24,13 @@ router = APIRouter(prefix="/api/calls", tags=["calls"])
 
 CallId = Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z._:@-]+$",
               examples=["1751333405.42"])
-DENIED = {401: {"description": "not logged in"},
-          403: {"description": "not your call (supervisors see all)"},
-          404: {"description": "no such call"}}
-CONTROL = {**DENIED, 409: {"description": "the call is not connected, or the PBX/ACD is not "
-                                          "running, or refused"}}
+DENIED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not logged in"},
+    403: {"description": "not your call (supervisors see all)"},
+    404: {"description": "no such call"}}
+CONTROL: dict[int | str, dict[str, Any]] = {
+    **DENIED,
+    409: {"description": "the call is not connected, or the PBX/ACD is not running, or refused"}}
 
 
 class CallOut(BaseModel):
@@ -193,7 +195,11 @@ def get_pop(request: Request, call_id: str = CallId,
     ctx = ctx_of(request)
     row = _load(ctx, user, call_id)
     live = _live(ctx).get(call_id)
-    caller = row.caller_number if row is not None else live.caller
+    if row is not None:
+        caller = row.caller_number
+    else:
+        assert live is not None  # _load answered 404 otherwise
+        caller = live.caller
     account = live.account if live is not None else None
     with ctx.sessions.begin() as s:
         return screen_pop(s, call_id=call_id, caller_number=caller, account_no=account,

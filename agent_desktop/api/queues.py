@@ -72,6 +72,7 @@ def today_figures(s: Session, now: datetime, tz: ZoneInfo,
                             Call.queued_at < end)).all()
     answered = in_sl = abandoned = abandoned_late = 0
     for queued_at, answered_at, ended_at, outcome in rows:
+        assert queued_at is not None  # the query's condition
         if answered_at is not None:
             answered += 1
             in_sl += (answered_at - queued_at).total_seconds() <= sl_s
