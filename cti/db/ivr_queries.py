@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 # Repair arrival commitments (DOMAIN.md): urban 45 min, rural 90, remote 120.
 DEFAULT_SLA_MINUTES: Mapping[str, int] = MappingProxyType(
     {"urban": 45, "rural": 90, "remote": 120})
+# Supervisors are alerted at 80% and 100% of a clock ([workorders] escalation_thresholds).
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.8, 1.0)
 # Planned outages are announced 7 days ahead, so the IVR tells callers about them that early.
 PLANNED_NOTICE_WINDOW = timedelta(days=7)
 # Work-order numbers carry the center's local date. China has no DST, so a fixed offset is exact
@@ -249,8 +251,8 @@ def create_repair_order(
     session.add(order)
     session.flush()
     # The arrival clock the escalation tick watches (cti.workorders); it stops on site.
-    session.add(WorkOrderClock(work_order_id=order.id, name="arrival", started_at=now,
-                               due_at=sla_due_at, stops_at="on_site"))
+    session.add(WorkOrderClock.start(order.id, "arrival", now, sla_due_at, "on_site",
+                                     DEFAULT_THRESHOLDS))
     session.flush()
     logger.info("repair work order %s accepted call_id=%s account_no=%s sla_due_at=%s",
                 number, call_id, account_no, sla_due_at.isoformat())

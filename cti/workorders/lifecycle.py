@@ -427,6 +427,15 @@ def due_escalations(clock: ClockView, thresholds: Iterable[float],
     return out
 
 
+def next_alert_at(clock: ClockView, thresholds: Iterable[float]) -> datetime | None:
+    """When the lowest threshold not yet alerted is reached; None when all are (or stopped).
+    The service stores it so each tick reads only the clocks with an alert due."""
+    if clock.stopped_at is not None:
+        return None
+    pending = [t for t in sorted(thresholds) if t not in clock.alerted]
+    return threshold_time(clock, pending[0]) if pending else None
+
+
 def at_risk(clock: ClockView, thresholds: Iterable[float], now: datetime) -> bool:
     """A running clock past the first threshold (80% by default)."""
     first = min(thresholds)

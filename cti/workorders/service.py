@@ -40,6 +40,7 @@ NUMBER_LEN: Final = 11
 MAX_PAGE: Final = 200
 MAX_DESCRIPTION: Final = 4000
 MAX_NOTE: Final = 2000
+TICK_BATCH: Final = 200  # clocks per escalation transaction
 # pg_advisory_xact_lock namespace for "linking fault reports of one area": two reports of one
 # area arriving together must not both become masters.
 _LINK_LOCK_NS: Final = 95598
@@ -232,9 +233,8 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
         _add_event(session, master, "child_linked", now, actor.id, f"子单 {order.number}")
     else:
         for p in plans:
-            session.add(WorkOrderClock(work_order_id=order.id, name=p.name,
-                                       started_at=p.started_at, due_at=p.due_at,
-                                       stops_at=p.stops_at.value))
+            session.add(WorkOrderClock.start(order.id, p.name, p.started_at, p.due_at,
+                                             p.stops_at.value, policy.thresholds))
     session.flush()
     log.info("work order %s (%s) accepted by %s call_id=%s master=%s", order.number,
              order.type, actor.id, call_id, master.number if master else None)
@@ -357,10 +357,8 @@ def _alert(session: Session, order: WorkOrder, *, kind: str, level: str, now: da
            clock: WorkOrderClock | None = None, percent: int | None = None,
            crossed_at: datetime | None = None, note: str | None = None) -> dict[str, Any]:
     """The supervisor alert (docs/mqtt.md): every field present, null when it has no value."""
-    account_no = session.scalar(select(Account.account_no).where(
-        Account.id == order.account_id)) if order.account_id else None
-    area = session.scalar(select(Area.name).where(Area.id == order.area_id)) \
-        if order.area_id else None
+    account_no = order.account.account_no if order.account is not None else None
+    area = order.area.name if order.area is not None else None
     return {
         "kind": kind,                 # sla | urge
         "level": level,               # warning (80%) | breach (100%) | urge
@@ -383,26 +381,35 @@ def _alert(session: Session, order: WorkOrder, *, kind: str, level: str, now: da
 
 
 def escalation_tick(session: Session, now: datetime, policy: SlaPolicy) -> list[dict[str, Any]]:
-    """Mark every threshold the running clocks have crossed and return one alert per new mark.
+    """Every alert due now, in the caller's transaction (see escalation_batch)."""
+    return escalation_batch(session, now, policy)[0]
+
+
+def escalation_batch(session: Session, now: datetime, policy: SlaPolicy,
+                     limit: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Mark the thresholds the running clocks have crossed (at most `limit` clocks, those due
+    first) and return one alert per new mark, and whether clocks may be left for another batch.
 
     Idempotent: a mark is an INSERT … ON CONFLICT DO NOTHING on (clock, percent), so a
     repeated tick, a second CTI or a tick racing another marks and returns each crossing once.
     The caller commits, then publishes (publish after commit)."""
     now = _aware(now)
+    # only the clocks with an alert due (next_alert_at, indexed), not every running one
     clocks = session.scalars(
         select(WorkOrderClock).where(WorkOrderClock.stopped_at.is_(None),
-                                     WorkOrderClock.started_at <= now)
+                                     WorkOrderClock.next_alert_at <= now)
         .options(selectinload(WorkOrderClock.escalations),
-                 selectinload(WorkOrderClock.work_order))
-        .order_by(WorkOrderClock.due_at, WorkOrderClock.id)).all()
+                 selectinload(WorkOrderClock.work_order).selectinload(WorkOrder.account),
+                 selectinload(WorkOrderClock.work_order).selectinload(WorkOrder.area))
+        .order_by(WorkOrderClock.next_alert_at, WorkOrderClock.id).limit(limit)).all()
     alerts: list[dict[str, Any]] = []
     for clock in clocks:
+        marked = {e.percent for e in clock.escalations}
         view = lc.ClockView(clock.name, clock.started_at, clock.due_at, clock.stopped_at,
-                            frozenset(e.percent / 100 for e in clock.escalations))
+                            frozenset(p / 100 for p in marked))
         for esc in lc.due_escalations(view, policy.thresholds, now):
             percent = round(esc.threshold * 100)
-            if percent in {e.percent for e in clock.escalations}:
-                continue
+            marked.add(percent)  # by this tick or, when the insert finds it, by another
             inserted = session.execute(
                 insert_on_conflict(session, WorkOrderEscalation).values(
                     clock_id=clock.id, percent=percent, level=esc.level,
@@ -412,14 +419,17 @@ def escalation_tick(session: Session, now: datetime, policy: SlaPolicy) -> list[
             if inserted is None:
                 continue  # another tick marked it first; it publishes, not us
             order = clock.work_order
-            _event(order, "escalated", now, SYSTEM.id,
+            _add_event(session, order, "escalated", now, SYSTEM.id,
                    f"{clock.name} {percent}% ({esc.level}), due {clock.due_at.isoformat()}")
             alerts.append(_alert(session, order, kind="sla", level=esc.level, now=now,
                                  clock=clock, percent=percent, crossed_at=esc.crossed_at))
+        clock.next_alert_at = lc.next_alert_at(
+            lc.ClockView(clock.name, clock.started_at, clock.due_at, None,
+                         frozenset(p / 100 for p in marked)), policy.thresholds)
     session.flush()
     if alerts:
         log.info("escalation tick: %d new alert(s)", len(alerts))
-    return alerts
+    return alerts, limit is not None and len(clocks) == limit
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -574,15 +584,13 @@ def return_visit_list(session: Session, limit: int = 100) -> list[dict[str, Any]
 def at_risk(session: Session, now: datetime, policy: SlaPolicy) -> list[dict[str, Any]]:
     """Orders with a running clock past the first threshold (80%), the most used first."""
     now = _aware(now)
-    first = min(policy.thresholds)
     clocks = session.scalars(
         select(WorkOrderClock).where(WorkOrderClock.stopped_at.is_(None),
-                                     WorkOrderClock.started_at <= now)
+                                     WorkOrderClock.warn_at <= now)
         .options(selectinload(WorkOrderClock.escalations))).all()
     risky: dict[int, list[WorkOrderClock]] = {}
     for c in clocks:
-        if lc.at_risk(lc.ClockView(c.name, c.started_at, c.due_at), [first], now):
-            risky.setdefault(c.work_order_id, []).append(c)
+        risky.setdefault(c.work_order_id, []).append(c)
     if not risky:
         return []
     rows = _rows(session, [WorkOrder.id.in_(sorted(risky))], order_by=[WorkOrder.id])
@@ -677,9 +685,15 @@ class WorkOrderService:
             return at_risk(s, now or self.clock(), self.policy)
 
     def escalation_tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        """Persist new escalations and publish them after the commit; returns them."""
+        """Persist new escalations and publish them after the commit; returns them. A backlog
+        (the CTI was down) goes in batches of TICK_BATCH clocks, one transaction each, so no
+        transaction holds SQLite's write lock for long."""
         now = now or self.clock()
-        with self.sessions.begin() as s:
-            alerts = escalation_tick(s, now, self.policy)
-            self._publish(s, alerts)
-        return alerts
+        out: list[dict[str, Any]] = []
+        more = True
+        while more:
+            with self.sessions.begin() as s:
+                alerts, more = escalation_batch(s, now, self.policy, TICK_BATCH)
+                self._publish(s, alerts)
+            out.extend(alerts)
+        return out

@@ -236,6 +236,22 @@ def test_concurrent_ticks_alert_each_crossing_once(session_factory: sessionmaker
         assert len(s.scalars(select(WorkOrderEscalation)).all()) == 10
 
 
+def test_a_backlog_is_escalated_in_batches_each_committed(
+        session_factory: sessionmaker[Session], now: datetime,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with session_factory.begin() as s:
+        numbers = {_repair(s, now, caller=f"1380000000{i}", link=False).number
+                   for i in range(5)}
+    monkeypatch.setattr(wo, "TICK_BATCH", 2)
+    bus = FakeBus()
+    svc = WorkOrderService(session_factory, POLICY, Clock(now + 50 * MIN),
+                           PublishAfterCommit(bus))
+    alerts = svc.escalation_tick()
+    assert sorted((a["number"], a["percent"]) for a in alerts) == sorted(
+        (n, p) for n in numbers for p in (80, 100))
+    assert len(bus.sent) == 10 and svc.escalation_tick() == []
+
+
 def test_stopped_clock_does_not_escalate_but_meter_restore_does(
         world: World, session: Session, now: datetime) -> None:
     acct = world.account(world.area("urban"))
@@ -512,6 +528,8 @@ def test_0003_workorders_downgrades_and_upgrades_keeping_orders(
     try:
         with migrator.begin() as conn:
             cfg.attributes["connection"] = conn
+            # this branch only (the other features' revisions stay): 0004, then 0003
+            command.downgrade(cfg, "0004_workorder_alerts@-1")
             command.downgrade(cfg, "0003_workorders@-1")
     finally:
         migrator.dispose()
@@ -521,11 +539,49 @@ def test_0003_workorders_downgrades_and_upgrades_keeping_orders(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT number FROM work_orders")).scalars().all() == [
             open_number]
+        # SQLite rebuilds work_orders here; its history must survive (ON DELETE CASCADE)
+        assert conn.execute(text("SELECT step FROM work_order_events")).scalars().all() == [
+            "accepted"]
     upgrade(db_url)
     with session_factory() as s:
         order = s.scalars(select(WorkOrder)).one()
         assert (order.number, order.urge_count) == (open_number, 0)
+        assert [e.step for e in order.events] == ["accepted"]
         # the open repair order got back its arrival clock from sla_due_at
         clock = s.scalars(select(WorkOrderClock)).one()
         assert (clock.work_order_id, clock.name, clock.due_at, clock.stopped_at) == (
             order.id, "arrival", now + 45 * MIN, None)
+        # 0004 gave it its alert times: 80% of 45 minutes
+        assert (clock.warn_at, clock.next_alert_at) == (now + 36 * MIN, now + 36 * MIN)
+        assert len(wo.escalation_tick(s, now + 40 * MIN, POLICY)) == 1
+
+
+def test_0004_fills_in_alert_times_of_existing_clocks(
+        db_url: str, engine: Engine, session_factory: sessionmaker[Session],
+        now: datetime) -> None:
+    with session_factory.begin() as s:
+        warned = _repair(s, now, link=False)
+        fresh = _repair(s, now + 10 * MIN, caller="13800000002", link=False)
+        wo.escalation_tick(s, now + 40 * MIN, POLICY)  # warned: 80% marked
+        wo.transition(s, fresh.number, "dispatched", AGENT, now + 41 * MIN)
+    cfg = alembic_config()
+    migrator = make_engine(db_url)
+    try:
+        with migrator.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004_workorder_alerts@-1")
+    finally:
+        migrator.dispose()
+    assert "next_alert_at" not in {c["name"] for c in inspect(engine).get_columns(
+        "work_order_clocks")}
+    upgrade(db_url)
+    with session_factory() as s:
+        times = {n: (w, a) for n, w, a in s.execute(
+            select(WorkOrder.number, WorkOrderClock.warn_at, WorkOrderClock.next_alert_at)
+            .join(WorkOrderClock, WorkOrderClock.work_order_id == WorkOrder.id))}
+        assert times == {warned.number: (now + 36 * MIN, now + 45 * MIN),
+                         fresh.number: (now + 46 * MIN, now + 46 * MIN)}
+        alerts = wo.escalation_tick(s, now + 46 * MIN, POLICY)
+        assert sorted((a["number"], a["percent"]) for a in alerts) == [
+            (warned.number, 100), (fresh.number, 80)]
+        assert wo.escalation_tick(s, now + 47 * MIN, POLICY) == []

@@ -347,3 +347,10 @@ def test_return_visit_rules() -> None:
     assert not lc.needs_return_visit(OrderType.CONSULTATION)
     assert lc.return_visit_expected(OrderType.SERVICE_APPLICATION)
     assert not lc.return_visit_expected(OrderType.PRAISE)
+
+
+def test_next_alert_time_is_the_lowest_threshold_not_yet_alerted() -> None:
+    assert lc.next_alert_at(_clock(), POLICY.thresholds) == T0 + 36 * MIN
+    assert lc.next_alert_at(_clock(frozenset({0.8})), POLICY.thresholds) == T0 + 45 * MIN
+    assert lc.next_alert_at(_clock(frozenset({0.8, 1.0})), POLICY.thresholds) is None
+    assert lc.next_alert_at(_clock(stopped=T0), POLICY.thresholds) is None

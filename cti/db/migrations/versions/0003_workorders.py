@@ -24,23 +24,44 @@ def _utc() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
+URGE_CHECK = "urge_count >= 0"
+SATISFACTION_CHECK = "satisfaction IS NULL OR satisfaction IN ('satisfied', 'unsatisfied')"
+# SQLite: ADD COLUMN with the CHECK inline. A batch rebuild of work_orders would DROP the old
+# table, and with foreign keys on that deletes every work_order_events row (ON DELETE CASCADE).
+SQLITE_COLUMNS = (
+    "subtype VARCHAR(32)",
+    "department VARCHAR(16)",
+    f"urge_count INTEGER DEFAULT 0 NOT NULL CONSTRAINT ck_work_orders_urge_count "
+    f"CHECK ({URGE_CHECK})",
+    "last_urged_at DATETIME",
+    "resolved_at DATETIME",
+    f"satisfaction VARCHAR(16) CONSTRAINT ck_work_orders_satisfaction "
+    f"CHECK ({SATISFACTION_CHECK})",
+)
+
+
 def upgrade() -> None:
-    # SQLite rebuilds the table for the CHECK constraints (batch mode); PostgreSQL alters it.
-    with op.batch_alter_table("work_orders") as batch:
-        batch.add_column(sa.Column("subtype", sa.String(length=32), nullable=True))
-        batch.add_column(sa.Column("department", sa.String(length=16), nullable=True))
-        batch.add_column(sa.Column("urge_count", sa.Integer(), nullable=False,
-                                   server_default=sa.text("0")))
-        batch.add_column(sa.Column("last_urged_at", _utc(), nullable=True))
-        batch.add_column(sa.Column("resolved_at", _utc(), nullable=True))
-        batch.add_column(sa.Column("satisfaction", sa.String(length=16), nullable=True))
-        batch.create_check_constraint(op.f("ck_work_orders_urge_count"), "urge_count >= 0")
-        batch.create_check_constraint(
-            op.f("ck_work_orders_satisfaction"),
-            "satisfaction IS NULL OR satisfaction IN ('satisfied', 'unsatisfied')")
-        batch.create_index(batch.f("ix_work_orders_status_created_at"), ["status", "created_at"])
-        batch.create_index(batch.f("ix_work_orders_area_id_created_at"),
-                           ["area_id", "created_at"])
+    if op.get_bind().dialect.name == "sqlite":
+        for column in SQLITE_COLUMNS:
+            op.execute(f"ALTER TABLE work_orders ADD COLUMN {column}")
+    else:
+        op.add_column("work_orders", sa.Column("subtype", sa.String(length=32), nullable=True))
+        op.add_column("work_orders",
+                      sa.Column("department", sa.String(length=16), nullable=True))
+        op.add_column("work_orders", sa.Column("urge_count", sa.Integer(), nullable=False,
+                                               server_default=sa.text("0")))
+        op.add_column("work_orders", sa.Column("last_urged_at", _utc(), nullable=True))
+        op.add_column("work_orders", sa.Column("resolved_at", _utc(), nullable=True))
+        op.add_column("work_orders",
+                      sa.Column("satisfaction", sa.String(length=16), nullable=True))
+        op.create_check_constraint(op.f("ck_work_orders_urge_count"), "work_orders",
+                                   URGE_CHECK)
+        op.create_check_constraint(op.f("ck_work_orders_satisfaction"), "work_orders",
+                                   SATISFACTION_CHECK)
+    op.create_index(op.f("ix_work_orders_status_created_at"), "work_orders",
+                    ["status", "created_at"])
+    op.create_index(op.f("ix_work_orders_area_id_created_at"), "work_orders",
+                    ["area_id", "created_at"])
 
     op.create_table(
         "work_order_clocks",
@@ -95,11 +116,24 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("work_order_escalations")
     op.drop_table("work_order_clocks")
-    with op.batch_alter_table("work_orders") as batch:
-        batch.drop_index(batch.f("ix_work_orders_area_id_created_at"))
-        batch.drop_index(batch.f("ix_work_orders_status_created_at"))
+    op.drop_index(op.f("ix_work_orders_area_id_created_at"), table_name="work_orders")
+    op.drop_index(op.f("ix_work_orders_status_created_at"), table_name="work_orders")
+    columns = ("satisfaction", "resolved_at", "last_urged_at", "urge_count", "department",
+               "subtype")
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint(op.f("ck_work_orders_satisfaction"), "work_orders", type_="check")
+        op.drop_constraint(op.f("ck_work_orders_urge_count"), "work_orders", type_="check")
+        for column in columns:
+            op.drop_column("work_orders", column)
+        return
+    # SQLite cannot drop a column that has a CHECK, so the table is rebuilt; its DROP would
+    # cascade to work_order_events, so the history is kept aside and put back.
+    op.execute("CREATE TEMP TABLE keep_work_order_events AS SELECT * FROM work_order_events")
+    with op.batch_alter_table("work_orders", recreate="always") as batch:
         batch.drop_constraint(op.f("ck_work_orders_satisfaction"), type_="check")
         batch.drop_constraint(op.f("ck_work_orders_urge_count"), type_="check")
-        for column in ("satisfaction", "resolved_at", "last_urged_at", "urge_count",
-                       "department", "subtype"):
+        for column in columns:
             batch.drop_column(column)
+    op.execute("INSERT INTO work_order_events SELECT * FROM keep_work_order_events "
+               "WHERE id NOT IN (SELECT id FROM work_order_events)")
+    op.execute("DROP TABLE keep_work_order_events")
