@@ -11,7 +11,7 @@ phone; Debian's chromium under Playwright drives the agent desktop and the super
 5. the agent creates a repair work order from the pop (one click, prefilled);
 6. the supervisor's wallboard changes (answered calls, the agent on call) and shows the new
    order with its SLA clock counting down;
-then the agent hangs up from the page and wraps up.
+then the agent holds, resumes and hangs up from the page, and wraps up.
 
 Screenshots of the desktop with the pop and of the wallboard go to artifacts/screenshots/.
 Everything waits on page, AMI or HTTP events with deadlines; nothing sleeps.
@@ -218,7 +218,23 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         expect(sup.locator(f'[data-testid="wo-row"][data-number="{order_no}"]')).to_be_visible()
         screenshot(sup, f"desktop-wallboard-big-screen-{backend.name}")
 
-        # call control from the page: the agent hangs up
+        # call control from the page: hold (music to the caller), resume, hang up
+        caller_channel = answered["Channel"]
+        mark = ami.mark()
+        page.get_by_test_id("call-hold").click()
+        expect(page.get_by_test_id("call-hold")).to_have_attribute("data-held", "1")
+        expect(page.get_by_test_id("call-status")).to_have_text("保持中")
+        ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart"
+                     and e.get("Channel") == caller_channel, 10, "music to the caller",
+                     since=mark)
+        mark = ami.mark()
+        page.get_by_test_id("call-hold").click()
+        expect(page.get_by_test_id("call-hold")).to_have_attribute("data-held", "0")
+        for leg in (caller_channel, answered["DestChannel"]):
+            ami.wait_for(lambda e, leg=leg: e.get("Event") == "BridgeEnter"
+                         and e.get("Channel") == leg, 10, f"{leg} bridged again", since=mark)
+        expect(page.get_by_test_id("call-status")).to_have_text("通话中")
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "on_call")
         mark = ami.mark()
         page.get_by_test_id("call-hangup").click()
         ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("CallerIDNum") == number,
