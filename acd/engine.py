@@ -521,6 +521,9 @@ class AcdEngine:
         call = self._calls.get(event.call_id)
         if call is None or call.state is not CallState.CONNECTED or call.offered_to is None:
             return [Rejected("no such connected call", call_id=event.call_id)]
+        if call.callback_number is not None:
+            # the customer is on an outbound leg the CTI does not hold as the call's channel
+            return [Rejected("a callback cannot be transferred", call_id=event.call_id)]
         if (event.skill is None) == (event.agent_id is None) or event.skill == "":
             return [Rejected("transfer to one skill or one agent", call_id=event.call_id)]
         target = self._agents.get(event.agent_id) if event.agent_id is not None else None

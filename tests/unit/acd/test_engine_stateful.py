@@ -19,6 +19,7 @@ from acd.engine import (
     CallArrived,
     CallbackRequested,
     CallEnded,
+    CallTransferred,
     Input,
     ResetDailyStats,
     RingTimeout,
@@ -121,6 +122,18 @@ class AcdMachine(RuleBasedStateMachine):
             self.apply(CallEnded(data.draw(st.sampled_from(connected))), dt)
         else:
             self.apply(CallEnded(self.some_call(data)), dt)
+
+    @rule(data=st.data(), to_agent=st.booleans(), stray=rarely, dt=small_dt)
+    def transfer(self, data: st.DataObject, to_agent: bool, stray: bool, dt: float) -> None:
+        """The desktop's transfer of a connected call, to a skill or to an agent."""
+        connected = self.calls_in(CallState.CONNECTED)
+        call_id = (data.draw(st.sampled_from(connected)) if connected and not stray
+                   else self.some_call(data))
+        if to_agent:
+            target = self.some_agent(data, AgentState.READY)
+            self.apply(CallTransferred(call_id, agent_id=target), dt)
+        else:
+            self.apply(CallTransferred(call_id, skill=data.draw(st.sampled_from(SKILLS))), dt)
 
     @rule(agent=agent_ids, skills=skill_sets, dt=small_dt)
     def login_ready(self, agent: str, skills: dict[str, int], dt: float) -> None:
