@@ -67,6 +67,8 @@ WORK_ORDER_STEPS: tuple[str, ...] = (
     "return_visit",          # 回访
     "archived",              # 归档
 )
+# work_order_events also records, besides these steps: urged (催办), escalated (an SLA alert),
+# linked / child_linked (子单 / 主单); see cti/workorders/service.py.
 CHANNELS: tuple[str, ...] = ("ivr", "agent")
 CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned")
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
