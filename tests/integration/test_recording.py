@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from cti import stack
 from cti.db.models import Agent
-from cti.db.models_recordings import Recording
+from cti.db.models_recordings import AuditLog, Recording
 from recorder.audio import riff_complete
 from tests.integration.callers import CallInProgress, ts
 from tests.integration.conftest import Backend, CtiProcess
@@ -264,6 +265,116 @@ def test_failover_queue_calls_are_recorded_too(
     rec = _indexed(backend, talk.call_id)
     _check_recording(cti, rec, talk, None)
     assert (rec.queue, rec.indexed_by) == ("hotline-agents", "event")
+
+
+@pytest.fixture(scope="module")
+def web(cti: CtiProcess) -> str:
+    url = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/health", timeout=2).json().get("ok") is True
+        except httpx.HTTPError:
+            return False
+
+    stack.wait_until(up, 30, f"the CTI's web API on {url}")
+    return url
+
+
+def _web_login(web: str, user: str, seat: str | None = None) -> httpx.Client:
+    c = httpx.Client(base_url=web, timeout=15)
+    body = {"user_id": user, "password": PASSWORD} | ({"seat": seat} if seat else {})
+    r = c.post("/api/auth/login", json=body)
+    assert r.status_code == 200, r.text
+    return c
+
+
+def _web_state(c: httpx.Client, agent: str, want: str, timeout: float = 20) -> None:
+    stack.wait_until(lambda: c.get(f"/api/agents/{agent}").json().get("state") == want,
+                     timeout, f"{agent} {want}")
+
+
+def _leg_answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
+    return ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == number
+                        and e.get("DialStatus") == "ANSWER"
+                        and e.get("DestChannel", "").startswith(f"PJSIP/{seat}-"),
+                        60, f"{seat} answered", since=since)
+
+
+def test_transfer_keeps_both_legs_on_the_call_and_a_supervisor_plays_them_in_the_browser(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, tone_phones: None,
+        agents: list[str], tmp_path: Path) -> None:
+    first, second = agents
+    a = _web_login(web, first, SEATS[0])
+    b = _web_login(web, second, SEATS[1])
+    sup = _web_login(web, "S01")
+    try:
+        assert a.post(f"/api/agents/{first}/state", json={"state": "ready"}).status_code == 200
+        number = f"{backend.prefix}8100300"
+        mark = ami.mark()
+        call = CallInProgress(_to_agent(number, talk_ms=22_000), cti.settings, tmp_path)
+        leg1 = _leg_answered(ami, number, SEATS[0], mark)
+        call_id = leg1["Linkedid"]
+        _web_state(a, first, "on_call")
+        start1 = ami.wait_for(lambda e: e.get("UserEvent") == "HotlineRecordingStart"
+                              and e.get("CallId") == call_id, 10, "leg 1 recording",
+                              since=mark)
+        f1 = cti.settings.recorder.storage_dir / start1["File"].split("/recordings/", 1)[1]
+        # let the first agent talk for three seconds of recorded audio, then transfer
+        stack.wait_until(lambda: f1.exists() and f1.stat().st_size > 44 + 3 * 16000, 15,
+                         "three seconds recorded on the first leg")
+        assert b.post(f"/api/agents/{second}/state", json={"state": "ready"}).status_code == 200
+        m = ami.mark()
+        r = a.post(f"/api/calls/{call_id}/transfer", json={"agent_id": second})
+        assert r.status_code == 200, r.text
+        leg2 = _leg_answered(ami, number, SEATS[1], m)
+        assert leg2["Linkedid"] == call_id
+        assert call.finish(120).ok
+        talks = []
+        for leg in (leg1, leg2):
+            end = ami.wait_for(lambda e, ch=leg["DestChannel"]: e.get("Event") == "Hangup"
+                               and e.get("Channel") == ch, 30, "leg hangup", since=mark)
+            talks.append(Talk(call_id, number, leg["DestChannel"][6:].rsplit("-", 1)[0],
+                              ts(leg), ts(end)))
+        found: list[Recording] = []
+
+        def both() -> bool:
+            found[:] = sorted(_rows(backend, call_id), key=lambda r: r.started_at)
+            return len(found) == 2
+
+        stack.wait_until(both, 30, "both legs indexed")
+        assert [(r.seat, r.agent_id) for r in found] == [(SEATS[0], first), (SEATS[1], second)]
+        for rec, talk in zip(found, talks, strict=True):
+            path = cti.settings.recorder.storage_dir / rec.rel_path
+            assert _sox_rms(path) > 0.01
+            with wave.open(str(path)) as w:
+                assert abs(w.getnframes() / w.getframerate() - talk.seconds) <= 1.0
+            assert rec.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+        # the supervisor finds both legs and plays one in the browser, seeking by Range
+        rows = sup.get("/api/recordings", params={"caller": number}).json()
+        assert sorted(r["id"] for r in rows) == sorted(r.id for r in found)
+        assert {r["call_id"] for r in rows} == {call_id}
+        data = (cti.settings.recorder.storage_dir / found[1].rel_path).read_bytes()
+        r = sup.get(f"/api/recordings/{found[1].id}/audio", headers={"range": "bytes=44-2091"})
+        assert r.status_code == 206 and r.content == data[44:2092]
+        assert r.headers["content-range"] == f"bytes 44-2091/{len(data)}"
+        whole = sup.get(f"/api/recordings/{found[1].id}/audio")
+        assert whole.status_code == 200 and whole.content == data
+        # an agent may not
+        assert a.get("/api/recordings", params={"caller": number}).status_code == 403
+        with backend.sessions() as s:
+            trail = s.execute(select(AuditLog.actor, AuditLog.action, AuditLog.allowed)
+                              .where(AuditLog.action.like("recording.%"))
+                              .order_by(AuditLog.id.desc()).limit(4)).all()
+        assert [tuple(t) for t in reversed(trail)] == [
+            ("S01", "recording.search", True), ("S01", "recording.audio", True),
+            ("S01", "recording.audio", True), (first, "recording.search", False)]
+        for c, agent in ((a, first), (b, second)):
+            assert c.post(f"/api/agents/{agent}/logout").status_code == 200
+    finally:
+        for c in (a, b, sup):
+            c.close()
 
 
 def _hotline(cti: CtiProcess, *args: str) -> subprocess.CompletedProcess[str]:
