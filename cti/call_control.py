@@ -77,8 +77,12 @@ class CallControl:
 
     def _connected(self, call_id: str) -> str:
         channel = self._caller_channel(call_id)
-        if str(self.service.engine.calls[call_id].state) != "connected":
+        call = self.service.engine.calls[call_id]
+        if str(call.state) != "connected":
             raise CallControlError(f"call {call_id} is not connected to an agent")
+        if call.callback_number is not None:
+            # the customer is on the callback's outbound leg, not on the channel we know
+            raise CallControlError(f"call {call_id} is a callback; use the phone")
         return channel
 
     async def _peer(self, channel: str) -> str:
