@@ -71,3 +71,4 @@ def test_status_json_when_nothing_runs(runner: CliRunner) -> None:
     assert st["asterisk"]["running"] is False and st["cti"]["running"] is False
     assert st["asterisk"]["ami"] == "127.0.0.1:5038"
     assert st["asterisk"]["service_number"] == "95598"
+    assert st["cti"]["web"] == "http://127.0.0.1:8098/"  # the desktop, served by the CTI
