@@ -213,11 +213,21 @@ $("rec-form").addEventListener("submit", async (ev) => {
       h("td", {}, fmtTime(r.started_at)), h("td", {}, r.caller_number || ""),
       h("td", {}, r.agent_id || ""),
       h("td", {}, r.duration_s !== undefined && r.duration_s !== null ? clock(r.duration_s) : ""),
-      h("td", {}, r.work_order || r.work_order_number || ""),
-      h("td", {}, h("button", { type: "button", "data-testid": "rec-play",
-        onclick: () => play(r.id) }, t("sup.play"))))));
+      h("td", {}, (r.work_orders || []).map((o) => o.number).join(", ")),
+      h("td", {}, h("div", { class: "rowactions" },
+        h("button", { type: "button", "data-testid": "rec-play",
+          onclick: () => play(r.id) }, t("sup.play")),
+        h("button", { type: "button", class: "secondary", "data-testid": "rec-play-phone",
+          onclick: () => playToPhone(r.id) }, t("sup.play_to_phone")))))));
   } catch (e) { toast(errorText(e), "error"); }
 });
+
+async function playToPhone(id) {
+  try {
+    await post(`/api/recordings/${encodeURIComponent(id)}/play-to-phone`);
+    toast(t("sup.play_to_phone_started"), "ok");
+  } catch (e) { toast(errorText(e), "error"); }
+}
 
 function play(id) {
   const player = $("player");

@@ -245,6 +245,23 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         expect(page.get_by_test_id("wrapup-countdown")).to_be_visible()
         expect(page.get_by_test_id("agent-state")).to_have_attribute(
             "data-state", "ready", timeout=(cti.settings.acd.wrap_up_s + 15) * 1000)
+
+        # the supervisor finds the call's recording and plays it in the browser
+        ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                     and e.get("UserEvent") == "HotlineRecordingDone"
+                     and e.get("CallId") == call_id, 20, "the recording closed", since=mark)
+        sup.goto(f"{web}/supervisor.html")
+        stack.wait_until(lambda: sup.request.get(f"{web}/api/recordings",
+                                                 params={"caller": number}).json() != [],
+                         20, "the recording indexed")
+        sup.locator("#r-caller").fill(number)
+        sup.get_by_test_id("rec-search-submit").click()
+        rec = sup.get_by_test_id("recording").first
+        expect(rec).to_contain_text(order_no)  # the call's work order is on its recording
+        rec.get_by_test_id("rec-play").click()
+        player = sup.get_by_test_id("rec-player")
+        sup.wait_for_function("a => a.readyState >= 1 && a.duration > 1",
+                              arg=player.element_handle(), timeout=15_000)
     finally:
         try:
             if page.url.endswith("agent.html"):
