@@ -289,15 +289,15 @@ def test_asterisk_restart_cti_reconnects_and_resyncs(
 
 # ------------------------------------------------------------------ fairness, overflow, callback
 
-FAIR_SEATS = [f"seat{n:02d}" for n in range(5, 11)]
+FAIR_SEATS = [f"seat{n:02d}" for n in range(5, 17)]
 
 
 @pytest.fixture(scope="module")
 def more_phones(cti: CtiProcess, phones: None, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Six more seats on the answering phone (one SIPp UAS answers for every seat)."""
+    """Every other seat (05-50) on the answering phone too: one SIPp UAS answers for all 50."""
     wd = tmp_path_factory.mktemp("more-phones")
     secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
-    register_seats({s: secrets[s] for s in FAIR_SEATS},
+    register_seats({f"seat{n:02d}": secrets[f"seat{n:02d}"] for n in range(5, 51)},
                    f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}", ANSWER_PORT, wd,
                    port(15097))
 

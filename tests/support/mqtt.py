@@ -91,6 +91,12 @@ class MqttWatcher:
     def cti_online(self, timeout: float = 30, since: int = 0) -> Msg:
         """The CTI's retained "online": it is published after every command subscription is
         in place, so a command sent after it is never lost to a CTI still starting."""
+        with self._cond:  # a CTI that stopped before (another backend's) said "offline"
+            for i in range(len(self._msgs) - 1, since - 1, -1):
+                m = self._msgs[i]
+                if m.topic == "hotline/cti/status" and m.payload in (b"offline", "offline"):
+                    since = i + 1
+                    break
         return self.wait_for(lambda m: m.topic == "hotline/cti/status"
                              and m.payload in (b"online", "online"), timeout, "CTI online",
                              since=since)
