@@ -52,6 +52,12 @@ def list_calls(session: Session, limit: int = 50) -> list[dict[str, Any]]:
             "account_no": c.account_no,
             "skill": c.skill,
             "priority": c.priority,
+            "queued_at": c.queued_at,
+            "answered_at": c.answered_at,
+            "wait_s": ((c.answered_at or c.ended_at) - c.queued_at).total_seconds()
+            if c.queued_at and (c.answered_at or c.ended_at) else None,
+            "agent_id": c.agent_id,
+            "seat": c.seat,
             "ivr_path": c.ivr_path,
         })
         for c in calls

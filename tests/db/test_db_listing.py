@@ -40,6 +40,21 @@ def test_list_calls_newest_first(session: Session, now: datetime) -> None:
     assert (oldest["duration_s"], oldest["outcome"], oldest["ivr_path"]) == (
         30.0, "self_served", [{"node": "welcome"}])
     assert json.loads(json.dumps(rows, ensure_ascii=False)) == rows
+    assert oldest["queued_at"] is None and oldest["wait_s"] is None  # never reached agents
+
+
+def test_list_calls_shows_the_agent_side(session: Session, now: datetime) -> None:
+    from cti.db.agents import record_call_answered, record_call_queued
+
+    record_call_start(session, call_id="q1", uniqueid="q1", caller_number="13800000002",
+                      dnis="95598", now=now)
+    record_call_queued(session, "q1", now=now + HALF_MIN)
+    record_call_answered(session, "q1", agent_id=None, seat="seat07", now=now + MIN)
+    session.commit()
+    (row,) = list_calls(session)
+    assert (row["queued_at"], row["answered_at"]) == ((now + HALF_MIN).isoformat(),
+                                                     (now + MIN).isoformat())
+    assert (row["wait_s"], row["seat"]) == (30.0, "seat07")
 
 
 def test_list_workorders_newest_first(world: World, session: Session, now: datetime) -> None:
