@@ -293,8 +293,10 @@ def calls_list(as_json: bool, limit: int) -> None:
         _echo_json(rows)
         return
     for r in rows:
+        wait = f"{r['wait_s']:.0f}s" if r.get("wait_s") is not None else "-"
         click.echo(f"{r['started_at']}  {r['caller_number']:>13}  {r.get('outcome') or '-':11} "
-                   f"{r.get('language') or '-':3} {r['call_id']}")
+                   f"{r.get('language') or '-':3} {r.get('skill') or '-':8} {wait:>5} "
+                   f"{r.get('agent_id') or '-':5} {r.get('seat') or '-':7} {r['call_id']}")
 
 
 def _register_workorders() -> None:
