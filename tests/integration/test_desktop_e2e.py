@@ -11,7 +11,8 @@ phone; Debian's chromium under Playwright drives the agent desktop and the super
 5. the agent creates a repair work order from the pop (one click, prefilled);
 6. the supervisor's wallboard changes (answered calls, the agent on call) and shows the new
    order with its SLA clock counting down;
-then the agent holds, resumes and hangs up from the page, and wraps up.
+then the supervisor listens in and whispers from the live calls; the agent holds, resumes and
+hangs up from the page and wraps up; the supervisor finds and plays the call's recording.
 
 Screenshots of the desktop with the pop and of the wallboard go to artifacts/screenshots/.
 Everything waits on page, AMI or HTTP events with deadlines; nothing sleeps.
@@ -44,7 +45,7 @@ PHONE_PORT, REGISTER_PORT = port(15080), port(15082)
 SEAT = "seat07"
 RING_MS = 4000  # the agent phone rings this long before it answers
 PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
-SUPERVISOR = "S01"
+SUPERVISOR, SUP_PHONE = "S01", "sup01"
 CLOCK = re.compile(r"^(\d+:)?\d\d:\d\d$")
 
 
@@ -71,7 +72,9 @@ def agent_phone(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> It
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
     phone = AgentPhones(PHONE_PORT, wd, answer=True, ring_ms=RING_MS)
     try:
-        register_seats({SEAT: secrets[SEAT]}, target, PHONE_PORT, wd, REGISTER_PORT)
+        # the supervisor's own phone answers on the same SIPp phone (listen/whisper ring it)
+        register_seats({SEAT: secrets[SEAT], SUP_PHONE: secrets[SUP_PHONE]}, target,
+                       PHONE_PORT, wd, REGISTER_PORT)
         yield
     finally:
         phone.stop()
@@ -125,7 +128,7 @@ def test_real_call_pop_answer_work_order_and_wallboard(
     page = agent_ctx.new_page()
     page.set_default_timeout(20_000)
     try:
-        _login(sup, web, SUPERVISOR, None)
+        _login(sup, web, SUPERVISOR, SUP_PHONE)
         sup.wait_for_url("**/supervisor.html")
         expect(sup.locator("#main")).to_have_attribute("data-updated", re.compile(r"\d+"))
         answered_before = _int(sup, "wb-answered")
@@ -217,6 +220,25 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         sup.goto(f"{web}/supervisor.html?big=1")
         expect(sup.locator(f'[data-testid="wo-row"][data-number="{order_no}"]')).to_be_visible()
         screenshot(sup, f"desktop-wallboard-big-screen-{backend.name}")
+
+        # the supervisor listens in from the live calls, switches to whisper, and stops
+        sup.goto(f"{web}/supervisor.html")
+        live = sup.locator(f'[data-testid="live-call"][data-call="{call_id}"]')
+        mark = ami.mark()
+        live.get_by_test_id("sup-listen").click()
+        box = sup.get_by_test_id("supervising")
+        expect(box).to_have_attribute("data-mode", "listen")
+        ami.wait_for(lambda e: e.get("Event") == "ChanSpyStart"
+                     and e.get("SpyeeChannel") == answered["DestChannel"], 30,
+                     "ChanSpyStart on the agent's leg", since=mark)
+        sup.get_by_test_id("sup-mode-whisper").click()
+        expect(box).to_have_attribute("data-mode", "whisper")
+        mark = ami.mark()
+        sup.get_by_test_id("sup-end").click()
+        expect(box).to_be_hidden()
+        ami.wait_for(lambda e: e.get("Event") == "ChanSpyStop"
+                     and e.get("SpyeeChannel") == answered["DestChannel"], 15,
+                     "ChanSpyStop", since=mark)
 
         # call control from the page: hold (music to the caller), resume, hang up
         caller_channel = answered["Channel"]
