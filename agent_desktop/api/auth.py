@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +27,7 @@ from agent_desktop.context import WebContext
 from cti.acd_service import Command
 from cti.agent_commands import Principal
 from cti.db import agents as db_agents
-from cti.db.models_web import WebLoginAttempt
+from cti.db.models_web import WebLoginAttempt, WebSession
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -35,6 +35,8 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 SUP_PHONE = re.compile(r"^sup\d{2}$")
 # a client IP may fail this many times more than one user id (a shared office NAT)
 IP_FACTOR = 4
+SESSIONS_KEPT = timedelta(days=7)  # past their absolute end
+ATTEMPTS_KEPT = timedelta(days=90)
 # why the ACD refused a seat login -> (HTTP status, message)
 SEAT_ERRORS: dict[str, tuple[int, str]] = {
     "bad_seat": (400, "unknown seat"),
@@ -87,6 +89,12 @@ def rate_limited(s: Session, ctx: WebContext, user_id: str, ip: str, now: dateti
             >= web.login_max_failures * IP_FACTOR)
 
 
+def _housekeeping(s: Session, now: datetime) -> None:
+    """Old sessions and attempts go; the attempts are the login audit trail, kept longer."""
+    s.execute(delete(WebSession).where(WebSession.expires_at < now - SESSIONS_KEPT))
+    s.execute(delete(WebLoginAttempt).where(WebLoginAttempt.at < now - ATTEMPTS_KEPT))
+
+
 def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | Literal["limited"]:
     now = ctx.clock()
     with ctx.sessions.begin() as s:
@@ -96,6 +104,7 @@ def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | Liter
     with ctx.sessions.begin() as s:
         info = db_agents.verify_login(s, body.user_id, body.password)
         s.add(WebLoginAttempt(user_id=body.user_id, client_ip=ip, at=now, ok=info is not None))
+        _housekeeping(s, now)
     if info is None:
         return None
     return Principal(info.agent_id, info.role, dict(info.skills))

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, select
+from sqlalchemy import create_engine, func, make_url, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -34,6 +34,7 @@ from cti.db.calls import record_call_start
 from cti.db.migrate import upgrade
 from cti.db.models import AgentSession, Call
 from cti.db.models_recordings import AuditLog
+from cti.db.models_web import WebSession
 from cti.db.seed import seed_demo
 from cti.db.session import make_engine, make_session_factory
 from cti.settings import WebSettings, load_settings
@@ -319,6 +320,11 @@ async def test_sessions_expire_when_idle_and_after_the_absolute_limit(env: Env) 
         assert (await env.client.get("/api/auth/me")).status_code == 200
     env.clock.now = end
     assert (await env.client.get("/api/auth/me")).status_code == 401
+    # a week past their end, old sessions are deleted at the next login
+    env.clock.now += timedelta(days=8)
+    assert (await env.login("S01")).status_code == 200
+    with env.ctx.sessions.begin() as s:
+        assert s.scalar(select(func.count()).select_from(WebSession)) == 1
 
 
 async def test_logout_ends_the_session_and_the_agents_acd_login(env: Env) -> None:
