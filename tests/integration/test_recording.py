@@ -28,8 +28,8 @@ from cti.db.models_recordings import AuditLog, Recording
 from recorder.audio import riff_complete
 from tests.integration.callers import CallInProgress, ts
 from tests.integration.conftest import Backend, CtiProcess
-from tests.support.agent_phones import register_seats
-from tests.support.ami import AmiRecorder, Event
+from tests.support.agent_phones import AgentPhones, register_seats
+from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.mqtt import MqttWatcher, Msg
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
@@ -37,6 +37,7 @@ from tests.support.tone_phone import TonePhones
 
 pytestmark = pytest.mark.integration
 TONE_PORT, REGISTER_PORT = port(15070), port(15074)
+SUP_PORT, SUP_REGISTER_PORT = port(15076), port(15078)
 SEATS = ("seat05", "seat06")
 PASSWORD = "95598"
 HOTLINE = Path(sys.executable).parent / "hotline"
@@ -162,8 +163,9 @@ def _check_recording(cti: CtiProcess, rec: Recording, talk: Talk, agent: str | N
     path = cti.settings.recorder.storage_dir / rec.rel_path
     assert path.exists(), path
     assert riff_complete(path), "Asterisk did not close the wav"
-    # one file per answered leg, named by the call
-    files = list(cti.settings.recorder.storage_dir.rglob(f"{talk.call_id}_*.wav"))
+    # one file per answered leg, named by the call (the IVR part, when recorded, apart)
+    files = [f for f in cti.settings.recorder.storage_dir.rglob(f"{talk.call_id}_*.wav")
+             if not f.name.endswith("_ivr.wav")]
     assert files == [path], files
     assert _sox_rms(path) > 0.01, "the recording is silent"
     with wave.open(str(path)) as w:
@@ -375,6 +377,69 @@ def test_transfer_keeps_both_legs_on_the_call_and_a_supervisor_plays_them_in_the
     finally:
         for c in (a, b, sup):
             c.close()
+
+
+def test_play_to_phone_plays_the_recording_on_the_supervisors_own_phone(
+        cti: CtiProcess, ami: AmiRecorder, web: str, recorded: list[tuple[Recording, Talk]],
+        tmp_path: Path) -> None:
+    rec, _talk = recorded[1]
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    phone = AgentPhones(SUP_PORT, tmp_path, answer=True, ring_ms=500)
+    sup = _web_login(web, "S05")
+    try:
+        register_seats({"sup05": secrets["sup05"]},
+                       f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}", SUP_PORT,
+                       tmp_path, SUP_REGISTER_PORT)
+        mark = ami.mark()
+        r = sup.post(f"/api/recordings/{rec.id}/play-to-phone")
+        assert r.status_code == 202, r.text
+        assert r.json()["endpoint"] == "sup05"
+        up = ami.wait_for(lambda e: e.get("Event") == "Newstate"
+                          and e.get("Channel", "").startswith("PJSIP/sup05-")
+                          and e.get("ChannelStateDesc") == "Up", 30, "sup05 answered",
+                          since=mark)
+        down = ami.wait_for(lambda e: e.get("Event") == "Hangup"
+                            and e.get("Channel") == up["Channel"],
+                            rec.duration_s + 30, "playback over", since=mark)
+        # Asterisk hung up when the file had played: the call lasted as long as the recording
+        assert abs((ts(down) - ts(up)) - rec.duration_s) <= 1.5, (ts(down) - ts(up),
+                                                                  rec.duration_s)
+    finally:
+        sup.close()
+        phone.stop()
+
+
+def test_the_ivr_part_is_recorded_when_the_setting_is_on(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
+        tone_phones: None, agents: list[str], tmp_path: Path) -> None:
+    """[recorder] record_ivr is the dialplan global RECORD_IVR; flip it live for one call."""
+    agent, seat = agents[1], SEATS[1]
+    send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "1"})
+    try:
+        token = _login_ready(mqtt, agent, seat)
+        number = f"{backend.prefix}8100400"
+        mark = ami.mark()
+        call = CallInProgress(_to_agent(number, talk_ms=12_000), cti.settings, tmp_path)
+        talk = _talk(ami, number, mark, call)
+    finally:
+        send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "0"})
+    found: list[Recording] = []
+
+    def both() -> bool:
+        found[:] = _rows(backend, talk.call_id)
+        return len(found) == 2
+
+    stack.wait_until(both, 30, "the IVR and agent recordings indexed")
+    by_kind = {r.kind: r for r in found}
+    ivr, leg = by_kind["ivr"], by_kind["agent"]
+    assert (ivr.seat, ivr.agent_id, ivr.caller_number) == (None, None, number)
+    path = cti.settings.recorder.storage_dir / ivr.rel_path
+    assert riff_complete(path) and _sox_rms(path) > 0.001  # the IVR's prompts
+    # the IVR part ends where the agent part begins (the caller waited in between)
+    assert ivr.started_at <= leg.started_at
+    assert ivr.duration_s < (leg.started_at - ivr.started_at).total_seconds() + 1.5
+    _check_recording(cti, leg, talk, agent)
+    _logout(mqtt, agent, seat, token)
 
 
 def _hotline(cti: CtiProcess, *args: str) -> subprocess.CompletedProcess[str]:
