@@ -9,7 +9,7 @@ from acd import engine as acd
 from acd.model import AgentState
 from cti.acd_service import AcdService
 from cti.ami import translate as t
-from cti.ami.resync import rebuild, snapshot
+from cti.ami.resync import callbacks_in_progress, rebuild, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,14 @@ class AcdFeed:
         live = {ev.call_id for ev in rebuilt if hasattr(ev, "call_id")}
         for ev in self.tracker.resync(rebuilt):
             self.core(ev)
+        # a callback being connected lives on in channels of its own: the call goes on
+        for call_id, (seat, answered) in callbacks_in_progress(snap).items():
+            live.add(call_id)
+            agent = self._agent_at(seat)
+            call = self.service.engine.calls.get(call_id)
+            if answered and agent is not None and call is not None \
+                    and str(call.state) == "offered":
+                self.service.submit(acd.AgentAnswered(agent_id=agent, call_id=call_id))
         # calls the ACD remembers (from its snapshot) that Asterisk no longer has
         for call_id, call in list(self.service.engine.calls.items()):
             if call_id not in live and str(call.state) != "callback":  # callbacks hung up

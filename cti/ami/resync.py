@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = ("hotline", "heartbeat")  # AstDB family/key the CTI refreshes every second
 # channel variables the dialplan sets before the wait (see extensions.conf.j2)
-VARIABLES = ("HOTLINE_SKILL", "QUEUE_PRIO", "HOTLINE_ACCOUNT")
+VARIABLES = ("HOTLINE_SKILL", "QUEUE_PRIO", "HOTLINE_ACCOUNT", "HOTLINE_CALLBACK_OF")
+CALLBACK_CONTEXT = "hotline-callback"
 # hotline-wait extensions that are the wait itself; any other (a digit) is the callback key
 _WAIT_EXTENS = frozenset({"s", "i", "t", "busy"})
 # app_queue member Status (a device state): 4 invalid and 5 unavailable cannot be rung;
@@ -197,6 +198,21 @@ def rebuild(snap: AsteriskSnapshot) -> list[CoreEvent]:
                 or ch.uniqueid != ch.linkedid):
             continue
         out += _call_path(ch, _agent_leg(ch, snap.channels), ch.uniqueid in in_app_queue)
+    return out
+
+
+def callbacks_in_progress(snap: AsteriskSnapshot) -> dict[str, tuple[str, bool]]:
+    """Pure: queued callbacks being connected now, {waiting call's id: (seat, answered)}.
+
+    A callback's legs are channels the CTI Originated (the agent's seat, then the customer),
+    with a Linkedid of their own; the seat's channel carries HOTLINE_CALLBACK_OF. It is in
+    the dialplan (hotline-callback) only once the agent answered."""
+    out: dict[str, tuple[str, bool]] = {}
+    for ch in snap.channels:
+        call_id = ch.variables.get("HOTLINE_CALLBACK_OF", "")
+        seat = seat_of_channel(ch.channel)
+        if call_id and seat is not None and ch.context == CALLBACK_CONTEXT:
+            out[call_id] = (seat, ch.state == "Up")
     return out
 
 

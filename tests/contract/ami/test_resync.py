@@ -127,6 +127,21 @@ def test_rebuild_skips_local_legs_phones_and_ivr_calls_and_orders_by_age() -> No
                                 "100.9")
 
 
+def test_callbacks_in_progress_are_found_by_their_seat_leg() -> None:
+    from cti.ami.resync import callbacks_in_progress
+
+    seat = ChannelInfo("PJSIP/seat03-0000000c", "cb.1", "cb.1", "hotline-callback", "s", "Dial",
+                       "", "13912345678", "", {"HOTLINE_CALLBACK_OF": "100.2"}, "Up")
+    ringing = ChannelInfo("PJSIP/seat04-0000000d", "cb.2", "cb.2", "", "", "", "", "", "",
+                          {}, "Ringing")  # an Originate still ringing: not in the dialplan yet
+    customer = ChannelInfo("PJSIP/carrier-out-0000000e", "cb.3", "cb.1", "from-carrier",
+                           "s", "AppDial", "b1", "13912345678", "", {}, "Up")
+    snap = AsteriskSnapshot(channels=(seat, ringing, customer), queue_members=(),
+                            queue_entries=(), heartbeat=None)
+    assert callbacks_in_progress(snap) == {"100.2": ("seat03", True)}
+    assert rebuild(snap) == []  # the tracker never sees them as calls of their own
+
+
 # ------------------------------------------------------------------------ tracker.resync
 
 
@@ -204,7 +219,7 @@ async def test_snapshot_through_the_client(fake: FakeAmi) -> None:
         await asyncio.gather(task, return_exceptions=True)
     assert got == [recorded_snapshot("offer_rona_answer", "talking")]
     status = fake.actions("Status")[0].action
-    assert status["Variables"] == "HOTLINE_SKILL,QUEUE_PRIO,HOTLINE_ACCOUNT"
+    assert status["Variables"] == "HOTLINE_SKILL,QUEUE_PRIO,HOTLINE_ACCOUNT,HOTLINE_CALLBACK_OF"
 
 
 async def test_snapshot_without_a_heartbeat_key(fake: FakeAmi) -> None:
