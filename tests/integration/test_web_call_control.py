@@ -24,6 +24,7 @@ from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
+from tests.support.ws import WsClient
 
 pytestmark = pytest.mark.integration
 PHONE_PORT, REGISTER_PORT = port(15040), port(15044)
@@ -106,12 +107,17 @@ def test_hold_transfer_and_hangup_from_the_web(
     first, second = two_agents
     a = _client(base, first, SEATS[0])
     b = _client(base, second, SEATS[1])
+    # the first agent's desktop push: the CTI relays MQTT to it, filtered for this agent
+    push = WsClient(cti.settings.web.host, cti.settings.web.port, "/ws",
+                    f"hotline_session={a.cookies['hotline_session']}")
     try:
         # the API is the CTI's: the login put the agent in the ACD, as the MQTT login does
         assert _state(a, first, "not_ready")["reason"] == "login"
         assert [x["agent_id"] for x in a.get("/api/agents").json()] == [first]
         assert a.post(f"/api/agents/{first}/state", json={"state": "ready"}).json()[
             "state"] == "ready"
+        push.wait_for(lambda m: m["type"] == "agent_state" and m["data"]["agent_id"] == first
+                      and m["data"]["state"] == "ready", 10, "own state ready")
         number = f"{backend.prefix}7100001"
         mark = ami.mark()
         call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")]),
@@ -122,6 +128,9 @@ def test_hold_transfer_and_hangup_from_the_web(
         assert [(c["live_state"], c["agent_id"]) for c in live] == [("connected", first)]
         cid = live[0]["call_id"]
         assert a.get(f"/api/calls/{cid}/pop").json()["caller_number"] == number
+        pushed = push.wait_for(lambda m: m["type"] == "pop", 10, "the pop")
+        assert (pushed["data"]["call_id"], pushed["data"]["seat"]) == (cid, SEATS[0])
+        push.wait_for(lambda m: m["type"] == "queue_stats", 30, "queue figures")
 
         # hold: music on the caller's channel; resume: both legs bridged again
         m = ami.mark()
@@ -163,8 +172,13 @@ def test_hold_transfer_and_hangup_from_the_web(
                      10, "caller hung up", since=m)
         assert call.finish(60).ok
         _state(a, first, "wrap_up")
+        # the other agent was ready, rang and talked meanwhile: none of it reached this socket
+        assert all(m["data"].get("agent_id", first) == first for m in push.messages
+                   if m["type"] in ("agent_state", "pop")), push.messages
+        assert not [m for m in push.messages if m["type"] in ("call_event", "sla_alert")]
         for c, agent in ((a, first), (b, second)):
             assert c.post(f"/api/agents/{agent}/logout").status_code == 200
     finally:
+        push.close()
         a.close()
         b.close()
