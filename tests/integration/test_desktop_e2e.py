@@ -12,7 +12,8 @@ phone; Debian's chromium under Playwright drives the agent desktop and the super
 6. the supervisor's wallboard changes (answered calls, the agent on call) and shows the new
    order with its SLA clock counting down;
 then the supervisor listens in and whispers from the live calls; the agent holds, resumes and
-hangs up from the page and wraps up; the supervisor finds and plays the call's recording.
+hangs up from the page and wraps up; the supervisor finds and plays the call's recording, and
+at last forces the agent to not ready and logs them out.
 
 Screenshots of the desktop with the pop and of the wallboard go to artifacts/screenshots/.
 Everything waits on page, AMI or HTTP events with deadlines; nothing sleeps.
@@ -284,6 +285,17 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         player = sup.get_by_test_id("rec-player")
         sup.wait_for_function("a => a.readyState >= 1 && a.duration > 1",
                               arg=player.element_handle(), timeout=15_000)
+
+        # the supervisor forces the agent to not ready, then logs them out; the desktop shows it
+        row = sup.locator(f'[data-testid="wb-agent"][data-agent="{agent}"]')
+        row.get_by_test_id("force-not-ready").click()
+        state = page.get_by_test_id("agent-state")
+        expect(state).to_have_attribute("data-state", "not_ready")
+        expect(state).to_have_attribute("data-reason", "supervisor")
+        expect(state).to_have_text("小休 · 班长强制")
+        row.get_by_test_id("force-logout").click()
+        expect(state).to_have_attribute("data-state", "logged_out")
+        expect(row).to_be_hidden()
     finally:
         try:
             if page.url.endswith("agent.html"):
