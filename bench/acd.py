@@ -378,6 +378,12 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
         async with asyncio.TaskGroup() as tg:
             for agent, seat in zip(inst.agents, inst.seats, strict=True):
                 tg.create_task(login(agent, seat), name=f"login-{agent}")
+    else:
+        # app_queue as shipped: every seat a member. Our CTI pauses the failover queue's seats
+        # that have no agent logged in (none are now), so unpause them for this side.
+        for seat in inst.seats:
+            await tap.action({"Action": "QueuePause", "Queue": "hotline-agents",
+                              "Interface": f"PJSIP/{seat}", "Paused": "false"}, timeout=3)
     sdir = inst.workdir / side.name
     sdir.mkdir(exist_ok=True)
     talk_file = sdir / "talk.csv"

@@ -13,6 +13,7 @@ from acd import engine as acd
 from acd.model import (
     AcdConfig,
     Agent,
+    AgentState,
     AgentStateChanged,
     Announce,
     CallbackDial,
@@ -39,6 +40,8 @@ class Pbx(Protocol):
     async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None: ...
     async def overflow(self, channel: str, target: str) -> None: ...
     async def heartbeat(self) -> None: ...
+    async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None: ...
+    async def failover_member(self, seat: str, member: bool) -> None: ...
 
 
 class Bus(Protocol):
@@ -92,17 +95,22 @@ class AcdService:
     # the engine's deadlines (wrap-up end, ring timeout): a Tick exactly then, so an agent is
     # free the moment wrap-up ends, not up to a tick later
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # the seats of the failover app_queue; a seat is a member (unpaused) only while an agent is
+    # logged in there, so callers who fail over while the CTI is down ring logged-in seats only
+    seats: tuple[str, ...] = ()
+    failover_members: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def create(cls, config: AcdConfig, pbx: Pbx, bus: Bus, store: Store,
-               snapshot: Mapping[str, Any] | None = None) -> AcdService:
+               snapshot: Mapping[str, Any] | None = None,
+               seats: tuple[str, ...] = ()) -> AcdService:
         engine = acd.AcdEngine(config)
         if snapshot:
             try:
                 engine.restore(acd.Snapshot.from_dict(snapshot))
             except (ValueError, KeyError, TypeError):
                 log.exception("ACD snapshot unusable; starting empty (resync rebuilds calls)")
-        return cls(engine=engine, pbx=pbx, bus=bus, store=store)
+        return cls(engine=engine, pbx=pbx, bus=bus, store=store, seats=seats)
 
     # ------------------------------------------------------------------------------ inputs
 
@@ -168,9 +176,12 @@ class AcdService:
             elif kind == "forget":
                 self.channels.pop(payload, None)
             elif kind == "publish_agents":
-                # after a restart or resync: every desktop gets its agent's state again
+                # after a restart or resync: every desktop gets its agent's state again, and
+                # the failover queue's members are set anew (Asterisk may have restarted)
+                self.failover_members.clear()
                 for agent in self.engine.agents.values():
                     await self._effect(AgentStateChanged(agent), "resync")
+                await self._sync_failover()
             return
         actor, reply = "acd", None
         if isinstance(item, Command):
@@ -204,6 +215,7 @@ class AcdService:
                 # must not cost the effects after it: the ring, the state, the statistics
                 log.exception("ACD effect failed: %r", eff)
         if any(isinstance(e, AgentStateChanged) for e in effects):
+            await self._sync_failover()
             # a restart must find agents and calls as they are now, not 10 s ago
             await self.store.save_snapshot(self.engine.snapshot().to_dict())
         if reply is not None:
@@ -277,6 +289,24 @@ class AcdService:
         elif isinstance(eff, CancelRing | Rejected):
             log.debug("ACD: %r", eff)
 
+
+    async def _sync_failover(self) -> None:
+        """Pause the failover queue's seats that have no agent logged in; unpause the others.
+        Only changes reach Asterisk; a failed action is tried again on the next change."""
+        if not self.seats:
+            return
+        logged_in = {a.seat for a in self.engine.agents.values()
+                     if a.state != AgentState.LOGGED_OUT and a.seat}
+        for seat in self.seats:
+            member = seat in logged_in
+            if self.failover_members.get(seat) == member:
+                continue
+            try:
+                await self.pbx.failover_member(seat, member)
+                self.failover_members[seat] = member
+            except Exception as exc:
+                log.warning("failover queue: %s %s not set: %s", seat,
+                            "member" if member else "paused", exc)
 
     def _cancel_timer(self, name: str) -> None:
         handle = self.timers.pop(name, None)

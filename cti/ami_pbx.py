@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from cti.ami.translate import QUEUE_NAME
 from prompts.index import PromptIndex
 
 
@@ -46,6 +47,15 @@ class AmiPbx:
             "CallerID": f"Callback <{number}>",
             "Variable": [f"HOTLINE_CALLBACK_OF={call_id}", f"HOTLINE_CALLBACK_NUMBER={number}",
                          f"HOTLINE_SEAT={seat}"]}, idempotent=False)
+
+    async def failover_member(self, seat: str, member: bool) -> None:
+        """Pause (or unpause) the seat in the failover app_queue: only seats with an agent
+        logged in ring when callers fail over while the CTI is down."""
+        await self.ami.action({"Action": "QueuePause", "Queue": QUEUE_NAME,
+                               "Interface": f"PJSIP/{seat}",
+                               "Paused": "false" if member else "true",
+                               "Reason": "agent logged in" if member else "no agent logged in"},
+                              idempotent=True)
 
     async def heartbeat(self) -> None:
         await self.ami.action({"Action": "DBPut", "Family": "hotline", "Key": "heartbeat",

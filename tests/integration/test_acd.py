@@ -145,8 +145,19 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[0]
+    m_login = ami.mark()
     token = _login(mqtt, agent, "seat03")
     assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    # the failover queue rings only seats with an agent logged in: the CTI unpaused seat03
+    ami.wait_for(lambda e: e.get("Event") == "QueueMemberPause"
+                 and e.get("Interface") == "PJSIP/seat03" and e.get("Paused") == "0", 15,
+                 "seat03 a member of the failover queue", since=m_login)
+    paused: dict[str, str] = {}
+    for e in ami.events():
+        if e.get("Event") == "QueueMemberPause" and e.get("Queue") == "hotline-agents":
+            paused[e["Interface"]] = e["Paused"]
+    assert paused["PJSIP/seat03"] == "0"
+    assert paused["PJSIP/seat50"] == "1"  # nobody logged in there
     talker, waiter = f"{backend.prefix}7000003", f"{backend.prefix}7000004"
     mark = ami.mark()
     talking = CallInProgress(_to_agents(talker, talk_ms=30_000), cti.settings, tmp_path)
