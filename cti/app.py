@@ -116,7 +116,9 @@ async def run(settings: Settings) -> None:
     ami = AmiClient(settings.ami.host, settings.ami.port, settings.ami.username,
                     settings.ami.secret, on_connected=on_ami_connected)
     service = AcdService.create(acd_config, AmiPbx(ami, prompts), bus, store,
-                                await store.load_snapshot())
+                                await store.load_snapshot(),
+                                seats=tuple(f"seat{i:02d}"
+                                            for i in range(1, settings.pbx.seats + 1)))
     feed = AcdFeed(service)
     seats = {name for name, _ext, role in phone_names(settings) if role == "seat"}
     supervisors = {name for name, _ext, role in phone_names(settings) if role == "supervisor"}
