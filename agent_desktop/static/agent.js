@@ -336,6 +336,7 @@ function renderQueues() {
 }
 
 async function refresh() {
+  document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   try {
     const a = await get(`/api/agents/${encodeURIComponent(S.me.user_id)}`);
     if (a.wrap_up_s) S.wrapUpS = Number(a.wrap_up_s);

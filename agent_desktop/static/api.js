@@ -59,6 +59,7 @@ export function connectPush({ onMessage, onOpen, onStatus }) {
     ws = new WebSocket(`${proto}//${location.host}/ws`);
     ws.addEventListener("open", () => {
       delay = 500;
+      document.body.dataset.pushConnects = String(Number(document.body.dataset.pushConnects || 0) + 1);
       onStatus && onStatus(true);
       onOpen && onOpen();
     });

@@ -192,3 +192,23 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
     page.get_by_test_id("lang-toggle").click()
     expect(page.locator("#pop-h")).to_have_text("Screen-pop")
     expect(page.get_by_test_id("pop-caller")).to_have_text(demo["phone"])
+
+
+def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url: str) -> None:
+    """The push drops: the page shows it, connects again and re-reads its state over REST."""
+    from playwright.sync_api import expect
+
+    connections: list[Any] = []
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: connections.append(ws))
+    _login(page, base_url, "A004", seat="seat04")
+    page.wait_for_url("**/agent.html")
+    body, conn = page.locator("body"), page.get_by_test_id("conn")
+    expect(body).to_have_attribute("data-push-connects", "1")
+    expect(conn).to_have_attribute("data-online", "1")
+    expect(body).to_have_attribute("data-refreshes", "2")  # on load, and on connect
+    connections[0].close(code=1011, reason="CTI restarting")
+    # connected again after a jittered backoff, and the state read again over REST
+    expect(body).to_have_attribute("data-push-connects", "2")
+    expect(conn).to_have_text("已连接")
+    expect(body).to_have_attribute("data-refreshes", "3")
+    assert len(connections) == 2
