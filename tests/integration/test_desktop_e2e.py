@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from cti.db.models import Agent, WorkOrder
 from tests.integration.callers import CallInProgress, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
-from tests.support.ami import AmiRecorder
+from tests.support.ami import AmiRecorder, Event
 from tests.support.browser import VIEWPORT, browser, screenshot
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
@@ -105,6 +105,10 @@ def _login(page: Any, base: str, user: str, seat: str | None) -> None:
     if seat:
         page.get_by_test_id("login-seat").fill(seat)
     page.get_by_test_id("login-submit").click()
+
+
+def _bridged(channel: str) -> Callable[[Event], bool]:
+    return lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == channel
 
 
 def _int(page: Any, testid: str) -> int:
@@ -255,8 +259,7 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         page.get_by_test_id("call-hold").click()
         expect(page.get_by_test_id("call-hold")).to_have_attribute("data-held", "0")
         for leg in (caller_channel, answered["DestChannel"]):
-            ami.wait_for(lambda e, leg=leg: e.get("Event") == "BridgeEnter"
-                         and e.get("Channel") == leg, 10, f"{leg} bridged again", since=mark)
+            ami.wait_for(_bridged(leg), 10, f"{leg} bridged again", since=mark)
         expect(page.get_by_test_id("call-status")).to_have_text("通话中")
         expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "on_call")
         mark = ami.mark()
