@@ -22,6 +22,7 @@ Everything waits on page, AMI or HTTP events with deadlines; nothing sleeps.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
 
 pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
 PHONE_PORT, REGISTER_PORT = port(15080), port(15082)
 SEAT = "seat07"
 RING_MS = 4000  # the agent phone rings this long before it answers
@@ -183,6 +185,8 @@ def test_real_call_pop_answer_work_order_and_wallboard(
                                 and e.get("DialStatus") == "ANSWER", 30, "DialEnd ANSWER",
                                 since=mark)
         assert shown_ms / 1000 < ts(answered), (shown_ms / 1000, ts(answered))
+        log.info("pop on the page %.2f s before the answer (offer at %.3f, pop %.3f)",
+                 ts(answered) - shown_ms / 1000, ts(offer), shown_ms / 1000)
         expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "on_call")
         expect(page.get_by_test_id("call-timer")).to_have_attribute("data-running", "1")
         timer0 = page.get_by_test_id("call-timer").inner_text()
