@@ -115,6 +115,7 @@ async def run(settings: Settings) -> None:
 
     ami = AmiClient(settings.ami.host, settings.ami.port, settings.ami.username,
                     settings.ami.secret, on_connected=on_ami_connected)
+    recorder.ami = ami  # reads what Asterisk kept of recordings the CTI did not see end
     service = AcdService.create(acd_config, AmiPbx(ami, prompts), bus, store,
                                 await store.load_snapshot(),
                                 seats=tuple(f"seat{i:02d}"

@@ -13,7 +13,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from cti.ami.client import AmiActionError, AmiError
 from cti.db.recordings import RecordingFacts, index_recording, index_rows, purge
 from recorder.audio import NotAWav, inspect, riff_complete, sha256_of
 from recorder.config import RecorderSettings
@@ -35,6 +37,8 @@ from recorder.reconcile import DiskFile, Report, diff
 
 log = logging.getLogger(__name__)
 DONE_EVENT = "HotlineRecordingDone"
+# AstDB family where the dialplan keeps each leg's caller|queue|start epoch, key <call>_<leg>
+META_FAMILY = "hotline-rec"
 TMPFS = frozenset({"tmpfs", "ramfs"})
 
 
@@ -72,6 +76,25 @@ def check_storage(storage_dir: Path) -> None:
     storage_dir.mkdir(parents=True, exist_ok=True)
 
 
+@dataclass(frozen=True)
+class LegMeta:
+    """What Asterisk kept of a leg in AstDB: for a file whose end the CTI did not see."""
+
+    caller: str | None
+    queue: str | None
+    started_at: datetime | None
+
+    @classmethod
+    def parse(cls, value: str) -> LegMeta:
+        caller, _, rest = value.partition("|")
+        queue, _, epoch = rest.partition("|")
+        try:
+            started = datetime.fromtimestamp(int(epoch), UTC) if epoch else None
+        except ValueError:
+            started = None
+        return cls(caller or None, None if queue in ("", "ivr") else queue, started)
+
+
 def _disk_files(storage_dir: Path, now_s: float) -> dict[str, DiskFile]:
     out: dict[str, DiskFile] = {}
     for p in sorted(storage_dir.rglob("*")):
@@ -104,8 +127,10 @@ def report_doc(r: Report, indexed: list[str]) -> dict[str, Any]:
 
 
 def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
-              settle_s: float, *, index: bool = True) -> dict[str, Any]:
-    """Compare folder and index; with index=True, index our finished files that have no row.
+              settle_s: float, *, index: bool = True,
+              meta: Mapping[str, LegMeta] | None = None) -> dict[str, Any]:
+    """Compare folder and index; with index=True, index our finished files that have no row
+    (with what Asterisk kept of each in AstDB, `meta` by file, when the caller has it).
 
     Blocking (hashes every file): run it in a thread from async code.
     """
@@ -122,11 +147,15 @@ def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
             except NotAWav as exc:
                 log.warning("reconcile: %s is not a readable wav: %s", f.rel_path, exc)
                 continue
-            started = datetime.fromtimestamp(path.stat().st_mtime - facts.duration_s, UTC)
+            m = (meta or {}).get(f.rel_path)
+            started = (m.started_at if m is not None and m.started_at is not None else
+                       datetime.fromtimestamp(path.stat().st_mtime - facts.duration_s, UTC))
             with sessions.begin() as s:
                 index_recording(s, RecordingFacts(
                     rel_path=f.rel_path, started_at=started, duration_s=facts.duration_s,
-                    size=facts.size, sha256=facts.sha256, indexed_by="reconcile"), now)
+                    size=facts.size, sha256=facts.sha256, indexed_by="reconcile",
+                    caller_number=m.caller if m is not None else None,
+                    queue=m.queue if m is not None else None), now)
             indexed.append(f.rel_path)
     doc = report_doc(report, indexed)
     if report.missing or report.corrupt or report.stray:
@@ -149,6 +178,7 @@ class RecorderService:
         self.clock = clock
         self.tz = ZoneInfo(timezone)
         self._done: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=queue_size)
+        self.ami: Ami | None = None  # set by the composition root once the client exists
         self.indexed = 0
         self.last_reconcile: dict[str, Any] | None = None
 
@@ -220,10 +250,51 @@ class RecorderService:
 
         await asyncio.to_thread(write)
         self.indexed += 1
+        await self._forget_meta(name.call_id, name.leg_id)
+
+    async def _meta(self, call_id: str, leg_id: str) -> LegMeta | None:
+        if self.ami is None:
+            return None
+        try:
+            res = await self.ami.action({"Action": "DBGet", "Family": META_FAMILY,
+                                         "Key": f"{call_id}_{leg_id}"},
+                                        idempotent=True, timeout=15)
+        except AmiActionError:  # no such key: recorded before the dialplan kept any
+            return None
+        except (AmiError, TimeoutError) as exc:
+            log.warning("recording metadata unavailable call_id=%s: %s", call_id, exc)
+            return None
+        for m in res if isinstance(res, list) else [res]:
+            if m.get("Event") == "DBGetResponse" and m.get("Val") is not None:
+                return LegMeta.parse(str(m["Val"]))
+        return None
+
+    async def _forget_meta(self, call_id: str, leg_id: str) -> None:
+        if self.ami is None:
+            return
+        try:
+            await self.ami.action({"Action": "DBDel", "Family": META_FAMILY,
+                                   "Key": f"{call_id}_{leg_id}"}, idempotent=True, timeout=5)
+        except (AmiError, TimeoutError):
+            pass  # already gone, or AMI down: a stale key is harmless
 
     async def reconcile(self, *, index: bool = True) -> dict[str, Any]:
+        meta: dict[str, LegMeta] = {}
+        if index and self.ami is not None:
+            # first which of our files have no row, then what Asterisk kept of each
+            first = await asyncio.to_thread(reconcile, self.storage_dir, self.sessions,
+                                            self.clock(), self.settings.settle_s, index=False)
+            for item in first["stray"]:
+                if item["ours"]:
+                    name = parse(item["file"])
+                    m = await self._meta(name.call_id, name.leg_id)
+                    if m is not None:
+                        meta[item["file"]] = m
         doc = await asyncio.to_thread(reconcile, self.storage_dir, self.sessions, self.clock(),
-                                      self.settings.settle_s, index=index)
+                                      self.settings.settle_s, index=index, meta=meta)
+        for rel in doc["indexed"]:
+            name = parse(rel)
+            await self._forget_meta(name.call_id, name.leg_id)
         self.last_reconcile = doc
         return doc
 

@@ -234,15 +234,20 @@ def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
     mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state", 30,
                   "agent state after the restart", since=m1)
     rec = _indexed(backend, talk.call_id)
-    assert rec.indexed_by == "reconcile"
+    assert (rec.indexed_by, rec.queue) == ("reconcile", "general")
+    assert abs(rec.started_at.timestamp() - talk.answered) < 1.5
     _check_recording(cti, rec, talk, agent)
     _logout(mqtt, agent, seat, token)
 
 
 def test_failover_queue_calls_are_recorded_too(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
-        tone_phones: None, tmp_path: Path) -> None:
-    """With the CTI gone, the caller fails over to app_queue; its member gosub records."""
+        tone_phones: None, agents: list[str], tmp_path: Path) -> None:
+    """With the CTI gone for the whole call, the caller fails over to app_queue; its member
+    gosub records, and the CTI indexes the file when it is back."""
+    agent, seat = agents[0], SEATS[0]
+    # a seat's queue member is paused while nobody is logged in there
+    token = _login_ready(mqtt, agent, seat)
     number = f"{backend.prefix}8100200"
     cti.kill9()
     try:
@@ -257,16 +262,18 @@ def test_failover_queue_calls_are_recorded_too(
                                and e.get("Caller") == number, 60, "recording started",
                                since=mark)
         assert started["Queue"] == "hotline-agents"
+        talk = _talk(ami, number, mark, call)
+        _done(ami, talk.call_id, mark)
     finally:
         m1 = mqtt.mark()
-        cti.start()  # back while the call goes on: it indexes from the leg's event
-    mqtt.wait_for(lambda m: m.topic.startswith("hotline/agents/"), 30,
-                  "agent states after the restart", since=m1)
-    talk = _talk(ami, number, mark, call)
-    _done(ami, talk.call_id, mark)
+        cti.start()
+    mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state", 30,
+                  "agent state after the restart", since=m1)
     rec = _indexed(backend, talk.call_id)
-    _check_recording(cti, rec, talk, None)
-    assert (rec.queue, rec.indexed_by) == ("hotline-agents", "event")
+    # caller, queue and start come from what Asterisk kept in AstDB for the CTI
+    _check_recording(cti, rec, talk, agent)
+    assert (rec.indexed_by, rec.queue) == ("reconcile", "hotline-agents")
+    _logout(mqtt, agent, seat, token)
 
 
 @pytest.fixture(scope="module")
