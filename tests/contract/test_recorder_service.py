@@ -1,0 +1,161 @@
+"""The recorder's CTI adapter with fakes at its ports (AMI) on a real SQLite index: the AMI tap,
+indexing a finished leg only once Asterisk has closed its file, the reconciler with AstDB
+metadata, and the daily purge's schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import wave
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.ami.client import AmiActionError
+from cti.db.migrate import upgrade
+from cti.db.models_recordings import Recording
+from cti.db.session import make_engine, make_session_factory
+from cti.recorder_service import RecorderService
+from recorder.config import RecorderSettings
+
+T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
+REL = "20261127/1764210600.7_1764210612.9_seat07.wav"
+IN_CHROOT = "/var/lib/hotline/recordings/" + REL
+
+
+class FakeAmi:
+    def __init__(self, db: Mapping[str, str] | None = None) -> None:
+        self.db = dict(db or {})
+        self.sent: list[dict[str, Any]] = []
+
+    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
+                     idempotent: bool, as_list: bool | None = None) -> Any:
+        self.sent.append(dict(action))
+        key = f"{action.get('Family')}/{action.get('Key')}"
+        if action["Action"] == "DBGet":
+            if key not in self.db:
+                raise AmiActionError("DBGet", {"Response": "Error",
+                                               "Message": "Database entry not found"})
+            return [{"Response": "Success"},
+                    {"Event": "DBGetResponse", "Family": action["Family"],
+                     "Key": action["Key"], "Val": self.db[key]},
+                    {"Event": "DBGetComplete"}]
+        if action["Action"] == "DBDel":
+            self.db.pop(key, None)
+        return {"Response": "Success"}
+
+
+def _wav(path: Path, seconds: float, closed: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(5000 * math.sin(i / 8000 * 2 * math.pi
+                                                                       * 440)))
+                               for i in range(int(8000 * seconds))))
+    if not closed:  # as Asterisk leaves it while it still writes
+        raw = bytearray(path.read_bytes())
+        raw[4:8] = raw[40:44] = struct.pack("<I", 0)
+        path.write_bytes(bytes(raw))
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> sessionmaker[Session]:
+    url = f"sqlite:///{tmp_path / 'rec.db'}"
+    upgrade(url)
+    return make_session_factory(make_engine(url))
+
+
+def _service(tmp_path: Path, sessions: sessionmaker[Session], **kw: Any) -> RecorderService:
+    settings = RecorderSettings(storage_dir=tmp_path / "recordings", **kw)
+    return RecorderService(settings, sessions, clock=lambda: T0)
+
+
+def _rows(sessions: sessionmaker[Session]) -> list[Recording]:
+    with sessions() as s:
+        return list(s.scalars(select(Recording)))
+
+
+async def test_the_tap_passes_every_event_on_and_keeps_the_recording_ones(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    svc = _service(tmp_path, sessions)
+    events = [{"Event": "Newchannel"},
+              {"Event": "UserEvent", "UserEvent": "HotlineRecordingDone", "File": IN_CHROOT},
+              {"Event": "UserEvent", "UserEvent": "HotlineOffer"}]
+
+    async def source() -> AsyncIterator[dict[str, str]]:
+        for e in events:
+            yield e
+
+    assert [e async for e in svc.tap(source())] == events
+    assert svc._done.qsize() == 1
+
+
+async def test_a_leg_is_indexed_once_asterisk_has_closed_its_file(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    svc = _service(tmp_path, sessions)
+    ami = FakeAmi({"hotline-rec/1764210600.7_1764210612.9": "13900001111|general|1"})
+    svc.ami = ami
+    path = svc.storage_dir / REL
+    _wav(path, 4.0, closed=False)
+    msg = {"Event": "UserEvent", "UserEvent": "HotlineRecordingDone", "File": IN_CHROOT,
+           "Queue": "general", "Caller": "13900001111", "CallerIDNum": "8007",
+           "StartEpoch": str(int(T0.timestamp()))}
+    task = asyncio.create_task(svc.index_event(msg))
+    done, _ = await asyncio.wait({task}, timeout=0.3)
+    assert not done and _rows(sessions) == []  # still open: not indexed yet
+    _wav(path, 4.0, closed=True)                        # Asterisk closes it
+    await asyncio.wait_for(task, 5)
+    [rec] = _rows(sessions)
+    assert (rec.call_id, rec.seat, rec.queue, rec.caller_number, rec.indexed_by) == (
+        "1764210600.7", "seat07", "general", "13900001111", "event")
+    assert rec.duration_s == pytest.approx(4.0) and rec.started_at == T0
+    # the AstDB metadata is no longer needed
+    assert ami.db == {}
+
+
+async def test_a_bad_file_name_in_an_event_is_ignored(tmp_path: Path,
+                                                     sessions: sessionmaker[Session]) -> None:
+    svc = _service(tmp_path, sessions)
+    await svc.index_event({"File": "/etc/passwd"})
+    await svc.index_event({"File": "/var/lib/hotline/recordings/../../../etc/x.wav"})
+    assert _rows(sessions) == []
+
+
+async def test_the_reconciler_indexes_with_what_asterisk_kept(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    svc = _service(tmp_path, sessions)
+    started = int((T0 - timedelta(minutes=5)).timestamp())
+    svc.ami = FakeAmi({"hotline-rec/1764210600.7_1764210612.9":
+                       f"13900002222|hotline-agents|{started}"})
+    _wav(svc.storage_dir / REL, 2.0)
+    _wav(svc.storage_dir / "20261127/1764210700.1_1764210700.5_seat02.wav", 1.0)
+    (svc.storage_dir / "notes.txt").write_text("not ours")
+    doc = await svc.reconcile()
+    assert sorted(doc["indexed"]) == [REL, "20261127/1764210700.1_1764210700.5_seat02.wav"]
+    assert doc["stray"] == [{"file": "notes.txt", "ours": False}] and not doc["clean"]
+    recs = {r.rel_path: r for r in _rows(sessions)}
+    assert (recs[REL].caller_number, recs[REL].queue, recs[REL].indexed_by) == (
+        "13900002222", "hotline-agents", "reconcile")
+    assert recs[REL].started_at == datetime.fromtimestamp(started, UTC)
+    # no metadata for the other one: indexed all the same, by the file's own times
+    other = recs["20261127/1764210700.1_1764210700.5_seat02.wav"]
+    assert (other.caller_number, other.queue) == (None, None)
+    again = await svc.reconcile()
+    assert again["ok"] == 2 and again["indexed"] == []
+
+
+def test_the_daily_purge_runs_at_the_local_hour(tmp_path: Path,
+                                                sessions: sessionmaker[Session]) -> None:
+    svc = _service(tmp_path, sessions, purge_hour=3)
+    # 02:30 UTC is 10:30 in Beijing: next 03:00 Beijing is tomorrow 19:00 UTC
+    assert svc.next_purge(T0) == datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
+    assert svc.next_purge(datetime(2026, 11, 26, 18, 59, tzinfo=UTC)) == datetime(
+        2026, 11, 26, 19, 0, tzinfo=UTC)
