@@ -118,6 +118,7 @@ def get_recording(recording_id: int, request: Request,
     rec = _recording(ctx, request, user, "recording.view", recording_id)
     with ctx.sessions.begin() as s:
         doc = search_one(s, rec.id)
+        assert doc is not None  # _recording found it
         audit(s, at=ctx.clock(), user=user, action="recording.view", target=str(rec.id),
               allowed=True, client_ip=client_ip(request), call_id=rec.call_id)
     return doc

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from cti.db.models import AgentSession, Call, WorkOrder
@@ -155,7 +155,7 @@ def recording_doc(rec: Recording, call: Call | None,
 def search(session: Session, q: RecordingQuery) -> list[dict[str, Any]]:
     """Recordings matching every given filter, newest first, with their call and orders."""
     stmt = select(Recording, Call).outerjoin(Call, Call.call_id == Recording.call_id)
-    conds = [Recording.deleted_at.is_(None)]
+    conds: list[ColumnElement[bool]] = [Recording.deleted_at.is_(None)]
     if q.start is not None:
         conds.append(Recording.started_at >= q.start)
     if q.end is not None:
@@ -203,7 +203,8 @@ def purge(session: Session, policy: RetentionPolicy, storage_dir: Path, now: dat
         for call_id, kind in session.execute(
                 select(WorkOrder.call_id, WorkOrder.type)
                 .where(WorkOrder.call_id.in_(ids[i:i + 500]))):
-            cats.setdefault(call_id, set()).add(kind)
+            if call_id is not None:
+                cats.setdefault(call_id, set()).add(kind)
     done: list[dict[str, Any]] = []
     for rec in live:
         categories = cats.get(rec.call_id, set())
