@@ -33,12 +33,14 @@ function renderState() {
   el.dataset.state = a.state;
   el.dataset.reason = a.reason || "";
   let text = tOr("state", a.state);
-  if (a.state === "not_ready" && a.reason) text += ` · ${tOr("reason", a.reason)}`;
+  if (a.state === "not_ready" && a.reason === "wrap_up") text = t("reason.wrap_up");
+  else if (a.state === "not_ready" && a.reason) text += ` · ${tOr("reason", a.reason)}`;
   el.textContent = text;
   const busy = ["reserved", "on_call"].includes(a.state);
   $("btn-ready").disabled = busy || a.state === "ready";
   $("btn-not-ready").disabled = busy;
-  $("btn-wrap-up").disabled = busy || a.state === "wrap_up";
+  $("btn-wrap-up").disabled = busy || a.state === "wrap_up"
+    || (a.state === "not_ready" && a.reason === "wrap_up");
   const onCall = a.state === "on_call";
   $("btn-hold").disabled = !onCall;
   $("btn-transfer").disabled = !onCall;
@@ -381,7 +383,9 @@ async function start() {
 
 $("btn-ready").addEventListener("click", () => setState("ready"));
 $("btn-not-ready").addEventListener("click", () => setState("not_ready", $("reason").value));
-$("btn-wrap-up").addEventListener("click", () => setState("wrap_up"));
+// The ACD starts wrap-up by itself when a call ends (the API refuses to request it); more
+// after-call work is taken as not ready with the reason wrap_up.
+$("btn-wrap-up").addEventListener("click", () => setState("not_ready", "wrap_up"));
 $("logout").addEventListener("click", async () => {
   try { await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/logout`); } catch { /* gone */ }
   try { await post("/api/auth/logout"); } catch { /* gone */ }
