@@ -246,7 +246,8 @@ class AcdService:
             a = eff.agent
             self.bus.publish(f"hotline/agents/{a.agent_id}/state", {
                 "agent_id": a.agent_id, "seat": a.seat, "state": str(a.state),
-                "reason": a.reason, "since": a.state_since, "call_id": a.call_id},
+                "reason": a.reason, "since": a.state_since, "call_id": a.call_id,
+                "wrap_up_s": self.engine.config.wrap_up_s},
                 retain=True)
         elif isinstance(eff, QueueStats):
             self.bus.publish(f"hotline/queues/{eff.skill}/stats", {

@@ -43,6 +43,7 @@ class AgentOut(BaseModel):
     reason: str | None
     since: datetime | None
     call_id: str | None
+    wrap_up_s: float | None = None  # the ACD's wrap-up time, for the desktop's countdown
 
 
 class StateIn(BaseModel):
@@ -77,7 +78,9 @@ def agent_rows(ctx: WebContext, only: str | None = None) -> list[AgentOut]:
             state = {"seat": None, "state": "logged_out", "reason": None, "since": None,
                      "call_id": None}
         out.append(AgentOut(agent_id=r["agent_id"], name=r["name"], role=r["role"],
-                            skills=r["skills"], active=r["active"], **state))
+                            skills=r["skills"], active=r["active"], **state,
+                            wrap_up_s=ctx.acd.engine.config.wrap_up_s
+                            if ctx.acd is not None else None))
     return out
 
 
