@@ -64,7 +64,8 @@ def index_recording(session: Session, facts: RecordingFacts, now: datetime) -> R
         if agent is None and call is not None and call.seat == name.seat:
             agent = call.agent_id
     caller = facts.caller_number or (call.caller_number if call is not None else None)
-    queue = facts.queue or (call.skill if call is not None else None)
+    # the IVR part was in no queue
+    queue = facts.queue or (call.skill if call is not None and name.kind == "agent" else None)
     stmt = insert_on_conflict(session, Recording).values(
         call_id=name.call_id, leg_id=name.leg_id, rel_path=name.rel_path, kind=name.kind,
         seat=None if name.kind == "ivr" else name.seat, agent_id=agent, queue=queue,

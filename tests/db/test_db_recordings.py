@@ -96,10 +96,14 @@ def test_indexing_is_idempotent_and_finds_the_legs_agent(world: sessionmaker[Ses
                                            now - timedelta(hours=3)), now)
         assert nobody.agent_id is None
         ivr = index_recording(s, _facts("20261127/200.1_200.1_ivr.wav", now), now)
-        assert (ivr.kind, ivr.seat, ivr.agent_id) == ("ivr", None, None)
+        # the call's queue (skill) is the agent side's, not the IVR part's
+        s.scalars(select(Call).where(Call.call_id == "200.1")).one().skill = "general"
+        ivr = index_recording(s, _facts("20261127/200.1_200.9_ivr.wav", now), now)
+        assert (ivr.kind, ivr.seat, ivr.agent_id, ivr.queue) == ("ivr", None, None, None)
         assert set(index_rows(s)) == {rel, "20261127/200.1_200.5_seat02.wav",
                                       "20261127/200.1_200.6_seat02.wav",
-                                      "20261127/200.1_200.1_ivr.wav"}
+                                      "20261127/200.1_200.1_ivr.wav",
+                                      "20261127/200.1_200.9_ivr.wav"}
 
 
 def test_transferred_call_keeps_every_leg_on_one_call(world: sessionmaker[Session],

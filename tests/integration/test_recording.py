@@ -439,7 +439,7 @@ def test_the_ivr_part_is_recorded_when_the_setting_is_on(
     stack.wait_until(both, 30, "the IVR and agent recordings indexed")
     by_kind = {r.kind: r for r in found}
     ivr, leg = by_kind["ivr"], by_kind["agent"]
-    assert (ivr.seat, ivr.agent_id, ivr.caller_number) == (None, None, number)
+    assert (ivr.seat, ivr.agent_id, ivr.queue, ivr.caller_number) == (None, None, None, number)
     path = cti.settings.recorder.storage_dir / ivr.rel_path
     assert riff_complete(path) and _sox_rms(path) > 0.001  # the IVR's prompts
     # the IVR part ends where the agent part begins (the caller waited in between)
