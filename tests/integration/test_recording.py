@@ -208,6 +208,24 @@ def test_every_answered_call_is_recorded_with_audio_duration_and_checksum(
         assert rec.queue == "general"
 
 
+def test_simultaneous_calls_each_get_their_own_recording(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
+        tone_phones: None, agents: list[str], tmp_path: Path) -> None:
+    tokens = [_login_ready(mqtt, a, s) for a, s in zip(agents, SEATS, strict=True)]
+    numbers = [f"{backend.prefix}81005{i:02d}" for i in range(2)]
+    mark = ami.mark()
+    calls = [CallInProgress(_to_agent(n, talk_ms=14_000 + 1_500 * i), cti.settings, tmp_path)
+             for i, n in enumerate(numbers)]
+    talks = [_talk(ami, n, mark, c) for n, c in zip(numbers, calls, strict=True)]
+    assert len({t.call_id for t in talks}) == 2 and len({t.seat for t in talks}) == 2
+    by_seat = dict(zip(SEATS, agents, strict=True))
+    for talk in talks:
+        _done(ami, talk.call_id, mark)
+        _check_recording(cti, _indexed(backend, talk.call_id), talk, by_seat[talk.seat])
+    for agent, seat, token in zip(agents, SEATS, tokens, strict=True):
+        _logout(mqtt, agent, seat, token)
+
+
 def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
         tone_phones: None, agents: list[str], tmp_path: Path) -> None:
