@@ -23,7 +23,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.ami.client import AmiActionError, AmiError
-from cti.db.recordings import RecordingFacts, index_recording, index_rows, purge
+from cti.db.recordings import (
+    RecordingFacts,
+    index_recording,
+    index_rows,
+    purge,
+    remove_deleted_files,
+)
 from recorder.audio import NotAWav, inspect, riff_complete, sha256_of
 from recorder.config import RecorderSettings
 from recorder.naming import (
@@ -316,8 +322,10 @@ class RecorderService:
                     ) -> list[dict[str, Any]]:
         def work() -> list[dict[str, Any]]:
             with self.sessions.begin() as s:
-                return purge(s, self.settings.retention, self.storage_dir, self.clock(), actor,
-                             dry_run=dry_run)
+                done = purge(s, self.settings.retention, self.clock(), actor, dry_run=dry_run)
+            if not dry_run:  # after the commit: never a deletion without its log line
+                remove_deleted_files(self.sessions, self.storage_dir)
+            return done
         return await asyncio.to_thread(work)
 
     async def daily_purge(self) -> None:

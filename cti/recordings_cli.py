@@ -118,13 +118,18 @@ def recordings_reconcile(as_json: bool, index: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="list what retention would delete; delete nothing")
 def recordings_purge(as_json: bool, dry_run: bool) -> None:
     """Delete recordings past their retention ([recorder.retention]); each deletion is logged."""
-    from cti.db.recordings import purge
+    from cti.db.recordings import purge, remove_deleted_files
 
     cli = _cli()
     settings: Settings = cli._settings()
-    with cli._sessions(settings).begin() as s:
-        done = purge(s, settings.recorder.retention, settings.recorder.storage_dir,
-                     datetime.now(UTC), "cli", dry_run=dry_run)
+    sessions = cli._sessions(settings)
+    with sessions.begin() as s:
+        done = purge(s, settings.recorder.retention, datetime.now(UTC), "cli", dry_run=dry_run)
+    if not dry_run:  # after the commit: never a deletion without its log line
+        left = remove_deleted_files(sessions, settings.recorder.storage_dir)
+        if left:
+            raise click.ClickException(f"could not remove {len(left)} files (logged as "
+                                       f"deleted; the next purge tries again): {left[:5]}")
     if as_json:
         _echo_json({"dry_run": dry_run, "deleted": done})
         return

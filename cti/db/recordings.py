@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db.models import AgentSession, Call, WorkOrder
 from cti.db.models_recordings import AuditLog, Recording, RecordingDeletion
@@ -190,11 +190,13 @@ def get_recording(session: Session, recording_id: int) -> Recording | None:
 # ------------------------------------------------------------------------------------ retention
 
 
-def purge(session: Session, policy: RetentionPolicy, storage_dir: Path, now: datetime,
-          actor: str, *, dry_run: bool = False,
-          unlink: Callable[[Path], None] = lambda p: p.unlink(missing_ok=True)
-          ) -> list[dict[str, Any]]:
-    """Delete the files whose retention has run out; log each deletion in the same commit."""
+def purge(session: Session, policy: RetentionPolicy, now: datetime, actor: str, *,
+          dry_run: bool = False) -> list[dict[str, Any]]:
+    """Mark the recordings whose retention has run out as deleted and log each deletion.
+
+    The files go after the commit (remove_deleted_files): a deletion is never done without
+    its log line; a file left behind by a failed removal is removed by the next run.
+    """
     now = _aware(now)
     live = session.scalars(select(Recording).where(Recording.deleted_at.is_(None))
                            .order_by(Recording.started_at)).all()
@@ -212,13 +214,11 @@ def purge(session: Session, policy: RetentionPolicy, storage_dir: Path, now: dat
         if not policy.expired(rec.started_at, categories, now):
             continue
         days, why = policy.keep_days(categories)
-        doc = {"recording_id": rec.id, "call_id": rec.call_id, "file": rec.rel_path,
-               "category": why, "retention_days": days,
-               "started_at": rec.started_at.isoformat()}
-        done.append(doc)
+        done.append({"recording_id": rec.id, "call_id": rec.call_id, "file": rec.rel_path,
+                     "category": why, "retention_days": days,
+                     "started_at": rec.started_at.isoformat()})
         if dry_run:
             continue
-        unlink(resolve(storage_dir, rec.rel_path))
         rec.deleted_at = now
         session.add(RecordingDeletion(
             recording_id=rec.id, call_id=rec.call_id, rel_path=rec.rel_path, sha256=rec.sha256,
@@ -228,6 +228,27 @@ def purge(session: Session, policy: RetentionPolicy, storage_dir: Path, now: dat
                  rec.call_id, rec.rel_path, why, days)
     session.flush()
     return done
+
+
+def remove_deleted_files(sessions: sessionmaker[Session], storage_dir: Path,
+                         unlink: Callable[[Path], None] = lambda p: p.unlink(missing_ok=True)
+                         ) -> list[str]:
+    """Remove the files of recordings marked deleted (after purge's commit); the ones that
+    could not be removed, to try again next time."""
+    with sessions() as s:
+        rels = s.scalars(select(Recording.rel_path)
+                         .where(Recording.deleted_at.is_not(None))).all()
+    failed = []
+    for rel in rels:
+        path = resolve(storage_dir, rel)
+        if not path.exists():
+            continue
+        try:
+            unlink(path)
+        except OSError as exc:
+            log.error("retention could not remove %s: %s", path, exc)
+            failed.append(rel)
+    return failed
 
 
 # ---------------------------------------------------------------------------------------- audit

@@ -24,6 +24,7 @@ from cti.db.recordings import (
     index_recording,
     index_rows,
     purge,
+    remove_deleted_files,
     search,
 )
 from recorder.retention import RetentionPolicy
@@ -174,13 +175,20 @@ def test_purge_keeps_complaints_longer_than_consultations_and_logs_deletions(
         _order(s, "20260819001", "100.1", "consultation", day100)
         _order(s, "20260819002", "200.1", "complaint", day100)
     with world.begin() as s:
-        dry = purge(s, policy, tmp_path, now, "cli", dry_run=True)
+        dry = purge(s, policy, now, "cli", dry_run=True)
     assert [d["file"] for d in dry] == [files["consult"]]
     assert (tmp_path / files["consult"]).exists()
     with world.begin() as s:
-        done = purge(s, policy, tmp_path, now, "retention")
+        done = purge(s, policy, now, "retention")
     assert [(d["file"], d["category"], d["retention_days"]) for d in done] == [
         (files["consult"], "consultation", 90)]
+    # the file goes after the commit; a removal that fails is retried next time
+    def refuse(_p: Path) -> None:
+        raise PermissionError("read-only")
+
+    assert remove_deleted_files(world, tmp_path, unlink=refuse) == [files["consult"]]
+    assert (tmp_path / files["consult"]).exists()
+    assert remove_deleted_files(world, tmp_path) == []
     assert not (tmp_path / files["consult"]).exists()
     assert (tmp_path / files["complaint"]).exists() and (tmp_path / files["none"]).exists()
     with world() as s:
@@ -194,7 +202,7 @@ def test_purge_keeps_complaints_longer_than_consultations_and_logs_deletions(
                                                                      files["complaint"]}
     # 200 days on: the call with no order goes (default 180), the complaint stays
     with world.begin() as s:
-        done = purge(s, policy, tmp_path, now + timedelta(days=100), "retention")
+        done = purge(s, policy, now + timedelta(days=100), "retention")
     assert [d["file"] for d in done] == [files["none"]]
 
 
