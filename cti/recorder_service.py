@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cti.ami.client import AmiActionError, AmiError
 from cti.db.recordings import (
     RecordingFacts,
+    deleted_paths,
     index_recording,
     index_rows,
     purge,
@@ -143,7 +144,9 @@ def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
     disk = _disk_files(storage_dir, time.time()) if storage_dir.exists() else {}
     with sessions() as s:
         rows = index_rows(s)
-    report = diff(disk, rows, settle_s)
+        deleted = deleted_paths(s)
+    pending = sorted(rel for rel in disk if rel in deleted)  # a purge's failed removal
+    report = diff({k: v for k, v in disk.items() if k not in deleted}, rows, settle_s)
     indexed: list[str] = []
     if index:
         for f in report.to_index:
@@ -164,6 +167,7 @@ def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
                     queue=m.queue if m is not None else None), now)
             indexed.append(f.rel_path)
     doc = report_doc(report, indexed)
+    doc["pending_removal"] = pending
     if report.missing or report.corrupt or report.stray:
         log.warning("reconcile: %d missing, %d corrupt, %d stray files", len(report.missing),
                     len(report.corrupt), len(report.stray))

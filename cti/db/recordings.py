@@ -89,6 +89,12 @@ def index_rows(session: Session) -> dict[str, IndexRow]:
     return {r.rel_path: IndexRow(r.id, r.rel_path, r.sha256, r.size_bytes) for r in rows}
 
 
+def deleted_paths(session: Session) -> set[str]:
+    """Files retention has deleted (a leftover on disk is pending removal, not stray)."""
+    return set(session.scalars(select(Recording.rel_path)
+                               .where(Recording.deleted_at.is_not(None))))
+
+
 # -------------------------------------------------------------------------------------- search
 
 

@@ -150,6 +150,12 @@ async def test_the_reconciler_indexes_with_what_asterisk_kept(
     assert (other.caller_number, other.queue) == (None, None)
     again = await svc.reconcile()
     assert again["ok"] == 2 and again["indexed"] == []
+    # retention deleted one but its file is still there: pending removal, not stray
+    with sessions.begin() as s:
+        s.scalars(select(Recording).where(Recording.rel_path == REL)).one().deleted_at = T0
+    third = await svc.reconcile()
+    assert third["pending_removal"] == [REL] and third["ok"] == 1
+    assert REL not in {x["file"] for x in third["stray"]} and third["indexed"] == []
 
 
 def test_the_daily_purge_runs_at_the_local_hour(tmp_path: Path,
