@@ -13,6 +13,8 @@ from cti.ami.resync import callbacks_in_progress, rebuild, snapshot
 
 log = logging.getLogger(__name__)
 
+FAILOVER_CALL = "failover_call"  # not_ready reason: on a call the native failover queue connected
+
 
 class AcdFeed:
     """AMI -> CoreEvents (idempotent, per call) -> ACD inputs. Runs in the CTI's event loop."""
@@ -21,6 +23,9 @@ class AcdFeed:
         self.service = service
         self.tracker = t.CallTracker()
         self.resyncs = 0
+        # calls the native failover queue connected to a seat (the CTI was down or stale):
+        # call_id -> the agent there, set not_ready('failover_call') until that call ends
+        self.failover_talks: dict[str, str] = {}
 
     def _agent_at(self, seat: str) -> str | None:
         for a in self.service.engine.agents.values():
@@ -35,14 +40,27 @@ class AcdFeed:
                            ev.priority, ev.account)
         elif isinstance(ev, t.AgentAnswered):
             agent = self._agent_at(ev.seat)
-            if agent is not None:
-                s.submit(acd.AgentAnswered(agent_id=agent, call_id=ev.call_id))
+            if agent is None:
+                return
+            call = s.engine.calls.get(ev.call_id)
+            if call is None and ev.call_id not in self.failover_talks:
+                # app_queue connected a caller the ACD let go of (failover): the agent is busy
+                # with it, so take them out of routing until that call ends
+                self.failover_talks[ev.call_id] = agent
+                if s.engine.agents[agent].state == AgentState.READY:
+                    s.submit(acd.AgentNotReady(agent_id=agent, reason=FAILOVER_CALL))
+                return
+            s.submit(acd.AgentAnswered(agent_id=agent, call_id=ev.call_id))
         elif isinstance(ev, t.RingNoAnswer):
             agent = self._agent_at(ev.seat)
             if agent is not None:
                 s.submit(acd.RingTimeout(agent_id=agent, call_id=ev.call_id))
         elif isinstance(ev, t.CallEnded):
             s.submit(acd.CallEnded(call_id=ev.call_id))
+            agent = self.failover_talks.pop(ev.call_id, None)
+            a = s.engine.agents.get(agent or "")
+            if a is not None and a.state == AgentState.NOT_READY and a.reason == FAILOVER_CALL:
+                s.submit(acd.AgentReady(agent_id=a.agent_id))  # back as the failover found them
         elif isinstance(ev, t.CallerAbandoned):
             s.submit(acd.CallAbandoned(call_id=ev.call_id))
         elif isinstance(ev, t.CallFailedOver):
@@ -103,7 +121,12 @@ class AcdFeed:
         snap = await snapshot(client)
         rebuilt = rebuild(snap)
         live = {ev.call_id for ev in rebuilt if hasattr(ev, "call_id")}
+        # a caller in (or talking through) the native failover queue stays there: queuing them
+        # in the ACD again would Redirect them out of a call with an agent
+        failed_over = {ev.call_id for ev in rebuilt if isinstance(ev, t.CallFailedOver)}
         for ev in self.tracker.resync(rebuilt):
+            if isinstance(ev, t.CallQueued) and ev.call_id in failed_over:
+                continue
             self.core(ev)
         # a callback being connected lives on in channels of its own: the call goes on
         for call_id, (seat, answered) in callbacks_in_progress(snap).items():

@@ -489,3 +489,37 @@ def test_callback_keeps_the_callers_place_and_dials_them_back(
         assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
     finally:
         customer_phone.stop()
+
+
+def test_restarted_cti_leaves_a_failover_call_talking_and_the_agent_out_of_routing(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        general_agents: list[str], tmp_path: Path) -> None:
+    agent = general_agents[1]
+    token = _login(mqtt, agent, "seat02")
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    number = f"{backend.prefix}7400001"
+    cti.kill9()
+    try:
+        mark = ami.mark()
+        # with the CTI down the caller hears the apology, waits, and fails over to app_queue,
+        # which rings the one seat with an agent logged in
+        call = CallInProgress(Caller(number, [], hangup_after_ms=35_000), cti.settings,
+                              tmp_path)
+        connected = ami.wait_for(lambda e: e.get("Event") == "AgentConnect"
+                                 and e.get("CallerIDNum") == number, 60,
+                                 "failover call connected", since=mark)
+        assert connected["Interface"] == "PJSIP/seat02"
+    finally:
+        m1 = mqtt.mark()
+        cti.start()
+    # the restarted CTI leaves the call alone and takes the agent out of routing meanwhile
+    _state(mqtt, agent, "not_ready", m1, reason="failover_call", timeout=30)
+    assert not [e for e in ami.events()[mark:] if is_event("Hangup", number)(e)], \
+        "the restarted CTI cut a call the failover queue had connected"
+    assert not [e for e in ami.events()[mark:]
+                if is_event("UserEvent", number, UserEvent="HotlineOffer")(e)]
+    assert call.finish(90).ok  # the caller talked to the end and hung up
+    # the call over, the agent is back in routing as the failover found them
+    _state(mqtt, agent, "ready", m1, timeout=30)
+    token = _login(mqtt, agent, "seat02")  # the restart forgot the desktop's token
+    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
