@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from cti.ami.translate import QUEUE_NAME
@@ -10,8 +11,8 @@ from prompts.index import PromptIndex
 
 
 class Ami(Protocol):
-    async def action(self, action: dict[str, str], *, timeout: float | None = None,
-                     idempotent: bool) -> Any: ...
+    async def action(self, action: Mapping[str, str | Sequence[str]], *,
+                     timeout: float | None = None, idempotent: bool) -> Any: ...
 
 
 class AmiPbx:

@@ -33,6 +33,14 @@ def _check_limit(limit: int) -> None:
         raise ValueError(f"limit must be at least 1, got {limit}")
 
 
+def _wait_s(c: Call) -> float | None:
+    """From queueing to the answer (or to the end, for a caller who gave up)."""
+    until = c.answered_at or c.ended_at
+    if c.queued_at is None or until is None:
+        return None
+    return (until - c.queued_at).total_seconds()
+
+
 def list_calls(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """The newest calls first."""
     _check_limit(limit)
@@ -54,8 +62,7 @@ def list_calls(session: Session, limit: int = 50) -> list[dict[str, Any]]:
             "priority": c.priority,
             "queued_at": c.queued_at,
             "answered_at": c.answered_at,
-            "wait_s": ((c.answered_at or c.ended_at) - c.queued_at).total_seconds()
-            if c.queued_at and (c.answered_at or c.ended_at) else None,
+            "wait_s": _wait_s(c),
             "agent_id": c.agent_id,
             "seat": c.seat,
             "ivr_path": c.ivr_path,
