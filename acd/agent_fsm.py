@@ -78,6 +78,13 @@ class WrapUpDone:
 
 
 @dataclass(frozen=True)
+class WrapUp:
+    """The agent asks for (more) after-call work: 话后处理 for wrap_up_s from now."""
+
+    wrap_up_s: float
+
+
+@dataclass(frozen=True)
 class Force:
     """A supervisor (值长/班长) sets the state, whatever it was; the engine settles the call."""
 
@@ -96,6 +103,7 @@ Event = (
     | OfferCancelled
     | CallEnded
     | WrapUpDone
+    | WrapUp
     | Force
 )
 
@@ -123,11 +131,13 @@ TABLE: dict[tuple[AgentState, str], Rule] = {
     (S.NOT_READY, "Ready"): Rule(S.READY, "就绪; idle_since = now"),
     (S.NOT_READY, "NotReady"): Rule(S.NOT_READY, "new reason code (same reason: no change)"),
     (S.NOT_READY, "Logout"): Rule(S.LOGGED_OUT, "签出"),
+    (S.NOT_READY, "WrapUp"): Rule(S.WRAP_UP, "话后处理 on request, back to ready after it"),
     (S.NOT_READY, "Force"): Rule(None, FORCE),
     (S.READY, "Ready"): Rule(S.READY, "repeat: no change, keeps its idle position"),
     (S.READY, "NotReady"): Rule(S.NOT_READY, "小休 with a reason code"),
     (S.READY, "Logout"): Rule(S.LOGGED_OUT, "签出"),
     (S.READY, "Offer"): Rule(S.RESERVED, "振铃: the seat rings with one call"),
+    (S.READY, "WrapUp"): Rule(S.WRAP_UP, "话后处理 on request (notes after an earlier call)"),
     (S.READY, "Force"): Rule(None, FORCE),
     (S.RESERVED, "Answered"): Rule(S.ON_CALL, "通话中; calls_handled + 1"),
     (S.RESERVED, "RingNoAnswer"): Rule(S.NOT_READY, "reason 'rona'; the call goes back in front"),
@@ -138,6 +148,7 @@ TABLE: dict[tuple[AgentState, str], Rule] = {
     (S.ON_CALL, "Force"): Rule(None, FORCE + "; the engine forgets the call (lost hangup)"),
     (S.WRAP_UP, "CallEnded"): Rule(S.WRAP_UP, "repeat: no change"),
     (S.WRAP_UP, "WrapUpDone"): Rule(S.READY, "wrap-up time over; idle_since = now"),
+    (S.WRAP_UP, "WrapUp"): Rule(S.WRAP_UP, "more after-call work: the wrap-up time starts again"),
     (S.WRAP_UP, "Ready"): Rule(S.READY, "wrap-up finished early; CancelTimer(wrapup)"),
     (S.WRAP_UP, "NotReady"): Rule(S.NOT_READY, "break after the call; CancelTimer(wrapup)"),
     (S.WRAP_UP, "Logout"): Rule(S.LOGGED_OUT, "签出 after the call; CancelTimer(wrapup)"),
@@ -177,6 +188,8 @@ def decide(agent: Agent, event: Event, now: float) -> tuple[Agent, list[Effect]]
         effects.append(CancelTimer(wrap_up_timer(agent.agent_id)))
     if new.state is S.WRAP_UP and agent.state is not S.WRAP_UP and isinstance(event, CallEnded):
         effects.append(StartTimer(wrap_up_timer(agent.agent_id), now + event.wrap_up_s))
+    if isinstance(event, WrapUp):  # on request, or again: the timer (re)starts now
+        effects.append(StartTimer(wrap_up_timer(agent.agent_id), now + event.wrap_up_s))
     return new, effects
 
 
@@ -209,6 +222,9 @@ def _guard(agent: Agent, event: Event) -> str | None:
                 return f"call {c} is not the agent's call ({agent.call_id})"
             if wrap_up_s < 0:
                 return "negative wrap-up time"
+        case WrapUp(wrap_up_s=wrap_up_s):
+            if wrap_up_s <= 0:
+                return "no wrap-up time is configured"
         case Force(state=target, reason=reason):
             if target not in FORCE_TARGETS:
                 return f"a supervisor can only force {sorted(FORCE_TARGETS)}, not {target.value}"
@@ -253,6 +269,10 @@ def _next(agent: Agent, event: Event, now: float) -> Agent:
             return replace(
                 agent, state=S.ON_CALL, state_since=now, calls_handled=agent.calls_handled + 1
             )
+        case WrapUp():
+            # the call (if any) stays named through wrap-up; the time in state starts now
+            return replace(agent, state=S.WRAP_UP, reason="", state_since=now,
+                           call_id=agent.call_id if agent.state is S.WRAP_UP else None)
         case RingNoAnswer():
             return _enter(agent, S.NOT_READY, now, RONA)
         case OfferCancelled():

@@ -99,6 +99,13 @@ class AgentNotReady:
 
 
 @dataclass(frozen=True)
+class AgentWrapUp:
+    """The agent asks for (more) after-call work: wrap-up for wrap_up_s from now."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True)
 class SupervisorForce:
     """Set an agent to logged_out, ready or not_ready, whatever it is doing. A ringing call goes
     back to the front of its queue; a connected call is forgotten by the ACD (this is how a
@@ -173,6 +180,7 @@ Input = (
     | AgentLogout
     | AgentReady
     | AgentNotReady
+    | AgentWrapUp
     | SupervisorForce
     | CallArrived
     | CallAbandoned
@@ -353,6 +361,8 @@ class AcdEngine:
                 effects = self._agent_event(agent_id, fsm.Ready(), now)
             case AgentNotReady(agent_id=agent_id, reason=reason):
                 effects = self._agent_event(agent_id, fsm.NotReady(reason), now)
+            case AgentWrapUp(agent_id=agent_id):
+                effects = self._agent_event(agent_id, fsm.WrapUp(self.config.wrap_up_s), now)
             case SupervisorForce():
                 effects = self._force(event, now)
             case CallArrived():

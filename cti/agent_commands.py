@@ -3,8 +3,8 @@
 Topics (see docs/mqtt.md):
   hotline/cmd/agents/{agent_id}   {"action": "login", "seat": "seat07", "password": "...",
                                    "request_id": "..."}
-                                  {"action": "ready" | "not_ready" | "logout", "token": "...",
-                                   "reason": "break", "request_id": "..."}
+                                  {"action": "ready" | "not_ready" | "wrap_up" | "logout",
+                                   "token": "...", "reason": "break", "request_id": "..."}
   hotline/cmd/supervisors/{id}    {"action": "login", "password": "..."}
                                   {"action": "force", "token": "...", "agent_id": "A001",
                                    "state": "not_ready" | "ready" | "logged_out", "reason": "..."}
@@ -111,6 +111,8 @@ class AgentCommands:
             inp = acd.AgentReady(agent_id=user_id)
         elif action == "not_ready":
             inp = acd.AgentNotReady(agent_id=user_id, reason=str(msg.get("reason") or "break"))
+        elif action == "wrap_up":
+            inp = acd.AgentWrapUp(agent_id=user_id)
         elif action == "logout":
             inp = acd.AgentLogout(agent_id=user_id)
             self.tokens = {t: p for t, p in self.tokens.items() if p.user_id != user_id}

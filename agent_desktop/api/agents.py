@@ -137,16 +137,22 @@ def _known(ctx: WebContext, agent_id: str) -> None:
                         409: {"description": "the ACD refused, or is not running"}})
 async def set_state(body: StateIn, request: Request, agent_id: str = AgentId,
                     user: User = Depends(current_user)) -> AgentOut:  # noqa: B008
-    """ready / not_ready (with a reason: break, lunch, training...). An agent sets their own;
+    """ready / not_ready (with a reason: break, lunch, training...) / wrap_up (after-call work,
+    again: the wrap-up time starts anew). An agent sets their own;
     a supervisor may force another agent's (ready or not_ready), audited with the actor."""
     ctx = ctx_of(request)
     self_or_supervisor(user, agent_id)
     await run_in_threadpool(_known, ctx, agent_id)
-    if body.state == "wrap_up":
-        raise HTTPException(409, "wrap-up starts by itself when a call ends")
+    if body.state == "wrap_up" and agent_id != user.user_id:
+        raise HTTPException(409, "a supervisor forces ready, not_ready or a logout, not wrap-up")
     if agent_id == user.user_id:
-        inp: acd.Input = (acd.AgentReady(agent_id=agent_id) if body.state == "ready" else
-                          acd.AgentNotReady(agent_id=agent_id, reason=body.reason or "break"))
+        inp: acd.Input
+        if body.state == "ready":
+            inp = acd.AgentReady(agent_id=agent_id)
+        elif body.state == "wrap_up":  # (more) after-call work; the timer starts again
+            inp = acd.AgentWrapUp(agent_id=agent_id)
+        else:
+            inp = acd.AgentNotReady(agent_id=agent_id, reason=body.reason or "break")
         await _apply(ctx, inp, user.user_id)
     else:
         require_acd(ctx)

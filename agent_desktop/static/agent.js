@@ -39,8 +39,8 @@ function renderState() {
   const busy = ["reserved", "on_call"].includes(a.state);
   $("btn-ready").disabled = busy || a.state === "ready";
   $("btn-not-ready").disabled = busy;
-  $("btn-wrap-up").disabled = busy || a.state === "wrap_up"
-    || (a.state === "not_ready" && a.reason === "wrap_up");
+  // in wrap-up the button asks for more time: the countdown starts again
+  $("btn-wrap-up").disabled = busy || a.state === "logged_out";
   const onCall = a.state === "on_call";
   $("btn-hold").disabled = !onCall;
   $("btn-transfer").disabled = !onCall;
@@ -383,9 +383,9 @@ async function start() {
 
 $("btn-ready").addEventListener("click", () => setState("ready"));
 $("btn-not-ready").addEventListener("click", () => setState("not_ready", $("reason").value));
-// The ACD starts wrap-up by itself when a call ends (the API refuses to request it); more
-// after-call work is taken as not ready with the reason wrap_up.
-$("btn-wrap-up").addEventListener("click", () => setState("not_ready", "wrap_up"));
+// The ACD starts wrap-up by itself when a call ends; the agent may ask for it (or for more of
+// it: the wrap-up time starts again), and is ready by itself when it is over.
+$("btn-wrap-up").addEventListener("click", () => setState("wrap_up"));
 $("logout").addEventListener("click", async () => {
   try { await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/logout`); } catch { /* gone */ }
   try { await post("/api/auth/logout"); } catch { /* gone */ }

@@ -276,12 +276,14 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         expect(page.get_by_test_id("wrapup-countdown")).to_be_visible()
         expect(page.get_by_test_id("agent-state")).to_have_attribute(
             "data-state", "ready", timeout=(cti.settings.acd.wrap_up_s + 15) * 1000)
-        # more after-call work, then ready again, from the state bar
+        # more after-call work from the state bar: wrap-up with its countdown, then ready by
+        # itself when the wrap-up time is over
         page.get_by_test_id("set-wrap-up").click()
-        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-reason", "wrap_up")
+        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "wrap_up")
         expect(page.get_by_test_id("agent-state")).to_have_text("话后处理")
-        page.get_by_test_id("set-ready").click()
-        expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "ready")
+        expect(page.get_by_test_id("wrapup-countdown")).to_be_visible()
+        expect(page.get_by_test_id("agent-state")).to_have_attribute(
+            "data-state", "ready", timeout=(cti.settings.acd.wrap_up_s + 15) * 1000)
 
         # the supervisor finds the call's recording and plays it in the browser
         ami.wait_for(lambda e: e.get("Event") == "UserEvent"

@@ -18,6 +18,7 @@ from acd.agent_fsm import (
     OfferCancelled,
     Ready,
     RingNoAnswer,
+    WrapUp,
     WrapUpDone,
     decide,
     describe,
@@ -47,6 +48,7 @@ EXAMPLES: dict[str, Event] = {
     "OfferCancelled": OfferCancelled(CALL),
     "CallEnded": CallEnded(CALL, 15.0),
     "WrapUpDone": WrapUpDone(),
+    "WrapUp": WrapUp(15.0),
     "Force": Force(S.NOT_READY, "meeting"),
 }
 # rows whose generic example does not fit
@@ -110,7 +112,9 @@ def test_transitions_not_in_the_table_are_rejected(state: AgentState, event_name
 
 
 def test_repeats_are_no_ops() -> None:
-    repeats = [(s, e) for (s, e), r in TABLE.items() if r.target is s and e != "NotReady"]
+    # NotReady with a new reason and WrapUp (the time starts again) change the agent
+    repeats = [(s, e) for (s, e), r in TABLE.items()
+               if r.target is s and e not in ("NotReady", "WrapUp")]
     assert (S.READY, "Ready") in repeats and (S.ON_CALL, "Answered") in repeats
     for state, name in repeats:
         agent = agent_in(state)
@@ -214,3 +218,17 @@ def test_describe_prints_every_row() -> None:
     text = describe()
     assert len(text.splitlines()) == len(TABLE) + 2
     assert "| reserved | RingNoAnswer | not_ready |" in text
+
+
+def test_wrap_up_on_request_and_again_restarts_the_timer() -> None:
+    ready = agent_in(S.READY)
+    agent, effects = decide(ready, WrapUp(15.0), NOW)
+    assert (agent.state, agent.state_since, agent.call_id) == (S.WRAP_UP, NOW, None)
+    assert effects == [AgentStateChanged(agent), StartTimer(wrap_up_timer("a07"), NOW + 15.0)]
+    # more after-call work: the same state, the time starts again, the call stays named
+    after_call = agent_in(S.WRAP_UP)
+    again, effects = decide(after_call, WrapUp(15.0), NOW + 5)
+    assert (again.state, again.state_since, again.call_id) == (S.WRAP_UP, NOW + 5, CALL)
+    assert effects[-1] == StartTimer(wrap_up_timer("a07"), NOW + 20.0)
+    assert isinstance(decide(ready, WrapUp(0.0), NOW)[1][0], Rejected)  # no wrap-up configured
+    assert isinstance(decide(agent_in(S.ON_CALL), WrapUp(15.0), NOW)[1][0], Rejected)

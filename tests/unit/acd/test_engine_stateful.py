@@ -15,6 +15,7 @@ from acd.engine import (
     AgentLogout,
     AgentNotReady,
     AgentReady,
+    AgentWrapUp,
     CallAbandoned,
     CallArrived,
     CallbackRequested,
@@ -172,6 +173,10 @@ class AcdMachine(RuleBasedStateMachine):
     @rule(data=st.data(), reason=st.sampled_from(["break", "lunch", "training"]), dt=small_dt)
     def not_ready(self, data: st.DataObject, reason: str, dt: float) -> None:
         self.apply(AgentNotReady(self.some_agent(data, *AgentState), reason), dt)
+
+    @rule(data=st.data(), dt=small_dt)
+    def wrap_up(self, data: st.DataObject, dt: float) -> None:
+        self.apply(AgentWrapUp(self.some_agent(data, *AgentState)), dt)
 
     @rule(data=st.data(), state=st.sampled_from(list(AgentState)), dt=small_dt)
     def force(self, data: st.DataObject, state: AgentState, dt: float) -> None:
