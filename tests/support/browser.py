@@ -6,12 +6,12 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cti import stack
 from tests.support.settings import REPO
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,11 +64,10 @@ def serve(app: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="test-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive(), "uvicorn died on start"
-        assert time.monotonic() < deadline, "uvicorn did not start within 15 s"
-        time.sleep(0.02)
+    # the project's own condition-with-deadline wait, as for every other service under test
+    stack.wait_until(lambda: server.started or not thread.is_alive(), 15, "uvicorn to start",
+                     interval=0.02)
+    assert thread.is_alive(), "uvicorn died on start"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
