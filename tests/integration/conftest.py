@@ -249,3 +249,20 @@ def _no_agent_left_logged_in(request: pytest.FixtureRequest) -> Iterator[None]:
                                                 "agent_id": agent, "state": "logged_out"})
     except AssertionError as exc:  # the CTI is not answering: nothing more to do here
         print(f"could not log out {left} after {request.node.name}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def web(cti: CtiProcess) -> str:
+    """The agent desktop's base URL (served by the CTI process), once its health check says ok."""
+    import httpx
+
+    url = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/api/health", timeout=2).json().get("ok") is True
+        except httpx.HTTPError:
+            return False
+
+    stack.wait_until(up, 30, f"the CTI's web API on {url}")
+    return url

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,21 +50,6 @@ PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
 SUPERVISOR, SUP_PHONE = "S01", "sup01"
 CLOCK = re.compile(r"^(\d+:)?\d\d:\d\d$")
 
-
-def _health(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/api/health", timeout=2) as r:
-            return bool(json.loads(r.read()).get("ok"))
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def web(cti: CtiProcess) -> str:
-    """The desktop's base URL, once the CTI answers on it."""
-    base = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
-    stack.wait_until(lambda: _health(base), 30, f"the CTI's web app on {base}")
-    return base
 
 
 @pytest.fixture(scope="module")

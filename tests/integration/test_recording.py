@@ -294,20 +294,6 @@ def test_failover_queue_calls_are_recorded_too(
     _logout(mqtt, agent, seat, token)
 
 
-@pytest.fixture(scope="module")
-def web(cti: CtiProcess) -> str:
-    url = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/api/health", timeout=2).json().get("ok") is True
-        except httpx.HTTPError:
-            return False
-
-    stack.wait_until(up, 30, f"the CTI's web API on {url}")
-    return url
-
-
 def _web_login(web: str, user: str, seat: str | None = None) -> httpx.Client:
     c = httpx.Client(base_url=web, timeout=15)
     body = {"user_id": user, "password": PASSWORD} | ({"seat": seat} if seat else {})

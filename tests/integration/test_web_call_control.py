@@ -33,17 +33,9 @@ PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
 
 
 @pytest.fixture(scope="module")
-def base(cti: CtiProcess) -> str:
-    url = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/api/health", timeout=2).json().get("ok") is True
-        except httpx.HTTPError:
-            return False
-
-    stack.wait_until(up, 30, f"the CTI's web API on {url}")
-    return url
+def base(web: str) -> str:
+    """The desktop's URL (conftest's `web`)."""
+    return web
 
 
 @pytest.fixture(scope="module")
