@@ -21,4 +21,4 @@ test: prompts
 	@.venv/bin/python -m pytest -q -p no:cacheprovider tests
 
 lint:
-	@.venv/bin/ruff check . && .venv/bin/mypy acd asterisk_conf cti ivr prompts recorder agent_desktop
+	@.venv/bin/ruff check . && .venv/bin/mypy acd asterisk_conf callcenter config cti hotline ivr prompts recorder agent_desktop workorders

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.settings import Settings
+from config.settings import Settings
 
 
 def utc_now() -> datetime:
@@ -27,11 +27,11 @@ class WebContext:
     settings: Settings
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utc_now
-    acd: Any = None            # cti.acd_service.AcdService
+    acd: Any = None            # callcenter.acd_service.AcdService
     pbx: Any = None            # AMI actions: cti.ami.client.AmiClient (.action(...))
     bus: Any = None            # cti.mqtt.MqttBus: publish(topic, payload) / subscribe
-    agent_commands: Any = None  # cti.agent_commands.AgentCommands (the MQTT login's code path)
-    calls: Any = None          # cti.call_control.CallControl: hold, transfer, hang up
+    agent_commands: Any = None  # callcenter.agent_commands.AgentCommands (the MQTT login path)
+    calls: Any = None          # callcenter.call_control.CallControl: hold, transfer, hang up
     recorder: Any = None
     supervision: Any = None
     workorders: Any = None

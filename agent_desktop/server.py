@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from cti.settings import WebSettings
+from config.settings import WebSettings
 
 log = logging.getLogger(__name__)
 

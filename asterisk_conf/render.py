@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from cti.settings import Settings
+from config.settings import Settings
 from recorder.naming import IN_CHROOT_DIR as RECORDINGS_IN_CHROOT
 
 log = logging.getLogger(__name__)

@@ -40,8 +40,8 @@ from bench.sipp_load import (
     write_silence_pcap,
     write_talk_times,
 )
-from cti import stack
-from cti.settings import REPO_ROOT, PbxSettings, Settings, load_settings
+from config.settings import REPO_ROOT, PbxSettings, Settings, load_settings
+from hotline import stack
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ RTP_RANGE = (36000, 36999)
 CALLER_SIP, CALLER_MEDIA = 35070, 35400
 PHONES_SIP, PHONES_MEDIA = 35080, 35500
 REGISTER_SIP = 35090
-PASSWORD = "95598"  # the demo agents' password (cti/db/seed.py)
+PASSWORD = "95598"  # the demo agents' password (hotline/demo_seed.py)
 LEAD_S = 2.0  # SIPp launches every call within this, before the first arrival
 SL_S = 20.0
 
@@ -150,8 +150,8 @@ def _seed_db(url: str, n_agents: int) -> list[str]:
 
     from cti.db.migrate import upgrade
     from cti.db.models import Agent
-    from cti.db.seed import seed_demo
     from cti.db.session import make_engine, make_session_factory
+    from hotline.demo_seed import seed_demo
 
     upgrade(url)
     engine = make_engine(url)
@@ -196,7 +196,7 @@ def _check_ports_free() -> None:
 @contextmanager
 def instance(opts: Options) -> Iterator[Instance]:
     """Asterisk, Mosquitto and the CTI of the bench's own; all stopped on the way out."""
-    from cti.cli import build_prompts, render_config
+    from hotline.cli import build_prompts, render_config
 
     for tool in ("sipp", "/usr/sbin/mosquitto"):
         if not shutil.which(tool):

@@ -1,7 +1,7 @@
 """Build-time prompt synthesis: catalog texts -> 8 kHz wav files in the cache dir + index.json.
 
 Never imported by a call path: the IVR only reads the index (`prompts.index`). The command is
-`hotline prompts build` (cti/cli.py), which passes the settings in.
+`hotline prompts build` (hotline/cli.py), which passes the settings in.
 
 Pipeline per distinct (voice, rate, text): pyttsx3 (espeak-ng) writes a 22 kHz wav into a
 private temp dir; the build waits for its size to settle, then one sox run trims the silence

@@ -55,7 +55,7 @@ class Bus(Protocol):
 
 
 class CallDirectory(Protocol):
-    """Live calls as the ACD knows them (cti.acd_service.AcdService fits via acd_calls)."""
+    """Live calls as the ACD knows them (callcenter.acd_service.AcdService fits via acd_calls)."""
 
     def live_call(self, call_id: str) -> LiveCall | None: ...
 
@@ -81,7 +81,7 @@ REASON_STATUS: Mapping[str, int] = {
 class AcdCalls:
     """CallDirectory over the running ACD engine (read on the event loop, like the ACD)."""
 
-    acd: Any  # cti.acd_service.AcdService
+    acd: Any  # callcenter.acd_service.AcdService
 
     def live_call(self, call_id: str) -> LiveCall | None:
         call = self.acd.engine.calls.get(call_id)

@@ -17,7 +17,7 @@ from agent_desktop.audit import audit
 from agent_desktop.auth import User, ctx_of, current_user, end_sessions_of
 from agent_desktop.auth import require_self_or_supervisor as self_or_supervisor
 from agent_desktop.context import WebContext
-from cti.call_control import CallControlError, ask_acd
+from callcenter.call_control import CallControlError, ask_acd
 from cti.db import agents as db_agents
 
 log = logging.getLogger(__name__)

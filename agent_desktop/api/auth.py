@@ -24,8 +24,8 @@ from agent_desktop.auth import (
     start_session,
 )
 from agent_desktop.context import WebContext
-from cti.acd_service import Command
-from cti.agent_commands import Principal
+from callcenter.acd_service import Command
+from callcenter.agent_commands import Principal
 from cti.db import agents as db_agents
 from cti.db.models_web import WebLoginAttempt, WebSession
 

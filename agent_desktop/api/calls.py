@@ -15,7 +15,7 @@ from agent_desktop.api.auth import client_ip
 from agent_desktop.audit import audit
 from agent_desktop.auth import User, ctx_of, current_user
 from agent_desktop.context import WebContext
-from cti.call_control import CallControlError
+from callcenter.call_control import CallControlError
 from cti.db.models import Call
 from cti.db.screen_pop import screen_pop
 

@@ -152,7 +152,7 @@ async def play_to_phone(recording_id: int, request: Request,
                         user: User = Depends(current_user)) -> PlayOut:  # noqa: B008
     """Ring the supervisor's own phone (sup01..sup05) and play the recording on it."""
     from asterisk_conf.render import phone_names
-    from cti.recorder_service import RecorderService
+    from recorder.service import RecorderService
     from recorder.supervision_policy import supervisor_endpoint
 
     ctx = ctx_of(request)

@@ -1,6 +1,6 @@
 """Work orders (工单) over HTTP: search, create, history, steps, urging, return visits, at-risk.
 
-A thin layer over cti.workorders.service; the lifecycle core decides which role may take which
+A thin layer over workorders.service; the lifecycle core decides which role may take which
 step, so agents act on the steps their role allows and supervisors (and admins) on all. Errors
 map to JSON {"detail": ...}: unknown order 404, bad input 400, a step the role may not take 403,
 a step that cannot follow the current status 409.
@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from agent_desktop.auth import User, ctx_of, current_user, require_role
 from agent_desktop.context import WebContext
 from cti.mqtt.outbox import PublishAfterCommit
-from cti.workorders import lifecycle as lc
-from cti.workorders.service import (
+from workorders import lifecycle as lc
+from workorders.service import (
     MAX_PAGE,
     Actor,
     NewOrder,

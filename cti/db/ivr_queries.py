@@ -250,7 +250,7 @@ def create_repair_order(
                                        note=f"{channel} fault report from {caller_number}"))
     session.add(order)
     session.flush()
-    # The arrival clock the escalation tick watches (cti.workorders); it stops on site.
+    # The arrival clock the escalation tick watches (workorders); it stops on site.
     session.add(WorkOrderClock.start(order.id, "arrival", now, sla_due_at, "on_site",
                                      DEFAULT_THRESHOLDS))
     session.flush()

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from workorders.lifecycle import WORK_ORDER_TYPES
+
 logger = logging.getLogger(__name__)
 
 # Explicit constraint names keep migrations reproducible and let alembic compare and later drop
@@ -44,18 +46,6 @@ NAMING_CONVENTION: dict[str, str] = {
 AREA_KINDS: tuple[str, ...] = ("urban", "rural", "remote")
 IMPORTANT_KINDS: tuple[str, ...] = ("hospital", "life_support", "government", "other")
 OUTAGE_KINDS: tuple[str, ...] = ("planned", "fault")
-WORK_ORDER_TYPES: tuple[str, ...] = (
-    "fault_repair",         # 故障报修
-    "bill_query",           # 电费查询 / 电量查询
-    "outage_query",         # 停电查询
-    "consultation",         # 咨询
-    "service_application",  # 业务受理
-    "complaint",            # 投诉
-    "report",               # 举报
-    "suggestion",           # 意见建议
-    "praise",               # 表扬
-    "urging",               # 催办
-)
 # Statuses and event steps follow the DOMAIN.md lifecycle. They are not CHECK-constrained because
 # the workflow will grow (reopened, escalated, ...) and that should not need a schema migration.
 WORK_ORDER_STEPS: tuple[str, ...] = (
@@ -68,7 +58,7 @@ WORK_ORDER_STEPS: tuple[str, ...] = (
     "archived",              # 归档
 )
 # work_order_events also records, besides these steps: urged (催办), escalated (an SLA alert),
-# linked / child_linked (子单 / 主单); see cti/workorders/service.py.
+# linked / child_linked (子单 / 主单); see workorders/service.py.
 CHANNELS: tuple[str, ...] = ("ivr", "agent")
 CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned")
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
@@ -321,7 +311,7 @@ class WorkOrder(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     sla_due_at: Mapped[datetime | None] = mapped_column()
     master_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
-    # Lifecycle columns (0003_workorders; cti.workorders.lifecycle has the rules):
+    # Lifecycle columns (0003_workorders; workorders.lifecycle has the rules):
     # fault_repair: line | meter | other; service_application: new_connection | capacity_change
     subtype: Mapped[str | None] = mapped_column(String(32))
     department: Mapped[str | None] = mapped_column(String(16))   # repair | marketing | metering
@@ -465,7 +455,3 @@ class AcdSnapshot(Base):
 
 # The screen-pop looks up a caller's open work orders by number on every call.
 Index("ix_work_orders_caller_number", WorkOrder.caller_number)
-
-# The work-order lifecycle's own tables live in their module; importing it here puts them in
-# Base.metadata wherever the models are loaded (alembic's comparison, the tests' wipe).
-from cti.db import models_workorders as _models_workorders  # noqa: E402,F401

@@ -12,7 +12,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uniq
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cti.db.models import Base, WorkOrder
-from cti.workorders.lifecycle import ClockView, next_alert_at, threshold_time
+from workorders.lifecycle import ClockView, next_alert_at, threshold_time
 
 
 class WorkOrderClock(Base):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cti.cli import main
+from hotline.cli import main
 from tests.support.settings import REPO, write_test_settings
 
 

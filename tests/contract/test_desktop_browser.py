@@ -15,15 +15,15 @@ import pytest
 
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
+from config.settings import load_settings
 from cti.db.migrate import upgrade
 from cti.db.screen_pop import screen_pop
-from cti.db.seed import demo_accounts, seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import load_settings
+from hotline.demo_seed import demo_accounts, seed_demo
 from tests.support.browser import VIEWPORT, browser, screenshot, serve
 from tests.support.settings import write_test_settings
 
-PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
+PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 TIMEOUT_MS = 10_000
 
 

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.recorder import RecorderSettings
 from cti.ami.client import AmiActionError
 from cti.db.migrate import upgrade
 from cti.db.models_recordings import Recording
 from cti.db.session import make_engine, make_session_factory
-from cti.recorder_service import RecorderService
-from recorder.config import RecorderSettings
+from recorder.service import RecorderService
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/1764210600.7_1764210612.9_seat07.wav"

@@ -25,21 +25,21 @@ from acd import engine as acd
 from acd.model import AcdConfig
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
-from cti.acd_service import AcdService
-from cti.acd_store import DbAcdStore
-from cti.agent_commands import AgentCommands
+from callcenter.acd_service import AcdService
+from callcenter.agent_commands import AgentCommands
+from callcenter.call_control import CallControl, ask_acd
+from config.settings import WebSettings, load_settings
 from cti.ami.translate import AgentAnswered, CallOffered, CallQueued, CallTracker
-from cti.call_control import CallControl, ask_acd
+from cti.db.acd_store import DbAcdStore
 from cti.db.calls import record_call_start
 from cti.db.migrate import upgrade
 from cti.db.models import AgentSession, Call
 from cti.db.models_recordings import AuditLog
 from cti.db.models_web import WebSession
-from cti.db.seed import seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import WebSettings, load_settings
+from hotline.demo_seed import seed_demo
 
-PASSWORD = "95598"  # demo staff (cti/db/seed.py)
+PASSWORD = "95598"  # demo staff (hotline/demo_seed.py)
 DEFAULT_PG_URL = "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
 SEATS = {f"seat{i:02d}" for i in range(1, 51)}

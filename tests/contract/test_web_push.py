@@ -23,10 +23,10 @@ with warnings.catch_warnings():
 from agent_desktop import push
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
+from config.settings import load_settings
 from cti.db.migrate import upgrade
-from cti.db.seed import seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import load_settings
+from hotline.demo_seed import seed_demo
 
 PASSWORD = "95598"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)

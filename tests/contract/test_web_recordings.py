@@ -21,14 +21,14 @@ from sqlalchemy import select
 from agent_desktop.app import create_app
 from agent_desktop.auth import start_session
 from agent_desktop.context import WebContext
+from config.recorder import RecorderSettings
+from config.settings import WebSettings, load_settings
 from cti.db.migrate import upgrade
 from cti.db.models_recordings import AuditLog
 from cti.db.recordings import RecordingFacts, index_recording
-from cti.db.seed import seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import WebSettings, load_settings
+from hotline.demo_seed import seed_demo
 from recorder.audio import inspect
-from recorder.config import RecorderSettings
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/1764210600.7_1764210612.9_seat07.wav"

@@ -18,12 +18,12 @@ from sqlalchemy import select
 from agent_desktop.app import create_app
 from agent_desktop.auth import start_session
 from agent_desktop.context import WebContext
+from config.settings import WebSettings, load_settings
 from cti.db.migrate import upgrade
 from cti.db.models_recordings import AuditLog
 from cti.db.models_supervision import SupervisionSession
-from cti.db.seed import seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import WebSettings, load_settings
+from hotline.demo_seed import seed_demo
 from recorder.supervision import SupervisionService
 from recorder.supervision_policy import LiveCall
 

@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
+from config.settings import WebSettings, load_settings
 from cti.db.migrate import upgrade
 from cti.db.models import Account, Area
-from cti.db.seed import seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import WebSettings, load_settings
-from cti.workorders.service import ALERTS_TOPIC
+from hotline.demo_seed import seed_demo
+from workorders.service import ALERTS_TOPIC
 
 PASSWORD = "95598"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)

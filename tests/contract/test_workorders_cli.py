@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cti.cli import main
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
-from cti.workorders.lifecycle import Role, SlaPolicy
-from cti.workorders.service import Actor, NewOrder, WorkOrderService
+from hotline.cli import main
 from tests.support.settings import REPO, write_test_settings
+from workorders.lifecycle import Role, SlaPolicy
+from workorders.service import Actor, NewOrder, WorkOrderService
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from cti.db.models import (
     OutageArea,
     Payment,
 )
-from cti.db.seed import demo_accounts, seed_demo
 from cti.db.session import make_engine, make_session_factory
+from hotline.demo_seed import demo_accounts, seed_demo
 
 logger = logging.getLogger(__name__)
 

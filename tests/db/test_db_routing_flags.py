@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.acd_store import DbAcdStore
 from cti.db import ivr_queries as q
-from cti.db.seed import demo_accounts, seed_demo
+from cti.db.acd_store import DbAcdStore
+from hotline.demo_seed import demo_accounts, seed_demo
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 

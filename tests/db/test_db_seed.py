@@ -26,7 +26,7 @@ from cti.db.models import (
     OutageArea,
     Payment,
 )
-from cti.db.seed import DEMO_PASSWORD, DEMO_PURPOSES, MIN_ACCOUNTS, demo_accounts, seed_demo
+from hotline.demo_seed import DEMO_PASSWORD, DEMO_PURPOSES, MIN_ACCOUNTS, demo_accounts, seed_demo
 
 if TYPE_CHECKING:
     from conftest import World

@@ -17,16 +17,16 @@ from alembic import command
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.ivr_services import DbIvrServices
 from cti.db.calls import record_call_end, record_call_start
 from cti.db.ivr_queries import create_repair_order
 from cti.db.migrate import alembic_config, upgrade
 from cti.db.models import WorkOrder
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.session import make_engine
-from cti.ivr_services import DbIvrServices
 from cti.mqtt.outbox import PublishAfterCommit
-from cti.workorders import service as wo
-from cti.workorders.lifecycle import (
+from workorders import service as wo
+from workorders.lifecycle import (
     Department,
     InvalidWorkOrder,
     Role,
@@ -35,7 +35,7 @@ from cti.workorders.lifecycle import (
     TransitionNotAllowed,
     UrgeNotAllowed,
 )
-from cti.workorders.service import Actor, NewOrder, SearchQuery, WorkOrderService
+from workorders.service import Actor, NewOrder, SearchQuery, WorkOrderService
 
 if TYPE_CHECKING:
     from conftest import World

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
-from cti.settings import Settings
+from config.settings import Settings
 from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.sipp import Caller, SippResult, place_call
 

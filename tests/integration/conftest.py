@@ -23,12 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti import stack
-from cti.cli import build_prompts, render_config
+from config.settings import Settings, load_settings
 from cti.db.migrate import upgrade
-from cti.db.seed import demo_accounts, seed_demo
 from cti.db.session import make_engine, make_session_factory
-from cti.settings import Settings, load_settings
+from hotline import stack
+from hotline.cli import build_prompts, render_config
+from hotline.demo_seed import demo_accounts, seed_demo
 from prompts.index import PromptIndex
 from tests.support.ami import AmiRecorder
 from tests.support.mqtt import MqttWatcher

@@ -25,7 +25,7 @@ from tests.support.sipp import Caller, Keys, Pause
 
 pytestmark = pytest.mark.integration
 ANSWER_PORT, NO_ANSWER_PORT = port(15090), port(15092)
-PASSWORD = "95598"  # the demo agents' password (cti/db/seed.py)
+PASSWORD = "95598"  # the demo agents' password (hotline/demo_seed.py)
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +271,7 @@ def test_important_customer_is_answered_before_an_earlier_caller(
 def test_asterisk_restart_cti_reconnects_and_resyncs(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         general_agents: list[str], tmp_path: Path) -> None:
-    from cti import stack
+    from hotline import stack
 
     agent = general_agents[1]
     token = _login(mqtt, agent, "seat02")

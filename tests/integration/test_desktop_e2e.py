@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cti import stack
 from cti.db.models import Agent, WorkOrder
+from hotline import stack
 from tests.integration.callers import CallInProgress, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 PHONE_PORT, REGISTER_PORT = port(15080), port(15082)
 SEAT = "seat07"
 RING_MS = 4000  # the agent phone rings this long before it answers
-PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
+PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 SUPERVISOR, SUP_PHONE = "S01", "sup01"
 CLOCK = re.compile(r"^(\d+:)?\d\d:\d\d$")
 

@@ -394,7 +394,7 @@ async def test_publish_after_commit_on_sqlite(shared_broker: int, prefix: str,
             savepoint.commit()  # a released savepoint is not a commit: still held
             assert outbox.pending(s) == 2 and bus.stats()["queued"] == queued
 
-        def in_worker_thread() -> None:  # how cti.ivr_services commits
+        def in_worker_thread() -> None:  # how callcenter.ivr_services commits
             with sessions.begin() as s:
                 note(s, 8)
 

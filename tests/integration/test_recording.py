@@ -22,9 +22,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cti import stack
 from cti.db.models import Agent
 from cti.db.models_recordings import AuditLog, Recording
+from hotline import stack
 from recorder.audio import riff_complete
 from tests.integration.callers import CallInProgress, ts
 from tests.integration.conftest import Backend, CtiProcess

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cti import stack
 from cti.db.models import Agent
+from hotline import stack
 from tests.integration.callers import CallInProgress, is_event
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
@@ -29,7 +29,7 @@ from tests.support.ws import WsClient
 pytestmark = pytest.mark.integration
 PHONE_PORT, REGISTER_PORT = port(15040), port(15044)
 SEATS = ("seat11", "seat12")
-PASSWORD = "95598"  # the demo staff's password (cti/db/seed.py)
+PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 
 
 @pytest.fixture(scope="module")

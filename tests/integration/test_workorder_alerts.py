@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from cti.db.models import WorkOrder
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
-from cti.workorders import service as wo
-from cti.workorders.lifecycle import Role, SlaPolicy
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.mqtt import MqttWatcher, Msg
+from workorders import service as wo
+from workorders.lifecycle import Role, SlaPolicy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cti import stack
+from hotline import stack
 from tests.support.settings import REPO
 
 CHROMIUM = "/usr/bin/chromium"

@@ -21,7 +21,7 @@ from asterisk_conf.render import (
     render,
     write_config,
 )
-from cti.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 AMI_SECRET = "s3cret-from-env"
 SYS_PROMPTS = {key: {lang: f"/p/{lang}/sys.{key}" for lang in ("zh", "en")}

@@ -1,4 +1,4 @@
-"""cti.workorders.lifecycle: transition table, roles, SLA clocks, escalation, urging, linking."""
+"""workorders.lifecycle: transition table, roles, SLA clocks, escalation, urging, linking."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cti.workorders import lifecycle as lc
-from cti.workorders.config import workorder_settings
-from cti.workorders.lifecycle import (
+from config.workorders import workorder_settings
+from workorders import lifecycle as lc
+from workorders.lifecycle import (
     ClockView,
     Department,
     MasterCandidate,

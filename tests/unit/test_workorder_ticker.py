@@ -1,4 +1,4 @@
-"""cti.workorders.ticker: the escalation task calls the tick on schedule and survives failures."""
+"""workorders.ticker: the escalation task calls the tick on schedule and survives failures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cti.workorders.ticker import escalation_ticks
+from workorders.ticker import escalation_ticks
 
 DUE = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
 
@@ -25,7 +25,7 @@ async def test_ticks_run_in_a_worker_thread_and_a_failure_is_retried(
         return [{"level": "warning", "number": "26112700001", "clock": "arrival",
                  "percent": 80, "due_at": DUE}] if len(calls) == 1 else []
 
-    with caplog.at_level(logging.WARNING, logger="cti.workorders.ticker"):
+    with caplog.at_level(logging.WARNING, logger="workorders.ticker"):
         await escalation_ticks(tick, 0.001, ticks=3)
     assert len(calls) == 3
     assert threading.main_thread().name not in calls  # never on the event loop's thread

@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cti import stack
-from cti.cli import build_prompts, render_config
-from cti.settings import Settings, load_settings
+from config.settings import Settings, load_settings
+from hotline import stack
+from hotline.cli import build_prompts, render_config
 from tests.support.rtp import write_call_pcap
 from tests.support.settings import REPO, write_test_settings
 from tests.support.sipp import Caller, Keys, Pause, scenario_xml

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from asterisk_conf.render import SYSTEM_PROMPTS, render
-from cti.recorder_service import RecorderError, check_storage, filesystem_type
-from cti.settings import Settings, SettingsError, load_settings
-from recorder.config import RecorderSettings
+from config.recorder import RecorderSettings
+from config.settings import Settings, SettingsError, load_settings
+from recorder.service import RecorderError, check_storage, filesystem_type
 from tests.support.settings import write_test_settings
 
 SYS_PROMPTS = {k: {lang: f"/p/{lang}/sys.{k}" for lang in ("zh", "en")} for k in SYSTEM_PROMPTS}

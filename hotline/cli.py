@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from cti import stack
-from cti.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, SettingsError, load_settings
+from hotline import stack
 
 
 def _settings(ensure_secret: bool = False) -> Settings:
@@ -118,7 +118,7 @@ def up(no_demo: bool) -> None:
         click.echo("database ...")
         sessions = _sessions(settings)
         if not no_demo:
-            from cti.db.seed import seed_demo
+            from hotline.demo_seed import seed_demo
 
             with sessions.begin() as s:
                 seed_demo(s, now=datetime.now(UTC))
@@ -192,7 +192,7 @@ def asterisk_cli(command: tuple[str, ...]) -> None:
 def cti() -> None:
     """Run the CTI daemon in the foreground (what `up` starts in the background)."""
     _settings(ensure_secret=True)
-    from cti.app import main as cti_main
+    from hotline.app import main as cti_main
 
     cti_main()
 
@@ -245,7 +245,7 @@ def flows_validate(path: Path) -> None:
 @click.option("--accounts", default=5000, show_default=True)
 def seed_demo_cmd(accounts: int) -> None:
     """Load the realistic demo data set (idempotent)."""
-    from cti.db.seed import seed_demo
+    from hotline.demo_seed import seed_demo
 
     settings = _settings()
     with _sessions(settings).begin() as s:
@@ -262,7 +262,7 @@ def demo() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def demo_accounts(as_json: bool) -> None:
     """Demo accounts that show each IVR path."""
-    from cti.db.seed import demo_accounts as accounts
+    from hotline.demo_seed import demo_accounts as accounts
 
     settings = _settings()
     with _sessions(settings).begin() as s:
@@ -300,8 +300,8 @@ def calls_list(as_json: bool, limit: int) -> None:
 
 
 def _register_workorders() -> None:
-    # list, show, advance, urge, return-visits, at-risk: cti/workorders/cli.py
-    from cti.workorders.cli import workorders
+    # list, show, advance, urge, return-visits, at-risk: hotline/cli_workorders.py
+    from hotline.cli_workorders import workorders
 
     main.add_command(workorders)
 
@@ -310,7 +310,7 @@ _register_workorders()
 
 
 def _register_bench() -> None:
-    from cti.bench_cli import bench
+    from hotline.cli_bench import bench
 
     main.add_command(bench)
 
@@ -319,7 +319,7 @@ _register_bench()
 
 
 def _register_recordings() -> None:
-    from cti.recordings_cli import recordings, replay
+    from hotline.cli_recordings import recordings, replay
 
     main.add_command(recordings)
     main.add_command(replay)

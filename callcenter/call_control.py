@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from acd import engine as acd
-from cti.acd_service import AcdService, Command
+from callcenter.acd_service import AcdService, Command
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cti.workorders.config import WorkOrderSettings, workorder_settings
-from recorder.config import RecorderSettings, recorder_settings
+from config.recorder import RecorderSettings, recorder_settings
+from config.workorders import WorkOrderSettings, workorder_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

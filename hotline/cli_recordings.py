@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from cti.settings import Settings
+from config.settings import Settings
 
 
 def _cli() -> Any:
-    from cti import cli  # the group's shared helpers; imported late (cli imports this module)
+    from hotline import cli  # the group's shared helpers; imported late (cli imports this module)
 
     return cli
 
@@ -94,7 +94,7 @@ def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id:
               help="also index our finished files that have no row (the CTI does at start)")
 def recordings_reconcile(as_json: bool, index: bool) -> None:
     """Files with no index row, rows whose file is missing, files whose checksum changed."""
-    from cti.recorder_service import reconcile
+    from recorder.service import reconcile
 
     cli = _cli()
     settings: Settings = cli._settings()

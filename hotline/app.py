@@ -20,29 +20,29 @@ from agent_desktop.context import WebContext
 from agent_desktop.server import WebBindError, bind
 from agent_desktop.server import serve as serve_web
 from asterisk_conf.render import phone_names
-from cti.acd_service import AcdService
-from cti.acd_store import DbAcdStore
-from cti.acd_wiring import AcdFeed
-from cti.agent_commands import AgentCommands
+from callcenter.acd_service import AcdService
+from callcenter.agent_commands import AgentCommands
+from callcenter.call_control import CallControl
+from callcenter.ivr_services import DbIvrServices
+from config.settings import Settings, load_settings
 from cti.ami.client import AmiClient
-from cti.ami_pbx import AmiPbx
-from cti.call_control import CallControl
+from cti.ami.feed import AcdFeed
+from cti.ami.pbx import AmiPbx
+from cti.db.acd_store import DbAcdStore
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
-from cti.ivr_services import DbIvrServices
 from cti.mqtt import MqttBus
 from cti.mqtt.outbox import PublishAfterCommit
-from cti.recorder_service import RecorderError, RecorderService, check_storage
-from cti.settings import Settings, load_settings
-from cti.workorders.service import WorkOrderService
-from cti.workorders.ticker import escalation_ticks
 from ivr.agi_session import IvrContext, make_ivr_handler
 from ivr.engine import Engine
 from ivr.fastagi import FastAgiServer
 from ivr.registry import FlowRegistry
 from ivr.schema import FlowValidationError
 from prompts.index import PromptIndex
+from recorder.service import RecorderError, RecorderService, check_storage
 from recorder.supervision import AcdCalls, SupervisionService
+from workorders.service import WorkOrderService
+from workorders.ticker import escalation_ticks
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from acd import engine as acd
 from acd.model import AgentState
-from cti.acd_service import AcdService, Bus, Command
+from callcenter.acd_service import AcdService, Bus, Command
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")

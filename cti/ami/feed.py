@@ -7,7 +7,7 @@ from typing import Any
 
 from acd import engine as acd
 from acd.model import AgentState
-from cti.acd_service import AcdService
+from callcenter.acd_service import AcdService
 from cti.ami import translate as t
 from cti.ami.resync import callbacks_in_progress, rebuild, snapshot
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cti.settings import REPO_ROOT
+from config.settings import REPO_ROOT
 
 
 @click.group()
@@ -51,5 +51,5 @@ def bench_acd(json_path: Path | None, minutes: float, occupancy: float, seed: in
     click.echo(text)
 
 
-if __name__ == "__main__":  # `python -m cti.bench_cli acd ...` before it is wired into `hotline`
+if __name__ == "__main__":  # `python -m hotline.cli_bench acd ...`
     bench()

@@ -1,7 +1,7 @@
 """The work-order lifecycle as pure rules: types, steps, who may do them, SLA clocks, escalation,
 urging and duplicate-report linking. No I/O; every time is passed in.
 
-The service layer (cti.workorders.service) reads rows, asks these functions what is allowed or
+The service layer (workorders.service) reads rows, asks these functions what is allowed or
 due, and writes what they answer. Keeping the rules here lets the whole table be tested in
 milliseconds, including with hypothesis.
 """
@@ -14,6 +14,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
+
+# every type a work order (and a call's outcome) may have; retention and the DB name them
+WORK_ORDER_TYPES: tuple[str, ...] = (
+    "fault_repair",         # 故障报修
+    "bill_query",           # 电费查询 / 电量查询
+    "outage_query",         # 停电查询
+    "consultation",         # 咨询
+    "service_application",  # 业务受理
+    "complaint",            # 投诉
+    "report",               # 举报
+    "suggestion",           # 意见建议
+    "praise",               # 表扬
+    "urging",               # 催办
+)
 
 
 class WorkOrderError(Exception):

@@ -3,7 +3,7 @@
 Functions take an open SQLAlchemy Session and `now`; the caller owns the transaction (one unit of
 work each). `WorkOrderService` wraps them for the CLI, the IVR, the REST API and the CTI's
 escalation tick: one session per call, committed, supervisor alerts published after the commit.
-The rules come from cti.workorders.lifecycle; this module only reads, asks and writes.
+The rules come from workorders.lifecycle; this module only reads, asks and writes.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from cti.db.jsonready import json_ready
 from cti.db.models import ACCOUNT_NO_RE, Account, Area, Call, WorkOrder, WorkOrderEvent
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.upsert import insert_on_conflict
-from cti.workorders import lifecycle as lc
-from cti.workorders.lifecycle import (
+from workorders import lifecycle as lc
+from workorders.lifecycle import (
     Department,
     InvalidWorkOrder,
     OrderType,

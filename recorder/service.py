@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.recorder import RecorderSettings
 from cti.ami.client import AmiActionError, AmiError
 from cti.db.recordings import (
     RecordingFacts,
@@ -32,7 +33,6 @@ from cti.db.recordings import (
     remove_deleted_files,
 )
 from recorder.audio import NotAWav, inspect, riff_complete, sha256_of
-from recorder.config import RecorderSettings
 from recorder.naming import (
     IN_CHROOT_DIR,
     BadRecordingName,

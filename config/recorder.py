@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.retention import RetentionPolicy
+from workorders.lifecycle import WORK_ORDER_TYPES  # the categories retention may name
 
 DEFAULT_RETENTION: Mapping[str, int] = {"default": 180}
 
@@ -24,8 +25,6 @@ class RecorderSettings:
 
 def recorder_settings(raw: Mapping[str, Any], state_dir: Path, root: Path) -> RecorderSettings:
     """Build from the [recorder] table; the folder defaults to <state_dir>/recordings."""
-    from cti.db.models import WORK_ORDER_TYPES  # the categories retention may name
-
     value = str(raw.get("storage_dir") or "")
     if value:
         p = Path(value)

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
 from cti.db.models import Call
-from cti.workorders import service as workorders
-from cti.workorders.lifecycle import SlaPolicy
+from workorders import service as workorders
+from workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
 

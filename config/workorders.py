@@ -9,7 +9,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
-from cti.workorders.lifecycle import InvalidWorkOrder, SlaPolicy
+from workorders.lifecycle import InvalidWorkOrder, SlaPolicy
 
 
 @dataclass(frozen=True)

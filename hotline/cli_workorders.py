@@ -1,5 +1,5 @@
 """`hotline workorders ...`: list and search, show with history, advance a step, urge, return
-visits, at-risk orders, one escalation tick. Registered on the main group by cti.cli."""
+visits, at-risk orders, one escalation tick. Registered on the main group by hotline.cli."""
 
 from __future__ import annotations
 
@@ -11,20 +11,20 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from cti.workorders.lifecycle import Department, Role, WorkOrderError
+from workorders.lifecycle import Department, Role, WorkOrderError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _ctx() -> tuple[Any, Any]:
-    from cti.cli import _sessions, _settings  # the main CLI's settings and migrated DB
+    from hotline.cli import _sessions, _settings  # the main CLI's settings and migrated DB
 
     settings = _settings()
     return settings, _sessions(settings)
 
 
 def _service() -> Any:
-    from cti.workorders.service import WorkOrderService
+    from workorders.service import WorkOrderService
 
     settings, sessions = _ctx()
     return settings, WorkOrderService(sessions, settings.workorders.policy())
@@ -79,7 +79,7 @@ def workorders_list(as_json: bool, limit: int, offset: int, status: str | None,
                     type_: str | None, text: str | None, account: str | None,
                     caller: str | None, date_from: str | None, date_to: str | None) -> None:
     """Work orders, newest first, each with its steps."""
-    from cti.workorders.service import SearchQuery
+    from workorders.service import SearchQuery
 
     settings, svc = _service()
     tz = settings.ivr.timezone
@@ -130,7 +130,7 @@ def _actor_options(fn: F) -> F:
 
 
 def _actor(actor: str, role: str, actor_department: str | None) -> Any:
-    from cti.workorders.service import Actor
+    from workorders.service import Actor
 
     return _run(lambda: Actor(actor, Role(role),
                               Department(actor_department) if actor_department else None))

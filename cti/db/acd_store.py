@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.model import Agent, AgentState
-from cti.agent_commands import Principal
+from callcenter.agent_commands import Principal
 from cti.db import agents as db_agents
 from cti.db.ivr_queries import normalize_phone
 from cti.db.models import Account, Call, Customer, WorkOrder

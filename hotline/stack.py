@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cti.settings import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def start_cti(settings: Settings, timeout: float = 30,
     p.run.mkdir(parents=True, exist_ok=True)
     p.log.mkdir(parents=True, exist_ok=True)
     out = open(p.log / "cti.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "cti.app"], stdout=out,
+    proc = subprocess.Popen([sys.executable, "-m", "hotline.app"], stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True,
                             env=env if env is not None else os.environ.copy(),
