@@ -23,7 +23,7 @@ def alembic_config() -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database at url to the newest schema (alembic upgrade heads)."""
+    """Bring the database at url to the newest schema (alembic upgrade head)."""
     cfg = alembic_config()
     # The engine comes from make_engine so migrations run with the same SQLite pragmas
     # (foreign keys, WAL) as the application. Passing the connection also keeps the URL out of
@@ -32,11 +32,9 @@ def upgrade(url: str) -> None:
     try:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            # Four feature branches (recordings, supervision, web sessions, work orders) were
-            # written off 0002 at once and are four heads. A merge revision was tried and left
-            # out: it makes per-branch downgrades ("<rev>@-1", used by the work-order migration
-            # tests) an ambiguous walk. A new migration should name the heads it follows.
-            command.upgrade(cfg, "heads")
+            # one history: 0005_merge joins the four feature branches written off 0002, so
+            # "head" is one revision and a fifth head is an error here, not a silent branch
+            command.upgrade(cfg, "head")
     finally:
         engine.dispose()
     logger.info("database schema is at head")

@@ -528,7 +528,10 @@ def test_0003_workorders_downgrades_and_upgrades_keeping_orders(
     try:
         with migrator.begin() as conn:
             cfg.attributes["connection"] = conn
-            # this branch only (the other features' revisions stay): 0004, then 0003
+            # this branch only (the other features' revisions stay): undo the merge of the
+            # feature branches (a relative step from the merge is an ambiguous walk), then
+            # 0004, then 0003
+            command.downgrade(cfg, "0004_workorder_alerts")
             command.downgrade(cfg, "0004_workorder_alerts@-1")
             command.downgrade(cfg, "0003_workorders@-1")
     finally:
@@ -569,6 +572,7 @@ def test_0004_fills_in_alert_times_of_existing_clocks(
     try:
         with migrator.begin() as conn:
             cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004_workorder_alerts")  # undo the merge revision only
             command.downgrade(cfg, "0004_workorder_alerts@-1")
     finally:
         migrator.dispose()
