@@ -196,7 +196,7 @@ def _check_ports_free() -> None:
 @contextmanager
 def instance(opts: Options) -> Iterator[Instance]:
     """Asterisk, Mosquitto and the CTI of the bench's own; all stopped on the way out."""
-    from hotline.cli import build_prompts, render_config
+    from hotline.wiring import build_prompts, render_config
 
     for tool in ("sipp", "/usr/sbin/mosquitto"):
         if not shutil.which(tool):

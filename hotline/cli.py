@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
-from config.settings import Settings, SettingsError, load_settings
-from hotline import stack
+from hotline import cli_common as common
+from hotline import stack, wiring
+from hotline.cli_bench import bench
+from hotline.cli_recordings import recordings, replay
+from hotline.cli_workorders import workorders
 
-
-def _settings(ensure_secret: bool = False) -> Settings:
-    try:
-        first = load_settings()
-        if ensure_secret:
-            stack.load_env_file(first.state_dir)
-        else:
-            stack.load_env_file(first.state_dir, create=False)
-        return load_settings()
-    except (SettingsError, stack.StackError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
-
-
-def _sessions(settings: Settings) -> Any:
-    from cti.db.migrate import upgrade
-    from cti.db.session import make_engine, make_session_factory
-
-    settings.state_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
-    upgrade(settings.db_url)
-    return make_session_factory(make_engine(settings.db_url))
+_settings = common.settings
+_sessions = common.sessions
+_echo_json = common.echo_json
+build_prompts = wiring.build_prompts
+render_config = wiring.render_config
 
 
 @click.group()
@@ -46,34 +28,6 @@ def main(verbose: bool) -> None:
     """95598 hotline: Asterisk 22 PBX, FastAGI IVR, CTI."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-
-
-# ------------------------------------------------------------------------------- build pieces
-
-
-def build_prompts(settings: Settings) -> Any:
-    from prompts.build import build_prompts as build
-    from prompts.catalog import load_catalog
-    from prompts.moh import build_moh
-
-    index = build(load_catalog(settings.prompts.catalog_dir), settings.prompts.cache_dir,
-                  settings.prompts.voices, settings.prompts.rate)
-    build_moh(settings.prompts.cache_dir)
-    return index
-
-
-def render_config(settings: Settings) -> Path:
-    from asterisk_conf.render import SYSTEM_PROMPTS, load_or_create_secrets, render, write_config
-    from prompts.index import ASTERISK_PROMPT_DIR, PromptIndex
-    from prompts.moh import MOH_DIR_NAME
-
-    index = PromptIndex.load(settings.prompts.cache_dir)
-    sys_prompts = {k: {lang: index.asterisk_path(f"sys.{k}", lang) for lang in ("zh", "en")}
-                   for k in SYSTEM_PROMPTS}
-    secrets = load_or_create_secrets(settings.state_dir / "secrets.json", settings)
-    files = render(settings, secrets, sys_prompts, f"{ASTERISK_PROMPT_DIR}/{MOH_DIR_NAME}")
-    write_config(files, settings.asterisk_etc, settings.asterisk_root)
-    return settings.asterisk_etc
 
 
 @main.group()
@@ -299,30 +253,7 @@ def calls_list(as_json: bool, limit: int) -> None:
                    f"{r.get('agent_id') or '-':5} {r.get('seat') or '-':7} {r['call_id']}")
 
 
-def _register_workorders() -> None:
-    # list, show, advance, urge, return-visits, at-risk: hotline/cli_workorders.py
-    from hotline.cli_workorders import workorders
-
-    main.add_command(workorders)
-
-
-_register_workorders()
-
-
-def _register_bench() -> None:
-    from hotline.cli_bench import bench
-
-    main.add_command(bench)
-
-
-_register_bench()
-
-
-def _register_recordings() -> None:
-    from hotline.cli_recordings import recordings, replay
-
-    main.add_command(recordings)
-    main.add_command(replay)
-
-
-_register_recordings()
+main.add_command(workorders)  # list, show, advance, urge, return-visits, at-risk
+main.add_command(bench)
+main.add_command(recordings)
+main.add_command(replay)

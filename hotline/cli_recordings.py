@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import wave
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
 from config.settings import Settings
+from hotline import cli_common as common
 
-
-def _cli() -> Any:
-    from hotline import cli  # the group's shared helpers; imported late (cli imports this module)
-
-    return cli
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+_echo_json = common.echo_json
 
 
 def parse_when(value: str | None, tz: ZoneInfo, *, end: bool = False) -> datetime | None:
@@ -67,8 +58,7 @@ def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id:
     """Recordings matching every filter given, newest first."""
     from cti.db.recordings import RecordingQuery, search
 
-    cli = _cli()
-    settings: Settings = cli._settings()
+    settings: Settings = common.settings()
     tz = ZoneInfo(settings.ivr.timezone)
     try:
         q = RecordingQuery(start=parse_when(start, tz), end=parse_when(end, tz, end=True),
@@ -77,7 +67,7 @@ def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id:
                            max_duration=max_duration, limit=limit, offset=offset)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    with cli._sessions(settings)() as s:
+    with common.sessions(settings)() as s:
         rows = search(s, q)
     if as_json:
         _echo_json(rows)
@@ -96,9 +86,8 @@ def recordings_reconcile(as_json: bool, index: bool) -> None:
     """Files with no index row, rows whose file is missing, files whose checksum changed."""
     from recorder.service import reconcile
 
-    cli = _cli()
-    settings: Settings = cli._settings()
-    doc = reconcile(settings.recorder.storage_dir, cli._sessions(settings), datetime.now(UTC),
+    settings: Settings = common.settings()
+    doc = reconcile(settings.recorder.storage_dir, common.sessions(settings), datetime.now(UTC),
                     settings.recorder.settle_s, index=index)
     if as_json:
         _echo_json(doc)
@@ -120,9 +109,8 @@ def recordings_purge(as_json: bool, dry_run: bool) -> None:
     """Delete recordings past their retention ([recorder.retention]); each deletion is logged."""
     from cti.db.recordings import purge, remove_deleted_files
 
-    cli = _cli()
-    settings: Settings = cli._settings()
-    sessions = cli._sessions(settings)
+    settings: Settings = common.settings()
+    sessions = common.sessions(settings)
     with sessions.begin() as s:
         done = purge(s, settings.recorder.retention, datetime.now(UTC), "cli", dry_run=dry_run)
     if not dry_run:  # after the commit: never a deletion without its log line
@@ -175,9 +163,8 @@ def replay(call_id: str, leg: int | None) -> None:
     from cti.db.models_recordings import Recording
     from recorder.naming import resolve
 
-    cli = _cli()
-    settings: Settings = cli._settings()
-    with cli._sessions(settings)() as s:
+    settings: Settings = common.settings()
+    with common.sessions(settings)() as s:
         stmt = select(Recording).where(Recording.call_id == call_id,
                                        Recording.deleted_at.is_(None))
         if leg is not None:

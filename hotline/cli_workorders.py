@@ -3,7 +3,6 @@ visits, at-risk orders, one escalation tick. Registered on the main group by hot
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -11,27 +10,18 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from hotline import cli_common as common
 from workorders.lifecycle import Department, Role, WorkOrderError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _ctx() -> tuple[Any, Any]:
-    from hotline.cli import _sessions, _settings  # the main CLI's settings and migrated DB
-
-    settings = _settings()
-    return settings, _sessions(settings)
-
-
 def _service() -> Any:
-    from workorders.service import WorkOrderService
-
-    settings, sessions = _ctx()
-    return settings, WorkOrderService(sessions, settings.workorders.policy())
+    services = common.services()
+    return services.settings, services.workorders
 
 
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+_echo_json = common.echo_json
 
 
 def _when(value: str | None, tz: str, what: str) -> datetime | None:

@@ -1,0 +1,299 @@
+"""The one composition root: settings in, every service out.
+
+The daemon (hotline/app.py), every CLI command (hotline/cli*.py) and every bench (bench/) build
+what they use through these functions, so a constructor changes in one place. Nothing below
+hotline/ imports this module; it imports everything below it.
+
+- `open_database`  migrate to head, then a session factory (the only way anything gets one);
+- `build_prompts`, `render_config`  the build pieces `hotline up`, the tests and the bench share;
+- `build_services`  the services that need no live PBX or bus (CLI, bench, web contract tests);
+- `build_daemon`  everything the CTI runs: adapters, the ACD's one writer, IVR, recorder,
+  supervision, work orders and the desktop, returned unstarted with its named tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from acd.model import ANY, AcdConfig
+from config.settings import Settings
+from prompts.index import PromptIndex
+
+log = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 2.0
+# who else may take a call as its wait grows (acd.routing): a fault-repair caller may be in the
+# dark, so general agents after a minute and anyone after two; an English caller is better
+# served by any agent after a minute than by waiting on the few English speakers
+WIDENING: dict[str, tuple[tuple[float, frozenset[str] | Literal["*"]], ...]] = {
+    "repair": ((60.0, frozenset({"general"})), (120.0, ANY)),
+    "english": ((60.0, ANY),),
+}
+
+
+# ------------------------------------------------------------------------------ build pieces
+
+
+def migrated_engine(settings: Settings) -> SqlEngine:
+    """Migrate the configured database to head; its engine (the caller disposes of it)."""
+    from cti.db.migrate import upgrade
+    from cti.db.session import make_engine
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    upgrade(settings.db_url)
+    return make_engine(settings.db_url)
+
+
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Migrate the configured database to head and return its session factory."""
+    from cti.db.session import make_session_factory
+
+    return make_session_factory(migrated_engine(settings))
+
+
+def build_prompts(settings: Settings) -> PromptIndex:
+    """Synthesise every prompt not cached yet (and the hold music); returns the index."""
+    from prompts.build import build_prompts as build
+    from prompts.catalog import load_catalog
+    from prompts.moh import build_moh
+
+    index = build(load_catalog(settings.prompts.catalog_dir), settings.prompts.cache_dir,
+                  settings.prompts.voices, settings.prompts.rate)
+    build_moh(settings.prompts.cache_dir)
+    return index
+
+
+def render_config(settings: Settings) -> Path:
+    """Render asterisk_conf templates into the state dir; returns the folder Asterisk reads."""
+    from asterisk_conf.render import SYSTEM_PROMPTS, load_or_create_secrets, render, write_config
+    from prompts.index import ASTERISK_PROMPT_DIR
+    from prompts.moh import MOH_DIR_NAME
+
+    index = PromptIndex.load(settings.prompts.cache_dir)
+    sys_prompts = {k: {lang: index.asterisk_path(f"sys.{k}", lang) for lang in ("zh", "en")}
+                   for k in SYSTEM_PROMPTS}
+    secrets = load_or_create_secrets(settings.state_dir / "secrets.json", settings)
+    files = render(settings, secrets, sys_prompts, f"{ASTERISK_PROMPT_DIR}/{MOH_DIR_NAME}")
+    write_config(files, settings.asterisk_etc, settings.asterisk_root)
+    return settings.asterisk_etc
+
+
+def acd_config(settings: Settings) -> AcdConfig:
+    return AcdConfig(wrap_up_s=settings.acd.wrap_up_s,
+                     widen_after_s=WIDENING,
+                     # Asterisk's Dial times out first and reports RONA; the ACD's own ring
+                     # timer is only the backstop for a lost event
+                     ring_timeout_s=settings.acd.ring_timeout_s + 5,
+                     max_queue_per_skill=settings.acd.max_queue,
+                     max_queue_by_skill=dict(settings.acd.max_queue_by_skill),
+                     # a callback needs a trunk to call the customer back on
+                     callback_enabled=bool(settings.pbx.outbound_trunk))
+
+
+# ------------------------------------------------------------------ services without live I/O
+
+
+@dataclass
+class Services:
+    """What a CLI command, a bench or a web contract test uses: no PBX, no bus running."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    workorders: Any  # workorders.service.WorkOrderService
+
+    def web_context(self, **live: Any) -> Any:
+        """The desktop's context over these services; `live` adds the daemon's (acd, pbx, ...)."""
+        from agent_desktop.context import WebContext
+
+        live.setdefault("workorders", self.workorders)
+        return WebContext(settings=self.settings, sessions=self.sessions, **live)
+
+
+def build_services(settings: Settings, sessions: sessionmaker[Session] | None = None,
+                   *, outbox: Any = None,
+                   clock: Callable[[], datetime] | None = None) -> Services:
+    """The offline services; `sessions` defaults to the migrated configured database."""
+    from workorders.service import WorkOrderService
+
+    sessions = sessions if sessions is not None else open_database(settings)
+    kw: dict[str, Any] = {"outbox": outbox}
+    if clock is not None:
+        kw["clock"] = clock
+    return Services(settings=settings, sessions=sessions,
+                    workorders=WorkOrderService(sessions, settings.workorders.policy(), **kw))
+
+
+# ------------------------------------------------------------------------------- the daemon
+
+
+TaskFactory = Callable[[], Coroutine[Any, Any, Any]]
+
+
+@dataclass
+class Daemon:
+    """Every part of the CTI, built and not yet running: `tasks` are its named long-lived tasks,
+    run in one TaskGroup by hotline.app; `close` releases what building opened."""
+
+    settings: Settings
+    services: Services
+    tasks: dict[str, TaskFactory] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict)
+    db_engine: SqlEngine | None = None
+    status_path: Path | None = None
+
+    def close(self) -> None:
+        if self.status_path is not None:
+            self.status_path.unlink(missing_ok=True)
+        if self.db_engine is not None:
+            self.db_engine.dispose()
+
+
+def status_path(settings: Settings) -> Path:
+    return settings.state_dir / "cti.status.json"
+
+
+def _write_status(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+async def build_daemon(settings: Settings) -> Daemon:
+    """Build the CTI; fails fast (FlowValidationError, RecorderError, WebBindError) on bad config.
+
+    The FastAGI server is listening when this returns (so the dialplan never meets a closed port
+    once the CTI reports itself up); everything else starts with the tasks.
+    """
+    from agent_desktop.api.queues import wallboard_doc
+    from agent_desktop.app import create_app
+    from agent_desktop.server import bind
+    from agent_desktop.server import serve as serve_web
+    from asterisk_conf.render import phone_names
+    from callcenter.acd_service import AcdService
+    from callcenter.agent_commands import AgentCommands
+    from callcenter.call_control import CallControl
+    from callcenter.ivr_services import DbIvrServices
+    from cti.ami.client import AmiClient
+    from cti.ami.feed import AcdFeed
+    from cti.ami.pbx import AmiPbx
+    from cti.db.acd_store import DbAcdStore
+    from cti.db.session import make_session_factory
+    from cti.mqtt import MqttBus
+    from cti.mqtt.outbox import PublishAfterCommit
+    from ivr.agi_session import IvrContext, make_ivr_handler
+    from ivr.engine import Engine
+    from ivr.fastagi import FastAgiServer
+    from ivr.registry import FlowRegistry
+    from recorder.service import RecorderService, check_storage
+    from recorder.supervision import AcdCalls, SupervisionService
+    from workorders.ticker import escalation_ticks
+
+    db_engine = migrated_engine(settings)
+    sessions = make_session_factory(db_engine)
+    prompts = PromptIndex.load(settings.prompts.cache_dir)
+    registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
+    registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
+    check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
+    recorder = RecorderService(settings.recorder, sessions, timezone=settings.ivr.timezone)
+    tz = ZoneInfo(settings.ivr.timezone)
+
+    ivr_ctx = IvrContext(
+        engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
+        prompts=prompts,
+        services=DbIvrServices(sessions, policy=settings.workorders.policy()),
+        clock=lambda: datetime.now(UTC),
+    )
+    fastagi = FastAgiServer({"ivr": make_ivr_handler(ivr_ctx)}, settings.fastagi.host,
+                            settings.fastagi.port, settings.fastagi.backlog)
+    await fastagi.start()
+
+    # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
+    bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}")
+    # work orders: SLA escalations go to hotline/supervisors/alerts after their commit
+    services = build_services(settings, sessions, outbox=PublishAfterCommit(bus))
+    workorders = services.workorders
+    store = DbAcdStore(sessions)
+    feed: AcdFeed | None = None
+    supervision: SupervisionService | None = None
+
+    async def on_ami_connected(client: AmiClient) -> None:
+        assert feed is not None
+        await feed.resync(client)
+        if supervision is not None:
+            await supervision.resync(client)
+
+    ami = AmiClient(settings.ami.host, settings.ami.port, settings.ami.username,
+                    settings.ami.secret, on_connected=on_ami_connected)
+    recorder.ami = ami  # reads what Asterisk kept of recordings the CTI did not see end
+    acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
+                            await store.load_snapshot(),
+                            seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))
+    feed = AcdFeed(acd)
+    phones = phone_names(settings)
+    seats = {name for name, _ext, role in phones if role == "seat"}
+    supervisors = {name for name, _ext, role in phones if role == "supervisor"}
+    supervision = SupervisionService(ami, bus, sessions, AcdCalls(acd), supervisors)
+    await supervision.close_stale()  # sessions a previous CTI left open end on record
+    commands = AgentCommands(acd, bus, store, seats, supervision=supervision)
+    bus.subscribe("hotline/cmd/+/+", commands.handle)
+    # the agent desktop (agent_desktop/): web API and /ws push, on this loop; a taken port is
+    # fatal here, at startup
+    web_ctx = services.web_context(acd=acd, pbx=ami, bus=bus, agent_commands=commands,
+                                   calls=CallControl(ami, acd, feed.tracker),
+                                   recorder=recorder, supervision=supervision)
+    web_app = create_app(web_ctx)
+    web_sock = bind(settings.web)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    spath = status_path(settings)
+
+    async def report() -> None:
+        while True:
+            last = registry.last
+            _write_status(spath, {
+                "pid": os.getpid(), "started_at": started,
+                "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
+                "active_ivr_sessions": fastagi.active,
+                "web": f"http://{settings.web.host}:{settings.web.port}/",
+                "flows": {"version": registry.version, "last_reload_ok": last.ok,
+                          "last_reload_at": last.at, "errors": list(last.errors)},
+            })
+            await asyncio.sleep(STATUS_INTERVAL_S)
+
+    tasks: dict[str, TaskFactory] = {
+        "fastagi": fastagi.serve_forever,
+        "flow-watch": registry.watch,
+        "status": report,
+        "mqtt-bus": bus.run,
+        "ami": ami.run,
+        "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
+                                                         settings.workorders.tick_interval_s),
+        "ami-events": lambda: feed.consume(recorder.tap(supervision.tap(ami.events()))),
+        "recorder-index": recorder.run,
+        "recorder-reconcile": recorder.at_start,
+        "recorder-purge": recorder.daily_purge,
+        "acd": acd.run,
+        "supervision": supervision.run,
+        "supervision-tick": supervision.ticker,
+        "acd-tick": acd.ticker,
+        "cti-heartbeat": acd.heartbeat,
+        "acd-snapshots": acd.snapshots,
+        "web": lambda: serve_web(web_app, web_sock),
+        "web-wallboard": lambda: web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
+    }
+    return Daemon(settings=settings, services=services, tasks=tasks, db_engine=db_engine,
+                  status_path=spath,
+                  parts={"acd": acd, "ami": ami, "bus": bus, "fastagi": fastagi,
+                         "registry": registry, "recorder": recorder, "supervision": supervision,
+                         "commands": commands, "web": web_app})
