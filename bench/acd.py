@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from bench import metrics
 from bench.ami_tap import AmiTap, Event, ts
 from bench.load import LoadSpec, erlang_c, erlang_c_service_level, make_schedule
@@ -104,20 +106,6 @@ class Options:
 # ----------------------------------------------------------------------------- the instance
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return str(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {v!r} as TOML")
-
-
 def write_settings(path: Path, state: Path, wrap_up_s: int) -> Path:
     """hotline.toml with the bench's ports and paths (the tests' approach, other ports)."""
     raw = tomllib.loads((REPO_ROOT / "hotline.toml").read_text(encoding="utf-8"))
@@ -135,12 +123,7 @@ def write_settings(path: Path, state: Path, wrap_up_s: int) -> Path:
     }
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
-    lines = []
-    for section, values in raw.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path.write_text(tomli_w.dumps(raw), encoding="utf-8")
     return path
 
 
