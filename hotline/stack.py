@@ -145,23 +145,22 @@ def _ast_env(settings: Settings) -> dict[str, str]:
 async def _ami_login_booted(settings: Settings) -> None:
     """Log in to AMI and wait for FullyBooted: the readiness probe for a starting Asterisk.
 
-    A raw exchange on purpose: panoramisk's Manager reconnects by itself after close(), which
-    suits the CTI's long-lived client but not a probe that must leave nothing behind.
+    The project's one AMI client, as a one-shot AmiConnection: the CTI's AmiClient reconnects
+    for ever, which suits the daemon but not a probe that must leave nothing behind. A refused
+    login is final (StackError); an unreachable or silent AMI raises OSError or TimeoutError,
+    which the caller retries until its deadline.
     """
-    reader, writer = await asyncio.open_connection(settings.ami.host, settings.ami.port)
+    from cti.ami.client import AmiConnection, AmiLoginError
+
+    a = settings.ami
     try:
-        await reader.readline()  # banner
-        writer.write((f"Action: Login\r\nUsername: {settings.ami.username}\r\n"
-                      f"Secret: {settings.ami.secret}\r\nEvents: system\r\n\r\n").encode())
-        await writer.drain()
-        while True:
-            block = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
-            if "Message: Authentication failed" in block:
-                raise StackError("AMI rejected the secret (HOTLINE_AMI_SECRET)")
-            if "Event: FullyBooted" in block:
-                return
-    finally:
-        writer.close()
+        conn = await AmiConnection.open(a.host, a.port, a.username, a.secret, events="system")
+    except AmiLoginError:
+        raise StackError("AMI rejected the secret (HOTLINE_AMI_SECRET)") from None
+    async with conn:
+        # FullyBooted follows the login at once on a booted Asterisk; the caller's deadline
+        # bounds the wait for one that is still booting
+        await conn.fully_booted(timeout=3600)
 
 
 async def _ami_fully_booted(settings: Settings, timeout: float) -> None:

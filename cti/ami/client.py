@@ -1,98 +1,54 @@
-"""The CTI's AMI session: connect, log in, resync, reconnect; actions with timeouts; bounded events.
+"""The AMI session: connect, log in, resync, reconnect; actions with deadlines; bounded events.
 
-panoramisk does the protocol: its AMIProtocol writes actions and matches responses to them by
-ActionID, its Action carries the future and its Message is what callers get back. The session
-behaviour is ours, because panoramisk's Manager gets the parts a call center depends on wrong:
+The framing (bytes -> messages, actions matched to answers by ActionID) is cti.ami.protocol's;
+this module is the session around it, because panoramisk's Manager gets the parts a call center
+depends on wrong:
 
 - its actions have no timeout, and an unanswered action (Originate, Redirect...) is re-sent after
   a reconnect; here every action has a deadline and none is ever re-sent unless the caller
   marked it idempotent (then at most once, after the resync);
-- it decodes each TCP chunk on its own with errors='ignore'; here bytes go through one incremental
-  UTF-8 decoder with errors='replace', so a Chinese name split across two reads stays whole and a
-  truncated one becomes U+FFFD instead of vanishing (or breaking the framing);
-- it decides whether an action answers with a list by reading the response's message text
-  ("will follow", "added ... to queue"), which is how QueueAdd never resolved and Originate
-  resolved only once answered; here the action's name decides, and only Response/EventList
-  headers are read;
 - it keeps no bound on its callbacks; here events go into a bounded queue and an overflow is
   counted and triggers a resync, because the CTI's picture may now be wrong.
+
+`AmiClient` is the CTI's long-lived session (reconnected for ever); `AmiConnection` is one
+connection that is never reconnected, for the readiness probe and tools (the trace recorder)
+that must leave nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextvars
 import logging
 import random
-import re
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
-from panoramisk import actions
-from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from cti.ami.protocol import (
+    LIST_ACTIONS,
+    NEVER_IDEMPOTENT,
+    SUCCESS,
+    AmiActionError,
+    AmiDisconnected,
+    AmiError,
+    AmiLoginError,
+    AmiProtocol,
+    AmiTimeout,
+    action_name,
+    checked_payload,
+    parse_message,
+)
+
 log = logging.getLogger(__name__)
-
-# An action whose effect is not safe to repeat: the client refuses idempotent=True for these.
-NEVER_IDEMPOTENT = frozenset({"originate", "redirect", "atxfer", "blindtransfer", "bridge"})
-
-# Actions that answer with "Response: Success / EventList: start", then events, then a
-# "...Complete" event with "EventList: Complete". Every other action answers with one Response
-# (QueueAdd included; Originate's OriginateResponse arrives later as an ordinary event).
-LIST_ACTIONS = frozenset({
-    "agents", "bridgeinfo", "bridgelist", "confbridgelist", "confbridgelistrooms",
-    "coreshowchannelmap", "coreshowchannels", "dahdishowchannels", "dbget", "dbgettree",
-    "devicestatelist", "extensionstatelist", "iaxpeerlist", "meetmelist", "parkedcalls",
-    "parkinglots", "pjsipshowaors", "pjsipshowauths", "pjsipshowcontacts", "pjsipshowendpoint",
-    "pjsipshowendpoints", "pjsipshowregistrationsinbound", "pjsipshowregistrationsoutbound",
-    "pjsipshowresourcelists", "pjsipshowsubscriptionsinbound", "queuestatus", "queuesummary",
-    "sippeers", "status", "voicemailuserstatus", "voicemailusers",
-})
-
-SUCCESS = frozenset({"Success", "Follows", "Goodbye"})
-BANNER = "Asterisk Call Manager/"
-_FRAME = re.compile(r"\r?\n\r?\n")
-_LINE = re.compile(r"\r?\n")
-_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
-_ORPHANS_KEPT = 256
 
 # Set (to the session's protocol) while on_connected runs: actions it sends go out before
 # `ready`, and fail at once on a disconnect (the next session resyncs from scratch anyway).
 _RESYNC: contextvars.ContextVar[AmiProtocol | None] = contextvars.ContextVar("ami_resync",
                                                                            default=None)
-
-
-# ------------------------------------------------------------------------------------ errors
-
-
-class AmiError(Exception):
-    """Base of the AMI client's errors."""
-
-
-class AmiTimeout(AmiError, TimeoutError):
-    """No (complete) answer within the action's deadline."""
-
-
-class AmiDisconnected(AmiError, ConnectionError):
-    """The connection was lost while the action was pending, or there was none to send on."""
-
-
-class AmiActionError(AmiError):
-    """Asterisk answered Response: Error (or Fail). `response` is the answer, for its headers."""
-
-    def __init__(self, action: str, response: Message) -> None:
-        super().__init__(f"{action}: Response: {response.get('Response')}")
-        self.action = action
-        self.response = response
-
-
-class AmiLoginError(AmiError):
-    """Asterisk refused the login."""
-
 
 # ------------------------------------------------------------------------------------ backoff
 
@@ -118,152 +74,49 @@ class Backoff:
         self.attempt = 0
 
 
-# ------------------------------------------------------------------------------- the protocol
+# ------------------------------------------------------------------- one connection's steps
 
 
-def parse_message(block: str) -> Message | None:
-    """One AMI message ("Key: value" lines) as panoramisk's Message; repeated keys give lists.
-    Lines that are not headers (old-style command output) become the message's content."""
-    headers: dict[str, Any] = {}
-    content: list[str] = []
-    for line in _LINE.split(block):
-        key, sep, value = line.partition(":")
-        if not sep or not _KEY.match(key):
-            if line.strip():
-                content.append(line)
-            continue
-        value = value[1:] if value.startswith(" ") else value
-        if key in headers:
-            old = headers[key]
-            headers[key] = [*old, value] if isinstance(old, list) else [old, value]
-        else:
-            headers[key] = value
-    msg = Message(headers, "\n".join(content))
-    if "Event" in msg or "Response" in msg:
-        return msg
-    return None
+async def _open(host: str, port: int, proto: AmiProtocol, timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout_s):
+        await loop.create_connection(lambda: proto, host, port)
 
 
-class _Action(actions.Action):  # type: ignore[misc]
-    """panoramisk's Action (ActionID, future, wire format) with completion decided by headers:
-    a single-answer action completes on its Response; a list action on an error Response, on a
-    Success without "EventList: start", or on the event carrying "EventList: Complete"."""
-
-    def add_message(self, message: Message) -> bool:
-        if self.future.done():
-            return True
-        if not self.responses and "Response" not in message:
-            return False  # an event with our ActionID ahead of the response: not ours to end
-        self.responses.append(message)
-        first = self.responses[0]
-        if not self.as_list:
-            self.future.set_result(first)
-            return True
-        listing = (first.get("Response") in SUCCESS
-                   and str(first.get("EventList", "")).lower() == "start")
-        if not listing or (len(self.responses) > 1 and _ends_list(message)):
-            self.future.set_result(list(self.responses))
-            return True
-        return False
+async def _login(proto: AmiProtocol, username: str, secret: str, events: str,
+                 timeout_s: float, action_id: str | None = None) -> None:
+    """Log in on a fresh connection; AmiLoginError if refused (decided by the Response header,
+    never by the Message text)."""
+    login = {"Action": "Login", "Username": username, "Secret": secret, "Events": events}
+    if action_id is not None:
+        login["ActionID"] = action_id
+    act = proto.request(login, as_list=False)
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await act.future
+    except TimeoutError as exc:
+        raise AmiTimeout(f"Login: no answer within {timeout_s:g}s") from exc
+    finally:
+        proto.forget(act)
+    if response.get("Response") != "Success":
+        raise AmiLoginError(f"AMI login as {username!r} refused")
 
 
-def _ends_list(message: Message) -> bool:
-    marker = str(message.get("EventList", "")).lower()
-    return marker in ("complete", "cancelled") or str(message.get("Event", "")).endswith(
-        "Complete")
+async def _await_answer(proto: AmiProtocol, payload: dict[str, Any],
+                        listing: bool) -> Message | list[Message]:
+    act = proto.request(payload, listing)
+    try:
+        result: Message | list[Message] = await act.future
+        return result
+    finally:
+        proto.forget(act)
 
 
-class AmiProtocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's AMIProtocol (send, response matching, Shutdown handling) with our bytes
-    handling and no re-send list. Framing is CRLF CRLF here, independent of panoramisk's
-    module-global utils.EOL (which panoramisk.testing rewrites to '\\n' for everyone)."""
-
-    def __init__(self, on_event: Callable[[Message], None],
-                 on_lost: Callable[[AmiProtocol, BaseException | None], None]) -> None:
-        super().__init__()
-        self.closed = False
-        self.transport: Any = None
-        self._on_event = on_event
-        self._on_lost = on_lost
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._banner_pending = True
-        self._lost_reported = False
-        self.booted = asyncio.Event()
-        self.orphans: deque[str] = deque(maxlen=_ORPHANS_KEPT)
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        self.factory = self  # panoramisk's handle_message dispatches events to factory.dispatch
-        self.encoding = "utf-8"
-        self.log = log
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += self._decoder.decode(data)
-        if self._banner_pending and not self._take_banner():
-            return
-        *blocks, self._buffer = _FRAME.split(self._buffer)
-        for block in blocks:
-            message = parse_message(block)
-            if message is not None:
-                self.handle_message(message)
-
-    def _take_banner(self) -> bool:
-        """Asterisk opens with one line, "Asterisk Call Manager/<version>", ending in one CRLF.
-        True once past it (or once it is clear that this peer sends none)."""
-        buf = self._buffer
-        n = min(len(buf), len(BANNER))
-        if buf[:n] != BANNER[:n]:
-            self._banner_pending = False
-            return True
-        if n < len(BANNER) or "\n" not in buf:
-            return False  # need more bytes to tell
-        line, _, self._buffer = buf.partition("\n")
-        self.version = line.strip()[len(BANNER):]
-        self._banner_pending = False
-        return True
-
-    def dispatch(self, message: Message) -> None:
-        """Events (and late list items of actions that timed out, which are dropped)."""
-        if message.get("ActionID") in self.orphans:
-            return
-        if str(message.get("Event", "")) == "FullyBooted":
-            self.booted.set()
-        self._on_event(message)
-
-    def request(self, payload: Mapping[str, Any], as_list: bool) -> _Action:
-        """Write one action; its `future` gets the answer (a list for a list action)."""
-        act = _Action(dict(payload), as_list=as_list)
-        self.send(act, as_list=as_list)
-        return act
-
-    def forget(self, action: _Action) -> None:
-        """Stop matching answers to an action that is over (answered, timed out, cancelled)."""
-        self.responses.pop(action.id, None)
-        unfinished = not action.future.done() or action.future.cancelled()
-        if action.as_list and unfinished:
-            self.orphans.append(action.id)
-
-    def close(self) -> None:
-        # panoramisk's close() queues unanswered actions for a re-send: never here
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    def abort(self) -> None:
-        """Drop the connection now (dead peer): no flushing, pending actions fail."""
-        if not self.closed and self.transport is not None:
-            self.transport.abort()
-        self.connection_lost(None)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self._lost_reported:
-            return
-        self._lost_reported = True
-        self.close()
-        self.booted.set()  # wake a session waiting for FullyBooted; it checks `closed`
-        self._on_lost(self, exc if isinstance(exc, BaseException) else None)
+def _checked(name: str, result: Message | list[Message]) -> Message | list[Message]:
+    first = result[0] if isinstance(result, list) else result
+    if "Response" in first and first.get("Response") not in SUCCESS:
+        raise AmiActionError(name, first)
+    return result
 
 
 # ------------------------------------------------------------------------------------ client
@@ -335,12 +188,12 @@ class AmiClient:
         (the client's action_timeout_s unless given; it covers waiting for `ready` and the one
         re-send), AmiDisconnected, AmiActionError on Response: Error. Only an idempotent action
         is ever re-sent after a reconnect, at most once; Originate and Redirect never are."""
-        name = _action_name(action)
+        name = action_name(action)
         lname = name.lower()
         if idempotent and lname in NEVER_IDEMPOTENT:
             raise ValueError(f"{name} is never idempotent: a re-send could ring or move a "
                              "call twice; pass idempotent=False")
-        payload = _payload(action)
+        payload = checked_payload(action)
         listing = lname in LIST_ACTIONS if as_list is None else as_list
         budget = self.action_timeout_s if timeout is None else timeout
         try:
@@ -350,10 +203,7 @@ class AmiClient:
             raise
         except TimeoutError as exc:
             raise AmiTimeout(f"{name}: no answer within {budget:g}s") from exc
-        first = result[0] if isinstance(result, list) else result
-        if "Response" in first and first.get("Response") not in SUCCESS:
-            raise AmiActionError(name, first)
-        return result
+        return _checked(name, result)
 
     # ---------------------------------------------------------------------------- actions
 
@@ -375,21 +225,12 @@ class AmiClient:
                 raise AmiDisconnected(f"{name} not sent: AMI is not connected and resynced")
             sent += 1
             try:
-                return await self._send(proto, payload, listing)
+                return await _await_answer(proto, payload, listing)
             except AmiDisconnected:
                 if not idempotent or resync_proto is not None or sent >= 2:
                     raise
                 log.info("AMI connection lost with %s pending; re-sending it once after the "
                          "resync (idempotent)", name)
-
-    async def _send(self, proto: AmiProtocol, payload: dict[str, Any],
-                    listing: bool) -> Message | list[Message]:
-        act = proto.request(payload, listing)
-        try:
-            result: Message | list[Message] = await act.future
-            return result
-        finally:
-            proto.forget(act)
 
     # ---------------------------------------------------------------------------- session
 
@@ -407,8 +248,7 @@ class AmiClient:
             await self._sleep(delay)
 
     async def _session(self) -> None:
-        loop = asyncio.get_running_loop()
-        lost: asyncio.Future[None] = loop.create_future()
+        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_lost(proto: AmiProtocol, exc: BaseException | None) -> None:
             self._lost(proto, exc)
@@ -416,10 +256,9 @@ class AmiClient:
                 lost.set_result(None)
 
         proto = AmiProtocol(self._dispatch, on_lost)
-        async with asyncio.timeout(self.action_timeout_s):
-            await loop.create_connection(lambda: proto, self.host, self.port)
+        await _open(self.host, self.port, proto, self.action_timeout_s)
         try:
-            await self._login(proto)
+            await _login(proto, self._username, self._secret, "on", self.action_timeout_s)
             async with asyncio.timeout(self.boot_timeout_s):
                 await proto.booted.wait()
             if proto.closed:
@@ -438,17 +277,6 @@ class AmiClient:
         finally:
             proto.abort()
 
-    async def _login(self, proto: AmiProtocol) -> None:
-        act = proto.request({"Action": "Login", "Username": self._username,
-                             "Secret": self._secret, "Events": "on"}, as_list=False)
-        try:
-            async with asyncio.timeout(self.action_timeout_s):
-                response = await act.future
-        finally:
-            proto.forget(act)
-        if response.get("Response") != "Success":
-            raise AmiLoginError(f"AMI login as {self._username!r} refused")
-
     async def _resync(self, proto: AmiProtocol) -> None:
         async with self._resync_lock:
             self._resync_needed.clear()  # this resync covers every overflow before it
@@ -460,15 +288,10 @@ class AmiClient:
             self.resyncs += 1
 
     def _lost(self, proto: AmiProtocol, exc: BaseException | None) -> None:
+        # the protocol has already failed its pending actions with AmiDisconnected
         if self._proto is proto:
             self._proto = None
             self.ready.clear()
-        pending = {id(a): a for a in proto.responses.values()}
-        proto.responses.clear()
-        for act in pending.values():
-            if not act.future.done():
-                act.future.set_exception(AmiDisconnected(
-                    f"{act.get('Action')}: connection lost before the answer"))
 
     def _dispatch(self, message: Message) -> None:
         try:
@@ -515,21 +338,93 @@ class AmiClient:
                 pass
 
 
-def _action_name(action: Mapping[str, Any]) -> str:
-    for key, value in action.items():
-        if key.lower() == "action" and isinstance(value, str) and value:
-            return value
-    raise ValueError(f"not an AMI action (no Action header): {sorted(action)!r}")
+
+# ------------------------------------------------------------------------- one connection
 
 
-def _payload(action: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in action.items():
-        values = [value] if isinstance(value, str) else list(value)
-        for v in values:
-            if not isinstance(v, str):
-                raise TypeError(f"AMI header {key} must be a string, not {type(v).__name__}")
-            if "\r" in v or "\n" in v or "\r" in key or "\n" in key or ":" in key:
-                raise ValueError(f"AMI header {key!r} would break the framing")
-        out[key] = value if isinstance(value, str) else values
-    return out
+class AmiConnection:
+    """One logged-in AMI connection that is never reconnected and never re-sends anything:
+    for the readiness probe and for tools (the trace recorder). Use it as an async context
+    manager from `AmiConnection.open(...)`; events go to `on_event` as they arrive, raw bytes
+    to `on_bytes`. Every action has a deadline (`action_timeout_s` unless given)."""
+
+    def __init__(self, proto: AmiProtocol, action_timeout_s: float) -> None:
+        self._proto = proto
+        self.action_timeout_s = action_timeout_s
+
+    @classmethod
+    async def open(cls, host: str, port: int, username: str, secret: str, *,
+                   events: str = "on", action_timeout_s: float = 5.0,
+                   on_event: Callable[[Message], None] | None = None,
+                   on_bytes: Callable[[bytes], None] | None = None,
+                   login_action_id: str | None = None) -> AmiConnection:
+        """Connect and log in (AmiLoginError if refused, OSError/AmiTimeout if unreachable).
+        `login_action_id` fixes the Login's ActionID (recorded traces name it)."""
+        proto = AmiProtocol(on_event or (lambda _m: None), lambda _p, _e: None,
+                            on_bytes=on_bytes)
+        await _open(host, port, proto, action_timeout_s)
+        try:
+            await _login(proto, username, secret, events, action_timeout_s, login_action_id)
+        except BaseException:
+            proto.abort()
+            raise
+        return cls(proto, action_timeout_s)
+
+    @property
+    def version(self) -> str | None:
+        return self._proto.version
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._proto.closed)
+
+    async def fully_booted(self, timeout: float | None = None) -> None:
+        """Wait for Asterisk's FullyBooted event (sent right after login to a booted Asterisk,
+        with Events: system or on); AmiTimeout past the deadline, AmiDisconnected if lost."""
+        budget = self.action_timeout_s if timeout is None else timeout
+        try:
+            async with asyncio.timeout(budget):
+                await self._proto.booted.wait()
+        except TimeoutError as exc:
+            raise AmiTimeout(f"no FullyBooted within {budget:g}s") from exc
+        if self._proto.closed:
+            raise AmiDisconnected("connection lost before FullyBooted")
+
+    async def action(self, action: Mapping[str, str | Sequence[str]], *,
+                     timeout: float | None = None,
+                     as_list: bool | None = None) -> Message | list[Message]:
+        """Send one action, once; its answer (a list for list actions), as AmiClient.action.
+        Nothing here is ever re-sent, so there is no idempotent flag."""
+        name = action_name(action)
+        payload = checked_payload(action)
+        listing = name.lower() in LIST_ACTIONS if as_list is None else as_list
+        if self._proto.closed:
+            raise AmiDisconnected(f"{name} not sent: the connection is closed")
+        budget = self.action_timeout_s if timeout is None else timeout
+        try:
+            async with asyncio.timeout(budget):
+                result = await _await_answer(self._proto, payload, listing)
+        except TimeoutError as exc:
+            raise AmiTimeout(f"{name}: no answer within {budget:g}s") from exc
+        return _checked(name, result)
+
+    async def close(self) -> None:
+        """Log off politely (briefly) and close."""
+        if not self._proto.closed:
+            try:
+                await self.action({"Action": "Logoff"}, timeout=1.0)
+            except AmiError:
+                pass
+        self._proto.abort()
+
+    async def __aenter__(self) -> AmiConnection:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+
+__all__ = ["LIST_ACTIONS", "NEVER_IDEMPOTENT", "SUCCESS", "AmiActionError", "AmiClient",
+           "AmiConnection", "AmiDisconnected", "AmiError", "AmiLoginError", "AmiProtocol",
+           "AmiTimeout", "Backoff", "OnConnected", "parse_message"]

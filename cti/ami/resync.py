@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cti.ami.client import AmiActionError
+from cti.ami.protocol import AmiActionError
 from cti.ami.translate import (
     CONNECT_CONTEXT,
     QUEUE_NAME,

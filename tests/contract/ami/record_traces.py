@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -26,7 +25,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from panoramisk.message import Message
+
 from config.settings import Settings, load_settings
+from cti.ami.client import AmiActionError, AmiConnection
 from hotline import stack
 from hotline.cli import build_prompts, render_config
 from tests.support.rtp import write_call_pcap
@@ -44,91 +46,63 @@ SNAPSHOT_IDS = {"CoreShowChannels": "rec-coreshowchannels", "Status": "rec-statu
 SNAPSHOT_VARS = "HOTLINE_SKILL,QUEUE_PRIO,HOTLINE_ACCOUNT,HOTLINE_REASON"
 
 
-# --------------------------------------------------------------------------------- raw AMI
-
-
-def parse_blocks(data: str) -> list[dict[str, str]]:
-    out = []
-    for block in re.split(r"\r\n\r\n", data):
-        msg: dict[str, str] = {}
-        for line in block.split("\r\n"):
-            k, sep, v = line.partition(": ")
-            if sep and k not in msg:
-                msg[k] = v
-        if msg:
-            out.append(msg)
-    return out
+# ------------------------------------------------------------------------------ AMI (raw)
 
 
 class RawAmi:
-    """A bare AMI connection that keeps every byte it receives."""
+    """The project's own one-shot AMI connection (cti.ami.client.AmiConnection), keeping every
+    byte it receives (the trace) and every event (for the scenarios to wait on)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.raw = bytearray()
-        self.messages: list[dict[str, str]] = []
-        self._text = ""
-        self._changed = asyncio.Condition()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.messages: list[Message] = []  # the events, in order
+        self._changed = asyncio.Event()
+        self._conn: AmiConnection | None = None
+
+    def _event(self, message: Message) -> None:
+        self.messages.append(message)
+        self._changed.set()
 
     async def start(self) -> RawAmi:
         a = self.settings.ami
-        self._reader, self._writer = await asyncio.open_connection(a.host, a.port)
-        self._task = asyncio.create_task(self._read(), name="raw-ami-read")
-        self.send({"Action": "Login", "Username": a.username, "Secret": a.secret,
-                   "Events": "on", "ActionID": "rec-login"})
-        await self.wait_for(lambda m: m.get("ActionID") == "rec-login", 10, "login")
+        self._conn = await AmiConnection.open(a.host, a.port, a.username, a.secret,
+                                              action_timeout_s=10, on_event=self._event,
+                                              on_bytes=self.raw.extend,
+                                              login_action_id="rec-login")
         return self
 
-    async def _read(self) -> None:
-        assert self._reader is not None
-        while chunk := await self._reader.read(65536):
-            self.raw += chunk
-            self._text += chunk.decode("utf-8", errors="replace")
-            head, sep, tail = self._text.rpartition("\r\n\r\n")
-            if sep:
-                self._text = tail
-                async with self._changed:
-                    self.messages += parse_blocks(head)
-                    self._changed.notify_all()
+    async def wait_for(self, pred: Callable[[Message], bool], timeout: float,
+                       what: str, since: int = 0) -> Message:
+        seen = since
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for m in self.messages[seen:]:
+                        if pred(m):
+                            return m
+                    seen = len(self.messages)
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"no {what} within {timeout:g}s") from None
 
-    def send(self, action: dict[str, str]) -> None:
-        assert self._writer is not None
-        self._writer.write("".join(f"{k}: {v}\r\n" for k, v in action.items()).encode() + b"\r\n")
-
-    async def wait_for(self, pred: Callable[[dict[str, str]], bool], timeout: float,
-                       what: str, since: int = 0) -> dict[str, str]:
-        async with asyncio.timeout(timeout), self._changed:
-            while True:
-                for m in self.messages[since:]:
-                    if pred(m):
-                        return m
-                await self._changed.wait()
-
-    async def call(self, action: dict[str, str], timeout: float = 10) -> dict[str, str]:
-        """Send and wait for the final message of the action (a list's *Complete event)."""
-        aid = action["ActionID"]
-        mark = len(self.messages)
-        self.send(action)
-        first = await self.wait_for(lambda m: m.get("ActionID") == aid, timeout, aid, mark)
-        if first.get("EventList", "").lower() != "start":
-            return first
-        return await self.wait_for(lambda m: m.get("ActionID") == aid
-                                   and m.get("EventList", "").lower() == "complete",
-                                   timeout, aid, mark)
+    async def call(self, action: dict[str, str], timeout: float = 10) -> Message:
+        """Send once and wait for the answer: the final message (a list's *Complete event).
+        An error answer is returned, not raised: some scenarios record one on purpose."""
+        assert self._conn is not None
+        try:
+            answer = await self._conn.action(action, timeout=timeout)
+        except AmiActionError as exc:
+            return exc.response
+        return answer[-1] if isinstance(answer, list) else answer
 
     def mark(self) -> int:
         return len(self.messages)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await self._task
+        if self._conn is not None:
+            await self._conn.close()
 
 
 # ----------------------------------------------------------------------------------- SIPp
@@ -354,12 +328,12 @@ async def snapshot(ami: RawAmi, tag: str) -> None:
     await ami.call({"Action": "BridgeList", "ActionID": f"{SNAPSHOT_IDS['BridgeList']}-{tag}"})
 
 
-def user_event(name: str, num: str) -> Callable[[dict[str, str]], bool]:
+def user_event(name: str, num: str) -> Callable[[Message], bool]:
     return lambda m: (m.get("Event") == "UserEvent" and m.get("UserEvent") == name
                       and m.get("CallerIDNum") == num)
 
 
-def caller_hangup(num: str) -> Callable[[dict[str, str]], bool]:
+def caller_hangup(num: str) -> Callable[[Message], bool]:
     return lambda m: (m.get("Event") == "Hangup" and m.get("CallerIDNum") == num
                       and m.get("Uniqueid") == m.get("Linkedid"))
 
@@ -388,7 +362,7 @@ async def trace_transfer_wait_hangup(lab: Lab, ami: RawAmi) -> None:
         lab.workdir, display_name="张三".encode()))
     queued = await ami.wait_for(user_event("HotlineQueued", num), 60, "HotlineQueued")
     await snapshot(ami, "waiting")
-    ami.send({"Action": "Hangup", "Channel": queued["Channel"], "ActionID": "rec-hangup"})
+    await ami.call({"Action": "Hangup", "Channel": queued["Channel"], "ActionID": "rec-hangup"})
     await finish(ami, num, call)
 
 
@@ -409,22 +383,22 @@ async def trace_offer_rona_answer(lab: Lab, ami: RawAmi) -> None:
     chan = queued["Channel"]
     for i, seat in enumerate(("seat09", "seat08")):
         mark = ami.mark()
-        ami.send({"Action": "Redirect", "Channel": chan, "Context": "hotline-connect",
-                  "Exten": seat, "Priority": "1", "ActionID": f"rec-redirect-{seat}"})
+        await ami.call({"Action": "Redirect", "Channel": chan, "Context": "hotline-connect",
+                        "Exten": seat, "Priority": "1", "ActionID": f"rec-redirect-{seat}"})
         await ami.wait_for(user_event("HotlineRona", num), 60, f"RONA {seat}", mark)
         await ami.wait_for(user_event("HotlineQueued", num), 60, "queued again", mark)
         if i == 0:
             await snapshot(ami, "after-rona")
     mark = ami.mark()
-    ami.send({"Action": "Redirect", "Channel": chan, "Context": "hotline-connect",
-              "Exten": "seat07", "Priority": "1", "ActionID": "rec-redirect-seat07"})
+    await ami.call({"Action": "Redirect", "Channel": chan, "Context": "hotline-connect",
+                    "Exten": "seat07", "Priority": "1", "ActionID": "rec-redirect-seat07"})
     await ami.wait_for(lambda m: m.get("Event") == "BridgeEnter"
                        and m.get("Channel", "").startswith("PJSIP/seat07"), 60, "seat07 bridged",
                        mark)
     await ami.wait_for(lambda m: m.get("Event") == "BridgeEnter" and m.get("Channel") == chan,
                        60, "caller bridged", mark)
     await snapshot(ami, "talking")
-    ami.send({"Action": "Hangup", "Channel": chan, "ActionID": "rec-hangup"})
+    await ami.call({"Action": "Hangup", "Channel": chan, "ActionID": "rec-hangup"})
     await finish(ami, num, call)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cti.ami.client import AmiProtocol
+from cti.ami.protocol import AmiProtocol
 
 TRACES = Path(__file__).resolve().parents[1] / "ami_traces"
 

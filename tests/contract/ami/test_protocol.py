@@ -169,3 +169,18 @@ def test_a_peer_without_banner_and_bare_lf_framing_still_parse() -> None:
     r = Replay().feed(b"Event: FullyBooted\n\nEvent: Hangup\nLinkedid: 1.1\n\n")
     assert [e["Event"] for e in r.events] == ["FullyBooted", "Hangup"]
     assert r.proto.version is None
+
+
+@pytest.mark.parametrize("chunks", [None, 1, 3])
+def test_the_framer_alone_turns_bytes_into_the_same_messages(chunks: int | None) -> None:
+    """The framing is pure: no transport, no loop, the same messages as the protocol."""
+    from cti.ami.protocol import AmiFramer
+
+    data = trace_bytes("synthetic_truncated_utf8")
+    framer = AmiFramer()
+    step = chunks or len(data)
+    got = [m for i in range(0, len(data), step) for m in framer.feed(data[i:i + step])]
+    assert framer.version == "11.0.0"
+    assert [m["ActionID"] for m in got if "Response" in m] == ["rec-login"]
+    events = [m for m in got if "Event" in m]
+    assert as_dicts(events) == as_dicts(replay("synthetic_truncated_utf8").events)
