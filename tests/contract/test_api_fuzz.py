@@ -23,9 +23,8 @@ from agent_desktop.app import create_app
 from agent_desktop.auth import start_session
 from agent_desktop.context import WebContext
 from config.settings import load_settings
-from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
-from hotline.demo_seed import seed_demo
+from tests.support.seeded_db import SeededDb
 
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 # ends the session the fuzzer itself uses
@@ -40,17 +39,14 @@ class Fuzzed:
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
+def fuzzed(seeded_db: SeededDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     state: Path = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{state / 'fuzz.db'}"
-    upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(seeded_db(state, now=NOW))
     sessions = make_session_factory(engine)
     ctx = WebContext(settings=replace(load_settings(env={}), state_dir=state),
                      sessions=sessions, clock=lambda: NOW)
     tokens = {}
     with sessions.begin() as s:
-        seed_demo(s, now=NOW, n_accounts=60)
         for user, role in (("S01", "supervisor"), ("A001", "agent")):
             tokens[role], _ = start_session(s, ctx, user_id=user, role=role,
                                             seat="seat01" if role == "agent" else None,

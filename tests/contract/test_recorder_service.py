@@ -8,7 +8,7 @@ import asyncio
 import math
 import struct
 import wave
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,37 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.recorder import RecorderSettings
-from cti.ami.client import AmiActionError
 from cti.db.migrate import upgrade
 from cti.db.models_recordings import Recording
 from cti.db.session import make_engine, make_session_factory
 from recorder.service import RecorderService
+from tests.support.fakes import FakeAmi
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/1764210600.7_1764210612.9_seat07.wav"
 IN_CHROOT = "/var/lib/hotline/recordings/" + REL
-
-
-class FakeAmi:
-    def __init__(self, db: Mapping[str, str] | None = None) -> None:
-        self.db = dict(db or {})
-        self.sent: list[dict[str, Any]] = []
-
-    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
-                     idempotent: bool, as_list: bool | None = None) -> Any:
-        self.sent.append(dict(action))
-        key = f"{action.get('Family')}/{action.get('Key')}"
-        if action["Action"] == "DBGet":
-            if key not in self.db:
-                raise AmiActionError("DBGet", {"Response": "Error",
-                                               "Message": "Database entry not found"})
-            return [{"Response": "Success"},
-                    {"Event": "DBGetResponse", "Family": action["Family"],
-                     "Key": action["Key"], "Val": self.db[key]},
-                    {"Event": "DBGetComplete"}]
-        if action["Action"] == "DBDel":
-            self.db.pop(key, None)
-        return {"Response": "Success"}
 
 
 def _wav(path: Path, seconds: float, closed: bool = True) -> None:
@@ -101,7 +79,7 @@ async def test_the_tap_passes_every_event_on_and_keeps_the_recording_ones(
 async def test_a_leg_is_indexed_once_asterisk_has_closed_its_file(
         tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     svc = _service(tmp_path, sessions)
-    ami = FakeAmi({"hotline-rec/1764210600.7_1764210612.9": "13900001111|general|1"})
+    ami = FakeAmi(astdb={"hotline-rec/1764210600.7_1764210612.9": "13900001111|general|1"})
     svc.ami = ami
     path = svc.storage_dir / REL
     _wav(path, 4.0, closed=False)
@@ -118,7 +96,7 @@ async def test_a_leg_is_indexed_once_asterisk_has_closed_its_file(
         "1764210600.7", "seat07", "general", "13900001111", "event")
     assert rec.duration_s == pytest.approx(4.0) and rec.started_at == T0
     # the AstDB metadata is no longer needed
-    assert ami.db == {}
+    assert ami.astdb == {}
 
 
 async def test_a_bad_file_name_in_an_event_is_ignored(tmp_path: Path,
@@ -133,8 +111,8 @@ async def test_the_reconciler_indexes_with_what_asterisk_kept(
         tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     svc = _service(tmp_path, sessions)
     started = int((T0 - timedelta(minutes=5)).timestamp())
-    svc.ami = FakeAmi({"hotline-rec/1764210600.7_1764210612.9":
-                       f"13900002222|hotline-agents|{started}"})
+    svc.ami = FakeAmi(astdb={"hotline-rec/1764210600.7_1764210612.9":
+                             f"13900002222|hotline-agents|{started}"})
     _wav(svc.storage_dir / REL, 2.0)
     _wav(svc.storage_dir / "20261127/1764210700.1_1764210700.5_seat02.wav", 1.0)
     (svc.storage_dir / "notes.txt").write_text("not ours")

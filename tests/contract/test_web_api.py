@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
@@ -38,79 +37,15 @@ from cti.db.models_recordings import AuditLog
 from cti.db.models_web import WebSession
 from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import seed_demo
+from tests.support.fakes import Clock, FakeAmi, FakeBus, FakePbx
+from tests.support.seeded_db import SEED_NOW, SeededDb
 
 PASSWORD = "95598"  # demo staff (hotline/demo_seed.py)
 DEFAULT_PG_URL = "postgresql+psycopg://hotline:hotline@127.0.0.1:5432/postgres"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
 SEATS = {f"seat{i:02d}" for i in range(1, 51)}
-
-
-@pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One seeded database file; each test works on its own copy."""
-    path = tmp_path_factory.mktemp("web-db") / "seed.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    with make_session_factory(engine).begin() as s:
-        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
-    engine.dispose()  # checkpoints the WAL into the file
-    return path
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class FakePbx:
-    def __init__(self) -> None:
-        self.rung: list[tuple[str, str]] = []
-
-    async def ring_seat(self, channel: str, seat: str) -> None:
-        self.rung.append((channel, seat))
-
-    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
-        pass
-
-    async def overflow(self, channel: str, target: str) -> None:
-        pass
-
-    async def heartbeat(self) -> None:
-        pass
-
-    async def callback(self, *args: Any) -> None:
-        pass
-
-
-class FakeBus:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
-        self.sent.append((topic, dict(payload)))
-
-    def subscribe(self, *args: Any, **kw: Any) -> None:
-        pass
-
-
-class FakeAmi:
-    """Records actions; Getvar BRIDGEPEER names the agent's leg."""
-
-    def __init__(self) -> None:
-        self.actions: list[dict[str, str]] = []
-
-    async def action(self, action: dict[str, str], *, timeout: float | None = None,
-                     idempotent: bool) -> dict[str, str]:
-        self.actions.append(dict(action))
-        if action["Action"] == "Getvar":
-            value = {"BRIDGEPEER": "PJSIP/seat01-00000007", "CONTEXT": "hotline-hold",
-                     "PRIORITY": "2"}[action["Variable"]]
-            return {"Response": "Success", "Value": value}
-        return {"Response": "Success"}
+# Getvar on the caller's channel: the agent's leg it is bridged to, and where it waits
+AGENT_LEG = {"BRIDGEPEER": "PJSIP/seat01-00000007", "CONTEXT": "hotline-hold", "PRIORITY": "2"}
 
 
 @dataclass
@@ -163,7 +98,7 @@ def pg_template() -> Iterator[tuple[Any, str]]:
     upgrade(url)
     engine = make_engine(url)
     with make_session_factory(engine).begin() as s:
-        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
+        seed_demo(s, now=SEED_NOW, n_accounts=60)
     engine.dispose()
     yield admin, name
     with admin.connect() as conn:
@@ -181,12 +116,10 @@ BOTH_DATABASES = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], in
 
 
 @pytest.fixture
-def db_url(backend: str, seeded_db: Path, tmp_path: Path,
+def db_url(backend: str, seeded_db: SeededDb, tmp_path: Path,
            request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "sqlite":
-        path = tmp_path / "web.db"
-        shutil.copy(seeded_db, path)
-        yield f"sqlite:///{path}"
+        yield seeded_db(tmp_path)
         return
     admin, template = request.getfixturevalue("pg_template")
     name = f"hotline_web_{uuid.uuid4().hex[:10]}"
@@ -206,11 +139,12 @@ def _settings(tmp_path: Path, **web: Any) -> Any:
 async def env(db_url: str, tmp_path: Path) -> AsyncIterator[Env]:
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
-    pbx, bus, ami, tracker = FakePbx(), FakeBus(), FakeAmi(), CallTracker()
+    pbx, bus, tracker = FakePbx(), FakeBus(), CallTracker()
+    ami = FakeAmi(variables=AGENT_LEG)
     store = DbAcdStore(sessions)
     service = AcdService.create(AcdConfig(wrap_up_s=15), pbx, bus, store)
     commands = AgentCommands(service, bus, store, SEATS)
-    clock = Clock()
+    clock = Clock(T0)
     ctx = WebContext(settings=_settings(tmp_path), sessions=sessions, clock=clock, acd=service,
                      pbx=ami, bus=bus, agent_commands=commands,
                      calls=CallControl(ami, service, tracker))
@@ -506,19 +440,19 @@ async def test_hold_and_resume_over_ami(env: Env) -> None:
     await _a_connected_call(env, cid)
     r = await env.client.post(f"/api/calls/{cid}/hold", json={"on": True})
     assert r.status_code == 200 and r.json()["held"] is True
-    redirect = [a for a in env.ami.actions if a["Action"] == "Redirect"]
+    redirect = [a for a in env.ami.sent if a["Action"] == "Redirect"]
     assert redirect == [{
         "Action": "Redirect", "Channel": "PJSIP/carrier-00000001", "Context": "hotline-hold",
         "Exten": "caller", "Priority": "1"}]
     # both legs know their peer: either hanging up while held ends the other
-    assert [(a["Channel"], a["Value"]) for a in env.ami.actions
+    assert [(a["Channel"], a["Value"]) for a in env.ami.sent
             if a.get("Variable") == "HOTLINE_HOLD_PEER"] == [
         ("PJSIP/carrier-00000001", "PJSIP/seat01-00000007"),
         ("PJSIP/seat01-00000007", "PJSIP/carrier-00000001")]
     assert (await env.client.get(f"/api/calls/{cid}")).json()["held"] is True
     r = await env.client.post(f"/api/calls/{cid}/hold", json={"on": False})
     assert r.status_code == 200 and r.json()["held"] is False
-    assert env.ami.actions[-1] == {"Action": "Redirect", "Channel": "PJSIP/seat01-00000007",
+    assert env.ami.sent[-1] == {"Action": "Redirect", "Channel": "PJSIP/seat01-00000007",
                                    "Context": "hotline-hold", "Exten": "resume",
                                    "Priority": "1"}
 
@@ -528,7 +462,7 @@ async def test_transfer_to_a_skill_requeues_the_caller_in_our_acd(env: Env) -> N
     await _a_connected_call(env, cid)
     r = await env.client.post(f"/api/calls/{cid}/transfer", json={"skill": "repair"})
     assert r.status_code == 200, r.text
-    assert env.ami.actions[-2:] == [
+    assert env.ami.sent[-2:] == [
         {"Action": "Setvar", "Channel": "PJSIP/carrier-00000001", "Variable": "HOTLINE_SKILL",
          "Value": "repair"},
         {"Action": "Redirect", "Channel": "PJSIP/carrier-00000001", "Context": "hotline-wait",
@@ -573,7 +507,7 @@ async def test_a_supervisor_hangs_up_a_call_and_it_is_audited(env: Env) -> None:
         assert r.status_code == 200
     finally:
         await sup.aclose()
-    assert env.ami.actions[-1] == {"Action": "Hangup", "Channel": "PJSIP/carrier-00000001",
+    assert env.ami.sent[-1] == {"Action": "Hangup", "Channel": "PJSIP/carrier-00000001",
                                    "Cause": "16"}
     with env.ctx.sessions.begin() as s:
         row = s.execute(select(AuditLog.actor, AuditLog.action, AuditLog.target,

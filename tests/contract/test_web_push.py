@@ -24,44 +24,24 @@ from agent_desktop import push
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
 from config.settings import load_settings
-from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
-from hotline.demo_seed import seed_demo
+from tests.support.fakes import Clock, FakeBus
+from tests.support.seeded_db import SeededDb
 
 PASSWORD = "95598"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 
 
-class Bus:
-    def __init__(self) -> None:
-        self.handlers: dict[str, Any] = {}
-
-    def subscribe(self, topic_filter: str, handler: Any, *, qos: int = 1) -> None:
-        self.handlers[topic_filter] = handler
-
-
-class Clock:
-    now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('push') / 'push.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    sessions = make_session_factory(engine)
-    with sessions.begin() as s:
-        seed_demo(s, now=T0, n_accounts=60)
-    yield sessions
+def db(seeded_db: SeededDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    engine = make_engine(seeded_db(tmp_path_factory.mktemp("push"), now=T0))
+    yield make_session_factory(engine)
     engine.dispose()
 
 
 @pytest.fixture
-def app(db: Any, tmp_path: Path) -> Iterator[tuple[TestClient, Bus, Clock]]:
-    bus, clock = Bus(), Clock()
+def app(db: Any, tmp_path: Path) -> Iterator[tuple[TestClient, FakeBus, Clock]]:
+    bus, clock = FakeBus(), Clock(T0)
     settings = replace(load_settings(env={}), state_dir=tmp_path)
     application = create_app(WebContext(settings=settings, sessions=db, clock=clock, bus=bus))
     with TestClient(application) as client:  # http://testserver, as its websockets use
@@ -74,7 +54,7 @@ def login(client: TestClient, user: str, seat: str | None = None) -> None:
     assert r.status_code == 200, r.text
 
 
-def sender(client: TestClient, bus: Bus) -> Callable[[str, dict[str, Any]], None]:
+def sender(client: TestClient, bus: FakeBus) -> Callable[[str, dict[str, Any]], None]:
     def send(topic: str, payload: dict[str, Any]) -> None:
         handler = next(h for f, h in bus.handlers.items()
                        if f.split("/")[:2] == topic.split("/")[:2])
@@ -82,13 +62,13 @@ def sender(client: TestClient, bus: Bus) -> Callable[[str, dict[str, Any]], None
     return send
 
 
-def test_the_hub_subscribes_to_the_ctis_topics(app: tuple[TestClient, Bus, Clock]) -> None:
+def test_the_hub_subscribes_to_the_ctis_topics(app: tuple[TestClient, FakeBus, Clock]) -> None:
     _client, bus, _ = app
     assert set(bus.handlers) == set(push.FILTERS)
 
 
 def test_an_agent_gets_only_their_own_state_and_pops_and_the_queue_figures(
-        app: tuple[TestClient, Bus, Clock]) -> None:
+        app: tuple[TestClient, FakeBus, Clock]) -> None:
     client, bus, _ = app
     send = sender(client, bus)
     login(client, "A001", "seat01")
@@ -110,7 +90,7 @@ def test_an_agent_gets_only_their_own_state_and_pops_and_the_queue_figures(
 
 
 def test_a_supervisor_gets_everything_and_the_current_states_on_connect(
-        app: tuple[TestClient, Bus, Clock]) -> None:
+        app: tuple[TestClient, FakeBus, Clock]) -> None:
     client, bus, _ = app
     send = sender(client, bus)
     send("hotline/agents/A007/state", {"agent_id": "A007", "state": "on_call"})
@@ -127,7 +107,7 @@ def test_a_supervisor_gets_everything_and_the_current_states_on_connect(
 
 
 def test_no_session_or_another_sites_page_is_refused(
-        app: tuple[TestClient, Bus, Clock]) -> None:
+        app: tuple[TestClient, FakeBus, Clock]) -> None:
     client, _, _ = app
     with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws"):
         pass
@@ -142,7 +122,7 @@ def test_no_session_or_another_sites_page_is_refused(
         assert ws.receive_json()["type"] == "pong"
 
 
-def test_the_socket_closes_when_the_session_ends(app: tuple[TestClient, Bus, Clock],
+def test_the_socket_closes_when_the_session_ends(app: tuple[TestClient, FakeBus, Clock],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     client, _, clock = app
     monkeypatch.setattr(push, "RECHECK_SESSION_S", 0.2)

@@ -5,14 +5,12 @@ play-to-phone, and that every access and every refusal is audited."""
 from __future__ import annotations
 
 import math
-import shutil
 import struct
 import wave
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,25 +21,15 @@ from agent_desktop.auth import start_session
 from agent_desktop.context import WebContext
 from config.recorder import RecorderSettings
 from config.settings import WebSettings, load_settings
-from cti.db.migrate import upgrade
 from cti.db.models_recordings import AuditLog
 from cti.db.recordings import RecordingFacts, index_recording
 from cti.db.session import make_engine, make_session_factory
-from hotline.demo_seed import seed_demo
 from recorder.audio import inspect
+from tests.support.fakes import FakeAmi
+from tests.support.seeded_db import SeededDb
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/1764210600.7_1764210612.9_seat07.wav"
-
-
-class FakeAmi:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
-                     idempotent: bool, as_list: bool | None = None) -> Any:
-        self.sent.append({**action, "_idempotent": idempotent})
-        return {"Response": "Success"}
 
 
 @dataclass
@@ -75,23 +63,9 @@ def _tone_wav(path: Path, seconds: float = 3.0) -> None:
                                for i in range(int(8000 * seconds))))
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("rec-web") / "seed.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    with make_session_factory(engine).begin() as s:
-        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-async def env(seeded: Path, tmp_path: Path) -> AsyncIterator[Env]:
-    db = tmp_path / "web.db"
-    shutil.copyfile(seeded, db)
-    engine = make_engine(f"sqlite:///{db}")
+async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
+    engine = make_engine(seeded_db(tmp_path))
     sessions = make_session_factory(engine)
     storage = tmp_path / "recordings"
     _tone_wav(storage / REL)
@@ -183,7 +157,7 @@ async def test_play_to_phone_rings_the_supervisors_own_phone_once(env: Env) -> N
     assert orig["Action"] == "Originate" and orig["Channel"] == "PJSIP/sup02"
     assert orig["Application"] == "Playback"
     assert orig["Data"] == "/var/lib/hotline/recordings/" + REL.removesuffix(".wav")
-    assert orig["_idempotent"] is False  # never re-sent after a reconnect
+    assert env.ami.idempotent == [False]  # never re-sent after a reconnect
     [a] = env.audit()
     assert (a.actor, a.action, a.target, a.allowed, a.detail["endpoint"]) == (
         "S02", "recording.play_to_phone", str(env.rec_id), True, "sup02")

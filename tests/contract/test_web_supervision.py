@@ -4,12 +4,10 @@ MQTT bus, the ACD's live calls): who may start, the statuses, and that refusals 
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,39 +17,16 @@ from agent_desktop.app import create_app
 from agent_desktop.auth import start_session
 from agent_desktop.context import WebContext
 from config.settings import WebSettings, load_settings
-from cti.db.migrate import upgrade
 from cti.db.models_recordings import AuditLog
 from cti.db.models_supervision import SupervisionSession
 from cti.db.session import make_engine, make_session_factory
-from hotline.demo_seed import seed_demo
 from recorder.supervision import SupervisionService
 from recorder.supervision_policy import LiveCall
+from tests.support.fakes import FakeAmi, FakeBus, LiveCalls
+from tests.support.seeded_db import SeededDb
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 CALL = LiveCall("1751333405.42", "connected", "A001", "seat07")
-
-
-class FakeAmi:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
-                     idempotent: bool, as_list: bool | None = None) -> Any:
-        self.sent.append(dict(action))
-        return {"Response": "Success"}
-
-
-class FakeBus:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
-        self.sent.append((topic, dict(payload)))
-
-
-class Calls:
-    def live_call(self, call_id: str) -> LiveCall | None:
-        return CALL if call_id == CALL.call_id else None
 
 
 @dataclass
@@ -68,25 +43,11 @@ class Env:
         return {"authorization": f"Bearer {token}"}
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("spy-web") / "seed.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    with make_session_factory(engine).begin() as s:
-        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
-    engine.dispose()
-    return path
-
-
-async def _env(seeded: Path, tmp_path: Path, running: bool) -> AsyncIterator[Env]:
-    db = tmp_path / "web.db"
-    shutil.copyfile(seeded, db)
-    engine = make_engine(f"sqlite:///{db}")
+async def _env(seeded_db: SeededDb, tmp_path: Path, running: bool) -> AsyncIterator[Env]:
+    engine = make_engine(seeded_db(tmp_path))
     sessions = make_session_factory(engine)
     ami = FakeAmi()
-    service = SupervisionService(ami, FakeBus(), sessions, Calls(),
+    service = SupervisionService(ami, FakeBus(), sessions, LiveCalls(CALL),
                                  {f"sup{i:02d}" for i in range(1, 6)}) if running else None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
     ctx = WebContext(settings=settings, sessions=sessions, clock=lambda: T0,
@@ -98,14 +59,14 @@ async def _env(seeded: Path, tmp_path: Path, running: bool) -> AsyncIterator[Env
 
 
 @pytest.fixture
-async def env(seeded: Path, tmp_path: Path) -> AsyncIterator[Env]:
-    async for e in _env(seeded, tmp_path, running=True):
+async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
+    async for e in _env(seeded_db, tmp_path, running=True):
         yield e
 
 
 @pytest.fixture
-async def offline(seeded: Path, tmp_path: Path) -> AsyncIterator[Env]:
-    async for e in _env(seeded, tmp_path, running=False):
+async def offline(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
+    async for e in _env(seeded_db, tmp_path, running=False):
         yield e
 
 

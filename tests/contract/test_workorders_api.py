@@ -4,7 +4,6 @@ return visits, confidential reports, errors as JSON. No Asterisk needed."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -18,46 +17,15 @@ from sqlalchemy import select
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
 from config.settings import WebSettings, load_settings
-from cti.db.migrate import upgrade
 from cti.db.models import Account, Area
 from cti.db.session import make_engine, make_session_factory
-from hotline.demo_seed import seed_demo
+from tests.support.fakes import Clock, FakeBus
+from tests.support.seeded_db import SeededDb
 from workorders.service import ALERTS_TOPIC
 
 PASSWORD = "95598"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 MIN = timedelta(minutes=1)
-
-
-@pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("wo-web-db") / "seed.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    with make_session_factory(engine).begin() as s:
-        seed_demo(s, now=T0 - timedelta(days=1), n_accounts=60)
-    engine.dispose()
-    return path
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class FakeBus:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
-        self.sent.append((topic, payload))
-
-    def subscribe(self, *args: Any, **kw: Any) -> None:
-        pass
 
 
 @dataclass
@@ -76,17 +44,15 @@ class Env:
 
 
 @pytest.fixture
-async def env(seeded_db: Path, tmp_path: Path) -> AsyncIterator[Env]:
-    path = tmp_path / "web.db"
-    shutil.copy(seeded_db, path)
-    engine = make_engine(f"sqlite:///{path}")
+async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
+    engine = make_engine(seeded_db(tmp_path))
     sessions = make_session_factory(engine)
     with sessions() as s:
         urban = s.scalars(select(Account.account_no).join(Area, Area.id == Account.area_id)
                           .where(Area.kind == "urban").order_by(Account.id)).first()
     assert urban is not None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
-    clock, bus = Clock(), FakeBus()
+    clock, bus = Clock(T0), FakeBus()
     ctx = WebContext(settings=settings, sessions=sessions, clock=clock, bus=bus)
     transport = httpx.ASGITransport(app=create_app(ctx))
     yield Env(transport, clock, bus, urban)
@@ -159,7 +125,7 @@ async def test_urge_alerts_supervisors_and_at_risk_and_return_visits(env: Env) -
     r = await agent.post(f"/api/workorders/{number}/urge", json={"note": "还没人来"})
     assert r.status_code == 200 and r.json()["urge_count"] == 1
     assert [t for t, _ in env.bus.sent] == [ALERTS_TOPIC]
-    assert b'"kind":"urge"' in env.bus.sent[0][1] and number.encode() in env.bus.sent[0][1]
+    assert b'"kind":"urge"' in env.bus.raw[0][1] and number.encode() in env.bus.raw[0][1]
 
     env.clock.now = T0 + 37 * MIN  # 82% of the urban 45 minutes
     agent, sup = await env.as_user("A003", "seat03"), await env.as_user("S02")  # idle expiry

@@ -3,8 +3,7 @@ the AMI actions it sends, the audit trail it writes, refusals, and channels it m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,53 +13,21 @@ from cti.db import supervision as db
 from cti.db.models_supervision import SupervisionSession
 from recorder.supervision import SupervisionError, SupervisionService
 from recorder.supervision_policy import Actor, LiveCall
+from tests.support.fakes import Clock, FakeAmi, FakeBus, LiveCalls
 
 CALL = LiveCall("1751333405.42", "connected", "A001", "seat07")
 SUP = Actor("S01", "supervisor")
 
 
-class FakeAmi:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
-                     idempotent: bool, as_list: bool | None = None) -> Any:
-        if action["Action"] in ("Originate", "Redirect"):
-            assert not idempotent, "Originate/Redirect must never be retried"
-        self.sent.append(dict(action))
-        return {"Response": "Success"}
-
-
-class FakeBus:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, dict[str, Any]]] = []
-
-    def publish(self, topic: str, payload: Mapping[str, Any], *, qos: int = 1,
-                retain: bool = False) -> None:
-        self.published.append((topic, dict(payload)))
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.calls = {CALL.call_id: CALL}
-
-    def live_call(self, call_id: str) -> LiveCall | None:
-        return self.calls.get(call_id)
-
-
-class Clock:
-    t = 1_790_000_000.0
-
-    def __call__(self) -> float:
-        self.t += 1.0
-        return self.t
+# every reading of the service's clock is a second later than the one before
+START = datetime(2026, 9, 21, 14, 13, 21, tzinfo=UTC)
 
 
 @pytest.fixture
 def svc(session_factory: sessionmaker[Session]) -> tuple[SupervisionService, FakeAmi, FakeBus]:
     ami, bus = FakeAmi(), FakeBus()
-    service = SupervisionService(ami, bus, session_factory, Calls(), {"sup01", "sup02"},
-                                 clock=Clock())
+    service = SupervisionService(ami, bus, session_factory, LiveCalls(CALL), {"sup01", "sup02"},
+                                 clock=Clock(START, step=timedelta(seconds=1)).epoch)
     return service, ami, bus
 
 
@@ -104,7 +71,7 @@ async def test_listen_whisper_barge_stop_trail(
     assert doc is not None and doc["end_reason"] == "stopped" and doc["answered_at"]
     assert [m["mode"] for m in doc["modes"]] == ["listen", "whisper", "barge"]
     assert all(m["ended_at"] for m in doc["modes"])
-    events = [p["event"] for t, p in bus.published if t == f"hotline/supervision/{sid}"]
+    events = [p["event"] for t, p in bus.sent if t == f"hotline/supervision/{sid}"]
     assert events == ["requested", "started", "mode", "mode", "ended"]
 
 
@@ -120,7 +87,7 @@ async def test_agent_refused_and_audited(
         row = s.scalars(select(SupervisionSession)).one()
     assert (row.supervisor_id, row.outcome, row.refusal, row.call_id, row.mode) == (
         "A002", "refused", "forbidden", CALL.call_id, "listen")
-    assert bus.published[-1][1]["event"] == "refused"
+    assert bus.sent[-1][1]["event"] == "refused"
 
 
 async def test_call_hangup_ends_session_and_mode_needs_answer(

@@ -5,9 +5,7 @@ return visits, at-risk, the IVR path and the 0003_workorders migration."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,6 +23,7 @@ from cti.db.models import WorkOrder
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.session import make_engine
 from cti.mqtt.outbox import PublishAfterCommit
+from tests.support.fakes import Clock, FakeBus
 from workorders import service as wo
 from workorders.lifecycle import (
     Department,
@@ -46,28 +45,6 @@ AGENT = Actor("A007", Role.AGENT)
 SUP = Actor("S01", Role.SUPERVISOR)
 CREW = Actor("crew-li", Role.DEPARTMENT, Department.REPAIR)
 METERING = Actor("meter-wang", Role.DEPARTMENT, Department.METERING)
-
-
-class FakeBus:
-    """Records what reaches the MQTT bus (i.e. what was published after a commit)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def publish(self, topic: str, payload: Mapping[str, Any] | str | bytes, *, qos: int = 1,
-                retain: bool = False) -> None:
-        assert isinstance(payload, bytes)
-        with self.lock:
-            self.sent.append((topic, json.loads(payload)))
-
-
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 def _repair(s: Session, now: datetime, account_no: str | None = None, *,
@@ -181,11 +158,12 @@ def test_escalation_at_80_and_100_percent_once_each_published_after_commit(
     svc = WorkOrderService(session_factory, POLICY, clock, PublishAfterCommit(bus))
     ticks = {}
     for minute in (10, 35, 36, 37, 44, 45, 46, 120):
-        clock.at = now + minute * MIN
+        clock.now = now + minute * MIN
         ticks[minute] = [(a["level"], a["percent"]) for a in svc.escalation_tick()]
     assert ticks == {10: [], 35: [], 36: [("warning", 80)], 37: [], 44: [],
                      45: [("breach", 100)], 46: [], 120: []}
     assert [t for t, _ in bus.sent] == [wo.ALERTS_TOPIC] * 2
+    assert all(isinstance(p, bytes) for _t, p in bus.raw)  # the outbox sends JSON bytes
     warning = bus.sent[0][1]
     assert {k: warning[k] for k in ("kind", "level", "number", "clock", "percent", "status",
                                     "account_no")} == {
