@@ -1,9 +1,15 @@
 """`hotline bench acd`: our ACD and Asterisk's app_queue, one after the other, on the same load.
 
+Three sides: `ours`; `app_queue`, the failover queue exactly as the project ships it
+(queues.conf.j2: announce-frequency 30, retry 2); and `app_queue_best`, app_queue at its best
+(no position or periodic announcements, retry 1, leastrecent, the same wrap-up), a queue the
+bench adds to its private instance's rendered config only.
+
 A private instance of its own (temp state dir and SQLite DB, SIP 35060, AMI 35038, FastAGI
-34573, its own Mosquitto on 31883, RTP 36000-36999), so it runs beside `make up` and the
-integration tests. Every process it starts is stopped on the way out, failure and Ctrl-C
-included. See bench/BENCHMARKS.md for the method and the figures.
+34573, its own Mosquitto on 31883, web 38098, RTP 36000-36999: all outside the test slots'
+ports in tests/support/ports.py), so it runs beside `make up` and the integration tests. Every
+process it starts is stopped on the way out, failure and Ctrl-C included. See
+bench/BENCHMARKS.md for the method and the figures.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import tempfile
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,7 +36,7 @@ from typing import Any
 import tomli_w
 
 from bench import metrics
-from bench.ami_tap import AmiTap, Event, ts
+from bench.ami_tap import AmiError, AmiTap, Event, ts
 from bench.load import LoadSpec, erlang_c, erlang_c_service_level, make_schedule
 from bench.sipp_load import (
     SippError,
@@ -68,7 +74,11 @@ class Side:
 SIDES = {
     "ours": Side("ours", "95590", "HotlineQueued", "1390"),
     "app_queue": Side("app_queue", "95591", "QueueCallerJoin", "1391"),
+    "app_queue_best": Side("app_queue_best", "95592", "QueueCallerJoin", "1392"),
 }
+SHIPPED_QUEUE = "hotline-agents"  # asterisk_conf/render.py QUEUE_NAME, as queues.conf.j2 ships it
+BEST_QUEUE = "hotline-bench-best"
+QUEUE_OF = {"app_queue": SHIPPED_QUEUE, "app_queue_best": BEST_QUEUE}
 
 
 class BenchError(Exception):
@@ -93,7 +103,7 @@ class Options:
     wrap_up_s: int = 10  # app_queue's wrapuptime in queues.conf; ours is set to the same
     ring_ms: int = 500
     patience_s: float = 60.0
-    sides: tuple[str, ...] = ("ours", "app_queue")
+    sides: tuple[str, ...] = ("ours", "app_queue", "app_queue_best")
     keep_workdir: bool = False
 
     def spec(self) -> LoadSpec:
@@ -155,6 +165,45 @@ def _seed_db(url: str, n_agents: int) -> list[str]:
         engine.dispose()
 
 
+def best_queue_conf(shipped_queues_conf: str, wrap_up_s: int) -> str:
+    """app_queue at its best, over the same members as the shipped queue: no position or
+    periodic announcements (so nothing holds a caller away from a free member), a 1 s recheck
+    (`retry 1`, the smallest), leastrecent and the same wrap-up as ours."""
+    members = [ln for ln in shipped_queues_conf.splitlines() if ln.startswith("member =>")]
+    if not members:
+        raise BenchError("the rendered queues.conf has no members")
+    return "\n".join([
+        "", "; ---- bench only: app_queue at its best (bench/acd.py)",
+        f"[{BEST_QUEUE}]", "strategy = leastrecent", "timeout = 15", "retry = 1",
+        f"wrapuptime = {wrap_up_s}", "joinempty = yes", "leavewhenempty = no",
+        "ringinuse = no", "announce-frequency = 0", "min-announce-frequency = 0",
+        "announce-position = no", "announce-holdtime = no", "periodic-announce-frequency = 0",
+        "musicclass = default", *members, ""])
+
+
+BEST_EXTENSION = f"""exten => {SIDES["app_queue_best"].service},1,NoOp(bench: app_queue at its best)
+ same => n,Set(TIMEOUT(absolute)=${{MAXCALL}})
+ same => n,Answer()
+ same => n,Queue({BEST_QUEUE},t,,,600)
+ same => n,Hangup()
+
+"""
+
+
+def add_best_queue(etc: Path, wrap_up_s: int) -> None:
+    """Patch the private instance's rendered config (never the templates): the best queue in
+    queues.conf and its bench extension in from-carrier, next to the other bench extensions."""
+    queues = etc / "queues.conf"
+    text = queues.read_text(encoding="utf-8")
+    queues.write_text(text + best_queue_conf(text, wrap_up_s), encoding="utf-8")
+    ext = etc / "extensions.conf"
+    text = ext.read_text(encoding="utf-8")
+    anchor = f"exten => {SIDES['app_queue'].service},1,"
+    if text.count(anchor) != 1:
+        raise BenchError("the rendered extensions.conf has no bench extensions (pbx.bench)")
+    ext.write_text(text.replace(anchor, BEST_EXTENSION + anchor), encoding="utf-8")
+
+
 @dataclass
 class Instance:
     workdir: Path
@@ -177,8 +226,10 @@ def _check_ports_free() -> None:
 
 
 @contextmanager
-def instance(opts: Options) -> Iterator[Instance]:
-    """Asterisk, Mosquitto and the CTI of the bench's own; all stopped on the way out."""
+def instance(opts: Options, *, wrap_up_s: int | None = None,
+             patch_config: Callable[[Path], None] | None = None) -> Iterator[Instance]:
+    """Asterisk, Mosquitto and the CTI of the bench's own; all stopped on the way out.
+    `patch_config` may change the rendered config (its etc dir) before Asterisk starts."""
     from hotline.wiring import build_prompts, render_config
 
     for tool in ("sipp", "/usr/sbin/mosquitto"):
@@ -191,13 +242,16 @@ def instance(opts: Options) -> Iterator[Instance]:
            "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16),
            "HOTLINE_DB_URL": f"sqlite:///{workdir / 'bench.db'}"}
     env.pop("HOTLINE_STATE_DIR", None)
-    write_settings(workdir / "hotline.toml", workdir, opts.wrap_up_s)
+    write_settings(workdir / "hotline.toml", workdir,
+                   opts.wrap_up_s if wrap_up_s is None else wrap_up_s)
     settings = load_settings(workdir / "hotline.toml", env)
     inst = Instance(workdir, settings, env)
     ok = False
     try:
         build_prompts(settings)
-        render_config(replace(settings, pbx=BenchPbx(**asdict(settings.pbx))))
+        etc = render_config(replace(settings, pbx=BenchPbx(**asdict(settings.pbx))))
+        if patch_config is not None:
+            patch_config(Path(etc))
         inst.agents = _seed_db(env["HOTLINE_DB_URL"], opts.agents)
         conf = workdir / "mosquitto.conf"
         conf.write_text(f"listener {PORTS['mqtt']} 127.0.0.1\nallow_anonymous true\n"
@@ -362,10 +416,11 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
             for agent, seat in zip(inst.agents, inst.seats, strict=True):
                 tg.create_task(login(agent, seat), name=f"login-{agent}")
     else:
-        # app_queue as shipped: every seat a member. Our CTI pauses the failover queue's seats
-        # that have no agent logged in (none are now), so unpause them for this side.
+        # app_queue: every seat a member. Our CTI pauses the failover queue's seats that have
+        # no agent logged in (none are now), so unpause them for this side; the best queue is
+        # unknown to the CTI, but unpausing it too costs nothing.
         for seat in inst.seats:
-            await tap.action({"Action": "QueuePause", "Queue": "hotline-agents",
+            await tap.action({"Action": "QueuePause", "Queue": QUEUE_OF[side.name],
                               "Interface": f"PJSIP/{seat}", "Paused": "false"}, timeout=3)
     sdir = inst.workdir / side.name
     sdir.mkdir(exist_ok=True)
@@ -386,6 +441,7 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
     cti_pid = stack.pid_alive(stack.paths(inst.settings).cti_pid)
     cpu0 = (_cpu_s(ast_pid), _cpu_s(cti_pid))
     mark, state_mark = len(tap.events), len(desk.states)
+    ami0 = (tap.reconnects, tap.dropped)
     horizon = spec.minutes * 60
     max_s = int(LEAD_S + horizon + opts.patience_s + opts.talk_cap_s + 60)
     t0 = time.time()
@@ -444,6 +500,8 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
         "cpu_s_asterisk": _delta(cpu0[0], cpu1[0]),
         "cpu_s_cti": _delta(cpu0[1], cpu1[1]),
         "caller_numbers": f"{side.number_prefix}xxxxxxx",
+        "ami_reconnects": tap.reconnects - ami0[0],
+        "ami_events_dropped": tap.dropped - ami0[1],
     })
     leaked = [c for c in side_events.callers.values()
               if not c.number.startswith(side.number_prefix)]
@@ -488,27 +546,24 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     write_silence_pcap(pcap, int(opts.patience_s + opts.talk_cap_s + 30))
     s = inst.settings
     tap = AmiTap(s.ami.host, s.ami.port, s.ami.username, s.ami.secret)
-    await tap.connect()
     results: dict[str, Any] = {}
-    try:
-        mqtt_log = logging.getLogger("bench.mqtt")
-        mqtt_log.setLevel(logging.ERROR)  # paho counts the QoS 1 publishes of 50 logins aloud
-        async with aiomqtt.Client("127.0.0.1", PORTS["mqtt"], logger=mqtt_log,
-                                  identifier=f"bench-{uuid.uuid4().hex[:8]}") as client:
-            desk = Desk(client)
-            async with asyncio.TaskGroup() as tg:
-                ami_task = tg.create_task(tap.run(), name="bench-ami-tap")
-                desk_task = tg.create_task(desk.run(), name="bench-desk")
+    mqtt_log = logging.getLogger("bench.mqtt")
+    mqtt_log.setLevel(logging.ERROR)  # paho counts the QoS 1 publishes of 50 logins aloud
+    async with aiomqtt.Client("127.0.0.1", PORTS["mqtt"], logger=mqtt_log,
+                              identifier=f"bench-{uuid.uuid4().hex[:8]}") as client:
+        desk = Desk(client)
+        async with asyncio.TaskGroup() as tg:
+            ami_task = tg.create_task(tap.run(), name="bench-ami-tap")
+            desk_task = tg.create_task(desk.run(), name="bench-desk")
+            try:
+                await tap.wait_ready(15)
                 await asyncio.sleep(0.2)  # subscriptions in place before the first command
-                try:
-                    for name in opts.sides:
-                        results[name] = await run_side(SIDES[name], inst, opts, tap, desk,
-                                                       schedule, pcap, say)
-                finally:
-                    desk_task.cancel()
-                    ami_task.cancel()
-    finally:
-        await tap.close()
+                for name in opts.sides:
+                    results[name] = await run_side(SIDES[name], inst, opts, tap, desk,
+                                                   schedule, pcap, say)
+            finally:
+                desk_task.cancel()
+                ami_task.cancel()
     a = spec.rate_per_s * spec.handle_s
     results["load"] = {
         "agents": opts.agents,
@@ -537,6 +592,15 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     return results
 
 
+def raise_plainly(group: BaseExceptionGroup[Any]) -> None:
+    """A bench failure inside a TaskGroup as a BenchError with its own message."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+        leaf = leaf.exceptions[0]
+    if isinstance(leaf, BenchError | stack.StackError | SippError | AmiError | TimeoutError):
+        raise BenchError(str(leaf) or type(leaf).__name__) from group
+
+
 def run(opts: Options, say: Any = print) -> dict[str, Any]:
     """The whole bench: set up, both sides, tear down. SIGTERM stops it like Ctrl-C."""
     def on_term(_sig: int, _frame: Any) -> None:
@@ -545,14 +609,20 @@ def run(opts: Options, say: Any = print) -> dict[str, Any]:
     previous = signal.signal(signal.SIGTERM, on_term)
     started = time.time()
     try:
-        with instance(opts) as inst:
+        patch = (None if "app_queue_best" not in opts.sides
+                 else lambda etc: add_best_queue(etc, opts.wrap_up_s))
+        with instance(opts, patch_config=patch) as inst:
             say(f"bench instance up in {time.time() - started:.0f}s ({inst.workdir})")
             doc = asyncio.run(_drive(inst, opts, say))
-    except (stack.StackError, SippError) as exc:
+    except (stack.StackError, SippError, AmiError) as exc:
         raise BenchError(str(exc)) from exc
+    except BaseExceptionGroup as group:  # a TaskGroup's: say the first reason plainly
+        raise_plainly(group)
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     doc["load"]["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
     doc["load"]["duration_s"] = round(time.time() - started, 1)
     doc["load"]["host"] = {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
-    return {"ours": doc.get("ours"), "app_queue": doc.get("app_queue"), "load": doc["load"]}
+    sides = {name: doc.get(name) for name in SIDES}
+    return {**sides, "load": doc["load"], "headline": metrics.headline(sides, opts.wrap_up_s)}

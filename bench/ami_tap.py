@@ -1,38 +1,58 @@
-"""A raw AMI session for the bench: records every event (with Asterisk's Timestamp) and sends
-the few actions the bench needs, each under a timeout.
+"""The bench's AMI tap: the project's own AmiClient (cti/ami/client.py), every event recorded
+with Asterisk's Timestamp and the moment it reached the bench, for the figures and the JSONL dump.
 
-Raw on purpose, like the stack's readiness probe: the bench must leave nothing behind and must
-never have an action re-sent after a reconnect (panoramisk does that).
+No AMI framing here: the client owns the protocol, the deadlines and the rule that an action
+like Originate or Redirect is never re-sent after a reconnect. A reconnect during a run would
+lose events (Asterisk keeps none for a client that is away), so the tap counts reconnects and
+dropped events and the bench reports them next to its figures.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from cti.ami.client import NEVER_IDEMPOTENT, AmiClient, AmiError
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 MAX_EVENTS = 2_000_000  # a bound, far above what a 10-minute bench produces
+QUEUE_SIZE = 200_000  # the client's event queue: the bench would rather hold than drop
+
+__all__ = ["AmiError", "AmiTap", "Event", "ts"]
 
 
-class AmiError(Exception):
-    """The AMI session failed or an action was refused."""
+def _plain(msg: Mapping[str, Any]) -> Event:
+    """A JSON-able dict of one AMI message; the first value of a repeated header is enough
+    for the bench's figures."""
+    return {str(k): (v[0] if isinstance(v, list) and v else v) for k, v in msg.items()}
 
 
 class AmiTap:
+    """Runs an AmiClient; keeps the events (bounded) and feeds them to listeners."""
+
     def __init__(self, host: str, port: int, username: str, secret: str) -> None:
-        self.host, self.port, self.username, self.secret = host, port, username, secret
+        self.client = AmiClient(host, port, username, secret, on_connected=self._connected,
+                                event_queue_size=QUEUE_SIZE)
         self.events: list[Event] = []
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._ids = itertools.count(1)
-        self._pending: dict[str, tuple[asyncio.Future[list[Event]], list[Event]]] = {}
+        self.received = 0  # events seen since start (events beyond MAX_EVENTS are not kept)
         self._listeners: list[Callable[[Event], None]] = []
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.client.connects - 1)
+
+    @property
+    def dropped(self) -> int:
+        return self.client.dropped_events
+
+    async def _connected(self, client: AmiClient) -> None:
+        if client.connects > 1:
+            log.warning("bench AMI tap reconnected: events in between are lost")
 
     def on_event(self, fn: Callable[[Event], None]) -> None:
         self._listeners.append(fn)
@@ -41,75 +61,41 @@ class AmiTap:
         if fn in self._listeners:
             self._listeners.remove(fn)
 
-    async def connect(self, timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout):
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            await self._reader.readline()  # banner
-            self._writer.write((f"Action: Login\r\nActionID: login\r\nUsername: {self.username}"
-                                f"\r\nSecret: {self.secret}\r\nEvents: on\r\n\r\n").encode())
-            await self._writer.drain()
-            block = await self._read_block()
-            if block.get("Response") != "Success":
-                raise AmiError(f"AMI login refused: {block.get('Message')}")
-
-    async def _read_block(self) -> Event:
-        assert self._reader is not None
-        raw = await self._reader.readuntil(b"\r\n\r\n")
-        ev: Event = {}
-        for line in raw.decode("utf-8", errors="replace").split("\r\n"):
-            key, sep, value = line.partition(": ")
-            if sep:
-                ev.setdefault(key, value)  # the first of a repeated key is enough here
-        ev["_received"] = time.time()
-        return ev
-
     async def run(self) -> None:
-        """Read events until cancelled (run it as a named task of the caller's TaskGroup)."""
-        while True:
-            ev = await self._read_block()
-            aid = ev.get("ActionID")
-            if aid is not None and aid in self._pending:
-                fut, items = self._pending[aid]
-                if "Response" in ev:
-                    if ev["Response"] != "Success":
-                        fut.set_exception(AmiError(f"{ev.get('Response')}: {ev.get('Message')}"))
-                    elif ev.get("EventList") != "start":
-                        fut.set_result([ev])
-                    continue
-                if ev.get("EventList") == "Complete":
-                    if not fut.done():
-                        fut.set_result(items)
-                    continue
-                items.append(ev)
-                continue
-            if "Event" not in ev:
-                continue
+        """The client's session and the event pump, until cancelled (run it as a named task)."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.client.run(), name="bench-ami-client")
+            tg.create_task(self._pump(), name="bench-ami-pump")
+
+    async def _pump(self) -> None:
+        async for msg in self.client.events():
+            ev = _plain(msg)
+            ev["_received"] = time.time()
+            self.received += 1
             if len(self.events) < MAX_EVENTS:
                 self.events.append(ev)
             for fn in self._listeners:
                 fn(ev)
 
-    async def action(self, action: dict[str, str], timeout: float = 5) -> list[Event]:
-        """Send one action; the response (or, for list actions, the listed events)."""
-        assert self._writer is not None
-        aid = f"bench-{next(self._ids)}"
-        fut: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        self._pending[aid] = (fut, [])
-        text = "".join(f"{k}: {v}\r\n" for k, v in {**action, "ActionID": aid}.items())
+    async def wait_ready(self, timeout: float = 15) -> None:
+        """Logged in and FullyBooted (run() must be running)."""
         try:
-            self._writer.write((text + "\r\n").encode())
-            await self._writer.drain()
             async with asyncio.timeout(timeout):
-                return await fut
-        finally:
-            self._pending.pop(aid, None)
+                await self.client.ready.wait()
+        except TimeoutError:
+            raise AmiError(f"no AMI session with {self.client.host}:{self.client.port} "
+                           f"within {timeout:g}s") from None
+
+    async def action(self, action: dict[str, str], timeout: float = 5) -> list[Event]:
+        """Send one action; the answers as a list (a list action's listed events follow its
+        Response). Only actions safe to repeat may be re-sent after a reconnect."""
+        idempotent = action.get("Action", "").lower() not in NEVER_IDEMPOTENT
+        answer = await self.client.action(action, timeout=timeout, idempotent=idempotent)
+        return [_plain(m) for m in (answer if isinstance(answer, list) else [answer])]
 
     async def channels(self) -> list[Event]:
-        return await self.action({"Action": "CoreShowChannels"}, timeout=10)
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        listed = await self.action({"Action": "CoreShowChannels"}, timeout=10)
+        return [e for e in listed if e.get("Event") == "CoreShowChannel"]
 
 
 def ts(ev: Event) -> float:

@@ -95,15 +95,14 @@ def collect(events: Iterable[Event], service: str, join_event: str) -> SideEvent
     return SideEvents(callers, sorted(legs.values(), key=lambda leg: leg.begin))
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
+def percentile(values: Sequence[float], pct: int) -> float | None:
+    """The pct-th percentile (1-99) by statistics.quantiles' 'inclusive' method: linear
+    interpolation between closest ranks, numpy's default. None without values."""
     if not values:
         return None
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+    if len(values) == 1:
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -192,23 +191,39 @@ def summarize(side: SideEvents, *, seats: Sequence[str], sl_s: float, wrap_up_s:
     own = nominal if free_at is None else dict(free_at)
     samples, considered, missing = ring_after_free(side, own, seats)
     nom_samples, nom_considered, nom_missing = ring_after_free(side, nominal, seats)
-    wrap_effective = [own[leg.uid] - leg.hangup for leg in side.legs
-                      if leg.uid in own and leg.hangup is not None]
+    # the effective wrap-up: only where the side reports when a seat is actually free (ours);
+    # app_queue's is not observable over AMI, so it would only echo the nominal one
+    wrap_effective = ([] if free_at is None else
+                      [free_at[leg.uid] - leg.hangup for leg in side.legs
+                       if leg.uid in free_at and leg.hangup is not None])
+    wrap_mean = statistics.fmean(wrap_effective) if wrap_effective else None
     rings = len(side.legs)
     return {
-        "ring_after_free_ms_p50": _r(percentile(samples, 0.5), 1),
-        "ring_after_free_ms_p99": _r(percentile(samples, 0.99), 1),
+        # the headline: from the nominal free moment (seat hangup + configured wrap-up), the
+        # one method identical on every side
+        "ring_after_nominal_free_ms_p50": _r(percentile(nom_samples, 50), 1),
+        "ring_after_nominal_free_ms_p99": _r(percentile(nom_samples, 99), 1),
+        "ring_after_nominal_free_ms_max": _r(max(nom_samples, default=None), 1),
+        "ring_after_nominal_free_samples": len(nom_samples),
+        "ring_after_nominal_free_no_next_ring": nom_missing,
+        "nominal_free_moments_with_waiting_caller": nom_considered,
+        "effective_wrap_up_s_mean": _r(wrap_mean),
+        "effective_wrap_up_s_p50": _r(percentile(wrap_effective, 50)),
+        "effective_wrap_up_s_p99": _r(percentile(wrap_effective, 99)),
+        "effective_wrap_up_excess_ms_mean": _r(None if wrap_mean is None
+                                               else (wrap_mean - wrap_up_s) * 1000, 1),
+        "effective_wrap_up_samples": len(wrap_effective),
+        "ring_after_free_definition": ("the ACD's own ready (the since of the agent's "
+                                       "ready state)" if free_at is not None else
+                                       "nominal: seat hangup + wrapuptime (not observable)"),
+        "ring_after_free_ms_p50": _r(percentile(samples, 50), 1),
+        "ring_after_free_ms_p99": _r(percentile(samples, 99), 1),
         "ring_after_free_ms_max": _r(max(samples, default=None), 1),
         "ring_after_free_samples": len(samples),
         "ring_after_free_no_next_ring": missing,
-        "ring_after_nominal_free_ms_p50": _r(percentile(nom_samples, 0.5), 1),
-        "ring_after_nominal_free_ms_p99": _r(percentile(nom_samples, 0.99), 1),
-        "ring_after_nominal_free_samples": len(nom_samples),
-        "effective_wrap_up_s_mean": _r(statistics.fmean(wrap_effective)
-                                       if wrap_effective else None),
         "service_level_20s": _r(in_sl / sl_den if sl_den else None, 4),
         "asa_s": _r(statistics.fmean(waits) if waits else None),
-        "wait_s_p90": _r(percentile(waits, 0.9)),
+        "wait_s_p90": _r(percentile(waits, 90)),
         "wait_s_max": _r(max(waits, default=None)),
         "abandoned": len(unanswered),
         "abandoned_by_patience": sum(1 for c in unanswered if c.uid in patience_hangups),
@@ -223,4 +238,28 @@ def summarize(side: SideEvents, *, seats: Sequence[str], sl_s: float, wrap_up_s:
         "rings_not_answered": sum(1 for leg in side.legs if not leg.answered),
         "failed_over": sum(1 for c in side.callers.values() if c.failed_over),
         "free_moments_with_waiting_caller": considered,
+    }
+
+
+def headline(sides: Mapping[str, Mapping[str, Any] | None], wrap_up_s: float) -> dict[str, Any]:
+    """The figures to read first: ring after nominal free on every side, our effective
+    wrap-up against the configured one."""
+    ring = {name: {"p50_ms": doc.get("ring_after_nominal_free_ms_p50"),
+                   "p99_ms": doc.get("ring_after_nominal_free_ms_p99"),
+                   "samples": doc.get("ring_after_nominal_free_samples")}
+            for name, doc in sides.items() if doc}
+    ours = sides.get("ours") or {}
+    return {
+        "ring_after_nominal_free": ring,
+        "ring_after_nominal_free_definition": (
+            "ms from the seat leg's Hangup + the configured wrap-up to the seat's next "
+            "DialBegin, when more callers waited than other seats were idle; Asterisk "
+            "Timestamps, the same method on every side"),
+        "ours_effective_wrap_up": {
+            "configured_s": wrap_up_s,
+            "mean_s": ours.get("effective_wrap_up_s_mean"),
+            "p99_s": ours.get("effective_wrap_up_s_p99"),
+            "excess_ms_mean": ours.get("effective_wrap_up_excess_ms_mean"),
+            "target_excess_ms": 50,
+        },
     }

@@ -24,12 +24,16 @@ def bench() -> None:
 @click.option("--occupancy", default=0.9, show_default=True,
               help="Target agent occupancy: arrival rate x mean handle time / agents.")
 @click.option("--seed", default=95598, show_default=True, help="Seed of arrivals and talk times.")
-@click.option("--side", "sides", multiple=True, type=click.Choice(["ours", "app_queue"]),
-              help="Run only this side (repeatable); default both, ours first.")
+@click.option("--side", "sides", multiple=True,
+              type=click.Choice(["ours", "app_queue", "app_queue_best"]),
+              help="Run only this side (repeatable); default all three, in this order: ours, "
+                   "app_queue (the shipped failover queue), app_queue_best (no announcements, "
+                   "retry 1).")
 @click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, AMI events, SIPp).")
 def bench_acd(json_path: Path | None, minutes: float, occupancy: float, seed: int,
               sides: tuple[str, ...], keep_workdir: bool) -> None:
-    """Our ACD and app_queue, one after the other, on the same seeded SIPp load (50 agents)."""
+    """Our ACD, the shipped app_queue and app_queue at its best, one after the other, on the
+    same seeded SIPp load (50 agents)."""
     if not 0 < occupancy < 1:
         raise click.BadParameter("must be between 0 and 1", param_hint="--occupancy")
     if not 0 < minutes <= 30:
@@ -40,7 +44,47 @@ def bench_acd(json_path: Path | None, minutes: float, occupancy: float, seed: in
     from bench.acd import BenchError, Options, run
 
     opts = Options(minutes=minutes, occupancy=occupancy, seed=seed,
-                   sides=sides or ("ours", "app_queue"), keep_workdir=keep_workdir)
+                   sides=sides or ("ours", "app_queue", "app_queue_best"),
+                   keep_workdir=keep_workdir)
+    try:
+        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if json_path is not None:
+        json_path.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+
+
+@bench.command("events")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here as JSON.")
+@click.option("--minutes", default=2.0, show_default=True, help="Minutes of arrivals per variant.")
+@click.option("--rate", default=50.0, show_default=True, help="Calls per minute (Poisson).")
+@click.option("--agents", default=15, show_default=True,
+              help="Agents logged in through the web API, each with its own /ws.")
+@click.option("--filter", "filters", multiple=True, type=click.Choice(["shipped", "none"]),
+              help="AMI event filtering of the private instance's manager.conf (repeatable): "
+                   "shipped = as rendered, none = no disabledevents/eventfilter; default both.")
+@click.option("--seed", default=95598, show_default=True)
+@click.option("--keep-workdir", is_flag=True, help="Keep the temp dirs (logs, AMI events, SIPp).")
+def bench_events(json_path: Path | None, minutes: float, rate: float, agents: int,
+                 filters: tuple[str, ...], seed: int, keep_workdir: bool) -> None:
+    """Screen-pop latency from the seat's ring to /ws and to MQTT, with and without AMI event
+    filtering, and the AMI events per second the CTI gets."""
+    if not 0 < minutes <= 30:
+        raise click.BadParameter("must be in (0, 30]", param_hint="--minutes")
+    if not 0 < rate <= 600:
+        raise click.BadParameter("must be in (0, 600]", param_hint="--rate")
+    if not 1 <= agents <= 50:
+        raise click.BadParameter("must be in [1, 50]", param_hint="--agents")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from bench.acd import BenchError
+    from bench.events import FILTERS, EventsOptions, run
+
+    opts = EventsOptions(minutes=minutes, calls_per_minute=rate, agents=agents, seed=seed,
+                         filters=filters or FILTERS, keep_workdir=keep_workdir)
     try:
         doc = run(opts, say=lambda msg: click.echo(msg, err=True))
     except BenchError as exc:
