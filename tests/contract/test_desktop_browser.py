@@ -12,15 +12,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from agent_desktop.app import create_app
 from agent_desktop.context import WebContext
 from config.settings import load_settings
-from cti.db.migrate import upgrade
 from cti.db.screen_pop import screen_pop
 from cti.db.session import make_engine, make_session_factory
-from hotline.demo_seed import demo_accounts, seed_demo
+from hotline.demo_seed import demo_accounts
 from tests.support.browser import VIEWPORT, browser, screenshot, serve
+from tests.support.seeded_db import SeededDb
 from tests.support.settings import write_test_settings
 
 PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
@@ -28,17 +29,14 @@ TIMEOUT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+def db(seeded_db: SeededDb,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
     state = tmp_path_factory.mktemp("desktop-browser")
     path = write_test_settings(state / "hotline.toml", {"paths": {"state_dir": str(state)}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     settings = load_settings(path, env)
-    url = f"sqlite:///{state / 'web.db'}"
-    upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(seeded_db(state, now=datetime.now(UTC), n_accounts=200))
     sessions = make_session_factory(engine)
-    with sessions.begin() as s:
-        seed_demo(s, now=datetime.now(UTC), n_accounts=200)
     yield settings, sessions
     engine.dispose()
 
@@ -78,19 +76,19 @@ def _login(page: Any, base_url: str, user: str, seat: str | None = None) -> None
 def test_login_page_in_mandarin_then_english_and_the_choice_is_kept(page: Any,
                                                                     base_url: str) -> None:
     page.goto(f"{base_url}/")
-    assert page.locator("html").get_attribute("lang") == "zh-CN"
-    assert page.get_by_test_id("login-submit").inner_text() == "签入"
-    assert page.locator("h1").inner_text() == "坐席签入"
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.get_by_test_id("login-submit")).to_have_text("签入")
+    expect(page.locator("h1")).to_have_text("坐席签入")
     # a wrong password is refused by the server, and said in Mandarin
     page.get_by_test_id("login-user").fill("S01")
     page.get_by_test_id("login-password").fill("wrong")
     page.get_by_test_id("login-submit").click()
-    page.get_by_test_id("login-error").filter(has_text="工号或密码错误").wait_for()
+    expect(page.get_by_test_id("login-error")).to_contain_text("工号或密码错误")
     page.get_by_test_id("lang-toggle").click()
-    assert page.locator("h1").inner_text() == "Agent login"
-    assert page.locator("html").get_attribute("lang") == "en"
+    expect(page.locator("h1")).to_have_text("Agent login")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
     page.reload()
-    assert page.get_by_test_id("login-submit").inner_text() == "Log in"
+    expect(page.get_by_test_id("login-submit")).to_have_text("Log in")
 
 
 def test_supervisor_sees_the_wallboard_in_english(page: Any, base_url: str) -> None:
@@ -98,20 +96,18 @@ def test_supervisor_sees_the_wallboard_in_english(page: Any, base_url: str) -> N
     page.get_by_test_id("lang-toggle").click()
     _login(page, base_url, "S01")
     page.wait_for_url("**/supervisor.html")
-    wb = page.get_by_test_id("wallboard")
-    wb.wait_for()
-    assert "Wallboard" in page.locator("#wb-h").inner_text()
+    expect(page.get_by_test_id("wallboard")).to_be_visible()
+    expect(page.locator("#wb-h")).to_contain_text("Wallboard")
     # the figures come from GET /api/wallboard (nothing has called yet: zero waiting)
-    page.wait_for_function(
-        "document.getElementById('main').dataset.updated !== undefined")
-    assert page.get_by_test_id("wb-waiting").inner_text() == "0"
-    assert page.get_by_test_id("access-denied").is_hidden()
+    expect(page.locator("#main")).to_have_attribute("data-updated", re.compile(r"\d+"))
+    expect(page.get_by_test_id("wb-waiting")).to_have_text("0")
+    expect(page.get_by_test_id("access-denied")).to_be_hidden()
     screenshot(page, "contract-supervisor-wallboard-en")
     # big-screen mode: the wallboard alone, big figures
     page.goto(f"{base_url}/supervisor.html?big=1")
-    page.wait_for_function("document.body.classList.contains('big')")
-    page.get_by_test_id("wallboard").wait_for()
-    assert page.get_by_test_id("live-calls-panel").is_hidden()
+    expect(page.locator("body")).to_have_class(re.compile(r"\bbig\b"))
+    expect(page.get_by_test_id("wallboard")).to_be_visible()
+    expect(page.get_by_test_id("live-calls-panel")).to_be_hidden()
     size = page.get_by_test_id("wb-waiting").evaluate(
         "el => parseFloat(getComputedStyle(el).fontSize)")
     assert size >= 48, size  # body text is 15 px
@@ -122,8 +118,8 @@ def test_agent_is_refused_the_supervisor_console_by_the_server(page: Any,
                                                                base_url: str) -> None:
     _login(page, base_url, "A001", seat="seat01")
     page.wait_for_url("**/agent.html")
-    page.get_by_test_id("agent-state").wait_for()
-    assert "A001" in page.get_by_test_id("who").inner_text()
+    # filled from /api/auth/me after the page loads: wait for it, do not read it once
+    expect(page.get_by_test_id("who")).to_contain_text("A001")
     # the server itself says no, whatever the page shows
     for path in ("/api/wallboard", "/api/workorders/at-risk", "/api/agents/A002"):
         r = page.request.get(f"{base_url}{path}")
@@ -136,11 +132,8 @@ def test_agent_is_refused_the_supervisor_console_by_the_server(page: Any,
                               headers={"Origin": base_url})
         assert r.status == 403, (path, r.status, r.text())
     page.goto(f"{base_url}/supervisor.html")
-    denied = page.get_by_test_id("access-denied")
-    denied.wait_for()
-    assert "无权访问" in denied.inner_text()
-    assert page.get_by_test_id("wallboard").is_hidden()
-
+    expect(page.get_by_test_id("access-denied")).to_contain_text("无权访问")
+    expect(page.get_by_test_id("wallboard")).to_be_hidden()
 
 
 def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
@@ -148,8 +141,6 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
     """The pop as the CTI builds it (cti.db.screen_pop on the seeded data), pushed over /ws.
     Without a CTI here the browser's WebSocket is answered by Playwright's route; the work order
     goes to the real API."""
-    from playwright.sync_api import expect
-
     _settings, sessions = db
     now = datetime.now(UTC)
     with sessions() as s:
@@ -196,8 +187,6 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
 
 def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url: str) -> None:
     """The push drops: the page shows it, connects again and re-reads its state over REST."""
-    from playwright.sync_api import expect
-
     connections: list[Any] = []
     page.route_web_socket(re.compile(r".*/ws$"), lambda ws: connections.append(ws))
     _login(page, base_url, "A004", seat="seat04")
