@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -13,7 +13,6 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from cti.db.models import (
-    CHANNELS,
     Account,
     AccountPhone,
     Area,
@@ -22,11 +21,8 @@ from cti.db.models import (
     Outage,
     OutageArea,
     Payment,
-    WorkOrder,
     WorkOrderCounter,
-    WorkOrderEvent,
 )
-from cti.db.models_workorders import WorkOrderClock
 from cti.db.upsert import insert_on_conflict
 
 logger = logging.getLogger(__name__)
@@ -34,8 +30,6 @@ logger = logging.getLogger(__name__)
 # Repair arrival commitments (DOMAIN.md): urban 45 min, rural 90, remote 120.
 DEFAULT_SLA_MINUTES: Mapping[str, int] = MappingProxyType(
     {"urban": 45, "rural": 90, "remote": 120})
-# Supervisors are alerted at 80% and 100% of a clock ([workorders] escalation_thresholds).
-DEFAULT_THRESHOLDS: tuple[float, ...] = (0.8, 1.0)
 # Planned outages are announced 7 days ahead, so the IVR tells callers about them that early.
 PLANNED_NOTICE_WINDOW = timedelta(days=7)
 # Work-order numbers carry the center's local date. China has no DST, so a fixed offset is exact
@@ -196,68 +190,6 @@ def allocate_work_order_number(session: Session, now: datetime) -> str:
     if seq > WORK_ORDER_MAX_SEQ:
         raise WorkOrderNumbersExhausted(f"no work-order number left for {day.isoformat()}")
     return f"{day:%y%m%d}{seq:05d}"
-
-
-def create_repair_order(
-    session: Session,
-    *,
-    caller_number: str,
-    account_no: str | None,
-    call_id: str | None,
-    now: datetime,
-    actor: str = "ivr",
-    description: str = "IVR fault report",
-    sla_minutes: Mapping[str, int] = DEFAULT_SLA_MINUTES,
-    channel: str = "ivr",
-) -> WorkOrderInfo:
-    """Accept (受理) a fault-repair work order; the caller commits.
-
-    The arrival deadline follows the account's area kind; without a known account it is urban,
-    the strictest commitment, so no caller is promised less than the rules require.
-    """
-    _require_aware(now)
-    account = None
-    if account_no is not None:
-        account = session.execute(
-            select(Account.id, Account.area_id, Area.kind)
-            .join(Area, Area.id == Account.area_id)
-            .where(Account.account_no == account_no)
-        ).one_or_none()
-        if account is None:
-            # Keep what the caller keyed: the crew may still find the address from it.
-            description = f"{description} (caller-entered account {account_no} not found)"
-    if channel not in CHANNELS:
-        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    kind = account.kind if account is not None else "urban"
-    if kind not in sla_minutes:
-        raise ValueError(f"sla_minutes has no entry for area kind {kind!r}")
-    sla_due_at = (now + timedelta(minutes=sla_minutes[kind])).astimezone(UTC)
-    number = allocate_work_order_number(session, now)
-    order = WorkOrder(
-        number=number,
-        type="fault_repair",
-        status="accepted",
-        caller_number=caller_number,
-        account_id=account.id if account is not None else None,
-        area_id=account.area_id if account is not None else None,
-        description=description,
-        channel=channel,
-        call_id=call_id,
-        created_at=now.astimezone(UTC),
-        sla_due_at=sla_due_at,
-    )
-    order.events.append(WorkOrderEvent(step="accepted", at=now, actor=actor,
-                                       note=f"{channel} fault report from {caller_number}"))
-    session.add(order)
-    session.flush()
-    # The arrival clock the escalation tick watches (workorders); it stops on site.
-    session.add(WorkOrderClock.start(order.id, "arrival", now, sla_due_at, "on_site",
-                                     DEFAULT_THRESHOLDS))
-    session.flush()
-    logger.info("repair work order %s accepted call_id=%s account_no=%s sla_due_at=%s",
-                number, call_id, account_no, sla_due_at.isoformat())
-    return WorkOrderInfo(number=number, sla_due_at=sla_due_at, type=order.type,
-                         status=order.status)
 
 
 def accounts_for_phone(session: Session, phone: str) -> list[str]:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cti.db.calls import record_call_end, record_call_start, record_ivr_step
-from cti.db.ivr_queries import create_repair_order
 from cti.db.listing import _jsonable, list_calls, list_workorders
 from cti.db.models import WorkOrder
+from tests.support.orders import fault_report
 
 if TYPE_CHECKING:
     from conftest import World
@@ -60,10 +60,8 @@ def test_list_calls_shows_the_agent_side(session: Session, now: datetime) -> Non
 def test_list_workorders_newest_first(world: World, session: Session, now: datetime) -> None:
     area = world.area(name="历下城区")
     acct = world.account(area)
-    first = create_repair_order(session, caller_number="13800000001",
-                                account_no=acct.account_no, call_id="c1", now=now)
-    second = create_repair_order(session, caller_number="13800000002", account_no=None,
-                                 call_id=None, now=now + MIN)
+    first = fault_report(session, now, acct.account_no, caller="13800000001", call_id="c1")
+    second = fault_report(session, now + MIN, caller="13800000002")
     dup = session.scalars(select(WorkOrder).where(WorkOrder.number == second.number)).one()
     dup.master_id = session.scalars(
         select(WorkOrder.id).where(WorkOrder.number == first.number)).one()
@@ -77,7 +75,7 @@ def test_list_workorders_newest_first(world: World, session: Session, now: datet
     assert oldest["created_at"] == now.isoformat()
     assert oldest["sla_due_at"] == (now + 45 * MIN).isoformat()
     assert oldest["events"] == [{"step": "accepted", "at": now.isoformat(), "actor": "ivr",
-                                 "note": "ivr fault report from 13800000001"}]
+                                 "note": "ivr: 13800000001"}]
     assert (newest["account_no"], newest["master_number"]) == (None, first.number)
     assert json.loads(json.dumps(rows, ensure_ascii=False)) == rows
 

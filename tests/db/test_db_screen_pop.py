@@ -12,9 +12,9 @@ from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
 from cti.db.calls import record_call_start
-from cti.db.ivr_queries import create_repair_order
 from cti.db.models import Call, WorkOrder
 from cti.db.screen_pop import MAX_ACCOUNTS, screen_pop
+from tests.support.orders import fault_report
 
 if TYPE_CHECKING:
     from conftest import World
@@ -111,8 +111,7 @@ def test_query_count_does_not_grow_with_the_data(world: World, session: Session,
             for m in range(months):
                 world.bill(acct, f"{2020 + len(counts)}-{m + 1:02d}", "50.00", paid=m % 2 == 0)
                 world.payment(acct, "50.00", now - (m + 1) * 24 * H)
-            create_repair_order(session, caller_number="13800000009",
-                                account_no=acct.account_no, call_id=None, now=now)
+            fault_report(session, now, acct.account_no, caller="13800000009")
         with _selects(engine) as seen:
             screen_pop(session, call_id="c1", caller_number="13800000009", account_no=None,
                        now=now)
@@ -127,9 +126,8 @@ def test_closed_work_orders_are_left_out(world: World, session: Session,
     numbers = {}
     for k, status in enumerate(("accepted", "dispatched", "on_site", "resolved",
                                 "return_visit", "archived")):
-        info = create_repair_order(session, caller_number="13800000002",
-                                   account_no=acct.account_no, call_id=None,
-                                   now=now - (10 - k) * H)
+        info = fault_report(session, now - (10 - k) * H, acct.account_no,
+                            caller="13800000002")
         session.execute(update(WorkOrder).where(WorkOrder.number == info.number)
                         .values(status=status))
         numbers[status] = info.number
@@ -158,8 +156,7 @@ def test_account_falls_back_to_the_call_record(world: World, session: Session,
 
 def test_anonymous_caller_without_account(session: Session, now: datetime) -> None:
     # Another withheld caller's order is not this one's.
-    create_repair_order(session, caller_number="anonymous", account_no=None, call_id=None,
-                        now=now - H)
+    fault_report(session, now - H, caller="anonymous")
     pop = screen_pop(session, call_id="c0", caller_number="anonymous", account_no=None, now=now)
     assert (pop["accounts"], pop["work_orders"], pop["entered_account"], pop["ivr"]) == (
         [], [], None, None)

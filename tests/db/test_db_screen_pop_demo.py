@@ -18,10 +18,13 @@ from sqlalchemy.orm import Session
 
 from cti.db.agents import record_call_queued
 from cti.db.calls import record_call_start, record_ivr_step
-from cti.db.ivr_queries import accounts_for_phone, bill_info, create_repair_order
+from cti.db.ivr_queries import accounts_for_phone, bill_info
 from cti.db.models import Account, Area, Bill, Call, Customer, Feeder, WorkOrder
 from cti.db.screen_pop import screen_pop
 from cti.db.session import make_session_factory
+from tests.support.orders import fault_report
+from workorders.lifecycle import Role
+from workorders.service import Actor
 
 logger = logging.getLogger(__name__)
 Demo = dict[str, dict[str, Any]]
@@ -129,18 +132,17 @@ def test_pop_for_a_caller_known_only_by_phone(engine: Engine, demo_city: Demo,
 
         # The caller reported a fault by phone earlier (IVR, no account keyed), and someone
         # else reported one at the caller's second account; both are open.
-        first = create_repair_order(s, caller_number=phone, account_no=None, call_id="c-1",
-                                    now=now - timedelta(minutes=30))
-        second = create_repair_order(s, caller_number="13999999999", account_no=linked[1],
-                                     call_id="c-2", now=now - timedelta(minutes=10),
-                                     channel="agent", actor="A007", description="楼道无电")
-        done = create_repair_order(s, caller_number=phone, account_no=linked[0],
-                                   call_id="c-3", now=now - timedelta(minutes=20))
+        first = fault_report(s, now - timedelta(minutes=30), caller=phone, call_id="c-1")
+        second = fault_report(s, now - timedelta(minutes=10), linked[1],
+                              caller="13999999999", call_id="c-2",
+                              actor=Actor("A007", Role.AGENT), description="楼道无电")
+        done = fault_report(s, now - timedelta(minutes=20), linked[0], caller=phone,
+                            call_id="c-3")
         s.execute(update(WorkOrder).where(WorkOrder.number == done.number)
                   .values(status="resolved"))
         # Not this caller's: another number, another account.
-        create_repair_order(s, caller_number="13999999999", account_no=other["account_no"],
-                            call_id="c-4", now=now - timedelta(minutes=5))
+        fault_report(s, now - timedelta(minutes=5), other["account_no"],
+                     caller="13999999999", call_id="c-4")
 
         pop = screen_pop(s, call_id=CALL_ID, caller_number=phone, account_no=None, now=now)
         assert json.loads(json.dumps(pop)) == pop

@@ -12,13 +12,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.db.ivr_queries import (
-    WorkOrderInfo,
-    WorkOrderNumbersExhausted,
-    allocate_work_order_number,
-    create_repair_order,
-)
+from cti.db.ivr_queries import WorkOrderNumbersExhausted, allocate_work_order_number
 from cti.db.models import WorkOrder, WorkOrderCounter, WorkOrderEvent
+from tests.support.orders import fault_report
+from workorders.lifecycle import Role, SlaPolicy
+from workorders.service import Actor
 
 if TYPE_CHECKING:
     from conftest import World
@@ -27,9 +25,10 @@ MIN = timedelta(minutes=1)
 
 
 def _order(session: Session, now: datetime, account_no: str | None = None,
-           **kw: object) -> WorkOrderInfo:
-    return create_repair_order(session, caller_number="13800000001", account_no=account_no,
-                               call_id="1764210000.42", now=now, **kw)  # type: ignore[arg-type]
+           policy: SlaPolicy | None = None) -> WorkOrder:
+    """The IVR's fault report: the production path (workorders.service.create)."""
+    return fault_report(session, now, account_no, call_id="1764210000.42", policy=policy,
+                        link=False)
 
 
 def test_number_is_local_date_and_daily_sequence(session: Session, now: datetime) -> None:
@@ -83,19 +82,20 @@ def test_sla_without_known_account_is_urban(session: Session, now: datetime) -> 
 
 def test_sla_minutes_are_configurable(world: World, session: Session, now: datetime) -> None:
     acct = world.account(world.area("rural"))
-    info = _order(session, now, acct.account_no, sla_minutes={"urban": 30, "rural": 60})
+    policy = SlaPolicy(arrival_minutes={"urban": 30, "rural": 60})
+    info = _order(session, now, acct.account_no, policy)
     assert info.sla_due_at == now + 60 * MIN
-    with pytest.raises(ValueError, match="remote"):
-        _order(session, now, world.account(world.area("remote")).account_no,
-               sla_minutes={"urban": 30})
+    # a kind the settings leave out is held to the strictest (urban) commitment
+    remote = world.account(world.area("remote")).account_no
+    assert _order(session, now, remote, policy).sla_due_at == now + 30 * MIN
 
 
 def test_order_is_accepted_with_timestamped_event(world: World, session: Session,
                                                   now: datetime) -> None:
     acct = world.account(world.area())
-    info = create_repair_order(session, caller_number="13900000009", account_no=acct.account_no,
-                               call_id="1764210000.7", now=now, actor="seat07",
-                               description="家中无电，邻居有电", channel="agent")
+    info = fault_report(session, now, acct.account_no, caller="13900000009",
+                        call_id="1764210000.7", actor=Actor("A007", Role.AGENT),
+                        description="家中无电，邻居有电")
     session.commit()
     session.expunge_all()
     assert (info.type, info.status) == ("fault_repair", "accepted")
@@ -106,7 +106,7 @@ def test_order_is_accepted_with_timestamped_event(world: World, session: Session
         "家中无电，邻居有电", now)
     events = session.scalars(select(WorkOrderEvent)).all()
     assert [(e.work_order_id, e.step, e.at, e.actor) for e in events] == [
-        (order.id, "accepted", now, "seat07")]
+        (order.id, "accepted", now, "A007")]
 
 
 def test_ivr_defaults(session: Session, now: datetime) -> None:
@@ -125,9 +125,8 @@ def _create_concurrently(factory: sessionmaker[Session], now: datetime, threads:
         numbers = []
         for j in range(per_thread):
             with factory() as s:
-                numbers.append(create_repair_order(
-                    s, caller_number=f"1380000{i:02d}{j:02d}", account_no=None,
-                    call_id=f"{i}.{j}", now=now).number)
+                numbers.append(fault_report(s, now, caller=f"1380000{i:02d}{j:02d}",
+                                            call_id=f"{i}.{j}").number)
                 s.commit()
         return numbers
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ivr_services import DbIvrServices
 from cti.db.calls import record_call_end, record_call_start
-from cti.db.ivr_queries import create_repair_order
 from cti.db.migrate import alembic_config, upgrade
 from cti.db.models import WorkOrder
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
@@ -484,14 +483,6 @@ def test_ivr_fault_reports_go_through_the_service_and_link(
         assert wo.get(s, first.number, now, POLICY)["clocks"][0]["name"] == "arrival"
 
 
-def test_legacy_create_repair_order_gets_an_arrival_clock(session: Session,
-                                                          now: datetime) -> None:
-    info = create_repair_order(session, caller_number="1", account_no=None, call_id=None,
-                               now=now)
-    (alert,) = wo.escalation_tick(session, now + 40 * MIN, POLICY)
-    assert alert["number"] == info.number
-
-
 # ------------------------------------------------------------------------------ migration
 
 
@@ -499,8 +490,7 @@ def test_0003_workorders_downgrades_and_upgrades_keeping_orders(
         db_url: str, engine: Engine, session_factory: sessionmaker[Session],
         now: datetime) -> None:
     with session_factory.begin() as s:
-        open_number = create_repair_order(s, caller_number="1", account_no=None, call_id=None,
-                                          now=now).number
+        open_number = _repair(s, now, caller="1", link=False).number
     cfg = alembic_config()
     migrator = make_engine(db_url)
     try:
