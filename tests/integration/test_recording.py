@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import wave
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -453,9 +454,10 @@ def test_the_ivr_part_is_recorded_when_the_setting_is_on(
     _logout(mqtt, agent, seat, token)
 
 
-def _hotline(cti: CtiProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(HOTLINE), *args], env=cti.env, capture_output=True, text=True,
-                          check=False, timeout=60)
+def _hotline(cti: CtiProcess, *args: str,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HOTLINE), *args], env={**cti.env, **(env or {})},
+                          capture_output=True, text=True, check=False, timeout=60)
 
 
 def test_reconciler_finds_planted_deleted_stray_and_corrupted_files(
@@ -513,9 +515,41 @@ def test_search_by_agent_caller_queue_and_duration(
     assert res.returncode == 2 and "min_duration" in res.stderr
 
 
-def test_replay_without_a_sound_device_says_so(
-        cti: CtiProcess, recorded: list[tuple[Recording, Talk]]) -> None:
+def _alsa(folder: Path, default_pcm: str) -> dict[str, str]:
+    """ALSA configured by one file of ours (ALSA_CONFIG_PATH), whatever sound cards the
+    machine has: its default PCM is `default_pcm`."""
+    conf = folder / "asound.conf"
+    conf.write_text(f"pcm.!default {default_pcm}\n")
+    return {"ALSA_CONFIG_PATH": str(conf)}
+
+
+def test_replay_plays_the_recording_on_this_machines_sound_device(
+        cti: CtiProcess, recorded: list[tuple[Recording, Talk]], tmp_path: Path) -> None:
+    """No sound card needed: ALSA's default device is its file plugin, which writes what
+    sounddevice plays as raw samples; those samples must be the recording's."""
     rec, _talk = recorded[0]
-    res = _hotline(cti, "replay", rec.call_id)
+    played = tmp_path / "played.raw"
+    env = _alsa(tmp_path, f'{{ type file; slave.pcm {{ type null }}; file "{played}"; '
+                          'format "raw" }')
+    res = _hotline(cti, "replay", rec.call_id, "--leg", str(rec.id), env=env)
+    assert res.returncode == 0, (res.returncode, res.stdout, res.stderr)
+    with wave.open(str(cti.settings.recorder.storage_dir / rec.rel_path), "rb") as w:
+        assert w.getsampwidth() == 2, w.getparams()
+        recording = array("h", w.readframes(w.getnframes()))
+    assert max(map(abs, recording)) > 1000  # a tone, so equal samples mean it really played
+    raw = played.read_bytes()
+    out = array("h", raw[:len(raw) - len(raw) % 2])
+    head = out[:len(recording)]
+    assert len(head) == len(recording), (len(out), len(recording))
+    differ = sum(a != b for a, b in zip(head, recording, strict=True))
+    assert differ == 0, f"{differ} of {len(recording)} samples played differ from the recording"
+    assert not any(out[len(recording):]), "after the recording only silence may follow"
+
+
+def test_replay_without_a_sound_device_says_so(
+        cti: CtiProcess, recorded: list[tuple[Recording, Talk]], tmp_path: Path) -> None:
+    rec, _talk = recorded[0]
+    env = _alsa(tmp_path, "{ type hw; card 99 }")  # a card no machine here has
+    res = _hotline(cti, "replay", rec.call_id, env=env)
     assert res.returncode == 3, (res.returncode, res.stdout, res.stderr)
-    assert "no sound output device" in res.stderr or "sounddevice is not installed" in res.stderr
+    assert "no sound output device" in res.stderr, res.stderr
