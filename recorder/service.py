@@ -5,6 +5,8 @@ Asterisk records on its own (the dialplan's MixMonitor), so nothing here is need
 recording to exist; the CTI only indexes. The dialplan's HotlineRecordingDone event (from the
 agent leg's hangup handler) names the file; the file is indexed once Asterisk has closed it.
 What the CTI misses while it is down, the reconciler at its next start indexes.
+
+It talks to ports (recorder.ports), not to cti/: the recording index and the AMI are passed in.
 """
 
 from __future__ import annotations
@@ -17,21 +19,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from config.recorder import RecorderSettings
-from cti.ami.client import AmiActionError, AmiError
-from cti.db.recordings import (
-    RecordingFacts,
-    deleted_paths,
-    index_recording,
-    index_rows,
-    purge,
-    remove_deleted_files,
-)
 from recorder.audio import NotAWav, inspect, riff_complete, sha256_of
 from recorder.naming import (
     IN_CHROOT_DIR,
@@ -40,6 +31,7 @@ from recorder.naming import (
     relative_to_storage,
     resolve,
 )
+from recorder.ports import UNAVAILABLE, AmiActions, RecordingFacts, RecordingIndex, is_refusal
 from recorder.reconcile import DiskFile, Report, diff
 
 log = logging.getLogger(__name__)
@@ -53,9 +45,7 @@ class RecorderError(Exception):
     """The recorder cannot work with these settings (for example a tmpfs folder)."""
 
 
-class Ami(Protocol):
-    async def action(self, action: dict[str, str], *, timeout: float | None = None,
-                     idempotent: bool) -> Any: ...
+Ami = AmiActions  # the name this module used before the ports
 
 
 def filesystem_type(path: Path, mounts: str | None = None) -> str:
@@ -133,7 +123,7 @@ def report_doc(r: Report, indexed: list[str]) -> dict[str, Any]:
     }
 
 
-def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
+def reconcile(storage_dir: Path, recordings: RecordingIndex, now: datetime,
               settle_s: float, *, index: bool = True,
               meta: Mapping[str, LegMeta] | None = None) -> dict[str, Any]:
     """Compare folder and index; with index=True, index our finished files that have no row
@@ -142,9 +132,8 @@ def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
     Blocking (hashes every file): run it in a thread from async code.
     """
     disk = _disk_files(storage_dir, time.time()) if storage_dir.exists() else {}
-    with sessions() as s:
-        rows = index_rows(s)
-        deleted = deleted_paths(s)
+    rows = recordings.rows()
+    deleted = recordings.deleted_paths()
     pending = sorted(rel for rel in disk if rel in deleted)  # a purge's failed removal
     report = diff({k: v for k, v in disk.items() if k not in deleted}, rows, settle_s)
     indexed: list[str] = []
@@ -159,12 +148,11 @@ def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
             m = (meta or {}).get(f.rel_path)
             started = (m.started_at if m is not None and m.started_at is not None else
                        datetime.fromtimestamp(path.stat().st_mtime - facts.duration_s, UTC))
-            with sessions.begin() as s:
-                index_recording(s, RecordingFacts(
-                    rel_path=f.rel_path, started_at=started, duration_s=facts.duration_s,
-                    size=facts.size, sha256=facts.sha256, indexed_by="reconcile",
-                    caller_number=m.caller if m is not None else None,
-                    queue=m.queue if m is not None else None), now)
+            recordings.index(RecordingFacts(
+                rel_path=f.rel_path, started_at=started, duration_s=facts.duration_s,
+                size=facts.size, sha256=facts.sha256, indexed_by="reconcile",
+                caller_number=m.caller if m is not None else None,
+                queue=m.queue if m is not None else None), now)
             indexed.append(f.rel_path)
     doc = report_doc(report, indexed)
     doc["pending_removal"] = pending
@@ -177,18 +165,22 @@ def reconcile(storage_dir: Path, sessions: sessionmaker[Session], now: datetime,
 
 
 class RecorderService:
-    """Runs in the CTI: indexes on the dialplan's events, reconciles at start, purges daily."""
+    """Runs in the CTI: indexes on the dialplan's events, reconciles at start, purges daily.
 
-    def __init__(self, settings: RecorderSettings, sessions: sessionmaker[Session], *,
-                 timezone: str = "Asia/Shanghai",
+    `recordings` is the index (cti.db.recorder_store.DbRecordingIndex in the CTI); `ami` reads
+    and forgets what Asterisk kept of each leg in AstDB, and may be set after construction
+    (the composition root builds the AMI client later)."""
+
+    def __init__(self, settings: RecorderSettings, recordings: RecordingIndex, *,
+                 ami: AmiActions | None = None, timezone: str = "Asia/Shanghai",
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  queue_size: int = 1000) -> None:
         self.settings = settings
-        self.sessions = sessions
+        self.recordings = recordings
         self.clock = clock
         self.tz = ZoneInfo(timezone)
         self._done: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=queue_size)
-        self.ami: Ami | None = None  # set by the composition root once the client exists
+        self.ami: AmiActions | None = ami
         self.indexed = 0
         self.last_reconcile: dict[str, Any] | None = None
 
@@ -250,15 +242,10 @@ class RecorderService:
         if name.kind == "ivr":
             queue = None
 
-        def write() -> None:
-            with self.sessions.begin() as s:
-                index_recording(s, RecordingFacts(
-                    rel_path=rel, started_at=started, duration_s=facts.duration_s,
-                    size=facts.size, sha256=facts.sha256, indexed_by="event", queue=queue,
-                    caller_number=caller if caller and caller != "<unknown>" else None),
-                    self.clock())
-
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(self.recordings.index, RecordingFacts(
+            rel_path=rel, started_at=started, duration_s=facts.duration_s, size=facts.size,
+            sha256=facts.sha256, indexed_by="event", queue=queue,
+            caller_number=caller if caller and caller != "<unknown>" else None), self.clock())
         self.indexed += 1
         await self._forget_meta(name.call_id, name.leg_id)
 
@@ -269,11 +256,13 @@ class RecorderService:
             res = await self.ami.action({"Action": "DBGet", "Family": META_FAMILY,
                                          "Key": f"{call_id}_{leg_id}"},
                                         idempotent=True, timeout=15)
-        except AmiActionError:  # no such key: recorded before the dialplan kept any
-            return None
-        except (AmiError, TimeoutError) as exc:
-            log.warning("recording metadata unavailable call_id=%s: %s", call_id, exc)
-            return None
+        except Exception as exc:
+            if is_refusal(exc):  # no such key: recorded before the dialplan kept any
+                return None
+            if isinstance(exc, UNAVAILABLE):
+                log.warning("recording metadata unavailable call_id=%s: %s", call_id, exc)
+                return None
+            raise
         for m in res if isinstance(res, list) else [res]:
             if m.get("Event") == "DBGetResponse" and m.get("Val") is not None:
                 return LegMeta.parse(str(m["Val"]))
@@ -285,14 +274,16 @@ class RecorderService:
         try:
             await self.ami.action({"Action": "DBDel", "Family": META_FAMILY,
                                    "Key": f"{call_id}_{leg_id}"}, idempotent=True, timeout=5)
-        except (AmiError, TimeoutError):
-            pass  # already gone, or AMI down: a stale key is harmless
+        except Exception as exc:
+            if not (is_refusal(exc) or isinstance(exc, UNAVAILABLE)):
+                raise
+            # already gone, or AMI down: a stale key is harmless
 
     async def reconcile(self, *, index: bool = True) -> dict[str, Any]:
         meta: dict[str, LegMeta] = {}
         if index and self.ami is not None:
             # first which of our files have no row, then what Asterisk kept of each
-            first = await asyncio.to_thread(reconcile, self.storage_dir, self.sessions,
+            first = await asyncio.to_thread(reconcile, self.storage_dir, self.recordings,
                                             self.clock(), self.settings.settle_s, index=False)
             for item in first["stray"]:
                 if item["ours"]:
@@ -300,7 +291,7 @@ class RecorderService:
                     m = await self._meta(name.call_id, name.leg_id)
                     if m is not None:
                         meta[item["file"]] = m
-        doc = await asyncio.to_thread(reconcile, self.storage_dir, self.sessions, self.clock(),
+        doc = await asyncio.to_thread(reconcile, self.storage_dir, self.recordings, self.clock(),
                                       self.settings.settle_s, index=index, meta=meta)
         for rel in doc["indexed"]:
             name = parse(rel)
@@ -325,10 +316,10 @@ class RecorderService:
     async def purge(self, *, actor: str = "retention", dry_run: bool = False
                     ) -> list[dict[str, Any]]:
         def work() -> list[dict[str, Any]]:
-            with self.sessions.begin() as s:
-                done = purge(s, self.settings.retention, self.clock(), actor, dry_run=dry_run)
+            done = self.recordings.purge(self.settings.retention, self.clock(), actor,
+                                         dry_run=dry_run)
             if not dry_run:  # after the commit: never a deletion without its log line
-                remove_deleted_files(self.sessions, self.storage_dir)
+                self.recordings.remove_deleted_files(self.storage_dir)
             return done
         return await asyncio.to_thread(work)
 
@@ -344,7 +335,7 @@ class RecorderService:
                 log.exception("daily retention purge failed")
 
     @staticmethod
-    async def play_to_phone(ami: Ami, rel_path: str, endpoint: str) -> None:
+    async def play_to_phone(ami: AmiActions, rel_path: str, endpoint: str) -> None:
         """Ring the supervisor's own phone and play the recording when it answers.
 
         Originate is never re-sent (idempotent=False): a retry could ring the phone twice.

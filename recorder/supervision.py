@@ -16,7 +16,8 @@ does not know (a previous CTI's, or one whose Originate answer was lost) is hung
 it is seen: no one listens unaudited.
 
 Every request, allowed or refused, is written to the database before anything is published or
-done in Asterisk (cti.db.supervision); events go out on MQTT `hotline/supervision/{session_id}`.
+done in Asterisk (the SupervisionAudit port; cti.db.recorder_store.DbSupervisionAudit in the
+CTI); events go out on MQTT `hotline/supervision/{session_id}`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from cti.db import supervision as audit
 from recorder import supervision_policy as sp
+from recorder.ports import AmiActions, AuditTrail, SupervisionAudit, is_refusal
 from recorder.supervision_policy import Actor, LiveCall, Mode, SessionState, SpySession
 
 log = logging.getLogger(__name__)
@@ -44,9 +43,7 @@ TOPIC = "hotline/supervision/{session_id}"
 ALL_SUPERVISION = "hotline/supervision/+"
 
 
-class Ami(Protocol):
-    async def action(self, action: Mapping[str, Any], *, timeout: float | None = None,
-                     idempotent: bool, as_list: bool | None = None) -> Any: ...
+Ami = AmiActions  # the name this module used before the ports
 
 
 class Bus(Protocol):
@@ -111,12 +108,12 @@ def session_view(s: SpySession) -> dict[str, Any]:
 class SupervisionService:
     """One writer: requests and AMI events take `_lock`, so a session changes in one place."""
 
-    def __init__(self, ami: Ami, bus: Bus, sessions: sessionmaker[Session],
+    def __init__(self, ami: AmiActions, bus: Bus, audit: SupervisionAudit,
                  calls: CallDirectory, endpoints: Iterable[str], *,
                  ring_timeout_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self.ami = ami
         self.bus = bus
-        self.db = sessions
+        self.audit = audit
         self.calls = calls
         self.endpoints = frozenset(endpoints)
         self.ring_timeout_s = ring_timeout_s
@@ -147,8 +144,8 @@ class SupervisionService:
                                     decision.reason, via, now)
                 raise SupervisionError(decision.reason, sid)
             s = decision.session
-            await self._db(lambda db: audit.record_start(
-                db, session_id=sid, supervisor_id=actor.user_id, role=actor.role,
+            await self._db(lambda db: db.record_start(
+                session_id=sid, supervisor_id=actor.user_id, role=actor.role,
                 endpoint=s.endpoint, call_id=s.call_id, agent_id=s.agent_id, seat=s.seat,
                 mode=str(s.mode), via=via, at=_utc(now)))
             self.live[sid] = s
@@ -191,8 +188,8 @@ class SupervisionService:
             log.warning("supervision refused (%s): %s (%s) tried to %s session %r", why,
                         actor.user_id, actor.role, action, session_id)
             now = self.clock()
-            await self._db(lambda db: audit.record_control_refusal(
-                db, session_id=str(session_id), actor=actor.user_id, role=actor.role,
+            await self._db(lambda db: db.record_control_refusal(
+                session_id=str(session_id), actor=actor.user_id, role=actor.role,
                 action=action, reason=why, at=_utc(now)))
         raise SupervisionError(why, session_id)
 
@@ -200,8 +197,8 @@ class SupervisionService:
                        mode: object, reason: str, via: str, now: float) -> None:
         log.warning("supervision refused (%s): %s (%s) asked to %r call %r via %s", reason,
                     actor.user_id, actor.role, mode, call_id, via)
-        await self._db(lambda db: audit.record_refusal(
-            db, session_id=sid, supervisor_id=actor.user_id, role=actor.role, call_id=call_id,
+        await self._db(lambda db: db.record_refusal(
+            session_id=sid, supervisor_id=actor.user_id, role=actor.role, call_id=call_id,
             agent_id=agent_id, mode=mode, reason=reason, via=via, at=_utc(now)))
         self.bus.publish(TOPIC.format(session_id=sid), {
             "session_id": sid, "event": "refused", "at": _iso(now),
@@ -257,7 +254,7 @@ class SupervisionService:
             except Exception:
                 log.exception("supervision tick failed")
 
-    async def resync(self, ami: Ami) -> None:
+    async def resync(self, ami: AmiActions) -> None:
         """After an AMI (re)connect: spy channels Asterisk has that we do not know are hung
         up; sessions whose channel is gone have ended."""
         listing = await ami.action({"Action": "CoreShowChannels"}, idempotent=True)
@@ -320,17 +317,16 @@ class SupervisionService:
         # the audit rows first, in one unit of work: nothing happens unrecorded
         rows = [e for e in effects if isinstance(e, sp.AuditMode | sp.AuditEnd)]
         if rows:
-            def write(db: Session) -> None:
+            def write(db: AuditTrail) -> None:
                 for e in rows:
                     if isinstance(e, sp.AuditMode):
-                        audit.record_mode(db, session_id=e.session.session_id,
-                                          mode=str(e.mode), begin=e.begin, at=_utc(e.at),
-                                          answered=e.begin)
+                        db.record_mode(session_id=e.session.session_id, mode=str(e.mode),
+                                       begin=e.begin, at=_utc(e.at), answered=e.begin)
                     else:
                         assert e.session.ended_at is not None
-                        audit.record_end(db, session_id=e.session.session_id,
-                                         reason=e.session.end_reason or "ended",
-                                         at=_utc(e.session.ended_at))
+                        db.record_end(session_id=e.session.session_id,
+                                      reason=e.session.end_reason or "ended",
+                                      at=_utc(e.session.ended_at))
             await self._db(write)
         for e in effects:
             try:
@@ -357,8 +353,7 @@ class SupervisionService:
                              f"SPY_OPTS={s.options}", f"SPY_MODE={s.mode}"],
             }, idempotent=False)
         except Exception as exc:
-            from cti.ami.client import AmiActionError
-            if isinstance(exc, AmiActionError):
+            if is_refusal(exc):
                 # Asterisk refused it outright: nothing rings
                 log.error("supervision %s: Originate refused: %s", s.session_id, exc)
                 await self._event(sp.ChannelGone(s.session_id, "failed"))
@@ -377,12 +372,13 @@ class SupervisionService:
                               idempotent=False)
 
     async def _hangup(self, channel: str) -> None:
-        from cti.ami.client import AmiActionError
         try:
             await self.ami.action({"Action": "Hangup", "Channel": channel, "Cause": "16"},
                                   idempotent=True)
-        except AmiActionError:
-            pass  # already gone
+        except Exception as exc:
+            if not is_refusal(exc):
+                raise
+            # already gone
 
     def _announce(self, s: SpySession, event: str) -> None:
         at = {"requested": s.requested_at, "started": s.answered_at,
@@ -393,17 +389,17 @@ class SupervisionService:
             "seat": s.seat, "mode": str(s.mode), "endpoint": s.endpoint,
             "reason": s.end_reason})
 
-    async def _db(self, work: Callable[[Session], Any]) -> None:
+    async def _db(self, work: Callable[[AuditTrail], Any]) -> None:
         def unit() -> None:
-            with self.db.begin() as db:
+            with self.audit.transaction() as db:
                 work(db)
         await asyncio.to_thread(unit)
 
     async def close_stale(self) -> int:
         """At startup: sessions a previous CTI left open end now (cti_restart)."""
         def unit() -> int:
-            with self.db.begin() as db:
-                return audit.end_open_sessions(db, _utc(self.clock()))
+            with self.audit.transaction() as db:
+                return db.end_open_sessions(_utc(self.clock()))
         return await asyncio.to_thread(unit)
 
 

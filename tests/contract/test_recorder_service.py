@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.recorder import RecorderSettings
 from cti.db.migrate import upgrade
 from cti.db.models_recordings import Recording
+from cti.db.recorder_store import DbRecordingIndex
 from cti.db.session import make_engine, make_session_factory
 from recorder.service import RecorderService
 from tests.support.fakes import FakeAmi
@@ -53,7 +54,7 @@ def sessions(tmp_path: Path) -> sessionmaker[Session]:
 
 def _service(tmp_path: Path, sessions: sessionmaker[Session], **kw: Any) -> RecorderService:
     settings = RecorderSettings(storage_dir=tmp_path / "recordings", **kw)
-    return RecorderService(settings, sessions, clock=lambda: T0)
+    return RecorderService(settings, DbRecordingIndex(sessions), clock=lambda: T0)
 
 
 def _rows(sessions: sessionmaker[Session]) -> list[Recording]:

@@ -19,6 +19,7 @@ from agent_desktop.context import WebContext
 from config.settings import WebSettings, load_settings
 from cti.db.models_recordings import AuditLog
 from cti.db.models_supervision import SupervisionSession
+from cti.db.recorder_store import DbSupervisionAudit
 from cti.db.session import make_engine, make_session_factory
 from recorder.supervision import SupervisionService
 from recorder.supervision_policy import LiveCall
@@ -47,7 +48,7 @@ async def _env(seeded_db: SeededDb, tmp_path: Path, running: bool) -> AsyncItera
     engine = make_engine(seeded_db(tmp_path))
     sessions = make_session_factory(engine)
     ami = FakeAmi()
-    service = SupervisionService(ami, FakeBus(), sessions, LiveCalls(CALL),
+    service = SupervisionService(ami, FakeBus(), DbSupervisionAudit(sessions), LiveCalls(CALL),
                                  {f"sup{i:02d}" for i in range(1, 6)}) if running else None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
     ctx = WebContext(settings=settings, sessions=sessions, clock=lambda: T0,

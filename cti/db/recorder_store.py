@@ -1,0 +1,98 @@
+"""The recorder's database adapters: recorder.ports' RecordingIndex and SupervisionAudit over a
+sessionmaker, on cti.db.recordings and cti.db.supervision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.db import recordings as rec
+from cti.db import supervision as sup
+from recorder.ports import RecordingFacts
+from recorder.reconcile import IndexRow
+from recorder.retention import RetentionPolicy
+
+
+class DbRecordingIndex:
+    """recorder.ports.RecordingIndex: each call one transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def rows(self) -> dict[str, IndexRow]:
+        with self.sessions() as s:
+            return rec.index_rows(s)
+
+    def deleted_paths(self) -> set[str]:
+        with self.sessions() as s:
+            return rec.deleted_paths(s)
+
+    def index(self, facts: RecordingFacts, now: datetime) -> None:
+        with self.sessions.begin() as s:
+            rec.index_recording(s, rec.RecordingFacts(**asdict(facts)), now)
+
+    def purge(self, policy: RetentionPolicy, now: datetime, actor: str, *,
+              dry_run: bool = False) -> list[dict[str, Any]]:
+        with self.sessions.begin() as s:
+            return rec.purge(s, policy, now, actor, dry_run=dry_run)
+
+    def remove_deleted_files(self, storage_dir: Path) -> list[str]:
+        return rec.remove_deleted_files(self.sessions, storage_dir)
+
+
+class _Trail:
+    """recorder.ports.AuditTrail on one open Session."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def record_refusal(self, *, session_id: str, supervisor_id: str, role: str,
+                       call_id: object, agent_id: str | None, mode: object, reason: str,
+                       via: str, at: datetime) -> None:
+        sup.record_refusal(self.s, session_id=session_id, supervisor_id=supervisor_id,
+                           role=role, call_id=call_id, agent_id=agent_id, mode=mode,
+                           reason=reason, via=via, at=at)
+
+    def record_control_refusal(self, *, session_id: str, actor: str, role: str, action: str,
+                               reason: str, at: datetime) -> None:
+        sup.record_control_refusal(self.s, session_id=session_id, actor=actor, role=role,
+                                   action=action, reason=reason, at=at)
+
+    def record_start(self, *, session_id: str, supervisor_id: str, role: str, endpoint: str,
+                     call_id: str, agent_id: str, seat: str, mode: str, via: str,
+                     at: datetime) -> None:
+        sup.record_start(self.s, session_id=session_id, supervisor_id=supervisor_id, role=role,
+                         endpoint=endpoint, call_id=call_id, agent_id=agent_id, seat=seat,
+                         mode=mode, via=via, at=at)
+
+    def record_mode(self, *, session_id: str, mode: str, begin: bool, at: datetime,
+                    answered: bool = False) -> None:
+        sup.record_mode(self.s, session_id=session_id, mode=mode, begin=begin, at=at,
+                        answered=answered)
+
+    def record_end(self, *, session_id: str, reason: str, at: datetime) -> None:
+        sup.record_end(self.s, session_id=session_id, reason=reason, at=at)
+
+    def end_open_sessions(self, at: datetime) -> int:
+        return sup.end_open_sessions(self.s, at)
+
+
+class DbSupervisionAudit:
+    """recorder.ports.SupervisionAudit: transaction() is one Session, committed at the end."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Trail]:
+        with self.sessions.begin() as s:
+            yield _Trail(s)
+
+
+__all__ = ["DbRecordingIndex", "DbSupervisionAudit"]

@@ -1,0 +1,122 @@
+"""The recorder over its ports alone: an in-memory recording index and a fake AMI, no database
+and no cti/ code (the port contract the CTI's adapters fulfil)."""
+
+from __future__ import annotations
+
+import wave
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.recorder import RecorderSettings
+from cti.ami.protocol import AmiActionError, AmiDisconnected, AmiTimeout
+from recorder.ports import UNAVAILABLE, RecordingFacts, RecordingIndex, is_refusal
+from recorder.reconcile import IndexRow
+from recorder.retention import RetentionPolicy
+from recorder.service import RecorderService, reconcile
+from tests.support.fakes import FakeAmi
+
+T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
+REL = "20261127/pbx1-1764210600.7_pbx1-1764210612.9_seat07.wav"
+
+
+class MemoryIndex:
+    """RecordingIndex in a dict."""
+
+    def __init__(self) -> None:
+        self.facts: dict[str, RecordingFacts] = {}
+        self.deleted: set[str] = set()
+
+    def rows(self) -> dict[str, IndexRow]:
+        return {rel: IndexRow(i, rel, f.sha256, f.size)
+                for i, (rel, f) in enumerate(sorted(self.facts.items()), 1)
+                if rel not in self.deleted}
+
+    def deleted_paths(self) -> set[str]:
+        return set(self.deleted)
+
+    def index(self, facts: RecordingFacts, now: datetime) -> None:
+        self.facts.setdefault(facts.rel_path, facts)
+
+    def purge(self, policy: RetentionPolicy, now: datetime, actor: str, *,
+              dry_run: bool = False) -> list[dict[str, Any]]:
+        return []
+
+    def remove_deleted_files(self, storage_dir: Path) -> list[str]:
+        return []
+
+
+def _wav(path: Path, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x01\x00" * int(8000 * seconds))
+
+
+def test_the_memory_index_is_a_recording_index() -> None:
+    index: RecordingIndex = MemoryIndex()  # mypy checks the port's shape here
+    assert index.rows() == {}
+
+
+def test_refusals_and_unavailability_are_told_apart_without_cti_types() -> None:
+    assert is_refusal(AmiActionError("DBGet", {"Response": "Error"}))  # type: ignore[arg-type]
+    assert not is_refusal(AmiTimeout("x")) and not is_refusal(ValueError("x"))
+    assert isinstance(AmiTimeout("x"), UNAVAILABLE)
+    assert isinstance(AmiDisconnected("x"), UNAVAILABLE)
+
+
+def test_reconcile_indexes_a_file_of_a_systemname_call_through_the_port(tmp_path: Path
+                                                                         ) -> None:
+    _wav(tmp_path / REL, 1.0)
+    index = MemoryIndex()
+    doc = reconcile(tmp_path, index, T0, settle_s=0.0)
+    assert doc["indexed"] == [REL] and doc["clean"]
+    assert index.facts[REL].indexed_by == "reconcile"
+    again = reconcile(tmp_path, index, T0, settle_s=0.0)
+    assert again["indexed"] == [] and again["ok"] == 1
+
+
+async def test_the_service_reads_and_forgets_astdb_metadata_through_the_ami_port(
+        tmp_path: Path) -> None:
+    _wav(tmp_path / REL, 1.0)
+    index = MemoryIndex()
+    ami = FakeAmi(astdb={"hotline-rec/pbx1-1764210600.7_pbx1-1764210612.9":
+                         "13900001111|general|1764210600"})
+    svc = RecorderService(RecorderSettings(storage_dir=tmp_path, settle_s=0.0), index,
+                          ami=ami, clock=lambda: T0)
+    doc = await svc.reconcile()
+    assert doc["indexed"] == [REL]
+    facts = index.facts[REL]
+    assert (facts.caller_number, facts.queue) == ("13900001111", "general")
+    assert ami.astdb == {}  # forgotten once indexed
+
+
+async def test_an_unreachable_pbx_leaves_indexing_to_the_file_alone(tmp_path: Path) -> None:
+    class DownAmi:
+        async def action(self, action: Any, *, timeout: float | None = None,
+                         idempotent: bool, as_list: bool | None = None) -> Any:
+            raise AmiDisconnected("AMI is not connected")
+
+    _wav(tmp_path / REL, 1.0)
+    index = MemoryIndex()
+    svc = RecorderService(RecorderSettings(storage_dir=tmp_path, settle_s=0.0), index,
+                          ami=DownAmi(), clock=lambda: T0)
+    assert (await svc.reconcile())["indexed"] == [REL]
+    assert index.facts[REL].caller_number is None
+
+
+async def test_a_programming_error_behind_the_port_is_not_swallowed(tmp_path: Path) -> None:
+    class BrokenAmi:
+        async def action(self, action: Any, *, timeout: float | None = None,
+                         idempotent: bool, as_list: bool | None = None) -> Any:
+            raise KeyError("bug")
+
+    _wav(tmp_path / REL, 1.0)
+    svc = RecorderService(RecorderSettings(storage_dir=tmp_path, settle_s=0.0), MemoryIndex(),
+                          ami=BrokenAmi(), clock=lambda: T0)
+    with pytest.raises(KeyError):
+        await svc.reconcile()
