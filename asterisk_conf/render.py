@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets as pysecrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from config.settings import Settings
+from config.settings import SYSTEMNAME_PATTERN, Settings
 from recorder.naming import IN_CHROOT_DIR as RECORDINGS_IN_CHROOT
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ def render(settings: Settings, secrets: Mapping[str, str],
         raise RenderError("HOTLINE_AMI_SECRET is not set: AMI needs a secret from the environment")
     if any(c in settings.ami.secret for c in "\n\r;"):
         raise RenderError("HOTLINE_AMI_SECRET must not contain newlines or ';'")
+    if not re.fullmatch(SYSTEMNAME_PATTERN, settings.pbx.systemname):
+        raise RenderError(f"[pbx] systemname {settings.pbx.systemname!r} must match "
+                          f"{SYSTEMNAME_PATTERN}")
     for key in SYSTEM_PROMPTS:
         for lang in ("zh", "en"):
             if not sys_prompts.get(key, {}).get(lang):

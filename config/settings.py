@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class SettingsError(Exception):
     """The settings file or environment is invalid."""
+
+
+# Asterisk's systemname (asterisk.conf [options]) prefixes every Uniqueid and Linkedid it makes:
+# "pbx1-1700000000.12", so a call id stays unique across PBX nodes. Lower-case letters, digits
+# and '-': no '_' (recording file names split on it), no '.' (the id's own separator).
+SYSTEMNAME_PATTERN = r"[a-z][a-z0-9-]{0,31}"
+# a Uniqueid or Linkedid, with or without a systemname (an Asterisk without one, or old data)
+ASTERISK_ID_PATTERN = rf"(?:{SYSTEMNAME_PATTERN}-)?[0-9]+\.[0-9]+"
+DEFAULT_SYSTEMNAME = "pbx1"
+
+
+@dataclass(frozen=True)
+class PbxNode:
+    """One Asterisk media node the CTI drives: its systemname and its AMI address (the AMI
+    username and secret are [ami]'s, the same on every node)."""
+
+    name: str
+    ami_host: str
+    ami_port: int
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,11 @@ class PbxSettings:
     # host[:port] of the carrier's SIP for outbound calls (queued callbacks); empty: none,
     # and the wait offers no callback key
     outbound_trunk: str = ""
+    # this node's Asterisk systemname, rendered into asterisk.conf (see SYSTEMNAME_PATTERN)
+    systemname: str = DEFAULT_SYSTEMNAME
+    # every node the CTI drives; load_settings fills in the one local node ([ami] host/port)
+    # when [[pbx.nodes]] is not given
+    nodes: tuple[PbxNode, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,41 @@ def _path(root: Path, value: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
+def _systemname(value: object, what: str) -> str:
+    name = str(value)
+    if not re.fullmatch(SYSTEMNAME_PATTERN, name):
+        raise ValueError(f"{what} {name!r} must match {SYSTEMNAME_PATTERN} (it prefixes every "
+                         "Asterisk Uniqueid and Linkedid)")
+    return name
+
+
+def pbx_nodes(pbx: Mapping[str, object], systemname: str, ami_host: str,
+              ami_port: int) -> tuple[PbxNode, ...]:
+    """[[pbx.nodes]] (name, ami_host, ami_port), or the one local node: this systemname at
+    [ami] host/port. Names are unique, and so are AMI addresses."""
+    raw = pbx.get("nodes")
+    if raw is None:
+        return (PbxNode(systemname, ami_host, ami_port),)
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("[[pbx.nodes]] must list at least one node")
+    nodes = []
+    for i, n in enumerate(raw):
+        if not isinstance(n, Mapping):
+            raise ValueError(f"[[pbx.nodes]] #{i + 1} must be a table")
+        port = int(n.get("ami_port", ami_port))
+        if not 0 < port < 65536:
+            raise ValueError(f"[[pbx.nodes]] #{i + 1}: ami_port {port} is not a port")
+        nodes.append(PbxNode(_systemname(n["name"], f"[[pbx.nodes]] #{i + 1} name"),
+                             str(n.get("ami_host", ami_host)), port))
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"[[pbx.nodes]] names must be unique: {names}")
+    addresses = [(n.ami_host, n.ami_port) for n in nodes]
+    if len(set(addresses)) != len(addresses):
+        raise ValueError("[[pbx.nodes]] AMI addresses must be unique")
+    return tuple(nodes)
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the TOML file and the environment. Nothing connects here."""
     env = os.environ if env is None else env
@@ -142,6 +202,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         mqtt = raw.get("mqtt", {})
         web = raw.get("web", {})
         state_dir = _path(root, env.get("HOTLINE_STATE_DIR") or paths["state_dir"])
+        systemname = _systemname(pbx.get("systemname", DEFAULT_SYSTEMNAME), "[pbx] systemname")
         default_db = f"sqlite:///{state_dir / 'hotline.db'}"
         db_url = env.get("HOTLINE_DB_URL") or db.get("url") or default_db
         return Settings(
@@ -159,6 +220,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                 supervisor_extension_base=int(pbx["supervisor_extension_base"]),
                 codecs=tuple(pbx["codecs"]), max_call_seconds=int(pbx["max_call_seconds"]),
                 outbound_trunk=str(pbx.get("outbound_trunk", "")),
+                systemname=systemname,
+                nodes=pbx_nodes(pbx, systemname, str(ami["host"]), int(ami["port"])),
             ),
             ami=AmiSettings(host=ami["host"], port=int(ami["port"]), username=ami["username"],
                             secret=env.get("HOTLINE_AMI_SECRET", "")),

@@ -4,6 +4,8 @@ The dialplan writes `<YYYYMMDD>/<call_id>_<leg_id>_<seat>.wav` under the recordi
 (bind-mounted into the Asterisk chroot at IN_CHROOT_DIR): call_id is the Linkedid, so every
 leg of a transferred or re-queued call carries the same call id; leg_id is the agent
 channel's Uniqueid; seat is the answering endpoint (or `ivr` for the caller's IVR part).
+Both ids carry the node's Asterisk systemname when it has one ("pbx1-1700000000.12"), which
+keeps them unique across PBX nodes; names written before systemname was set have none.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
 
+from config.settings import ASTERISK_ID_PATTERN
+
 IN_CHROOT_DIR = "/var/lib/hotline/recordings"
 IVR_SEAT = "ivr"
-_ID = r"[0-9]+\.[0-9]+"
+_ID = ASTERISK_ID_PATTERN  # [<systemname>-]<epoch>.<seq>
 _NAME_RE = re.compile(
     rf"(?P<day>[0-9]{{8}})/(?P<call_id>{_ID})_(?P<leg_id>{_ID})_(?P<seat>[a-z]+[0-9]*)\.wav")
 

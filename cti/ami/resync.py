@@ -24,6 +24,7 @@ from cti.ami.translate import (
     CoreEvent,
     SeatReachable,
     is_local,
+    parse_asterisk_id,
     phone_of_channel,
     seat_of_channel,
 )
@@ -174,9 +175,12 @@ def parse_snapshot(core_show_channels: Sequence[Mapping[str, Any]],
 # ----------------------------------------------------------------------------------- rebuild
 
 
-def _order(ch: ChannelInfo) -> tuple[int, int, str]:
-    head, _, tail = ch.uniqueid.partition(".")
-    return (_int(head), _int(tail), ch.uniqueid)
+def _order(ch: ChannelInfo) -> tuple[str, int, int, str]:
+    # oldest first: by the id's epoch and counter, within each node (its systemname, if any)
+    uid = parse_asterisk_id(ch.uniqueid)
+    if uid is None:
+        return ("", 0, 0, ch.uniqueid)
+    return (uid.node, uid.epoch, uid.seq, ch.uniqueid)
 
 
 def rebuild(snap: AsteriskSnapshot) -> list[CoreEvent]:

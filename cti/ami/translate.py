@@ -1,7 +1,9 @@
 """AMI events -> the CTI's own call events (pure), and the CallTracker that makes them idempotent.
 
 Identity follows Asterisk: a call is its Linkedid, a channel its Uniqueid (the `channel` fields
-carry the channel's name, which actions such as Redirect need). Local-channel legs are skipped
+carry the channel's name, which actions such as Redirect need). Each PBX node sets its own
+Asterisk systemname, which prefixes both ids ("pbx1-1700000000.12"), so a call id is already
+unique across nodes and names its node (`parse_asterisk_id`). Local-channel legs are skipped
 explicitly: they are dialplan plumbing, never a caller or a seat.
 
 The dialplan contract (asterisk_conf/templates/extensions.conf.j2), UserEvents on the caller's
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from config.settings import ASTERISK_ID_PATTERN
+
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "hotline-agents"  # the native app_queue callers fail over to
@@ -32,6 +36,7 @@ SEAT_RE = re.compile(r"^seat\d+$")
 # a seat or supervisor phone's channel, e.g. PJSIP/seat07-0000001a
 _PHONE_CHANNEL = re.compile(r"^PJSIP/((?:seat|sup)\d+)-[0-9a-fA-F]+$")
 _SEAT_DEVICE = re.compile(r"^PJSIP/(seat\d+)$")
+_ASTERISK_ID = re.compile(ASTERISK_ID_PATTERN)
 
 # device states in which the seat's phone can be rung (or is already busy with a call)
 _REACHABLE_STATES = frozenset({"NOT_INUSE", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
@@ -142,6 +147,27 @@ def _int(value: str, default: int = 0) -> int:
         return int(value.strip())
     except ValueError:
         return default
+
+
+@dataclass(frozen=True, order=True)
+class AsteriskId:
+    """A Uniqueid or Linkedid taken apart: the node's systemname ("" when Asterisk has none),
+    the epoch second the node's channel counter started from, and the counter. Orders as
+    Asterisk made them, within one node."""
+
+    node: str
+    epoch: int
+    seq: int
+
+
+def parse_asterisk_id(value: str) -> AsteriskId | None:
+    """"pbx1-1700000000.12" -> AsteriskId("pbx1", 1700000000, 12); "1700000000.12" (no
+    systemname) -> node ""; anything else -> None."""
+    if not _ASTERISK_ID.fullmatch(value):
+        return None
+    head, _, seq = value.rpartition(".")
+    node, _, epoch = head.rpartition("-")
+    return AsteriskId(node, int(epoch), int(seq))
 
 
 def is_local(channel: str) -> bool:

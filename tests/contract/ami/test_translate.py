@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -278,3 +279,31 @@ def test_ended_calls_are_remembered_within_a_bound() -> None:
         t.apply(CallEnded(f"{i}.0", 16))
     assert t.apply(CallFailedOver("2.0")) == []
     assert t.apply(CallFailedOver("0.0")) == [CallFailedOver("0.0")]  # forgotten by now
+
+
+# ------------------------------------------------------------------- systemname (PBX nodes)
+
+
+def _with_systemname(events: list[Any], node: str = "pbx1") -> list[dict[str, Any]]:
+    """The trace as a node with `systemname = node` would have sent it: every Uniqueid and
+    Linkedid (and the Dest/Bridge variants) carries the prefix."""
+    out = []
+    for e in events:
+        d = dict(e)
+        for k, v in d.items():
+            if k.endswith(("Uniqueid", "Linkedid")) and isinstance(v, str) and v:
+                d[k] = f"{node}-{v}"
+        out.append(d)
+    return out
+
+
+def _prefixed(ev: CoreEvent, node: str = "pbx1") -> CoreEvent:
+    changes = {f: f"{node}-{getattr(ev, f)}" for f in ("call_id", "channel_id")
+               if getattr(ev, f, "")}
+    return dataclasses.replace(ev, **changes)  # type: ignore[type-var, arg-type]
+
+
+@pytest.mark.parametrize("name", CALL_TRACES)
+def test_a_systemname_prefix_changes_nothing_but_the_ids(name: str) -> None:
+    events = trace_events(name)
+    assert run(_with_systemname(events)) == [_prefixed(e) for e in run(events)]
