@@ -94,8 +94,8 @@ def create_app(ctx: WebContext) -> FastAPI:
     from agent_desktop.push import PushHub
 
     app.state.push = PushHub()
-    if ctx.bus is not None:
-        app.state.push.attach(ctx.bus)
+    # the ACD's events straight from its notifier (in-process); the rest from the bus
+    app.state.push.attach(ctx.bus, getattr(ctx.acd, "notifier", None))
     _install_error_handlers(app)
 
     @app.get("/api/health", tags=["meta"])

@@ -1,9 +1,12 @@
-"""WebSocket push at /ws: the CTI's MQTT events, filtered per user on the server.
+"""WebSocket push at /ws: the CTI's events, filtered per user on the server.
 
 Each message is `{"type": ..., "data": {...}}` with type one of agent_state, pop, queue_stats,
-call_event, wallboard, sla_alert (docs/api.md). The hub subscribes to the CTI's own MQTT bus
-(cti/mqtt, so it also relays what other processes publish) and keeps the last agent states and
-queue figures, which a desktop gets at once when it connects. An agent gets only their own state
+call_event, wallboard, sla_alert (docs/api.md). The ACD's own messages (agent states, pops,
+queue figures, call events) come straight from the notifier in this process (cti/notifier.py),
+so a screen-pop reaches the browser as the seat rings, not after a trip through the broker; the
+rest (work-order alerts, and everything when no ACD runs here) is relayed from the MQTT bus,
+which also brings what other processes publish. The hub keeps the last agent states and queue
+figures, which a desktop gets at once when it connects. An agent gets only their own state
 and pops, plus queue figures; supervisors and admins get everything. Each connection has a
 bounded queue; a desktop that cannot keep up is disconnected (it reconnects and gets the
 current states again) rather than slowing everyone down.
@@ -25,6 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 from agent_desktop.auth import COOKIE, User, session_user
 from agent_desktop.context import WebContext
+from cti.notifier import KINDS, LOCAL_FILTERS, Message, Notifier
+from cti.notifier import classify as classify
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["push"])
@@ -34,29 +39,9 @@ RECHECK_SESSION_S = 30.0  # an expired or logged-out session is closed within th
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW = 4408
 # topic filter -> message type
-FILTERS: dict[str, str] = {
-    "hotline/agents/+/state": "agent_state",
-    "hotline/agents/+/pop": "pop",
-    "hotline/queues/+/stats": "queue_stats",
-    "hotline/calls/+/events": "call_event",
-    "hotline/supervisors/alerts": "sla_alert",
-}
+FILTERS: dict[str, str] = dict(KINDS)
 # the latest of these is kept and sent to a desktop when it connects
 STATEFUL = frozenset({"agent_state", "queue_stats"})
-
-
-def classify(topic: str) -> tuple[str, str | None] | None:
-    """(type, the agent or call id in the topic) for a relayed topic, else None."""
-    parts = topic.split("/")
-    if len(parts) == 4 and parts[:2] == ["hotline", "agents"] and parts[3] in ("state", "pop"):
-        return ("agent_state" if parts[3] == "state" else "pop"), parts[2]
-    if len(parts) == 4 and parts[:2] == ["hotline", "queues"] and parts[3] == "stats":
-        return "queue_stats", parts[2]
-    if len(parts) == 4 and parts[:2] == ["hotline", "calls"] and parts[3] == "events":
-        return "call_event", parts[2]
-    if topic == "hotline/supervisors/alerts":
-        return "sla_alert", None
-    return None
 
 
 def allowed(user: User, kind: str, subject: str | None) -> bool:
@@ -85,9 +70,21 @@ class PushHub:
         self.relayed = 0
         self.dropped_clients = 0
 
-    def attach(self, bus: Any) -> None:
-        for topic_filter in FILTERS:
-            bus.subscribe(topic_filter, self.on_mqtt)
+    def attach(self, bus: Any, notifier: Notifier | None = None) -> None:
+        """The notifier's messages in-process; from `bus`, only what the notifier does not
+        deliver (a message must not arrive twice)."""
+        local: frozenset[str] = frozenset()
+        if notifier is not None:
+            notifier.listen(self.on_local)
+            local = LOCAL_FILTERS
+        if bus is not None:
+            for topic_filter in FILTERS:
+                if topic_filter not in local:
+                    bus.subscribe(topic_filter, self.on_mqtt)
+
+    def on_local(self, msg: Message) -> None:
+        """A message of this process's notifier, as it is sent (on the event loop)."""
+        self.publish(msg.kind, msg.subject, dict(msg.data), msg.topic)
 
     async def on_mqtt(self, topic: str, payload: bytes) -> None:
         found = classify(topic)

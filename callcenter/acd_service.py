@@ -1,12 +1,32 @@
-"""The ACD's one writer: AMI events, commands and ticks in; decisions out to PBX, bus and DB."""
+"""The ACD's one writer: AMI events, commands and ticks in; decisions out to PBX, bus and DB.
+
+Only the writer (`AcdService.run`) changes the engine. After each input it publishes an
+immutable `AcdView` (`service.view`): routes, worker threads (the wallboard), call control,
+agent commands, the AMI feed and supervision read that, never the live engine.
+
+A seat is rung without waiting on the database:
+- the data a call's routing flags and screen-pop need is looked up while the call is being
+  queued (named tasks, bounded queue, a few lookups at a time, in arrival order), so it is at
+  hand when an agent becomes free;
+- on an offer the writer builds the pop from that data, hands it to the notifier (MQTT and the
+  desktop's /ws at once) and Redirects the caller to the seat, with no database I/O between;
+- the writes (call record, agent state, snapshot) then go to a bounded queue that one task
+  drains in order; what reflects the database (an agent's state, a command's reply) is
+  published only after its commit.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from acd import engine as acd
@@ -16,6 +36,7 @@ from acd.model import (
     AgentState,
     AgentStateChanged,
     Announce,
+    Call,
     CallbackDial,
     CancelRing,
     CancelTimer,
@@ -25,10 +46,15 @@ from acd.model import (
     RingAgent,
     StartTimer,
 )
+from cti.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 10_000
+DB_QUEUE_SIZE = 10_000  # database writes waiting; past this the writer waits (backpressure)
+LOOKUP_QUEUE_SIZE = 1_000  # queued calls waiting for their lookup
+LOOKUP_CONCURRENCY = 4  # lookups in flight at once (threads of the default executor)
+LOOKUP_TIMEOUT_S = 3.0  # past this a call is queued without flags, its pop without data
 TICK_S = 1.0
 SNAPSHOT_EVERY_S = 10.0
 
@@ -45,34 +71,51 @@ class Pbx(Protocol):
 
 
 class Bus(Protocol):
-    def publish(self, topic: str, payload: Mapping[str, Any], *, qos: int = 1,
+    def publish(self, topic: str, payload: Mapping[str, Any] | str | bytes, *, qos: int = 1,
                 retain: bool = False) -> None: ...
 
 
-class Store(Protocol):
-    """The database, as the ACD needs it. Each call is one unit of work; events for the bus are
-    returned by the store only after its commit (publish after commit)."""
+@dataclass(frozen=True)
+class CallData:
+    """What the database knows of a queued call: its routing flags and its screen-pop
+    (cti.db.screen_pop's document), looked up once while the call is queued."""
 
-    async def screen_pop(self, call_id: str, caller: str,
-                         account: str | None) -> dict[str, Any]: ...
+    flags: frozenset[str]
+    pop: Mapping[str, Any]
+
+
+class Store(Protocol):
+    """The database, as the ACD needs it. Each call is one unit of work, committed when it
+    returns; the ACD publishes what reflects it only after that."""
+
+    async def lookup(self, call_id: str, caller: str, account: str | None) -> CallData: ...
     async def agent_state(self, agent: Agent, actor: str) -> None: ...
     async def call_queued(self, call_id: str, skill: str, at: float) -> None: ...
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
-    async def call_flags(self, caller: str, account: str | None) -> frozenset[str]: ...
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None: ...
 
 
 @dataclass(frozen=True)
+class Principal:
+    """Who sends commands to the ACD: a verified agent, supervisor or admin."""
+
+    user_id: str
+    role: str  # agent | supervisor | admin
+    skills: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Command:
-    """An agent's or a supervisor's request; `reply` gets {"ok": bool, ...}."""
+    """An agent's or a supervisor's request; `reply` gets {"ok": bool, ...} once what the input
+    changed is in the database."""
 
     input: acd.Input
     actor: str
     reply: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class CallChannel:
     channel: str
     caller: str
@@ -80,15 +123,87 @@ class CallChannel:
     lang: str = "zh"
 
 
+@dataclass(frozen=True, eq=False)
+class AcdView:
+    """The ACD as its writer left it after one input: immutable, safe to read from any thread.
+
+    Read it once (`view = service.view`) and use that object: every figure in it belongs to
+    the same moment."""
+
+    at: float  # when the writer published it
+    version: int  # one more per input handled
+    config: AcdConfig
+    agents: Mapping[str, Agent]
+    calls: Mapping[str, Call]  # live calls: waiting, callback, offered, connected
+    channels: Mapping[str, CallChannel]  # the caller's channel of each call Asterisk holds
+    snapshot: acd.Snapshot
+    _reader: list[acd.AcdEngine] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def of(cls, engine: acd.AcdEngine, channels: Mapping[str, CallChannel], at: float,
+           version: int) -> AcdView:
+        snap = engine.snapshot()
+        return cls(at=at, version=version, config=engine.config,
+                   agents=MappingProxyType({a.agent_id: a for a in snap.agents}),
+                   calls=MappingProxyType({c.call_id: c for c in snap.calls}),
+                   channels=MappingProxyType(dict(channels)), snapshot=snap)
+
+    @property
+    def wrap_up_s(self) -> float:
+        return self.config.wrap_up_s
+
+    def queue_stats(self, now: float) -> list[QueueStats]:
+        """Every skill's live figures, as the engine computes them, at `now`."""
+        with self._lock:  # a private engine rebuilt from the snapshot once, then only read
+            if not self._reader:
+                engine = acd.AcdEngine(self.config)
+                engine.restore(self.snapshot)
+                self._reader.append(engine)
+        return self._reader[0].queue_stats(now)
+
+    def agent_at(self, seat: str) -> Agent | None:
+        """The agent logged in at this seat."""
+        for a in self.agents.values():
+            if a.seat == seat and a.state != AgentState.LOGGED_OUT:
+                return a
+        return None
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """A call's data to fetch: for a call being queued (`arrival`), or for the pop of an offer
+    whose call has none yet (`offer`: after a CTI restart)."""
+
+    seq: int
+    call_id: str
+    caller: str
+    account: str | None
+    arrival: tuple[CallChannel, acd.CallArrived] | None = None
+    offer: RingAgent | CallbackDial | None = None
+
+
+@dataclass(frozen=True)
+class _DbJob:
+    what: str
+    write: Callable[[], Awaitable[None]] | None
+    after: Callable[[], Awaitable[None] | None] | None = None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
 @dataclass
 class AcdService:
     """Single consumer of one bounded inbox: no locks, and the ACD sees inputs in order."""
 
-    engine: acd.AcdEngine
+    engine: acd.AcdEngine  # the writer's alone: everyone else reads `view`
     pbx: Pbx
     bus: Bus
     store: Store
     clock: Callable[[], float] = time.time
+    notifier: Notifier = None  # type: ignore[assignment]  # default: one over `bus`
     inbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(INBOX_SIZE))
     channels: dict[str, CallChannel] = field(default_factory=dict)
     dropped: int = 0
@@ -99,18 +214,37 @@ class AcdService:
     # logged in there, so callers who fail over while the CTI is down ring logged-in seats only
     seats: tuple[str, ...] = ()
     failover_members: dict[str, bool] = field(default_factory=dict)
+    view: AcdView = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.notifier is None:
+            self.notifier = Notifier(self.bus)
+        self.view = AcdView.of(self.engine, self.channels, self.clock(), 0)
+        self.call_data: dict[str, CallData] = {}  # the writer's: by call_id, while it lives
+        self._db: asyncio.Queue[_DbJob] = asyncio.Queue(DB_QUEUE_SIZE)
+        self._snapshot_queued = False
+        self._lookups: asyncio.Queue[_Lookup] = asyncio.Queue(LOOKUP_QUEUE_SIZE)
+        self._fetching: asyncio.Queue[tuple[_Lookup, asyncio.Task[CallData | None]]] = \
+            asyncio.Queue(LOOKUP_CONCURRENCY)
+        self._lookups_started = 0  # seq of the last lookup asked for
+        self._lookups_applied = 0  # seq of the last lookup the writer applied (in order)
+        self._looking_up: dict[str, int] = {}  # call_id -> lookups in flight
+        self._gone: set[str] = set()  # calls that ended while being looked up
+        # replies that wait for the lookups asked for before them: (seq, deadline, job)
+        self._held_replies: deque[tuple[int, float, _DbJob]] = deque()
 
     @classmethod
     def create(cls, config: AcdConfig, pbx: Pbx, bus: Bus, store: Store,
                snapshot: Mapping[str, Any] | None = None,
-               seats: tuple[str, ...] = ()) -> AcdService:
+               seats: tuple[str, ...] = (), notifier: Notifier | None = None) -> AcdService:
         engine = acd.AcdEngine(config)
         if snapshot:
             try:
                 engine.restore(acd.Snapshot.from_dict(snapshot))
             except (ValueError, KeyError, TypeError):
                 log.exception("ACD snapshot unusable; starting empty (resync rebuilds calls)")
-        return cls(engine=engine, pbx=pbx, bus=bus, store=store, seats=seats)
+        return cls(engine=engine, pbx=pbx, bus=bus, store=store, seats=seats,
+                   notifier=notifier if notifier is not None else Notifier(bus))
 
     # ------------------------------------------------------------------------------ inputs
 
@@ -127,21 +261,44 @@ class AcdService:
     def call_waiting(self, call_id: str, channel: str, caller: str, skill: str, priority: int,
                      account: str | None, lang: str = "zh", flags: frozenset[str] = frozenset()
                      ) -> None:
-        """Asterisk holds a caller for us (HotlineQueued)."""
-        self.submit(("channel", (call_id, CallChannel(channel, caller, account, lang))))
-        self.submit(acd.CallArrived(call_id=call_id, caller=caller, skill=skill,
-                                    priority=priority, account=account, flags=flags))
+        """Asterisk holds a caller for us (HotlineQueued): the call's data is looked up, then
+        the call reaches the ACD with its routing flags."""
+        self._ask_lookup(call_id, caller, account, arrival=(
+            CallChannel(channel, caller, account, lang),
+            acd.CallArrived(call_id=call_id, caller=caller, skill=skill, priority=priority,
+                            account=account, flags=flags)))
+
+    def _ask_lookup(self, call_id: str, caller: str, account: str | None, *,
+                    arrival: tuple[CallChannel, acd.CallArrived] | None = None,
+                    offer: RingAgent | CallbackDial | None = None) -> None:
+        self._lookups_started += 1
+        job = _Lookup(self._lookups_started, call_id, caller, account, arrival, offer)
+        self._looking_up[call_id] = self._looking_up.get(call_id, 0) + 1
+        try:
+            self._lookups.put_nowait(job)
+        except asyncio.QueueFull:
+            log.warning("call %s: lookup queue full; queued without its data", call_id)
+            self.submit(("looked_up", (job, None)))
 
     # ------------------------------------------------------------------------------- tasks
 
     async def run(self) -> None:
-        """The writer. Runs until cancelled."""
-        while True:
-            item = await self.inbox.get()
-            try:
-                await self._handle(item)
-            except Exception:
-                log.exception("ACD input failed: %r", item)
+        """The writer, with its database writer and its lookups (named tasks in one
+        TaskGroup). Runs until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._db_writer(), name="acd-db-writer")
+                tg.create_task(self._lookup_starter(), name="acd-lookup-start")
+                tg.create_task(self._lookup_finisher(), name="acd-lookup-finish")
+                while True:
+                    item = await self.inbox.get()
+                    try:
+                        await self._handle(item)
+                    except Exception:
+                        log.exception("ACD input failed: %r", item)
+        finally:
+            while not self._fetching.empty():  # lookups no one will wait for any more
+                self._fetching.get_nowait()[1].cancel()
 
     async def ticker(self) -> None:
         while True:
@@ -162,76 +319,156 @@ class AcdService:
             await asyncio.sleep(SNAPSHOT_EVERY_S)
             self.submit(("snapshot", None))
 
+    def stats(self) -> dict[str, int]:
+        """Queue depths, for the status file and the bench."""
+        return {"inbox": self.inbox.qsize(), "db_queue": self._db.qsize(),
+                "lookups_waiting": self._lookups.qsize(), "dropped": self.dropped}
+
+    # ----------------------------------------------------------------------------- lookups
+
+    async def _lookup_starter(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self._lookups.get()
+            task = loop.create_task(self._fetch(job), name=f"acd-lookup-{job.call_id}")
+            await self._fetching.put((job, task))  # at most LOOKUP_CONCURRENCY in flight
+
+    async def _lookup_finisher(self) -> None:
+        """Hands lookups to the writer in the order they were asked for."""
+        while True:
+            job, task = await self._fetching.get()
+            data = await task
+            await self.inbox.put(("looked_up", (job, data)))
+
+    async def _fetch(self, job: _Lookup) -> CallData | None:
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_S):
+                return await self.store.lookup(job.call_id, job.caller, job.account)
+        except Exception:
+            log.exception("call %s: lookup failed; routed without its data", job.call_id)
+            return None
+
     # ---------------------------------------------------------------------------- handling
 
     async def _handle(self, item: Any) -> None:
         now = self.clock()
+        actor, reply = "acd", None
         if isinstance(item, tuple):
             kind, payload = item
-            if kind == "channel":
-                call_id, ch = payload
-                self.channels[call_id] = ch
-            elif kind == "snapshot":
-                await self.store.save_snapshot(self.engine.snapshot().to_dict())
-            elif kind == "forget":
-                self.channels.pop(payload, None)
-            elif kind == "publish_agents":
-                # after a restart or resync: every desktop gets its agent's state again, and
-                # the failover queue's members are set anew (Asterisk may have restarted)
-                self.failover_members.clear()
-                for agent in self.engine.agents.values():
-                    await self._effect(AgentStateChanged(agent), "resync")
-                await self._sync_failover()
-            return
-        actor, reply = "acd", None
+            if kind == "looked_up":
+                item = self._looked_up(*payload)
+                if item is None:
+                    self._publish_view(now)
+                    await self._release_replies()
+                    return
+            else:
+                await self._internal(kind, payload)
+                return
         if isinstance(item, Command):
             actor, reply, item = item.actor, item.reply, item.input
-        if isinstance(item, acd.CallArrived) and not item.flags and item.call_id not in \
-                self.engine.calls:
-            flags = await self.store.call_flags(item.caller, item.account)
-            if flags:
-                item = acd.CallArrived(call_id=item.call_id, caller=item.caller,
-                                       skill=item.skill, priority=item.priority,
-                                       account=item.account, flags=flags)
+        await self._apply(item, actor, reply, now)
+
+    def _looked_up(self, job: _Lookup, data: CallData | None) -> acd.Input | None:
+        """A lookup is back: the call it was for goes into the ACD now (None: nothing to)."""
+        self._lookups_applied = max(self._lookups_applied, job.seq)
+        left = self._looking_up.get(job.call_id, 1) - 1
+        gone = job.call_id in self._gone and job.call_id not in self.engine.calls
+        if left > 0:
+            self._looking_up[job.call_id] = left
+        else:
+            self._looking_up.pop(job.call_id, None)
+            self._gone.discard(job.call_id)
+        if data is not None and not gone:
+            self.call_data[job.call_id] = data
+        if job.offer is not None:
+            # an offer that went out without data: the full pop follows, if still ringing
+            call = self.engine.calls.get(job.call_id)
+            if data is not None and call is not None and call.offered_to == job.offer.agent_id:
+                self._send_pop(job.offer, call)
+            return None
+        assert job.arrival is not None
+        if gone:
+            return None
+        channel, arrived = job.arrival
+        self.channels[job.call_id] = channel
+        if not arrived.flags and data is not None and data.flags:
+            arrived = replace(arrived, flags=data.flags)
+        return arrived
+
+    async def _internal(self, kind: str, payload: Any) -> None:
+        if kind == "snapshot":
+            await self._queue_snapshot()
+        elif kind == "forget":
+            self.channels.pop(payload, None)
+            self.call_data.pop(payload, None)
+            self._publish_view(self.clock())
+        elif kind == "publish_agents":
+            # after a restart or resync: every desktop gets its agent's state again, and
+            # the failover queue's members are set anew (Asterisk may have restarted)
+            self.failover_members.clear()
+            for agent in self.engine.agents.values():
+                await self._queue_agent_state(agent, "resync")
+            await self._sync_failover()
+
+    async def _apply(self, item: acd.Input, actor: str,
+                     reply: Callable[[dict[str, Any]], Awaitable[None]] | None,
+                     now: float) -> None:
         effects = self.engine.apply(item, now)
         rejected = [e for e in effects if isinstance(e, Rejected)]
+        gone_early = False
+        if isinstance(item, acd.CallEnded | acd.CallAbandoned) \
+                and item.call_id in self._looking_up and item.call_id not in self.engine.calls:
+            gone_early = True  # the caller left while their data was being looked up
+            self._gone.add(item.call_id)
+        self._publish_view(now)
+        # 1. the ring side: pops, Redirects, announcements; no database in between
+        for eff in effects:
+            try:
+                await self._effect(eff, now)
+            except Exception:
+                # one failed PBX/bus action (say, a Setvar on a caller who just hung up)
+                # must not cost the effects after it: the ring, the state, the statistics
+                log.exception("ACD effect failed: %r", eff)
+        changed = [e.agent for e in effects if isinstance(e, AgentStateChanged)]
+        if changed:
+            await self._sync_failover()
+        # 2. the database, after the ring and in input order; published after its commit
+        store = self.store
         if isinstance(item, acd.CallArrived):
-            await self.store.call_queued(item.call_id, item.skill, now)
+            call_id, skill = item.call_id, item.skill
+            await self._queue_db("call_queued", lambda: store.call_queued(call_id, skill, now))
         if isinstance(item, acd.AgentAnswered) and not rejected:
             answered_by = self.engine.agents.get(item.agent_id)
             if answered_by is not None:
-                await self.store.call_answered(item.call_id, item.agent_id, answered_by.seat,
-                                               now)
+                call_id, agent_id, seat = item.call_id, item.agent_id, answered_by.seat
+                await self._queue_db("call_answered", lambda: store.call_answered(
+                    call_id, agent_id, seat, now))
         if isinstance(item, acd.CallEnded | acd.CallAbandoned):
-            self.submit(("forget", item.call_id))
-            if not rejected:
-                await self.store.call_ended(item.call_id, now,
-                                            abandoned=isinstance(item, acd.CallAbandoned))
-        for eff in effects:
-            try:
-                await self._effect(eff, actor)
-            except Exception:
-                # one failed PBX/bus/DB action (say, a Setvar on a caller who just hung up)
-                # must not cost the effects after it: the ring, the state, the statistics
-                log.exception("ACD effect failed: %r", eff)
-        if any(isinstance(e, AgentStateChanged) for e in effects):
-            await self._sync_failover()
+            call_id = item.call_id
+            self.submit(("forget", call_id))
+            if not rejected or gone_early:
+                abandoned = isinstance(item, acd.CallAbandoned)
+                await self._queue_db("call_ended", lambda: store.call_ended(
+                    call_id, now, abandoned=abandoned))
+        for agent in changed:
+            await self._queue_agent_state(agent, actor)
+        if changed:
             # a restart must find agents and calls as they are now, not 10 s ago
-            await self.store.save_snapshot(self.engine.snapshot().to_dict())
+            await self._queue_snapshot()
         if reply is not None:
-            await reply({"ok": not rejected,
-                         **({"error": rejected[0].reason} if rejected else {})})
+            doc = {"ok": not rejected, **({"error": rejected[0].reason} if rejected else {})}
+            await self._reply_after_commit(reply, doc)
+        await self._release_replies()
 
-    async def _effect(self, eff: Any, actor: str) -> None:
+    async def _effect(self, eff: Any, now: float) -> None:
         if isinstance(eff, RingAgent):
             ch = self.channels.get(eff.call_id)
-            # the pop leaves before the seat rings, so it is on screen while it rings
-            pop = await self.store.screen_pop(eff.call_id, eff.caller, eff.account)
-            self.bus.publish(f"hotline/agents/{eff.agent_id}/pop",
-                             {**pop, "seat": eff.seat, "skill": eff.skill,
-                              "attempt": eff.attempt})
-            self.bus.publish(f"hotline/calls/{eff.call_id}/events",
-                             {"event": "offered", "agent_id": eff.agent_id, "seat": eff.seat})
+            call = self.engine.calls.get(eff.call_id)
+            # the pop leaves as the seat rings (to /ws in-process, to MQTT in parallel)
+            self._send_pop(eff, call)
+            self.notifier.call_event(eff.call_id, "offered", at=now, agent_id=eff.agent_id,
+                                     seat=eff.seat, skill=eff.skill,
+                                     detail={"attempt": eff.attempt})
             if ch is None:
                 log.error("call %s: no channel known; cannot ring %s", eff.call_id, eff.seat)
                 self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
@@ -241,20 +478,8 @@ class AcdService:
             except Exception:
                 log.exception("call %s: could not ring %s", eff.call_id, eff.seat)
                 self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
-        elif isinstance(eff, AgentStateChanged):
-            await self.store.agent_state(eff.agent, actor)
-            a = eff.agent
-            self.bus.publish(f"hotline/agents/{a.agent_id}/state", {
-                "agent_id": a.agent_id, "seat": a.seat, "state": str(a.state),
-                "reason": a.reason, "since": a.state_since, "call_id": a.call_id,
-                "wrap_up_s": self.engine.config.wrap_up_s},
-                retain=True)
         elif isinstance(eff, QueueStats):
-            self.bus.publish(f"hotline/queues/{eff.skill}/stats", {
-                "skill": eff.skill, "waiting": eff.waiting, "longest_wait_s": eff.longest_wait_s,
-                "service_level": eff.service_level, "answered": eff.answered,
-                "abandoned": eff.abandoned, "agents": dict(eff.agents), "aht_s": eff.aht_s},
-                retain=True)
+            self.notifier.queue_stats(eff, at=now)
         elif isinstance(eff, Announce):
             ch = self.channels.get(eff.call_id)
             if ch is not None:
@@ -266,13 +491,10 @@ class AcdService:
                 await self.pbx.overflow(ch.channel, eff.target)
         elif isinstance(eff, CallbackDial):
             # the pop first, as for any offer: the agent sees whom they are calling back
-            pop = await self.store.screen_pop(eff.call_id, eff.number, eff.account)
-            self.bus.publish(f"hotline/agents/{eff.agent_id}/pop",
-                             {**pop, "seat": eff.seat, "callback": True,
-                              "attempt": eff.attempt})
-            self.bus.publish(f"hotline/calls/{eff.call_id}/events",
-                             {"event": "callback_dialling", "agent_id": eff.agent_id,
-                              "seat": eff.seat})
+            self._send_pop(eff, self.engine.calls.get(eff.call_id))
+            self.notifier.call_event(eff.call_id, "callback_dialling", at=now,
+                                     agent_id=eff.agent_id, seat=eff.seat,
+                                     detail={"attempt": eff.attempt})
             try:
                 # Asterisk gives up on the seat a little before the ACD's own ring timer
                 await self.pbx.callback(eff.seat, eff.call_id, eff.number,
@@ -287,9 +509,102 @@ class AcdService:
             self.timers[eff.name] = loop.call_later(delay, self._timer_fired, eff.name)
         elif isinstance(eff, CancelTimer):
             self._cancel_timer(eff.name)
-        elif isinstance(eff, CancelRing | Rejected):
-            log.debug("ACD: %r", eff)
+        elif isinstance(eff, CancelRing | Rejected | AgentStateChanged):
+            log.debug("ACD: %r", eff)  # agent states go out after their commit (_apply)
 
+    def _send_pop(self, eff: RingAgent | CallbackDial, call: Call | None) -> None:
+        """The screen-pop from the data looked up when the call was queued: no I/O here."""
+        callback = isinstance(eff, CallbackDial)
+        caller = eff.number if isinstance(eff, CallbackDial) else eff.caller
+        data = self.call_data.get(eff.call_id)
+        if data is None:
+            pop: dict[str, Any] = {
+                "call_id": eff.call_id, "caller_number": caller, "generated_at": None,
+                "entered_account": None if not eff.account else {
+                    "account_no": eff.account, "found": None},
+                "accounts": [], "accounts_total": 0, "accounts_truncated": False,
+                "work_orders": [], "ivr": None, "error": "not_looked_up"}
+            if eff.call_id not in self._looking_up:  # the full pop follows when it is in
+                self._ask_lookup(eff.call_id, caller, eff.account, offer=eff)
+        else:
+            pop = {**data.pop, "caller_number": caller} if callback else dict(data.pop)
+            ivr = pop.get("ivr")
+            if isinstance(ivr, Mapping) and ivr.get("queued_at") is None and call is not None:
+                # looked up before the queue time was written; the ACD knows it
+                pop["ivr"] = {**ivr, "queued_at": _iso(call.enqueued_at)}
+        if isinstance(eff, CallbackDial):
+            self.notifier.screen_pop(eff.agent_id, pop, seat=eff.seat, attempt=eff.attempt,
+                                     callback=True)
+        else:
+            self.notifier.screen_pop(eff.agent_id, pop, seat=eff.seat, skill=eff.skill,
+                                     attempt=eff.attempt)
+
+    def _publish_view(self, now: float) -> None:
+        self.view = AcdView.of(self.engine, self.channels, now, self.view.version + 1)
+
+    # ---------------------------------------------------------------------------- database
+
+    async def _queue_db(self, what: str, write: Callable[[], Awaitable[None]] | None,
+                        after: Callable[[], Awaitable[None] | None] | None = None) -> None:
+        job = _DbJob(what, write, after)
+        try:
+            self._db.put_nowait(job)
+        except asyncio.QueueFull:
+            log.warning("ACD: %d database writes waiting; the writer waits for them",
+                        self._db.qsize())
+            await self._db.put(job)
+
+    async def _queue_agent_state(self, agent: Agent, actor: str) -> None:
+        wrap_up_s = self.engine.config.wrap_up_s
+        await self._queue_db(
+            "agent_state", lambda: self.store.agent_state(agent, actor),
+            lambda: self.notifier.agent_state(agent, wrap_up_s=wrap_up_s))
+
+    async def _queue_snapshot(self) -> None:
+        if self._snapshot_queued:
+            return  # the queued one will save the latest view
+        self._snapshot_queued = True
+
+        async def save() -> None:
+            self._snapshot_queued = False
+            data = await asyncio.to_thread(self.view.snapshot.to_dict)
+            await self.store.save_snapshot(data)
+        await self._queue_db("snapshot", save)
+
+    async def _reply_after_commit(self, reply: Callable[[dict[str, Any]], Awaitable[None]],
+                                  doc: dict[str, Any]) -> None:
+        """A reply means the input and every call queued before it are in the database."""
+        job = _DbJob("reply", None, lambda: reply(doc))
+        if self._lookups_started <= self._lookups_applied and not self._held_replies:
+            await self._queue_db(job.what, job.write, job.after)
+        else:
+            self._held_replies.append((self._lookups_started,
+                                       self.clock() + 2 * LOOKUP_TIMEOUT_S, job))
+
+    async def _release_replies(self) -> None:
+        now = self.clock()
+        while self._held_replies and (self._held_replies[0][0] <= self._lookups_applied
+                                      or self._held_replies[0][1] <= now):
+            job = self._held_replies.popleft()[2]
+            await self._queue_db(job.what, job.write, job.after)
+
+    async def _db_writer(self) -> None:
+        """Drains the database writes in order; publishes what reflects each after it."""
+        while True:
+            job = await self._db.get()
+            try:
+                if job.write is not None:
+                    await job.write()
+            except Exception:
+                log.exception("ACD: database write %s failed; not published", job.what)
+                continue
+            if job.after is not None:
+                try:
+                    done = job.after()
+                    if inspect.isawaitable(done):
+                        await done
+                except Exception:
+                    log.exception("ACD: after %s", job.what)
 
     async def _sync_failover(self) -> None:
         """Pause the failover queue's seats that have no agent logged in; unpause the others.

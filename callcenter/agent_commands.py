@@ -28,25 +28,18 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from acd import engine as acd
 from acd.model import AgentState
-from callcenter.acd_service import AcdService, Bus, Command
+from callcenter.acd_service import AcdService, Bus, Command, Principal
+from cti.notifier import Notifier, parse_command_topic
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SEAT = re.compile(r"^seat\d{2,3}$")
 SUPERVISION_ACTIONS = frozenset({"listen", "whisper", "barge", "spy_mode", "spy_stop"})
 LOGIN_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
-    role: str  # agent | supervisor | admin
-    skills: dict[str, int]
 
 
 class Directory(Protocol):
@@ -56,28 +49,33 @@ class Directory(Protocol):
 
 
 class AgentCommands:
-    def __init__(self, service: AcdService, bus: Bus, directory: Directory,
+    """Replies go out through the ACD's notifier (`bus` is kept for the callers that pass it);
+    what the ACD's state says is read from its published view."""
+
+    def __init__(self, service: AcdService, bus: Bus | Notifier | None, directory: Directory,
                  seats: set[str], supervision: Any = None) -> None:
         self.service = service
         self.supervision = supervision  # recorder.supervision.SupervisionService
-        self.bus = bus
+        self.notifier = bus if isinstance(bus, Notifier) else service.notifier
         self.directory = directory
         self.seats = seats
         self.tokens: dict[str, Principal] = {}  # token -> who
 
+    def subscribe(self, bus: Any) -> None:
+        """Listen on the command topics (hotline/cmd/{agents|supervisors}/{id})."""
+        self.notifier.subscribe_commands(bus, self.handle)
+
     def _reply_fn(self, kind: str, user_id: str, request_id: Any
                   ) -> Callable[[dict[str, Any]], Awaitable[None]]:
         async def reply(doc: dict[str, Any]) -> None:
-            self.bus.publish(f"hotline/{kind}/{user_id}/reply", {**doc, "request_id": request_id})
+            self.notifier.reply(kind, user_id, {**doc, "request_id": request_id})
         return reply
 
     async def handle(self, topic: str, payload: bytes) -> None:
-        parts = topic.split("/")
-        if len(parts) != 4 or parts[:2] != ["hotline", "cmd"] or not ID.match(parts[3]):
+        found = parse_command_topic(topic)
+        if found is None or not ID.match(found[1]):
             return
-        kind, user_id = parts[2], parts[3]
-        if kind not in ("agents", "supervisors"):
-            return
+        kind, user_id = found
         try:
             msg = json.loads(payload.decode("utf-8", errors="replace"))
             if not isinstance(msg, dict):
@@ -170,7 +168,7 @@ class AgentCommands:
         """
         if not SEAT.match(seat) or seat not in self.seats:
             return {"ok": False, "error": "bad_seat"}
-        current = self.service.engine.agents.get(who.user_id)
+        current = self.service.view.agents.get(who.user_id)
         if current is not None and current.state != AgentState.LOGGED_OUT:
             if current.seat != seat:
                 return {"ok": False, "error": "logged_in_elsewhere", "seat": current.seat}

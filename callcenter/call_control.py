@@ -1,9 +1,9 @@
 """Call control from the desktop over AMI: hold (music to the caller), transfer, hang up.
 
-The caller's channel is the one the ACD knows (AcdService.channels). Hold Redirects the caller
-out of the bridge to music on hold in `hotline-hold`; the agent's leg follows there by Dial's
-F() option and waits in silence; off hold, the agent's leg is Redirected to bridge itself with
-the caller again (the Bridge() application).
+The caller's channel is the one the ACD knows (its published view, AcdService.view.channels).
+Hold Redirects the caller out of the bridge to music on hold in `hotline-hold`; the agent's leg
+follows there by Dial's F() option and waits in silence; off hold, the agent's leg is
+Redirected to bridge itself with the caller again (the Bridge() application).
 A transfer first tells the call tracker that the caller is going back to the agent side's
 start, so the next queue, offer and answer events count again; the ACD then re-queues the
 call under the new skill (at the front) or rings the chosen agent's seat.
@@ -69,15 +69,18 @@ class CallControl:
     resumed: dict[str, str] = field(default_factory=dict)  # call_id -> agent's channel
 
     def _caller_channel(self, call_id: str) -> str:
-        ch = self.service.channels.get(call_id)
-        call = self.service.engine.calls.get(call_id)
-        if ch is None or call is None:
+        view = self.service.view
+        ch = view.channels.get(call_id)
+        if ch is None or call_id not in view.calls:
             raise CallControlError(f"call {call_id} is not live in the ACD")
         return ch.channel
 
     def _connected(self, call_id: str) -> str:
-        channel = self._caller_channel(call_id)
-        call = self.service.engine.calls[call_id]
+        view = self.service.view
+        ch, call = view.channels.get(call_id), view.calls.get(call_id)
+        if ch is None or call is None:
+            raise CallControlError(f"call {call_id} is not live in the ACD")
+        channel = ch.channel
         if str(call.state) != "connected":
             raise CallControlError(f"call {call_id} is not connected to an agent")
         if call.callback_number is not None:
@@ -166,7 +169,7 @@ class CallControl:
             raise CallControlError("transfer to one skill or one agent")
         caller = self._connected(call_id)
         if agent_id is not None:
-            target = self.service.engine.agents.get(agent_id)
+            target = self.service.view.agents.get(agent_id)
             if target is None or str(target.state) != "ready":
                 raise CallControlError(f"agent {agent_id} is not ready")
         if self.tracker is not None:

@@ -76,15 +76,16 @@ REASON_STATUS: Mapping[str, int] = {
 
 @dataclass
 class AcdCalls:
-    """CallDirectory over the running ACD engine (read on the event loop, like the ACD)."""
+    """CallDirectory over the running ACD: reads its published view, never the engine."""
 
     acd: Any  # callcenter.acd_service.AcdService
 
     def live_call(self, call_id: str) -> LiveCall | None:
-        call = self.acd.engine.calls.get(call_id)
+        view = self.acd.view  # the immutable view the ACD's writer published last
+        call = view.calls.get(call_id)
         if call is None:
             return None
-        agent = self.acd.engine.agents.get(call.offered_to) if call.offered_to else None
+        agent = view.agents.get(call.offered_to) if call.offered_to else None
         return LiveCall(call_id, str(call.state), call.offered_to,
                         agent.seat if agent is not None and agent.seat else None)
 

@@ -22,6 +22,7 @@ from cti.db.jsonready import json_ready
 from cti.db.models import ACCOUNT_NO_RE, Account, Area, Call, WorkOrder, WorkOrderEvent
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.upsert import insert_on_conflict
+from cti.notifier import SUPERVISOR_ALERTS_TOPIC
 from workorders import lifecycle as lc
 from workorders.lifecycle import (
     Department,
@@ -35,7 +36,8 @@ from workorders.lifecycle import (
 
 log = logging.getLogger(__name__)
 
-ALERTS_TOPIC: Final = "hotline/supervisors/alerts"
+# the notifier owns every topic (cti/notifier.py); alerts leave through the outbox after commit
+ALERTS_TOPIC: Final = SUPERVISOR_ALERTS_TOPIC
 NUMBER_LEN: Final = 11
 MAX_PAGE: Final = 200
 MAX_DESCRIPTION: Final = 4000

@@ -61,7 +61,8 @@ def agent_rows(ctx: WebContext, only: str | None = None) -> list[AgentOut]:
     open DB session (the ACD writes it after every change)."""
     with ctx.sessions.begin() as s:
         rows = db_agents.list_agents(s)
-    live = ctx.acd.engine.agents if ctx.acd is not None else {}
+    view = ctx.acd.view if ctx.acd is not None else None  # the ACD's immutable view
+    live = view.agents if view is not None else {}
     out = []
     for r in rows:
         if only is not None and r["agent_id"] != only:
@@ -79,8 +80,7 @@ def agent_rows(ctx: WebContext, only: str | None = None) -> list[AgentOut]:
                      "call_id": None}
         out.append(AgentOut(agent_id=r["agent_id"], name=r["name"], role=r["role"],
                             skills=r["skills"], active=r["active"], **state,
-                            wrap_up_s=ctx.acd.engine.config.wrap_up_s
-                            if ctx.acd is not None else None))
+                            wrap_up_s=view.wrap_up_s if view is not None else None))
     return out
 
 
@@ -181,7 +181,7 @@ async def logout_agent(request: Request, agent_id: str = AgentId,
     self_or_supervisor(user, agent_id)
     await run_in_threadpool(_known, ctx, agent_id)
     acd_service = require_acd(ctx)
-    current = acd_service.engine.agents.get(agent_id)
+    current = acd_service.view.agents.get(agent_id)
     forced = agent_id != user.user_id
     if current is not None and current.state != AgentState.LOGGED_OUT:
         inp: acd.Input = (acd.SupervisorForce(agent_id=agent_id, state=AgentState.LOGGED_OUT,

@@ -169,7 +169,7 @@ async def logout(request: Request, user: User = Depends(current_user)) -> Respon
     """End this session. An agent is logged out of the ACD too (签出)."""
     ctx = ctx_of(request)
     if user.role == "agent" and ctx.acd is not None:
-        agent = ctx.acd.engine.agents.get(user.user_id)
+        agent = ctx.acd.view.agents.get(user.user_id)
         if agent is not None and str(agent.state) != "logged_out":
             ctx.acd.submit(Command(acd.AgentLogout(agent_id=user.user_id), actor=user.user_id))
     token = request_token(request) or ""

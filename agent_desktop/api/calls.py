@@ -86,7 +86,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 
 
 def _live(ctx: WebContext) -> dict[str, Any]:
-    return dict(ctx.acd.engine.calls) if ctx.acd is not None else {}
+    return dict(ctx.acd.view.calls) if ctx.acd is not None else {}
 
 
 def _held(ctx: WebContext, call_id: str) -> bool:
@@ -124,7 +124,7 @@ def _mine(ctx: WebContext, user: User, call_id: str, row: Call | None) -> bool:
     if live is not None and live.offered_to == user.user_id:
         return True
     if ctx.acd is not None:
-        me = ctx.acd.engine.agents.get(user.user_id)
+        me = ctx.acd.view.agents.get(user.user_id)
         if me is not None and me.call_id == call_id:
             return True
     return row is not None and row.agent_id == user.user_id
@@ -215,7 +215,7 @@ async def _control_target(request: Request, user: User, call_id: str) -> tuple[W
     if ctx.calls is None or ctx.acd is None:
         raise HTTPException(409, "call control needs the PBX and the ACD, which are not running")
     if not user.is_supervisor:
-        me = ctx.acd.engine.agents.get(user.user_id)
+        me = ctx.acd.view.agents.get(user.user_id)
         if me is None or me.call_id != call_id or str(me.state) != "on_call":
             raise HTTPException(403, "only the agent on this call (or a supervisor)")
     return ctx, ctx.calls

@@ -53,11 +53,12 @@ class Wallboard(BaseModel):
 def queue_rows(ctx: WebContext) -> list[QueueOut]:
     if ctx.acd is None:
         return []
-    now = ctx.acd.clock()
+    # the ACD's immutable view: safe on a worker thread while its writer goes on
+    view = ctx.acd.view
     return [QueueOut(skill=q.skill, waiting=q.waiting, longest_wait_s=round(q.longest_wait_s, 1),
                      agents_by_state=dict(q.agents), service_level_20s=q.service_level,
                      answered=q.answered, abandoned=q.abandoned, aht_s=round(q.aht_s, 1))
-            for q in ctx.acd.engine.queue_stats(now)]
+            for q in view.queue_stats(ctx.acd.clock())]
 
 
 def today_figures(s: Session, now: datetime, tz: ZoneInfo,

@@ -28,10 +28,8 @@ class AcdFeed:
         self.failover_talks: dict[str, str] = {}
 
     def _agent_at(self, seat: str) -> str | None:
-        for a in self.service.engine.agents.values():
-            if a.seat == seat and a.state != AgentState.LOGGED_OUT:
-                return a.agent_id
-        return None
+        a = self.service.view.agent_at(seat)
+        return a.agent_id if a is not None else None
 
     def core(self, ev: t.CoreEvent) -> None:
         s = self.service
@@ -42,12 +40,13 @@ class AcdFeed:
             agent = self._agent_at(ev.seat)
             if agent is None:
                 return
-            call = s.engine.calls.get(ev.call_id)
+            view = s.view  # the ACD as its writer last published it
+            call = view.calls.get(ev.call_id)
             if call is None and ev.call_id not in self.failover_talks:
                 # app_queue connected a caller the ACD let go of (failover): the agent is busy
                 # with it, so take them out of routing until that call ends
                 self.failover_talks[ev.call_id] = agent
-                if s.engine.agents[agent].state == AgentState.READY:
+                if view.agents[agent].state == AgentState.READY:
                     s.submit(acd.AgentNotReady(agent_id=agent, reason=FAILOVER_CALL))
                 return
             s.submit(acd.AgentAnswered(agent_id=agent, call_id=ev.call_id))
@@ -58,7 +57,7 @@ class AcdFeed:
         elif isinstance(ev, t.CallEnded):
             s.submit(acd.CallEnded(call_id=ev.call_id))
             agent = self.failover_talks.pop(ev.call_id, None)
-            a = s.engine.agents.get(agent or "")
+            a = s.view.agents.get(agent or "")
             if a is not None and a.state == AgentState.NOT_READY and a.reason == FAILOVER_CALL:
                 s.submit(acd.AgentReady(agent_id=a.agent_id))  # back as the failover found them
         elif isinstance(ev, t.CallerAbandoned):
@@ -66,7 +65,7 @@ class AcdFeed:
         elif isinstance(ev, t.CallFailedOver):
             # the native queue has the caller now; the ACD lets go of it
             s.submit(acd.CallAbandoned(call_id=ev.call_id))
-            s.bus.publish(f"hotline/calls/{ev.call_id}/events", {"event": "failover"})
+            s.notifier.call_event(ev.call_id, "failover", at=s.clock())
         elif isinstance(ev, t.CallbackRequested):
             s.submit(acd.CallbackRequested(call_id=ev.call_id, number=ev.number))
         elif isinstance(ev, t.SeatReachable) and not ev.reachable:
@@ -74,7 +73,7 @@ class AcdFeed:
             # says ready again (a ringing call comes back through Dial's own failure)
             agent = self._agent_at(ev.seat)
             if agent is not None:
-                a = s.engine.agents[agent]
+                a = s.view.agents[agent]
                 if a.state == AgentState.READY:
                     s.submit(acd.AgentNotReady(agent_id=agent, reason="phone_offline"))
         # CallOffered needs no ACD input: the ACD chose the seat itself
@@ -100,9 +99,8 @@ class AcdFeed:
             s.submit(acd.RingTimeout(agent_id=agent, call_id=call_id))
         elif kind == "HotlineCallbackEnded":
             s.submit(acd.CallEnded(call_id=call_id))
-            s.bus.publish(f"hotline/calls/{call_id}/events",
-                          {"event": "callback_ended", "seat": seat,
-                           "dial_status": msg.get("DialStatus", "")})
+            s.notifier.call_event(call_id, "callback_ended", at=s.clock(), seat=seat,
+                                  detail={"dial_status": msg.get("DialStatus", "")})
         return True
 
     async def consume(self, events: Any) -> None:
@@ -132,12 +130,12 @@ class AcdFeed:
         for call_id, (seat, answered) in callbacks_in_progress(snap).items():
             live.add(call_id)
             agent = self._agent_at(seat)
-            call = self.service.engine.calls.get(call_id)
+            call = self.service.view.calls.get(call_id)
             if answered and agent is not None and call is not None \
                     and str(call.state) == "offered":
                 self.service.submit(acd.AgentAnswered(agent_id=agent, call_id=call_id))
         # calls the ACD remembers (from its snapshot) that Asterisk no longer has
-        for call_id, call in list(self.service.engine.calls.items()):
+        for call_id, call in self.service.view.calls.items():
             if call_id not in live and str(call.state) != "callback":  # callbacks hung up
                 ended = str(call.state) in ("connected", "offered")
                 self.service.submit(acd.CallEnded(call_id=call_id) if ended

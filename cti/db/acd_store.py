@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.model import Agent, AgentState
-from callcenter.agent_commands import Principal
+from callcenter.acd_service import CallData, Principal
 from cti.db import agents as db_agents
 from cti.db.ivr_queries import normalize_phone
 from cti.db.models import Account, Call, Customer, WorkOrder
@@ -24,52 +24,58 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def _failed_pop(call_id: str, caller: str) -> dict[str, Any]:
+    # a pop without data still tells the agent who is calling; never hold the ring
+    return {"call_id": call_id, "caller_number": caller, "accounts": [],
+            "error": "lookup_failed"}
+
+
+def _flags(s: Session, caller: str, account: str | None) -> frozenset[str]:
+    """Routing flags: an important customer (hospital, life support, government), or a repeat
+    caller whose fault-repair order is still open, goes ahead of the queue."""
+    flags: set[str] = set()
+    if account:
+        important = s.execute(
+            select(Customer.important).join(Account)
+            .where(Account.account_no == account)).scalar_one_or_none()
+        if important:
+            flags.add("important")
+    matches = [WorkOrder.caller_number == normalize_phone(caller)] if caller else []
+    if account:
+        matches.append(WorkOrder.account_id.in_(
+            select(Account.id).where(Account.account_no == account)))
+    if matches and s.execute(
+            select(WorkOrder.id).where(or_(*matches), WorkOrder.type == "fault_repair",
+                                       WorkOrder.status.not_in(CLOSED_WORK_ORDER_STATUSES))
+            .limit(1)).first():
+        flags.add("repeat_fault")
+    return frozenset(flags)
+
+
 class DbAcdStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    async def screen_pop(self, call_id: str, caller: str, account: str | None) -> dict[str, Any]:
-        def work() -> dict[str, Any]:
-            with self.sessions.begin() as s:
-                return screen_pop(s, call_id=call_id, caller_number=caller, account_no=account,
-                                  now=datetime.now(UTC))
-        try:
-            return await asyncio.to_thread(work)
-        except Exception:
-            # a pop without data still tells the agent who is calling; never hold the ring
-            log.exception("screen-pop for %s failed", call_id)
-            return {"call_id": call_id, "caller_number": caller, "accounts": [],
-                    "error": "lookup_failed"}
-
-    async def call_flags(self, caller: str, account: str | None) -> frozenset[str]:
-        """Routing flags: an important customer (hospital, life support, government), or a
-        repeat caller whose fault-repair order is still open, goes ahead of the queue."""
-        def work() -> frozenset[str]:
-            flags: set[str] = set()
-            with self.sessions.begin() as s:
-                if account:
-                    important = s.execute(
-                        select(Customer.important).join(Account)
-                        .where(Account.account_no == account)).scalar_one_or_none()
-                    if important:
-                        flags.add("important")
-                matches = [WorkOrder.caller_number == normalize_phone(caller)] if caller else []
-                if account:
-                    matches.append(WorkOrder.account_id.in_(
-                        select(Account.id).where(Account.account_no == account)))
-                if matches and s.execute(
-                        select(WorkOrder.id).where(or_(*matches),
-                                                   WorkOrder.type == "fault_repair",
-                                                   WorkOrder.status.not_in(
-                                                       CLOSED_WORK_ORDER_STATUSES)).limit(1)
-                ).first():
-                    flags.add("repeat_fault")
-            return frozenset(flags)
-        try:
-            return await asyncio.to_thread(work)
-        except Exception:
-            log.exception("routing flags for %s/%s failed; routing without them", caller, account)
-            return frozenset()
+    async def lookup(self, call_id: str, caller: str, account: str | None) -> CallData:
+        """A queued call's routing flags and screen-pop, in one unit of work: fetched while the
+        call waits, so the ring needs no query. Either part that fails degrades alone."""
+        def work() -> CallData:
+            try:
+                with self.sessions.begin() as s:
+                    flags = _flags(s, caller, account)
+            except Exception:
+                log.exception("routing flags for %s/%s failed; routing without them",
+                              caller, account)
+                flags = frozenset()
+            try:
+                with self.sessions.begin() as s:
+                    pop = screen_pop(s, call_id=call_id, caller_number=caller,
+                                     account_no=account, now=datetime.now(UTC))
+            except Exception:
+                log.exception("screen-pop for %s failed", call_id)
+                pop = _failed_pop(call_id, caller)
+            return CallData(flags, pop)
+        return await asyncio.to_thread(work)
 
     async def agent_state(self, agent: Agent, actor: str) -> None:
         def work() -> None:

@@ -1,15 +1,16 @@
 """MQTT topic and payload builders, id validation and the JSON encoding: pure, no I/O.
 
-Every payload builder returns a plain dict that is ready for JSON: timestamps are ISO 8601 UTC
-strings and money is a decimal string, so desktops never see a float amount. docs/mqtt.md
-shows one example of each payload.
+cti/notifier.py is their one user in production: it builds every topic and payload the CTI
+sends. Every payload builder returns a plain dict that is ready for JSON: timestamps are ISO
+8601 UTC strings (except the agent state's `since`, epoch seconds as documented) and money is a
+decimal string, so desktops never see a float amount. docs/mqtt.md shows one example of each.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,10 +25,13 @@ PREFIX: Final = "hotline"
 # This keeps '/', '+', '#', '$', spaces, NUL and control characters out of every topic.
 _ID = re.compile(r"[\w.:@-]{1,128}")
 
+# what the CTI sends today (docs/mqtt.md says when); the builder refuses anything else
 CALL_EVENTS: Final = frozenset(
-    {"queued", "offered", "answered", "rona", "ended", "abandoned", "failover", "callback"}
+    {"offered", "failover", "callback_dialling", "callback_ended"}
 )
 AGENT_STATES: Final = frozenset(s.value for s in AgentState)
+
+COMMAND_KINDS: Final = frozenset({"agents", "supervisors"})
 
 CTI_ONLINE: Final = b"online"
 CTI_OFFLINE: Final = b"offline"
@@ -49,6 +53,9 @@ SCREEN_POP: Final = Delivery(qos=1, retain=False)
 QUEUE_STATS: Final = Delivery(qos=1, retain=True)
 CALL_EVENT: Final = Delivery(qos=1, retain=False)
 CTI_STATUS: Final = Delivery(qos=1, retain=True)
+REPLY: Final = Delivery(qos=1, retain=False)
+SUPERVISION: Final = Delivery(qos=1, retain=False)
+ALERT: Final = Delivery(qos=1, retain=False)
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -123,11 +130,48 @@ def cti_status_topic(*, prefix: str = PREFIX) -> str:
     return f"{_check_prefix(prefix)}/cti/status"
 
 
+def reply_topic(kind: str, user_id: str, *, prefix: str = PREFIX) -> str:
+    """Where a command's reply goes: kind is 'agents' or 'supervisors'."""
+    if kind not in COMMAND_KINDS:
+        raise InvalidTopicError(f"command kind {kind!r} is not one of {sorted(COMMAND_KINDS)}")
+    return f"{_check_prefix(prefix)}/{kind}/{check_id(user_id, 'user_id')}/reply"
+
+
+def command_topic(kind: str, user_id: str, *, prefix: str = PREFIX) -> str:
+    """Where an agent's or a supervisor's desktop sends its commands."""
+    if kind not in COMMAND_KINDS:
+        raise InvalidTopicError(f"command kind {kind!r} is not one of {sorted(COMMAND_KINDS)}")
+    return f"{_check_prefix(prefix)}/cmd/{kind}/{check_id(user_id, 'user_id')}"
+
+
+def parse_command_topic(topic: str, *, prefix: str = PREFIX) -> tuple[str, str] | None:
+    """(kind, user_id) of a command topic, or None if it is not one."""
+    head = f"{prefix}/cmd/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head):].split("/")
+    if len(parts) != 2 or parts[0] not in COMMAND_KINDS or not _ID.fullmatch(parts[1]):
+        return None
+    return parts[0], parts[1]
+
+
+def supervision_topic(session_id: str, *, prefix: str = PREFIX) -> str:
+    return f"{_check_prefix(prefix)}/supervision/{check_id(session_id, 'session_id')}"
+
+
+def supervisor_alerts_topic(*, prefix: str = PREFIX) -> str:
+    return f"{_check_prefix(prefix)}/supervisors/alerts"
+
+
 CTI_STATUS_TOPIC: Final = cti_status_topic()
-# Filters for the big screen (大屏) and supervisors.
+SUPERVISOR_ALERTS_TOPIC: Final = supervisor_alerts_topic()
+# Filters for the big screen (大屏), supervisors and the desktop's /ws relay.
 ALL_AGENT_STATES: Final = f"{PREFIX}/agents/+/state"
+ALL_SCREEN_POPS: Final = f"{PREFIX}/agents/+/pop"
 ALL_QUEUE_STATS: Final = f"{PREFIX}/queues/+/stats"
 ALL_CALL_EVENTS: Final = f"{PREFIX}/calls/+/events"
+ALL_SUPERVISION: Final = f"{PREFIX}/supervision/+"
+ALL_COMMANDS: Final = f"{PREFIX}/cmd/+/+"
 
 
 # --------------------------------------------------------------------------------------- encoding
@@ -175,16 +219,6 @@ def encode_payload(payload: Mapping[str, Any] | str | bytes | bytearray | memory
     raise TypeError(f"payload must be a Mapping, str or bytes, got {type(payload).__name__}")
 
 
-def _money(value: Decimal) -> str:
-    if not isinstance(value, Decimal):
-        raise TypeError(f"money must be a Decimal, got {type(value).__name__} {value!r}")
-    return format(value, "f")
-
-
-def _opt_iso(value: datetime | None) -> str | None:
-    return None if value is None else iso_utc(value)
-
-
 # ----------------------------------------------------------------------------------- agent state
 
 
@@ -194,10 +228,12 @@ def agent_state_payload(
     seat: str | None,
     state: str,
     reason: str | None,
-    since: datetime,
+    since: float,
     call_id: str | None,
+    wrap_up_s: float | None,
 ) -> dict[str, Any]:
-    """hotline/agents/{agent_id}/state, retained. `state` is an acd AgentState value."""
+    """hotline/agents/{agent_id}/state, retained. `state` is an acd AgentState value; `since`
+    is when the agent entered it, in epoch seconds (the ACD's own clock)."""
     check_id(agent_id, "agent_id")
     if str(state) not in AGENT_STATES:
         raise ValueError(f"unknown agent state {state!r}; one of {sorted(AGENT_STATES)}")
@@ -206,148 +242,35 @@ def agent_state_payload(
         "seat": seat or None,
         "state": str(state),
         "reason": reason or None,
-        "since": iso_utc(since),
+        "since": since,
         "call_id": call_id,
+        "wrap_up_s": wrap_up_s,
     }
 
 
 # ------------------------------------------------------------------------------------ screen-pop
 
 
-@dataclass(frozen=True)
-class PopBill:
-    period: str  # 'YYYY-MM'
-    amount: Decimal  # 应缴金额
-    due_date: date  # 缴费截止日
-    paid: bool
-    paid_amount: Decimal = Decimal("0.00")
-    usage_kwh: int | None = None
-
-
-@dataclass(frozen=True)
-class PopOutage:
-    """A planned (计划停电) or fault (故障停电) outage affecting the account's area or feeder."""
-
-    kind: str  # planned | fault
-    cause: str
-    start_at: datetime
-    expected_restore_at: datetime
-    notice: str = ""
-    feeder: str | None = None  # None: the whole area
-
-
-@dataclass(frozen=True)
-class PopAccount:
-    account_no: str  # 户号
-    customer_name: str  # 用户名称
-    service_address: str  # 用电地址
-    area: str  # 供电区域 name
-    arrears: Decimal  # 欠费: everything still owed, not only the bills shown
-    important: bool = False  # 重要客户
-    transformer_area: str | None = None  # 台区
-    feeder: str | None = None  # 线路
-    bills: Sequence[PopBill] = ()
-    outages: Sequence[PopOutage] = ()
-
-
-@dataclass(frozen=True)
-class PopWorkOrder:
-    number: str
-    type: str
-    status: str
-    created_at: datetime
-    account_no: str | None = None
-    sla_due_at: datetime | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class IvrStep:
-    """One node the caller went through, and what they keyed or said there (None: nothing)."""
-
-    node: str
-    input: str | None = None
-    label: str | None = None  # e.g. '故障报修'
-
-
-def _bill(b: PopBill) -> dict[str, Any]:
-    return {
-        "period": b.period,
-        "amount": _money(b.amount),
-        "paid_amount": _money(b.paid_amount),
-        "paid": b.paid,
-        "due_date": b.due_date.isoformat(),
-        "usage_kwh": b.usage_kwh,
-    }
-
-
-def _outage(o: PopOutage) -> dict[str, Any]:
-    return {
-        "kind": o.kind,
-        "cause": o.cause,
-        "start_at": iso_utc(o.start_at),
-        "expected_restore_at": iso_utc(o.expected_restore_at),
-        "feeder": o.feeder,
-        "notice": o.notice,
-    }
-
-
-def _account(a: PopAccount, last_bills: int) -> dict[str, Any]:
-    bills = sorted(a.bills, key=lambda b: b.period, reverse=True)[:last_bills]
-    return {
-        "account_no": a.account_no,
-        "customer_name": a.customer_name,
-        "service_address": a.service_address,
-        "area": a.area,
-        "transformer_area": a.transformer_area,
-        "feeder": a.feeder,
-        "important": a.important,
-        "arrears": _money(a.arrears),
-        "bills": [_bill(b) for b in bills],
-        "outages": [_outage(o) for o in a.outages],
-    }
-
-
-def _work_order(w: PopWorkOrder) -> dict[str, Any]:
-    return {
-        "number": w.number,
-        "type": w.type,
-        "status": w.status,
-        "account_no": w.account_no,
-        "created_at": iso_utc(w.created_at),
-        "sla_due_at": _opt_iso(w.sla_due_at),
-        "description": w.description,
-    }
-
-
 def screen_pop_payload(
+    pop: Mapping[str, Any],
     *,
-    call_id: str,
-    caller_number: str,
-    at: datetime,
-    accounts: Iterable[PopAccount] = (),
-    work_orders: Iterable[PopWorkOrder] = (),
-    ivr_path: Iterable[IvrStep] = (),
+    seat: str,
+    attempt: int,
     skill: str | None = None,
-    last_bills: int = 3,
+    callback: bool = False,
 ) -> dict[str, Any]:
     """hotline/agents/{agent_id}/pop, not retained: what the agent needs while the seat rings.
 
-    `work_orders` are the caller's open ones (by account or phone). Bills are shown newest
-    first, at most `last_bills` per account.
+    `pop` is cti.db.screen_pop.screen_pop()'s document (JSON-ready); the ACD adds the seat, the
+    skill and the attempt (2 after a ring-no-answer). A queued callback's pop says
+    `"callback": true` and carries no skill.
     """
-    check_id(call_id, "call_id")
-    if last_bills < 0:
-        raise ValueError(f"last_bills must be >= 0, got {last_bills}")
-    return {
-        "call_id": call_id,
-        "caller_number": caller_number,
-        "skill": skill,
-        "at": iso_utc(at),
-        "accounts": [_account(a, last_bills) for a in accounts],
-        "work_orders": [_work_order(w) for w in work_orders],  # open ones only
-        "ivr_path": [{"node": s.node, "label": s.label, "input": s.input} for s in ivr_path],
-    }
+    check_id(str(pop.get("call_id")), "call_id")
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    extra: dict[str, Any] = ({"seat": seat, "callback": True, "attempt": attempt} if callback
+                             else {"seat": seat, "skill": skill, "attempt": attempt})
+    return {**pop, **extra}
 
 
 # ---------------------------------------------------------------------------------- queue stats
@@ -362,6 +285,7 @@ def queue_stats_payload(
     answered: int,
     abandoned: int,
     agents: Mapping[str, int],
+    aht_s: float,
     at: datetime,
 ) -> dict[str, Any]:
     """hotline/queues/{skill}/stats, retained. `agents` counts agents with the skill by state;
@@ -380,6 +304,7 @@ def queue_stats_payload(
         "answered": answered,
         "abandoned": abandoned,
         "agents": {state: int(agents.get(state, 0)) for state in sorted(AGENT_STATES)},
+        "aht_s": round(float(aht_s), 1),
         "at": iso_utc(at),
     }
 

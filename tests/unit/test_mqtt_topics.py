@@ -120,81 +120,54 @@ def test_encode_payload() -> None:
 
 def test_agent_state_payload() -> None:
     doc = t.agent_state_payload(agent_id="A001", seat="seat07", state=AgentState.NOT_READY,
-                                reason="break", since=AT, call_id=None)
+                                reason="break", since=1795791347.21, call_id=None, wrap_up_s=15)
     assert roundtrip(doc) == {"agent_id": "A001", "seat": "seat07", "state": "not_ready",
-                              "reason": "break", "since": AT_UTC, "call_id": None}
+                              "reason": "break", "since": 1795791347.21, "call_id": None,
+                              "wrap_up_s": 15}
     logged_out = t.agent_state_payload(agent_id="A001", seat="", state="logged_out", reason="",
-                                       since=AT, call_id=None)
+                                       since=0.0, call_id=None, wrap_up_s=15)
     assert logged_out["seat"] is None and logged_out["reason"] is None
     with pytest.raises(ValueError, match="unknown agent state"):
         t.agent_state_payload(agent_id="A001", seat="seat07", state="napping", reason=None,
-                              since=AT, call_id=None)
+                              since=0.0, call_id=None, wrap_up_s=15)
     with pytest.raises(t.InvalidTopicError):
-        t.agent_state_payload(agent_id="A/1", seat=None, state="ready", reason=None, since=AT,
-                              call_id=None)
+        t.agent_state_payload(agent_id="A/1", seat=None, state="ready", reason=None, since=0.0,
+                              call_id=None, wrap_up_s=15)
 
 
-def test_screen_pop_payload() -> None:
-    bills = [t.PopBill(period=f"2026-0{m}", amount=Decimal(f"{m}00.50"), due_date=date(2026, m, 25),
-                       paid=m < 5, paid_amount=Decimal(f"{m}00.50") if m < 5 else Decimal("0"),
-                       usage_kwh=m * 100) for m in range(1, 7)]
-    outage = t.PopOutage(kind="fault", cause="10kV 线路故障", start_at=AT,
-                         expected_restore_at=AT + timedelta(hours=3), notice="正在抢修",
-                         feeder="城关线")
-    account = t.PopAccount(account_no="3300012345", customer_name="张三",
-                           service_address="城关镇人民路1号", area="城关供电所",
-                           arrears=Decimal("1101.50"), important=True,
-                           transformer_area="人民路1号台区", feeder="城关线",
-                           bills=bills, outages=[outage])
-    order = t.PopWorkOrder(number="20260701001", type="fault_repair", status="dispatched",
-                           created_at=AT, account_no="3300012345",
-                           sla_due_at=AT + timedelta(minutes=45), description="整栋楼停电")
-    doc = roundtrip(t.screen_pop_payload(
-        call_id="1751333405.42", caller_number="13800138000", at=AT, skill="repair",
-        accounts=[account], work_orders=[order],
-        ivr_path=[t.IvrStep("main", "1", "故障报修"), t.IvrStep("collect_account", "3300012345"),
-                  t.IvrStep("confirm", None)]))
-    assert doc["call_id"] == "1751333405.42" and doc["caller_number"] == "13800138000"
-    assert doc["at"] == AT_UTC and doc["skill"] == "repair"
-    acct = doc["accounts"][0]
-    assert acct["arrears"] == "1101.50" and acct["important"] is True
-    assert [b["period"] for b in acct["bills"]] == ["2026-06", "2026-05", "2026-04"]
-    assert acct["bills"][0] == {"period": "2026-06", "amount": "600.50", "paid_amount": "0",
-                                "paid": False, "due_date": "2026-06-25", "usage_kwh": 600}
-    assert acct["outages"] == [{"kind": "fault", "cause": "10kV 线路故障", "start_at": AT_UTC,
-                                "expected_restore_at": "2026-07-01T04:30:05.123+00:00",
-                                "feeder": "城关线", "notice": "正在抢修"}]
-    assert doc["work_orders"][0]["sla_due_at"] == "2026-07-01T02:15:05.123+00:00"
-    assert doc["ivr_path"] == [{"node": "main", "label": "故障报修", "input": "1"},
-                               {"node": "collect_account", "label": None, "input": "3300012345"},
-                               {"node": "confirm", "label": None, "input": None}]
+POP = {"call_id": "1751333405.42", "caller_number": "13800138000", "accounts": [],
+       "work_orders": [], "ivr": None}
 
 
-def test_screen_pop_refuses_float_money() -> None:
-    account = t.PopAccount(account_no="3300012345", customer_name="张三", service_address="x",
-                           area="y", arrears=12.3)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="Decimal"):
-        t.screen_pop_payload(call_id="c1", caller_number="95598", at=AT, accounts=[account])
+def test_screen_pop_payload_adds_what_the_acd_knows() -> None:
+    doc = roundtrip(t.screen_pop_payload(POP, seat="seat07", skill="repair", attempt=2))
+    assert doc == {**POP, "seat": "seat07", "skill": "repair", "attempt": 2}
+    callback = roundtrip(t.screen_pop_payload(POP, seat="seat07", attempt=1, callback=True))
+    assert callback == {**POP, "seat": "seat07", "callback": True, "attempt": 1}
+    with pytest.raises(t.InvalidTopicError):
+        t.screen_pop_payload({**POP, "call_id": "a/b"}, seat="seat07", attempt=1)
+    with pytest.raises(ValueError, match="attempt"):
+        t.screen_pop_payload(POP, seat="seat07", attempt=0)
 
 
 def test_queue_stats_payload_fills_every_state() -> None:
     doc = roundtrip(t.queue_stats_payload(
         skill="general", waiting=7, longest_wait_s=42.26, service_level=0.83333333, answered=120,
-        abandoned=4, agents={"ready": 2, "on_call": 9}, at=AT))
+        abandoned=4, agents={"ready": 2, "on_call": 9}, aht_s=183.24, at=AT))
     assert doc == {"skill": "general", "waiting": 7, "longest_wait_s": 42.3,
                    "service_level": 0.8333, "answered": 120, "abandoned": 4,
                    "agents": {s.value: {"ready": 2, "on_call": 9}.get(s.value, 0)
                               for s in AgentState},
-                   "at": AT_UTC}
+                   "aht_s": 183.2, "at": AT_UTC}
     assert t.queue_stats_payload(skill="general", waiting=0, longest_wait_s=0,
                                  service_level=None, answered=0, abandoned=0, agents={},
-                                 at=AT)["service_level"] is None
+                                 aht_s=180, at=AT)["service_level"] is None
     with pytest.raises(ValueError):
         t.queue_stats_payload(skill="general", waiting=0, longest_wait_s=0, service_level=1.5,
-                              answered=0, abandoned=0, agents={}, at=AT)
+                              answered=0, abandoned=0, agents={}, aht_s=180, at=AT)
     with pytest.raises(ValueError):
         t.queue_stats_payload(skill="general", waiting=0, longest_wait_s=0, service_level=None,
-                              answered=0, abandoned=0, agents={"asleep": 1}, at=AT)
+                              answered=0, abandoned=0, agents={"asleep": 1}, aht_s=180, at=AT)
 
 
 @pytest.mark.parametrize("event", sorted(t.CALL_EVENTS))

@@ -1,0 +1,186 @@
+"""The one notifier: every topic and payload the CTI publishes, to MQTT and to in-process listeners.
+
+Topics and payloads are built here, through the pure builders of cti/mqtt/topics.py, and
+nowhere else. A message goes to the MQTT bus (other processes, the big screen) and, at the same
+moment, to the listeners in this process (the desktop's /ws hub), so a screen-pop reaches a
+browser without a round trip through Mosquitto.
+
+Only the ACD's messages (agent state, screen-pop, queue figures, call events) are delivered
+in-process (LOCAL_FILTERS); a listener subscribes to the bus for whatever else it relays.
+Whether a message reflects the database is the caller's business: the ACD's writer calls
+agent_state() only after the state is committed (publish after commit), and the screen-pop,
+which is not database state, as the seat rings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from acd.model import Agent, QueueStats
+from cti.mqtt import topics
+from cti.mqtt.topics import (
+    ALL_AGENT_STATES,
+    ALL_CALL_EVENTS,
+    ALL_COMMANDS,
+    ALL_QUEUE_STATS,
+    ALL_SCREEN_POPS,
+    ALL_SUPERVISION,
+    SUPERVISOR_ALERTS_TOPIC,
+    Delivery,
+    encode_payload,
+    parse_command_topic,
+    topic_matches,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ALL_AGENT_STATES", "ALL_CALL_EVENTS", "ALL_COMMANDS", "ALL_QUEUE_STATS", "ALL_SCREEN_POPS",
+    "ALL_SUPERVISION", "KINDS", "LOCAL_FILTERS", "SUPERVISOR_ALERTS_TOPIC", "Message",
+    "Notifier", "classify", "parse_command_topic",
+]
+
+# topic filter -> the kind of message (the /ws message type of docs/api.md)
+KINDS: Final[Mapping[str, str]] = {
+    ALL_AGENT_STATES: "agent_state",
+    ALL_SCREEN_POPS: "pop",
+    ALL_QUEUE_STATS: "queue_stats",
+    ALL_CALL_EVENTS: "call_event",
+    SUPERVISOR_ALERTS_TOPIC: "sla_alert",
+}
+# what in-process listeners get from this notifier directly (not from the bus)
+LOCAL_FILTERS: Final = frozenset({ALL_AGENT_STATES, ALL_SCREEN_POPS, ALL_QUEUE_STATS,
+                                  ALL_CALL_EVENTS})
+
+
+def classify(topic: str) -> tuple[str, str | None] | None:
+    """(kind, the agent, skill or call id in the topic) of a topic in KINDS, else None."""
+    for topic_filter, kind in KINDS.items():
+        if topic_matches(topic_filter, topic):
+            levels = topic.split("/")
+            return kind, (levels[-2] if "+" in topic_filter else None)
+    return None
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: Mapping[str, Any] | str | bytes, *, qos: int = 1,
+                retain: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as an in-process listener gets it: `data` is the JSON payload decoded,
+    exactly what an MQTT subscriber would decode."""
+
+    topic: str
+    kind: str
+    subject: str | None
+    data: Mapping[str, Any]
+    retain: bool
+
+
+Listener = Callable[[Message], None]
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Notifier:
+    """Builds and sends every message; safe to call from the event loop or a worker thread
+    (a listener is always called on the loop it was registered from)."""
+
+    def __init__(self, bus: Publisher | None) -> None:
+        self.bus = bus
+        self._listeners: list[tuple[Listener, asyncio.AbstractEventLoop | None]] = []
+        self.sent = 0
+
+    # ------------------------------------------------------------------------------ listeners
+
+    def listen(self, listener: Listener) -> None:
+        """Deliver the ACD's messages (LOCAL_FILTERS) to `listener` too, as they are sent."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._listeners.append((listener, loop))
+
+    # ------------------------------------------------------------------------------ messages
+
+    def agent_state(self, agent: Agent, *, wrap_up_s: float) -> None:
+        """After the state is in the database."""
+        self._send(topics.agent_state_topic(agent.agent_id), topics.AGENT_STATE,
+                   topics.agent_state_payload(
+                       agent_id=agent.agent_id, seat=agent.seat, state=str(agent.state),
+                       reason=agent.reason, since=agent.state_since, call_id=agent.call_id,
+                       wrap_up_s=wrap_up_s),
+                   local=("agent_state", agent.agent_id))
+
+    def screen_pop(self, agent_id: str, pop: Mapping[str, Any], *, seat: str, attempt: int,
+                   skill: str | None = None, callback: bool = False) -> None:
+        """As the seat rings: `pop` is cti.db.screen_pop's document."""
+        self._send(topics.screen_pop_topic(agent_id), topics.SCREEN_POP,
+                   topics.screen_pop_payload(pop, seat=seat, skill=skill, attempt=attempt,
+                                             callback=callback),
+                   local=("pop", agent_id))
+
+    def call_event(self, call_id: str, event: str, *, at: float, agent_id: str | None = None,
+                   seat: str | None = None, skill: str | None = None, reason: str | None = None,
+                   detail: Mapping[str, Any] | None = None) -> None:
+        self._send(topics.call_events_topic(call_id), topics.CALL_EVENT,
+                   topics.call_event_payload(call_id=call_id, event=event, at=_utc(at),
+                                             skill=skill, agent_id=agent_id, seat=seat,
+                                             reason=reason, detail=detail),
+                   local=("call_event", call_id))
+
+    def queue_stats(self, q: QueueStats, *, at: float) -> None:
+        self._send(topics.queue_stats_topic(q.skill), topics.QUEUE_STATS,
+                   topics.queue_stats_payload(
+                       skill=q.skill, waiting=q.waiting, longest_wait_s=q.longest_wait_s,
+                       service_level=q.service_level, answered=q.answered,
+                       abandoned=q.abandoned, agents=q.agents, aht_s=q.aht_s, at=_utc(at)),
+                   local=("queue_stats", q.skill))
+
+    def reply(self, kind: str, user_id: str, doc: Mapping[str, Any]) -> None:
+        """A command's reply (callcenter.agent_commands), to hotline/{kind}/{user_id}/reply."""
+        self._send(topics.reply_topic(kind, user_id), topics.REPLY, doc)
+
+    def supervision(self, session_id: str, doc: Mapping[str, Any]) -> None:
+        """A supervision event (recorder.supervision), after its audit row is committed."""
+        self._send(topics.supervision_topic(session_id), topics.SUPERVISION, doc)
+
+    def subscribe_commands(self, bus: Any, handler: Callable[[str, bytes], Any]) -> None:
+        """The agents' and supervisors' command topics (hotline/cmd/{kind}/{id})."""
+        bus.subscribe(ALL_COMMANDS, handler)
+
+    # ------------------------------------------------------------------------------- sending
+
+    def _send(self, topic: str, delivery: Delivery, payload: Mapping[str, Any], *,
+              local: tuple[str, str | None] | None = None) -> None:
+        data = encode_payload(payload)
+        self.sent += 1
+        # in-process first: a listener only queues it, and the bus only queues it too
+        if local is not None and self._listeners:
+            self._deliver(Message(topic, local[0], local[1], json.loads(data), delivery.retain))
+        if self.bus is not None:
+            self.bus.publish(topic, data, qos=delivery.qos, retain=delivery.retain)
+
+    def _deliver(self, msg: Message) -> None:
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for listener, loop in self._listeners:
+            try:
+                if loop is None or loop is here:
+                    listener(msg)
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(listener, msg)
+            except Exception:  # a broken listener must not cost the MQTT message
+                log.exception("notifier: listener failed on %s", msg.topic)

@@ -1,0 +1,309 @@
+"""callcenter.acd_service: readers see immutable views; the ring waits on no database.
+
+Fakes at the ports (a store and a PBX that write into one shared log, the MQTT bus); the
+assertions are about outcomes: what the log shows happened in which order, and what every
+reader saw."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from acd import engine as acd
+from acd.model import AcdConfig, Agent, AgentState
+from agent_desktop.auth import User
+from agent_desktop.push import PushHub
+from callcenter.acd_service import AcdService, AcdView, CallData
+from callcenter.call_control import ask_acd
+from tests.support.fakes import FakeBus
+
+SKILLS = ("general", "repair", "billing")
+
+
+class Log:
+    """What reached the ports, in order: ("db", what, ...), ("ring", seat, channel),
+    ("pub", topic[, state])."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()
+        self.rang = asyncio.Event()
+
+    def add(self, *entry: Any) -> None:
+        with self.lock:
+            self.entries.append(entry)
+
+    def since(self, mark: int) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return list(self.entries[mark:])
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.entries)
+
+
+class SlowStore:
+    """The database port: every unit of work takes `delay_s` (a busy database) and is logged
+    when it commits."""
+
+    def __init__(self, log: Log, delay_s: float = 0.0,
+                 flags: dict[str, frozenset[str]] | None = None) -> None:
+        self.log = log
+        self.delay_s = delay_s
+        self.flags = flags or {}
+
+    async def _work(self, *entry: Any) -> None:
+        self.log.add("db-start", entry[0])
+        await asyncio.sleep(self.delay_s)
+        self.log.add("db", *entry)
+
+    async def lookup(self, call_id: str, caller: str, account: str | None) -> CallData:
+        await self._work("lookup", call_id)
+        return CallData(self.flags.get(call_id, frozenset()),
+                        {"call_id": call_id, "caller_number": caller,
+                         "accounts": [{"account_no": account, "customer_name": "张三"}],
+                         "work_orders": [], "ivr": {"queued_at": None, "path": []}})
+
+    async def agent_state(self, agent: Agent, actor: str) -> None:
+        await self._work("agent_state", agent.agent_id, str(agent.state))
+
+    async def call_queued(self, call_id: str, skill: str, at: float) -> None:
+        await self._work("call_queued", call_id)
+
+    async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
+        await self._work("call_answered", call_id)
+
+    async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None:
+        await self._work("call_ended", call_id)
+
+    async def save_snapshot(self, data: dict[str, Any]) -> None:
+        await self._work("snapshot")
+
+
+class LoggingPbx:
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def ring_seat(self, channel: str, seat: str) -> None:
+        self.log.add("ring", seat, channel)
+        self.log.rang.set()
+
+    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
+        pass
+
+    async def overflow(self, channel: str, target: str) -> None:
+        pass
+
+    async def heartbeat(self) -> None:
+        pass
+
+    async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
+        self.log.add("ring", seat, number)
+
+    async def failover_member(self, seat: str, member: bool) -> None:
+        pass
+
+
+class LoggingBus(FakeBus):
+    def __init__(self, log: Log) -> None:
+        super().__init__()
+        self.log = log
+
+    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
+        super().publish(topic, payload, qos=qos, retain=retain)
+        self.log.add("pub", topic, *([self.sent[-1][1]["state"]] if "/state" in topic else []))
+
+
+@asynccontextmanager
+async def _service(log: Log, store: SlowStore) -> AsyncIterator[AcdService]:
+    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30),
+                                LoggingPbx(log), LoggingBus(log), store)
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        yield service
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+async def _do(service: AcdService, inp: acd.Input) -> dict[str, Any]:
+    """Apply through the writer; back once what it changed is in the database."""
+    return await ask_acd(service, inp, "test", timeout=10)
+
+
+async def _login_ready(service: AcdService, agent_id: str, seat: str,
+                       skills: dict[str, int]) -> None:
+    assert (await _do(service, acd.AgentLogin(agent_id=agent_id, seat=seat,
+                                              skills=skills)))["ok"]
+    assert (await _do(service, acd.AgentReady(agent_id=agent_id)))["ok"]
+
+
+async def _rang(log: Log) -> None:
+    await asyncio.wait_for(log.rang.wait(), 5.0)
+
+
+# ------------------------------------------------------------------------------- the ring
+
+
+async def test_the_ring_waits_on_no_database_and_state_is_published_after_its_commit() -> None:
+    log = Log()
+    # a database this slow would hold every ring 50 ms per query if the ring waited on it
+    store = SlowStore(log, delay_s=0.05, flags={"c2": frozenset({"important"})})
+    async with _service(log, store) as service:
+        assert (await _do(service, acd.AgentLogin(agent_id="A001", seat="seat01",
+                                                  skills={"general": 3})))["ok"]
+        # two callers wait while no agent is free; their data is looked up as they queue
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, "3700000001")
+        service.call_waiting("c2", "PJSIP/carrier-2", "13800000002", "general", 0, "3700000002")
+        await _do(service, acd.Tick())
+        assert [e for e in log.entries if e[0] == "db" and e[1] == "lookup"] == [
+            ("db", "lookup", "c1"), ("db", "lookup", "c2")]
+
+        mark = log.mark()
+        t0 = time.monotonic()
+        service.submit(acd.AgentReady(agent_id="A001"))  # the decision: A001 is free
+        await _rang(log)
+        ring_s = time.monotonic() - t0
+        after = log.since(mark)
+        ring = next(i for i, e in enumerate(after) if e[0] == "ring")
+        # nothing touched the database between the decision and the Redirect ...
+        assert [e for e in after[:ring] if e[0] in ("db", "db-start")] == []
+        assert ring_s < 0.05, f"the ring took {ring_s * 1000:.0f} ms: it waited on something"
+        # ... the pop left first, then the Redirect rang the seat of the important caller
+        assert after[ring] == ("ring", "seat01", "PJSIP/carrier-2")
+        assert ("pub", "hotline/agents/A001/pop") in after[:ring]
+        pop = service.bus.on("hotline/agents/A001/pop")[-1]  # type: ignore[attr-defined]
+        assert pop["call_id"] == "c2" and pop["accounts"][0]["customer_name"] == "张三"
+        assert (pop["seat"], pop["skill"], pop["attempt"]) == ("seat01", "general", 1)
+        assert pop["ivr"]["queued_at"] is not None  # the ACD filled in the queue time
+        # the writes come after the ring, and the agent's new state only after its commit
+        await _do(service, acd.Tick())
+        after = log.since(mark)
+        committed = after.index(("db", "agent_state", "A001", "reserved"))
+        published = after.index(("pub", "hotline/agents/A001/state", "reserved"))
+        assert ring < committed < published
+
+
+async def test_a_caller_who_leaves_while_being_looked_up_is_never_rung() -> None:
+    log = Log()
+    async with _service(log, SlowStore(log, delay_s=0.05)) as service:
+        await _login_ready(service, "A001", "seat01", {"general": 3})
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+        service.submit(acd.CallAbandoned(call_id="c1"))  # hung up during the lookup
+        await _do(service, acd.Tick())  # back after the lookup was applied
+        assert [e for e in log.entries if e[0] == "ring"] == []
+        assert "c1" not in service.view.calls
+        assert ("db", "call_ended", "c1") in log.entries  # the call record still ends
+
+
+async def test_the_pop_reaches_the_desktop_hub_in_process_and_mqtt_in_parallel() -> None:
+    log = Log()
+    async with _service(log, SlowStore(log)) as service:
+        bus = FakeBus()
+        hub = PushHub()
+        hub.attach(bus, service.notifier)
+        # the ACD's topics come from the notifier, so the hub does not take them from MQTT too
+        assert set(bus.handlers) == {"hotline/supervisors/alerts"}
+        desk = hub.connect(User(user_id="A001", role="agent", name="x", seat="seat01"))
+        await _login_ready(service, "A001", "seat01", {"general": 3})
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+        await _rang(log)
+        got: list[dict[str, Any]] = []
+        while not desk.queue.empty():
+            got.append(desk.queue.get_nowait())
+        pops = [m["data"] for m in got if m["type"] == "pop"]
+        assert len(pops) == 1 and pops[0]["call_id"] == "c1" and pops[0]["seat"] == "seat01"
+        assert service.bus.on("hotline/agents/A001/pop") == pops  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------- the snapshots
+
+
+def _check(view: AcdView, now: float) -> None:
+    """What must hold in any one view: it is one moment of the ACD."""
+    agents, calls = dict(view.agents), dict(view.calls)
+    for a in agents.values():
+        if a.state in (AgentState.RESERVED, AgentState.ON_CALL):
+            call = calls.get(a.call_id or "")
+            assert call is not None and call.offered_to == a.agent_id, (a, call)
+    for c in calls.values():
+        if c.offered_to is not None:
+            assert agents[c.offered_to].call_id == c.call_id, c
+    for q in view.queue_stats(now):
+        with_skill = [a for a in agents.values() if q.skill in a.skills]
+        assert sum(q.agents.values()) == len(with_skill), q
+        assert q.agents.get("ready", 0) == sum(a.state == AgentState.READY for a in with_skill)
+        queued = [c for c in calls.values() if c.skill == q.skill
+                  and str(c.state) in ("waiting", "callback")]
+        assert q.waiting == len(queued), (q, queued)
+
+
+async def test_threads_read_consistent_views_while_the_writer_works() -> None:
+    log = Log()
+    async with _service(log, SlowStore(log)) as service:
+        for i in range(12):
+            await _login_ready(service, f"A{i:03d}", f"seat{i + 1:02d}",
+                               {SKILLS[i % 3]: 3, SKILLS[(i + 1) % 3]: 2})
+        stop = threading.Event()
+        reads = [0] * 4
+        errors: list[BaseException] = []
+
+        def reader(n: int) -> None:
+            last = -1
+            while not stop.is_set():
+                view = service.view
+                try:
+                    assert view.version >= last
+                    last = view.version
+                    _check(view, time.time())
+                except BaseException as exc:  # noqa: BLE001 - reported by the test
+                    errors.append(exc)
+                    return
+                reads[n] += 1
+
+        threads = [threading.Thread(target=reader, args=(n,), name=f"reader-{n}")
+                   for n in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for k in range(150):
+                cid = f"c{k}"
+                service.call_waiting(cid, f"PJSIP/carrier-{k}", f"1380000{k:04d}",
+                                     SKILLS[k % 3], k % 2, None)
+                if k % 3 == 0:
+                    await asyncio.sleep(0)
+                for a in service.view.agents.values():
+                    if a.state == AgentState.RESERVED and a.call_id:
+                        service.submit(acd.AgentAnswered(agent_id=a.agent_id,
+                                                         call_id=a.call_id))
+                    elif a.state == AgentState.ON_CALL and a.call_id:
+                        service.submit(acd.CallEnded(call_id=a.call_id))
+                if k % 7 == 0:
+                    service.submit(acd.CallAbandoned(call_id=f"c{k - 5}"))
+                service.submit(acd.Tick())
+                await asyncio.sleep(0.001)
+            await _do(service, acd.Tick())
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not errors, errors[0]
+        assert min(reads) > 50, reads  # every thread really read while the writer wrote
+        assert service.view.version > 300
+        service.engine.assert_invariants()
+
+
+def test_a_view_is_immutable() -> None:
+    engine = acd.AcdEngine(AcdConfig())
+    engine.apply(acd.AgentLogin(agent_id="A001", seat="seat01", skills={"general": 3}), 1.0)
+    view = AcdView.of(engine, {}, 1.0, 1)
+    with pytest.raises(TypeError):
+        view.agents["A002"] = view.agents["A001"]  # type: ignore[index]
+    engine.apply(acd.AgentReady(agent_id="A001"), 2.0)
+    assert str(view.agents["A001"].state) == "not_ready"  # the engine moved on; the view not
