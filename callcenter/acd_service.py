@@ -173,14 +173,13 @@ class AcdView:
 @dataclass(frozen=True)
 class _Lookup:
     """A call's data to fetch: for a call being queued (`arrival`), or for the pop of an offer
-    whose call has none yet (`offer`: after a CTI restart)."""
+    that went out without it (after a CTI restart)."""
 
     seq: int
     call_id: str
     caller: str
     account: str | None
-    arrival: tuple[CallChannel, acd.CallArrived] | None = None
-    offer: RingAgent | CallbackDial | None = None
+    arrival: acd.CallArrived | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +229,8 @@ class AcdService:
         self._lookups_applied = 0  # seq of the last lookup the writer applied (in order)
         self._looking_up: dict[str, int] = {}  # call_id -> lookups in flight
         self._gone: set[str] = set()  # calls that ended while being looked up
+        # offers that went out with a minimal pop: the full one follows its lookup
+        self._late_pops: dict[str, RingAgent | CallbackDial] = {}
         # replies that wait for the lookups asked for before them: (seq, deadline, job)
         self._held_replies: deque[tuple[int, float, _DbJob]] = deque()
 
@@ -261,18 +262,18 @@ class AcdService:
     def call_waiting(self, call_id: str, channel: str, caller: str, skill: str, priority: int,
                      account: str | None, lang: str = "zh", flags: frozenset[str] = frozenset()
                      ) -> None:
-        """Asterisk holds a caller for us (HotlineQueued): the call's data is looked up, then
-        the call reaches the ACD with its routing flags."""
-        self._ask_lookup(call_id, caller, account, arrival=(
-            CallChannel(channel, caller, account, lang),
-            acd.CallArrived(call_id=call_id, caller=caller, skill=skill, priority=priority,
-                            account=account, flags=flags)))
+        """Asterisk holds a caller for us (HotlineQueued): its channel is known at once (a call
+        restored from the snapshot may be rung any moment); its data is looked up, then the call
+        reaches the ACD with its routing flags."""
+        self.submit(("channel", (call_id, CallChannel(channel, caller, account, lang))))
+        self._ask_lookup(call_id, caller, account, arrival=acd.CallArrived(
+            call_id=call_id, caller=caller, skill=skill, priority=priority, account=account,
+            flags=flags))
 
     def _ask_lookup(self, call_id: str, caller: str, account: str | None, *,
-                    arrival: tuple[CallChannel, acd.CallArrived] | None = None,
-                    offer: RingAgent | CallbackDial | None = None) -> None:
+                    arrival: acd.CallArrived | None = None) -> None:
         self._lookups_started += 1
-        job = _Lookup(self._lookups_started, call_id, caller, account, arrival, offer)
+        job = _Lookup(self._lookups_started, call_id, caller, account, arrival)
         self._looking_up[call_id] = self._looking_up.get(call_id, 0) + 1
         try:
             self._lookups.put_nowait(job)
@@ -318,11 +319,6 @@ class AcdService:
         while True:
             await asyncio.sleep(SNAPSHOT_EVERY_S)
             self.submit(("snapshot", None))
-
-    def stats(self) -> dict[str, int]:
-        """Queue depths, for the status file and the bench."""
-        return {"inbox": self.inbox.qsize(), "db_queue": self._db.qsize(),
-                "lookups_waiting": self._lookups.qsize(), "dropped": self.dropped}
 
     # ----------------------------------------------------------------------------- lookups
 
@@ -378,29 +374,31 @@ class AcdService:
         else:
             self._looking_up.pop(job.call_id, None)
             self._gone.discard(job.call_id)
-        if data is not None and not gone:
+        call = self.engine.calls.get(job.call_id)
+        if data is not None and not gone and (call is not None or job.arrival is not None):
             self.call_data[job.call_id] = data
-        if job.offer is not None:
-            # an offer that went out without data: the full pop follows, if still ringing
-            call = self.engine.calls.get(job.call_id)
-            if data is not None and call is not None and call.offered_to == job.offer.agent_id:
-                self._send_pop(job.offer, call)
+        offer = self._late_pops.pop(job.call_id, None)
+        if offer is not None and data is not None and call is not None \
+                and call.offered_to == offer.agent_id:
+            self._send_pop(offer, call)  # the offer went out without data; still ringing
+        arrived = job.arrival
+        if arrived is None or gone:
             return None
-        assert job.arrival is not None
-        if gone:
-            return None
-        channel, arrived = job.arrival
-        self.channels[job.call_id] = channel
         if not arrived.flags and data is not None and data.flags:
             arrived = replace(arrived, flags=data.flags)
         return arrived
 
     async def _internal(self, kind: str, payload: Any) -> None:
-        if kind == "snapshot":
+        if kind == "channel":
+            call_id, ch = payload
+            self.channels[call_id] = ch
+            self._publish_view(self.clock())
+        elif kind == "snapshot":
             await self._queue_snapshot()
         elif kind == "forget":
             self.channels.pop(payload, None)
             self.call_data.pop(payload, None)
+            self._late_pops.pop(payload, None)
             self._publish_view(self.clock())
         elif kind == "publish_agents":
             # after a restart or resync: every desktop gets its agent's state again, and
@@ -415,6 +413,8 @@ class AcdService:
                      now: float) -> None:
         effects = self.engine.apply(item, now)
         rejected = [e for e in effects if isinstance(e, Rejected)]
+        if isinstance(item, acd.CallArrived) and item.call_id not in self.engine.calls:
+            self.call_data.pop(item.call_id, None)  # a duplicate of a gone call, or overflowed
         gone_early = False
         if isinstance(item, acd.CallEnded | acd.CallAbandoned) \
                 and item.call_id in self._looking_up and item.call_id not in self.engine.calls:
@@ -524,8 +524,9 @@ class AcdService:
                     "account_no": eff.account, "found": None},
                 "accounts": [], "accounts_total": 0, "accounts_truncated": False,
                 "work_orders": [], "ivr": None, "error": "not_looked_up"}
-            if eff.call_id not in self._looking_up:  # the full pop follows when it is in
-                self._ask_lookup(eff.call_id, caller, eff.account, offer=eff)
+            self._late_pops[eff.call_id] = eff  # the full pop follows its lookup
+            if eff.call_id not in self._looking_up:
+                self._ask_lookup(eff.call_id, caller, eff.account)
         else:
             pop = {**data.pop, "caller_number": caller} if callback else dict(data.pop)
             ivr = pop.get("ivr")

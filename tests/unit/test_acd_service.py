@@ -307,3 +307,28 @@ def test_a_view_is_immutable() -> None:
         view.agents["A002"] = view.agents["A001"]  # type: ignore[index]
     engine.apply(acd.AgentReady(agent_id="A001"), 2.0)
     assert str(view.agents["A001"].state) == "not_ready"  # the engine moved on; the view not
+
+
+async def test_a_call_restored_after_a_restart_rings_at_once_and_its_full_pop_follows() -> None:
+    before = acd.AcdEngine(AcdConfig())
+    before.apply(acd.AgentLogin(agent_id="A001", seat="seat01", skills={"general": 3}), 1.0)
+    before.apply(acd.CallArrived(call_id="c1", caller="13800000001", skill="general",
+                                 priority=0, account=None), 2.0)
+    log = Log()
+    service = AcdService.create(AcdConfig(), LoggingPbx(log), LoggingBus(log),
+                                SlowStore(log, delay_s=0.05), before.snapshot().to_dict())
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        # the resync finds the caller still waiting in Asterisk; the agent says ready at once
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+        service.submit(acd.AgentReady(agent_id="A001"))
+        await _rang(log)
+        assert [e for e in log.entries if e[0] == "ring"] == [
+            ("ring", "seat01", "PJSIP/carrier-1")]
+        await _do(service, acd.Tick())
+        pops = service.bus.on("hotline/agents/A001/pop")  # type: ignore[attr-defined]
+        assert [p.get("error") for p in pops] == ["not_looked_up", None]
+        assert pops[1]["accounts"][0]["customer_name"] == "张三"
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
