@@ -592,6 +592,24 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     return results
 
 
+def host_info() -> dict[str, Any]:
+    """The machine, for the record: CPUs, CPU model, memory, load average now."""
+    model = mem = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "mem_gib": mem,
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
 def raise_plainly(group: BaseExceptionGroup[Any]) -> None:
     """A bench failure inside a TaskGroup as a BenchError with its own message."""
     leaf: BaseException = group
@@ -608,6 +626,7 @@ def run(opts: Options, say: Any = print) -> dict[str, Any]:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     started = time.time()
+    host_at_start = host_info()
     try:
         patch = (None if "app_queue_best" not in opts.sides
                  else lambda etc: add_best_queue(etc, opts.wrap_up_s))
@@ -623,6 +642,9 @@ def run(opts: Options, say: Any = print) -> dict[str, Any]:
         signal.signal(signal.SIGTERM, previous)
     doc["load"]["started_at"] = datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
     doc["load"]["duration_s"] = round(time.time() - started, 1)
-    doc["load"]["host"] = {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
+    end = host_info()
+    load_end = end.pop("loadavg")
+    doc["load"]["host"] = {**end, "loadavg_at_start": host_at_start["loadavg"],
+                           "loadavg_at_end": load_end}
     sides = {name: doc.get(name) for name in SIDES}
     return {**sides, "load": doc["load"], "headline": metrics.headline(sides, opts.wrap_up_s)}

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import signal
 import time
@@ -270,13 +269,19 @@ def rings_of(events: list[Event]) -> list[Ring]:
     return out
 
 
+def _linkedid(call_id: str) -> str:
+    """The Linkedid in a pop's call_id, also when a multi-PBX CTI prefixes it with its node."""
+    return call_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
 def match_pops(rings: list[Ring], kind: str, pops: list[tuple[float, dict[str, Any]]]) -> int:
     """Give each ring the first unused pop for the same call and seat; the pops left over."""
     waiting: dict[tuple[str, str], list[float]] = {}
     for arrived, pop in sorted(pops, key=lambda p: p[0]):
         if pop.get("callback"):
             continue
-        waiting.setdefault((str(pop.get("call_id")), str(pop.get("seat"))), []).append(arrived)
+        key = (_linkedid(str(pop.get("call_id"))), str(pop.get("seat")))
+        waiting.setdefault(key, []).append(arrived)
     for ring in rings:
         queue = waiting.get((ring.call_id, ring.seat))
         if queue:
@@ -436,6 +441,7 @@ def run(opts: EventsOptions, say: Any = print) -> dict[str, Any]:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     started = time.time()
+    host_at_start = acd.host_info()
     out: dict[str, Any] = {}
     try:
         for variant in opts.filters:
@@ -463,6 +469,6 @@ def run(opts: EventsOptions, say: Any = print) -> dict[str, Any]:
         "target_p99_ms": TARGET_P99_MS,
         "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
-        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "host": {**acd.host_info(), "loadavg_at_start": host_at_start["loadavg"]},
     }
     return out

@@ -212,7 +212,10 @@ def summarize(side: SideEvents, *, seats: Sequence[str], sl_s: float, wrap_up_s:
         "effective_wrap_up_s_p99": _r(percentile(wrap_effective, 99)),
         "effective_wrap_up_excess_ms_mean": _r(None if wrap_mean is None
                                                else (wrap_mean - wrap_up_s) * 1000, 1),
+        "effective_wrap_up_s_max": _r(max(wrap_effective, default=None)),
         "effective_wrap_up_samples": len(wrap_effective),
+        # a ready that came a second or more late: a stalled writer, or a state message lost
+        "effective_wrap_up_late_1s": sum(1 for w in wrap_effective if w >= wrap_up_s + 1),
         "ring_after_free_definition": ("the ACD's own ready (the since of the agent's "
                                        "ready state)" if free_at is not None else
                                        "nominal: seat hangup + wrapuptime (not observable)"),
@@ -258,7 +261,10 @@ def headline(sides: Mapping[str, Mapping[str, Any] | None], wrap_up_s: float) ->
         "ours_effective_wrap_up": {
             "configured_s": wrap_up_s,
             "mean_s": ours.get("effective_wrap_up_s_mean"),
+            "p50_s": ours.get("effective_wrap_up_s_p50"),
             "p99_s": ours.get("effective_wrap_up_s_p99"),
+            "max_s": ours.get("effective_wrap_up_s_max"),
+            "late_1s": ours.get("effective_wrap_up_late_1s"),
             "excess_ms_mean": ours.get("effective_wrap_up_excess_ms_mean"),
             "target_excess_ms": 50,
         },

@@ -9,6 +9,8 @@ or the bench hangs the caller up when its patience runs out.
 Agent phones: ring for `ring_ms`, answer, echo the caller's RTP (-rtp_echo), talk for the next
 talk time of the list (SEQUENTIAL injection file: the n-th answered call gets the n-th talk
 time on both sides), then hang up (BYE). A CANCEL while ringing is answered properly.
+
+The scenarios are in bench/sipp/, the one home of the SIPp XML (the tests use them too).
 """
 
 from __future__ import annotations
@@ -18,198 +20,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-CALLER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="bench caller">
-  <nop><action>
-    <assignstr assign_to="off_s" value="[field0]"/>
-    <todouble assign_to="off" variable="off_s"/>
-  </action></nop>
-  <pause variable="off"/>
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field1]@[local_ip]:[local_port]>;tag=[pid]bench[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:[field1]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-      a=ptime:20
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field1]@[local_ip]:[local_port]>;tag=[pid]bench[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:[field1]@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
-"""
-
-PHONE_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="bench agent phones">
-  <recv request="INVITE" crlf="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="their_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="our_to"/>
-      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="their_contact"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-  <send>
-    <![CDATA[
-      SIP/2.0 487 Request Terminated
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      CSeq: [cseq] INVITE
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv request="ACK" next="done"/>
-  <label id="answer"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=seat 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK" crlf="true"/>
-  <nop><action>
-    <assignstr assign_to="talk_s" value="[field0]"/>
-    <todouble assign_to="talk" variable="talk_s"/>
-  </action></nop>
-  <pause variable="talk"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [$their_contact] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: [$our_to];tag=[pid]seat[call_number]
-      To: [$their_from]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-  <label id="done"/>
-</scenario>
-"""
-
-REGISTER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="register bench seats">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[remote_ip]>;tag=[pid]reg[call_number]
-      To: <sip:[field0]@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:{contact_port}>
-      Max-Forwards: 70
-      Expires: 3600
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@[remote_ip]>;tag=[pid]reg[call_number]
-      To: <sip:[field0]@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:{contact_port}>
-      [field1]
-      Max-Forwards: 70
-      Expires: 3600
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"""
+from bench.sipp import scenario
 
 
 class SippError(Exception):
@@ -257,7 +68,8 @@ def register_seats(secrets: Mapping[str, str], target: str, contact_port: int, w
                    local_port: int) -> None:
     """REGISTER every seat (digest auth) with its Contact on the agent-phone UAS port."""
     scen = workdir / "register.xml"
-    scen.write_text(REGISTER_XML.format(contact_port=contact_port), encoding="ascii")
+    scen.write_text(scenario("register", contact_port=contact_port, expires=3600),
+                    encoding="ascii")
     inf = workdir / "seats.csv"
     rows = ["SEQUENTIAL"] + [f"{name};[authentication username={name} password={pw}]"
                              for name, pw in secrets.items()]
@@ -280,7 +92,7 @@ def register_seats(secrets: Mapping[str, str], target: str, contact_port: int, w
 def start_phones(workdir: Path, port: int, media_port: int, talk_file: Path,
                  ring_ms: int) -> subprocess.Popen[bytes]:
     scen = workdir / "phones.xml"
-    scen.write_text(PHONE_XML.format(ring_ms=ring_ms), encoding="ascii")
+    scen.write_text(scenario("bench_phones", ring_ms=ring_ms), encoding="ascii")
     return subprocess.Popen(
         ["sipp", "-sf", str(scen), "-inf", str(talk_file), "-i", "127.0.0.1", "-p", str(port),
          "-mp", str(media_port), "-rtp_echo", "-cp", str(port + 1), "-nostdin",
@@ -293,7 +105,10 @@ def start_callers(workdir: Path, target: str, service: str, callers_file: Path, 
                   launch_rate: int, port: int, media_port: int, pcap: Path,
                   max_s: int) -> subprocess.Popen[bytes]:
     scen = workdir / f"callers-{service}.xml"
-    scen.write_text(CALLER_XML.replace("{pcap}", str(pcap)), encoding="ascii")
+    # every caller's number comes from the injection file (field 1)
+    xml = scenario("bench_caller", invite=scenario("caller_invite", number="[field1]"),
+                   pcap=pcap, awaits_bye=scenario("caller_awaits_bye"))
+    scen.write_text(xml, encoding="ascii")
     return subprocess.Popen(
         ["sipp", target, "-sf", str(scen), "-inf", str(callers_file), "-s", service,
          "-m", str(n_calls), "-l", str(n_calls + 10), "-r", str(launch_rate), "-rp", "1000",

@@ -1,0 +1,19 @@
+"""SIPp scenario XML, in one home for the bench, the tests and the AMI trace recorder.
+
+One file per scenario, and the caller_* parts that generated callers are built from. Fields in
+braces ({ring_ms}) are ours, filled in by scenario(); SIPp's own keywords are in brackets
+([call_id]). It lives in the bench package because `hotline bench acd` ships and runs these
+scenarios (package data), and shipped code must not read from tests/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HOME = Path(__file__).parent
+
+
+def scenario(name: str, **fields: object) -> str:
+    """The scenario (or part) `name`.xml with its {fields} filled in."""
+    return (HOME / f"{name}.xml").read_text(encoding="iso-8859-1").format(**fields)
+
