@@ -194,6 +194,27 @@ class WsDesk:
         await self.http.aclose()
 
 
+async def wait_web(inst: acd.Instance, base: str, timeout: float = 30) -> None:
+    """The CTI's desktop answers /api/health with ok (the stack waits for FastAGI only); a CTI
+    that died on the way is reported with the end of its log."""
+    import httpx
+
+    paths = stack.paths(inst.settings)
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+        while time.monotonic() < deadline:
+            if not stack.pid_alive(paths.cti_pid):
+                tail = (paths.log / "cti.log").read_text(errors="replace")[-1500:]
+                raise acd.BenchError(f"the bench's CTI exited:\n{tail}")
+            try:
+                if (await http.get("/api/health")).json().get("ok") is True:
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            await asyncio.sleep(0.2)
+    raise acd.BenchError(f"the CTI's web API on {base} did not say ok within {timeout:g}s")
+
+
 async def mqtt_pops(client: Any, into: list[tuple[float, dict[str, Any]]]) -> None:
     await client.subscribe(POP_TOPIC, qos=1)
     async for m in client.messages:
@@ -353,6 +374,7 @@ async def run_variant(variant: str, inst: acd.Instance, opts: EventsOptions,
                      tg.create_task(mqtt_pops(client, mqtt), name="bench-mqtt-pops")]
             try:
                 await tap.wait_ready(15)
+                await wait_web(inst, base)
                 for d in desks:  # one at a time: each login is an argon2 check on purpose
                     await d.login()
                     await d.open_ws()
