@@ -16,6 +16,7 @@ import sys
 import wave
 from array import array
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,6 +228,20 @@ def test_simultaneous_calls_each_get_their_own_recording(
         _logout(mqtt, agent, seat, token)
 
 
+@contextmanager
+def _cti_killed(cti: CtiProcess, mqtt: MqttWatcher, agent: str) -> Iterator[None]:
+    """The CTI is killed (-9) for the block, then started again; once the block went well,
+    wait until it has resynced: it re-publishes every agent's state."""
+    cti.kill9()
+    try:
+        yield
+    finally:
+        m1 = mqtt.mark()
+        cti.start()
+    mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state", 30,
+                  "agent state after the restart", since=m1)
+
+
 def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
         tone_phones: None, agents: list[str], tmp_path: Path) -> None:
@@ -238,20 +253,13 @@ def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
     ami.wait_for(lambda e: e.get("Event") == "UserEvent"
                  and e.get("UserEvent") == "HotlineRecordingStart"
                  and e.get("Caller") == number, 90, "recording started", since=mark)
-    cti.kill9()
-    try:
+    with _cti_killed(cti, mqtt, agent):
         talk = _talk(ami, number, mark, call)
         done = _done(ami, talk.call_id, mark)
         path = cti.settings.recorder.storage_dir / done["File"].split("/recordings/", 1)[1]
         # Asterisk finished the file on its own, with no CTI
         stack.wait_until(lambda: riff_complete(path), 10, "Asterisk to close the wav")
         assert _rows(backend, talk.call_id) == []
-    finally:
-        m1 = mqtt.mark()
-        cti.start()
-    # the restarted CTI re-publishes every agent's state once it has resynced
-    mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state", 30,
-                  "agent state after the restart", since=m1)
     rec = _indexed(backend, talk.call_id)
     assert (rec.indexed_by, rec.queue) == ("reconcile", "general")
     assert abs(rec.started_at.timestamp() - talk.answered) < 1.5
@@ -268,8 +276,7 @@ def test_failover_queue_calls_are_recorded_too(
     # a seat's queue member is paused while nobody is logged in there
     token = _login_ready(mqtt, agent, seat)
     number = f"{backend.prefix}8100200"
-    cti.kill9()
-    try:
+    with _cti_killed(cti, mqtt, agent):
         mark = ami.mark()
         call = CallInProgress(_to_agent(number, talk_ms=18_000), cti.settings, tmp_path)
         ami.wait_for(lambda e: e.get("Event") == "UserEvent"
@@ -283,11 +290,6 @@ def test_failover_queue_calls_are_recorded_too(
         assert started["Queue"] == "hotline-agents"
         talk = _talk(ami, number, mark, call)
         _done(ami, talk.call_id, mark)
-    finally:
-        m1 = mqtt.mark()
-        cti.start()
-    mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state", 30,
-                  "agent state after the restart", since=m1)
     rec = _indexed(backend, talk.call_id)
     # caller, queue and start come from what Asterisk kept in AstDB for the CTI
     _check_recording(cti, rec, talk, agent)

@@ -32,11 +32,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bench.sipp import scenario
 from cti.db.models import Agent
 from cti.db.models_supervision import SupervisionMode, SupervisionSession
 from tests.integration.callers import hang_up, ts
 from tests.integration.conftest import Backend, CtiProcess
-from tests.support.agent_phones import UAS_ANSWER, register_seats
+from tests.support.agent_phones import SippUas, register_seats
 from tests.support.ami import AmiRecorder, send_action
 from tests.support.mqtt import MqttWatcher
 from tests.support.ports import SLOT, port
@@ -57,25 +58,11 @@ AGENT_REG, SUP_REG = port(15026), port(15028)
 AGENT_RTP, SUP_RTP, CALLER_RTP = port(29200, 20), port(29204, 20), port(29208, 20)
 
 
-class Uas:
+def _uas(sip_port: int, rtp_port: int, sipp_media_port: int, wd: Path) -> SippUas:
     """A SIPp UAS answering every INVITE with an SDP that names an RtpPhone's port."""
-
-    def __init__(self, sip_port: int, rtp_port: int, sipp_media_port: int, wd: Path) -> None:
-        scen = wd / f"uas-{sip_port}.xml"
-        scen.write_text(UAS_ANSWER.format(ring_ms=300)
-                        .replace("m=audio [media_port]", f"m=audio {rtp_port}"))
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(scen), "-i", "127.0.0.1", "-p", str(sip_port), "-mp",
-             str(sipp_media_port), "-cp", str(sip_port + 1000), "-nostdin", "-trace_err",
-             "-error_file", str(wd / f"uas-{sip_port}.err")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=wd)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    xml = scenario("phone_answer", ring_ms=300, while_talking="")
+    return SippUas(xml.replace("m=audio [media_port]", f"m=audio {rtp_port}"), sip_port, wd,
+                   media_port=sipp_media_port)
 
 
 @dataclass
@@ -93,8 +80,8 @@ def phones(cti: CtiProcess, mqtt: MqttWatcher, tmp_path_factory: pytest.TempPath
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
     agent_rtp, sup_rtp = RtpPhone(AGENT_RTP, AGENT_HZ, AMPLITUDE), RtpPhone(SUP_RTP, SUP_HZ,
                                                                               AMPLITUDE)
-    uas = [Uas(AGENT_UAS, AGENT_RTP, port(29100, 20), wd),
-           Uas(SUP_UAS, SUP_RTP, port(29110, 20), wd)]
+    uas = [_uas(AGENT_UAS, AGENT_RTP, port(29100, 20), wd),
+           _uas(SUP_UAS, SUP_RTP, port(29110, 20), wd)]
     try:
         register_seats({SEAT: secrets[SEAT]}, target, AGENT_UAS, wd, AGENT_REG)
         register_seats({SUP_PHONE: secrets[SUP_PHONE]}, target, SUP_UAS, wd, SUP_REG)

@@ -10,6 +10,8 @@ from typing import Any
 
 from panoramisk import Manager
 
+from tests.support.inbox import Inbox
+
 Event = dict[str, Any]
 
 
@@ -22,8 +24,7 @@ class AmiRecorder:
 
     def __init__(self, host: str, port: int, username: str, secret: str) -> None:
         self.config = dict(host=host, port=port, username=username, secret=secret)
-        self._events: list[Event] = []
-        self._cond = threading.Condition()
+        self._events: Inbox[Event] = Inbox("AMI event", AmiTimeout)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="ami-recorder",
                                         daemon=True)
@@ -47,9 +48,7 @@ class AmiRecorder:
     def _on_event(self, _manager: Manager, event: Any) -> None:
         ev: Event = {k: v for k, v in dict(event).items()}
         ev.setdefault("_received", time.time())
-        with self._cond:
-            self._events.append(ev)
-            self._cond.notify_all()
+        self._events.add(ev)
 
     def stop(self) -> None:
         if self._manager is not None:
@@ -62,28 +61,15 @@ class AmiRecorder:
         self._thread.join(5)
 
     def events(self) -> list[Event]:
-        with self._cond:
-            return list(self._events)
+        return self._events.items()
 
     def wait_for(self, pred: Callable[[Event], bool], timeout: float, what: str = "",
                  since: int = 0) -> Event:
         """The first event (from index `since`) matching `pred`, waiting up to `timeout` s."""
-        deadline = time.monotonic() + timeout
-        seen = since
-        with self._cond:
-            while True:
-                for ev in self._events[seen:]:
-                    if pred(ev):
-                        return ev
-                seen = len(self._events)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AmiTimeout(f"no AMI event {what or pred} within {timeout:.0f}s")
-                self._cond.wait(left)
+        return self._events.wait_for(pred, timeout, what, since)
 
     def mark(self) -> int:
-        with self._cond:
-            return len(self._events)
+        return self._events.mark()
 
 
 def send_action(recorder: AmiRecorder, action: dict[str, str], timeout: float = 10) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 
 import aiomqtt
 
+from tests.support.inbox import Inbox
+
 
 @dataclass(frozen=True)
 class Msg:
@@ -24,8 +26,7 @@ class Msg:
 class MqttWatcher:
     def __init__(self, host: str, port: int, topic_filter: str = "hotline/#") -> None:
         self.host, self.port, self.filter = host, port, topic_filter
-        self._msgs: list[Msg] = []
-        self._cond = threading.Condition()
+        self._msgs: Inbox[Msg] = Inbox("MQTT message")
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._client: aiomqtt.Client | None = None
@@ -55,9 +56,7 @@ class MqttWatcher:
                     payload = json.loads(raw) if isinstance(raw, bytes) else raw
                 except ValueError:
                     payload = raw
-                with self._cond:
-                    self._msgs.append(Msg(str(m.topic), payload, time.time()))
-                    self._cond.notify_all()
+                self._msgs.add(Msg(str(m.topic), payload, time.time()))
 
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         assert self._client is not None
@@ -66,37 +65,24 @@ class MqttWatcher:
         fut.result(10)
 
     def mark(self) -> int:
-        with self._cond:
-            return len(self._msgs)
+        return self._msgs.mark()
 
     def messages(self) -> list[Msg]:
-        with self._cond:
-            return list(self._msgs)
+        return self._msgs.items()
 
     def wait_for(self, pred: Callable[[Msg], bool], timeout: float, what: str = "",
                  since: int = 0) -> Msg:
-        deadline = time.monotonic() + timeout
-        seen = since
-        with self._cond:
-            while True:
-                for m in self._msgs[seen:]:
-                    if pred(m):
-                        return m
-                seen = len(self._msgs)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no MQTT message {what} within {timeout:.0f}s")
-                self._cond.wait(left)
+        return self._msgs.wait_for(pred, timeout, what, since)
 
     def cti_online(self, timeout: float = 30, since: int = 0) -> Msg:
         """The CTI's retained "online": it is published after every command subscription is
         in place, so a command sent after it is never lost to a CTI still starting."""
-        with self._cond:  # a CTI that stopped before (another backend's) said "offline"
-            for i in range(len(self._msgs) - 1, since - 1, -1):
-                m = self._msgs[i]
-                if m.topic == "hotline/cti/status" and m.payload in (b"offline", "offline"):
-                    since = i + 1
-                    break
+        msgs = self._msgs.items()  # a CTI that stopped before (another backend's) said "offline"
+        for i in range(len(msgs) - 1, since - 1, -1):
+            m = msgs[i]
+            if m.topic == "hotline/cti/status" and m.payload in (b"offline", "offline"):
+                since = i + 1
+                break
         return self.wait_for(lambda m: m.topic == "hotline/cti/status"
                              and m.payload in (b"online", "online"), timeout, "CTI online",
                              since=since)

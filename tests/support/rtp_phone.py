@@ -24,7 +24,8 @@ _BIAS = 0x84
 _CLIP = 32635
 
 
-def _lin2ulaw(sample: int) -> int:
+def lin2ulaw(sample: int) -> int:
+    """G.711 mu-law of one 16-bit sample."""
     sign = 0x80 if sample < 0 else 0
     sample = min(abs(sample), _CLIP) + _BIAS
     exponent, mask = 7, 0x4000
@@ -51,7 +52,7 @@ def tone_frame(freq_hz: float, amplitude: int) -> bytes:
     periods = freq_hz * FRAME / RATE
     if abs(periods - round(periods)) > 1e-9:
         raise ValueError(f"{freq_hz} Hz does not repeat every 20 ms; use a multiple of 50 Hz")
-    return bytes(_lin2ulaw(round(amplitude * math.sin(2 * math.pi * freq_hz * i / RATE)))
+    return bytes(lin2ulaw(round(amplitude * math.sin(2 * math.pi * freq_hz * i / RATE)))
                  for i in range(FRAME))
 
 

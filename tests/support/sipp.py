@@ -1,4 +1,5 @@
-"""SIPp callers for integration tests: a scenario per caller, generated from a list of steps."""
+"""SIPp callers for integration tests: a scenario per caller, built from a list of steps and the
+caller_* parts in bench/sipp/ (the one home of the SIPp XML)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from bench.sipp import scenario
 from tests.support.ports import SLOT
 from tests.support.rtp import EVENT_MS, write_call_pcap
 
@@ -50,103 +52,6 @@ class SippResult:
         return self.returncode == 0
 
 
-INVITE = """  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:{number}@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 8 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=ptime:20
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:{number}@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-"""
-
-INFO = """  <send retrans="500">
-    <![CDATA[
-      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: {cseq} INFO
-      Contact: sip:{number}@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/dtmf-relay
-      Content-Length: [len]
-
-      Signal={digit}
-      Duration=160
-    ]]>
-  </send>
-  <recv response="200"/>
-"""
-
-BYE_FROM_PBX = """  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-    ]]>
-  </send>
-"""
-
-BYE_FROM_CALLER = """  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{number}@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: {cseq} BYE
-      Contact: sip:{number}@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-"""
-
-
 AUDIO_TAIL_MS = 240_000  # a caller waiting for the PBX to hang up keeps sending audio
 
 
@@ -154,41 +59,40 @@ def scenario_xml(caller: Caller, pcap: Path | None = None) -> tuple[str, list[tu
                                                                      int]:
     """The scenario, the RFC 2833 keys to put in the caller's RTP (ms, key), and its length."""
     num = escape(caller.number)
-    parts = ['<?xml version="1.0" encoding="ISO-8859-1" ?>',
-             '<!DOCTYPE scenario SYSTEM "sipp.dtd">',
-             f'<scenario name="95598 caller {num}">', INVITE.format(number=num)]
+    steps = []
     if pcap is not None:
         # the caller's whole RTP stream: audio throughout, with any RFC 2833 keys inside it
-        parts.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+        steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n')
     cseq = 2
     t = 0
     rtp_keys: list[tuple[int, str]] = []
     for step in caller.steps:
         if isinstance(step, Pause):
-            parts.append(f'  <pause milliseconds="{step.ms}"/>')
+            steps.append(f'  <pause milliseconds="{step.ms}"/>\n')
             t += step.ms
             continue
         for i, d in enumerate(step.digits):
             if i:
-                parts.append(f'  <pause milliseconds="{step.gap_ms}"/>')
+                steps.append(f'  <pause milliseconds="{step.gap_ms}"/>\n')
                 t += step.gap_ms
             if step.mode == "info":
-                parts.append(INFO.format(number=num, cseq=cseq, digit=escape(d)))
+                steps.append(scenario("caller_info", number=num, cseq=cseq, digit=escape(d)))
                 cseq += 1
             else:
                 rtp_keys.append((t, d))
                 # the key is held for EVENT_MS inside the RTP stream; keep the timeline in step
-                parts.append(f'  <pause milliseconds="{EVENT_MS + 40}"/>')
+                steps.append(f'  <pause milliseconds="{EVENT_MS + 40}"/>\n')
                 t += EVENT_MS + 40
     if caller.hangup_after_ms is None:
-        parts.append(BYE_FROM_PBX)
+        steps.append(scenario("caller_awaits_bye"))
         total = t + AUDIO_TAIL_MS
     else:
-        parts.append(f'  <pause milliseconds="{caller.hangup_after_ms}"/>')
-        parts.append(BYE_FROM_CALLER.format(number=num, cseq=cseq))
+        steps.append(f'  <pause milliseconds="{caller.hangup_after_ms}"/>\n')
+        steps.append(scenario("caller_bye", number=num, cseq=cseq))
         total = t + caller.hangup_after_ms + 1000
-    parts.append("</scenario>")
-    return "\n".join(parts), rtp_keys, total
+    xml = scenario("caller", title=f"95598 caller {num}",
+                   invite=scenario("caller_invite", number=num), steps="".join(steps))
+    return xml, rtp_keys, total
 
 
 async def place_call(caller: Caller, target: str, service: str = "95598",

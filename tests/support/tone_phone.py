@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import math
 import struct
-import subprocess
 from pathlib import Path
 
-from tests.support.agent_phones import UAS_ANSWER
+from bench.sipp import scenario
+from tests.support.agent_phones import SippUas
 from tests.support.rtp import PT_PCMU, PTIME_MS, SAMPLES, _packet, _rtp
-
-_BIAS, _CLIP = 0x84, 32635
-
-
-def mulaw(sample: int) -> int:
-    """G.711 mu-law of one 16-bit sample."""
-    sign = 0x80 if sample < 0 else 0
-    s = min(abs(sample), _CLIP) + _BIAS
-    exponent = max(0, s.bit_length() - 8)
-    mantissa = (s >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+from tests.support.rtp_phone import lin2ulaw
 
 
 def write_tone_pcap(path: Path, seconds: float, freq: float = 440.0,
@@ -30,7 +20,7 @@ def write_tone_pcap(path: Path, seconds: float, freq: float = 440.0,
     n_packets = int(seconds * 1000 / PTIME_MS)
     seq, ts = 2000, 16000
     for i in range(n_packets):
-        payload = bytes(mulaw(int(amplitude * math.sin(2 * math.pi * freq * (ts + k) / 8000)))
+        payload = bytes(lin2ulaw(int(amplitude * math.sin(2 * math.pi * freq * (ts + k) / 8000)))
                         for k in range(SAMPLES))
         pkt = _packet(_rtp(PT_PCMU, i == 0, seq, ts, payload))
         t_us = i * PTIME_MS * 1000
@@ -41,10 +31,7 @@ def write_tone_pcap(path: Path, seconds: float, freq: float = 440.0,
     path.write_bytes(b"".join(out))
 
 
-_ACK = '<recv request="ACK" optional="true" rtd="true" crlf="true"/>'
-
-
-class TonePhones:
+class TonePhones(SippUas):
     """One SIPp UAS answering every INVITE to its port after ring_ms, then sending a tone."""
 
     def __init__(self, port: int, workdir: Path, *, ring_ms: int = 1000,
@@ -52,22 +39,6 @@ class TonePhones:
         workdir.mkdir(parents=True, exist_ok=True)
         pcap = workdir / f"tone-{port}.pcap"
         write_tone_pcap(pcap, tone_s)
-        scen = workdir / f"uas-tone-{port}.xml"
-        xml = UAS_ANSWER.format(ring_ms=ring_ms)
-        assert xml.count(_ACK) == 1
-        # the ACK must be mandatory here: SIPp refuses an optional <recv> right before a <nop>
-        scen.write_text(xml.replace(_ACK, _ACK.replace(' optional="true"', "")
-                                    + "\n  <nop><action><exec play_pcap_audio="
-                                    f'"{pcap}"/></action></nop>'))
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(scen), "-i", "127.0.0.1", "-p", str(port), "-mp",
-             str(26000 + (port % 1000) * 10), "-cp", str(port + 1000), "-nostdin",
-             "-trace_err", "-error_file", str(workdir / f"uas-tone-{port}.err")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        play = f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+        super().__init__(scenario("phone_answer", ring_ms=ring_ms, while_talking=play), port,
+                         workdir, name="uas-tone")

@@ -22,14 +22,15 @@ from wsproto.events import (
     TextMessage,
 )
 
+from tests.support.inbox import Inbox
+
 
 class WsClient:
     def __init__(self, host: str, port: int, path: str, cookie: str, timeout: float = 10) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.ws = WSConnection(ConnectionType.CLIENT)
-        self.messages: list[dict[str, Any]] = []
+        self._messages: Inbox[dict[str, Any]] = Inbox("push message")
         self.closed: int | None = None
-        self._cond = threading.Condition()
         self._text = ""
         self.sock.sendall(self.ws.send(Request(
             host=f"{host}:{port}", target=path, extra_headers=[(b"cookie", cookie.encode())])))
@@ -62,29 +63,20 @@ class WsClient:
                 if isinstance(event, TextMessage | Message):
                     self._text += str(event.data)
                     if event.message_finished:
-                        with self._cond:
-                            self.messages.append(json.loads(self._text))
-                            self._cond.notify_all()
+                        self._messages.add(json.loads(self._text))
                         self._text = ""
                 elif isinstance(event, Ping):
                     self.sock.sendall(self.ws.send(event.response()))
                 elif isinstance(event, CloseConnection):
-                    with self._cond:
-                        self.closed = event.code
-                        self._cond.notify_all()
+                    self.closed = event.code
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self._messages.items()
 
     def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float,
                  what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for m in self.messages:
-                    if pred(m):
-                        return m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no push message {what} within {timeout:.0f}s")
-                self._cond.wait(left)
+        return self._messages.wait_for(pred, timeout, what)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):  # already gone

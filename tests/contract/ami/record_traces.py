@@ -27,6 +27,7 @@ from pathlib import Path
 
 from panoramisk.message import Message
 
+from bench.sipp import scenario
 from config.settings import Settings, load_settings
 from cti.ami.client import AmiActionError, AmiConnection
 from hotline import stack
@@ -150,115 +151,10 @@ async def place_call(caller: Caller, settings: Settings, workdir: Path,
     return await proc.wait()
 
 
-REGISTER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="register a seat">
-  <send retrans="500"><![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{seat}@[remote_ip]>;tag=[pid]reg[call_number]
-      To: <sip:{seat}@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:{seat}@[local_ip]:{contact}>
-      Max-Forwards: 70
-      Expires: {expires}
-      Content-Length: 0
-  ]]></send>
-  <recv response="401" auth="true"/>
-  <send retrans="500"><![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{seat}@[remote_ip]>;tag=[pid]reg[call_number]
-      To: <sip:{seat}@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:{seat}@[local_ip]:{contact}>
-      [authentication username={seat} password={password}]
-      Max-Forwards: 70
-      Expires: {expires}
-      Content-Length: 0
-  ]]></send>
-  <recv response="200"/>
-</scenario>
-"""
-
-UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="seat phone">
-  <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-  ]]></send>
-{body}
-</scenario>
-"""
-
-UAS_ANSWER = """  <pause milliseconds="1000"/>
-  <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=seat 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-  ]]></send>
-  <recv request="ACK" optional="true" crlf="true"/>
-  <recv request="BYE"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>"""
-
-UAS_SILENT = """  <recv request="CANCEL"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
-  <send><![CDATA[
-      SIP/2.0 487 Request Terminated
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]seat[call_number]
-      [last_Call-ID:]
-      CSeq: [cseq] INVITE
-      Content-Length: 0
-  ]]></send>
-  <recv request="ACK"/>"""
-
-
 def start_uas(port: int, workdir: Path, answer: bool, sipp: Sipp) -> None:
     scen = workdir / f"uas-{port}.xml"
-    scen.write_text(UAS.format(body=UAS_ANSWER if answer else UAS_SILENT))
+    scen.write_text(scenario("phone_answer", ring_ms=1000, while_talking="") if answer
+                    else scenario("phone_no_answer"))
     sipp.procs.append(subprocess.Popen(
         ["sipp", "-sf", str(scen), "-i", "127.0.0.1", "-p", str(port), "-mp", str(port + 2),
          "-cp", str(port + 1), "-nostdin"], stdout=subprocess.DEVNULL,
@@ -268,13 +164,15 @@ def start_uas(port: int, workdir: Path, answer: bool, sipp: Sipp) -> None:
 def register(seat: str, password: str, contact: int, settings: Settings, workdir: Path,
              expires: int = 3600) -> None:
     scen = workdir / f"register-{seat}-{expires}.xml"
-    scen.write_text(REGISTER.format(seat=seat, password=password, contact=contact,
-                                    expires=expires))
+    scen.write_text(scenario("register", contact_port=contact, expires=expires))
+    inf = workdir / f"register-{seat}-{expires}.csv"
+    inf.write_text(f"SEQUENTIAL\n{seat};[authentication username={seat} password={password}]\n")
     port = 25100 + next(_n)
     res = subprocess.run(
-        ["sipp", f"{settings.pbx.bind_ip}:{settings.pbx.sip_port}", "-sf", str(scen), "-m", "1",
-         "-i", "127.0.0.1", "-p", str(port), "-cp", str(port + 500), "-timeout", "10s",
-         "-timeout_error", "-nostdin"], capture_output=True, cwd=workdir, check=False)
+        ["sipp", f"{settings.pbx.bind_ip}:{settings.pbx.sip_port}", "-sf", str(scen),
+         "-inf", str(inf), "-m", "1", "-i", "127.0.0.1", "-p", str(port), "-cp",
+         str(port + 500), "-timeout", "10s", "-timeout_error", "-nostdin"],
+        capture_output=True, cwd=workdir, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"REGISTER {seat} failed: {res.returncode}")
 
