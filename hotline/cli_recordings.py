@@ -84,11 +84,12 @@ def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id:
               help="also index our finished files that have no row (the CTI does at start)")
 def recordings_reconcile(as_json: bool, index: bool) -> None:
     """Files with no index row, rows whose file is missing, files whose checksum changed."""
+    from cti.db.recorder_store import DbRecordingIndex
     from recorder.service import reconcile
 
     settings: Settings = common.settings()
-    doc = reconcile(settings.recorder.storage_dir, common.sessions(settings), datetime.now(UTC),
-                    settings.recorder.settle_s, index=index)
+    doc = reconcile(settings.recorder.storage_dir, DbRecordingIndex(common.sessions(settings)),
+                    datetime.now(UTC), settings.recorder.settle_s, index=index)
     if as_json:
         _echo_json(doc)
     else:

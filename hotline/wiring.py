@@ -189,6 +189,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
     from cti.db.acd_store import DbAcdStore
+    from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
     from cti.mqtt.outbox import PublishAfterCommit
@@ -206,7 +207,8 @@ async def build_daemon(settings: Settings) -> Daemon:
     registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
     registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
     check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
-    recorder = RecorderService(settings.recorder, sessions, timezone=settings.ivr.timezone)
+    recorder = RecorderService(settings.recorder, DbRecordingIndex(sessions),
+                               timezone=settings.ivr.timezone)
     tz = ZoneInfo(settings.ivr.timezone)
 
     ivr_ctx = IvrContext(
@@ -244,10 +246,11 @@ async def build_daemon(settings: Settings) -> Daemon:
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}
     supervisors = {name for name, _ext, role in phones if role == "supervisor"}
-    supervision = SupervisionService(ami, bus, sessions, AcdCalls(acd), supervisors)
+    supervision = SupervisionService(ami, bus, DbSupervisionAudit(sessions), AcdCalls(acd),
+                                     supervisors)
     await supervision.close_stale()  # sessions a previous CTI left open end on record
     commands = AgentCommands(acd, bus, store, seats, supervision=supervision)
-    bus.subscribe("hotline/cmd/+/+", commands.handle)
+    commands.subscribe(bus)  # hotline/cmd/{agents,supervisors}/{id}, topics by cti.notifier
     # the agent desktop (agent_desktop/): web API and /ws push, on this loop; a taken port is
     # fatal here, at startup
     web_ctx = services.web_context(acd=acd, pbx=ami, bus=bus, agent_commands=commands,
