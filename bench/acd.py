@@ -36,7 +36,7 @@ from typing import Any
 import tomli_w
 
 from bench import metrics
-from bench.ami_tap import AmiError, AmiTap, Event, ts
+from bench.ami_tap import AmiError, AmiTap, Event, tap_login, ts
 from bench.load import LoadSpec, erlang_c, erlang_c_service_level, make_schedule
 from bench.sipp_load import (
     SippError,
@@ -181,15 +181,6 @@ def best_queue_conf(shipped_queues_conf: str, wrap_up_s: int) -> str:
         "musicclass = default", *members, ""])
 
 
-BEST_EXTENSION = f"""exten => {SIDES["app_queue_best"].service},1,NoOp(bench: app_queue at its best)
- same => n,Set(TIMEOUT(absolute)=${{MAXCALL}})
- same => n,Answer()
- same => n,Queue({BEST_QUEUE},t,,,600)
- same => n,Hangup()
-
-"""
-
-
 def add_best_queue(etc: Path, wrap_up_s: int) -> None:
     """Patch the private instance's rendered config (never the templates): the best queue in
     queues.conf and its bench extension in from-carrier, next to the other bench extensions."""
@@ -201,7 +192,16 @@ def add_best_queue(etc: Path, wrap_up_s: int) -> None:
     anchor = f"exten => {SIDES['app_queue'].service},1,"
     if text.count(anchor) != 1:
         raise BenchError("the rendered extensions.conf has no bench extensions (pbx.bench)")
-    ext.write_text(text.replace(anchor, BEST_EXTENSION + anchor), encoding="utf-8")
+    # the shipped side's own block (whatever the template puts before the Queue), to the best
+    # queue: the two app_queue sides differ in nothing but the queue
+    start = text.index(anchor)
+    end = text.index("\n\n", start) + 2
+    best = (text[start:end]
+            .replace(anchor, f"exten => {SIDES['app_queue_best'].service},1,")
+            .replace("Queue(${QUEUE},", f"Queue({BEST_QUEUE},"))
+    if best.count(f"Queue({BEST_QUEUE},") != 1:
+        raise BenchError("the rendered app_queue bench extension has no Queue(${QUEUE},...)")
+    ext.write_text(text[:start] + best + text[start:], encoding="utf-8")
 
 
 @dataclass
@@ -545,7 +545,7 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     pcap = inst.workdir / "caller-silence.pcap"
     write_silence_pcap(pcap, int(opts.patience_s + opts.talk_cap_s + 30))
     s = inst.settings
-    tap = AmiTap(s.ami.host, s.ami.port, s.ami.username, s.ami.secret)
+    tap = AmiTap(s.ami.host, s.ami.port, *tap_login(s.ami))
     results: dict[str, Any] = {}
     mqtt_log = logging.getLogger("bench.mqtt")
     mqtt_log.setLevel(logging.ERROR)  # paho counts the QoS 1 publishes of 50 logins aloud

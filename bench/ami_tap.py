@@ -23,7 +23,18 @@ Event = dict[str, Any]
 MAX_EVENTS = 2_000_000  # a bound, far above what a 10-minute bench produces
 QUEUE_SIZE = 200_000  # the client's event queue: the bench would rather hold than drop
 
-__all__ = ["AmiError", "AmiTap", "Event", "ts"]
+__all__ = ["AmiError", "AmiTap", "Event", "tap_login", "ts"]
+
+
+def tap_login(ami: Any) -> tuple[str, str]:
+    """Who the bench logs in as: the tools' observer user where the rendered manager.conf has
+    one (the CTI's own user then allows a single session), else the CTI's own user."""
+    try:
+        from asterisk_conf.render import ami_observer  # type: ignore[attr-defined]
+    except ImportError:
+        return ami.username, ami.secret
+    login = ami_observer(ami)
+    return str(login.username), str(login.secret)
 
 
 def _plain(msg: Mapping[str, Any]) -> Event:

@@ -19,7 +19,9 @@ The clock starts at the seat's DialBegin (Asterisk's own Timestamp for the INVIT
 the moment it starts to ring); the pop's moment is when its bytes reached the bench. Both are
 this machine's wall clock. A negative latency means the pop arrived before the seat rang (the
 CTI publishes it before the Redirect). The AMI events per second are those the bench's own AMI
-session receives: it logs in as the CTI's AMI user, so the same filters apply to it.
+session receives and the CTI's user would too: the bench logs in as the CTI's AMI user or, where
+the rendered manager.conf has one, as the tools' observer user with the same event filters, and
+then counts only events in the classes the CTI's user reads (an event's Privilege header).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import acd
-from bench.ami_tap import AmiError, AmiTap, Event, ts
+from bench.ami_tap import AmiError, AmiTap, Event, tap_login, ts
 from bench.metrics import SEAT, percentile
 from bench.sipp_load import (
     SippError,
@@ -88,6 +90,31 @@ def unfilter_manager(etc: Path) -> None:
     if len(kept) == len(lines):
         log.warning("manager.conf had no event filter to remove")
     conf.write_text("".join(kept), encoding="utf-8")  # same file: its mode and owner stay
+
+
+def cti_read_classes(etc: Path, username: str) -> set[str] | None:
+    """The event classes the CTI's AMI user reads (its `read =` in the rendered manager.conf);
+    None when it cannot be told (then every event the tap gets counts)."""
+    section = None
+    try:
+        text = (etc / "manager.conf").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line.strip("[]").split("]")[0]
+        elif section == username and line.replace(" ", "").startswith("read="):
+            return {c.strip() for c in line.split("=", 1)[1].split(",") if c.strip()}
+    return None
+
+
+def seen_by_cti(ev: Event, classes: set[str] | None) -> bool:
+    """Asterisk sends an event to a user who reads any of the event's classes (Privilege)."""
+    if classes is None:
+        return True
+    priv = {c.strip() for c in str(ev.get("Privilege", "")).split(",")} - {"all", ""}
+    return not priv or bool(priv & classes)
 
 
 # ------------------------------------------------------------------------- the desktops
@@ -348,7 +375,10 @@ async def run_variant(variant: str, inst: acd.Instance, opts: EventsOptions,
     import aiomqtt
 
     s = inst.settings
-    tap = AmiTap(s.ami.host, s.ami.port, s.ami.username, s.ami.secret)
+    login = tap_login(s.ami)
+    tap = AmiTap(s.ami.host, s.ami.port, *login)
+    classes = (None if login[0] == s.ami.username
+               else cti_read_classes(Path(s.asterisk_etc), s.ami.username))
     base = f"http://127.0.0.1:{acd.PORTS['web']}"
     desks = [WsDesk(base, a, seat) for a, seat in zip(inst.agents, inst.seats, strict=True)]
     mqtt: list[tuple[float, dict[str, Any]]] = []
@@ -388,12 +418,17 @@ async def run_variant(variant: str, inst: acd.Instance, opts: EventsOptions,
         for d in desks:
             await d.close()
     events, window = doc.pop("_events"), doc.pop("_window_s")
-    counts = Counter(str(e.get("Event")) for e in events)
+    cti_events = [e for e in events if seen_by_cti(e, classes)]
+    counts = Counter(str(e.get("Event")) for e in cti_events)
     ws_pops = [p for d in desks for p in d.pops]
     doc.update(figures(rings_of(events), ws_pops, mqtt))
     doc.update({
-        "ami_events": len(events),
-        "ami_events_per_s": round(len(events) / window, 1) if window else None,
+        "ami_events": len(cti_events),
+        "ami_events_per_s": round(len(cti_events) / window, 1) if window else None,
+        "ami_events_counted_as": ("the tap's own (it is the CTI's user)" if classes is None
+                                  else f"the tap's, in the CTI user's read classes "
+                                       f"{sorted(classes)}"),
+        "ami_events_tap": len(events),
         "ami_events_top": dict(counts.most_common(12)),
         "ami_reconnects": tap.reconnects,
         "ami_events_dropped": tap.dropped,
