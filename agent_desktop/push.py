@@ -28,8 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent_desktop.auth import COOKIE, User, session_user
 from agent_desktop.context import WebContext
-from cti.notifier import KINDS, LOCAL_FILTERS, Message, Notifier
-from cti.notifier import classify as classify
+from cti.notifier import KINDS, LOCAL_FILTERS, Message, Notifier, classify
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["push"])
