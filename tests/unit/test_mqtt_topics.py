@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -135,7 +136,7 @@ def test_agent_state_payload() -> None:
                               call_id=None, wrap_up_s=15)
 
 
-POP = {"call_id": "1751333405.42", "caller_number": "13800138000", "accounts": [],
+POP: dict[str, Any] = {"call_id": "1751333405.42", "caller_number": "13800138000", "accounts": [],
        "work_orders": [], "ivr": None}
 
 
