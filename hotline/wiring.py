@@ -107,31 +107,36 @@ def acd_config(settings: Settings) -> AcdConfig:
 
 @dataclass
 class Services:
-    """What a CLI command, a bench or a web contract test uses: no PBX, no bus running."""
+    """What a CLI command, a bench or a web contract test uses: no PBX running, a bus only if
+    one is given (work-order alerts go out on it after their commit)."""
 
     settings: Settings
     sessions: sessionmaker[Session]
     workorders: Any  # workorders.service.WorkOrderService
+    clock: Callable[[], datetime] | None = None
 
     def web_context(self, **live: Any) -> Any:
         """The desktop's context over these services; `live` adds the daemon's (acd, pbx, ...)."""
         from agent_desktop.context import WebContext
 
         live.setdefault("workorders", self.workorders)
+        if self.clock is not None:
+            live.setdefault("clock", self.clock)
         return WebContext(settings=self.settings, sessions=self.sessions, **live)
 
 
 def build_services(settings: Settings, sessions: sessionmaker[Session] | None = None,
-                   *, outbox: Any = None,
+                   *, bus: Any = None,
                    clock: Callable[[], datetime] | None = None) -> Services:
     """The offline services; `sessions` defaults to the migrated configured database."""
+    from cti.mqtt.outbox import PublishAfterCommit
     from workorders.service import WorkOrderService
 
     sessions = sessions if sessions is not None else open_database(settings)
-    kw: dict[str, Any] = {"outbox": outbox}
+    kw: dict[str, Any] = {"outbox": PublishAfterCommit(bus) if bus is not None else None}
     if clock is not None:
         kw["clock"] = clock
-    return Services(settings=settings, sessions=sessions,
+    return Services(settings=settings, sessions=sessions, clock=clock,
                     workorders=WorkOrderService(sessions, settings.workorders.policy(), **kw))
 
 
@@ -192,7 +197,6 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
-    from cti.mqtt.outbox import PublishAfterCommit
     from ivr.agi_session import IvrContext, make_ivr_handler
     from ivr.engine import Engine
     from ivr.fastagi import FastAgiServer
@@ -224,7 +228,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
     bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}")
     # work orders: SLA escalations go to hotline/supervisors/alerts after their commit
-    services = build_services(settings, sessions, outbox=PublishAfterCommit(bus))
+    services = build_services(settings, sessions, bus=bus)
     workorders = services.workorders
     store = DbAcdStore(sessions)
     feed: AcdFeed | None = None

@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 
 from agent_desktop.auth import User, ctx_of, current_user, require_role
 from agent_desktop.context import WebContext
-from cti.mqtt.outbox import PublishAfterCommit
 from workorders import lifecycle as lc
 from workorders.service import (
     MAX_PAGE,
@@ -73,11 +72,10 @@ class LinkIn(BaseModel):
 
 
 def _service(ctx: WebContext) -> WorkOrderService:
-    """The CTI's service when it runs one, else one over the context's database and clock."""
-    if isinstance(ctx.workorders, WorkOrderService):
-        return ctx.workorders
-    outbox = PublishAfterCommit(ctx.bus) if ctx.bus is not None else None
-    return WorkOrderService(ctx.sessions, ctx.settings.workorders.policy(), ctx.clock, outbox)
+    """The host's one service (hotline.wiring builds it); none means work orders are not served."""
+    if not isinstance(ctx.workorders, WorkOrderService):
+        raise HTTPException(409, "work orders are not running")
+    return ctx.workorders
 
 
 def _actor(user: User) -> Actor:

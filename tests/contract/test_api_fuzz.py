@@ -21,9 +21,9 @@ from schemathesis import GenerationMode
 
 from agent_desktop.app import create_app
 from agent_desktop.auth import start_session
-from agent_desktop.context import WebContext
 from config.settings import load_settings
 from cti.db.session import make_engine, make_session_factory
+from hotline.wiring import build_services
 from tests.support.seeded_db import SeededDb
 
 NOW = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
@@ -43,8 +43,8 @@ def fuzzed(seeded_db: SeededDb, tmp_path_factory: pytest.TempPathFactory) -> Ite
     state: Path = tmp_path_factory.mktemp("fuzz")
     engine = make_engine(seeded_db(state, now=NOW))
     sessions = make_session_factory(engine)
-    ctx = WebContext(settings=replace(load_settings(env={}), state_dir=state),
-                     sessions=sessions, clock=lambda: NOW)
+    ctx = build_services(replace(load_settings(env={}), state_dir=state), sessions,
+                         clock=lambda: NOW).web_context()
     tokens = {}
     with sessions.begin() as s:
         for user, role in (("S01", "supervisor"), ("A001", "agent")):

@@ -15,11 +15,11 @@ import pytest
 from playwright.sync_api import expect
 
 from agent_desktop.app import create_app
-from agent_desktop.context import WebContext
 from config.settings import load_settings
 from cti.db.screen_pop import screen_pop
 from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import demo_accounts
+from hotline.wiring import build_services
 from tests.support.browser import VIEWPORT, browser, screenshot, serve
 from tests.support.seeded_db import SeededDb
 from tests.support.settings import write_test_settings
@@ -44,7 +44,7 @@ def db(seeded_db: SeededDb,
 @pytest.fixture(scope="module")
 def base_url(db: tuple[Any, Any]) -> Iterator[str]:
     settings, sessions = db
-    app = create_app(WebContext(settings=settings, sessions=sessions))
+    app = create_app(build_services(settings, sessions).web_context())
     with serve(app) as base:
         yield base
 

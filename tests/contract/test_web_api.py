@@ -37,6 +37,7 @@ from cti.db.models_recordings import AuditLog
 from cti.db.models_web import WebSession
 from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import seed_demo
+from hotline.wiring import build_services
 from tests.support.fakes import Clock, FakeAmi, FakeBus, FakePbx
 from tests.support.seeded_db import SEED_NOW, SeededDb
 
@@ -145,9 +146,9 @@ async def env(db_url: str, tmp_path: Path) -> AsyncIterator[Env]:
     service = AcdService.create(AcdConfig(wrap_up_s=15), pbx, bus, store)
     commands = AgentCommands(service, bus, store, SEATS)
     clock = Clock(T0)
-    ctx = WebContext(settings=_settings(tmp_path), sessions=sessions, clock=clock, acd=service,
-                     pbx=ami, bus=bus, agent_commands=commands,
-                     calls=CallControl(ami, service, tracker))
+    ctx = build_services(_settings(tmp_path), sessions, bus=bus, clock=clock).web_context(
+        acd=service, pbx=ami, bus=bus, agent_commands=commands,
+        calls=CallControl(ami, service, tracker))
     app = create_app(ctx)
 
     async def ip_from_header(scope: Any, receive: Any, send: Any) -> None:

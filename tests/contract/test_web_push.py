@@ -22,9 +22,9 @@ with warnings.catch_warnings():
 
 from agent_desktop import push
 from agent_desktop.app import create_app
-from agent_desktop.context import WebContext
 from config.settings import load_settings
 from cti.db.session import make_engine, make_session_factory
+from hotline.wiring import build_services
 from tests.support.fakes import Clock, FakeBus
 from tests.support.seeded_db import SeededDb
 
@@ -43,7 +43,8 @@ def db(seeded_db: SeededDb, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def app(db: Any, tmp_path: Path) -> Iterator[tuple[TestClient, FakeBus, Clock]]:
     bus, clock = FakeBus(), Clock(T0)
     settings = replace(load_settings(env={}), state_dir=tmp_path)
-    application = create_app(WebContext(settings=settings, sessions=db, clock=clock, bus=bus))
+    application = create_app(build_services(settings, db, bus=bus, clock=clock)
+                             .web_context(bus=bus))
     with TestClient(application) as client:  # http://testserver, as its websockets use
         yield client, bus, clock
 

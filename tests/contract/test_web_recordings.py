@@ -24,6 +24,7 @@ from config.settings import WebSettings, load_settings
 from cti.db.models_recordings import AuditLog
 from cti.db.recordings import RecordingFacts, index_recording
 from cti.db.session import make_engine, make_session_factory
+from hotline.wiring import build_services
 from recorder.audio import inspect
 from tests.support.fakes import FakeAmi
 from tests.support.seeded_db import SeededDb
@@ -79,7 +80,7 @@ async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
     ami = FakeAmi()
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings(),
                        recorder=RecorderSettings(storage_dir=storage))
-    ctx = WebContext(settings=settings, sessions=sessions, clock=lambda: T0, pbx=ami)
+    ctx = build_services(settings, sessions, clock=lambda: T0).web_context(pbx=ami)
     transport = httpx.ASGITransport(app=create_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://desk") as client:
         yield Env(client, ctx, ami, rec_id, (storage / REL).read_bytes())

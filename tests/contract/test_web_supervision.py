@@ -21,6 +21,7 @@ from cti.db.models_recordings import AuditLog
 from cti.db.models_supervision import SupervisionSession
 from cti.db.recorder_store import DbSupervisionAudit
 from cti.db.session import make_engine, make_session_factory
+from hotline.wiring import build_services
 from recorder.supervision import SupervisionService
 from recorder.supervision_policy import LiveCall
 from tests.support.fakes import FakeAmi, FakeBus, LiveCalls
@@ -51,8 +52,7 @@ async def _env(seeded_db: SeededDb, tmp_path: Path, running: bool) -> AsyncItera
     service = SupervisionService(ami, FakeBus(), DbSupervisionAudit(sessions), LiveCalls(CALL),
                                  {f"sup{i:02d}" for i in range(1, 6)}) if running else None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
-    ctx = WebContext(settings=settings, sessions=sessions, clock=lambda: T0,
-                     supervision=service)
+    ctx = build_services(settings, sessions, clock=lambda: T0).web_context(supervision=service)
     transport = httpx.ASGITransport(app=create_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="http://desk") as client:
         yield Env(client, ctx, ami, service)

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from agent_desktop.app import create_app
-from agent_desktop.context import WebContext
 from config.settings import WebSettings, load_settings
 from cti.db.models import Account, Area
 from cti.db.session import make_engine, make_session_factory
+from hotline.wiring import build_services
 from tests.support.fakes import Clock, FakeBus
 from tests.support.seeded_db import SeededDb
 from workorders.service import ALERTS_TOPIC
@@ -53,7 +53,7 @@ async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
     assert urban is not None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
     clock, bus = Clock(T0), FakeBus()
-    ctx = WebContext(settings=settings, sessions=sessions, clock=clock, bus=bus)
+    ctx = build_services(settings, sessions, bus=bus, clock=clock).web_context(bus=bus)
     transport = httpx.ASGITransport(app=create_app(ctx))
     yield Env(transport, clock, bus, urban)
     engine.dispose()
