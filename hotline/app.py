@@ -10,7 +10,7 @@ import sys
 
 from agent_desktop.server import WebBindError
 from config.settings import Settings, load_settings
-from hotline.wiring import build_daemon
+from hotline.wiring import WiringError, build_daemon
 from ivr.schema import FlowValidationError
 from recorder.service import RecorderError
 
@@ -39,7 +39,7 @@ def main() -> None:
         loop.run_until_complete(task)
     except asyncio.CancelledError:
         log.info("CTI stopped")
-    except (FlowValidationError, RecorderError, WebBindError) as exc:
+    except (FlowValidationError, RecorderError, WebBindError, WiringError) as exc:
         what = "invalid IVR flows, not starting:\n" if isinstance(exc, FlowValidationError) else ""
         print(f"hotline: {what}{exc}", file=sys.stderr)
         sys.exit(2)

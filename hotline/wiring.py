@@ -165,6 +165,21 @@ class Daemon:
             self.db_engine.dispose()
 
 
+class WiringError(Exception):
+    """The settings ask for something this build does not wire."""
+
+
+def the_one_node(settings: Settings) -> Any:
+    """The PBX node the CTI drives. Call ids already name their node (systemname prefix) and the
+    settings take a node list, but one CTI driving several nodes (one AMI session, heartbeat,
+    resync and Redirect per node, behind Kamailio) is not wired yet: refuse rather than half-do."""
+    nodes = settings.pbx.nodes
+    if len(nodes) != 1:
+        raise WiringError(f"[[pbx.nodes]] lists {len(nodes)} nodes; this build drives exactly one "
+                          "PBX node (see README, 'More than one PBX')")
+    return nodes[0]
+
+
 def status_path(settings: Settings) -> Path:
     return settings.state_dir / "cti.status.json"
 
@@ -240,7 +255,8 @@ async def build_daemon(settings: Settings) -> Daemon:
         if supervision is not None:
             await supervision.resync(client)
 
-    ami = AmiClient(settings.ami.host, settings.ami.port, settings.ami.username,
+    node = the_one_node(settings)
+    ami = AmiClient(node.ami_host, node.ami_port, settings.ami.username,
                     settings.ami.secret, on_connected=on_ami_connected)
     recorder.ami = ami  # reads what Asterisk kept of recordings the CTI did not see end
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
