@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hotline import stack
 from prompts.index import PromptIndex
 from tests.integration.callers import CallInProgress, hang_up, is_event
 from tests.integration.conftest import Backend, CtiProcess
@@ -26,14 +26,18 @@ def _line_of(text: str, needle: str) -> int:
 def _wait_status(cti: CtiProcess, pred: Callable[[dict[str, Any]], bool],
                  timeout: float = 15) -> dict[str, Any]:
     """Wait (with a deadline) until the CTI's published status satisfies `pred`."""
-    deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def matched() -> bool:
+        nonlocal last
         last = cti.status().get("flows") or {}
-        if last and pred(last):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"flow status never matched; last was {last}")
+        return bool(last) and pred(last)
+
+    try:
+        stack.wait_until(matched, timeout, "the flow status")
+    except stack.StackError:
+        raise AssertionError(f"flow status never matched; last was {last}") from None
+    return last
 
 
 BAD_EDITS = [
