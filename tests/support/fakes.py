@@ -56,10 +56,13 @@ class FakeAmi:
 
 
 class FakePbx:
-    """The ACD's PBX port: records the seats it was told to ring."""
+    """The ACD's PBX port (callcenter.acd_service.Pbx): records the seats it was told to ring,
+    the callbacks it dialled and each seat's failover-queue membership."""
 
     def __init__(self) -> None:
         self.rung: list[tuple[str, str]] = []
+        self.callbacks: list[tuple[str, str, str]] = []  # (seat, call_id, number)
+        self.failover_members: dict[str, bool] = {}
 
     async def ring_seat(self, channel: str, seat: str) -> None:
         self.rung.append((channel, seat))
@@ -73,8 +76,11 @@ class FakePbx:
     async def heartbeat(self) -> None:
         pass
 
-    async def callback(self, *args: Any) -> None:
-        pass
+    async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
+        self.callbacks.append((seat, call_id, number))
+
+    async def failover_member(self, seat: str, member: bool) -> None:
+        self.failover_members[seat] = member
 
 
 def _decoded(payload: Any) -> Any:
@@ -88,18 +94,21 @@ def _decoded(payload: Any) -> Any:
 
 class FakeBus:
     """The MQTT port: records what was published, as (topic, payload decoded from JSON), with
-    the payload as given in `raw`; keeps subscribed handlers so a test can deliver a message as
-    the broker would. Thread-safe: the outbox publishes from worker threads too."""
+    the payload as given in `raw` and (topic, qos, retain) in `options`; keeps subscribed
+    handlers so a test can deliver a message as the broker would. Thread-safe: the outbox
+    publishes from worker threads too."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any]] = []
         self.raw: list[tuple[str, Any]] = []
+        self.options: list[tuple[str, int, bool]] = []
         self.handlers: dict[str, Callable[..., Any]] = {}
         self._lock = threading.Lock()
 
     def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
         with self._lock:
             self.raw.append((topic, payload))
+            self.options.append((topic, qos, retain))
             self.sent.append((topic, _decoded(payload)))
 
     def subscribe(self, topic_filter: str, handler: Callable[..., Any], *, qos: int = 1) -> None:

@@ -6,7 +6,6 @@ import ast
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
 
 from acd.model import Agent, AgentState, QueueStats
 from cti.notifier import LOCAL_FILTERS, Message, Notifier, classify
@@ -60,20 +59,15 @@ def test_every_message_on_its_topic_with_its_documented_payload() -> None:
 
 
 def test_state_is_retained_and_events_are_not() -> None:
-    retained: dict[str, bool] = {}
-
-    class Bus:
-        def publish(self, topic: str, payload: Any, *, qos: int = 1,
-                    retain: bool = False) -> None:
-            assert qos == 1
-            retained[topic.split("/")[-1]] = retain
-
-    n = Notifier(Bus())
+    bus = FakeBus()
+    n = Notifier(bus)
     n.agent_state(_agent(), wrap_up_s=15)
     n.queue_stats(_stats(), at=AT)
     n.screen_pop("A001", {"call_id": "c.1"}, seat="seat07", attempt=1)
     n.call_event("c.1", "failover", at=AT)
-    assert retained == {"state": True, "stats": True, "pop": False, "events": False}
+    assert {qos for _t, qos, _r in bus.options} == {1}
+    assert {t.split("/")[-1]: retain for t, _q, retain in bus.options} == {
+        "state": True, "stats": True, "pop": False, "events": False}
 
 
 def test_listeners_get_the_acds_messages_as_mqtt_subscribers_decode_them() -> None:
