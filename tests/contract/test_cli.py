@@ -5,26 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from hotline.cli import main
-from tests.support.settings import REPO, write_test_settings
-
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    path = write_test_settings(tmp_path / "hotline.toml", {
-        "paths": {"state_dir": str(tmp_path / "var")},
-        "ivr": {"flows_dir": str(REPO / "ivr" / "flows")},
-        "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
-                    "cache_dir": str(tmp_path / "no-cache")},
-    })
-    monkeypatch.setenv("HOTLINE_SETTINGS", str(path))
-    monkeypatch.setenv("HOTLINE_AMI_SECRET", "test-secret")
-    monkeypatch.delenv("HOTLINE_DB_URL", raising=False)
-    monkeypatch.delenv("HOTLINE_STATE_DIR", raising=False)
-    return CliRunner()
+from tests.support.settings import REPO
 
 
 def test_flows_validate_accepts_the_shipped_flows(runner: CliRunner) -> None:

@@ -12,24 +12,8 @@ from click.testing import CliRunner
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
 from hotline.cli import main
-from tests.support.settings import REPO, write_test_settings
 from workorders.lifecycle import Role, SlaPolicy
 from workorders.service import Actor, NewOrder, WorkOrderService
-
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    path = write_test_settings(tmp_path / "hotline.toml", {
-        "paths": {"state_dir": str(tmp_path / "var")},
-        "ivr": {"flows_dir": str(REPO / "ivr" / "flows")},
-        "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
-                    "cache_dir": str(tmp_path / "no-cache")},
-    })
-    monkeypatch.setenv("HOTLINE_SETTINGS", str(path))
-    monkeypatch.setenv("HOTLINE_AMI_SECRET", "test-secret")
-    monkeypatch.delenv("HOTLINE_DB_URL", raising=False)
-    monkeypatch.delenv("HOTLINE_STATE_DIR", raising=False)
-    return CliRunner()
 
 
 @pytest.fixture
