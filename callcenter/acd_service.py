@@ -55,6 +55,7 @@ DB_QUEUE_SIZE = 10_000  # database writes waiting; past this the writer waits (b
 LOOKUP_QUEUE_SIZE = 1_000  # queued calls waiting for their lookup
 LOOKUP_CONCURRENCY = 4  # lookups in flight at once (threads of the default executor)
 LOOKUP_TIMEOUT_S = 3.0  # past this a call is queued without flags, its pop without data
+DRAIN_S = 3.0  # on stop, how long the writes still queued may take
 TICK_S = 1.0
 SNAPSHOT_EVERY_S = 10.0
 
@@ -222,6 +223,7 @@ class AcdService:
         self.call_data: dict[str, CallData] = {}  # the writer's: by call_id, while it lives
         self._db: asyncio.Queue[_DbJob] = asyncio.Queue(DB_QUEUE_SIZE)
         self._snapshot_queued = False
+        self._db_current: asyncio.Task[None] | None = None
         self._lookups: asyncio.Queue[_Lookup] = asyncio.Queue(LOOKUP_QUEUE_SIZE)
         self._fetching: asyncio.Queue[tuple[_Lookup, asyncio.Task[CallData | None]]] = \
             asyncio.Queue(LOOKUP_CONCURRENCY)
@@ -300,6 +302,13 @@ class AcdService:
         finally:
             while not self._fetching.empty():  # lookups no one will wait for any more
                 self._fetching.get_nowait()[1].cancel()
+            current = self._db_current
+            if not self._db.empty() or (current is not None and not current.done()):
+                # a clean stop keeps the call records and states it decided
+                try:
+                    await asyncio.wait_for(self._drain_db(), DRAIN_S)
+                except (TimeoutError, asyncio.CancelledError):
+                    log.warning("ACD stopped with %d database writes undone", self._db.qsize())
 
     async def ticker(self) -> None:
         while True:
@@ -591,21 +600,33 @@ class AcdService:
 
     async def _db_writer(self) -> None:
         """Drains the database writes in order; publishes what reflects each after it."""
+        loop = asyncio.get_running_loop()
         while True:
             job = await self._db.get()
+            # shielded: a stop lets the write under way finish (and _drain_db waits for it)
+            self._db_current = loop.create_task(self._db_job(job), name="acd-db-write")
+            await asyncio.shield(self._db_current)
+
+    async def _drain_db(self) -> None:
+        if self._db_current is not None and not self._db_current.done():
+            await self._db_current
+        while not self._db.empty():
+            await self._db_job(self._db.get_nowait())
+
+    async def _db_job(self, job: _DbJob) -> None:
+        try:
+            if job.write is not None:
+                await job.write()
+        except Exception:
+            log.exception("ACD: database write %s failed; not published", job.what)
+            return
+        if job.after is not None:
             try:
-                if job.write is not None:
-                    await job.write()
+                done = job.after()
+                if inspect.isawaitable(done):
+                    await done
             except Exception:
-                log.exception("ACD: database write %s failed; not published", job.what)
-                continue
-            if job.after is not None:
-                try:
-                    done = job.after()
-                    if inspect.isawaitable(done):
-                        await done
-                except Exception:
-                    log.exception("ACD: after %s", job.what)
+                log.exception("ACD: after %s", job.what)
 
     async def _sync_failover(self) -> None:
         """Pause the failover queue's seats that have no agent logged in; unpause the others.

@@ -332,3 +332,21 @@ async def test_a_call_restored_after_a_restart_rings_at_once_and_its_full_pop_fo
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
+
+
+async def test_a_clean_stop_still_writes_what_was_queued() -> None:
+    log = Log()
+    service = AcdService.create(AcdConfig(), LoggingPbx(log), LoggingBus(log),
+                                SlowStore(log, delay_s=0.02))
+    writer = asyncio.create_task(service.run(), name="acd")
+    for i in range(5):
+        service.submit(acd.AgentLogin(agent_id=f"A{i}", seat=f"seat0{i + 1}",
+                                      skills={"general": 3}))
+    # the writer decided (its view says so); the writes still wait in their queue
+    while service.view.version < 5:  # noqa: ASYNC110 - the view's version is what we wait for
+        await asyncio.sleep(0.001)
+    assert not [e for e in log.entries if e[:2] == ("db", "agent_state")]
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    assert {e[2] for e in log.entries if e[:2] == ("db", "agent_state")} == {
+        f"A{i}" for i in range(5)}
