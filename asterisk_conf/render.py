@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from config.settings import SYSTEMNAME_PATTERN, Settings
+from config.settings import SYSTEMNAME_PATTERN, AmiSettings, Settings
 from recorder.naming import IN_CHROOT_DIR as RECORDINGS_IN_CHROOT
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,17 @@ TEMPLATES = Path(__file__).parent / "templates"
 QUEUE_NAME = "hotline-agents"
 # Prompts the dialplan itself plays, for when the IVR cannot: looked up in the prompt index.
 SYSTEM_PROMPTS = ("fallback", "all_busy", "no_service", "callback")
-ASTERISK_UID_FALLBACK = 101
+# Asterisk runs as a system user of its own, with the same fixed ids on the host and in the
+# chroot (scripts/install-asterisk-chroot.sh creates both): Debian's chroot `asterisk` is uid 101,
+# which on the host is whoever got 101 first (postgres). Recordings Asterisk writes are group
+# RECORDINGS_GROUP, which the CTI's user joins to read them.
+ASTERISK_USER = "hotline-asterisk"
+ASTERISK_UID = 595
+ASTERISK_GID = 595
+RECORDINGS_GROUP = "hotline-rec"
+RECORDINGS_GID = 596
+CONFIG_MODE = 0o640  # root:hotline-asterisk: SIP passwords and the AMI secrets are in here
+CONFIG_DIR_MODE = 0o750
 
 # Files Asterisk wants present (or it warns) but that the hotline leaves at their defaults.
 STUB_FILES: Mapping[str, str] = {
@@ -92,6 +104,20 @@ def phones(settings: Settings, secrets: Mapping[str, str]) -> list[Phone]:
     return out
 
 
+@dataclass(frozen=True)
+class AmiLogin:
+    username: str
+    secret: str
+
+
+def ami_observer(ami: AmiSettings) -> AmiLogin:
+    """The AMI user of tools that log in while the CTI runs (readiness probe, bench tap, trace
+    recorder): the CTI's own user allows one session only. Its secret is derived from the CTI's,
+    so there is nothing more to keep; its write classes are a subset of the CTI's."""
+    secret = hmac.new(ami.secret.encode(), b"hotline ami observer", hashlib.sha256).hexdigest()
+    return AmiLogin(f"{ami.username}-observer", secret[:32])
+
+
 def render(settings: Settings, secrets: Mapping[str, str],
            sys_prompts: Mapping[str, Mapping[str, str]], moh_dir: str) -> dict[str, str]:
     """All config files as {file name: text}. Pure: no files are read but the templates."""
@@ -114,6 +140,7 @@ def render(settings: Settings, secrets: Mapping[str, str],
     ctx = {
         "pbx": settings.pbx,
         "ami": settings.ami,
+        "observer": ami_observer(settings.ami),
         "fastagi": settings.fastagi,
         "seats": [p for p in all_phones if p.role == "seat"],
         "supervisors": [p for p in all_phones if p.role == "supervisor"],
@@ -130,38 +157,29 @@ def render(settings: Settings, secrets: Mapping[str, str],
     return files
 
 
-def asterisk_uid(asterisk_root: Path) -> int:
-    """The uid of the chroot's `asterisk` user, which must be able to read the config."""
-    try:
-        for line in (asterisk_root / "etc/passwd").read_text(encoding="utf-8").splitlines():
-            parts = line.split(":")
-            if parts[0] == "asterisk":
-                return int(parts[2])
-    except OSError:
-        pass
-    return ASTERISK_UID_FALLBACK
-
-
 def write_config(files: Mapping[str, str], out_dir: Path, asterisk_root: Path) -> None:
-    """Write the rendered files; manager.conf (the AMI secret) is readable by asterisk alone."""
+    """Write the rendered files, root:hotline-asterisk 0640 in a 0750 folder: pjsip.conf holds
+    every SIP password and manager.conf the AMI secrets, and no other local user reads them.
+    (Not root, as in unit tests: the modes are set, the owner stays the caller.)"""
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(out_dir, 0o755)
+    as_root = os.geteuid() == 0
+    if as_root:
+        os.chown(out_dir, 0, ASTERISK_GID)
+    os.chmod(out_dir, CONFIG_DIR_MODE)
     wanted = dict(files)
     indications = asterisk_root / "etc/asterisk/indications.conf"
     if indications.exists():
         wanted["indications.conf"] = indications.read_text(encoding="utf-8", errors="replace")
-    uid = asterisk_uid(asterisk_root)
     for stale in out_dir.glob("*.conf"):
         if stale.name not in wanted:
             stale.unlink()
     for name, text in wanted.items():
         tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        if name == "manager.conf":
-            os.chmod(tmp, 0o600)
-            if os.geteuid() == 0:
-                os.chown(tmp, uid, -1)
-        else:
-            os.chmod(tmp, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if as_root:
+            os.chown(tmp, 0, ASTERISK_GID)
+        os.chmod(tmp, CONFIG_MODE)
         tmp.replace(out_dir / name)
     log.info("rendered %d PBX config files into %s", len(wanted), out_dir)

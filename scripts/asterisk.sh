@@ -10,23 +10,35 @@
 # Each instance gets a private mount namespace: its config, run dir (control socket), spool, logs
 # and astdb are bind-mounted over the chroot's, so the mounts vanish when Asterisk exits and two
 # instances (say `make up` and the test suite) never share a control socket.
+# Asterisk runs as hotline-asterisk (uid/gid 595 on the host and in the chroot, made by
+# install-asterisk-chroot.sh) with umask 027: its run dir (the control socket), logs, astdb and
+# spool are 0750 and their files 0640, so no other local user reads them; recordings go to a
+# setgid 2770 folder of group hotline-rec, which the CTI's user joins to read them.
 set -eu
 ROOT=${AST_ROOT:?}
 INST=${AST_INSTANCE:?}
 PIDFILE=${AST_PIDFILE:-$INST/asterisk.pid}
-AST_UID=$(awk -F: '$1=="asterisk"{print $3}' "$ROOT/etc/passwd")
+AST_USER=hotline-asterisk
+AST_UID=$(awk -F: -v n=$AST_USER '$1==n{print $3}' "$ROOT/etc/passwd")
+REC_GID=$(awk -F: '$1=="hotline-rec"{print $3}' "$ROOT/etc/group")
 
 cmd=${1:-}
 case "$cmd" in
 run)
     PROMPTS=${AST_PROMPTS:?}
     RECS=${AST_RECORDINGS:?}
+    [ -n "$AST_UID" ] && [ -n "$REC_GID" ] || {
+        echo "no $AST_USER user or hotline-rec group in $ROOT: run scripts/install.sh" >&2; exit 1; }
     mkdir -p "$RECS"
-    chown "$AST_UID:$AST_UID" "$RECS"
+    chown "$AST_UID:$REC_GID" "$RECS"
+    chmod 2770 "$RECS"
     for d in run spool/monitor spool/tmp spool/outgoing spool/recordings log astdb; do
         mkdir -p "$INST/$d"
     done
     chown -R "$AST_UID:$AST_UID" "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
+    chmod -R o-rwx "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
+    chmod 0750 "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
+    umask 027
     mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk" \
         "$ROOT/var/lib/hotline/recordings"
     [ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
@@ -45,8 +57,8 @@ run)
       mount --bind "$INST/astdb" "$ROOT/var/lib/hotline/astdb"
       mount --bind "$RECS" "$ROOT/var/lib/hotline/recordings"
       mount --bind /etc/hosts "$ROOT/etc/hosts"   # own hostname must resolve without DNS
-      exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U asterisk -G asterisk
-    ' "$ROOT" "$INST" "$PROMPTS" "$RECS"
+      exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U "$4" -G "$4"
+    ' "$ROOT" "$INST" "$PROMPTS" "$RECS" "$AST_USER"
     ;;
 cli)
     shift

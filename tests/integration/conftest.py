@@ -31,6 +31,7 @@ from hotline.cli import build_prompts, render_config
 from hotline.demo_seed import demo_accounts, seed_demo
 from prompts.index import PromptIndex
 from tests.support.ami import AmiRecorder
+from tests.support.ami_users import add_test_users, harness
 from tests.support.mqtt import MqttWatcher
 from tests.support.ports import port
 from tests.support.settings import REPO, write_test_settings
@@ -102,6 +103,7 @@ def prompt_index(it_env: ItEnv) -> PromptIndex:
 def asterisk(it_env: ItEnv, prompt_index: PromptIndex) -> Iterator[Settings]:
     s = it_env.settings
     render_config(s)
+    add_test_users(s)  # the CTI's user allows one session and no `system`: the tests have theirs
     stack.start_asterisk(s)
     yield s
     stack.stop_asterisk(s)
@@ -109,8 +111,9 @@ def asterisk(it_env: ItEnv, prompt_index: PromptIndex) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def ami(asterisk: Settings) -> Iterator[AmiRecorder]:
-    rec = AmiRecorder(asterisk.ami.host, asterisk.ami.port, asterisk.ami.username,
-                      asterisk.ami.secret).start()
+    login = harness(asterisk)
+    rec = AmiRecorder(asterisk.ami.host, asterisk.ami.port, login.username,
+                      login.secret).start()
     yield rec
     rec.stop()
 

@@ -4,6 +4,7 @@ what the hotline needs (seats, AMI on loopback, the carrier trunk, the 95598 dia
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import stat
 from collections import defaultdict
@@ -15,6 +16,7 @@ import pytest
 from asterisk.config import Config
 
 from asterisk_conf.render import (
+    ASTERISK_GID,
     SYSTEM_PROMPTS,
     RenderError,
     load_or_create_secrets,
@@ -170,12 +172,16 @@ def test_every_rendered_file_is_written_and_parses_as_asterisk_config(rendered: 
 
 
 def test_file_modes(rendered: tuple) -> None:
+    """pjsip.conf (SIP passwords) and manager.conf (AMI secrets) among them: Asterisk's group
+    reads the config, no other local user does (as root the owner is root:hotline-asterisk)."""
     out, _secrets, _parsed = rendered
 
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
-    assert modes.pop("manager.conf") == 0o600
-    assert set(modes.values()) == {0o644}
-    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert set(modes.values()) == {0o640}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+    if os.geteuid() == 0:
+        assert {(p.stat().st_uid, p.stat().st_gid) for p in out.iterdir()} == {(0, ASTERISK_GID)}
+        assert (out.stat().st_uid, out.stat().st_gid) == (0, ASTERISK_GID)
 
 
 def test_fifty_seats_and_the_supervisors_are_endpoints(settings: Settings,
@@ -367,16 +373,18 @@ def test_rewriting_removes_stale_files_and_keeps_modes(settings: Settings, tmp_p
     (out / "sip.conf").write_text("[general]\n", encoding="utf-8")
     (out / "manager.conf").write_text("[general]\n", encoding="utf-8")
     (out / "manager.conf").chmod(0o644)
+    out.chmod(0o755)
 
     write_config(render(settings, secrets, SYS_PROMPTS, "/moh"), out, Path("/nonexistent"))
 
     assert not (out / "sip.conf").exists()
-    assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "manager.conf").stat().st_mode) == 0o640
     assert AMI_SECRET in (out / "manager.conf").read_text(encoding="utf-8")
     by_type: dict[int, list[str]] = defaultdict(list)
     for p in out.iterdir():
         by_type[stat.S_IMODE(p.stat().st_mode)].append(p.name)
-    assert by_type[0o600] == ["manager.conf"]
+    assert list(by_type) == [0o640]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
 
 
 # With autoload = no, a dialplan application or function whose module is not loaded fails only
@@ -393,6 +401,7 @@ PROVIDER = {
     "STRFTIME": "func_strings.so", "CONNECTEDLINE": "func_callerid.so",
     "StackPop": "app_stack.so", "DIALPLAN_EXISTS": "func_dialplan.so",
     "MusicOnHold": "res_musiconhold.so", "SoftHangup": "app_softhangup.so",
+    "FILTER": "func_strings.so", "GLOBAL": "func_global.so",
 }
 # the pbx core (pbx_builtins; Bridge() is main/features.c)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten", "Background",
@@ -450,8 +459,10 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
     answered = plan[("hotline-callback", "s")].priorities
     assert answered[0].startswith(
         "UserEvent(HotlineCallbackAnswered,CallId: ${HOTLINE_CALLBACK_OF}")
-    assert any(app.startswith("Dial(PJSIP/${HOTLINE_CALLBACK_NUMBER}@carrier-out,")
-               for app in answered)
+    # the number is filtered again where it is dialled: a ',' or '&' would add Dial arguments
+    assert any(app.startswith(
+        "Dial(PJSIP/${FILTER(${CID_NUM_CHARS},${HOTLINE_CALLBACK_NUMBER})}@carrier-out,")
+        for app in answered)
     assert plan[("hotline-callback", "h")].priorities[0].startswith(
         "UserEvent(HotlineCallbackEnded,")
     assert plan[("hotline-callback", "failed")].priorities[0].startswith(
