@@ -46,6 +46,9 @@ def render(*, security_log: Path, run_dir: Path, sip_port: int, ignore: Sequence
         f"socket = {run_dir / 'fail2ban.sock'}\n"
         f"pidfile = {run_dir / 'fail2ban.pid'}\n"
         "dbfile = :memory:\n"
+        "dbpurgeage = 1d\n"
+        "syslogsocket = auto\n"
+        "allowipv6 = auto\n"
         "\n[Thread]\n"
     )
     ignoreip = " ".join(["127.0.0.1/8", "::1", *ignore])
@@ -82,9 +85,10 @@ def write(files: Mapping[str, str], conf_dir: Path) -> None:
 
 
 def server_command(conf_dir: Path, run_dir: Path) -> list[str]:
-    """fail2ban-server in the foreground (its pid is the caller's child), with this config."""
-    return ["fail2ban-server", "-f", "-x", "-c", str(conf_dir),
-            "-s", str(run_dir / "fail2ban.sock"), "-p", str(run_dir / "fail2ban.pid")]
+    """The server in the foreground (so its pid is the caller's child), jails loaded from this
+    config: `fail2ban-client -f start` execs the server after reading the config."""
+    return ["fail2ban-client", "-c", str(conf_dir), "-s", str(run_dir / "fail2ban.sock"),
+            "-p", str(run_dir / "fail2ban.pid"), "-x", "-f", "start"]
 
 
 def client_command(run_dir: Path, *args: str) -> list[str]:

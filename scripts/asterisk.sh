@@ -39,6 +39,8 @@ run)
     chmod -R o-rwx "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
     chmod 0750 "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
     umask 027
+    # -U alone: Asterisk then takes the group of the user and its supplementary ones (initgroups:
+    # hotline-rec, for recordings); with -G it would drop every supplementary group
     mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk" \
         "$ROOT/var/lib/hotline/recordings"
     [ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
@@ -57,7 +59,7 @@ run)
       mount --bind "$INST/astdb" "$ROOT/var/lib/hotline/astdb"
       mount --bind "$RECS" "$ROOT/var/lib/hotline/recordings"
       mount --bind /etc/hosts "$ROOT/etc/hosts"   # own hostname must resolve without DNS
-      exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U "$4" -G "$4"
+      exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U "$4"
     ' "$ROOT" "$INST" "$PROMPTS" "$RECS" "$AST_USER"
     ;;
 cli)
