@@ -486,6 +486,9 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
     events = tap.events[mark:]
     (sdir / "ami-events.jsonl").write_text(
         "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    (sdir / "agent-states.jsonl").write_text(  # what ours_free_at reads, for a second look
+        "".join(json.dumps(st, ensure_ascii=False) + "\n" for st in desk.states[state_mark:]),
+        encoding="utf-8")
     side_events = metrics.collect(events, side.service, side.join_event)
     free_at = None
     if side.name == "ours":
@@ -545,7 +548,7 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     pcap = inst.workdir / "caller-silence.pcap"
     write_silence_pcap(pcap, int(opts.patience_s + opts.talk_cap_s + 30))
     s = inst.settings
-    tap = AmiTap(s.ami.host, s.ami.port, *tap_login(s.ami))
+    tap = AmiTap(s.ami.host, s.ami.port, *tap_login(s.ami, Path(s.asterisk_etc)))
     results: dict[str, Any] = {}
     mqtt_log = logging.getLogger("bench.mqtt")
     mqtt_log.setLevel(logging.ERROR)  # paho counts the QoS 1 publishes of 50 logins aloud

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from cti.ami.client import NEVER_IDEMPOTENT, AmiClient, AmiError
@@ -26,14 +27,20 @@ QUEUE_SIZE = 200_000  # the client's event queue: the bench would rather hold th
 __all__ = ["AmiError", "AmiTap", "Event", "tap_login", "ts"]
 
 
-def tap_login(ami: Any) -> tuple[str, str]:
-    """Who the bench logs in as: the tools' observer user where the rendered manager.conf has
-    one (the CTI's own user then allows a single session), else the CTI's own user."""
+def tap_login(ami: Any, etc: Path) -> tuple[str, str]:
+    """Who the bench logs in as: the tools' observer user where the rendered manager.conf (in
+    `etc`) has its section (the CTI's own user then allows a single session), else the CTI's."""
     try:
-        from asterisk_conf.render import ami_observer  # type: ignore[attr-defined]
+        from asterisk_conf.render import ami_observer  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return ami.username, ami.secret
     login = ami_observer(ami)
+    try:
+        conf = (etc / "manager.conf").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ami.username, ami.secret
+    if f"[{login.username}]" not in conf:
+        return ami.username, ami.secret
     return str(login.username), str(login.secret)
 
 

@@ -375,7 +375,7 @@ async def run_variant(variant: str, inst: acd.Instance, opts: EventsOptions,
     import aiomqtt
 
     s = inst.settings
-    login = tap_login(s.ami)
+    login = tap_login(s.ami, Path(s.asterisk_etc))
     tap = AmiTap(s.ami.host, s.ami.port, *login)
     classes = (None if login[0] == s.ami.username
                else cti_read_classes(Path(s.asterisk_etc), s.ami.username))
