@@ -491,9 +491,19 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
         encoding="utf-8")
     side_events = metrics.collect(events, side.service, side.join_event)
     free_at = None
+    ready_extra: dict[str, Any] = {}
     if side.name == "ours":
-        free_at = ours_free_at(side_events, desk.states[state_mark:],
-                               dict(zip(inst.seats, inst.agents, strict=True)))
+        agent_at = dict(zip(inst.seats, inst.agents, strict=True))
+        logged = db_states(inst.env["HOTLINE_DB_URL"], t0 - LEAD_S)
+        free_at = ours_free_at(side_events, logged, agent_at)
+        seen = ours_free_at(side_events, desk.states[state_mark:], agent_at)
+        ready_extra = {
+            "free_moments_from": "agent_state_log (the ACD's since of each ready, as committed)",
+            # the bus keeps only the newest retained state per topic in its outbox, so a
+            # ready followed at once by reserved may never reach a desktop
+            "ready_not_seen_on_mqtt": sum(1 for uid, t in free_at.items()
+                                          if abs(seen.get(uid, -1.0) - t) > 0.001),
+        }
     doc = metrics.summarize(side_events, seats=inst.seats, sl_s=SL_S,
                             wrap_up_s=opts.wrap_up_s, free_at=free_at,
                             patience_hangups=killed)
@@ -509,11 +519,35 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
     leaked = [c for c in side_events.callers.values()
               if not c.number.startswith(side.number_prefix)]
     doc["foreign_calls_seen"] = len(leaked)
+    doc.update(ready_extra)
     return doc
 
 
 def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(b - a, 2)
+
+
+def db_states(db_url: str, since: float) -> list[dict[str, Any]]:
+    """Every agent state the CTI committed since `since` (agent_state_log), as the state
+    payloads ours_free_at reads: complete, unlike what reaches an MQTT subscriber."""
+    from sqlalchemy import select
+
+    from cti.db.models import AgentStateLog
+    from cti.db.session import make_engine, make_session_factory
+
+    engine = make_engine(db_url)
+    out: list[dict[str, Any]] = []
+    try:
+        with make_session_factory(engine).begin() as s:
+            for agent_id, state, at in s.execute(
+                    select(AgentStateLog.agent_id, AgentStateLog.state, AgentStateLog.at)
+                    .order_by(AgentStateLog.id)):
+                t = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+                if t >= since:
+                    out.append({"agent_id": agent_id, "state": state, "since": t})
+    finally:
+        engine.dispose()
+    return out
 
 
 def ours_free_at(side: metrics.SideEvents, states: list[dict[str, Any]],
