@@ -266,8 +266,8 @@ async def build_daemon(settings: Settings) -> Daemon:
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}
     supervisors = {name for name, _ext, role in phones if role == "supervisor"}
-    supervision = SupervisionService(ami, bus, DbSupervisionAudit(sessions), AcdCalls(acd),
-                                     supervisors)
+    supervision = SupervisionService(ami, acd.notifier, DbSupervisionAudit(sessions),
+                                     AcdCalls(acd), supervisors)
     await supervision.close_stale()  # sessions a previous CTI left open end on record
     commands = AgentCommands(acd, bus, store, seats, supervision=supervision)
     commands.subscribe(bus)  # hotline/cmd/{agents,supervisors}/{id}, topics by cti.notifier

@@ -17,7 +17,7 @@ it is seen: no one listens unaudited.
 
 Every request, allowed or refused, is written to the database before anything is published or
 done in Asterisk (the SupervisionAudit port; cti.db.recorder_store.DbSupervisionAudit in the
-CTI); events go out on MQTT `hotline/supervision/{session_id}`.
+CTI); events go out through the notifier (MQTT `hotline/supervision/{session_id}`).
 """
 
 from __future__ import annotations
@@ -39,16 +39,15 @@ log = logging.getLogger(__name__)
 
 INBOX_SIZE = 1000
 TICK_S = 1.0
-TOPIC = "hotline/supervision/{session_id}"
-ALL_SUPERVISION = "hotline/supervision/+"
 
 
 Ami = AmiActions  # the name this module used before the ports
 
 
 class Bus(Protocol):
-    def publish(self, topic: str, payload: Mapping[str, Any], *, qos: int = 1,
-                retain: bool = False) -> None: ...
+    """Where supervision events go (cti.notifier.Notifier: it owns the topic and the delivery)."""
+
+    def supervision(self, session_id: str, doc: Mapping[str, Any]) -> None: ...
 
 
 class CallDirectory(Protocol):
@@ -201,7 +200,7 @@ class SupervisionService:
         await self._db(lambda db: db.record_refusal(
             session_id=sid, supervisor_id=actor.user_id, role=actor.role, call_id=call_id,
             agent_id=agent_id, mode=mode, reason=reason, via=via, at=_utc(now)))
-        self.bus.publish(TOPIC.format(session_id=sid), {
+        self.bus.supervision(sid, {
             "session_id": sid, "event": "refused", "at": _iso(now),
             "supervisor_id": actor.user_id, "call_id": str(call_id)[:64], "agent_id": agent_id,
             "seat": None, "mode": str(mode)[:16], "endpoint": None, "reason": reason})
@@ -384,7 +383,7 @@ class SupervisionService:
     def _announce(self, s: SpySession, event: str) -> None:
         at = {"requested": s.requested_at, "started": s.answered_at,
               "ended": s.ended_at}.get(event) or self.clock()
-        self.bus.publish(TOPIC.format(session_id=s.session_id), {
+        self.bus.supervision(s.session_id, {
             "session_id": s.session_id, "event": event, "at": _iso(at),
             "supervisor_id": s.supervisor_id, "call_id": s.call_id, "agent_id": s.agent_id,
             "seat": s.seat, "mode": str(s.mode), "endpoint": s.endpoint,
@@ -408,5 +407,5 @@ def _with_session(e: sp.Effect, s: SpySession) -> sp.Effect:
     return replace(e, session=s)  # type: ignore[type-var]
 
 
-__all__ = ["ALL_SUPERVISION", "AcdCalls", "REASON_STATUS", "SupervisionError",
+__all__ = ["AcdCalls", "REASON_STATUS", "SupervisionError",
            "SupervisionService", "Mode", "session_view"]

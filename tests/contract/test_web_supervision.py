@@ -21,6 +21,7 @@ from cti.db.models_recordings import AuditLog
 from cti.db.models_supervision import SupervisionSession
 from cti.db.recorder_store import DbSupervisionAudit
 from cti.db.session import make_engine, make_session_factory
+from cti.notifier import Notifier
 from hotline.wiring import build_services
 from recorder.supervision import SupervisionService
 from recorder.supervision_policy import LiveCall
@@ -49,7 +50,8 @@ async def _env(seeded_db: SeededDb, tmp_path: Path, running: bool) -> AsyncItera
     engine = make_engine(seeded_db(tmp_path))
     sessions = make_session_factory(engine)
     ami = FakeAmi()
-    service = SupervisionService(ami, FakeBus(), DbSupervisionAudit(sessions), LiveCalls(CALL),
+    service = SupervisionService(ami, Notifier(FakeBus()), DbSupervisionAudit(sessions),
+                                 LiveCalls(CALL),
                                  {f"sup{i:02d}" for i in range(1, 6)}) if running else None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
     ctx = build_services(settings, sessions, clock=lambda: T0).web_context(supervision=service)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cti.db import supervision as db
 from cti.db.models_supervision import SupervisionSession
 from cti.db.recorder_store import DbSupervisionAudit
+from cti.notifier import Notifier
 from recorder.supervision import SupervisionError, SupervisionService
 from recorder.supervision_policy import Actor, LiveCall
 from tests.support.fakes import Clock, FakeAmi, FakeBus, LiveCalls
@@ -27,7 +28,8 @@ START = datetime(2026, 9, 21, 14, 13, 21, tzinfo=UTC)
 @pytest.fixture
 def svc(session_factory: sessionmaker[Session]) -> tuple[SupervisionService, FakeAmi, FakeBus]:
     ami, bus = FakeAmi(), FakeBus()
-    service = SupervisionService(ami, bus, DbSupervisionAudit(session_factory), LiveCalls(CALL),
+    service = SupervisionService(ami, Notifier(bus), DbSupervisionAudit(session_factory),
+                                 LiveCalls(CALL),
                                  {"sup01", "sup02"},
                                  clock=Clock(START, step=timedelta(seconds=1)).epoch)
     return service, ami, bus

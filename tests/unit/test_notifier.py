@@ -128,9 +128,7 @@ def test_the_walk_finds_constants_and_f_strings_but_not_docstrings() -> None:
 
 
 def test_no_topic_is_written_by_hand_outside_the_notifier() -> None:
-    # recorder/supervision.py may not import cti/ (its layer rule); its two topics go when its
-    # Bus port becomes the notifier's supervision() (see docs/mqtt.md)
-    allowed = {"cti/mqtt/topics.py", "cti/notifier.py", "recorder/supervision.py"}
+    allowed = {"cti/mqtt/topics.py", "cti/notifier.py"}
     found = []
     for pkg in ("callcenter", "cti", "agent_desktop", "recorder", "workorders", "hotline", "ivr"):
         for path in sorted((ROOT / pkg).rglob("*.py")):
