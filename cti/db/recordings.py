@@ -16,6 +16,7 @@ from cti.db.models import AgentSession, Call, WorkOrder
 from cti.db.models_recordings import AuditLog, Recording, RecordingDeletion
 from cti.db.upsert import insert_on_conflict
 from recorder.naming import parse, resolve
+from recorder.ports import RecordingFacts
 from recorder.reconcile import IndexRow
 from recorder.retention import RetentionPolicy
 
@@ -27,20 +28,6 @@ def _aware(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware datetime")
     return now.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class RecordingFacts:
-    """What the CTI knows of a finished file (from the dialplan's event or the file itself)."""
-
-    rel_path: str
-    started_at: datetime
-    duration_s: float
-    size: int
-    sha256: str
-    indexed_by: str              # event | reconcile
-    queue: str | None = None
-    caller_number: str | None = None
 
 
 def agent_at_seat(session: Session, seat: str, at: datetime) -> str | None:
