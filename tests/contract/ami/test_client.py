@@ -32,13 +32,6 @@ REDIRECT = {"Action": "Redirect", "Channel": "PJSIP/carrier-00000002",
 DBPUT = {"Action": "DBPut", "Family": "hotline", "Key": "heartbeat", "Val": "1795781260"}
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAmi]:
-    server = await FakeAmi().start()
-    yield server
-    await server.stop()
-
-
 async def _nothing(_client: AmiClient) -> None:
     return None
 

@@ -4,7 +4,6 @@ actions under a deadline, and never reconnects or re-sends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from cti.ami.client import (
 )
 from tests.contract.ami.fake_ami import FakeAmi, drop_connection, no_answer, replay_answer
 from tests.contract.ami.replay import recorded_answer
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAmi]:
-    server = await FakeAmi().start()
-    yield server
-    await server.stop()
 
 
 async def test_logs_in_waits_for_fully_booted_and_keeps_the_raw_bytes(fake: FakeAmi) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import pytest
 
 from cti.ami.client import AmiClient, Backoff
 from cti.ami.resync import (
@@ -191,18 +188,8 @@ def test_resync_ends_a_talking_call_that_is_gone() -> None:
 # ------------------------------------------------------------------- snapshot over a socket
 
 
-@pytest.fixture
-async def fake() -> Any:
-    server = await FakeAmi().start()
-    yield server
-    await server.stop()
-
-
-async def test_snapshot_through_the_client(fake: FakeAmi) -> None:
-    for action in ACTIONS:
-        rid = f"rec-{action.lower()}-talking"
-        fake.handlers[action.lower()] = replay_answer(
-            recorded_answer("offer_rona_answer", rid), rid)
+async def snapshots_on_connect(fake: FakeAmi) -> list[AsteriskSnapshot]:
+    """Connect a client to the fake, take the resync snapshot as it connects, and stop."""
     got: list[AsteriskSnapshot] = []
 
     async def on_connected(client: AmiClient) -> None:
@@ -217,6 +204,15 @@ async def test_snapshot_through_the_client(fake: FakeAmi) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    return got
+
+
+async def test_snapshot_through_the_client(fake: FakeAmi) -> None:
+    for action in ACTIONS:
+        rid = f"rec-{action.lower()}-talking"
+        fake.handlers[action.lower()] = replay_answer(
+            recorded_answer("offer_rona_answer", rid), rid)
+    got = await snapshots_on_connect(fake)
     assert got == [recorded_snapshot("offer_rona_answer", "talking")]
     status = fake.actions("Status")[0].action
     assert status["Variables"] == "HOTLINE_SKILL,QUEUE_PRIO,HOTLINE_ACCOUNT,HOTLINE_CALLBACK_OF"
@@ -225,18 +221,5 @@ async def test_snapshot_through_the_client(fake: FakeAmi) -> None:
 async def test_snapshot_without_a_heartbeat_key(fake: FakeAmi) -> None:
     fake.handlers["dbget"] = replay_answer(
         recorded_answer("local_and_actions", "rec-dbget-missing"), "rec-dbget-missing")
-    got: list[AsteriskSnapshot] = []
-
-    async def on_connected(client: AmiClient) -> None:
-        got.append(await snapshot(client))
-
-    client = AmiClient("127.0.0.1", fake.port, "hotline", "s3cret", on_connected=on_connected,
-                       backoff=Backoff(0.01, 0.05))
-    task = asyncio.create_task(client.run(), name="ami-under-test")
-    try:
-        async with asyncio.timeout(5):
-            await client.ready.wait()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    got = await snapshots_on_connect(fake)
     assert got and got[0].heartbeat is None
