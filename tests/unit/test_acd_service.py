@@ -21,7 +21,7 @@ from agent_desktop.auth import User
 from agent_desktop.push import PushHub
 from callcenter.acd_service import AcdService, AcdView, CallData
 from callcenter.call_control import ask_acd
-from tests.support.fakes import FakeBus
+from tests.support.fakes import FakeBus, FakePbx
 
 SKILLS = ("general", "repair", "billing")
 
@@ -86,28 +86,19 @@ class SlowStore:
         await self._work("snapshot")
 
 
-class LoggingPbx:
+class LoggingPbx(FakePbx):
     def __init__(self, log: Log) -> None:
+        super().__init__()
         self.log = log
 
     async def ring_seat(self, channel: str, seat: str) -> None:
+        await super().ring_seat(channel, seat)
         self.log.add("ring", seat, channel)
         self.log.rang.set()
 
-    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
-        pass
-
-    async def overflow(self, channel: str, target: str) -> None:
-        pass
-
-    async def heartbeat(self) -> None:
-        pass
-
     async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
+        await super().callback(seat, call_id, number, ring_s)
         self.log.add("ring", seat, number)
-
-    async def failover_member(self, seat: str, member: bool) -> None:
-        pass
 
 
 class LoggingBus(FakeBus):
