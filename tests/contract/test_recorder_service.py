@@ -5,9 +5,6 @@ metadata, and the daily purge's schedule."""
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
-import wave
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +21,7 @@ from cti.db.recorder_store import DbRecordingIndex
 from cti.db.session import make_engine, make_session_factory
 from recorder.service import RecorderService
 from tests.support.fakes import FakeAmi
+from tests.support.wav import leave_open, write_tone_wav
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/1764210600.7_1764210612.9_seat07.wav"
@@ -31,18 +29,9 @@ IN_CHROOT = "/var/lib/hotline/recordings/" + REL
 
 
 def _wav(path: Path, seconds: float, closed: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(struct.pack("<h", int(5000 * math.sin(i / 8000 * 2 * math.pi
-                                                                       * 440)))
-                               for i in range(int(8000 * seconds))))
+    write_tone_wav(path, seconds)
     if not closed:  # as Asterisk leaves it while it still writes
-        raw = bytearray(path.read_bytes())
-        raw[4:8] = raw[40:44] = struct.pack("<I", 0)
-        path.write_bytes(bytes(raw))
+        leave_open(path)
 
 
 @pytest.fixture

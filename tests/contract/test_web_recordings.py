@@ -4,9 +4,6 @@ play-to-phone, and that every access and every refusal is audited."""
 
 from __future__ import annotations
 
-import math
-import struct
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,6 +25,7 @@ from hotline.wiring import build_services
 from recorder.audio import inspect
 from tests.support.fakes import FakeAmi
 from tests.support.seeded_db import SeededDb
+from tests.support.wav import write_tone_wav
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/1764210600.7_1764210612.9_seat07.wav"
@@ -53,23 +51,12 @@ class Env:
                                   .order_by(AuditLog.id)))
 
 
-def _tone_wav(path: Path, seconds: float = 3.0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(struct.pack("<h", int(6000 * math.sin(i / 8000 * 2 * math.pi
-                                                                        * 440)))
-                               for i in range(int(8000 * seconds))))
-
-
 @pytest.fixture
 async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
     engine = make_engine(seeded_db(tmp_path))
     sessions = make_session_factory(engine)
     storage = tmp_path / "recordings"
-    _tone_wav(storage / REL)
+    write_tone_wav(storage / REL, 3.0, amplitude=6000)
     facts = inspect(storage / REL)
     with sessions.begin() as s:
         rec = index_recording(s, RecordingFacts(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import struct
-import wave
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from recorder.audio import NotAWav, inspect, riff_complete
 from recorder.naming import BadRecordingName, parse, relative_to_storage, resolve
 from recorder.reconcile import DiskFile, IndexRow, diff
 from recorder.retention import RetentionError, RetentionPolicy
+from tests.support.wav import leave_open, write_tone_wav
 
 CATS = ("complaint", "consultation", "fault_repair", "report")
 
@@ -124,20 +123,10 @@ def test_a_file_being_recorded_is_left_alone_until_it_settles() -> None:
 # -------------------------------------------------------------------------------- wav facts
 
 
-def _wav(path: Path, seconds: float, amplitude: int) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(struct.pack("<h", int(amplitude * math.sin(i / 8000 * 2
-                                                                            * math.pi * 440)))
-                               for i in range(int(8000 * seconds))))
-
-
 def test_wav_facts(tmp_path: Path) -> None:
     tone, silent = tmp_path / "tone.wav", tmp_path / "silent.wav"
-    _wav(tone, 2.5, 8000)
-    _wav(silent, 1.0, 0)
+    write_tone_wav(tone, 2.5, amplitude=8000)
+    write_tone_wav(silent, 1.0, amplitude=0)
     f = inspect(tone, with_rms=True)
     assert f.duration_s == pytest.approx(2.5) and f.complete
     assert f.rms == pytest.approx(8000 / math.sqrt(2), rel=0.01)
@@ -149,11 +138,8 @@ def test_wav_facts(tmp_path: Path) -> None:
 
 def test_an_unclosed_wav_is_seen_as_such_and_measured_from_its_data(tmp_path: Path) -> None:
     path = tmp_path / "open.wav"
-    _wav(path, 2.0, 8000)
-    raw = bytearray(path.read_bytes())
-    raw[4:8] = struct.pack("<I", 0)     # what a writer that has not closed the file leaves
-    raw[40:44] = struct.pack("<I", 0)
-    path.write_bytes(bytes(raw))
+    write_tone_wav(path, 2.0, amplitude=8000)
+    leave_open(path)
     assert not riff_complete(path)
     assert inspect(path).duration_s == pytest.approx(2.0)
 

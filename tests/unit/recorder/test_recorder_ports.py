@@ -3,7 +3,6 @@ and no cti/ code (the port contract the CTI's adapters fulfil)."""
 
 from __future__ import annotations
 
-import wave
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from recorder.reconcile import IndexRow
 from recorder.retention import RetentionPolicy
 from recorder.service import RecorderService, reconcile
 from tests.support.fakes import FakeAmi
+from tests.support.wav import write_tone_wav
 
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 REL = "20261127/pbx1-1764210600.7_pbx1-1764210612.9_seat07.wav"
@@ -48,15 +48,6 @@ class MemoryIndex:
         return []
 
 
-def _wav(path: Path, seconds: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x01\x00" * int(8000 * seconds))
-
-
 def test_the_memory_index_is_a_recording_index() -> None:
     index: RecordingIndex = MemoryIndex()  # mypy checks the port's shape here
     assert index.rows() == {}
@@ -71,7 +62,7 @@ def test_refusals_and_unavailability_are_told_apart_without_cti_types() -> None:
 
 def test_reconcile_indexes_a_file_of_a_systemname_call_through_the_port(tmp_path: Path
                                                                          ) -> None:
-    _wav(tmp_path / REL, 1.0)
+    write_tone_wav(tmp_path / REL, 1.0)
     index = MemoryIndex()
     doc = reconcile(tmp_path, index, T0, settle_s=0.0)
     assert doc["indexed"] == [REL] and doc["clean"]
@@ -82,7 +73,7 @@ def test_reconcile_indexes_a_file_of_a_systemname_call_through_the_port(tmp_path
 
 async def test_the_service_reads_and_forgets_astdb_metadata_through_the_ami_port(
         tmp_path: Path) -> None:
-    _wav(tmp_path / REL, 1.0)
+    write_tone_wav(tmp_path / REL, 1.0)
     index = MemoryIndex()
     ami = FakeAmi(astdb={"hotline-rec/pbx1-1764210600.7_pbx1-1764210612.9":
                          "13900001111|general|1764210600"})
@@ -101,7 +92,7 @@ async def test_an_unreachable_pbx_leaves_indexing_to_the_file_alone(tmp_path: Pa
                          idempotent: bool, as_list: bool | None = None) -> Any:
             raise AmiDisconnected("AMI is not connected")
 
-    _wav(tmp_path / REL, 1.0)
+    write_tone_wav(tmp_path / REL, 1.0)
     index = MemoryIndex()
     svc = RecorderService(RecorderSettings(storage_dir=tmp_path, settle_s=0.0), index,
                           ami=DownAmi(), clock=lambda: T0)
@@ -115,7 +106,7 @@ async def test_a_programming_error_behind_the_port_is_not_swallowed(tmp_path: Pa
                          idempotent: bool, as_list: bool | None = None) -> Any:
             raise KeyError("bug")
 
-    _wav(tmp_path / REL, 1.0)
+    write_tone_wav(tmp_path / REL, 1.0)
     svc = RecorderService(RecorderSettings(storage_dir=tmp_path, settle_s=0.0), MemoryIndex(),
                           ami=BrokenAmi(), clock=lambda: T0)
     with pytest.raises(KeyError):
