@@ -20,11 +20,10 @@ from cti.db.screen_pop import screen_pop
 from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import demo_accounts
 from hotline.wiring import build_services
-from tests.support.browser import VIEWPORT, browser, screenshot, serve
+from tests.support.browser import VIEWPORT, browser, login, screenshot, serve
 from tests.support.seeded_db import SeededDb
 from tests.support.settings import write_test_settings
 
-PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 TIMEOUT_MS = 10_000
 
 
@@ -64,15 +63,6 @@ def page(chromium: Any) -> Iterator[Any]:
     ctx.close()
 
 
-def _login(page: Any, base_url: str, user: str, seat: str | None = None) -> None:
-    page.goto(f"{base_url}/")
-    page.get_by_test_id("login-user").fill(user)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    if seat:
-        page.get_by_test_id("login-seat").fill(seat)
-    page.get_by_test_id("login-submit").click()
-
-
 def test_login_page_in_mandarin_then_english_and_the_choice_is_kept(page: Any,
                                                                     base_url: str) -> None:
     page.goto(f"{base_url}/")
@@ -94,7 +84,7 @@ def test_login_page_in_mandarin_then_english_and_the_choice_is_kept(page: Any,
 def test_supervisor_sees_the_wallboard_in_english(page: Any, base_url: str) -> None:
     page.goto(f"{base_url}/")
     page.get_by_test_id("lang-toggle").click()
-    _login(page, base_url, "S01")
+    login(page, base_url, "S01")
     page.wait_for_url("**/supervisor.html")
     expect(page.get_by_test_id("wallboard")).to_be_visible()
     expect(page.locator("#wb-h")).to_contain_text("Wallboard")
@@ -116,7 +106,7 @@ def test_supervisor_sees_the_wallboard_in_english(page: Any, base_url: str) -> N
 
 def test_agent_is_refused_the_supervisor_console_by_the_server(page: Any,
                                                                base_url: str) -> None:
-    _login(page, base_url, "A001", seat="seat01")
+    login(page, base_url, "A001", seat="seat01")
     page.wait_for_url("**/agent.html")
     # filled from /api/auth/me after the page loads: wait for it, do not read it once
     expect(page.get_by_test_id("who")).to_contain_text("A001")
@@ -160,7 +150,7 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
         ws.send(json.dumps({"type": "pop", "data": pop}))
 
     page.route_web_socket(re.compile(r".*/ws$"), push)
-    _login(page, base_url, "A003", seat="seat03")
+    login(page, base_url, "A003", seat="seat03")
     page.wait_for_url("**/agent.html")
     expect(page.get_by_test_id("pop-caller")).to_have_text(demo["phone"])
     acc = page.locator(f'[data-testid="pop-account"][data-account="{demo["account_no"]}"]')
@@ -189,7 +179,7 @@ def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url
     """The push drops: the page shows it, connects again and re-reads its state over REST."""
     connections: list[Any] = []
     page.route_web_socket(re.compile(r".*/ws$"), lambda ws: connections.append(ws))
-    _login(page, base_url, "A004", seat="seat04")
+    login(page, base_url, "A004", seat="seat04")
     page.wait_for_url("**/agent.html")
     body, conn = page.locator("body"), page.get_by_test_id("conn")
     expect(body).to_have_attribute("data-push-connects", "1")

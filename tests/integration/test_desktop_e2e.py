@@ -37,7 +37,7 @@ from tests.integration.callers import CallInProgress, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event, send_action
-from tests.support.browser import VIEWPORT, browser, screenshot
+from tests.support.browser import VIEWPORT, browser, login, screenshot
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 PHONE_PORT, REGISTER_PORT = port(15080), port(15082)
 SEAT = "seat07"
 RING_MS = 4000  # the agent phone rings this long before it answers
-PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 SUPERVISOR, SUP_PHONE = "S01", "sup01"
 CLOCK = re.compile(r"^(\d+:)?\d\d:\d\d$")
 
@@ -84,15 +83,6 @@ def _agent(backend: Backend) -> str:
     return general[-2]
 
 
-def _login(page: Any, base: str, user: str, seat: str | None) -> None:
-    page.goto(f"{base}/")
-    page.get_by_test_id("login-user").fill(user)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    if seat:
-        page.get_by_test_id("login-seat").fill(seat)
-    page.get_by_test_id("login-submit").click()
-
-
 def _bridged(channel: str) -> Callable[[Event], bool]:
     return lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == channel
 
@@ -121,12 +111,12 @@ def test_real_call_pop_answer_work_order_and_wallboard(
     page.set_default_timeout(20_000)
     passed = False
     try:
-        _login(sup, web, SUPERVISOR, SUP_PHONE)
+        login(sup, web, SUPERVISOR, SUP_PHONE)
         sup.wait_for_url("**/supervisor.html")
         expect(sup.locator("#main")).to_have_attribute("data-updated", re.compile(r"\d+"))
         answered_before = _int(sup, "wb-answered")
 
-        _login(page, web, agent, SEAT)
+        login(page, web, agent, SEAT)
         page.wait_for_url("**/agent.html")
         expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "not_ready")
         expect(page.get_by_test_id("conn")).to_have_attribute("data-online", "1")

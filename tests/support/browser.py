@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hotline import stack
+from hotline.demo_seed import DEMO_PASSWORD
 from tests.support.settings import REPO
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,6 +43,16 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def login(page: Any, base_url: str, user: str, seat: str | None = None) -> None:
+    """Sign in on the desktop's login page as a demo staff member (at a seat, for an agent)."""
+    page.goto(f"{base_url}/")
+    page.get_by_test_id("login-user").fill(user)
+    page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    if seat:
+        page.get_by_test_id("login-seat").fill(seat)
+    page.get_by_test_id("login-submit").click()
 
 
 def screenshot(page: Any, name: str) -> Path:
