@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +20,7 @@ from ivr.engine import Engine
 from ivr.fastagi import FastAgiServer
 from ivr.schema import load_flow_dir
 from prompts.catalog import load_catalog
+from tests.support.fakes import Bill
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "prompts" / "catalog")
@@ -59,15 +59,6 @@ def header_block(h: dict[str, str]) -> bytes:
 
 
 # ---------------------------------------------------------------------------------- the fakes
-
-
-@dataclass(frozen=True)
-class Bill:
-    account_no: str
-    amount_due: Decimal
-    due_date: date | None
-    last_payment_amount: Decimal | None
-    last_payment_at: datetime | None
 
 
 BILL = Bill(ACCOUNT, Decimal("45.60"), date(2026, 4, 15), None, None)

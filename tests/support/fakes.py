@@ -1,13 +1,16 @@
-"""Fakes at the ports, one definition each: the AMI, the PBX, the MQTT bus, the ACD's live calls
-and a clock the test moves. They record what reached them and answer as the real port would;
-tests assert on those outcomes, never on mock calls."""
+"""Fakes at the ports, one definition each: the AMI, the PBX, the MQTT bus, the ACD's live
+calls, a bill as the IVR's database port hands it back and a clock the test moves. They record
+what reached them and answer as the real port would; tests assert on those outcomes, never on
+mock calls."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from cti.ami.client import NEVER_IDEMPOTENT, AmiActionError
@@ -81,6 +84,18 @@ class FakePbx:
 
     async def failover_member(self, seat: str, member: bool) -> None:
         self.failover_members[seat] = member
+
+
+@dataclass(frozen=True)
+class Bill:
+    """A bill as the IVR reads it from its database port's "bill" query (the fields of
+    cti.db.ivr_queries.BillInfo that the flows use)."""
+
+    account_no: str
+    amount_due: Decimal
+    due_date: date | None
+    last_payment_amount: Decimal | None
+    last_payment_at: datetime | None
 
 
 def _decoded(payload: Any) -> Any:

@@ -37,6 +37,7 @@ from ivr.engine import (
 )
 from ivr.schema import FlowSet, load_flow_dir, parse_flow
 from prompts.catalog import load_catalog
+from tests.support.fakes import Bill
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "prompts" / "catalog")
@@ -51,15 +52,6 @@ OTHER_ACCOUNT = "3700099999"
 
 
 # ------------------------------------------------------------------- what the database hands back
-
-
-@dataclass(frozen=True)
-class Bill:
-    account_no: str
-    amount_due: Decimal
-    due_date: date | None
-    last_payment_amount: Decimal | None
-    last_payment_at: datetime | None
 
 
 @dataclass(frozen=True)
