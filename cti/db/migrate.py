@@ -1,8 +1,11 @@
-"""Schema migrations run from code: the alembic configuration and `upgrade(url)`."""
+"""Schema migrations run from code: the alembic configuration, `migrating(url)` and
+`upgrade(url)`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -22,8 +25,10 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(url: str) -> None:
-    """Bring the database at url to the newest schema (alembic upgrade head)."""
+@contextmanager
+def migrating(url: str) -> Iterator[Config]:
+    """An alembic Config bound to one transaction on the database at url, for alembic.command
+    calls (upgrade, downgrade...); committed when the block ends without an error."""
     cfg = alembic_config()
     # The engine comes from make_engine so migrations run with the same SQLite pragmas
     # (foreign keys, WAL) as the application. Passing the connection also keeps the URL out of
@@ -32,9 +37,15 @@ def upgrade(url: str) -> None:
     try:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            # one history: 0005_merge joins the four feature branches written off 0002, so
-            # "head" is one revision and a fifth head is an error here, not a silent branch
-            command.upgrade(cfg, "head")
+            yield cfg
     finally:
         engine.dispose()
+
+
+def upgrade(url: str) -> None:
+    """Bring the database at url to the newest schema (alembic upgrade head)."""
+    with migrating(url) as cfg:
+        # one history: 0005_merge joins the four feature branches written off 0002, so
+        # "head" is one revision and a fifth head is an error here, not a silent branch
+        command.upgrade(cfg, "head")
     logger.info("database schema is at head")

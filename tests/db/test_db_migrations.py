@@ -16,7 +16,7 @@ from sqlalchemy import CheckConstraint, Column, Engine, Integer, MetaData, inspe
 import cti.db.models_recordings  # noqa: F401  (the recorder's tables)
 import cti.db.models_supervision  # noqa: F401  (supervision's tables)
 import cti.db.models_web  # noqa: F401  (the agent desktop's tables)
-from cti.db.migrate import alembic_config, upgrade
+from cti.db.migrate import alembic_config, migrating, upgrade
 from cti.db.models import Base
 from cti.db.session import make_engine
 
@@ -79,14 +79,8 @@ def _current(engine: Engine) -> tuple[str, ...]:
 def test_upgrade_downgrade_to_base_upgrade_round_trips(db_url: str, engine: Engine) -> None:
     """Every downgrade runs, down to an empty database, and the upgrade after it gives the
     models' schema again (on SQLite and PostgreSQL: both are parameters of db_url)."""
-    cfg = alembic_config()
-    migrator = make_engine(db_url)
-    try:
-        with migrator.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
-    finally:
-        migrator.dispose()
+    with migrating(db_url) as cfg:
+        command.downgrade(cfg, "base")
     assert _current(engine) == ()
     left = set(inspect(engine).get_table_names()) - {"alembic_version"}
     assert left == set()
@@ -136,14 +130,8 @@ def test_partial_indexes_keep_their_condition(engine: Engine) -> None:
 def test_0002_downgrades_and_upgrades_again(db_url: str, engine: Engine) -> None:
     new_tables = {"agents", "agent_sessions", "agent_state_log", "acd_snapshots"}
     new_call_columns = {"queued_at", "answered_at", "agent_id", "seat"}
-    cfg = alembic_config()
-    migrator = make_engine(db_url)
-    try:
-        with migrator.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0001")
-    finally:
-        migrator.dispose()
+    with migrating(db_url) as cfg:
+        command.downgrade(cfg, "0001")
     inspector = inspect(engine)
     assert not new_tables & set(inspector.get_table_names())
     assert not new_call_columns & {c["name"] for c in inspector.get_columns("calls")}

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ivr_services import DbIvrServices
 from cti.db.calls import record_call_end, record_call_start
-from cti.db.migrate import alembic_config, upgrade
+from cti.db.migrate import migrating, upgrade
 from cti.db.models import WorkOrder
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
-from cti.db.session import make_engine
 from cti.mqtt.outbox import PublishAfterCommit
 from tests.support.fakes import Clock, FakeBus
 from workorders import service as wo
@@ -491,19 +490,13 @@ def test_0003_workorders_downgrades_and_upgrades_keeping_orders(
         now: datetime) -> None:
     with session_factory.begin() as s:
         open_number = _repair(s, now, caller="1", link=False).number
-    cfg = alembic_config()
-    migrator = make_engine(db_url)
-    try:
-        with migrator.begin() as conn:
-            cfg.attributes["connection"] = conn
-            # this branch only (the other features' revisions stay): undo the merge of the
-            # feature branches (a relative step from the merge is an ambiguous walk), then
-            # 0004, then 0003
-            command.downgrade(cfg, "0004_workorder_alerts")
-            command.downgrade(cfg, "0004_workorder_alerts@-1")
-            command.downgrade(cfg, "0003_workorders@-1")
-    finally:
-        migrator.dispose()
+    with migrating(db_url) as cfg:
+        # this branch only (the other features' revisions stay): undo the merge of the
+        # feature branches (a relative step from the merge is an ambiguous walk), then
+        # 0004, then 0003
+        command.downgrade(cfg, "0004_workorder_alerts")
+        command.downgrade(cfg, "0004_workorder_alerts@-1")
+        command.downgrade(cfg, "0003_workorders@-1")
     inspector = inspect(engine)
     assert "work_order_clocks" not in inspector.get_table_names()
     assert "urge_count" not in {c["name"] for c in inspector.get_columns("work_orders")}
@@ -535,15 +528,9 @@ def test_0004_fills_in_alert_times_of_existing_clocks(
         fresh = _repair(s, now + 10 * MIN, caller="13800000002", link=False)
         wo.escalation_tick(s, now + 40 * MIN, POLICY)  # warned: 80% marked
         wo.transition(s, fresh.number, "dispatched", AGENT, now + 41 * MIN)
-    cfg = alembic_config()
-    migrator = make_engine(db_url)
-    try:
-        with migrator.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0004_workorder_alerts")  # undo the merge revision only
-            command.downgrade(cfg, "0004_workorder_alerts@-1")
-    finally:
-        migrator.dispose()
+    with migrating(db_url) as cfg:
+        command.downgrade(cfg, "0004_workorder_alerts")  # undo the merge revision only
+        command.downgrade(cfg, "0004_workorder_alerts@-1")
     assert "next_alert_at" not in {c["name"] for c in inspect(engine).get_columns(
         "work_order_clocks")}
     upgrade(db_url)
