@@ -78,6 +78,8 @@ def up(no_demo: bool) -> None:
                 seed_demo(s, now=datetime.now(UTC))
         click.echo("asterisk ...")
         stack.start_asterisk(settings)
+        click.echo("fail2ban (SIP ban) ...")
+        stack.start_fail2ban(settings)
         click.echo("mosquitto ...")
         mqtt = stack.start_mosquitto(settings)
         click.echo("cti ...")
@@ -108,7 +110,7 @@ def down() -> None:
     """Stop everything `up` started."""
     settings = _settings()
     for name, fn in (("cti", stack.stop_cti), ("asterisk", stack.stop_asterisk),
-                     ("mosquitto", stack.stop_mosquitto)):
+                     ("fail2ban", stack.stop_fail2ban), ("mosquitto", stack.stop_mosquitto)):
         click.echo(f"{name}: {'stopped' if fn(settings) else 'not running'}")
 
 

@@ -150,11 +150,15 @@ async def _ami_login_booted(settings: Settings) -> None:
     login is final (StackError); an unreachable or silent AMI raises OSError or TimeoutError,
     which the caller retries until its deadline.
     """
+    from asterisk_conf.render import ami_observer
     from cti.ami.client import AmiConnection, AmiLoginError
 
     a = settings.ami
+    # the tools' observer user: the CTI's own allows one session, which may be the CTI's
+    login = ami_observer(a)
     try:
-        conn = await AmiConnection.open(a.host, a.port, a.username, a.secret, events="system")
+        conn = await AmiConnection.open(a.host, a.port, login.username, login.secret,
+                                        events="system")
     except AmiLoginError:
         raise StackError("AMI rejected the secret (HOTLINE_AMI_SECRET)") from None
     async with conn:
@@ -218,6 +222,57 @@ def asterisk_cli(settings: Settings, command: str) -> str:
     if res.returncode != 0:
         raise StackError(res.stderr.strip() or f"asterisk cli exited {res.returncode}")
     return res.stdout
+
+
+# ----------------------------------------------------------------------------- the SIP ban
+
+
+def _fail2ban_dirs(settings: Settings) -> tuple[Path, Path]:
+    conf = settings.state_dir / "fail2ban"
+    return conf, conf / "run"
+
+
+def start_fail2ban(settings: Settings, timeout: float = 20) -> int:
+    """The hotline's own fail2ban server (asterisk_conf.fail2ban): bans an address that keeps
+    failing SIP authentication, from Asterisk's security log, with nftables."""
+    from asterisk_conf import fail2ban
+
+    conf, run = _fail2ban_dirs(settings)
+    pidfile = run / "fail2ban.pid"
+    pid = pid_alive(pidfile)
+    if pid:
+        return pid
+    run.mkdir(parents=True, exist_ok=True)
+    fail2ban.write(fail2ban.render(
+        security_log=paths(settings).asterisk / "log" / "security.log", run_dir=run,
+        sip_port=settings.pbx.sip_port, ignore=settings.pbx.carrier_ips), conf)
+    paths(settings).log.mkdir(parents=True, exist_ok=True)
+    out = open(paths(settings).log / "fail2ban.out", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(fail2ban.server_command(conf, run), stdout=out,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    out.close()
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise StackError(f"fail2ban exited with {proc.returncode}: see "
+                             f"{paths(settings).log / 'fail2ban.out'}")
+        return subprocess.run(fail2ban.client_command(run, "status", fail2ban.JAIL),
+                              capture_output=True, check=False).returncode == 0
+
+    wait_until(ready, timeout, "fail2ban's SIP jail")
+    return proc.pid
+
+
+def stop_fail2ban(settings: Settings) -> bool:
+    from asterisk_conf import fail2ban
+
+    _conf, run = _fail2ban_dirs(settings)
+    if not pid_alive(run / "fail2ban.pid"):
+        return False
+    subprocess.run(fail2ban.client_command(run, "stop"), capture_output=True, check=False,
+                   timeout=20)
+    return _stop_pidfile(run / "fail2ban.pid") or True
 
 
 # ---------------------------------------------------------------------------------- Mosquitto

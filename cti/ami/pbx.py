@@ -59,5 +59,8 @@ class AmiPbx:
                               idempotent=True)
 
     async def heartbeat(self) -> None:
-        await self.ami.action({"Action": "DBPut", "Family": "hotline", "Key": "heartbeat",
-                               "Val": str(int(time.time()))}, idempotent=True, timeout=2.0)
+        """The global HOTLINE_HEARTBEAT (epoch s), which the dialplan's wait loop checks: a
+        Setvar without a channel (class call), not AstDB's DBPut, which needs AMI's `system`
+        class and with it GetConfig (every SIP password)."""
+        await self.ami.action({"Action": "Setvar", "Variable": "HOTLINE_HEARTBEAT",
+                               "Value": str(int(time.time()))}, idempotent=True, timeout=2.0)
