@@ -61,6 +61,13 @@ def _login(mqtt: MqttWatcher, agent: str, seat: str) -> str:
     return str(r["token"])
 
 
+def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> str:
+    """Sign the agent in at the seat and make them ready for calls; their token."""
+    token = _login(mqtt, agent, seat)
+    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    return token
+
+
 def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30,
            reason: str | None = None) -> Msg:
     return mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
@@ -80,8 +87,7 @@ def test_pop_reaches_ringing_agent_before_answer_then_wrap_up(
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[0]
     m0 = mqtt.mark()
-    token = _login(mqtt, agent, "seat01")
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    token = _login_ready(mqtt, agent, "seat01")
     _state(mqtt, agent, "ready", m0)
     number = f"{backend.prefix}7000001"
     mark = ami.mark()
@@ -146,8 +152,7 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[0]
     m_login = ami.mark()
-    token = _login(mqtt, agent, "seat03")
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    token = _login_ready(mqtt, agent, "seat03")
     # the failover queue rings only seats with an agent logged in: the CTI unpaused seat03
     ami.wait_for(lambda e: e.get("Event") == "QueueMemberPause"
                  and e.get("Interface") == "PJSIP/seat03" and e.get("Paused") == "0", 15,
@@ -212,8 +217,7 @@ def test_english_caller_goes_to_english_agent_not_the_longest_idle(
     tokens = {}
     # the general-only agent has been idle longest: by idle time alone it would get the call
     for agent, seat in ((general_only, "seat01"), (english, "seat03")):
-        tokens[agent] = _login(mqtt, agent, seat)
-        assert mqtt.command("agents", agent, {"action": "ready", "token": tokens[agent]})["ok"]
+        tokens[agent] = _login_ready(mqtt, agent, seat)
         _state(mqtt, agent, "ready", m0)
     number = f"{backend.prefix}7000006"
     mark = ami.mark()
@@ -250,8 +254,7 @@ def test_important_customer_is_answered_before_an_earlier_caller(
                      "important caller queued", since=mark)
     assert q["Account"] == important
     m0 = mqtt.mark()
-    token = _login(mqtt, agent, "seat01")
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    token = _login_ready(mqtt, agent, "seat01")
     first = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
                          and e.get("UserEvent") == "HotlineOffer"
                          and e.get("CallerIDNum") in (plain_no, vip_no), 30, "first offer",
@@ -274,8 +277,7 @@ def test_asterisk_restart_cti_reconnects_and_resyncs(
     from hotline import stack
 
     agent = general_agents[1]
-    token = _login(mqtt, agent, "seat02")
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    token = _login_ready(mqtt, agent, "seat02")
     m1 = mqtt.mark()
     stack.stop_asterisk(cti.settings)
     stack.start_asterisk(cti.settings)
@@ -325,8 +327,7 @@ def test_longest_idle_agent_gets_each_call_and_calls_spread_evenly(
     m0 = mqtt.mark()
     tokens = {}
     for agent, seat in zip(agents, FAIR_SEATS, strict=True):
-        tokens[agent] = _login(mqtt, agent, seat)
-        assert mqtt.command("agents", agent, {"action": "ready", "token": tokens[agent]})["ok"]
+        tokens[agent] = _login_ready(mqtt, agent, seat)
         _state(mqtt, agent, "ready", m0)
     n_calls = 3 * len(agents)
     numbers = [f"{backend.prefix}71{n:05d}" for n in range(n_calls)]
@@ -426,8 +427,7 @@ def test_callback_keeps_the_callers_place_and_dials_them_back(
     try:
         agent = general_agents[0]
         m0 = mqtt.mark()
-        token = _login(mqtt, agent, "seat01")
-        assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+        token = _login_ready(mqtt, agent, "seat01")
         talker, asker, later = (f"{backend.prefix}730000{n}" for n in range(3))
         mark = ami.mark()
         # the agent is busy with a first caller ...
@@ -495,8 +495,7 @@ def test_restarted_cti_leaves_a_failover_call_talking_and_the_agent_out_of_routi
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[1]
-    token = _login(mqtt, agent, "seat02")
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    token = _login_ready(mqtt, agent, "seat02")
     number = f"{backend.prefix}7400001"
     cti.kill9()
     try:
