@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from config.settings import Settings
@@ -32,11 +33,18 @@ class CallInProgress:
         return self.result
 
 
-def is_event(name: str, number: str, **headers: str) -> object:
+def is_event(name: str, number: str, **headers: str) -> Callable[[Event], bool]:
     def pred(e: Event) -> bool:
         return (e.get("Event") == name and e.get("CallerIDNum") == number
                 and all(e.get(k) == v for k, v in headers.items()))
     return pred
+
+
+def seat_answered(number: str, seat: str) -> Callable[[Event], bool]:
+    """Dial's DialEnd ANSWER for the caller's number at that seat's phone (app_queue reports
+    its member's answer the same way)."""
+    answered = is_event("DialEnd", number, DialStatus="ANSWER")
+    return lambda e: answered(e) and e.get("DestChannel", "").startswith(f"PJSIP/{seat}-")
 
 
 def hang_up(ami: AmiRecorder, channel_event: Event) -> None:

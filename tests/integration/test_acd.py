@@ -95,9 +95,7 @@ def test_pop_reaches_ringing_agent_before_answer_then_wrap_up(
     offer = ami.wait_for(is_event("UserEvent", number, UserEvent="HotlineOffer"), 60,
                          "HotlineOffer", since=mark)
     assert offer["Seat"] == "seat01"
-    answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
-                            and e.get("CallerIDNum") == number
-                            and e.get("DialStatus") == "ANSWER", 30, "DialEnd ANSWER",
+    answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"), 30, "DialEnd ANSWER",
                             since=mark)
     pop = mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/pop", 5, "pop", since=m0)
     # the pop was on the agent's topic while the seat rang, before the agent answered
@@ -138,8 +136,7 @@ def test_ring_no_answer_requeues_and_sets_agent_not_ready(
     offer = ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineOffer")(e)
                          and e.get("Seat") == "seat02", 30, "offer to seat02", since=mark)
     assert ts(offer) > ts(rona)
-    ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == number
-                 and e.get("DialStatus") == "ANSWER", 30, "answered", since=mark)
+    ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"), 30, "answered", since=mark)
     assert not [e for e in ami.events()[mark:]
                 if is_event("UserEvent", number, UserEvent="HotlineFailover")(e)]
     assert call.finish(90).ok
@@ -166,9 +163,7 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
     talker, waiter = f"{backend.prefix}7000003", f"{backend.prefix}7000004"
     mark = ami.mark()
     talking = CallInProgress(_to_agents(talker, talk_ms=30_000), cti.settings, tmp_path)
-    bridged = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
-                           and e.get("CallerIDNum") == talker
-                           and e.get("DialStatus") == "ANSWER", 60, "talker answered",
+    bridged = ami.wait_for(is_event("DialEnd", talker, DialStatus="ANSWER"), 60, "talker answered",
                            since=mark)
     waiting = CallInProgress(_to_agents(waiter), cti.settings, tmp_path)
     ami.wait_for(is_event("UserEvent", waiter, UserEvent="HotlineQueued"), 60,
@@ -432,8 +427,8 @@ def test_callback_keeps_the_callers_place_and_dials_them_back(
         mark = ami.mark()
         # the agent is busy with a first caller ...
         talking = CallInProgress(_to_agents(talker, talk_ms=20_000), cti.settings, tmp_path)
-        ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == talker
-                     and e.get("DialStatus") == "ANSWER", 60, "talker answered", since=mark)
+        ami.wait_for(is_event("DialEnd", talker, DialStatus="ANSWER"),
+                     60, "talker answered", since=mark)
         # ... a second caller waits, presses 1 to be called back, hears so and hangs up ...
         callback = CallInProgress(Caller(asker, [Pause(1500), Keys("1"), Pause(1500), Keys("0"),
                                                  Pause(6000), Keys("1")]),

@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from cti.db.models import Agent, WorkOrder
 from hotline import stack
-from tests.integration.callers import CallInProgress, ts
+from tests.integration.callers import CallInProgress, is_event, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event, send_action
@@ -155,10 +155,8 @@ def test_real_call_pop_answer_work_order_and_wallboard(
                              and e.get("CallerIDNum") == number, 30, "HotlineOffer",
                              since=mark)
         assert offer["Seat"] == SEAT and offer["Linkedid"] == call_id
-        answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
-                                and e.get("CallerIDNum") == number
-                                and e.get("DialStatus") == "ANSWER", 30, "DialEnd ANSWER",
-                                since=mark)
+        answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"),
+                                30, "DialEnd ANSWER", since=mark)
         assert shown_ms / 1000 < ts(answered), (shown_ms / 1000, ts(answered))
         log.info("pop on the page %.2f s before the answer (offer at %.3f, pop %.3f)",
                  ts(answered) - shown_ms / 1000, ts(offer), shown_ms / 1000)

@@ -28,7 +28,7 @@ from cti.db.models import Agent
 from cti.db.models_recordings import AuditLog, Recording
 from hotline import stack
 from recorder.audio import riff_complete
-from tests.integration.callers import CallInProgress, ts
+from tests.integration.callers import CallInProgress, is_event, seat_answered, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event, send_action
@@ -116,9 +116,7 @@ class Talk:
 def _talk(ami: AmiRecorder, number: str, mark: int, call: CallInProgress) -> Talk:
     """Wait for the seat to answer and the agent leg to hang up; the talk time from AMI."""
     # Dial's DialEnd on the ACD path; app_queue reports its member's answer the same way
-    answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
-                            and e.get("CallerIDNum") == number
-                            and e.get("DialStatus") == "ANSWER", 90, "seat answered",
+    answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"), 90, "seat answered",
                             since=mark)
     agent_leg = answered["DestChannel"]
     assert call.finish(120).ok
@@ -311,10 +309,7 @@ def _web_state(c: httpx.Client, agent: str, want: str, timeout: float = 20) -> N
 
 
 def _leg_answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
-    return ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == number
-                        and e.get("DialStatus") == "ANSWER"
-                        and e.get("DestChannel", "").startswith(f"PJSIP/{seat}-"),
-                        60, f"{seat} answered", since=since)
+    return ami.wait_for(seat_answered(number, seat), 60, f"{seat} answered", since=since)
 
 
 def test_transfer_keeps_both_legs_on_the_call_and_a_supervisor_plays_them_in_the_browser(

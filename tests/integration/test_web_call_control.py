@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from cti.db.models import Agent
 from hotline import stack
-from tests.integration.callers import CallInProgress, is_event
+from tests.integration.callers import CallInProgress, is_event, seat_answered
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event
@@ -87,10 +87,7 @@ def _state(c: httpx.Client, agent: str, want: str, timeout: float = 20) -> dict[
 def _answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
     ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineOffer")(e)
                  and e.get("Seat") == seat, 60, f"offer to {seat}", since=since)
-    return ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("CallerIDNum") == number
-                        and e.get("DialStatus") == "ANSWER"
-                        and e.get("DestChannel", "").startswith(f"PJSIP/{seat}-"),
-                        30, f"{seat} answered", since=since)
+    return ami.wait_for(seat_answered(number, seat), 30, f"{seat} answered", since=since)
 
 
 def test_hold_transfer_and_hangup_from_the_web(
