@@ -23,10 +23,12 @@ from cti.ami.translate import (
     CallQueued,
     CoreEvent,
     SeatReachable,
+    header,
     is_local,
     parse_asterisk_id,
     phone_of_channel,
     seat_of_channel,
+    to_int,
 )
 
 log = logging.getLogger(__name__)
@@ -108,22 +110,8 @@ async def snapshot(client: ActionSender, *, queue: str = QUEUE_NAME,
 # ----------------------------------------------------------------------------------- parsing
 
 
-def _get(msg: Mapping[str, Any], key: str) -> str:
-    value = msg.get(key)
-    if isinstance(value, list):
-        value = value[-1] if value else ""
-    return "" if value is None else str(value)
-
-
-def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return 0
-
-
 def _events(messages: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
-    return [m for m in messages if _get(m, "Event") == name]
+    return [m for m in messages if header(m, "Event") == name]
 
 
 def _variables(msg: Mapping[str, Any]) -> dict[str, str]:
@@ -143,30 +131,30 @@ def parse_snapshot(core_show_channels: Sequence[Mapping[str, Any]],
     """Pure: the list answers of CoreShowChannels, Status (with Variables), QueueStatus and
     DBGet (empty when the key is missing) as one snapshot. A channel Status no longer (or not
     yet) reports gets no variables: the two actions are not atomic."""
-    variables = {_get(m, "Uniqueid"): _variables(m) for m in _events(status, "Status")}
+    variables = {header(m, "Uniqueid"): _variables(m) for m in _events(status, "Status")}
     channels = tuple(
-        ChannelInfo(channel=_get(m, "Channel"), uniqueid=_get(m, "Uniqueid"),
-                    linkedid=_get(m, "Linkedid"), context=_get(m, "Context"),
-                    exten=_get(m, "Exten"), application=_get(m, "Application"),
-                    bridge_id=_get(m, "BridgeId"), caller_num=_get(m, "CallerIDNum"),
-                    caller_name=_get(m, "CallerIDName"),
-                    variables=variables.get(_get(m, "Uniqueid"), {}),
-                    state=_get(m, "ChannelStateDesc"))
+        ChannelInfo(channel=header(m, "Channel"), uniqueid=header(m, "Uniqueid"),
+                    linkedid=header(m, "Linkedid"), context=header(m, "Context"),
+                    exten=header(m, "Exten"), application=header(m, "Application"),
+                    bridge_id=header(m, "BridgeId"), caller_num=header(m, "CallerIDNum"),
+                    caller_name=header(m, "CallerIDName"),
+                    variables=variables.get(header(m, "Uniqueid"), {}),
+                    state=header(m, "ChannelStateDesc"))
         for m in _events(core_show_channels, "CoreShowChannel"))
     members = tuple(
-        QueueMemberInfo(name=_get(m, "Name"), interface=_get(m, "StateInterface")
-                        or _get(m, "Location"), status=_int(_get(m, "Status")),
-                        paused=_get(m, "Paused") == "1", in_call=_get(m, "InCall") == "1")
+        QueueMemberInfo(name=header(m, "Name"), interface=header(m, "StateInterface")
+                        or header(m, "Location"), status=to_int(header(m, "Status")),
+                        paused=header(m, "Paused") == "1", in_call=header(m, "InCall") == "1")
         for m in _events(queue_status, "QueueMember"))
     entries = tuple(
-        QueueEntryInfo(channel=_get(m, "Channel"), uniqueid=_get(m, "Uniqueid"),
-                       caller_num=_get(m, "CallerIDNum"), position=_int(_get(m, "Position")),
-                       wait_s=_int(_get(m, "Wait")))
+        QueueEntryInfo(channel=header(m, "Channel"), uniqueid=header(m, "Uniqueid"),
+                       caller_num=header(m, "CallerIDNum"), position=to_int(header(m, "Position")),
+                       wait_s=to_int(header(m, "Wait")))
         for m in _events(queue_status, "QueueEntry"))
     heartbeat = None
     for m in _events(dbget, "DBGetResponse"):
         try:
-            heartbeat = float(_get(m, "Val"))
+            heartbeat = float(header(m, "Val"))
         except ValueError:
             heartbeat = None
     return AsteriskSnapshot(channels, members, entries, heartbeat)
@@ -240,7 +228,7 @@ def _call_path(ch: ChannelInfo, agent: tuple[str, str] | None, queued_in_app: bo
     v = ch.variables
     caller = "" if ch.caller_num == "<unknown>" else ch.caller_num
     queued = CallQueued(call_id=call_id, channel=ch.channel, caller=caller,
-                        skill=v.get("HOTLINE_SKILL", ""), priority=_int(v.get("QUEUE_PRIO", "0")),
+                        skill=v.get("HOTLINE_SKILL", ""), priority=to_int(v.get("QUEUE_PRIO", "0")),
                         account=v.get("HOTLINE_ACCOUNT") or None, channel_id=ch.uniqueid)
     answered = [AgentAnswered(call_id, agent[0], agent[1])] if agent else []
     failed_over = (queued_in_app or ch.application == "Queue"

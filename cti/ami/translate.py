@@ -130,7 +130,7 @@ CoreEvent = CallEvent | SeatReachable
 # ------------------------------------------------------------------------------- translate
 
 
-def _get(event: Mapping[str, Any], key: str) -> str:
+def header(event: Mapping[str, Any], key: str) -> str:
     """A header as text; the last value if repeated; '' if absent."""
     value = event.get(key)
     if isinstance(value, list):
@@ -142,7 +142,8 @@ def _number(value: str) -> str:
     return "" if value in ("<unknown>", "(null)") else value
 
 
-def _int(value: str, default: int = 0) -> int:
+def to_int(value: str, default: int = 0) -> int:
+    """A header's number; `default` when it is empty or not a number."""
     try:
         return int(value.strip())
     except ValueError:
@@ -187,16 +188,16 @@ def seat_of_channel(channel: str) -> str | None:
 
 def is_caller_channel(event: Mapping[str, Any]) -> bool:
     """The channel a call is named after (its Uniqueid is the Linkedid), not a phone or Local."""
-    channel = _get(event, "Channel")
-    uniqueid = _get(event, "Uniqueid")
-    return (bool(uniqueid) and uniqueid == _get(event, "Linkedid") and not is_local(channel)
+    channel = header(event, "Channel")
+    uniqueid = header(event, "Uniqueid")
+    return (bool(uniqueid) and uniqueid == header(event, "Linkedid") and not is_local(channel)
             and phone_of_channel(channel) is None)
 
 
 def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
     """The CTI events one AMI event stands for; [] for everything the CTI does not need."""
-    name = _get(event, "Event")
-    if is_local(_get(event, "Channel")):
+    name = header(event, "Event")
+    if is_local(header(event, "Channel")):
         return []  # Local/...;1 and ;2 legs: plumbing around a real channel, never a call
     if name == "UserEvent":
         return _user_event(event)
@@ -204,11 +205,11 @@ def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
         return _answer_or_offer(name, event)
     if name == "Hangup":
         if is_caller_channel(event):
-            return [CallEnded(_get(event, "Linkedid"), _int(_get(event, "Cause")))]
+            return [CallEnded(header(event, "Linkedid"), to_int(header(event, "Cause")))]
         return []  # a seat's leg: the caller's own Hangup ends the call
     if name == "QueueCallerJoin":
-        if _get(event, "Queue") == QUEUE_NAME and _get(event, "Linkedid"):
-            return [CallFailedOver(_get(event, "Linkedid"))]
+        if header(event, "Queue") == QUEUE_NAME and header(event, "Linkedid"):
+            return [CallFailedOver(header(event, "Linkedid"))]
         return []
     if name in ("DeviceStateChange", "ContactStatus", "PeerStatus"):
         return _seat_reachability(name, event)
@@ -219,62 +220,63 @@ def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
 
 
 def _user_event(event: Mapping[str, Any]) -> list[CoreEvent]:
-    kind = _get(event, "UserEvent")
-    call_id = _get(event, "Linkedid")
+    kind = header(event, "UserEvent")
+    call_id = header(event, "Linkedid")
     if not call_id:
         return []
     if kind == "HotlineQueued":
-        return [CallQueued(call_id=call_id, channel=_get(event, "Channel"),
-                           caller=_number(_get(event, "CallerIDNum")),
-                           skill=_get(event, "Skill"), priority=_int(_get(event, "CallPriority")),
-                           account=_get(event, "Account") or None,
-                           channel_id=_get(event, "Uniqueid"))]
-    if kind == "HotlineOffer" and _get(event, "Seat"):
-        return [CallOffered(call_id, _get(event, "Seat"))]
-    if kind == "HotlineRona" and _get(event, "Seat"):
-        return [RingNoAnswer(call_id, _get(event, "Seat"), _get(event, "DialStatus"))]
+        return [CallQueued(call_id=call_id, channel=header(event, "Channel"),
+                           caller=_number(header(event, "CallerIDNum")),
+                           skill=header(event, "Skill"),
+                           priority=to_int(header(event, "CallPriority")),
+                           account=header(event, "Account") or None,
+                           channel_id=header(event, "Uniqueid"))]
+    if kind == "HotlineOffer" and header(event, "Seat"):
+        return [CallOffered(call_id, header(event, "Seat"))]
+    if kind == "HotlineRona" and header(event, "Seat"):
+        return [RingNoAnswer(call_id, header(event, "Seat"), header(event, "DialStatus"))]
     if kind == "HotlineFailover":
         return [CallFailedOver(call_id)]
     if kind == "HotlineCallback":
-        number = _number(_get(event, "Number")) or _number(_get(event, "CallerIDNum"))
+        number = _number(header(event, "Number")) or _number(header(event, "CallerIDNum"))
         return [CallbackRequested(call_id, number)]
     # HotlineTransfer (IVR outcome; HotlineQueued follows), HotlineFallback, other apps' events
     return []
 
 
 def _answer_or_offer(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
-    call_id = _get(event, "Linkedid")
+    call_id = header(event, "Linkedid")
     if not call_id:
         return []
-    dest = _get(event, "DestChannel")
-    if is_local(dest) or not _get(event, "Channel"):
+    dest = header(event, "DestChannel")
+    if is_local(dest) or not header(event, "Channel"):
         return []
     seat = seat_of_channel(dest)
     if name == "AgentConnect" and seat is None:
-        m = _SEAT_DEVICE.match(_get(event, "Interface"))
+        m = _SEAT_DEVICE.match(header(event, "Interface"))
         seat = m.group(1) if m else None
     if seat is None:
         return []
     if name == "DialBegin":
-        if _get(event, "Context") == CONNECT_CONTEXT:
+        if header(event, "Context") == CONNECT_CONTEXT:
             return [CallOffered(call_id, seat)]
         return []  # app_queue ringing members after a failover: not the CTI's offer
-    if name == "DialEnd" and _get(event, "DialStatus") != "ANSWER":
+    if name == "DialEnd" and header(event, "DialStatus") != "ANSWER":
         return []  # no answer: HotlineRona says so, with the caller back in hotline-wait
     return [AgentAnswered(call_id, seat, dest)]
 
 
 def _seat_reachability(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
     if name == "DeviceStateChange":
-        m = _SEAT_DEVICE.match(_get(event, "Device"))
-        state, yes, no = _get(event, "State"), _REACHABLE_STATES, _UNREACHABLE_STATES
+        m = _SEAT_DEVICE.match(header(event, "Device"))
+        state, yes, no = header(event, "State"), _REACHABLE_STATES, _UNREACHABLE_STATES
     elif name == "ContactStatus":
-        aor = _get(event, "AOR") or _get(event, "EndpointName")
+        aor = header(event, "AOR") or header(event, "EndpointName")
         m = _SEAT_DEVICE.match(f"PJSIP/{aor}")
-        state, yes, no = _get(event, "ContactStatus"), _REACHABLE_CONTACT, _UNREACHABLE_CONTACT
+        state, yes, no = header(event, "ContactStatus"), _REACHABLE_CONTACT, _UNREACHABLE_CONTACT
     else:
-        m = _SEAT_DEVICE.match(_get(event, "Peer"))
-        state, yes, no = _get(event, "PeerStatus"), _REACHABLE_PEER, _UNREACHABLE_PEER
+        m = _SEAT_DEVICE.match(header(event, "Peer"))
+        state, yes, no = header(event, "PeerStatus"), _REACHABLE_PEER, _UNREACHABLE_PEER
     if m is None or state not in yes | no:
         return []  # not a seat, or a state that says nothing (UNKNOWN)
     return [SeatReachable(m.group(1), state in yes)]
