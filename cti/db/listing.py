@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from cti.db.jsonready import json_ready
 from cti.db.models import Account, Area, Call, WorkOrder
 
 logger = logging.getLogger(__name__)
-
-
-def _jsonable(value: Any) -> Any:
-    """Make value json.dumps-able without losing precision (Decimal as string, not float)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _check_limit(limit: int) -> None:
@@ -47,7 +33,7 @@ def list_calls(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     calls = session.scalars(
         select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit))
     return [
-        _jsonable({
+        json_ready({
             "call_id": c.call_id,
             "uniqueid": c.uniqueid,
             "caller_number": c.caller_number,
@@ -85,7 +71,7 @@ def list_workorders(session: Session, limit: int = 50) -> list[dict[str, Any]]:
         .limit(limit)
     ).all()
     return [
-        _jsonable({
+        json_ready({
             "number": wo.number,
             "type": wo.type,
             "status": wo.status,
