@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cti.db.calls import record_call_end, record_call_start, record_ivr_step
-from cti.db.listing import _jsonable, list_calls, list_workorders
+from cti.db.jsonready import json_ready
+from cti.db.listing import list_calls, list_workorders
 from cti.db.models import WorkOrder
 from tests.support.orders import fault_report
 
@@ -88,5 +89,5 @@ def test_limit_must_be_positive(session: Session) -> None:
 
 
 def test_decimals_become_strings() -> None:
-    assert _jsonable({"amount": Decimal("12.30"), "items": [Decimal("0.01")]}) == {
+    assert json_ready({"amount": Decimal("12.30"), "items": [Decimal("0.01")]}) == {
         "amount": "12.30", "items": ["0.01"]}
