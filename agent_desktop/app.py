@@ -7,13 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent_desktop.auth import User, require_role
 from agent_desktop.context import WebContext
+from agent_desktop.security import SecurityMiddleware
 from cti.db import agents as db_agents
 
 log = logging.getLogger(__name__)
@@ -86,8 +89,9 @@ def create_app(ctx: WebContext) -> FastAPI:
         description="Agents, queues, calls, work orders and recordings of the 95598 hotline. "
                     "Log in with POST /api/auth/login; the session is the `hotline_session` "
                     "cookie (or `Authorization: Bearer <token>`). See docs/api.md.",
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # served below, to logged-in admins only: the spec maps every operation for a prober
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -105,6 +109,19 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router)
+
+    admin = Depends(require_role("admin"))
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(_user: User = admin) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs(_user: User = admin) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title=app.title)
+
+    app.add_middleware(SecurityMiddleware, max_body=ctx.settings.web.max_body_bytes,
+                       tls=bool(ctx.settings.web.tls))
     # the browser UI last: it catches every path no router matched
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")

@@ -34,6 +34,8 @@ IMPLIES: dict[str, tuple[str, ...]] = {
     "supervisor": ("supervisor", "agent"),
     "agent": ("agent",),
 }
+# who may force whom: a supervisor acts on agents, only an admin on a supervisor or an admin
+RANK: dict[str, int] = {"agent": 0, "supervisor": 1, "admin": 2}
 # last_seen is written at most this often: one write per request would serialize SQLite
 TOUCH_EVERY = timedelta(seconds=30)
 
@@ -52,6 +54,13 @@ class User:
 
     def may(self, role: str) -> bool:
         return role in IMPLIES.get(self.role, ())
+
+
+def outranks(user: User, target_role: str) -> bool:
+    """May user force (state, logout) someone whose role is target_role: a higher rank, or an
+    admin (who may act on anyone)."""
+    mine = RANK.get(user.role, -1)
+    return mine == RANK["admin"] or mine > RANK.get(target_role, RANK["admin"])
 
 
 def token_hash(token: str) -> str:

@@ -77,6 +77,11 @@ class FastAgiSettings:
     backlog: int
 
 
+DEFAULT_NOT_READY_REASONS: tuple[str, ...] = (
+    "break", "lunch", "meal", "training", "meeting", "wrap_up", "after_call")
+NOT_READY_REASON_PATTERN = r"[a-z][a-z0-9_]{0,31}"
+
+
 @dataclass(frozen=True)
 class AcdSettings:
     cti_stale_s: int
@@ -85,6 +90,9 @@ class AcdSettings:
     callback_key: str
     max_queue: int = 30  # waiting calls per skill; a new call beyond this overflows
     max_queue_by_skill: tuple[tuple[str, int], ...] = ()  # per-skill overrides
+    # the not-ready reasons a desktop may choose (小休原因); the ACD's own (login, rona,
+    # phone_offline, failover_call, supervisor, ...) are set by the system, never by a client
+    not_ready_reasons: tuple[str, ...] = DEFAULT_NOT_READY_REASONS
 
 
 @dataclass(frozen=True)
@@ -101,9 +109,33 @@ class WebSettings:
     port: int = 8098
     session_idle_s: int = 1800           # a desktop idle this long must log in again
     session_absolute_s: int = 43200      # and every session ends after a 12 h shift
-    login_max_failures: int = 5          # failed logins per user id (and 4x per client IP) ...
-    login_window_s: int = 300            # ... within this window before 429
-    cookie_secure: bool = False          # True behind TLS
+    # login limits (docs/api.md "Login limits"): a known account gets login_max_failures
+    # free failures, then each further one blocks it for 2, 4, 8 ... s, never more than
+    # login_backoff_max_s; an address gets login_ip_max_failures failures on unknown user ids.
+    # Counters forget after login_window_s without a failure.
+    login_max_failures: int = 5
+    login_window_s: int = 300
+    login_backoff_max_s: int = 60
+    login_ip_max_failures: int = 20
+    cookie_secure: bool = False          # the cookie's Secure flag (always set under TLS)
+    max_body_bytes: int = 1048576        # larger request bodies get 413 before being read
+    # HTTPS: tls = "" (plain HTTP), "self-signed" (a certificate made at startup under the
+    # state dir) or "files" (tls_cert and tls_key: a real certificate and its key, PEM)
+    tls: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tls not in ("", "self-signed", "files"):
+            raise ValueError(f'[web] tls must be "", "self-signed" or "files", got {self.tls!r}')
+        if self.tls == "files" and not (self.tls_cert and self.tls_key):
+            raise ValueError('[web] tls = "files" needs tls_cert and tls_key')
+        if self.max_body_bytes < 1024:
+            raise ValueError("[web] max_body_bytes must be at least 1024")
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -156,6 +188,16 @@ def _systemname(value: object, what: str) -> str:
         raise ValueError(f"{what} {name!r} must match {SYSTEMNAME_PATTERN} (it prefixes every "
                          "Asterisk Uniqueid and Linkedid)")
     return name
+
+
+def _reasons(raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ValueError("[acd] not_ready_reasons must be a non-empty list")
+    out = tuple(str(r) for r in raw)
+    bad = [r for r in out if not re.fullmatch(NOT_READY_REASON_PATTERN, r)]
+    if bad:
+        raise ValueError(f"[acd] not_ready_reasons {bad} must match {NOT_READY_REASON_PATTERN}")
+    return out
 
 
 def pbx_nodes(pbx: Mapping[str, object], systemname: str, ami_host: str,
@@ -240,7 +282,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                             max_queue=int(acd.get("max_queue", 30)),
                             max_queue_by_skill=tuple(
                                 (str(k), int(v))
-                                for k, v in dict(acd.get("max_queue_by_skill", {})).items())),
+                                for k, v in dict(acd.get("max_queue_by_skill", {})).items()),
+                            not_ready_reasons=_reasons(acd.get("not_ready_reasons",
+                                                               DEFAULT_NOT_READY_REASONS))),
             mqtt=MqttSettings(host=str(mqtt.get("host", "127.0.0.1")),
                               port=int(mqtt.get("port", 1883))),
             web=WebSettings(**{k: type(getattr(WebSettings, k))(v) for k, v in web.items()

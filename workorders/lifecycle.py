@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar
 
 # every type a work order (and a call's outcome) may have; retention and the DB name them
 WORK_ORDER_TYPES: tuple[str, ...] = (
@@ -220,35 +220,32 @@ TRANSITIONS: Final[Mapping[OrderType, Edges]] = MappingProxyType({
 })
 
 
-def parse_type(value: str) -> OrderType:
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _parse(kind: type[_E], value: str, what: str) -> _E:
     try:
-        return OrderType(value)
+        return kind(value)
     except ValueError:
+        # the echo is bounded and repr-escaped: the value is a client's, of any length
         raise InvalidWorkOrder(
-            f"unknown work-order type {value!r}; one of {', '.join(OrderType)}") from None
+            f"unknown {what} {value[:24]!r}; one of {', '.join(kind)}") from None
+
+
+def parse_type(value: str) -> OrderType:
+    return _parse(OrderType, value, "work-order type")
 
 
 def parse_status(value: str) -> Status:
-    try:
-        return Status(value)
-    except ValueError:
-        raise InvalidWorkOrder(
-            f"unknown work-order step {value!r}; one of {', '.join(Status)}") from None
+    return _parse(Status, value, "work-order step")
 
 
 def parse_department(value: str) -> Department:
-    try:
-        return Department(value)
-    except ValueError:
-        raise InvalidWorkOrder(
-            f"unknown department {value!r}; one of {', '.join(Department)}") from None
+    return _parse(Department, value, "department")
 
 
 def parse_role(value: str) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise InvalidWorkOrder(f"unknown role {value!r}; one of {', '.join(Role)}") from None
+    return _parse(Role, value, "role")
 
 
 def check_subtype(order_type: OrderType, subtype: str | None) -> str | None:

@@ -9,6 +9,7 @@ The rules come from workorders.lifecycle; this module only reads, asks and write
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +66,43 @@ class Actor:
             raise InvalidWorkOrder("actor id must be 1-64 characters")
 
 
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """The orders an agent may see (defect 5 of issue 10): those they accepted, those of calls
+    they answered (assigned to them by the ACD), and those of the calls they are on now, by call
+    id or by the caller's number (the customer on the line urging an older order). None instead
+    of a Visibility means every order: supervisors, admins, the CLI, the IVR."""
+
+    agent_id: str
+    current_calls: frozenset[str] = frozenset()
+    current_callers: frozenset[str] = frozenset()
+
+    def where(self) -> ColumnElement[bool]:
+        callers = {n for c in self.current_callers for n in (c, normalize_phone(c)) if n}
+        return or_(
+            WorkOrder.id.in_(select(WorkOrderEvent.work_order_id).where(
+                WorkOrderEvent.step == Status.ACCEPTED.value,
+                WorkOrderEvent.actor == self.agent_id)),
+            WorkOrder.call_id.in_(select(Call.call_id).where(Call.agent_id == self.agent_id)),
+            WorkOrder.call_id.in_(sorted(self.current_calls)),
+            WorkOrder.caller_number.in_(sorted(callers)),
+        )
+
+    def owns_call(self, session: Session, call_id: str) -> bool:
+        """The agent is on this call now, or answered it."""
+        return call_id in self.current_calls or session.scalar(
+            select(func.count()).select_from(Call).where(
+                Call.call_id == call_id, Call.agent_id == self.agent_id)) == 1
+
+
+def _check_visible(session: Session, number: str, visible: Visibility | None) -> None:
+    # an order the agent may not see does not exist for them (no hint that it does)
+    if visible is not None and session.scalar(
+            select(func.count()).select_from(WorkOrder).where(
+                WorkOrder.number == _check_number(number), visible.where())) == 0:
+        raise WorkOrderNotFound(f"no work order {number}")
+
+
 SYSTEM: Final = Actor("system", Role.SYSTEM)
 IVR: Final = Actor("ivr", Role.SYSTEM)
 
@@ -83,7 +121,21 @@ def _aware(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
+# stored text is shown on desks, in logs, on the bus and in CSV exports: no control characters
+# (NUL, ESC's terminal sequences, CR/LF that forge log lines) and no bidi overrides or isolates
+# (which make "A001" read as something else)
+_LINE_BREAKS = re.compile(r"[\r\n\t\v\f\x85\u2028\u2029]+")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(value: str) -> str:
+    """value with line breaks as single spaces and other control and bidi characters removed."""
+    return _UNSAFE.sub("", _LINE_BREAKS.sub(" ", value))
+
+
 def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None:
+    if value is not None:
+        value = clean_text(value)
     if value is None or not value.strip():
         if required:
             raise InvalidWorkOrder(f"{what} must not be empty")
@@ -158,7 +210,7 @@ class NewOrder:
 
 
 def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy: SlaPolicy,
-           *, link_duplicates: bool = True) -> WorkOrder:
+           *, link_duplicates: bool = True, visible: Visibility | None = None) -> WorkOrder:
     """Accept (受理) an order: number, SLA clocks, the accepted event; a fault report of an area
     that already has an open master order within the duplicate window becomes its child (子单).
     The caller commits."""
@@ -175,6 +227,9 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
     call_id = _text(new.call_id, "call_id", 64)
     caller = _text(new.caller_number, "caller_number", 32)
     account_no = _text(new.account_no, "account_no", 64)
+    if call_id is not None and visible is not None and not visible.owns_call(session, call_id):
+        # another agent's call: its caller and account are not this agent's to read
+        raise lc.RoleNotAllowed(f"call {call_id} is not yours")
     if call_id is not None and (caller is None or account_no is None):
         call = session.execute(select(Call.caller_number, Call.account_no)
                                .where(Call.call_id == call_id)).one_or_none()
@@ -482,10 +537,14 @@ def _rows(session: Session, where: Iterable[ColumnElement[bool]], *, order_by: A
     return [_summary(wo, acct, area, mnum) for wo, acct, area, mnum in session.execute(stmt)]
 
 
-def get(session: Session, number: str, now: datetime, policy: SlaPolicy) -> dict[str, Any]:
+def get(session: Session, number: str, now: datetime, policy: SlaPolicy,
+        visible: Visibility | None = None) -> dict[str, Any]:
     """One order with its full history (every step with time, actor, note), clocks and links."""
     now = _aware(now)
-    rows = _rows(session, [WorkOrder.number == _check_number(number)], order_by=[WorkOrder.id])
+    where = [WorkOrder.number == _check_number(number)]
+    if visible is not None:
+        where.append(visible.where())
+    rows = _rows(session, where, order_by=[WorkOrder.id])
     if not rows:
         raise WorkOrderNotFound(f"no work order {number}")
     doc = rows[0]
@@ -522,6 +581,7 @@ class SearchQuery:
     limit: int = 50
     offset: int = 0
     with_events: bool = False        # each item with its history (the CLI listing)
+    visible: Visibility | None = None  # an agent's view; None: every order
 
 
 def search(session: Session, q: SearchQuery) -> dict[str, Any]:
@@ -531,6 +591,8 @@ def search(session: Session, q: SearchQuery) -> dict[str, Any]:
     if q.offset < 0:
         raise InvalidWorkOrder(f"offset must be >= 0, got {q.offset}")
     where: list[ColumnElement[bool]] = []
+    if q.visible is not None:
+        where.append(q.visible.where())
     if q.status:
         where.append(WorkOrder.status == lc.parse_status(q.status).value)
     if q.type:
@@ -570,14 +632,17 @@ def search(session: Session, q: SearchQuery) -> dict[str, Any]:
     return json_ready({"total": total, "limit": q.limit, "offset": q.offset, "items": items})
 
 
-def return_visit_list(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+def return_visit_list(session: Session, limit: int = 100,
+                      visible: Visibility | None = None) -> list[dict[str, Any]]:
     """Resolved orders waiting for their return visit (回访), longest waiting first; complaints
     and repairs must have one, service applications and reports usually get one."""
     if not 1 <= limit <= 1000:
         raise InvalidWorkOrder(f"limit must be 1..1000, got {limit}")
     types = [t.value for t in OrderType if lc.return_visit_expected(t)]
-    rows = _rows(session, [WorkOrder.status == Status.RESOLVED.value, WorkOrder.type.in_(types)],
-                 order_by=[WorkOrder.resolved_at, WorkOrder.id], limit=limit)
+    where = [WorkOrder.status == Status.RESOLVED.value, WorkOrder.type.in_(types)]
+    if visible is not None:
+        where.append(visible.where())
+    rows = _rows(session, where, order_by=[WorkOrder.resolved_at, WorkOrder.id], limit=limit)
     for r in rows:
         r["return_visit_required"] = lc.needs_return_visit(OrderType(r["type"]))
     return json_ready(rows)
@@ -637,25 +702,31 @@ class WorkOrderService:
             self.outbox.add(s, ALERTS_TOPIC, alert)
 
     def create(self, new: NewOrder, actor: Actor, *, link_duplicates: bool = True,
-               now: datetime | None = None) -> dict[str, Any]:
+               now: datetime | None = None,
+               visible: Visibility | None = None) -> dict[str, Any]:
         now = now or self.clock()
         with self.sessions.begin() as s:
-            order = create(s, new, actor, now, self.policy, link_duplicates=link_duplicates)
+            order = create(s, new, actor, now, self.policy, link_duplicates=link_duplicates,
+                           visible=visible)
             return get(s, order.number, now, self.policy)
 
     def transition(self, number: str, to: str, actor: Actor, *, department: str | None = None,
                    note: str | None = None, satisfied: bool | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:
+                   now: datetime | None = None,
+                   visible: Visibility | None = None) -> dict[str, Any]:
         now = now or self.clock()
         with self.sessions.begin() as s:
+            _check_visible(s, number, visible)
             transition(s, number, to, actor, now, department=department, note=note,
                        satisfied=satisfied)
             return get(s, number, now, self.policy)
 
     def urge(self, number: str, actor: Actor, note: str | None = None, *,
-             now: datetime | None = None) -> dict[str, Any]:
+             now: datetime | None = None,
+             visible: Visibility | None = None) -> dict[str, Any]:
         now = now or self.clock()
         with self.sessions.begin() as s:
+            _check_visible(s, number, visible)
             target, alert = urge(s, number, actor, now, self.policy, note)
             self._publish(s, [alert] if alert else [])
             doc = get(s, number, now, self.policy)
@@ -670,17 +741,19 @@ class WorkOrderService:
             link(s, number, master_number, actor, now)
             return get(s, number, now, self.policy)
 
-    def get(self, number: str, *, now: datetime | None = None) -> dict[str, Any]:
+    def get(self, number: str, *, now: datetime | None = None,
+            visible: Visibility | None = None) -> dict[str, Any]:
         with self.sessions.begin() as s:
-            return get(s, number, now or self.clock(), self.policy)
+            return get(s, number, now or self.clock(), self.policy, visible)
 
     def search(self, q: SearchQuery) -> dict[str, Any]:
         with self.sessions.begin() as s:
             return search(s, q)
 
-    def return_visit_list(self, limit: int = 100) -> list[dict[str, Any]]:
+    def return_visit_list(self, limit: int = 100,
+                          visible: Visibility | None = None) -> list[dict[str, Any]]:
         with self.sessions.begin() as s:
-            return return_visit_list(s, limit)
+            return return_visit_list(s, limit, visible)
 
     def at_risk(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
         with self.sessions.begin() as s:

@@ -14,7 +14,7 @@ from acd import engine as acd
 from acd.model import AgentState
 from agent_desktop.api.auth import client_ip
 from agent_desktop.audit import audit
-from agent_desktop.auth import User, ctx_of, current_user, end_sessions_of
+from agent_desktop.auth import User, ctx_of, current_user, end_sessions_of, outranks
 from agent_desktop.auth import require_self_or_supervisor as self_or_supervisor
 from agent_desktop.context import WebContext
 from callcenter.call_control import CallControlError, ask_acd
@@ -126,10 +126,35 @@ async def _apply(ctx: WebContext, inp: acd.Input, actor: str) -> None:
         raise HTTPException(409, f"refused by the ACD: {doc.get('error')}")
 
 
-def _known(ctx: WebContext, agent_id: str) -> None:
+def _known(ctx: WebContext, agent_id: str) -> str:
+    """agent_id's role; 404 if there is no such account."""
     with ctx.sessions.begin() as s:
-        if db_agents.get_agent(s, agent_id) is None:
-            raise HTTPException(404, f"no agent {agent_id}")
+        info = db_agents.get_agent(s, agent_id)
+    if info is None:
+        raise HTTPException(404, f"no agent {agent_id}")
+    return str(info.role)
+
+
+async def _may_force(ctx: WebContext, request: Request, user: User, action: str,
+                     agent_id: str, target_role: str) -> None:
+    """403 (audited) unless user outranks the target: a supervisor never forces an admin."""
+    if agent_id != user.user_id and not outranks(user, target_role):
+        await _audited(ctx, request, user, action, agent_id, False, reason="rank",
+                       target_role=target_role)
+        raise HTTPException(403, f"a {user.role} may not act on a {target_role}")
+
+
+def _check_reason(ctx: WebContext, user: User, agent_id: str, reason: str | None) -> None:
+    """Reasons come from [acd] not_ready_reasons; a supervisor's force may also say
+    "supervisor". The ACD's own reasons (rona, phone_offline, ...) are never a client's."""
+    if reason is None:
+        return
+    allowed = set(ctx.settings.acd.not_ready_reasons)
+    if agent_id != user.user_id:
+        allowed.add("supervisor")
+    if reason not in allowed:
+        raise HTTPException(422, "reason: not one of the configured not-ready reasons ("
+                                 + ", ".join(sorted(allowed)) + ")")
 
 
 @router.post("/{agent_id}/state", response_model=AgentOut,
@@ -142,7 +167,9 @@ async def set_state(body: StateIn, request: Request, agent_id: str = AgentId,
     a supervisor may force another agent's (ready or not_ready), audited with the actor."""
     ctx = ctx_of(request)
     self_or_supervisor(user, agent_id)
-    await run_in_threadpool(_known, ctx, agent_id)
+    target_role = await run_in_threadpool(_known, ctx, agent_id)
+    await _may_force(ctx, request, user, "agent.force_state", agent_id, target_role)
+    _check_reason(ctx, user, agent_id, body.reason)
     if body.state == "wrap_up" and agent_id != user.user_id:
         raise HTTPException(409, "a supervisor forces ready, not_ready or a logout, not wrap-up")
     if agent_id == user.user_id:
@@ -179,7 +206,8 @@ async def logout_agent(request: Request, agent_id: str = AgentId,
     """签出: the agent themself (not while on a call), or a supervisor (forced, audited)."""
     ctx = ctx_of(request)
     self_or_supervisor(user, agent_id)
-    await run_in_threadpool(_known, ctx, agent_id)
+    target_role = await run_in_threadpool(_known, ctx, agent_id)
+    await _may_force(ctx, request, user, "agent.logout", agent_id, target_role)
     acd_service = require_acd(ctx)
     current = acd_service.view.agents.get(agent_id)
     forced = agent_id != user.user_id

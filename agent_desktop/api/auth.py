@@ -112,7 +112,8 @@ def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | Liter
 
 def _set_cookie(response: Response, ctx: WebContext, token: str) -> None:
     response.set_cookie(COOKIE, token, max_age=ctx.settings.web.session_absolute_s,
-                        httponly=True, samesite="strict", secure=ctx.settings.web.cookie_secure,
+                        httponly=True, samesite="strict",
+                        secure=ctx.settings.web.cookie_secure or bool(ctx.settings.web.tls),
                         path="/")
 
 

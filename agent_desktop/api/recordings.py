@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +25,10 @@ from agent_desktop.context import WebContext
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/recordings", tags=["recordings"])
 FORBIDDEN = "only supervisors and admins may search or play recordings"
+# ids and offsets fit the database's 32-bit integers: a larger one is a 422, not an
+# OverflowError from the driver (a 500)
+MAX_INT = 2**31 - 1
+RecordingId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 class PlayOut(BaseModel):
@@ -80,7 +84,7 @@ def search_recordings(
     min_duration: float | None = Query(None, ge=0),  # noqa: B008
     max_duration: float | None = Query(None, ge=0),  # noqa: B008
     limit: int = Query(100, ge=1, le=500),  # noqa: B008
-    offset: int = Query(0, ge=0),  # noqa: B008
+    offset: int = Query(0, ge=0, le=MAX_INT),  # noqa: B008
     user: User = Depends(current_user),  # noqa: B008
 ) -> list[dict[str, Any]]:
     """Recordings matching every filter given, newest first (supervisors)."""
@@ -108,7 +112,7 @@ def search_recordings(
 
 
 @router.get("/{recording_id}")
-def get_recording(recording_id: int, request: Request,
+def get_recording(recording_id: RecordingId, request: Request,
                   user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """One recording's index entry, with its call and work orders (supervisors)."""
     from cti.db.recordings import search_one
@@ -127,7 +131,7 @@ def get_recording(recording_id: int, request: Request,
 @router.get("/{recording_id}/audio", response_class=FileResponse,
             responses={200: {"content": {"audio/wav": {}}},
                        206: {"content": {"audio/wav": {}}, "description": "a byte range"}})
-def recording_audio(recording_id: int, request: Request,
+def recording_audio(recording_id: RecordingId, request: Request,
                     user: User = Depends(current_user)) -> FileResponse:  # noqa: B008
     """The wav itself; send `Range: bytes=a-b` for part of it (206), as players do to seek."""
     from recorder.naming import resolve
@@ -148,7 +152,7 @@ def recording_audio(recording_id: int, request: Request,
 
 
 @router.post("/{recording_id}/play-to-phone", status_code=202)
-async def play_to_phone(recording_id: int, request: Request,
+async def play_to_phone(recording_id: RecordingId, request: Request,
                         user: User = Depends(current_user)) -> PlayOut:  # noqa: B008
     """Ring the supervisor's own phone (sup01..sup05) and play the recording on it."""
     from asterisk_conf.render import phone_names

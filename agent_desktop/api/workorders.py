@@ -1,5 +1,9 @@
 """Work orders (工单) over HTTP: search, create, history, steps, urging, return visits, at-risk.
 
+An agent sees the orders they accepted, those of calls they answered and those of the call they
+are on (workorders.service.Visibility); supervisors and admins see all. An order an agent may not
+see is a 404 to them; a call_id of another agent's call is a 403.
+
 A thin layer over workorders.service; the lifecycle core decides which role may take which
 step, so agents act on the steps their role allows and supervisors (and admins) on all. Errors
 map to JSON {"detail": ...}: unknown order 404, bad input 400, a step the role may not take 403,
@@ -25,6 +29,7 @@ from workorders.service import (
     Actor,
     NewOrder,
     SearchQuery,
+    Visibility,
     WorkOrderNotFound,
     WorkOrderService,
 )
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/workorders", tags=["workorders"])
 
 T = TypeVar("T")
+MAX_OFFSET = 2**31 - 1  # beyond it the driver overflows (a 500); a 422 instead
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "invalid input"}, 401: {"description": "not logged in"},
     403: {"description": "the role may not do this"}, 404: {"description": "no such order"},
@@ -42,23 +48,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class CreateIn(BaseModel):
-    type: str = Field(description="fault_repair, complaint, report, consultation, "
+    type: str = Field(max_length=32, pattern=r"^[a-z_]+$",
+                      description="fault_repair, complaint, report, consultation, "
                       "service_application, suggestion, praise")
     description: str = Field(max_length=4000)
-    caller_number: str | None = Field(default=None, max_length=32,
-                                      description="taken from the call when call_id is given")
-    account_number: str | None = Field(default=None, max_length=32)
-    call_id: str | None = Field(default=None, max_length=64)
-    department: str | None = Field(default=None, description="repair, marketing, metering")
+    caller_number: str | None = Field(default=None, pattern=r"^\+?[0-9]{1,20}$",
+                                      description="digits, an optional leading +; taken from "
+                                      "the call when call_id is given", examples=["13800000001"])
+    account_number: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z-]+$")
+    call_id: str | None = Field(default=None, max_length=64, pattern=r"^[0-9A-Za-z._:@-]+$")
+    department: str | None = Field(default=None, max_length=16, pattern=r"^[a-z_]+$",
+                                   description="repair, marketing, metering")
     subtype: str | None = Field(default=None, max_length=32,
                                 description="fault_repair: line, meter, other; "
                                 "service_application: new_connection, capacity_change, change")
 
 
 class TransitionIn(BaseModel):
-    to: str = Field(description="dispatched, department_accepted, on_site, resolved, "
-                    "return_visit, archived")
-    department: str | None = Field(default=None, description="when dispatching")
+    to: str = Field(max_length=32, description="dispatched, department_accepted, on_site, "
+                    "resolved, return_visit, archived")
+    department: str | None = Field(default=None, max_length=16, description="when dispatching")
     note: str | None = Field(default=None, max_length=2000)
     satisfied: bool | None = Field(default=None, description="the return visit's verdict")
 
@@ -80,6 +89,24 @@ def _service(ctx: WebContext) -> WorkOrderService:
 
 def _actor(user: User) -> Actor:
     return Actor(user.user_id, lc.Role(user.role))
+
+
+def _visible(ctx: WebContext, user: User) -> Visibility | None:
+    """An agent's view (the service filters by it); None for supervisors and admins. The calls
+    the agent is on come from the ACD's immutable view, never from the live engine."""
+    if user.is_supervisor:
+        return None
+    calls: set[str] = set()
+    callers: set[str] = set()
+    view = ctx.acd.view if ctx.acd is not None else None
+    if view is not None:
+        me = view.agents.get(user.user_id)
+        for call_id, live in view.calls.items():
+            if live.offered_to == user.user_id or (me is not None and me.call_id == call_id):
+                calls.add(call_id)
+                if live.caller:
+                    callers.add(live.caller)
+    return Visibility(user.user_id, frozenset(calls), frozenset(callers))
 
 
 def _call(fn: Callable[[], T]) -> T:
@@ -118,20 +145,22 @@ def _when(value: datetime | None, ctx: WebContext) -> datetime | None:
 
 @router.get("", responses=ERRORS)
 def search(request: Request,
-           status: str | None = None, type: str | None = None,  # noqa: A002 - the API's name
+           status: Annotated[str | None, Query(max_length=32)] = None,
+           type: Annotated[str | None, Query(max_length=32)] = None,  # noqa: A002 - the API's name
            q: Annotated[str | None, Query(max_length=200)] = None,
-           account: str | None = None, caller: str | None = None,
+           account: Annotated[str | None, Query(max_length=32)] = None,
+           caller: Annotated[str | None, Query(max_length=32)] = None,
            date_from: Annotated[datetime | None, Query(alias="from")] = None,
            date_to: Annotated[datetime | None, Query(alias="to")] = None,
            limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-           offset: Annotated[int, Query(ge=0)] = 0,
+           offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
            user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """Orders matching every filter, newest first: {total, limit, offset, items}."""
     ctx = ctx_of(request)
     page = _call(lambda: _service(ctx).search(SearchQuery(
         status=status or None, type=type or None, text=q, account=account, caller=caller,
         date_from=_when(date_from, ctx), date_to=_when(date_to, ctx), limit=limit,
-        offset=offset)))
+        offset=offset, visible=_visible(ctx, user))))
     page["items"] = [_for(user, i) for i in page["items"]]
     return page
 
@@ -146,7 +175,8 @@ def create(body: CreateIn, request: Request,
                    caller_number=body.caller_number, account_no=body.account_number,
                    call_id=body.call_id, subtype=body.subtype, department=body.department,
                    channel="agent")
-    return _for(user, _call(lambda: _service(ctx).create(new, _actor(user))))
+    return _for(user, _call(lambda: _service(ctx).create(new, _actor(user),
+                                                         visible=_visible(ctx, user))))
 
 
 @router.get("/return-visits", responses=ERRORS)
@@ -154,7 +184,8 @@ def return_visits(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] 
                   user: User = Depends(current_user)) -> list[dict[str, Any]]:  # noqa: B008
     """Resolved orders waiting for their return visit (回访), longest waiting first."""
     ctx = ctx_of(request)
-    return [_for(user, r) for r in _call(lambda: _service(ctx).return_visit_list(limit))]
+    return [_for(user, r) for r in _call(
+        lambda: _service(ctx).return_visit_list(limit, _visible(ctx, user)))]
 
 
 @router.get("/at-risk", responses=ERRORS)
@@ -172,7 +203,7 @@ def get(number: str, request: Request,
     """One order with its full history (step, at, actor, note), SLA clocks, master/children
     and the next steps each role may take."""
     ctx = ctx_of(request)
-    return _for(user, _call(lambda: _service(ctx).get(number)))
+    return _for(user, _call(lambda: _service(ctx).get(number, visible=_visible(ctx, user))))
 
 
 @router.post("/{number}/transitions", responses=ERRORS)
@@ -182,7 +213,7 @@ def transition(number: str, body: TransitionIn, request: Request,
     ctx = ctx_of(request)
     return _for(user, _call(lambda: _service(ctx).transition(
         number, body.to, _actor(user), department=body.department, note=body.note,
-        satisfied=body.satisfied)))
+        satisfied=body.satisfied, visible=_visible(ctx, user))))
 
 
 @router.post("/{number}/urge", responses=ERRORS)
@@ -191,7 +222,8 @@ def urge(number: str, request: Request, body: UrgeIn | None = None,
     """Record a caller's urge (催办); it alerts the supervisors (hotline/supervisors/alerts)."""
     ctx = ctx_of(request)
     note = body.note if body is not None else None
-    return _for(user, _call(lambda: _service(ctx).urge(number, _actor(user), note)))
+    return _for(user, _call(lambda: _service(ctx).urge(number, _actor(user), note,
+                                                       visible=_visible(ctx, user))))
 
 
 @router.post("/{number}/link", responses=ERRORS)

@@ -74,7 +74,7 @@ function renderAgents() {
   clear($("agents"), rows.map((a) => h("tr", {
     "data-testid": "wb-agent", "data-agent": a.agent_id, "data-state": a.state },
     h("td", {}, a.agent_id), h("td", {}, a.name || ""), h("td", {}, a.seat || ""),
-    h("td", {}, h("span", { class: `state-badge state-${a.state}`, style: "font-size:.85rem" },
+    h("td", {}, h("span", { class: `state-badge state-${a.state} small-badge` },
       tOr("state", a.state), a.state === "not_ready" && a.reason ? ` · ${tOr("reason", a.reason)}` : "")),
     h("td", { class: "since", "data-since": a.since || "", "data-testid": "wb-agent-since" }),
     h("td", { class: "not-big" }, h("div", { class: "rowactions" },

@@ -572,6 +572,9 @@ async def test_errors_are_json_with_a_detail(env: Env) -> None:
     r = await env.client.get("/api/nothing-here")
     assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
     r = await env.client.get("/api/openapi.json")
+    assert r.status_code == 401  # admins only (tests/contract/test_web_security.py)
+    admin = await env.as_user("admin")
+    r = await admin.get("/api/openapi.json")
     assert r.status_code == 200 and "/api/auth/login" in r.json()["paths"]
     r = await env.client.get("/api/health")
     assert r.json() == {"ok": True, "acd": True, "pbx": True}
