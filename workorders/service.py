@@ -76,6 +76,7 @@ class Visibility:
     agent_id: str
     current_calls: frozenset[str] = frozenset()
     current_callers: frozenset[str] = frozenset()
+    other_live_calls: frozenset[str] = frozenset()  # in the ACD, not this agent's
 
     def where(self) -> ColumnElement[bool]:
         callers = {n for c in self.current_callers for n in (c, normalize_phone(c)) if n}
@@ -88,11 +89,16 @@ class Visibility:
             WorkOrder.caller_number.in_(sorted(callers)),
         )
 
-    def owns_call(self, session: Session, call_id: str) -> bool:
-        """The agent is on this call now, or answered it."""
-        return call_id in self.current_calls or session.scalar(
-            select(func.count()).select_from(Call).where(
-                Call.call_id == call_id, Call.agent_id == self.agent_id)) == 1
+    def may_use_call(self, session: Session, call_id: str) -> bool:
+        """The agent is on this call now or answered it, or the call is nobody's (no record, not
+        live: nothing to read from it). Another agent's call is refused."""
+        if call_id in self.current_calls:
+            return True
+        if call_id in self.other_live_calls:
+            return False
+        owner = session.execute(select(Call.agent_id).where(Call.call_id == call_id)
+                                ).one_or_none()
+        return owner is None or owner.agent_id == self.agent_id
 
 
 def _check_visible(session: Session, number: str, visible: Visibility | None) -> None:
@@ -227,7 +233,7 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
     call_id = _text(new.call_id, "call_id", 64)
     caller = _text(new.caller_number, "caller_number", 32)
     account_no = _text(new.account_no, "account_no", 64)
-    if call_id is not None and visible is not None and not visible.owns_call(session, call_id):
+    if call_id is not None and visible is not None and not visible.may_use_call(session, call_id):
         # another agent's call: its caller and account are not this agent's to read
         raise lc.RoleNotAllowed(f"call {call_id} is not yours")
     if call_id is not None and (caller is None or account_no is None):

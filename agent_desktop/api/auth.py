@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -27,14 +27,13 @@ from agent_desktop.context import WebContext
 from callcenter.acd_service import Command
 from callcenter.agent_commands import Principal
 from cti.db import agents as db_agents
+from cti.db import login_limits
 from cti.db.models_web import WebLoginAttempt, WebSession
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 SUP_PHONE = re.compile(r"^sup\d{2}$")
-# a client IP may fail this many times more than one user id (a shared office NAT)
-IP_FACTOR = 4
 SESSIONS_KEPT = timedelta(days=7)  # past their absolute end
 ATTEMPTS_KEPT = timedelta(days=90)
 # why the ACD refused a seat login -> (HTTP status, message)
@@ -69,42 +68,39 @@ def client_ip(request: Request) -> str:
     return (request.client.host if request.client else "unknown")[:64]
 
 
-def _failures_since(s: Session, column: Any, value: str, since: datetime) -> int:
-    # failures count from the last successful login of that user id/IP inside the window
-    last_ok = s.scalar(select(func.max(WebLoginAttempt.at))
-                       .where(column == value, WebLoginAttempt.ok.is_(True),
-                              WebLoginAttempt.at >= since))
-    start = max(since, last_ok) if last_ok is not None else since
-    return s.scalar(select(func.count()).select_from(WebLoginAttempt)
-                    .where(column == value, WebLoginAttempt.ok.is_(False),
-                           WebLoginAttempt.at >= start)) or 0
-
-
-def rate_limited(s: Session, ctx: WebContext, user_id: str, ip: str, now: datetime) -> bool:
+def login_policy(ctx: WebContext) -> login_limits.LoginPolicy:
     web = ctx.settings.web
-    since = now - timedelta(seconds=web.login_window_s)
-    return (_failures_since(s, WebLoginAttempt.user_id, user_id, since)
-            >= web.login_max_failures
-            or _failures_since(s, WebLoginAttempt.client_ip, ip, since)
-            >= web.login_max_failures * IP_FACTOR)
+    return login_limits.LoginPolicy(
+        free_failures=web.login_max_failures, ip_free_failures=web.login_ip_max_failures,
+        backoff_max_s=web.login_backoff_max_s, window_s=web.login_window_s)
 
 
-def _housekeeping(s: Session, now: datetime) -> None:
-    """Old sessions and attempts go; the attempts are the login audit trail, kept longer."""
+def _housekeeping(s: Session, ctx: WebContext, now: datetime) -> None:
+    """Old sessions, attempts and counters go; the attempts are the login audit trail."""
     s.execute(delete(WebSession).where(WebSession.expires_at < now - SESSIONS_KEPT))
     s.execute(delete(WebLoginAttempt).where(WebLoginAttempt.at < now - ATTEMPTS_KEPT))
+    login_limits.purge(s, now - timedelta(seconds=ctx.settings.web.login_window_s))
 
 
-def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | Literal["limited"]:
+def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | int:
+    """The principal, None for bad credentials, or the seconds to wait (rate-limited)."""
     now = ctx.clock()
+    # counted first, in one transaction (docs/api.md "Login limits")
     with ctx.sessions.begin() as s:
-        if rate_limited(s, ctx, body.user_id, ip, now):
-            return "limited"
-    # the argon2 check runs outside any transaction: it takes ~50 ms of CPU on purpose
+        key = login_limits.key_for(s, body.user_id, ip)
+        wait = login_limits.take_attempt(s, key, now, login_policy(ctx))
+        if wait:
+            s.add(WebLoginAttempt(user_id=body.user_id, client_ip=ip, at=now, ok=False))
+            return wait
+    # the argon2 check (~50 ms of CPU on purpose) in a transaction of its own; it may replace
+    # a hash made with older parameters
     with ctx.sessions.begin() as s:
         info = db_agents.verify_login(s, body.user_id, body.password)
+    with ctx.sessions.begin() as s:
         s.add(WebLoginAttempt(user_id=body.user_id, client_ip=ip, at=now, ok=info is not None))
-        _housekeeping(s, now)
+        if info is not None:
+            login_limits.forgive(s, key)
+        _housekeeping(s, ctx, now)
     if info is None:
         return None
     return Principal(info.agent_id, info.role, dict(info.skills))
@@ -126,10 +122,10 @@ async def login(body: LoginIn, request: Request, response: Response) -> Me:
     ctx = ctx_of(request)
     ip = client_ip(request)
     who = await run_in_threadpool(_verify, ctx, body, ip)
-    if who == "limited":
-        log.warning("login rate-limited user_id=%s ip=%s", body.user_id, ip)
+    if isinstance(who, int):
+        log.warning("login rate-limited user_id=%s ip=%s wait=%ss", body.user_id, ip, who)
         raise HTTPException(429, "too many failed logins; try again later",
-                            headers={"Retry-After": str(ctx.settings.web.login_window_s)})
+                            headers={"Retry-After": str(who)})
     if who is None:
         raise HTTPException(401, "wrong user id or password")
     seat = body.seat

@@ -98,6 +98,7 @@ def _visible(ctx: WebContext, user: User) -> Visibility | None:
         return None
     calls: set[str] = set()
     callers: set[str] = set()
+    others: set[str] = set()
     view = ctx.acd.view if ctx.acd is not None else None
     if view is not None:
         me = view.agents.get(user.user_id)
@@ -106,7 +107,9 @@ def _visible(ctx: WebContext, user: User) -> Visibility | None:
                 calls.add(call_id)
                 if live.caller:
                     callers.add(live.caller)
-    return Visibility(user.user_id, frozenset(calls), frozenset(callers))
+            else:
+                others.add(call_id)
+    return Visibility(user.user_id, frozenset(calls), frozenset(callers), frozenset(others))
 
 
 def _call(fn: Callable[[], T]) -> T:

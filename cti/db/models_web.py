@@ -42,3 +42,17 @@ class WebLoginAttempt(Base):
     client_ip: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column()
     ok: Mapped[bool] = mapped_column()
+
+
+class WebLoginLimit(Base):
+    """One login counter (migration 0006_login_limits): per known account ("user:A001") or, for
+    logins naming no known account, per client address ("ip:10.0.0.7"). Counted in the same
+    transaction that lets an attempt through (cti.db.login_limits), so concurrent attempts
+    cannot all pass one check."""
+
+    __tablename__ = "web_login_limits"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column()
+    blocked_until: Mapped[datetime | None] = mapped_column()

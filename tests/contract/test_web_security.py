@@ -143,6 +143,17 @@ async def test_defect5_an_agent_sees_only_their_orders_and_calls(env: Env) -> No
     r = await a2.post("/api/workorders", json=_order(call_id="1764210600.1",
                                                     caller_number="13900000009"))
     assert r.status_code == 403, r.text
+    # a call id nobody has (no record, not in the ACD) has nothing to leak: the body's number
+    r = await a2.post("/api/workorders", json=_order(call_id="1764299999.1",
+                                                    caller_number="13900000009"))
+    assert r.status_code == 201 and r.json()["caller_number"] == "13900000009", r.text
+    # a call still waiting in the ACD (offered to nobody) is not A002's either
+    env.service.call_waiting("1764210600.2", "PJSIP/carrier-0002", "13500000005", "english",
+                             0, None)
+    await env.settle()
+    assert "1764210600.2" in env.service.view.calls
+    r = await a2.post("/api/workorders", json=_order(call_id="1764210600.2"))
+    assert r.status_code == 403 and "13500000005" not in r.text, r.text
     # A001, on that call, may: the caller number comes from the call record
     r = await a1.post("/api/workorders", json=_order(call_id="1764210600.1"))
     assert r.status_code == 201, r.text
@@ -396,3 +407,92 @@ async def test_defect10_not_ready_reasons_come_from_the_configured_list(env: Env
     assert r.status_code == 200 and r.json()["reason"] == "supervisor"
     r = await sup.post("/api/agents/A001/state", json={"state": "not_ready", "reason": "pwned"})
     assert r.status_code == 422
+
+
+# ------------------------------------------------------------------ defect 6: login limits
+
+
+async def _fail(env: Env, user: str, ip: str = "10.0.0.1", seat: str = "seat01") -> int:
+    return (await env.login(user, seat, password="guess", ip=ip)).status_code
+
+
+async def test_defect6_an_account_backs_off_exponentially_and_a_valid_password_waits(
+        env: Env) -> None:
+    web = env.ctx.settings.web
+    assert (web.login_max_failures, web.login_backoff_max_s) == (5, 60)
+    for _ in range(4):
+        assert await _fail(env, "A001") == 401
+    assert await _fail(env, "A001") == 401          # the 5th: now 2 s of backoff
+    r = await env.login("A001", "seat01", ip="10.0.0.1")
+    assert r.status_code == 429 and r.headers["retry-after"] == "2"  # even the right password
+    waits = []
+    for _ in range(8):                              # each further failure doubles it ...
+        env.clock.now += timedelta(seconds=int(r.headers.get("retry-after", "0")))
+        assert await _fail(env, "A001") == 401
+        r = await env.login("A001", "seat01", ip="10.0.0.1")
+        assert r.status_code == 429
+        waits.append(int(r.headers["retry-after"]))
+    assert waits == [4, 8, 16, 32, 60, 60, 60, 60]  # ... up to login_backoff_max_s
+    # attempts refused during the block are not counted: they do not stretch it
+    for _ in range(50):
+        assert (await env.login("A001", "seat01", password="guess")).status_code == 429
+    env.clock.now += timedelta(seconds=60)
+    assert (await env.login("A001", "seat01")).status_code == 200
+    # a success starts the account's count again
+    assert await _fail(env, "A001") == 401
+    assert (await env.login("A001", "seat01")).status_code == 200
+
+
+async def test_defect6_an_attacker_blocks_a_named_agent_for_at_most_the_bound(env: Env) -> None:
+    # hammering A002 from many addresses: A002 waits at most login_backoff_max_s, never 5 min
+    for i in range(40):
+        await _fail(env, "A002", ip=f"10.1.0.{i}", seat="seat02")
+    env.clock.now += timedelta(seconds=env.ctx.settings.web.login_backoff_max_s)
+    assert (await env.login("A002", "seat02", ip="10.2.0.1")).status_code == 200
+    # the old design's 5 minutes after the window's 5th failure: long gone
+    for _ in range(5):
+        await _fail(env, "A003", seat="seat03")
+    env.clock.now += timedelta(seconds=2)
+    assert (await env.login("A003", "seat03")).status_code == 200
+
+
+async def test_defect6_failures_from_one_address_do_not_lock_out_its_valid_users(
+        env: Env) -> None:
+    # 20+ failures behind one office address, on several accounts ...
+    for i in range(24):
+        assert await _fail(env, f"A{10 + i % 4:03d}", ip="10.9.9.9", seat="seat10") in (401, 429)
+    # ... and everyone else behind it still logs in
+    for i, user in enumerate(("A001", "A002", "S01")):
+        seat = f"seat{i + 1:02d}" if user.startswith("A") else None
+        assert (await env.login(user, seat, ip="10.9.9.9")).status_code == 200, user
+
+
+async def test_defect6_unknown_user_ids_are_limited_per_address_and_a_success_does_not_reset_it(
+        env: Env) -> None:
+    limit = env.ctx.settings.web.login_ip_max_failures
+    assert limit == 20
+    statuses = []
+    for i in range(36):
+        statuses.append(await _fail(env, f"NOBODY{i}", ip="10.7.7.7"))
+        if i % 5 == 0:  # the attacker's own valid account logs in in between
+            assert (await env.login("A005", "seat05", ip="10.7.7.7")).status_code == 200
+    assert statuses[:limit] == [401] * limit
+    assert set(statuses[limit:]) == {429}, statuses
+    # another address is not affected, and known accounts from this one are not either
+    assert await _fail(env, "NOBODY99", ip="10.7.7.8") == 401
+    assert (await env.login("A006", "seat06", ip="10.7.7.7")).status_code == 200
+
+
+async def test_defect6_concurrent_attempts_are_counted_atomically(env: Env) -> None:
+    """20 guesses at once: only the free ones reach the password check (was 7 past a check of 5
+    before any was counted)."""
+    results = await asyncio.gather(*(
+        env.login("A007", "seat07", password=f"guess{i}", ip=f"10.3.0.{i}") for i in range(20)))
+    codes = sorted(r.status_code for r in results)
+    free = env.ctx.settings.web.login_max_failures
+    assert codes == [401] * free + [429] * (20 - free), codes
+    from cti.db.models_web import WebLoginAttempt, WebLoginLimit
+    with env.ctx.sessions() as s:
+        row = s.get(WebLoginLimit, "user:A007")
+        attempts = s.query(WebLoginAttempt).filter(WebLoginAttempt.user_id == "A007").count()
+    assert row is not None and row.failures == free and attempts == 20
