@@ -16,11 +16,13 @@ from typing import Any
 
 import uvicorn
 
+from agent_desktop.tls import TlsFiles
 from config.settings import WebSettings
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_S = 3.0
+WS_MAX_BYTES = 64 * 1024  # a desktop sends nothing big over /ws
 
 
 class WebBindError(Exception):
@@ -53,14 +55,20 @@ def bind(web: WebSettings) -> socket.socket:
     return sock
 
 
-async def serve(app: Any, sock: socket.socket) -> None:
+def config(app: Any, tls: TlsFiles | None = None) -> uvicorn.Config:
+    """uvicorn's settings for the desktop; HTTPS when tls is given ([web] tls)."""
+    return uvicorn.Config(app, lifespan="off", ws="wsproto", log_config=None,
+                          access_log=False, server_header=False, proxy_headers=False,
+                          timeout_graceful_shutdown=int(SHUTDOWN_S), ws_max_size=WS_MAX_BYTES,
+                          ssl_certfile=str(tls.cert) if tls else None,
+                          ssl_keyfile=str(tls.key) if tls else None)
+
+
+async def serve(app: Any, sock: socket.socket, tls: TlsFiles | None = None) -> None:
     """Serve app on sock until cancelled; then close connections within SHUTDOWN_S."""
-    config = uvicorn.Config(app, lifespan="off", ws="wsproto", log_config=None,
-                            access_log=False, server_header=False, proxy_headers=False,
-                            timeout_graceful_shutdown=int(SHUTDOWN_S))
-    server = _Server(config)
+    server = _Server(config(app, tls))
     host, port = sock.getsockname()[:2]
-    log.info("agent desktop on http://%s:%s/", host, port)
+    log.info("agent desktop on %s://%s:%s/", "https" if tls else "http", host, port)
     try:
         await server.serve(sockets=[sock])
     except asyncio.CancelledError:

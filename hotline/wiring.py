@@ -200,6 +200,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from agent_desktop.app import create_app
     from agent_desktop.server import bind
     from agent_desktop.server import serve as serve_web
+    from agent_desktop.tls import TlsError, certificate
     from asterisk_conf.render import phone_names
     from callcenter.acd_service import AcdService
     from callcenter.agent_commands import AgentCommands
@@ -278,6 +279,10 @@ async def build_daemon(settings: Settings) -> Daemon:
                                    recorder=recorder, supervision=supervision)
     web_app = create_app(web_ctx)
     web_sock = bind(settings.web)
+    try:
+        web_tls = certificate(settings.web, settings.state_dir)  # None: plain HTTP
+    except TlsError as exc:
+        raise WiringError(str(exc)) from exc
     started = datetime.now(UTC).isoformat(timespec="seconds")
     spath = status_path(settings)
 
@@ -312,7 +317,7 @@ async def build_daemon(settings: Settings) -> Daemon:
         "acd-tick": acd.ticker,
         "cti-heartbeat": acd.heartbeat,
         "acd-snapshots": acd.snapshots,
-        "web": lambda: serve_web(web_app, web_sock),
+        "web": lambda: serve_web(web_app, web_sock, web_tls),
         "web-wallboard": lambda: web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
     }
     return Daemon(settings=settings, services=services, tasks=tasks, db_engine=db_engine,
