@@ -11,9 +11,10 @@
 # and astdb are bind-mounted over the chroot's, so the mounts vanish when Asterisk exits and two
 # instances (say `make up` and the test suite) never share a control socket.
 # Asterisk runs as hotline-asterisk (uid/gid 595 on the host and in the chroot, made by
-# install-asterisk-chroot.sh) with umask 027: its run dir (the control socket), logs, astdb and
-# spool are 0750 and their files 0640, so no other local user reads them; recordings go to a
-# setgid 2770 folder of group hotline-rec, which the CTI's user joins to read them.
+# install-asterisk-chroot.sh) with umask 007: its run dir (the control socket), logs, astdb and
+# spool are 0750 folders of its own group, so no other local user reads them; recordings go to a
+# setgid 2770 folder of group hotline-rec, which the CTI's user joins to read (and prune) them:
+# the files and date folders Asterisk makes there are group hotline-rec, rw for the group.
 set -eu
 ROOT=${AST_ROOT:?}
 INST=${AST_INSTANCE:?}
@@ -32,13 +33,18 @@ run)
     mkdir -p "$RECS"
     chown "$AST_UID:$REC_GID" "$RECS"
     chmod 2770 "$RECS"
+    # recordings from before (Debian's uid 101, 0644): to the same owner, group and modes
+    find "$RECS" -xdev \( \! -uid "$AST_UID" -o \! -gid "$REC_GID" \) \
+        -exec chown "$AST_UID:$REC_GID" {} + || true
+    find "$RECS" -xdev -perm /o=rwx -exec chmod o-rwx {} + || true
+    find "$RECS" -xdev -mindepth 1 -type d \! -perm -2000 -exec chmod g+s {} + || true
     for d in run spool/monitor spool/tmp spool/outgoing spool/recordings log astdb; do
         mkdir -p "$INST/$d"
     done
     chown -R "$AST_UID:$AST_UID" "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
     chmod -R o-rwx "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
     chmod 0750 "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
-    umask 027
+    umask 007
     # -U alone: Asterisk then takes the group of the user and its supplementary ones (initgroups:
     # hotline-rec, for recordings); with -G it would drop every supplementary group
     mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk" \

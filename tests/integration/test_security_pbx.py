@@ -192,6 +192,9 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
     twin.record()
     mark = ami.mark()
     callers = hostile_callers()
+    # Asterisk records each caller's IVR part (named by the call, with the caller in its
+    # AstDB note): the files are checked below
+    send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "1"})
     target = f"{s.pbx.bind_ip}:{s.pbx.sip_port}"
     procs = [_sipp_caller(h, i, target, tmp_path) for i, h in enumerate(callers)]
     try:
@@ -221,6 +224,7 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
                 proc.wait(5)
         time.sleep(0.5)  # the last events of the hung-up calls
         twin.close()
+        send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "0"})
 
     channels = {ev["Channel"] for ev in queued.values()}
     for label, ev in queued.items():
@@ -255,6 +259,23 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
     # had just hung up (an announcement racing the hangup: not the AMI link)
     records = re.split(r"\n(?=\d{4}-\d\d-\d\d )", tail)
     assert not [r for r in records if "Traceback" in r and "ACD effect failed" not in r], tail
+
+    # their IVR recordings: group hotline-rec and nothing for other users; a member of the
+    # group (the CTI's user) reads them, the host's uid 101 (postgres) does not
+    legs = {ev["Uniqueid"] for ev in queued.values()}
+    recs = [f for f in s.recorder.storage_dir.rglob("*_ivr.wav")
+            if f.name.split("_")[1] in legs]
+    assert len(recs) == len(callers), recs
+    for f in recs:
+        st = f.stat()
+        assert (st.st_uid, st.st_gid) == (ASTERISK_UID, RECORDINGS_GID), f
+        assert stat.S_IMODE(st.st_mode) & 0o007 == 0 and st.st_mode & stat.S_IRGRP, f
+    read = f"open('{{recs}}/{recs[0].relative_to(s.recorder.storage_dir)}', 'rb').read(44)"
+    where = {"recs": s.recorder.storage_dir}
+    member = _as_uid(65534, read, groups=[RECORDINGS_GID], dirs=where)
+    assert member.returncode == 0, member.stderr
+    other = _as_uid(101, read, dirs=where)
+    assert "PermissionError" in other.stderr, other.stderr
 
 
 # ------------------------------------------------------------------ defect 3: AMI privilege
@@ -347,14 +368,26 @@ def test_shell_modules_are_gone_from_the_root(asterisk: Settings) -> None:
 # ------------------------------------------------------------------ defect 4: modes and owners
 
 
-def _as_uid(uid: int, code: str) -> subprocess.CompletedProcess[str]:
-    """Run Python code as another host user (no supplementary groups)."""
+def _as_uid(uid: int, code: str, groups: list[int] | None = None,
+            dirs: dict[str, Path] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Python code as another host user, in `groups` only (none by default). Each of `dirs`
+    is opened here and reached there as {name} = /proc/self/fd/N: the test's own tmp folders
+    (pytest's, 0700 root) must not be what keeps that user out, only the files' own modes."""
+    fds = {name: os.open(d, os.O_RDONLY | os.O_DIRECTORY) for name, d in (dirs or {}).items()}
+
     def drop() -> None:
-        os.setgroups([])
+        os.setgroups(groups or [])
         os.setgid(uid)
         os.setuid(uid)
-    return subprocess.run(["/usr/bin/python3", "-c", code], preexec_fn=drop,  # noqa: PLW1509
-                          capture_output=True, text=True, check=False, timeout=20)
+    try:
+        code = code.format(**{name: f"/proc/self/fd/{fd}" for name, fd in fds.items()})
+        return subprocess.run(["/usr/bin/python3", "-c", code],
+                              preexec_fn=drop,  # noqa: PLW1509 - a test, no threads forked
+                              pass_fds=tuple(fds.values()), capture_output=True, text=True,
+                              check=False, timeout=20)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
 
 
 def test_asterisk_runs_as_its_own_user_and_keeps_its_files_private(
@@ -392,22 +425,25 @@ def test_asterisk_runs_as_its_own_user_and_keeps_its_files_private(
     st = recs.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
         0o2770, ASTERISK_UID, RECORDINGS_GID)
-    # the host user that shares Debian's chroot uid 101 (postgres here) reaches none of it
-    private = [str(etc / "pjsip.conf"), str(etc / "manager.conf"),
-               str(inst / "log" / "security.log")]
+    # the host user that shares Debian's chroot uid 101 (postgres here) reaches none of it;
+    # Asterisk's own user, as the control, reaches all of it the same way
     probe = (
-        "import socket, sys\n"
-        "bad = []\n"
-        f"for p in {private!r}:\n"
-        "    try:\n        open(p).read(1); bad.append(p)\n"
+        "import socket\n"
+        "got = []\n"
+        "for p in ('{etc}/pjsip.conf', '{etc}/manager.conf', '{inst}/log/security.log'):\n"
+        "    try:\n        open(p).read(1); got.append(p.rsplit('/', 1)[1])\n"
         "    except PermissionError:\n        pass\n"
         "s = socket.socket(socket.AF_UNIX)\n"
         "try:\n"
-        f"    s.connect({str(inst / 'run' / 'asterisk.ctl')!r}); bad.append('asterisk.ctl')\n"
+        "    s.connect('{inst}/run/asterisk.ctl'); got.append('asterisk.ctl')\n"
         "except PermissionError:\n    pass\n"
-        "print(bad); sys.exit(1 if bad else 0)\n")
-    res = _as_uid(101, probe)
-    assert res.returncode == 0, res.stdout + res.stderr
+        "print(','.join(got))\n")
+    where = {"etc": etc, "inst": inst}
+    res = _as_uid(101, probe, dirs=where)
+    assert (res.returncode, res.stdout.strip()) == (0, ""), res.stdout + res.stderr
+    res = _as_uid(ASTERISK_UID, probe, groups=[ASTERISK_GID, RECORDINGS_GID], dirs=where)
+    assert res.stdout.strip() == "pjsip.conf,manager.conf,security.log,asterisk.ctl", (
+        res.stdout + res.stderr)
     assert it_env.state  # the suite's own instance
 
 
