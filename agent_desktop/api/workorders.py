@@ -52,9 +52,10 @@ class CreateIn(BaseModel):
                       description="fault_repair, complaint, report, consultation, "
                       "service_application, suggestion, praise")
     description: str = Field(max_length=4000)
-    caller_number: str | None = Field(default=None, pattern=r"^\+?[0-9]{1,20}$",
-                                      description="digits, an optional leading +; taken from "
-                                      "the call when call_id is given", examples=["13800000001"])
+    caller_number: str | None = Field(default=None, pattern=r"^(\+?[0-9]{1,20})?$",
+                                      description="digits, an optional leading +; empty or "
+                                      "left out: taken from the call when call_id is given",
+                                      examples=["13800000001"])
     account_number: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Za-z-]+$")
     call_id: str | None = Field(default=None, max_length=64, pattern=r"^[0-9A-Za-z._:@-]+$")
     department: str | None = Field(default=None, max_length=16, pattern=r"^[a-z_]+$",

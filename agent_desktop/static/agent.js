@@ -292,8 +292,12 @@ $("wo-type").addEventListener("change", (ev) => {
 $("wo-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = ev.target;
-  const body = { type: f.type.value, caller_number: f.caller_number.value.trim(),
-                 description: f.description.value.trim(), department: f.department.value };
+  const body = { type: f.type.value, description: f.description.value.trim(),
+                 department: f.department.value };
+  // digits only (the server refuses anything else); a withheld caller ("anonymous") is left
+  // out and the server takes the number from the call record
+  const caller = f.caller_number.value.trim();
+  if (/^\+?\d{1,20}$/.test(caller)) body.caller_number = caller;
   if (f.account_number.value.trim()) body.account_number = f.account_number.value.trim();
   const cid = callId();
   if (cid) body.call_id = cid;

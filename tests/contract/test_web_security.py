@@ -363,6 +363,11 @@ async def test_defect10_caller_number_must_be_digits(env: Env, number: str) -> N
     assert r.status_code == 422 and "caller_number" in r.json()["detail"], r.text
     r = await sup.post("/api/workorders", json=_order(caller_number="+8613800000001"))
     assert r.status_code == 201, r.text
+    # empty is "not given": taken from the call (a withheld caller's form field)
+    a1 = await env.as_user("A001", "seat01")
+    await _connected(env, a1, "A001", "seat01", "1764210600.1", "anonymous")
+    r = await a1.post("/api/workorders", json=_order(caller_number="", call_id="1764210600.1"))
+    assert r.status_code == 201 and r.json()["caller_number"] == "anonymous", r.text
 
 
 @pytest.mark.parametrize("method,url,body", [
