@@ -232,9 +232,10 @@ def _fail2ban_dirs(settings: Settings) -> tuple[Path, Path]:
     return conf, conf / "run"
 
 
-def start_fail2ban(settings: Settings, timeout: float = 20) -> int:
+def start_fail2ban(settings: Settings, timeout: float = 20, policy: Any = None) -> int:
     """The hotline's own fail2ban server (asterisk_conf.fail2ban): bans an address that keeps
-    failing SIP authentication, from Asterisk's security log, with nftables."""
+    failing SIP authentication, from Asterisk's security log, with nftables. `policy` (a
+    fail2ban.BanPolicy) is the default one unless a test shortens it."""
     from asterisk_conf import fail2ban
 
     conf, run = _fail2ban_dirs(settings)
@@ -245,7 +246,8 @@ def start_fail2ban(settings: Settings, timeout: float = 20) -> int:
     run.mkdir(parents=True, exist_ok=True)
     fail2ban.write(fail2ban.render(
         security_log=paths(settings).asterisk / "log" / "security.log", run_dir=run,
-        sip_port=settings.pbx.sip_port, ignore=settings.pbx.carrier_ips), conf)
+        sip_port=settings.pbx.sip_port, ignore=settings.pbx.carrier_ips,
+        policy=policy or fail2ban.BanPolicy()), conf)
     paths(settings).log.mkdir(parents=True, exist_ok=True)
     out = open(paths(settings).log / "fail2ban.out", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(fail2ban.server_command(conf, run), stdout=out,

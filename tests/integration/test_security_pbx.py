@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -165,7 +164,8 @@ def _sipp_caller(h: Hostile, i: int, target: str, workdir: Path) -> subprocess.P
     xml = scenario("hostile_caller", user=h.user, display=h.display.decode("latin-1"))
     scen = workdir / f"hostile-{h.label}.xml"
     scen.write_text(xml, encoding="latin-1")
-    sip, media, ctrl = port(15090) + i, 44000 + 100 * SLOT + 10 * i, 43500 + 10 * SLOT + i
+    # phone ports of their own in the slot's block (15010-15015): see tests/support/ports.py
+    sip, media, ctrl = port(15010) + i, 44000 + 100 * SLOT + 10 * i, 43500 + 10 * SLOT + i
     return subprocess.Popen(
         ["sipp", target, "-sf", str(scen), "-s", "95598", "-m", "1", "-l", "1",
          "-i", "127.0.0.1", "-p", str(sip), "-mp", str(media), "-cp", str(ctrl),
@@ -497,9 +497,11 @@ def ban_lab(attacker_ns: str, prompt_index: PromptIndex,
     os.chmod(state, 0o755)
     path = write_test_settings(state / "hotline.toml", {
         "paths": {"state_dir": str(state)},
-        "pbx": {"bind_ip": HOST_IP, "sip_port": port(15070),
-                "rtp_start": port(17000, 250) + 200, "rtp_end": port(17000, 250) + 240},
-        "ami": {"port": port(15048)},
+        # SIP and AMI in the slot's block, clear of the suite's phones; RTP apart from the
+        # suite's Asterisk (no call is made here, but no range is shared either)
+        "pbx": {"bind_ip": HOST_IP, "sip_port": port(15050),
+                "rtp_start": 45000 + 100 * SLOT, "rtp_end": 45000 + 100 * SLOT + 40},
+        "ami": {"port": port(15052)},
         "fastagi": {"port": port(14583, 10)},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
@@ -509,30 +511,19 @@ def ban_lab(attacker_ns: str, prompt_index: PromptIndex,
     s = load_settings(path, env)
     render_config(s)
     stack.start_asterisk(s)
-    conf = state / "fail2ban"
-    run_dir = conf / "run"
-    run_dir.mkdir(parents=True)
-    fail2ban.write(fail2ban.render(
-        security_log=stack.paths(s).asterisk / "log" / "security.log", run_dir=run_dir,
-        sip_port=s.pbx.sip_port, ignore=s.pbx.carrier_ips, policy=BAN), conf)
-    f2b_out = open(state / "fail2ban.out", "wb")  # noqa: SIM115 - the child's output
-    proc = subprocess.Popen(fail2ban.server_command(conf, run_dir), stdout=f2b_out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        stack.wait_until(lambda: _jail(run_dir) is not None, 20, "fail2ban's jail")
+        # what `make up` starts, with a short ban
+        stack.start_fail2ban(s, policy=BAN)
+        run_dir = s.state_dir / "fail2ban" / "run"
         import json
         seat = json.loads((state / "secrets.json").read_text())["seat01"]
         yield BanLab(s, run_dir, seat)
     finally:
-        subprocess.run(fail2ban.client_command(run_dir, "stop"), capture_output=True,
-                       check=False, timeout=20)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        f2b_out.close()
+        stack.stop_fail2ban(s)
         stack.stop_asterisk(s)
+        # fail2ban drops its table when it stops; make sure, should it have died
+        subprocess.run(["nft", "delete", "table", "inet", BAN.table], capture_output=True,
+                       check=False)
         subprocess.run(["nft", "delete", "table", "inet", BAN.table], capture_output=True,
                        check=False)
 
@@ -559,7 +550,7 @@ def _register(lab: BanLab, password: str, final: int, count: int, *, from_ns: bo
     local_ip = NS_IP if from_ns else "127.0.0.1"
     target = f"{HOST_IP}:{lab.settings.pbx.sip_port}"
     cmd = ["sipp", target, "-sf", str(scen), "-m", str(count), "-l", "1",
-           "-i", local_ip, "-p", str(port(15080)), "-cp", str(43600 + SLOT),
+           "-i", local_ip, "-p", str(port(15054)), "-cp", str(43600 + SLOT),
            "-recv_timeout", str(timeout_ms), "-timeout", f"{count * timeout_ms // 1000 + 10}s",
            "-nostdin"]
     if from_ns:
