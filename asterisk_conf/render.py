@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import string
 import logging
 import os
 import re
@@ -74,6 +75,18 @@ def phone_names(settings: Settings) -> list[tuple[str, int, str]]:
     return seats + sups
 
 
+_PASSWORD_FIRST = string.ascii_letters
+_PASSWORD_REST = string.ascii_letters + string.digits
+
+
+def sip_password(length: int = 24) -> str:
+    """A random SIP password (~142 bits) that every SIP tool reads as it is: letters and digits
+    only, starting with a letter. token_urlsafe's '-' first or '0x' prefix broke SIPp's
+    registration of a seat now and then ('Failed to authenticate')."""
+    return pysecrets.choice(_PASSWORD_FIRST) + "".join(
+        pysecrets.choice(_PASSWORD_REST) for _ in range(length - 1))
+
+
 def load_or_create_secrets(path: Path, settings: Settings) -> dict[str, str]:
     """Each phone's SIP password, generated once and kept in the state dir (mode 0600)."""
     current: dict[str, str] = {}
@@ -82,7 +95,7 @@ def load_or_create_secrets(path: Path, settings: Settings) -> dict[str, str]:
     changed = False
     for name, _ext, _role in phone_names(settings):
         if not current.get(name):
-            current[name] = pysecrets.token_urlsafe(18)
+            current[name] = sip_password()
             changed = True
     if changed or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

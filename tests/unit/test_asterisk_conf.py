@@ -473,3 +473,11 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
     assert objs[("endpoint", "carrier-out")].get("from_user") == "95598"
     # still only one way in for the carrier's own calls
     assert ("identify", "carrier-out") not in objs
+
+
+def test_sip_passwords_are_letters_and_digits_starting_with_a_letter() -> None:
+    from asterisk_conf.render import sip_password
+
+    for _ in range(2000):
+        pw = sip_password()
+        assert len(pw) == 24 and pw.isascii() and pw.isalnum() and pw[0].isalpha()
