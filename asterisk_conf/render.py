@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import string
 import logging
 import os
 import re
 import secrets as pysecrets
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
