@@ -49,6 +49,7 @@ from bench.sipp_load import (
     write_talk_times,
 )
 from config.settings import REPO_ROOT, PbxSettings, Settings, load_settings
+from cti.mqtt import topics
 from hotline import stack
 
 log = logging.getLogger(__name__)
@@ -293,8 +294,8 @@ class Desk:
         self.states: list[dict[str, Any]] = []  # payloads of hotline/agents/+/state
 
     async def run(self) -> None:
-        await self.client.subscribe("hotline/agents/+/state", qos=1)
-        await self.client.subscribe("hotline/agents/+/reply", qos=1)
+        await self.client.subscribe(topics.ALL_AGENT_STATES, qos=1)
+        await self.client.subscribe(topics.ALL_AGENT_REPLIES, qos=1)
         async for m in self.client.messages:
             try:
                 doc = json.loads(bytes(m.payload).decode("utf-8", errors="replace"))
@@ -314,7 +315,7 @@ class Desk:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.replies[rid] = fut
         try:
-            await self.client.publish(f"hotline/cmd/agents/{agent}",
+            await self.client.publish(topics.command_topic("agents", agent),
                                       json.dumps({**payload, "request_id": rid}), qos=1)
             async with asyncio.timeout(timeout):
                 return await fut

@@ -51,13 +51,14 @@ from bench.sipp_load import (
     write_silence_pcap,
     write_talk_times,
 )
+from cti.mqtt import topics
 from hotline import stack
 
 log = logging.getLogger(__name__)
 
 FILTERS = ("shipped", "none")
 SERVICE = acd.SIDES["ours"].service
-POP_TOPIC = "hotline/agents/+/pop"
+POP_TOPIC = topics.ALL_SCREEN_POPS
 TARGET_P99_MS = 100.0
 
 

@@ -168,6 +168,7 @@ SUPERVISOR_ALERTS_TOPIC: Final = supervisor_alerts_topic()
 # Filters for the big screen (大屏), supervisors and the desktop's /ws relay.
 ALL_AGENT_STATES: Final = f"{PREFIX}/agents/+/state"
 ALL_SCREEN_POPS: Final = f"{PREFIX}/agents/+/pop"
+ALL_AGENT_REPLIES: Final = f"{PREFIX}/agents/+/reply"
 ALL_QUEUE_STATS: Final = f"{PREFIX}/queues/+/stats"
 ALL_CALL_EVENTS: Final = f"{PREFIX}/calls/+/events"
 ALL_SUPERVISION: Final = f"{PREFIX}/supervision/+"
