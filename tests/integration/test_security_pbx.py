@@ -160,14 +160,19 @@ def hostile_callers() -> list[Hostile]:
     ]
 
 
-def _sipp_caller(h: Hostile, i: int, target: str, workdir: Path) -> subprocess.Popen[bytes]:
+# a call for an unserved number whose request-URI user forges events (it rides in Exten)
+HOSTILE_EXTEN = "1%0d%0aEvent%3a%20UserEvent%0d%0aUserEvent%3a%20Forged%0d%0a%0d%0a"
+
+
+def _sipp_caller(h: Hostile, i: int, target: str, workdir: Path,
+                 service: str = "95598") -> subprocess.Popen[bytes]:
     xml = scenario("hostile_caller", user=h.user, display=h.display.decode("latin-1"))
     scen = workdir / f"hostile-{h.label}.xml"
     scen.write_text(xml, encoding="latin-1")
-    # phone ports of their own in the slot's block (15010-15015): see tests/support/ports.py
+    # phone ports of their own in the slot's block (15010-15016): see tests/support/ports.py
     sip, media, ctrl = port(15010) + i, 44000 + 100 * SLOT + 10 * i, 43500 + 10 * SLOT + i
     return subprocess.Popen(
-        ["sipp", target, "-sf", str(scen), "-s", "95598", "-m", "1", "-l", "1",
+        ["sipp", target, "-sf", str(scen), "-s", service, "-m", "1", "-l", "1",
          "-i", "127.0.0.1", "-p", str(sip), "-mp", str(media), "-cp", str(ctrl),
          "-timeout", "90s", "-timeout_error", "-nostdin", "-trace_err",
          "-error_file", str(workdir / f"hostile-{h.label}.errors.log")],
@@ -197,7 +202,13 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
     send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "1"})
     target = f"{s.pbx.bind_ip}:{s.pbx.sip_port}"
     procs = [_sipp_caller(h, i, target, tmp_path) for i, h in enumerate(callers)]
+    unserved = Hostile("exten", f"139950{SLOT}0007", b"exten")
+    exten_call = _sipp_caller(unserved, len(callers), target, tmp_path, HOSTILE_EXTEN)
     try:
+        # the unserved number is answered with the no-service message and hung up
+        ami.wait_for(lambda e: e.get("Event") == "Hangup"
+                     and e.get("CallerIDNum") == unserved.sanitised_number, 60,
+                     "the call for an unserved number to end", since=mark)
         queued = {}
         for h in callers:
             # the IVR ran (FastAGI), the caller asked for an agent and waits in Asterisk
@@ -218,7 +229,7 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
         for proc in procs:
             assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
-        for proc in procs:
+        for proc in [*procs, exten_call]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
