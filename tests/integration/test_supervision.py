@@ -35,7 +35,7 @@ from sqlalchemy import select
 from bench.sipp import scenario
 from cti.db.models import Agent
 from cti.db.models_supervision import SupervisionMode, SupervisionSession
-from tests.integration.callers import hang_up, ts
+from tests.integration.callers import hang_up, is_event, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import SippUas, register_seats
 from tests.support.ami import AmiRecorder, send_action
@@ -166,10 +166,8 @@ def test_listen_whisper_barge_heard_as_they_should_be(
     host_rec = cti.settings.asterisk_root / rec_dir.lstrip("/")
     answered = None
     try:
-        answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
-                                and e.get("CallerIDNum") == number
-                                and e.get("DialStatus") == "ANSWER", 90, "agent answered",
-                                since=mark)
+        answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"),
+                                90, "agent answered", since=mark)
         call_id, caller_chan, agent_chan = (answered["Linkedid"], answered["Channel"],
                                             answered["DestChannel"])
         assert agent_chan.startswith(f"PJSIP/{SEAT}-")
@@ -344,10 +342,8 @@ def test_barge_ends_on_record_when_the_call_ends(
                          tmp_path)
     answered = None
     try:
-        answered = ami.wait_for(lambda e: e.get("Event") == "DialEnd"
-                                and e.get("CallerIDNum") == number
-                                and e.get("DialStatus") == "ANSWER", 90, "agent answered",
-                                since=mark)
+        answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"),
+                                90, "agent answered", since=mark)
         # the CTI's own picture says connected (a call still ringing is refused: not_connected)
         mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
                       and m.payload.get("state") == "on_call", 15, "agent on call", since=m0)
