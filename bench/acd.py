@@ -142,28 +142,22 @@ def _seed_db(url: str, n_agents: int) -> list[str]:
     """A small demo database; every bench agent gets skill 'general' (the bench's calls)."""
     from sqlalchemy import select
 
-    from cti.db.migrate import upgrade
     from cti.db.models import Agent
-    from cti.db.session import make_engine, make_session_factory
     from hotline.demo_seed import seed_demo
+    from hotline.wiring import database_at
 
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        with make_session_factory(engine).begin() as s:
-            seed_demo(s, now=datetime.now(UTC), n_accounts=200)
-            rows = s.execute(select(Agent).where(Agent.role == "agent")
-                             .order_by(Agent.agent_id)).scalars().all()
-            if len(rows) < n_agents:
-                raise BenchError(f"the demo seed has {len(rows)} agents, the bench needs "
-                                 f"{n_agents}")
-            for a in rows[:n_agents]:
-                # four demo agents are repair specialists without 'general'; app_queue has all
-                # 50 seats as members, so ours must have 50 agents for the call's skill too
-                a.skills = {**a.skills, "general": a.skills.get("general", 3)}
-            return [a.agent_id for a in rows[:n_agents]]
-    finally:
-        engine.dispose()
+    with database_at(url) as sessions, sessions.begin() as s:
+        seed_demo(s, now=datetime.now(UTC), n_accounts=200)
+        rows = s.execute(select(Agent).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id)).scalars().all()
+        if len(rows) < n_agents:
+            raise BenchError(f"the demo seed has {len(rows)} agents, the bench needs "
+                             f"{n_agents}")
+        for a in rows[:n_agents]:
+            # four demo agents are repair specialists without 'general'; app_queue has all
+            # 50 seats as members, so ours must have 50 agents for the call's skill too
+            a.skills = {**a.skills, "general": a.skills.get("general", 3)}
+        return [a.agent_id for a in rows[:n_agents]]
 
 
 def best_queue_conf(shipped_queues_conf: str, wrap_up_s: int) -> str:
@@ -534,20 +528,16 @@ def db_states(db_url: str, since: float) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from cti.db.models import AgentStateLog
-    from cti.db.session import make_engine, make_session_factory
+    from hotline.wiring import database_at
 
-    engine = make_engine(db_url)
     out: list[dict[str, Any]] = []
-    try:
-        with make_session_factory(engine).begin() as s:
-            for agent_id, state, at in s.execute(
-                    select(AgentStateLog.agent_id, AgentStateLog.state, AgentStateLog.at)
-                    .order_by(AgentStateLog.id)):
-                t = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
-                if t >= since:
-                    out.append({"agent_id": agent_id, "state": state, "since": t})
-    finally:
-        engine.dispose()
+    with database_at(db_url, migrate=False) as sessions, sessions.begin() as s:
+        for agent_id, state, at in s.execute(
+                select(AgentStateLog.agent_id, AgentStateLog.state, AgentStateLog.at)
+                .order_by(AgentStateLog.id)):
+            t = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+            if t >= since:
+                out.append({"agent_id": agent_id, "state": state, "since": t})
     return out
 
 

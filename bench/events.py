@@ -277,14 +277,10 @@ def demo_numbers(db_url: str, n: int, seed: int) -> list[str]:
     from sqlalchemy import select
 
     from cti.db.models import AccountPhone
-    from cti.db.session import make_engine, make_session_factory
+    from hotline.wiring import database_at
 
-    engine = make_engine(db_url)
-    try:
-        with make_session_factory(engine).begin() as s:
-            phones = sorted(s.execute(select(AccountPhone.phone)).scalars().all())
-    finally:
-        engine.dispose()
+    with database_at(db_url, migrate=False) as sessions, sessions() as s:
+        phones = sorted(s.execute(select(AccountPhone.phone)).scalars().all())
     if not phones:
         raise acd.BenchError("the demo database has no account phone numbers")
     rng = random.Random(f"bench-events-numbers-{seed}")

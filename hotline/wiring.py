@@ -17,7 +17,8 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,22 @@ def migrated_engine(settings: Settings) -> SqlEngine:
     settings.state_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
     upgrade(settings.db_url)
     return make_engine(settings.db_url)
+
+
+@contextmanager
+def database_at(url: str, *, migrate: bool = True) -> Iterator[sessionmaker[Session]]:
+    """A session factory over the database at `url` (migrated to head first, unless told not
+    to), its engine disposed of on the way out: for the bench and tools that name a URL."""
+    from cti.db.migrate import upgrade
+    from cti.db.session import make_engine, make_session_factory
+
+    if migrate:
+        upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
