@@ -40,7 +40,7 @@ from hotline import stack
 from hotline.cli import render_config
 from prompts.index import PromptIndex
 from tests.integration.conftest import CtiProcess, ItEnv
-from tests.support.ami import AmiRecorder, send_action
+from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.ami_users import Login, cti_twin
 from tests.support.ports import SLOT, port
 from tests.support.settings import REPO, write_test_settings
@@ -209,13 +209,15 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
         ami.wait_for(lambda e: e.get("Event") == "Hangup"
                      and e.get("CallerIDNum") == unserved.sanitised_number, 60,
                      "the call for an unserved number to end", since=mark)
-        queued = {}
+        queued: dict[str, Event] = {}
         for h in callers:
             # the IVR ran (FastAGI), the caller asked for an agent and waits in Asterisk
+            def is_queued(e: Event, n: str = h.sanitised_number) -> bool:
+                return (e.get("Event") == "UserEvent" and e.get("UserEvent") == "HotlineQueued"
+                        and e.get("CallerIDNum") == n)
             try:
                 queued[h.label] = ami.wait_for(
-                    lambda e, n=h.sanitised_number: e.get("Event") == "UserEvent"
-                    and e.get("UserEvent") == "HotlineQueued" and e.get("CallerIDNum") == n,
+                    is_queued,
                     90, f"HotlineQueued for the {h.label} caller ({h.sanitised_number})",
                     since=mark)
             except AssertionError as exc:
