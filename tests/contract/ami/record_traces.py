@@ -32,6 +32,7 @@ from config.settings import Settings, load_settings
 from cti.ami.client import AmiActionError, AmiConnection
 from hotline import stack
 from hotline.cli import build_prompts, render_config
+from tests.support.ami_users import add_test_users, cti_twin
 from tests.support.rtp import write_call_pcap
 from tests.support.settings import REPO, write_test_settings
 from tests.support.sipp import Caller, Keys, Pause, scenario_xml
@@ -66,8 +67,11 @@ class RawAmi:
         self._changed.set()
 
     async def start(self) -> RawAmi:
+        # the CTI's twin: the CTI user's classes and event filters, so the trace is what the
+        # CTI receives; the CTI's own user allows one session, which the lab's CTI holds
         a = self.settings.ami
-        self._conn = await AmiConnection.open(a.host, a.port, a.username, a.secret,
+        login = cti_twin(self.settings)
+        self._conn = await AmiConnection.open(a.host, a.port, login.username, login.secret,
                                               action_timeout_s=10, on_event=self._event,
                                               on_bytes=self.raw.extend,
                                               login_action_id="rec-login")
@@ -189,14 +193,14 @@ class Lab:
     heartbeat: asyncio.Task[None] | None = None
 
     async def keep_heartbeat(self) -> None:
-        """What the CTI does: DBPut hotline/heartbeat every second (on its own connection)."""
+        """What the CTI does: the global HOTLINE_HEARTBEAT every second (on its own connection)."""
         ami = await RawAmi(self.settings).start()
         try:
             i = 0
             while True:
                 i += 1
-                await ami.call({"Action": "DBPut", "Family": "hotline", "Key": "heartbeat",
-                                "Val": str(int(time.time())), "ActionID": f"hb-{i}"})
+                await ami.call({"Action": "Setvar", "Variable": "HOTLINE_HEARTBEAT",
+                                "Value": str(int(time.time())), "ActionID": f"hb-{i}"})
                 await asyncio.sleep(1)
         finally:
             await ami.close()
@@ -429,6 +433,7 @@ def main() -> None:
     TRACES.mkdir(exist_ok=True)
     build_prompts(lab.settings)
     render_config(lab.settings)
+    add_test_users(lab.settings)
     patch_modules(lab.settings)
     lab.seat_secrets.update(json.loads((state / "secrets.json").read_text()))
     stack.start_asterisk(lab.settings)
