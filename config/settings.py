@@ -170,6 +170,10 @@ class Settings:
     web: WebSettings = WebSettings()
     recorder: RecorderSettings = RecorderSettings()
     workorders: WorkOrderSettings = WorkOrderSettings()
+    # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
+    # `hotline doctor` then only warns about that password. A settings file without it is not a
+    # demo, and a staff account still taking the demo password there fails the doctor.
+    demo: bool = False
 
     @property
     def asterisk_etc(self) -> Path:
@@ -198,6 +202,13 @@ def _reasons(raw: object) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"[acd] not_ready_reasons {bad} must match {NOT_READY_REASON_PATTERN}")
     return out
+
+
+def _demo(hotline: Mapping[str, object]) -> bool:
+    value = hotline.get("demo", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"[hotline] demo must be true or false, got {value!r}")
+    return value
 
 
 def pbx_nodes(pbx: Mapping[str, object], systemname: str, ami_host: str,
@@ -291,6 +302,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                                if k in WebSettings.__dataclass_fields__}),
             recorder=recorder_settings(raw.get("recorder", {}), state_dir, root),
             workorders=workorder_settings(raw.get("workorders", {})),
+            demo=_demo(raw.get("hotline", {})),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc

@@ -1,0 +1,501 @@
+"""`hotline doctor`: checks a deployment against issue 10's list (ports, MQTT, AMI, modules, files,
+secrets, TLS, the SIP ban); each check reads what it is given and returns a Check."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets as pysecrets
+import socket
+import stat
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from asterisk.config import Config
+
+from asterisk_conf import fail2ban
+from asterisk_conf.render import ASTERISK_GID, ASTERISK_UID, RECORDINGS_GID
+from config.settings import Settings
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+DEMO_PASSWORD = "95598"  # hotline.demo_seed.DEMO_PASSWORD (not imported: it pulls in the seed)
+# AMI write classes that reach a shell, the CLI or the config with its secrets (manager.conf.j2)
+DANGEROUS_AMI_WRITE = frozenset({"system", "command", "config", "all"})
+# modules one `module load` away from a shell (scripts/install-asterisk-chroot.sh deletes them)
+SHELL_MODULES = ("app_system.so", "func_shell.so", "app_externalivr.so", "pbx_lua.so")
+MIN_AMI_SECRET = 16
+MIN_SIP_SECRET = 12
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # PASS, WARN or FAIL
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def unsafe(checks: Iterable[Check]) -> bool:
+    return any(c.status == FAIL for c in checks)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+# ------------------------------------------------------------------------------- ports bound
+
+
+def _hex_addr(text: str) -> str:
+    """An address of /proc/net/tcp{,6}: 32-bit words in host (little-endian) order."""
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def listening_tcp(proc_net: Path = Path("/proc/net")) -> list[tuple[str, int]]:
+    """(address, port) of every listening TCP socket in this network namespace."""
+    out = []
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = (proc_net / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                addr, port = fields[1].split(":")
+                out.append((_hex_addr(addr), int(port, 16)))
+    return out
+
+
+def check_ports(settings: Settings, listening: Sequence[tuple[str, int]]) -> Check:
+    """AMI, FastAGI, the web desktop and MQTT listen on their configured address only; a wildcard
+    (0.0.0.0, ::) or another interface than the configured one is open to the network."""
+    wanted = {"AMI": (settings.ami.host, settings.ami.port),
+              "FastAGI": (settings.fastagi.host, settings.fastagi.port),
+              "web": (settings.web.host, settings.web.port),
+              "MQTT": (settings.mqtt.host, settings.mqtt.port)}
+    bad, seen, missing = [], [], []
+    for what, (host, port) in wanted.items():
+        addrs = sorted({a for a, p in listening if p == port})
+        if not addrs:
+            missing.append(f"{what} :{port}")
+            continue
+        seen.append(f"{what} {','.join(addrs)}:{port}")
+        for a in addrs:
+            if ipaddress.ip_address(a).is_unspecified:
+                bad.append(f"{what} on {a}:{port} (every interface)")
+            elif a != host and not (_is_loopback(a) and _is_loopback(host)):
+                bad.append(f"{what} on {a}:{port} (configured {host})")
+    if bad:
+        return Check("ports", FAIL, "; ".join(bad),
+                     "bind each to loopback or its configured host in hotline.toml "
+                     "([ami]/[fastagi]/[web]/[mqtt] host) and restart it")
+    detail = "; ".join(seen) or "nothing listening"
+    if missing:
+        return Check("ports", WARN, f"{detail}; not listening: {', '.join(missing)}",
+                     "start the stack (hotline up) and run the doctor again")
+    return Check("ports", PASS, detail)
+
+
+# ----------------------------------------------------------------------------- anonymous MQTT
+
+
+def mqtt_connack(host: str, port: int, timeout: float = 3.0) -> int:
+    """The CONNACK return code an anonymous MQTT 3.1.1 CONNECT gets (0: accepted; 4, 5:
+    refused). A raw packet rather than a client library: no loop, no retry, the exact code."""
+    client_id = f"hotline-doctor-{pysecrets.token_hex(4)}".encode()
+    var = b"\x00\x04MQTT\x04\x02\x00\x0a"  # protocol name, level 4, clean session, keepalive 10
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    body = var + payload
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(bytes([0x10, len(body)]) + body)
+        ack = b""
+        while len(ack) < 4:
+            chunk = s.recv(4 - len(ack))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection without a CONNACK")
+            ack += chunk
+        if ack[0] != 0x20:
+            raise ConnectionError(f"not a CONNACK: {ack!r}")
+        if ack[3] == 0:
+            s.sendall(b"\xe0\x00")  # DISCONNECT
+        return ack[3]
+
+
+def check_mqtt_anonymous(host: str, port: int, connack: Callable[[str, int], int] = mqtt_connack
+                         ) -> Check:
+    try:
+        code = connack(host, port)
+    except OSError as exc:
+        return Check("mqtt-anonymous", WARN, f"no broker answered on {host}:{port} ({exc})",
+                     "start the stack (hotline up) and run the doctor again")
+    if code == 0:
+        return Check("mqtt-anonymous", FAIL,
+                     f"the broker on {host}:{port} accepts anonymous clients: anyone on the host "
+                     "reads screen-pops, passwords and tokens on hotline/#",
+                     "run the hotline's own broker config (issue 10, MQTT part): "
+                     "allow_anonymous false, a password file and an ACL")
+    return Check("mqtt-anonymous", PASS,
+                 f"the broker on {host}:{port} refuses an anonymous CONNECT (code {code})")
+
+
+# ------------------------------------------------------------------------------- AMI classes
+
+
+class _Conf(Config):  # type: ignore[misc]
+    """pyst2's parser, reading UTF-8 and closing the file (its own load does neither)."""
+
+    def load(self) -> None:
+        self.raw_lines = Path(self.filename).read_text(encoding="utf-8").splitlines(True)
+
+
+def read_asterisk_conf(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """{section: [(name, value)]} of an Asterisk .conf file, comments dropped."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for cat in _Conf(str(path)).categories:
+        out.setdefault(cat.name, []).extend(
+            (i.name, i.value.split(";", 1)[0].strip()) for i in cat.items)
+    return out
+
+
+def _last(items: Sequence[tuple[str, str]], name: str, default: str = "") -> str:
+    vals = [v for k, v in items if k == name]
+    return vals[-1] if vals else default
+
+
+def _yes(value: str) -> bool:
+    return value.strip().lower() in ("yes", "true", "y", "t", "1", "on")
+
+
+def check_ami(manager_conf: Path, username: str) -> Check:
+    """The rendered manager.conf: loopback only, one session per user unless it needs more, and
+    no user with a write class that reaches a shell, the CLI or the config."""
+    try:
+        conf = read_asterisk_conf(manager_conf)
+    except FileNotFoundError:
+        return Check("ami", WARN, f"{manager_conf} is not rendered yet",
+                     "hotline config render (done by hotline up)")
+    except PermissionError:
+        return Check("ami", WARN, f"cannot read {manager_conf}", "run the doctor as root")
+    general = conf.get("general", [])
+    bad = []
+    bind = _last(general, "bindaddr", "0.0.0.0")
+    if not _is_loopback(bind):
+        bad.append(f"bindaddr = {bind}")
+    if _yes(_last(general, "allowmultiplelogin", "yes")) and username in conf \
+            and not _last(conf[username], "allowmultiplelogin"):
+        bad.append(f"allowmultiplelogin on for {username}")
+    if username not in conf:
+        bad.append(f"no [{username}] user (the CTI's)")
+    for user, items in conf.items():
+        if user == "general":
+            continue
+        write = {c.strip().lower() for v in (x for k, x in items if k == "write")
+                 for c in v.split(",") if c.strip()}
+        danger = sorted(write & DANGEROUS_AMI_WRITE)
+        if danger:
+            bad.append(f"[{user}] write = {','.join(danger)}")
+        if user == username and _yes(_last(items, "allowmultiplelogin", "no")):
+            bad.append(f"allowmultiplelogin = yes for {username}")
+    if bad:
+        return Check("ami", FAIL, f"{manager_conf.name}: {'; '.join(bad)}",
+                     "render manager.conf from asterisk_conf/templates (hotline config render): "
+                     "loopback, write = call,originate,agent,reporting, allowmultiplelogin = no")
+    return Check("ami", PASS, f"{manager_conf.name}: loopback {bind}, no system/command/config "
+                              f"write, one session for {username}")
+
+
+# ------------------------------------------------------------------------------ modules in root
+
+
+def modules_dirs(asterisk_root: Path) -> list[Path]:
+    return sorted({p.parent for p in asterisk_root.glob("usr/lib/*/asterisk/modules/app_dial.so")}
+                  | {p.parent for p in asterisk_root.glob("usr/lib/asterisk/modules/app_dial.so")})
+
+
+def check_modules(asterisk_root: Path) -> Check:
+    dirs = modules_dirs(asterisk_root)
+    if not dirs:
+        return Check("modules", WARN, f"no Asterisk modules dir under {asterisk_root}",
+                     "make up (scripts/install-asterisk-chroot.sh)")
+    present = [str(d / m) for d in dirs for m in SHELL_MODULES if (d / m).exists()]
+    if present:
+        return Check("modules", FAIL, "shell modules in the Asterisk root: " + ", ".join(present),
+                     "delete them (scripts/install-asterisk-chroot.sh hardens the root: make up)")
+    return Check("modules", PASS, f"none of {', '.join(SHELL_MODULES)} in {dirs[0]}")
+
+
+# --------------------------------------------------------------------------- modes and owners
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A file or folder that must not be world-readable, and, where known, its owner."""
+
+    path: Path
+    uid: int | None = None
+    gid: int | None = None
+    private: bool = False  # no group bits either (0600 / 0700)
+
+
+def expected_files(settings: Settings) -> list[Expect]:
+    """What the deployment writes (stack.py, asterisk_conf/render.py, scripts/asterisk.sh)."""
+    st = settings.state_dir
+    etc = settings.asterisk_etc
+    out = [Expect(st / "secrets.json", private=True), Expect(st / "hotline.env", private=True),
+           Expect(etc, uid=0, gid=ASTERISK_GID),
+           Expect(etc / "pjsip.conf", uid=0, gid=ASTERISK_GID),
+           Expect(etc / "manager.conf", uid=0, gid=ASTERISK_GID),
+           Expect(st / "log" / "cti.log"),
+           Expect(st / "asterisk" / "astdb", uid=ASTERISK_UID),
+           Expect(st / "asterisk" / "astdb" / "astdb.sqlite3", uid=ASTERISK_UID),
+           Expect(settings.recorder.storage_dir, uid=ASTERISK_UID, gid=RECORDINGS_GID),
+           Expect(st / "web-tls" / "key.pem", private=True)]
+    if settings.db_url.startswith("sqlite:///"):
+        db = Path(settings.db_url.removeprefix("sqlite:///"))
+        out += [Expect(db), Expect(db.with_name(db.name + "-wal")),
+                Expect(db.with_name(db.name + "-shm"))]
+    return out
+
+
+def check_files(expected: Sequence[Expect]) -> Check:
+    bad, checked = [], 0
+    for e in expected:
+        try:
+            s = e.path.lstat()
+        except FileNotFoundError:
+            continue
+        checked += 1
+        mode = stat.S_IMODE(s.st_mode)
+        problems = []
+        if mode & 0o007:
+            problems.append(f"mode {mode:04o}: others may {'read' if mode & 0o004 else 'use'} it")
+        elif e.private and mode & 0o070:
+            problems.append(f"mode {mode:04o}: its group may read it (want 0600)")
+        if e.uid is not None and s.st_uid != e.uid:
+            problems.append(f"owner uid {s.st_uid}, want {e.uid}")
+        if e.gid is not None and s.st_gid != e.gid:
+            problems.append(f"group gid {s.st_gid}, want {e.gid}")
+        if problems:
+            bad.append(f"{e.path}: {', '.join(problems)}")
+    if bad:
+        return Check("files", FAIL, "; ".join(bad),
+                     "chmod o-rwx (0600 for secrets) and chown as listed; hotline up as root "
+                     "renders the config and starts Asterisk with the right owners")
+    return Check("files", PASS, f"{checked} files and folders: none world-readable, owners as "
+                                "expected")
+
+
+# ------------------------------------------------------------------------------ weak secrets
+
+
+def demo_password_accounts(staff: Iterable[tuple[str, str]],
+                           verify: Callable[[str, str], bool]) -> list[str]:
+    """The staff ids whose password hash takes the demo password; one verify per distinct hash
+    (the demo seed gives every account the same one, and argon2 is slow on purpose)."""
+    verdict: dict[str, bool] = {}
+    out = []
+    for agent_id, password_hash in staff:
+        if password_hash not in verdict:
+            verdict[password_hash] = verify(password_hash, DEMO_PASSWORD)
+        if verdict[password_hash]:
+            out.append(agent_id)
+    return out
+
+
+def argon2_verify(password_hash: str, password: str) -> bool:
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return bool(PasswordHasher().verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_secrets(*, demo: bool, demo_accounts: Sequence[str] | None, ami_secret: str,
+                  sip_secrets: Mapping[str, str] | None) -> Check:
+    """The demo password on a deployment not marked demo ([hotline] demo), a short AMI secret,
+    short SIP passwords. demo_accounts None: the staff table could not be read."""
+    bad: list[str] = []
+    warn: list[str] = []
+    if demo_accounts is None:
+        warn.append("staff table not readable (no database yet?)")
+    elif demo_accounts:
+        shown = ", ".join(demo_accounts[:5]) + (" ..." if len(demo_accounts) > 5 else "")
+        msg = (f"{len(demo_accounts)} staff accounts take the demo password {DEMO_PASSWORD} "
+               f"({shown})")
+        (warn if demo else bad).append(msg + (" on a demo deployment" if demo else ""))
+    if not ami_secret:
+        warn.append("no AMI secret yet (hotline up makes one in hotline.env)")
+    elif len(ami_secret) < MIN_AMI_SECRET:
+        bad.append(f"AMI secret has {len(ami_secret)} characters (want {MIN_AMI_SECRET}+)")
+    if sip_secrets is not None:
+        short = sorted(k for k, v in sip_secrets.items() if len(v) < MIN_SIP_SECRET)
+        if short:
+            bad.append(f"SIP passwords under {MIN_SIP_SECRET} characters: {', '.join(short[:5])}")
+    if bad:
+        return Check("secrets", FAIL, "; ".join(bad + warn),
+                     "set each staff password (not 95598) or mark a demo with [hotline] demo = "
+                     "true; a long HOTLINE_AMI_SECRET; delete short entries of secrets.json and "
+                     "hotline config render")
+    if warn:
+        return Check("secrets", WARN, "; ".join(warn),
+                     "before real use: [hotline] demo = false and a real password per account")
+    return Check("secrets", PASS, "no account takes the demo password; AMI and SIP secrets long")
+
+
+# ---------------------------------------------------------------------------------------- TLS
+
+
+def check_tls(settings: Settings) -> Check:
+    web = settings.web
+    if web.tls:
+        return Check("tls", PASS, f"the desktop is served over HTTPS ([web] tls = {web.tls!r})")
+    where = f"{web.host}:{web.port}"
+    if _is_loopback(web.host):
+        return Check("tls", WARN, f"the desktop is plain HTTP on loopback {where}",
+                     'set [web] tls = "self-signed" (or "files" with a real certificate)')
+    return Check("tls", FAIL, f"the desktop is plain HTTP on {where}, reachable from the network: "
+                              "passwords and session cookies cross it in clear",
+                 '[web] tls = "files" with tls_cert/tls_key (or "self-signed"), or host = '
+                 '"127.0.0.1"')
+
+
+# ------------------------------------------------------------------------------------- the ban
+
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=False, timeout=20)
+
+
+def check_ban(run_dir: Path, asterisk_running: bool, run: Runner = _run) -> Check:
+    """The stack's own fail2ban server (stack.start_fail2ban) answers with the SIP jail."""
+    sock = run_dir / "fail2ban.sock"
+    if not sock.exists() and not asterisk_running:
+        return Check("sip-ban", WARN, "neither Asterisk nor the hotline's fail2ban is running",
+                     "start the stack (hotline up) and run the doctor again")
+    if not sock.exists():
+        return Check("sip-ban", FAIL, f"no fail2ban server of the hotline ({sock} missing)",
+                     "hotline up starts it (fail2ban + nftables from make up)")
+    try:
+        res = run(fail2ban.client_command(run_dir, "status", fail2ban.JAIL))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("sip-ban", FAIL, f"fail2ban-client failed: {exc}",
+                     "make up installs fail2ban; hotline down && hotline up restarts it")
+    if res.returncode != 0:
+        return Check("sip-ban", FAIL, f"jail {fail2ban.JAIL} not running: "
+                                      f"{(res.stderr or res.stdout).strip()[:200]}",
+                     "hotline down && hotline up restarts the hotline's fail2ban")
+    banned = next((ln.split(":", 1)[1].strip() for ln in res.stdout.splitlines()
+                   if "Currently banned" in ln), "?")
+    return Check("sip-ban", PASS, f"fail2ban jail {fail2ban.JAIL} running ({banned} banned now)")
+
+
+# ------------------------------------------------------------------------- daemons' users
+
+
+def process_uid(pidfile: Path) -> int | None:
+    """The real uid of the live process in pidfile, or None."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def check_users(cti_uid: int | None, asterisk_uid: int | None) -> Check:
+    """Asterisk runs as hotline-asterisk; the CTI (and its web app) not as root (defect 4)."""
+    bad, seen = [], []
+    if asterisk_uid is not None:
+        seen.append(f"Asterisk uid {asterisk_uid}")
+        if asterisk_uid != ASTERISK_UID:
+            bad.append(f"Asterisk runs as uid {asterisk_uid}, not hotline-asterisk "
+                       f"({ASTERISK_UID})")
+    if cti_uid is not None:
+        seen.append(f"CTI uid {cti_uid}")
+        if cti_uid == 0:
+            bad.append("the CTI and its web desktop run as root")
+    if bad:
+        return Check("users", FAIL, "; ".join(bad),
+                     "run the CTI as an unprivileged hotline user (issue 10, defect 4); "
+                     "Asterisk with scripts/asterisk.sh")
+    if not seen:
+        return Check("users", WARN, "neither Asterisk nor the CTI is running",
+                     "start the stack (hotline up) and run the doctor again")
+    return Check("users", PASS, "; ".join(seen))
+
+
+# ---------------------------------------------------------------------------- all together
+
+
+def staff_hashes(settings: Settings) -> list[tuple[str, str]] | None:
+    """(agent_id, password_hash) of every active staff account, or None when unreadable. The
+    database is opened as it is (never migrated by the doctor)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cti.db.models import Agent
+    from hotline.wiring import database_at
+
+    if settings.db_url.startswith("sqlite:///") \
+            and not Path(settings.db_url.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        with database_at(settings.db_url, migrate=False) as sessions, sessions() as s:
+            rows = s.execute(select(Agent.agent_id, Agent.password_hash)
+                             .where(Agent.active.is_(True))).all()
+    except SQLAlchemyError:
+        return None
+    return [(str(a), str(h)) for a, h in rows]
+
+
+def _sip_secrets(path: Path) -> dict[str, str] | None:
+    import json
+
+    try:
+        doc: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check against this deployment, as the settings describe it."""
+    staff = staff_hashes(settings)
+    state = settings.state_dir
+    asterisk_uid = process_uid(state / "asterisk" / "asterisk.pid")
+    return [
+        check_ports(settings, listening_tcp()),
+        check_mqtt_anonymous(settings.mqtt.host, settings.mqtt.port),
+        check_ami(settings.asterisk_etc / "manager.conf", settings.ami.username),
+        check_modules(settings.asterisk_root),
+        check_files(expected_files(settings)),
+        check_secrets(demo=settings.demo,
+                      demo_accounts=None if staff is None
+                      else demo_password_accounts(staff, argon2_verify),
+                      ami_secret=settings.ami.secret,
+                      sip_secrets=_sip_secrets(state / "secrets.json")),
+        check_tls(settings),
+        check_ban(state / "fail2ban" / "run", asterisk_running=asterisk_uid is not None),
+        check_users(process_uid(state / "run" / "cti.pid"), asterisk_uid),
+    ]
+
+
+__all__ = ["FAIL", "PASS", "WARN", "Check", "run_checks", "unsafe"]
