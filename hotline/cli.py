@@ -12,6 +12,7 @@ import click
 from hotline import cli_common as common
 from hotline import stack, wiring
 from hotline.cli_bench import bench
+from hotline.cli_doctor import doctor
 from hotline.cli_recordings import recordings, replay
 from hotline.cli_workorders import workorders
 
@@ -259,3 +260,4 @@ main.add_command(workorders)  # list, show, advance, urge, return-visits, at-ris
 main.add_command(bench)
 main.add_command(recordings)
 main.add_command(replay)
+main.add_command(doctor)
