@@ -1,0 +1,155 @@
+"""`hotline doctor` against real brokers and a real database: a throwaway Mosquitto that lets
+anyone in FAILs, one with a password file PASSes; the command's JSON and exit code on a planted
+weak deployment and on a hardened one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from click.testing import CliRunner
+
+from cti.db.agents import create_agent
+from hotline import doctor, stack
+from hotline.cli import main
+from hotline.wiring import database_at
+from tests.support.settings import REPO, write_test_settings
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+pytestmark = pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="no mosquitto")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def mosquitto(workdir: Path, *, anonymous: bool) -> Iterator[int]:
+    """A broker of the test's own on a free loopback port: open to anyone, or with a password
+    file (user hotline-cti, password s3cret-pw) and no anonymous access."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # as root, Mosquitto drops to its own user, which cannot read pytest's 0700 tmp folders
+    lines = ["user root"] if os.geteuid() == 0 else []
+    lines += [f"listener {port} 127.0.0.1", "persistence false"]
+    if anonymous:
+        lines.append("allow_anonymous true")
+    else:
+        pw = workdir / "passwords"
+        subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "hotline-cti", "s3cret-pw"],
+                       check=True, capture_output=True)
+        lines += ["allow_anonymous false", f"password_file {pw}"]
+    conf = workdir / "mosquitto.conf"
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), 10, "the test broker")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_a_broker_open_to_anonymous_clients_fails(tmp_path: Path) -> None:
+    with mosquitto(tmp_path, anonymous=True) as port:
+        c = doctor.check_mqtt_anonymous("127.0.0.1", port)
+    assert c.status == doctor.FAIL, c
+    assert "accepts anonymous clients" in c.detail
+    assert c.fix.startswith("run the hotline's own broker config (issue 10, MQTT part)")
+
+
+def test_a_broker_with_a_password_file_refusing_anonymous_passes(tmp_path: Path) -> None:
+    async def login(port: int) -> None:  # the broker works: a client with its password gets in
+        async with aiomqtt.Client("127.0.0.1", port, username="hotline-cti",
+                                  password="s3cret-pw", timeout=5):
+            pass
+
+    with mosquitto(tmp_path, anonymous=False) as port:
+        c = doctor.check_mqtt_anonymous("127.0.0.1", port)
+        asyncio.run(login(port))
+    assert c.status == doctor.PASS, c
+    assert "code 5" in c.detail  # CONNACK 5: not authorised
+
+
+def test_no_broker_is_a_warning() -> None:
+    assert doctor.check_mqtt_anonymous("127.0.0.1", free_port()).status == doctor.WARN
+
+
+# ------------------------------------------------------------------------ the command itself
+
+
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, mqtt_port: int, demo: bool,
+               password: str, secrets_mode: int) -> None:
+    """A state dir with secrets.json, hotline.env and a SQLite DB holding one agent, nothing
+    running, settings in HOTLINE_SETTINGS."""
+    state = tmp_path / "var"
+    path = write_test_settings(tmp_path / "hotline.toml", {
+        "hotline": {"demo": demo},
+        "paths": {"state_dir": str(state), "asterisk_root": str(tmp_path / "no-root")},
+        "ivr": {"flows_dir": str(REPO / "ivr" / "flows")},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+        # ports nothing listens on, so a `make up` beside the tests is not judged here
+        "ami": {"port": free_port()}, "fastagi": {"port": free_port()},
+        "web": {"port": free_port()},
+    })
+    state.mkdir()
+    secrets = state / "secrets.json"
+    secrets.write_text(json.dumps({"seat01": "x" * 24}), encoding="utf-8")
+    secrets.chmod(secrets_mode)
+    url = f"sqlite:///{state / 'hotline.db'}"
+    with database_at(url) as sessions, sessions.begin() as s:
+        create_agent(s, agent_id="A001", name="张三", role="agent", password=password,
+                     skills={"general": 3})
+    for f in state.glob("hotline.db*"):
+        f.chmod(0o600)
+    monkeypatch.setenv("HOTLINE_SETTINGS", str(path))
+    monkeypatch.setenv("HOTLINE_AMI_SECRET", "a-long-enough-ami-secret-for-tests")
+    for var in ("HOTLINE_DB_URL", "HOTLINE_STATE_DIR", "HOTLINE_AST_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_doctor_json_fails_a_planted_weak_deployment(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    with mosquitto(tmp_path / "mqtt", anonymous=True) as port:
+        deployment(tmp_path, monkeypatch, mqtt_port=port, demo=False, password="95598",
+                   secrets_mode=0o644)
+        res = CliRunner().invoke(main, ["doctor", "--json"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.output)
+    assert doc["ok"] is False
+    by = {c["name"]: c for c in doc["checks"]}
+    assert set(by) == {"ports", "mqtt-anonymous", "ami", "modules", "files", "secrets", "tls",
+                       "sip-ban", "users"}
+    assert by["mqtt-anonymous"]["status"] == "FAIL"
+    assert by["files"]["status"] == "FAIL" and "secrets.json: mode 0644" in by["files"]["detail"]
+    assert by["secrets"]["status"] == "FAIL"
+    assert "1 staff accounts take the demo password 95598 (A001)" in by["secrets"]["detail"]
+    assert all(c["fix"] for c in doc["checks"] if c["status"] != "PASS")
+
+
+def test_doctor_exits_0_on_a_hardened_deployment(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with mosquitto(tmp_path / "mqtt", anonymous=False) as port:
+        deployment(tmp_path, monkeypatch, mqtt_port=port, demo=False,
+                   password="a real password", secrets_mode=0o600)
+        res = CliRunner().invoke(main, ["doctor"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any(ln.startswith("PASS  mqtt-anonymous") for ln in lines), res.output
+    assert any(ln.startswith("PASS  secrets") for ln in lines), res.output
+    assert any(ln.startswith("PASS  files") for ln in lines), res.output
+    # nothing runs here: those checks warn and say how to get an answer, but do not fail
+    assert any(ln.startswith("WARN  ports") for ln in lines), res.output
+    assert "fix: start the stack (hotline up) and run the doctor again" in res.output
+    assert lines[-1] == "ok: nothing unsafe found"
