@@ -256,7 +256,11 @@ def expected_files(settings: Settings) -> list[Expect]:
            Expect(etc, uid=0, gid=ASTERISK_GID),
            Expect(etc / "pjsip.conf", uid=0, gid=ASTERISK_GID),
            Expect(etc / "manager.conf", uid=0, gid=ASTERISK_GID),
-           Expect(st / "log" / "cti.log"),
+           Expect(st / "log" / "cti.log"), Expect(st / "log" / "asterisk.out"),
+           Expect(st / "log" / "fail2ban.out"),
+           Expect(st / "asterisk" / "log", uid=ASTERISK_UID),
+           Expect(st / "asterisk" / "log" / "security.log", uid=ASTERISK_UID),
+           Expect(st / "asterisk" / "run", uid=ASTERISK_UID),
            Expect(st / "asterisk" / "astdb", uid=ASTERISK_UID),
            Expect(st / "asterisk" / "astdb" / "astdb.sqlite3", uid=ASTERISK_UID),
            Expect(settings.recorder.storage_dir, uid=ASTERISK_UID, gid=RECORDINGS_GID),
@@ -290,8 +294,8 @@ def check_files(expected: Sequence[Expect]) -> Check:
             bad.append(f"{e.path}: {', '.join(problems)}")
     if bad:
         return Check("files", FAIL, "; ".join(bad),
-                     "chmod o-rwx (0600 for secrets) and chown as listed; hotline up as root "
-                     "renders the config and starts Asterisk with the right owners")
+                     "chmod o-rwx each file above (0600 for secrets); owners: hotline up as root "
+                     "renders the config and starts Asterisk with the right ones")
     return Check("files", PASS, f"{checked} files and folders: none world-readable, owners as "
                                 "expected")
 
