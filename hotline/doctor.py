@@ -437,7 +437,7 @@ def check_users(cti_uid: int | None, asterisk_uid: int | None) -> Check:
         if cti_uid == 0:
             bad.append("the CTI and its web desktop run as root")
     if bad:
-        return Check("users", FAIL, "; ".join(bad),
+        return Check("users", FAIL, f"{'; '.join(bad)} ({', '.join(seen)})",
                      "run the CTI as an unprivileged hotline user (issue 10, defect 4); "
                      "Asterisk with scripts/asterisk.sh")
     if not seen:
