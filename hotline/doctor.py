@@ -4,6 +4,7 @@ secrets, TLS, the SIP ban); each check reads what it is given and returns a Chec
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets as pysecrets
 import socket
 import stat
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from asterisk.config import Config
+from asterisk.config import Config, ParseError
 
 from asterisk_conf import fail2ban
 from asterisk_conf.render import ASTERISK_GID, ASTERISK_UID, RECORDINGS_GID
@@ -187,6 +188,9 @@ def check_ami(manager_conf: Path, username: str) -> Check:
                      "hotline config render (done by hotline up)")
     except PermissionError:
         return Check("ami", WARN, f"cannot read {manager_conf}", "run the doctor as root")
+    except ParseError as exc:
+        return Check("ami", FAIL, f"{manager_conf} does not parse: {exc}",
+                     "hotline config render (never edit the rendered file by hand)")
     general = conf.get("general", [])
     bad = []
     bind = _last(general, "bindaddr", "0.0.0.0")
@@ -276,7 +280,7 @@ def check_files(expected: Sequence[Expect]) -> Check:
     bad, checked = [], 0
     for e in expected:
         try:
-            s = e.path.lstat()
+            s = e.path.stat()
         except FileNotFoundError:
             continue
         checked += 1
@@ -414,8 +418,12 @@ def check_ban(run_dir: Path, asterisk_running: bool, run: Runner = _run) -> Chec
 
 def process_uid(pidfile: Path) -> int | None:
     """The real uid of the live process in pidfile, or None."""
+    from hotline.stack import pid_alive
+
+    pid = pid_alive(pidfile)
+    if pid is None:
+        return None
     try:
-        pid = int(pidfile.read_text().strip())
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("Uid:"):
                 return int(line.split()[1])
@@ -461,12 +469,17 @@ def staff_hashes(settings: Settings) -> list[tuple[str, str]] | None:
     if settings.db_url.startswith("sqlite:///") \
             and not Path(settings.db_url.removeprefix("sqlite:///")).exists():
         return None
+    # SQLite makes the -wal and -shm files when it opens a WAL database that has none (the CTI
+    # stopped): the doctor must not leave a file others can read, as it would under umask 022
+    umask = os.umask(0o077)
     try:
         with database_at(settings.db_url, migrate=False) as sessions, sessions() as s:
             rows = s.execute(select(Agent.agent_id, Agent.password_hash)
                              .where(Agent.active.is_(True))).all()
     except SQLAlchemyError:
         return None
+    finally:
+        os.umask(umask)
     return [(str(a), str(h)) for a, h in rows]
 
 

@@ -125,8 +125,11 @@ def test_the_cti_user_with_its_own_allowmultiplelogin_fails(tmp_path: Path) -> N
     assert c.status == FAIL and "allowmultiplelogin on for hotline" in c.detail
 
 
-def test_no_manager_conf_is_a_warning(tmp_path: Path) -> None:
+def test_no_manager_conf_is_a_warning_and_an_unreadable_one_fails(tmp_path: Path) -> None:
     assert doctor.check_ami(tmp_path / "manager.conf", "hotline").status == WARN
+    (tmp_path / "manager.conf").write_text("[general]\n#include users.conf\n", encoding="utf-8")
+    c = doctor.check_ami(tmp_path / "manager.conf", "hotline")
+    assert c.status == FAIL and "does not parse" in c.detail
 
 
 # -------------------------------------------------------------------------------- the modules
