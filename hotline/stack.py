@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from config.settings import REPO_ROOT, Settings
 
@@ -122,6 +122,14 @@ def port_open(host: str, port: int, udp: bool = False) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def private_log(path: Path) -> BinaryIO:
+    """A daemon's output file, opened to append and handed to the child: 0600, for the
+    owner alone (caller numbers, SIP addresses, stack traces), made so on a file from before."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,7 +200,7 @@ def start_asterisk(settings: Settings, timeout: float = 30) -> int:
         raise StackError(f"UDP {settings.pbx.sip_port} is taken: another Asterisk or SIP "
                          "server is running (`make down` stops ours)")
     p.log.mkdir(parents=True, exist_ok=True)
-    out = open(p.log / "asterisk.out", "ab")  # noqa: SIM115 - handed to the child
+    out = private_log(p.log / "asterisk.out")
     proc = subprocess.Popen([str(ASTERISK_SH), "run"], env=_ast_env(settings), stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -249,7 +257,7 @@ def start_fail2ban(settings: Settings, timeout: float = 20, policy: Any = None) 
         sip_port=settings.pbx.sip_port, ignore=settings.pbx.carrier_ips,
         policy=policy or fail2ban.BanPolicy()), conf)
     paths(settings).log.mkdir(parents=True, exist_ok=True)
-    out = open(paths(settings).log / "fail2ban.out", "ab")  # noqa: SIM115 - handed to the child
+    out = private_log(paths(settings).log / "fail2ban.out")
     proc = subprocess.Popen(fail2ban.server_command(conf, run), stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -314,7 +322,7 @@ def start_cti(settings: Settings, timeout: float = 30,
         raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another process")
     p.run.mkdir(parents=True, exist_ok=True)
     p.log.mkdir(parents=True, exist_ok=True)
-    out = open(p.log / "cti.log", "ab")  # noqa: SIM115 - handed to the child
+    out = private_log(p.log / "cti.log")
     proc = subprocess.Popen([sys.executable, "-m", "hotline.app"], stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True,

@@ -434,6 +434,8 @@ def test_asterisk_runs_as_its_own_user_and_keeps_its_files_private(
     for f in [*(inst / "astdb").iterdir(), *(inst / "log").iterdir()]:
         assert stat.S_IMODE(f.stat().st_mode) & 0o007 == 0, f
     assert (inst / "log" / "security.log").exists()
+    # Asterisk's console output, kept by the stack: root's alone
+    assert stat.S_IMODE((stack.paths(asterisk).log / "asterisk.out").stat().st_mode) == 0o600
     recs = asterisk.recorder.storage_dir
     st = recs.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
@@ -582,6 +584,7 @@ def test_repeated_wrong_registers_ban_the_address_for_a_while(
     # a few more wrong guesses: the address is banned ...
     _register(lab, "wrong-1", 401, BAN.maxretry, from_ns=True, tmp=tmp_path)
     stack.wait_until(lambda: _banned(lab.run_dir), 15, f"fail2ban to ban {NS_IP}")
+    assert stat.S_IMODE((stack.paths(lab.settings).log / "fail2ban.out").stat().st_mode) == 0o600
     banned_at = time.monotonic()
     # fail2ban's own record: "<ip> \t<start> + <bantime> = <end>" (wall clock, seconds)
     ban = subprocess.run(fail2ban.client_command(lab.run_dir, "get", fail2ban.JAIL, "banip",
