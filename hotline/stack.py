@@ -322,7 +322,7 @@ def start_cti(settings: Settings, timeout: float = 30,
         raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another process")
     p.run.mkdir(parents=True, exist_ok=True)
     p.log.mkdir(parents=True, exist_ok=True)
-    out = private_log(p.log / "cti.log")
+    out = open(p.log / "cti.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "hotline.app"], stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True,
