@@ -492,8 +492,14 @@ class AcdService:
         elif isinstance(eff, Announce):
             ch = self.channels.get(eff.call_id)
             if ch is not None:
-                await self.pbx.announce(ch.channel, announcement(eff.position, eff.ewt_s,
-                                                                 ch.lang), ch.lang)
+                try:
+                    await self.pbx.announce(ch.channel, announcement(eff.position, eff.ewt_s,
+                                                                     ch.lang), ch.lang)
+                except Exception as exc:  # the caller most likely just hung up
+                    # a position announcement that cannot be set is no fault of ours: the
+                    # channel's Hangup follows; a warning, not a traceback, says so
+                    log.warning("call %s: position announcement not set on %s (%s: %s)",
+                                eff.call_id, ch.channel, type(exc).__name__, exc)
         elif isinstance(eff, Overflow):
             ch = self.channels.get(eff.call_id)
             if ch is not None:

@@ -7,6 +7,7 @@ reader saw."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -341,3 +342,31 @@ async def test_a_clean_stop_still_writes_what_was_queued() -> None:
     await asyncio.gather(writer, return_exceptions=True)
     assert {e[2] for e in log.entries if e[:2] == ("db", "agent_state")} == {
         f"A{i}" for i in range(5)}
+
+
+class HungUpPbx(LoggingPbx):
+    """Asterisk refuses the announcement's Setvar: the caller's channel is already gone."""
+
+    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
+        self.log.add("announce", channel)
+        raise RuntimeError(f"Channel {channel} does not exist")
+
+
+async def test_an_announcement_on_a_channel_that_just_hung_up_is_a_warning_not_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    log = Log()
+    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30),
+                                HungUpPbx(log), LoggingBus(log), SlowStore(log))
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        with caplog.at_level(logging.WARNING, logger="callcenter.acd_service"):
+            service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+            await _do(service, acd.Tick())
+            assert ("announce", "PJSIP/carrier-1") in log.entries  # announced at join
+        assert "c1" in service.view.calls  # the call still waits for an agent
+        failed = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+        assert failed == []
+        assert any("announcement not set" in r.getMessage() for r in caplog.records)
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
