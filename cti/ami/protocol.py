@@ -53,6 +53,10 @@ _FRAME = re.compile(r"\r?\n\r?\n")
 _LINE = re.compile(r"\r?\n")
 _KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ORPHANS_KEPT = 256
+# An unterminated message longer than this is dropped whole (up to the next blank line): a
+# peer that never ends a message must not grow the buffer, or each read's rescan, forever.
+# Asterisk's longest real messages (a CoreShowChannels item with every variable) are ~4 KiB.
+MAX_MESSAGE_CHARS = 256 * 1024
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -87,9 +91,19 @@ class AmiLoginError(AmiError):
 
 
 def parse_message(block: str) -> Message | None:
-    """One AMI message ("Key: value" lines) as panoramisk's Message; repeated keys give lists.
-    Lines that are not headers (old-style command output) become the message's content."""
-    headers: dict[str, Any] = {}
+    """One AMI message ("Key: value" lines) as panoramisk's Message, every value a str. Lines
+    that are not headers (old-style command output, a line with no colon) become the message's
+    content.
+
+    A repeated key (compared as Message compares them, ignoring case) keeps every value, in
+    order, joined by LF: "Variable: a=1" twice is "a=1\\nb=2" (cti.ami.resync splits it). No
+    single value can hold an LF (lines are split on it), so a repeated header never passes for
+    a well-formed one: neither "first wins" (a header injected early, through a caller-shaped
+    value such as CallerIDNum, would win) nor "last wins" (one injected late would) can be
+    forged into a trusted value, and every check in cti.ami.translate refuses the LF. This is
+    also what panoramisk got wrong: it made a list, and code that expected a str crashed on
+    it ("'list' object has no attribute 'lower'")."""
+    headers: dict[str, tuple[str, str]] = {}  # lower-case key -> (key as first seen, value)
     content: list[str] = []
     for line in _LINE.split(block):
         key, sep, value = line.partition(":")
@@ -98,15 +112,18 @@ def parse_message(block: str) -> Message | None:
                 content.append(line)
             continue
         value = value[1:] if value.startswith(" ") else value
-        if key in headers:
-            old = headers[key]
-            headers[key] = [*old, value] if isinstance(old, list) else [old, value]
+        folded = key.lower()
+        if folded in headers:
+            first, old = headers[folded]
+            headers[folded] = (first, f"{old}\n{value}")
         else:
-            headers[key] = value
-    msg = Message(headers, "\n".join(content))
-    if "Event" in msg or "Response" in msg:
-        return msg
-    return None
+            headers[folded] = (key, value)
+    if "event" not in headers and "response" not in headers:
+        return None
+    msg = Message({}, "\n".join(content))
+    for key, value in headers.values():
+        msg[key] = value  # after the content: a header named "content" must not be clobbered
+    return msg
 
 
 class AmiFramer:
@@ -114,20 +131,35 @@ class AmiFramer:
 
     Asterisk opens with one line, "Asterisk Call Manager/<version>"; `version` is what follows
     the slash (None for a peer that sends no banner). Messages end with CRLF CRLF (a bare LF
-    framing is accepted too).
+    framing is accepted too). Never raises on what a peer sends: undecodable bytes become
+    U+FFFD, lines that are not headers become content, a block with neither Event nor
+    Response is dropped, and so is a message longer than MAX_MESSAGE_CHARS.
     """
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._banner_pending = True
+        self._skipping = False  # inside a message too long to keep, until its end
         self.version: str | None = None
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += self._decoder.decode(data)
         if self._banner_pending and not self._take_banner():
             return []
+        if self._skipping:
+            end = _FRAME.search(self._buffer)
+            if end is None:
+                self._buffer = self._buffer[-3:]  # keep what may start a CRLF CRLF
+                return []
+            self._buffer = self._buffer[end.end():]
+            self._skipping = False
         *blocks, self._buffer = _FRAME.split(self._buffer)
+        if len(self._buffer) > MAX_MESSAGE_CHARS:
+            log.warning("AMI message over %d characters without an end: dropped",
+                        MAX_MESSAGE_CHARS)
+            self._buffer = self._buffer[-3:]
+            self._skipping = True
         return [m for m in map(parse_message, blocks) if m is not None]
 
     def _take_banner(self) -> bool:
@@ -297,5 +329,5 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
 
 __all__ = ["BANNER", "LIST_ACTIONS", "NEVER_IDEMPOTENT", "SUCCESS", "AmiActionError",
            "AmiDisconnected", "AmiError", "AmiFramer", "AmiLoginError", "AmiProtocol",
-           "AmiTimeout", "action_name", "answers_with_list", "checked_payload",
+           "AmiTimeout", "MAX_MESSAGE_CHARS", "action_name", "answers_with_list", "checked_payload",
            "parse_message"]

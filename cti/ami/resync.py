@@ -116,7 +116,9 @@ def _events(messages: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[st
 
 def _variables(msg: Mapping[str, Any]) -> dict[str, str]:
     raw = msg.get("Variable")
-    items = raw if isinstance(raw, list) else [raw] if raw else []
+    # a repeated header comes joined by LF (cti.ami.protocol.parse_message); a list is accepted
+    # from callers that build messages by hand
+    items = raw if isinstance(raw, list) else str(raw).split("\n") if raw else []
     out = {}
     for item in items:
         key, _, value = str(item).partition("=")

@@ -32,11 +32,35 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "hotline-agents"  # the native app_queue callers fail over to
 WAIT_CONTEXTS = frozenset({"hotline-wait", "hotline-announce"})
 CONNECT_CONTEXT = "hotline-connect"
-SEAT_RE = re.compile(r"^seat\d+$")
+SEAT_RE = re.compile(r"^seat[0-9]+$")
 # a seat or supervisor phone's channel, e.g. PJSIP/seat07-0000001a
-_PHONE_CHANNEL = re.compile(r"^PJSIP/((?:seat|sup)\d+)-[0-9a-fA-F]+$")
-_SEAT_DEVICE = re.compile(r"^PJSIP/(seat\d+)$")
+_PHONE_CHANNEL = re.compile(r"^PJSIP/((?:seat|sup)[0-9]+)-[0-9a-fA-F]+$")
+_SEAT_DEVICE = re.compile(r"^PJSIP/(seat[0-9]+)$")
 _ASTERISK_ID = re.compile(ASTERISK_ID_PATTERN)
+
+# What a UserEvent's fields may hold. A UserEvent's text is the dialplan's, but the values in it
+# (and the channel snapshot around them: CallerIDNum, CallerIDName, ConnectedLine*) can come
+# from the caller; a CR/LF that got past the dialplan's FILTER would forge headers, or a whole
+# event. So every field the CTI takes from one is checked, and an event with any field out of
+# shape is dropped (and logged) whole: the caller then waits, and fails over to app_queue.
+# None of these accept an LF, which is how a repeated header arrives (protocol.parse_message).
+# The dialplan's own contexts (asterisk_conf/templates/extensions.conf.j2): a UserEvent that
+# says where it ran must have run in one of them. The channel snapshot is read when AMI
+# renders the event, so a HotlineRona may already show hotline-wait; any of ours is accepted.
+DIALPLAN_CONTEXTS = frozenset({
+    "hotline-sanitise", "hotline-no-service", "hotline-next", "hotline-wait",
+    "hotline-announce", "hotline-connect", "hotline-callback", "hotline-record",
+    "hotline-record-done", "hotline-record-ivr", "hotline-hold", "hotline-spy",
+})
+SKILL_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # ivr/flows: general, repair, english, ...
+MAX_PRIORITY = 100  # ivr/schema.py: priority 0..100
+# the dialplan's CID_NUM_CHARS and CID_NUM_MAX ([globals]): what FILTER lets through
+_CALLER_NUMBER = re.compile(r"[0-9A-Za-z+*#]{1,32}")
+_ACCOUNT = re.compile(r"[0-9]{1,32}")
+_SEAT = re.compile(r"seat[0-9]{1,6}")
+_DIAL_STATUS = re.compile(r"[A-Z]{0,16}")  # ANSWER, NOANSWER, BUSY, CHANUNAVAIL, ...
+# a real channel's name (Local/ legs never get here): tech/resource-sequence
+_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@:+=\-]{1,96}")
 
 # device states in which the seat's phone can be rung (or is already busy with a call)
 _REACHABLE_STATES = frozenset({"NOT_INUSE", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
@@ -177,13 +201,13 @@ def is_local(channel: str) -> bool:
 
 def phone_of_channel(channel: str) -> str | None:
     """'seat07' for PJSIP/seat07-0000001a (supervisor phones too); None for anything else."""
-    m = _PHONE_CHANNEL.match(channel)
+    m = _PHONE_CHANNEL.fullmatch(channel)
     return m.group(1) if m else None
 
 
 def seat_of_channel(channel: str) -> str | None:
     phone = phone_of_channel(channel)
-    return phone if phone is not None and SEAT_RE.match(phone) else None
+    return phone if phone is not None and SEAT_RE.fullmatch(phone) else None
 
 
 def is_caller_channel(event: Mapping[str, Any]) -> bool:
@@ -192,6 +216,13 @@ def is_caller_channel(event: Mapping[str, Any]) -> bool:
     uniqueid = header(event, "Uniqueid")
     return (bool(uniqueid) and uniqueid == header(event, "Linkedid") and not is_local(channel)
             and phone_of_channel(channel) is None)
+
+
+def _linkedid(event: Mapping[str, Any]) -> str:
+    """The event's Linkedid if it is one Asterisk could have made, else '' (not about a call).
+    Found by the fuzzer: a repeated Linkedid (joined by LF) or a cut one named a call."""
+    value = header(event, "Linkedid")
+    return value if _ASTERISK_ID.fullmatch(value) else ""
 
 
 def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
@@ -204,12 +235,12 @@ def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
     if name in ("DialBegin", "DialEnd", "AgentConnect"):
         return _answer_or_offer(name, event)
     if name == "Hangup":
-        if is_caller_channel(event):
-            return [CallEnded(header(event, "Linkedid"), to_int(header(event, "Cause")))]
+        if is_caller_channel(event) and _linkedid(event):
+            return [CallEnded(_linkedid(event), to_int(header(event, "Cause")))]
         return []  # a seat's leg: the caller's own Hangup ends the call
     if name == "QueueCallerJoin":
-        if header(event, "Queue") == QUEUE_NAME and header(event, "Linkedid"):
-            return [CallFailedOver(header(event, "Linkedid"))]
+        if header(event, "Queue") == QUEUE_NAME and _linkedid(event):
+            return [CallFailedOver(_linkedid(event))]
         return []
     if name in ("DeviceStateChange", "ContactStatus", "PeerStatus"):
         return _seat_reachability(name, event)
@@ -219,41 +250,98 @@ def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
     return []
 
 
+# the headers each UserEvent always carries (extensions.conf.j2), besides the channel's own
+_SENT = {
+    "HotlineQueued": ("Channel", "Skill", "CallPriority", "Account"),
+    "HotlineOffer": ("Seat",),
+    "HotlineRona": ("Seat", "DialStatus"),
+    "HotlineFailover": (),
+    "HotlineCallback": (),
+}
+
+
+class _Untrusted(ValueError):
+    """A UserEvent field out of shape; args[0] names the field, never its value."""
+
+
+def _field(event: Mapping[str, Any], key: str, pattern: re.Pattern[str], *,
+           optional: bool = False) -> str:
+    value = header(event, key)
+    if (optional and value == "") or pattern.fullmatch(value):
+        return value
+    raise _Untrusted(key)
+
+
+def _caller_number(event: Mapping[str, Any], key: str) -> str:
+    value = _number(header(event, key))
+    if value == "" or _CALLER_NUMBER.fullmatch(value):
+        return value
+    raise _Untrusted(key)
+
+
+def _priority(event: Mapping[str, Any]) -> int:
+    value = header(event, "CallPriority")
+    if value == "":
+        return 0  # the dialplan sends 0 for an empty HOTLINE_PRIORITY (QUEUE_PRIO)
+    if value.isascii() and value.isdigit() and len(value) <= 3 and int(value) <= MAX_PRIORITY:
+        return int(value)
+    raise _Untrusted("CallPriority")
+
+
 def _user_event(event: Mapping[str, Any]) -> list[CoreEvent]:
     kind = header(event, "UserEvent")
-    call_id = header(event, "Linkedid")
-    if not call_id:
+    if kind not in ("HotlineQueued", "HotlineOffer", "HotlineRona", "HotlineFailover",
+                    "HotlineCallback"):
+        # HotlineTransfer (IVR outcome; HotlineQueued follows), HotlineFallback, the recorder's
+        # and supervision's events, other apps' events
         return []
+    try:
+        return _trusted_user_event(kind, event)
+    except _Untrusted as bad:
+        log.warning("AMI UserEvent %s dropped: its %s is not what the dialplan sends",
+                    kind, bad.args[0])
+        return []
+
+
+def _trusted_user_event(kind: str, event: Mapping[str, Any]) -> list[CoreEvent]:
+    if "Context" in event and header(event, "Context") not in DIALPLAN_CONTEXTS:
+        raise _Untrusted("Context")
+    if not header(event, "Linkedid"):
+        return []  # not about a call (as before: not worth a warning)
+    call_id = _field(event, "Linkedid", _ASTERISK_ID)
+    # every field the dialplan sends must be there: a message cut short (CRLF CRLF inside an
+    # earlier value) must not pass with a default priority or no account
+    for key in _SENT[kind]:
+        if key not in event:
+            raise _Untrusted(key)
     if kind == "HotlineQueued":
-        return [CallQueued(call_id=call_id, channel=header(event, "Channel"),
-                           caller=_number(header(event, "CallerIDNum")),
-                           skill=header(event, "Skill"),
-                           priority=to_int(header(event, "CallPriority")),
-                           account=header(event, "Account") or None,
-                           channel_id=header(event, "Uniqueid"))]
-    if kind == "HotlineOffer" and header(event, "Seat"):
-        return [CallOffered(call_id, header(event, "Seat"))]
-    if kind == "HotlineRona" and header(event, "Seat"):
-        return [RingNoAnswer(call_id, header(event, "Seat"), header(event, "DialStatus"))]
+        return [CallQueued(call_id=call_id, channel=_field(event, "Channel", _CHANNEL),
+                           caller=_caller_number(event, "CallerIDNum"),
+                           skill=_field(event, "Skill", SKILL_RE),
+                           priority=_priority(event),
+                           account=_field(event, "Account", _ACCOUNT, optional=True) or None,
+                           channel_id=_field(event, "Uniqueid", _ASTERISK_ID, optional=True))]
+    if kind == "HotlineOffer":
+        return [CallOffered(call_id, _field(event, "Seat", _SEAT))]
+    if kind == "HotlineRona":
+        return [RingNoAnswer(call_id, _field(event, "Seat", _SEAT),
+                             _field(event, "DialStatus", _DIAL_STATUS))]
     if kind == "HotlineFailover":
         return [CallFailedOver(call_id)]
-    if kind == "HotlineCallback":
-        number = _number(header(event, "Number")) or _number(header(event, "CallerIDNum"))
-        return [CallbackRequested(call_id, number)]
-    # HotlineTransfer (IVR outcome; HotlineQueued follows), HotlineFallback, other apps' events
-    return []
+    number = _caller_number(event, "Number") or _caller_number(event, "CallerIDNum")
+    return [CallbackRequested(call_id, number)]
 
 
 def _answer_or_offer(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
-    call_id = header(event, "Linkedid")
+    call_id = _linkedid(event)
     if not call_id:
         return []
     dest = header(event, "DestChannel")
-    if is_local(dest) or not header(event, "Channel"):
+    if is_local(dest) or not header(event, "Channel") or not _CHANNEL.fullmatch(dest):
         return []
     seat = seat_of_channel(dest)
     if name == "AgentConnect" and seat is None:
-        m = _SEAT_DEVICE.match(header(event, "Interface"))
+        m = _SEAT_DEVICE.fullmatch(header(event, "Interface"))
         seat = m.group(1) if m else None
     if seat is None:
         return []
@@ -268,14 +356,14 @@ def _answer_or_offer(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
 
 def _seat_reachability(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:
     if name == "DeviceStateChange":
-        m = _SEAT_DEVICE.match(header(event, "Device"))
+        m = _SEAT_DEVICE.fullmatch(header(event, "Device"))
         state, yes, no = header(event, "State"), _REACHABLE_STATES, _UNREACHABLE_STATES
     elif name == "ContactStatus":
         aor = header(event, "AOR") or header(event, "EndpointName")
-        m = _SEAT_DEVICE.match(f"PJSIP/{aor}")
+        m = _SEAT_DEVICE.fullmatch(f"PJSIP/{aor}")
         state, yes, no = header(event, "ContactStatus"), _REACHABLE_CONTACT, _UNREACHABLE_CONTACT
     else:
-        m = _SEAT_DEVICE.match(header(event, "Peer"))
+        m = _SEAT_DEVICE.fullmatch(header(event, "Peer"))
         state, yes, no = header(event, "PeerStatus"), _REACHABLE_PEER, _UNREACHABLE_PEER
     if m is None or state not in yes | no:
         return []  # not a seat, or a state that says nothing (UNKNOWN)

@@ -46,7 +46,8 @@ def _ts(ev: Event) -> float:
 
 
 def _one(v: Any) -> str:
-    return v[0] if isinstance(v, list) else str(v)
+    # a repeated header arrives joined by LF (cti.ami.protocol.parse_message): its first value
+    return v[0] if isinstance(v, list) else str(v).split("\n")[0]
 
 
 class CallView:

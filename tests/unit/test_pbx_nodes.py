@@ -85,7 +85,7 @@ def test_a_systemname_call_goes_through_translate_and_recording_names() -> None:
     [queued] = translate({
         "Event": "UserEvent", "UserEvent": "HotlineQueued", "Channel": "PJSIP/carrier-00000001",
         "Uniqueid": call_id, "Linkedid": call_id, "CallerIDNum": "13900000001",
-        "Skill": "general", "CallPriority": "0"})
+        "Skill": "general", "CallPriority": "0", "Account": ""})
     assert isinstance(queued, CallQueued)
     assert (queued.call_id, queued.channel_id) == (call_id, call_id)
     # the dialplan names the agent leg's file <Linkedid>_<Uniqueid>_<seat>.wav

@@ -179,10 +179,16 @@ def ami(**headers: str) -> Mapping[str, str]:
 def test_queued_event_fields() -> None:
     ev = ami(Event="UserEvent", UserEvent="HotlineQueued", Channel="PJSIP/carrier-0000000a",
              Uniqueid="1.10", Linkedid="1.10", CallerIDNum="<unknown>", Skill="repair",
-             CallPriority="junk", Account="")
+             CallPriority="", Account="")
     assert translate(ev) == [CallQueued("1.10", "PJSIP/carrier-0000000a", "", "repair", 0, None,
                                         "1.10")]
     assert translate({**ev, "Linkedid": ""}) == []
+    # the dialplan never sends these: not a default, the event is dropped (test_fuzz_reader.py)
+    for key, bad in [("CallPriority", "junk"), ("CallPriority", "101"), ("Skill", "VIP!"),
+                     ("Account", "12a"), ("CallerIDNum", "1\r\n2"), ("Linkedid", "x"),
+                     ("Channel", "PJSIP/c 1"), ("Uniqueid", "1.10\n1.11")]:
+        assert translate({**ev, key: bad}) == [], key
+    assert translate({k: v for k, v in ev.items() if k != "Skill"}) == []
 
 
 def test_callback_number_falls_back_to_the_caller_id() -> None:
