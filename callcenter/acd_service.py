@@ -57,6 +57,10 @@ LOOKUP_CONCURRENCY = 4  # lookups in flight at once (threads of the default exec
 LOOKUP_TIMEOUT_S = 3.0  # past this a call is queued without flags, its pop without data
 DRAIN_S = 3.0  # on stop, how long the writes still queued may take
 TICK_S = 1.0
+# a ring the PBX refused (Redirect answered Error: say, the caller's channel is still moving
+# out of a bridge after a transfer) had no effect, so it is tried again after these delays
+# before the offer counts as not answered; a ring that timed out is never re-sent
+RING_RETRY_S: tuple[float, ...] = (0.15, 0.5)
 SNAPSHOT_EVERY_S = 10.0
 
 
@@ -69,6 +73,11 @@ class Pbx(Protocol):
     async def heartbeat(self) -> None: ...
     async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None: ...
     async def failover_member(self, seat: str, member: bool) -> None: ...
+
+
+class PbxRefused(Exception):
+    """The PBX answered that it did not do the action: it had no effect and may be tried again
+    (a timeout or a lost connection is not this: whether it happened is unknown)."""
 
 
 class Bus(Protocol):
@@ -233,6 +242,7 @@ class AcdService:
         self._gone: set[str] = set()  # calls that ended while being looked up
         # offers that went out with a minimal pop: the full one follows its lookup
         self._late_pops: dict[str, RingAgent | CallbackDial] = {}
+        self._ring_retries: dict[tuple[str, str], int] = {}  # (call, agent) -> retries so far
         # replies that wait for the lookups asked for before them: (seq, deadline, job)
         self._held_replies: deque[tuple[int, float, _DbJob]] = deque()
 
@@ -409,6 +419,14 @@ class AcdService:
             self.call_data.pop(payload, None)
             self._late_pops.pop(payload, None)
             self._publish_view(self.clock())
+        elif kind == "ring_again":
+            eff = payload
+            call, ch = self.engine.calls.get(eff.call_id), self.channels.get(eff.call_id)
+            if call is not None and ch is not None and call.offered_to == eff.agent_id \
+                    and str(call.state) == "offered":
+                await self._ring(eff, ch.channel)  # the same offer still stands
+            else:
+                self._ring_retries.pop((eff.call_id, eff.agent_id), None)
         elif kind == "publish_agents":
             # after a restart or resync: every desktop gets its agent's state again, and
             # the failover queue's members are set anew (Asterisk may have restarted)
@@ -482,11 +500,7 @@ class AcdService:
                 log.error("call %s: no channel known; cannot ring %s", eff.call_id, eff.seat)
                 self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
                 return
-            try:
-                await self.pbx.ring_seat(ch.channel, eff.seat)
-            except Exception:
-                log.exception("call %s: could not ring %s", eff.call_id, eff.seat)
-                self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
+            await self._ring(eff, ch.channel)
         elif isinstance(eff, QueueStats):
             self.notifier.queue_stats(eff, at=now)
         elif isinstance(eff, Announce):
@@ -526,6 +540,32 @@ class AcdService:
             self._cancel_timer(eff.name)
         elif isinstance(eff, CancelRing | Rejected | AgentStateChanged):
             log.debug("ACD: %r", eff)  # agent states go out after their commit (_apply)
+
+    async def _ring(self, eff: RingAgent, channel: str) -> None:
+        """Redirect the caller to the seat; a refusal is tried again shortly (RING_RETRY_S)
+        while the offer stands, then, like any other failure, it counts as not answered."""
+        key = (eff.call_id, eff.agent_id)
+        try:
+            await self.pbx.ring_seat(channel, eff.seat)
+        except PbxRefused as exc:
+            done = self._ring_retries.get(key, 0)
+            if done < len(RING_RETRY_S):
+                self._ring_retries[key] = done + 1
+                log.warning("call %s: the PBX refused to ring %s (%s); again in %.2f s",
+                            eff.call_id, eff.seat, exc, RING_RETRY_S[done])
+                asyncio.get_running_loop().call_later(RING_RETRY_S[done], self.submit,
+                                                      ("ring_again", eff))
+                return
+            self._ring_retries.pop(key, None)
+            log.error("call %s: could not ring %s: refused %d times (%s)", eff.call_id,
+                      eff.seat, done + 1, exc)
+            self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
+        except Exception:
+            self._ring_retries.pop(key, None)
+            log.exception("call %s: could not ring %s", eff.call_id, eff.seat)
+            self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
+        else:
+            self._ring_retries.pop(key, None)
 
     def _send_pop(self, eff: RingAgent | CallbackDial, call: Call | None) -> None:
         """The screen-pop from the data looked up when the call was queued: no I/O here."""

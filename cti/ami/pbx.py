@@ -6,6 +6,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from callcenter.acd_service import PbxRefused
+from cti.ami.protocol import AmiActionError
 from cti.ami.translate import QUEUE_NAME
 from prompts.index import PromptIndex
 
@@ -24,9 +26,12 @@ class AmiPbx:
 
     async def ring_seat(self, channel: str, seat: str) -> None:
         # the caller's channel leaves the wait loop for hotline-connect, which Dials the seat
-        await self.ami.action({"Action": "Redirect", "Channel": channel,
-                               "Context": "hotline-connect", "Exten": seat, "Priority": "1"},
-                              idempotent=False)
+        try:
+            await self.ami.action({"Action": "Redirect", "Channel": channel,
+                                   "Context": "hotline-connect", "Exten": seat, "Priority": "1"},
+                                  idempotent=False)
+        except AmiActionError as exc:  # Response: Error, so the Redirect did not happen
+            raise PbxRefused(str(exc)) from exc
 
     async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
         files = "&".join(self.prompts.asterisk_path(p, lang) for p in prompt_ids)

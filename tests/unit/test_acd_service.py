@@ -20,7 +20,7 @@ from acd import engine as acd
 from acd.model import AcdConfig, Agent, AgentState
 from agent_desktop.auth import User
 from agent_desktop.push import PushHub
-from callcenter.acd_service import AcdService, AcdView, CallData
+from callcenter.acd_service import RING_RETRY_S, AcdService, AcdView, CallData, PbxRefused
 from callcenter.call_control import ask_acd
 from tests.support.fakes import FakeBus, FakePbx
 
@@ -367,6 +367,61 @@ async def test_an_announcement_on_a_channel_that_just_hung_up_is_a_warning_not_a
         failed = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
         assert failed == []
         assert any("announcement not set" in r.getMessage() for r in caplog.records)
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+class RefusingPbx(LoggingPbx):
+    """Asterisk answers Error to the first `refusals` Redirects (the caller's channel is still
+    leaving a bridge after a transfer), then rings."""
+
+    def __init__(self, log: Log, refusals: int) -> None:
+        super().__init__(log)
+        self.refusals = refusals
+
+    async def ring_seat(self, channel: str, seat: str) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            self.log.add("refused", seat, channel)
+            raise PbxRefused("Redirect: Response: Error")
+        await super().ring_seat(channel, seat)
+
+
+async def _offer_with(pbx: RefusingPbx, log: Log) -> AcdService:
+    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30), pbx,
+                                LoggingBus(log), SlowStore(log))
+    return service
+
+
+async def test_a_refused_ring_is_tried_again_while_the_offer_stands() -> None:
+    log = Log()
+    service = await _offer_with(RefusingPbx(log, refusals=1), log)
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        await _login_ready(service, "A001", "seat01", {"general": 3})
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+        await _rang(log)  # the second Redirect rang the seat
+        assert [e[0] for e in log.entries if e[0] in ("refused", "ring")] == ["refused", "ring"]
+        assert service.view.agents["A001"].state == AgentState.RESERVED  # no ring-no-answer
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+async def test_a_ring_refused_every_time_counts_as_not_answered() -> None:
+    log = Log()
+    service = await _offer_with(RefusingPbx(log, refusals=10), log)
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        await _login_ready(service, "A001", "seat01", {"general": 3})
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+        deadline = time.monotonic() + 10
+        while service.view.agents["A001"].state != AgentState.NOT_READY:
+            assert time.monotonic() < deadline, "the refused offer never counted as RONA"
+            await _do(service, acd.Tick())
+        assert len([e for e in log.entries if e[0] == "refused"]) == 1 + len(RING_RETRY_S)
+        assert service.view.agents["A001"].reason == "rona"
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
