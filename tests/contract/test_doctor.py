@@ -24,7 +24,6 @@ from hotline.wiring import database_at
 from tests.support.settings import REPO, write_test_settings
 
 MOSQUITTO = "/usr/sbin/mosquitto"
-pytestmark = pytest.mark.skipif(not Path(MOSQUITTO).exists(), reason="no mosquitto")
 
 
 def free_port() -> int:

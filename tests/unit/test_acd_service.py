@@ -335,8 +335,9 @@ async def test_a_clean_stop_still_writes_what_was_queued() -> None:
         service.submit(acd.AgentLogin(agent_id=f"A{i}", seat=f"seat0{i + 1}",
                                       skills={"general": 3}))
     # the writer decided (its view says so); the writes still wait in their queue
-    while service.view.version < 5:  # noqa: ASYNC110 - the view's version is what we wait for
-        await asyncio.sleep(0.001)
+    async with asyncio.timeout(5):  # a deadline on the condition
+        while service.view.version < 5:  # noqa: ASYNC110 - the view's version is what we wait for
+            await asyncio.sleep(0.001)
     assert not [e for e in log.entries if e[:2] == ("db", "agent_state")]
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
