@@ -140,6 +140,14 @@ def _login_agent(mqtt: MqttWatcher, agent: str) -> str:
     return str(r["token"])
 
 
+def _media_up(caller: RtpPhone, agent: RtpPhone, since: float) -> None:
+    """Each side hears the other's tone (1 s of audio after the answer, within 20 s)."""
+    for phone, other_hz in ((caller, AGENT_HZ), (agent, CALLER_HZ)):
+        t0 = phone.first_of(other_hz, since, timeout=20)
+        t1 = phone.wait_heard(t0, 1.0, 20)
+        assert tone_level(phone.heard(t0, t1), other_hz) > HEARD, phone.describe()
+
+
 def _levels(samples: list[int]) -> dict[float, float]:
     return {f: round(tone_level(samples, f)) for f in (CALLER_HZ, AGENT_HZ, SUP_HZ)}
 
@@ -347,6 +355,9 @@ def test_barge_ends_on_record_when_the_call_ends(
         # the CTI's own picture says connected (a call still ringing is refused: not_connected)
         mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
                       and m.payload.get("state") == "on_call", 15, "agent on call", since=m0)
+        # the call's media is up both ways before anyone barges: a silent barge window below
+        # is then the barge's fault, not a call that never had audio
+        _media_up(caller.rtp, phones.agent, ts(answered))
         # this time over the CTI's web API: the supervisor logs in at their phone
         base = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
         with httpx.Client(base_url=base, timeout=15) as web:
@@ -369,7 +380,11 @@ def test_barge_ends_on_record_when_the_call_ends(
                                since=mark)
         # the caller hears the supervisor at once: barge from the first moment
         t0 = ts(started) + SETTLE_S
-        t1 = caller.rtp.wait_heard(t0, 1.5, 30)
+        try:
+            t1 = caller.rtp.wait_heard(t0, 1.5, 30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {caller.rtp.describe()}; agent phone: "
+                                 f"{phones.agent.describe()}") from None
         assert tone_level(caller.rtp.heard(t0, t1), SUP_HZ) > HEARD
         hang_up(ami, answered)
         answered = None

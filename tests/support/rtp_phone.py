@@ -151,6 +151,30 @@ class RtpPhone:
                              f"{self.packets_since(t0)} packets after {t0:.3f}, not {need}, "
                              f"within {timeout:g}s")
 
+    def first_of(self, freq_hz: float, since: float, timeout: float) -> float:
+        """The arrival time of the first packet after `since` that carries freq_hz (a whole
+        20 ms frame of it), waiting up to `timeout` seconds for one."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            with self._lock:
+                fresh = [(at, p) for at, p in self.received[seen:] if at >= since]
+                seen = len(self.received)
+            for at, p in fresh:
+                if tone_level([ULAW_TO_LIN[b] for b in p], freq_hz) > 1500:
+                    return at
+            self._stop.wait(0.05)
+        raise AssertionError(f"RTP phone {self.port} never heard {freq_hz:g} Hz after "
+                             f"{since:.3f} within {timeout:g}s; {self.describe()}")
+
+    def describe(self) -> str:
+        """What this phone did: packets heard and sent, the last arrival, where it sends."""
+        with self._lock:
+            n, last = len(self.received), (self.received[-1][0] if self.received else None)
+        when = f"{last:.3f}" if last is not None else "never"
+        return (f"phone {self.port}: heard {n} packets (last at {when}), sent {self.sent} "
+                f"to {self.remote}, thread {'alive' if self._thread.is_alive() else 'dead'}")
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
