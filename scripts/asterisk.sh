@@ -44,11 +44,18 @@ run)
     chown -R "$AST_UID:$AST_UID" "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
     chmod -R o-rwx "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
     chmod 0750 "$INST/run" "$INST/spool" "$INST/log" "$INST/astdb"
+    # the mount points, made before the umask: Asterisk (not root) must traverse
+    # /var/lib/hotline inside the root to reach its astdb, prompts and recordings; what is
+    # mounted on them keeps its own modes. A root made by an earlier version of this script
+    # has 0770 root folders here, which Asterisk cannot enter ("Unable to open Asterisk
+    # database"): put them right
+    mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk" \
+        "$ROOT/var/lib/hotline/recordings"
+    chmod 0755 "$ROOT/var/lib/hotline" "$ROOT/var/lib/hotline/prompts" \
+        "$ROOT/var/lib/hotline/astdb" "$ROOT/var/lib/hotline/recordings"
     umask 007
     # -U alone: Asterisk then takes the group of the user and its supplementary ones (initgroups:
     # hotline-rec, for recordings); with -G it would drop every supplementary group
-    mkdir -p "$ROOT/var/lib/hotline/prompts" "$ROOT/var/lib/hotline/astdb" "$ROOT/run/asterisk" \
-        "$ROOT/var/lib/hotline/recordings"
     [ -e "$ROOT/etc/hosts" ] || : > "$ROOT/etc/hosts"
     echo $$ > "$PIDFILE"
     exec unshare --mount --propagation private -- /bin/sh -c '
