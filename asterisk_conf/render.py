@@ -87,12 +87,21 @@ def sip_password(length: int = 24) -> str:
         pysecrets.choice(_PASSWORD_REST) for _ in range(length - 1))
 
 
+# the key in secrets.json of the FastAGI secret: the dialplan passes it on every AGI() call and
+# the CTI's FastAGI server refuses a request without it (issue 10, defect 8)
+FASTAGI_SECRET = "fastagi"
+
+
 def load_or_create_secrets(path: Path, settings: Settings) -> dict[str, str]:
-    """Each phone's SIP password, generated once and kept in the state dir (mode 0600)."""
+    """Each phone's SIP password and the FastAGI secret, generated once and kept in the state
+    dir (mode 0600)."""
     current: dict[str, str] = {}
     if path.exists():
         current = json.loads(path.read_text(encoding="utf-8"))
     changed = False
+    if not current.get(FASTAGI_SECRET):
+        current[FASTAGI_SECRET] = pysecrets.token_hex(24)  # hex: nothing to escape in a URL
+        changed = True
     for name, _ext, _role in phone_names(settings):
         if not current.get(name):
             current[name] = sip_password()
@@ -105,6 +114,26 @@ def load_or_create_secrets(path: Path, settings: Settings) -> dict[str, str]:
             json.dump(current, fh, indent=1, sort_keys=True)
         tmp.replace(path)
     return current
+
+
+def fastagi_secret(secrets: Mapping[str, str]) -> str:
+    """The FastAGI secret from load_or_create_secrets' map (RenderError if it has none)."""
+    secret = secrets.get(FASTAGI_SECRET, "")
+    if not re.fullmatch(r"[0-9A-Za-z]{16,}", secret):
+        raise RenderError(f"no usable FastAGI secret ({FASTAGI_SECRET!r} in secrets.json: 16+ "
+                          "letters and digits)")
+    return secret
+
+
+def read_fastagi_secret(path: Path) -> str:
+    """The FastAGI secret as rendered into the dialplan, for the CTI: read, never made here (a
+    secret the rendered dialplan does not carry would refuse every call)."""
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"cannot read the FastAGI secret from {path}: {exc}; run `hotline "
+                          "config render` (hotline up does)") from None
+    return fastagi_secret(current if isinstance(current, dict) else {})
 
 
 def phones(settings: Settings, secrets: Mapping[str, str]) -> list[Phone]:
@@ -155,6 +184,7 @@ def render(settings: Settings, secrets: Mapping[str, str],
         "ami": settings.ami,
         "observer": ami_observer(settings.ami),
         "fastagi": settings.fastagi,
+        "fastagi_secret": fastagi_secret(secrets),
         "seats": [p for p in all_phones if p.role == "seat"],
         "supervisors": [p for p in all_phones if p.role == "supervisor"],
         "queue_name": QUEUE_NAME,

@@ -75,6 +75,11 @@ class FastAgiSettings:
     host: str
     port: int
     backlog: int
+    # the peer check (issue 10, defect 8): a FastAGI connection must come from a socket owned by
+    # Asterisk's user (ivr/agi_peer.py). None (unset): on when that user exists on this host;
+    # true: required (the CTI refuses to start without the user); false: off (the secret the
+    # dialplan passes still applies)
+    peer_uid: bool | None = None
 
 
 DEFAULT_NOT_READY_REASONS: tuple[str, ...] = (
@@ -238,6 +243,12 @@ def pbx_nodes(pbx: Mapping[str, object], systemname: str, ami_host: str,
     return tuple(nodes)
 
 
+def _optional_bool(value: object, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise SettingsError(f"{name} must be true or false (or left out), not {value!r}")
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the TOML file and the environment. Nothing connects here."""
     env = os.environ if env is None else env
@@ -279,7 +290,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             ami=AmiSettings(host=ami["host"], port=int(ami["port"]), username=ami["username"],
                             secret=env.get("HOTLINE_AMI_SECRET", "")),
             fastagi=FastAgiSettings(host=fa["host"], port=int(fa["port"]),
-                                    backlog=int(fa["backlog"])),
+                                    backlog=int(fa["backlog"]),
+                                    peer_uid=_optional_bool(fa.get("peer_uid"),
+                                                            "[fastagi] peer_uid")),
             ivr=IvrSettings(flows_dir=_path(root, ivr["flows_dir"]), entry_flow=ivr["entry_flow"],
                             default_language=ivr["default_language"],
                             timezone=ivr.get("timezone", "Asia/Shanghai")),

@@ -207,6 +207,31 @@ def _write_status(path: Path, doc: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def fastagi_guard(settings: Settings) -> dict[str, Any]:
+    """Who may drive the IVR (issue 10, defect 8): the secret the dialplan passes on every AGI()
+    call (secrets.json, as `hotline config render` made it) and Asterisk's uid for the peer
+    check ([fastagi] peer_uid; unset: on when the Asterisk user exists on this host)."""
+    import pwd
+
+    from asterisk_conf.render import ASTERISK_USER, RenderError, read_fastagi_secret
+
+    try:
+        secret = read_fastagi_secret(settings.state_dir / "secrets.json")
+    except RenderError as exc:
+        raise WiringError(str(exc)) from exc
+    peer_uid: int | None = None
+    if settings.fastagi.peer_uid is not False:
+        try:
+            peer_uid = pwd.getpwnam(ASTERISK_USER).pw_uid
+        except KeyError:
+            if settings.fastagi.peer_uid:
+                raise WiringError(f"[fastagi] peer_uid = true, but there is no user "
+                                  f"{ASTERISK_USER} for Asterisk to run as") from None
+            log.warning("FastAGI: no user %s on this host, so no peer check (the secret still "
+                        "applies)", ASTERISK_USER)
+    return {"secret": secret, "peer_uid": peer_uid}
+
+
 async def build_daemon(settings: Settings) -> Daemon:
     """Build the CTI; fails fast (FlowValidationError, RecorderError, WebBindError) on bad config.
 
@@ -255,7 +280,8 @@ async def build_daemon(settings: Settings) -> Daemon:
         clock=lambda: datetime.now(UTC),
     )
     fastagi = FastAgiServer({"ivr": make_ivr_handler(ivr_ctx)}, settings.fastagi.host,
-                            settings.fastagi.port, settings.fastagi.backlog)
+                            settings.fastagi.port, settings.fastagi.backlog,
+                            **fastagi_guard(settings))
     await fastagi.start()
 
     # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
@@ -310,6 +336,7 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "pid": os.getpid(), "started_at": started,
                 "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
                 "active_ivr_sessions": fastagi.active,
+                "fastagi_refused": dict(fastagi.refused),
                 "web": f"http://{settings.web.host}:{settings.web.port}/",
                 "flows": {"version": registry.version, "last_reload_ok": last.ok,
                           "last_reload_at": last.at, "errors": list(last.errors)},

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from panoramisk.utils import parse_agi_result
+
+from ivr.agi_peer import Endpoint, proc_peer_uid
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,19 @@ class AgiChannel:
 Handler = Callable[[AgiChannel], Awaitable[None]]
 
 
+PeerUidOf = Callable[[Endpoint, Endpoint], int | None]
+# the query key of agi_network_script that carries the dialplan's secret: AGI(agi://h:p/ivr?key=)
+SECRET_KEY = "key"
+
+
+def script_and_key(network_script: str) -> tuple[str, str | None]:
+    """'ivr?key=s3cret' -> ('ivr', 's3cret'): the route, and the secret the dialplan passed
+    (None when there is none, or more than one)."""
+    path, _, query = network_script.partition("?")
+    keys = parse_qs(query, keep_blank_values=True).get(SECRET_KEY, [])
+    return path.strip("/"), keys[0] if len(keys) == 1 else None
+
+
 def parse_headers(block: bytes) -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in block.decode("utf-8", errors="replace").splitlines():
@@ -94,15 +112,46 @@ class FastAgiServer:
     Unlike panoramisk's Application.handler, a bare connect-and-close cannot spin the loop: the
     header block is read with readuntil under a timeout and EOF closes the connection. The
     listen backlog is raised well past asyncio's 100 so a burst of calls does not stall.
+
+    Only Asterisk drives the IVR (issue 10, defect 8). Every request must carry `secret` as
+    `?key=` on its script (the dialplan renders it into each AGI() call), compared in constant
+    time; and when `peer_uid` is given, the connecting socket must belong to that uid (Asterisk's
+    user), as /proc/net/tcp says. A request that fails either is refused before any handler
+    runs: no command is sent, a warning names the peer and the reason (never the secret), it is
+    counted in `refused`, and the connection is closed.
     """
 
     def __init__(self, routes: Mapping[str, Handler], host: str, port: int,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, *, secret: str, peer_uid: int | None = None,
+                 peer_uid_of: PeerUidOf = proc_peer_uid) -> None:
+        if not secret:
+            raise ValueError("FastAGI needs a secret: the dialplan passes it on every AGI call")
         self.routes = dict(routes)
         self.host, self.port, self.backlog = host, port, backlog
+        self._secret = secret.encode("utf-8")
+        self.peer_uid = peer_uid
+        self._peer_uid_of = peer_uid_of
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.active = 0
+        self.refused: Counter[str] = Counter()
+
+    def _refusal(self, key: str | None, peer: Any, local: Any) -> tuple[str, str] | None:
+        """Why this request may not drive the IVR, as (counter key, detail); None: it may."""
+        if key is None:
+            return "no_secret", "no secret"
+        if not hmac.compare_digest(key.encode("utf-8"), self._secret):
+            return "wrong_secret", "wrong secret"
+        if self.peer_uid is not None:
+            try:
+                uid = self._peer_uid_of((peer[0], peer[1]), (local[0], local[1]))
+            except (TypeError, IndexError, ValueError, OSError):
+                uid = None
+            if uid is None:
+                return "peer_unknown", "the peer's socket is not one of this host's"
+            if uid != self.peer_uid:
+                return "peer_uid", f"the peer runs as uid {uid}, not Asterisk's {self.peer_uid}"
+        return None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port,
@@ -140,7 +189,16 @@ class FastAgiServer:
                             type(exc).__name__)
                 return
             headers = parse_headers(block)
-            script = headers.get("agi_network_script", "").split("?")[0].strip("/")
+            script, key = script_and_key(headers.get("agi_network_script", ""))
+            refusal = self._refusal(key, peer, writer.get_extra_info("sockname"))
+            if refusal is not None:
+                self.refused[refusal[0]] += 1
+                log.warning("FastAGI request from %s refused: %s (script %r, %d refused so far)",
+                            peer, refusal[1], script[:64], sum(self.refused.values()))
+                return
+            # the secret stays here: a handler sees the route, not the key
+            headers["agi_network_script"] = script
+            headers.pop("agi_request", None)
             handler = self.routes.get(script)
             if handler is None:
                 log.error("FastAGI request for unknown script %r from %s", script, peer)

@@ -36,12 +36,16 @@ KEYS = "0123456789*#"
 GET_INPUT = 'GET FULL VARIABLE "${HOTLINE_INPUT}|${READSTATUS}"'
 DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 DEADLINE_S = 5.0
+# what the dialplan passes on every AGI() call (?key=); a fake Asterisk runs as this test's own
+# user, so these servers have no peer-uid check (tests/contract/test_fastagi_auth.py has both)
+SECRET = "c0ffee" * 8
 
 
 def headers(**over: str) -> dict[str, str]:
     h = {
-        "agi_network": "yes", "agi_network_script": "ivr",
-        "agi_request": "agi://127.0.0.1:4573/ivr", "agi_channel": "PJSIP/carrier-00000007",
+        "agi_network": "yes", "agi_network_script": f"ivr?key={SECRET}",
+        "agi_request": f"agi://127.0.0.1:4573/ivr?key={SECRET}",
+        "agi_channel": "PJSIP/carrier-00000007",
         "agi_language": "zh", "agi_type": "PJSIP", "agi_uniqueid": UNIQUEID,
         "agi_version": "22.1.0", "agi_callerid": CALLER, "agi_calleridname": "Zhang San",
         "agi_callingpres": "0", "agi_callingani2": "0", "agi_callington": "0",
@@ -167,7 +171,7 @@ class FakeAsterisk:
 async def serving(services: FakeServices) -> AsyncIterator[tuple[FastAgiServer, int]]:
     ctx = IvrContext(engine_factory=lambda: Engine(FLOWS, "main", TZ), prompts=FakePrompts(),
                      services=services, clock=lambda: NOW)
-    server = FastAgiServer({"ivr": make_ivr_handler(ctx)}, "127.0.0.1", 0)
+    server = FastAgiServer({"ivr": make_ivr_handler(ctx)}, "127.0.0.1", 0, secret=SECRET)
     await server.start()
     assert server._server is not None
     port = server._server.sockets[0].getsockname()[1]
@@ -369,7 +373,8 @@ async def test_unknown_script_is_closed_without_commands() -> None:
 
     async with serving(services) as (_server, port):
         async with asyncio.timeout(DEADLINE_S):
-            await peer.call(port, header_block(headers(agi_network_script="billing")))
+            await peer.call(port,
+                            header_block(headers(agi_network_script=f"billing?key={SECRET}")))
 
     assert peer.commands == []
     assert services.started == []

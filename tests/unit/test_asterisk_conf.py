@@ -216,7 +216,9 @@ def test_every_phone_has_its_own_secret(rendered: tuple) -> None:
     assert len(set(passwords)) == len(passwords)
     assert all(len(p) >= 16 for p in passwords)
     assert AMI_SECRET not in passwords
-    assert sorted(passwords) == sorted(secrets.values())
+    # secrets.json also keeps the FastAGI secret (the dialplan's ?key=), which no phone shares
+    assert sorted(passwords) == sorted(v for k, v in secrets.items() if k != "fastagi")
+    assert secrets["fastagi"] not in passwords
 
 
 def test_secrets_are_kept_between_renders(settings: Settings, tmp_path: Path) -> None:
@@ -298,7 +300,7 @@ def _expand(expr: str, variables: Mapping[str, str]) -> str:
 
 def test_95598_runs_the_ivr_over_fastagi_and_falls_back_when_it_did_not_decide(
         settings: Settings, rendered: tuple) -> None:
-    _out, _secrets, parsed = rendered
+    _out, secrets, parsed = rendered
     ext = parsed["extensions.conf"]
     plan = dialplan(ext)
     globals_ = dict(one(ext, "globals").items)
@@ -306,7 +308,9 @@ def test_95598_runs_the_ivr_over_fastagi_and_falls_back_when_it_did_not_decide(
     steps = plan[("from-carrier", "95598")].priorities
     agi = [i for i, app in enumerate(steps) if app.startswith("AGI(")]
     assert len(agi) == 1
-    assert steps[agi[0]] == "AGI(${FASTAGI}/ivr,${CHANNEL(linkedid)})"
+    # ?key= is the FastAGI secret the CTI requires (issue 10, defect 8)
+    assert steps[agi[0]] == \
+        f"AGI(${{FASTAGI}}/ivr?key={secrets['fastagi']},${{CHANNEL(linkedid)}})"
     assert globals_["FASTAGI"] == f"agi://{settings.fastagi.host}:{settings.fastagi.port}"
     assert globals_["FASTAGI"] == "agi://127.0.0.1:4573"
     # a value left from before cannot leak: HOTLINE_NEXT is cleared before the AGI runs
