@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 revision: str = "0005_merge"
-down_revision: str | Sequence[str] | None = (
-    "0003_recordings", "0003_supervision", "0003_web", "0004_workorder_alerts")
+# on one line, so that a line-based reader of the history (a review hook) sees all four parents
+down_revision: str | Sequence[str] | None = ("0003_recordings", "0003_supervision", "0003_web", "0004_workorder_alerts")  # noqa: E501
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
