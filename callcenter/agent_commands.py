@@ -1,23 +1,30 @@
-"""Agent and supervisor commands over MQTT: login with a password, then act with a session token.
+"""Agent and supervisor commands over MQTT. The sender is the broker credential, never a password.
+
+On the hotline's broker (asterisk_conf/mosquitto.py, docs/mqtt.md "Who may publish what") only
+the staff member A001's own credential may write hotline/cmd/agents/A001 (S01's:
+hotline/cmd/supervisors/S01), so the CTI takes the topic's id as the sender. No password and no
+session token ever crosses the bus; a desktop gets its MQTT credential from the web API
+(GET /api/auth/mqtt, after a web login).
 
 Topics (see docs/mqtt.md):
-  hotline/cmd/agents/{agent_id}   {"action": "login", "seat": "seat07", "password": "...",
-                                   "request_id": "..."}
+  hotline/cmd/agents/{agent_id}   {"action": "login", "seat": "seat07", "request_id": "..."}
                                   {"action": "ready" | "not_ready" | "wrap_up" | "logout",
-                                   "token": "...", "reason": "break", "request_id": "..."}
-  hotline/cmd/supervisors/{id}    {"action": "login", "password": "..."}
-                                  {"action": "force", "token": "...", "agent_id": "A001",
+                                   "reason": "break", "request_id": "..."}
+  hotline/cmd/supervisors/{id}    {"action": "login"}
+                                  {"action": "force", "agent_id": "A001",
                                    "state": "not_ready" | "ready" | "logged_out", "reason": "..."}
-                                  {"action": "listen" | "whisper" | "barge", "token": "...",
+                                  {"action": "listen" | "whisper" | "barge",
                                    "call_id": "1751333405.42"}  (rings the supervisor's phone)
-                                  {"action": "spy_mode", "token": "...", "session_id": "...",
+                                  {"action": "spy_mode", "session_id": "...",
                                    "mode": "listen" | "whisper" | "barge"}
-                                  {"action": "spy_stop", "token": "...", "session_id": "..."}
+                                  {"action": "spy_stop", "session_id": "..."}
 Replies go to hotline/agents/{agent_id}/reply (or hotline/supervisors/{id}/reply).
 
-The browser desktop (issue 5) replaces this transport with an authenticated web API; the
-service layer underneath (AcdService + Command) stays the same. Roles are checked here, on the
-server: only a supervisor token can force another agent's state.
+A `login` carrying a "password" is refused (`password_refused`) and the password is not looked
+at. Logins go through the web logins' limiter (per account) and are audited (`mqtt.login`), as
+are supervisor forces (`agent.force_state`, detail via=mqtt) and their refusals. A "token" field
+(from the old protocol) is ignored. Roles are checked here, on the server: only a supervisor or
+an admin forces another agent's state, and never someone of their own rank or above.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import asyncio
 import json
 import logging
 import re
-import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -40,12 +47,30 @@ ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SEAT = re.compile(r"^seat\d{2,3}$")
 SUPERVISION_ACTIONS = frozenset({"listen", "whisper", "barge", "spy_mode", "spy_stop"})
 LOGIN_TIMEOUT_S = 5.0
+PRINCIPAL_TTL_S = 30.0  # a role change or deactivation reaches MQTT commands within this
+RANK = {"agent": 0, "supervisor": 1, "admin": 2}  # as agent_desktop/auth.py's outranks
+PASSWORD_REFUSED = ("passwords never travel on the MQTT bus: log in over the web API "
+                    "(POST /api/auth/login), then connect with your own MQTT credential "
+                    "(GET /api/auth/mqtt) and send login without a password")
 
 
 class Directory(Protocol):
-    """Who may log in (the database in production)."""
+    """Who the staff are, the login limiter and the audit trail (cti/db/mqtt_logins.py)."""
 
-    async def verify(self, user_id: str, password: str) -> Principal | None: ...
+    async def principal(self, user_id: str) -> Principal | None: ...
+
+    async def admit_login(self, user_id: str) -> Any: ...  # mqtt_logins.LoginAdmission
+
+    async def finish_login(self, admission: Any, *, kind: str, allowed: bool,
+                           credential_ok: bool, **detail: Any) -> None: ...
+
+    async def audit(self, who: Principal, action: str, target: str | None, allowed: bool,
+                    **detail: Any) -> None: ...
+
+
+def outranks(who: Principal, target_role: str) -> bool:
+    mine = RANK.get(who.role, -1)
+    return mine == RANK["admin"] or mine > RANK.get(target_role, RANK["admin"])
 
 
 class AgentCommands:
@@ -59,7 +84,7 @@ class AgentCommands:
         self.notifier = bus if isinstance(bus, Notifier) else service.notifier
         self.directory = directory
         self.seats = seats
-        self.tokens: dict[str, Principal] = {}  # token -> who
+        self._known: dict[str, tuple[float, Principal]] = {}  # user id -> (when, who)
 
     def subscribe(self, bus: Any) -> None:
         """Listen on the command topics (hotline/cmd/{agents|supervisors}/{id})."""
@@ -86,37 +111,75 @@ class AgentCommands:
         action = msg.get("action")
         if action == "login":
             return await self._login(kind, user_id, msg, reply)
-        who = self.tokens.get(str(msg.get("token", "")))
-        if who is None or who.user_id != user_id:
+        who = await self._who(user_id)
+        if who is None:
             return await reply({"ok": False, "error": "not_logged_in"})
         if action in SUPERVISION_ACTIONS:
             # on either topic: the service checks the role, and audits a refusal too
             return await self._supervise(who, str(action), msg, reply)
         if kind == "supervisors":
-            if who.role not in ("supervisor", "admin"):
-                return await reply({"ok": False, "error": "forbidden"})
-            if action != "force" or not ID.match(str(msg.get("agent_id", ""))):
-                return await reply({"ok": False, "error": "bad_command"})
-            try:
-                state = AgentState(str(msg.get("state")))
-            except ValueError:
-                return await reply({"ok": False, "error": "bad_state"})
-            inp: acd.Input = acd.SupervisorForce(agent_id=str(msg["agent_id"]), state=state,
-                                                 reason=str(msg.get("reason") or "supervisor"))
-            self.service.submit(Command(inp, actor=who.user_id, reply=reply))
-            return None
+            return await self._force(who, msg, reply)
         if action == "ready":
-            inp = acd.AgentReady(agent_id=user_id)
+            inp: acd.Input = acd.AgentReady(agent_id=user_id)
         elif action == "not_ready":
             inp = acd.AgentNotReady(agent_id=user_id, reason=str(msg.get("reason") or "break"))
         elif action == "wrap_up":
             inp = acd.AgentWrapUp(agent_id=user_id)
         elif action == "logout":
             inp = acd.AgentLogout(agent_id=user_id)
-            self.tokens = {t: p for t, p in self.tokens.items() if p.user_id != user_id}
+            self._known.pop(user_id, None)
         else:
             return await reply({"ok": False, "error": "bad_command"})
         self.service.submit(Command(inp, actor=user_id, reply=reply))
+        return None
+
+    async def _who(self, user_id: str) -> Principal | None:
+        """The active staff member behind a command topic (cached for PRINCIPAL_TTL_S)."""
+        now = time.monotonic()
+        hit = self._known.get(user_id)
+        if hit is not None and now - hit[0] < PRINCIPAL_TTL_S:
+            return hit[1]
+        who = await self.directory.principal(user_id)
+        if who is None:
+            self._known.pop(user_id, None)
+        else:
+            self._known[user_id] = (now, who)
+        return who
+
+    async def _force(self, who: Principal, msg: dict[str, Any],
+                     reply: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """A supervisor (or admin) forces an agent's state; allowed or not, it is audited."""
+        action, target = msg.get("action"), str(msg.get("agent_id", ""))
+        state_raw, reason = msg.get("state"), str(msg.get("reason") or "supervisor")
+
+        async def refuse(error: str, **detail: Any) -> None:
+            await self.directory.audit(who, "agent.force_state", target[:64] or None, False,
+                                       state=str(state_raw)[:32], error=error, **detail)
+            await reply({"ok": False, "error": error})
+
+        if who.role not in ("supervisor", "admin"):
+            return await refuse("forbidden")
+        if action != "force" or not ID.match(target):
+            return await reply({"ok": False, "error": "bad_command"})
+        try:
+            state = AgentState(str(state_raw))
+        except ValueError:
+            return await refuse("bad_state")
+        whom = await self._who(target)
+        if whom is None:
+            return await refuse("no_such_agent")
+        if target != who.user_id and not outranks(who, whom.role):
+            return await refuse("forbidden", target_role=whom.role)
+
+        async def audited(doc: dict[str, Any]) -> None:
+            await self.directory.audit(who, "agent.force_state", target, bool(doc.get("ok")),
+                                       state=state.value, reason=reason,
+                                       error=None if doc.get("ok") else doc.get("error"))
+            await reply(doc)
+
+        inp = acd.SupervisorForce(agent_id=target, state=state, reason=reason)
+        if not self.service.submit(Command(inp, actor=who.user_id, reply=audited)):
+            return await audited({"ok": False, "error": "busy"})
         return None
 
     async def _supervise(self, who: Principal, action: str, msg: dict[str, Any],
@@ -143,21 +206,36 @@ class AgentCommands:
 
     async def _login(self, kind: str, user_id: str, msg: dict[str, Any],
                      reply: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        who = await self.directory.verify(user_id, str(msg.get("password", "")))
+        """The sender is the topic's id (the broker checked its credential). Counted by the
+        login limiter before anything else, and audited whatever the outcome."""
+        adm = await self.directory.admit_login(user_id)
+
+        async def done(doc: dict[str, Any], *, credential_ok: bool, **detail: Any) -> None:
+            await self.directory.finish_login(adm, kind=kind, allowed=bool(doc.get("ok")),
+                                              credential_ok=credential_ok,
+                                              error=doc.get("error"), **detail)
+            await reply(doc)
+
+        if adm.wait_s:
+            log.warning("MQTT login rate-limited user_id=%s wait=%ss", user_id, adm.wait_s)
+            return await done({"ok": False, "error": "rate_limited",
+                               "retry_after_s": adm.wait_s}, credential_ok=False)
+        if "password" in msg:  # refused unread: never checked, logged or kept
+            log.warning("MQTT login with a password refused user_id=%s", user_id)
+            return await done({"ok": False, "error": "password_refused",
+                               "message": PASSWORD_REFUSED}, credential_ok=False)
+        who = adm.who
         if who is None:
-            log.warning("failed login for %s", user_id)
-            return await reply({"ok": False, "error": "bad_credentials"})
+            log.warning("MQTT login refused: no active account %s", user_id)
+            return await done({"ok": False, "error": "bad_credentials"}, credential_ok=False)
         if kind == "supervisors" and who.role not in ("supervisor", "admin"):
-            return await reply({"ok": False, "error": "forbidden"})
-        token = secrets.token_urlsafe(24)
+            return await done({"ok": False, "error": "forbidden"}, credential_ok=False)
+        self._known[user_id] = (time.monotonic(), who)
         if kind == "agents":
-            doc = await self.seat_login(who, str(msg.get("seat", "")))
-            if doc.get("ok"):
-                self.tokens[token] = who
-                doc = {**doc, "token": token}
-            return await reply(doc)
-        self.tokens[token] = who
-        return await reply({"ok": True, "token": token})
+            seat = str(msg.get("seat", ""))
+            doc = await self.seat_login(who, seat)
+            return await done(doc, credential_ok=True, seat=seat[:16])
+        return await done({"ok": True}, credential_ok=True)
 
     async def seat_login(self, who: Principal, seat: str,
                          timeout: float = LOGIN_TIMEOUT_S) -> dict[str, Any]:

@@ -102,8 +102,14 @@ class AcdSettings:
 
 @dataclass(frozen=True)
 class MqttSettings:
+    """The hotline's own broker (asterisk_conf/mosquitto.py renders it; never the host's 1883).
+    tls_port 0: no TLS listener; else TLS there, with tls_cert/tls_key or, when those are
+    empty, a self-signed certificate kept in var/mqtt-tls/ (asterisk_conf/mosquitto.py)."""
     host: str
     port: int
+    tls_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -310,7 +316,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                             not_ready_reasons=_reasons(acd.get("not_ready_reasons",
                                                                DEFAULT_NOT_READY_REASONS))),
             mqtt=MqttSettings(host=str(mqtt.get("host", "127.0.0.1")),
-                              port=int(mqtt.get("port", 1883))),
+                              port=int(mqtt.get("port", 1884)),
+                              tls_port=int(mqtt.get("tls_port", 0)),
+                              tls_cert=str(mqtt.get("tls_cert", "")),
+                              tls_key=str(mqtt.get("tls_key", ""))),
             web=WebSettings(**{k: type(getattr(WebSettings, k))(v) for k, v in web.items()
                                if k in WebSettings.__dataclass_fields__}),
             recorder=recorder_settings(raw.get("recorder", {}), state_dir, root),

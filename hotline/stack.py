@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 ASTERISK_SH = REPO_ROOT / "scripts" / "asterisk.sh"
 ENV_FILE_NAME = "hotline.env"
-MQTT_PORT = 1883
 
 
 class StackError(Exception):
@@ -288,20 +287,69 @@ def stop_fail2ban(settings: Settings) -> bool:
 # ---------------------------------------------------------------------------------- Mosquitto
 
 
-def start_mosquitto(settings: Settings) -> str:
-    """Use the broker already on 127.0.0.1:1883 if there is one, else start our own."""
+def mqtt_staff(settings: Settings) -> list[Any]:
+    """Every active staff member (id, role) in the database: one broker user each."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from asterisk_conf.mosquitto import Staff
+    from cti.db.models import Agent
+    from hotline.wiring import database_at
+
+    try:
+        with database_at(settings.db_url, migrate=False) as sessions, sessions() as s:
+            rows = s.execute(select(Agent.agent_id, Agent.role).where(Agent.active.is_(True))
+                             .order_by(Agent.agent_id)).all()
+    except SQLAlchemyError as exc:
+        raise StackError(f"cannot read the staff for the MQTT broker's users: {exc}") from exc
+    return [Staff(str(a), str(r)) for a, r in rows]
+
+
+def start_mosquitto(settings: Settings, *, staff: Any = None, folder: Path | None = None,
+                    extra: Any = None, timeout: float = 10) -> str:
+    """The hotline's own broker (asterisk_conf/mosquitto.py) on [mqtt] host:port, never one that
+    already listens there: render its files (one user per active staff member, or `staff`),
+    then start it, or make a running one of ours re-read its users and ACL (SIGHUP)."""
+    from asterisk_conf.mosquitto import BrokerConfigError, write_broker
+
     p = paths(settings)
-    if port_open("127.0.0.1", MQTT_PORT):
-        return "already running" if not pid_alive(p.mosquitto_pid) else "started by hotline"
-    conf = p.run / "mosquitto.conf"
-    p.run.mkdir(parents=True, exist_ok=True)
-    conf.write_text(f"listener {MQTT_PORT} 127.0.0.1\nallow_anonymous true\n"
-                    f"pid_file {p.mosquitto_pid}\npersistence false\n", encoding="utf-8")
+    mqtt = settings.mqtt
+    ports = [port for port in (mqtt.port, mqtt.tls_port) if port]
+    try:
+        files = write_broker(mqtt, settings.state_dir,
+                             mqtt_staff(settings) if staff is None else staff,
+                             folder=folder, extra=extra)
+    except BrokerConfigError as exc:
+        raise StackError(str(exc)) from exc
+    pid = pid_alive(p.mosquitto_pid)
+    if pid and all(port_open(mqtt.host, port) for port in ports):
+        os.kill(pid, signal.SIGHUP)  # re-reads the password file and the ACL
+        return "reloaded its users"
+    if pid:  # ours, but not on the configured ports (a changed [mqtt]): start it again
+        _stop_pidfile(p.mosquitto_pid)
+    for port in ports:
+        if port_open(mqtt.host, port):
+            raise StackError(f"port {port} ([mqtt]) is taken by another process: the hotline "
+                             "runs its own broker and never reuses one; free the port or set "
+                             "[mqtt] port / tls_port")
     exe = "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         raise StackError("mosquitto is not installed: run `make up`")
-    subprocess.run([exe, "-d", "-c", str(conf)], check=True)
-    wait_until(lambda: port_open("127.0.0.1", MQTT_PORT), 10, "mosquitto on 1883")
+    p.run.mkdir(parents=True, exist_ok=True)
+    p.log.mkdir(parents=True, exist_ok=True)
+    out = private_log(p.log / "mosquitto.out")
+    proc = subprocess.Popen([exe, "-c", str(files.conf)], stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    out.close()
+    p.mosquitto_pid.write_text(str(proc.pid))
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            tail = (p.log / "mosquitto.out").read_text(errors="replace")[-2000:]
+            raise StackError(f"mosquitto exited with {proc.returncode}:\n{tail}")
+        return all(port_open(mqtt.host, port) for port in ports)
+
+    wait_until(ready, timeout, f"the hotline's mosquitto on {mqtt.host}:{ports}")
     return "started by hotline"
 
 
@@ -384,7 +432,10 @@ def status(settings: Settings) -> dict[str, Any]:
                 "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
                 "web": f"http://{settings.web.host}:{settings.web.port}/",
                 "status": cti_status},
-        "mqtt": {"running": port_open("127.0.0.1", MQTT_PORT), "url": "mqtt://127.0.0.1:1883",
+        "mqtt": {"running": port_open(settings.mqtt.host, settings.mqtt.port),
+                 "url": f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
+                 "tls_url": (f"mqtts://{settings.mqtt.host}:{settings.mqtt.tls_port}"
+                             if settings.mqtt.tls_port else None),
                  "started_by_hotline": bool(pid_alive(p.mosquitto_pid))},
         "db": {"url": _redact(settings.db_url)},
         "state_dir": str(settings.state_dir),

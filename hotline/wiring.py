@@ -243,6 +243,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from agent_desktop.server import bind
     from agent_desktop.server import serve as serve_web
     from agent_desktop.tls import TlsError, certificate
+    from asterisk_conf.mosquitto import CTI_USER, credential
     from asterisk_conf.render import phone_names
     from callcenter.acd_service import AcdService
     from callcenter.agent_commands import AgentCommands
@@ -251,7 +252,9 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.ami.client import AmiClient
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
+    from cti.db import login_limits
     from cti.db.acd_store import DbAcdStore
+    from cti.db.mqtt_logins import DbMqttDirectory
     from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
@@ -285,7 +288,9 @@ async def build_daemon(settings: Settings) -> Daemon:
     await fastagi.start()
 
     # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
-    bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}")
+    # as hotline-cti, the one broker user that reads commands and writes state (docs/mqtt.md)
+    bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}",
+                  username=CTI_USER, password=credential(settings.state_dir, CTI_USER))
     # work orders: SLA escalations go to hotline/supervisors/alerts after their commit
     services = build_services(settings, sessions, bus=bus)
     workorders = services.workorders
@@ -313,7 +318,12 @@ async def build_daemon(settings: Settings) -> Daemon:
     supervision = SupervisionService(ami, acd.notifier, DbSupervisionAudit(sessions),
                                      AcdCalls(acd), supervisors)
     await supervision.close_stale()  # sessions a previous CTI left open end on record
-    commands = AgentCommands(acd, bus, store, seats, supervision=supervision)
+    # MQTT logins share the web logins' limiter; logins and forces go to audit_log
+    mqtt_directory = DbMqttDirectory(sessions, login_limits.LoginPolicy(
+        free_failures=settings.web.login_max_failures,
+        ip_free_failures=settings.web.login_ip_max_failures,
+        backoff_max_s=settings.web.login_backoff_max_s, window_s=settings.web.login_window_s))
+    commands = AgentCommands(acd, bus, mqtt_directory, seats, supervision=supervision)
     commands.subscribe(bus)  # hotline/cmd/{agents,supervisors}/{id}, topics by cti.notifier
     # the agent desktop (agent_desktop/): web API and /ws push, on this loop; a taken port is
     # fatal here, at startup

@@ -186,3 +186,45 @@ def me(user: User = Depends(current_user)) -> Me:  # noqa: B008
     """Who is logged in with this session."""
     return Me(user_id=user.user_id, role=user.role, name=user.name,  # type: ignore[arg-type]
               seat=user.seat, lang=user.lang)
+
+
+class MqttCredentialOut(BaseModel):
+    username: str = Field(examples=["A001"])
+    password: str
+    host: str = Field(examples=["127.0.0.1"])
+    port: int = Field(examples=[1884])
+    tls_port: int | None = Field(default=None, examples=[8884],
+                                 description="the broker's TLS listener; null when it has none")
+
+
+@router.get("/mqtt", response_model=MqttCredentialOut,
+            responses={401: {"description": "not logged in"},
+                       403: {"description": "not a staff role"},
+                       503: {"description": "the broker has no user for you yet (hotline up "
+                                            "makes one per active staff member)"}})
+async def mqtt_credential(request: Request, response: Response,
+                          user: User = Depends(current_user)) -> MqttCredentialOut:  # noqa: B008
+    """Your own credential for the hotline's MQTT broker (docs/mqtt.md): the broker's ACL lets
+    it write only your command topic and read only your state, pops and replies (supervisors
+    also the public state topics). Only ever your own; each hand-out is audited."""
+    from agent_desktop.audit import audit
+    from asterisk_conf.mosquitto import credential
+
+    ctx = ctx_of(request)
+    if user.role not in ("agent", "supervisor", "admin"):
+        raise HTTPException(403, "no MQTT access for this role")
+    settings = ctx.settings
+    password = await run_in_threadpool(credential, settings.state_dir, user.user_id)
+
+    def record() -> None:
+        with ctx.sessions.begin() as s:
+            audit(s, at=ctx.clock(), user=user, action="mqtt.credential", target=user.user_id,
+                  allowed=password is not None, client_ip=client_ip(request))
+
+    await run_in_threadpool(record)
+    if password is None:
+        raise HTTPException(503, "no MQTT credential for you yet: `hotline up` makes one per "
+                                 "active staff member")
+    response.headers["Cache-Control"] = "no-store"
+    return MqttCredentialOut(username=user.user_id, password=password, host=settings.mqtt.host,
+                             port=settings.mqtt.port, tls_port=settings.mqtt.tls_port or None)

@@ -115,6 +115,8 @@ class MqttBus:
         publish_timeout_s: float = 5.0,
         keepalive_s: int = 10,
         status_topic: str = CTI_STATUS_TOPIC,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("client_id must not be empty")
@@ -136,6 +138,9 @@ class MqttBus:
         self._reconnect_max_s = reconnect_max_s
         self._publish_timeout_s = publish_timeout_s
         self._keepalive_s = keepalive_s
+        # the broker's credential (asterisk_conf/mosquitto.py: hotline-cti); never logged
+        self._username = username
+        self._password = password
 
         #: set while a connection is up, subscribed and has announced "online"
         self.connected = asyncio.Event()
@@ -442,6 +447,8 @@ class MqttBus:
             self.host,
             self.port,
             identifier=self.client_id,
+            username=self._username,
+            password=self._password,
             will=aiomqtt.Will(self.status_topic, CTI_OFFLINE, qos=1, retain=True),
             clean_session=True,
             keepalive=self._keepalive_s,

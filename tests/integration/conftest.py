@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from asterisk_conf.mosquitto import credential
 from config.settings import Settings, load_settings
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
@@ -32,7 +32,7 @@ from hotline.demo_seed import demo_accounts, seed_demo
 from prompts.index import PromptIndex
 from tests.support.ami import AmiRecorder
 from tests.support.ami_users import add_test_users, harness
-from tests.support.mqtt import MqttWatcher
+from tests.support.mqtt import HARNESS_ACL, HARNESS_USER, MqttWatcher, demo_staff
 from tests.support.ports import port
 from tests.support.settings import REPO, write_test_settings
 
@@ -120,24 +120,21 @@ def ami(asterisk: Settings) -> Iterator[AmiRecorder]:
 
 @pytest.fixture(scope="session")
 def broker(it_env: ItEnv) -> Iterator[int]:
-    """A Mosquitto of the tests' own, so a `make up` CTI on 1883 never mixes in."""
-    conf = it_env.state / "mosquitto.conf"
-    conf.write_text(f"listener {PORTS['mqtt']} 127.0.0.1\nallow_anonymous true\n"
-                    "persistence false\n")
-    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """The hotline's own broker as `hotline up` starts it (stack.start_mosquitto: no anonymous
+    access, a credential per client, the ACL) on the suite's port, with the demo staff as users
+    plus the suite's harness user (HARNESS_USER, readwrite hotline/#) that MqttWatcher uses."""
+    stack.start_mosquitto(it_env.settings, staff=demo_staff(),
+                          extra={HARNESS_USER: list(HARNESS_ACL)})
     try:
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", PORTS["mqtt"]), 10,
-                         "the test broker")
         yield PORTS["mqtt"]
     finally:
-        proc.terminate()
-        proc.wait(5)
+        stack.stop_mosquitto(it_env.settings)
 
 
 @pytest.fixture(scope="session")
-def mqtt(broker: int) -> Iterator[MqttWatcher]:
-    watcher = MqttWatcher("127.0.0.1", broker).start()
+def mqtt(broker: int, it_env: ItEnv) -> Iterator[MqttWatcher]:
+    watcher = MqttWatcher("127.0.0.1", broker, username=HARNESS_USER,
+                          password=credential(it_env.settings.state_dir, HARNESS_USER)).start()
     yield watcher
     watcher.stop()
 
@@ -246,10 +243,9 @@ def _no_agent_left_logged_in(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     mqtt = request.getfixturevalue("mqtt")
     try:
-        r = mqtt.command("supervisors", "S05", {"action": "login", "password": "95598"})
-        for agent in left:
-            mqtt.command("supervisors", "S05", {"action": "force", "token": r["token"],
-                                                "agent_id": agent, "state": "logged_out"})
+        for agent in left:  # the harness user may write S05's command topic
+            mqtt.command("supervisors", "S05", {"action": "force", "agent_id": agent,
+                                                "state": "logged_out"})
     except AssertionError as exc:  # the CTI is not answering: nothing more to do here
         print(f"could not log out {left} after {request.node.name}: {exc}")
 

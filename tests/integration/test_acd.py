@@ -25,7 +25,6 @@ from tests.support.sipp import Caller, Keys, Pause
 
 pytestmark = pytest.mark.integration
 ANSWER_PORT, NO_ANSWER_PORT = port(15090), port(15092)
-PASSWORD = "95598"  # the demo agents' password (hotline/demo_seed.py)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +54,18 @@ def general_agents(backend: Backend) -> list[str]:
     return [a for a, skills in rows if "general" in skills][:3]
 
 
-def _login(mqtt: MqttWatcher, agent: str, seat: str) -> str:
-    r = mqtt.command("agents", agent, {"action": "login", "seat": seat, "password": PASSWORD})
+def _login(mqtt: MqttWatcher, agent: str, seat: str) -> dict[str, object]:
+    """No password on the bus: the harness's broker user writes the agent's command topic."""
+    r = mqtt.command("agents", agent, {"action": "login", "seat": seat})
     assert r["ok"], r
-    return str(r["token"])
+    assert "token" not in r, r  # nothing long-lived crosses the bus
+    return r
 
 
-def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> str:
-    """Sign the agent in at the seat and make them ready for calls; their token."""
-    token = _login(mqtt, agent, seat)
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
-    return token
+def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> None:
+    """Sign the agent in at the seat and make them ready for calls."""
+    _login(mqtt, agent, seat)
+    assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
 
 
 def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30,
@@ -87,7 +87,7 @@ def test_pop_reaches_ringing_agent_before_answer_then_wrap_up(
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[0]
     m0 = mqtt.mark()
-    token = _login_ready(mqtt, agent, "seat01")
+    _login_ready(mqtt, agent, "seat01")
     _state(mqtt, agent, "ready", m0)
     number = f"{backend.prefix}7000001"
     mark = ami.mark()
@@ -112,7 +112,7 @@ def test_pop_reaches_ringing_agent_before_answer_then_wrap_up(
         assert rec.agent_id == agent and rec.seat == "seat01"
         assert rec.queued_at is not None and rec.answered_at is not None
         assert rec.ended_at is not None and rec.ended_at > rec.answered_at
-    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
     _state(mqtt, agent, "logged_out", m0)
 
 
@@ -121,9 +121,9 @@ def test_ring_no_answer_requeues_and_sets_agent_not_ready(
         general_agents: list[str], tmp_path: Path) -> None:
     silent_agent, backup = general_agents[1], general_agents[2]
     m0 = mqtt.mark()
-    t_silent = _login(mqtt, silent_agent, "seat04")
-    t_backup = _login(mqtt, backup, "seat02")
-    assert mqtt.command("agents", silent_agent, {"action": "ready", "token": t_silent})["ok"]
+    _login(mqtt, silent_agent, "seat04")
+    _login(mqtt, backup, "seat02")
+    assert mqtt.command("agents", silent_agent, {"action": "ready"})["ok"]
     number = f"{backend.prefix}7000002"
     mark = ami.mark()
     call = CallInProgress(_to_agents(number, talk_ms=20_000), cti.settings, tmp_path)
@@ -132,7 +132,7 @@ def test_ring_no_answer_requeues_and_sets_agent_not_ready(
     assert rona["Seat"] == "seat04"
     _state(mqtt, silent_agent, "not_ready", m0, reason="rona")
     # the caller kept waiting; the next agent to become ready gets the call
-    assert mqtt.command("agents", backup, {"action": "ready", "token": t_backup})["ok"]
+    assert mqtt.command("agents", backup, {"action": "ready"})["ok"]
     offer = ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineOffer")(e)
                          and e.get("Seat") == "seat02", 30, "offer to seat02", since=mark)
     assert ts(offer) > ts(rona)
@@ -140,8 +140,8 @@ def test_ring_no_answer_requeues_and_sets_agent_not_ready(
     assert not [e for e in ami.events()[mark:]
                 if is_event("UserEvent", number, UserEvent="HotlineFailover")(e)]
     assert call.finish(90).ok
-    for agent, token in ((silent_agent, t_silent), (backup, t_backup)):
-        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    for agent in (silent_agent, backup):
+        assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
 
 
 def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
@@ -149,7 +149,7 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[0]
     m_login = ami.mark()
-    token = _login_ready(mqtt, agent, "seat03")
+    _login_ready(mqtt, agent, "seat03")
     # the failover queue rings only seats with an agent logged in: the CTI unpaused seat03
     ami.wait_for(lambda e: e.get("Event") == "QueueMemberPause"
                  and e.get("Interface") == "PJSIP/seat03" and e.get("Paused") == "0", 15,
@@ -188,11 +188,9 @@ def test_cti_killed_waiting_callers_fail_over_talking_calls_go_on(
     assert talking.finish(90).ok
     waiting.finish(30)
     _state(mqtt, agent, "wrap_up", m1)
-    # the restart forgot the desktop's session token: logging in again at the same seat
-    # re-attaches (the agent stays logged in), and a token from before is refused
-    assert not mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
-    token = _login(mqtt, agent, "seat03")
-    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    # the restart kept the agent at the seat: logging in again there re-attaches
+    assert _login(mqtt, agent, "seat03").get("reattached") is True
+    assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
 
 
 def _agents_with(backend: Backend, want: str, without: str | None = None) -> list[str]:
@@ -209,10 +207,11 @@ def test_english_caller_goes_to_english_agent_not_the_longest_idle(
     general_only = _agents_with(backend, "general", without="english")[-1]
     english = _agents_with(backend, "english")[0]
     m0 = mqtt.mark()
-    tokens = {}
+    logged_in = []
     # the general-only agent has been idle longest: by idle time alone it would get the call
     for agent, seat in ((general_only, "seat01"), (english, "seat03")):
-        tokens[agent] = _login_ready(mqtt, agent, seat)
+        _login_ready(mqtt, agent, seat)
+        logged_in.append(agent)
         _state(mqtt, agent, "ready", m0)
     number = f"{backend.prefix}7000006"
     mark = ami.mark()
@@ -225,8 +224,8 @@ def test_english_caller_goes_to_english_agent_not_the_longest_idle(
                          "offer", since=mark)
     assert offer["Seat"] == "seat03", "the English caller was not routed by skill"
     assert call.finish(90).ok
-    for agent, token in tokens.items():
-        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    for agent in logged_in:
+        assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
 
 
 def test_important_customer_is_answered_before_an_earlier_caller(
@@ -249,7 +248,7 @@ def test_important_customer_is_answered_before_an_earlier_caller(
                      "important caller queued", since=mark)
     assert q["Account"] == important
     m0 = mqtt.mark()
-    token = _login_ready(mqtt, agent, "seat01")
+    _login_ready(mqtt, agent, "seat01")
     first = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
                          and e.get("UserEvent") == "HotlineOffer"
                          and e.get("CallerIDNum") in (plain_no, vip_no), 30, "first offer",
@@ -263,7 +262,7 @@ def test_important_customer_is_answered_before_an_earlier_caller(
     hang_up(ami, second)
     plain.finish(60)
     _state(mqtt, agent, "wrap_up", m0)
-    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
 
 
 def test_asterisk_restart_cti_reconnects_and_resyncs(
@@ -272,7 +271,7 @@ def test_asterisk_restart_cti_reconnects_and_resyncs(
     from hotline import stack
 
     agent = general_agents[1]
-    token = _login_ready(mqtt, agent, "seat02")
+    _login_ready(mqtt, agent, "seat02")
     m1 = mqtt.mark()
     stack.stop_asterisk(cti.settings)
     stack.start_asterisk(cti.settings)
@@ -292,7 +291,7 @@ def test_asterisk_restart_cti_reconnects_and_resyncs(
     assert offer["Seat"] == "seat02"
     assert call.finish(90).ok
     _state(mqtt, agent, "wrap_up", m1)
-    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
 
 
 # ------------------------------------------------------------------ fairness, overflow, callback
@@ -320,9 +319,10 @@ def test_longest_idle_agent_gets_each_call_and_calls_spread_evenly(
     with backend.sessions() as s:
         before = s.execute(select(func.max(AgentStateLog.id))).scalar() or 0
     m0 = mqtt.mark()
-    tokens = {}
+    logged_in = []
     for agent, seat in zip(agents, FAIR_SEATS, strict=True):
-        tokens[agent] = _login_ready(mqtt, agent, seat)
+        _login_ready(mqtt, agent, seat)
+        logged_in.append(agent)
         _state(mqtt, agent, "ready", m0)
     n_calls = 3 * len(agents)
     numbers = [f"{backend.prefix}71{n:05d}" for n in range(n_calls)]
@@ -380,8 +380,8 @@ def test_longest_idle_agent_gets_each_call_and_calls_spread_evenly(
     assert checked >= n_calls
     assert sum(answered.values()) >= n_calls
     assert max(answered.values()) - min(answered.values()) <= 1, answered
-    for agent, token in tokens.items():
-        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    for agent in logged_in:
+        assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
 
 
 def test_a_full_queue_overflows_new_callers_to_the_busy_message(
@@ -422,7 +422,7 @@ def test_callback_keeps_the_callers_place_and_dials_them_back(
     try:
         agent = general_agents[0]
         m0 = mqtt.mark()
-        token = _login_ready(mqtt, agent, "seat01")
+        _login_ready(mqtt, agent, "seat01")
         talker, asker, later = (f"{backend.prefix}730000{n}" for n in range(3))
         mark = ami.mark()
         # the agent is busy with a first caller ...
@@ -481,7 +481,7 @@ def test_callback_keeps_the_callers_place_and_dials_them_back(
         assert ts(offer) > ts(cb)
         hang_up(ami, offer)
         waiting.finish(30)
-        assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+        assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
     finally:
         customer_phone.stop()
 
@@ -490,7 +490,7 @@ def test_restarted_cti_leaves_a_failover_call_talking_and_the_agent_out_of_routi
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         general_agents: list[str], tmp_path: Path) -> None:
     agent = general_agents[1]
-    token = _login_ready(mqtt, agent, "seat02")
+    _login_ready(mqtt, agent, "seat02")
     number = f"{backend.prefix}7400001"
     cti.kill9()
     try:
@@ -515,5 +515,5 @@ def test_restarted_cti_leaves_a_failover_call_talking_and_the_agent_out_of_routi
     assert call.finish(90).ok  # the caller talked to the end and hung up
     # the call over, the agent is back in routing as the failover found them
     _state(mqtt, agent, "ready", m1, timeout=30)
-    token = _login(mqtt, agent, "seat02")  # the restart forgot the desktop's token
-    assert mqtt.command("agents", agent, {"action": "logout", "token": token})["ok"]
+    _login(mqtt, agent, "seat02")  # a desktop reconnecting after the restart re-attaches
+    assert mqtt.command("agents", agent, {"action": "logout"})["ok"]

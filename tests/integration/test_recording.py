@@ -73,23 +73,21 @@ def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float
                          since=since)
 
 
-def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> str:
+def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> None:
+    """No password on the bus: the harness's broker user writes the agent's command topic."""
     m0 = mqtt.mark()
-    r = mqtt.command("agents", agent, {"action": "login", "seat": seat, "password": PASSWORD})
+    r = mqtt.command("agents", agent, {"action": "login", "seat": seat})
     assert r["ok"], r
-    token = str(r["token"])
-    assert mqtt.command("agents", agent, {"action": "ready", "token": token})["ok"]
+    assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
     _state(mqtt, agent, "ready", m0)
-    return token
 
 
-def _logout(mqtt: MqttWatcher, agent: str, seat: str, token: str) -> None:
-    r = mqtt.command("agents", agent, {"action": "logout", "token": token})
-    if not r["ok"]:  # a CTI restart forgot the token: logging in again re-attaches
-        r = mqtt.command("agents", agent, {"action": "login", "seat": seat,
-                                           "password": PASSWORD})
+def _logout(mqtt: MqttWatcher, agent: str, seat: str) -> None:
+    r = mqtt.command("agents", agent, {"action": "logout"})
+    if not r["ok"]:  # refused (say, during a CTI restart): logging in again re-attaches
+        r = mqtt.command("agents", agent, {"action": "login", "seat": seat})
         assert r["ok"], r
-        r = mqtt.command("agents", agent, {"action": "logout", "token": r["token"]})
+        r = mqtt.command("agents", agent, {"action": "logout"})
     assert r["ok"], r
 
 
@@ -188,7 +186,7 @@ def recorded(cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Back
     wd = tmp_path_factory.mktemp("rec-calls")
     out = []
     for i, (agent, seat) in enumerate(zip(agents, SEATS, strict=True)):
-        token = _login_ready(mqtt, agent, seat)
+        _login_ready(mqtt, agent, seat)
         number = f"{backend.prefix}8100{i:03d}"
         mark = ami.mark()
         call = CallInProgress(_to_agent(number, talk_ms=12_000 + 2_000 * i), cti.settings, wd)
@@ -196,7 +194,7 @@ def recorded(cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Back
         _done(ami, talk.call_id, mark)
         rec = _indexed(backend, talk.call_id)
         out.append((rec, talk))
-        _logout(mqtt, agent, seat, token)
+        _logout(mqtt, agent, seat)
     return out
 
 
@@ -211,7 +209,8 @@ def test_every_answered_call_is_recorded_with_audio_duration_and_checksum(
 def test_simultaneous_calls_each_get_their_own_recording(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
         tone_phones: None, agents: list[str], tmp_path: Path) -> None:
-    tokens = [_login_ready(mqtt, a, s) for a, s in zip(agents, SEATS, strict=True)]
+    for a, s in zip(agents, SEATS, strict=True):
+        _login_ready(mqtt, a, s)
     numbers = [f"{backend.prefix}81005{i:02d}" for i in range(2)]
     mark = ami.mark()
     calls = [CallInProgress(_to_agent(n, talk_ms=14_000 + 1_500 * i), cti.settings, tmp_path)
@@ -222,8 +221,8 @@ def test_simultaneous_calls_each_get_their_own_recording(
     for talk in talks:
         _done(ami, talk.call_id, mark)
         _check_recording(cti, _indexed(backend, talk.call_id), talk, by_seat[talk.seat])
-    for agent, seat, token in zip(agents, SEATS, tokens, strict=True):
-        _logout(mqtt, agent, seat, token)
+    for agent, seat in zip(agents, SEATS, strict=True):
+        _logout(mqtt, agent, seat)
 
 
 @contextmanager
@@ -244,7 +243,7 @@ def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
         tone_phones: None, agents: list[str], tmp_path: Path) -> None:
     agent, seat = agents[0], SEATS[0]
-    token = _login_ready(mqtt, agent, seat)
+    _login_ready(mqtt, agent, seat)
     number = f"{backend.prefix}8100100"
     mark = ami.mark()
     call = CallInProgress(_to_agent(number, talk_ms=14_000), cti.settings, tmp_path)
@@ -262,7 +261,7 @@ def test_cti_killed_mid_call_recording_is_complete_and_indexed_when_it_returns(
     assert (rec.indexed_by, rec.queue) == ("reconcile", "general")
     assert abs(rec.started_at.timestamp() - talk.answered) < 1.5
     _check_recording(cti, rec, talk, agent)
-    _logout(mqtt, agent, seat, token)
+    _logout(mqtt, agent, seat)
 
 
 def test_failover_queue_calls_are_recorded_too(
@@ -272,7 +271,7 @@ def test_failover_queue_calls_are_recorded_too(
     gosub records, and the CTI indexes the file when it is back."""
     agent, seat = agents[0], SEATS[0]
     # a seat's queue member is paused while nobody is logged in there
-    token = _login_ready(mqtt, agent, seat)
+    _login_ready(mqtt, agent, seat)
     number = f"{backend.prefix}8100200"
     with _cti_killed(cti, mqtt, agent):
         mark = ami.mark()
@@ -292,7 +291,7 @@ def test_failover_queue_calls_are_recorded_too(
     # caller, queue and start come from what Asterisk kept in AstDB for the CTI
     _check_recording(cti, rec, talk, agent)
     assert (rec.indexed_by, rec.queue) == ("reconcile", "hotline-agents")
-    _logout(mqtt, agent, seat, token)
+    _logout(mqtt, agent, seat)
 
 
 def _web_login(web: str, user: str, seat: str | None = None) -> httpx.Client:
@@ -425,7 +424,7 @@ def test_the_ivr_part_is_recorded_when_the_setting_is_on(
     agent, seat = agents[1], SEATS[1]
     send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "1"})
     try:
-        token = _login_ready(mqtt, agent, seat)
+        _login_ready(mqtt, agent, seat)
         number = f"{backend.prefix}8100400"
         mark = ami.mark()
         call = CallInProgress(_to_agent(number, talk_ms=12_000), cti.settings, tmp_path)
@@ -448,7 +447,7 @@ def test_the_ivr_part_is_recorded_when_the_setting_is_on(
     assert ivr.started_at <= leg.started_at
     assert ivr.duration_s < (leg.started_at - ivr.started_at).total_seconds() + 1.5
     _check_recording(cti, leg, talk, agent)
-    _logout(mqtt, agent, seat, token)
+    _logout(mqtt, agent, seat)
 
 
 def _hotline(cti: CtiProcess, *args: str,

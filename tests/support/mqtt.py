@@ -15,6 +15,11 @@ import aiomqtt
 
 from tests.support.inbox import Inbox
 
+# the suite's own broker user (tests/integration/conftest.py adds it, like the AMI harness user
+# of tests/support/ami_users.py): reads and writes hotline/#, never a user of a deployment
+HARNESS_USER = "hotline-test"
+HARNESS_ACL = ("topic readwrite hotline/#",)
+
 
 @dataclass(frozen=True)
 class Msg:
@@ -24,8 +29,12 @@ class Msg:
 
 
 class MqttWatcher:
-    def __init__(self, host: str, port: int, topic_filter: str = "hotline/#") -> None:
+    def __init__(self, host: str, port: int, topic_filter: str = "hotline/#", *,
+                 username: str | None = None, password: str | None = None) -> None:
+        """username/password: the broker's credential (the suite's harness user, HARNESS_USER,
+        reads and writes hotline/#; the hotline's broker has no anonymous access)."""
         self.host, self.port, self.filter = host, port, topic_filter
+        self.username, self.password = username, password
         self._msgs: Inbox[Msg] = Inbox("MQTT message")
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -45,7 +54,8 @@ class MqttWatcher:
             pass  # stop() cancels the watcher
 
     async def _main(self) -> None:
-        async with aiomqtt.Client(self.host, self.port,
+        async with aiomqtt.Client(self.host, self.port, username=self.username,
+                                  password=self.password,
                                   identifier=f"test-{uuid.uuid4().hex[:8]}") as client:
             self._client = client
             await client.subscribe(self.filter, qos=1)
@@ -103,3 +113,14 @@ class MqttWatcher:
         for task in asyncio.all_tasks(self._loop):
             self._loop.call_soon_threadsafe(task.cancel)
         self._thread.join(5)
+
+
+def demo_staff() -> list[Any]:
+    """The demo seed's staff (hotline/demo_seed.py) as broker users: A001..A050, S01..S05 and
+    admin, for a broker started before the database is seeded."""
+    from asterisk_conf.mosquitto import Staff
+    from hotline.demo_seed import DEMO_AGENTS, DEMO_SUPERVISORS
+
+    return ([Staff(f"A{i:03d}", "agent") for i in range(1, DEMO_AGENTS + 1)]
+            + [Staff(f"S{i:02d}", "supervisor") for i in range(1, DEMO_SUPERVISORS + 1)]
+            + [Staff("admin", "admin")])
