@@ -3,6 +3,7 @@ secrets, TLS, the SIP ban); each check reads what it is given and returns a Chec
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 import os
 import secrets as pysecrets
@@ -21,6 +22,7 @@ from asterisk_conf.render import ASTERISK_GID, ASTERISK_UID, RECORDINGS_GID
 from config.settings import Settings
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+CTI_USER = "hotline"  # hotline.stack.CTI_USER (not imported: the doctor reads, the stack runs)
 DEMO_PASSWORD = "95598"  # hotline.demo_seed.DEMO_PASSWORD (not imported: it pulls in the seed)
 # AMI write classes that reach a shell, the CLI or the config with its secrets (manager.conf.j2)
 DANGEROUS_AMI_WRITE = frozenset({"system", "command", "config", "all"})
@@ -250,18 +252,33 @@ class Expect:
     uid: int | None = None
     gid: int | None = None
     private: bool = False  # no group bits either (0600 / 0700)
+    most: int = 0o770  # the widest mode allowed (0640: the group reads, never writes)
+    reader_gid: int | None = None  # with private: this group alone may also read it (0640)
+
+
+def _gid(group: str) -> int | None:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
 
 
 def expected_files(settings: Settings) -> list[Expect]:
     """What the deployment writes (stack.py, asterisk_conf/render.py, scripts/asterisk.sh)."""
     st = settings.state_dir
     etc = settings.asterisk_etc
-    out = [Expect(st / "secrets.json", private=True), Expect(st / "hotline.env", private=True),
+    # the CTI reads the FastAGI secret in secrets.json: root:hotline 0640 (stack.start_cti)
+    out = [Expect(st / "secrets.json", private=True, reader_gid=_gid(CTI_USER)),
+           Expect(st / "hotline.env", private=True),
            Expect(etc, uid=0, gid=ASTERISK_GID),
            Expect(etc / "pjsip.conf", uid=0, gid=ASTERISK_GID),
            Expect(etc / "manager.conf", uid=0, gid=ASTERISK_GID),
-           Expect(st / "log" / "cti.log"), Expect(st / "log" / "asterisk.out"),
-           Expect(st / "log" / "fail2ban.out"),
+           # stack.secure_cti_files: root:hotline 1770 (a developer's own 0750), log/ and
+           # run/ 0750, cti.log 0640, the CTI's status and database 0600 (defect 4)
+           Expect(st), Expect(st / "log", most=0o750), Expect(st / "run", most=0o750),
+           Expect(st / "log" / "cti.log", most=0o640), Expect(st / "cti.status.json", private=True),
+           Expect(st / "log" / "asterisk.out", private=True),
+           Expect(st / "log" / "fail2ban.out", private=True),
            Expect(st / "asterisk" / "log", uid=ASTERISK_UID),
            Expect(st / "asterisk" / "log" / "security.log", uid=ASTERISK_UID),
            Expect(st / "asterisk" / "run", uid=ASTERISK_UID),
@@ -271,8 +288,8 @@ def expected_files(settings: Settings) -> list[Expect]:
            Expect(st / "web-tls" / "key.pem", private=True)]
     if settings.db_url.startswith("sqlite:///"):
         db = Path(settings.db_url.removeprefix("sqlite:///"))
-        out += [Expect(db), Expect(db.with_name(db.name + "-wal")),
-                Expect(db.with_name(db.name + "-shm"))]
+        out += [Expect(db, private=True), Expect(db.with_name(db.name + "-wal"), private=True),
+                Expect(db.with_name(db.name + "-shm"), private=True)]
     return out
 
 
@@ -288,8 +305,12 @@ def check_files(expected: Sequence[Expect]) -> Check:
         problems = []
         if mode & 0o007:
             problems.append(f"mode {mode:04o}: others may {'read' if mode & 0o004 else 'use'} it")
-        elif e.private and mode & 0o070:
-            problems.append(f"mode {mode:04o}: its group may read it (want 0600)")
+        elif e.private and mode & 0o070 and not (
+                e.reader_gid is not None and s.st_gid == e.reader_gid and mode & 0o070 == 0o040):
+            want = "0600" if e.reader_gid is None else f"0600, or 0640 of group {e.reader_gid}"
+            problems.append(f"mode {mode:04o}: its group may read it (want {want})")
+        elif mode & 0o777 & ~e.most:
+            problems.append(f"mode {mode:04o}: more than {e.most:04o}")
         if e.uid is not None and s.st_uid != e.uid:
             problems.append(f"owner uid {s.st_uid}, want {e.uid}")
         if e.gid is not None and s.st_gid != e.gid:
@@ -298,8 +319,8 @@ def check_files(expected: Sequence[Expect]) -> Check:
             bad.append(f"{e.path}: {', '.join(problems)}")
     if bad:
         return Check("files", FAIL, "; ".join(bad),
-                     "chmod o-rwx each file above (0600 for secrets); owners: hotline up as root "
-                     "renders the config and starts Asterisk with the right ones")
+                     "chmod o-rwx each file above (0600 for secrets and hotline.db*, 0640 "
+                     "cti.log); hotline down && hotline up as root sets modes and owners")
     return Check("files", PASS, f"{checked} files and folders: none world-readable, owners as "
                                 "expected")
 
@@ -417,7 +438,8 @@ def check_ban(run_dir: Path, asterisk_running: bool, run: Runner = _run) -> Chec
 
 
 def process_uid(pidfile: Path) -> int | None:
-    """The real uid of the live process in pidfile, or None."""
+    """The uid of the live process in pidfile, or None: the lowest of its real, effective, saved
+    and filesystem uids, so 0 when any of them is root's."""
     from hotline.stack import pid_alive
 
     pid = pid_alive(pidfile)
@@ -426,7 +448,7 @@ def process_uid(pidfile: Path) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("Uid:"):
-                return int(line.split()[1])
+                return min(int(u) for u in line.split()[1:5])
     except (OSError, ValueError):
         return None
     return None
@@ -446,8 +468,8 @@ def check_users(cti_uid: int | None, asterisk_uid: int | None) -> Check:
             bad.append("the CTI and its web desktop run as root")
     if bad:
         return Check("users", FAIL, f"{'; '.join(bad)} ({', '.join(seen)})",
-                     "run the CTI as an unprivileged hotline user (issue 10, defect 4); "
-                     "Asterisk with scripts/asterisk.sh")
+                     "hotline down && make up as root: it starts the CTI as the `hotline` user "
+                     "and Asterisk as hotline-asterisk (scripts/install.sh makes both)")
     if not seen:
         return Check("users", WARN, "neither Asterisk nor the CTI is running",
                      "start the stack (hotline up) and run the doctor again")

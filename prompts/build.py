@@ -399,6 +399,9 @@ class _Counters:
 def _write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes it 0600; the index is no secret and the CTI, which runs as its own user
+        # (hotline/stack.py start_cti), reads what root's `hotline up` built: 0644 like the audio
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

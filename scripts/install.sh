@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # ---------------------------------------------------------------- 1. host packages
 PKGS="mmdebstrap sip-tester mosquitto espeak-ng libespeak-ng1 sox libsox-fmt-base libportaudio2 \
 postgresql postgresql-client iproute2 util-linux procps ca-certificates \
-chromium chromium-driver fonts-wqy-microhei fail2ban nftables"
+chromium chromium-driver fonts-wqy-microhei fail2ban nftables acl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -24,6 +24,32 @@ fi
 
 # ---------------------------------------------------------------- 2. Asterisk 22 chroot
 AST_ROOT=${HOTLINE_AST_ROOT:-/var/lib/hotline/asterisk-root} sh scripts/install-asterisk-chroot.sh
+
+# ---------------------------------------------------------------- 2b. the CTI's user
+# `hotline up` runs as root but starts the CTI (web desktop, FastAGI, recorder) as `hotline`,
+# uid/gid 597 (keep in step with hotline/stack.py CTI_USER), no shell, no home of its own (the
+# CTI's HOME is the state dir), in hotline-rec (596, made above) to read and prune recordings.
+CTI_USER=hotline
+CTI_ID=597
+cur=$(awk -F: -v n="$CTI_USER" '$1==n{print $3}' /etc/group)
+if [ -z "$cur" ]; then
+    other=$(awk -F: -v g="$CTI_ID" '$3==g{print $1}' /etc/group)
+    [ -z "$other" ] || { echo "gid $CTI_ID is taken by $other; cannot create group $CTI_USER" >&2; exit 1; }
+    groupadd --system --gid "$CTI_ID" "$CTI_USER"
+elif [ "$cur" != "$CTI_ID" ]; then
+    echo "group $CTI_USER has gid $cur, not $CTI_ID" >&2; exit 1
+fi
+cur=$(awk -F: -v n="$CTI_USER" '$1==n{print $3}' /etc/passwd)
+if [ -z "$cur" ]; then
+    other=$(awk -F: -v u="$CTI_ID" '$3==u{print $1}' /etc/passwd)
+    [ -z "$other" ] || { echo "uid $CTI_ID is taken by $other; cannot create user $CTI_USER" >&2; exit 1; }
+    useradd --system --uid "$CTI_ID" --gid "$CTI_ID" --groups hotline-rec --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin --comment "hotline CTI" "$CTI_USER"
+elif [ "$cur" != "$CTI_ID" ]; then
+    echo "user $CTI_USER has uid $cur, not $CTI_ID" >&2; exit 1
+elif ! id -nG "$CTI_USER" | tr ' ' '\n' | grep -qx hotline-rec; then
+    usermod --append --groups hotline-rec "$CTI_USER"
+fi
 
 # ---------------------------------------------------------------- 3. PostgreSQL
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -65,3 +91,19 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.hotline-stamp 2>/dev/null)" != "
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,sound]'
     echo "$stamp" > .venv/.hotline-stamp
 fi
+
+# ---------------------------------------------------------------- 5. the CTI's user runs the venv
+# The CTI runs as `hotline` from this tree and .venv. A Python under root's home (pyenv in
+# /root, as on these machines; Debian's /usr/bin/python3.11 needs none of this) is out of its
+# reach: each folder on the way that it cannot search gets an ACL entry for search (x) only,
+# for that user alone: no listing, no read, nothing for anyone else.
+runs_as_cti() { setpriv --reuid="$CTI_USER" --regid="$CTI_USER" --init-groups "$@" >/dev/null 2>&1; }
+for target in "$(readlink -f .venv/bin/python)" "$(pwd)/hotline/app.py"; do
+    d=$(dirname "$target")
+    while [ "$d" != / ]; do
+        runs_as_cti test -x "$d" || setfacl -m "u:$CTI_USER:x" "$d"
+        d=$(dirname "$d")
+    done
+done
+runs_as_cti .venv/bin/python -c 'import hotline.app' \
+    || { echo "the $CTI_USER user cannot run .venv/bin/python -m hotline.app from $(pwd)" >&2; exit 1; }

@@ -161,6 +161,7 @@ def test_a_root_without_shell_modules_passes(tmp_path: Path) -> None:
 def test_world_readable_secrets_json_fails(tmp_path: Path) -> None:
     s = settings_at(tmp_path)
     load_or_create_secrets(s.state_dir / "secrets.json", s)  # 0600, as make up writes it
+    s.state_dir.chmod(0o750)  # as stack.secure_cti_files leaves a developer's state dir
     assert doctor.check_files(doctor.expected_files(s)).status == PASS
     (s.state_dir / "secrets.json").chmod(0o644)
     c = doctor.check_files(doctor.expected_files(s))
