@@ -6,9 +6,11 @@ import asyncio
 import json
 import logging
 import os
+import pwd
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 
 ASTERISK_SH = REPO_ROOT / "scripts" / "asterisk.sh"
 ENV_FILE_NAME = "hotline.env"
+# the CTI's own system user (scripts/install.sh makes it: uid/gid 597, no shell, a member of
+# hotline-rec so it reads recordings); a root `hotline up` runs the CTI as this user
+CTI_USER = "hotline"
+CTI_UMASK = 0o077
 
 
 class StackError(Exception):
@@ -121,11 +127,14 @@ def port_open(host: str, port: int, udp: bool = False) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def private_log(path: Path) -> BinaryIO:
+def private_log(path: Path, mode: int = 0o600, gid: int | None = None) -> BinaryIO:
     """A daemon's output file, opened to append and handed to the child: 0600, for the
-    owner alone (caller numbers, SIP addresses, stack traces), made so on a file from before."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.fchmod(fd, 0o600)
+    owner alone (caller numbers, SIP addresses, stack traces), made so on a file from before.
+    `mode` 0640 with `gid` lets that group read it too (cti.log: root:hotline)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, mode)
+    if gid is not None:
+        os.fchown(fd, -1, gid)
+    os.fchmod(fd, mode)
     return os.fdopen(fd, "ab")
 
 
@@ -360,22 +369,158 @@ def stop_mosquitto(settings: Settings) -> bool:
 # ------------------------------------------------------------------------------------ the CTI
 
 
+@dataclass(frozen=True)
+class CtiUser:
+    """Who the CTI runs as when `hotline up` runs as root: the `hotline` system user."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]  # supplementary: hotline-rec, to read and prune recordings
+
+
+def cti_user(name: str = CTI_USER) -> CtiUser | None:
+    """The CTI's user when we are root; None for a developer, whose CTI runs as themselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise StackError(f"no `{name}` system user for the CTI: run `make up` as root "
+                         "(scripts/install.sh makes it)") from None
+    if pw.pw_uid == 0 or pw.pw_gid == 0:
+        raise StackError(f"the `{name}` user is root (uid {pw.pw_uid}, gid {pw.pw_gid}): the "
+                         "CTI must not run as root")
+    groups = tuple(g for g in os.getgrouplist(name, pw.pw_gid) if g != pw.pw_gid)
+    return CtiUser(name, pw.pw_uid, pw.pw_gid, groups)
+
+
+def sqlite_files(settings: Settings) -> list[Path]:
+    """The SQLite database of the settings and its WAL, shared-memory and journal files."""
+    if not settings.db_url.startswith("sqlite:///"):
+        return []
+    db = Path(settings.db_url.removeprefix("sqlite:///"))
+    return [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+
+
+def _give(path: Path, user: CtiUser | None, mode: int, owner: int | None = None) -> None:
+    """Make `path` the CTI user's (None: leave the owner) with `mode`, never through a symbolic
+    link: the descriptor is opened O_NOFOLLOW, so a link planted in its place is refused.
+    `owner` 0: root keeps it and the CTI's group may read it (mode 0640)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # ELOOP: a symbolic link
+        raise StackError(f"{path}: {exc.strerror}; refusing to give it to the CTI's user "
+                         "(a symbolic link or something else than a file or folder)") from None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise StackError(f"{path} is neither a file nor a folder; refusing it")
+        if user is not None:
+            os.fchown(fd, user.uid if owner is None else owner, user.gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
+    """The state dir and what the CTI writes, before the CTI starts (defect 4).
+
+    As root (`user` given): the state dir is root:hotline 1770, so the CTI creates its own files
+    there (the SQLite WAL and shared memory, cti.status.json, web-tls/) but, the folder being
+    sticky, can neither rename nor remove root's (secrets.json, hotline.env, asterisk/, log/,
+    run/, fail2ban/), which root writes through on the next `hotline up`. log/ and run/ are
+    root:hotline 0750: root opens cti.log and writes cti.pid there. The database and its
+    WAL/SHM (made by root's migration and demo seed) and web-tls/ become hotline's, 0600/0700;
+    secrets.json (the FastAGI secret the CTI reads) root:hotline 0640; hotline.env stays root's.
+    As a developer: the same modes on one's own files, no owners changed.
+    """
+    p = paths(settings)
+    state = settings.state_dir
+    for d in (state, p.run, p.log):
+        d.mkdir(parents=True, exist_ok=True)
+    if user is None:
+        os.chmod(state, 0o750)
+        os.chmod(p.run, 0o750)
+        os.chmod(p.log, 0o750)
+    else:
+        for d, mode in ((state, 0o1770), (p.run, 0o750), (p.log, 0o750)):
+            os.chown(d, 0, user.gid, follow_symlinks=False)
+            os.chmod(d, mode)
+    for f in sqlite_files(settings):
+        _give(f, user, 0o600)
+    for f in (state / "cti.status.json", state / "cti.status.tmp"):
+        _give(f, user, 0o600)
+    if user is not None:
+        # the CTI reads the FastAGI secret there (asterisk_conf.render.fastagi_secret): root's,
+        # readable by the CTI's group, no one else
+        _give(state / "secrets.json", user, 0o640, owner=0)
+    tls = state / "web-tls"
+    if os.path.lexists(tls):
+        _give(tls, user, 0o700)
+        for f in sorted(tls.iterdir()):
+            _give(f, user, 0o600)
+
+
+def _check_cti_can(settings: Settings, user: CtiUser) -> None:
+    """What an unprivileged CTI cannot do, refused here with the fix rather than in its log."""
+    for what, port in (("[web] port", settings.web.port),
+                       ("[fastagi] port", settings.fastagi.port)):
+        if port < 1024:
+            raise StackError(
+                f"{what} = {port} is below 1024: the CTI runs as the unprivileged `{user.name}` "
+                "user, which may not bind it (no CAP_NET_BIND_SERVICE is given). Use a port "
+                "above 1024 (8098, or 8443 for HTTPS) and, if 443 is wanted, redirect it there "
+                "(nftables: tcp dport 443 redirect to :8443)")
+    if settings.web.tls == "files":
+        for name in ("tls_cert", "tls_key"):
+            value = getattr(settings.web, name, None)
+            if value and not _readable_by(Path(value), user):
+                raise StackError(
+                    f"[web] {name} {value} is not readable by the CTI's user `{user.name}`: "
+                    f"chown root:{user.name} and chmod 0640 it (the key only for that group)")
+
+
+def _readable_by(path: Path, user: CtiUser) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return True  # missing: the CTI's own TLS check says so, with the setting's name
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid == user.uid:
+        return bool(mode & 0o400)
+    if st.st_gid == user.gid or st.st_gid in user.groups:
+        return bool(mode & 0o040)
+    return bool(mode & 0o004)
+
+
 def start_cti(settings: Settings, timeout: float = 30,
               env: dict[str, str] | None = None) -> int:
+    """Start the CTI daemon; as root it runs as the `hotline` user (cti_user), never as root."""
     p = paths(settings)
     pid = pid_alive(p.cti_pid)
     if pid:
         return pid
     if port_open(settings.fastagi.host, settings.fastagi.port):
         raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another process")
-    p.run.mkdir(parents=True, exist_ok=True)
-    p.log.mkdir(parents=True, exist_ok=True)
-    out = open(p.log / "cti.log", "ab")  # noqa: SIM115 - handed to the child
+    user = cti_user()
+    if user is not None:
+        _check_cti_can(settings, user)
+    secure_cti_files(settings, user)
+    out = private_log(p.log / "cti.log", 0o640, gid=user.gid if user else None)
+    child_env = env.copy() if env is not None else os.environ.copy()
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
+        # root's HOME and its caches are not the CTI's: its home is the state dir
+        child_env.update(HOME=str(settings.state_dir), USER=user.name, LOGNAME=user.name)
     proc = subprocess.Popen([sys.executable, "-m", "hotline.app"], stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True,
-                            env=env if env is not None else os.environ.copy(),
-                            cwd=REPO_ROOT)
+                            start_new_session=True, env=child_env, cwd=REPO_ROOT,
+                            umask=CTI_UMASK, **as_user)
     out.close()
     p.cti_pid.write_text(str(proc.pid))
 

@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,11 +59,24 @@ class ItEnv:
 
 
 @pytest.fixture(scope="session")
-def it_env(tmp_path_factory: pytest.TempPathFactory) -> ItEnv:
+def it_state() -> Iterator[Path]:
+    """The suite's state dir, outside pytest's tmp folders: those are root's and 0700
+    (/tmp/pytest-of-root), so the CTI, which runs as the `hotline` user as under `hotline up`
+    (stack.start_cti), could not reach its settings, flows or database there. mkdtemp makes it
+    0700; stack.start_cti makes it root:hotline 1770 like a deployment's var/."""
+    slot = os.environ.get("HOTLINE_TEST_SLOT", "0")
+    state = Path(tempfile.mkdtemp(prefix=f"hotline-it-slot{slot}-", dir="/tmp"))
+    try:
+        yield state
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def it_env(it_state: Path) -> ItEnv:
     for tool in ("sipp", "sox"):
         assert shutil.which(tool), f"{tool} is not installed: run `make test` (it installs it)"
-    state = tmp_path_factory.mktemp("hotline-it")
-    os.chmod(state, 0o755)
+    state = it_state
     flows = state / "flows"
     shutil.copytree(REPO / "ivr" / "flows", flows)
     path = write_test_settings(state / "hotline.toml", {
