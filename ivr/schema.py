@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,11 +193,18 @@ class _Lines:
     def __init__(self, root: yaml.Node | None) -> None:
         self.by_path: dict[tuple[Any, ...], int] = {}
         self.duplicates: list[tuple[int, str]] = []
+        self._walked: set[int] = set()
         if root is not None:
             self._walk(root, ())
 
     def _walk(self, node: yaml.Node, path: tuple[Any, ...]) -> None:
         self.by_path.setdefault(path, node.start_mark.line + 1)
+        # an alias is the node its anchor made: walk each node once, so an alias of itself
+        # (`&a [*a]`) cannot recurse forever and nested aliases (a billion laughs) stay linear;
+        # a path under an alias takes the alias's own line
+        if id(node) in self._walked:
+            return
+        self._walked.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[Any] = set()
             for key, value in node.value:
@@ -231,7 +239,7 @@ def _pydantic_errors(exc: ValidationError, lines: _Lines, file: str,
         where = ".".join(str(x) for x in loc) or "(top level)"
         msg = err["msg"]
         if err["type"] == "union_tag_invalid":
-            msg = (f"unknown node type {err.get('input', {}).get('type')!r}; expected one of "
+            msg = (f"unknown node type {_short(err.get('input', {}).get('type'))}; expected one of "
                    "play, menu, collect, lookup, say, branch, set, transfer, workorder, hangup")
         elif err["type"] == "union_tag_not_found":
             msg = "node has no 'type'"
@@ -383,6 +391,63 @@ def _graph_errors(model: FlowModel, lines: _Lines, file: str,
 # --------------------------------------------------------------------------------------- loading
 
 
+MAX_DEPTH = 50  # YAML nesting; a flow needs about 5
+# what YAML 1.1 (and so every mark's line) counts as a line break
+YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
+class _FlowLoader(yaml.SafeLoader):
+    """SafeLoader whose every failure is a YAMLError with a mark.
+
+    PyYAML's own constructors raise ValueError, KeyError or TypeError for a scalar whose tag or
+    shape promises what its text does not keep (`2024-13-01`, `!!bool maybe`, `!!int 0x`; an
+    empty `!!int` raises IndexError, a `!!timestamp` of a word AttributeError), and its
+    composer recurses once per nesting level. Here both become errors at the node's line.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError,
+                OverflowError) as exc:
+            text = node.value if isinstance(node, yaml.ScalarNode) else node.tag
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {_short(text)} as {node.tag.rpartition(':')[2]} "
+                f"({type(exc).__name__}: {_short(str(exc))})", node.start_mark) from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _load_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for lines) and its data, from one parse."""
+    loader = _FlowLoader(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+
+
 def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> FlowError:
     """Name the line where the mistake is, not only where the parser noticed it.
 
@@ -405,10 +470,14 @@ def parse_flow(text: str, file: str,
                has_prompt: Callable[[str, str], bool] | None = None) -> Flow:
     """Validate one flow file's text. Raises FlowValidationError naming file:line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        root, raw = _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         raise FlowValidationError([_yaml_error(exc, file)]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (control, BOM...)
+        line = len(YAML_LINE_BREAK.findall(text, 0, exc.position)) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        raise FlowValidationError([FlowError(
+            file, line, f"YAML error: {exc.reason}: U+{code:04X}")]) from None
     except yaml.YAMLError as exc:
         raise FlowValidationError([FlowError(file, 1, f"YAML error: {exc}")]) from None
     lines = _Lines(root)
