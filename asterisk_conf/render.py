@@ -12,10 +12,12 @@ import secrets as pysecrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
 
+from config.certs import ensure_self_signed
 from config.settings import SYSTEMNAME_PATTERN, AmiSettings, Settings
 from recorder.naming import IN_CHROOT_DIR as RECORDINGS_IN_CHROOT
 
@@ -36,6 +38,19 @@ RECORDINGS_GROUP = "hotline-rec"
 RECORDINGS_GID = 596
 CONFIG_MODE = 0o640  # root:hotline-asterisk: SIP passwords and the AMI secrets are in here
 CONFIG_DIR_MODE = 0o750
+
+# SIP over TLS ([pbx] sip_tls_port): the certificate and key sit in the rendered config folder,
+# which Asterisk sees read-only at /etc/asterisk (scripts/asterisk.sh bind-mounts it), under
+# sip-tls/, root:hotline-asterisk 0640 like the rest of it: Asterisk's user reads the key, no
+# other local user does. Only TLS 1.2 and later, and only forward-secret AEAD ciphers (TLS 1.3's
+# own suites are all AEAD).
+SIP_TLS_DIR = "sip-tls"
+SIP_TLS_IN_CHROOT = f"/etc/asterisk/{SIP_TLS_DIR}"
+SIP_TLS_METHOD = "tlsv1_2"
+SIP_TLS_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+                   "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+                   "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256")
+SIP_TLS_COMMON_NAME = "95598 hotline SIP"
 
 # Files Asterisk wants present (or it warns) but that the hotline leaves at their defaults.
 STUB_FILES: Mapping[str, str] = {
@@ -193,6 +208,9 @@ def render(settings: Settings, secrets: Mapping[str, str],
         "acd": settings.acd,
         "recorder": settings.recorder,
         "recordings_dir": RECORDINGS_IN_CHROOT,
+        "sip_tls": {"cert": f"{SIP_TLS_IN_CHROOT}/cert.pem",
+                    "key": f"{SIP_TLS_IN_CHROOT}/key.pem",
+                    "method": SIP_TLS_METHOD, "ciphers": SIP_TLS_CIPHERS},
     }
     files = dict(STUB_FILES)
     for tpl in sorted(TEMPLATES.glob("*.conf.j2")):
@@ -226,3 +244,55 @@ def write_config(files: Mapping[str, str], out_dir: Path, asterisk_root: Path) -
         os.chmod(tmp, CONFIG_MODE)
         tmp.replace(out_dir / name)
     log.info("rendered %d PBX config files into %s", len(wanted), out_dir)
+
+
+@dataclass(frozen=True)
+class SipTlsFiles:
+    """The SIP TLS certificate and key on the host (Asterisk reads them under SIP_TLS_IN_CHROOT)."""
+
+    cert: Path
+    key: Path
+
+
+def sip_tls_files(settings: Settings) -> SipTlsFiles:
+    folder = settings.asterisk_etc / SIP_TLS_DIR
+    return SipTlsFiles(folder / "cert.pem", folder / "key.pem")
+
+
+def _private_copy(src: Path, dst: Path) -> None:
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise RenderError(f"[pbx] sip_tls_cert/sip_tls_key: cannot read {src}: {exc}") from exc
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    tmp.replace(dst)
+
+
+def write_sip_tls(settings: Settings, now: datetime | None = None) -> SipTlsFiles | None:
+    """The certificate transport-tls serves, into the rendered config folder (call it after
+    write_config, at every render): a real one copied from [pbx] sip_tls_cert/sip_tls_key, or a
+    self-signed one for bind_ip made by config/certs.py (the desktop's maker), kept and made
+    again near its end or for another address. The folder and both files are root:
+    hotline-asterisk, 0750 and 0640 (as root; otherwise only the modes). None when TLS is off."""
+    if not settings.pbx.sip_tls_port:
+        return None
+    files = sip_tls_files(settings)
+    folder = files.cert.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, CONFIG_DIR_MODE & 0o700)  # nobody but root while the key is written
+    if settings.pbx.sip_tls_cert:
+        _private_copy(Path(settings.pbx.sip_tls_cert), files.cert)
+        _private_copy(Path(settings.pbx.sip_tls_key), files.key)
+    else:
+        ensure_self_signed(files.cert, files.key, settings.pbx.bind_ip,
+                           now or datetime.now(UTC), SIP_TLS_COMMON_NAME)
+    as_root = os.geteuid() == 0
+    for path, mode in ((files.cert, CONFIG_MODE), (files.key, CONFIG_MODE),
+                       (folder, CONFIG_DIR_MODE)):
+        if as_root:
+            os.chown(path, 0, ASTERISK_GID)
+        os.chmod(path, mode)
+    return files

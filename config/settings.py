@@ -60,6 +60,24 @@ class PbxSettings:
     # every node the CTI drives; load_settings fills in the one local node ([ami] host/port)
     # when [[pbx.nodes]] is not given
     nodes: tuple[PbxNode, ...] = ()
+    # SIP over TLS for seats and supervisor phones (transport-tls in pjsip.conf): the TCP port on
+    # bind_ip, 0 = off. Off unless set: on the default loopback bind TLS protects nothing, and
+    # each phone must be given the certificate to trust (`hotline doctor` FAILs a non-loopback
+    # bind without it). sip_tls_cert/sip_tls_key: a real certificate and its key (PEM); both
+    # empty = a self-signed one made at `hotline config render` / `make up`.
+    sip_tls_port: int = 0
+    sip_tls_cert: str = ""
+    sip_tls_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sip_tls_port <= 65535:
+            raise ValueError(f"[pbx] sip_tls_port {self.sip_tls_port} is not a port (0 = off)")
+        if self.sip_tls_port and self.sip_tls_port == self.sip_port:
+            # UDP and TCP could share a number, but one port for both confuses every phone
+            raise ValueError("[pbx] sip_tls_port must differ from sip_port")
+        if bool(self.sip_tls_cert) != bool(self.sip_tls_key):
+            raise ValueError("[pbx] sip_tls_cert and sip_tls_key go together (both empty: a "
+                             "self-signed certificate)")
 
 
 @dataclass(frozen=True)
@@ -290,6 +308,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                 supervisor_extension_base=int(pbx["supervisor_extension_base"]),
                 codecs=tuple(pbx["codecs"]), max_call_seconds=int(pbx["max_call_seconds"]),
                 outbound_trunk=str(pbx.get("outbound_trunk", "")),
+                sip_tls_port=int(pbx.get("sip_tls_port", 0)),
+                sip_tls_cert=str(_path(root, pbx["sip_tls_cert"]) if pbx.get("sip_tls_cert")
+                                 else ""),
+                sip_tls_key=str(_path(root, pbx["sip_tls_key"]) if pbx.get("sip_tls_key")
+                                else ""),
                 systemname=systemname,
                 nodes=pbx_nodes(pbx, systemname, str(ami["host"]), int(ami["port"])),
             ),

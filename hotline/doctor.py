@@ -6,6 +6,7 @@ from __future__ import annotations
 import grp
 import ipaddress
 import os
+import re
 import secrets as pysecrets
 import socket
 import stat
@@ -401,6 +402,85 @@ def check_tls(settings: Settings) -> Check:
                  '"127.0.0.1"')
 
 
+# -------------------------------------------------------------------------------- SIP over TLS
+
+
+class _PjsipConf(_Conf):
+    """pjsip.conf through pyst2: its template headers (`[seat01](seat-auth)`, `[x](!)`) are read
+    as plain `[seat01]` (pyst2 wants a header to end in ']'); the transports use none."""
+
+    def load(self) -> None:
+        super().load()
+        self.raw_lines = [re.sub(r"^(\s*\[[^\]]+\])\([^)]*\)", r"\1", line)
+                          for line in self.raw_lines]
+
+
+def _bind_host(bind: str) -> str:
+    """The address of a pjsip transport's bind (`1.2.3.4:5060`, `[::1]:5060`, `0.0.0.0`)."""
+    if bind.startswith("["):
+        return bind[1:].split("]", 1)[0]
+    return bind.rsplit(":", 1)[0] if bind.count(":") == 1 else bind
+
+
+def check_sip_tls(pjsip_conf: Path, asterisk_etc: Path) -> Check:
+    """The rendered pjsip.conf: may seats register in clear from the network (a udp/tcp
+    transport off loopback with no TLS transport beside it)? With TLS on, its key must be
+    readable by Asterisk's user and nobody else."""
+    try:
+        conf: dict[str, list[tuple[str, str]]] = {}
+        for cat in _PjsipConf(str(pjsip_conf)).categories:
+            conf.setdefault(cat.name, []).extend(
+                (i.name, i.value.split(";", 1)[0].strip()) for i in cat.items)
+    except FileNotFoundError:
+        return Check("sip-tls", WARN, f"{pjsip_conf} is not rendered yet",
+                     "hotline config render (done by hotline up)")
+    except PermissionError:
+        return Check("sip-tls", WARN, f"cannot read {pjsip_conf}", "run the doctor as root")
+    except ParseError as exc:
+        return Check("sip-tls", FAIL, f"{pjsip_conf} does not parse: {exc}",
+                     "hotline config render (never edit the rendered file by hand)")
+    transports = [(name, _last(items, "protocol", "udp").lower(), _last(items, "bind"), items)
+                  for name, items in conf.items() if _last(items, "type") == "transport"]
+    clear = [f"{proto} {bind}" for _n, proto, bind, _i in transports
+             if proto in ("udp", "tcp") and not _is_loopback(_bind_host(bind))]
+    tls = [(bind, items) for _n, proto, bind, items in transports if proto == "tls"]
+    if not tls:
+        if clear:
+            return Check("sip-tls", FAIL,
+                         f"seats register in clear on {', '.join(clear)}, reachable from the "
+                         "network, and there is no TLS transport: SIP digests and calls cross "
+                         "it readable", "set [pbx] sip_tls_port = 5061 (and sip_tls_cert/"
+                         "sip_tls_key for a real certificate), then point the phones at it")
+        return Check("sip-tls", PASS, "SIP listens on loopback only (no TLS transport; set [pbx] "
+                                      "sip_tls_port before binding a real address)")
+    bad = []
+    for _bind, items in tls:
+        key = _last(items, "priv_key_file")
+        host_key = asterisk_etc / Path(key).relative_to("/etc/asterisk") \
+            if key.startswith("/etc/asterisk/") else None
+        if host_key is None:
+            bad.append(f"priv_key_file {key!r} is not in the rendered config")
+            continue
+        try:
+            s = host_key.stat()
+        except OSError as exc:
+            bad.append(f"{host_key}: {exc.strerror}")
+            continue
+        mode = stat.S_IMODE(s.st_mode)
+        ok = (mode & 0o007 == 0 and s.st_uid == 0 and s.st_gid == ASTERISK_GID) or \
+            (mode & 0o077 == 0 and s.st_uid == ASTERISK_UID)
+        if not ok:
+            bad.append(f"{host_key}: mode {mode:04o} uid {s.st_uid} gid {s.st_gid} (want 0640 "
+                       f"root:{ASTERISK_GID} or 0600 uid {ASTERISK_UID})")
+    if bad:
+        return Check("sip-tls", FAIL, "; ".join(bad),
+                     "hotline config render (it writes the key 0640 root:hotline-asterisk)")
+    also = (f"; {', '.join(clear)} still takes seats' REGISTERs in clear (Asterisk cannot refuse "
+            "them per transport): firewall it to [pbx] carrier_ips") if clear else ""
+    return Check("sip-tls", PASS, f"seats may register over TLS on {', '.join(b for b, _ in tls)}"
+                                  f"{also}")
+
+
 # ------------------------------------------------------------------------------------- the ban
 
 
@@ -532,6 +612,7 @@ def run_checks(settings: Settings) -> list[Check]:
                       ami_secret=settings.ami.secret,
                       sip_secrets=_sip_secrets(state / "secrets.json")),
         check_tls(settings),
+        check_sip_tls(settings.asterisk_etc / "pjsip.conf", settings.asterisk_etc),
         check_ban(state / "fail2ban" / "run", asterisk_running=asterisk_uid is not None),
         check_users(process_uid(state / "run" / "cti.pid"), asterisk_uid),
     ]

@@ -94,7 +94,13 @@ def build_prompts(settings: Settings) -> PromptIndex:
 
 def render_config(settings: Settings) -> Path:
     """Render asterisk_conf templates into the state dir; returns the folder Asterisk reads."""
-    from asterisk_conf.render import SYSTEM_PROMPTS, load_or_create_secrets, render, write_config
+    from asterisk_conf.render import (
+        SYSTEM_PROMPTS,
+        load_or_create_secrets,
+        render,
+        write_config,
+        write_sip_tls,
+    )
     from prompts.index import ASTERISK_PROMPT_DIR
     from prompts.moh import MOH_DIR_NAME
 
@@ -104,6 +110,7 @@ def render_config(settings: Settings) -> Path:
     secrets = load_or_create_secrets(settings.state_dir / "secrets.json", settings)
     files = render(settings, secrets, sys_prompts, f"{ASTERISK_PROMPT_DIR}/{MOH_DIR_NAME}")
     write_config(files, settings.asterisk_etc, settings.asterisk_root)
+    write_sip_tls(settings)  # [pbx] sip_tls_port: the certificate beside the config
     return settings.asterisk_etc
 
 
