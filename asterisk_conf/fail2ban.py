@@ -37,8 +37,10 @@ class BanPolicy:
 
 
 def render(*, security_log: Path, run_dir: Path, sip_port: int, ignore: Sequence[str],
-           policy: BanPolicy = BanPolicy()) -> dict[str, str]:
-    """fail2ban.conf and jail.local of the hotline's fail2ban server, as {name: text}."""
+           policy: BanPolicy = BanPolicy(), sip_tls_port: int = 0) -> dict[str, str]:
+    """fail2ban.conf and jail.local of the hotline's fail2ban server, as {name: text}. A banned
+    address is shut out of the SIP port and, when [pbx] sip_tls_port is on, the TLS one."""
+    ports = ",".join(str(p) for p in (sip_port, sip_tls_port) if p)
     server = (
         "[Definition]\n"
         "loglevel = INFO\n"
@@ -64,8 +66,8 @@ def render(*, security_log: Path, run_dir: Path, sip_port: int, ignore: Sequence
         f"maxretry = {policy.maxretry}\n"
         f"findtime = {policy.findtime_s}\n"
         f"bantime = {policy.bantime_s}\n"
-        # only SIP is closed to the address; UDP and TCP (a TLS transport shares the port base)
-        f'action = nftables-multiport[name={JAIL}, port="{sip_port}", protocol="udp,tcp", '
+        # only SIP is closed to the address: UDP and TCP, on the SIP and the SIP-over-TLS port
+        f'action = nftables-multiport[name={JAIL}, port="{ports}", protocol="udp,tcp", '
         f"table={policy.table}, blocktype=drop]\n"
     )
     return {"fail2ban.conf": server, "jail.local": jail}

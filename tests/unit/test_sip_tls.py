@@ -194,3 +194,19 @@ def test_doctor_runs_the_sip_tls_check(tmp_path: Path) -> None:
     rendered(s)
     names = [c.name for c in doctor.run_checks(s)]
     assert "sip-tls" in names
+
+
+# ---------------------------------------------------------------------------------- the ban
+
+
+def test_a_banned_address_is_shut_out_of_the_tls_port_too() -> None:
+    from asterisk_conf import fail2ban
+
+    def action(sip_port: int, sip_tls_port: int = 0) -> str:
+        jail = fail2ban.render(security_log=Path("/s/security.log"), run_dir=Path("/r"),
+                               sip_port=sip_port, ignore=(),
+                               sip_tls_port=sip_tls_port)["jail.local"]
+        return next(line for line in jail.splitlines() if line.startswith("action = "))
+
+    assert 'port="5060", protocol="udp,tcp"' in action(sip_port=5060)
+    assert 'port="5060,5061", protocol="udp,tcp"' in action(sip_port=5060, sip_tls_port=5061)
