@@ -188,7 +188,18 @@ def test_a_wrong_password_over_tls_is_refused(tls_lab: TlsLab) -> None:
     with SipTlsClient("127.0.0.1", TLS_PORT, client_context(tls_lab.cafile)) as phone:
         res = phone.register("seat08", "Wrong" + tls_lab.passwords["seat08"][5:])
         assert res.status in (401, 403), res.first_line
+        port_ = phone.local_port
     assert not contacts(tls_lab, "seat08")
+    # the failure is in the security log the fail2ban jail reads, with the TLS peer's address
+    # (Debian's asterisk filter takes any transport: RemoteAddress="IPV4/<transport>/<ip>/...")
+    log = tls_lab.settings.state_dir / "asterisk" / "log" / "security.log"
+    seen = f'RemoteAddress="IPV4/TLS/127.0.0.1/{port_}"'
+
+    def failed() -> bool:
+        text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        return any(seen in line and "ChallengeResponseFailed" in line
+                   for line in text.splitlines())
+    wait_until(failed, 10, "the TLS failure in security.log")
 
 
 def test_the_client_verifies_the_server_certificate(tls_lab: TlsLab, tmp_path: Path) -> None:
