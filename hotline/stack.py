@@ -262,7 +262,8 @@ def start_fail2ban(settings: Settings, timeout: float = 20, policy: Any = None) 
     run.mkdir(parents=True, exist_ok=True)
     fail2ban.write(fail2ban.render(
         security_log=paths(settings).asterisk / "log" / "security.log", run_dir=run,
-        sip_port=settings.pbx.sip_port, ignore=settings.pbx.carrier_ips,
+        sip_port=settings.pbx.sip_port, sip_tls_port=settings.pbx.sip_tls_port,
+        ignore=settings.pbx.carrier_ips,
         policy=policy or fail2ban.BanPolicy()), conf)
     paths(settings).log.mkdir(parents=True, exist_ok=True)
     out = private_log(paths(settings).log / "fail2ban.out")
