@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 import pytest
+from sqlalchemy import select
 
 from asterisk_conf import fail2ban
 from asterisk_conf.render import (
@@ -37,10 +38,12 @@ from asterisk_conf.render import (
 )
 from bench.sipp import scenario
 from config.settings import Settings, load_settings
+from cti.db.models import Call
+from cti.db.models_recordings import Recording
 from hotline import stack
 from hotline.cli import render_config
 from prompts.index import PromptIndex
-from tests.integration.conftest import CtiProcess, ItEnv
+from tests.integration.conftest import Backend, CtiProcess, ItEnv
 from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.ami_users import Login, cti_twin
 from tests.support.ports import SLOT, port
@@ -153,7 +156,9 @@ def hostile_callers() -> list[Hostile]:
         # ',' adds a UserEvent header or a Dial argument; '|' shifts the AstDB note's fields
         Hostile("comma_pipe", p(2) + ",File%3a%20/etc/passwd%7Cx%7C9", b"a,b|c, File: x"),
         Hostile("dollar", p(3) + "$%7BSHELL(id)%7D$%7BDB(hotline/heartbeat)%7D",
-                b"${SHELL(id)} ${EPOCH}"),  # (SIPp reads [..] as its own keywords)
+                b"${SHELL(id)} ${EPOCH}"),
+        # $[...] expressions: evaluated, 1+1 would be 2 and the number would lose its '+'
+        Hostile("expr", p(7) + "$%5B1+1%5D$%5B$%7BEPOCH%7D%5D", b"$[1+1] $[${CALLERID(num)}]"),
         Hostile("quotes", p(4) + "%22%27%5C%22", b"\\\"quoted\\\" 'x' \\\\"),
         # a UTF-8 sequence cut short, in the number and in the name (a Chinese name, truncated)
         Hostile("utf8", p(5) + "%E4%B8", "张三".encode()[:-1] + b"x"),
@@ -165,18 +170,23 @@ def hostile_callers() -> list[Hostile]:
 HOSTILE_EXTEN = "1%0d%0aEvent%3a%20UserEvent%0d%0aUserEvent%3a%20Forged%0d%0a%0d%0a"
 
 
-def _sipp_caller(h: Hostile, i: int, target: str, workdir: Path,
-                 service: str = "95598") -> subprocess.Popen[bytes]:
-    xml = scenario("hostile_caller", user=h.user, display=h.display.decode("latin-1"))
-    scen = workdir / f"hostile-{h.label}.xml"
-    scen.write_text(xml, encoding="latin-1")
+def _sipp_callers(callers: list[Hostile], i: int, name: str, target: str, workdir: Path,
+                  service: str = "95598") -> subprocess.Popen[bytes]:
+    """One SIPp run placing every caller at once, one call per line of its injection file
+    (fields go out as given: SIPp never reads them as its keywords, so `[`/`]` may be in them)."""
+    scen = workdir / "hostile.xml"
+    scen.write_text(scenario("hostile_caller"), encoding="latin-1")
+    inf = workdir / f"hostile-{name}.csv"
+    inf.write_bytes(b"SEQUENTIAL\n" + b"".join(
+        b"%s;%s;%s;\n" % (h.user.encode(), h.display, service.encode()) for h in callers))
     # phone ports of their own in the slot's block (15010-15016): see tests/support/ports.py
     sip, media, ctrl = port(15010) + i, 44000 + 100 * SLOT + 10 * i, 43500 + 10 * SLOT + i
+    n = str(len(callers))
     return subprocess.Popen(
-        ["sipp", target, "-sf", str(scen), "-s", service, "-m", "1", "-l", "1",
+        ["sipp", target, "-sf", str(scen), "-inf", str(inf), "-m", n, "-l", n, "-r", n,
          "-i", "127.0.0.1", "-p", str(sip), "-mp", str(media), "-cp", str(ctrl),
          "-timeout", "90s", "-timeout_error", "-nostdin", "-trace_err",
-         "-error_file", str(workdir / f"hostile-{h.label}.errors.log")],
+         "-error_file", str(workdir / f"hostile-{name}.errors.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir)
 
 
@@ -186,7 +196,7 @@ def _cti_log(settings: Settings) -> Path:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
-        cti: CtiProcess, ami: AmiRecorder, prompt_index: PromptIndex,
+        cti: CtiProcess, ami: AmiRecorder, prompt_index: PromptIndex, backend: Backend,
         tmp_path: Path) -> None:
     s = cti.settings
     log = _cti_log(s)
@@ -202,9 +212,9 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
     # AstDB note): the files are checked below
     send_action(ami, {"Action": "Setvar", "Variable": "RECORD_IVR", "Value": "1"})
     target = f"{s.pbx.bind_ip}:{s.pbx.sip_port}"
-    procs = [_sipp_caller(h, i, target, tmp_path) for i, h in enumerate(callers)]
-    unserved = Hostile("exten", f"139950{SLOT}0007", b"exten")
-    exten_call = _sipp_caller(unserved, len(callers), target, tmp_path, HOSTILE_EXTEN)
+    procs = [_sipp_callers(callers, 0, "callers", target, tmp_path)]
+    unserved = Hostile("exten", f"139950{SLOT}0009", b"exten")
+    exten_call = _sipp_callers([unserved], 1, "exten", target, tmp_path, HOSTILE_EXTEN)
     try:
         # the unserved number is answered with the no-service message and hung up
         ami.wait_for(lambda e: e.get("Event") == "Hangup"
@@ -224,7 +234,7 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
             except AssertionError as exc:
                 seen = [e.get("CallerIDNum") for e in ami.events()[mark:]
                         if e.get("UserEvent") == "HotlineQueued"]
-                err = tmp_path / f"hostile-{h.label}.errors.log"
+                err = tmp_path / "hostile-callers.errors.log"
                 sipp = err.read_text(errors="replace")[-1500:] if err.exists() else ""
                 raise AssertionError(f"{exc}; queued: {seen}; SIPp: {sipp}") from None
         for ev in queued.values():
@@ -256,6 +266,24 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
     assert not [e for e in ami.events()[mark:] if e.get("UserEvent") == "HotlineFallback"
                 and e.get("Channel") in channels]
 
+    # what the CTI stored as each caller's number is the dialplan's filtered value, nothing
+    # more (no $[...] or ${...} evaluated): the index of their IVR recordings (the number from
+    # the recording's AstDB note), and their call rows where the IVR wrote one
+    by_call = {ev["Linkedid"]: label for label, ev in queued.items()}
+    want = {h.label: h.sanitised_number for h in callers}
+
+    def stored_numbers() -> dict[str, str | None]:
+        with backend.sessions() as db:
+            return {by_call[c]: n for c, n in db.execute(
+                select(Recording.call_id, Recording.caller_number)
+                .where(Recording.call_id.in_(by_call))).tuples()}
+    stack.wait_until(lambda: len(stored_numbers()) == len(callers), 30,
+                     "the CTI to index the callers' IVR recordings")
+    assert stored_numbers() == want
+    with backend.sessions() as db:
+        rows = db.execute(select(Call.call_id, Call.caller_number)
+                          .where(Call.call_id.in_(by_call))).tuples().all()
+    assert all(want[by_call[c]] == n for c, n in rows), rows
     # what the CTI's AMI user received: no forged event, no malformed or duplicated header
     ours = [b for b in twin.blocks() if any(c.encode() in b for c in channels)]
     assert ours, "the CTI's twin saw none of the calls"
