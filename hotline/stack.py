@@ -407,22 +407,30 @@ def sqlite_files(settings: Settings) -> list[Path]:
 def _give(path: Path, user: CtiUser | None, mode: int, owner: int | None = None) -> None:
     """Make `path` the CTI user's (None: leave the owner) with `mode`, never through a symbolic
     link: the descriptor is opened O_NOFOLLOW, so a link planted in its place is refused.
-    `owner` 0: root keeps it and the CTI's group may read it (mode 0640)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    `owner` 0: root keeps it and the CTI's group may read it (mode 0640).
+
+    The descriptor is an O_PATH one, changed through /proc/self/fd: closing an ordinary
+    descriptor of a file drops every POSIX lock this process holds on it (fcntl(2)), and the
+    SQLite files are among those given. A process with the database open (a test harness, a
+    root tool) would lose its WAL locks; the CTI, finding itself alone, then checkpoints and
+    deletes the -wal and -shm and makes new ones, and that process goes on reading (and
+    writing) the old ones: it never sees the CTI's commits again. Closing an O_PATH descriptor
+    drops no lock."""
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         return
-    except OSError as exc:  # ELOOP: a symbolic link
-        raise StackError(f"{path}: {exc.strerror}; refusing to give it to the CTI's user "
-                         "(a symbolic link or something else than a file or folder)") from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISLNK(st.st_mode):  # O_PATH|O_NOFOLLOW opens the link itself
+            raise StackError(f"{path} is a symbolic link; refusing to give it to the CTI's user")
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             raise StackError(f"{path} is neither a file nor a folder; refusing it")
+        handle = f"/proc/self/fd/{fd}"  # the file the descriptor holds, not the path again
         if user is not None:
-            os.fchown(fd, user.uid if owner is None else owner, user.gid)
-        os.fchmod(fd, mode)
+            os.chown(handle, user.uid if owner is None else owner, user.gid)
+        os.chmod(handle, mode)
     finally:
         os.close(fd)
 
