@@ -32,7 +32,9 @@ from callcenter.call_control import CallControl
 from config.settings import load_settings
 from cti.ami.translate import CallTracker
 from cti.db.acd_store import DbAcdStore
+from cti.db.login_limits import LoginPolicy
 from cti.db.models_recordings import AuditLog
+from cti.db.mqtt_logins import DbMqttDirectory
 from cti.db.session import make_engine, make_session_factory
 from hotline.wiring import build_services
 from tests.support.fakes import FakeAmi, FakeBus, FakePbx
@@ -41,6 +43,7 @@ from tests.support.seeded_db import SeededDb
 PASSWORD = "95598"  # the demo seed's
 SEATS = {f"seat{i:02d}" for i in range(1, 51)}
 BASE = "http://desk"
+POLICY = LoginPolicy(free_failures=5, ip_free_failures=20, backoff_max_s=60, window_s=900)
 # who has a broker user (as `hotline up` makes one per active staff member); A050 has none yet
 WITH_CREDENTIAL = ["A001", "A002", "S01", "S02", "admin"]
 
@@ -80,7 +83,8 @@ async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
     settings = replace(base, state_dir=tmp_path,
                        mqtt=replace(base.mqtt, port=18840, tls_port=18841))
     ctx = build_services(settings, sessions, bus=bus).web_context(
-        acd=service, pbx=ami, bus=bus, agent_commands=AgentCommands(service, bus, store, SEATS),
+        acd=service, pbx=ami, bus=bus,
+        agent_commands=AgentCommands(service, bus, DbMqttDirectory(sessions, POLICY), SEATS),
         calls=CallControl(ami, service, CallTracker()))
     writer = asyncio.create_task(service.run(), name="acd")
     yield Env(httpx.ASGITransport(app=create_app(ctx)), ctx, creds)
