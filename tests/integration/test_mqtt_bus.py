@@ -1,8 +1,12 @@
 """cti.mqtt on a real Mosquitto: delivery, LWT, bounded queues, reconnect, publish after commit.
 
-Most tests use the broker the machine runs on 127.0.0.1:1883 (each under its own topic prefix,
-retained messages swept afterwards). The restart tests start their own mosquitto on a free
-port so they can stop, freeze and restart it. Nothing is skipped: a missing broker fails.
+Every broker here is the hotline's own (asterisk_conf/mosquitto.py: no anonymous access, a
+password file, an ACL), never the machine's broker on 1883, with a test-only user (HARNESS_USER)
+allowed to read and write the tests' topic prefixes and nothing else. Most tests share one that
+stack.start_mosquitto starts on the slot's port (each test under its own topic prefix, retained
+messages swept afterwards). The restart tests start their own, from the same renderer with
+persistence added, on a free port, so they can stop, freeze and restart it. Nothing is
+skipped: a missing broker fails.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,15 +33,32 @@ import pytest
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from asterisk_conf.mosquitto import broker_folder, credential, write_broker
+from config.settings import load_settings
 from cti.db.session import make_engine, make_session_factory
 from cti.mqtt import MqttBus, PublishAfterCommit
+from hotline import stack
+from tests.support.ports import port
+from tests.support.settings import write_test_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 HOST = "127.0.0.1"
-SHARED_PORT = 1883
+SHARED_PORT = port(11885, 10)  # this slot's; the suite's CTI broker is on port(11883, 10)
 MOSQUITTO = "/usr/sbin/mosquitto"
 REPO = Path(__file__).resolve().parents[2]
+# the tests' own broker user: reads and writes the topic prefixes below, nothing of hotline/#
+HARNESS_USER = "hotline-test-bus"
+HARNESS_ACL = ("topic readwrite test/mqttbus/#", "topic readwrite it/#")
+
+
+@dataclass(frozen=True)
+class Login:
+    """Where a broker listens and the harness user's credential on it."""
+
+    port: int
+    username: str
+    password: str
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -50,13 +72,27 @@ def _port_open(port: int) -> bool:
     return True
 
 
+def _harness_login(state: Path, port: int) -> Login:
+    password = credential(state, HARNESS_USER)
+    assert password, f"no credential for {HARNESS_USER} in {state}"
+    return Login(port, HARNESS_USER, password)
+
+
 @pytest.fixture(scope="session")
-def shared_broker() -> int:
-    if not _port_open(SHARED_PORT):
-        pytest.fail(f"no MQTT broker listens on {HOST}:{SHARED_PORT}: these tests need the "
-                    "Mosquitto the machine runs (Debian package mosquitto; `hotline up` starts "
-                    "one when none is running)", pytrace=False)
-    return SHARED_PORT
+def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Login]:
+    """The hotline's broker as `hotline up` starts it (stack.start_mosquitto), on this slot's
+    port, with no staff and the harness user."""
+    state = tmp_path_factory.mktemp("mqtt-bus-broker")
+    settings = load_settings(write_test_settings(state / "hotline.toml", {
+        "paths": {"state_dir": str(state)},
+        "mqtt": {"host": HOST, "port": SHARED_PORT, "tls_port": 0}}), {})
+    assert stack.start_mosquitto(settings, staff=[], extra={HARNESS_USER: list(HARNESS_ACL)}) \
+        == "started by hotline"
+    try:
+        yield _harness_login(state, SHARED_PORT)
+    finally:
+        stack.stop_mosquitto(settings)
+        shutil.rmtree(broker_folder(state), ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -70,9 +106,9 @@ class Observer:
     """Another MQTT client (a desktop): subscribes, or resumes a persistent session, and records
     everything it receives."""
 
-    def __init__(self, port: int, topic_filter: str | None = None, *,
+    def __init__(self, login: Login, topic_filter: str | None = None, *,
                  client_id: str | None = None, clean_session: bool = True) -> None:
-        self.port = port
+        self.login = login
         self.topic_filter = topic_filter
         self.client_id = client_id or f"obs-{uuid.uuid4().hex[:10]}"
         self.clean_session = clean_session
@@ -81,8 +117,10 @@ class Observer:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Observer:
-        self.client = aiomqtt.Client(HOST, self.port, identifier=self.client_id,
-                                     clean_session=self.clean_session)
+        self.client = aiomqtt.Client(HOST, self.login.port, identifier=self.client_id,
+                                     clean_session=self.clean_session,
+                                     username=self.login.username,
+                                     password=self.login.password)
         await self.client.__aenter__()
         if self.topic_filter:
             await self.client.subscribe(self.topic_filter, qos=1)
@@ -143,7 +181,7 @@ async def running(bus: MqttBus, *, connect: bool = True) -> AsyncIterator[MqttBu
 
 
 @pytest.fixture
-async def prefix(shared_broker: int) -> AsyncIterator[str]:
+async def prefix(shared_broker: Login) -> AsyncIterator[str]:
     """A topic prefix of this test's own on the shared broker; its retained messages are
     cleared afterwards (the broker persists them)."""
     p = f"test/mqttbus/{uuid.uuid4().hex[:12]}"
@@ -157,29 +195,44 @@ async def prefix(shared_broker: int) -> AsyncIterator[str]:
                 await sweep.client.publish(s.topic, b"", qos=1, retain=True)
 
 
-def new_bus(port: int, prefix: str, **kw: object) -> MqttBus:
-    return MqttBus(HOST, port, f"cti-{uuid.uuid4().hex[:10]}",
-                   status_topic=f"{prefix}/cti/status", **kw)  # type: ignore[arg-type]
+def new_bus(login: Login, prefix: str, **kw: object) -> MqttBus:
+    return MqttBus(HOST, login.port, f"cti-{uuid.uuid4().hex[:10]}",
+                   status_topic=f"{prefix}/cti/status", username=login.username,
+                   password=login.password, **kw)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- own mosquitto
 
 
 class Broker:
-    """A mosquitto of the test's own on a fixed free port, to stop, freeze and restart.
+    """A mosquitto of the test's own on a fixed free port, to stop, freeze and restart: the
+    hotline's config (asterisk_conf/mosquitto.write_broker: no anonymous access, the password
+    file, the ACL, the drop to user mosquitto) with the harness user.
 
-    Persistence is on (in a temp dir) so an observer's persistent session, and what the
-    broker queued for it while it was away, survive the restart: then what the bus sent after
-    the restart is recorded whether the observer reconnects before or after the bus does."""
+    Persistence is on (a folder of the mosquitto user's inside the broker's) so an observer's
+    persistent session, and what the broker queued for it while it was away, survive the
+    restart: then what the bus sent after the restart is recorded whether the observer
+    reconnects before or after the bus does."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, state: Path) -> None:
         with socket.socket() as s:
             s.bind((HOST, 0))
             self.port: int = s.getsockname()[1]
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} {HOST}\nallow_anonymous true\nuser root\n"
-            f"persistence true\npersistence_location {workdir}/\nlog_dest none\n",
+        settings = load_settings(write_test_settings(state / "hotline.toml", {
+            "paths": {"state_dir": str(state)},
+            "mqtt": {"host": HOST, "port": self.port, "tls_port": 0}}), {})
+        files = write_broker(settings.mqtt, state, [], extra={HARNESS_USER: list(HARNESS_ACL)})
+        self.folder = files.folder
+        self.login = _harness_login(state, self.port)
+        store = files.folder / "persistence"
+        store.mkdir(mode=0o700, exist_ok=True)
+        if os.geteuid() == 0:  # the broker drops to mosquitto before it writes there
+            shutil.chown(store, "mosquitto", "mosquitto")
+        rendered = files.conf.read_text(encoding="utf-8")
+        assert "persistence false\n" in rendered and "allow_anonymous false\n" in rendered
+        self.conf = files.folder / "mosquitto-persistent.conf"
+        self.conf.write_text(rendered.replace(
+            "persistence false\n", f"persistence true\npersistence_location {store}/\n"),
             encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -210,17 +263,40 @@ class Broker:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     b = Broker(tmp_path)
-    b.start()
-    yield b
-    if b.proc is not None and b.proc.poll() is None:
-        b.proc.send_signal(signal.SIGCONT)
-    b.stop()
+    try:
+        b.start()
+        yield b
+        if b.proc is not None and b.proc.poll() is None:
+            b.proc.send_signal(signal.SIGCONT)
+        b.stop()
+    finally:
+        shutil.rmtree(b.folder, ignore_errors=True)
 
 
 # ------------------------------------------------------------------- shared broker: delivery
 
 
-async def test_publish_delivers_json_text_and_bytes(shared_broker: int, prefix: str) -> None:
+async def test_the_shared_broker_is_the_hotlines_closed_one(shared_broker: Login,
+                                                            prefix: str) -> None:
+    """Not the machine's 1883: anonymous clients are refused, and the harness user reaches its
+    test prefixes only (a message on hotline/# never arrives, after a positive control)."""
+    from hotline.doctor import mqtt_connack
+
+    assert shared_broker.port != 1883
+    assert mqtt_connack(HOST, shared_broker.port) == 5  # not authorised
+    async with Observer(shared_broker, "hotline/#") as spy, \
+            Observer(shared_broker, f"{prefix}/#") as desk:
+        await desk.client.publish("hotline/agents/A001/pop", b"forged", qos=1)
+        await desk.client.publish(f"{prefix}/control", b"ok", qos=1)
+        await desk.wait_for(lambda seen: any(s.topic == f"{prefix}/control" for s in seen),
+                            "the positive control")
+        await spy.client.publish(f"{prefix}/after", b"ok", qos=1)  # ordered after the forgery
+        await desk.wait_for(lambda seen: any(s.topic == f"{prefix}/after" for s in seen),
+                            "the spy's own message")
+        assert spy.seen == []
+
+
+async def test_publish_delivers_json_text_and_bytes(shared_broker: Login, prefix: str) -> None:
     bus = new_bus(shared_broker, prefix)
     at = datetime(2026, 7, 1, 1, 30, tzinfo=UTC)
     async with Observer(shared_broker, f"{prefix}/#") as desk, running(bus):
@@ -249,7 +325,7 @@ async def test_publish_delivers_json_text_and_bytes(shared_broker: int, prefix: 
         assert late.seen[0].retain is True
 
 
-async def test_cti_status_online_then_offline_on_clean_stop(shared_broker: int,
+async def test_cti_status_online_then_offline_on_clean_stop(shared_broker: Login,
                                                             prefix: str) -> None:
     bus = new_bus(shared_broker, prefix)
     status = f"{prefix}/cti/status"
@@ -262,16 +338,19 @@ async def test_cti_status_online_then_offline_on_clean_stop(shared_broker: int,
         assert late.seen == [Seen(status, b"offline", True)]
 
 
-async def test_lwt_offline_when_the_bus_process_dies(shared_broker: int, prefix: str) -> None:
+async def test_lwt_offline_when_the_bus_process_dies(shared_broker: Login, prefix: str) -> None:
     status = f"{prefix}/cti/status"
-    script = ("import asyncio, sys\n"
+    script = ("import asyncio, os, sys\n"
               "from cti.mqtt.bus import MqttBus\n"
               "asyncio.run(MqttBus('127.0.0.1', int(sys.argv[1]), sys.argv[2],"
-              " status_topic=sys.argv[3]).run())\n")
+              " status_topic=sys.argv[3], username=sys.argv[4],"
+              " password=os.environ['TEST_MQTT_PASSWORD']).run())\n")
     async with Observer(shared_broker, status) as desk:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, str(shared_broker), f"cti-{uuid.uuid4().hex[:8]}",
-            status, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+            sys.executable, "-c", script, str(shared_broker.port),
+            f"cti-{uuid.uuid4().hex[:8]}", status, shared_broker.username, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO),
+                 "TEST_MQTT_PASSWORD": shared_broker.password})
         try:
             await desk.wait_for(lambda seen: desk.payloads(status)[-1:] == [b"online"],
                                 "online from the CTI process", timeout=15)
@@ -290,7 +369,7 @@ async def test_lwt_offline_when_the_bus_process_dies(shared_broker: int, prefix:
         assert late.seen == [Seen(status, b"offline", True)]
 
 
-async def test_slow_handler_blocks_neither_network_nor_publishing(shared_broker: int,
+async def test_slow_handler_blocks_neither_network_nor_publishing(shared_broker: Login,
                                                                   prefix: str) -> None:
     bus = new_bus(shared_broker, prefix, max_queue=5)
     release = asyncio.Event()
@@ -319,7 +398,7 @@ async def test_slow_handler_blocks_neither_network_nor_publishing(shared_broker:
         assert bus.stats()["handler_errors"] == 1
 
 
-async def test_subscription_added_while_connected(shared_broker: int, prefix: str) -> None:
+async def test_subscription_added_while_connected(shared_broker: Login, prefix: str) -> None:
     bus = new_bus(shared_broker, prefix)
     got: list[tuple[str, bytes]] = []
 
@@ -348,7 +427,7 @@ class Note(Base):
     text: Mapped[str] = mapped_column(String(32), default="")
 
 
-async def test_publish_after_commit_on_sqlite(shared_broker: int, prefix: str,
+async def test_publish_after_commit_on_sqlite(shared_broker: Login, prefix: str,
                                               tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
     Base.metadata.create_all(engine)
@@ -410,7 +489,7 @@ async def test_publish_after_commit_on_sqlite(shared_broker: int, prefix: str,
 
 async def test_subscriptions_are_restored_after_broker_restart(broker: Broker) -> None:
     prefix = "it"
-    bus = new_bus(broker.port, prefix, reconnect_min_s=0.05, reconnect_max_s=0.3)
+    bus = new_bus(broker.login, prefix, reconnect_min_s=0.05, reconnect_max_s=0.3)
     got: list[bytes] = []
 
     async def handler(topic: str, payload: bytes) -> None:
@@ -418,7 +497,7 @@ async def test_subscriptions_are_restored_after_broker_restart(broker: Broker) -
 
     bus.subscribe(f"{prefix}/cmd/#", handler)
     async with running(bus):
-        async with Observer(broker.port) as other:
+        async with Observer(broker.login) as other:
             await other.client.publish(f"{prefix}/cmd/a", b"before", qos=1)
             await eventually(lambda: got == [b"before"], "a command before the restart")
         broker.stop()
@@ -426,7 +505,7 @@ async def test_subscriptions_are_restored_after_broker_restart(broker: Broker) -
         broker.start()
         assert await bus.wait_subscribed(10), bus.stats()
         # the bus's session is clean, so the restarted broker knew nothing of its subscription
-        async with Observer(broker.port) as other:
+        async with Observer(broker.login) as other:
             await other.client.publish(f"{prefix}/cmd/b", b"after", qos=1)
             await eventually(lambda: got == [b"before", b"after"], "a command after the restart")
         assert bus.stats()["reconnects"] == 1
@@ -434,11 +513,11 @@ async def test_subscriptions_are_restored_after_broker_restart(broker: Broker) -
 
 async def test_outbox_while_broker_down_is_bounded_and_coalesced(broker: Broker) -> None:
     prefix = "it"
-    bus = new_bus(broker.port, prefix, max_queue=5, reconnect_min_s=0.05, reconnect_max_s=0.3)
+    bus = new_bus(broker.login, prefix, max_queue=5, reconnect_min_s=0.05, reconnect_max_s=0.3)
     desk_id = f"desk-{uuid.uuid4().hex[:8]}"
     out = f"{prefix}/out"
     async with running(bus):
-        async with Observer(broker.port, f"{out}/#", client_id=desk_id,
+        async with Observer(broker.login, f"{out}/#", client_id=desk_id,
                             clean_session=False) as desk:
             bus.publish(f"{out}/pre", b"pre")
             await desk.wait_for(lambda seen: len(seen) == 1, "a message before the outage")
@@ -461,7 +540,7 @@ async def test_outbox_while_broker_down_is_bounded_and_coalesced(broker: Broker)
         broker.start()
         assert await bus.wait_published(10), bus.stats()
         # the desktop's persistent session got everything the bus sent after the restart
-        async with Observer(broker.port, client_id=desk_id, clean_session=False) as desk:
+        async with Observer(broker.login, client_id=desk_id, clean_session=False) as desk:
             await desk.wait_for(lambda seen: any(s.topic == f"{out}/marker" for s in seen),
                                 "the marker")
             assert [(s.topic.removeprefix(f"{out}/"), s.payload) for s in desk.seen] == [
@@ -473,22 +552,22 @@ async def test_outbox_while_broker_down_is_bounded_and_coalesced(broker: Broker)
 
 async def test_broker_absent_at_start_then_up(broker: Broker) -> None:
     broker.stop()
-    bus = new_bus(broker.port, "it", reconnect_min_s=0.05, reconnect_max_s=0.3)
+    bus = new_bus(broker.login, "it", reconnect_min_s=0.05, reconnect_max_s=0.3)
     async with running(bus, connect=False):
         bus.publish("it/agents/A001/state", {"state": "ready"}, retain=True)
         assert not await bus.wait_published(0.2)
         assert bus.stats()["connected"] is False and bus.stats()["queued"] == 1
         broker.start()
         assert await bus.wait_published(10), bus.stats()
-        async with Observer(broker.port, "it/agents/+/state") as desk:
+        async with Observer(broker.login, "it/agents/+/state") as desk:
             await desk.wait_for(lambda seen: len(seen) == 1, "the retained state")
         assert bus.stats()["reconnects"] == 0  # a first connection is not a reconnect
 
 
 async def test_frozen_broker_times_out_and_recovers(broker: Broker) -> None:
-    bus = new_bus(broker.port, "it", publish_timeout_s=0.5, reconnect_min_s=0.05,
+    bus = new_bus(broker.login, "it", publish_timeout_s=0.5, reconnect_min_s=0.05,
                   reconnect_max_s=0.3)
-    async with running(bus), Observer(broker.port, "it/out") as desk:
+    async with running(bus), Observer(broker.login, "it/out") as desk:
         broker.signal(signal.SIGSTOP)  # the socket stays open; no PUBACK ever comes
         bus.publish("it/out", b"while frozen")
         await eventually(lambda: not bus.connected.is_set(), "the publish deadline")
