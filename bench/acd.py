@@ -6,10 +6,15 @@ Three sides: `ours`; `app_queue`, the failover queue exactly as the project ship
 bench adds to its private instance's rendered config only.
 
 A private instance of its own (temp state dir and SQLite DB, SIP 35060, AMI 35038, FastAGI
-34573, its own Mosquitto on 31883, web 38098, RTP 36000-36999: all outside the test slots'
-ports in tests/support/ports.py), so it runs beside `make up` and the integration tests. Every
-process it starts is stopped on the way out, failure and Ctrl-C included. See
+34573, the hotline's own broker on 31883, web 38098, RTP 36000-36999: all outside the test
+slots' ports in tests/support/ports.py), so it runs beside `make up` and the integration tests.
+Every process it starts is stopped on the way out, failure and Ctrl-C included. See
 bench/BENCHMARKS.md for the method and the figures.
+
+The broker is the one `hotline up` starts (stack.start_mosquitto: no anonymous access, a user
+per staff member and the ACL), plus the bench's own user (BENCH_USER), which sends the agents'
+commands and reads their states and replies, as the tests' harness user does. No password or
+token crosses the bus: an agent's login is the command on its own topic (docs/mqtt.md).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 import tomli_w
 
+from asterisk_conf.mosquitto import broker_folder, credential
 from bench import metrics
 from bench.ami_tap import AmiError, AmiTap, Event, tap_login, ts
 from bench.load import LoadSpec, erlang_c, erlang_c_service_level, make_schedule
@@ -59,7 +65,11 @@ RTP_RANGE = (36000, 36999)
 CALLER_SIP, CALLER_MEDIA = 35070, 35400
 PHONES_SIP, PHONES_MEDIA = 35080, 35500
 REGISTER_SIP = 35090
-PASSWORD = "95598"  # the demo agents' password (hotline/demo_seed.py)
+# the bench's broker user: the desktops of all bench agents at once (asterisk_conf/mosquitto.py
+# renders it beside the deployment's users; never a user of a deployment)
+BENCH_USER = "hotline-bench"
+BENCH_ACL = ("topic write hotline/cmd/agents/+", "topic read hotline/agents/+/state",
+             "topic read hotline/agents/+/reply")
 LEAD_S = 2.0  # SIPp launches every call within this, before the first arrival
 SL_S = 20.0
 
@@ -206,7 +216,6 @@ class Instance:
     env: dict[str, str]
     agents: list[str] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    mosquitto: subprocess.Popen[bytes] | None = None
 
     @property
     def seats(self) -> list[str]:
@@ -248,14 +257,8 @@ def instance(opts: Options, *, wrap_up_s: int | None = None,
         if patch_config is not None:
             patch_config(Path(etc))
         inst.agents = _seed_db(env["HOTLINE_DB_URL"], opts.agents)
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {PORTS['mqtt']} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\n", encoding="ascii")
-        inst.mosquitto = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
-                                          stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", PORTS["mqtt"]), 10,
-                         "the bench's mosquitto")
+        # the hotline's broker: a user per seeded staff member, the CTI's, and the bench's
+        stack.start_mosquitto(settings, extra={BENCH_USER: list(BENCH_ACL)})
         stack.start_asterisk(settings)
         stack.start_cti(settings, env=env)
         secrets_doc = json.loads((workdir / "secrets.json").read_text(encoding="utf-8"))
@@ -268,8 +271,8 @@ def instance(opts: Options, *, wrap_up_s: int | None = None,
             stop(p)
         stack.stop_cti(settings)
         stack.stop_asterisk(settings)
-        if inst.mosquitto is not None:
-            stop(inst.mosquitto)
+        stack.stop_mosquitto(settings)
+        shutil.rmtree(broker_folder(workdir), ignore_errors=True)  # /run/hotline-mqtt/... as root
         if ok and not opts.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
@@ -316,19 +319,18 @@ class Desk:
         finally:
             self.replies.pop(rid, None)
 
-    async def login_ready(self, agent: str, seat: str) -> str:
-        r = await self.command(agent, {"action": "login", "seat": seat, "password": PASSWORD})
+    async def login_ready(self, agent: str, seat: str) -> None:
+        """No password: the topic's id is the agent (the broker let only this user write it)."""
+        r = await self.command(agent, {"action": "login", "seat": seat})
         if not r.get("ok"):
             raise BenchError(f"{agent} could not log in at {seat}: {r}")
-        token = str(r["token"])
-        r = await self.command(agent, {"action": "ready", "token": token})
+        r = await self.command(agent, {"action": "ready"})
         if not r.get("ok"):
             raise BenchError(f"{agent} could not go ready: {r}")
-        return token
 
-    async def logout(self, agent: str, token: str) -> None:
+    async def logout(self, agent: str) -> None:
         for _ in range(20):  # bounded: a talking agent cannot log out until its call ends
-            r = await self.command(agent, {"action": "logout", "token": token})
+            r = await self.command(agent, {"action": "logout"})
             if r.get("ok"):
                 return
             await asyncio.sleep(0.5)
@@ -400,13 +402,14 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
     leaked_before = await _wait_no_channels(tap, 30)
     if leaked_before:
         raise BenchError(f"{leaked_before} channels still up before the {side.name} run")
-    tokens: dict[str, str] = {}
+    logged_in: list[str] = []
     if side.name == "ours":
         gate = asyncio.Semaphore(10)
 
         async def login(agent: str, seat: str) -> None:
             async with gate:
-                tokens[agent] = await desk.login_ready(agent, seat)
+                await desk.login_ready(agent, seat)
+                logged_in.append(agent)
         async with asyncio.TaskGroup() as tg:
             for agent, seat in zip(inst.agents, inst.seats, strict=True):
                 tg.create_task(login(agent, seat), name=f"login-{agent}")
@@ -473,11 +476,11 @@ async def run_side(side: Side, inst: Instance, opts: Options, tap: AmiTap, desk:
     for p in (callers, phones):
         stop(p, 10)
     tap.off_event(view.feed)
-    if tokens:
+    if logged_in:
         await asyncio.sleep(0.5)  # the CTI sees the hangups: agents go to wrap-up
         async with asyncio.TaskGroup() as tg:
-            for agent, token in tokens.items():
-                tg.create_task(desk.logout(agent, token), name=f"logout-{agent}")
+            for agent in logged_in:
+                tg.create_task(desk.logout(agent), name=f"logout-{agent}")
     events = tap.events[mark:]
     (sdir / "ami-events.jsonl").write_text(
         "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
@@ -578,7 +581,8 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     mqtt_log = logging.getLogger("bench.mqtt")
     mqtt_log.setLevel(logging.ERROR)  # paho counts the QoS 1 publishes of 50 logins aloud
     async with aiomqtt.Client("127.0.0.1", PORTS["mqtt"], logger=mqtt_log,
-                              identifier=f"bench-{uuid.uuid4().hex[:8]}") as client:
+                              identifier=f"bench-{uuid.uuid4().hex[:8]}", username=BENCH_USER,
+                              password=credential(inst.workdir, BENCH_USER)) as client:
         desk = Desk(client)
         async with asyncio.TaskGroup() as tg:
             ami_task = tg.create_task(tap.run(), name="bench-ami-tap")
