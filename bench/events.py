@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asterisk_conf.mosquitto import credential
 from bench import acd
 from bench.ami_tap import AmiError, AmiTap, Event, tap_login, ts
 from bench.metrics import SEAT, percentile
@@ -395,7 +396,9 @@ async def run_variant(variant: str, inst: acd.Instance, opts: EventsOptions,
     mqtt_log.setLevel(logging.ERROR)
     doc: dict[str, Any] = {}
     async with aiomqtt.Client("127.0.0.1", acd.PORTS["mqtt"], logger=mqtt_log,
-                              identifier=f"bench-pop-{uuid.uuid4().hex[:8]}") as client:
+                              identifier=f"bench-pop-{uuid.uuid4().hex[:8]}",
+                              username=acd.BENCH_USER,  # the hotline's broker: no anonymous
+                              password=credential(inst.workdir, acd.BENCH_USER)) as client:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(tap.run(), name="bench-ami-tap"),
                      tg.create_task(mqtt_pops(client, mqtt), name="bench-mqtt-pops")]
