@@ -19,6 +19,7 @@ from typing import Any
 from asterisk.config import Config, ParseError
 
 from asterisk_conf import fail2ban
+from asterisk_conf.mosquitto import broker_folder, credentials_path
 from asterisk_conf.render import ASTERISK_GID, ASTERISK_UID, RECORDINGS_GID
 from config.settings import Settings
 
@@ -146,11 +147,61 @@ def check_mqtt_anonymous(host: str, port: int, connack: Callable[[str, int], int
     if code == 0:
         return Check("mqtt-anonymous", FAIL,
                      f"the broker on {host}:{port} accepts anonymous clients: anyone on the host "
-                     "reads screen-pops, passwords and tokens on hotline/#",
+                     "reads screen-pops and agent states on hotline/# and may forge commands",
                      "run the hotline's own broker config (issue 10, MQTT part): "
+                     "hotline down && hotline up starts it on [mqtt] port (1884) with "
                      "allow_anonymous false, a password file and an ACL")
     return Check("mqtt-anonymous", PASS,
                  f"the broker on {host}:{port} refuses an anonymous CONNECT (code {code})")
+
+
+def check_mqtt_files(folder: Path, credentials: Path, *, as_root: bool | None = None) -> Check:
+    """The hotline's broker files (asterisk_conf/mosquitto.py) are in place and private: its
+    config (no anonymous access, naming this password file and ACL), the password file (hashed
+    only), the ACL, and the clients' plaintext credentials (var/mqtt-clients.json). Others may
+    read none of them; run as root they are root's (root:mosquitto 0640 in a 0750 folder, the
+    credentials 0600 or root:hotline 0640)."""
+    as_root = os.geteuid() == 0 if as_root is None else as_root
+    conf, passwords, acl = folder / "mosquitto.conf", folder / "passwords", folder / "acl"
+    bad: list[str] = []
+    for path, reader in ((folder, None), (conf, None), (passwords, None), (acl, None),
+                         (credentials, _gid(CTI_USER))):
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            bad.append(f"{path}: missing")
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISLNK(st.st_mode):
+            bad.append(f"{path}: a symbolic link")
+        elif mode & 0o007:
+            bad.append(f"{path}: mode {mode:04o}, others may "
+                       f"{'read' if mode & 0o004 else 'use'} it")
+        elif mode & 0o020:
+            bad.append(f"{path}: mode {mode:04o}, its group may write it")
+        elif path == credentials and mode & 0o070 and (reader is None or st.st_gid != reader):
+            bad.append(f"{path}: mode {mode:04o} of gid {st.st_gid}: the plaintext passwords, "
+                       f"0600 or 0640 of group {CTI_USER} only")
+        if as_root and st.st_uid != 0:
+            bad.append(f"{path}: owner uid {st.st_uid}, want root")
+    if not bad:
+        text = conf.read_text(encoding="utf-8", errors="replace").splitlines()
+        for line in ("allow_anonymous false", f"password_file {passwords}", f"acl_file {acl}"):
+            if line not in text:
+                bad.append(f"{conf}: no `{line}`")
+        unhashed = [ln.split(":", 1)[0] for ln in
+                    passwords.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if ln.strip() and not ln.split(":", 1)[-1].startswith("$")]
+        if unhashed:
+            bad.append(f"{passwords}: plaintext passwords for {', '.join(unhashed[:5])}")
+    if bad:
+        return Check("mqtt-files", FAIL, "; ".join(bad),
+                     "hotline down && hotline up as root renders the broker's files again "
+                     "(asterisk_conf/mosquitto.py: root:mosquitto 0640 in a 0750 folder, "
+                     "mqtt-clients.json 0600 or root:hotline 0640)")
+    return Check("mqtt-files", PASS,
+                 f"the broker's config, hashed password file and ACL in {folder} and the "
+                 f"clients' credentials in {credentials}: none readable by others")
 
 
 # ------------------------------------------------------------------------------- AMI classes
@@ -603,6 +654,7 @@ def run_checks(settings: Settings) -> list[Check]:
     return [
         check_ports(settings, listening_tcp()),
         check_mqtt_anonymous(settings.mqtt.host, settings.mqtt.port),
+        check_mqtt_files(broker_folder(state), credentials_path(state)),
         check_ami(settings.asterisk_etc / "manager.conf", settings.ami.username),
         check_modules(settings.asterisk_root),
         check_files(expected_files(settings)),

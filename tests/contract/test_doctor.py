@@ -1,22 +1,26 @@
 """`hotline doctor` against real brokers and a real database: a throwaway Mosquitto that lets
-anyone in FAILs, one with a password file PASSes; the command's JSON and exit code on a planted
-weak deployment and on a hardened one."""
+anyone in FAILs, one with a password file PASSes; the hotline's own broker files
+(asterisk_conf/mosquitto.py) PASS and each weakness planted on them FAILs; the command's JSON
+and exit code on a planted weak deployment and on a hardened one (the hotline's broker)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
 from click.testing import CliRunner
 
+from asterisk_conf.mosquitto import broker_folder, credentials_path, write_broker
 from config.settings import Settings, load_settings
 from cti.db.agents import create_agent
 from hotline import doctor, stack
@@ -86,6 +90,82 @@ def test_no_broker_is_a_warning() -> None:
     assert doctor.check_mqtt_anonymous("127.0.0.1", free_port()).status == doctor.WARN
 
 
+# ------------------------------------------------------------- the hotline's broker files
+
+
+def _plain_passwords(folder: Path) -> None:
+    (folder / "passwords").write_text("A001:95598\nhotline-cti:s3cret-pw\n", encoding="utf-8")
+
+
+def _anonymous_conf(folder: Path) -> None:
+    conf = folder / "mosquitto.conf"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("allow_anonymous false",
+                                                             "allow_anonymous true"),
+                    encoding="utf-8")
+
+
+def _chmod(name: str, mode: int) -> Any:
+    def plant(folder: Path, state: Path) -> None:
+        path = credentials_path(state) if name == "credentials" else folder / name
+        path.chmod(mode)
+    return plant
+
+
+def _chown(name: str, uid: int, gid: int) -> Any:
+    def plant(folder: Path, state: Path) -> None:
+        os.chown(folder / name if name != "credentials" else credentials_path(state), uid, gid)
+    return plant
+
+
+# one planted weakness each: (what it is, how to plant it, what the detail names)
+WEAK_BROKER = {
+    "passwords-0644": (_chmod("passwords", 0o644), "passwords: mode 0644, others may read"),
+    "acl-0644": (_chmod("acl", 0o644), "acl: mode 0644, others may read"),
+    "conf-0644": (_chmod("mosquitto.conf", 0o644), "mosquitto.conf: mode 0644"),
+    "acl-group-writable": (_chmod("acl", 0o660), "acl: mode 0660, its group may write"),
+    "folder-0755": (_chmod(".", 0o755), ": mode 0755, others may read"),
+    "credentials-0644": (_chmod("credentials", 0o644), "mqtt-clients.json: mode 0644"),
+    "credentials-of-another-group": (_chown("credentials", 0, 0),
+                                     "mqtt-clients.json: mode 0640 of gid 0"),
+    "passwords-not-roots": (_chown("passwords", 597, 597), "passwords: owner uid 597"),
+    "acl-missing": (lambda folder, state: (folder / "acl").unlink(), "acl: missing"),
+    "passwords-missing": (lambda folder, state: (folder / "passwords").unlink(),
+                          "passwords: missing"),
+    "credentials-missing": (lambda folder, state: credentials_path(state).unlink(),
+                            "mqtt-clients.json: missing"),
+    "passwords-in-plaintext": (lambda folder, state: _plain_passwords(folder),
+                               "plaintext passwords for A001, hotline-cti"),
+    "anonymous-allowed": (lambda folder, state: _anonymous_conf(folder),
+                          "no `allow_anonymous false`"),
+}
+
+
+@pytest.mark.parametrize("weak", sorted(WEAK_BROKER))
+def test_the_hotline_broker_files_pass_and_each_planted_weakness_fails(
+        tmp_path: Path, weak: str) -> None:
+    assert os.geteuid() == 0, "make test runs as root, as hotline up does"
+    state = tmp_path / "var"
+    state.mkdir()
+    settings = load_settings(write_test_settings(tmp_path / "hotline.toml", {
+        "paths": {"state_dir": str(state)},
+        "mqtt": {"host": "127.0.0.1", "port": free_port()}}), {})
+    from asterisk_conf.mosquitto import Staff
+
+    files = write_broker(settings.mqtt, state, [Staff("A001", "agent"), Staff("S01", "supervisor")])
+    try:
+        assert files.folder == broker_folder(state)
+        c = doctor.check_mqtt_files(files.folder, credentials_path(state))
+        assert c.status == doctor.PASS, c  # as `hotline up` renders them
+        plant, named = WEAK_BROKER[weak]
+        plant(files.folder, state)
+        c = doctor.check_mqtt_files(files.folder, credentials_path(state))
+        assert c.status == doctor.FAIL, c
+        assert named in c.detail, c.detail
+        assert c.fix.startswith("hotline down && hotline up as root renders the broker's files")
+    finally:
+        shutil.rmtree(files.folder, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------ the command itself
 
 
@@ -139,6 +219,8 @@ def test_doctor_json_fails_a_planted_weak_deployment(tmp_path: Path,
     assert {"ports", "mqtt-anonymous", "ami", "modules", "files", "secrets", "tls",
             "sip-ban", "users"} <= set(by)
     assert by["mqtt-anonymous"]["status"] == "FAIL"
+    # a broker not rendered by the hotline: no password file or ACL of ours anywhere
+    assert by["mqtt-files"]["status"] == "FAIL" and "missing" in by["mqtt-files"]["detail"]
     assert by["files"]["status"] == "FAIL" and "secrets.json: mode 0644" in by["files"]["detail"]
     assert by["secrets"]["status"] == "FAIL"
     assert "1 staff accounts take the demo password 95598 (A001)" in by["secrets"]["detail"]
@@ -149,13 +231,21 @@ def test_doctor_json_fails_a_planted_weak_deployment(tmp_path: Path,
 
 def test_doctor_exits_0_on_a_hardened_deployment(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    with mosquitto(tmp_path / "mqtt", anonymous=False) as port:
-        deployment(tmp_path, monkeypatch, mqtt_port=port, demo=False,
-                   password="a real password", secrets_mode=0o600)
+    """The broker is the hotline's own, as `hotline up` starts it (stack.start_mosquitto)."""
+    deployment(tmp_path, monkeypatch, mqtt_port=free_port(), demo=False,
+               password="a real password", secrets_mode=0o600)
+    settings = load_settings()  # the deployment's, from HOTLINE_SETTINGS
+    assert settings.state_dir == tmp_path / "var"
+    assert stack.start_mosquitto(settings) == "started by hotline"
+    try:
         res = CliRunner().invoke(main, ["doctor"])
+    finally:
+        stack.stop_mosquitto(settings)
+        shutil.rmtree(broker_folder(settings.state_dir), ignore_errors=True)
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert any(ln.startswith("PASS  mqtt-anonymous") for ln in lines), res.output
+    assert any(ln.startswith("PASS  mqtt-files") for ln in lines), res.output
     assert any(ln.startswith("PASS  secrets") for ln in lines), res.output
     assert any(ln.startswith("PASS  files") for ln in lines), res.output
     # nothing runs here: those checks warn and say how to get an answer, but do not fail

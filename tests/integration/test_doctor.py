@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import tomli_w
+
+from asterisk_conf.mosquitto import broker_folder
 from asterisk_conf.render import RECORDINGS_GID
 from hotline import stack
 from tests.integration.conftest import PORTS, Backend, CtiProcess, ItEnv
@@ -43,9 +48,12 @@ def test_doctor_runs_every_check_on_the_running_stack(it_env: ItEnv, backend: Ba
         assert f"{what} 127.0.0.1:" in by["ports"]["detail"]
     assert str(PORTS["ami"]) in by["ports"]["detail"]
     assert status["modules"] == "PASS", by["modules"]
-    # the suite's own broker is anonymous (tests/integration/conftest.py `broker`), as the
-    # default deployment's still is: issue 10's MQTT part is not built yet
-    assert status["mqtt-anonymous"] == "FAIL", by["mqtt-anonymous"]
+    # the suite's broker is the hotline's own (stack.start_mosquitto, commit 5cf5151): no
+    # anonymous access, its password file and ACL root:mosquitto 0640, the credentials 0640
+    assert status["mqtt-anonymous"] == "PASS", by["mqtt-anonymous"]
+    assert str(PORTS["mqtt"]) in by["mqtt-anonymous"]["detail"]
+    assert status["mqtt-files"] == "PASS", by["mqtt-files"]
+    assert str(broker_folder(it_env.state)) in by["mqtt-files"]["detail"]
     # the suite adds a harness AMI user with `system` write (tests/support/ami_users.py); the
     # rendered users alone pass (tests/unit/test_doctor.py)
     assert status["ami"] == "FAIL" and f"[{HARNESS}] write = system" in by["ami"]["detail"]
@@ -96,3 +104,40 @@ def test_the_cti_runs_as_hotline_with_hotline_rec_and_keeps_its_files_private(
                          capture_output=True, text=True, check=False)
     assert res.returncode != 0 and "Operation not permitted" in res.stderr, res
     assert (state / "log" / "cti.log").exists()
+
+
+def test_a_planted_anonymous_broker_fails_mqtt_anonymous(it_env: ItEnv, backend: Backend,
+                                                          cti: CtiProcess,
+                                                          tmp_path: Path) -> None:
+    """The suite's stack with [mqtt] port pointed at a broker that lets anyone in (as the host's
+    1883 does): the doctor FAILs it, whatever the hotline's own broker files say."""
+    port = _free_port()
+    conf = tmp_path / "anonymous.conf"
+    # as root mosquitto drops to its user, which cannot read pytest's 0700 tmp folders
+    conf.write_text(f"user root\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+                    "persistence false\n", encoding="utf-8")
+    broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), 10, "the planted broker")
+        raw = tomllib.loads(it_env.settings_path.read_text(encoding="utf-8"))
+        raw["mqtt"]["port"] = port
+        planted = tmp_path / "hotline.toml"
+        planted.write_text(tomli_w.dumps(raw), encoding="utf-8")
+        env = {**it_env.env, "HOTLINE_DB_URL": backend.url, "HOTLINE_SETTINGS": str(planted)}
+        res = subprocess.run([str(HOTLINE), "doctor", "--json"], env=env, capture_output=True,
+                             text=True, timeout=120, check=False)
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    by = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    assert res.returncode == 1
+    assert by["mqtt-anonymous"]["status"] == "FAIL", by["mqtt-anonymous"]
+    assert f"127.0.0.1:{port} accepts anonymous clients" in by["mqtt-anonymous"]["detail"]
+    assert by["mqtt-anonymous"]["fix"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
