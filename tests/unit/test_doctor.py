@@ -50,13 +50,14 @@ def test_the_shipped_settings_are_the_demo_that_make_up_seeds() -> None:
 
 def test_web_on_every_interface_fails_and_loopback_passes(tmp_path: Path) -> None:
     s = settings_at(tmp_path)
+    mqtt = s.mqtt.port  # the hotline's own broker (1884), never the host's 1883
     loopback = [("127.0.0.1", 5038), ("127.0.0.1", 4573), ("127.0.0.1", 8098),
-                ("127.0.0.1", 1883), ("0.0.0.0", 22)]  # someone else's port is not ours to judge
+                ("127.0.0.1", mqtt), ("0.0.0.0", 22)]  # someone else's port is not ours to judge
     assert doctor.check_ports(s, loopback).status == PASS
-    wide = [*loopback[:2], ("0.0.0.0", 8098), ("::", 1883)]
+    wide = [*loopback[:2], ("0.0.0.0", 8098), ("::", mqtt)]
     c = doctor.check_ports(s, wide)
     assert c.status == FAIL
-    assert "web on 0.0.0.0:8098" in c.detail and "MQTT on :::1883" in c.detail
+    assert "web on 0.0.0.0:8098" in c.detail and f"MQTT on :::{mqtt}" in c.detail
     assert doctor.check_ports(s, loopback[:2]).status == WARN  # web and MQTT not up
 
 
