@@ -81,6 +81,36 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
+# what every operation may answer besides its own (docs/api.md): not logged in, role or
+# ownership, not found, a state or live service that does not allow it, schema mismatch
+COMMON_ERRORS = {"400": "bad value", "401": "not logged in or session over",
+                 "403": "role or ownership", "404": "not found",
+                 "409": "the state does not allow it, or a live service is not running",
+                 "422": "the request does not match the schema; the detail names the field"}
+ERROR_SCHEMA = {"type": "object", "required": ["detail"], "additionalProperties": False,
+                "properties": {"detail": {"type": "string"}}}
+
+
+def _documented_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the API answers: every error is {"detail": "<sentence>"} (the handlers in
+    _install_error_handlers), FastAPI's list-shaped 422 included, and every operation may
+    answer the common errors. Done once on FastAPI's cached spec."""
+    if spec.get("x-errors-documented"):
+        return spec
+    spec.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for item in spec.get("paths", {}).values():
+        for op in item.values():
+            responses = op.setdefault("responses", {})
+            for code, what in COMMON_ERRORS.items():
+                responses.setdefault(code, {"description": what})
+            for code, response in responses.items():
+                if code.startswith(("4", "5")):
+                    response["content"] = body
+    spec["x-errors-documented"] = True
+    return spec
+
+
 def create_app(ctx: WebContext) -> FastAPI:
     """The app for one CTI (or one test): everything it needs comes in ctx."""
     app = FastAPI(
@@ -114,7 +144,7 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi(_user: User = admin) -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(_documented_errors(app.openapi()))
 
     @app.get("/api/docs", include_in_schema=False)
     def docs(_user: User = admin) -> HTMLResponse:
