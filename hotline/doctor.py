@@ -646,6 +646,50 @@ def _sip_secrets(path: Path) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else None
 
 
+# --------------------------------------------------------------------- FastAGI needs the secret
+
+
+FASTAGI_PROBE_TIMEOUT_S = 3.0
+
+
+def fastagi_probe(host: str, port: int, timeout: float = FASTAGI_PROBE_TIMEOUT_S) -> bytes:
+    """Pose as Asterisk without the dialplan's secret: send a call's AGI header block for the
+    IVR and return what the server sends before it closes ('' = refused; a line = an AGI
+    command, so the IVR ran). Closes at the first byte: a server that does run the IVR stores a
+    call record for the probe's id (hotline-doctor-probe), and nothing more."""
+    probe_id = f"hotline-doctor-probe-{pysecrets.token_hex(4)}"
+    h = {"agi_network": "yes", "agi_network_script": "ivr", "agi_request": "agi://doctor/ivr",
+         "agi_channel": "Local/hotline-doctor", "agi_uniqueid": probe_id, "agi_callerid": "",
+         "agi_extension": "", "agi_arg_1": probe_id}
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall("".join(f"{k}: {v}\n" for k, v in h.items()).encode() + b"\n")
+        try:
+            return s.recv(256)
+        except TimeoutError:
+            raise TimeoutError(f"no answer and no close within {timeout:.0f}s") from None
+
+
+def check_fastagi_auth(host: str, port: int,
+                       probe: Callable[[str, int], bytes] = fastagi_probe) -> Check:
+    """A local process that poses as Asterisk without the secret is refused (issue 10, defect 8):
+    the server closes without sending one AGI command."""
+    try:
+        sent = probe(host, port)
+    except OSError as exc:
+        return Check("fastagi-auth", WARN, f"no FastAGI server answered on {host}:{port} ({exc})",
+                     "start the stack (hotline up) and run the doctor again")
+    if sent:
+        first = sent.split(b"\n")[0][:60].decode("utf-8", errors="replace")
+        return Check("fastagi-auth", FAIL,
+                     f"FastAGI on {host}:{port} ran the IVR for a request without the secret "
+                     f"(it sent {first!r}): any local process can pose as Asterisk",
+                     "run a CTI that requires the dialplan's secret (ivr/fastagi.py) and "
+                     "hotline config render, so the dialplan passes it (hotline down && "
+                     "hotline up)")
+    return Check("fastagi-auth", PASS,
+                 f"FastAGI on {host}:{port} refuses a request without the dialplan's secret")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check against this deployment, as the settings describe it."""
     staff = staff_hashes(settings)
@@ -667,6 +711,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_sip_tls(settings.asterisk_etc / "pjsip.conf", settings.asterisk_etc),
         check_ban(state / "fail2ban" / "run", asterisk_running=asterisk_uid is not None),
         check_users(process_uid(state / "run" / "cti.pid"), asterisk_uid),
+        check_fastagi_auth(settings.fastagi.host, settings.fastagi.port),
     ]
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from callcenter.ivr_services import DbIvrServices
 from cti.db.models import Account, Call, WorkOrder, WorkOrderEvent
 from cti.db.session import make_engine, make_session_factory
+from hotline import doctor
 from ivr.agi_peer import proc_peer_uid
 from ivr.agi_session import IvrContext, make_ivr_handler
 from ivr.engine import Engine
@@ -180,3 +181,46 @@ async def test_the_peers_uid_is_read_from_this_hosts_proc_net_tcp() -> None:
             await w.wait_closed()
             server.close()
             await server.wait_closed()
+
+
+# ----------------------------------------------------------------- hotline doctor fastagi-auth
+
+
+async def test_doctor_passes_a_fastagi_that_refuses_a_request_without_the_secret(
+        sessions: sessionmaker[Session]) -> None:
+    before = rows(sessions)
+    async with serving(sessions) as (server, port):
+        check = await asyncio.to_thread(doctor.check_fastagi_auth, "127.0.0.1", port)
+        assert server.refused == {"no_secret": 1}
+    assert (check.name, check.status) == ("fastagi-auth", doctor.PASS), check
+    assert rows(sessions) == before
+
+
+async def test_doctor_fails_a_fastagi_that_runs_the_ivr_without_the_secret() -> None:
+    """What the CTI was before defect 8 was fixed: any header block starts the IVR."""
+    async def unauthenticated(reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        writer.write(b'STREAM FILE /p/zh/ivr.welcome "0123456789*#"\n')
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(unauthenticated, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        check = await asyncio.to_thread(doctor.check_fastagi_auth, "127.0.0.1", port)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert check.status == doctor.FAIL, check
+    assert "STREAM FILE" in check.detail and "hotline up" in check.fix
+
+
+async def test_doctor_warns_when_no_fastagi_server_answers() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()  # the port is free again: nothing listens there
+    check = await asyncio.to_thread(doctor.check_fastagi_auth, "127.0.0.1", port)
+    assert check.status == doctor.WARN, check
