@@ -4,11 +4,14 @@ secret's place in agi_network_script (issue 10, defect 8)."""
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
+from config.settings import SettingsError, load_settings
 from ivr.agi_peer import parse_endpoint, socket_owner
 from ivr.fastagi import script_and_key
+from tests.support.settings import write_test_settings
 
 HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
           "timeout inode")
@@ -88,3 +91,16 @@ def test_ipv6_and_ipv4_mapped_peers_in_tcp6() -> None:
 def test_the_secret_is_the_one_key_in_the_scripts_query(script: str,
                                                         want: tuple[str, str | None]) -> None:
     assert script_and_key(script) == want
+
+
+@pytest.mark.parametrize(("value", "want"), [(None, None), (True, True), (False, False)])
+def test_fastagi_peer_uid_setting(tmp_path: Path, value: bool | None, want: bool | None) -> None:
+    over = {} if value is None else {"fastagi": {"peer_uid": value}}
+    path = write_test_settings(tmp_path / "hotline.toml", over)
+    assert load_settings(path, {}).fastagi.peer_uid is want
+
+
+def test_fastagi_peer_uid_must_be_a_boolean(tmp_path: Path) -> None:
+    path = write_test_settings(tmp_path / "hotline.toml", {"fastagi": {"peer_uid": "yes"}})
+    with pytest.raises(SettingsError, match=r"\[fastagi\] peer_uid must be true or false"):
+        load_settings(path, {})
