@@ -268,7 +268,7 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
 
     # what the CTI stored as each caller's number is the dialplan's filtered value, nothing
     # more (no $[...] or ${...} evaluated): the index of their IVR recordings (the number from
-    # the recording's AstDB note), and their call rows where the IVR wrote one
+    # the recording's AstDB note), and their call rows (the IVR writes one per call)
     by_call = {ev["Linkedid"]: label for label, ev in queued.items()}
     want = {h.label: h.sanitised_number for h in callers}
 
@@ -276,14 +276,20 @@ def test_hostile_caller_ids_reach_the_queue_and_forge_nothing(
         with backend.sessions() as db:
             return {by_call[c]: n for c, n in db.execute(
                 select(Recording.call_id, Recording.caller_number)
-                .where(Recording.call_id.in_(by_call))).tuples()}
+                .where(Recording.call_id.in_(by_call)))}
     stack.wait_until(lambda: len(stored_numbers()) == len(callers), 30,
                      "the CTI to index the callers' IVR recordings")
     assert stored_numbers() == want
-    with backend.sessions() as db:
-        rows = db.execute(select(Call.call_id, Call.caller_number)
-                          .where(Call.call_id.in_(by_call))).tuples().all()
-    assert all(want[by_call[c]] == n for c, n in rows), rows
+
+    def call_rows() -> dict[str, str]:
+        with backend.sessions() as db:
+            return {by_call[c]: n for c, n in db.execute(
+                select(Call.call_id, Call.caller_number)
+                .where(Call.call_id.in_(by_call)))}
+    # the IVR writes each call's row as its FastAGI session starts
+    stack.wait_until(lambda: len(call_rows()) == len(callers), 30,
+                     "the IVR to write every caller's call row")
+    assert call_rows() == want
     # what the CTI's AMI user received: no forged event, no malformed or duplicated header
     ours = [b for b in twin.blocks() if any(c.encode() in b for c in channels)]
     assert ours, "the CTI's twin saw none of the calls"
