@@ -72,14 +72,16 @@ class AmiRecorder:
         return self._events.mark()
 
 
-def send_action(recorder: AmiRecorder, action: dict[str, str], timeout: float = 10) -> Any:
-    """Send one AMI action through the recorder's connection and return the response."""
+def send_action(recorder: AmiRecorder, action: dict[str, str], timeout: float = 10,
+                as_list: bool = False) -> Any:
+    """Send one AMI action through the recorder's connection and return the response (with
+    as_list, every message of an event-list action: the response, its events, the Complete)."""
     m = recorder._manager
     if m is None:
         raise AmiTimeout("AMI recorder is not connected")
 
     async def go() -> Any:
         async with asyncio.timeout(timeout):
-            return await m.send_action(dict(action), as_list=False)
+            return await m.send_action(dict(action), as_list=as_list)
 
     return asyncio.run_coroutine_threadsafe(go(), recorder._loop).result(timeout + 1)
