@@ -140,15 +140,36 @@ def fastagi_secret(secrets: Mapping[str, str]) -> str:
     return secret
 
 
+# the FastAGI secret alone, for the CTI: it needs this one secret, not secrets.json's SIP
+# passwords of every phone, so that file stays root's 0600 (stack.secure_cti_files gives this
+# one to the CTI's group, 0640)
+FASTAGI_SECRET_FILE = "fastagi.secret"
+
+
+def write_fastagi_secret(path: Path, secrets: Mapping[str, str]) -> Path:
+    """Write the FastAGI secret of load_or_create_secrets' map to its own file (0600, the
+    owner's; made anew through a temporary file, never through a link planted in its place)."""
+    secret = fastagi_secret(secrets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secret + "\n")
+    tmp.replace(path)
+    return path
+
+
 def read_fastagi_secret(path: Path) -> str:
-    """The FastAGI secret as rendered into the dialplan, for the CTI: read, never made here (a
-    secret the rendered dialplan does not carry would refuse every call)."""
+    """The FastAGI secret as rendered into the dialplan (write_fastagi_secret's file), for the
+    CTI: read, never made here (a secret the rendered dialplan does not carry would refuse
+    every call)."""
     try:
-        current = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="ascii").strip()
     except (OSError, ValueError) as exc:
         raise RenderError(f"cannot read the FastAGI secret from {path}: {exc}; run `hotline "
                           "config render` (hotline up does)") from None
-    return fastagi_secret(current if isinstance(current, dict) else {})
+    return fastagi_secret({FASTAGI_SECRET: text})
 
 
 def phones(settings: Settings, secrets: Mapping[str, str]) -> list[Phone]:

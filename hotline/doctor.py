@@ -319,8 +319,10 @@ def expected_files(settings: Settings) -> list[Expect]:
     """What the deployment writes (stack.py, asterisk_conf/render.py, scripts/asterisk.sh)."""
     st = settings.state_dir
     etc = settings.asterisk_etc
-    # the CTI reads the FastAGI secret in secrets.json: root:hotline 0640 (stack.start_cti)
-    out = [Expect(st / "secrets.json", private=True, reader_gid=_gid(CTI_USER)),
+    # the CTI reads the FastAGI secret alone, root:hotline 0640; secrets.json (every phone's
+    # SIP password) is root's alone (stack.secure_cti_files)
+    out = [Expect(st / "secrets.json", private=True),
+           Expect(st / "fastagi.secret", private=True, reader_gid=_gid(CTI_USER)),
            Expect(st / "hotline.env", private=True),
            Expect(etc, uid=0, gid=ASTERISK_GID),
            Expect(etc / "pjsip.conf", uid=0, gid=ASTERISK_GID),

@@ -444,7 +444,8 @@ def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
     run/, fail2ban/), which root writes through on the next `hotline up`. log/ and run/ are
     root:hotline 0750: root opens cti.log and writes cti.pid there. The database and its
     WAL/SHM (made by root's migration and demo seed) and web-tls/ become hotline's, 0600/0700;
-    secrets.json (the FastAGI secret the CTI reads) root:hotline 0640; hotline.env stays root's.
+    fastagi.secret (the one secret the CTI reads) root:hotline 0640; secrets.json (every
+    phone's SIP password) and hotline.env stay root's 0600.
     As a developer: the same modes on one's own files, no owners changed.
     """
     p = paths(settings)
@@ -464,9 +465,10 @@ def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
     for f in (state / "cti.status.json", state / "cti.status.tmp"):
         _give(f, user, 0o600)
     if user is not None:
-        # the CTI reads the FastAGI secret there (asterisk_conf.render.fastagi_secret): root's,
-        # readable by the CTI's group, no one else
-        _give(state / "secrets.json", user, 0o640, owner=0)
+        # the CTI reads the FastAGI secret (and only it: secrets.json, every phone's SIP
+        # password, stays root's 0600): root's, readable by the CTI's group, no one else
+        _give(state / "fastagi.secret", user, 0o640, owner=0)
+        _give(state / "secrets.json", CtiUser("root", 0, 0, ()), 0o600)
     tls = state / "web-tls"
     if os.path.lexists(tls):
         _give(tls, user, 0o700)

@@ -95,10 +95,12 @@ def build_prompts(settings: Settings) -> PromptIndex:
 def render_config(settings: Settings) -> Path:
     """Render asterisk_conf templates into the state dir; returns the folder Asterisk reads."""
     from asterisk_conf.render import (
+        FASTAGI_SECRET_FILE,
         SYSTEM_PROMPTS,
         load_or_create_secrets,
         render,
         write_config,
+        write_fastagi_secret,
         write_sip_tls,
     )
     from prompts.index import ASTERISK_PROMPT_DIR
@@ -111,6 +113,8 @@ def render_config(settings: Settings) -> Path:
     files = render(settings, secrets, sys_prompts, f"{ASTERISK_PROMPT_DIR}/{MOH_DIR_NAME}")
     write_config(files, settings.asterisk_etc, settings.asterisk_root)
     write_sip_tls(settings)  # [pbx] sip_tls_port: the certificate beside the config
+    # what the dialplan passes on every AGI() call, alone in its own file for the CTI
+    write_fastagi_secret(settings.state_dir / FASTAGI_SECRET_FILE, secrets)
     return settings.asterisk_etc
 
 
@@ -216,14 +220,19 @@ def _write_status(path: Path, doc: dict[str, Any]) -> None:
 
 def fastagi_guard(settings: Settings) -> dict[str, Any]:
     """Who may drive the IVR (issue 10, defect 8): the secret the dialplan passes on every AGI()
-    call (secrets.json, as `hotline config render` made it) and Asterisk's uid for the peer
+    call (var/fastagi.secret, as `hotline config render` made it) and Asterisk's uid for the peer
     check ([fastagi] peer_uid; unset: on when the Asterisk user exists on this host)."""
     import pwd
 
-    from asterisk_conf.render import ASTERISK_USER, RenderError, read_fastagi_secret
+    from asterisk_conf.render import (
+        ASTERISK_USER,
+        FASTAGI_SECRET_FILE,
+        RenderError,
+        read_fastagi_secret,
+    )
 
     try:
-        secret = read_fastagi_secret(settings.state_dir / "secrets.json")
+        secret = read_fastagi_secret(settings.state_dir / FASTAGI_SECRET_FILE)
     except RenderError as exc:
         raise WiringError(str(exc)) from exc
     peer_uid: int | None = None

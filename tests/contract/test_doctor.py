@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from asterisk_conf.mosquitto import broker_folder, credentials_path, write_broker
+from asterisk_conf.render import read_fastagi_secret, write_fastagi_secret
 from config.settings import Settings, load_settings
 from cti.db.agents import create_agent
 from hotline import doctor, stack
@@ -270,8 +271,12 @@ def cti_state(tmp_path: Path) -> Settings:
                      skills={"general": 3})
     (s.state_dir / "hotline.db-wal").write_bytes(b"")  # made by root under umask 022: 0644
     secrets = s.state_dir / "secrets.json"  # as render writes it: 0600 root
-    secrets.write_text(json.dumps({"seat01": "x" * 24}), encoding="utf-8")
+    secrets.write_text(json.dumps({"seat01": "x" * 24, "fastagi": "f" * 48}), encoding="utf-8")
     secrets.chmod(0o600)
+    write_fastagi_secret(s.state_dir / "fastagi.secret", {"fastagi": "f" * 48})
+    # a deployment from before: secrets.json was the CTI's group's to read
+    os.chown(secrets, 0, stack.cti_user().gid)  # type: ignore[union-attr]
+    secrets.chmod(0o640)
     user = stack.cti_user()
     assert user is not None and user.name == "hotline"
     stack.secure_cti_files(s, user)
@@ -289,8 +294,11 @@ def test_the_files_hotline_up_hands_the_cti_pass(tmp_path: Path) -> None:
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (user.uid, user.gid, 0o600)
     st = s.state_dir.stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, user.gid, 0o1770)
-    st = (s.state_dir / "secrets.json").stat()  # the CTI reads the FastAGI secret there
+    st = (s.state_dir / "fastagi.secret").stat()  # the one secret the CTI reads
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, user.gid, 0o640)
+    st = (s.state_dir / "secrets.json").stat()  # every phone's SIP password: root's alone
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 0, 0o600)
+    assert read_fastagi_secret(s.state_dir / "fastagi.secret") == "f" * 48
 
 
 @pytest.mark.parametrize(("planted", "mode", "says"), [
@@ -303,6 +311,8 @@ def test_the_files_hotline_up_hands_the_cti_pass(tmp_path: Path) -> None:
     ("log", 0o755, "log: mode 0755: others may read it"),
     ("log", 0o770, "log: mode 0770: more than 0750"),
     ("secrets.json", 0o644, "secrets.json: mode 0644: others may read it"),
+    ("secrets.json", 0o640, "secrets.json: mode 0640: its group may read it"),
+    ("fastagi.secret", 0o644, "fastagi.secret: mode 0644: others may read it"),
 ])
 def test_each_weak_mode_of_the_ctis_files_fails(tmp_path: Path, planted: str, mode: int,
                                                  says: str) -> None:

@@ -87,6 +87,9 @@ def test_the_cti_runs_as_hotline_with_hotline_rec_and_keeps_its_files_private(
     assert owner_mode(state / "log") == (0, CTI_UID, 0o750)
     assert owner_mode(state / "run") == (0, CTI_UID, 0o750)
     assert owner_mode(state / "log" / "cti.log") == (0, CTI_UID, 0o640)
+    # the CTI reads the FastAGI secret alone; every phone's SIP password stays root's
+    assert owner_mode(state / "fastagi.secret") == (0, CTI_UID, 0o640)
+    assert owner_mode(state / "secrets.json") == (0, 0, 0o600)
     # the CTI writes its status under umask 077
     stack.wait_until(lambda: (state / "cti.status.json").exists(), 30, "cti.status.json")
     assert owner_mode(state / "cti.status.json") == (CTI_UID, CTI_UID, 0o600)
