@@ -119,6 +119,14 @@ class AcdSettings:
 
 
 @dataclass(frozen=True)
+class CtiSettings:
+    """[cti]: standby = true makes `hotline up` start a second CTI process, which waits on the
+    leadership lock and takes over when the active one dies (callcenter/leadership.py)."""
+
+    standby: bool = True
+
+
+@dataclass(frozen=True)
 class MqttSettings:
     """The hotline's own broker (asterisk_conf/mosquitto.py renders it; never the host's 1883).
     tls_port 0: no TLS listener; else TLS there, with tls_cert/tls_key or, when those are
@@ -199,6 +207,7 @@ class Settings:
     web: WebSettings = WebSettings()
     recorder: RecorderSettings = RecorderSettings()
     workorders: WorkOrderSettings = WorkOrderSettings()
+    cti: CtiSettings = CtiSettings()
     # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
     # `hotline doctor` then only warns about that password. A settings file without it is not a
     # demo, and a staff account still taking the demo password there fails the doctor.
@@ -348,6 +357,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             recorder=recorder_settings(raw.get("recorder", {}), state_dir, root),
             workorders=workorder_settings(raw.get("workorders", {})),
             demo=_demo(raw.get("hotline", {})),
+            cti=CtiSettings(standby=_optional_bool(raw.get("cti", {}).get("standby", True),
+                                                   "[cti] standby") is not False),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc

@@ -85,6 +85,9 @@ def up(no_demo: bool) -> None:
         mqtt = stack.start_mosquitto(settings)
         click.echo("cti ...")
         stack.start_cti(settings)
+        if settings.cti.standby:  # [cti] standby: a second CTI waits on the leadership lock
+            click.echo("cti standby ...")
+            stack.start_cti_standby(settings)
     except stack.StackError as exc:
         raise click.ClickException(str(exc)) from None
     st = stack.status(settings)
@@ -110,7 +113,11 @@ Demo accounts: hotline demo accounts.  Stop: make down.""")
 def down() -> None:
     """Stop everything `up` started."""
     settings = _settings()
-    for name, fn in (("cti", stack.stop_cti), ("asterisk", stack.stop_asterisk),
+    # the waiting CTI first: stopping the active one first would only make the other take over
+    ctis = [("cti standby", stack.stop_cti_standby), ("cti", stack.stop_cti)]
+    if stack.cti_processes(settings).get("cti", {}).get("role") == "standby":
+        ctis.reverse()  # after a takeover the standby's process is the active one
+    for name, fn in (*ctis, ("asterisk", stack.stop_asterisk),
                      ("fail2ban", stack.stop_fail2ban), ("mosquitto", stack.stop_mosquitto)):
         click.echo(f"{name}: {'stopped' if fn(settings) else 'not running'}")
 
@@ -125,6 +132,8 @@ def status(as_json: bool) -> None:
         return
     for part in ("asterisk", "cti", "mqtt"):
         click.echo(f"{part:9} {'running' if st[part]['running'] else 'stopped'}")
+    for slot, proc in st["cti"].get("processes", {}).items():
+        click.echo(f"  {slot:12} pid {proc['pid']:<7} {proc['role']}")
     if st["cti"]["running"]:
         click.echo(f"desktop   {st['cti']['web']}")
     flows = ((st["cti"].get("status") or {}).get("flows") or {})

@@ -59,6 +59,16 @@ class Paths:
         return self.run / "cti.pid"
 
     @property
+    def cti_standby_pid(self) -> Path:
+        """The second CTI process ([cti] standby): it waits on the leadership lock."""
+        return self.run / "cti-standby.pid"
+
+    @property
+    def cti_lock(self) -> Path:
+        """The leadership lock file (hotline.wiring.leader_lock_path; flocked with SQLite)."""
+        return self.run / "cti.lock"
+
+    @property
     def mosquitto_pid(self) -> Path:
         return self.run / "mosquitto.pid"
 
@@ -462,8 +472,13 @@ def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
             os.chmod(d, mode)
     for f in sqlite_files(settings):
         _give(f, user, 0o600)
-    for f in (state / "cti.status.json", state / "cti.status.tmp"):
+    for f in (state / "cti.status.json", state / "cti.status.tmp", state / "cti.standby.json",
+              state / "cti.standby.tmp"):
         _give(f, user, 0o600)
+    # the leadership lock file: in run/, where the CTI may not create it; made here for it
+    fd = os.open(p.cti_lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    os.close(fd)  # no lock of ours on it to drop: the CTI's is an flock of its own descriptor
+    _give(p.cti_lock, user, 0o600)
     if user is not None:
         # the CTI reads the FastAGI secret (and only it: secrets.json, every phone's SIP
         # password, stays root's 0600): root's, readable by the CTI's group, no one else
@@ -510,30 +525,18 @@ def _readable_by(path: Path, user: CtiUser) -> bool:
 
 def start_cti(settings: Settings, timeout: float = 30,
               env: dict[str, str] | None = None) -> int:
-    """Start the CTI daemon; as root it runs as the `hotline` user (cti_user), never as root."""
+    """Start the CTI daemon; as root it runs as the `hotline` user (cti_user), never as root.
+    When the standby has taken over (it holds the FastAGI port), this one starts as the new
+    standby instead, so that `hotline up` restores the pair."""
     p = paths(settings)
     pid = pid_alive(p.cti_pid)
     if pid:
         return pid
     if port_open(settings.fastagi.host, settings.fastagi.port):
+        if pid_alive(p.cti_standby_pid):
+            return _start_standby(settings, p.cti_pid, "cti.log", timeout, env)
         raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another process")
-    user = cti_user()
-    if user is not None:
-        _check_cti_can(settings, user)
-    secure_cti_files(settings, user)
-    out = private_log(p.log / "cti.log", 0o640, gid=user.gid if user else None)
-    child_env = env.copy() if env is not None else os.environ.copy()
-    as_user: dict[str, Any] = {}
-    if user is not None:
-        as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
-        # root's HOME and its caches are not the CTI's: its home is the state dir
-        child_env.update(HOME=str(settings.state_dir), USER=user.name, LOGNAME=user.name)
-    proc = subprocess.Popen([sys.executable, "-m", "hotline.app"], stdout=out,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env=child_env, cwd=REPO_ROOT,
-                            umask=CTI_UMASK, **as_user)
-    out.close()
-    p.cti_pid.write_text(str(proc.pid))
+    proc = _spawn_cti(settings, p.cti_pid, "cti.log", env)
 
     def ready() -> bool:
         if proc.poll() is not None:
@@ -545,8 +548,73 @@ def start_cti(settings: Settings, timeout: float = 30,
     return proc.pid
 
 
+def start_cti_standby(settings: Settings, timeout: float = 30,
+                      env: dict[str, str] | None = None) -> int:
+    """Start the standby CTI ([cti] standby, issue 11): the same program, user, modes and
+    environment as the active one, its own pid file (run/cti-standby.pid) and log
+    (log/cti-standby.log). It waits on the leadership lock, binding no port and opening no AMI
+    session, and takes over when the active one dies; returns once it says it is waiting (or,
+    if no CTI held the lock, once it is the active one)."""
+    p = paths(settings)
+    pid = pid_alive(p.cti_standby_pid)
+    if pid:
+        return pid
+    return _start_standby(settings, p.cti_standby_pid, "cti-standby.log", timeout, env)
+
+
+def _start_standby(settings: Settings, pidfile: Path, log_name: str, timeout: float,
+                   env: dict[str, str] | None) -> int:
+    from hotline.wiring import standby_path, status_path
+
+    p = paths(settings)
+    proc = _spawn_cti(settings, pidfile, log_name, env)
+
+    def said(path: Path) -> bool:
+        try:
+            return bool(json.loads(path.read_text(encoding="utf-8")).get("pid") == proc.pid)
+        except (OSError, ValueError):
+            return False
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            tail = (p.log / log_name).read_text(errors="replace")[-3000:]
+            raise StackError(f"the standby CTI exited with {proc.returncode}:\n{tail}")
+        return said(standby_path(settings)) or said(status_path(settings))
+
+    wait_until(ready, timeout, "the standby CTI to wait on the leadership lock")
+    return proc.pid
+
+
+def _spawn_cti(settings: Settings, pidfile: Path, log_name: str,
+               env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    """`python -m hotline.app` as the CTI's user, its output appended to log/`log_name`."""
+    p = paths(settings)
+    user = cti_user()
+    if user is not None:
+        _check_cti_can(settings, user)
+    secure_cti_files(settings, user)
+    out = private_log(p.log / log_name, 0o640, gid=user.gid if user else None)
+    child_env = env.copy() if env is not None else os.environ.copy()
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
+        # root's HOME and its caches are not the CTI's: its home is the state dir
+        child_env.update(HOME=str(settings.state_dir), USER=user.name, LOGNAME=user.name)
+    proc = subprocess.Popen([sys.executable, "-m", "hotline.app"], stdout=out,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env=child_env, cwd=REPO_ROOT,
+                            umask=CTI_UMASK, **as_user)
+    out.close()
+    pidfile.write_text(str(proc.pid))
+    return proc
+
+
 def stop_cti(settings: Settings) -> bool:
     return _stop_pidfile(paths(settings).cti_pid)
+
+
+def stop_cti_standby(settings: Settings) -> bool:
+    return _stop_pidfile(paths(settings).cti_standby_pid)
 
 
 def _stop_pidfile(pidfile: Path, timeout: float = 10) -> bool:
@@ -567,10 +635,38 @@ def _stop_pidfile(pidfile: Path, timeout: float = 10) -> bool:
 # ------------------------------------------------------------------------------------- status
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def cti_processes(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The running CTI processes by pid file ("cti", "cti-standby") and the role of each: the
+    active one writes cti.status.json, a standby waiting on the lock cti.standby.json; "starting"
+    is neither yet. After a takeover the process of cti-standby.pid is the active one."""
+    p = paths(settings)
+    active = (_read_json(settings.state_dir / "cti.status.json") or {}).get("pid")
+    waiting = (_read_json(settings.state_dir / "cti.standby.json") or {}).get("pid")
+    found: dict[str, dict[str, Any]] = {}
+    for slot, pidfile in (("cti", p.cti_pid), ("cti-standby", p.cti_standby_pid)):
+        pid = pid_alive(pidfile)
+        if pid:
+            role = "active" if pid == active else "standby" if pid == waiting else "starting"
+            found[slot] = {"pid": pid, "role": role}
+    return found
+
+
 def status(settings: Settings) -> dict[str, Any]:
     p = paths(settings)
     ast_pid = pid_alive(p.asterisk_pid)
     cti_pid = pid_alive(p.cti_pid)
+    procs = cti_processes(settings)
+    active = [v["pid"] for v in procs.values() if v["role"] == "active"]
+    if active:
+        cti_pid = active[0]  # after a takeover: the standby's process
     cti_status: dict[str, Any] | None = None
     sfile = settings.state_dir / "cti.status.json"
     if cti_pid and sfile.exists():
@@ -584,7 +680,7 @@ def status(settings: Settings) -> dict[str, Any]:
                      "ami": f"{settings.ami.host}:{settings.ami.port}",
                      "service_number": settings.pbx.service_number,
                      "root": str(settings.asterisk_root)},
-        "cti": {"running": bool(cti_pid), "pid": cti_pid,
+        "cti": {"running": bool(cti_pid), "pid": cti_pid, "processes": procs,
                 "fastagi": f"{settings.fastagi.host}:{settings.fastagi.port}",
                 "web": f"http://{settings.web.host}:{settings.web.port}/",
                 "status": cti_status},

@@ -29,6 +29,7 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.model import ANY, AcdConfig
+from callcenter.leadership import LeaderLock
 from config.settings import Settings
 from prompts.index import PromptIndex
 
@@ -210,6 +211,44 @@ def the_one_node(settings: Settings) -> Any:
 
 def status_path(settings: Settings) -> Path:
     return settings.state_dir / "cti.status.json"
+
+
+def leader_lock_path(settings: Settings) -> Path:
+    """The SQLite deployment's leadership lock file: in run/, made by `hotline up` for the CTI's
+    user (stack.secure_cti_files), which may not create files there itself."""
+    return settings.state_dir / "run" / "cti.lock"
+
+
+def standby_path(settings: Settings) -> Path:
+    """Where a CTI waiting on the leadership lock says so (pid, since, which lock)."""
+    return settings.state_dir / "cti.standby.json"
+
+
+def leader_lock(settings: Settings) -> LeaderLock:
+    """The leadership lock of this deployment (callcenter.leadership.LeaderLock), chosen by its
+    database: PostgreSQL's advisory lock, which CTIs on several hosts can share; with SQLite, a
+    file lock, as the database is on one host anyway."""
+    from cti.leader_lock import FileLeaderLock, PgLeaderLock
+
+    if settings.db_url.startswith("postgresql"):
+        return PgLeaderLock(settings.db_url)
+    if settings.db_url.startswith("sqlite"):
+        return FileLeaderLock(leader_lock_path(settings))
+    raise WiringError(f"no leadership lock for the database {settings.db_url.split(':')[0]!r}: "
+                      "PostgreSQL or SQLite")
+
+
+def warm_imports() -> None:
+    """Import what build_daemon imports, so that a standby that gets the lock starts at once
+    instead of first loading the web framework, the ORM and the migrations."""
+    import importlib
+
+    for name in ("agent_desktop.app", "agent_desktop.server", "callcenter.acd_service",
+                 "callcenter.agent_commands", "callcenter.call_control", "cti.ami.client",
+                 "cti.ami.feed", "cti.db.acd_store", "cti.db.migrate", "cti.db.recorder_store",
+                 "cti.db.session", "cti.mqtt", "ivr.agi_session", "ivr.fastagi", "ivr.registry",
+                 "recorder.service", "recorder.supervision", "workorders.ticker"):
+        importlib.import_module(name)
 
 
 def _write_status(path: Path, doc: dict[str, Any]) -> None:
