@@ -95,5 +95,58 @@ def bench_events(json_path: Path | None, minutes: float, rate: float, agents: in
     click.echo(text)
 
 
+@bench.command("capacity")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here as JSON.")
+@click.option("--quick", is_flag=True,
+              help="Two short steps per mode and side, 20 agents, 2 s holds: proves the bench "
+                   "end to end in under 3 minutes; its figures are not capacity figures.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["ivr", "bridged", "recorded"]),
+              help="Run only this mode (repeatable); default all three.")
+@click.option("--agents", type=int, help="Seats and agents (default 300; --quick 20).")
+@click.option("--hold", "hold_s", type=float,
+              help="Seconds a call is held: in the IVR, or talking (default 15).")
+@click.option("--step-seconds", "step_s", type=float,
+              help="Seconds of arrivals per step (default 45).")
+@click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, SIPp files).")
+def bench_capacity(json_path: Path | None, quick: bool, modes: tuple[str, ...],
+                   agents: int | None, hold_s: float | None, step_s: float | None,
+                   keep_workdir: bool) -> None:
+    """B1: stepped SIPp load in three modes (IVR only; bridged; bridged and recorded), with
+    the CTI and with Asterisk alone (a static dialplan): the highest call rate and the most
+    calls held with 99.9 % completing, CPU and memory per call, and the agents one machine
+    carries (Erlang C, 180 s handle time)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from dataclasses import replace
+
+    from bench.acd import BenchError
+    from bench.capacity import MODES, QUICK, Options, run
+
+    opts = QUICK if quick else Options()
+    changes: dict[str, object] = {"keep_workdir": keep_workdir, "modes": modes or MODES}
+    if agents is not None:
+        if not 1 <= agents <= 500:
+            raise click.BadParameter("must be in [1, 500]", param_hint="--agents")
+        changes["agents"] = agents
+    if hold_s is not None:
+        if not 1 <= hold_s <= 300:
+            raise click.BadParameter("must be in [1, 300]", param_hint="--hold")
+        changes["hold_s"] = hold_s
+    if step_s is not None:
+        if not 2 <= step_s <= 600:
+            raise click.BadParameter("must be in [2, 600]", param_hint="--step-seconds")
+        changes["step_s"] = step_s
+    opts = replace(opts, **changes)  # type: ignore[arg-type]
+    try:
+        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if json_path is not None:
+        json_path.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+
+
 if __name__ == "__main__":  # `python -m hotline.cli_bench acd ...`
     bench()
