@@ -205,8 +205,11 @@ def test_report_ratio_cost_and_moonshot() -> None:
     assert machine == {**machine, **agents_worth(95.0, 5)}
     empty = report({"ivr": {"cti": ramp(None, "none", None, None),
                             "static": ramp(3, "measured", 10, 9.0)}})
-    assert empty["modes"]["ivr"]["moonshot_cti_cost_under_10pct"] == "not measured"
+    assert empty["modes"]["ivr"]["moonshot_cti_cost_under_10pct"] == "not met: no CTI step passed"
     assert empty["one_machine_carries"] is None
+    neither = report({"ivr": {"cti": ramp(None, "none", None, None),
+                              "static": ramp(None, "none", None, None)}})
+    assert neither["modes"]["ivr"]["moonshot_cti_cost_under_10pct"] == "not measured"
 
 
 def test_per_call() -> None:
