@@ -4,12 +4,14 @@ the holder's session ends, and a holder whose session is killed stops instead of
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
 from callcenter.leadership import LeadershipLost, LockUnavailable
+from config.settings import Settings, load_settings
 from cti.leader_lock import PgLeaderLock
 
 
@@ -71,3 +73,61 @@ def test_an_unreachable_database_is_not_held_and_not_fatal_to_a_standby() -> Non
     with pytest.raises(LockUnavailable):
         asyncio.run(lock.try_acquire())
     assert "nobody:x" not in lock.what
+
+
+def test_the_cti_stops_when_its_lock_connection_is_lost(pg_database_url: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """hotline.app.run with the real lock: once the daemon runs, its lock session is ended (a
+    server restart, a cut network); run() raises LeadershipLost, so the CTI exits instead of
+    routing next to a standby that now holds the lock."""
+    from hotline import app
+    from tests.support.settings import write_test_settings
+
+    settings = load_settings(write_test_settings(tmp_path / "hotline.toml", {
+        "paths": {"state_dir": str(tmp_path / "var")}, "db": {"url": pg_database_url}}), {})
+    running = asyncio.Event()
+    closed: list[bool] = []
+
+    class Daemon:
+        async def serve(self) -> None:
+            running.set()
+            await asyncio.Event().wait()
+
+        def __init__(self) -> None:
+            self.tasks = {"serve": self.serve}
+
+        def close(self) -> None:
+            closed.append(True)
+
+    async def build_daemon(_settings: Settings) -> Daemon:
+        return Daemon()
+
+    async def quick(_s: float) -> None:  # the hold's 1 s between checks, shortened
+        await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(app, "build_daemon", build_daemon)
+    standby = PgLeaderLock(pg_database_url)
+
+    async def go() -> None:
+        cti = asyncio.create_task(app.run(settings, sleep=quick))
+        async with asyncio.timeout(10):
+            await running.wait()
+            assert not await standby.try_acquire()  # the CTI holds it
+            await asyncio.to_thread(_terminate_one, pg_database_url, standby)
+            with pytest.raises(LeadershipLost):
+                await cti
+        assert await standby.try_acquire()  # the standby's poll gets it now
+        await standby.release()
+
+    asyncio.run(go())
+    assert closed == [True]
+
+
+def _terminate_one(url: str, spare: PgLeaderLock) -> None:
+    """End every leader-lock session but the spare's."""
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    spare_pid = spare._conn.info.backend_pid
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name = 'hotline-cti-leader' "
+                     "AND datname = current_database() AND pid <> %s", (spare_pid,))

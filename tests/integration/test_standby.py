@@ -6,7 +6,10 @@ talking call goes on. The takeover times are printed for RELIABILITY.md ("Standb
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,10 +55,12 @@ def _general_agents(backend: Backend) -> list[str]:
     return [a for a, skills in rows if "general" in skills][6:8]  # none test_acd.py uses
 
 
-def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30) -> Msg:
+def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30,
+           reason: str | None = None) -> Msg:
     return mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
-                         and m.payload.get("state") == state, timeout, f"{agent} {state}",
-                         since=since)
+                         and m.payload.get("state") == state
+                         and (reason is None or m.payload.get("reason") == reason),
+                         timeout, f"{agent} {state}", since=since)
 
 
 def _to_agents(number: str, talk_ms: int | None = None) -> Caller:
@@ -132,6 +137,59 @@ def test_standby_takes_over_within_5s_when_the_active_cti_is_killed(
             assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
     finally:
         # the suite's CTI comes back as it was: the taken-over standby stops, `cti` restarts
+        stack.stop_cti_standby(settings)
+        if cti.pid is None:
+            cti.start()
+        mqtt.cti_online()
+
+
+def test_a_caller_who_failed_over_before_a_late_standby_took_over_is_served_there(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, seats: None,
+        tmp_path: Path) -> None:
+    """The standby is late (stopped, as on a host under load) and the waiting caller fails over
+    to the native queue in between: the queue connects them, and the standby, once it takes
+    over, leaves that call alone."""
+    agent = _general_agents(backend)[1]
+    settings = cti.settings
+    a0 = ami.mark()
+    assert mqtt.command("agents", agent, {"action": "login", "seat": SEATS[1]})["ok"]
+    # logged in (not ready): the seat is a member of the failover queue
+    ami.wait_for(lambda e: e.get("Event") == "QueueMemberPause"
+                 and e.get("Interface") == f"PJSIP/{SEATS[1]}" and e.get("Paused") == "0", 15,
+                 f"{SEATS[1]} a member of the failover queue", since=a0)
+    waiter = f"{backend.prefix}7500003"
+    waiting = CallInProgress(_to_agents(waiter), settings, tmp_path)
+    ami.wait_for(is_event("UserEvent", waiter, UserEvent="HotlineQueued"), 60, "waiter queued",
+                 since=a0)
+    standby_pid = stack.start_cti_standby(settings, env=cti.env)
+    try:
+        os.kill(standby_pid, signal.SIGSTOP)
+        m_kill, a_kill = mqtt.mark(), ami.mark()
+        cti.kill9()
+        try:
+            ami.wait_for(is_event("UserEvent", waiter, UserEvent="HotlineFailover"),
+                         settings.acd.cti_stale_s + 15, "failover", since=a_kill)
+            connected = ami.wait_for(is_event("AgentConnect", waiter), 30,
+                                     "the native queue connected the waiter", since=a_kill)
+            assert connected["Interface"] == f"PJSIP/{SEATS[1]}"
+        finally:
+            os.kill(standby_pid, signal.SIGCONT)
+        mqtt.cti_online(timeout=30, since=m_kill)
+        # re-published by the new active's resync: still not ready (the native queue's call is
+        # not the ACD's; a ready agent would be set not_ready 'failover_call', as in test_acd)
+        _state(mqtt, agent, "not_ready", m_kill)
+        stack.wait_until(lambda: stack.cti_processes(settings).get("cti-standby", {})
+                         .get("role") == "active", 10, "the standby to report itself active")
+        assert not [e for e in ami.events()[a_kill:] if is_event("Hangup", waiter)(e)], \
+            "the new active cut a call the failover queue had connected"
+        assert not [e for e in ami.events()[a_kill:]
+                    if is_event("UserEvent", waiter, UserEvent="HotlineOffer")(e)]
+        hang_up(ami, connected)
+        waiting.finish(30)
+        assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # never leave a stopped process behind
+            os.kill(standby_pid, signal.SIGCONT)
         stack.stop_cti_standby(settings)
         if cti.pid is None:
             cti.start()
