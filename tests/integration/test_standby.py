@@ -135,10 +135,24 @@ def test_standby_takes_over_within_5s_when_the_active_cti_is_killed(
         assert online_s < TAKEOVER_S and resync_s < TAKEOVER_S, (online_s, resync_s)
         for agent in (talker_agent, waiter_agent):
             assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
+
+        # `hotline up` after the takeover restores the pair: the dead one comes back as standby
+        cti.start()
+        procs = stack.cti_processes(settings)
+        assert procs == {"cti": {"pid": cti.pid, "role": "standby"},
+                         "cti-standby": {"pid": standby_pid, "role": "active"}}, procs
+        # stopping the active now (a planned switch-over) hands routing back to it
+        m_back, t_stop = mqtt.mark(), time.time()
+        assert stack.stop_cti_standby(settings)
+        back = mqtt.cti_online(timeout=30, since=m_back)
+        stack.wait_until(lambda: stack.cti_processes(settings) == {
+            "cti": {"pid": cti.pid, "role": "active"}}, 10, "the first CTI active again")
+        print(f"STANDBY SWITCH-OVER [{backend.name}]: the active stopped (SIGTERM), the standby "
+              f"online +{back.at - t_stop:.2f} s")
     finally:
-        # the suite's CTI comes back as it was: the taken-over standby stops, `cti` restarts
+        # the suite's CTI comes back as it was: the standby's process stops, `cti` runs
         stack.stop_cti_standby(settings)
-        if cti.pid is None:
+        if not stack.pid_alive(stack.paths(settings).cti_pid):
             cti.start()
         mqtt.cti_online()
 
