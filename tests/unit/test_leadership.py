@@ -169,6 +169,10 @@ def test_the_file_lock_never_follows_a_planted_link(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- the daemon's start
 
 
+def settings_file(settings: Settings) -> str:
+    return str(settings.root / "hotline.toml")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     state = tmp_path / "var"
@@ -262,6 +266,16 @@ def test_stack_makes_the_lock_file_for_the_cti_and_tells_the_roles_apart(
         st = stack.status(settings)["cti"]
         assert st["running"] and st["pid"] == os.getpid()
         assert st["processes"]["cti"]["role"] == "standby"
+        # what `hotline status` prints
+        from click.testing import CliRunner
+
+        from hotline.cli import main
+
+        env = {"HOTLINE_SETTINGS": settings_file(settings), "HOTLINE_STATE_DIR": None,
+               "HOTLINE_DB_URL": None}
+        out = CliRunner().invoke(main, ["status"], env=env).output
+        assert f"cti          pid {sleeper.pid:<7} standby" in out, out
+        assert f"cti-standby  pid {os.getpid():<7} active" in out, out
     finally:
         sleeper.kill()
         sleeper.wait(10)
