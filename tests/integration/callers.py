@@ -40,6 +40,30 @@ def is_event(name: str, number: str, **headers: str) -> Callable[[Event], bool]:
     return pred
 
 
+def call_story(ami: AmiRecorder, number: str, since: int, settings: Settings | None = None,
+               log_lines: int = 40) -> str:
+    """What happened to a caller's number since `since`, for a failure message: its events
+    (name, UserEvent, context/exten, dial status, seat) and, given the settings, the CTI log's
+    last lines."""
+    steps = []
+    for e in ami.events()[since:]:
+        if e.get("CallerIDNum") != number and e.get("ConnectedLineNum") != number:
+            continue
+        bits = [str(e.get("Event"))] + [f"{k}={e[k]}" for k in (
+            "UserEvent", "Context", "Exten", "DialStatus", "Seat", "Queue", "Cause")
+            if e.get(k)]
+        steps.append(" ".join(bits))
+    story = f"events of {number}: " + ("; ".join(steps[-60:]) or "none")
+    if settings is not None:
+        log = settings.state_dir / "log" / "cti.log"
+        try:
+            tail = log.read_text(errors="replace").splitlines()[-log_lines:]
+        except OSError as exc:
+            tail = [f"({exc})"]
+        story += "\ncti.log:\n" + "\n".join(tail)
+    return story
+
+
 def seat_answered(number: str, seat: str) -> Callable[[Event], bool]:
     """Dial's DialEnd ANSWER for the caller's number at that seat's phone (app_queue reports
     its member's answer the same way)."""
