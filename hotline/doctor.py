@@ -331,6 +331,10 @@ def expected_files(settings: Settings) -> list[Expect]:
            # run/ 0750, cti.log 0640, the CTI's status and database 0600 (defect 4)
            Expect(st), Expect(st / "log", most=0o750), Expect(st / "run", most=0o750),
            Expect(st / "log" / "cti.log", most=0o640), Expect(st / "cti.status.json", private=True),
+           # the standby CTI's log, its note and the leadership lock file ([cti] standby)
+           Expect(st / "log" / "cti-standby.log", most=0o640),
+           Expect(st / "cti.standby.json", private=True),
+           Expect(st / "run" / "cti.lock", private=True),
            Expect(st / "log" / "asterisk.out", private=True),
            Expect(st / "log" / "fail2ban.out", private=True),
            Expect(st / "asterisk" / "log", uid=ASTERISK_UID),
@@ -712,7 +716,10 @@ def run_checks(settings: Settings) -> list[Check]:
         check_tls(settings),
         check_sip_tls(settings.asterisk_etc / "pjsip.conf", settings.asterisk_etc),
         check_ban(state / "fail2ban" / "run", asterisk_running=asterisk_uid is not None),
-        check_users(process_uid(state / "run" / "cti.pid"), asterisk_uid),
+        # either CTI process ([cti] standby): root if either runs as root (uids are >= 0)
+        check_users(min((u for u in (process_uid(state / "run" / "cti.pid"),
+                                     process_uid(state / "run" / "cti-standby.pid"))
+                         if u is not None), default=None), asterisk_uid),
         check_fastagi_auth(settings.fastagi.host, settings.fastagi.port),
     ]
 
