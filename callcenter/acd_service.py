@@ -240,6 +240,9 @@ class AcdService:
         self._lookups_applied = 0  # seq of the last lookup the writer applied (in order)
         self._looking_up: dict[str, int] = {}  # call_id -> lookups in flight
         self._gone: set[str] = set()  # calls that ended while being looked up
+        # calls the native failover queue took: the ACD lets go of them, their record stays
+        # open for what the queue does (failover_call), until they end
+        self._failed_over: set[str] = set()
         # offers that went out with a minimal pop: the full one follows its lookup
         self._late_pops: dict[str, RingAgent | CallbackDial] = {}
         self._ring_retries: dict[tuple[str, str], int] = {}  # (call, agent) -> retries so far
@@ -281,6 +284,19 @@ class AcdService:
         self._ask_lookup(call_id, caller, account, arrival=acd.CallArrived(
             call_id=call_id, caller=caller, skill=skill, priority=priority, account=account,
             flags=flags))
+
+    def failed_over(self, call_id: str) -> None:
+        """The caller went to the native failover queue: the ACD lets go of the call, but it
+        is not abandoned; failover_call records what the queue does with it."""
+        self.submit(("failed_over", call_id))
+        self.submit(acd.CallAbandoned(call_id=call_id))
+
+    def failover_call(self, call_id: str, *, agent_id: str | None = None, seat: str = "",
+                      ended: bool = False) -> None:
+        """A call the native failover queue has (the ACD let go of it, or never had it: the
+        CTI was down): its record still gets who answered it, and its end (abandoned if no
+        one did)."""
+        self.submit(("failover_call", (call_id, agent_id, seat, ended)))
 
     def _ask_lookup(self, call_id: str, caller: str, account: str | None, *,
                     arrival: acd.CallArrived | None = None) -> None:
@@ -427,6 +443,19 @@ class AcdService:
                 await self._ring(eff, ch.channel)  # the same offer still stands
             else:
                 self._ring_retries.pop((eff.call_id, eff.agent_id), None)
+        elif kind == "failed_over":
+            self._failed_over.add(payload)
+        elif kind == "failover_call":
+            call_id, agent_id, seat, ended = payload
+            store, now = self.store, self.clock()
+            if ended:
+                self._failed_over.discard(call_id)
+                # abandoned only if nobody answered (call_ended keeps an answered call's)
+                await self._queue_db("call_ended", lambda: store.call_ended(
+                    call_id, now, abandoned=True))
+            elif agent_id is not None:
+                await self._queue_db("call_answered", lambda: store.call_answered(
+                    call_id, agent_id, seat, now))
         elif kind == "publish_agents":
             # after a restart or resync: every desktop gets its agent's state again, and
             # the failover queue's members are set anew (Asterisk may have restarted)
@@ -473,7 +502,9 @@ class AcdService:
         if isinstance(item, acd.CallEnded | acd.CallAbandoned):
             call_id = item.call_id
             self.submit(("forget", call_id))
-            if not rejected or gone_early:
+            if call_id in self._failed_over and isinstance(item, acd.CallAbandoned):
+                pass  # not over: the failover queue has the caller (failover_call ends it)
+            elif not rejected or gone_early:
                 abandoned = isinstance(item, acd.CallAbandoned)
                 await self._queue_db("call_ended", lambda: store.call_ended(
                     call_id, now, abandoned=abandoned))

@@ -26,6 +26,7 @@ class AcdFeed:
         # calls the native failover queue connected to a seat (the CTI was down or stale):
         # call_id -> the agent there, set not_ready('failover_call') until that call ends
         self.failover_talks: dict[str, str] = {}
+        self.failed_over: set[str] = set()  # calls in (or through) the failover queue
 
     def _agent_at(self, seat: str) -> str | None:
         a = self.service.view.agent_at(seat)
@@ -46,7 +47,13 @@ class AcdFeed:
                 # app_queue connected a caller the ACD let go of (failover): the agent is busy
                 # with it, so take them out of routing until that call ends
                 self.failover_talks[ev.call_id] = agent
-                if view.agents[agent].state == AgentState.READY:
+                s.failover_call(ev.call_id, agent_id=agent, seat=ev.seat)
+                # not only a ready agent: after a restart the agent may still be in the
+                # wrap-up (or on the call) the snapshot holds, and would go ready at its end
+                # and be offered a call at a seat that talks (the fault harness saw it);
+                # the writer applies this after the resync's end of that older call
+                if view.agents[agent].state not in (AgentState.NOT_READY,
+                                                    AgentState.LOGGED_OUT):
                     s.submit(acd.AgentNotReady(agent_id=agent, reason=FAILOVER_CALL))
                 return
             s.submit(acd.AgentAnswered(agent_id=agent, call_id=ev.call_id))
@@ -57,14 +64,22 @@ class AcdFeed:
         elif isinstance(ev, t.CallEnded):
             s.submit(acd.CallEnded(call_id=ev.call_id))
             agent = self.failover_talks.pop(ev.call_id, None)
+            if agent is not None or ev.call_id in self.failed_over:
+                # the ACD let go of it (or never had it): close its record here
+                self.failed_over.discard(ev.call_id)
+                s.failover_call(ev.call_id, ended=True)
             a = s.view.agents.get(agent or "")
             if a is not None and a.state == AgentState.NOT_READY and a.reason == FAILOVER_CALL:
                 s.submit(acd.AgentReady(agent_id=a.agent_id))  # back as the failover found them
         elif isinstance(ev, t.CallerAbandoned):
             s.submit(acd.CallAbandoned(call_id=ev.call_id))
+            if ev.call_id in self.failed_over:  # left the failover queue unanswered
+                self.failed_over.discard(ev.call_id)
+                s.failover_call(ev.call_id, ended=True)
         elif isinstance(ev, t.CallFailedOver):
-            # the native queue has the caller now; the ACD lets go of it
-            s.submit(acd.CallAbandoned(call_id=ev.call_id))
+            # the native queue has the caller now; the ACD lets go of it, not abandoned
+            self.failed_over.add(ev.call_id)
+            s.failed_over(ev.call_id)
             s.notifier.call_event(ev.call_id, "failover", at=s.clock())
         elif isinstance(ev, t.CallbackRequested):
             s.submit(acd.CallbackRequested(call_id=ev.call_id, number=ev.number))

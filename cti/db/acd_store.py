@@ -113,6 +113,10 @@ class DbAcdStore:
                 call.ended_at = _dt(at)
                 if abandoned and call.answered_at is None:
                     call.outcome = "abandoned"
+                elif call.outcome is None:
+                    # it reached the agent side with no IVR outcome: the IVR died before
+                    # writing one and the dialplan's fallback queued the caller
+                    call.outcome = "fallback"
         await asyncio.to_thread(work)
 
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:

@@ -194,6 +194,35 @@ async def test_a_caller_who_leaves_while_being_looked_up_is_never_rung() -> None
         assert ("db", "call_ended", "c1") in log.entries  # the call record still ends
 
 
+async def test_a_call_the_failover_queue_connected_gets_its_answer_and_end_written() -> None:
+    """The ACD never had it (the CTI was away when the caller failed over): the call record
+    is closed all the same (the fault harness found such records left open)."""
+    log = Log()
+    async with _service(log, SlowStore(log)) as service:
+        service.failover_call("c9", agent_id="A001", seat="seat01")
+        service.failover_call("c9", ended=True)
+        await _do(service, acd.Tick())  # back after the writes queued before it
+        assert [e for e in log.entries if e[0] == "db" and e[2:] == ("c9",)] == [
+            ("db", "call_answered", "c9"), ("db", "call_ended", "c9")]
+
+
+async def test_a_caller_who_fails_over_is_let_go_but_not_recorded_as_gone() -> None:
+    """The ACD lets go of a caller the failover queue took; the record ends only when the
+    call does (the fault harness found such calls closed as abandoned, then answered)."""
+    log = Log()
+    async with _service(log, SlowStore(log)) as service:
+        service.call_waiting("c8", "PJSIP/carrier-8", "13800000008", "general", 0, None)
+        await _do(service, acd.Tick())
+        service.failed_over("c8")
+        await _do(service, acd.Tick())
+        assert "c8" not in service.view.calls
+        assert ("db", "call_ended", "c8") not in log.entries
+        service.failover_call("c8", agent_id="A001", seat="seat01")
+        service.failover_call("c8", ended=True)
+        await _do(service, acd.Tick())
+        assert ("db", "call_ended", "c8") in log.entries
+
+
 async def test_the_pop_reaches_the_desktop_hub_in_process_and_mqtt_in_parallel() -> None:
     log = Log()
     async with _service(log, SlowStore(log)) as service:

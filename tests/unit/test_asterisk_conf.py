@@ -334,6 +334,10 @@ def test_95598_runs_the_ivr_over_fastagi_and_falls_back_when_it_did_not_decide(
     fallback = plan[("hotline-next", "fallback")].priorities
     assert any("FALLBACK_ZH" in app and app.startswith("Playback(") for app in fallback)
     assert fallback[-1] == "Goto(transfer,1)"
+    # with a skill, even when the IVR died before choosing one (the CTI routes no caller
+    # without a skill: the fault harness found callers stranded in hotline-wait)
+    assert fallback[-2] == 'Set(HOTLINE_SKILL=${IF($["${HOTLINE_SKILL}" = ""]' \
+                           '?general:${HOTLINE_SKILL})})'
     assert globals_["FALLBACK_ZH"] == "/p/zh/sys.fallback"
     # a transferred caller is held by Asterisk for the ACD (hotline-wait), which fails over to
     # the native queue when the CTI's heartbeat goes stale
