@@ -2,9 +2,11 @@
 ten agents on SIPp phones that answer and talk, and one SIPp process that keeps 24 callers on
 the line (IVR, waiting, talking and recorded), started once per module.
 
-Its ports come from tests.support.ports.port() in blocks of their own (21000-21599, 22000-22899,
-23000-24623, 20098-20148, 21883-21933), away from the integration suite's, so `make test` may
-hold the integration stack (session-scoped) and this one in one run, and slots never collide.
+Its ports come from tests.support.ports.port() in blocks of their own (SIP, AMI and SIPp
+21000-21599, SIPp media 22300-22899, RTP 23000-24499, FastAGI 24673-24723, web 20098-20148,
+MQTT 21883-21933), away from the integration suite's and the AMI trace recorder's (24573), so
+`make test` may hold the integration stack (session-scoped) and this one in one run, and slots
+never collide.
 The whole harness takes about 3 minutes on 2 cores; RELIABILITY.md has what each fault shows.
 """
 
@@ -48,7 +50,7 @@ from tests.support.mqtt import HARNESS_ACL, HARNESS_USER, MqttWatcher, Msg, demo
 from tests.support.ports import SLOT, port
 from tests.support.settings import REPO, write_test_settings
 
-PORTS = {"sip": port(21060), "ami": port(21038), "fastagi": port(24573, 10),
+PORTS = {"sip": port(21060), "ami": port(21038), "fastagi": port(24673, 10),
          "mqtt": port(21883, 10), "web": port(20098, 10)}
 RTP_START = port(23000, 250)
 CALLERS_SIP, PHONES_SIP, REGISTER_SIP = port(21070), port(21080), port(21090)
