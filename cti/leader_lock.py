@@ -14,9 +14,13 @@ from callcenter.leadership import LeadershipLost, LockUnavailable
 
 log = logging.getLogger(__name__)
 
-# pg_try_advisory_lock(int, int): the service number and the CTI's role; any other use of
-# advisory locks in the hotline's database must pick another pair
-PG_LOCK_KEY = (95598, 1)
+# pg_try_advisory_lock(int, int): a namespace of its own (first int) and the CTI's role. The
+# work-order service locks (95598, area_id) while it links fault reports of one area
+# (workorders/service.py _LINK_LOCK_NS): a leader key of (95598, 1) blocked every fault report
+# in area 1 for as long as the active CTI lived (found by a clean-clone run: the IVR's
+# create_workorder timed out on PostgreSQL). tests/unit/test_leadership.py keeps them apart.
+PG_LOCK_NS = 955980
+PG_LOCK_KEY = (PG_LOCK_NS, 1)
 
 
 class FileLeaderLock:

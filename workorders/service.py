@@ -44,7 +44,8 @@ MAX_PAGE: Final = 200
 MAX_DESCRIPTION: Final = 4000
 MAX_NOTE: Final = 2000
 TICK_BATCH: Final = 200  # clocks per escalation transaction
-# pg_advisory_xact_lock namespace for "linking fault reports of one area": two reports of one
+# pg_advisory_xact_lock namespace for "linking fault reports of one area" (the CTI leader lock,
+# cti/leader_lock.py, has its own namespace): two reports of one
 # area arriving together must not both become masters.
 _LINK_LOCK_NS: Final = 95598
 

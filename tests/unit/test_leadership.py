@@ -279,3 +279,15 @@ def test_stack_makes_the_lock_file_for_the_cti_and_tells_the_roles_apart(
     finally:
         sleeper.kill()
         sleeper.wait(10)
+
+
+def test_the_leader_lock_never_shares_a_key_with_the_work_order_area_locks() -> None:
+    """The work-order service takes pg_advisory_xact_lock(95598, area_id) to link fault
+    reports of one area; the leader's session lock must live in another namespace, or the
+    active CTI would block every fault report in the area whose id is the leader's role (a
+    clean-clone run showed it: the IVR's create_workorder timed out on PostgreSQL)."""
+    from cti import leader_lock
+    from workorders import service
+
+    assert leader_lock.PG_LOCK_KEY[0] == leader_lock.PG_LOCK_NS
+    assert leader_lock.PG_LOCK_NS != service._LINK_LOCK_NS
