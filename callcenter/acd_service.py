@@ -100,7 +100,8 @@ class Store(Protocol):
 
     async def lookup(self, call_id: str, caller: str, account: str | None) -> CallData: ...
     async def agent_state(self, agent: Agent, actor: str) -> None: ...
-    async def call_queued(self, call_id: str, skill: str, at: float) -> None: ...
+    async def call_queued(self, call_id: str, skill: str, at: float,
+                          caller: str | None = None) -> None: ...
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None: ...
@@ -261,6 +262,17 @@ class AcdService:
                 log.exception("ACD snapshot unusable; starting empty (resync rebuilds calls)")
         return cls(engine=engine, pbx=pbx, bus=bus, store=store, seats=seats,
                    notifier=notifier if notifier is not None else Notifier(bus))
+
+    def queue_lengths(self) -> dict[str, int]:
+        """What waits in the service now: its bounded queues (inbox, the DB job queue, lookups,
+        replies held behind lookups) and the per-call maps that must empty as calls end. For
+        the CTI's status file; the soak bench watches them for growth."""
+        return {"inbox": self.inbox.qsize(), "db_jobs": self._db.qsize(),
+                "lookups": self._lookups.qsize(), "held_replies": len(self._held_replies),
+                "calls": len(self.call_data), "channels": len(self.channels),
+                "timers": len(self.timers), "looking_up": len(self._looking_up),
+                "gone": len(self._gone), "failed_over": len(self._failed_over),
+                "late_pops": len(self._late_pops), "ring_retries": len(self._ring_retries)}
 
     # ------------------------------------------------------------------------------ inputs
 
@@ -491,8 +503,9 @@ class AcdService:
         # 2. the database, after the ring and in input order; published after its commit
         store = self.store
         if isinstance(item, acd.CallArrived):
-            call_id, skill = item.call_id, item.skill
-            await self._queue_db("call_queued", lambda: store.call_queued(call_id, skill, now))
+            call_id, skill, caller = item.call_id, item.skill, item.caller
+            await self._queue_db("call_queued", lambda: store.call_queued(call_id, skill, now,
+                                                                         caller))
         if isinstance(item, acd.AgentAnswered) and not rejected:
             answered_by = self.engine.agents.get(item.agent_id)
             if answered_by is not None:

@@ -95,10 +95,11 @@ class DbAcdStore:
                                        actor=actor)
         await asyncio.to_thread(work)
 
-    async def call_queued(self, call_id: str, skill: str, at: float) -> None:
+    async def call_queued(self, call_id: str, skill: str, at: float,
+                          caller: str | None = None) -> None:
         def work() -> None:
             with self.sessions.begin() as s:
-                db_agents.record_call_queued(s, call_id, now=_dt(at))
+                db_agents.record_call_queued(s, call_id, now=_dt(at), caller=caller)
         await asyncio.to_thread(work)
 
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None:

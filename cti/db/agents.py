@@ -457,13 +457,24 @@ def _locked_call(session: Session, call_id: str) -> Call | None:
 
 
 def record_call_queued(session: Session, call_id: str, *, now: datetime,
-                       skill: str | None = None) -> None:
+                       skill: str | None = None, caller: str | None = None) -> None:
     """Note when the call joined the ACD queue; the first time wins (a restored ACD re-queues).
 
     skill fills the record only where the IVR left none (e.g. a failsafe transfer).
+    A call with no record yet (the IVR never started, or its start write was lost under load)
+    gets one here when the caller's number is known, so every call that reached the agent side
+    ends with exactly one record: its start is the time it was queued, its dnis unknown ('').
     """
     _require_aware(now)
     call = _locked_call(session, call_id)
+    if call is None and caller is not None:
+        logger.warning("queued: no start record for call_id=%s; created from the queue event",
+                       call_id)
+        session.execute(insert_on_conflict(session, Call).values(
+            call_id=call_id, uniqueid=call_id, caller_number=caller[:32], dnis="",
+            started_at=now.astimezone(UTC), ivr_path=[],
+        ).on_conflict_do_nothing(index_elements=[Call.call_id]))
+        call = _locked_call(session, call_id)
     if call is None:
         logger.warning("queued: unknown call call_id=%s", call_id)
         return

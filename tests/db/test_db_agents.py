@@ -455,3 +455,17 @@ def test_queued_keeps_the_ivr_skill(session: Session, now: datetime) -> None:
                      started_at=now, skill="general", ivr_path=[]))
     record_call_queued(session, "c2", now=now, skill="repair")
     assert session.scalars(select(Call.skill)).one() == "general"
+
+
+def test_queued_creates_the_record_the_ivr_never_wrote(session_factory: sessionmaker[Session],
+                                                       now: datetime) -> None:
+    """A caller whose IVR start write was lost (or whose IVR never ran) still gets exactly one
+    record once queued: the fault harness found an answered call with none."""
+    for at in (now, now + 5 * S):  # a restored ACD queues it again: still one record
+        with session_factory.begin() as s:
+            record_call_queued(s, "lost1", now=at, skill="general", caller="13900000001")
+    with session_factory.begin() as s:
+        record_call_answered(s, "lost1", agent_id="A007", seat="seat07", now=now + 9 * S)
+    c = _call(session_factory)
+    assert (c.call_id, c.caller_number, c.dnis, c.started_at, c.queued_at, c.skill,
+            c.agent_id) == ("lost1", "13900000001", "", now, now, "general", "A007")

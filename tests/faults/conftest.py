@@ -21,10 +21,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -231,13 +233,25 @@ def _general_agents(db_url: str) -> list[str]:
     return [a for a, skills in rows if "general" in skills][:AGENTS]
 
 
-@pytest.fixture(scope="module")
-def hotline() -> Iterator[Hotline]:
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@contextmanager
+def running_hotline(*, db_url: str | None = None, settings: dict[str, Any] | None = None,
+                    env_extra: dict[str, str] | None = None) -> Iterator[Hotline]:
+    """The harness's stack under load, torn down on exit. A fault module that needs its own
+    stack (another database, a small recordings disk, ...) builds one with this in a fixture of
+    its own: db_url replaces the default SQLite file, `settings` is merged into the harness's
+    hotline.toml (per section), env_extra reaches the CTI's environment."""
     for tool in ("sipp", "/usr/sbin/mosquitto"):
         assert shutil.which(tool), f"{tool} is not installed: run `make test` (it installs it)"
     state = Path(tempfile.mkdtemp(prefix=f"hotline-faults-slot{SLOT}-", dir="/tmp"))
     shutil.copytree(REPO / "ivr" / "flows", state / "flows")
-    path = write_test_settings(state / "hotline.toml", {
+    path = write_test_settings(state / "hotline.toml", _merge({
         "paths": {"state_dir": str(state)},
         "pbx": {"sip_port": PORTS["sip"], "rtp_start": RTP_START, "rtp_end": RTP_START + 249},
         "ami": {"port": PORTS["ami"]},
@@ -249,44 +263,46 @@ def hotline() -> Iterator[Hotline]:
         "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
-    })
-    db_url = f"sqlite:///{state / 'faults.db'}"
+    }, settings or {}))
+    db_url = db_url or f"sqlite:///{state / 'faults.db'}"
     env = {**os.environ, "HOTLINE_SETTINGS": str(path), "HOTLINE_DB_URL": db_url,
-           "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16), "HOTLINE_LOG_LEVEL": "INFO"}
+           "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16), "HOTLINE_LOG_LEVEL": "INFO",
+           **(env_extra or {})}
     env.pop("HOTLINE_STATE_DIR", None)
-    settings = load_settings(path, env)
+    settings_ = load_settings(path, env)
     started: list[Callable[[], object]] = []
     h: Hotline | None = None
+    failed = False
     try:
-        build_prompts(settings)
-        render_config(settings)
-        add_test_users(settings)
+        build_prompts(settings_)
+        render_config(settings_)
+        add_test_users(settings_)
         upgrade(db_url)
         engine = make_engine(db_url)
         with make_session_factory(engine).begin() as s:
             seed_demo(s, now=datetime.now(UTC))
         engine.dispose()
         extra = {HARNESS_USER: list(HARNESS_ACL)}
-        stack.start_mosquitto(settings, staff=demo_staff(), extra=extra)
-        started.append(lambda: stack.stop_mosquitto(settings))
-        stack.start_asterisk(settings)
-        started.append(lambda: stack.stop_asterisk(settings))
-        login = harness(settings)
-        ami = AmiRecorder(settings.ami.host, settings.ami.port, login.username,
+        stack.start_mosquitto(settings_, staff=demo_staff(), extra=extra)
+        started.append(lambda: stack.stop_mosquitto(settings_))
+        stack.start_asterisk(settings_)
+        started.append(lambda: stack.stop_asterisk(settings_))
+        login = harness(settings_)
+        ami = AmiRecorder(settings_.ami.host, settings_.ami.port, login.username,
                           login.secret).start()
         started.append(ami.stop)
         mqtt = ReconnectingWatcher("127.0.0.1", PORTS["mqtt"], username=HARNESS_USER,
                                    password=credential(state, HARNESS_USER))
         mqtt.start()
         started.append(mqtt.stop)
-        cti = CtiProcess(settings, env)
+        cti = CtiProcess(settings_, env)
         cti.start()
-        started.append(lambda: stack.stop_cti(settings))
+        started.append(lambda: stack.stop_cti(settings_))
         mqtt.cti_online()
         agents = dict(zip(_general_agents(db_url), [f"seat{i:02d}" for i in
                                                      range(1, AGENTS + 1)], strict=True))
         doc = json.loads((state / "secrets.json").read_text(encoding="utf-8"))
-        h = Hotline(settings, env, state, db_url, cti, ami, mqtt, agents,
+        h = Hotline(settings_, env, state, db_url, cti, ami, mqtt, agents,
                     {s: doc[s] for s in agents.values()}, broker_extra=extra)
         talk = state / "talk.csv"
         write_talk_times(talk, [TALK_MS] * 5000)
@@ -299,10 +315,17 @@ def hotline() -> Iterator[Hotline]:
             h.login_ready(agent, seat)
         h.callers = callers = start_callers(h)
         started.append(lambda: stop(callers))
-        yield h
+        try:
+            yield h
+        except BaseException:
+            failed = True
+            raise
         # drain: no new callers; every call on the line ends by the agent's BYE
         quit_callers(callers)
         stack.wait_until(lambda: callers.poll() is not None, 90, "the load to drain")
+    except BaseException:
+        failed = True
+        raise
     finally:
         for undo in reversed(started):
             try:
@@ -310,11 +333,34 @@ def hotline() -> Iterator[Hotline]:
             except Exception as exc:  # noqa: BLE001 - tear everything down, report the first
                 print(f"fault harness teardown: {exc!r}")
         shutil.rmtree(broker_folder(state), ignore_errors=True)
-        if os.environ.get("HOTLINE_FAULTS_KEEP"):  # for a post-mortem: the AMI events too
-            if h is not None:
-                (state / "ami-events.jsonl").write_text("".join(
-                    json.dumps(e, ensure_ascii=False, default=str) + "\n"
-                    for e in h.ami.events()), encoding="utf-8")
-            print(f"fault harness files kept in {state}")
+        if h is not None:  # for a post-mortem: the AMI events too
+            (state / "ami-events.jsonl").write_text("".join(
+                json.dumps(e, ensure_ascii=False, default=str) + "\n"
+                for e in h.ami.events()), encoding="utf-8")
+        if os.environ.get("HOTLINE_FAULTS_KEEP") or failed or _tests_failed():
+            print(f"fault harness files kept in {state} (CTI log: {state / 'log' / 'cti.log'})")
         else:
             shutil.rmtree(state, ignore_errors=True)
+
+
+_FAILURES: list[str] = []
+
+
+def _tests_failed() -> bool:
+    return bool(_FAILURES)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Note a failed fault test, so the stack's files (CTI log, AMI events) are kept."""
+    rep = yield
+    if rep.failed:
+        _FAILURES.append(item.nodeid)
+    return rep
+
+
+@pytest.fixture(scope="module")
+def hotline() -> Iterator[Hotline]:
+    with running_hotline() as h:
+        yield h

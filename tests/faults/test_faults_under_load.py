@@ -2,156 +2,33 @@
 
 Each test waits for the load to be steady (20+ callers on the line, agents talking, callers
 waiting), injects one fault, follows every call through it on Asterisk's AMI events, and
-asserts: every call in flight ends in exactly one outcome, every answered call has a
-recording, state converges, and no caller heard more than a few seconds of silence. The
-figures go to RELIABILITY.md (printed here as a `FAULT ROW` line, and written to
+asserts (tests/faults/checks.py): every call in flight ends in exactly one outcome, every
+answered call has a recording, state converges, and no caller heard more than a few seconds of
+silence. The figures go to RELIABILITY.md (printed here as a `FAULT ROW` line, and written to
 $HOTLINE_FAULTS_REPORT when set).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections.abc import Iterable
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from cti.db.models import CALL_OUTCOMES, Call
-from cti.db.models_recordings import Recording
 from hotline import stack
-from tests.faults.calls import CallBook, CallerView
+from tests.faults.checks import (
+    CONVERGE_MAX_S,
+    SILENCE_MAX_S,
+    agents_agree_with_asterisk,
+    in_flight_split,
+    offers_to_talking_seats,
+    outcomes_and_recordings,
+    report,
+    silence,
+)
 from tests.faults.conftest import TALK_MS, Hotline
 
 pytestmark = pytest.mark.integration
-SILENCE_MAX_S = 3.0  # the longest a caller may hear nothing once waiting for an agent
-CONVERGE_MAX_S = 2.0
-
-
-def _report(row: dict[str, Any]) -> None:
-    line = json.dumps(row, ensure_ascii=False)
-    print(f"FAULT ROW {line}")
-    out = os.environ.get("HOTLINE_FAULTS_REPORT")
-    if out:
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-
-
-def _rows(h: Hotline, model: Any, uids: Iterable[str]) -> dict[str, list[Any]]:
-    ids = list(uids)
-    with h.sessions() as s:
-        found = list(s.scalars(select(model).where(model.call_id.in_(ids))))
-    out: dict[str, list[Any]] = {u: [] for u in ids}
-    for r in found:
-        out[r.call_id].append(r)
-    return out
-
-
-def _outcomes_and_recordings(h: Hotline, calls: list[CallerView], timeout: float = 30
-                             ) -> dict[str, Any]:
-    """Every ended call has exactly one closed call record with an outcome that agrees with
-    what Asterisk did; every answered one a recording (the reconciler may index it late)."""
-    uids = {c.uid for c in calls}
-    answered = {c.uid for c in calls if c.answered}
-    problems: dict[str, str] = {}
-
-    def settled() -> bool:
-        problems.clear()
-        recs = _rows(h, Call, uids)
-        files = _rows(h, Recording, answered)
-        for c in calls:
-            rows = recs[c.uid]
-            if len(rows) != 1:
-                problems[c.uid] = f"{len(rows)} call records"
-            elif rows[0].ended_at is None or rows[0].outcome not in CALL_OUTCOMES:
-                problems[c.uid] = f"not closed: ended_at={rows[0].ended_at} " \
-                                  f"outcome={rows[0].outcome}"
-            elif c.answered and (rows[0].outcome == "abandoned" or rows[0].answered_at is None):
-                problems[c.uid] = (f"answered at {c.seat} but recorded as {rows[0].outcome}, "
-                                   f"answered_at={rows[0].answered_at}")
-            elif c.uid in answered and not files[c.uid]:
-                problems[c.uid] = "answered, no recording"
-        return not problems
-
-    try:
-        stack.wait_until(settled, timeout, "call records and recordings", interval=0.5)
-    except Exception:  # noqa: BLE001 - the assertion below says which calls and why
-        pass
-    assert not problems, f"{len(problems)} of {len(calls)} calls: {problems}"
-    return {"records": len(calls), "recorded": len(answered)}
-
-
-def _silence(calls: Iterable[CallerView]) -> tuple[float, CallerView | None]:
-    worst = max(calls, key=lambda c: c.max_silence_s, default=None)
-    return (worst.max_silence_s if worst else 0.0), worst
-
-
-def _latest_states(h: Hotline, since: int) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for m in h.mqtt.messages()[since:]:
-        parts = m.topic.split("/")
-        if len(parts) == 4 and parts[:2] == ["hotline", "agents"] and parts[3] == "state" \
-                and isinstance(m.payload, dict):
-            out[parts[2]] = m.payload
-    return out
-
-
-def _agents_agree_with_asterisk(h: Hotline, since: int) -> list[str]:
-    """Agents whose latest published state (since the mark) disagrees with their seat in
-    Asterisk: a seat talking (its channel Up and bridged) must be on_call with that call's
-    Linkedid, or not_ready `failover_call` (a call the native failover queue connected while
-    the CTI was away, which the CTI leaves alone: README, agents and the ACD); a seat with no
-    channel must not be on_call."""
-    states = _latest_states(h, since)
-    talking: dict[str, str] = {}
-    for ch in h.channels():
-        name = str(ch.get("Channel", ""))
-        if name.startswith("PJSIP/seat") and ch.get("ChannelStateDesc") == "Up" \
-                and ch.get("BridgeId"):
-            talking[name.removeprefix("PJSIP/").split("-", 1)[0]] = str(ch.get("Linkedid"))
-    wrong = []
-    for agent, seat in h.agents.items():
-        st = states.get(agent)
-        if st is None:
-            wrong.append(f"{agent}: no state published")
-        elif seat in talking:
-            if (st.get("state"), st.get("call_id")) != ("on_call", talking[seat]) \
-                    and (st.get("state"), st.get("reason")) != ("not_ready", "failover_call"):
-                wrong.append(f"{agent}@{seat}: {st.get('state')} {st.get('call_id')}, "
-                             f"Asterisk: talking {talking[seat]}")
-        elif st.get("state") == "on_call":
-            wrong.append(f"{agent}@{seat}: on_call {st.get('call_id')}, Asterisk: no call")
-    return wrong
-
-
-def _offers_to_talking_seats(events: list[dict[str, Any]]) -> list[str]:
-    """HotlineOffers for a seat while a call it answered is still up there (its phone would
-    take a second call: a real agent cannot)."""
-    up: dict[str, str] = {}  # seat channel -> seat, from its answer to its hangup
-    bad = []
-    for e in events:
-        name = e.get("Event")
-        if name == "DialEnd" and e.get("DialStatus") == "ANSWER":
-            dest = str(e.get("DestChannel", ""))
-            if dest.startswith("PJSIP/seat"):
-                up[dest] = dest.removeprefix("PJSIP/").split("-", 1)[0]
-        elif name == "Hangup":
-            up.pop(str(e.get("Channel", "")), None)
-        elif name == "UserEvent" and e.get("UserEvent") == "HotlineOffer" \
-                and e.get("Seat") in up.values():
-            bad.append(f"{e.get('Seat')} offered {e.get('Linkedid')}")
-    return bad
-
-
-def _in_flight(book: CallBook, t: float) -> tuple[list[CallerView], list[CallerView]]:
-    live = book.in_flight(t)
-    return ([c for c in live if c.answered and c.answered <= t],
-            [c for c in live if c.queued and c.queued <= t and not (c.answered
-                                                                     and c.answered <= t)])
-
 
 def test_cti_kill9_under_load_waiting_fail_over_talking_go_on_state_converges(
         hotline: Hotline) -> None:
@@ -159,7 +36,7 @@ def test_cti_kill9_under_load_waiting_fail_over_talking_go_on_state_converges(
     h.steady()
     t_kill = time.time()
     book = h.catch_up()
-    talking, waiting = _in_flight(book, t_kill)
+    talking, waiting = in_flight_split(book, t_kill)
     in_flight = book.in_flight(t_kill)
     a0 = len(h.ami.events())
     h.cti.kill9()
@@ -173,7 +50,7 @@ def test_cti_kill9_under_load_waiting_fail_over_talking_go_on_state_converges(
     seen: list[str] = []  # every disagreement met on the way, for the report
 
     def agree() -> bool:
-        wrong[:] = _agents_agree_with_asterisk(h, m1)
+        wrong[:] = agents_agree_with_asterisk(h, m1)
         seen.extend(w for w in wrong if w not in seen)
         return not wrong
 
@@ -190,8 +67,8 @@ def test_cti_kill9_under_load_waiting_fail_over_talking_go_on_state_converges(
     waited = [book.calls[c.uid] for c in waiting]
     failed_over = sum(1 for c in waited if c.failed_over)
     re_offered = sum(1 for c in waited if not c.failed_over and c.answered)
-    worst, who = _silence(book.calls[c.uid] for c in in_flight)
-    double = _offers_to_talking_seats(h.ami.events()[a0:])
+    worst, who = silence(book.calls[c.uid] for c in in_flight)
+    double = offers_to_talking_seats(h.ami.events()[a0:])
     row = {"fault": "CTI kill -9, restarted 5 s later", "calls_in_flight": len(in_flight),
            "offers_to_talking_seats": len(double),
            "talking": len(talking), "waiting": len(waiting), "failed_over": failed_over,
@@ -200,9 +77,9 @@ def test_cti_kill9_under_load_waiting_fail_over_talking_go_on_state_converges(
            "converge_s_from_fastagi_up": round(t_conv - t_up, 2),
            "max_silence_s": round(worst, 2)}
     try:
-        row.update(_outcomes_and_recordings(h, [book.calls[c.uid] for c in in_flight]))
+        row.update(outcomes_and_recordings(h, [book.calls[c.uid] for c in in_flight]))
     finally:
-        _report(row)
+        report(row)
     assert not double, f"seats offered a call while talking: {double}"
     assert not cut, f"talking calls cut by the CTI's death: {cut}"
     assert not lost, f"callers who never reached an agent: {lost}"
@@ -262,7 +139,7 @@ def test_broker_stopped_30s_routing_goes_on_no_pop_lost(hotline: Hotline) -> Non
     book = h.ended(set(everyone), 180, "the calls of the outage to end")
     calls = [book.calls[u] for u in everyone]
     lost = [c.number for c in calls if not c.answered]
-    worst, who = _silence(calls)
+    worst, who = silence(calls)
     row = {"fault": "MQTT broker stopped 30 s", "calls_in_flight": len(in_flight),
            "calls_during_outage": len(started), "offers_during_outage": len(offers),
            "answered_during_outage": len(answered_in_outage), "pops_via_mqtt": via_mqtt,
@@ -270,9 +147,9 @@ def test_broker_stopped_30s_routing_goes_on_no_pop_lost(hotline: Hotline) -> Non
            "work_orders_lost": None, "cti_online_s_after_broker": round(t_online - t_back, 2),
            "max_silence_s": round(worst, 2)}
     try:
-        row.update(_outcomes_and_recordings(h, calls))
+        row.update(outcomes_and_recordings(h, calls))
     finally:
-        _report(row)
+        report(row)
     assert not missing, f"screen-pops lost: {missing}"
     assert not lost, f"callers who never reached an agent: {lost}"
     assert worst <= SILENCE_MAX_S, f"{who and who.number} heard {worst:.1f}s of silence"

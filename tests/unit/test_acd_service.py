@@ -74,7 +74,8 @@ class SlowStore:
     async def agent_state(self, agent: Agent, actor: str) -> None:
         await self._work("agent_state", agent.agent_id, str(agent.state))
 
-    async def call_queued(self, call_id: str, skill: str, at: float) -> None:
+    async def call_queued(self, call_id: str, skill: str, at: float,
+                          caller: str | None = None) -> None:
         await self._work("call_queued", call_id)
 
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
