@@ -45,8 +45,8 @@ import tempfile
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -757,14 +757,17 @@ class Run:
 
 
 def start_step_callers(sdir: Path, scen: Path, service: str, rate: float, n: int,
-                       call_max_s: float, stat: Path) -> subprocess.Popen[bytes]:
-    """One SIPp UAC: `n` calls at `rate` calls/s (SIPp paces them: rate x 1000 per 1000 s)."""
+                       call_max_s: float, stat: Path,
+                       total_s: float | None = None) -> subprocess.Popen[bytes]:
+    """One SIPp UAC: `n` calls at `rate` calls/s (SIPp paces them: rate x 1000 per 1000 s).
+    SIPp stops after `total_s` in all (default 3 x call_max_s, a step's bound)."""
+    total = int(total_s if total_s is not None else call_max_s * 3)
     return subprocess.Popen(
         ["sipp", f"127.0.0.1:{PORTS['sip']}", "-sf", str(scen), "-s", service,
          "-r", str(round(rate * 1000)), "-rp", "1000000", "-m", str(n),
          "-l", str(n + 10), "-i", "127.0.0.1", "-p", str(CALLER_SIP), "-mp",
          str(CALLER_MEDIA), "-cp", str(CALLER_SIP + 1),
-         "-recv_timeout", str(int(call_max_s * 1000)), "-timeout", f"{int(call_max_s * 3)}s",
+         "-recv_timeout", str(int(call_max_s * 1000)), "-timeout", f"{total}s",
          "-nostdin", "-trace_err", "-error_file", str(sdir / "caller.err"),
          "-trace_stat", "-stf", str(stat), "-fd", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -878,23 +881,59 @@ async def run_ramp(run: Run, side: str, mode: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- main
 
 
-async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
+async def start_agent_phones(inst: Instance, talk_s: float) -> subprocess.Popen[bytes]:
+    """The agent phones (one SIPp UAS for every seat): answer after RING_MS, talk `talk_s`,
+    hang up; listed in inst.procs (stopped on the way out)."""
+    talk = inst.workdir / "talk.csv"
+    talk.write_text("SEQUENTIAL\n" + f"{int(talk_s * 1000)};\n" * 10, encoding="ascii")
+    phones = start_phones(inst.workdir, PHONES_SIP, PHONES_MEDIA, talk, RING_MS)
+    inst.procs.append(phones)
+    await asyncio.to_thread(stack.wait_until,
+                            lambda: stack.port_open("127.0.0.1", PHONES_SIP, udp=True), 10,
+                            "the agent phones (SIPp UAS)")
+    return phones
+
+
+@asynccontextmanager
+async def agents_desk(inst: Instance, say: Any, login: bool = True) -> AsyncIterator[Any]:
+    """The bench's desktops over MQTT (bench.acd.Desk) on the running CTI; with `login`, every
+    agent logged in at its seat and ready first."""
     import aiomqtt
 
     from asterisk_conf.mosquitto import credential
     from bench.acd import BENCH_USER, Desk
 
+    mqtt_log = logging.getLogger("bench.mqtt")
+    mqtt_log.setLevel(logging.ERROR)
+    async with aiomqtt.Client("127.0.0.1", PORTS["mqtt"], logger=mqtt_log,
+                              identifier=f"capacity-{uuid.uuid4().hex[:8]}",
+                              username=BENCH_USER,
+                              password=credential(inst.workdir, BENCH_USER)) as client:
+        desk = Desk(client)
+        desk_task = asyncio.create_task(desk.run(), name="capacity-desk")
+        try:
+            await asyncio.sleep(0.2)  # subscriptions before the first command
+            if login:
+                gate = asyncio.Semaphore(10)
+
+                async def login_one(agent: str, seat: str) -> None:
+                    async with gate:
+                        await desk.login_ready(agent, seat)
+                async with asyncio.TaskGroup() as logins:
+                    for agent, seat in zip(inst.agents, inst.seats, strict=True):
+                        logins.create_task(login_one(agent, seat), name=f"login-{agent}")
+                say(f"{len(inst.agents)} agents ready")
+            yield desk
+        finally:
+            desk_task.cancel()
+
+
+async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     s = inst.settings
     run = Run(inst, opts, AmiTap(s.ami.host, s.ami.port, *tap_login(s.ami, Path(s.asterisk_etc))),
               inst.workdir / "caller-silence.pcap", say)
     write_silence_pcap(run.pcap, int(IVR_ALLOWANCE_S + opts.hold_s + 60))
-    talk = inst.workdir / "talk.csv"
-    talk.write_text("SEQUENTIAL\n" + f"{int(opts.hold_s * 1000)};\n" * 10, encoding="ascii")
-    run.phones = start_phones(inst.workdir, PHONES_SIP, PHONES_MEDIA, talk, RING_MS)
-    inst.procs.append(run.phones)
-    await asyncio.to_thread(stack.wait_until,
-                            lambda: stack.port_open("127.0.0.1", PHONES_SIP, udp=True), 10,
-                            "the agent phones (SIPp UAS)")
+    run.phones = await start_agent_phones(inst, opts.hold_s)
     run.ast_pid = stack.pid_alive(stack.paths(s).asterisk_pid)
     ramps: dict[str, dict[str, Any]] = {m: {} for m in opts.modes}
     async with asyncio.TaskGroup() as tg:
@@ -909,34 +948,13 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
             await asyncio.to_thread(stack.start_cti, s, env=inst.env)
             run.cti_pid = stack.pid_alive(stack.paths(s).cti_pid)
             need_agents = any(m != "ivr" for m in opts.modes)
-            mqtt_log = logging.getLogger("bench.mqtt")
-            mqtt_log.setLevel(logging.ERROR)
-            async with aiomqtt.Client("127.0.0.1", PORTS["mqtt"], logger=mqtt_log,
-                                      identifier=f"capacity-{uuid.uuid4().hex[:8]}",
-                                      username=BENCH_USER,
-                                      password=credential(inst.workdir, BENCH_USER)) as client:
-                desk = Desk(client)
-                desk_task = asyncio.create_task(desk.run(), name="capacity-desk")
-                try:
-                    await asyncio.sleep(0.2)  # subscriptions before the first command
-                    if need_agents:
-                        gate = asyncio.Semaphore(10)
-
-                        async def login(agent: str, seat: str) -> None:
-                            async with gate:
-                                await desk.login_ready(agent, seat)
-                        async with asyncio.TaskGroup() as logins:
-                            for agent, seat in zip(inst.agents, inst.seats, strict=True):
-                                logins.create_task(login(agent, seat), name=f"login-{agent}")
-                        say(f"{len(inst.agents)} agents ready")
-                    for mode in opts.modes:
-                        norec = "1" if mode == "bridged" else "0"
-                        await asyncio.to_thread(stack.asterisk_cli, s,
-                                                f"dialplan set global BENCH_NOREC {norec}")
-                        say(f"cti / {mode}")
-                        ramps[mode]["cti"] = await run_ramp(run, "cti", mode)
-                finally:
-                    desk_task.cancel()
+            async with agents_desk(inst, say, login=need_agents):
+                for mode in opts.modes:
+                    norec = "1" if mode == "bridged" else "0"
+                    await asyncio.to_thread(stack.asterisk_cli, s,
+                                            f"dialplan set global BENCH_NOREC {norec}")
+                    say(f"cti / {mode}")
+                    ramps[mode]["cti"] = await run_ramp(run, "cti", mode)
         finally:
             ami_task.cancel()
     summaries = {m: {side: r["summary"] for side, r in sides.items()}

@@ -148,5 +148,59 @@ def bench_capacity(json_path: Path | None, quick: bool, modes: tuple[str, ...],
     click.echo(text)
 
 
+@bench.command("soak")
+@click.option("--minutes", default=30.0, show_default=True, help="Minutes of arrivals.")
+@click.option("--rate", default=2.0, show_default=True, help="Calls per second offered.")
+@click.option("--agents", default=30, show_default=True, help="Agents logged in (seats).")
+@click.option("--talk", "talk_s", default=4.0, show_default=True,
+              help="Seconds an agent phone talks before it hangs up.")
+@click.option("--sample-seconds", "sample_s", default=10.0, show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Path prefix of the results: <out>.json, <out>.csv, <out>.png "
+                   "(default bench/results/<date>-soak-<minutes>min).")
+@click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, SIPp files).")
+def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s: float,
+               out: Path | None, keep_workdir: bool) -> None:
+    """A compressed soak: real SIPp callers through the IVR, the queue and our ACD to agents
+    who answer, talk and are recorded, at a steady rate; memory, file descriptors, Asterisk
+    channels, DB connections and the outboxes sampled over time and judged for growth over
+    the second half. Exit status 1 when a metric fails."""
+    if not 1 <= minutes <= 24 * 60:
+        raise click.BadParameter("must be in [1, 1440]", param_hint="--minutes")
+    if not 0 < rate <= 50:
+        raise click.BadParameter("must be in (0, 50]", param_hint="--rate")
+    if not 1 <= agents <= 500:
+        raise click.BadParameter("must be in [1, 500]", param_hint="--agents")
+    if not 1 <= talk_s <= 300:
+        raise click.BadParameter("must be in [1, 300]", param_hint="--talk")
+    if not 1 <= sample_s <= 300:
+        raise click.BadParameter("must be in [1, 300]", param_hint="--sample-seconds")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from datetime import date
+
+    from bench.acd import BenchError
+    from bench.soak import Options, run, write_outputs
+
+    prefix = out or (REPO_ROOT / "bench" / "results"
+                     / f"{date.today().isoformat()}-soak-{minutes:g}min")
+    opts = Options(minutes=minutes, rate=rate, agents=agents, talk_s=talk_s, sample_s=sample_s,
+                   keep_workdir=keep_workdir)
+    try:
+        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    paths = write_outputs(doc, prefix)
+    summary = {"verdict": doc["verdict"], "calls": doc["calls"], "drained": doc["drained"],
+               "metrics": {k: {kk: m.get(kk) for kk in ("start", "end", "per_10k_calls",
+                                                        "per_10k_calls_ci95", "per_hour",
+                                                        "threshold_per_10k_calls", "verdict")}
+                           for k, m in doc["metrics"].items()},
+               "files": paths}
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    if doc["verdict"] == "fail":
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # `python -m hotline.cli_bench acd ...`
     bench()

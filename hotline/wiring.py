@@ -405,6 +405,10 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "web": f"http://{settings.web.host}:{settings.web.port}/",
                 "flows": {"version": registry.version, "last_reload_ok": last.ok,
                           "last_reload_at": last.at, "errors": list(last.errors)},
+                # what waits: pops and states held while the broker is away, the ACD's DB jobs
+                "outbox": {"mqtt": bus.stats(), "acd": acd.queue_lengths()},
+                "db_pool": {"checked_out": getattr(db_engine.pool, "checkedout", lambda: None)(),
+                            "size": getattr(db_engine.pool, "size", lambda: None)()},
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 
