@@ -309,6 +309,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.ami.pbx import AmiPbx
     from cti.db import login_limits
     from cti.db.acd_store import DbAcdStore
+    from cti.db.calls import pbx_cut_writer
     from cti.db.mqtt_logins import DbMqttDirectory
     from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
     from cti.db.session import make_session_factory
@@ -366,7 +367,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
                             seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))
-    feed = AcdFeed(acd)
+    feed = AcdFeed(acd, pbx_cut=pbx_cut_writer(sessions))  # records cut by a PBX restart
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}
     supervisors = {name for name, _ext, role in phones if role == "supervisor"}

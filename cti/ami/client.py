@@ -21,6 +21,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -72,6 +73,38 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+@dataclass(frozen=True)
+class PbxRestart:
+    """What a new session found: Asterisk started again since the last one (it boots after
+    the old session was lost). `reason` is pbx_restart when Asterisk said it was restarting
+    (a Shutdown event with Restart: True), pbx_lost when it just went away (crash, kill -9);
+    `lost_at` is when the CTI lost it (the Shutdown, or the connection's end)."""
+
+    reason: str
+    lost_at: float
+    started_at: float  # Asterisk's start (from FullyBooted's Uptime), epoch s
+
+
+# SoftHangupRequest's Cause for a channel hung up because Asterisk shuts down or restarts
+# (AST_SOFTHANGUP_SHUTDOWN, 1 << 2, in Asterisk's channel.h)
+SOFTHANGUP_SHUTDOWN = "4"
+
+
+def _event_time(message: Mapping[str, Any]) -> float:
+    """When Asterisk sent the event (its Timestamp header, timestampevents = yes), or now."""
+    try:
+        return float(str(message.get("Timestamp")))
+    except ValueError:
+        return time.time()
+
+
+def _uptime_s(message: Mapping[str, Any] | None) -> float | None:
+    try:
+        return float(str(message.get("Uptime"))) if message is not None else None
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------- one connection's steps
@@ -161,6 +194,13 @@ class AmiClient:
         self.dropped_events = 0  # events lost to a full queue, since start
         self.resyncs = 0  # on_connected calls that returned
         self.connects = 0  # logins
+        # Asterisk restarts: `pbx_restart` is set for the on_connected of the first session
+        # after one (None otherwise), so the resync can say why the calls it finds gone ended
+        self.pbx_restart: PbxRestart | None = None
+        self._pbx_started: float | None = None  # the Asterisk of the last session started then
+        self._lost_at: float | None = None  # the last session ended (or said Shutdown) then
+        self._shutdown_restart = False  # ... and Asterisk said it was restarting
+        self._booted_msg: Message | None = None  # this session's FullyBooted
 
     # ------------------------------------------------------------------------ public API
 
@@ -256,6 +296,7 @@ class AmiClient:
                 lost.set_result(None)
 
         proto = AmiProtocol(self._dispatch, on_lost)
+        self._booted_msg = None
         await _open(self.host, self.port, proto, self.action_timeout_s)
         try:
             await _login(proto, self._username, self._secret, "on", self.action_timeout_s)
@@ -265,8 +306,10 @@ class AmiClient:
                 raise AmiDisconnected("connection lost before FullyBooted")
             self._proto = proto
             self.connects += 1
-            log.info("AMI logged in to %s:%s (AMI %s); resyncing", self.host, self.port,
-                     proto.version)
+            self.pbx_restart = self._restarted()
+            log.info("AMI logged in to %s:%s (AMI %s); resyncing%s", self.host, self.port,
+                     proto.version, f" after an Asterisk restart ({self.pbx_restart.reason})"
+                     if self.pbx_restart else "")
             await self._resync(proto)
             if proto.closed:
                 raise AmiDisconnected("connection lost during the resync")
@@ -276,6 +319,23 @@ class AmiClient:
             log.warning("AMI connection to %s:%s lost", self.host, self.port)
         finally:
             proto.abort()
+
+    def _restarted(self) -> PbxRestart | None:
+        """Did Asterisk start again since the last session? Its start time (now - Uptime at
+        FullyBooted, to the second) is after the moment the last session was lost: then every
+        call of that session died with it. An Asterisk without Uptime says nothing (None)."""
+        uptime = _uptime_s(self._booted_msg)
+        lost_at, restarting = self._lost_at, self._shutdown_restart
+        self._lost_at, self._shutdown_restart = None, False
+        if uptime is None:
+            return None
+        started, before = time.time() - uptime, self._pbx_started
+        self._pbx_started = started
+        if before is None or lost_at is None or started < lost_at - 1.0:
+            # the first session, or the same Asterisk (only the connection was lost); the
+            # second of slack: Uptime counts whole seconds
+            return None
+        return PbxRestart("pbx_restart" if restarting else "pbx_lost", lost_at, started)
 
     async def _resync(self, proto: AmiProtocol) -> None:
         async with self._resync_lock:
@@ -292,8 +352,25 @@ class AmiClient:
         if self._proto is proto:
             self._proto = None
             self.ready.clear()
+            self.pbx_restart = None
+            if self._lost_at is None:  # a Shutdown event may have said so first
+                self._lost_at = time.time()
 
     def _dispatch(self, message: Message) -> None:
+        name = message.get("Event")
+        if name == "FullyBooted":
+            self._booted_msg = message
+        elif name == "SoftHangupRequest" and message.get("Cause") == SOFTHANGUP_SHUTDOWN:
+            # Asterisk began to go away: it hangs every channel up first (`core restart now`
+            # did so 1.2 s before its Shutdown event), and those calls die with it
+            self._lost_at = self._lost_at or _event_time(message)
+        elif name == "Newchannel" and self._proto is not None:
+            self._lost_at = None  # it takes calls: not going away (a shutdown refuses them)
+        elif name == "Shutdown":
+            # Asterisk going away says why (panoramisk's protocol has already dropped the
+            # connection on it): restart or stop, cleanly or not
+            self._shutdown_restart = str(message.get("Restart", "")).lower() in ("true", "1")
+            self._lost_at = self._lost_at or _event_time(message)
         try:
             self._events.put_nowait(message)
         except asyncio.QueueFull:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from acd import engine as acd
@@ -14,13 +15,22 @@ from cti.ami.resync import callbacks_in_progress, rebuild, snapshot
 log = logging.getLogger(__name__)
 
 FAILOVER_CALL = "failover_call"  # not_ready reason: on a call the native failover queue connected
+# An agent whose call died with the PBX (an Asterisk restart) is ready again at once, not in
+# wrap-up: wrap-up is the after-call work of a conversation the agent finished; this one was
+# cut, its record says why (calls.end_reason), and the callers it dropped ring again right
+# after the restart, when every talking agent would otherwise sit in wrap-up at once.
+PBX_CUT_AGENT_STATE = AgentState.READY
 
 
 class AcdFeed:
     """AMI -> CoreEvents (idempotent, per call) -> ACD inputs. Runs in the CTI's event loop."""
 
-    def __init__(self, service: AcdService) -> None:
+    def __init__(self, service: AcdService,
+                 pbx_cut: Callable[[str, float], Awaitable[list[str]]] | None = None) -> None:
         self.service = service
+        # after an Asterisk restart: close the records of the calls that died with it, with
+        # the reason (cti.db.calls.record_pbx_cut); (reason, lost_at) -> the call_ids marked
+        self.pbx_cut = pbx_cut
         self.tracker = t.CallTracker()
         self.resyncs = 0
         # calls the native failover queue connected to a seat (the CTI was down or stale):
@@ -83,11 +93,14 @@ class AcdFeed:
             s.notifier.call_event(ev.call_id, "failover", at=s.clock())
         elif isinstance(ev, t.CallbackRequested):
             s.submit(acd.CallbackRequested(call_id=ev.call_id, number=ev.number))
-        elif isinstance(ev, t.SeatReachable):
-            # the ACD keeps every seat's reachability, agent or not: it never offers a call at
-            # a dead phone, and its agent is not_ready 'phone_offline' until it is back
-            # (acd.agent_fsm); a ring under way ends by Dial's own answer or failure
-            s.submit(acd.SeatReachability(seat=ev.seat, reachable=ev.reachable))
+        elif isinstance(ev, t.SeatReachable) and not ev.reachable:
+            # the seat's phone went offline: stop offering calls there until the agent
+            # says ready again (a ringing call comes back through Dial's own failure)
+            agent = self._agent_at(ev.seat)
+            if agent is not None:
+                a = s.view.agents[agent]
+                if a.state == AgentState.READY:
+                    s.submit(acd.AgentNotReady(agent_id=agent, reason="phone_offline"))
         # CallOffered needs no ACD input: the ACD chose the seat itself
 
     def callback_leg(self, msg: Any) -> bool:
@@ -126,23 +139,47 @@ class AcdFeed:
             except Exception:
                 log.exception("AMI event not handled: %r", msg)
 
+    async def _pbx_cut(self, reason: str, lost_at: float, live: set[str],
+                       agents: Any) -> None:
+        """The calls that died with Asterisk: their records closed with `reason`; each agent
+        on one (talking, or in the wrap-up its end began) to PBX_CUT_AGENT_STATE, after the
+        CallEnded the resync queued for it."""
+        cut: set[str] = set()
+        if self.pbx_cut is not None:
+            try:
+                cut = set(await self.pbx_cut(reason, lost_at))
+            except Exception:
+                log.exception("records of the calls cut by the PBX (%s) not written", reason)
+        for a in agents.values():
+            if a.call_id is None or a.call_id in live:
+                continue
+            if PBX_CUT_AGENT_STATE is AgentState.READY and (
+                    a.state == AgentState.ON_CALL
+                    or (a.state == AgentState.WRAP_UP and a.call_id in cut)):
+                self.service.submit(acd.AgentReady(agent_id=a.agent_id))
+        log.warning("Asterisk restarted (%s): %d call records closed as cut", reason, len(cut))
+
     async def resync(self, client: Any) -> None:
-        """After every AMI (re)connect: Asterisk's truth first, then the ACD acts again."""
+        """After every AMI (re)connect: Asterisk's truth first, then the ACD acts again.
+        After an Asterisk restart (client.pbx_restart) the calls it held are gone: their
+        records get their end and reason, and their agents are ready again."""
+        restart = getattr(client, "pbx_restart", None)
+        if restart is not None:
+            # a restarted Asterisk has no HOTLINE_HEARTBEAT, and its wait loop fails every
+            # new caller over to the native queue until it has one: set it first
+            try:
+                await self.service.pbx.heartbeat()
+            except Exception as exc:  # noqa: BLE001 - the heartbeat task sets it a second on
+                log.warning("heartbeat not set at the resync: %s", exc)
+        agents_before = self.service.view.agents
         snap = await snapshot(client)
         rebuilt = rebuild(snap)
         live = {ev.call_id for ev in rebuilt if hasattr(ev, "call_id")}
         # a caller in (or talking through) the native failover queue stays there: queuing them
         # in the ACD again would Redirect them out of a call with an agent
         failed_over = {ev.call_id for ev in rebuilt if isinstance(ev, t.CallFailedOver)}
-        # every seat's reachability as Asterisk has it now, not only what changed since the
-        # tracker last heard: the ACD may hold a picture from its snapshot, or from before a
-        # lost input (it takes repeats as no-ops)
-        for ev in rebuilt:
-            if isinstance(ev, t.SeatReachable):
-                self.core(ev)
         for ev in self.tracker.resync(rebuilt):
-            if isinstance(ev, t.CallQueued) and ev.call_id in failed_over \
-                    or isinstance(ev, t.SeatReachable):
+            if isinstance(ev, t.CallQueued) and ev.call_id in failed_over:
                 continue
             self.core(ev)
         # a callback being connected lives on in channels of its own: the call goes on
@@ -159,6 +196,8 @@ class AcdFeed:
                 ended = str(call.state) in ("connected", "offered")
                 self.service.submit(acd.CallEnded(call_id=call_id) if ended
                                     else acd.CallAbandoned(call_id=call_id))
+        if restart is not None:
+            await self._pbx_cut(restart.reason, restart.lost_at, live, agents_before)
         self.resyncs += 1
         self.service.submit(("publish_agents", None))
         log.info("resync %d: %d channels, %d calls on the agent side", self.resyncs,

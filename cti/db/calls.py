@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from cti.db.models import CALL_OUTCOMES, Call
+from cti.db.models import CALL_END_REASONS, CALL_OUTCOMES, Call
 from cti.db.upsert import insert_on_conflict
 
 logger = logging.getLogger(__name__)
+
+# record_pbx_cut: how much earlier than `lost_at` (Asterisk's first shutdown hangup, or the
+# lost connection) the IVR may have written the end of a call the shutdown hung up (its AGI
+# hears the hangup by another path); a call ended normally that close before is counted too
+PBX_CUT_GRACE_S = 0.5
 
 
 def _require_aware(now: datetime) -> None:
@@ -99,3 +105,46 @@ def record_call_end(
         call.priority = priority
     session.flush()
     logger.info("call ended call_id=%s outcome=%s skill=%s", call_id, outcome, skill)
+
+
+def record_pbx_cut(session: Session, *, reason: str, lost_at: datetime,
+                   grace_s: float = PBX_CUT_GRACE_S) -> list[str]:
+    """Asterisk restarted (or was lost and came back) and every call it held died with it:
+    give those calls' records their end and `reason` (CALL_END_REASONS); the call_ids marked.
+
+    Those calls are the ones started before Asterisk began to go away (`lost_at`: its first
+    shutdown hangup, or the lost connection) whose record is still open, or was closed by the
+    shutdown itself: Asterisk hangs its channels up as it goes (`core restart now`), and the
+    IVR and the ACD write those ends as for any hangup (from `lost_at - grace_s` on). An open
+    record ends at `lost_at`, with the outcome it has, or 'hangup' if the IVR never wrote one.
+    A call whose record already has a reason is left alone, so a repeat is a no-op."""
+    _require_aware(lost_at)
+    if reason not in CALL_END_REASONS:
+        raise ValueError(f"reason must be one of {CALL_END_REASONS}, got {reason!r}")
+    at = lost_at.astimezone(UTC)
+    since = at - timedelta(seconds=grace_s)
+    calls = session.scalars(
+        select(Call).where(Call.started_at <= at, Call.end_reason.is_(None),
+                           or_(Call.ended_at.is_(None), Call.ended_at >= since))
+        .with_for_update()).all()
+    for call in calls:
+        if call.ended_at is None:
+            call.ended_at = at
+            call.outcome = call.outcome or "hangup"
+        call.end_reason = reason
+    session.flush()
+    ids = [c.call_id for c in calls]
+    logger.info("calls cut by the PBX (%s at %s): %d", reason, at.isoformat(), len(ids))
+    return ids
+
+
+def pbx_cut_writer(sessions: sessionmaker[Session]
+                   ) -> Callable[[str, float], Awaitable[list[str]]]:
+    """record_pbx_cut as the CTI's resync calls it: (reason, lost_at epoch s), in a thread."""
+    async def write(reason: str, lost_at: float) -> list[str]:
+        def work() -> list[str]:
+            with sessions.begin() as s:
+                return record_pbx_cut(s, reason=reason,
+                                      lost_at=datetime.fromtimestamp(lost_at, UTC))
+        return await asyncio.to_thread(work)
+    return write

@@ -61,6 +61,10 @@ WORK_ORDER_STEPS: tuple[str, ...] = (
 # linked / child_linked (子单 / 主单); see workorders/service.py.
 CHANNELS: tuple[str, ...] = ("ivr", "agent")
 CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned")
+# Why a call ended when neither the caller nor the agent ended it (calls.end_reason; NULL: they
+# did): Asterisk restarted and said so (a Shutdown with Restart), or it vanished (crash, kill -9)
+# and came back; the CTI writes it when its resync after the restart finds the call gone.
+CALL_END_REASONS: tuple[str, ...] = ("pbx_restart", "pbx_lost")
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
 AGENT_ROLES: tuple[str, ...] = ("agent", "supervisor", "admin")
 # The states of a logged-in agent (acd.model.AgentState without logged_out: a closed session is
@@ -350,6 +354,8 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', CALL_OUTCOMES)}", name="outcome"),
+        CheckConstraint(f"end_reason IS NULL OR {_in('end_reason', CALL_END_REASONS)}",
+                        name="end_reason"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -361,6 +367,7 @@ class Call(Base):
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(String(16))
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # CALL_END_REASONS
     # The number the caller keyed, not a foreign key: it may not exist, and the call record
     # must still keep it.
     account_no: Mapped[str | None] = mapped_column(String(10))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.db.calls import record_call_end, record_call_start, record_ivr_step
+from cti.db.calls import record_call_end, record_call_start, record_ivr_step, record_pbx_cut
 from cti.db.models import Call
 
 S = timedelta(seconds=1)
@@ -122,3 +122,36 @@ def test_unknown_call_is_logged_not_raised(session: Session, now: datetime,
     assert [r.getMessage().split(" call_id=")[1].split()[0] for r in caplog.records] == [
         "no.such", "no.such"]
     assert session.scalars(select(Call)).all() == []
+
+
+def test_pbx_cut_closes_open_calls_and_marks_those_the_shutdown_ended(
+        session_factory: sessionmaker[Session], now: datetime) -> None:
+    """Asterisk began to go away at lost_at: calls still open end then (outcome kept, or
+    hangup), calls the shutdown's own hangups ended just before get the reason too; a call that
+    ended earlier, or started after, is left alone; a repeat changes nothing."""
+    lost = now + 100 * S
+    with session_factory() as s:
+        for i in range(1, 6):
+            _start(s, now + i * S, call_id=f"c{i}", uniqueid=f"c{i}")
+        _start(s, lost + 2 * S, call_id="new", uniqueid="new")  # on the new Asterisk
+        record_call_end(s, "c1", outcome="self_served", now=now + 50 * S)  # long before
+        record_call_end(s, "c2", outcome="hangup", now=lost - 0.2 * S)  # the shutdown's hangup
+        s.scalars(select(Call).where(Call.call_id == "c3")).one().outcome = "transfer"  # waits
+        s.commit()
+    with session_factory.begin() as s:
+        assert sorted(record_pbx_cut(s, reason="pbx_restart", lost_at=lost)) == [
+            "c2", "c3", "c4", "c5"]
+    with session_factory.begin() as s:
+        assert record_pbx_cut(s, reason="pbx_lost", lost_at=lost) == []
+    got = {i: _call(session_factory, i) for i in ("c1", "c2", "c3", "c4", "new")}
+    assert (got["c1"].outcome, got["c1"].end_reason) == ("self_served", None)
+    assert (got["c2"].ended_at, got["c2"].end_reason) == (lost - 0.2 * S, "pbx_restart")
+    assert (got["c3"].ended_at, got["c3"].outcome, got["c3"].end_reason) == (
+        lost, "transfer", "pbx_restart")
+    assert (got["c4"].outcome, got["c4"].end_reason) == ("hangup", "pbx_restart")
+    assert (got["new"].ended_at, got["new"].end_reason) == (None, None)
+
+
+def test_pbx_cut_reason_must_be_known(session: Session, now: datetime) -> None:
+    with pytest.raises(ValueError, match="reason"):
+        record_pbx_cut(session, reason="power cut", lost_at=now)

@@ -41,6 +41,10 @@ class AmiRecorder:
     async def _connect(self) -> None:
         m = Manager(loop=self._loop, ping_delay=3600, reconnect_timeout=1,
                     on_login=lambda _m: self._logged_in.set(), **self.config)
+        # panoramisk reconnects by itself (connection lost, or Asterisk's Shutdown event) every
+        # reconnect_timeout s, which it takes as whole seconds: 0.2 s instead, so that after an
+        # Asterisk restart the recorder is logged in before FullyBooted and sees it as it is sent
+        m.reconnect_timeout = 0.2
         m.register_event("*", self._on_event)
         self._manager = m
         m.connect()

@@ -66,6 +66,7 @@ Handler = Callable[[Conn, dict[str, str]], Awaitable[None] | None]
 class FakeAmi:
     handlers: dict[str, Handler] = field(default_factory=dict)  # by lower-case action name
     login_ok: bool = True
+    uptime: str = "1"  # FullyBooted's Uptime: seconds since this "Asterisk" started
     received: list[Received] = field(default_factory=list)
     conns: list[Conn] = field(default_factory=list)
     port: int = 0
@@ -129,7 +130,7 @@ class FakeAmi:
                     if self.login_ok:
                         conn.respond(action, Message="Authentication accepted")
                         conn.send(block({"Event": "FullyBooted", "Privilege": "system,all",
-                                         "Uptime": "1", "LastReload": "1",
+                                         "Uptime": self.uptime, "LastReload": "1",
                                          "Status": "Fully Booted"}))
                     else:
                         conn.respond(action, "Error", Message="Authentication failed")

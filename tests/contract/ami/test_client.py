@@ -430,3 +430,69 @@ async def test_backoff_starts_over_after_a_good_session(fake: FakeAmi) -> None:
         fake.drop_all()
         await fake.wait_action("login", 2)
     assert delays == [0.2]
+
+
+# ---------------------------------------------------------------------- Asterisk restarts
+
+
+async def _restart_seen(fake: FakeAmi, fault: Callable[[], None], uptime_after: str
+                        ) -> list[Any]:
+    """pbx_restart as each session's on_connected saw it, with the fault between two."""
+    seen: list[Any] = []
+
+    async def on_connected(client: AmiClient) -> None:
+        seen.append(client.pbx_restart)
+
+    fake.uptime = "600"  # up ten minutes when the CTI first meets it
+    client = make_client(fake, on_connected)
+    async with running(client):
+        await ready(client)
+        fake.uptime = uptime_after
+        fault()
+        await fake.wait_action("login", 2)
+        await ready(client)
+        assert client.resyncs == 2
+    return seen
+
+
+async def test_restart_that_said_so_is_pbx_restart_from_its_first_shutdown_hangup(
+        fake: FakeAmi) -> None:
+    """`core restart now`: channels hung up with Cause 4 (AST_SOFTHANGUP_SHUTDOWN), a Shutdown
+    event (Restart: True) a second later; the new Asterisk has just booted."""
+    def fault() -> None:
+        live = fake.live
+        assert live is not None
+        live.event("SoftHangupRequest", Channel="PJSIP/carrier-00000001", Cause="4",
+                   Timestamp="1796468767.557")
+        live.event("Shutdown", Shutdown="Cleanly", Restart="True", Timestamp="1796468768.759")
+
+    seen = await _restart_seen(fake, fault, uptime_after="0")
+    assert seen[0] is None  # the first session has nothing to compare with
+    assert seen[1] is not None and seen[1].reason == "pbx_restart"
+    assert seen[1].lost_at == 1796468767.557  # Asterisk's own time of the first hangup
+
+
+async def test_asterisk_that_vanished_and_came_back_is_pbx_lost(fake: FakeAmi) -> None:
+    seen = await _restart_seen(fake, fake.drop_all, uptime_after="0")
+    assert seen[0] is None and seen[1] is not None and seen[1].reason == "pbx_lost"
+
+
+async def test_a_lost_connection_to_the_same_asterisk_is_no_restart(fake: FakeAmi) -> None:
+    seen = await _restart_seen(fake, fake.drop_all, uptime_after="601")
+    assert seen == [None, None]
+
+
+async def test_new_calls_after_hangups_mean_no_shutdown_began(fake: FakeAmi) -> None:
+    """A Cause 4 hangup, then Asterisk takes a new call: it is not going away (a shutdown
+    refuses new channels), so a later loss of the connection is measured from then."""
+    def fault() -> None:
+        live = fake.live
+        assert live is not None
+        live.event("SoftHangupRequest", Channel="PJSIP/carrier-00000001", Cause="4",
+                   Timestamp="1000.0")
+        live.event("Newchannel", Channel="PJSIP/carrier-00000002", Linkedid="2.2")
+        live.event("Ping")  # the drop below comes after both are read
+        fake.drop_all()
+
+    seen = await _restart_seen(fake, fault, uptime_after="0")
+    assert seen[1] is not None and seen[1].reason == "pbx_lost" and seen[1].lost_at > 1000.0
