@@ -1,4 +1,19 @@
-"""Agent state machine: a hand-written transition table and decide(agent, event, now)."""
+"""Agent state machine: a hand-written transition table and decide(agent, event, now); and
+what the seat's phone going offline or coming back does to the agent (phone(agent, online, now)).
+
+The phone. A seat whose phone is not registered cannot be rung, so its agent is never ready
+(`Agent.phone_offline`). Wherever the table would make such an agent ready (Ready, the end of a
+wrap-up, a ring the caller cancelled, a supervisor's force) or start a wrap-up after a call, the
+agent is not_ready 'phone_offline' instead; a ring that went unanswered at a dead phone is
+'phone_offline' too, not 'rona' (the agent could not answer). An agent who is ready or in
+wrap-up when the phone goes is set not_ready 'phone_offline' at once; a ringing or connected
+agent stays as they are (that call's own answer, ring-out or hangup decides, then the rule
+above). When the phone is back, an agent still not_ready 'phone_offline' goes back to ready:
+they did not choose not-ready, the phone did. Any other reason is the agent's (or a
+supervisor's) and stays. A login at a dead seat is allowed and lands in not_ready
+'phone_offline', so the desktop says why at once; when the phone is back that agent is
+not_ready 'login', as after any login, since they have not said ready yet.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +42,7 @@ S = AgentState
 class Login:
     seat: str
     skills: Mapping[str, int]
+    phone_online: bool = True  # the seat's phone, as the engine last heard of it
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,7 @@ Event = (
 
 RONA = "rona"
 LOGIN_REASON = "login"
+PHONE_OFFLINE = "phone_offline"
 FORCE_TARGETS = frozenset({S.LOGGED_OUT, S.READY, S.NOT_READY})
 
 # -------------------------------------------------------------------------------------- table
@@ -178,7 +195,9 @@ def decide(agent: Agent, event: Event, now: float) -> tuple[Agent, list[Effect]]
     problem = _guard(agent, event)
     if problem is not None:
         return agent, [_rejected(agent, event, problem)]
-    new = _next(agent, event, now)
+    new = _held_by_phone(agent, _next(agent, event, now), event, now)
+    if new.ready_on_phone and new.reason != PHONE_OFFLINE:
+        new = replace(new, ready_on_phone=False)  # meaningful only while phone_offline
     effects: list[Effect] = []
     if new == agent:
         return agent, effects
@@ -191,6 +210,47 @@ def decide(agent: Agent, event: Event, now: float) -> tuple[Agent, list[Effect]]
     if isinstance(event, WrapUp):  # on request, or again: the timer (re)starts now
         effects.append(StartTimer(wrap_up_timer(agent.agent_id), now + event.wrap_up_s))
     return new, effects
+
+
+def phone(agent: Agent, online: bool, now: float) -> tuple[Agent, list[Effect]]:
+    """The agent after the seat's phone went offline (online=False) or came back, and the
+    effects; a repeat changes nothing. See the module docstring for the rules."""
+    if agent.state is S.LOGGED_OUT:
+        return agent, [Rejected("a logged-out agent has no seat", agent_id=agent.agent_id)]
+    if agent.phone_offline == (not online):
+        return agent, []  # a repeat
+    if not online:
+        new = replace(agent, phone_offline=True)
+        if agent.state in (S.READY, S.WRAP_UP):
+            new = replace(_enter(new, S.NOT_READY, now, PHONE_OFFLINE), ready_on_phone=True)
+        # reserved: the ring under way decides (answered: on call; not: phone_offline);
+        # on a call: its hangup decides; not_ready: the agent's own reason stays
+    else:
+        new = replace(agent, phone_offline=False)
+        if agent.state is S.NOT_READY and agent.reason == PHONE_OFFLINE:
+            # the agent did not choose not-ready, the phone did: give back what it took
+            new = (_enter(new, S.READY, now) if agent.ready_on_phone
+                   else _enter(new, S.NOT_READY, now, LOGIN_REASON))
+    effects: list[Effect] = [AgentStateChanged(new)]
+    if agent.state is S.WRAP_UP and new.state is not S.WRAP_UP:
+        effects.append(CancelTimer(wrap_up_timer(agent.agent_id)))
+    return new, effects
+
+
+def _held_by_phone(before: Agent, new: Agent, event: Event, now: float) -> Agent:
+    """`new` as the table made it, unless the seat's phone is offline and that would make the
+    agent ready (or start a wrap-up after a call, or blame them for a ring-out): then not_ready
+    'phone_offline', ready again when the phone is back."""
+    if not new.phone_offline:
+        return new
+    after_call = new.state is S.WRAP_UP and isinstance(event, CallEnded) \
+        and before.state is S.ON_CALL
+    rang_out = isinstance(event, RingNoAnswer) and new.state is S.NOT_READY
+    if new.state is not S.READY and not after_call and not rang_out:
+        return new
+    if before.state is S.NOT_READY and before.reason == PHONE_OFFLINE:
+        return replace(before, ready_on_phone=True)  # asked for ready: it comes with the phone
+    return replace(_enter(new, S.NOT_READY, now, PHONE_OFFLINE), ready_on_phone=True)
 
 
 def _rejected(agent: Agent, event: Event, reason: str) -> Rejected:
@@ -245,14 +305,18 @@ def _enter(agent: Agent, state: AgentState, now: float, reason: str = "") -> Age
         call_id=None,
         seat="" if state is S.LOGGED_OUT else agent.seat,
         idle_since=now if state is S.READY else agent.idle_since,
+        phone_offline=agent.phone_offline and state is not S.LOGGED_OUT,
+        ready_on_phone=False,
     )
 
 
 def _next(agent: Agent, event: Event, now: float) -> Agent:
     match event:
-        case Login(seat=seat, skills=skills):
-            entered = _enter(agent, S.NOT_READY, now, LOGIN_REASON)
-            return replace(entered, seat=seat, skills=dict(skills))
+        case Login(seat=seat, skills=skills, phone_online=online):
+            # a dead phone at login: allowed, and the reason says why the agent cannot be
+            # ready (the module docstring)
+            entered = _enter(agent, S.NOT_READY, now, LOGIN_REASON if online else PHONE_OFFLINE)
+            return replace(entered, seat=seat, skills=dict(skills), phone_offline=not online)
         case Logout():
             return agent if agent.state is S.LOGGED_OUT else _enter(agent, S.LOGGED_OUT, now)
         case Ready() | WrapUpDone():

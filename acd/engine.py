@@ -35,6 +35,12 @@ counts like an abandon at that moment: the caller gave up waiting; the later cal
 is counted separately (callbacks_connected), not as answered. Overflowed calls are left out
 (their new target measures them) and counted in `overflowed`. SL is None before any call counts.
 
+Seats. `SeatReachability(seat, reachable)` says whether the seat's phone can be rung (the CTI
+reads it from Asterisk's registrations). A seat is reachable until the engine hears otherwise;
+the engine keeps the unreachable ones (in the Snapshot too) and never offers a call there: the
+agent at such a seat is never ready (acd.agent_fsm, "The phone", has the rules, a login at a
+dead seat among them).
+
 AHT per skill: a moving average (weight `aht_smoothing`) of talk time + configured wrap-up,
 starting at `aht_initial_s`; it is in the Snapshot, so the EWT does not restart from scratch
 after a restart.
@@ -166,6 +172,15 @@ class CallbackRequested:
 
 
 @dataclass(frozen=True)
+class SeatReachability:
+    """The seat's phone registered (reachable) or is gone (unregistered, expired, unreachable).
+    Repeats are harmless: only a change does anything."""
+
+    seat: str
+    reachable: bool
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: wrap-up and ring deadlines, widening, announcements, QueueStats."""
 
@@ -189,6 +204,7 @@ Input = (
     | CallEnded
     | CallbackRequested
     | CallTransferred
+    | SeatReachability
     | Tick
     | ResetDailyStats
 )
@@ -228,6 +244,7 @@ class Snapshot:
     counters: Mapping[str, DayCounters] = field(default_factory=dict)
     last_stats_at: float | None = None
     finished: tuple[str, ...] = ()  # recently ended call ids, oldest first: late duplicates
+    unreachable_seats: tuple[str, ...] = ()  # seats whose phone is gone, sorted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -240,6 +257,7 @@ class Snapshot:
             "counters": {skill: asdict(c) for skill, c in self.counters.items()},
             "last_stats_at": self.last_stats_at,
             "finished": list(self.finished),
+            "unreachable_seats": list(self.unreachable_seats),
         }
 
     @classmethod
@@ -259,6 +277,7 @@ class Snapshot:
             counters={k: DayCounters(**v) for k, v in data.get("counters", {}).items()},
             last_stats_at=data.get("last_stats_at"),
             finished=tuple(data.get("finished", ())),
+            unreachable_seats=tuple(data.get("unreachable_seats", ())),
         )
 
 
@@ -279,6 +298,7 @@ class AcdEngine:
         self._counters: dict[str, DayCounters] = {}
         self._last_stats_at: float | None = None
         self._finished: dict[str, None] = {}  # insertion-ordered, bounded
+        self._unreachable: set[str] = set()  # seats whose phone cannot be rung
 
     # ------------------------------------------------------------------------------- reading
 
@@ -300,6 +320,10 @@ class AcdEngine:
         if call is None or call.state not in QUEUED_CALL_STATES:
             return None
         return self._queues[call.skill].index(call_id) + 1
+
+    @property
+    def unreachable_seats(self) -> frozenset[str]:
+        return frozenset(self._unreachable)
 
     def aht(self, skill: str) -> float:
         return self._aht.get(skill, self.config.aht_initial_s)
@@ -379,6 +403,8 @@ class AcdEngine:
                 effects = self._callback_requested(event, now)
             case CallTransferred():
                 effects = self._transferred(event, now)
+            case SeatReachability():
+                effects = self._seat_reachability(event, now)
             case Tick():
                 effects = self._tick(now)
             case ResetDailyStats():
@@ -405,10 +431,25 @@ class AcdEngine:
             if taken and other.agent_id != event.agent_id:
                 return [Rejected(f"seat {event.seat} taken by {other.agent_id}", event.agent_id)]
         agent = self._agents.get(event.agent_id, Agent(event.agent_id))
-        new, effects = fsm.decide(agent, fsm.Login(event.seat, event.skills), now)
+        online = event.seat not in self._unreachable
+        new, effects = fsm.decide(agent, fsm.Login(event.seat, event.skills, online), now)
         if new is not agent:
             self._agents[event.agent_id] = new
         return effects
+
+    def _seat_reachability(self, event: SeatReachability, now: float) -> list[Effect]:
+        if not event.seat:
+            return [Rejected("seat reachability needs a seat")]
+        if event.reachable:
+            self._unreachable.discard(event.seat)
+        else:
+            self._unreachable.add(event.seat)
+        for agent in list(self._agents.values()):
+            if agent.seat == event.seat and agent.state is not AgentState.LOGGED_OUT:
+                new, effects = fsm.phone(agent, event.reachable, now)
+                self._agents[agent.agent_id] = new
+                return effects
+        return []
 
     def _force(self, event: SupervisorForce, now: float) -> list[Effect]:
         agent = self._agents.get(event.agent_id)
@@ -732,6 +773,7 @@ class AcdEngine:
             counters=dict(self._counters),
             last_stats_at=self._last_stats_at,
             finished=tuple(self._finished),
+            unreachable_seats=tuple(sorted(self._unreachable)),
         )
 
     def restore(self, snapshot: Snapshot) -> None:
@@ -748,6 +790,7 @@ class AcdEngine:
         self._counters = dict(snapshot.counters)
         self._last_stats_at = snapshot.last_stats_at
         self._finished = dict.fromkeys(snapshot.finished[-FINISHED_MEMORY:])
+        self._unreachable = set(snapshot.unreachable_seats)
         try:
             self.assert_invariants()
         except AssertionError as e:
@@ -765,6 +808,13 @@ class AcdEngine:
         problems: list[str] = []
         holders: dict[str, str] = {}  # call_id -> agent_id holding it (reserved/on_call)
         for agent in self._agents.values():
+            if agent.state is not AgentState.LOGGED_OUT \
+                    and agent.phone_offline != (agent.seat in self._unreachable):
+                problems.append(f"{agent.agent_id} phone_offline={agent.phone_offline} but "
+                                f"{agent.seat} is {'un' * (agent.seat in self._unreachable)}"
+                                "reachable")
+            if agent.state is AgentState.READY and agent.phone_offline:
+                problems.append(f"{agent.agent_id} ready at {agent.seat}, whose phone is gone")
             busy = agent.state in (AgentState.RESERVED, AgentState.ON_CALL)
             if not busy:
                 if agent.state is not AgentState.WRAP_UP and agent.call_id is not None:

@@ -55,6 +55,13 @@ class Agent:
     call_id: str | None = None  # the offered/connected call; kept through wrap-up
     idle_since: float = 0.0  # when it last became ready: longest-idle ordering
     calls_handled: int = 0  # calls answered since the engine first saw this agent
+    # the seat's phone is not registered (SeatReachability): never ready, so never offered a
+    # call; see acd.agent_fsm for what happens on the way out and back
+    phone_offline: bool = False
+    # while not_ready 'phone_offline': True if the phone, not the agent, kept them from ready
+    # (they were ready, in wrap-up or on a call), so they are ready again when it is back;
+    # False after a login at a dead seat: back to not_ready 'login', as after any login
+    ready_on_phone: bool = False
 
 
 @dataclass(frozen=True)

@@ -93,14 +93,11 @@ class AcdFeed:
             s.notifier.call_event(ev.call_id, "failover", at=s.clock())
         elif isinstance(ev, t.CallbackRequested):
             s.submit(acd.CallbackRequested(call_id=ev.call_id, number=ev.number))
-        elif isinstance(ev, t.SeatReachable) and not ev.reachable:
-            # the seat's phone went offline: stop offering calls there until the agent
-            # says ready again (a ringing call comes back through Dial's own failure)
-            agent = self._agent_at(ev.seat)
-            if agent is not None:
-                a = s.view.agents[agent]
-                if a.state == AgentState.READY:
-                    s.submit(acd.AgentNotReady(agent_id=agent, reason="phone_offline"))
+        elif isinstance(ev, t.SeatReachable):
+            # the ACD keeps every seat's reachability, agent or not: it never offers a call at
+            # a dead phone, and its agent is not_ready 'phone_offline' until it is back
+            # (acd.agent_fsm); a ring under way ends by Dial's own answer or failure
+            s.submit(acd.SeatReachability(seat=ev.seat, reachable=ev.reachable))
         # CallOffered needs no ACD input: the ACD chose the seat itself
 
     def callback_leg(self, msg: Any) -> bool:
@@ -178,8 +175,15 @@ class AcdFeed:
         # a caller in (or talking through) the native failover queue stays there: queuing them
         # in the ACD again would Redirect them out of a call with an agent
         failed_over = {ev.call_id for ev in rebuilt if isinstance(ev, t.CallFailedOver)}
+        # every seat's reachability as Asterisk has it now, not only what changed since the
+        # tracker last heard: the ACD may hold a picture from its snapshot, or from before a
+        # lost input (it takes repeats as no-ops)
+        for ev in rebuilt:
+            if isinstance(ev, t.SeatReachable):
+                self.core(ev)
         for ev in self.tracker.resync(rebuilt):
-            if isinstance(ev, t.CallQueued) and ev.call_id in failed_over:
+            if isinstance(ev, t.CallQueued) and ev.call_id in failed_over \
+                    or isinstance(ev, t.SeatReachable):
                 continue
             self.core(ev)
         # a callback being connected lives on in channels of its own: the call goes on

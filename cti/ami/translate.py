@@ -62,11 +62,22 @@ _DIAL_STATUS = re.compile(r"[A-Z]{0,16}")  # ANSWER, NOANSWER, BUSY, CHANUNAVAIL
 # a real channel's name (Local/ legs never get here): tech/resource-sequence
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@:+=\-]{1,96}")
 
+# A seat's reachability, from what Asterisk 22 sends for a PJSIP endpoint (recorded in
+# tests/contract/ami_traces/offer_rona_answer.ami, failover_native_queue.ami and
+# phones_unregister.ami). A REGISTER: DeviceStateChange NOT_INUSE, PeerStatus Reachable and
+# ContactStatus Created/NonQualified (qualify_frequency = 0). A REGISTER with Expires: 0, or
+# the contact expiring: DeviceStateChange UNAVAILABLE, PeerStatus Unreachable and ContactStatus
+# Removed. DeviceStateChange and PeerStatus are about the endpoint, so they say whether any
+# contact can be rung; a ContactStatus is about one contact. A contact that is added says the
+# seat can be rung, but one that goes (Removed, Unreachable) does not say the seat cannot: a
+# phone registering from a new address replaces its contact (max_contacts = 1,
+# remove_existing), and the old one's Removed may come after the new one's Created. The
+# endpoint's own events say when the last contact went.
 # device states in which the seat's phone can be rung (or is already busy with a call)
 _REACHABLE_STATES = frozenset({"NOT_INUSE", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 _UNREACHABLE_STATES = frozenset({"UNAVAILABLE", "INVALID"})
 _REACHABLE_CONTACT = frozenset({"Created", "Reachable", "NonQualified", "Updated"})
-_UNREACHABLE_CONTACT = frozenset({"Removed", "Unreachable"})
+_UNREACHABLE_CONTACT: frozenset[str] = frozenset()  # see above: the endpoint's events say it
 _REACHABLE_PEER = frozenset({"Registered", "Reachable"})
 _UNREACHABLE_PEER = frozenset({"Unregistered", "Unreachable", "Rejected"})
 

@@ -366,6 +366,38 @@ async def trace_local_and_actions(lab: Lab, ami: RawAmi) -> None:
     await ami.call({"Action": "Ping", "ActionID": "rec-final-ping"})
 
 
+def peer_status(seat: str, status: str) -> Callable[[Message], bool]:
+    return lambda m: (m.get("Event") == "PeerStatus" and m.get("Peer") == f"PJSIP/{seat}"
+                      and m.get("PeerStatus") == status)
+
+
+async def trace_phones_unregister(lab: Lab, ami: RawAmi) -> None:
+    """What Asterisk says of a seat's reachability: seat07 and seat08 register (snapshot
+    `-registered`), both send REGISTER with Expires: 0 (snapshot `-unregistered`), then seat07
+    registers for 60 s (the least Asterisk takes) and lets it expire (snapshot `-expired`)."""
+    await seat_phones(lab)
+    for seat, port in (("seat07", UAS_ANSWER_PORT), ("seat08", UAS_SILENT_PORT)):
+        mark = ami.mark()
+        await asyncio.to_thread(register, seat, lab.seat_secrets[seat], port, lab.settings,
+                                lab.workdir)
+        await ami.wait_for(peer_status(seat, "Reachable"), 30, f"{seat} reachable", mark)
+    await snapshot(ami, "registered")
+    for seat, port in (("seat07", UAS_ANSWER_PORT), ("seat08", UAS_SILENT_PORT)):
+        mark = ami.mark()
+        await asyncio.to_thread(register, seat, lab.seat_secrets[seat], port, lab.settings,
+                                lab.workdir, 0)
+        await ami.wait_for(peer_status(seat, "Unreachable"), 30, f"{seat} unregistered", mark)
+    await snapshot(ami, "unregistered")
+    mark = ami.mark()
+    await asyncio.to_thread(register, "seat07", lab.seat_secrets["seat07"], UAS_ANSWER_PORT,
+                            lab.settings, lab.workdir, 60)
+    await ami.wait_for(peer_status("seat07", "Reachable"), 30, "seat07 reachable again", mark)
+    # the contact expires 60 s on; Asterisk prunes expired contacts every 30 s
+    await ami.wait_for(peer_status("seat07", "Unreachable"), 150, "seat07 expired", mark)
+    await snapshot(ami, "expired")
+    await ami.call({"Action": "Ping", "ActionID": "rec-final-ping"})
+
+
 lab_sipp = Sipp()
 SCENARIOS: dict[str, Callable[[Lab, RawAmi], Awaitable[None]]] = {
     "ivr_hangup": trace_ivr_hangup,
@@ -374,6 +406,7 @@ SCENARIOS: dict[str, Callable[[Lab, RawAmi], Awaitable[None]]] = {
     "failover_native_queue": trace_failover_native_queue,
     "callback": trace_callback,
     "local_and_actions": trace_local_and_actions,
+    "phones_unregister": trace_phones_unregister,
 }
 
 

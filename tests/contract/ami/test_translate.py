@@ -221,7 +221,7 @@ def test_events_that_mean_nothing_to_the_cti(ev: Mapping[str, str]) -> None:
     (ami(Event="DeviceStateChange", Device="PJSIP/seat07", State="NOT_INUSE"), True),
     (ami(Event="DeviceStateChange", Device="PJSIP/seat07", State="UNAVAILABLE"), False),
     (ami(Event="ContactStatus", AOR="seat07", ContactStatus="NonQualified"), True),
-    (ami(Event="ContactStatus", AOR="seat07", ContactStatus="Unreachable"), False),
+    (ami(Event="ContactStatus", AOR="seat07", ContactStatus="Created"), True),
     (ami(Event="PeerStatus", Peer="PJSIP/seat07", PeerStatus="Reachable"), True),
     (ami(Event="PeerStatus", Peer="PJSIP/seat07", PeerStatus="Unreachable"), False),
 ])
