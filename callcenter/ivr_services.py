@@ -12,82 +12,158 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcenter.journal import DatabaseUnavailable, DurableWrites
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
-from cti.db.models import Call
+from cti.db.models import Call, WorkOrder
 from workorders import service as workorders
 from workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
 
 
+def _iso(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat()
+
+
+def _when(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _call_start(s: Session, d: dict[str, Any]) -> None:
+    call_records.record_call_start(s, call_id=d["call_id"], uniqueid=d["uniqueid"],
+                                   caller_number=d["caller"], dnis=d["dnis"],
+                                   now=_when(d["now"]))
+
+
+def _ivr_outcome(s: Session, d: dict[str, Any]) -> None:
+    """Write the IVR path and outcome. A transferred call goes on, so it is not ended here.
+    Idempotent (a journal replay may apply it twice): the same values again."""
+    call_id, outcome = d["call_id"], d["outcome"]
+    if outcome == "transfer":
+        call = s.execute(select(Call).where(Call.call_id == call_id)
+                         .with_for_update()).scalar_one_or_none()
+        if call is None:
+            log.warning("IVR outcome for unknown call %s", call_id)
+            return
+        call.ivr_path = list(d["path"])
+        call.outcome, call.language = outcome, d["lang"]
+        call.account_no, call.skill, call.priority = d["account"], d["skill"], d["priority"]
+        return
+    call = s.execute(select(Call).where(Call.call_id == call_id)).scalar_one_or_none()
+    if call is not None:
+        call.ivr_path = list(d["path"])
+    call_records.record_call_end(s, call_id, outcome=outcome, now=_when(d["now"]),
+                                 language=d["lang"], account_no=d["account"],
+                                 skill=d["skill"], priority=d["priority"])
+
+
 class DbIvrServices:
     """Each method is one unit of work in its own session, run in a worker thread.
 
     SQLAlchemy sessions are synchronous; running them in threads keeps one slow query from
-    stalling every other caller's prompts on the event loop.
+    stalling every other caller's prompts on the event loop. With `durable` (the daemon's),
+    lookups fail at once while the database is away (the flow apologises and transfers), and
+    the call record and fault reports go to the journal (callcenter/journal.py) instead.
     """
 
     def __init__(self, sessions: sessionmaker[Session],
                  sla_minutes: Mapping[str, int] = q.DEFAULT_SLA_MINUTES,
-                 policy: SlaPolicy | None = None) -> None:
+                 policy: SlaPolicy | None = None,
+                 durable: DurableWrites | None = None) -> None:
         self.sessions = sessions
         self.sla_minutes = dict(sla_minutes)
         self.policy = policy or SlaPolicy(arrival_minutes=MappingProxyType(self.sla_minutes))
+        self.durable = durable
+        if durable is not None:
+            durable.register("call_start", _call_start)
+            durable.register("ivr_outcome", _ivr_outcome)
+            durable.register("workorder", self._fault_order)
 
     async def query(self, kind: str, args: dict[str, Any]) -> Any:
+        if kind == "create_workorder" and self.durable is not None:
+            now = args.get("now") or datetime.now(UTC)
+            data = {"caller": str(args.get("caller") or "") or "anonymous",
+                    "account": args.get("account"), "call_id": args.get("call_id"),
+                    "now": _iso(now)}
+            applied, order = await self.durable.run_write(
+                "workorder", f"{args.get('call_id')}:workorder", data)
+            if applied:
+                return order
+            # journalled: its number comes when the database is back (numbers are the
+            # database's day counter, so none can be promised now); the flow says so
+            return q.WorkOrderInfo(number="", sla_due_at=None, type="fault_repair",
+                                   status="journalled")
+        if self.durable is not None:
+            return await self.durable.run_read(lambda s: self._lookup(s, kind, args))
         return await asyncio.to_thread(self._query, kind, args)
 
     def _query(self, kind: str, args: dict[str, Any]) -> Any:
-        now = args.get("now") or datetime.now(UTC)
         with self.sessions.begin() as s:
-            if kind == "bill":
-                return q.bill_info(s, str(args["account"]))
-            if kind == "outages":
-                return q.outages_for_account(s, str(args["account"]), now)
-            if kind == "accounts_for_caller":
-                return q.accounts_for_phone(s, str(args.get("caller") or "")) or None
             if kind == "create_workorder":
-                # through the work-order service: SLA clocks, and a fault in an area that
-                # already has an open master order within the window is linked to it (子单)
-                order = workorders.create(s, workorders.NewOrder(
-                    type="fault_repair", description="IVR fault report",
-                    caller_number=str(args.get("caller") or "") or "anonymous",
-                    account_no=args.get("account"), call_id=args.get("call_id"),
-                    channel="ivr"), workorders.IVR, now, self.policy)
-                return q.WorkOrderInfo(number=order.number, sla_due_at=order.sla_due_at,
-                                       type=order.type, status=order.status)
+                return self._fault_order(s, {
+                    "caller": str(args.get("caller") or "") or "anonymous",
+                    "account": args.get("account"), "call_id": args.get("call_id"),
+                    "now": args.get("now") or datetime.now(UTC)})
+            return self._lookup(s, kind, args)
+
+    def _lookup(self, s: Session, kind: str, args: dict[str, Any]) -> Any:
+        now = args.get("now") or datetime.now(UTC)
+        if kind == "bill":
+            return q.bill_info(s, str(args["account"]))
+        if kind == "outages":
+            return q.outages_for_account(s, str(args["account"]), now)
+        if kind == "accounts_for_caller":
+            return q.accounts_for_phone(s, str(args.get("caller") or "")) or None
+        if kind == "create_workorder":
+            raise DatabaseUnavailable("create_workorder is a write")  # never as a lookup
         raise ValueError(f"unknown IVR query {kind!r}")
+
+    def _fault_order(self, s: Session, d: dict[str, Any]) -> q.WorkOrderInfo:
+        """The IVR's fault report, once per call: a journal replay, or a write that met the
+        outage late and committed after all, finds the call's order and creates none."""
+        call_id = d.get("call_id")
+        if call_id:
+            found = s.execute(select(WorkOrder).where(
+                WorkOrder.call_id == call_id, WorkOrder.channel == "ivr",
+                WorkOrder.type == "fault_repair").order_by(WorkOrder.id).limit(1)
+            ).scalar_one_or_none()
+            if found is not None:
+                return q.WorkOrderInfo(number=found.number, sla_due_at=found.sla_due_at,
+                                       type=found.type, status=found.status)
+        # through the work-order service: SLA clocks, and a fault in an area that already has
+        # an open master order within the window is linked to it (子单)
+        order = workorders.create(s, workorders.NewOrder(
+            type="fault_repair", description="IVR fault report",
+            caller_number=d["caller"], account_no=d.get("account"), call_id=call_id,
+            channel="ivr"), workorders.IVR, _when(d["now"]), self.policy)
+        return q.WorkOrderInfo(number=order.number, sla_due_at=order.sla_due_at,
+                               type=order.type, status=order.status)
 
     async def call_started(self, *, call_id: str, uniqueid: str, caller: str, dnis: str,
                            now: datetime) -> None:
+        data = {"call_id": call_id, "uniqueid": uniqueid, "caller": caller, "dnis": dnis,
+                "now": _iso(now)}
+        if self.durable is not None:
+            await self.durable.run_write("call_start", f"{call_id}:start", data)
+            return
+
         def work() -> None:
             with self.sessions.begin() as s:
-                call_records.record_call_start(s, call_id=call_id, uniqueid=uniqueid,
-                                               caller_number=caller, dnis=dnis, now=now)
+                _call_start(s, data)
         await asyncio.to_thread(work)
 
     async def ivr_finished(self, *, call_id: str, outcome: str, path: list[dict[str, Any]],
                            lang: str, account: str | None, skill: str | None,
                            priority: int | None, now: datetime) -> None:
         """Write the IVR path and outcome. A transferred call goes on, so it is not ended here."""
+        data = {"call_id": call_id, "outcome": outcome, "path": list(path), "lang": lang,
+                "account": account, "skill": skill, "priority": priority, "now": _iso(now)}
+        if self.durable is not None:
+            await self.durable.run_write("ivr_outcome", f"{call_id}:ivr", data)
+            return
+
         def work() -> None:
             with self.sessions.begin() as s:
-                if outcome == "transfer":
-                    call = s.execute(select(Call).where(Call.call_id == call_id)
-                                     .with_for_update()).scalar_one_or_none()
-                    if call is None:
-                        log.warning("IVR outcome for unknown call %s", call_id)
-                        return
-                    call.ivr_path = list(path)
-                    call.outcome, call.language = outcome, lang
-                    call.account_no, call.skill, call.priority = account, skill, priority
-                    return
-                call = s.execute(select(Call).where(Call.call_id == call_id)
-                                 ).scalar_one_or_none()
-                if call is not None:
-                    call.ivr_path = list(path)
-                call_records.record_call_end(s, call_id, outcome=outcome, now=now,
-                                             language=lang, account_no=account, skill=skill,
-                                             priority=priority)
+                _ivr_outcome(s, data)
         await asyncio.to_thread(work)

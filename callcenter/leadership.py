@@ -20,11 +20,18 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.5   # a standby asks for the lock this often (jittered by +-20%)
 CHECK_S = 1.0  # the active proves it still holds the lock this often
+DOWN_CHECK_S = 0.2  # while the lock's server is down: asked often, to take the lock first
 
 
 class LeadershipLost(Exception):
     """The active CTI can no longer prove that it alone holds the lock (its database connection
     is gone or stopped answering): it must stop rather than route next to another one."""
+
+
+class LockServerDown(Exception):
+    """The lock's database server is down (it refused the connection: nothing listens there),
+    so no CTI can hold the lock: the active one rides the outage out and takes the lock again
+    when the server is back, or stops if another CTI took it first (LeadershipLost then)."""
 
 
 class LockUnavailable(Exception):
@@ -86,6 +93,17 @@ async def hold_leadership(lock: LeaderLock, *, check_s: float = CHECK_S,
                           sleep: Sleep = asyncio.sleep) -> NoReturn:
     """The active CTI's task: prove the lock every `check_s`; raises LeadershipLost (which ends
     the daemon's TaskGroup, so the CTI stops) the first time it cannot."""
+    down = False
     while True:
-        await sleep(check_s)
-        await lock.check()
+        await sleep(DOWN_CHECK_S if down else check_s)
+        try:
+            await lock.check()
+        except LockServerDown as exc:
+            if not down:
+                log.error("leadership: %s: its server is down (%s); routing on, taking the "
+                          "lock again when it is back", lock.what, exc)
+            down = True
+            continue
+        if down:
+            log.info("leadership: holding %s again", lock.what)
+        down = False

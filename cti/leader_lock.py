@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from callcenter.leadership import LeadershipLost, LockUnavailable
+from callcenter.leadership import LeadershipLost, LockServerDown, LockUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class PgLeaderLock:
         self.check_timeout_s = check_timeout_s
         self._conn: Any = None  # psycopg.AsyncConnection
         self._held = False
+        self._down = False  # the server refused us: nobody holds the lock until it is back
+        self._url = url
 
     @property
     def what(self) -> str:
@@ -144,6 +146,9 @@ class PgLeaderLock:
     async def check(self) -> None:
         import psycopg
 
+        if self._down:
+            await self._retake()
+            return
         if not self._held or self._conn is None:
             raise LeadershipLost(f"{self.what} is not held")
         # a task of its own, waited for with a deadline: a query on a dead network may not
@@ -159,14 +164,58 @@ class PgLeaderLock:
             held = probe.result()
         except (psycopg.Error, OSError) as exc:
             self._held = False
+            await self._drop()
+            if await self._server_refuses():
+                # the server is down (it stopped, or restarts): the lock went with it, for
+                # every CTI. Ride on and take it again when it is back (_retake)
+                self._down = True
+                raise LockServerDown(f"the connection holding it failed: {exc}") from exc
+            # the server is up and ended our session: a standby may hold the lock now
             raise LeadershipLost(f"{self.what}: the connection holding it failed: {exc}") \
                 from exc
         if not held:
             self._held = False
             raise LeadershipLost(f"{self.what}: the server no longer lists it as ours")
 
+    async def _server_refuses(self) -> bool:
+        """True when the server's address refuses a connection (nothing listens: the server
+        is down, so nobody holds the lock). A silence (a timeout) proves nothing: False."""
+        from sqlalchemy.engine import make_url
+
+        u = make_url(self._url)
+        host, port = u.host or "/var/run/postgresql", u.port or 5432
+        try:
+            opening = (asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
+                       if host.startswith("/") else asyncio.open_connection(host, port))
+            _r, w = await asyncio.wait_for(opening, self.check_timeout_s)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return True
+        except (OSError, TimeoutError):
+            return False
+        w.close()
+        return False
+
+    async def _retake(self) -> None:
+        """The server was down: take the lock again when it is back; LockServerDown while it
+        still refuses (or is still starting up), LeadershipLost if another CTI got it first
+        or the server stopped answering at all."""
+        if await self._server_refuses():
+            raise LockServerDown("the server still refuses connections")
+        try:
+            held = await self.try_acquire()
+        except LockUnavailable as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                self._down = False
+                raise LeadershipLost(f"{self.what}: the server does not answer") from exc
+            raise LockServerDown(f"the server is not ready: {exc}") from exc
+        self._down = False
+        if not held:
+            raise LeadershipLost(f"{self.what}: another CTI took it while its server was down")
+        log.info("leadership: %s taken again after its server's outage", self.what)
+
     async def release(self) -> None:
         self._held = False
+        self._down = False
         await self._drop()
 
     async def _drop(self) -> None:

@@ -335,6 +335,8 @@ def expected_files(settings: Settings) -> list[Expect]:
            Expect(st / "log" / "cti-standby.log", most=0o640),
            Expect(st / "cti.standby.json", private=True),
            Expect(st / "run" / "cti.lock", private=True),
+           # the database-outage journal (callcenter/journal.py): the CTI's own, 0600
+           Expect(st / "db-journal.jsonl", private=True),
            Expect(st / "log" / "asterisk.out", private=True),
            Expect(st / "log" / "fail2ban.out", private=True),
            Expect(st / "asterisk" / "log", uid=ASTERISK_UID),

@@ -473,7 +473,8 @@ def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
     for f in sqlite_files(settings):
         _give(f, user, 0o600)
     for f in (state / "cti.status.json", state / "cti.status.tmp", state / "cti.standby.json",
-              state / "cti.standby.tmp"):
+              state / "cti.standby.tmp",
+              state / "db-journal.jsonl"):  # writes kept through a database outage
         _give(f, user, 0o600)
     # the leadership lock file: in run/, where the CTI may not create it; made here for it
     fd = os.open(p.cti_lock, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

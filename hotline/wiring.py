@@ -304,6 +304,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.agent_commands import AgentCommands
     from callcenter.call_control import CallControl
     from callcenter.ivr_services import DbIvrServices
+    from callcenter.journal import JOURNAL_NAME, DurableWrites, FileJournal
     from cti.ami.client import AmiClient
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
@@ -312,7 +313,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.db.calls import pbx_cut_writer
     from cti.db.mqtt_logins import DbMqttDirectory
     from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
-    from cti.db.session import make_session_factory
+    from cti.db.session import make_engine, make_session_factory
     from cti.mqtt import MqttBus
     from ivr.agi_session import IvrContext, make_ivr_handler
     from ivr.engine import Engine
@@ -324,18 +325,27 @@ async def build_daemon(settings: Settings) -> Daemon:
 
     db_engine = migrated_engine(settings)
     sessions = make_session_factory(db_engine)
+    # the call record and IVR fault reports outlive a database outage: journalled, replayed
+    # SQLite: a write waits 2 s for the lock, not 15 (the caller's patience is 3 s)
+    durable = DurableWrites(make_session_factory(make_engine(settings.db_url,
+                                                             busy_timeout_ms=2000)),
+                            FileJournal(settings.state_dir / JOURNAL_NAME))
     prompts = PromptIndex.load(settings.prompts.cache_dir)
     registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
     registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
     check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
     recorder = RecorderService(settings.recorder, DbRecordingIndex(sessions),
                                timezone=settings.ivr.timezone)
+    # recordings that ended while the database was away have no index row: the reconciler
+    # finds them once it is back (the ones still recording are indexed as they end)
+    durable.on_recovered.append(recorder.at_start)
     tz = ZoneInfo(settings.ivr.timezone)
 
     ivr_ctx = IvrContext(
         engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
         prompts=prompts,
-        services=DbIvrServices(sessions, policy=settings.workorders.policy()),
+        services=DbIvrServices(sessions, policy=settings.workorders.policy(),
+                               durable=durable),
         clock=lambda: datetime.now(UTC),
     )
     fastagi = FastAgiServer({"ivr": make_ivr_handler(ivr_ctx)}, settings.fastagi.host,
@@ -350,7 +360,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     # work orders: SLA escalations go to hotline/supervisors/alerts after their commit
     services = build_services(settings, sessions, bus=bus)
     workorders = services.workorders
-    store = DbAcdStore(sessions)
+    store = DbAcdStore(sessions, durable=durable)
     feed: AcdFeed | None = None
     supervision: SupervisionService | None = None
 
@@ -426,6 +436,7 @@ async def build_daemon(settings: Settings) -> Daemon:
         "recorder-reconcile": recorder.at_start,
         "recorder-purge": recorder.daily_purge,
         "acd": acd.run,
+        "db-journal": durable.replay,
         "supervision": supervision.run,
         "supervision-tick": supervision.ticker,
         "acd-tick": acd.ticker,

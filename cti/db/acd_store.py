@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from acd.model import Agent, AgentState
 from callcenter.acd_service import CallData, Principal
+from callcenter.journal import DurableWrites
 from cti.db import agents as db_agents
 from cti.db.ivr_queries import normalize_phone
 from cti.db.models import Account, Call, Customer, WorkOrder
 from cti.db.screen_pop import CLOSED_WORK_ORDER_STATUSES, screen_pop
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _dt(ts: float) -> datetime:
@@ -52,25 +55,80 @@ def _flags(s: Session, caller: str, account: str | None) -> frozenset[str]:
     return frozenset(flags)
 
 
+def _call_queued(s: Session, d: dict[str, Any]) -> None:
+    db_agents.record_call_queued(s, d["call_id"], now=_dt(d["at"]), caller=d.get("caller"))
+
+
+def _call_answered(s: Session, d: dict[str, Any]) -> None:
+    db_agents.record_call_answered(s, d["call_id"], agent_id=d["agent_id"], seat=d["seat"],
+                                   now=_dt(d["at"]))
+
+
+def _call_ended(s: Session, d: dict[str, Any]) -> None:
+    """The call record's end: the caller left the agent side (answered and done, or gave up
+    waiting: outcome 'abandoned'). A repeat (a journal replay) finds it ended: a no-op."""
+    call = s.execute(select(Call).where(Call.call_id == d["call_id"])
+                     .with_for_update()).scalar_one_or_none()
+    if call is None or call.ended_at is not None:
+        return
+    call.ended_at = _dt(d["at"])
+    if d["abandoned"] and call.answered_at is None:
+        call.outcome = "abandoned"
+    elif call.outcome is None:
+        # it reached the agent side with no IVR outcome: the IVR died before
+        # writing one and the dialplan's fallback queued the caller
+        call.outcome = "fallback"
+
+
 class DbAcdStore:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    """With `durable` (the daemon's): the call-record writes go to the journal while the
+    database is away (callcenter/journal.py), and lookups fail at once then."""
+
+    def __init__(self, sessions: sessionmaker[Session],
+                 durable: DurableWrites | None = None) -> None:
         self.sessions = sessions
+        self.durable = durable
+        if durable is not None:
+            durable.register("call_queued", _call_queued)
+            durable.register("call_answered", _call_answered)
+            durable.register("call_end", _call_ended)
+
+    async def _write(self, kind: str, key: str, data: dict[str, Any]) -> None:
+        if self.durable is not None:
+            await self.durable.run_write(kind, key, data)
+            return
+        applier = {"call_queued": _call_queued, "call_answered": _call_answered,
+                   "call_end": _call_ended}[kind]
+
+        def work() -> None:
+            with self.sessions.begin() as s:
+                applier(s, data)
+        await asyncio.to_thread(work)
 
     async def lookup(self, call_id: str, caller: str, account: str | None) -> CallData:
         """A queued call's routing flags and screen-pop, in one unit of work: fetched while the
         call waits, so the ring needs no query. Either part that fails degrades alone."""
+        durable = self.durable
+        if durable is not None and durable.down:  # at once: the caller waits on music
+            log.warning("call %s: database unavailable; routed without its data", call_id)
+            return CallData(frozenset(), _failed_pop(call_id, caller))
+
+        def unit(fn: Callable[[Session], T]) -> T:
+            if durable is not None:  # its short lock wait, and an outage seen is noted
+                return durable.read(fn)
+            with self.sessions.begin() as s:
+                return fn(s)
+
         def work() -> CallData:
             try:
-                with self.sessions.begin() as s:
-                    flags = _flags(s, caller, account)
+                flags = unit(lambda s: _flags(s, caller, account))
             except Exception:
                 log.exception("routing flags for %s/%s failed; routing without them",
                               caller, account)
                 flags = frozenset()
             try:
-                with self.sessions.begin() as s:
-                    pop = screen_pop(s, call_id=call_id, caller_number=caller,
-                                     account_no=account, now=datetime.now(UTC))
+                pop = unit(lambda s: screen_pop(s, call_id=call_id, caller_number=caller,
+                                                account_no=account, now=datetime.now(UTC)))
             except Exception:
                 log.exception("screen-pop for %s failed", call_id)
                 pop = _failed_pop(call_id, caller)
@@ -97,35 +155,17 @@ class DbAcdStore:
 
     async def call_queued(self, call_id: str, skill: str, at: float,
                           caller: str | None = None) -> None:
-        def work() -> None:
-            with self.sessions.begin() as s:
-                db_agents.record_call_queued(s, call_id, now=_dt(at), caller=caller)
-        await asyncio.to_thread(work)
+        await self._write("call_queued", f"{call_id}:queued",
+                          {"call_id": call_id, "skill": skill, "at": at, "caller": caller})
 
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None:
-        """The call record's end: the caller left the agent side (answered and done, or gave
-        up waiting: outcome 'abandoned')."""
-        def work() -> None:
-            with self.sessions.begin() as s:
-                call = s.execute(select(Call).where(Call.call_id == call_id)
-                                 .with_for_update()).scalar_one_or_none()
-                if call is None or call.ended_at is not None:
-                    return
-                call.ended_at = _dt(at)
-                if abandoned and call.answered_at is None:
-                    call.outcome = "abandoned"
-                elif call.outcome is None:
-                    # it reached the agent side with no IVR outcome: the IVR died before
-                    # writing one and the dialplan's fallback queued the caller
-                    call.outcome = "fallback"
-        await asyncio.to_thread(work)
+        """The call record's end (_call_ended)."""
+        await self._write("call_end", f"{call_id}:end",
+                          {"call_id": call_id, "at": at, "abandoned": abandoned})
 
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
-        def work() -> None:
-            with self.sessions.begin() as s:
-                db_agents.record_call_answered(s, call_id, agent_id=agent_id, seat=seat,
-                                               now=_dt(at))
-        await asyncio.to_thread(work)
+        await self._write("call_answered", f"{call_id}:answered",
+                          {"call_id": call_id, "agent_id": agent_id, "seat": seat, "at": at})
 
     async def save_snapshot(self, data: dict[str, Any]) -> None:
         def work() -> None:

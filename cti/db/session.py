@@ -43,13 +43,22 @@ def _sqlite_on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for url. SQLite gets FK enforcement, WAL and a busy timeout."""
+def make_engine(url: str, *, busy_timeout_ms: int | None = None) -> Engine:
+    """Create an engine for url. SQLite gets FK enforcement, WAL and a busy timeout
+    (busy_timeout_ms: a shorter one, for writes that would rather be journalled than wait)."""
     sa_url = make_url(url)
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
         engine = create_engine(sa_url)
         event.listen(engine, "connect", _sqlite_on_connect)
+        if busy_timeout_ms is not None:
+            def short_wait(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+                cursor = dbapi_connection.cursor()
+                try:  # after _sqlite_on_connect's, so this one holds
+                    cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                finally:
+                    cursor.close()
+            event.listen(engine, "connect", short_wait)
         event.listen(engine, "begin", _sqlite_on_begin)
     elif backend == "postgresql":
         # pre_ping: a PostgreSQL restart or failover must not surface as the first failed IVR query.

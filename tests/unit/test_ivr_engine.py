@@ -351,6 +351,17 @@ def test_fault_report_that_cannot_be_saved_goes_to_repair_agents() -> None:
                                 zh("ivr.fault_failed"))
 
 
+def test_a_fault_report_during_a_database_outage_is_taken_and_its_number_comes_later() -> None:
+    # the account cannot be checked (the database is away): the report is taken anyway, the
+    # service journals it (callcenter/journal.py) and answers with no number yet
+    call = drive([*ZH, press("3"), press("1"), press(ACCOUNT),
+                  QueryResult(error="DatabaseUnavailable"), found(WorkOrder("", None))])
+
+    assert [q.kind for q in call.of(Query)] == ["bill", "create_workorder"]
+    assert call.plays()[1:] == [("ivr.fault_recorded_later",)]
+    assert call.end == Hangup(zh("ivr.goodbye"))
+
+
 # --------------------------------------------------------------------------- agent, language
 
 
