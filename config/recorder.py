@@ -20,6 +20,9 @@ class RecorderSettings:
     settle_s: float = 30.0       # an unclosed file untouched this long is indexed as it is
     index_wait_s: float = 10.0   # how long the CTI waits for Asterisk to close a file
     purge_hour: int = 3          # the daily retention purge runs at this local hour
+    # below this much free space the recordings disk counts as full: supervisors are alerted
+    # and each leg recorded then without a whole file is logged with the reason
+    min_free_mb: float = 100.0
     retention: RetentionPolicy = field(default_factory=lambda: RetentionPolicy(180))
 
 
@@ -40,6 +43,7 @@ def recorder_settings(raw: Mapping[str, Any], state_dir: Path, root: Path) -> Re
         settle_s=float(raw.get("settle_s", 30.0)),
         index_wait_s=float(raw.get("index_wait_s", 10.0)),
         purge_hour=hour,
+        min_free_mb=float(raw.get("min_free_mb", 100.0)),
         retention=RetentionPolicy.from_mapping(dict(raw.get("retention", DEFAULT_RETENTION)),
                                                WORK_ORDER_TYPES),
     )

@@ -181,6 +181,14 @@ class IvrSettings:
     entry_flow: str
     default_language: str
     timezone: str
+    # the longest a caller in the IVR may hear nothing: a FastAGI reply slower than this ends
+    # the session (the dialplan's fallback takes over), a lookup slower than this gets music
+    max_silence_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_silence_s <= 10:
+            raise ValueError(f"[ivr] max_silence_s must be more than 0 and at most 10 s, got "
+                             f"{self.max_silence_s}")
 
 
 @dataclass(frozen=True)
@@ -333,7 +341,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                                                             "[fastagi] peer_uid")),
             ivr=IvrSettings(flows_dir=_path(root, ivr["flows_dir"]), entry_flow=ivr["entry_flow"],
                             default_language=ivr["default_language"],
-                            timezone=ivr.get("timezone", "Asia/Shanghai")),
+                            timezone=ivr.get("timezone", "Asia/Shanghai"),
+                            max_silence_s=float(ivr.get("max_silence_s", 2.0))),
             prompts=PromptSettings(catalog_dir=_path(root, pr["catalog_dir"]),
                                    cache_dir=_path(root, pr["cache_dir"]), rate=int(pr["rate"]),
                                    voices=dict(pr["voices"])),

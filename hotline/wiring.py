@@ -347,6 +347,7 @@ async def build_daemon(settings: Settings) -> Daemon:
         services=DbIvrServices(sessions, policy=settings.workorders.policy(),
                                durable=durable),
         clock=lambda: datetime.now(UTC),
+        max_silence_s=settings.ivr.max_silence_s,
     )
     fastagi = FastAgiServer({"ivr": make_ivr_handler(ivr_ctx)}, settings.fastagi.host,
                             settings.fastagi.port, settings.fastagi.backlog,
@@ -374,6 +375,12 @@ async def build_daemon(settings: Settings) -> Daemon:
     ami = AmiClient(node.ami_host, node.ami_port, settings.ami.username,
                     settings.ami.secret, on_connected=on_ami_connected)
     recorder.ami = ami  # reads what Asterisk kept of recordings the CTI did not see end
+    # an IVR session that gives up on a slow FastAGI path moves its caller over AMI
+    ivr_ctx.rescue = AmiPbx(ami, prompts).ivr_fallback
+    # a leg left unrecorded (a full disk) goes to audit_log, then to supervisors' alerts
+    from cti.notifier import SUPERVISOR_ALERTS_TOPIC
+    recorder.unrecorded_log = DbRecordingIndex(sessions)
+    recorder.alert = lambda doc: bus.publish(SUPERVISOR_ALERTS_TOPIC, doc)
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
                             seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))
@@ -435,6 +442,7 @@ async def build_daemon(settings: Settings) -> Daemon:
         "recorder-index": recorder.run,
         "recorder-reconcile": recorder.at_start,
         "recorder-purge": recorder.daily_purge,
+        "recorder-disk": recorder.watch_disk,
         "acd": acd.run,
         "db-journal": durable.replay,
         "supervision": supervision.run,

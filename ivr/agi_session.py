@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 ALL_KEYS = "0123456789*#"
 QUERY_TIMEOUT_S = 5.0
+# music to a caller whose lookup is still running after [ivr] max_silence_s (a MOH class)
+HOLD_MUSIC = "default"
 # the call record is worth a short wait, never the caller's silence
 RECORD_TIMEOUT_S = 3.0
 PLAY_TIMEOUT_S = 120.0
@@ -50,6 +52,12 @@ class IvrContext:
     prompts: PromptPaths
     services: IvrServices
     clock: Callable[[], datetime]
+    # [ivr] max_silence_s: a reply to a command that plays nothing must come within it (res_agi
+    # waits for our next command for ever, in silence); a lookup past it gets music
+    max_silence_s: float = 2.0
+    # takes a caller whose session gave up (a FastAGI path too slow) to the dialplan's fallback
+    # by another way than FastAGI (AMI Redirect); None: the close alone, which arrives late
+    rescue: Callable[[str], Awaitable[bool]] | None = None
 
 
 def _quote(s: str) -> str:
@@ -69,6 +77,8 @@ class AgiIvrSession:
         self.call_id = h.get("agi_arg_1") or self.uniqueid
         self.caller = h.get("agi_callerid", "") if h.get("agi_callerid") != "unknown" else ""
         self.dnis = h.get("agi_extension", "")
+        self.link_s = ctx.max_silence_s
+        self.channel = h.get("agi_channel", "")
 
     def _paths(self, prompts: Sequence[e.Prompt]) -> list[str]:
         return [self.ctx.prompts.asterisk_path(p.id, p.lang) for p in prompts]
@@ -90,14 +100,15 @@ class AgiIvrSession:
         return None
 
     async def _check_alive(self) -> None:
-        res = await self.agi.command("CHANNEL STATUS")
+        res = await self.agi.command("CHANNEL STATUS", timeout=self.link_s)
         if res.get("error") or res.get("result", ("", ""))[0] not in ("4", "5", "6"):
             raise AgiHangup("channel is not up")
 
     async def drain(self) -> int:
         """Swallow keys until the caller pauses; returns how many were dropped."""
         for dropped in range(DRAIN_MAX_KEYS):
-            res = await self.agi.command(f"WAIT FOR DIGIT {DRAIN_QUIET_MS}")
+            res = await self.agi.command(f"WAIT FOR DIGIT {DRAIN_QUIET_MS}",
+                                         timeout=self.link_s + DRAIN_QUIET_MS / 1000)
             if res.get("error") == "AGIAppError":
                 raise AgiHangup("WAIT FOR DIGIT returned -1")
             if res.get("result", ("0",))[0] in ("0", ""):
@@ -112,7 +123,8 @@ class AgiIvrSession:
                                      timeout=PLAY_TIMEOUT_S + timeout_s * (max_digits + 1))
         if res.get("error") == "AGIAppError":
             raise AgiHangup("Read returned -1")
-        got = await self.agi.command('GET FULL VARIABLE "${HOTLINE_INPUT}|${READSTATUS}"')
+        got = await self.agi.command('GET FULL VARIABLE "${HOTLINE_INPUT}|${READSTATUS}"',
+                                     timeout=self.link_s)
         value = got.get("result", ("", ""))[1] if got.get("result", ("0",))[0] == "1" else ""
         digits, _, status = value.partition("|")
         if status == "HANGUP":
@@ -144,19 +156,40 @@ class AgiIvrSession:
         return e.Collected(have + rest, timed_out=status == "TIMEOUT")
 
     async def query(self, act: e.Query) -> e.QueryResult:
+        """The lookup, cut off after QUERY_TIMEOUT_S; past max_silence_s the caller hears music
+        while it runs (the flow's on_error path apologises and transfers on a timeout)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + QUERY_TIMEOUT_S
+        lookup = asyncio.create_task(self.ctx.services.query(act.kind, dict(act.args)),
+                                     name=f"ivr-lookup-{self.call_id}")
+        music = False
         try:
-            async with asyncio.timeout(QUERY_TIMEOUT_S):
-                value = await self.ctx.services.query(act.kind, dict(act.args))
-            return e.QueryResult(value=value)
-        except TimeoutError:
+            await asyncio.wait({lookup}, timeout=min(self.link_s, QUERY_TIMEOUT_S))
+            if not lookup.done():
+                log.warning("call %s: %s lookup slower than %.1fs: music until it ends",
+                            self.call_id, act.kind, self.link_s)
+                await self.agi.command(f"SET MUSIC on {HOLD_MUSIC}", timeout=self.link_s)
+                music = True
+                await asyncio.wait({lookup}, timeout=max(0.0, deadline - loop.time()))
+            timed_out = not lookup.done()
+        finally:
+            if not lookup.done():
+                lookup.cancel()  # the lookup's own task: nothing else waits on it
+        if music:
+            await self.agi.command("SET MUSIC off", timeout=self.link_s)
+        if timed_out:
             log.error("call %s: %s lookup timed out", self.call_id, act.kind)
             return e.QueryResult(error="timeout")
-        except Exception as exc:  # a broken database must not leave the caller in silence
-            log.exception("call %s: %s lookup failed", self.call_id, act.kind)
+        exc = lookup.exception()
+        if exc is not None:  # a broken database must not leave the caller in silence
+            # one line, no traceback: a database outage fails every lookup for a while
+            log.error("call %s: %s lookup failed: %s: %s", self.call_id, act.kind,
+                      type(exc).__name__, exc)
             return e.QueryResult(error=type(exc).__name__)
+        return e.QueryResult(value=lookup.result())
 
     async def set_var(self, name: str, value: str) -> None:
-        await self.agi.command(f"SET VARIABLE {name} {_quote(value)}")
+        await self.agi.command(f"SET VARIABLE {name} {_quote(value)}", timeout=self.link_s)
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -170,6 +203,10 @@ class AgiIvrSession:
         except Exception:
             log.exception("call %s: could not record the call start", self.call_id)
         try:
+            # the link first: Asterisk plays the dialplan's music until our first command, so a
+            # FastAGI path too slow to answer a NOOP within max_silence_s leaves the caller
+            # there and goes to the fallback (AgiCommandError below) before any prompt
+            await self.agi.command("NOOP", timeout=self.link_s)
             session, actions = engine.start(e.Start(caller=self.caller, call_id=self.call_id,
                                                     now=now, dnis=self.dnis))
             while True:
@@ -211,11 +248,24 @@ class AgiIvrSession:
         except AgiHangup:
             await self._record_end("hangup", session, None, None, None)
             raise
-        except AgiCommandError:
-            # Asterisk misbehaved; leave HOTLINE_NEXT empty so the dialplan's fallback serves
-            log.exception("call %s: AGI command failed; dialplan fallback takes over",
-                          self.call_id)
+        except AgiCommandError as exc:
+            # Asterisk misbehaved, or the FastAGI path is too slow for a caller to wait on:
+            # leave HOTLINE_NEXT empty and close, so the dialplan's fallback serves
+            log.error("call %s: AGI command failed (%s); dialplan fallback takes over",
+                      self.call_id, exc)
+            await self._rescue()
             await self._record_end("fallback", session, None, None, None)
+
+    async def _rescue(self) -> None:
+        if self.ctx.rescue is None or not self.channel:
+            return
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                moved = await self.ctx.rescue(self.channel)
+            log.warning("call %s: %s to the dialplan's fallback over AMI", self.call_id,
+                        "moved" if moved else "not moved (gone, or its exit was set)")
+        except Exception:  # the close still reaches Asterisk, late
+            log.exception("call %s: could not move the caller to the fallback", self.call_id)
 
     async def _record_end(self, outcome: str, session: e.Session | None, account: str | None,
                           skill: str | None, priority: int | None) -> None:

@@ -64,6 +64,25 @@ class RecordingFacts:
     caller_number: str | None = None
 
 
+@dataclass(frozen=True)
+class UnrecordedLeg:
+    """An answered leg with no whole recording, and why (recorder.disk's reasons)."""
+
+    call_id: str
+    leg_id: str
+    seat: str | None
+    rel_path: str
+    reason: str
+    detail: str
+    free_bytes: int
+
+
+class UnrecordedLog(Protocol):
+    """Where each unrecorded leg's reason is kept for supervisors (audit_log in the CTI)."""
+
+    def unrecorded(self, leg: UnrecordedLeg, now: datetime) -> None: ...
+
+
 class RecordingIndex(Protocol):
     """The recording index. Each call is its own unit of work; blocking (the recorder runs it
     in a worker thread)."""

@@ -23,7 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.recorder import RecorderSettings
-from recorder.audio import NotAWav, inspect, riff_complete, sha256_of
+from recorder.audio import NotAWav, WavFacts, inspect, riff_complete, sha256_of
+from recorder.disk import DiskState, LegFile, free_bytes, unrecorded
 from recorder.naming import (
     IN_CHROOT_DIR,
     BadRecordingName,
@@ -31,11 +32,24 @@ from recorder.naming import (
     relative_to_storage,
     resolve,
 )
-from recorder.ports import UNAVAILABLE, AmiActions, RecordingFacts, RecordingIndex, is_refusal
+from recorder.ports import (
+    UNAVAILABLE,
+    AmiActions,
+    RecordingFacts,
+    RecordingIndex,
+    UnrecordedLeg,
+    UnrecordedLog,
+    is_refusal,
+)
 from recorder.reconcile import DiskFile, Report, diff
 
 log = logging.getLogger(__name__)
 DONE_EVENT = "HotlineRecordingDone"
+START_EVENT = "HotlineRecordingStart"
+DISK_CHECK_S = 2.0  # how often the recordings disk's free space is looked at
+# how long the CTI waits for Asterisk to close a file on a full disk: a file that cannot grow
+# is not worth [recorder] index_wait_s per leg (legs are indexed one at a time)
+FULL_DISK_WAIT_S = 1.0
 # AstDB family where the dialplan keeps each leg's caller|queue|start epoch, key <call>_<leg>
 META_FAMILY = "hotline-rec"
 TMPFS = frozenset({"tmpfs", "ramfs"})
@@ -183,6 +197,12 @@ class RecorderService:
         self.ami: AmiActions | None = ami
         self.indexed = 0
         self.last_reconcile: dict[str, Any] | None = None
+        # set by the composition root: where unrecorded legs are kept, and how supervisors are
+        # alerted (hotline/supervisors/alerts); either may be absent in tests
+        self.unrecorded_log: UnrecordedLog | None = None
+        self.alert: Callable[[Mapping[str, Any]], None] | None = None
+        self.disk = DiskState(int(settings.min_free_mb * 1024 * 1024))
+        self.unrecorded = 0
 
     @property
     def storage_dir(self) -> Path:
@@ -197,7 +217,79 @@ class RecorderService:
                 except asyncio.QueueFull:
                     # not lost: the file is on disk and the next reconcile indexes it
                     log.error("recorder queue full: %s left to the reconciler", msg.get("File"))
+            elif msg.get("Event") == "UserEvent" and msg.get("UserEvent") == START_EVENT:
+                self.check_disk()
+                if self.disk.full:
+                    log.warning("recording started on a full disk call_id=%s seat=%s file=%s",
+                                msg.get("CallId"), msg.get("Seat"), msg.get("File"))
             yield msg
+
+    def check_disk(self) -> bool:
+        """Look at the free space; alert supervisors when the disk becomes full or has room
+        again. Returns whether it is full now."""
+        try:
+            free = free_bytes(self.storage_dir)
+        except OSError as exc:
+            log.error("recordings folder %s unreadable: %s", self.storage_dir, exc)
+            return self.disk.full
+        change = self.disk.update(free, time.time())
+        if change == "full":
+            log.error("recordings disk full: %d bytes free in %s (below %d): calls go on, "
+                      "legs recorded now may have no file", free, self.storage_dir,
+                      self.disk.min_free)
+        elif change == "ok":
+            log.warning("recordings disk has room again: %d bytes free in %s; recording "
+                        "resumes", free, self.storage_dir)
+        if change is not None:
+            self._alert({"kind": "recording", "level": "disk_full" if change == "full"
+                         else "disk_ok", "free_bytes": free, "min_free_bytes": self.disk.min_free,
+                         "at": self.clock().isoformat()})
+        return self.disk.full
+
+    async def watch_disk(self) -> None:
+        """Check the recordings disk every DISK_CHECK_S, for ever (a full disk is noticed,
+        and its end, with no call to show it)."""
+        while True:
+            self.check_disk()
+            await asyncio.sleep(DISK_CHECK_S)
+
+    def _alert(self, doc: Mapping[str, Any]) -> None:
+        if self.alert is None:
+            return
+        try:
+            self.alert(doc)
+        except Exception:  # an alert that cannot go out must not stop indexing
+            log.exception("recording alert not sent: %r", doc)
+
+    async def _unrecorded(self, msg: Mapping[str, str], rel: str, found: LegFile) -> bool:
+        """Log, keep and alert an answered leg without a whole recording; False when the
+        file is whole."""
+        try:
+            free = free_bytes(self.storage_dir)
+        except OSError:
+            free = 0
+        try:
+            began = float(msg["StartEpoch"])
+        except (KeyError, ValueError):
+            began = time.time()
+        why = unrecorded(found, free, self.disk.min_free, was_full=self.disk.full_since(began))
+        if why is None:
+            return False
+        reason, detail = why
+        name = parse(rel)
+        leg = UnrecordedLeg(call_id=name.call_id, leg_id=name.leg_id,
+                            seat=msg.get("Seat") or None, rel_path=rel, reason=reason,
+                            detail=detail, free_bytes=free)
+        log.error("leg not recorded call_id=%s leg=%s seat=%s reason=%s: %s", leg.call_id,
+                  leg.leg_id, leg.seat, reason, detail)
+        self.unrecorded += 1
+        if self.unrecorded_log is not None:
+            await asyncio.to_thread(self.unrecorded_log.unrecorded, leg, self.clock())
+        # after the write: supervisors see what the database has
+        self._alert({"kind": "recording", "level": "unrecorded", "call_id": leg.call_id,
+                     "leg": leg.leg_id, "seat": leg.seat, "file": rel, "reason": reason,
+                     "detail": detail, "at": self.clock().isoformat()})
+        return True
 
     async def run(self) -> None:
         """Index each finished recording, one at a time, for ever."""
@@ -215,7 +307,15 @@ class RecorderService:
             log.warning("recording event with a bad file name: %s", exc)
             return
         path = resolve(self.storage_dir, rel)
-        deadline = time.monotonic() + self.settings.index_wait_s
+        try:
+            leg_s: float | None = float(int(msg["EndEpoch"]) - int(msg["StartEpoch"]))
+            began = float(msg["StartEpoch"])
+        except (KeyError, ValueError):
+            leg_s, began = None, time.time()
+        self.check_disk()
+        wait = min(FULL_DISK_WAIT_S if self.disk.full_since(began) else
+                   self.settings.index_wait_s, self.settings.index_wait_s)
+        deadline = time.monotonic() + wait
         # the hangup handler runs as the MixMonitor detaches; Asterisk closes the file
         # (and fills in the wav header) a moment later
         while not (path.exists() and riff_complete(path)):
@@ -223,12 +323,20 @@ class RecorderService:
                 if not path.exists():
                     log.error("recording file missing call_id=%s file=%s", msg.get("CallId"),
                               rel)
+                    await self._unrecorded(msg, rel, LegFile(False, False, 0.0, leg_s))
                     return
                 log.warning("recording still open after %.0fs, indexing as is: %s",
-                            self.settings.index_wait_s, rel)
+                            wait, rel)
                 break
             await asyncio.sleep(0.1)
-        facts = await asyncio.to_thread(inspect, path)
+        try:
+            facts: WavFacts = await asyncio.to_thread(inspect, path)
+        except NotAWav as exc:
+            log.error("recording unreadable call_id=%s file=%s: %s", msg.get("CallId"), rel,
+                      exc)
+            await self._unrecorded(msg, rel, LegFile(True, False, 0.0, leg_s))
+            return
+        await self._unrecorded(msg, rel, LegFile(True, True, facts.duration_s, leg_s))
         try:
             started = datetime.fromtimestamp(int(msg["StartEpoch"]), UTC)
         except (KeyError, ValueError):

@@ -33,6 +33,23 @@ class AmiPbx:
         except AmiActionError as exc:  # Response: Error, so the Redirect did not happen
             raise PbxRefused(str(exc)) from exc
 
+    async def ivr_fallback(self, channel: str) -> bool:
+        """Take a caller out of a FastAGI session the IVR gave up on (its path too slow) to the
+        dialplan's fallback (apology, then the queue), over AMI: res_agi waits for the next
+        command for ever, and what the IVR sends on the slow path arrives late. Not when the IVR
+        already committed its exit (HOTLINE_NEXT set). Returns whether the caller was moved."""
+        try:
+            got = await self.ami.action({"Action": "Getvar", "Channel": channel,
+                                         "Variable": "HOTLINE_NEXT"}, idempotent=True, timeout=2)
+            if hasattr(got, "get") and str(got.get("Value") or ""):
+                return False
+            await self.ami.action({"Action": "Redirect", "Channel": channel,
+                                   "Context": "hotline-next", "Exten": "fallback",
+                                   "Priority": "1"}, idempotent=False, timeout=2)
+        except AmiActionError:  # Response: Error: the channel is gone
+            return False
+        return True
+
     async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
         files = "&".join(self.prompts.asterisk_path(p, lang) for p in prompt_ids)
         await self.ami.action({"Action": "Setvar", "Channel": channel,

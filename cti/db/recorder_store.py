@@ -14,9 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import recordings as rec
 from cti.db import supervision as sup
-from recorder.ports import RecordingFacts
+from cti.db.models_recordings import AuditLog
+from recorder.ports import RecordingFacts, UnrecordedLeg
 from recorder.reconcile import IndexRow
 from recorder.retention import RetentionPolicy
+
+# audit_log's action for an answered leg left without a whole recording (recorder.disk)
+UNRECORDED_ACTION = "recording.unrecorded"
 
 
 class DbRecordingIndex:
@@ -44,6 +48,16 @@ class DbRecordingIndex:
 
     def remove_deleted_files(self, storage_dir: Path) -> list[str]:
         return rec.remove_deleted_files(self.sessions, storage_dir)
+
+    def unrecorded(self, leg: UnrecordedLeg, now: datetime) -> None:
+        """recorder.ports.UnrecordedLog: an answered leg with no whole recording, in audit_log
+        (action recording.unrecorded, target the call id) with its reason."""
+        with self.sessions.begin() as s:
+            s.add(AuditLog(at=now, actor="recorder", role=None, action=UNRECORDED_ACTION,
+                           target=leg.call_id, allowed=True, client_ip=None,
+                           detail={"leg": leg.leg_id, "seat": leg.seat, "file": leg.rel_path,
+                                   "reason": leg.reason, "detail": leg.detail,
+                                   "free_bytes": leg.free_bytes}))
 
 
 class _Trail:

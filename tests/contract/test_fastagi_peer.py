@@ -141,6 +141,8 @@ class FakeAsterisk:
             return b"200 result=1\n"
         if cmd == "CHANNEL STATUS":
             return b"200 result=6\n"
+        if cmd == "NOOP" or cmd.startswith("SET MUSIC "):
+            return b"200 result=0\n"
         if cmd.startswith("WAIT FOR DIGIT "):
             return b"200 result=0\n"  # no key within the wait
         return b"510 Invalid or unknown command\n"
@@ -168,9 +170,12 @@ class FakeAsterisk:
 
 
 @asynccontextmanager
-async def serving(services: FakeServices) -> AsyncIterator[tuple[FastAgiServer, int]]:
+async def serving(services: FakeServices, max_silence_s: float = 2.0,
+                  rescue: Callable[[str], Awaitable[bool]] | None = None
+                  ) -> AsyncIterator[tuple[FastAgiServer, int]]:
     ctx = IvrContext(engine_factory=lambda: Engine(FLOWS, "main", TZ), prompts=FakePrompts(),
-                     services=services, clock=lambda: NOW)
+                     services=services, clock=lambda: NOW, max_silence_s=max_silence_s,
+                     rescue=rescue)
     server = FastAgiServer({"ivr": make_ivr_handler(ctx)}, "127.0.0.1", 0, secret=SECRET)
     await server.start()
     assert server._server is not None
@@ -223,6 +228,7 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
         assert server.active == 0
 
     assert peer.commands == [
+        "NOOP",  # the link probe (agi_session.run)
         stream("ivr.welcome"),
         setvar("CHANNEL(language)", "zh"), setvar("HOTLINE_LANG", "zh"),
         read("ivr.main_menu", 1, 6), GET_INPUT,
@@ -252,7 +258,7 @@ async def test_bill_lookup_then_agent_ends_with_transfer() -> None:
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port)
 
-    assert peer.commands[:3] == [stream("ivr.welcome"), read("ivr.language_menu", 1, 4),
+    assert peer.commands[:4] == ["NOOP", stream("ivr.welcome"), read("ivr.language_menu", 1, 4),
                                  GET_INPUT]
     assert peer.commands[-8:] == [
         read("ivr.after_query_menu", 1, 5), GET_INPUT,
@@ -276,7 +282,7 @@ async def test_english_caller_hears_english_prompts() -> None:
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port)
 
-    assert peer.commands[3:] == [
+    assert peer.commands[4:] == [  # after the probe, the welcome and the language menu
         setvar("CHANNEL(language)", "en"), setvar("HOTLINE_LANG", "en"),
         read("ivr.main_menu", 1, 6, lang="en"), GET_INPUT,
         stream("ivr.transfer", barge_in=False, lang="en"),
@@ -320,7 +326,7 @@ async def test_truncated_utf8_caller_name_does_not_crash_the_session() -> None:
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port, block)
 
-    assert peer.commands[0] == stream("ivr.welcome")
+    assert peer.commands[:2] == ["NOOP", stream("ivr.welcome")]
     assert peer.commands[-1] == setvar("HOTLINE_NEXT", "transfer")
     assert services.started[0]["caller"] == CALLER
     assert services.finished[0]["outcome"] == "transfer"
@@ -499,9 +505,101 @@ async def test_a_stuck_call_record_write_does_not_leave_the_caller_in_silence(
                 await asyncio.gather(*calls, return_exceptions=True)
 
     silences = []
-    if heard[0][:1] != [stream("ivr.welcome")]:
+    if heard[0][:2] != ["NOOP", stream("ivr.welcome")]:
         silences.append("call_started hangs: the welcome never came")
     if heard[1][-1:] != [setvar("HOTLINE_NEXT", "transfer")]:
         silences.append(f"ivr_finished hangs: no transfer after {heard[1][-1:]}")
     assert silences == []
     assert len(done) == 2
+
+
+# ------------------------------------------------- slow lookups and a slow FastAGI path (issue 11)
+
+
+async def test_a_lookup_slower_than_the_silence_budget_plays_music_until_it_answers() -> None:
+    async def slow(kind: str, args: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.5)
+        return BILL
+
+    services = FakeServices(query=slow)
+    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:], "0"])
+
+    async with serving(services, max_silence_s=0.2) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    at = peer.commands.index(read_rest(10, 4))
+    # the lookup runs after the account's GET_INPUT: music, then the bill is read out
+    assert peer.commands[at + 1:at + 5] == [GET_INPUT, "SET MUSIC on default", "SET MUSIC off",
+                                            stream("ivr.bill_amount_due")]
+    assert services.finished[0]["outcome"] == "transfer"
+
+
+async def test_a_lookup_past_its_deadline_plays_music_then_apologises_and_transfers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agi_session, "QUERY_TIMEOUT_S", 0.6)
+    never = asyncio.Event()
+
+    async def stuck(kind: str, args: dict[str, Any]) -> Any:
+        await never.wait()
+
+    services = FakeServices(query=stuck)
+    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:]])
+
+    async with serving(services, max_silence_s=0.2) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    assert peer.commands[-8:] == [
+        "SET MUSIC on default", "SET MUSIC off",
+        stream("ivr.lookup_failed", barge_in=False),
+        setvar("HOTLINE_SKILL", "general"), setvar("HOTLINE_PRIORITY", "0"),
+        setvar("HOTLINE_ACCOUNT", ACCOUNT), setvar("HOTLINE_REASON", "lookup_failed"),
+        setvar("HOTLINE_NEXT", "transfer"),
+    ]
+
+
+class SlowAsterisk(FakeAsterisk):
+    """A FastAGI path that delivers our commands late: every reply comes `delay` s after."""
+
+    def __init__(self, delay: float, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.delay = delay
+
+    async def call(self, port: int, block: bytes | None = None) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(header_block(headers()))
+            await writer.drain()
+            while line := await reader.readline():
+                self.commands.append(line.decode("utf-8").rstrip("\n"))
+                await asyncio.sleep(self.delay)
+                writer.write(self.answer(self.commands[-1]) or b"")
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_fastagi_path_slower_than_the_silence_budget_goes_to_the_dialplan_fallback(
+        ) -> None:
+    """The link probe times out: no prompt is sent, HOTLINE_NEXT stays empty, the caller is
+    moved to the dialplan's fallback over the other path (AMI: the close itself comes late),
+    and the call is recorded as fallback."""
+    services = FakeServices()
+    peer = SlowAsterisk(0.5, reads=["1", "0"])
+    moved: list[str] = []
+
+    async def rescue(channel: str) -> bool:
+        moved.append(channel)
+        return True
+
+    async with serving(services, max_silence_s=0.2, rescue=rescue) as (server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+        assert server.active == 0
+
+    assert peer.commands == ["NOOP"]
+    assert moved == ["PJSIP/carrier-00000007"]
+    assert [f["outcome"] for f in services.finished] == ["fallback"]

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from cti.db.models import CALL_OUTCOMES, Call
-from cti.db.models_recordings import Recording
+from cti.db.models_recordings import AuditLog, Recording
+from cti.db.recorder_store import UNRECORDED_ACTION
 from hotline import stack
 from tests.faults.calls import CallBook, CallerView
 from tests.faults.conftest import Hotline
@@ -41,18 +42,34 @@ def rows_of(h: Hotline, model: Any, uids: Iterable[str]) -> dict[str, list[Any]]
     return out
 
 
-def outcomes_and_recordings(h: Hotline, calls: list[CallerView], timeout: float = 30
-                             ) -> dict[str, Any]:
+def unrecorded_reasons(h: Hotline, uids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The recorder's logged reasons (audit_log, recording.unrecorded) by call id."""
+    ids = list(uids)
+    with h.sessions() as s:
+        found = list(s.scalars(select(AuditLog).where(AuditLog.action == UNRECORDED_ACTION,
+                                                      AuditLog.target.in_(ids))))
+    out: dict[str, list[dict[str, Any]]] = {u: [] for u in ids}
+    for r in found:
+        out[str(r.target)].append(dict(r.detail))
+    return out
+
+
+def outcomes_and_recordings(h: Hotline, calls: list[CallerView], timeout: float = 30, *,
+                            reason_will_do: bool = False) -> dict[str, Any]:
     """Every ended call has exactly one closed call record with an outcome that agrees with
-    what Asterisk did; every answered one a recording (the reconciler may index it late)."""
+    what Asterisk did; every answered one a recording (the reconciler may index it late), or,
+    with reason_will_do (a fault that stops recording), a logged reason for its missing one."""
     uids = {c.uid for c in calls}
     answered = {c.uid for c in calls if c.answered}
     problems: dict[str, str] = {}
+    excused: set[str] = set()
 
     def settled() -> bool:
         problems.clear()
+        excused.clear()
         recs = rows_of(h, Call, uids)
         files = rows_of(h, Recording, answered)
+        reasons = unrecorded_reasons(h, answered) if reason_will_do else {}
         for c in calls:
             rows = recs[c.uid]
             if len(rows) != 1:
@@ -64,7 +81,11 @@ def outcomes_and_recordings(h: Hotline, calls: list[CallerView], timeout: float 
                 problems[c.uid] = (f"answered at {c.seat} but recorded as {rows[0].outcome}, "
                                    f"answered_at={rows[0].answered_at}")
             elif c.uid in answered and not files[c.uid]:
-                problems[c.uid] = "answered, no recording"
+                if reasons.get(c.uid):
+                    excused.add(c.uid)
+                else:
+                    problems[c.uid] = "answered, no recording" + (
+                        " and no logged reason" if reason_will_do else "")
         return not problems
 
     try:
@@ -72,7 +93,10 @@ def outcomes_and_recordings(h: Hotline, calls: list[CallerView], timeout: float 
     except Exception:  # noqa: BLE001 - the assertion below says which calls and why
         pass
     assert not problems, f"{len(problems)} of {len(calls)} calls: {problems}"
-    return {"records": len(calls), "recorded": len(answered)}
+    out: dict[str, Any] = {"records": len(calls), "recorded": len(answered) - len(excused)}
+    if reason_will_do:
+        out["unrecorded_with_reason"] = len(excused)
+    return out
 
 
 def silence(calls: Iterable[CallerView]) -> tuple[float, CallerView | None]:
