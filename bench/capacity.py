@@ -894,6 +894,15 @@ async def start_agent_phones(inst: Instance, talk_s: float) -> subprocess.Popen[
     return phones
 
 
+def cti_bus_connected(inst: Instance) -> bool:
+    """The CTI's status file says its MQTT bus is connected, subscribed and online."""
+    try:
+        doc = json.loads((inst.settings.state_dir / "cti.status.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(((doc.get("outbox") or {}).get("mqtt") or {}).get("connected"))
+
+
 @asynccontextmanager
 async def agents_desk(inst: Instance, say: Any, login: bool = True) -> AsyncIterator[Any]:
     """The bench's desktops over MQTT (bench.acd.Desk) on the running CTI; with `login`, every
@@ -914,6 +923,10 @@ async def agents_desk(inst: Instance, say: Any, login: bool = True) -> AsyncIter
         try:
             await asyncio.sleep(0.2)  # subscriptions before the first command
             if login:
+                # a command sent before the CTI has subscribed is lost (QoS 1, no session):
+                # wait for its bus to say connected and subscribed (cti.status.json)
+                await asyncio.to_thread(stack.wait_until, lambda: cti_bus_connected(inst), 30,
+                                        "the CTI's MQTT bus connected and subscribed")
                 gate = asyncio.Semaphore(10)
 
                 async def login_one(agent: str, seat: str) -> None:

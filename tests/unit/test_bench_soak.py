@@ -4,9 +4,13 @@ its verdict, the steady window, the drained checks and the CSV round trip."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
+from bench.capacity import cti_bus_connected
 from bench.soak import (
     METRICS,
     Metric,
@@ -152,3 +156,18 @@ def test_samples_csv_round_trip() -> None:
     assert back[1]["t_s"] == 10.5 and back[1]["channels"] == 44
     assert back[1]["rss_cti_kib"] == 81300 and "ignored" not in back[1]
     assert set(back[0]) >= {m.key for m in METRICS}
+
+
+def test_logins_wait_for_the_cti_bus(tmp_path: Path) -> None:
+    # a command published before the CTI subscribed is lost: the bench waits for this
+    inst = cast(Any, SimpleNamespace(settings=SimpleNamespace(state_dir=tmp_path)))
+    assert not cti_bus_connected(inst)  # no status file yet
+    status = tmp_path / "cti.status.json"
+    status.write_text('{"pid": 1}', encoding="utf-8")
+    assert not cti_bus_connected(inst)
+    status.write_text('{"outbox": {"mqtt": {"connected": false, "queued": 0}}}', encoding="utf-8")
+    assert not cti_bus_connected(inst)
+    status.write_text('{"outbox": {"mqtt": {"connected": true, "queued": 0}}}', encoding="utf-8")
+    assert cti_bus_connected(inst)
+    status.write_text('{"outbox": {"mq', encoding="utf-8")  # caught mid-write
+    assert not cti_bus_connected(inst)
