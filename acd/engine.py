@@ -181,6 +181,26 @@ class SeatReachability:
 
 
 @dataclass(frozen=True)
+class PbxLink:
+    """The CTI's link to the PBX is up (connected and resynced) or down. While it is down the
+    ACD offers nothing: a ring could not be sent, and each failed one would cost an agent a
+    ring-no-answer they did not earn (seen under an Asterisk kill -9: every agent who came free
+    in the dark went not_ready 'rona'). Calls keep their places; routing resumes when it is up."""
+
+    up: bool
+
+
+@dataclass(frozen=True)
+class RingNotSent:
+    """The ring was never sent (the PBX could not be reached): the call goes back to the front
+    of its queue and the agent back to where an offer withdrawn through no fault of theirs
+    leaves them (ready), not to a ring-no-answer."""
+
+    agent_id: str
+    call_id: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed: wrap-up and ring deadlines, widening, announcements, QueueStats."""
 
@@ -205,6 +225,8 @@ Input = (
     | CallbackRequested
     | CallTransferred
     | SeatReachability
+    | PbxLink
+    | RingNotSent
     | Tick
     | ResetDailyStats
 )
@@ -298,6 +320,7 @@ class AcdEngine:
         self._counters: dict[str, DayCounters] = {}
         self._last_stats_at: float | None = None
         self._finished: dict[str, None] = {}  # insertion-ordered, bounded
+        self._pbx_up = True  # PbxLink: no offers while the link to the PBX is down
         self._unreachable: set[str] = set()  # seats whose phone cannot be rung
 
     # ------------------------------------------------------------------------------- reading
@@ -405,6 +428,11 @@ class AcdEngine:
                 effects = self._transferred(event, now)
             case SeatReachability():
                 effects = self._seat_reachability(event, now)
+            case PbxLink(up=up):
+                self._pbx_up = up
+                effects = []
+            case RingNotSent():
+                effects = self._ring_not_sent(event, now)
             case Tick():
                 effects = self._tick(now)
             case ResetDailyStats():
@@ -545,6 +573,21 @@ class AcdEngine:
             return [Rejected("no such ringing offer", event.agent_id, event.call_id)]
         return self._ring_no_answer(call, now)
 
+    def _ring_not_sent(self, event: RingNotSent, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        if call is None or call.state is not CallState.OFFERED \
+                or call.offered_to != event.agent_id:
+            return [Rejected("no such ringing offer", event.agent_id, event.call_id)]
+        agent = self._agents[event.agent_id]
+        effects = self._take_back(call, agent)
+        new, agent_effects = fsm.decide(agent, fsm.OfferCancelled(call.call_id), now)
+        self._agents[agent.agent_id] = new
+        return effects + agent_effects
+
+    @property
+    def pbx_up(self) -> bool:
+        return self._pbx_up
+
     def _ring_no_answer(self, call: Call, now: float) -> list[Effect]:
         assert call.offered_to is not None
         agent = self._agents[call.offered_to]
@@ -650,7 +693,10 @@ class AcdEngine:
     # routing
 
     def _dispatch(self, now: float) -> list[Effect]:
-        """Offer queued calls, best first, to the best eligible ready agent each."""
+        """Offer queued calls, best first, to the best eligible ready agent each (none while
+        the PBX link is down)."""
+        if not self._pbx_up:
+            return []
         ready = [a for a in self._agents.values() if a.state is AgentState.READY]
         if not ready:
             return []

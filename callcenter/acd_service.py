@@ -80,6 +80,10 @@ class PbxRefused(Exception):
     (a timeout or a lost connection is not this: whether it happened is unknown)."""
 
 
+class PbxUnreachable(Exception):
+    """The PBX could not be reached, so the action was never sent (no connection to it)."""
+
+
 class Bus(Protocol):
     def publish(self, topic: str, payload: Mapping[str, Any] | str | bytes, *, qos: int = 1,
                 retain: bool = False) -> None: ...
@@ -591,6 +595,12 @@ class AcdService:
         key = (eff.call_id, eff.agent_id)
         try:
             await self.pbx.ring_seat(channel, eff.seat)
+        except PbxUnreachable as exc:
+            # not the agent's doing: the call goes back to the front of its queue, the agent
+            # back to ready, and routing waits for the PBX (PbxLink, from the AMI client)
+            self._ring_retries.pop(key, None)
+            log.warning("call %s: ring of %s not sent: %s", eff.call_id, eff.seat, exc)
+            self.submit(acd.RingNotSent(agent_id=eff.agent_id, call_id=eff.call_id))
         except PbxRefused as exc:
             done = self._ring_retries.get(key, 0)
             if done < len(RING_RETRY_S):

@@ -214,9 +214,14 @@ def start_asterisk(settings: Settings, timeout: float = 30) -> int:
         return pid
     if not (settings.asterisk_root / "usr/sbin/asterisk").exists():
         raise StackError(f"no Asterisk chroot at {settings.asterisk_root}: run `make up`")
-    if port_open(settings.pbx.bind_ip, settings.pbx.sip_port, udp=True):
+    # an Asterisk that just died (kill -9, a crash) is a zombie as soon as its main thread
+    # exits, but its sockets close only when its last thread has: give that a few seconds
+    try:
+        wait_until(lambda: not port_open(settings.pbx.bind_ip, settings.pbx.sip_port, udp=True),
+                   3, "the SIP port", interval=0.05)
+    except StackError:
         raise StackError(f"UDP {settings.pbx.sip_port} is taken: another Asterisk or SIP "
-                         "server is running (`make down` stops ours)")
+                         "server is running (`make down` stops ours)") from None
     p.log.mkdir(parents=True, exist_ok=True)
     out = private_log(p.log / "asterisk.out")
     proc = subprocess.Popen([str(ASTERISK_SH), "run"], env=_ast_env(settings), stdout=out,

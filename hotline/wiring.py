@@ -293,6 +293,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     The FastAGI server is listening when this returns (so the dialplan never meets a closed port
     once the CTI reports itself up); everything else starts with the tasks.
     """
+    from acd.engine import PbxLink
     from agent_desktop.api.queues import wallboard_doc
     from agent_desktop.app import create_app
     from agent_desktop.server import bind
@@ -373,7 +374,10 @@ async def build_daemon(settings: Settings) -> Daemon:
 
     node = the_one_node(settings)
     ami = AmiClient(node.ami_host, node.ami_port, settings.ami.username,
-                    settings.ami.secret, on_connected=on_ami_connected)
+                    settings.ami.secret, on_connected=on_ami_connected,
+                    # no offers while the PBX is away (a ring could not be sent); the feed's
+                    # resync says PbxLink(up=True) again
+                    on_lost=lambda: acd.submit(PbxLink(up=False)))
     recorder.ami = ami  # reads what Asterisk kept of recordings the CTI did not see end
     # an IVR session that gives up on a slow FastAGI path moves its caller over AMI
     ivr_ctx.rescue = AmiPbx(ami, prompts).ivr_fallback
@@ -384,6 +388,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
                             seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))
+    acd.submit(PbxLink(up=False))  # no offer before the first resync (Asterisk's truth first)
     feed = AcdFeed(acd, pbx_cut=pbx_cut_writer(sessions))  # records cut by a PBX restart
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}

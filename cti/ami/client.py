@@ -37,6 +37,7 @@ from cti.ami.protocol import (
     AmiDisconnected,
     AmiError,
     AmiLoginError,
+    AmiNotConnected,
     AmiProtocol,
     AmiTimeout,
     action_name,
@@ -171,7 +172,8 @@ class AmiClient:
                  on_connected: OnConnected, event_queue_size: int = 10000,
                  action_timeout_s: float = 5.0, boot_timeout_s: float = 30.0,
                  ping_interval_s: float | None = 10.0, backoff: Backoff | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_lost: Callable[[], object] | None = None) -> None:
         if event_queue_size < 1:
             raise ValueError("event_queue_size must be >= 1")
         if action_timeout_s <= 0:
@@ -181,6 +183,7 @@ class AmiClient:
         self._username = username
         self._secret = secret
         self._on_connected = on_connected
+        self._on_lost = on_lost  # told when the connected session is lost (not a failed login)
         self.action_timeout_s = action_timeout_s
         self.boot_timeout_s = boot_timeout_s
         self.ping_interval_s = ping_interval_s
@@ -262,7 +265,7 @@ class AmiClient:
                 await self.ready.wait()
                 continue
             else:
-                raise AmiDisconnected(f"{name} not sent: AMI is not connected and resynced")
+                raise AmiNotConnected(f"{name} not sent: AMI is not connected and resynced")
             sent += 1
             try:
                 return await _await_answer(proto, payload, listing)
@@ -355,6 +358,8 @@ class AmiClient:
             self.pbx_restart = None
             if self._lost_at is None:  # a Shutdown event may have said so first
                 self._lost_at = time.time()
+            if self._on_lost is not None:
+                self._on_lost()
 
     def _dispatch(self, message: Message) -> None:
         name = message.get("Event")

@@ -203,6 +203,8 @@ class AcdFeed:
         if restart is not None:
             await self._pbx_cut(restart.reason, restart.lost_at, live, agents_before)
         self.resyncs += 1
+        # Asterisk's picture is in: routing may go on (it paused when the link was lost)
+        self.service.submit(acd.PbxLink(up=True))
         self.service.submit(("publish_agents", None))
         log.info("resync %d: %d channels, %d calls on the agent side", self.resyncs,
                  len(snap.channels), len(live))

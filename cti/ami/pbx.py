@@ -6,8 +6,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from callcenter.acd_service import PbxRefused
-from cti.ami.protocol import AmiActionError
+from callcenter.acd_service import PbxRefused, PbxUnreachable
+from cti.ami.protocol import AmiActionError, AmiNotConnected
 from cti.ami.translate import QUEUE_NAME
 from prompts.index import PromptIndex
 
@@ -32,6 +32,8 @@ class AmiPbx:
                                   idempotent=False)
         except AmiActionError as exc:  # Response: Error, so the Redirect did not happen
             raise PbxRefused(str(exc)) from exc
+        except AmiNotConnected as exc:  # no session to send it on: it was not sent
+            raise PbxUnreachable(str(exc)) from exc
 
     async def ivr_fallback(self, channel: str) -> bool:
         """Take a caller out of a FastAGI session the IVR gave up on (its path too slow) to the

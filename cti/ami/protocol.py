@@ -74,6 +74,10 @@ class AmiDisconnected(AmiError, ConnectionError):
     """The connection was lost while the action was pending, or there was none to send on."""
 
 
+class AmiNotConnected(AmiDisconnected):
+    """There was no connected and resynced session to send on: the action was not sent."""
+
+
 class AmiActionError(AmiError):
     """Asterisk answered Response: Error (or Fail). `response` is the answer, for its headers."""
 

@@ -108,6 +108,7 @@ class Hotline:
     agents: dict[str, str]  # agent -> seat
     secrets: dict[str, str]
     callers: subprocess.Popen[bytes] | None = None
+    extra_sipp: list[subprocess.Popen[bytes]] = field(default_factory=list)
     phones: subprocess.Popen[bytes] | None = None
     book: CallBook = field(default_factory=lambda: CallBook("95598", PREFIX))
     fed: int = 0  # AMI events folded into the book so far
@@ -315,6 +316,14 @@ def running_hotline(*, db_url: str | None = None, settings: dict[str, Any] | Non
             h.login_ready(agent, seat)
         h.callers = callers = start_callers(h)
         started.append(lambda: stop(callers))
+        # a fault test may replace the load (h.callers) or add SIPp processes of its own
+        # (h.extra_sipp): stopped here too, pass or fail, or the next module's SIPp finds its
+        # ports taken and its load never starts
+        def stop_sipp() -> None:
+            for proc in (h.callers, *h.extra_sipp):
+                if proc is not None:
+                    stop(proc)
+        started.append(stop_sipp)
         try:
             yield h
         except BaseException:

@@ -151,7 +151,7 @@ def kill9_and_start(h: Hotline) -> None:
     os.kill(pid, signal.SIGKILL)
     stack.wait_until(lambda: not stack.pid_alive(stack.paths(h.settings).asterisk_pid), 10,
                      "the killed Asterisk to go away")
-    stack.start_asterisk(h.settings)
+    stack.start_asterisk(h.settings)  # it waits for the dead one's ports (its threads exit)
 
 
 # ------------------------------------------------------------------------------- checks

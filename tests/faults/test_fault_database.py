@@ -227,6 +227,7 @@ def _journal(h: Hotline) -> FileJournal:
 def _outage(h: Hotline, name: str, inject: Callable[[], None], restore: Callable[[], None]
             ) -> None:
     reporters = start_reporters(h, _an_account(h))
+    h.extra_sipp.append(reporters)  # stopped by the stack's teardown if this test fails
     try:
         h.steady()
         # the reporters have reached the IVR before the fault (one of theirs is on the line)

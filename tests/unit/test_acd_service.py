@@ -20,7 +20,14 @@ from acd import engine as acd
 from acd.model import AcdConfig, Agent, AgentState
 from agent_desktop.auth import User
 from agent_desktop.push import PushHub
-from callcenter.acd_service import RING_RETRY_S, AcdService, AcdView, CallData, PbxRefused
+from callcenter.acd_service import (
+    RING_RETRY_S,
+    AcdService,
+    AcdView,
+    CallData,
+    PbxRefused,
+    PbxUnreachable,
+)
 from callcenter.call_control import ask_acd
 from tests.support.fakes import FakeBus, FakePbx
 
@@ -451,6 +458,44 @@ async def test_a_ring_refused_every_time_counts_as_not_answered() -> None:
             await _do(service, acd.Tick())
         assert len([e for e in log.entries if e[0] == "refused"]) == 1 + len(RING_RETRY_S)
         assert service.view.agents["A001"].reason == "rona"
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+class UnreachablePbx(LoggingPbx):
+    """The AMI session is gone: a Redirect cannot be sent (AmiNotConnected -> PbxUnreachable)."""
+
+    async def ring_seat(self, channel: str, seat: str) -> None:
+        self.log.add("not sent", seat, channel)
+        raise PbxUnreachable("Redirect not sent: AMI is not connected and resynced")
+
+
+async def test_a_ring_not_sent_leaves_the_agent_ready_and_routing_waits_for_the_pbx() -> None:
+    """Under an Asterisk kill -9 every agent who came free went not_ready 'rona': a ring that
+    could not be sent is not the agent's doing. The agent stays ready, the caller waits at the
+    front, and nothing is offered until the AMI client's resync says the PBX is back."""
+    log = Log()
+    pbx = UnreachablePbx(log)
+    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30), pbx,
+                                LoggingBus(log), SlowStore(log))
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        await _login_ready(service, "A001", "seat01", {"general": 3})
+        service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
+        deadline = time.monotonic() + 10
+        while not [e for e in log.entries if e[0] == "not sent"]:
+            assert time.monotonic() < deadline, "the offer was never tried"
+            await _do(service, acd.Tick())
+        service.submit(acd.PbxLink(up=False))  # the client's on_lost (here after the ring)
+        await _do(service, acd.Tick())
+        assert service.view.agents["A001"].state == AgentState.READY
+        assert service.view.calls["c1"].state.value == "waiting"
+        tries = len([e for e in log.entries if e[0] == "not sent"])
+        for _ in range(5):
+            await _do(service, acd.Tick())
+        assert len([e for e in log.entries if e[0] == "not sent"]) == tries, \
+            "rung again while the PBX is away"
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
