@@ -516,13 +516,28 @@ async def test_a_stuck_call_record_write_does_not_leave_the_caller_in_silence(
 # ------------------------------------------------- slow lookups and a slow FastAGI path (issue 11)
 
 
+class MusicWatcher(FakeAsterisk):
+    """Sets `music` when the IVR starts the music (SET MUSIC on)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.music = asyncio.Event()
+
+    def answer(self, cmd: str) -> bytes | None:
+        if cmd.startswith("SET MUSIC on"):
+            self.music.set()
+        return super().answer(cmd)
+
+
 async def test_a_lookup_slower_than_the_silence_budget_plays_music_until_it_answers() -> None:
+    peer = MusicWatcher(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:], "0"])
+
     async def slow(kind: str, args: dict[str, Any]) -> Any:
-        await asyncio.sleep(0.5)
+        # answers only once the caller hears music: slower than the budget by construction
+        await peer.music.wait()
         return BILL
 
     services = FakeServices(query=slow)
-    peer = FakeAsterisk(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:], "0"])
 
     async with serving(services, max_silence_s=0.2) as (_server, port):
         async with asyncio.timeout(DEADLINE_S):
@@ -560,11 +575,12 @@ async def test_a_lookup_past_its_deadline_plays_music_then_apologises_and_transf
 
 
 class SlowAsterisk(FakeAsterisk):
-    """A FastAGI path that delivers our commands late: every reply comes `delay` s after."""
+    """A FastAGI path that delivers our commands late: every reply is held until `late` is set
+    (here: once the IVR has given up on the path), so it is later than any silence budget."""
 
-    def __init__(self, delay: float, **kw: Any) -> None:
+    def __init__(self, late: asyncio.Event, **kw: Any) -> None:
         super().__init__(**kw)
-        self.delay = delay
+        self.late = late
 
     async def call(self, port: int, block: bytes | None = None) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -573,7 +589,7 @@ class SlowAsterisk(FakeAsterisk):
             await writer.drain()
             while line := await reader.readline():
                 self.commands.append(line.decode("utf-8").rstrip("\n"))
-                await asyncio.sleep(self.delay)
+                await self.late.wait()
                 writer.write(self.answer(self.commands[-1]) or b"")
                 await writer.drain()
         except ConnectionError:
@@ -588,11 +604,13 @@ async def test_a_fastagi_path_slower_than_the_silence_budget_goes_to_the_dialpla
     moved to the dialplan's fallback over the other path (AMI: the close itself comes late),
     and the call is recorded as fallback."""
     services = FakeServices()
-    peer = SlowAsterisk(0.5, reads=["1", "0"])
+    gave_up = asyncio.Event()
+    peer = SlowAsterisk(gave_up, reads=["1", "0"])
     moved: list[str] = []
 
     async def rescue(channel: str) -> bool:
         moved.append(channel)
+        gave_up.set()  # the path's replies arrive only now: after the IVR gave up on it
         return True
 
     async with serving(services, max_silence_s=0.2, rescue=rescue) as (server, port):
