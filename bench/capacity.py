@@ -45,7 +45,7 @@ import tempfile
 import time
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -975,8 +975,14 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
     return {"headline": report(summaries), "ramps": ramps}
 
 
-def run(opts: Options, say: Any = print) -> dict[str, Any]:
-    """The whole bench; SIGTERM stops it like Ctrl-C, every process stopped on the way out."""
+Driver = Callable[["Instance"], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_on_instance(opts: Options, drive: Driver, say: Any = print
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A bench's run on the private instance (this bench's and `bench soak`'s): SIGTERM stops
+    it like Ctrl-C, every process stopped on the way out. Returns what `drive` returned and the
+    run's common fields (start, duration, host with its load averages at start and end)."""
     from bench.acd import host_info, raise_plainly
 
     def on_term(_sig: int, _frame: Any) -> None:
@@ -985,12 +991,10 @@ def run(opts: Options, say: Any = print) -> dict[str, Any]:
     previous = signal.signal(signal.SIGTERM, on_term)
     started = time.time()
     host0 = host_info()
-    say(f"capacity bench: modes {', '.join(opts.modes)}; at most about "
-        f"{opts.estimate_s() / 60:.0f} min")
     try:
         with instance(opts) as inst:
             say(f"bench instance up in {time.time() - started:.0f}s ({inst.workdir})")
-            doc = asyncio.run(_drive(inst, opts, say))
+            doc = asyncio.run(drive(inst))
     except (stack.StackError, SippError, AmiError) as exc:
         raise BenchError(str(exc)) from exc
     except BaseExceptionGroup as group:
@@ -999,13 +1003,24 @@ def run(opts: Options, say: Any = print) -> dict[str, Any]:
     finally:
         signal.signal(signal.SIGTERM, previous)
     host1 = host_info()
-    doc["run"] = {
+    return doc, {
         "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
+        "host": {**{k: v for k, v in host1.items() if k != "loadavg"},
+                 "loadavg_at_start": host0["loadavg"], "loadavg_at_end": host1["loadavg"]},
+    }
+
+
+def run(opts: Options, say: Any = print) -> dict[str, Any]:
+    """The whole bench; SIGTERM stops it like Ctrl-C, every process stopped on the way out."""
+    say(f"capacity bench: modes {', '.join(opts.modes)}; at most about "
+        f"{opts.estimate_s() / 60:.0f} min")
+    doc, common = run_on_instance(opts, lambda inst: _drive(inst, opts, say), say)
+    doc["run"] = {
+        "started_at": common["started_at"], "duration_s": common["duration_s"],
         "quick": opts.quick, "modes": list(opts.modes), "agents": opts.agents,
         "hold_s": opts.hold_s, "step_s": opts.step_s, "wrap_up_s": WRAP_UP_S,
         "ring_ms": RING_MS, "completion_target": COMPLETION_PPM / 1_000_000,
-        "host": {**{k: v for k, v in host1.items() if k != "loadavg"},
-                 "loadavg_at_start": host0["loadavg"], "loadavg_at_end": host1["loadavg"]},
+        "host": common["host"],
     }
     return doc

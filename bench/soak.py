@@ -36,15 +36,12 @@ import json
 import logging
 import math
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.acd import BenchError
 from bench.ami_tap import AmiError, AmiTap, tap_login
 from bench.capacity import (
     IVR_ALLOWANCE_S,
@@ -52,16 +49,16 @@ from bench.capacity import (
     LiveCallers,
     agents_desk,
     caller_scenario,
-    instance,
     proc_tree,
     recorded_calls,
     rss_kib,
+    run_on_instance,
     start_agent_phones,
     start_step_callers,
     wait_no_channels,
 )
 from bench.capacity import Options as CapacityOptions
-from bench.sipp_load import SippError, stop, write_silence_pcap
+from bench.sipp_load import stop, write_silence_pcap
 from hotline import stack
 
 log = logging.getLogger(__name__)
@@ -368,14 +365,6 @@ def _fds(pids: Sequence[int]) -> tuple[int | None, list[str]]:
     return (n if seen else None), targets
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii", errors="replace")
@@ -413,7 +402,7 @@ class Probe:
             "rss_asterisk_kib": rss_kib(ast) if ast else None,
             "fds_cti": fds_cti, "fds_asterisk": fds_ast, "channels": channels,
             "db_handles": count_handles(targets, db) if cti else None,
-            **parse_status(_read_json(s.state_dir / "cti.status.json")),
+            **parse_status(stack.read_json(s.state_dir / "cti.status.json")),
         }
 
 
@@ -507,36 +496,17 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
 
 def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole soak; SIGTERM stops it like Ctrl-C, every process stopped on the way out."""
-    from bench.acd import host_info, raise_plainly
-
-    def on_term(_sig: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    started = time.time()
-    host0 = host_info()
     say(f"soak bench: {opts.minutes:g} min at {opts.rate:g} calls/s, {opts.agents} agents")
-    try:
-        with instance(CapacityOptions(agents=opts.agents,
-                                      keep_workdir=opts.keep_workdir)) as inst:
-            say(f"bench instance up in {time.time() - started:.0f}s ({inst.workdir})")
-            doc = asyncio.run(_drive(inst, opts, say))
-    except (stack.StackError, SippError, AmiError) as exc:
-        raise BenchError(str(exc)) from exc
-    except BaseExceptionGroup as group:
-        raise_plainly(group)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    host1 = host_info()
+    doc, common = run_on_instance(
+        CapacityOptions(agents=opts.agents, keep_workdir=opts.keep_workdir),
+        lambda inst: _drive(inst, opts, say), say)
     doc["run"] = {
-        "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-        "duration_s": round(time.time() - started, 1), "options": asdict(opts),
+        "started_at": common["started_at"], "duration_s": common["duration_s"],
+        "options": asdict(opts),
         "path": "SIPp caller -> IVR (FastAGI, keys 1 then 0) -> hotline-wait -> our ACD "
                 "-> seat rings, SIPp phone answers, talks, hangs up; agent leg recorded",
         "database": "sqlite (the capacity instance's)",
-        "host": {**{k: v for k, v in host1.items() if k != "loadavg"},
-                 "loadavg_at_start": host0["loadavg"], "loadavg_at_end": host1["loadavg"]},
+        "host": common["host"],
     }
     return doc
 

@@ -641,7 +641,8 @@ def _stop_pidfile(pidfile: Path, timeout: float = 10) -> bool:
 # ------------------------------------------------------------------------------------- status
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None (missing, unreadable, not an object)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -654,8 +655,8 @@ def cti_processes(settings: Settings) -> dict[str, dict[str, Any]]:
     active one writes cti.status.json, a standby waiting on the lock cti.standby.json; "starting"
     is neither yet. After a takeover the process of cti-standby.pid is the active one."""
     p = paths(settings)
-    active = (_read_json(settings.state_dir / "cti.status.json") or {}).get("pid")
-    waiting = (_read_json(settings.state_dir / "cti.standby.json") or {}).get("pid")
+    active = (read_json(settings.state_dir / "cti.status.json") or {}).get("pid")
+    waiting = (read_json(settings.state_dir / "cti.standby.json") or {}).get("pid")
     found: dict[str, dict[str, Any]] = {}
     for slot, pidfile in (("cti", p.cti_pid), ("cti-standby", p.cti_standby_pid)):
         pid = pid_alive(pidfile)
