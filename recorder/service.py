@@ -28,6 +28,7 @@ from recorder.disk import DiskState, LegFile, free_bytes, unrecorded
 from recorder.naming import (
     IN_CHROOT_DIR,
     BadRecordingName,
+    RecordingName,
     parse,
     relative_to_storage,
     resolve,
@@ -343,49 +344,40 @@ class RecorderService:
             started = self.clock() - timedelta(seconds=facts.duration_s)
         # the agent leg's own caller id is the seat; the caller is its connected line (the
         # IVR leg is the caller's own channel)
-        caller = (msg.get("CallerIDNum") if parse(rel).kind == "ivr"
+        ivr = parse(rel).kind == "ivr"
+        caller = (msg.get("CallerIDNum") if ivr
                   else msg.get("Caller") or msg.get("ConnectedLineNum")) or None
-        queue = msg.get("Queue") or None
-        name = parse(rel)
-        if name.kind == "ivr":
-            queue = None
+        queue = None if ivr else msg.get("Queue") or None
 
         await asyncio.to_thread(self.recordings.index, RecordingFacts(
             rel_path=rel, started_at=started, duration_s=facts.duration_s, size=facts.size,
             sha256=facts.sha256, indexed_by="event", queue=queue,
             caller_number=caller if caller and caller != "<unknown>" else None), self.clock())
         self.indexed += 1
-        await self._forget_meta(name.call_id, name.leg_id)
 
-    async def _meta(self, call_id: str, leg_id: str) -> LegMeta | None:
+    async def _meta(self, name: RecordingName) -> LegMeta | None:
+        """What the dialplan noted of a leg in AstDB: under hotline-rec/<day of the file>, or
+        directly under hotline-rec (dialplans from before notes were kept by day). The notes are
+        not deleted here: the dialplan drops each day's at once (hotline-rec-tidy)."""
         if self.ami is None:
             return None
-        try:
-            res = await self.ami.action({"Action": "DBGet", "Family": META_FAMILY,
-                                         "Key": f"{call_id}_{leg_id}"},
-                                        idempotent=True, timeout=15)
-        except Exception as exc:
-            if is_refusal(exc):  # no such key: recorded before the dialplan kept any
-                return None
-            if isinstance(exc, UNAVAILABLE):
-                log.warning("recording metadata unavailable call_id=%s: %s", call_id, exc)
-                return None
-            raise
-        for m in res if isinstance(res, list) else [res]:
-            if m.get("Event") == "DBGetResponse" and m.get("Val") is not None:
-                return LegMeta.parse(str(m["Val"]))
-        return None
-
-    async def _forget_meta(self, call_id: str, leg_id: str) -> None:
-        if self.ami is None:
-            return
-        try:
-            await self.ami.action({"Action": "DBDel", "Family": META_FAMILY,
-                                   "Key": f"{call_id}_{leg_id}"}, idempotent=True, timeout=5)
-        except Exception as exc:
-            if not (is_refusal(exc) or isinstance(exc, UNAVAILABLE)):
+        key = f"{name.call_id}_{name.leg_id}"
+        for family in (f"{META_FAMILY}/{name.day:%Y%m%d}", META_FAMILY):
+            try:
+                res = await self.ami.action({"Action": "DBGet", "Family": family, "Key": key},
+                                            idempotent=True, timeout=15)
+            except Exception as exc:
+                if is_refusal(exc):  # no such key here
+                    continue
+                if isinstance(exc, UNAVAILABLE):
+                    log.warning("recording metadata unavailable call_id=%s: %s",
+                                name.call_id, exc)
+                    return None
                 raise
-            # already gone, or AMI down: a stale key is harmless
+            for m in res if isinstance(res, list) else [res]:
+                if m.get("Event") == "DBGetResponse" and m.get("Val") is not None:
+                    return LegMeta.parse(str(m["Val"]))
+        return None
 
     async def reconcile(self, *, index: bool = True) -> dict[str, Any]:
         meta: dict[str, LegMeta] = {}
@@ -395,15 +387,11 @@ class RecorderService:
                                             self.clock(), self.settings.settle_s, index=False)
             for item in first["stray"]:
                 if item["ours"]:
-                    name = parse(item["file"])
-                    m = await self._meta(name.call_id, name.leg_id)
+                    m = await self._meta(parse(item["file"]))
                     if m is not None:
                         meta[item["file"]] = m
         doc = await asyncio.to_thread(reconcile, self.storage_dir, self.recordings, self.clock(),
                                       self.settings.settle_s, index=index, meta=meta)
-        for rel in doc["indexed"]:
-            name = parse(rel)
-            await self._forget_meta(name.call_id, name.leg_id)
         self.last_reconcile = doc
         return doc
 

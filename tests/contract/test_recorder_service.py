@@ -69,7 +69,8 @@ async def test_the_tap_passes_every_event_on_and_keeps_the_recording_ones(
 async def test_a_leg_is_indexed_once_asterisk_has_closed_its_file(
         tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     svc = _service(tmp_path, sessions)
-    ami = FakeAmi(astdb={"hotline-rec/1764210600.7_1764210612.9": "13900001111|general|1"})
+    ami = FakeAmi(astdb={"hotline-rec/20261127/1764210600.7_1764210612.9":
+                         "13900001111|general|1"})
     svc.ami = ami
     path = svc.storage_dir / REL
     _wav(path, 4.0, closed=False)
@@ -85,8 +86,9 @@ async def test_a_leg_is_indexed_once_asterisk_has_closed_its_file(
     assert (rec.call_id, rec.seat, rec.queue, rec.caller_number, rec.indexed_by) == (
         "1764210600.7", "seat07", "general", "13900001111", "event")
     assert rec.duration_s == pytest.approx(4.0) and rec.started_at == T0
-    # the AstDB metadata is no longer needed
-    assert ami.astdb == {}
+    # the event said it all: no AstDB round trip, and no DBDel (the CTI's AMI user may not;
+    # the dialplan drops each day's notes, hotline-rec-tidy)
+    assert ami.sent == []
 
 
 async def test_a_bad_file_name_in_an_event_is_ignored(tmp_path: Path,
@@ -101,13 +103,18 @@ async def test_the_reconciler_indexes_with_what_asterisk_kept(
         tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     svc = _service(tmp_path, sessions)
     started = int((T0 - timedelta(minutes=5)).timestamp())
-    svc.ami = FakeAmi(astdb={"hotline-rec/1764210600.7_1764210612.9":
-                             f"13900002222|hotline-agents|{started}"})
+    legacy = "20261126/1764110000.1_1764110000.2_seat03.wav"
+    svc.ami = ami = FakeAmi(astdb={
+        "hotline-rec/20261127/1764210600.7_1764210612.9": f"13900002222|hotline-agents|{started}",
+        # a note from a dialplan that did not keep them by day
+        "hotline-rec/1764110000.1_1764110000.2": f"13900003333|general|{started}"})
     _wav(svc.storage_dir / REL, 2.0)
     _wav(svc.storage_dir / "20261127/1764210700.1_1764210700.5_seat02.wav", 1.0)
+    _wav(svc.storage_dir / legacy, 1.0)
     (svc.storage_dir / "notes.txt").write_text("not ours")
     doc = await svc.reconcile()
-    assert sorted(doc["indexed"]) == [REL, "20261127/1764210700.1_1764210700.5_seat02.wav"]
+    assert sorted(doc["indexed"]) == [legacy, REL,
+                                      "20261127/1764210700.1_1764210700.5_seat02.wav"]
     assert doc["stray"] == [{"file": "notes.txt", "ours": False}] and not doc["clean"]
     recs = {r.rel_path: r for r in _rows(sessions)}
     assert (recs[REL].caller_number, recs[REL].queue, recs[REL].indexed_by) == (
@@ -116,13 +123,15 @@ async def test_the_reconciler_indexes_with_what_asterisk_kept(
     # no metadata for the other one: indexed all the same, by the file's own times
     other = recs["20261127/1764210700.1_1764210700.5_seat02.wav"]
     assert (other.caller_number, other.queue) == (None, None)
+    assert (recs[legacy].caller_number, recs[legacy].queue) == ("13900003333", "general")
+    assert ami.named("DBDel") == [] and len(ami.astdb) == 2  # the dialplan drops them by day
     again = await svc.reconcile()
-    assert again["ok"] == 2 and again["indexed"] == []
+    assert again["ok"] == 3 and again["indexed"] == []
     # retention deleted one but its file is still there: pending removal, not stray
     with sessions.begin() as s:
         s.scalars(select(Recording).where(Recording.rel_path == REL)).one().deleted_at = T0
     third = await svc.reconcile()
-    assert third["pending_removal"] == [REL] and third["ok"] == 1
+    assert third["pending_removal"] == [REL] and third["ok"] == 2
     assert REL not in {x["file"] for x in third["stray"]} and third["indexed"] == []
 
 

@@ -41,9 +41,32 @@ def test_both_answer_paths_record_the_agent_leg() -> None:
     rec = _context(plan, "hotline-record")
     assert "MixMonitor(${f})" in rec and "hangup_handler_push)=hotline-record-done" in rec
     # named by the call (Linkedid), the leg and the answering endpoint, under the mount point
-    assert "${RECDIR}/${STRFTIME(${EPOCH},UTC,%Y%m%d)}/${CHANNEL(linkedid)}_${UNIQUEID}_" \
-        "${CHANNEL(endpoint)}.wav" in rec
+    assert "Set(LOCAL(day)=${STRFTIME(${EPOCH},UTC,%Y%m%d)})" in rec
+    assert "${RECDIR}/${day}/${CHANNEL(linkedid)}_${UNIQUEID}_${CHANNEL(endpoint)}.wav" in rec
     assert "RECDIR = /var/lib/hotline/recordings" in plan
+
+
+def test_astdb_notes_are_kept_by_day_and_each_day_goes_at_once() -> None:
+    """Every recorded leg notes its caller and queue in AstDB for a CTI that misses the events.
+    The CTI's AMI user may not DBDel, so the dialplan itself drops a day's notes 3 to 7 days
+    later (before, each leg's note stayed for ever)."""
+    plan = render(_settings(True), SECRETS, SYS_PROMPTS, "/moh")["extensions.conf"]
+    for name in ("hotline-record", "hotline-record-ivr"):
+        rec = _context(plan, name)
+        assert re.search(r"Set\(DB\(hotline-rec/\$\{day\}/\$\{CHANNEL\(linkedid\)\}_"
+                         r"\$\{UNIQUEID\}\)=", rec), rec
+        assert "Gosub(hotline-rec-tidy,s,1(${day}))" in rec
+        assert rec.index("Set(LOCAL(day)=") < rec.index("Set(LOCAL(f)=")
+    tidy = _context(plan, "hotline-rec-tidy")
+    # once per day (and per Asterisk start): the global says which day was tidied
+    assert 'GotoIf($["${HOTLINE_REC_TIDIED}" = "${ARG1}"]?done)' in tidy
+    assert "Set(GLOBAL(HOTLINE_REC_TIDIED)=${ARG1})" in tidy
+    ago = [int(d) for d in re.findall(
+        r"DBdeltree\(hotline-rec/\$\{STRFTIME\(\$\[\$\{EPOCH\} - (\d) \* 86400\],UTC,%Y%m%d\)\}\)",
+        tidy)]
+    assert ago == [3, 4, 5, 6, 7]
+    modules = render(_settings(), SECRETS, SYS_PROMPTS, "/moh")["modules.conf"]
+    assert re.search(r"^load => app_db\.so", modules, re.M)
 
 
 def test_the_ivr_part_is_recorded_only_when_the_setting_says_so() -> None:

@@ -71,11 +71,11 @@ def test_reconcile_indexes_a_file_of_a_systemname_call_through_the_port(tmp_path
     assert again["indexed"] == [] and again["ok"] == 1
 
 
-async def test_the_service_reads_and_forgets_astdb_metadata_through_the_ami_port(
+async def test_the_service_reads_astdb_metadata_by_day_through_the_ami_port(
         tmp_path: Path) -> None:
     write_tone_wav(tmp_path / REL, 1.0)
     index = MemoryIndex()
-    ami = FakeAmi(astdb={"hotline-rec/pbx1-1764210600.7_pbx1-1764210612.9":
+    ami = FakeAmi(astdb={"hotline-rec/20261127/pbx1-1764210600.7_pbx1-1764210612.9":
                          "13900001111|general|1764210600"})
     svc = RecorderService(RecorderSettings(storage_dir=tmp_path, settle_s=0.0), index,
                           ami=ami, clock=lambda: T0)
@@ -83,7 +83,8 @@ async def test_the_service_reads_and_forgets_astdb_metadata_through_the_ami_port
     assert doc["indexed"] == [REL]
     facts = index.facts[REL]
     assert (facts.caller_number, facts.queue) == ("13900001111", "general")
-    assert ami.astdb == {}  # forgotten once indexed
+    assert [a["Family"] for a in ami.named("DBGet")] == ["hotline-rec/20261127"]
+    assert ami.named("DBDel") == []  # the dialplan drops a day's notes (hotline-rec-tidy)
 
 
 async def test_an_unreachable_pbx_leaves_indexing_to_the_file_alone(tmp_path: Path) -> None:
