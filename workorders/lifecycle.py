@@ -244,10 +244,6 @@ def parse_department(value: str) -> Department:
     return _parse(Department, value, "department")
 
 
-def parse_role(value: str) -> Role:
-    return _parse(Role, value, "role")
-
-
 def check_subtype(order_type: OrderType, subtype: str | None) -> str | None:
     """The subtype if the type allows it (None is always fine), else InvalidWorkOrder."""
     if subtype is None:

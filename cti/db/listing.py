@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session
 
 from cti.db.jsonready import json_ready
-from cti.db.models import Account, Area, Call, WorkOrder
+from cti.db.models import Call
 
 logger = logging.getLogger(__name__)
 
@@ -54,40 +54,4 @@ def list_calls(session: Session, limit: int = 50) -> list[dict[str, Any]]:
             "ivr_path": c.ivr_path,
         })
         for c in calls
-    ]
-
-
-def list_workorders(session: Session, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest work orders first, each with its lifecycle events."""
-    _check_limit(limit)
-    master = aliased(WorkOrder)
-    rows = session.execute(
-        select(WorkOrder, Account.account_no, Area.name, master.number)
-        .outerjoin(Account, Account.id == WorkOrder.account_id)
-        .outerjoin(Area, Area.id == WorkOrder.area_id)
-        .outerjoin(master, master.id == WorkOrder.master_id)
-        .options(selectinload(WorkOrder.events))
-        .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
-        .limit(limit)
-    ).all()
-    return [
-        json_ready({
-            "number": wo.number,
-            "type": wo.type,
-            "status": wo.status,
-            "caller_number": wo.caller_number,
-            "account_no": account_no,
-            "area": area_name,
-            "description": wo.description,
-            "channel": wo.channel,
-            "call_id": wo.call_id,
-            "created_at": wo.created_at,
-            "sla_due_at": wo.sla_due_at,
-            "master_number": master_number,
-            "events": [
-                {"step": e.step, "at": e.at, "actor": e.actor, "note": e.note}
-                for e in wo.events
-            ],
-        })
-        for wo, account_no, area_name, master_number in rows
     ]

@@ -8,17 +8,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cti.db.calls import record_call_end, record_call_start, record_ivr_step
 from cti.db.jsonready import json_ready
-from cti.db.listing import list_calls, list_workorders
-from cti.db.models import WorkOrder
-from tests.support.orders import fault_report
+from cti.db.listing import list_calls
 
 if TYPE_CHECKING:
-    from conftest import World
+    pass
 
 MIN = timedelta(minutes=1)
 HALF_MIN = timedelta(seconds=30)
@@ -58,34 +55,9 @@ def test_list_calls_shows_the_agent_side(session: Session, now: datetime) -> Non
     assert (row["wait_s"], row["seat"]) == (30.0, "seat07")
 
 
-def test_list_workorders_newest_first(world: World, session: Session, now: datetime) -> None:
-    area = world.area(name="历下城区")
-    acct = world.account(area)
-    first = fault_report(session, now, acct.account_no, caller="13800000001", call_id="c1")
-    second = fault_report(session, now + MIN, caller="13800000002")
-    dup = session.scalars(select(WorkOrder).where(WorkOrder.number == second.number)).one()
-    dup.master_id = session.scalars(
-        select(WorkOrder.id).where(WorkOrder.number == first.number)).one()
-    session.commit()
-    rows = list_workorders(session)
-    assert [r["number"] for r in rows] == [second.number, first.number]
-    assert list_workorders(session, limit=1)[0]["number"] == second.number
-    newest, oldest = rows
-    assert (oldest["account_no"], oldest["area"], oldest["type"], oldest["status"]) == (
-        acct.account_no, "历下城区", "fault_repair", "accepted")
-    assert oldest["created_at"] == now.isoformat()
-    assert oldest["sla_due_at"] == (now + 45 * MIN).isoformat()
-    assert oldest["events"] == [{"step": "accepted", "at": now.isoformat(), "actor": "ivr",
-                                 "note": "ivr: 13800000001"}]
-    assert (newest["account_no"], newest["master_number"]) == (None, first.number)
-    assert json.loads(json.dumps(rows, ensure_ascii=False)) == rows
-
-
 def test_limit_must_be_positive(session: Session) -> None:
     with pytest.raises(ValueError):
         list_calls(session, limit=0)
-    with pytest.raises(ValueError):
-        list_workorders(session, limit=0)
 
 
 def test_decimals_become_strings() -> None:
