@@ -783,6 +783,11 @@ async def run_step(run: Run, side: str, mode: str, rate: float, index: int) -> d
     left_before = await wait_no_channels(tap, 30)
     if left_before:
         raise BenchError(f"{left_before} channels still up before {side}/{mode} step {index}")
+    if mode != "ivr" and run.phones is not None and run.phones.poll() is not None:
+        # an overloaded step can starve the phones' SIPp; a step without them measures nothing
+        run.say(f"  the agent phones had exited ({run.phones.returncode}): started again")
+        inst.procs.remove(run.phones)
+        run.phones = await start_agent_phones(inst, opts.hold_s)
     _clear_recordings(inst.recordings)
     service = inst.settings.pbx.service_number if side == "cti" else STATIC_SERVICE[mode]
     n = max(1, round(rate * opts.step_s))

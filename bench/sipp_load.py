@@ -89,6 +89,10 @@ def register_seats(secrets: Mapping[str, str], target: str, contact_port: int, w
         raise SippError(f"seat registration failed ({res.returncode}): {detail}")
 
 
+NO_WATCHDOG_EXIT = ("-watchdog_minor_maxtriggers", "1000000000",
+                    "-watchdog_major_maxtriggers", "1000000000")
+
+
 def start_phones(workdir: Path, port: int, media_port: int, talk_file: Path,
                  ring_ms: int) -> subprocess.Popen[bytes]:
     scen = workdir / "phones.xml"
@@ -96,6 +100,10 @@ def start_phones(workdir: Path, port: int, media_port: int, talk_file: Path,
     return subprocess.Popen(
         ["sipp", "-sf", str(scen), "-inf", str(talk_file), "-i", "127.0.0.1", "-p", str(port),
          "-mp", str(media_port), "-rtp_echo", "-cp", str(port + 1), "-nostdin",
+         # SIPp ends itself after 120 late timer runs (its watchdog): on a machine a load
+         # step overloads, the phones must outlive the step (a capacity run lost every seat
+         # in its IVR-only ramp, and every bridged step after it failed)
+         *NO_WATCHDOG_EXIT,
          "-trace_err", "-error_file", str(workdir / f"phones-{talk_file.stem}.err")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         cwd=workdir)
