@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from config import topics
 from config.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 USERNAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 # what the big screen, supervisors and the observer may read: no pops, replies or commands
-PUBLIC_TOPICS = ("hotline/agents/+/state", "hotline/queues/+/stats", "hotline/calls/+/events",
-                 "hotline/cti/status", "hotline/supervision/#", "hotline/supervisors/alerts")
+# (every filter and pattern of the ACL comes from config/topics.py, the one topics module)
+PUBLIC_TOPICS = topics.PUBLIC_FILTERS
 
 
 class BrokerConfigError(Exception):
@@ -159,20 +160,20 @@ def render_acl(staff: Sequence[Staff], extra: Mapping[str, Sequence[str]] | None
     user, %u being the user's name. `extra`: more users and their lines (the tests' harness)."""
     lines = ["# The hotline's broker ACL, rendered by asterisk_conf/mosquitto.py: do not edit.",
              "# Whatever no line grants is denied.", "",
-             f"user {CTI_USER}", "topic readwrite hotline/#", "",
+             f"user {CTI_USER}", f"topic readwrite {topics.ALL_TOPICS}", "",
              f"user {OBSERVER_USER}", *(f"topic read {t}" for t in PUBLIC_TOPICS), ""]
     for s in staff:
         if s.role in SUPERVISOR_ROLES:
             lines += [f"user {s.user_id}",
-                      f"topic write hotline/cmd/supervisors/{s.user_id}",
-                      f"topic read hotline/supervisors/{s.user_id}/reply",
+                      f"topic write {topics.command_topic('supervisors', s.user_id)}",
+                      f"topic read {topics.reply_topic('supervisors', s.user_id)}",
                       *(f"topic read {t}" for t in PUBLIC_TOPICS), ""]
     for user, granted in (extra or {}).items():
         lines += [f"user {user}", *granted, ""]
     lines += ["# every staff member: their own commands, state, pop and replies; the CTI's status",
-              "pattern write hotline/cmd/agents/%u",
-              "pattern read hotline/agents/%u/#",
-              "pattern read hotline/cti/status", ""]
+              f"pattern write {topics.agent_commands_pattern(topics.ACL_USER)}",
+              f"pattern read {topics.agent_topics_pattern(topics.ACL_USER)}",
+              f"pattern read {topics.CTI_STATUS_TOPIC}", ""]
     return "\n".join(lines)
 
 

@@ -68,9 +68,9 @@ REGISTER_SIP = 35090
 # the bench's broker user: the desktops of all bench agents at once (asterisk_conf/mosquitto.py
 # renders it beside the deployment's users; never a user of a deployment)
 BENCH_USER = "hotline-bench"
-BENCH_ACL = ("topic write hotline/cmd/agents/+", "topic read hotline/agents/+/state",
-             "topic read hotline/agents/+/reply",
-             "topic read hotline/agents/+/pop")  # bench/events.py: pops over MQTT
+BENCH_ACL = (f"topic write {topics.ALL_AGENT_COMMANDS}", f"topic read {topics.ALL_AGENT_STATES}",
+             f"topic read {topics.ALL_AGENT_REPLIES}",
+             f"topic read {topics.ALL_SCREEN_POPS}")  # bench/events.py: pops over MQTT
 PASSWORD = "95598"  # the demo agents' password, for web logins only (bench/events.py)
 LEAD_S = 2.0  # SIPp launches every call within this, before the first arrival
 SL_S = 20.0

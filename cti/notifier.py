@@ -1,15 +1,18 @@
 """The one notifier: every topic and payload the CTI publishes, to MQTT and to in-process listeners.
 
-Topics and payloads are built here, through the pure builders of cti/mqtt/topics.py, and
-nowhere else. A message goes to the MQTT bus (other processes, the big screen) and, at the same
-moment, to the listeners in this process (the desktop's /ws hub), so a screen-pop reaches a
-browser without a round trip through Mosquitto.
+Topics and payloads are built here, through the pure builders of config/topics.py (the one
+topics module, re-exported as cti/mqtt/topics.py), and nowhere else: the ACD hands over its
+agents and queues, the recorder and the work-order service the facts of an alert. A message
+goes to the MQTT bus (other processes, the big screen) and, at the same moment, to the
+listeners in this process (the desktop's /ws hub), so a screen-pop reaches a browser without a
+round trip through Mosquitto.
 
 Only the ACD's messages (agent state, screen-pop, queue figures, call events) are delivered
 in-process (LOCAL_FILTERS); a listener subscribes to the bus for whatever else it relays.
 Whether a message reflects the database is the caller's business: the ACD's writer calls
 agent_state() only after the state is committed (publish after commit), and the screen-pop,
-which is not database state, as the seat rings.
+which is not database state, as the seat rings. A work-order alert is held by the outbox
+(cti.mqtt.outbox) until the session that marked it commits.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from acd.model import Agent, QueueStats
-from cti.mqtt import topics
-from cti.mqtt.topics import (
+from config import topics
+from config.topics import (
     ALL_AGENT_STATES,
     ALL_CALL_EVENTS,
     ALL_COMMANDS,
@@ -37,6 +40,13 @@ from cti.mqtt.topics import (
     parse_command_topic,
     topic_matches,
 )
+from cti.mqtt.outbox import PublishAfterCommit
+
+if TYPE_CHECKING:  # the services' facts; they import no cti/ (recorder may not)
+    from sqlalchemy.orm import Session
+
+    from recorder.ports import UnrecordedLeg
+    from workorders.service import WorkOrderAlert
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +104,13 @@ def _utc(ts: float) -> datetime:
 
 class Notifier:
     """Builds and sends every message; safe to call from the event loop or a worker thread
-    (a listener is always called on the loop it was registered from)."""
+    (a listener is always called on the loop it was registered from). Messages that must wait
+    for a commit go through `outbox` (by default one over `bus`)."""
 
-    def __init__(self, bus: Publisher | None) -> None:
+    def __init__(self, bus: Publisher | None, *, outbox: PublishAfterCommit | None = None
+                 ) -> None:
         self.bus = bus
+        self.outbox = outbox if outbox is not None or bus is None else PublishAfterCommit(bus)
         self._listeners: list[tuple[Listener, asyncio.AbstractEventLoop | None]] = []
         self.sent = 0
 
@@ -154,6 +167,34 @@ class Notifier:
     def supervision(self, session_id: str, doc: Mapping[str, Any]) -> None:
         """A supervision event (recorder.supervision), after its audit row is committed."""
         self._send(topics.supervision_topic(session_id), topics.SUPERVISION, doc)
+
+    def work_order_alert(self, session: Session, alert: WorkOrderAlert) -> None:
+        """An SLA threshold crossed or an urge (workorders.service), to the supervisors: held
+        until `session` commits, dropped if it rolls back (publish after commit)."""
+        if self.outbox is None:
+            return
+        payload = topics.work_order_alert_payload(
+            kind=alert.kind, level=alert.level, number=alert.number,
+            order_type=alert.order_type, status=alert.status, department=alert.department,
+            area=alert.area, caller_number=alert.caller_number, account_no=alert.account_no,
+            clock=alert.clock, percent=alert.percent, started_at=alert.started_at,
+            due_at=alert.due_at, crossed_at=alert.crossed_at, urge_count=alert.urge_count,
+            note=alert.note, at=alert.at)
+        self.outbox.add(session, SUPERVISOR_ALERTS_TOPIC, payload, qos=topics.ALERT.qos,
+                        retain=topics.ALERT.retain)
+
+    def recording_disk(self, *, full: bool, free_bytes: int, min_free_bytes: int,
+                       at: datetime) -> None:
+        """The recordings disk became full, or has room again (recorder.service)."""
+        self._send(SUPERVISOR_ALERTS_TOPIC, topics.ALERT, topics.recording_disk_alert_payload(
+            full=full, free_bytes=free_bytes, min_free_bytes=min_free_bytes, at=at))
+
+    def unrecorded_leg(self, leg: UnrecordedLeg, *, at: datetime) -> None:
+        """An answered leg without a whole recording (recorder.service), after its reason is
+        in the unrecorded log."""
+        self._send(SUPERVISOR_ALERTS_TOPIC, topics.ALERT, topics.unrecorded_leg_alert_payload(
+            call_id=leg.call_id, leg=leg.leg_id, seat=leg.seat, file=leg.rel_path,
+            reason=leg.reason, detail=leg.detail, at=at))
 
     def subscribe_commands(self, bus: Any, handler: Callable[[str, bytes], Any]) -> None:
         """The agents' and supervisors' command topics (hotline/cmd/{kind}/{id})."""

@@ -22,6 +22,7 @@ from asterisk_conf import fail2ban
 from asterisk_conf.mosquitto import broker_folder, credentials_path
 from asterisk_conf.render import ASTERISK_GID, ASTERISK_UID, RECORDINGS_GID
 from config.settings import Settings
+from config.topics import ALL_TOPICS
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 CTI_USER = "hotline"  # hotline.stack.CTI_USER (not imported: the doctor reads, the stack runs)
@@ -147,7 +148,7 @@ def check_mqtt_anonymous(host: str, port: int, connack: Callable[[str, int], int
     if code == 0:
         return Check("mqtt-anonymous", FAIL,
                      f"the broker on {host}:{port} accepts anonymous clients: anyone on the host "
-                     "reads screen-pops and agent states on hotline/# and may forge commands",
+                     f"reads screen-pops and agent states on {ALL_TOPICS} and may forge commands",
                      "run the hotline's own broker config (issue 10, MQTT part): "
                      "hotline down && hotline up starts it on [mqtt] port (1884) with "
                      "allow_anonymous false, a password file and an ACL")

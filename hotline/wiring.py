@@ -158,11 +158,12 @@ def build_services(settings: Settings, sessions: sessionmaker[Session] | None = 
                    *, bus: Any = None,
                    clock: Callable[[], datetime] | None = None) -> Services:
     """The offline services; `sessions` defaults to the migrated configured database."""
-    from cti.mqtt.outbox import PublishAfterCommit
+    from cti.notifier import Notifier
     from workorders.service import WorkOrderService
 
     sessions = sessions if sessions is not None else open_database(settings)
-    kw: dict[str, Any] = {"outbox": PublishAfterCommit(bus) if bus is not None else None}
+    # the notifier makes each alert and holds it in its outbox until the commit
+    kw: dict[str, Any] = {"alerts": Notifier(bus) if bus is not None else None}
     if clock is not None:
         kw["clock"] = clock
     return Services(settings=settings, sessions=sessions, clock=clock,
@@ -382,9 +383,8 @@ async def build_daemon(settings: Settings) -> Daemon:
     # an IVR session that gives up on a slow FastAGI path moves its caller over AMI
     ivr_ctx.rescue = AmiPbx(ami, prompts).ivr_fallback
     # a leg left unrecorded (a full disk) goes to audit_log, then to supervisors' alerts
-    from cti.notifier import SUPERVISOR_ALERTS_TOPIC
     recorder.unrecorded_log = DbRecordingIndex(sessions)
-    recorder.alert = lambda doc: bus.publish(SUPERVISOR_ALERTS_TOPIC, doc)
+    recorder.alerts = workorders.alerts  # the notifier: it makes the alerts from their facts
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
                             seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))

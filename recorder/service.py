@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from config.recorder import RecorderSettings
@@ -58,6 +58,20 @@ TMPFS = frozenset({"tmpfs", "ramfs"})
 
 class RecorderError(Exception):
     """The recorder cannot work with these settings (for example a tmpfs folder)."""
+
+
+class RecordingAlerts(Protocol):
+    """Where supervisors are told of recording trouble (cti.notifier.Notifier in the CTI, which
+    makes the message): the recorder hands over facts, never a topic or a payload."""
+
+    def recording_disk(self, *, full: bool, free_bytes: int, min_free_bytes: int,
+                       at: datetime) -> None:
+        """The recordings disk became full, or has room again."""
+        ...
+
+    def unrecorded_leg(self, leg: UnrecordedLeg, *, at: datetime) -> None:
+        """An answered leg has no whole recording (kept in the unrecorded log first)."""
+        ...
 
 
 Ami = AmiActions  # the name this module used before the ports
@@ -198,10 +212,10 @@ class RecorderService:
         self.ami: AmiActions | None = ami
         self.indexed = 0
         self.last_reconcile: dict[str, Any] | None = None
-        # set by the composition root: where unrecorded legs are kept, and how supervisors are
-        # alerted (hotline/supervisors/alerts); either may be absent in tests
+        # set by the composition root: where unrecorded legs are kept, and who alerts
+        # supervisors (the notifier); either may be absent in tests
         self.unrecorded_log: UnrecordedLog | None = None
-        self.alert: Callable[[Mapping[str, Any]], None] | None = None
+        self.alerts: RecordingAlerts | None = None
         self.disk = DiskState(int(settings.min_free_mb * 1024 * 1024))
         self.unrecorded = 0
 
@@ -242,9 +256,9 @@ class RecorderService:
             log.warning("recordings disk has room again: %d bytes free in %s; recording "
                         "resumes", free, self.storage_dir)
         if change is not None:
-            self._alert({"kind": "recording", "level": "disk_full" if change == "full"
-                         else "disk_ok", "free_bytes": free, "min_free_bytes": self.disk.min_free,
-                         "at": self.clock().isoformat()})
+            at, min_free = self.clock(), self.disk.min_free
+            self._alert(f"disk {change}", lambda alerts: alerts.recording_disk(
+                full=change == "full", free_bytes=free, min_free_bytes=min_free, at=at))
         return self.disk.full
 
     async def watch_disk(self) -> None:
@@ -254,13 +268,13 @@ class RecorderService:
             self.check_disk()
             await asyncio.sleep(DISK_CHECK_S)
 
-    def _alert(self, doc: Mapping[str, Any]) -> None:
-        if self.alert is None:
+    def _alert(self, what: str, send: Callable[[RecordingAlerts], None]) -> None:
+        if self.alerts is None:
             return
         try:
-            self.alert(doc)
+            send(self.alerts)
         except Exception:  # an alert that cannot go out must not stop indexing
-            log.exception("recording alert not sent: %r", doc)
+            log.exception("recording alert not sent: %s", what)
 
     async def _unrecorded(self, msg: Mapping[str, str], rel: str, found: LegFile) -> bool:
         """Log, keep and alert an answered leg without a whole recording; False when the
@@ -287,9 +301,8 @@ class RecorderService:
         if self.unrecorded_log is not None:
             await asyncio.to_thread(self.unrecorded_log.unrecorded, leg, self.clock())
         # after the write: supervisors see what the database has
-        self._alert({"kind": "recording", "level": "unrecorded", "call_id": leg.call_id,
-                     "leg": leg.leg_id, "seat": leg.seat, "file": rel, "reason": reason,
-                     "detail": detail, "at": self.clock().isoformat()})
+        at = self.clock()
+        self._alert(f"unrecorded {rel}", lambda alerts: alerts.unrecorded_leg(leg, at=at))
         return True
 
     async def run(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -23,7 +23,6 @@ from cti.db.jsonready import json_ready
 from cti.db.models import ACCOUNT_NO_RE, Account, Area, Call, WorkOrder, WorkOrderEvent
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.upsert import insert_on_conflict
-from cti.notifier import SUPERVISOR_ALERTS_TOPIC
 from workorders import lifecycle as lc
 from workorders.lifecycle import (
     Department,
@@ -37,8 +36,6 @@ from workorders.lifecycle import (
 
 log = logging.getLogger(__name__)
 
-# the notifier owns every topic (cti/notifier.py); alerts leave through the outbox after commit
-ALERTS_TOPIC: Final = SUPERVISOR_ALERTS_TOPIC
 NUMBER_LEN: Final = 11
 MAX_PAGE: Final = 200
 MAX_DESCRIPTION: Final = 4000
@@ -114,9 +111,35 @@ SYSTEM: Final = Actor("system", Role.SYSTEM)
 IVR: Final = Actor("ivr", Role.SYSTEM)
 
 
-class Publisher(Protocol):
-    def add(self, session: Session, topic: str, payload: Mapping[str, Any], *, qos: int = 1,
-            retain: bool = False) -> None: ...
+@dataclass(frozen=True, slots=True)
+class WorkOrderAlert:
+    """What supervisors are told of an order (an SLA threshold crossed, or an urge): facts, read
+    in the unit of work that marked them. The notifier (cti/notifier.py) makes the message."""
+
+    kind: str  # sla | urge
+    level: str  # warning (80%) | breach (100%) | urge
+    number: str
+    order_type: str
+    status: str
+    department: str | None
+    area: str | None
+    caller_number: str | None
+    account_no: str | None
+    clock: str | None  # the SLA clock's name; None for an urge
+    percent: int | None  # the threshold crossed; None for an urge
+    started_at: datetime | None
+    due_at: datetime | None
+    crossed_at: datetime | None
+    urge_count: int
+    note: str | None
+    at: datetime  # when it was noticed
+
+
+class AlertOutbox(Protocol):
+    """Where alerts go; each is held until `session` commits and dropped if it rolls back
+    (cti.notifier.Notifier in the CTI)."""
+
+    def work_order_alert(self, session: Session, alert: WorkOrderAlert) -> None: ...
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -388,7 +411,7 @@ def link(session: Session, number: str, master_number: str, actor: Actor,
 
 
 def urge(session: Session, number: str, actor: Actor, now: datetime, policy: SlaPolicy,
-         note: str | None = None) -> tuple[WorkOrder, dict[str, Any] | None]:
+         note: str | None = None) -> tuple[WorkOrder, WorkOrderAlert | None]:
     """A caller urges (催办) an open order: counted and recorded; it escalates to the
     supervisors (the returned alert, to publish after commit) unless it repeats an urge made
     moments ago. Urging a child urges its master, which carries the work."""
@@ -419,38 +442,27 @@ def urge(session: Session, number: str, actor: Actor, now: datetime, policy: Sla
 
 def _alert(session: Session, order: WorkOrder, *, kind: str, level: str, now: datetime,
            clock: WorkOrderClock | None = None, percent: int | None = None,
-           crossed_at: datetime | None = None, note: str | None = None) -> dict[str, Any]:
-    """The supervisor alert (docs/mqtt.md): every field present, null when it has no value."""
-    account_no = order.account.account_no if order.account is not None else None
-    area = order.area.name if order.area is not None else None
-    return {
-        "kind": kind,                 # sla | urge
-        "level": level,               # warning (80%) | breach (100%) | urge
-        "number": order.number,
-        "type": order.type,
-        "status": order.status,
-        "department": order.department,
-        "area": area,
-        "caller_number": order.caller_number,
-        "account_no": account_no,
-        "clock": clock.name if clock else None,
-        "percent": percent,
-        "started_at": clock.started_at if clock else None,
-        "due_at": clock.due_at if clock else order.sla_due_at,
-        "crossed_at": crossed_at,
-        "urge_count": order.urge_count,
-        "note": note,
-        "at": now,
-    }
+           crossed_at: datetime | None = None, note: str | None = None) -> WorkOrderAlert:
+    """The facts of a supervisor alert (docs/mqtt.md), read while the session is open."""
+    return WorkOrderAlert(
+        kind=kind, level=level, number=order.number, order_type=order.type,
+        status=order.status, department=order.department,
+        area=order.area.name if order.area is not None else None,
+        caller_number=order.caller_number,
+        account_no=order.account.account_no if order.account is not None else None,
+        clock=clock.name if clock else None, percent=percent,
+        started_at=clock.started_at if clock else None,
+        due_at=clock.due_at if clock else order.sla_due_at,
+        crossed_at=crossed_at, urge_count=order.urge_count, note=note, at=now)
 
 
-def escalation_tick(session: Session, now: datetime, policy: SlaPolicy) -> list[dict[str, Any]]:
+def escalation_tick(session: Session, now: datetime, policy: SlaPolicy) -> list[WorkOrderAlert]:
     """Every alert due now, in the caller's transaction (see escalation_batch)."""
     return escalation_batch(session, now, policy)[0]
 
 
 def escalation_batch(session: Session, now: datetime, policy: SlaPolicy,
-                     limit: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+                     limit: int | None = None) -> tuple[list[WorkOrderAlert], bool]:
     """Mark the thresholds the running clocks have crossed (at most `limit` clocks, those due
     first) and return one alert per new mark, and whether clocks may be left for another batch.
 
@@ -466,7 +478,7 @@ def escalation_batch(session: Session, now: datetime, policy: SlaPolicy,
                  selectinload(WorkOrderClock.work_order).selectinload(WorkOrder.account),
                  selectinload(WorkOrderClock.work_order).selectinload(WorkOrder.area))
         .order_by(WorkOrderClock.next_alert_at, WorkOrderClock.id).limit(limit)).all()
-    alerts: list[dict[str, Any]] = []
+    alerts: list[WorkOrderAlert] = []
     for clock in clocks:
         marked = {e.percent for e in clock.escalations}
         view = lc.ClockView(clock.name, clock.started_at, clock.due_at, clock.stopped_at,
@@ -692,21 +704,21 @@ def open_children_of(session: Session, number: str) -> list[str]:
 
 class WorkOrderService:
     """One session and commit per call; supervisor alerts are published after the commit
-    when an outbox (cti.mqtt.outbox.PublishAfterCommit) is given."""
+    when `alerts` (cti.notifier.Notifier, which holds them in its outbox) is given."""
 
     def __init__(self, sessions: sessionmaker[Session], policy: SlaPolicy,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 outbox: Publisher | None = None) -> None:
+                 alerts: AlertOutbox | None = None) -> None:
         self.sessions = sessions
         self.policy = policy
         self.clock = clock
-        self.outbox = outbox
+        self.alerts = alerts
 
-    def _publish(self, s: Session, alerts: Iterable[Mapping[str, Any]]) -> None:
-        if self.outbox is None:
+    def _publish(self, s: Session, alerts: Iterable[WorkOrderAlert]) -> None:
+        if self.alerts is None:
             return
         for alert in alerts:
-            self.outbox.add(s, ALERTS_TOPIC, alert)
+            self.alerts.work_order_alert(s, alert)
 
     def create(self, new: NewOrder, actor: Actor, *, link_duplicates: bool = True,
                now: datetime | None = None,
@@ -766,12 +778,12 @@ class WorkOrderService:
         with self.sessions.begin() as s:
             return at_risk(s, now or self.clock(), self.policy)
 
-    def escalation_tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
+    def escalation_tick(self, now: datetime | None = None) -> list[WorkOrderAlert]:
         """Persist new escalations and publish them after the commit; returns them. A backlog
         (the CTI was down) goes in batches of TICK_BATCH clocks, one transaction each, so no
         transaction holds SQLite's write lock for long."""
         now = now or self.clock()
-        out: list[dict[str, Any]] = []
+        out: list[WorkOrderAlert] = []
         more = True
         while more:
             with self.sessions.begin() as s:

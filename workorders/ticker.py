@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workorders.service import WorkOrderAlert
 
 log = logging.getLogger(__name__)
 
 
-async def escalation_ticks(tick: Callable[[], list[dict[str, Any]]], interval_s: float, *,
+async def escalation_ticks(tick: Callable[[], Sequence[WorkOrderAlert]], interval_s: float, *,
                            ticks: int | None = None) -> None:
     """Call `tick` (WorkOrderService.escalation_tick: one unit of work, alerts published after
     its commit) in a worker thread every `interval_s`, so a slow database never stalls the
@@ -22,8 +25,8 @@ async def escalation_ticks(tick: Callable[[], list[dict[str, Any]]], interval_s:
         try:
             alerts = await asyncio.to_thread(tick)
             for a in alerts:
-                log.warning("SLA %s: work order %s %s %s%% (due %s)", a["level"], a["number"],
-                            a["clock"], a["percent"], _iso(a["due_at"]))
+                log.warning("SLA %s: work order %s %s %s%% (due %s)", a.level, a.number,
+                            a.clock, a.percent, _iso(a.due_at))
         except Exception:
             log.exception("work-order escalation tick failed; retrying in %.0f s", interval_s)
         done += 1
@@ -31,5 +34,5 @@ async def escalation_ticks(tick: Callable[[], list[dict[str, Any]]], interval_s:
             await asyncio.sleep(interval_s)
 
 
-def _iso(value: Any) -> str:
+def _iso(value: datetime | None) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)

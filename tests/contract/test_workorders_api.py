@@ -18,10 +18,10 @@ from agent_desktop.app import create_app
 from config.settings import WebSettings, load_settings
 from cti.db.models import Account, Area
 from cti.db.session import make_engine, make_session_factory
+from cti.notifier import SUPERVISOR_ALERTS_TOPIC as ALERTS_TOPIC
 from hotline.wiring import build_services
 from tests.support.fakes import Clock, FakeBus
 from tests.support.seeded_db import SeededDb
-from workorders.service import ALERTS_TOPIC
 
 PASSWORD = "95598"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)

@@ -20,7 +20,7 @@ from cti.db.calls import record_call_end, record_call_start
 from cti.db.migrate import migrating, upgrade
 from cti.db.models import WorkOrder
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
-from cti.mqtt.outbox import PublishAfterCommit
+from cti.notifier import SUPERVISOR_ALERTS_TOPIC, Notifier
 from tests.support.fakes import Clock, FakeBus
 from workorders import service as wo
 from workorders.lifecycle import (
@@ -32,7 +32,7 @@ from workorders.lifecycle import (
     TransitionNotAllowed,
     UrgeNotAllowed,
 )
-from workorders.service import Actor, NewOrder, SearchQuery, WorkOrderService
+from workorders.service import Actor, NewOrder, SearchQuery, WorkOrderAlert, WorkOrderService
 
 if TYPE_CHECKING:
     from conftest import World
@@ -153,14 +153,14 @@ def test_escalation_at_80_and_100_percent_once_each_published_after_commit(
         number = _repair(s, now, acct.account_no).number
     bus = FakeBus()
     clock = Clock(now)
-    svc = WorkOrderService(session_factory, POLICY, clock, PublishAfterCommit(bus))
+    svc = WorkOrderService(session_factory, POLICY, clock, Notifier(bus))
     ticks = {}
     for minute in (10, 35, 36, 37, 44, 45, 46, 120):
         clock.now = now + minute * MIN
-        ticks[minute] = [(a["level"], a["percent"]) for a in svc.escalation_tick()]
+        ticks[minute] = [(a.level, a.percent) for a in svc.escalation_tick()]
     assert ticks == {10: [], 35: [], 36: [("warning", 80)], 37: [], 44: [],
                      45: [("breach", 100)], 46: [], 120: []}
-    assert [t for t, _ in bus.sent] == [wo.ALERTS_TOPIC] * 2
+    assert [t for t, _ in bus.sent] == [SUPERVISOR_ALERTS_TOPIC] * 2
     assert all(isinstance(p, bytes) for _t, p in bus.raw)  # the outbox sends JSON bytes
     warning = bus.sent[0][1]
     assert {k: warning[k] for k in ("kind", "level", "number", "clock", "percent", "status",
@@ -180,14 +180,14 @@ def test_a_rolled_back_tick_publishes_nothing_and_marks_nothing(
     with session_factory.begin() as s:
         _repair(s, now)
     bus = FakeBus()
-    outbox = PublishAfterCommit(bus)
+    notifier = Notifier(bus)
     with session_factory() as s:
         alerts = wo.escalation_tick(s, now + 40 * MIN, POLICY)
         for a in alerts:
-            outbox.add(s, wo.ALERTS_TOPIC, a)
+            notifier.work_order_alert(s, a)
         s.rollback()
     assert len(alerts) == 1 and bus.sent == []
-    svc = WorkOrderService(session_factory, POLICY, Clock(now + 40 * MIN), outbox)
+    svc = WorkOrderService(session_factory, POLICY, Clock(now + 40 * MIN), notifier)
     assert len(svc.escalation_tick()) == 1 and len(bus.sent) == 1
 
 
@@ -198,15 +198,15 @@ def test_concurrent_ticks_alert_each_crossing_once(session_factory: sessionmaker
             _repair(s, now, caller=f"1380000000{i}", link=False)
     barrier = threading.Barrier(4)
 
-    def tick(_: int) -> list[dict[str, Any]]:
+    def tick(_: int) -> list[WorkOrderAlert]:
         svc = WorkOrderService(session_factory, POLICY, Clock(now + 50 * MIN))
         barrier.wait()
         return svc.escalation_tick()
 
     with ThreadPoolExecutor(4) as pool:
         alerts = [a for chunk in pool.map(tick, range(4)) for a in chunk]
-    assert sorted((a["number"], a["percent"]) for a in alerts) == sorted(
-        (n, p) for n in {a["number"] for a in alerts} for p in (80, 100))
+    assert sorted((a.number, a.percent) for a in alerts) == sorted(
+        (n, p) for n in {a.number for a in alerts} for p in (80, 100))
     assert len(alerts) == 10
     with session_factory() as s:
         assert len(s.scalars(select(WorkOrderEscalation)).all()) == 10
@@ -221,9 +221,9 @@ def test_a_backlog_is_escalated_in_batches_each_committed(
     monkeypatch.setattr(wo, "TICK_BATCH", 2)
     bus = FakeBus()
     svc = WorkOrderService(session_factory, POLICY, Clock(now + 50 * MIN),
-                           PublishAfterCommit(bus))
+                           Notifier(bus))
     alerts = svc.escalation_tick()
-    assert sorted((a["number"], a["percent"]) for a in alerts) == sorted(
+    assert sorted((a.number, a.percent) for a in alerts) == sorted(
         (n, p) for n in numbers for p in (80, 100))
     assert len(bus.sent) == 10 and svc.escalation_tick() == []
 
@@ -242,7 +242,7 @@ def test_stopped_clock_does_not_escalate_but_meter_restore_does(
     wo.transition(session, meter.number, "on_site", METERING, now + 40 * MIN)
     # at 7 h: the line's arrival stopped in time; the meter's arrival too; restore is at 87%
     alerts = wo.escalation_tick(session, now + 7 * 60 * MIN, POLICY)
-    assert [(a["number"], a["clock"], a["percent"]) for a in alerts] == [
+    assert [(a.number, a.clock, a.percent) for a in alerts] == [
         (meter.number, "restore", 80)]
     risky = wo.at_risk(session, now + 7 * 60 * MIN, POLICY)
     assert [(r["number"], r["percent_used"]) for r in risky] == [(meter.number, 87.5)]
@@ -295,8 +295,8 @@ def test_fault_reports_of_one_area_within_the_window_link_to_one_master(
         wo.transition(session, c1.number, "dispatched", SUP, now)
     # children of a master are not escalated on their own: only the master's clock runs
     alerts = wo.escalation_tick(session, now + 37 * MIN, POLICY)
-    assert master.number in {a["number"] for a in alerts}
-    assert not {c1.number, c2.number} & {a["number"] for a in alerts}
+    assert master.number in {a.number for a in alerts}
+    assert not {c1.number, c2.number} & {a.number for a in alerts}
 
     for to, actor in [("dispatched", AGENT), ("department_accepted", CREW),
                       ("on_site", CREW), ("resolved", CREW)]:
@@ -358,7 +358,7 @@ def test_urging(world: World, session: Session, now: datetime) -> None:
     child = _repair(session, now + MIN, world.account(area).account_no, caller="13800000002")
     target, alert = wo.urge(session, master.number, AGENT, now + 20 * MIN, POLICY, "还没人来")
     assert target is master and alert is not None
-    assert (alert["kind"], alert["level"], alert["urge_count"], alert["note"]) == (
+    assert (alert.kind, alert.level, alert.urge_count, alert.note) == (
         "urge", "urge", 1, "还没人来")
     # a repeat minutes later is counted, not alerted again
     target, alert = wo.urge(session, master.number, AGENT, now + 25 * MIN, POLICY)
@@ -381,14 +381,14 @@ def test_urging(world: World, session: Session, now: datetime) -> None:
 def test_service_urge_publishes_the_alert_after_commit(session_factory: sessionmaker[Session],
                                                        now: datetime) -> None:
     bus = FakeBus()
-    svc = WorkOrderService(session_factory, POLICY, Clock(now), PublishAfterCommit(bus))
+    svc = WorkOrderService(session_factory, POLICY, Clock(now), Notifier(bus))
     doc = svc.create(NewOrder(type="complaint", description="抄表员态度差",
                               caller_number="13800000001"), AGENT)
     assert doc["status"] == "accepted" and doc["number"]
     out = svc.urge(doc["number"], AGENT, "请尽快处理")
     assert out["urge_count"] == 1 and out["urge_alerted"] is True
     assert [(t, p["kind"], p["number"]) for t, p in bus.sent] == [
-        (wo.ALERTS_TOPIC, "urge", doc["number"])]
+        (SUPERVISOR_ALERTS_TOPIC, "urge", doc["number"])]
 
 
 # ------------------------------------------------------------------ search and return visits
@@ -541,6 +541,6 @@ def test_0004_fills_in_alert_times_of_existing_clocks(
         assert times == {warned.number: (now + 36 * MIN, now + 45 * MIN),
                          fresh.number: (now + 46 * MIN, now + 46 * MIN)}
         alerts = wo.escalation_tick(s, now + 46 * MIN, POLICY)
-        assert sorted((a["number"], a["percent"]) for a in alerts) == [
+        assert sorted((a.number, a.percent) for a in alerts) == [
             (warned.number, 100), (fresh.number, 80)]
         assert wo.escalation_tick(s, now + 47 * MIN, POLICY) == []

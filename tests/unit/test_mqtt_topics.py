@@ -1,4 +1,5 @@
-"""cti.mqtt.topics: topic and payload builders, id validation, JSON encoding, filter matching."""
+"""config.topics (re-exported as cti.mqtt.topics): topic, filter, ACL and payload builders, id
+validation, JSON encoding, filter matching."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from acd.model import AgentState
-from cti.mqtt import topics as t
+from config import topics as t
 
 BEIJING = timezone(timedelta(hours=8))
 AT = datetime(2026, 7, 1, 9, 30, 5, 123456, tzinfo=BEIJING)
@@ -192,3 +193,130 @@ def test_deliveries() -> None:
     assert {d.qos for d in (t.AGENT_STATE, t.SCREEN_POP, t.QUEUE_STATS, t.CALL_EVENT,
                             t.CTI_STATUS)} == {1}
     assert t.AGENT_STATES == {s.value for s in AgentState}
+
+
+def test_cti_mqtt_topics_is_the_one_module_re_exported() -> None:
+    from cti.mqtt import topics as cti_topics
+
+    public = [n for n, v in vars(t).items()
+              if not n.startswith("_") and getattr(v, "__module__", t.__name__) == t.__name__]
+    assert {"agent_state_topic", "PUBLIC_FILTERS", "work_order_alert_payload"} <= set(public)
+    assert [n for n in public if getattr(cti_topics, n, None) is not getattr(t, n)] == []
+
+
+# ----------------------------------------------------------------------------- the broker ACL
+
+
+def test_acl_filters_and_patterns() -> None:
+    assert t.ALL_TOPICS == "hotline/#"
+    assert t.ALL_AGENT_COMMANDS == "hotline/cmd/agents/+"
+    assert t.PUBLIC_FILTERS == (
+        "hotline/agents/+/state", "hotline/queues/+/stats", "hotline/calls/+/events",
+        "hotline/cti/status", "hotline/supervision/#", "hotline/supervisors/alerts")
+    assert t.agent_commands_pattern() == t.agent_commands_pattern(t.ACL_USER) == \
+        "hotline/cmd/agents/%u"
+    assert t.agent_topics_pattern(t.ACL_USER) == "hotline/agents/%u/#"
+    assert t.agent_topics_pattern("A001", prefix="site2/hotline") == "site2/hotline/agents/A001/#"
+    for flt in (t.ALL_TOPICS, t.ALL_AGENT_COMMANDS, *t.PUBLIC_FILTERS, t.agent_topics_pattern()):
+        assert t.check_topic_filter(flt) == flt
+    # a pattern grants what the agent's own topics are, and nothing of another agent
+    mine = t.agent_topics_pattern("A001")
+    assert all(t.topic_matches(mine, topic) for topic in (
+        t.agent_state_topic("A001"), t.screen_pop_topic("A001"), t.reply_topic("agents", "A001")))
+    assert not t.topic_matches(mine, t.screen_pop_topic("A002"))
+    assert t.topic_matches(t.agent_commands_pattern("A001"), t.command_topic("agents", "A001"))
+    # no pops, replies or commands among the public filters
+    for private in (t.screen_pop_topic("A001"), t.reply_topic("supervisors", "S01"),
+                    t.command_topic("agents", "A001")):
+        assert not any(t.topic_matches(f, private) for f in t.PUBLIC_FILTERS), private
+
+
+@pytest.mark.parametrize("bad", ["a/b", "+", "#", "%x", "%u/x", ""])
+def test_acl_patterns_refuse_topic_syntax(bad: str) -> None:
+    for build in (t.agent_commands_pattern, t.agent_topics_pattern):
+        with pytest.raises(t.InvalidTopicError):
+            build(bad)
+
+
+# the ACL as it was written by hand before the topics module rendered it: not one byte changed
+ACL_BEFORE = """\
+# The hotline's broker ACL, rendered by asterisk_conf/mosquitto.py: do not edit.
+# Whatever no line grants is denied.
+
+user hotline-cti
+topic readwrite hotline/#
+
+user hotline-observer
+topic read hotline/agents/+/state
+topic read hotline/queues/+/stats
+topic read hotline/calls/+/events
+topic read hotline/cti/status
+topic read hotline/supervision/#
+topic read hotline/supervisors/alerts
+
+user S01
+topic write hotline/cmd/supervisors/S01
+topic read hotline/supervisors/S01/reply
+topic read hotline/agents/+/state
+topic read hotline/queues/+/stats
+topic read hotline/calls/+/events
+topic read hotline/cti/status
+topic read hotline/supervision/#
+topic read hotline/supervisors/alerts
+
+user hotline-bench
+topic write hotline/cmd/agents/+
+topic read hotline/agents/+/state
+topic read hotline/agents/+/reply
+topic read hotline/agents/+/pop
+
+# every staff member: their own commands, state, pop and replies; the CTI's status
+pattern write hotline/cmd/agents/%u
+pattern read hotline/agents/%u/#
+pattern read hotline/cti/status
+"""
+
+
+def test_the_broker_acl_comes_from_the_topics_module_unchanged() -> None:
+    from asterisk_conf.mosquitto import PUBLIC_TOPICS, Staff, render_acl
+    from bench.acd import BENCH_ACL, BENCH_USER
+
+    assert PUBLIC_TOPICS == t.PUBLIC_FILTERS
+    acl = render_acl([Staff("A001", "agent"), Staff("S01", "supervisor")],
+                     {BENCH_USER: list(BENCH_ACL)})
+    assert acl == ACL_BEFORE
+
+
+# --------------------------------------------------------------------------- supervisor alerts
+
+
+def test_work_order_alert_payload() -> None:
+    doc = t.work_order_alert_payload(
+        kind="urge", level="urge", number="26112700001", order_type="fault_repair",
+        status="dispatched", department="repair", area="历下区", caller_number="13800000001",
+        account_no=None, clock=None, percent=None, started_at=None, due_at=AT,
+        crossed_at=None, urge_count=2, note="还没人来", at=AT)
+    assert list(doc) == ["kind", "level", "number", "type", "status", "department", "area",
+                         "caller_number", "account_no", "clock", "percent", "started_at",
+                         "due_at", "crossed_at", "urge_count", "note", "at"]
+    assert (doc["type"], doc["due_at"], doc["at"], doc["started_at"]) == (
+        "fault_repair", AT_UTC, AT_UTC, None)
+    assert roundtrip(doc) == doc  # JSON-ready as it is
+    for kind, level in (("sla", "urge"), ("urge", "warning"), ("recording", "disk_full")):
+        with pytest.raises(ValueError, match="unknown work-order alert"):
+            t.work_order_alert_payload(**{**{k: doc[k] for k in doc if k != "type"},
+                                          "order_type": "x", "due_at": AT, "at": AT,
+                                          "kind": kind, "level": level})
+
+
+def test_recording_alert_payloads_keep_the_recorders_own_timestamps() -> None:
+    assert t.recording_disk_alert_payload(full=True, free_bytes=0, min_free_bytes=10, at=AT) == {
+        "kind": "recording", "level": "disk_full", "free_bytes": 0, "min_free_bytes": 10,
+        "at": "2026-07-01T09:30:05.123456+08:00"}
+    assert t.recording_disk_alert_payload(full=False, free_bytes=30, min_free_bytes=10,
+                                          at=AT)["level"] == "disk_ok"
+    leg = t.unrecorded_leg_alert_payload(call_id="c.1", leg="c.2", seat=None, file="x.wav",
+                                         reason="file_missing", detail="no file", at=AT)
+    assert leg == {"kind": "recording", "level": "unrecorded", "call_id": "c.1", "leg": "c.2",
+                   "seat": None, "file": "x.wav", "reason": "file_missing", "detail": "no file",
+                   "at": "2026-07-01T09:30:05.123456+08:00"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
+from workorders.service import WorkOrderAlert
 from workorders.ticker import escalation_ticks
 
 DUE = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
@@ -18,12 +18,15 @@ async def test_ticks_run_in_a_worker_thread_and_a_failure_is_retried(
         caplog: pytest.LogCaptureFixture) -> None:
     calls: list[str] = []
 
-    def tick() -> list[dict[str, Any]]:
+    def tick() -> list[WorkOrderAlert]:
         calls.append(threading.current_thread().name)
         if len(calls) == 2:
             raise RuntimeError("database gone")
-        return [{"level": "warning", "number": "26112700001", "clock": "arrival",
-                 "percent": 80, "due_at": DUE}] if len(calls) == 1 else []
+        return [WorkOrderAlert(
+            kind="sla", level="warning", number="26112700001", order_type="fault_repair",
+            status="dispatched", department="repair", area=None, caller_number=None,
+            account_no=None, clock="arrival", percent=80, started_at=None, due_at=DUE,
+            crossed_at=DUE, urge_count=0, note=None, at=DUE)] if len(calls) == 1 else []
 
     with caplog.at_level(logging.WARNING, logger="workorders.ticker"):
         await escalation_ticks(tick, 0.001, ticks=3)

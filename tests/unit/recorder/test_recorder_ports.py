@@ -11,10 +11,18 @@ import pytest
 
 from config.recorder import RecorderSettings
 from cti.ami.protocol import AmiActionError, AmiDisconnected, AmiTimeout
-from recorder.ports import UNAVAILABLE, RecordingFacts, RecordingIndex, is_refusal
+from recorder import service as recorder_service
+from recorder.naming import IN_CHROOT_DIR
+from recorder.ports import (
+    UNAVAILABLE,
+    RecordingFacts,
+    RecordingIndex,
+    UnrecordedLeg,
+    is_refusal,
+)
 from recorder.reconcile import IndexRow
 from recorder.retention import RetentionPolicy
-from recorder.service import RecorderService, reconcile
+from recorder.service import RecorderService, RecordingAlerts, reconcile
 from tests.support.fakes import FakeAmi
 from tests.support.wav import write_tone_wav
 
@@ -112,3 +120,53 @@ async def test_a_programming_error_behind_the_port_is_not_swallowed(tmp_path: Pa
                           ami=BrokenAmi(), clock=lambda: T0)
     with pytest.raises(KeyError):
         await svc.reconcile()
+
+
+class MemoryAlerts:
+    """RecordingAlerts in lists: the facts the recorder hands over (the notifier makes them
+    messages in the CTI)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.disk: list[tuple[bool, int, int, datetime]] = []
+        self.legs: list[tuple[UnrecordedLeg, datetime]] = []
+        self.fail = fail
+
+    def recording_disk(self, *, full: bool, free_bytes: int, min_free_bytes: int,
+                       at: datetime) -> None:
+        if self.fail:
+            raise ConnectionError("bus gone")
+        self.disk.append((full, free_bytes, min_free_bytes, at))
+
+    def unrecorded_leg(self, leg: UnrecordedLeg, *, at: datetime) -> None:
+        self.legs.append((leg, at))
+
+
+async def test_the_recorder_hands_alert_facts_to_its_port(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    free = [0]
+    monkeypatch.setattr(recorder_service, "free_bytes", lambda _path: free[0])
+    alerts = MemoryAlerts()
+    port: RecordingAlerts = alerts  # mypy checks the port's shape here
+    svc = RecorderService(RecorderSettings(storage_dir=tmp_path, min_free_mb=1.0,
+                                           index_wait_s=0.01), MemoryIndex(), clock=lambda: T0)
+    svc.alerts = port
+    assert svc.check_disk() and svc.check_disk()  # full, and still full: one alert
+    await svc.index_event({"File": f"{IN_CHROOT_DIR}/{REL}", "Seat": "seat07",
+                           "StartEpoch": "1764210600", "EndEpoch": "1764210612"})
+    free[0] = 2 * 1024 * 1024
+    assert not svc.check_disk()
+    assert alerts.disk == [(True, 0, 1048576, T0), (False, 2097152, 1048576, T0)]
+    [(leg, at)] = alerts.legs
+    assert (leg.call_id, leg.leg_id, leg.seat, leg.rel_path, leg.reason, at) == (
+        "pbx1-1764210600.7", "pbx1-1764210612.9", "seat07", REL, "disk_full", T0)
+
+
+def test_an_alert_that_cannot_go_out_does_not_stop_the_recorder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    monkeypatch.setattr(recorder_service, "free_bytes", lambda _path: 0)
+    svc = RecorderService(RecorderSettings(storage_dir=tmp_path, min_free_mb=1.0),
+                          MemoryIndex(), clock=lambda: T0)
+    svc.alerts = MemoryAlerts(fail=True)
+    assert svc.check_disk() is True
+    assert "recording alert not sent: disk full" in caplog.text
