@@ -50,7 +50,8 @@ _ASTERISK_ID = re.compile(ASTERISK_ID_PATTERN)
 DIALPLAN_CONTEXTS = frozenset({
     "hotline-sanitise", "hotline-no-service", "hotline-next", "hotline-wait",
     "hotline-announce", "hotline-connect", "hotline-callback", "hotline-record",
-    "hotline-record-done", "hotline-record-ivr", "hotline-hold", "hotline-spy",
+    "hotline-record-done", "hotline-record-ivr", "hotline-rec-tidy", "hotline-hold",
+    "hotline-spy",
 })
 SKILL_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # ivr/flows: general, repair, english, ...
 MAX_PRIORITY = 100  # ivr/schema.py: priority 0..100
