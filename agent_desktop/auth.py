@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from agent_desktop.context import WebContext
-from cti.db.models_web import WebSession
+from cti.db import web_sessions
+from cti.db.web_sessions import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -76,29 +75,18 @@ def ctx_of(request: Request) -> WebContext:
     return ctx
 
 
-def session_user(s: Session, ctx: WebContext, token: str | None, *,
-                 touch: bool = True) -> User | None:
+def session_user(ctx: WebContext, token: str | None, *, touch: bool = True) -> User | None:
     """The user of a live session token; None if unknown, logged out, idle or past its end."""
     if not token or len(token) > 200:
         return None
-    from cti.db.models import Agent
-
-    row = s.execute(
-        select(WebSession, Agent.name, Agent.active)
-        .join(Agent, Agent.agent_id == WebSession.user_id)
-        .where(WebSession.token_hash == token_hash(token))
-    ).one_or_none()
-    if row is None:
+    found = web_sessions.session_user(
+        ctx.sessions, token_hash(token), ctx.clock,
+        idle=timedelta(seconds=ctx.settings.web.session_idle_s),
+        touch_every=TOUCH_EVERY if touch else None)
+    if found is None:
         return None
-    ws, name, active = row
-    now = ctx.clock()
-    idle = timedelta(seconds=ctx.settings.web.session_idle_s)
-    if ws.ended_at is not None or not active or now >= ws.expires_at \
-            or now >= ws.last_seen + idle:
-        return None
-    if touch and now - ws.last_seen >= TOUCH_EVERY:
-        ws.last_seen = now
-    return User(user_id=ws.user_id, role=ws.role, name=name, seat=ws.seat, lang=ws.lang)
+    return User(user_id=found.user_id, role=found.role, name=found.name, seat=found.seat,
+                lang=found.lang)
 
 
 def request_token(request: Request) -> str | None:
@@ -118,8 +106,7 @@ def current_user(request: Request) -> User:
     token = request_token(request)
     if not token:
         raise HTTPException(401, "not logged in")
-    with ctx.sessions.begin() as s:
-        user = session_user(s, ctx, token)
+    user = session_user(ctx, token)
     if user is None:
         raise HTTPException(401, "session expired or unknown; log in again")
     request.state.user = user
@@ -147,32 +134,29 @@ def require_self_or_supervisor(user: User, agent_id: str) -> None:
         raise HTTPException(403, "an agent may only see and change their own data")
 
 
-def start_session(s: Session, ctx: WebContext, *, user_id: str, role: str,
+def start_session(s: UnitOfWork, ctx: WebContext, *, user_id: str, role: str,
                   seat: str | None, lang: str, now: datetime) -> tuple[str, datetime]:
-    """Store a new session; returns the cookie token (never stored) and its absolute end."""
+    """Store a new session in the caller's unit of work s (tests seed sessions so); returns
+    the cookie token (never stored) and its absolute end."""
     token = new_token()
     expires = now + timedelta(seconds=ctx.settings.web.session_absolute_s)
-    s.add(WebSession(token_hash=token_hash(token), user_id=user_id, role=role, seat=seat,
-                     lang=lang, created_at=now, last_seen=now, expires_at=expires,
-                     ended_at=None))
-    s.flush()
+    web_sessions.add_session(s, token_hash=token_hash(token), user_id=user_id, role=role,
+                             seat=seat, lang=lang, now=now, expires_at=expires)
     return token, expires
 
 
-def end_session(s: Session, token: str, now: datetime) -> WebSession | None:
-    ws = s.scalars(select(WebSession).where(WebSession.token_hash == token_hash(token),
-                                            WebSession.ended_at.is_(None))).one_or_none()
-    if ws is not None:
-        ws.ended_at = now
-        s.flush()
-    return ws
+def open_session(ctx: WebContext, *, user_id: str, role: str, seat: str | None, lang: str,
+                 now: datetime) -> tuple[str, datetime, str]:
+    """Store a new session; returns the cookie token (never stored), its absolute end and the
+    user's name."""
+    token = new_token()
+    expires = now + timedelta(seconds=ctx.settings.web.session_absolute_s)
+    name = web_sessions.open_session(ctx.sessions, token_hash=token_hash(token),
+                                     user_id=user_id, role=role, seat=seat, lang=lang, now=now,
+                                     expires_at=expires)
+    return token, expires, name
 
 
-def end_sessions_of(s: Session, user_id: str, now: datetime) -> int:
-    """End every open session of user_id (the agent was logged out of the ACD)."""
-    rows = s.scalars(select(WebSession).where(WebSession.user_id == user_id,
-                                              WebSession.ended_at.is_(None))).all()
-    for ws in rows:
-        ws.ended_at = now
-    s.flush()
-    return len(rows)
+def end_session(ctx: WebContext, token: str, now: datetime) -> bool:
+    """End the session of this token; False if it was not open."""
+    return web_sessions.end_session(ctx.sessions, token_hash(token), now)

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from config.settings import Settings
+from cti.db.web_sessions import Sessions
 
 
 def utc_now() -> datetime:
@@ -25,7 +24,9 @@ class WebContext:
     """
 
     settings: Settings
-    sessions: sessionmaker[Session]
+    # the database's session factory: handed to the cti.db functions the routes call, never
+    # opened here (tests/unit/test_architecture.py)
+    sessions: Sessions
     clock: Callable[[], datetime] = utc_now
     acd: Any = None            # callcenter.acd_service.AcdService
     pbx: Any = None            # AMI actions: cti.ami.client.AmiClient (.action(...))

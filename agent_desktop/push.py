@@ -156,8 +156,7 @@ def _same_origin(ws: WebSocket) -> bool:
 
 
 def _user(ctx: WebContext, token: str | None) -> User | None:
-    with ctx.sessions.begin() as s:
-        return session_user(s, ctx, token, touch=False)
+    return session_user(ctx, token, touch=False)
 
 
 @router.websocket("/ws")

@@ -13,12 +13,12 @@ from starlette.concurrency import run_in_threadpool
 from acd import engine as acd
 from acd.model import AgentState
 from agent_desktop.api.auth import client_ip
-from agent_desktop.audit import audit
-from agent_desktop.auth import User, ctx_of, current_user, end_sessions_of, outranks
+from agent_desktop.audit import audit, entry
+from agent_desktop.auth import User, ctx_of, current_user, outranks
 from agent_desktop.auth import require_self_or_supervisor as self_or_supervisor
 from agent_desktop.context import WebContext
 from callcenter.call_control import CallControlError, ask_acd
-from cti.db import agents as db_agents
+from cti.db import web_queries, web_sessions
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -59,8 +59,7 @@ def _ts(value: float) -> datetime | None:
 def agent_rows(ctx: WebContext, only: str | None = None) -> list[AgentOut]:
     """Every agent account (or one) with its live state: the ACD's when it runs, else the
     open DB session (the ACD writes it after every change)."""
-    with ctx.sessions.begin() as s:
-        rows = db_agents.list_agents(s)
+    rows = web_queries.list_agents(ctx.sessions)
     view = ctx.acd.view if ctx.acd is not None else None  # the ACD's immutable view
     live = view.agents if view is not None else {}
     out = []
@@ -111,9 +110,8 @@ def get_agent(request: Request, agent_id: str = AgentId,
 async def _audited(ctx: WebContext, request: Request, user: User, action: str, agent_id: str,
                    allowed: bool, **detail: Any) -> None:
     def work() -> None:
-        with ctx.sessions.begin() as s:
-            audit(s, at=ctx.clock(), user=user, action=action, target=agent_id,
-                  allowed=allowed, client_ip=client_ip(request), **detail)
+        audit(ctx.sessions, at=ctx.clock(), user=user, action=action, target=agent_id,
+              allowed=allowed, client_ip=client_ip(request), **detail)
     await run_in_threadpool(work)
 
 
@@ -128,8 +126,7 @@ async def _apply(ctx: WebContext, inp: acd.Input, actor: str) -> None:
 
 def _known(ctx: WebContext, agent_id: str) -> str:
     """agent_id's role; 404 if there is no such account."""
-    with ctx.sessions.begin() as s:
-        info = db_agents.get_agent(s, agent_id)
+    info = web_queries.get_agent(ctx.sessions, agent_id)
     if info is None:
         raise HTTPException(404, f"no agent {agent_id}")
     return str(info.role)
@@ -224,10 +221,11 @@ async def logout_agent(request: Request, agent_id: str = AgentId,
             raise
 
     def end() -> None:
-        with ctx.sessions.begin() as s:
-            end_sessions_of(s, agent_id, ctx.clock())
-            if forced:
-                audit(s, at=ctx.clock(), user=user, action="agent.logout", target=agent_id,
-                      allowed=True, client_ip=client_ip(request))
+        # the web sessions end, and a forced logout is on record, in one unit of work
+        now = ctx.clock()
+        web_sessions.end_sessions_of(
+            ctx.sessions, agent_id, now,
+            audit=entry(at=now, user=user, action="agent.logout", target=agent_id,
+                        allowed=True, client_ip=client_ip(request)) if forced else None)
     await run_in_threadpool(end)
     return agent_rows(ctx, agent_id)[0]

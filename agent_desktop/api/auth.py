@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from acd import engine as acd
@@ -20,22 +18,18 @@ from agent_desktop.auth import (
     ctx_of,
     current_user,
     end_session,
+    open_session,
     request_token,
-    start_session,
 )
 from agent_desktop.context import WebContext
 from callcenter.acd_service import Command
 from callcenter.agent_commands import Principal
-from cti.db import agents as db_agents
-from cti.db import login_limits
-from cti.db.models_web import WebLoginAttempt, WebSession
+from cti.db import login_limits, web_sessions
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 SUP_PHONE = re.compile(r"^sup\d{2}$")
-SESSIONS_KEPT = timedelta(days=7)  # past their absolute end
-ATTEMPTS_KEPT = timedelta(days=90)
 # why the ACD refused a seat login -> (HTTP status, message)
 SEAT_ERRORS: dict[str, tuple[int, str]] = {
     "bad_seat": (400, "unknown seat"),
@@ -75,34 +69,13 @@ def login_policy(ctx: WebContext) -> login_limits.LoginPolicy:
         backoff_max_s=web.login_backoff_max_s, window_s=web.login_window_s)
 
 
-def _housekeeping(s: Session, ctx: WebContext, now: datetime) -> None:
-    """Old sessions, attempts and counters go; the attempts are the login audit trail."""
-    s.execute(delete(WebSession).where(WebSession.expires_at < now - SESSIONS_KEPT))
-    s.execute(delete(WebLoginAttempt).where(WebLoginAttempt.at < now - ATTEMPTS_KEPT))
-    login_limits.purge(s, now - timedelta(seconds=ctx.settings.web.login_window_s))
-
-
 def _verify(ctx: WebContext, body: LoginIn, ip: str) -> Principal | None | int:
     """The principal, None for bad credentials, or the seconds to wait (rate-limited)."""
-    now = ctx.clock()
-    # counted first, in one transaction (docs/api.md "Login limits")
-    with ctx.sessions.begin() as s:
-        key = login_limits.key_for(s, body.user_id, ip)
-        wait = login_limits.take_attempt(s, key, now, login_policy(ctx))
-        if wait:
-            s.add(WebLoginAttempt(user_id=body.user_id, client_ip=ip, at=now, ok=False))
-            return wait
-    # the argon2 check (~50 ms of CPU on purpose) in a transaction of its own; it may replace
-    # a hash made with older parameters
-    with ctx.sessions.begin() as s:
-        info = db_agents.verify_login(s, body.user_id, body.password)
-    with ctx.sessions.begin() as s:
-        s.add(WebLoginAttempt(user_id=body.user_id, client_ip=ip, at=now, ok=info is not None))
-        if info is not None:
-            login_limits.forgive(s, key)
-        _housekeeping(s, ctx, now)
-    if info is None:
-        return None
+    info = web_sessions.attempt_login(ctx.sessions, user_id=body.user_id,
+                                      password=body.password, client_ip=ip, now=ctx.clock(),
+                                      policy=login_policy(ctx))
+    if info is None or isinstance(info, int):
+        return info
     return Principal(info.agent_id, info.role, dict(info.skills))
 
 
@@ -146,12 +119,8 @@ async def login(body: LoginIn, request: Request, response: Response) -> Me:
         raise HTTPException(400, "a supervisor's seat is their phone, sup01..sup05")
 
     def store() -> tuple[str, datetime, str]:
-        now = ctx.clock()
-        with ctx.sessions.begin() as s:
-            token, expires = start_session(s, ctx, user_id=who.user_id, role=who.role,
-                                           seat=seat, lang=body.lang, now=now)
-            info = db_agents.get_agent(s, who.user_id)
-            return token, expires, info.name if info else who.user_id
+        return open_session(ctx, user_id=who.user_id, role=who.role, seat=seat,
+                            lang=body.lang, now=ctx.clock())
 
     token, expires, name = await run_in_threadpool(store)
     _set_cookie(response, ctx, token)
@@ -171,11 +140,7 @@ async def logout(request: Request, user: User = Depends(current_user)) -> Respon
             ctx.acd.submit(Command(acd.AgentLogout(agent_id=user.user_id), actor=user.user_id))
     token = request_token(request) or ""
 
-    def work() -> None:
-        with ctx.sessions.begin() as s:
-            end_session(s, token, ctx.clock())
-
-    await run_in_threadpool(work)
+    await run_in_threadpool(lambda: end_session(ctx, token, ctx.clock()))
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -217,9 +182,8 @@ async def mqtt_credential(request: Request, response: Response,
     password = await run_in_threadpool(credential, settings.state_dir, user.user_id)
 
     def record() -> None:
-        with ctx.sessions.begin() as s:
-            audit(s, at=ctx.clock(), user=user, action="mqtt.credential", target=user.user_id,
-                  allowed=password is not None, client_ip=client_ip(request))
+        audit(ctx.sessions, at=ctx.clock(), user=user, action="mqtt.credential",
+              target=user.user_id, allowed=password is not None, client_ip=client_ip(request))
 
     await run_in_threadpool(record)
     if password is None:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from agent_desktop.api.auth import client_ip
@@ -16,8 +15,8 @@ from agent_desktop.audit import audit
 from agent_desktop.auth import User, ctx_of, current_user
 from agent_desktop.context import WebContext
 from callcenter.call_control import CallControlError
-from cti.db.models import Call
-from cti.db.screen_pop import screen_pop
+from cti.db import web_queries
+from cti.db.web_queries import CallRecord
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/calls", tags=["calls"])
@@ -93,7 +92,7 @@ def _held(ctx: WebContext, call_id: str) -> bool:
     return ctx.calls is not None and call_id in getattr(ctx.calls, "held", {})
 
 
-def _out(ctx: WebContext, row: Call | None, live: Any, call_id: str, detail: bool = False
+def _out(ctx: WebContext, row: CallRecord | None, live: Any, call_id: str, detail: bool = False
          ) -> CallOut:
     doc: dict[str, Any] = {
         "call_id": call_id,
@@ -118,7 +117,7 @@ def _out(ctx: WebContext, row: Call | None, live: Any, call_id: str, detail: boo
     return CallOut(**doc)
 
 
-def _mine(ctx: WebContext, user: User, call_id: str, row: Call | None) -> bool:
+def _mine(ctx: WebContext, user: User, call_id: str, row: CallRecord | None) -> bool:
     """The agent the call was offered to or answered by (also in its wrap-up)."""
     live = _live(ctx).get(call_id)
     if live is not None and live.offered_to == user.user_id:
@@ -130,9 +129,8 @@ def _mine(ctx: WebContext, user: User, call_id: str, row: Call | None) -> bool:
     return row is not None and row.agent_id == user.user_id
 
 
-def _load(ctx: WebContext, user: User, call_id: str) -> Call | None:
-    with ctx.sessions.begin() as s:
-        row = s.scalars(select(Call).where(Call.call_id == call_id)).one_or_none()
+def _load(ctx: WebContext, user: User, call_id: str) -> CallRecord | None:
+    row = web_queries.call_record(ctx.sessions, call_id)
     if row is None and call_id not in _live(ctx):
         raise HTTPException(404, f"no call {call_id}")
     if not user.is_supervisor and not _mine(ctx, user, call_id, row):
@@ -161,21 +159,13 @@ def list_calls(
     if live:
         ids = [cid for cid, c in calls.items()
                if user.is_supervisor or c.offered_to == user.user_id]
-        with ctx.sessions.begin() as s:
-            rows = {r.call_id: r for r in s.scalars(select(Call).where(Call.call_id.in_(ids)))}
+        rows = web_queries.call_records_by_id(ctx.sessions, ids)
         out = [_out(ctx, rows.get(cid), calls[cid], cid) for cid in ids]
         out.sort(key=lambda c: (c.started_at or datetime.now(UTC)), reverse=True)
         return out[offset:offset + limit]
-    q = select(Call)
-    if not user.is_supervisor:
-        q = q.where(Call.agent_id == user.user_id)
-    if from_ is not None:
-        q = q.where(Call.started_at >= from_)
-    if to is not None:
-        q = q.where(Call.started_at < to)
-    q = q.order_by(Call.started_at.desc(), Call.id.desc()).offset(offset).limit(limit)
-    with ctx.sessions.begin() as s:
-        rows_ = list(s.scalars(q))
+    rows_ = web_queries.call_records(
+        ctx.sessions, agent_id=None if user.is_supervisor else user.user_id, start=from_,
+        end=to, offset=offset, limit=limit)
     return [_out(ctx, r, calls.get(r.call_id), r.call_id) for r in rows_]
 
 
@@ -201,9 +191,8 @@ def get_pop(request: Request, call_id: str = CallId,
         assert live is not None  # _load answered 404 otherwise
         caller = live.caller
     account = live.account if live is not None else None
-    with ctx.sessions.begin() as s:
-        return screen_pop(s, call_id=call_id, caller_number=caller, account_no=account,
-                          now=ctx.clock())
+    return web_queries.screen_pop(ctx.sessions, call_id=call_id, caller_number=caller,
+                                  account_no=account, now=ctx.clock())
 
 
 # ------------------------------------------------------------------------- call control
@@ -227,9 +216,8 @@ async def _audit_control(ctx: WebContext, request: Request, user: User, action: 
         return  # the agent's own call: the call record says who handled it
 
     def work() -> None:
-        with ctx.sessions.begin() as s:
-            audit(s, at=ctx.clock(), user=user, action=action, target=call_id,
-                  allowed=allowed, client_ip=client_ip(request), **detail)
+        audit(ctx.sessions, at=ctx.clock(), user=user, action=action, target=call_id,
+              allowed=allowed, client_ip=client_ip(request), **detail)
     await run_in_threadpool(work)
 
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import dataclasses
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from agent_desktop.api.agents import AgentOut, agent_rows
 from agent_desktop.auth import User, ctx_of, current_user, require_role
 from agent_desktop.context import WebContext
-from cti.db.models import Call
+from cti.db import web_queries
 
 router = APIRouter(prefix="/api", tags=["queues"])
 
@@ -61,33 +60,6 @@ def queue_rows(ctx: WebContext) -> list[QueueOut]:
             for q in view.queue_stats(ctx.acd.clock())]
 
 
-def today_figures(s: Session, now: datetime, tz: ZoneInfo,
-                  sl_s: float = SERVICE_LEVEL_S) -> Today:
-    """Today's figures (the center's local day) from the call records, so they survive a CTI
-    restart: a call counts as offered once it reached an agent queue."""
-    local = now.astimezone(tz)
-    start = datetime.combine(local.date(), time(0, 0), tz).astimezone(UTC)
-    end = start + timedelta(days=1)
-    rows = s.execute(select(Call.queued_at, Call.answered_at, Call.ended_at, Call.outcome)
-                     .where(Call.queued_at.is_not(None), Call.queued_at >= start,
-                            Call.queued_at < end)).all()
-    answered = in_sl = abandoned = abandoned_late = 0
-    for queued_at, answered_at, ended_at, outcome in rows:
-        assert queued_at is not None  # the query's condition
-        if answered_at is not None:
-            answered += 1
-            in_sl += (answered_at - queued_at).total_seconds() <= sl_s
-        elif outcome == "abandoned":
-            abandoned += 1
-            if ended_at is None or (ended_at - queued_at).total_seconds() > sl_s:
-                abandoned_late += 1
-    counted = answered + abandoned_late
-    return Today(day=local.date().isoformat(), offered=len(rows), answered=answered,
-                 abandoned=abandoned, answered_in_20s=in_sl,
-                 service_level=round(in_sl / counted, 4) if counted else None,
-                 answer_rate=round(answered / len(rows), 4) if rows else None)
-
-
 def at_risk_orders(ctx: WebContext) -> list[dict[str, Any]]:
     """Work orders near or past their SLA, from the work-order service when it runs."""
     finder = getattr(ctx.workorders, "at_risk", None)
@@ -103,8 +75,10 @@ def wallboard_doc(ctx: WebContext) -> dict[str, Any]:
 
 def build_wallboard(ctx: WebContext) -> Wallboard:
     now = ctx.clock()
-    with ctx.sessions.begin() as s:
-        today = today_figures(s, now, ZoneInfo(ctx.settings.ivr.timezone))
+    # today's figures from the call records, so they survive a CTI restart
+    figures = web_queries.today_figures(ctx.sessions, now, ZoneInfo(ctx.settings.ivr.timezone),
+                                        SERVICE_LEVEL_S)
+    today = Today(**dataclasses.asdict(figures))
     agents = [a for a in agent_rows(ctx) if a.role == "agent" or a.state != "logged_out"]
     return Wallboard(at=now, queues=queue_rows(ctx), today=today, agents=agents,
                      at_risk_work_orders=at_risk_orders(ctx))

@@ -18,9 +18,11 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from agent_desktop.api.auth import client_ip
-from agent_desktop.audit import audit
+from agent_desktop.audit import audit, entry
 from agent_desktop.auth import User, ctx_of, current_user
 from agent_desktop.context import WebContext
+from cti.db import web_queries
+from cti.db.web_queries import RecordingRef
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/recordings", tags=["recordings"])
@@ -40,9 +42,8 @@ class PlayOut(BaseModel):
 
 def _audit(ctx: WebContext, request: Request, user: User, action: str, target: str | None,
            allowed: bool, **detail: Any) -> None:
-    with ctx.sessions.begin() as s:
-        audit(s, at=ctx.clock(), user=user, action=action, target=target, allowed=allowed,
-              client_ip=client_ip(request), **detail)
+    audit(ctx.sessions, at=ctx.clock(), user=user, action=action, target=target,
+          allowed=allowed, client_ip=client_ip(request), **detail)
 
 
 def _supervisor(ctx: WebContext, request: Request, user: User, action: str,
@@ -55,13 +56,8 @@ def _supervisor(ctx: WebContext, request: Request, user: User, action: str,
 
 
 def _recording(ctx: WebContext, request: Request, user: User, action: str,
-               recording_id: int) -> Any:
-    from cti.db.models_recordings import Recording
-
-    with ctx.sessions() as s:
-        rec = s.get(Recording, recording_id)
-        if rec is not None:
-            s.expunge(rec)
+               recording_id: int) -> RecordingRef:
+    rec = web_queries.recording_ref(ctx.sessions, recording_id)
     if rec is None or rec.deleted_at is not None:
         _audit(ctx, request, user, action, str(recording_id), False,
                reason="deleted" if rec is not None else "not_found")
@@ -88,7 +84,7 @@ def search_recordings(
     user: User = Depends(current_user),  # noqa: B008
 ) -> list[dict[str, Any]]:
     """Recordings matching every filter given, newest first (supervisors)."""
-    from cti.db.recordings import RecordingQuery, search
+    from cti.db.recordings import RecordingQuery
 
     ctx = ctx_of(request)
     filters = {k: v for k, v in {
@@ -104,27 +100,25 @@ def search_recordings(
                            offset=offset)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    with ctx.sessions.begin() as s:
-        rows = search(s, q)
-        audit(s, at=ctx.clock(), user=user, action="recording.search", target=None,
-              allowed=True, client_ip=client_ip(request), filters=filters, results=len(rows))
-    return rows
+    # the search and its audit line (with how many it found) in one unit of work
+    return web_queries.search_recordings(
+        ctx.sessions, q, entry(at=ctx.clock(), user=user, action="recording.search",
+                               target=None, allowed=True, client_ip=client_ip(request),
+                               filters=filters))
 
 
 @router.get("/{recording_id}")
 def get_recording(recording_id: RecordingId, request: Request,
                   user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """One recording's index entry, with its call and work orders (supervisors)."""
-    from cti.db.recordings import search_one
-
     ctx = ctx_of(request)
     _supervisor(ctx, request, user, "recording.view", str(recording_id))
     rec = _recording(ctx, request, user, "recording.view", recording_id)
-    with ctx.sessions.begin() as s:
-        doc = search_one(s, rec.id)
-        assert doc is not None  # _recording found it
-        audit(s, at=ctx.clock(), user=user, action="recording.view", target=str(rec.id),
-              allowed=True, client_ip=client_ip(request), call_id=rec.call_id)
+    doc = web_queries.recording_doc(
+        ctx.sessions, rec.id, entry(at=ctx.clock(), user=user, action="recording.view",
+                                    target=str(rec.id), allowed=True,
+                                    client_ip=client_ip(request), call_id=rec.call_id))
+    assert doc is not None  # _recording found it
     return doc
 
 

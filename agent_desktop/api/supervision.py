@@ -81,14 +81,13 @@ async def _audit_refusal_offline(ctx: WebContext, user: User, body: StartIn) -> 
     """No CTI in this process (tests, a web-only instance): a refusal is still on record."""
     import uuid
 
-    from cti.db import supervision as audit
+    from cti.db import web_queries
 
     def work() -> None:
-        with ctx.sessions.begin() as s:
-            audit.record_refusal(s, session_id=uuid.uuid4().hex, supervisor_id=user.user_id,
-                                 role=user.role, call_id=body.call_id, agent_id=None,
-                                 mode=body.mode, reason="forbidden", via="web",
-                                 at=ctx.clock())
+        web_queries.record_supervision_refusal(
+            ctx.sessions, session_id=uuid.uuid4().hex, supervisor_id=user.user_id,
+            role=user.role, call_id=body.call_id, agent_id=None, mode=body.mode,
+            reason="forbidden", via="web", at=ctx.clock())
     await run_in_threadpool(work)
 
 

@@ -60,10 +60,11 @@ def _type_checking_only(tree: ast.Module) -> set[int]:
     return lines
 
 
-def _imported(mod: str, path: Path) -> Iterator[str]:
-    """Every module `mod` imports (absolute names, stdlib and third party included)."""
+def _imported(mod: str, path: Path, *, type_checking: bool = False) -> Iterator[str]:
+    """Every module `mod` imports (absolute names, stdlib and third party included); those
+    under `if TYPE_CHECKING:` too when type_checking."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = _type_checking_only(tree)
+    skip = set() if type_checking else _type_checking_only(tree)
     known = modules()
     is_pkg = path.name == "__init__.py"
     for node in ast.walk(tree):
@@ -175,6 +176,43 @@ def test_layers_import_only_downwards(layer: str) -> None:
     bad = [f"{m} -> {n}" for m, ns in graph().items() if _top(m) == layer for n in ns
            if any(n == f or n.startswith(f + ".") for f in FORBIDDEN[layer])]
     assert not bad, bad
+
+
+# The desktop is a web app over services (README "Where things are"): its routes reach the
+# database only through functions of the data layer (cti.db.web_sessions, web_queries,
+# web_audit and the like), which own the unit of work. So it names no ORM, not even for a type
+# hint, and never opens a session on its context's factory itself.
+WEB = "agent_desktop"
+WEB_MAY_NOT_IMPORT = ("sqlalchemy", "cti.db.models", "cti.db.session")  # models: models_* too
+
+
+def _opens_a_session(node: ast.Call) -> bool:
+    """`x.sessions()` or `x.sessions.begin()` (or on a bare `sessions`)."""
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr == "begin":
+        func = func.value
+
+    def is_sessions(n: ast.expr) -> bool:
+        return (isinstance(n, ast.Attribute) and n.attr == "sessions") or \
+            (isinstance(n, ast.Name) and n.id == "sessions")
+
+    return is_sessions(func)
+
+
+def test_the_desktop_does_not_touch_the_database() -> None:
+    bad = []
+    for mod, path in modules().items():
+        if _top(mod) != WEB:
+            continue
+        bad += [f"{mod} imports {name}"
+                for name in sorted(set(_imported(mod, path, type_checking=True)))
+                if name.startswith(WEB_MAY_NOT_IMPORT)]
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bad += [f"{mod}:{node.lineno} opens a session: {ast.unparse(node)}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and _opens_a_session(node)]
+    assert not bad, "the desktop touches the database itself; call a cti.db function:\n" + \
+        "\n".join(bad)
 
 
 def test_one_composition_root() -> None:
