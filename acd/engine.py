@@ -74,6 +74,7 @@ from acd.model import (
     Rejected,
     RingAgent,
     StartTimer,
+    call_node,
     ring_timer,
 )
 from acd.routing import call_order, eligible_agents, estimated_wait
@@ -182,12 +183,18 @@ class SeatReachability:
 
 @dataclass(frozen=True)
 class PbxLink:
-    """The CTI's link to the PBX is up (connected and resynced) or down. While it is down the
-    ACD offers nothing: a ring could not be sent, and each failed one would cost an agent a
-    ring-no-answer they did not earn (seen under an Asterisk kill -9: every agent who came free
-    in the dark went not_ready 'rona'). Calls keep their places; routing resumes when it is up."""
+    """The CTI's link to one PBX node is up (connected and resynced) or down. While it is down
+    the ACD offers none of that node's calls: a ring could not be sent, and each failed one would
+    cost an agent a ring-no-answer they did not earn (seen under an Asterisk kill -9: every agent
+    who came free in the dark went not_ready 'rona'). Those calls keep their places and routing
+    of them resumes when it is up; calls on the other nodes are offered meanwhile.
+
+    A call's node is the one its id names (acd.model.call_node); `node` "" is
+    config.default_node. Seats belong to no node: a seat is rung by Redirecting the caller's
+    channel on the caller's node (behind a SIP proxy any node reaches any seat)."""
 
     up: bool
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,7 +327,8 @@ class AcdEngine:
         self._counters: dict[str, DayCounters] = {}
         self._last_stats_at: float | None = None
         self._finished: dict[str, None] = {}  # insertion-ordered, bounded
-        self._pbx_up = True  # PbxLink: no offers while the link to the PBX is down
+        # PbxLink: the PBX nodes whose link is down; none of their calls is offered meanwhile
+        self._pbx_down: set[str] = set()
         self._unreachable: set[str] = set()  # seats whose phone cannot be rung
 
     # ------------------------------------------------------------------------------- reading
@@ -428,8 +436,12 @@ class AcdEngine:
                 effects = self._transferred(event, now)
             case SeatReachability():
                 effects = self._seat_reachability(event, now)
-            case PbxLink(up=up):
-                self._pbx_up = up
+            case PbxLink(up=up, node=node):
+                node = node or self.config.default_node
+                if up:
+                    self._pbx_down.discard(node)
+                else:
+                    self._pbx_down.add(node)
                 effects = []
             case RingNotSent():
                 effects = self._ring_not_sent(event, now)
@@ -586,7 +598,17 @@ class AcdEngine:
 
     @property
     def pbx_up(self) -> bool:
-        return self._pbx_up
+        """The link to every PBX node is up."""
+        return not self._pbx_down
+
+    @property
+    def pbx_down(self) -> frozenset[str]:
+        """The PBX nodes whose link is down (PbxLink)."""
+        return frozenset(self._pbx_down)
+
+    def node_of(self, call_id: str) -> str:
+        """The PBX node the call is on (acd.model.call_node)."""
+        return call_node(call_id, self.config.default_node)
 
     def _ring_no_answer(self, call: Call, now: float) -> list[Effect]:
         assert call.offered_to is not None
@@ -693,14 +715,13 @@ class AcdEngine:
     # routing
 
     def _dispatch(self, now: float) -> list[Effect]:
-        """Offer queued calls, best first, to the best eligible ready agent each (none while
-        the PBX link is down)."""
-        if not self._pbx_up:
-            return []
+        """Offer queued calls, best first, to the best eligible ready agent each (none of the
+        calls on a PBX node whose link is down)."""
         ready = [a for a in self._agents.values() if a.state is AgentState.READY]
         if not ready:
             return []
-        queued = [self._calls[cid] for q in self._queues.values() for cid in q]
+        queued = [self._calls[cid] for q in self._queues.values() for cid in q
+                  if not self._pbx_down or self.node_of(cid) not in self._pbx_down]
         queued.sort(key=lambda c: call_order(c, self.config))
         effects: list[Effect] = []
         for call in queued:

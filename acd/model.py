@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -85,6 +86,22 @@ class Call:
     last_announced_at: float | None = None
 
 
+# ---------------------------------------------------------------------------------------- nodes
+
+# A call id is its PBX node's Asterisk Linkedid, which that node's systemname prefixes:
+# "pbx2-1700000000.12" is on node pbx2. The same shape as config.settings.ASTERISK_ID_PATTERN
+# (the pure core imports nothing; tests/unit/test_pbx_nodes.py checks the two agree).
+_NODE_PREFIXED_ID = re.compile(r"([a-z][a-z0-9-]{0,31})-[0-9]+\.[0-9]+")
+
+
+def call_node(call_id: str, default: str) -> str:
+    """The PBX node a call is on: the systemname its id starts with; `default` for an id
+    without one (an Asterisk with no systemname, or data from before; also any id that is not
+    an Asterisk id at all)."""
+    m = _NODE_PREFIXED_ID.fullmatch(call_id)
+    return m.group(1) if m else default
+
+
 # --------------------------------------------------------------------------------------- config
 
 ANY: Literal["*"] = "*"
@@ -122,6 +139,9 @@ class AcdConfig:
     aht_smoothing: float = 0.1  # weight of the newest handle time in the moving average
     announce_every_s: float = 30.0  # position/EWT announcement to each waiting caller
     stats_every_s: float = 10.0  # QueueStats cadence on Tick
+    # the PBX node of call ids without a node prefix (call_node), and of a PbxLink that names
+    # none; with one node, that node ("" in tests that never name one)
+    default_node: str = ""
 
     def max_queue(self, skill: str) -> int:
         """How many calls may wait for this skill before a new one overflows."""

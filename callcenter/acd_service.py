@@ -45,6 +45,7 @@ from acd.model import (
     Rejected,
     RingAgent,
     StartTimer,
+    call_node,
 )
 from cti.notifier import Notifier
 
@@ -73,6 +74,32 @@ class Pbx(Protocol):
     async def heartbeat(self) -> None: ...
     async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None: ...
     async def failover_member(self, seat: str, member: bool) -> None: ...
+
+
+class PbxNodes:
+    """The Pbx port of every PBX node, by name (its Asterisk systemname). What concerns a call
+    goes to the node the call is on: the one its id names ("pbx2-1700000000.12" -> pbx2;
+    acd.model.call_node), or the default node for an id without a prefix. The heartbeat and
+    the failover queue's members go to every node. With one node, everything goes to it."""
+
+    def __init__(self, nodes: Mapping[str, Pbx], default: str) -> None:
+        if default not in nodes:
+            raise ValueError(f"the default PBX node {default!r} is not among {sorted(nodes)}")
+        self.nodes: Mapping[str, Pbx] = MappingProxyType(dict(nodes))
+        self.default = default
+
+    def node_of(self, call_id: str) -> str:
+        return call_node(call_id, self.default)
+
+    def of(self, node: str) -> Pbx:
+        """The node's Pbx ("" is the default node's)."""
+        pbx = self.nodes.get(node or self.default)
+        if pbx is None:  # a call on a node this CTI does not drive: nothing can be sent there
+            raise PbxUnreachable(f"no PBX node {node!r} (nodes: {sorted(self.nodes)})")
+        return pbx
+
+    def for_call(self, call_id: str) -> Pbx:
+        return self.of(self.node_of(call_id))
 
 
 class PbxRefused(Exception):
@@ -213,7 +240,7 @@ class AcdService:
     """Single consumer of one bounded inbox: no locks, and the ACD sees inputs in order."""
 
     engine: acd.AcdEngine  # the writer's alone: everyone else reads `view`
-    pbx: Pbx
+    pbx: Pbx  # the default PBX node's (engine.config.default_node)
     bus: Bus
     store: Store
     clock: Callable[[], float] = time.time
@@ -228,9 +255,14 @@ class AcdService:
     # logged in there, so callers who fail over while the CTI is down ring logged-in seats only
     seats: tuple[str, ...] = ()
     failover_members: dict[str, bool] = field(default_factory=dict)
+    # every PBX node's port; default: `pbx` alone, as the default node
+    nodes: PbxNodes = None  # type: ignore[assignment]
     view: AcdView = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.nodes is None:
+            self.nodes = PbxNodes({self.engine.config.default_node: self.pbx},
+                                  self.engine.config.default_node)
         if self.notifier is None:
             self.notifier = Notifier(self.bus)
         self.view = AcdView.of(self.engine, self.channels, self.clock(), 0)
@@ -257,7 +289,10 @@ class AcdService:
     @classmethod
     def create(cls, config: AcdConfig, pbx: Pbx, bus: Bus, store: Store,
                snapshot: Mapping[str, Any] | None = None,
-               seats: tuple[str, ...] = (), notifier: Notifier | None = None) -> AcdService:
+               seats: tuple[str, ...] = (), notifier: Notifier | None = None,
+               nodes: Mapping[str, Pbx] | None = None) -> AcdService:
+        """`pbx` is the default node's port (config.default_node); `nodes`, if given, every
+        node's, that one included."""
         engine = acd.AcdEngine(config)
         if snapshot:
             try:
@@ -265,7 +300,8 @@ class AcdService:
             except (ValueError, KeyError, TypeError):
                 log.exception("ACD snapshot unusable; starting empty (resync rebuilds calls)")
         return cls(engine=engine, pbx=pbx, bus=bus, store=store, seats=seats,
-                   notifier=notifier if notifier is not None else Notifier(bus))
+                   notifier=notifier if notifier is not None else Notifier(bus),
+                   nodes=PbxNodes(nodes or {config.default_node: pbx}, config.default_node))
 
     def queue_lengths(self) -> dict[str, int]:
         """What waits in the service now: its bounded queues (inbox, the DB job queue, lookups,
@@ -358,12 +394,19 @@ class AcdService:
             self.submit(acd.Tick())
 
     async def heartbeat(self) -> None:
-        """Tells the dialplan the CTI is alive; when this stops, waiting callers fail over."""
+        """Tells each node's dialplan the CTI is alive; when this stops on a node, the callers
+        waiting there fail over. One loop per node, so a node that does not answer delays
+        no other node's heartbeat."""
+        async with asyncio.TaskGroup() as tg:
+            for node, pbx in self.nodes.nodes.items():
+                tg.create_task(self._heartbeat(node, pbx), name=f"cti-heartbeat-{node}")
+
+    async def _heartbeat(self, node: str, pbx: Pbx) -> None:
         while True:
             try:
-                await self.pbx.heartbeat()
+                await pbx.heartbeat()
             except Exception as exc:  # AMI down: the dialplan fails callers over, as designed
-                log.warning("heartbeat not delivered: %s", exc)
+                log.warning("heartbeat not delivered to PBX node %s: %s", node or "-", exc)
             await asyncio.sleep(TICK_S)
 
     async def snapshots(self) -> None:
@@ -555,8 +598,8 @@ class AcdService:
             ch = self.channels.get(eff.call_id)
             if ch is not None:
                 try:
-                    await self.pbx.announce(ch.channel, announcement(eff.position, eff.ewt_s,
-                                                                     ch.lang), ch.lang)
+                    await self.nodes.for_call(eff.call_id).announce(
+                        ch.channel, announcement(eff.position, eff.ewt_s, ch.lang), ch.lang)
                 except Exception as exc:  # the caller most likely just hung up
                     # a position announcement that cannot be set is no fault of ours: the
                     # channel's Hangup follows; a warning, not a traceback, says so
@@ -565,7 +608,7 @@ class AcdService:
         elif isinstance(eff, Overflow):
             ch = self.channels.get(eff.call_id)
             if ch is not None:
-                await self.pbx.overflow(ch.channel, eff.target)
+                await self.nodes.for_call(eff.call_id).overflow(ch.channel, eff.target)
         elif isinstance(eff, CallbackDial):
             # the pop first, as for any offer: the agent sees whom they are calling back
             self._send_pop(eff, self.engine.calls.get(eff.call_id))
@@ -574,8 +617,9 @@ class AcdService:
                                      detail={"attempt": eff.attempt})
             try:
                 # Asterisk gives up on the seat a little before the ACD's own ring timer
-                await self.pbx.callback(eff.seat, eff.call_id, eff.number,
-                                        max(1.0, self.engine.config.ring_timeout_s - 5))
+                await self.nodes.for_call(eff.call_id).callback(
+                    eff.seat, eff.call_id, eff.number,
+                    max(1.0, self.engine.config.ring_timeout_s - 5))
             except Exception:
                 log.exception("callback %s: could not ring %s", eff.call_id, eff.seat)
                 self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))
@@ -594,10 +638,12 @@ class AcdService:
         while the offer stands, then, like any other failure, it counts as not answered."""
         key = (eff.call_id, eff.agent_id)
         try:
-            await self.pbx.ring_seat(channel, eff.seat)
+            # the caller's channel is on the call's node: that node's AMI Redirects it
+            await self.nodes.for_call(eff.call_id).ring_seat(channel, eff.seat)
         except PbxUnreachable as exc:
             # not the agent's doing: the call goes back to the front of its queue, the agent
-            # back to ready, and routing waits for the PBX (PbxLink, from the AMI client)
+            # back to ready, and routing of that node's calls waits for it (PbxLink, from
+            # the node's AMI client)
             self._ring_retries.pop(key, None)
             log.warning("call %s: ring of %s not sent: %s", eff.call_id, eff.seat, exc)
             self.submit(acd.RingNotSent(agent_id=eff.agent_id, call_id=eff.call_id))
@@ -739,12 +785,18 @@ class AcdService:
             member = seat in logged_in
             if self.failover_members.get(seat) == member:
                 continue
-            try:
-                await self.pbx.failover_member(seat, member)
+            # every node has its failover queue; the seat counts as set once every node took
+            # it (QueuePause is idempotent, so a node that already has it may hear it again)
+            done = True
+            for node, pbx in self.nodes.nodes.items():
+                try:
+                    await pbx.failover_member(seat, member)
+                except Exception as exc:
+                    done = False
+                    log.warning("failover queue on PBX node %s: %s %s not set: %s",
+                                node or "-", seat, "member" if member else "paused", exc)
+            if done:
                 self.failover_members[seat] = member
-            except Exception as exc:
-                log.warning("failover queue: %s %s not set: %s", seat,
-                            "member" if member else "paused", exc)
 
     def _cancel_timer(self, name: str) -> None:
         handle = self.timers.pop(name, None)

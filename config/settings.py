@@ -26,6 +26,10 @@ SYSTEMNAME_PATTERN = r"[a-z][a-z0-9-]{0,31}"
 # a Uniqueid or Linkedid, with or without a systemname (an Asterisk without one, or old data)
 ASTERISK_ID_PATTERN = rf"(?:{SYSTEMNAME_PATTERN}-)?[0-9]+\.[0-9]+"
 DEFAULT_SYSTEMNAME = "pbx1"
+# [pbx] seat_reachability: who says whether a seat's phone can be rung. "asterisk": its PJSIP
+# registrations (a dead phone's agent is not_ready 'phone_offline'); "registrar": the phones
+# register elsewhere (Kamailio), Asterisk sees no contact and its word is ignored
+SEAT_REACHABILITY = ("asterisk", "registrar")
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,12 @@ class PbxSettings:
     sip_tls_port: int = 0
     sip_tls_cert: str = ""
     sip_tls_key: str = ""
+    seat_reachability: str = SEAT_REACHABILITY[0]  # see SEAT_REACHABILITY
 
     def __post_init__(self) -> None:
+        if self.seat_reachability not in SEAT_REACHABILITY:
+            raise ValueError(f"[pbx] seat_reachability must be one of {list(SEAT_REACHABILITY)}, "
+                             f"not {self.seat_reachability!r}")
         if not 0 <= self.sip_tls_port <= 65535:
             raise ValueError(f"[pbx] sip_tls_port {self.sip_tls_port} is not a port (0 = off)")
         if self.sip_tls_port and self.sip_tls_port == self.sip_port:
@@ -260,7 +268,8 @@ def _demo(hotline: Mapping[str, object]) -> bool:
 def pbx_nodes(pbx: Mapping[str, object], systemname: str, ami_host: str,
               ami_port: int) -> tuple[PbxNode, ...]:
     """[[pbx.nodes]] (name, ami_host, ami_port), or the one local node: this systemname at
-    [ami] host/port. Names are unique, and so are AMI addresses."""
+    [ami] host/port. Names are unique, and so are AMI addresses; this host's systemname is
+    one of them (a node's name is the systemname that prefixes its call ids)."""
     raw = pbx.get("nodes")
     if raw is None:
         return (PbxNode(systemname, ami_host, ami_port),)
@@ -278,6 +287,10 @@ def pbx_nodes(pbx: Mapping[str, object], systemname: str, ami_host: str,
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise ValueError(f"[[pbx.nodes]] names must be unique: {names}")
+    if systemname not in names:
+        # its call ids would name no node: never resynced, Redirected or paused as a node's
+        raise ValueError(f"[pbx] systemname {systemname!r} (this host's Asterisk) must be one "
+                         f"of the [[pbx.nodes]] names {names}")
     addresses = [(n.ami_host, n.ami_port) for n in nodes]
     if len(set(addresses)) != len(addresses):
         raise ValueError("[[pbx.nodes]] AMI addresses must be unique")
@@ -332,6 +345,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                                 else ""),
                 systemname=systemname,
                 nodes=pbx_nodes(pbx, systemname, str(ami["host"]), int(ami["port"])),
+                seat_reachability=pbx.get("seat_reachability", SEAT_REACHABILITY[0]),
             ),
             ami=AmiSettings(host=ami["host"], port=int(ami["port"]), username=ami["username"],
                             secret=env.get("HOTLINE_AMI_SECRET", "")),

@@ -128,7 +128,9 @@ def acd_config(settings: Settings) -> AcdConfig:
                      max_queue_per_skill=settings.acd.max_queue,
                      max_queue_by_skill=dict(settings.acd.max_queue_by_skill),
                      # a callback needs a trunk to call the customer back on
-                     callback_enabled=bool(settings.pbx.outbound_trunk))
+                     callback_enabled=bool(settings.pbx.outbound_trunk),
+                     # call ids without a systemname prefix are on the first node
+                     default_node=settings.pbx.nodes[0].name)
 
 
 # ------------------------------------------------------------------ services without live I/O
@@ -200,9 +202,10 @@ class WiringError(Exception):
 
 
 def the_one_node(settings: Settings) -> Any:
-    """The PBX node the CTI drives. Call ids already name their node (systemname prefix) and the
-    settings take a node list, but one CTI driving several nodes (one AMI session, heartbeat,
-    resync and Redirect per node, behind Kamailio) is not wired yet: refuse rather than half-do."""
+    """The PBX node the CTI drives. Call ids already name their node (systemname prefix), the
+    settings take a node list, and the ACD's PBX port, link and AMI feed are per node, but one
+    CTI driving several nodes (an AMI session each; supervision, call control and the recorder
+    over each) is not wired yet: refuse rather than half-do."""
     nodes = settings.pbx.nodes
     if len(nodes) != 1:
         raise WiringError(f"[[pbx.nodes]] lists {len(nodes)} nodes; this build drives exactly one "
@@ -376,9 +379,9 @@ async def build_daemon(settings: Settings) -> Daemon:
     node = the_one_node(settings)
     ami = AmiClient(node.ami_host, node.ami_port, settings.ami.username,
                     settings.ami.secret, on_connected=on_ami_connected,
-                    # no offers while the PBX is away (a ring could not be sent); the feed's
-                    # resync says PbxLink(up=True) again
-                    on_lost=lambda: acd.submit(PbxLink(up=False)))
+                    # no offers of this node's calls while it is away (a ring could not be
+                    # sent); the feed's resync says PbxLink(up=True) again
+                    on_lost=lambda: acd.submit(PbxLink(up=False, node=node.name)))
     recorder.ami = ami  # reads what Asterisk kept of recordings the CTI did not see end
     # an IVR session that gives up on a slow FastAGI path moves its caller over AMI
     ivr_ctx.rescue = AmiPbx(ami, prompts).ivr_fallback
@@ -388,8 +391,10 @@ async def build_daemon(settings: Settings) -> Daemon:
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
                             seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))
-    acd.submit(PbxLink(up=False))  # no offer before the first resync (Asterisk's truth first)
-    feed = AcdFeed(acd, pbx_cut=pbx_cut_writer(sessions))  # records cut by a PBX restart
+    # no offer before the node's first resync (Asterisk's truth first)
+    acd.submit(PbxLink(up=False, node=node.name))
+    feed = AcdFeed(acd, pbx_cut=pbx_cut_writer(sessions),  # records cut by a PBX restart
+                   node=node.name, seat_reachability=settings.pbx.seat_reachability)
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}
     supervisors = {name for name, _ext, role in phones if role == "supervisor"}

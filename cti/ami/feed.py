@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from acd import engine as acd
-from acd.model import AgentState
+from acd.model import AgentState, call_node
 from callcenter.acd_service import AcdService
+from config.settings import SEAT_REACHABILITY
 from cti.ami import translate as t
 from cti.ami.resync import callbacks_in_progress, rebuild, snapshot
 
@@ -21,13 +22,33 @@ FAILOVER_CALL = "failover_call"  # not_ready reason: on a call the native failov
 # after the restart, when every talking agent would otherwise sit in wrap-up at once.
 PBX_CUT_AGENT_STATE = AgentState.READY
 
+# [pbx] seat_reachability (config.settings.SEAT_REACHABILITY): who knows whether a seat's
+# phone can be rung. "asterisk": its PJSIP registrations (contact and device states, and the
+# failover queue's member states at a resync) take a dead phone's agent out of routing.
+# "registrar": the phones register elsewhere (a SIP proxy such as Kamailio), so Asterisk sees
+# no contact for any seat and says nothing about them: the feed drops those inputs, and only
+# a ring-no-answer takes an agent out.
+SEAT_REACHABILITY_ASTERISK, SEAT_REACHABILITY_REGISTRAR = SEAT_REACHABILITY
+
 
 class AcdFeed:
-    """AMI -> CoreEvents (idempotent, per call) -> ACD inputs. Runs in the CTI's event loop."""
+    """AMI -> CoreEvents (idempotent, per call) -> ACD inputs, for one PBX node: the events and
+    the resyncs of that node's AMI session (its own tracker). Several nodes mean one feed each
+    over the one ACD service; a call is on the node its id names (acd.model.call_node, ids
+    without a prefix on the service's default node). Runs in the CTI's event loop."""
 
     def __init__(self, service: AcdService,
-                 pbx_cut: Callable[[str, float], Awaitable[list[str]]] | None = None) -> None:
+                 pbx_cut: Callable[[str, float], Awaitable[list[str]]] | None = None, *,
+                 node: str | None = None,
+                 seat_reachability: str = SEAT_REACHABILITY_ASTERISK) -> None:
+        if seat_reachability not in SEAT_REACHABILITY:
+            raise ValueError(f"seat_reachability {seat_reachability!r}: one of "
+                             f"{list(SEAT_REACHABILITY)}")
         self.service = service
+        self.default_node = service.view.config.default_node
+        # this feed's node (its Asterisk systemname); default: the service's default node
+        self.node = self.default_node if node is None else node
+        self.seat_reachability = seat_reachability
         # after an Asterisk restart: close the records of the calls that died with it, with
         # the reason (cti.db.calls.record_pbx_cut); (reason, lost_at) -> the call_ids marked
         self.pbx_cut = pbx_cut
@@ -38,6 +59,10 @@ class AcdFeed:
         self.failover_talks: dict[str, str] = {}
         self.failed_over: set[str] = set()  # calls in (or through) the failover queue
 
+    def owns(self, call_id: str) -> bool:
+        """The call is on this feed's node."""
+        return call_node(call_id, self.default_node) == self.node
+
     def _agent_at(self, seat: str) -> str | None:
         a = self.service.view.agent_at(seat)
         return a.agent_id if a is not None else None
@@ -45,6 +70,10 @@ class AcdFeed:
     def core(self, ev: t.CoreEvent) -> None:
         s = self.service
         if isinstance(ev, t.CallQueued):
+            if not self.owns(ev.call_id):
+                log.error("call %s came from PBX node %s but its id names another node: that "
+                          "Asterisk's systemname is not its [[pbx.nodes]] name", ev.call_id,
+                          self.node or "-")
             s.call_waiting(ev.call_id, ev.channel, ev.caller, ev.skill or "general",
                            ev.priority, ev.account)
         elif isinstance(ev, t.AgentAnswered):
@@ -96,8 +125,10 @@ class AcdFeed:
         elif isinstance(ev, t.SeatReachable):
             # the ACD keeps every seat's reachability, agent or not: it never offers a call at
             # a dead phone, and its agent is not_ready 'phone_offline' until it is back
-            # (acd.agent_fsm); a ring under way ends by Dial's own answer or failure
-            s.submit(acd.SeatReachability(seat=ev.seat, reachable=ev.reachable))
+            # (acd.agent_fsm); a ring under way ends by Dial's own answer or failure.
+            # Not when the phones register elsewhere: Asterisk's word on them means nothing
+            if self.seat_reachability == SEAT_REACHABILITY_ASTERISK:
+                s.submit(acd.SeatReachability(seat=ev.seat, reachable=ev.reachable))
         # CallOffered needs no ACD input: the ACD chose the seat itself
 
     def callback_leg(self, msg: Any) -> bool:
@@ -148,8 +179,8 @@ class AcdFeed:
             except Exception:
                 log.exception("records of the calls cut by the PBX (%s) not written", reason)
         for a in agents.values():
-            if a.call_id is None or a.call_id in live:
-                continue
+            if a.call_id is None or a.call_id in live or not self.owns(a.call_id):
+                continue  # a call on another node did not die with this one
             if PBX_CUT_AGENT_STATE is AgentState.READY and (
                     a.state == AgentState.ON_CALL
                     or (a.state == AgentState.WRAP_UP and a.call_id in cut)):
@@ -157,17 +188,19 @@ class AcdFeed:
         log.warning("Asterisk restarted (%s): %d call records closed as cut", reason, len(cut))
 
     async def resync(self, client: Any) -> None:
-        """After every AMI (re)connect: Asterisk's truth first, then the ACD acts again.
-        After an Asterisk restart (client.pbx_restart) the calls it held are gone: their
-        records get their end and reason, and their agents are ready again."""
+        """After every AMI (re)connect to this feed's node: that node's truth first, then the
+        ACD acts again on its calls. Only this node's calls are compared with the snapshot;
+        the other nodes' calls are theirs to resync. After an Asterisk restart
+        (client.pbx_restart) the calls it held are gone: their records get their end and
+        reason, and their agents are ready again."""
         restart = getattr(client, "pbx_restart", None)
         if restart is not None:
             # a restarted Asterisk has no HOTLINE_HEARTBEAT, and its wait loop fails every
             # new caller over to the native queue until it has one: set it first
             try:
-                await self.service.pbx.heartbeat()
+                await self.service.nodes.of(self.node).heartbeat()
             except Exception as exc:  # noqa: BLE001 - the heartbeat task sets it a second on
-                log.warning("heartbeat not set at the resync: %s", exc)
+                log.warning("heartbeat not set at the resync of %s: %s", self.node or "-", exc)
         agents_before = self.service.view.agents
         snap = await snapshot(client)
         rebuilt = rebuild(snap)
@@ -181,6 +214,11 @@ class AcdFeed:
         for ev in rebuilt:
             if isinstance(ev, t.SeatReachable):
                 self.core(ev)
+        if self.seat_reachability == SEAT_REACHABILITY_REGISTRAR:
+            # seats the ACD holds dead from before (a snapshot taken under "asterisk"): no
+            # one here will ever say they are back
+            for seat in self.service.view.snapshot.unreachable_seats:
+                self.service.submit(acd.SeatReachability(seat=seat, reachable=True))
         for ev in self.tracker.resync(rebuilt):
             if isinstance(ev, t.CallQueued) and ev.call_id in failed_over \
                     or isinstance(ev, t.SeatReachable):
@@ -194,8 +232,10 @@ class AcdFeed:
             if answered and agent is not None and call is not None \
                     and str(call.state) == "offered":
                 self.service.submit(acd.AgentAnswered(agent_id=agent, call_id=call_id))
-        # calls the ACD remembers (from its snapshot) that Asterisk no longer has
+        # this node's calls the ACD remembers (from its snapshot) that it no longer has
         for call_id, call in self.service.view.calls.items():
+            if not self.owns(call_id):
+                continue
             if call_id not in live and str(call.state) != "callback":  # callbacks hung up
                 ended = str(call.state) in ("connected", "offered")
                 self.service.submit(acd.CallEnded(call_id=call_id) if ended
@@ -203,8 +243,9 @@ class AcdFeed:
         if restart is not None:
             await self._pbx_cut(restart.reason, restart.lost_at, live, agents_before)
         self.resyncs += 1
-        # Asterisk's picture is in: routing may go on (it paused when the link was lost)
-        self.service.submit(acd.PbxLink(up=True))
+        # the node's picture is in: routing of its calls may go on (it paused when the link
+        # was lost)
+        self.service.submit(acd.PbxLink(up=True, node=self.node))
         self.service.submit(("publish_agents", None))
-        log.info("resync %d: %d channels, %d calls on the agent side", self.resyncs,
-                 len(snap.channels), len(live))
+        log.info("resync %d of %s: %d channels, %d calls on the agent side", self.resyncs,
+                 self.node or "-", len(snap.channels), len(live))

@@ -40,7 +40,8 @@ CALLBACK_CONTEXT = "hotline-callback"
 # hotline-wait extensions that are the wait itself; any other (a digit) is the callback key
 _WAIT_EXTENS = frozenset({"s", "i", "t", "busy"})
 # app_queue member Status (a device state): 4 invalid and 5 unavailable cannot be rung;
-# 0 (unknown) says nothing
+# 0 (unknown) says nothing. Behind a registrar ([pbx] seat_reachability = "registrar") every
+# seat is unavailable to Asterisk, and the feed (cti.ami.feed) drops what rebuild says of seats
 _MEMBER_UNREACHABLE = frozenset({4, 5})
 
 

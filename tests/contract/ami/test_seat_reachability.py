@@ -17,7 +17,7 @@ from acd.model import AcdConfig, Agent
 from callcenter.acd_service import AcdService, CallData
 from callcenter.call_control import ask_acd
 from cti.ami.feed import AcdFeed
-from cti.ami.translate import CallTracker, SeatReachable, translate
+from cti.ami.translate import CallTracker, RingNoAnswer, SeatReachable, translate
 from tests.contract.ami.replay import Replay, trace_bytes, trace_events
 from tests.support.fakes import FakeBus, FakePbx
 
@@ -96,14 +96,14 @@ class Store:
 
 
 @asynccontextmanager
-async def running(snapshot: Mapping[str, Any] | None = None
+async def running(snapshot: Mapping[str, Any] | None = None, seat_reachability: str = "asterisk"
                   ) -> AsyncIterator[tuple[AcdFeed, FakePbx, FakeBus]]:
     pbx, bus = FakePbx(), FakeBus()
     service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30), pbx, bus,
                                 Store(), snapshot)
     writer = asyncio.create_task(service.run(), name="acd")
     try:
-        yield AcdFeed(service), pbx, bus
+        yield AcdFeed(service, seat_reachability=seat_reachability), pbx, bus
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
@@ -213,3 +213,71 @@ async def test_a_dead_seat_the_snapshot_kept_stays_dead_across_a_restart() -> No
                                   0, None)
         await settle(feed)
         assert pbx.rung == []
+
+
+# ------------------------------------------------- [pbx] seat_reachability = "registrar"
+# The phones register with a SIP proxy (Kamailio), not with Asterisk: Asterisk sees no contact
+# for any seat, so its word (contact and device states, the failover queue's member states)
+# would take every agent out. The feed drops it; a ring-no-answer still takes an agent out.
+
+
+async def until_rung(feed: AcdFeed, pbx: FakePbx, n: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(pbx.rung) < n:
+        assert asyncio.get_running_loop().time() < deadline, f"{n} rings expected: {pbx.rung}"
+        await settle(feed)
+        await asyncio.sleep(0.01)
+
+
+async def test_behind_a_registrar_asterisks_unregister_takes_no_agent_out() -> None:
+    async with running(seat_reachability="registrar") as (feed, pbx, bus):
+        await login_ready(feed, "a07", "seat07")
+        await login_ready(feed, "a08", "seat08")
+        for msg in trace_events(TRACE):  # every REGISTER, Expires: 0 and expiry of the trace
+            for ev in feed.tracker.feed(msg):
+                feed.core(ev)
+        feed.core(SeatReachable("seat07", False))  # the UNAVAILABLE it would repeat
+        await settle(feed)
+        view = feed.service.view
+        assert not view.snapshot.unreachable_seats
+        assert {a: (x.state, x.phone_offline) for a, x in view.agents.items()} == {
+            "a07": ("ready", False), "a08": ("ready", False)}
+        assert states(bus, "a07") == [("not_ready", "login"), ("ready", None)]
+        # and offers go on
+        feed.service.call_waiting("c1", "PJSIP/carrier-00000001", "13800000001", "general",
+                                  0, None)
+        await until_rung(feed, pbx, 1)
+        assert pbx.rung[0][0] == "PJSIP/carrier-00000001"
+        # a ring-no-answer still applies
+        agent = feed.service.view.calls["c1"].offered_to
+        assert agent is not None
+        seat = feed.service.view.agents[agent].seat
+        feed.core(RingNoAnswer("c1", seat, "NOANSWER"))
+        await settle(feed)
+        assert (feed.service.view.agents[agent].state,
+                feed.service.view.agents[agent].reason) == ("not_ready", "rona")
+
+
+async def test_behind_a_registrar_the_resync_ignores_device_states_and_revives_dead_seats(
+        ) -> None:
+    """A snapshot from a CTI that ran under "asterisk" holds seat07 dead; Asterisk's member
+    states at the resync (every seat unavailable: no phone registers with it) are ignored,
+    and the seat the snapshot held dead is reachable again."""
+    async with running() as (before, _pbx, _bus):
+        for agent, seat in (("a01", "seat01"), ("a07", "seat07")):
+            await login_ready(before, agent, seat)
+        before.core(SeatReachable("seat07", False))
+        await settle(before)
+        saved = before.service.view.snapshot.to_dict()
+    assert saved["unreachable_seats"] == ["seat07"]
+    async with running(saved, seat_reachability="registrar") as (feed, pbx, _bus):
+        await feed.resync(recorded_ami("unregistered"))  # seats 01, 07, 08 unavailable
+        await settle(feed)
+        view = feed.service.view
+        assert not view.snapshot.unreachable_seats
+        assert view.agents["a01"].state == "ready" and not view.agents["a01"].phone_offline
+        # seat07's agent went not_ready 'phone_offline' from ready: ready again
+        assert view.agents["a07"].state == "ready" and not view.agents["a07"].phone_offline
+        feed.service.call_waiting("c1", "PJSIP/carrier-00000001", "13800000001", "general",
+                                  0, None)
+        await until_rung(feed, pbx, 1)
