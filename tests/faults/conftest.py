@@ -298,7 +298,9 @@ def running_hotline(*, db_url: str | None = None, settings: dict[str, Any] | Non
         started.append(mqtt.stop)
         cti = CtiProcess(settings_, env)
         cti.start()
-        started.append(lambda: stack.stop_cti(settings_))
+        # a standby CTI a fault test started is stopped too, and first: one still waiting
+        # would take over a stack going down (after a takeover it is the active one)
+        started.append(lambda: (stack.stop_cti_standby(settings_), stack.stop_cti(settings_)))
         mqtt.cti_online()
         agents = dict(zip(_general_agents(db_url), [f"seat{i:02d}" for i in
                                                      range(1, AGENTS + 1)], strict=True))
