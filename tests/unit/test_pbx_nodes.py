@@ -239,7 +239,6 @@ async def until(service: AcdService, what: str, cond: Callable[[], bool]) -> Non
     while not cond():
         assert time.monotonic() < deadline, what
         assert (await ask_acd(service, acd.Tick(), "test", timeout=10))["ok"]
-        await asyncio.sleep(0.01)
 
 
 async def ready(service: AcdService, agent_id: str, seat: str) -> None:
@@ -331,7 +330,7 @@ async def test_the_pbx_port_picks_the_calls_node_and_beats_on_every_node() -> No
     # one heartbeat loop per node: pbx2 failing (its AMI is down) does not stop pbx1's
     beating = asyncio.create_task(service.heartbeat(), name="cti-heartbeat")
     try:
-        await asyncio.sleep(0.1)
+        await until(service, "pbx1's heartbeat", lambda: p1.heartbeats >= 1)
         assert p1.heartbeats == 1
     finally:
         beating.cancel()
