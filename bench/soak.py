@@ -94,7 +94,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("acd_call_maps", "ACD per-call maps (calls, channels, timers..)", "entries", 10),
 )
 CONTEXT = ("t_s", "phase", "calls_completed", "calls_failed", "live_calls")
-COLUMNS = CONTEXT + tuple(m.key for m in METRICS)
+# Sampled, not judged: where the CTI's memory sits, to explain a growth in its RSS. From
+# /proc/<pid>/smaps: the main arena's brk heap, the anonymous mappings (thread arenas,
+# pymalloc's arenas, large allocations); from cti.status.json: Python's allocated blocks and
+# the threads (each may own a glibc malloc arena).
+DIAGNOSTICS = ("cti_brk_heap_kib", "cti_anon_kib", "cti_python_blocks", "cti_threads")
+METRIC_KEYS = frozenset(m.key for m in METRICS) | {"live_calls"}
+COLUMNS = CONTEXT + tuple(m.key for m in METRICS) + DIAGNOSTICS
 ACD_QUEUES = ("inbox", "db_jobs", "lookups", "held_replies")
 
 
@@ -126,6 +132,7 @@ def parse_status(doc: Mapping[str, Any] | None) -> dict[str, int | None]:
     mqtt = outbox.get("mqtt") or {}
     acd = outbox.get("acd") or {}
     pool = doc.get("db_pool") or {}
+    memory = doc.get("memory") or {}
 
     def num(v: Any) -> int | None:
         return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
@@ -137,7 +144,27 @@ def parse_status(doc: Mapping[str, Any] | None) -> dict[str, int | None]:
         "acd_queues": None if not acd or None in queues else sum(q or 0 for q in queues),
         "acd_call_maps": None if not maps or None in maps else sum(m or 0 for m in maps),
         "db_checked_out": num(pool.get("checked_out")),
+        "cti_python_blocks": num(memory.get("python_blocks")),
+        "cti_threads": num(memory.get("threads")),
     }
+
+
+def parse_smaps(text: str) -> dict[str, int]:
+    """Resident KiB of a /proc/<pid>/smaps by kind: the brk heap ([heap]) and anonymous
+    mappings (no path, or [anon:...]); stacks, vdso and files are left out."""
+    out = {"brk_heap_kib": 0, "anon_kib": 0}
+    kind: str | None = None
+    for line in text.splitlines():
+        head = line.split(maxsplit=5)
+        if not head:
+            continue
+        if "-" in head[0] and not head[0].endswith(":"):  # a mapping's header line
+            name = head[5].strip() if len(head) > 5 else ""
+            kind = ("brk_heap_kib" if name == "[heap]" else
+                    "anon_kib" if name == "" or name.startswith("[anon") else None)
+        elif head[0] == "Rss:" and kind is not None and len(head) > 1:
+            out[kind] += int(head[1])
+    return out
 
 
 def count_handles(targets: Sequence[str], db_path: str) -> int:
@@ -288,7 +315,12 @@ def plot(samples: Sequence[Sample], judged: Mapping[str, Mapping[str, Any]], pat
     calls = np.array([s["calls_completed"] or 0 for s in samples], dtype=float)
     t_load = [s["t_s"] / 60 for s in samples if s.get("phase") == "load"]
     win = steady_window(samples)
-    panels = [*METRICS, Metric("live_calls", "Calls in progress (SIPp)", "calls", 0)]
+    panels = [*METRICS, Metric("live_calls", "Calls in progress (SIPp)", "calls", 0),
+              Metric("cti_anon_kib", "CTI anonymous mappings (not judged)", "KiB", 0),
+              Metric("cti_brk_heap_kib", "CTI brk heap (not judged)", "KiB", 0),
+              Metric("cti_python_blocks", "CTI Python blocks (not judged)", "blocks", 0)]
+    panels = [m for m in panels if m.key in METRIC_KEYS or any(s.get(m.key) is not None
+                                                                 for s in samples)]
     cols = 3
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(15, 3.1 * rows), squeeze=False)
@@ -384,6 +416,7 @@ class Probe:
         ast = proc_tree(stack.pid_alive(stack.paths(s).asterisk_pid))
         cti = proc_tree(stack.pid_alive(stack.paths(s).cti_pid))
         fds_cti, targets = _fds(cti)
+        smaps = parse_smaps(_read_text(Path(f"/proc/{cti[0]}/smaps"))) if cti else {}
         fds_ast, _ = _fds(ast)
         db = str(self.inst.workdir / "bench.db")
         sipp = parse_sipp_stat(_read_text(self.stat)) if self.stat else \
@@ -402,6 +435,7 @@ class Probe:
             "rss_asterisk_kib": rss_kib(ast) if ast else None,
             "fds_cti": fds_cti, "fds_asterisk": fds_ast, "channels": channels,
             "db_handles": count_handles(targets, db) if cti else None,
+            "cti_brk_heap_kib": smaps.get("brk_heap_kib"), "cti_anon_kib": smaps.get("anon_kib"),
             **parse_status(stack.read_json(s.state_dir / "cti.status.json")),
         }
 

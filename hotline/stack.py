@@ -28,6 +28,7 @@ ENV_FILE_NAME = "hotline.env"
 # hotline-rec so it reads recordings); a root `hotline up` runs the CTI as this user
 CTI_USER = "hotline"
 CTI_UMASK = 0o077
+CTI_MALLOC_ARENA_MAX = "2"  # see _spawn_cti
 
 
 class StackError(Exception):
@@ -601,6 +602,11 @@ def _spawn_cti(settings: Settings, pidfile: Path, log_name: str,
     secure_cti_files(settings, user)
     out = private_log(p.log / log_name, 0o640, gid=user.gid if user else None)
     child_env = env.copy() if env is not None else os.environ.copy()
+    # glibc gives each thread that mallocs its own arena (up to 8 per core) and seldom hands
+    # their freed pages back; the CTI's DB and file work runs on asyncio.to_thread workers,
+    # so its RSS crept up under load (RELIABILITY.md, soak). Two arenas bound that; an
+    # operator's own setting wins.
+    child_env.setdefault("MALLOC_ARENA_MAX", CTI_MALLOC_ARENA_MAX)
     as_user: dict[str, Any] = {}
     if user is not None:
         as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}

@@ -17,6 +17,8 @@ import asyncio
 import json
 import logging
 import os
+import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -437,6 +439,10 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "outbox": {"mqtt": bus.stats(), "acd": acd.queue_lengths()},
                 "db_pool": {"checked_out": getattr(db_engine.pool, "checkedout", lambda: None)(),
                             "size": getattr(db_engine.pool, "size", lambda: None)()},
+                # for the soak: Python's own objects and the threads (each may own a malloc
+                # arena), to tell growth in Python objects from growth below them
+                "memory": {"python_blocks": sys.getallocatedblocks(),
+                           "threads": threading.active_count()},
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 

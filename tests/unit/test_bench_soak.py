@@ -20,6 +20,7 @@ from bench.soak import (
     judge_metric,
     overall,
     parse_sipp_stat,
+    parse_smaps,
     parse_status,
     read_samples_csv,
     samples_csv,
@@ -53,17 +54,44 @@ def test_status_file_outbox_queues_and_pool() -> None:
         "mqtt": {"published": 900, "queued": 3, "dropped": 0, "connected": True},
         "acd": {"inbox": 1, "db_jobs": 4, "lookups": 0, "held_replies": 2,
                 "calls": 7, "channels": 7, "timers": 1, "gone": 0}},
-        "db_pool": {"checked_out": 1, "size": 5}}
+        "db_pool": {"checked_out": 1, "size": 5},
+        "memory": {"python_blocks": 412_000, "threads": 7}}
     assert parse_status(doc) == {"mqtt_outbox": 3, "acd_queues": 7, "acd_call_maps": 15,
-                                 "db_checked_out": 1}
+                                 "db_checked_out": 1, "cti_python_blocks": 412_000,
+                                 "cti_threads": 7}
 
 
 def test_status_file_from_an_older_cti_says_nothing() -> None:
     # a CTI without the outbox fields (or no status file yet): None, never a made-up 0
     assert parse_status({"pid": 1}) == {"mqtt_outbox": None, "acd_queues": None,
-                                        "acd_call_maps": None, "db_checked_out": None}
+                                        "acd_call_maps": None, "db_checked_out": None,
+                                        "cti_python_blocks": None, "cti_threads": None}
     assert parse_status(None)["mqtt_outbox"] is None
     assert parse_status({"outbox": {"mqtt": {"queued": True}}})["mqtt_outbox"] is None
+
+
+SMAPS = """\
+55d4c8a00000-55d4c8c21000 rw-p 00000000 00:00 0                          [heap]
+Size:               2180 kB
+Rss:                2048 kB
+Pss:                2048 kB
+7f0a1c000000-7f0a1c400000 rw-p 00000000 00:00 0
+Size:               4096 kB
+Rss:                1000 kB
+7f0a20000000-7f0a20021000 rw-p 00000000 00:00 0                          [anon:glibc]
+Rss:                  24 kB
+7f0a2a000000-7f0a2a200000 r-xp 00000000 08:01 131 /usr/lib/x86_64-linux-gnu/libsqlite3.so.0
+Rss:                 900 kB
+7ffd5a000000-7ffd5a021000 rw-p 00000000 00:00 0                          [stack]
+Rss:                  40 kB
+VmFlags: rd wr mr mw me gd ac
+"""
+
+
+def test_smaps_split_into_brk_heap_and_anonymous_mappings() -> None:
+    # the library's text and the stack count in neither
+    assert parse_smaps(SMAPS) == {"brk_heap_kib": 2048, "anon_kib": 1024}
+    assert parse_smaps("") == {"brk_heap_kib": 0, "anon_kib": 0}
 
 
 def test_db_handles_count_the_database_and_its_wal_only() -> None:
