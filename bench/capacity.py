@@ -22,6 +22,12 @@ SIPp counts it successful (no error, no early BYE, no timeout) and Asterisk's ev
 reached the mode's goal (no FastAGI fallback or failover; a seat answered; a recording file).
 A step passes when at most 0.1 % of its calls did not complete. The ramp grows by `factor`
 until a step fails, then bisects between the last pass and the first fail (`refine` steps).
+Before a bridged or recorded step the seats are registered again when their REGISTER would
+otherwise expire (both sides: the run outlasts it), and on the CTI side every agent is made
+ready again, as at the start, and the step waits (deadline) until the CTI says so: the ACD
+leaves an agent whose ring went unanswered not ready ('rona') for a person to undo. Each step
+records who was not ready before it and at its start, by why (`agents`), and the seats'
+registration age (`seats`).
 
 A private instance of its own ports (SIP 35160, AMI 35138, FastAGI 34673, broker 31983, web
 38198, RTP 43000-47999, SIPp 35170-35191 and 35700-35899): none is a test slot's
@@ -45,6 +51,7 @@ import tempfile
 import time
 import tomllib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -78,6 +85,14 @@ DIGITS_LEAD_MS, DIGITS_GAP_MS = 1500, 300  # the caller presses 1 then 0 after t
 IVR_ALLOWANCE_S = 30.0  # a bridged call may take this long before its agent answers
 RING_MS = 500
 WRAP_UP_S = 1
+# the Expires of the seats' REGISTER (bench.sipp_load.register_seats; a unit test checks it):
+# once a contact expires, Asterisk cannot ring that seat and the ACD makes its agent not ready
+# ('phone_offline'). The whole bench runs longer than that (~63 min in the 2026-12-05 run,
+# whose recorded ramp lost every seat in its last two steps), so the bridged modes register
+# the seats again between steps (registration_due)
+SEAT_REGISTRATION_S = 3600.0
+READY_DEADLINE_S = 30.0  # for every agent to be ready again before a CTI step
+CHANNELS_WAIT_S = 30.0  # run_step's wait for Asterisk to have no channel, before and after
 
 
 # ------------------------------------------------------------------- pure: Erlang C
@@ -397,6 +412,44 @@ def rss_kib(pids: Sequence[int]) -> float | None:
     return total if seen else None
 
 
+# ------------------------------------------------- pure: the seats and agents between steps
+
+
+def registration_due(age_s: float, bound_s: float,
+                     expires_s: float = SEAT_REGISTRATION_S) -> bool:
+    """Register the seats again before a step: by the step's end (at most `bound_s` from now)
+    their registration (`age_s` old) would be past half its lifetime."""
+    return age_s + bound_s > expires_s / 2
+
+
+def fold_states(latest: dict[str, Mapping[str, Any]], states: Sequence[Mapping[str, Any]],
+                start: int = 0) -> int:
+    """Fold the agents' state messages (bench.acd.Desk.states, in the order received) from
+    index `start` on into `latest` (agent id -> its newest message); the index to go on from."""
+    for doc in states[start:]:
+        agent = doc.get("agent_id")
+        if isinstance(agent, str):
+            latest[agent] = doc
+    return len(states)
+
+
+def not_ready_by_reason(latest: Mapping[str, Mapping[str, Any]],
+                        agents: Sequence[str]) -> dict[str, int]:
+    """How many of `agents` the CTI last reported not ready, by why: 'not_ready:<reason>'
+    (rona, phone_offline, login, ...), the state they are in (reserved, on_call, wrap_up,
+    logged_out), or 'unknown' (no state message seen). Empty when all are ready."""
+    out: Counter[str] = Counter()
+    for agent in agents:
+        doc = latest.get(agent)
+        state = str(doc.get("state") or "unknown") if doc else "unknown"
+        if state == "ready":
+            continue
+        if state == "not_ready":
+            state = f"not_ready:{doc.get('reason') or '-'}" if doc else state
+        out[state] += 1
+    return dict(sorted(out.items()))
+
+
 # ---------------------------------------------------------------------- options
 
 
@@ -425,6 +478,16 @@ class Options:
         p = self.bridged_plan
         return RampPlan(min(p.start, cap), p.factor, min(p.max_rate, cap), p.max_steps,
                         p.refine, p.min_gap, p.min_rate)
+
+    @property
+    def call_max_s(self) -> float:
+        """The longest a step's call may take (SIPp's -recv_timeout)."""
+        return IVR_ALLOWANCE_S + self.hold_s + 15
+
+    def step_bound_s(self) -> float:
+        """The longest a step may take from its readying of the agents to its end (run_step:
+        the agents, the calls' deadline, stopping SIPp, the wait for no channels)."""
+        return READY_DEADLINE_S + self.step_s + self.call_max_s + 15 + 10 + CHANNELS_WAIT_S
 
     def estimate_s(self) -> float:
         per_step = self.step_s + self.hold_s + 15
@@ -540,6 +603,7 @@ class Instance:
     env: dict[str, str]
     agents: list[str] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    registered_at: float = 0.0  # time.monotonic() of the seats' last REGISTER
 
     @property
     def seats(self) -> list[str]:
@@ -613,9 +677,7 @@ def instance(opts: Options) -> Iterator[Instance]:
         inst.agents = _seed_db(env["HOTLINE_DB_URL"], opts.agents)
         stack.start_mosquitto(settings, extra={BENCH_USER: list(BENCH_ACL)})
         stack.start_asterisk(settings)
-        doc = json.loads((workdir / "secrets.json").read_text(encoding="utf-8"))
-        register_seats({s: doc[s] for s in inst.seats}, f"127.0.0.1:{PORTS['sip']}",
-                       PHONES_SIP, workdir, REGISTER_SIP)
+        register_all_seats(inst)
         yield inst
         ok = True
     finally:
@@ -630,6 +692,14 @@ def instance(opts: Options) -> Iterator[Instance]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log.warning("bench files kept in %s", workdir)
+
+
+def register_all_seats(inst: Instance) -> None:
+    """REGISTER every seat with its Contact on the agent phones' port; remembers when."""
+    doc = json.loads((inst.workdir / "secrets.json").read_text(encoding="utf-8"))
+    register_seats({s: doc[s] for s in inst.seats}, f"127.0.0.1:{PORTS['sip']}",
+                   PHONES_SIP, inst.workdir, REGISTER_SIP)
+    inst.registered_at = time.monotonic()
 
 
 # ------------------------------------------------------------------------ one step
@@ -754,6 +824,7 @@ class Run:
     ast_pid: int | None = None
     cti_pid: int | None = None
     phones: subprocess.Popen[bytes] | None = None
+    desk: Any = None  # bench.acd.Desk with every agent logged in (the CTI side, bridged modes)
 
 
 def start_step_callers(sdir: Path, scen: Path, service: str, rate: float, n: int,
@@ -778,9 +849,85 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else max(0.0, b - a)
 
 
+async def ready_agents(desk: Any, agents: Sequence[str], seats: Sequence[str],
+                       deadline_s: float = READY_DEADLINE_S) -> dict[str, Any]:
+    """Make every agent ready again the way the bench first did (bench.acd.Desk over MQTT: a
+    `ready`, or login and ready for one logged out), then wait, until `deadline_s`, for the
+    CTI's state messages to say every agent is ready. The ACD itself never makes an agent
+    ready again after a ring-no-answer (not_ready 'rona', acd/agent_fsm.py), as a person at
+    a desk would. Returns who was not ready before (by why), the commands refused (by error),
+    who is still not ready at the deadline (by why) and how long it took."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    seen = fold_states(latest, desk.states)
+    before = not_ready_by_reason(latest, agents)
+    refused: Counter[str] = Counter()
+    gate = asyncio.Semaphore(10)
+
+    async def one(agent: str, seat: str) -> None:
+        async with gate:
+            try:
+                if (latest.get(agent) or {}).get("state") == "logged_out":
+                    await desk.login_ready(agent, seat)
+                    return
+                r = await desk.command(agent, {"action": "ready"})
+            except BenchError:
+                refused["login"] += 1
+                return
+            except TimeoutError:
+                refused["no_reply"] += 1
+                return
+            if not r.get("ok"):
+                refused[str(r.get("error") or "refused")] += 1
+
+    t0 = time.monotonic()
+    try:
+        async with asyncio.timeout(deadline_s), asyncio.TaskGroup() as tg:
+            for agent, seat in zip(agents, seats, strict=True):
+                tg.create_task(one(agent, seat), name=f"ready-{agent}")
+    except TimeoutError:
+        refused["deadline"] += 1  # some commands were still on their way
+    seen = fold_states(latest, desk.states, seen)
+    still = not_ready_by_reason(latest, agents)
+    while still and time.monotonic() < t0 + deadline_s:  # bounded by the deadline
+        await asyncio.sleep(0.2)
+        seen = fold_states(latest, desk.states, seen)
+        still = not_ready_by_reason(latest, agents)
+    return {"not_ready_before": sum(before.values()), "not_ready_before_by_reason": before,
+            "refused": dict(sorted(refused.items())),
+            "not_ready_at_start": sum(still.values()), "not_ready_at_start_by_reason": still,
+            "ready_s": round(time.monotonic() - t0, 1)}
+
+
+async def prepare_seats_and_agents(run: Run, side: str, mode: str, label: str
+                                   ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Before a bridged or recorded step, on both sides: the seats registered again when
+    due (registration_due). On the CTI side: every agent made ready again (ready_agents)."""
+    inst = run.inst
+    seats: dict[str, Any] = {
+        "registration_age_s": round(time.monotonic() - inst.registered_at, 1),
+        "registered_again": False}
+    if registration_due(time.monotonic() - inst.registered_at, run.opts.step_bound_s()):
+        await asyncio.to_thread(register_all_seats, inst)
+        seats["registered_again"] = True
+        run.say(f"  the seats registered again before {side}/{mode} {label} "
+                f"(the last REGISTER was {seats['registration_age_s']:.0f}s ago)")
+    if side != "cti" or run.desk is None:
+        return seats, None
+    agents = await ready_agents(run.desk, inst.agents, inst.seats)
+    if agents["not_ready_before"] or agents["refused"]:
+        run.say(f"  {agents['not_ready_before']} agents not ready before {side}/{mode} "
+                f"{label} {agents['not_ready_before_by_reason']}; commands refused "
+                f"{agents['refused']}; made ready in {agents['ready_s']}s")
+    if agents["not_ready_at_start"]:
+        run.say(f"  {agents['not_ready_at_start']} agents still not ready after "
+                f"{READY_DEADLINE_S:g}s: {agents['not_ready_at_start_by_reason']}")
+    return seats, agents
+
+
 async def run_step(run: Run, side: str, mode: str, rate: float, index: int) -> dict[str, Any]:
     inst, opts, tap = run.inst, run.opts, run.tap
-    left_before = await wait_no_channels(tap, 30)
+    label = "warm-up" if index == 0 else f"step {index}"
+    left_before = await wait_no_channels(tap, CHANNELS_WAIT_S)
     if left_before:
         raise BenchError(f"{left_before} channels still up before {side}/{mode} step {index}")
     if mode != "ivr" and run.phones is not None and run.phones.poll() is not None:
@@ -788,6 +935,10 @@ async def run_step(run: Run, side: str, mode: str, rate: float, index: int) -> d
         run.say(f"  the agent phones had exited ({run.phones.returncode}): started again")
         inst.procs.remove(run.phones)
         run.phones = await start_agent_phones(inst, opts.hold_s)
+    seats: dict[str, Any] | None = None
+    agents: dict[str, Any] | None = None
+    if mode != "ivr":
+        seats, agents = await prepare_seats_and_agents(run, side, mode, label)
     _clear_recordings(inst.recordings)
     service = inst.settings.pbx.service_number if side == "cti" else STATIC_SERVICE[mode]
     n = max(1, round(rate * opts.step_s))
@@ -795,7 +946,7 @@ async def run_step(run: Run, side: str, mode: str, rate: float, index: int) -> d
     sdir.mkdir()
     scen = sdir / "caller.xml"
     scen.write_text(caller_scenario(side, mode, opts.hold_s, run.pcap), encoding="ascii")
-    call_max_s = IVR_ALLOWANCE_S + opts.hold_s + 15
+    call_max_s = opts.call_max_s
     view = LiveCallers(service)
     tap.on_event(view.feed)
     ast = proc_tree(run.ast_pid)
@@ -825,7 +976,7 @@ async def run_step(run: Run, side: str, mode: str, rate: float, index: int) -> d
     cpu1 = {"asterisk": cpu_s(ast), "cti": cpu_s(cti) if cti else None}
     stop(proc, 10)
     inst.procs.remove(proc)
-    left = await wait_no_channels(tap, 30)
+    left = await wait_no_channels(tap, CHANNELS_WAIT_S)
     tap.off_event(view.feed)
     recorded = recorded_calls(inst.recordings) if mode == "recorded" else set()
     counts = sipp_counts(stat)
@@ -860,8 +1011,10 @@ async def run_step(run: Run, side: str, mode: str, rate: float, index: int) -> d
         "per_call": per_call(cpu, growth, completed, peak),
         "loadavg_start": [round(x, 2) for x in load0],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        # bridged modes: the seats' registration (both sides) and, on the CTI side, the
+        # agents not ready when the step began, by why (ready_agents)
+        "seats": seats, "agents": agents,
     }
-    label = "warm-up" if index == 0 else f"step {index}"
     run.say(f"  {side}/{mode} {label}: {rate:g}/s x {opts.step_s:g}s = {n} calls, "
             f"{completed} completed, peak {peak} held, "
             f"{'PASS' if verdict.passed else 'FAIL'} ({wall:.0f}s)")
@@ -966,7 +1119,8 @@ async def _drive(inst: Instance, opts: Options, say: Any) -> dict[str, Any]:
             await asyncio.to_thread(stack.start_cti, s, env=inst.env)
             run.cti_pid = stack.pid_alive(stack.paths(s).cti_pid)
             need_agents = any(m != "ivr" for m in opts.modes)
-            async with agents_desk(inst, say, login=need_agents):
+            async with agents_desk(inst, say, login=need_agents) as desk:
+                run.desk = desk if need_agents else None
                 for mode in opts.modes:
                     norec = "1" if mode == "bridged" else "0"
                     await asyncio.to_thread(stack.asterisk_cli, s,
