@@ -18,6 +18,7 @@ from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -223,6 +224,40 @@ def test_simultaneous_calls_each_get_their_own_recording(
         _check_recording(cti, _indexed(backend, talk.call_id), talk, by_seat[talk.seat])
     for agent, seat in zip(agents, SEATS, strict=True):
         _logout(mqtt, agent, seat)
+
+
+def test_astdb_notes_are_kept_by_day_and_old_days_are_dropped(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend,
+        tone_phones: None, agents: list[str], tmp_path: Path) -> None:
+    """Each recorded leg notes its caller and queue under hotline-rec/<day> in AstDB; the first
+    recording of a day (per Asterisk start) drops the notes of 3 to 7 days before. The CTI's
+    AMI user may not DBDel, and before this every leg's note stayed for ever."""
+    now = datetime.now(UTC)
+    old_day, kept_day = ((now - timedelta(days=d)).strftime("%Y%m%d") for d in (4, 1))
+    for day in (old_day, kept_day):
+        stack.asterisk_cli(cti.settings, f"database put hotline-rec/{day} 1.1_1.2 x|general|1")
+    # as if Asterisk had just started: the next recording tidies
+    stack.asterisk_cli(cti.settings, "dialplan set global HOTLINE_REC_TIDIED none")
+    agent, seat = agents[0], SEATS[0]
+    _login_ready(mqtt, agent, seat)
+    number = f"{backend.prefix}8100300"
+    mark = ami.mark()
+    # the caller hangs up this long after its 0: the IVR's goodbye, the offer and the ring
+    # come out of it (4 s was shorter than that: the caller gave up before the seat answered)
+    call = CallInProgress(_to_agent(number, talk_ms=12_000), cti.settings, tmp_path)
+    talk = _talk(ami, number, mark, call)
+    done = _done(ami, talk.call_id, mark)
+    day = done["File"].split("/recordings/", 1)[1].split("/", 1)[0]
+    rec = _indexed(backend, talk.call_id)
+    _logout(mqtt, agent, seat)
+    notes = stack.asterisk_cli(cti.settings, f"database show hotline-rec/{day}")
+    assert f"/hotline-rec/{day}/{talk.call_id}_" in notes, notes
+    assert f"{number}|general|" in notes, notes
+    assert "1.1_1.2" not in stack.asterisk_cli(cti.settings,
+                                               f"database show hotline-rec/{old_day}")
+    assert "1.1_1.2" in stack.asterisk_cli(cti.settings, f"database show hotline-rec/{kept_day}")
+    stack.asterisk_cli(cti.settings, f"database deltree hotline-rec/{kept_day}")
+    assert rec.queue == "general" and rec.caller_number == number
 
 
 @contextmanager
