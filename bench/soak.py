@@ -51,6 +51,8 @@ from bench.capacity import (
     caller_scenario,
     proc_tree,
     recorded_calls,
+    register_all_seats,
+    registration_due,
     rss_kib,
     run_on_instance,
     start_agent_phones,
@@ -479,11 +481,18 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
                 arrivals_end = load_t0 + arrivals_s
                 deadline = arrivals_end + call_max_s * 3 + 30
                 next_say = load_t0 + 60
+                registrations = 0
                 while proc.poll() is None and time.time() < deadline:  # bounded by deadline
                     await asyncio.sleep(max(0.0, probe.t0 + len(samples) * opts.sample_s
                                             - time.time()))
                     phase = "load" if time.time() <= arrivals_end else "drain"
                     samples.append(await probe.sample(phase))
+                    # a soak past the seats' registration (an hour) would lose every seat:
+                    # refresh it well before (the phones keep running; the contact is theirs)
+                    if registration_due(time.monotonic() - inst.registered_at,
+                                        opts.sample_s * 3):
+                        await asyncio.to_thread(register_all_seats, inst)
+                        registrations += 1
                     if time.time() >= next_say:
                         last = samples[-1]
                         say(f"  {(time.time() - load_t0) / 60:4.1f} min: "
@@ -520,7 +529,7 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
         "asterisk_callers_seen": len(view.seen), "seat_answered": len(view.answered),
         "fell_back": len(view.fell_back), "recorded": len(recorded & view.seen),
         "reached_agent_and_recorded": view.goal_reached("recorded", recorded),
-        "timed_out": timed_out,
+        "timed_out": timed_out, "seat_registrations_renewed": registrations,
     }
     return {"verdict": overall(judged, drained), "calls": calls, "metrics": judged,
             "drained": drained,
