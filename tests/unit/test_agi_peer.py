@@ -52,6 +52,21 @@ def test_no_socket_time_wait_or_another_connection_is_no_owner() -> None:
     assert socket_owner([], ("127.0.0.1", 54321), SERVER, "little") is None
 
 
+def test_the_port_filter_matches_the_address_columns_only() -> None:
+    # the peer's port in hex appears elsewhere on these lines (another address's port, the
+    # other column, another host's address): only local = peer and remote = us is the peer
+    lines = [HEADER,
+             line(0, f"{LO}:11DD", f"{LO}:D431", "01", 0),         # swapped columns
+             line(1, "0200007F:D431", f"{LO}:11DD", "01", 1000),   # 127.0.0.2, same port
+             line(2, f"{LO}:D431", "0100007F:11DE", "01", 1001),   # to another server port
+             line(3, f"{LO}:D431", f"{LO}:11DD", "01", 595)]
+    assert socket_owner(lines, ("127.0.0.1", 54321), SERVER, "little") == 595
+    assert socket_owner(lines[:4], ("127.0.0.1", 54321), SERVER, "little") is None
+    # lower-case hex in the wanted port would never match the kernel's upper-case text
+    assert socket_owner([HEADER, line(0, f"{LO}:00AB", f"{LO}:11DD", "01", 7)],
+                        ("127.0.0.1", 0xAB), SERVER, "little") == 7
+
+
 def test_lines_that_do_not_parse_are_skipped() -> None:
     junk = ["", "garbage", "   9: ZZZZ:11DD 0100007F:11DD 01 x x x 595 0 1",
             "  10: 0100:11DD 0100007F:11DD 01 x x x 595 0 1", *TCP]
