@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hotline", "bench", "config", "acd", "ivr", "workorders", "callcenter", "cti",
-            "recorder", "agent_desktop", "asterisk_conf", "prompts")
+            "recorder", "agent_desktop", "asterisk_conf", "prompts", "outages")
 ROOTS = ("hotline", "bench")  # the composition root and the benchmarks: nothing imports them
 
 # the pure cores: the modules and what they may import beyond the standard library
@@ -24,6 +24,7 @@ PURE = {
     "ivr.engine": ("ivr", "ivr.schema"),
     "ivr.schema": ("ivr",),
     "workorders.lifecycle": (),
+    "outages": ("outages", "ivr.say"),  # announcements speak times with the IVR's pieces
 }
 # what a pure core may never import, even from the standard library
 IO_MODULES = ("asyncio", "socket", "sqlalchemy", "panoramisk", "aiomqtt", "paho", "fastapi",
@@ -168,6 +169,8 @@ FORBIDDEN = {
     "ivr": ("cti", "callcenter", "agent_desktop", "recorder", "workorders"),
     "prompts": ("cti", "callcenter", "agent_desktop", "recorder", "workorders", "ivr"),
     "asterisk_conf": ("cti", "callcenter", "agent_desktop", "workorders", "ivr"),
+    "outages": ("cti", "callcenter", "agent_desktop", "recorder", "workorders", "acd", "config",
+                "prompts", "ivr.engine", "ivr.fastagi", "ivr.agi_session"),
 }
 
 
