@@ -30,7 +30,7 @@ records who was not ready before it and at its start, by why (`agents`), and the
 registration age (`seats`).
 
 A private instance of its own ports (SIP 35160, AMI 35138, FastAGI 34673, broker 31983, web
-38198, RTP 43000-47999, SIPp 35170-35191 and 35700-35899): none is a test slot's
+38198, RTP 50000-54999, SIPp 35170-35191 and 35700-35899): none is a test slot's
 (tests/support/ports.py), `make up`'s or `bench acd`'s, so it runs beside all of them. Every
 process it starts is stopped on the way out. Method and figures: bench/BENCHMARKS.md.
 """
@@ -71,7 +71,7 @@ from hotline import stack
 log = logging.getLogger(__name__)
 
 PORTS = {"sip": 35160, "ami": 35138, "fastagi": 34673, "mqtt": 31983, "web": 38198}
-RTP_RANGE = (43000, 47999)
+RTP_RANGE = (50000, 54999)  # not the test callers' SIPp media ports (42000-44399)
 CALLER_SIP, CALLER_MEDIA = 35170, 35700
 PHONES_SIP, PHONES_MEDIA = 35180, 35800
 REGISTER_SIP = 35190

@@ -95,12 +95,19 @@ def scenario_xml(caller: Caller, pcap: Path | None = None) -> tuple[str, list[tu
     return xml, rtp_keys, total
 
 
+def uac_ports(n: int) -> tuple[int, int, int]:
+    """The SIP, media (and media + 2) and control ports of the test callers' call `n` (0-599:
+    100 per test slot): away from every Asterisk's RTP range (the test slots', `make up`'s and
+    the benchmarks': tests/unit/test_bench_capacity.py checks them), unique among calls under
+    way at once."""
+    return 40000 + n, 42000 + 4 * n, 41000 + n
+
+
 async def place_call(caller: Caller, target: str, service: str = "95598",
                      timeout_s: int = 180, workdir: Path | None = None) -> SippResult:
     """Run one SIPp UAC call to completion; ports are unique per call within this process."""
-    n = next(_ports) % 100 + 100 * SLOT
-    # SIPp's own ports, away from Asterisk's RTP range; unique among calls under way at once
-    sip_port, media_port, ctrl_port = 40000 + n, 42000 + 4 * n, 41000 + n
+    sip_port, media_port, ctrl_port = uac_ports(next(_ports) % 100 + 100 * SLOT)
+    n = sip_port - 40000
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
     wd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup, before the call starts
     scen = wd / f"caller-{caller.number}-{n}.xml"

@@ -254,3 +254,35 @@ def test_patch_extensions() -> None:
     assert connect.index("benchdialled),NoOp") < connect.index("DIALSTATUS")
     with pytest.raises(Exception, match="hotline-connect"):
         patch_extensions(RENDERED.replace("U(hotline-record^${HOTLINE_SKILL})", ""), 30, prompts)
+
+
+# ------------------------------------------------------------------------------ ports
+
+
+def test_no_asterisks_rtp_range_holds_a_test_callers_sipp_port() -> None:
+    """Tests run beside a benchmark (or `make up`): an Asterisk that takes a test caller's
+    SIPp port for RTP makes that caller fail to start, at random (seen: the capacity bench's
+    43000-47999 held slot 3's media ports, and test_standby.py lost calls beside a soak)."""
+    import tomllib
+    from pathlib import Path
+
+    from bench import acd, capacity
+    from tests.faults import conftest as faults
+    from tests.integration import conftest as integration
+    from tests.support.ports import SLOT
+    from tests.support.sipp import uac_ports
+
+    up = tomllib.loads((Path(__file__).parents[2] / "hotline.toml").read_text("utf-8"))["pbx"]
+    ranges = {"bench capacity": capacity.RTP_RANGE, "bench acd": acd.RTP_RANGE,
+              "make up": (up["rtp_start"], up["rtp_end"])}
+    for slot in range(6):  # the test Asterisks' own ranges, 250 a slot from their base
+        base_it = integration.RTP_START + 250 * (slot - SLOT)
+        base_f = faults.RTP_START + 250 * (slot - SLOT)
+        ranges[f"integration slot {slot}"] = (base_it, base_it + 249)
+        ranges[f"faults slot {slot}"] = (base_f, base_f + 249)
+    taken = []
+    for n in range(600):
+        sip, media, ctrl = uac_ports(n)
+        for p in (sip, ctrl, *range(media, media + 4)):
+            taken += [(who, p) for who, (lo, hi) in ranges.items() if lo <= p <= hi]
+    assert taken == []
