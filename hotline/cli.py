@@ -62,7 +62,9 @@ def config_render() -> None:
 
 @main.command()
 @click.option("--no-demo", is_flag=True, help="Do not load the demo data set.")
-def up(no_demo: bool) -> None:
+@click.option("--no-watchdog", "watchdog", is_flag=True, flag_value=False, default=True,
+              help="Do not start `hotline watchdog` (nothing restarts a daemon that dies).")
+def up(no_demo: bool, watchdog: bool) -> None:
     """Start Asterisk, Mosquitto and the CTI with embedded defaults and demo data."""
     settings = _settings(ensure_secret=True)
     try:
@@ -88,6 +90,9 @@ def up(no_demo: bool) -> None:
         if settings.cti.standby:  # [cti] standby: a second CTI waits on the leadership lock
             click.echo("cti standby ...")
             stack.start_cti_standby(settings)
+        if watchdog:  # starts again whatever of the above dies (hotline/watchdog.py)
+            click.echo("watchdog ...")
+            stack.start_watchdog(settings)
     except stack.StackError as exc:
         raise click.ClickException(str(exc)) from None
     st = stack.status(settings)
@@ -113,6 +118,8 @@ Demo accounts: hotline demo accounts.  Stop: make down.""")
 def down() -> None:
     """Stop everything `up` started."""
     settings = _settings()
+    # the watchdog first: it would start again what is stopped below
+    click.echo(f"watchdog: {'stopped' if stack.stop_watchdog(settings) else 'not running'}")
     # the waiting CTI first: stopping the active one first would only make the other take over
     ctis = [("cti standby", stack.stop_cti_standby), ("cti", stack.stop_cti)]
     if stack.cti_processes(settings).get("cti", {}).get("role") == "standby":
@@ -270,3 +277,19 @@ main.add_command(bench)
 main.add_command(recordings)
 main.add_command(replay)
 main.add_command(doctor)
+
+
+@main.command()
+@click.option("--interval", "interval_s", default=2.0, show_default=True,
+              type=click.FloatRange(0.2, 60), help="Seconds between rounds.")
+def watchdog(interval_s: float) -> None:
+    """Keep what `hotline up` started running: Asterisk, the broker, the CTI and its standby
+    (after a takeover, a new standby). `hotline up` starts it; `hotline down` stops it."""
+    from hotline.watchdog import Watchdog
+
+    logging.getLogger("hotline.watchdog").setLevel(logging.INFO)
+    Watchdog(_settings()).run(interval_s)
+
+
+if __name__ == "__main__":
+    main()

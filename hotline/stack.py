@@ -73,6 +73,11 @@ class Paths:
     def mosquitto_pid(self) -> Path:
         return self.run / "mosquitto.pid"
 
+    @property
+    def watchdog_pid(self) -> Path:
+        """`hotline watchdog` (hotline/watchdog.py), started by `hotline up`."""
+        return self.run / "watchdog.pid"
+
 
 def paths(settings: Settings) -> Paths:
     return Paths(settings.state_dir)
@@ -619,6 +624,27 @@ def _spawn_cti(settings: Settings, pidfile: Path, log_name: str,
     out.close()
     pidfile.write_text(str(proc.pid))
     return proc
+
+
+def start_watchdog(settings: Settings) -> int:
+    """`hotline watchdog` in the background (root, as `hotline up`: it starts Asterisk in its
+    chroot and the CTI as its user), its output in log/watchdog.log; idempotent."""
+    p = paths(settings)
+    pid = pid_alive(p.watchdog_pid)
+    if pid:
+        return pid
+    p.log.mkdir(parents=True, exist_ok=True)
+    out = private_log(p.log / "watchdog.log")
+    proc = subprocess.Popen([sys.executable, "-m", "hotline.cli", "watchdog"], stdout=out,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=REPO_ROOT)
+    out.close()
+    p.watchdog_pid.write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_watchdog(settings: Settings) -> bool:
+    return _stop_pidfile(paths(settings).watchdog_pid)
 
 
 def stop_cti(settings: Settings) -> bool:

@@ -11,14 +11,16 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from cti.db.models import Agent
 from hotline import stack
+from hotline.watchdog import Watchdog
 from tests.integration.callers import CallInProgress, hang_up, is_event, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
@@ -207,4 +209,68 @@ def test_a_caller_who_failed_over_before_a_late_standby_took_over_is_served_ther
         stack.stop_cti_standby(settings)
         if cti.pid is None:
             cti.start()
+        mqtt.cti_online()
+
+
+def _watch_until_restored(wd: Watchdog, pair: Callable[[], dict[str, dict[str, Any]] | None],
+                          killed: list[int]) -> list[str]:
+    """Rounds of the watchdog until an active and a standby run again, none of them killed;
+    what it started."""
+    started: list[str] = []
+
+    def restored() -> bool:
+        started.extend(wd.tick())
+        now = pair()
+        return bool(now) and not {v["pid"] for v in (now or {}).values()} & set(killed)
+
+    stack.wait_until(restored, 40, "the watchdog to start a new standby")
+    return started
+
+
+def test_the_watchdog_restores_the_pair_after_each_takeover(
+        cti: CtiProcess, mqtt: MqttWatcher, backend: Backend) -> None:
+    """`hotline watchdog` (hotline/watchdog.py): the active CTI is killed twice; each time the
+    standby takes over and the watchdog starts a new standby in the dead one's slot, so the
+    second kill is covered as the first was."""
+    settings = cti.settings
+    stack.start_cti_standby(settings, env=cti.env)
+    wd = Watchdog(settings, watched=("cti", "cti-standby"), env=cti.env)
+    slot_pidfile = {"cti": stack.paths(settings).cti_pid,
+                    "cti-standby": stack.paths(settings).cti_standby_pid}
+
+    def pair() -> dict[str, dict[str, Any]] | None:
+        procs = stack.cti_processes(settings)
+        roles = sorted(v["role"] for v in procs.values())
+        return procs if roles == ["active", "standby"] else None
+
+    try:
+        procs = pair()
+        assert procs, stack.cti_processes(settings)
+        killed: list[int] = []
+        for _ in range(2):
+            slot = next(k for k, v in procs.items() if v["role"] == "active")
+            victim = procs[slot]["pid"]
+            m_kill = mqtt.mark()
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+            stack.wait_until(lambda s=slot: not stack.pid_alive(slot_pidfile[s]), 10,
+                             "the killed CTI gone")
+            mqtt.cti_online(timeout=30, since=m_kill)  # the standby took over
+            started = _watch_until_restored(wd, pair, killed)
+            # the dead one's slot got the new process (start_cti: a standby, as the other
+            # holds the FastAGI port)
+            assert [x for x in started if x.startswith(f"{slot}: started")], started
+            procs = pair()
+            assert procs and procs[slot]["role"] == "standby", procs
+            print(f"\nWATCHDOG [{backend.name}]: killed the active {victim} ({slot}); "
+                  f"{started}; now {procs}")
+        assert wd.tick() == []  # nothing more to do
+    finally:
+        # the suite's CTI comes back as it was: the standby slot stops, `cti` runs and is active
+        stack.stop_cti_standby(settings)
+        cti.pid = stack.pid_alive(stack.paths(settings).cti_pid)
+        if cti.pid is None:
+            cti.start()
+        stack.wait_until(lambda: stack.cti_processes(settings).get("cti", {}).get("role")
+                         == "active", 30, "the suite's CTI active again")
         mqtt.cti_online()
