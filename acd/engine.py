@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -263,6 +263,11 @@ class DayCounters:
 # ---------------------------------------------------------------------------------- snapshot
 
 
+def _shallow(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields as a dict, values as they are (no deep copy)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything needed to rebuild the engine after a restart; to_dict() is JSON-ready."""
@@ -278,9 +283,13 @@ class Snapshot:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "agents": [{**asdict(a), "state": a.state.value} for a in self.agents],
+            # flat dataclasses: a shallow copy of their fields, not asdict's deep walk (the
+            # snapshot is saved after every change; asdict was most of its cost)
+            "agents": [{**_shallow(a), "state": a.state.value, "skills": dict(a.skills)}
+                       for a in self.agents],
             "calls": [
-                {**asdict(c), "state": c.state.value, "flags": sorted(c.flags)} for c in self.calls
+                {**_shallow(c), "state": c.state.value, "flags": sorted(c.flags)}
+                for c in self.calls
             ],
             "aht_s": dict(self.aht_s),
             "counters": {skill: asdict(c) for skill, c in self.counters.items()},
