@@ -8,8 +8,11 @@ import logging
 import os
 import signal
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from agent_desktop.server import WebBindError
 from callcenter.leadership import (
@@ -32,6 +35,55 @@ from recorder.service import RecorderError
 
 log = logging.getLogger(__name__)
 
+# The worker threads behind asyncio.to_thread (every database unit of work, the recorder's file
+# checks): as many as Python's default for this machine, but all started with the daemon, each
+# with a database connection open at once, so the pool of threads and of connections is full
+# from the start. Left to grow on demand, the pools grew at the first burst under load, hours
+# in, and the CTI's memory with them (RELIABILITY.md, soak: one step of 16 MB, with one more
+# thread and one more connection).
+CTI_WORKERS = min(32, (os.cpu_count() or 1) + 4)
+WARM_WAIT_S = 5.0
+
+
+def install_workers(workers: int = CTI_WORKERS) -> None:
+    """The daemon's fixed pool of worker threads as the loop's default executor: before
+    anything runs in a thread."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cti-worker"))
+
+
+async def start_workers(db_engine: Any | None, workers: int = CTI_WORKERS) -> list[str]:
+    """Start every worker of the default executor (install_workers) now; with `db_engine`,
+    each opens a connection (held until all have one, so the engine's pool keeps them). A
+    database that is away is no reason not to start: that worker's failure is logged and
+    returned."""
+    loop = asyncio.get_running_loop()
+    all_in = threading.Barrier(workers)
+
+    def warm() -> str | None:
+        problem = None
+        conn = None
+        try:
+            if db_engine is not None:
+                conn = db_engine.connect()
+                conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # the DB outage paths handle the rest
+            problem = f"{type(exc).__name__}: {exc}"
+        try:  # every thread is up (the executor starts a new one while none is idle)
+            all_in.wait(WARM_WAIT_S)
+        except threading.BrokenBarrierError:
+            problem = problem or "not every worker started in time"
+        finally:
+            if conn is not None:
+                conn.close()
+        return problem
+
+    results = await asyncio.gather(*(loop.run_in_executor(None, warm) for _ in range(workers)))
+    problems = [r for r in results if r]
+    for p in sorted(set(problems)):
+        log.warning("worker warm-up: %s", p)
+    return problems
+
 def _say_standby(path: Path, what: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "lock": what,
@@ -53,6 +105,7 @@ async def run(settings: Settings, *, lock: LeaderLock | None = None,
     """Wait for the leadership lock (a standby binds no port and opens no AMI session before it
     holds it), then start everything, fail fast on bad config, and serve until cancelled or
     until the lock can no longer be proved held (LeadershipLost: the CTI stops)."""
+    install_workers()
     lock = lock if lock is not None else leader_lock(settings)
     marker = standby_path(settings)
 
@@ -64,6 +117,7 @@ async def run(settings: Settings, *, lock: LeaderLock | None = None,
         await wait_for_leadership(lock, on_standby=standing_by, sleep=sleep)
         _no_longer_standby(marker)
         daemon = await build_daemon(settings)
+        await start_workers(daemon.db_engine)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(hold_leadership(lock, sleep=sleep), name="leadership")

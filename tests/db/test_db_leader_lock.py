@@ -95,6 +95,7 @@ def test_the_cti_stops_when_its_lock_connection_is_lost(pg_database_url: str, tm
 
         def __init__(self) -> None:
             self.tasks = {"serve": self.serve}
+            self.db_engine = None  # the worker threads start without connections
 
         def close(self) -> None:
             closed.append(True)

@@ -203,6 +203,7 @@ def test_the_standby_setting_defaults_on_and_can_be_turned_off(tmp_path: Path,
 class FakeDaemon:
     def __init__(self, lock: FakeLock, seen: list[str]) -> None:
         self.lock, self.seen, self.closed = lock, seen, False
+        self.db_engine = None  # no database: the worker threads start without connections
 
         async def serve() -> None:
             seen.append(f"task started, lock held={lock.held}")

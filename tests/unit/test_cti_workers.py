@@ -1,0 +1,75 @@
+"""The CTI's worker threads (hotline/app.py): a fixed pool, every thread started with the
+daemon, each with a database connection open at the same time, so neither pool grows later
+under load (the soak saw the CTI's memory step up when both did, an hour in)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from hotline.app import install_workers, start_workers
+
+
+class FakeEngine:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most_open = 0
+        self.threads: set[str] = set()
+
+    def connect(self) -> Any:
+        if self.fail:
+            raise ConnectionRefusedError("the database is away")
+        engine = self
+
+        class Conn:
+            def exec_driver_sql(self, _sql: str) -> None:
+                pass
+
+            def close(self) -> None:
+                with engine.lock:
+                    engine.open -= 1
+
+        with self.lock:
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+            self.threads.add(threading.current_thread().name)
+        return Conn()
+
+
+def test_every_worker_starts_at_once_with_its_own_connection() -> None:
+    engine = FakeEngine()
+
+    async def main() -> tuple[list[str], set[str]]:
+        install_workers(4)
+        problems = await start_workers(engine, 4)
+        # later work runs on those same threads: no new one is started
+        names = set(await asyncio.gather(*(asyncio.to_thread(
+            lambda: threading.current_thread().name) for _ in range(20))))
+        return problems, names
+
+    problems, later = asyncio.run(main())
+    assert problems == []
+    assert len(engine.threads) == 4 and engine.most_open == 4 and engine.open == 0
+    assert all(n.startswith("cti-worker") for n in engine.threads)
+    assert later <= engine.threads
+
+
+def test_a_database_that_is_away_does_not_stop_the_start() -> None:
+    async def main() -> list[str]:
+        install_workers(3)
+        return await asyncio.wait_for(start_workers(FakeEngine(fail=True), 3), 10)
+
+    assert asyncio.run(main()) == ["ConnectionRefusedError: the database is away"] * 3
+
+
+def test_without_a_database_the_threads_still_start() -> None:
+    async def main() -> tuple[list[str], int]:
+        install_workers(2)
+        problems = await start_workers(None, 2)
+        return problems, sum(t.name.startswith("cti-worker") for t in threading.enumerate())
+
+    problems, running = asyncio.run(main())
+    assert problems == [] and running >= 2
