@@ -99,8 +99,10 @@ CONTEXT = ("t_s", "phase", "calls_completed", "calls_failed", "live_calls")
 # Sampled, not judged: where the CTI's memory sits, to explain a growth in its RSS. From
 # /proc/<pid>/smaps: the main arena's brk heap, the anonymous mappings (thread arenas,
 # pymalloc's arenas, large allocations); from cti.status.json: Python's allocated blocks and
-# the threads (each may own a glibc malloc arena).
-DIAGNOSTICS = ("cti_brk_heap_kib", "cti_anon_kib", "cti_python_blocks", "cti_threads")
+# the threads (each may own a glibc malloc arena); Asterisk's AstDB file (the recordings'
+# notes, kept by day: a part of Asterisk's memory is its SQLite page cache).
+DIAGNOSTICS = ("cti_brk_heap_kib", "cti_anon_kib", "cti_python_blocks", "cti_threads",
+               "asterisk_astdb_kib")
 METRIC_KEYS = frozenset(m.key for m in METRICS) | {"live_calls"}
 COLUMNS = CONTEXT + tuple(m.key for m in METRICS) + DIAGNOSTICS
 ACD_QUEUES = ("inbox", "db_jobs", "lookups", "held_replies")
@@ -320,7 +322,8 @@ def plot(samples: Sequence[Sample], judged: Mapping[str, Mapping[str, Any]], pat
     panels = [*METRICS, Metric("live_calls", "Calls in progress (SIPp)", "calls", 0),
               Metric("cti_anon_kib", "CTI anonymous mappings (not judged)", "KiB", 0),
               Metric("cti_brk_heap_kib", "CTI brk heap (not judged)", "KiB", 0),
-              Metric("cti_python_blocks", "CTI Python blocks (not judged)", "blocks", 0)]
+              Metric("cti_python_blocks", "CTI Python blocks (not judged)", "blocks", 0),
+              Metric("asterisk_astdb_kib", "Asterisk's AstDB file (not judged)", "KiB", 0)]
     panels = [m for m in panels if m.key in METRIC_KEYS or any(s.get(m.key) is not None
                                                                  for s in samples)]
     cols = 3
@@ -399,6 +402,18 @@ def _fds(pids: Sequence[int]) -> tuple[int | None, list[str]]:
     return (n if seen else None), targets
 
 
+def _kib_of(folder: Path, name: str) -> int | None:
+    """KiB of a SQLite file and its -wal/-journal (None when the file is not there)."""
+    sizes = []
+    for suffix in ("", "-wal", "-journal"):
+        try:
+            sizes.append((folder / (name + suffix)).stat().st_size)
+        except OSError:
+            if not suffix:
+                return None
+    return sum(sizes) // 1024
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii", errors="replace")
@@ -438,6 +453,8 @@ class Probe:
             "fds_cti": fds_cti, "fds_asterisk": fds_ast, "channels": channels,
             "db_handles": count_handles(targets, db) if cti else None,
             "cti_brk_heap_kib": smaps.get("brk_heap_kib"), "cti_anon_kib": smaps.get("anon_kib"),
+            "asterisk_astdb_kib": _kib_of(self.inst.workdir / "asterisk" / "astdb",
+                                          "astdb.sqlite3"),
             **parse_status(stack.read_json(s.state_dir / "cti.status.json")),
         }
 

@@ -199,3 +199,13 @@ def test_logins_wait_for_the_cti_bus(tmp_path: Path) -> None:
     assert cti_bus_connected(inst)
     status.write_text('{"outbox": {"mq', encoding="utf-8")  # caught mid-write
     assert not cti_bus_connected(inst)
+
+
+def test_a_sqlite_files_size_counts_its_wal_and_is_none_when_absent(tmp_path: Path) -> None:
+    from bench.soak import _kib_of
+
+    assert _kib_of(tmp_path, "astdb.sqlite3") is None
+    (tmp_path / "astdb.sqlite3").write_bytes(b"\0" * 4096)
+    assert _kib_of(tmp_path, "astdb.sqlite3") == 4
+    (tmp_path / "astdb.sqlite3-wal").write_bytes(b"\0" * 8192)
+    assert _kib_of(tmp_path, "astdb.sqlite3") == 12
