@@ -65,8 +65,10 @@ async def start_workers(db_engine: Any | None, workers: int = CTI_WORKERS) -> li
         conn = None
         try:
             if db_engine is not None:
+                # a connection, no statement: on SQLite the first statement would BEGIN
+                # IMMEDIATE (cti.db.session), and the workers would queue on the write lock
+                # while each holds it waiting for the others here
                 conn = db_engine.connect()
-                conn.exec_driver_sql("SELECT 1")
         except Exception as exc:  # the DB outage paths handle the rest
             problem = f"{type(exc).__name__}: {exc}"
         try:  # every thread is up (the executor starts a new one while none is idle)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
-from hotline.app import install_workers, start_workers
+from hotline.app import WARM_WAIT_S, install_workers, start_workers
 
 
 class FakeEngine:
@@ -25,9 +27,6 @@ class FakeEngine:
         engine = self
 
         class Conn:
-            def exec_driver_sql(self, _sql: str) -> None:
-                pass
-
             def close(self) -> None:
                 with engine.lock:
                     engine.open -= 1
@@ -73,3 +72,24 @@ def test_without_a_database_the_threads_still_start() -> None:
 
     problems, running = asyncio.run(main())
     assert problems == [] and running >= 2
+
+
+def test_on_a_real_sqlite_engine_every_worker_holds_a_connection_at_once(tmp_path: Path) -> None:
+    """With cti.db.session's engine (its first statement is BEGIN IMMEDIATE): the workers open
+    their connections together, none waits on another's write lock, and the pool keeps them."""
+    from cti.db.session import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        async def main() -> tuple[list[str], float]:
+            install_workers(4)
+            t0 = time.monotonic()
+            problems = await start_workers(engine, 4)
+            return problems, time.monotonic() - t0
+
+        problems, took = asyncio.run(main())
+        assert problems == []
+        assert took < WARM_WAIT_S  # not a broken barrier after the wait
+        assert engine.pool.checkedin() == 4  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
