@@ -214,8 +214,17 @@ class PgLeaderLock:
         log.info("leadership: %s taken again after its server's outage", self.what)
 
     async def release(self) -> None:
+        conn, held = self._conn, self._held
         self._held = False
         self._down = False
+        if conn is not None and held:
+            # unlock first: closing ends the session, but the server frees the lock only once
+            # it has processed that, and a standby polling at once could still find it held
+            try:
+                async with asyncio.timeout(self.check_timeout_s):
+                    await conn.execute("SELECT pg_advisory_unlock(%s, %s)", self.key)
+            except Exception as exc:  # broken or slow: the close below frees it anyway
+                log.debug("leader lock unlock: %s", exc)
         await self._drop()
 
     async def _drop(self) -> None:

@@ -240,7 +240,7 @@ def test_astdb_notes_are_kept_by_day_and_old_days_are_dropped(
     stack.asterisk_cli(cti.settings, "dialplan set global HOTLINE_REC_TIDIED none")
     agent, seat = agents[0], SEATS[0]
     _login_ready(mqtt, agent, seat)
-    number = f"{backend.prefix}8100300"
+    number = f"{backend.prefix}8100700"
     mark = ami.mark()
     # the caller hangs up this long after its 0: the IVR's goodbye, the offer and the ring
     # come out of it (4 s was shorter than that: the caller gave up before the seat answered)
