@@ -61,6 +61,9 @@ CTI_STATUS: Final = Delivery(qos=1, retain=True)
 REPLY: Final = Delivery(qos=1, retain=False)
 SUPERVISION: Final = Delivery(qos=1, retain=False)
 ALERT: Final = Delivery(qos=1, retain=False)
+# the notices' revision and the storm switch: state, so a desktop that subscribes late has it
+OUTAGES: Final = Delivery(qos=1, retain=True)
+STORM: Final = Delivery(qos=1, retain=True)
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -168,8 +171,18 @@ def supervisor_alerts_topic(*, prefix: str = PREFIX) -> str:
     return f"{_check_prefix(prefix)}/supervisors/alerts"
 
 
+def outages_topic(*, prefix: str = PREFIX) -> str:
+    return f"{_check_prefix(prefix)}/outages"
+
+
+def storm_topic(*, prefix: str = PREFIX) -> str:
+    return f"{_check_prefix(prefix)}/storm"
+
+
 CTI_STATUS_TOPIC: Final = cti_status_topic()
 SUPERVISOR_ALERTS_TOPIC: Final = supervisor_alerts_topic()
+OUTAGES_TOPIC: Final = outages_topic()
+STORM_TOPIC: Final = storm_topic()
 # Filters for the big screen (大屏), supervisors and the desktop's /ws relay.
 ALL_AGENT_STATES: Final = f"{PREFIX}/agents/+/state"
 ALL_SCREEN_POPS: Final = f"{PREFIX}/agents/+/pop"
@@ -188,7 +201,9 @@ ALL_TOPICS: Final = f"{PREFIX}/#"  # the CTI's own: it reads and writes every ho
 SUPERVISION_TREE: Final = f"{PREFIX}/supervision/#"  # every level under it
 # what the big screen, supervisors and the observer may read: no pops, replies or commands
 PUBLIC_FILTERS: Final = (ALL_AGENT_STATES, ALL_QUEUE_STATS, ALL_CALL_EVENTS, CTI_STATUS_TOPIC,
-                         SUPERVISION_TREE, SUPERVISOR_ALERTS_TOPIC)
+                         SUPERVISION_TREE, SUPERVISOR_ALERTS_TOPIC, OUTAGES_TOPIC, STORM_TOPIC)
+# what every agent reads besides its own topics: the center-wide state of the storm day
+AGENT_SHARED_FILTERS: Final = (CTI_STATUS_TOPIC, OUTAGES_TOPIC, STORM_TOPIC)
 # in a Mosquitto `pattern` line, the connecting user's name (%c: its client id)
 ACL_USER: Final = "%u"
 _ACL_SUBSTITUTIONS: Final = frozenset({"%u", "%c"})
@@ -429,6 +444,22 @@ def work_order_alert_payload(
         "note": note,
         "at": iso_utc(at),
     }
+
+
+def outages_payload(*, version: int, active: int, suspected: int, changed_id: int | None,
+                    action: str | None, at: datetime) -> dict[str, Any]:
+    """hotline/outages, retained: the notices changed (published, updated, confirmed, closed,
+    suspected). It carries no notice text: a desktop that cares fetches /api/outages."""
+    return {"version": int(version), "active": int(active), "suspected": int(suspected),
+            "changed_id": changed_id, "action": action, "at": iso_utc(at)}
+
+
+def storm_payload(*, on: bool, since: datetime | None, by: str | None, trigger: str | None,
+                  at: datetime) -> dict[str, Any]:
+    """hotline/storm, retained: storm mode on or off, since when, and who or what switched it
+    (a user id, or 'auto'; never a credential)."""
+    return {"on": bool(on), "since": iso_utc(since) if since is not None else None,
+            "by": by, "trigger": trigger, "at": iso_utc(at)}
 
 
 def recording_disk_alert_payload(*, full: bool, free_bytes: int, min_free_bytes: int,

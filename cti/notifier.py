@@ -183,6 +183,24 @@ class Notifier:
         self.outbox.add(session, SUPERVISOR_ALERTS_TOPIC, payload, qos=topics.ALERT.qos,
                         retain=topics.ALERT.retain)
 
+    def outages_changed(self, session: Session, *, version: int, active: int, suspected: int,
+                        changed_id: int | None, action: str | None, at: datetime) -> None:
+        """An outage notice changed (callcenter.outage_service): after `session` commits."""
+        if self.outbox is None:
+            return
+        self.outbox.add(session, topics.OUTAGES_TOPIC, topics.outages_payload(
+            version=version, active=active, suspected=suspected, changed_id=changed_id,
+            action=action, at=at), qos=topics.OUTAGES.qos, retain=topics.OUTAGES.retain)
+
+    def storm_changed(self, session: Session, *, on: bool, since: datetime | None,
+                      by: str | None, trigger: str | None, at: datetime) -> None:
+        """Storm mode switched (callcenter.outage_service): after `session` commits."""
+        if self.outbox is None:
+            return
+        self.outbox.add(session, topics.STORM_TOPIC, topics.storm_payload(
+            on=on, since=since, by=by, trigger=trigger, at=at),
+            qos=topics.STORM.qos, retain=topics.STORM.retain)
+
     def recording_disk(self, *, full: bool, free_bytes: int, min_free_bytes: int,
                        at: datetime) -> None:
         """The recordings disk became full, or has room again (recorder.service)."""

@@ -539,8 +539,12 @@ def _seed_outages(session: Session, now: datetime, area_id: dict[str, int],
                     f"{hhmm(far + timedelta(hours=9))}停电。"},
          [("QY04", None)]),
     ]
+    categories = {"大风导致树障": "storm_repair"}  # the rest: their kind (fault, planned)
     for values, where in specs:
         outage = Outage(**{"restored_at": None, **values})
+        outage.category = categories.get(values["cause"], values["kind"])
+        if values["kind"] == "planned":  # planned work's schedule is its announced window
+            outage.schedule_end_at = values["expected_restore_at"]
         outage.areas = [OutageArea(area_id=area_id[a], feeder_id=feeder_id[f] if f else None)
                         for a, f in where]
         session.add(outage)

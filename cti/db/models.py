@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
@@ -46,6 +47,9 @@ NAMING_CONVENTION: dict[str, str] = {
 AREA_KINDS: tuple[str, ...] = ("urban", "rural", "remote")
 IMPORTANT_KINDS: tuple[str, ...] = ("hospital", "life_support", "government", "other")
 OUTAGE_KINDS: tuple[str, ...] = ("planned", "fault")
+# outages.scope.Cause (a test checks they agree; the database layer does not import the domain)
+OUTAGE_CATEGORIES: tuple[str, ...] = ("fault", "planned", "storm_repair", "temporary", "upstream",
+                                      "external_damage", "load_limiting", "reported")
 # Statuses and event steps follow the DOMAIN.md lifecycle. They are not CHECK-constrained because
 # the workflow will grow (reopened, escalated, ...) and that should not need a schema migration.
 WORK_ORDER_STEPS: tuple[str, ...] = (
@@ -60,7 +64,9 @@ WORK_ORDER_STEPS: tuple[str, ...] = (
 # work_order_events also records, besides these steps: urged (催办), escalated (an SLA alert),
 # linked / child_linked (子单 / 主单); see workorders/service.py.
 CHANNELS: tuple[str, ...] = ("ivr", "agent")
-CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned")
+# deflected: the caller heard an outage notice before the menu and hung up in its window
+CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned",
+                                  "deflected")
 # Why a call ended when neither the caller nor the agent ended it (calls.end_reason; NULL: they
 # did): Asterisk restarted and said so (a Shutdown with Restart), or it vanished (crash, kill -9)
 # and came back; the CTI writes it when its resync after the restart finds the call gone.
@@ -238,33 +244,52 @@ class Payment(Base):
 
 
 class Outage(Base):
-    """A planned (计划停电) or fault (故障停电) outage; restored_at is null while it lasts."""
+    """An outage notice: planned (计划停电) or fault (故障停电) by `kind`, and by `category` why
+    (outages.scope.Cause; callers hear the category, agents also read the free-text `cause`).
+    restored_at (the notice's close) is null while it lasts; expected_restore_at may be unknown,
+    as for a suspected outage opened by incident detection (awaiting_confirmation until a
+    supervisor confirms it, when detection is in confirm mode)."""
 
     __tablename__ = "outages"
     __table_args__ = (
         CheckConstraint(_in("kind", OUTAGE_KINDS), name="kind"),
+        CheckConstraint(_in("category", OUTAGE_CATEGORIES), name="category"),
         CheckConstraint("expected_restore_at >= start_at", name="window"),
+        CheckConstraint("schedule_end_at IS NULL OR schedule_end_at > start_at",
+                        name="schedule"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(24))
     cause: Mapped[str] = mapped_column(String(255))
     start_at: Mapped[datetime] = mapped_column()
-    expected_restore_at: Mapped[datetime] = mapped_column()
+    expected_restore_at: Mapped[datetime | None] = mapped_column()
+    schedule_end_at: Mapped[datetime | None] = mapped_column()
     restored_at: Mapped[datetime | None] = mapped_column()
     notice: Mapped[str] = mapped_column(Text, default="")
+    # the repair work order (主单) that covers it; fault reports inside it become its children
+    master_order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("work_orders.id", use_alter=True))
+    awaiting_confirmation: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None] = mapped_column()
 
     areas: Mapped[list[OutageArea]] = relationship(
         back_populates="outage", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class OutageArea(Base):
-    """Where an outage applies: a whole area (feeder null) or one feeder of it."""
+    """Where an outage applies, one row each: a whole area (feeder and 台区 null), one feeder of
+    it, or one 台区 (transformer area) named within it (transformer_area set, feeder null)."""
 
     __tablename__ = "outage_areas"
     __table_args__ = (
         ForeignKeyConstraint(["feeder_id", "area_id"], ["feeders.id", "feeders.area_id"]),
         Index(None, "area_id", "feeder_id"),
+        Index(None, "area_id", "transformer_area"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -272,9 +297,33 @@ class OutageArea(Base):
         ForeignKey("outages.id", ondelete="CASCADE"), index=True)
     area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
     feeder_id: Mapped[int | None] = mapped_column()
+    transformer_area: Mapped[str | None] = mapped_column(String(64))
 
     outage: Mapped[Outage] = relationship(back_populates="areas")
     area: Mapped[Area] = relationship()
+
+
+class OutageRevision(Base):
+    """One row (id 1): bumped in the transaction of every change to a notice, so readers
+    rebuild their index only when it moved (outages.scope.IndexCache)."""
+
+    __tablename__ = "outage_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class StormState(Base):
+    """One row (id 1): storm mode, who or what switched it last, when and why."""
+
+    __tablename__ = "storm_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[datetime | None] = mapped_column()
+    by: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(255))
 
 
 class WorkOrderCounter(Base):
@@ -315,6 +364,8 @@ class WorkOrder(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     sla_due_at: Mapped[datetime | None] = mapped_column()
     master_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    # the outage notice a fault report was linked into (its master is the outage's master order)
+    outage_id: Mapped[int | None] = mapped_column(ForeignKey("outages.id"), index=True)
     # Lifecycle columns (0003_workorders; workorders.lifecycle has the rules):
     # fault_repair: line | meter | other; service_application: new_connection | capacity_change
     subtype: Mapped[str | None] = mapped_column(String(32))
@@ -374,6 +425,8 @@ class Call(Base):
     skill: Mapped[str | None] = mapped_column(String(32))
     priority: Mapped[int | None] = mapped_column(Integer)
     ivr_path: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # the outage notices the caller heard before the menu (outages.id), null when none
+    outage_ids: Mapped[list[int] | None] = mapped_column(JSON)
     # Filled by the ACD. agent_id is not a foreign key for the same reason as account_no: the
     # call record must be written whatever the ACD reports.
     queued_at: Mapped[datetime | None] = mapped_column()

@@ -190,8 +190,10 @@ class World:
         where: Iterable[tuple[Area, Feeder | None]], restored: datetime | None = None,
         cause: str = "10kV线路故障",
     ) -> Outage:
-        outage = Outage(kind=kind, cause=cause, start_at=start, expected_restore_at=expected,
-                        restored_at=restored, notice="测试停电通知")
+        outage = Outage(kind=kind, category=kind, cause=cause, start_at=start,
+                        expected_restore_at=expected, restored_at=restored,
+                        schedule_end_at=expected if kind == "planned" else None,
+                        notice="测试停电通知")
         outage.areas = [OutageArea(area_id=a.id, feeder_id=f.id if f else None)
                         for a, f in where]
         return self._add(outage)

@@ -212,7 +212,9 @@ def test_acl_filters_and_patterns() -> None:
     assert t.ALL_AGENT_COMMANDS == "hotline/cmd/agents/+"
     assert t.PUBLIC_FILTERS == (
         "hotline/agents/+/state", "hotline/queues/+/stats", "hotline/calls/+/events",
-        "hotline/cti/status", "hotline/supervision/#", "hotline/supervisors/alerts")
+        "hotline/cti/status", "hotline/supervision/#", "hotline/supervisors/alerts",
+        "hotline/outages", "hotline/storm")
+    assert t.AGENT_SHARED_FILTERS == ("hotline/cti/status", "hotline/outages", "hotline/storm")
     assert t.agent_commands_pattern() == t.agent_commands_pattern(t.ACL_USER) == \
         "hotline/cmd/agents/%u"
     assert t.agent_topics_pattern(t.ACL_USER) == "hotline/agents/%u/#"
@@ -253,6 +255,8 @@ topic read hotline/calls/+/events
 topic read hotline/cti/status
 topic read hotline/supervision/#
 topic read hotline/supervisors/alerts
+topic read hotline/outages
+topic read hotline/storm
 
 user S01
 topic write hotline/cmd/supervisors/S01
@@ -263,6 +267,8 @@ topic read hotline/calls/+/events
 topic read hotline/cti/status
 topic read hotline/supervision/#
 topic read hotline/supervisors/alerts
+topic read hotline/outages
+topic read hotline/storm
 
 user hotline-bench
 topic write hotline/cmd/agents/+
@@ -270,10 +276,12 @@ topic read hotline/agents/+/state
 topic read hotline/agents/+/reply
 topic read hotline/agents/+/pop
 
-# every staff member: their own commands, state, pop and replies; the CTI's status
+# every staff member: their own commands, state, pop and replies; the CTI's status, the outage notices' revision and storm mode
 pattern write hotline/cmd/agents/%u
 pattern read hotline/agents/%u/#
 pattern read hotline/cti/status
+pattern read hotline/outages
+pattern read hotline/storm
 """
 
 
