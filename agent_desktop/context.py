@@ -36,4 +36,5 @@ class WebContext:
     recorder: Any = None
     supervision: Any = None
     workorders: Any = None
+    outages: Any = None        # callcenter.outage_service.OutageService
     extra: dict[str, Any] = field(default_factory=dict)

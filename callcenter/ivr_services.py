@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.journal import DatabaseUnavailable, DurableWrites
+from callcenter.outage_service import OutageService
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
 from cti.db.models import Call, WorkOrder
@@ -70,8 +71,12 @@ class DbIvrServices:
     def __init__(self, sessions: sessionmaker[Session],
                  sla_minutes: Mapping[str, int] = q.DEFAULT_SLA_MINUTES,
                  policy: SlaPolicy | None = None,
-                 durable: DurableWrites | None = None) -> None:
+                 durable: DurableWrites | None = None,
+                 outages: OutageService | None = None) -> None:
         self.sessions = sessions
+        # outage notices (issue 12): the outage-first lookup by caller number; None in tests
+        # that do not need it (the lookup then finds no notice)
+        self.outages = outages
         self.sla_minutes = dict(sla_minutes)
         self.policy = policy or SlaPolicy(arrival_minutes=MappingProxyType(self.sla_minutes))
         self.durable = durable

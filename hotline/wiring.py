@@ -147,12 +147,14 @@ class Services:
     sessions: sessionmaker[Session]
     workorders: Any  # workorders.service.WorkOrderService
     clock: Callable[[], datetime] | None = None
+    outages: Any = None  # callcenter.outage_service.OutageService
 
     def web_context(self, **live: Any) -> Any:
         """The desktop's context over these services; `live` adds the daemon's (acd, pbx, ...)."""
         from agent_desktop.context import WebContext
 
         live.setdefault("workorders", self.workorders)
+        live.setdefault("outages", self.outages)
         if self.clock is not None:
             live.setdefault("clock", self.clock)
         return WebContext(settings=self.settings, sessions=self.sessions, **live)
@@ -162,16 +164,19 @@ def build_services(settings: Settings, sessions: sessionmaker[Session] | None = 
                    *, bus: Any = None,
                    clock: Callable[[], datetime] | None = None) -> Services:
     """The offline services; `sessions` defaults to the migrated configured database."""
+    from callcenter.outage_service import OutageService
     from cti.notifier import Notifier
     from workorders.service import WorkOrderService
 
     sessions = sessions if sessions is not None else open_database(settings)
     # the notifier makes each alert and holds it in its outbox until the commit
-    kw: dict[str, Any] = {"alerts": Notifier(bus) if bus is not None else None}
+    notifier = Notifier(bus) if bus is not None else None
+    kw: dict[str, Any] = {"alerts": notifier}
     if clock is not None:
         kw["clock"] = clock
     return Services(settings=settings, sessions=sessions, clock=clock,
-                    workorders=WorkOrderService(sessions, settings.workorders.policy(), **kw))
+                    workorders=WorkOrderService(sessions, settings.workorders.policy(), **kw),
+                    outages=OutageService(sessions, notifier))
 
 
 # ------------------------------------------------------------------------------- the daemon
@@ -348,11 +353,17 @@ async def build_daemon(settings: Settings) -> Daemon:
     durable.on_recovered.append(recorder.at_start)
     tz = ZoneInfo(settings.ivr.timezone)
 
+    # as hotline-cti, the one broker user that reads commands and writes state (docs/mqtt.md)
+    bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}",
+                  username=CTI_USER, password=credential(settings.state_dir, CTI_USER))
+    # work orders: SLA escalations go to hotline/supervisors/alerts after their commit; outage
+    # notices: the IVR's outage-first lookup, the console's and the CLI's changes
+    services = build_services(settings, sessions, bus=bus)
     ivr_ctx = IvrContext(
         engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
         prompts=prompts,
         services=DbIvrServices(sessions, policy=settings.workorders.policy(),
-                               durable=durable),
+                               durable=durable, outages=services.outages),
         clock=lambda: datetime.now(UTC),
         max_silence_s=settings.ivr.max_silence_s,
     )
@@ -361,12 +372,7 @@ async def build_daemon(settings: Settings) -> Daemon:
                             **fastagi_guard(settings))
     await fastagi.start()
 
-    # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT
-    # as hotline-cti, the one broker user that reads commands and writes state (docs/mqtt.md)
-    bus = MqttBus(settings.mqtt.host, settings.mqtt.port, client_id=f"hotline-cti-{os.getpid()}",
-                  username=CTI_USER, password=credential(settings.state_dir, CTI_USER))
-    # work orders: SLA escalations go to hotline/supervisors/alerts after their commit
-    services = build_services(settings, sessions, bus=bus)
+    # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT (bus)
     workorders = services.workorders
     store = DbAcdStore(sessions, durable=durable)
     feed: AcdFeed | None = None
