@@ -9,16 +9,13 @@ from decimal import Decimal
 from typing import Any, TypeAlias
 
 from sqlalchemy import Row, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from cti.db.ivr_queries import (
-    WORK_ORDER_TZ,
-    accounts_for_phone,
-    normalize_phone,
-    outages_for_account,
-)
+from cti.db.ivr_queries import WORK_ORDER_TZ, accounts_for_phone, normalize_phone
 from cti.db.jsonready import json_ready, yuan
 from cti.db.models import Account, Area, Bill, Call, Customer, Feeder, Payment, WorkOrder
+from cti.db.outage_board import area_names, notices_for_places
+from outages.scope import CAUSES, Notice, Place
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +47,10 @@ def screen_pop(
 
     account_no is what the caller entered in the IVR (None: fall back to the call record's).
     The entered account comes first, then the accounts registered for the caller's phone.
-    Queries: 6 plus 2 per distinct (area, feeder) among the shown accounts (outages, via
-    outages_for_account), whatever the number of bills, payments or work orders.
+    Queries: 6, plus 1 to 5 for the outage notices covering the shown accounts (the scope rows
+    that could match, then those notices, their master orders and area names; the same
+    notices the IVR's outage-first lookup hears), whatever the number of bills, payments,
+    work orders or notices.
     """
     _require_aware(now)
     call = session.execute(
@@ -84,7 +83,7 @@ def screen_pop(
         matched_by = [kind for kind, hit in (("ivr", no == entered), ("phone", no in by_phone))
                       if hit]
         account_rows.append(_account(a, matched_by, bills.get(a.id, []), unpaid.get(a.id, []),
-                                     payments.get(a.id), outages[(a.area_id, a.feeder_id)],
+                                     payments.get(a.id), outages.get(a.account_no, []),
                                      today))
 
     pop = {
@@ -177,19 +176,30 @@ def _last_payments(session: Session, account_ids: Sequence[int]) -> dict[int, An
 
 
 def _outages(session: Session, accounts: Sequence[AnyRow], now: datetime,
-             ) -> dict[tuple[int, int | None], list[dict[str, Any]]]:
-    """Outages per (area, feeder): accounts on the same feeder share one lookup."""
-    found: dict[tuple[int, int | None], list[dict[str, Any]]] = {}
-    for a in accounts:
-        key = (a.area_id, a.feeder_id)
-        if key in found:
-            continue
-        outages = outages_for_account(session, a.account_no, now) or []
-        found[key] = [{
-            "outage_id": o.outage_id, "kind": o.kind, "cause": o.cause, "start_at": o.start_at,
-            "expected_restore_at": o.expected_restore_at, "area_name": o.area_name,
-        } for o in outages]
-    return found
+             ) -> dict[str, list[dict[str, Any]]]:
+    """The active outage notices covering each account (area, feeder or 台区), by account."""
+    places = {a.account_no: Place(a.area_id, a.feeder_id, a.transformer_area) for a in accounts}
+    covering = notices_for_places(session, places, now)
+    found = {n.id: n for ns in covering.values() for n in ns}
+    names = area_names(session, found.values()) if found else {}
+    area_of = {a.account_no: a.area_name for a in accounts}
+    return {no: [_notice(n, names, area_of.get(no)) for n in ns] for no, ns in covering.items()}
+
+
+def _notice(n: Notice, names: dict[int, str], account_area: str | None) -> dict[str, Any]:
+    """One notice in the pop: `kind` and `cause` (the free text for agents) as before the
+    categories, plus the category and its labels, the 台区 in scope and the master order."""
+    info = CAUSES[n.cause]
+    return {
+        "outage_id": n.id, "kind": info.db_kind, "cause": n.agent_text,
+        "category": n.cause.value, "category_zh": info.label_zh, "category_en": info.label_en,
+        "agent_text": n.agent_text, "start_at": n.start_at,
+        "expected_restore_at": n.restore_at, "schedule_end_at": n.schedule_end_at,
+        "master_order": n.master_order, "area_name": account_area,
+        "areas": [names.get(a, str(a)) for a in sorted(n.scope.areas)],
+        "transformer_areas": [t for _a, t in sorted(n.scope.transformer_areas)],
+        "feeder_ids": sorted(n.scope.feeders),
+    }
 
 
 def _account(a: AnyRow, matched_by: list[str], bills: list[AnyRow],
@@ -238,11 +248,14 @@ def _open_work_orders(session: Session, account_ids: Sequence[int], caller_numbe
         matches.append(WorkOrder.caller_number.in_(sorted(numbers)))
     if not matches:
         return []
+    master = aliased(WorkOrder)
     rows = session.execute(
         select(WorkOrder.number, WorkOrder.type, WorkOrder.status, WorkOrder.caller_number,
                Account.account_no, WorkOrder.channel, WorkOrder.description,
-               WorkOrder.created_at, WorkOrder.sla_due_at)
+               WorkOrder.created_at, WorkOrder.sla_due_at, WorkOrder.outage_id,
+               master.number.label("master_number"))
         .outerjoin(Account, Account.id == WorkOrder.account_id)
+        .outerjoin(master, master.id == WorkOrder.master_id)
         .where(or_(*matches), WorkOrder.status.not_in(CLOSED_WORK_ORDER_STATUSES))
         .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
         .limit(MAX_WORK_ORDERS)
@@ -252,4 +265,6 @@ def _open_work_orders(session: Session, account_ids: Sequence[int], caller_numbe
         "caller_number": r.caller_number, "account_no": r.account_no, "channel": r.channel,
         "description": r.description, "created_at": r.created_at, "sla_due_at": r.sla_due_at,
         "overdue": r.sla_due_at is not None and r.sla_due_at < now,
+        # a fault report linked into a known outage: the notice and its master order (主单)
+        "outage_id": r.outage_id, "master_number": r.master_number,
     } for r in rows]
