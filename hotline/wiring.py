@@ -174,9 +174,12 @@ def build_services(settings: Settings, sessions: sessionmaker[Session] | None = 
     kw: dict[str, Any] = {"alerts": notifier}
     if clock is not None:
         kw["clock"] = clock
+    # fault reports are linked into known outages and counted by incident detection ([outages])
+    outages = OutageService(sessions, notifier, detection=settings.outages.detection())
     return Services(settings=settings, sessions=sessions, clock=clock,
-                    workorders=WorkOrderService(sessions, settings.workorders.policy(), **kw),
-                    outages=OutageService(sessions, notifier))
+                    workorders=WorkOrderService(sessions, settings.workorders.policy(),
+                                                outages=outages, **kw),
+                    outages=outages)
 
 
 # ------------------------------------------------------------------------------- the daemon
