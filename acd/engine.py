@@ -6,8 +6,9 @@ comes back as effect data (acd.model). Every input is handled idempotently: a re
 stale event yields no effect or a `Rejected`, never an exception.
 
 Calls. `CallArrived` queues the call under its skill unless that queue already holds
-`config.max_queue(skill)` calls, in which case the new call gets `Overflow(reason='queue_full')` and
-the ACD forgets it (a call put back after a ring-no-answer is never overflowed). After every
+`max_queue(skill)` calls (the config's limit, or the storm handling's cap when lower), in which
+case the new call gets `Overflow(reason='queue_full')`, with the wait it would have had, and the
+ACD forgets it (a call put back after a ring-no-answer is never overflowed). After every
 input the engine offers queued calls, best first (acd.routing), to the best eligible ready
 agent: the agent becomes reserved and the effect is `RingAgent` (or `CallbackDial` for a
 callback) plus `StartTimer('ring:<call_id>')`. `AgentAnswered` connects; `CallEnded` sends the
@@ -22,6 +23,12 @@ before the callback is connected) is ignored. When its turn comes an agent is re
 effect is `CallbackDial`: ring the agent's seat first, and once the agent answers
 (`AgentAnswered`) dial the customer. The CTI reports the callback legs under the same call_id;
 `CallEnded` ends it like any call.
+
+Handling (storm mode). `HandlingChanged` sets, for decisions from then on, the queue cap, the
+expected wait from which announcements offer a callback (`Announce.callback`), and the EWT
+deflection threshold: a waiting caller whose expected wait passes it gets `Deflect` (told the
+wait, offered a callback and self-service) instead of that tick's announcement, once per call.
+Switching back restores the previous values; nothing already decided is undone.
 
 Service level (服务水平), per skill, over the day so far (`ResetDailyStats` starts a new day):
 
@@ -68,6 +75,7 @@ from acd.model import (
     CallState,
     CancelRing,
     CancelTimer,
+    Deflect,
     Effect,
     Overflow,
     QueueStats,
@@ -217,6 +225,23 @@ class ResetDailyStats:
     """A new day for the service-level counters (the CTI sends it at local midnight)."""
 
 
+@dataclass(frozen=True)
+class HandlingChanged:
+    """How calls are handled from now on (storm mode switched: outages.storm.Handling, as the
+    CTI's storm watch feeds it). Applies to new decisions only: callers already waiting keep
+    their places under a tighter cap, and a caller already told of the wait is not told again.
+
+    queue_cap: waiting calls per skill at most, on top of the config's (the lower wins); None:
+    the config's alone. callback_offer_wait_s: announcements offer callback-keeps-place from
+    this expected wait on (callbacks enabled). ewt_deflect_s: a waiting caller whose expected
+    wait passes this is told it once, with a callback and self-service offered (Deflect);
+    None: never."""
+
+    queue_cap: int | None = None
+    callback_offer_wait_s: float = 0.0
+    ewt_deflect_s: float | None = None
+
+
 Input = (
     AgentLogin
     | AgentLogout
@@ -236,6 +261,7 @@ Input = (
     | RingNotSent
     | Tick
     | ResetDailyStats
+    | HandlingChanged
 )
 
 # ------------------------------------------------------------------------------ day counters
@@ -245,6 +271,7 @@ Input = (
 class DayCounters:
     """One skill's counts since the start of the day."""
 
+    arrived: int = 0  # calls offered to the queue (queued or overflowed): the inflow
     answered: int = 0
     answered_in_sl: int = 0
     abandoned: int = 0
@@ -339,6 +366,8 @@ class AcdEngine:
         # PbxLink: the PBX nodes whose link is down; none of their calls is offered meanwhile
         self._pbx_down: set[str] = set()
         self._unreachable: set[str] = set()  # seats whose phone cannot be rung
+        # HandlingChanged: not in the snapshot; the CTI's storm watch feeds it again at start
+        self._handling = HandlingChanged()
 
     # ------------------------------------------------------------------------------- reading
 
@@ -364,6 +393,18 @@ class AcdEngine:
     @property
     def unreachable_seats(self) -> frozenset[str]:
         return frozenset(self._unreachable)
+
+    @property
+    def handling(self) -> HandlingChanged:
+        """The handling in force (HandlingChanged; the default one before any)."""
+        return self._handling
+
+    def max_queue(self, skill: str) -> int:
+        """How many calls may wait for this skill before a new one overflows: the config's
+        limit, or the handling's cap when that is lower."""
+        limit = self.config.max_queue(skill)
+        cap = self._handling.queue_cap
+        return limit if cap is None else min(limit, cap)
 
     def aht(self, skill: str) -> float:
         return self._aht.get(skill, self.config.aht_initial_s)
@@ -459,6 +500,8 @@ class AcdEngine:
             case ResetDailyStats():
                 self._counters.clear()
                 effects = []
+            case HandlingChanged():
+                effects = self._handling_changed(event)
             case _:
                 raise TypeError(f"not an ACD input: {event!r}")
         effects += self._dispatch(now)
@@ -525,10 +568,14 @@ class AcdEngine:
             return [Rejected("duplicate call", call_id=cid)]
         if not cid or not event.skill:
             return [Rejected("a call needs a call_id and a skill", call_id=cid)]
-        if len(self._queues.get(event.skill, ())) >= self.config.max_queue(event.skill):
+        waiting = len(self._queues.get(event.skill, ()))
+        self._count(event.skill, arrived=1)
+        if waiting >= self.max_queue(event.skill):
             self._count(event.skill, overflowed=1)
             self._remember(cid)
-            return [Overflow(cid, self.config.overflow_target, "queue_full")]
+            ewt = estimated_wait(waiting + 1, event.skill, self._agents.values(),
+                                 self.aht(event.skill))
+            return [Overflow(cid, self.config.overflow_target, "queue_full", ewt)]
         call = Call(
             call_id=cid,
             caller=event.caller,
@@ -541,7 +588,8 @@ class AcdEngine:
         self._enqueue(call)
         effects = self._dispatch(now)
         if self._calls[cid].state is CallState.WAITING:
-            effects.append(self._announce(cid, now))
+            # told at once: the wait if it is too long (storm), else position and wait
+            effects.append(self._deflect(cid, now) or self._announce(cid, now))
         return effects
 
     def _caller_left(self, call_id: str, now: float) -> list[Effect]:
@@ -711,6 +759,10 @@ class AcdEngine:
         for call in list(self._calls.values()):
             if call.state is not CallState.WAITING:
                 continue  # callbacks: nobody on the line to hear it
+            deflect = self._deflect(call.call_id, now)
+            if deflect is not None:
+                effects.append(deflect)  # instead of this tick's announcement, if one was due
+                continue
             last = (
                 call.last_announced_at if call.last_announced_at is not None else call.enqueued_at
             )
@@ -802,7 +854,31 @@ class AcdEngine:
         self._calls[call_id] = replace(self._calls[call_id], last_announced_at=now)
         position = self.position(call_id)
         assert position is not None
-        return Announce(call_id, position, self.ewt(call_id))
+        ewt = self.ewt(call_id)
+        callback = (self.config.callback_enabled and ewt is not None
+                    and ewt >= self._handling.callback_offer_wait_s)
+        return Announce(call_id, position, ewt, callback)
+
+    def _deflect(self, call_id: str, now: float) -> Deflect | None:
+        """Deflect a waiting caller whose expected wait passed the threshold, once per call
+        (the announcement clock restarts: the regular one follows announce_every_s later)."""
+        threshold = self._handling.ewt_deflect_s
+        call = self._calls[call_id]
+        if threshold is None or call.deflected or call.state is not CallState.WAITING:
+            return None
+        ewt = self.ewt(call_id)
+        if ewt is None or ewt <= threshold:
+            return None  # an unknown wait (no agent with the skill) is not named
+        self._calls[call_id] = replace(call, deflected=True, last_announced_at=now)
+        return Deflect(call_id, ewt, self.config.callback_enabled)
+
+    def _handling_changed(self, event: HandlingChanged) -> list[Effect]:
+        cap, offer, deflect = event.queue_cap, event.callback_offer_wait_s, event.ewt_deflect_s
+        if (cap is not None and cap < 1) or not offer >= 0 \
+                or (deflect is not None and not deflect > 0):
+            return [Rejected(f"invalid handling {event!r}")]
+        self._handling = event
+        return []
 
     # bookkeeping
 

@@ -84,6 +84,9 @@ class Call:
     offered_at: float | None = None
     answered_at: float | None = None
     last_announced_at: float | None = None
+    # told once that the expected wait passed the deflection threshold (Deflect): never again,
+    # whatever happens to the call after (ring-no-answer, transfer, storm mode off and on)
+    deflected: bool = False
 
 
 # ---------------------------------------------------------------------------------------- nodes
@@ -234,6 +237,9 @@ class Overflow:
     call_id: str
     target: str
     reason: str  # queue_full
+    # what the caller would have waited at the back of the queue (the all-busy message names
+    # it); None: unknown (no agent with the skill)
+    ewt_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,20 @@ class Announce:
     call_id: str
     position: int
     ewt_s: float | None
+    # offer callback-keeps-place: callbacks are enabled and the wait is at least the
+    # handling's callback_offer_wait_s
+    callback: bool = False
+
+
+@dataclass(frozen=True)
+class Deflect:
+    """The caller's expected wait passed the handling's ewt_deflect_s (storm mode): tell them
+    the wait and offer a callback (`callback`: callbacks are enabled) and self-service. Once
+    per call; the caller keeps their place if they stay."""
+
+    call_id: str
+    ewt_s: float
+    callback: bool
 
 
 @dataclass(frozen=True)
@@ -302,6 +322,7 @@ Effect = (
     | CallbackDial
     | Overflow
     | Announce
+    | Deflect
     | AgentStateChanged
     | QueueStats
     | StartTimer

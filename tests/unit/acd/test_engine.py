@@ -311,9 +311,11 @@ def test_ewt_from_capacity_and_aht_survives_snapshot_restore() -> None:
     for cid in ("L1", "L2"):
         desk(AgentAnswered(desk.engine.calls[cid].offered_to or "", cid), at=1.0)
     announce = only(desk(CallArrived("L3", "1", "general"), at=2.0), Announce)
-    assert announce == [Announce("L3", 1, 90.0)]  # 1 x 180 / 2 agents
+    # 1 x 180 / 2 agents; a known wait offers the callback (the default handling's
+    # callback_offer_wait_s is 0)
+    assert announce == [Announce("L3", 1, 90.0, callback=True)]
     assert only(desk(CallArrived("L4", "1", "general"), at=3.0), Announce) == [
-        Announce("L4", 2, 180.0)
+        Announce("L4", 2, 180.0, callback=True)
     ]
 
     desk(AgentNotReady("a3", "break"))  # no change: already not ready
