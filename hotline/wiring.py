@@ -320,6 +320,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.call_control import CallControl
     from callcenter.ivr_services import DbIvrServices
     from callcenter.journal import JOURNAL_NAME, DurableWrites, FileJournal
+    from callcenter.outage_watch import OutageWatch
     from cti.ami.client import AmiClient
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
@@ -477,6 +478,9 @@ async def build_daemon(settings: Settings) -> Daemon:
         "acd-snapshots": acd.snapshots,
         "web": lambda: serve_web(web_app, web_sock, web_tls),
         "web-wallboard": lambda: web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
+        # hotline/outages and hotline/storm (retained) whenever the database moved, whoever
+        # moved it (the CLI has no bus): desktops hear of every change within seconds
+        "outage-watch": OutageWatch(sessions, bus).run,
     }
     return Daemon(settings=settings, services=services, tasks=tasks, db_engine=db_engine,
                   status_path=spath,

@@ -88,6 +88,9 @@ def _wipe(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         else:
+            # outages.master_order_id and work_orders.outage_id point at each other: break
+            # the cycle first, or deleting either table trips the other's foreign key
+            conn.exec_driver_sql("UPDATE outages SET master_order_id = NULL")
             for table in tables:
                 conn.exec_driver_sql(f"DELETE FROM {table}")
 
