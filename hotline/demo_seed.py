@@ -615,7 +615,8 @@ def demo_accounts(session: Session, now: datetime) -> list[dict[str, Any]]:
             "phone": phone,
             "amount_due": f"{info.amount_due if info else Decimal(0):.2f}",
             "outages": [{"kind": o.kind, "cause": o.cause,
-                         "expected_restore_at": o.expected_restore_at.isoformat()}
+                         "expected_restore_at": (o.expected_restore_at.isoformat()
+                                                 if o.expected_restore_at else None)}
                         for o in outages],
         })
     return result

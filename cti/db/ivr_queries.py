@@ -59,7 +59,7 @@ class OutageInfo:
     kind: str
     cause: str
     start_at: datetime
-    expected_restore_at: datetime
+    expected_restore_at: datetime | None
     area_name: str
 
 
