@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 from typing import Any
 
@@ -17,6 +17,8 @@ from callcenter.outage_service import OutageService
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
 from cti.db.models import Call, WorkOrder
+from outages.announce import Announcement, announcement
+from outages.scope import PlaceGroup
 from workorders import service as workorders
 from workorders.lifecycle import SlaPolicy
 
@@ -31,10 +33,25 @@ def _when(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def _tz(args: Mapping[str, Any]) -> tzinfo | None:
+    tz = args.get("tz")
+    return tz if isinstance(tz, tzinfo) else None
+
+
+HANGUP_HINT = "outage.hangup_hint"
+_NO_NOTICE = Announcement(prompts=(), notice_ids=(), accounts=())
+
+
 def _call_start(s: Session, d: dict[str, Any]) -> None:
     call_records.record_call_start(s, call_id=d["call_id"], uniqueid=d["uniqueid"],
                                    caller_number=d["caller"], dnis=d["dnis"],
                                    now=_when(d["now"]))
+
+
+def _outage_ids(d: dict[str, Any]) -> list[int] | None:
+    """The notices the caller was told (None: none, or a journal entry from before them)."""
+    ids = [int(i) for i in d.get("outage_ids") or ()]
+    return ids or None
 
 
 def _ivr_outcome(s: Session, d: dict[str, Any]) -> None:
@@ -50,13 +67,15 @@ def _ivr_outcome(s: Session, d: dict[str, Any]) -> None:
         call.ivr_path = list(d["path"])
         call.outcome, call.language = outcome, d["lang"]
         call.account_no, call.skill, call.priority = d["account"], d["skill"], d["priority"]
+        call.outage_ids = _outage_ids(d)
         return
     call = s.execute(select(Call).where(Call.call_id == call_id)).scalar_one_or_none()
     if call is not None:
         call.ivr_path = list(d["path"])
     call_records.record_call_end(s, call_id, outcome=outcome, now=_when(d["now"]),
                                  language=d["lang"], account_no=d["account"],
-                                 skill=d["skill"], priority=d["priority"])
+                                 skill=d["skill"], priority=d["priority"],
+                                 outage_ids=_outage_ids(d))
 
 
 class DbIvrServices:
@@ -74,9 +93,9 @@ class DbIvrServices:
                  durable: DurableWrites | None = None,
                  outages: OutageService | None = None) -> None:
         self.sessions = sessions
-        # outage notices (issue 12): the outage-first lookup by caller number; None in tests
-        # that do not need it (the lookup then finds no notice)
-        self.outages = outages
+        # outage notices (issue 12): outage-first by caller number, the outage menu by account;
+        # the daemon shares its OutageService (one index cache), others get their own
+        self.outages = outages if outages is not None else OutageService(sessions)
         self.sla_minutes = dict(sla_minutes)
         self.policy = policy or SlaPolicy(arrival_minutes=MappingProxyType(self.sla_minutes))
         self.durable = durable
@@ -118,11 +137,41 @@ class DbIvrServices:
             return q.bill_info(s, str(args["account"]))
         if kind == "outages":
             return q.outages_for_account(s, str(args["account"]), now)
+        if kind == "caller_outages":
+            return self._caller_outages(s, args, now)
+        if kind == "account_outages":
+            return self._account_outages(s, args, now)
         if kind == "accounts_for_caller":
             return q.accounts_for_phone(s, str(args.get("caller") or "")) or None
         if kind == "create_workorder":
             raise DatabaseUnavailable("create_workorder is a write")  # never as a lookup
         raise ValueError(f"unknown IVR query {kind!r}")
+
+    def _caller_outages(self, s: Session, args: dict[str, Any], now: datetime
+                        ) -> Announcement | None:
+        """Outage-first: what the caller's accounts' notices say, in their language; None (the
+        plain menu) for an anonymous or unknown number, or when no notice covers them."""
+        phone = q.normalize_phone(str(args.get("caller") or ""))
+        if not phone:  # anonymous, or no digit at all: nothing to look up
+            return None
+        _places, groups = self.outages.for_caller(s, phone, now)
+        return announcement(groups, str(args.get("lang") or "zh"), now, _tz(args))
+
+    def _account_outages(self, s: Session, args: dict[str, Any], now: datetime
+                         ) -> Announcement | None:
+        """The outage menu: the notices covering the keyed account, as outage-first would say
+        them without the hang-up hint (the menu after them says what to press); an empty
+        announcement when none does; None when the account does not exist."""
+        account = str(args.get("account") or "")
+        notices = self.outages.for_account(s, account, now)
+        if notices is None:
+            return None
+        said = announcement([PlaceGroup((account,), notices)], str(args.get("lang") or "zh"),
+                            now, _tz(args))
+        if said is None:
+            return _NO_NOTICE
+        prompts = said.prompts[:-1] if said.prompts[-1:] == (HANGUP_HINT,) else said.prompts
+        return Announcement(prompts, said.notice_ids, said.accounts)
 
     def _fault_order(self, s: Session, d: dict[str, Any]) -> q.WorkOrderInfo:
         """The IVR's fault report, once per call: a journal replay, or a write that met the
@@ -160,10 +209,12 @@ class DbIvrServices:
 
     async def ivr_finished(self, *, call_id: str, outcome: str, path: list[dict[str, Any]],
                            lang: str, account: str | None, skill: str | None,
-                           priority: int | None, now: datetime) -> None:
+                           priority: int | None, now: datetime,
+                           outage_ids: Sequence[int] = ()) -> None:
         """Write the IVR path and outcome. A transferred call goes on, so it is not ended here."""
         data = {"call_id": call_id, "outcome": outcome, "path": list(path), "lang": lang,
-                "account": account, "skill": skill, "priority": priority, "now": _iso(now)}
+                "account": account, "skill": skill, "priority": priority, "now": _iso(now),
+                "outage_ids": [int(i) for i in outage_ids]}
         if self.durable is not None:
             await self.durable.run_write("ivr_outcome", f"{call_id}:ivr", data)
             return

@@ -37,7 +37,8 @@ class IvrServices(Protocol):
 
     async def ivr_finished(self, *, call_id: str, outcome: str, path: list[dict[str, Any]],
                            lang: str, account: str | None, skill: str | None,
-                           priority: int | None, now: datetime) -> None: ...
+                           priority: int | None, now: datetime,
+                           outage_ids: Sequence[int] = ()) -> None: ...
 
 
 class PromptPaths(Protocol):
@@ -156,16 +157,19 @@ class AgiIvrSession:
         return e.Collected(have + rest, timed_out=status == "TIMEOUT")
 
     async def query(self, act: e.Query) -> e.QueryResult:
-        """The lookup, cut off after QUERY_TIMEOUT_S; past max_silence_s the caller hears music
-        while it runs (the flow's on_error path apologises and transfers on a timeout)."""
+        """The lookup, cut off after its node's timeout (else QUERY_TIMEOUT_S); past
+        max_silence_s the caller hears music while it runs (the flow's on_error path
+        apologises and transfers on a timeout, or goes on, for a lookup the caller did not
+        ask for). A lookup whose limit is within max_silence_s never starts the music."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + QUERY_TIMEOUT_S
+        limit = act.timeout_s if act.timeout_s is not None else QUERY_TIMEOUT_S
+        deadline = loop.time() + limit
         lookup = asyncio.create_task(self.ctx.services.query(act.kind, dict(act.args)),
                                      name=f"ivr-lookup-{self.call_id}")
         music = False
         try:
-            await asyncio.wait({lookup}, timeout=min(self.link_s, QUERY_TIMEOUT_S))
-            if not lookup.done():
+            await asyncio.wait({lookup}, timeout=min(self.link_s, limit))
+            if not lookup.done() and deadline - loop.time() > 0.05:
                 log.warning("call %s: %s lookup slower than %.1fs: music until it ends",
                             self.call_id, act.kind, self.link_s)
                 await self.agi.command(f"SET MUSIC on {HOLD_MUSIC}", timeout=self.link_s)
@@ -246,7 +250,8 @@ class AgiIvrSession:
                     raise e.EngineError(f"no blocking action in {actions!r}")
                 session, actions = engine.step(session, event)
         except AgiHangup:
-            await self._record_end("hangup", session, None, None, None)
+            # at an outage notice or in its window, the caller got what they called for
+            await self._record_end(e.Engine.hangup_outcome(session), session, None, None, None)
             raise
         except AgiCommandError as exc:
             # Asterisk misbehaved, or the FastAGI path is too slow for a caller to wait on:
@@ -276,7 +281,8 @@ class AgiIvrSession:
             async with asyncio.timeout(RECORD_TIMEOUT_S):
                 await self.ctx.services.ivr_finished(
                     call_id=self.call_id, outcome=outcome, path=self.path, lang=lang,
-                    account=account, skill=skill, priority=priority, now=self.ctx.clock())
+                    account=account, skill=skill, priority=priority, now=self.ctx.clock(),
+                    outage_ids=e.Engine.heard_outages(session))
         except Exception:
             log.exception("call %s: could not record the IVR outcome", self.call_id)
 

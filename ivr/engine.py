@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ivr import say
-from ivr.schema import Flow, FlowSet
+from ivr.schema import ACCOUNT_QUERIES, Flow, FlowSet
 
 # A flow that loops through set/branch/lookup nodes without ever waiting for the caller is a bug
 # the validator cannot always see (a branch whose condition never changes); past this many
@@ -18,6 +18,10 @@ from ivr.schema import Flow, FlowSet
 MAX_TRANSITIONS_WITHOUT_INPUT = 64
 MAX_OUTAGES_SPOKEN = 3
 FAILSAFE_SKILL = "general"
+# the session variable listing the outage notices the caller was told (calls.outage_ids)
+HEARD_OUTAGES = "outage_ids"
+# lookups whose answer is spoken as prompts: they are told the language and time zone to use
+SPOKEN_QUERIES = ("caller_outages", "account_outages")
 
 # ------------------------------------------------------------------------------- actions (output)
 
@@ -57,8 +61,10 @@ class Collect:
 class Query:
     """A lookup or a write the adapter performs; answered by QueryResult."""
 
-    kind: str  # bill | outages | accounts_for_caller | create_workorder
+    kind: str  # bill | outages | account_outages | accounts_for_caller | caller_outages |
+    # create_workorder
     args: Mapping[str, Any]
+    timeout_s: float | None = None  # None: the adapter's own limit
 
 
 @dataclass(frozen=True)
@@ -254,9 +260,33 @@ def speak(value: Any, kind: str, lang: str, now: datetime | None,
             return say.say_datetime(dt, lang, now=now) if dt is not None else None
         if kind == "outages":
             return _speak_outages(value, lang, now, tz)
+        if kind == "notice":
+            return _notice_prompts(value)
     except (ValueError, TypeError, OverflowError):
         return None
     return None
+
+
+PROMPT_ID = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+
+
+def _notice_prompts(value: Any) -> list[str] | None:
+    """A caller_outages / account_outages answer: its prompt ids, already in the language the
+    lookup was told (outages.announce); None unless every item looks like a prompt id."""
+    prompts = resolve({"v": value}, "v.prompts")
+    if not isinstance(prompts, list | tuple):
+        return None
+    if not all(isinstance(p, str) and PROMPT_ID.match(p) for p in prompts):
+        return None
+    return list(prompts)
+
+
+def notice_ids(value: Any) -> list[int]:
+    """The notice ids a caller_outages / account_outages answer tells (ints only)."""
+    ids = resolve({"v": value}, "v.notice_ids")
+    if not isinstance(ids, list | tuple):
+        return []
+    return [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
 
 
 def _speak_outages(value: Any, lang: str, now: datetime | None,
@@ -336,6 +366,19 @@ class Engine:
             raise EngineError(f"QueryResult at a {node.type} node")
         raise EngineError(f"unexpected event {ev!r}")
 
+    @staticmethod
+    def hangup_outcome(s: Session | None) -> str:
+        """The call record's outcome when the caller hangs up now: the node's `on_hangup`
+        ("deflected" while an outage notice or its window plays), else "hangup"."""
+        if s is None or s.done:
+            return "hangup"
+        return str(getattr(s.flow.nodes[s.node], "on_hangup", "hangup"))
+
+    @staticmethod
+    def heard_outages(s: Session | None) -> list[int]:
+        """The outage notices the caller was told so far (for calls.outage_ids)."""
+        return list(s.vars.get(HEARD_OUTAGES) or []) if s is not None else []
+
     # -------------------------------------------------------------------------------- internals
 
     def _goto(self, s: Session, target: str, acts: list[Action]) -> tuple[Session, list[Action]]:
@@ -400,8 +443,13 @@ class Engine:
                                     "value": _jsonable(resolve(s.vars, node.value))}))
                 all_ids = [*node.before, *ids, *node.after]
                 if s.typeahead:
-                    s = replace(s, node=node.next, attempts=0)
+                    s = replace(s, node=node.on_typeahead or node.next, attempts=0)
                     continue
+                if node.as_ == "notice" and ids:
+                    told = list(s.vars.get(HEARD_OUTAGES) or [])
+                    told += [i for i in notice_ids(resolve(s.vars, node.value))
+                             if i not in told]
+                    s = replace(s, vars={**s.vars, HEARD_OUTAGES: told})
                 acts.append(Play(_prompts(all_ids, lang), barge_in=True))
                 return s, acts
             if t == "menu":
@@ -420,9 +468,12 @@ class Engine:
                 return s, acts
             if t == "lookup":
                 arg = resolve(s.vars, node.input) if node.input else None
-                args = {"account": arg} if node.query in ("bill", "outages") else {
+                args = {"account": arg} if node.query in ACCOUNT_QUERIES else {
                     "caller": s.vars.get("caller")}
-                acts.append(Query(node.query, {**args, "now": s.vars.get("now")}))
+                if node.query in SPOKEN_QUERIES:
+                    args |= {"lang": lang, "tz": self.tz}
+                acts.append(Query(node.query, {**args, "now": s.vars.get("now")},
+                                  node.timeout))
                 return s, acts
             if t == "workorder":
                 account = resolve(s.vars, node.account) if node.account else None

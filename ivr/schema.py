@@ -24,6 +24,9 @@ class _Node(BaseModel):
 
 
 PromptList = list[Annotated[str, Field(min_length=1)]]
+# what the call record says when the caller hangs up while the session waits at a node:
+# "deflected" marks the outage notice and its window (the caller heard what they called about)
+HangupOutcome = Literal["hangup", "deflected"]
 
 
 class PlayNode(_Node):
@@ -31,6 +34,7 @@ class PlayNode(_Node):
     prompt: PromptList = Field(min_length=1)
     next: str
     barge_in: bool = True  # a digit pressed during the prompt stops it and is kept as type-ahead
+    on_hangup: HangupOutcome = "hangup"
 
 
 class MenuNode(_Node):
@@ -42,6 +46,7 @@ class MenuNode(_Node):
     invalid_prompt: PromptList = ["ivr.invalid"]
     no_input_prompt: PromptList = ["ivr.no_input"]
     on_fail: str
+    on_hangup: HangupOutcome = "hangup"
 
     @field_validator("options")
     @classmethod
@@ -68,24 +73,40 @@ class CollectNode(_Node):
     on_fail: str
 
 
+# lookups by the caller's own number (no input): the session's `caller`
+CALLER_QUERIES = ("accounts_for_caller", "caller_outages")
+# lookups of the account number the caller keyed: their `input` is required
+ACCOUNT_QUERIES = ("bill", "outages", "account_outages")
+
+
 class LookupNode(_Node):
     type: Literal["lookup"]
-    query: Literal["bill", "outages", "accounts_for_caller"]
+    # caller_outages / account_outages: the outage notices the caller's accounts / the keyed
+    # account are in, as prompts in the caller's language (a `say ... as: notice` speaks them)
+    query: Literal["bill", "outages", "account_outages", "accounts_for_caller",
+                   "caller_outages"]
     input: str | None = None
     result: str
     next: str
     on_not_found: str
     on_error: str
+    # seconds before the lookup counts as failed (on_error); unset: the adapter's default.
+    # A lookup the caller did not ask for (outage-first) is kept short: at most this silence
+    timeout: float | None = Field(default=None, gt=0, le=10)
 
 
 class SayNode(_Node):
     type: Literal["say"]
     value: str
-    as_: Literal["number", "digits", "amount", "date", "time", "datetime", "outages"] = Field(
-        alias="as")
+    # notice: a caller_outages / account_outages result, already prompt ids (outages.announce)
+    as_: Literal["number", "digits", "amount", "date", "time", "datetime", "outages",
+                 "notice"] = Field(alias="as")
     before: PromptList = []
     after: PromptList = []
     next: str
+    on_hangup: HangupOutcome = "hangup"
+    # where a caller who already keyed ahead goes (the prompt is skipped); unset: next
+    on_typeahead: str | None = None
 
 
 class Case(_Node):
@@ -257,6 +278,8 @@ def _pydantic_errors(exc: ValidationError, lines: _Lines, file: str,
 def _targets(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
     """(target node id, path of the field naming it) for every edge out of a node."""
     t = node.type
+    if t == "say" and node.on_typeahead:
+        return [(node.next, ("next",)), (node.on_typeahead, ("on_typeahead",))]
     if t in ("play", "say", "set"):
         return [(node.next, ("next",))]
     if t == "menu":
@@ -352,6 +375,15 @@ def _graph_errors(model: FlowModel, lines: _Lines, file: str,
         if node.type == "collect" and node.min_length > node.max_length:
             errs.append(FlowError(file, lines.line(base + ("min_length",)),
                                   f"node {nid!r}: min_length is greater than max_length"))
+        if node.type == "lookup":
+            if node.query in ACCOUNT_QUERIES and not node.input:
+                errs.append(FlowError(file, lines.line(base + ("query",)),
+                                      f"node {nid!r}: query {node.query!r} needs an 'input' "
+                                      "(the variable holding the account number)"))
+            if node.query in CALLER_QUERIES and node.input:
+                errs.append(FlowError(file, lines.line(base + ("input",)),
+                                      f"node {nid!r}: query {node.query!r} looks up the "
+                                      "caller's own number and takes no 'input'"))
         if node.type == "set" and "lang" in node.values and node.values["lang"] not in LANGUAGES:
             errs.append(FlowError(file, lines.line(base + ("values", "lang")),
                                   f"node {nid!r}: language {node.values['lang']!r} is not one of "

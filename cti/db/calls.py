@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,10 +78,12 @@ def record_call_end(
     account_no: str | None = None,
     skill: str | None = None,
     priority: int | None = None,
+    outage_ids: Sequence[int] | None = None,
 ) -> None:
     """Close the call record; a repeat for an already ended call is a no-op.
 
-    Optional fields left as None keep whatever the record already has.
+    Optional fields left as None keep whatever the record already has. `outage_ids`: the
+    outage notices the caller was told (outcome 'deflected': they hung up in its window).
     """
     _require_aware(now)
     if outcome not in CALL_OUTCOMES:
@@ -103,6 +105,8 @@ def record_call_end(
         call.skill = skill
     if priority is not None:
         call.priority = priority
+    if outage_ids is not None:
+        call.outage_ids = [int(i) for i in outage_ids]
     session.flush()
     logger.info("call ended call_id=%s outcome=%s skill=%s", call_id, outcome, skill)
 

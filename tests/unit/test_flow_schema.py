@@ -677,3 +677,87 @@ def test_load_flow_dir_requires_the_entry_flow(tmp_path: Path) -> None:
     [err] = info.value.errors
     assert err.file == str(tmp_path)
     assert "no flow with id 'main'" in err.message
+
+
+# --------------------------------------------------------------------------- outage-first nodes
+
+OUTAGE_FIRST = """
+flow: t
+entry: look
+nodes:
+  look:
+    type: lookup
+    query: caller_outages
+    result: notice
+    timeout: 1.5
+    next: tell
+    on_not_found: menu
+    on_error: menu
+  tell:
+    type: say
+    value: notice
+    as: notice
+    on_hangup: deflected
+    on_typeahead: menu
+    next: window
+  window:
+    type: menu
+    prompt: [outage.hangup_hint]
+    options: {"1": menu}
+    retries: 0
+    no_input_prompt: []
+    invalid_prompt: []
+    on_hangup: deflected
+    on_fail: menu
+  menu:
+    type: hangup
+"""
+
+
+def test_an_outage_first_flow_validates() -> None:
+    flow = parse_flow(OUTAGE_FIRST, FILE, CATALOG.has)
+
+    assert flow.nodes["tell"].on_hangup == "deflected"
+    assert flow.nodes["tell"].on_typeahead == "menu"
+    assert flow.nodes["look"].timeout == 1.5
+    assert flow.nodes["menu"].type == "hangup"
+
+
+@pytest.mark.parametrize(("old", "new", "needle", "message"), [
+    ("on_hangup: deflected\n    on_typeahead", "on_hangup: served\n    on_typeahead",
+     "on_hangup: served", "nodes.tell.on_hangup: Input should be 'hangup' or 'deflected'"),
+    ("on_typeahead: menu", "on_typeahead: menuu", "on_typeahead: menuu",
+     "node 'tell': unknown node 'menuu' in on_typeahead"),
+    ("timeout: 1.5", "timeout: 0", "timeout: 0",
+     "nodes.look.timeout: Input should be greater than 0"),
+    ("query: caller_outages\n", "query: caller_outages\n    input: caller\n", "input: caller",
+     "node 'look': query 'caller_outages' looks up the caller's own number and takes no "
+     "'input'"),
+    ("query: caller_outages\n", "query: account_outages\n", "query: account_outages",
+     "node 'look': query 'account_outages' needs an 'input' (the variable holding the "
+     "account number)"),
+    ("as: notice", "as: notices", "as: notices",
+     "nodes.tell.as: Input should be 'number', 'digits', 'amount', 'date', 'time', "
+     "'datetime', 'outages' or 'notice'"),
+], ids=["on-hangup", "on-typeahead", "timeout", "caller-input", "account-no-input", "as"])
+def test_outage_first_mistakes_name_their_line(old: str, new: str, needle: str,
+                                               message: str) -> None:
+    assert old in OUTAGE_FIRST
+    text = OUTAGE_FIRST.replace(old, new, 1)
+
+    err = only_error(text)
+
+    assert (err.file, err.line) == (FILE, line_of(text, needle))
+    assert err.message == message
+
+
+def test_the_main_flow_hears_outages_first_after_the_language_choice() -> None:
+    main = load_flow_dir(FLOWS, CATALOG.has, required=["main"]).get("main")
+
+    assert main.nodes["lang_zh"].next == main.nodes["lang_en"].next == "outage_first"
+    first = main.nodes["outage_first"]
+    assert (first.query, first.on_not_found, first.on_error) == (
+        "caller_outages", "main_menu", "main_menu")
+    assert main.nodes["outage_first_say"].on_hangup == "deflected"
+    assert main.nodes["outage_first_window"].on_hangup == "deflected"
+    assert main.nodes["outage_lookup"].query == "account_outages"

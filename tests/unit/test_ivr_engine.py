@@ -34,8 +34,11 @@ from ivr.engine import (
     SetChannelVar,
     Start,
     Transfer,
+    speak,
 )
 from ivr.schema import FlowSet, load_flow_dir, parse_flow
+from outages.announce import Announcement, announcement
+from outages.scope import Cause, Notice, PlaceGroup, Scope
 from prompts.catalog import load_catalog
 from tests.support.fakes import Bill
 
@@ -186,8 +189,20 @@ def zh(*ids: str) -> tuple[Prompt, ...]:
     return tuple(Prompt(i, "zh") for i in ids)
 
 
-ZH: list[Event] = [heard, press("1")]  # welcome played, Mandarin chosen
-EN: list[Event] = [heard, press("2")]
+# welcome played, Mandarin chosen, no outage notice for the caller's number (outage-first)
+ZH: list[Event] = [heard, press("1"), NOT_FOUND]
+EN: list[Event] = [heard, press("2"), NOT_FOUND]
+
+
+def outage_first(lang: str = "zh") -> Query:
+    """The lookup by the caller's number after the language choice (outage-first)."""
+    return Query("caller_outages", {"caller": START.caller, "lang": lang, "tz": TZ, "now": NOW},
+                 1.5)
+
+
+def asked(call: Call) -> list[Query]:
+    """The lookups the caller asked for (all but outage-first's)."""
+    return [q for q in call.of(Query) if q.kind != "caller_outages"]
 
 # ------------------------------------------------------------------------------------- bill
 
@@ -196,7 +211,7 @@ def test_bill_found_speaks_amount_due_date_and_last_payment() -> None:
     call = drive([*ZH, press("1"), press(ACCOUNT), found(BILL), heard, heard, heard, heard,
                   press("0")])
 
-    assert call.of(Query) == [Query("bill", {"account": ACCOUNT, "now": NOW})]
+    assert asked(call) == [Query("bill", {"account": ACCOUNT, "now": NOW})]
     assert call.plays() == [
         ("ivr.welcome",),
         ("ivr.bill_amount_due", *say.say_amount(Decimal("123.45"), "zh")),
@@ -226,7 +241,7 @@ def test_bill_after_menu_1_repeats_the_bill() -> None:
                   press("9"), press("0")])
 
     assert call.plays()[1:] == [("ivr.bill_nothing_due",)] * 2
-    assert call.of(Query) == [Query("bill", {"account": ACCOUNT, "now": NOW})]
+    assert asked(call) == [Query("bill", {"account": ACCOUNT, "now": NOW})]
     assert call.transfer.reason == "caller_choice"
 
 
@@ -234,12 +249,12 @@ def test_unknown_account_is_told_then_asked_again() -> None:
     call = drive([*ZH, press("1"), press(OTHER_ACCOUNT), NOT_FOUND, press(ACCOUNT),
                   found(NOTHING_DUE), heard, press("0")])
 
-    after_not_found = call.steps[5][1]
+    after_not_found = call.steps[6][1]
     assert [a for a in after_not_found if not isinstance(a, Record)] == [
         Play(zh("ivr.account_unknown"), barge_in=False),
         Collect(zh("ivr.enter_account"), 10, 6, terminator="#", inter_digit_timeout_s=4),
     ]
-    assert [q.args["account"] for q in call.of(Query)] == [OTHER_ACCOUNT, ACCOUNT]
+    assert [q.args["account"] for q in asked(call)] == [OTHER_ACCOUNT, ACCOUNT]
     assert call.end == Transfer("general", 0, "caller_choice", ACCOUNT, zh("ivr.transfer"))
 
 
@@ -263,54 +278,194 @@ def test_an_unspeakable_date_is_skipped_rather_than_crashing_the_call() -> None:
     assert call.transfer.reason == "caller_choice"
 
 
-# ------------------------------------------------------------------------------------ outages
+# ------------------------------------------------------------------------------- outage-first
+
+# what the services answer (outages.announce.announcement, in the language the lookup was told)
+STORM = Announcement(prompts=("outage.here", "outage.cause.storm_repair", "outage.restore_at",
+                              "day.zh.today", "time.zh.afternoon", "num.zh.3", "unit.zh.hour",
+                              "unit.zh.zheng", "outage.order_exists", "outage.hangup_hint"),
+                     notice_ids=(7,), accounts=(ACCOUNT,))
+TWO_PLACES = Announcement(prompts=("outage.account_tail", "num.zh.1", "outage.account_tail_end",
+                                   "outage.cause.fault", "outage.restore_unknown",
+                                   "outage.account_tail", "num.zh.2", "outage.account_tail_end",
+                                   "outage.cause.planned", "outage.restore_overdue",
+                                   "outage.hangup_hint"),
+                          notice_ids=(3, 4), accounts=(ACCOUNT, OTHER_ACCOUNT))
+NOTICE_PLAY = Play(zh(*STORM.prompts), barge_in=True)
+WINDOW = Collect(zh("outage.hangup_hint"), 1, 4)
 
 
-def test_fault_outage_restoration_is_spoken_in_local_time() -> None:
-    # restored at 17:00 UTC, which is 01:00 tomorrow in Beijing (not "today at five p.m.")
-    outage = Outage("fault", datetime(2026, 3, 31, 23, 0, tzinfo=UTC),
-                    datetime(2026, 4, 1, 17, 0, tzinfo=UTC))
+def until(answers: Sequence[Event]) -> Session:
+    """The session after these answers, the call still going (to ask what a hang-up means)."""
+    session, _ = ENGINE.start(START)
+    for ev in answers:
+        session, _ = ENGINE.step(session, ev)
+    assert not session.done
+    return session
 
-    call = drive([*ZH, press("2"), press(ACCOUNT), found([outage]), heard, timeout, timeout])
 
-    assert call.of(Query) == [Query("outages", {"account": ACCOUNT, "now": NOW})]
-    assert call.plays()[1:] == [(
-        "ivr.outage_count", "ivr.outage_fault",
-        "ivr.outage_restore", "day.zh.tomorrow", "time.zh.dawn", "num.zh.1", "unit.zh.hour",
-        "unit.zh.zheng",
-        "ivr.outage_apology")]
+def test_a_caller_in_an_outage_hears_it_before_the_menu_then_the_window() -> None:
+    call = drive([heard, press("1"), found(STORM), heard, timeout, press("0")])
+
+    assert call.of(Query) == [outage_first()]
+    assert call.plays() == [("ivr.welcome",), STORM.prompts]
+    menus = [w for w in call.waits() if isinstance(w, Collect)]
+    # after the notice: the hint and its window, then (nothing pressed) the menu, no apology
+    assert menus[1:] == [WINDOW, Collect(zh("ivr.main_menu"), 1, 6)]
+    assert call.end == Transfer("general", 0, "caller_choice", None, zh("ivr.transfer"))
+    assert ENGINE.heard_outages(call.session) == [7]
+
+
+@pytest.mark.parametrize("answers", [
+    [heard, press("1"), found(STORM)],           # during the notice
+    [heard, press("1"), found(STORM), heard],    # in the window after it
+], ids=["during-notice", "in-window"])
+def test_a_hang_up_during_the_notice_or_its_window_is_deflected(answers: list[Event]) -> None:
+    session = until(answers)
+
+    assert ENGINE.hangup_outcome(session) == "deflected"
+    assert ENGINE.heard_outages(session) == [7]
+
+
+def test_a_hang_up_at_the_menu_after_the_window_is_a_plain_hangup() -> None:
+    session = until([heard, press("1"), found(STORM), heard, timeout])
+
+    assert session.node == "main_menu"
+    assert ENGINE.hangup_outcome(session) == "hangup"
+    assert ENGINE.heard_outages(session) == [7]  # still told: the call record keeps it
+
+
+def test_no_notice_for_the_caller_is_a_plain_hangup_and_none_heard() -> None:
+    session = until([heard, press("1"), NOT_FOUND])
+
+    assert session.node == "main_menu"
+    assert ENGINE.hangup_outcome(session) == "hangup"
+    assert ENGINE.heard_outages(session) == []
+    assert ENGINE.hangup_outcome(None) == "hangup"
+
+
+@pytest.mark.parametrize("during", [key("1"), heard], ids=["key-during-notice", "after-it"])
+def test_1_goes_on_to_the_main_menu(during: Played) -> None:
+    answers = [heard, press("1"), found(STORM), during]
+    if during == heard:
+        answers.append(press("1"))
+    call = drive([*answers, press("0")])
+
+    menus = [w for w in call.waits() if isinstance(w, Collect)]
+    assert menus[-1] == Collect(zh("ivr.main_menu"), 1, 6)
+    assert call.transfer.reason == "caller_choice"
+    assert {"node": "outage_first_window", "input": "1"} in [dict(r.step) for r in call.of(Record)]
+
+
+def test_another_key_in_the_window_also_reaches_the_menu_without_an_apology() -> None:
+    call = drive([heard, press("1"), found(STORM), heard, press("5"), press("0")])
+
+    menus = [w for w in call.waits() if isinstance(w, Collect)]
+    assert menus[-1] == Collect(zh("ivr.main_menu"), 1, 6)
+    assert "ivr.invalid" not in [p.id for p in call.prompts()]
+
+
+@pytest.mark.parametrize("answer", [NOT_FOUND, QueryResult(error="DatabaseUnavailable"),
+                                    QueryResult(error="timeout")],
+                         ids=["no-notice", "database-away", "too-slow"])
+def test_no_notice_or_a_failed_lookup_is_the_plain_menu_at_once(answer: QueryResult) -> None:
+    session, _ = ENGINE.start(START)
+    session, _ = ENGINE.step(session, heard)
+    session, acts = ENGINE.step(session, press("1"))
+    assert acts[-1] == outage_first()
+    assert acts[-1].timeout_s is not None and acts[-1].timeout_s <= 2  # never long silence
+
+    session, acts = ENGINE.step(session, answer)
+
+    assert [a for a in acts if not isinstance(a, Record)] == [Collect(zh("ivr.main_menu"), 1, 6)]
+
+
+def test_the_notice_is_asked_for_and_played_in_english() -> None:
+    english = Announcement(("outage.here", "outage.cause.fault", "outage.restore_unknown",
+                            "outage.hangup_hint"), (9,), (ACCOUNT,))
+
+    call = drive([heard, press("2"), found(english), heard, timeout, press("0")])
+
+    assert call.of(Query) == [outage_first("en")]
+    assert call.of(Play)[-1] == Play(tuple(Prompt(i, "en") for i in english.prompts), True)
+    assert call.end.prompts == (Prompt("ivr.transfer", "en"),)
+
+
+def test_accounts_in_several_places_hear_each_and_every_notice_is_recorded() -> None:
+    session = until([heard, press("1"), found(TWO_PLACES)])
+
+    assert ENGINE.heard_outages(session) == [3, 4]
+
+
+def test_keys_typed_ahead_skip_the_notice_and_its_window() -> None:
+    """'1' then '1' typed through the welcome: Mandarin, then the bill, as without a notice."""
+    call = drive([heard, press("11"), found(STORM), press(ACCOUNT), found(NOTHING_DUE), heard,
+                  press("0")])
+
+    assert STORM.prompts not in call.plays()
+    assert [q.kind for q in call.of(Query)] == ["caller_outages", "bill"]
+    assert ENGINE.heard_outages(call.session) == []
+
+
+def test_a_notice_of_garbage_is_not_spoken() -> None:
+    bad = Announcement(("outage.here", "../../etc/passwd", 7), (1,), ())  # type: ignore[arg-type]
+
+    call = drive([heard, press("1"), found(bad), heard, timeout, press("0")])
+
+    assert ("../../etc/passwd",) not in call.plays()
+    assert all(CATALOG.has(p.id, p.lang) for p in call.prompts())
+    assert call.transfer.reason == "caller_choice"
+
+
+# ------------------------------------------------------------------------------- outage menu
+
+
+def test_the_outage_menu_speaks_the_notices_of_the_keyed_account() -> None:
+    told = Announcement(STORM.prompts[:-1], (7,), (ACCOUNT,))  # no hang-up hint in the menu
+
+    call = drive([*ZH, press("2"), press(ACCOUNT), found(told), heard, timeout, timeout])
+
+    assert asked(call) == [Query("account_outages", {"account": ACCOUNT, "lang": "zh",
+                                                     "tz": TZ, "now": NOW})]
+    assert call.plays()[1:] == [(*told.prompts, "ivr.outage_apology")]
+    assert ENGINE.heard_outages(call.session) == [7]
     assert call.end == Hangup(zh("ivr.goodbye"))
 
 
-def test_planned_outage_speaks_start_and_restoration_in_local_time() -> None:
-    planned = Outage("planned", "2026-04-01T23:30:00+00:00",  # 07:30 on 2 April, Beijing
-                     datetime(2026, 4, 2, 10, 0, tzinfo=UTC))  # 18:00 on 2 April
+def test_a_hang_up_in_the_outage_menu_is_not_deflected() -> None:
+    told = Announcement(STORM.prompts[:-1], (7,), (ACCOUNT,))
+    session = until([*ZH, press("2"), press(ACCOUNT), found(told)])
 
-    call = drive([*ZH, press("2"), press(ACCOUNT), found([planned]), heard, press("0")])
-
-    assert call.plays()[1] == (
-        "ivr.outage_count", "ivr.outage_planned",
-        "ivr.outage_start", "day.zh.tomorrow", "time.zh.morning", "num.zh.7", "unit.zh.hour",
-        "num.zh.3", "num.zh.10", "unit.zh.fen",
-        "ivr.outage_restore", "day.zh.tomorrow", "time.zh.evening", "num.zh.6", "unit.zh.hour",
-        "unit.zh.zheng",
-        "ivr.outage_apology")
+    assert ENGINE.hangup_outcome(session) == "hangup"
 
 
 def test_no_outage_offers_the_fault_report() -> None:
-    call = drive([*ZH, press("2"), press(ACCOUNT), found([]), heard, press("3"), press("0")])
+    nothing = Announcement((), (), (ACCOUNT,))
+
+    call = drive([*ZH, press("2"), press(ACCOUNT), found(nothing), heard, press("3"),
+                  press("0")])
 
     assert call.plays()[1:] == [("ivr.outage_none",)]
     assert zh("ivr.fault_intro", "ivr.fault_confirm") in [w.prompts for w in call.of(Collect)]
     assert call.transfer.reason == "caller_choice"
 
 
-def test_no_more_than_three_outages_are_read() -> None:
-    outages = [Outage("fault", NOW, datetime(2026, 4, 1, 4, 0, tzinfo=UTC))] * 5
+def test_an_unknown_account_in_the_outage_menu_is_told_then_asked_again() -> None:
+    call = drive([*ZH, press("2"), press(OTHER_ACCOUNT), NOT_FOUND, press("0" * 10),
+                  found(Announcement((), (), ("0" * 10,))), heard, press("0")])
 
-    call = drive([*ZH, press("2"), press(ACCOUNT), found(outages), heard, press("0")])
+    assert "ivr.account_unknown" in [p.id for p in call.prompts()]
+    assert [q.args["account"] for q in asked(call)] == [OTHER_ACCOUNT, "0" * 10]
 
-    assert call.plays()[1].count("ivr.outage_fault") == 3
+
+def test_the_old_outage_list_is_still_spoken_by_a_flow_that_asks_for_it() -> None:
+    """`say ... as: outages` (a list of outages) stays for admins' own flows."""
+    ids = speak([Outage("fault", NOW, datetime(2026, 4, 1, 17, 0, tzinfo=UTC))] * 5,
+                "outages", "zh", NOW, TZ)
+
+    assert ids is not None and ids.count("ivr.outage_fault") == 3
+    assert ids[1:7] == ["ivr.outage_restore", "day.zh.tomorrow", "time.zh.dawn", "num.zh.1",
+                        "unit.zh.hour", "unit.zh.zheng"]
 
 
 # ------------------------------------------------------------------------------- fault report
@@ -324,7 +479,7 @@ def test_fault_report_creates_a_work_order_and_reads_its_number(sla_due_at: Any)
     call = drive([*ZH, press("3"), press("1"), press(ACCOUNT), found(BILL), found(order),
                   heard, heard])
 
-    assert call.of(Query) == [
+    assert asked(call) == [
         Query("bill", {"account": ACCOUNT, "now": NOW}),
         Query("create_workorder", {"order_type": "fault_repair", "account": ACCOUNT,
                                    "caller": START.caller, "call_id": START.call_id,
@@ -357,7 +512,7 @@ def test_a_fault_report_during_a_database_outage_is_taken_and_its_number_comes_l
     call = drive([*ZH, press("3"), press("1"), press(ACCOUNT),
                   QueryResult(error="DatabaseUnavailable"), found(WorkOrder("", None))])
 
-    assert [q.kind for q in call.of(Query)] == ["bill", "create_workorder"]
+    assert [q.kind for q in call.of(Query)] == ["caller_outages", "bill", "create_workorder"]
     assert call.plays()[1:] == [("ivr.fault_recorded_later",)]
     assert call.end == Hangup(zh("ivr.goodbye"))
 
@@ -399,7 +554,7 @@ def test_english_sets_the_channel_language_and_every_later_prompt_is_english() -
 
 
 def test_no_language_choice_means_mandarin() -> None:
-    call = drive([heard, timeout, timeout, press("0")])
+    call = drive([heard, timeout, timeout, NOT_FOUND, press("0")])
 
     assert SetChannelVar("CHANNEL(language)", "zh") in call.actions
     assert call.end == Transfer("general", 0, "caller_choice", None, zh("ivr.transfer"))
@@ -412,10 +567,10 @@ def test_star_hash_garbage_at_the_main_menu_is_invalid_then_the_menu_works() -> 
     call = drive([*ZH, press("*#*#"), press("1"), press(ACCOUNT), NOT_FOUND, timeout, timeout,
                   timeout, timeout])
 
-    retry = call.steps[3][1][-1]
+    retry = call.steps[4][1][-1]
     assert retry == Collect(zh("ivr.main_menu"), 1, 6, flush=zh("ivr.invalid"))
     # the rest of the garbage is not kept as type-ahead for the account prompt
-    account_prompt = call.steps[4][1][-1]
+    account_prompt = call.steps[5][1][-1]
     assert account_prompt == Collect(zh("ivr.enter_account"), 10, 6, terminator="#",
                                      inter_digit_timeout_s=4)
 
@@ -431,10 +586,10 @@ def test_bad_account_entry_is_refused_and_asked_again(entry: str, reason: str) -
     call = drive([*ZH, press("1"), press(entry), press(ACCOUNT + "#"), found(NOTHING_DUE),
                   heard, press("0")])
 
-    retry = call.steps[4][1][-1]
+    retry = call.steps[5][1][-1]
     assert retry == Collect(zh("ivr.enter_account"), 10, 6, flush=zh(reason), terminator="#",
                             inter_digit_timeout_s=4)
-    assert [q.args["account"] for q in call.of(Query)] == [ACCOUNT]
+    assert [q.args["account"] for q in asked(call)] == [ACCOUNT]
 
 
 def test_a_silent_caller_ends_in_a_transfer_for_no_valid_input() -> None:
@@ -452,18 +607,18 @@ def test_silence_at_the_account_prompt_ends_in_a_transfer() -> None:
     call = drive([*ZH, press("1"), timeout, timeout, timeout, timeout])
 
     assert call.transfer.reason == "no_valid_input"
-    assert call.of(Query) == []
+    assert asked(call) == []
 
 
 # -------------------------------------------------------------------------------- type-ahead
 
 
 def test_key_pressed_during_the_welcome_answers_the_language_menu() -> None:
-    call = drive([key("2"), press("0")])
+    call = drive([key("2"), NOT_FOUND, press("0")])
 
     waits = call.waits()
-    assert [type(w) for w in waits] == [Play, Collect]
-    assert heard_in(waits[1]) == (Prompt("ivr.main_menu", "en"),)
+    assert [type(w) for w in waits] == [Play, Query, Collect]
+    assert heard_in(waits[2]) == (Prompt("ivr.main_menu", "en"),)
     assert call.end.prompts == (Prompt("ivr.transfer", "en"),)
     assert SetChannelVar("CHANNEL(language)", "en") in call.actions
 
@@ -480,16 +635,17 @@ def test_account_typed_ahead_at_the_main_menu_is_handed_to_the_account_prompt() 
     call = drive([*ZH, press("1" + ACCOUNT), press(ACCOUNT), NOT_FOUND, press("0" * 10),
                   found(NOTHING_DUE), heard, press("0")])
 
-    assert call.steps[3][1][-1] == Collect(zh("ivr.enter_account"), 10, 6, typeahead=ACCOUNT,
+    assert call.steps[4][1][-1] == Collect(zh("ivr.enter_account"), 10, 6, typeahead=ACCOUNT,
                                            terminator="#", inter_digit_timeout_s=4)
 
 
 def test_keys_typed_ahead_through_the_language_menu_keep_the_language_change() -> None:
     """'2' then '1' typed at once: English, then the bill. The language change must still
     reach the channel (and the path record) even though no prompt waited in between."""
-    call = drive([heard, press("21"), press(ACCOUNT), found(NOTHING_DUE), heard, press("0")])
+    call = drive([heard, press("21"), NOT_FOUND, press(ACCOUNT), found(NOTHING_DUE), heard,
+                  press("0")])
 
-    assert call.steps[2][1][-1] == Collect((Prompt("ivr.enter_account", "en"),), 10, 6,
+    assert call.steps[3][1][-1] == Collect((Prompt("ivr.enter_account", "en"),), 10, 6,
                                            terminator="#", inter_digit_timeout_s=4)
     assert SetChannelVar("CHANNEL(language)", "en") in call.actions
     assert SetChannelVar("HOTLINE_LANG", "en") in call.actions
@@ -579,7 +735,26 @@ QUERY_RESULTS = [
     found({"amount_due": "abc", "due_date": "2026-13-45", "number": "12ab"}),
     found(Bill(ACCOUNT, Decimal("10") ** 15, date.max, Decimal("-1"), None)),
     found(WorkOrder("", "yesterday")),
+    found(Announcement((), (), ())),
+    found(Announcement(("no such prompt", None), ("x",), ())),  # type: ignore[arg-type]
 ]
+
+
+def _notices(lang: str) -> list[QueryResult]:
+    """What the services answer an outage lookup in `lang` (outages.announce itself)."""
+    fault = Notice(1, Cause.STORM_REPAIR, Scope(areas=frozenset({1})),
+                   datetime(2026, 4, 1, 0, 0, tzinfo=UTC),
+                   expected_restore_at=datetime(2026, 4, 1, 9, 0, tzinfo=UTC),
+                   master_order="26040100001")
+    planned = Notice(2, Cause.PLANNED, Scope(feeders=frozenset({2})),
+                     datetime(2026, 4, 1, 1, 0, tzinfo=UTC),
+                     schedule_end_at=datetime(2026, 4, 1, 3, 0, tzinfo=UTC))
+    one = [PlaceGroup((ACCOUNT,), (fault, planned))]
+    two = [PlaceGroup((ACCOUNT,), (fault,)), PlaceGroup((OTHER_ACCOUNT,), (planned,))]
+    return [found(announcement(g, lang, NOW, TZ)) for g in (one, two)]
+
+
+NOTICES = {lang: _notices(lang) for lang in ("zh", "en")}
 SILENCE_BOUND = 60  # once the caller stops answering, the longest way to an end in main.yaml
 KEYS = "0123456789*#"
 garbage = st.text(alphabet=KEYS, max_size=30).map(Collected)
@@ -591,7 +766,8 @@ def answers_to(waiting: Action) -> st.SearchStrategy[Event]:
     if isinstance(waiting, Play):
         return st.one_of(st.just(heard), st.sampled_from(KEYS).map(Played))
     if isinstance(waiting, Query):
-        return st.sampled_from(QUERY_RESULTS)
+        told = NOTICES[waiting.args["lang"]] if "lang" in waiting.args else []
+        return st.sampled_from(QUERY_RESULTS + told)
     assert isinstance(waiting, Collect)
     if waiting.max_digits == 1:
         plausible = st.sampled_from("12309").map(Collected)

@@ -128,3 +128,15 @@ def test_pieces_catalog_loads_with_texts_unique_per_language() -> None:
     # Piece ids carry their language: num.zh.* is Mandarin only, num.en.* English only.
     for prompt_id, lang, _ in catalog.entries():
         assert prompt_id.split(".")[1] == lang, prompt_id
+
+
+def test_the_outage_announcement_phrases_are_in_the_catalog_as_written() -> None:
+    """outages.announce.PHRASES are what callers hear before the menu: every one in the
+    shipped catalog, in every language, with the very text the announcement module gives."""
+    from outages.announce import PHRASES, missing_phrases
+
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "prompts" / "catalog")
+
+    assert missing_phrases(catalog) == []
+    assert {(pid, lang): catalog.text(pid, lang) for pid in PHRASES for lang in ("zh", "en")} \
+        == {(pid, lang): PHRASES[pid][lang] for pid in PHRASES for lang in ("zh", "en")}
