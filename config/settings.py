@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.outages import OutageSettings, outage_settings
 from config.recorder import RecorderSettings, recorder_settings
 from config.workorders import WorkOrderSettings, workorder_settings
 
@@ -223,6 +224,7 @@ class Settings:
     web: WebSettings = WebSettings()
     recorder: RecorderSettings = RecorderSettings()
     workorders: WorkOrderSettings = WorkOrderSettings()
+    outages: OutageSettings = OutageSettings()
     cti: CtiSettings = CtiSettings()
     # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
     # `hotline doctor` then only warns about that password. A settings file without it is not a
@@ -379,6 +381,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                                if k in WebSettings.__dataclass_fields__}),
             recorder=recorder_settings(raw.get("recorder", {}), state_dir, root),
             workorders=workorder_settings(raw.get("workorders", {})),
+            outages=outage_settings(raw.get("outages", {})),
             demo=_demo(raw.get("hotline", {})),
             cti=CtiSettings(standby=_optional_bool(raw.get("cti", {}).get("standby", True),
                                                    "[cti] standby") is not False),

@@ -446,6 +446,55 @@ def work_order_alert_payload(
     }
 
 
+# the levels of an outage alert on hotline/supervisors/alerts: a suspected outage (疑似停电) that
+# incident detection opened, waiting for a supervisor's confirmation or already announced (auto)
+OUTAGE_ALERT_LEVELS: Final = frozenset({"suspected", "announced"})
+OUTAGE_SCOPE_KINDS: Final = frozenset({"feeder", "transformer_area"})
+
+
+def outage_alert_payload(
+    *,
+    level: str,
+    outage_id: int,
+    scope: str,
+    area_id: int,
+    area: str | None,
+    feeder_id: int | None,
+    feeder: str | None,
+    transformer_area: str | None,
+    reports: int,
+    window_min: float,
+    master_number: str,
+    first_report_at: datetime,
+    at: datetime,
+) -> dict[str, Any]:
+    """hotline/supervisors/alerts, not retained: incident detection opened a suspected outage
+    (kind 'outage'): `reports` fault reports on one feeder or 台区 (`scope`) within `window_min`
+    minutes. Level 'suspected': callers hear it once a supervisor confirms it; 'announced': they
+    hear it already (mode auto). Every field is present, null when it has no value."""
+    if level not in OUTAGE_ALERT_LEVELS:
+        raise ValueError(f"unknown outage alert level {level!r}; one of "
+                         f"{sorted(OUTAGE_ALERT_LEVELS)}")
+    if scope not in OUTAGE_SCOPE_KINDS:
+        raise ValueError(f"unknown outage scope {scope!r}; one of {sorted(OUTAGE_SCOPE_KINDS)}")
+    return {
+        "kind": "outage",
+        "level": level,
+        "outage_id": int(outage_id),
+        "scope": scope,
+        "area_id": int(area_id),
+        "area": area,
+        "feeder_id": feeder_id,
+        "feeder": feeder,
+        "transformer_area": transformer_area,
+        "reports": int(reports),
+        "window_min": float(window_min),
+        "master_number": master_number,
+        "first_report_at": iso_utc(first_report_at),
+        "at": iso_utc(at),
+    }
+
+
 def outages_payload(*, version: int, active: int, suspected: int, changed_id: int | None,
                     action: str | None, at: datetime) -> dict[str, Any]:
     """hotline/outages, retained: the notices changed (published, updated, confirmed, closed,

@@ -192,6 +192,22 @@ class Notifier:
             version=version, active=active, suspected=suspected, changed_id=changed_id,
             action=action, at=at), qos=topics.OUTAGES.qos, retain=topics.OUTAGES.retain)
 
+    def outage_alert(self, session: Session, *, level: str, outage_id: int, scope: str,
+                     area_id: int, area: str | None, feeder_id: int | None, feeder: str | None,
+                     transformer_area: str | None, reports: int, window_min: float,
+                     master_number: str, first_report_at: datetime, at: datetime) -> None:
+        """Incident detection opened a suspected outage (callcenter.outage_service), to the
+        supervisors: held until `session` commits, dropped if it rolls back."""
+        if self.outbox is None:
+            return
+        payload = topics.outage_alert_payload(
+            level=level, outage_id=outage_id, scope=scope, area_id=area_id, area=area,
+            feeder_id=feeder_id, feeder=feeder, transformer_area=transformer_area,
+            reports=reports, window_min=window_min, master_number=master_number,
+            first_report_at=first_report_at, at=at)
+        self.outbox.add(session, SUPERVISOR_ALERTS_TOPIC, payload, qos=topics.ALERT.qos,
+                        retain=topics.ALERT.retain)
+
     def storm_changed(self, session: Session, *, on: bool, since: datetime | None,
                       by: str | None, trigger: str | None, at: datetime) -> None:
         """Storm mode switched (callcenter.outage_service): after `session` commits."""

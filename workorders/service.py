@@ -4,6 +4,14 @@ Functions take an open SQLAlchemy Session and `now`; the caller owns the transac
 work each). `WorkOrderService` wraps them for the CLI, the IVR, the REST API and the CTI's
 escalation tick: one session per call, committed, supervisor alerts published after the commit.
 The rules come from workorders.lifecycle; this module only reads, asks and writes.
+
+Fault reports and outages (issue 12): given an `OutagePort` (the OutageService), `create` links
+a fault report from inside a known outage into it (a child of the outage's master order, or its
+master when it has none) and counts the others toward incident detection
+(outages.incidents), which opens a suspected outage when N reports of one feeder or 台区
+arrive within the window. The detector's memory is the database: each report replays the
+window's fault orders not yet in an outage (on its feeder and 台区) into a fresh pure Detector,
+so a restart, a standby's takeover, the CLI and a journal replay all see the same cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from cti.db.jsonready import json_ready
 from cti.db.models import ACCOUNT_NO_RE, Account, Area, Call, WorkOrder, WorkOrderEvent
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.upsert import insert_on_conflict
+from outages.incidents import DetectionSettings, Detector, SuspectedOutage
+from outages.scope import Notice, Place, ta_name
 from workorders import lifecycle as lc
 from workorders.lifecycle import (
     Department,
@@ -135,6 +145,22 @@ class WorkOrderAlert:
     at: datetime  # when it was noticed
 
 
+class OutagePort(Protocol):
+    """What `create` needs of outage notices and incident detection, in its transaction
+    (callcenter.outage_service.OutageService)."""
+
+    detection: DetectionSettings | None  # None: reports are not linked into outages at all
+
+    def notice_for_report(self, s: Session, place: Place, now: datetime
+                          ) -> Notice | None: ...
+
+    def report_became_master(self, s: Session, outage_id: int, order_id: int,
+                             now: datetime) -> None: ...
+
+    def open_suspected(self, s: Session, suspected: SuspectedOutage, *, master_number: str,
+                       first_report_at: datetime, now: datetime) -> int: ...
+
+
 class AlertOutbox(Protocol):
     """Where alerts go; each is held until `session` commits and dropped if it rolls back
     (cti.notifier.Notifier in the CTI)."""
@@ -240,10 +266,21 @@ class NewOrder:
 
 
 def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy: SlaPolicy,
-           *, link_duplicates: bool = True, visible: Visibility | None = None) -> WorkOrder:
-    """Accept (受理) an order: number, SLA clocks, the accepted event; a fault report of an area
-    that already has an open master order within the duplicate window becomes its child (子单).
-    The caller commits."""
+           *, link_duplicates: bool = True, visible: Visibility | None = None,
+           outages: OutagePort | None = None) -> WorkOrder:
+    """Accept (受理) an order: number, SLA clocks, the accepted event. A fault report is linked
+    (unless `link_duplicates` is false), in this order of precedence:
+
+    - from inside a known outage (`outages`: a counting notice covering the account's area,
+      feeder or 台区, or a suspected outage still waiting for confirmation): `outage_id` is set
+      and it becomes a child (子单) of the outage's master order, or, when the outage has none
+      (or its master is no longer open), its master (OutageService.report_became_master);
+    - else, of an area that already has an open master order within the duplicate window: its
+      child (子单);
+    - and, when not inside an outage, it counts toward incident detection; the N-th report of
+      one feeder or 台区 within the window opens a suspected outage (_detect).
+
+    Each link is an event on both orders ("linked into outage N"). The caller commits."""
     now = _aware(now)
     order_type = lc.parse_type(new.type)
     subtype = lc.check_subtype(order_type, _text(new.subtype, "subtype", 32))
@@ -274,21 +311,34 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
     account = None
     if account_no is not None and ACCOUNT_NO_RE.fullmatch(account_no):
         account = session.execute(
-            select(Account.id, Account.area_id, Area.kind)
+            select(Account.id, Account.area_id, Area.kind, Account.feeder_id,
+                   Account.transformer_area)
             .join(Area, Area.id == Account.area_id)
             .where(Account.account_no == account_no)).one_or_none()
     if account_no is not None and account is None:
         # keep what the caller gave: the crew may still find the address from it
         description = f"{description} (account {account_no} not found)"[:MAX_DESCRIPTION]
     area_id = account.area_id if account is not None else None
+    place = (Place(account.area_id, account.feeder_id, account.transformer_area)
+             if account is not None else None)
     plans = lc.plan_clocks(policy, order_type, subtype,
                            account.kind if account is not None else None, now)
 
     master: WorkOrder | None = None
-    if link_duplicates and lc.linkable(order_type, subtype, area_id):
+    notice: Notice | None = None
+    linking = link_duplicates and lc.linkable(order_type, subtype, area_id)
+    if outages is not None and outages.detection is None:
+        outages = None  # [outages] detect = false: neither linked into outages nor counted
+    if linking:
         assert area_id is not None
+        # a feeder and a 台区 lie inside one area: this lock also orders detection's count
         if session.get_bind().dialect.name == "postgresql":
             session.execute(select(func.pg_advisory_xact_lock(_LINK_LOCK_NS, area_id)))
+        if outages is not None and place is not None:
+            notice = outages.notice_for_report(session, place, now)
+    if notice is not None:
+        master = _outage_master(session, notice)
+    elif linking:
         rows = session.scalars(
             select(WorkOrder).where(
                 WorkOrder.area_id == area_id, WorkOrder.type == order_type.value,
@@ -310,22 +360,151 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
         account_id=account.id if account is not None else None, area_id=area_id,
         description=description, channel=new.channel, call_id=call_id, created_at=now,
         sla_due_at=arrival, master_id=master.id if master is not None else None,
-        department=department.value if department else None, urge_count=0)
+        department=department.value if department else None, urge_count=0,
+        outage_id=notice.id if notice is not None else None)
     _event(order, Status.ACCEPTED.value, now, actor.id, f"{new.channel}: {caller}")
     session.add(order)
     session.flush()
+    inside = f"linked into outage {notice.id}: " if notice is not None else ""
     if master is not None:
         # the master's clocks carry the commitment; the child follows its resolution
-        _event(order, "linked", now, actor.id, f"子单 of master {master.number}")
-        _add_event(session, master, "child_linked", now, actor.id, f"子单 {order.number}")
+        _event(order, "linked", now, actor.id, f"{inside}子单 of master {master.number}")
+        _add_event(session, master, "child_linked", now, actor.id,
+                   f"子单 {order.number}" + (f" linked into outage {notice.id}"
+                                            if notice is not None else ""))
     else:
         for p in plans:
             session.add(WorkOrderClock.start(order.id, p.name, p.started_at, p.due_at,
                                              p.stops_at.value, policy.thresholds))
+        if notice is not None:
+            assert outages is not None
+            outages.report_became_master(session, notice.id, order.id, now)
+            _event(order, "outage_linked", now, actor.id,
+                   f"{inside}master order (主单) of the outage")
     session.flush()
-    log.info("work order %s (%s) accepted by %s call_id=%s master=%s", order.number,
-             order.type, actor.id, call_id, master.number if master else None)
+    if linking and notice is None and outages is not None and place is not None:
+        assert outages.detection is not None
+        _detect(session, order, outages, outages.detection, now)
+    log.info("work order %s (%s) accepted by %s call_id=%s master=%s outage=%s", order.number,
+             order.type, actor.id, call_id, master.number if master else None, order.outage_id)
     return order
+
+
+def _outage_master(session: Session, notice: Notice) -> WorkOrder | None:
+    """The open order that carries an outage's work: its master order (or that order's own
+    master, should someone have linked it by hand); None when it has none or it is closed, so
+    the new report becomes the outage's master."""
+    if notice.master_order is None:
+        return None
+    m = session.scalars(select(WorkOrder).where(WorkOrder.number == notice.master_order)
+                        ).one_or_none()
+    if m is not None and m.master_id is not None:
+        m = session.get(WorkOrder, m.master_id)
+    if m is None or Status(m.status) not in lc.OPEN_STATUSES:
+        return None
+    return m
+
+
+def _detect(session: Session, order: WorkOrder, outages: OutagePort,
+            settings: DetectionSettings, now: datetime) -> None:
+    """Incident detection for the fault report `order` (flushed, in no outage): replay the
+    window's fault reports in no outage on its feeder and 台区, oldest first, into a fresh
+    Detector; a cluster that reaches the threshold opens a suspected outage (the Detector's
+    rules: the 台区 before the feeder, the oldest report's order its master) and its reports
+    join it. The database is the detector's memory, so nothing is lost to a restart."""
+    account = session.get(Account, order.account_id) if order.account_id is not None else None
+    if account is None:
+        return
+    ta = ta_name(account.transformer_area)
+    near: list[ColumnElement[bool]] = []
+    if account.feeder_id is not None:
+        near.append(Account.feeder_id == account.feeder_id)
+    if ta is not None:
+        near.append(and_(Account.area_id == account.area_id,
+                         func.trim(Account.transformer_area) == ta))
+    if not near:
+        return  # neither feeder nor 台区 known: only notices link it
+    rows = session.execute(
+        select(WorkOrder.id, WorkOrder.number, WorkOrder.created_at, Account.area_id,
+               Account.feeder_id, Account.transformer_area)
+        .join(Account, Account.id == WorkOrder.account_id)
+        .where(WorkOrder.type == OrderType.FAULT_REPAIR.value, WorkOrder.outage_id.is_(None),
+               or_(WorkOrder.subtype.is_(None), WorkOrder.subtype != lc.METER_FAULT),
+               WorkOrder.created_at >= now - settings.window, WorkOrder.created_at <= now,
+               or_(*near))
+        .order_by(WorkOrder.created_at, WorkOrder.id)).all()
+    detector = Detector(settings)
+    opened: list[SuspectedOutage] = []
+    joins: set[int] = set()  # the seq of the suspected outage the new report links to
+    for r in rows:
+        out = detector.report(r.created_at, Place(r.area_id, r.feeder_id, r.transformer_area),
+                              r.number)
+        if out.opened is not None:
+            opened.append(out.opened)
+        if r.id == order.id and out.link is not None and out.link.suspected_seq is not None:
+            joins.add(out.link.suspected_seq)
+    for suspected in opened:
+        _open_suspected(session, suspected, outages, settings, now,
+                        late=order if suspected.seq in joins
+                        and order.number not in suspected.reports else None)
+
+
+def _open_suspected(session: Session, suspected: SuspectedOutage, outages: OutagePort,
+                    settings: DetectionSettings, now: datetime, late: WorkOrder | None) -> None:
+    """Publish a suspected outage and link its reports (and `late`, a report that came after
+    the cluster had already reached the threshold in the replay) into it."""
+    orders = {o.number: o for o in session.scalars(
+        select(WorkOrder).where(WorkOrder.number.in_(suspected.reports)).with_for_update())}
+    first = orders[suspected.master_report]
+    root = first
+    if first.master_id is not None:
+        # today's area linking already put the cluster under an older open order of the area:
+        # that order carries the work (and its clocks), so it is the outage's master too
+        above = session.get(WorkOrder, first.master_id)
+        if above is not None and Status(above.status) in lc.OPEN_STATUSES:
+            root = above
+    outage_id = outages.open_suspected(
+        session, suspected, master_number=root.number,
+        first_report_at=min(o.created_at for o in orders.values()), now=now)
+    what = (f"台区 {suspected.scope.transformer_area}"
+            if suspected.scope.kind == "transformer_area"
+            else f"feeder {suspected.scope.feeder_id}")
+    minutes = settings.window.total_seconds() / 60
+    why = (f"suspected outage {outage_id}: {len(suspected.reports)} fault reports on {what} "
+           f"within {minutes:g} min")
+    if root.number not in orders:
+        _add_event(session, root, "outage_linked", now, SYSTEM.id,
+                   f"master order (主单) of {why}")
+    members = [orders[n] for n in suspected.reports] + ([late] if late is not None else [])
+    for o in members:
+        _join_outage(session, o, root, outage_id, why, now)
+    session.flush()
+
+
+def _join_outage(session: Session, o: WorkOrder, root: WorkOrder, outage_id: int, why: str,
+                 now: datetime) -> None:
+    o.outage_id = outage_id
+    if o.id == root.id:
+        _add_event(session, o, "outage_linked", now, SYSTEM.id, f"master order (主单) of {why}")
+        return
+    into = f"linked into outage {outage_id}"
+    if o.master_id == root.id:
+        _add_event(session, o, "outage_linked", now, SYSTEM.id,
+                   f"{into}: 子单 of master {root.number}")
+        return
+    has_children = session.scalar(select(func.count()).select_from(WorkOrder)
+                                  .where(WorkOrder.master_id == o.id))
+    if o.master_id is None and not has_children and Status(o.status) in lc.OPEN_STATUSES:
+        o.master_id = root.id
+        for clock in _running_clocks(session, o.id):
+            clock.stopped_at, clock.stopped_by = now, "linked"
+        _add_event(session, o, "linked", now, SYSTEM.id, f"{into}: 子单 of master {root.number}")
+        _add_event(session, root, "child_linked", now, SYSTEM.id,
+                   f"子单 {o.number} {into}")
+        return
+    # a closed report, a master of other children, or a child of another order: it stays
+    # where it is (no 子单 of a 子单), and the outage is recorded on it
+    _add_event(session, o, "outage_linked", now, SYSTEM.id, f"{into} (its links unchanged)")
 
 
 # -------------------------------------------------------------------------------- transitions
@@ -538,7 +717,8 @@ def _summary(order: WorkOrder, account_no: str | None, area: str | None,
         "account_no": account_no, "area": area, "description": order.description,
         "channel": order.channel, "call_id": order.call_id, "created_at": order.created_at,
         "sla_due_at": order.sla_due_at, "resolved_at": order.resolved_at,
-        "master_number": master_number, "urge_count": order.urge_count,
+        "master_number": master_number, "outage_id": order.outage_id,
+        "urge_count": order.urge_count,
         "last_urged_at": order.last_urged_at, "satisfaction": order.satisfaction,
     }
 
@@ -708,11 +888,14 @@ class WorkOrderService:
 
     def __init__(self, sessions: sessionmaker[Session], policy: SlaPolicy,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 alerts: AlertOutbox | None = None) -> None:
+                 alerts: AlertOutbox | None = None, *,
+                 outages: OutagePort | None = None) -> None:
         self.sessions = sessions
         self.policy = policy
         self.clock = clock
         self.alerts = alerts
+        # fault reports are linked into known outages and counted by incident detection
+        self.outages = outages
 
     def _publish(self, s: Session, alerts: Iterable[WorkOrderAlert]) -> None:
         if self.alerts is None:
@@ -726,8 +909,17 @@ class WorkOrderService:
         now = now or self.clock()
         with self.sessions.begin() as s:
             order = create(s, new, actor, now, self.policy, link_duplicates=link_duplicates,
-                           visible=visible)
+                           visible=visible, outages=self.outages)
             return get(s, order.number, now, self.policy)
+
+    def create_in(self, s: Session, new: NewOrder, actor: Actor, now: datetime, *,
+                  link_duplicates: bool = True) -> WorkOrder:
+        """`create` in the caller's transaction (the IVR's fault report, journalled and replayed
+        by its DurableWrites), with this service's policy and outage linking. The returned
+        order has `outage_id` (the outage it was linked into) and `master_id` (its master
+        order) set; OutageService.restore_time gives the outage's expected restoration."""
+        return create(s, new, actor, now, self.policy, link_duplicates=link_duplicates,
+                      outages=self.outages)
 
     def transition(self, number: str, to: str, actor: Actor, *, department: str | None = None,
                    note: str | None = None, satisfied: bool | None = None,
