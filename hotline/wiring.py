@@ -321,6 +321,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.ivr_services import DbIvrServices
     from callcenter.journal import JOURNAL_NAME, DurableWrites, FileJournal
     from callcenter.outage_watch import OutageWatch
+    from callcenter.storm_watch import StormWatch, active_faults_of
     from cti.ami.client import AmiClient
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
@@ -402,7 +403,8 @@ async def build_daemon(settings: Settings) -> Daemon:
     recorder.alerts = workorders.alerts  # the notifier: it makes the alerts from their facts
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
-                            seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)))
+                            seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)),
+                            callback_key=settings.acd.callback_key)
     # no offer before the node's first resync (Asterisk's truth first)
     acd.submit(PbxLink(up=False, node=node.name))
     feed = AcdFeed(acd, pbx_cut=pbx_cut_writer(sessions),  # records cut by a PBX restart
@@ -476,6 +478,10 @@ async def build_daemon(settings: Settings) -> Daemon:
         "acd-tick": acd.ticker,
         "cti-heartbeat": acd.heartbeat,
         "acd-snapshots": acd.snapshots,
+        # storm mode: the switch (console, CLI, automatic) reaches the ACD within seconds,
+        # and inflow or active faults switch it automatically ([storm])
+        "storm-watch": StormWatch(services.outages, acd, settings.storm,
+                                  active_faults_of(services.outages)).run,
         "web": lambda: serve_web(web_app, web_sock, web_tls),
         "web-wallboard": lambda: web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
         # hotline/outages and hotline/storm (retained) whenever the database moved, whoever
