@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -40,6 +40,7 @@ from acd.model import (
     CallbackDial,
     CancelRing,
     CancelTimer,
+    Deflect,
     Overflow,
     QueueStats,
     Rejected,
@@ -70,7 +71,9 @@ class Pbx(Protocol):
 
     async def ring_seat(self, channel: str, seat: str) -> None: ...
     async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None: ...
-    async def overflow(self, channel: str, target: str) -> None: ...
+    # the all-busy message: `prompt_ids` (the wait named) or, empty, the dialplan's own
+    async def overflow(self, channel: str, target: str, prompt_ids: Sequence[str] = (),
+                       lang: str = "zh") -> None: ...
     async def heartbeat(self) -> None: ...
     async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None: ...
     async def failover_member(self, seat: str, member: bool) -> None: ...
@@ -257,6 +260,8 @@ class AcdService:
     failover_members: dict[str, bool] = field(default_factory=dict)
     # every PBX node's port; default: `pbx` alone, as the default node
     nodes: PbxNodes = None  # type: ignore[assignment]
+    # the key the wait's dialplan takes for a callback ([acd] callback_key), named in offers
+    callback_key: str = "1"
     view: AcdView = field(init=False)
 
     def __post_init__(self) -> None:
@@ -290,7 +295,7 @@ class AcdService:
     def create(cls, config: AcdConfig, pbx: Pbx, bus: Bus, store: Store,
                snapshot: Mapping[str, Any] | None = None,
                seats: tuple[str, ...] = (), notifier: Notifier | None = None,
-               nodes: Mapping[str, Pbx] | None = None) -> AcdService:
+               nodes: Mapping[str, Pbx] | None = None, callback_key: str = "1") -> AcdService:
         """`pbx` is the default node's port (config.default_node); `nodes`, if given, every
         node's, that one included."""
         engine = acd.AcdEngine(config)
@@ -300,6 +305,7 @@ class AcdService:
             except (ValueError, KeyError, TypeError):
                 log.exception("ACD snapshot unusable; starting empty (resync rebuilds calls)")
         return cls(engine=engine, pbx=pbx, bus=bus, store=store, seats=seats,
+                   callback_key=callback_key,
                    notifier=notifier if notifier is not None else Notifier(bus),
                    nodes=PbxNodes(nodes or {config.default_node: pbx}, config.default_node))
 
@@ -594,12 +600,21 @@ class AcdService:
             await self._ring(eff, ch.channel)
         elif isinstance(eff, QueueStats):
             self.notifier.queue_stats(eff, at=now)
-        elif isinstance(eff, Announce):
+        elif isinstance(eff, Announce | Deflect):
             ch = self.channels.get(eff.call_id)
             if ch is not None:
+                key = self.callback_key if eff.callback else None
+                prompt_ids = (announcement(eff.position, eff.ewt_s, ch.lang, key)
+                              if isinstance(eff, Announce) else
+                              deflection(eff.ewt_s, ch.lang, key))
+                if isinstance(eff, Deflect):
+                    log.info("call %s: expected wait %.0f s: told, callback %s, self-service "
+                             "offered", eff.call_id, eff.ewt_s,
+                             "offered" if eff.callback else "not offered")
                 try:
-                    await self.nodes.for_call(eff.call_id).announce(
-                        ch.channel, announcement(eff.position, eff.ewt_s, ch.lang), ch.lang)
+                    # only prompt ids (the index's paths) reach the channel: no caller input
+                    await self.nodes.for_call(eff.call_id).announce(ch.channel, prompt_ids,
+                                                                    ch.lang)
                 except Exception as exc:  # the caller most likely just hung up
                     # a position announcement that cannot be set is no fault of ours: the
                     # channel's Hangup follows; a warning, not a traceback, says so
@@ -608,7 +623,9 @@ class AcdService:
         elif isinstance(eff, Overflow):
             ch = self.channels.get(eff.call_id)
             if ch is not None:
-                await self.nodes.for_call(eff.call_id).overflow(ch.channel, eff.target)
+                busy = all_busy(eff.ewt_s, ch.lang) if eff.ewt_s is not None else []
+                await self.nodes.for_call(eff.call_id).overflow(ch.channel, eff.target, busy,
+                                                                ch.lang)
         elif isinstance(eff, CallbackDial):
             # the pop first, as for any offer: the agent sees whom they are calling back
             self._send_pop(eff, self.engine.calls.get(eff.call_id))
@@ -808,12 +825,45 @@ class AcdService:
         self.submit(acd.Tick())
 
 
-def announcement(position: int, ewt_s: float | None, lang: str) -> list[str]:
-    """Prompt ids: "you are number N in line; the expected wait is about M minutes"."""
+def _minutes(ewt_s: float) -> int:
+    return max(1, round(ewt_s / 60))
+
+
+def _callback_offer(key: str | None, lang: str) -> list[str]:
+    """"To be called back and keep your place, press <key>" (a key that is no digit, as
+    [acd] callback_key could be, is not spoken: the sentence is left out)."""
+    from ivr.say import say_digits
+
+    if not key or not (key.isascii() and key.isdigit()):
+        return []
+    return ["acd.callback_press", *say_digits(key, lang, phone_style=False)]
+
+
+def announcement(position: int, ewt_s: float | None, lang: str,
+                 callback_key: str | None = None) -> list[str]:
+    """Prompt ids: "you are number N in line; the expected wait is about M minutes", and the
+    callback offer when `callback_key` is given (Announce.callback)."""
     from ivr.say import say_number
 
     out = ["acd.position_before", *say_number(position, lang), "acd.position_after"]
     if ewt_s is not None:
-        minutes = max(1, round(ewt_s / 60))
-        out += ["acd.ewt_before", *say_number(minutes, lang), "acd.ewt_after"]
-    return out
+        out += ["acd.ewt_before", *say_number(_minutes(ewt_s), lang), "acd.ewt_minutes"]
+    return out + _callback_offer(callback_key, lang)
+
+
+def deflection(ewt_s: float, lang: str, callback_key: str | None) -> list[str]:
+    """Prompt ids of the storm's EWT deflection (Deflect): "many calls; the expected wait is
+    about M minutes", the callback offer where a callback can be made, then self-service (the
+    State Grid app, the outage notices) and "stay on the line to keep waiting"."""
+    from ivr.say import say_number
+
+    return ["acd.deflect_before", *say_number(_minutes(ewt_s), lang), "acd.ewt_minutes",
+            *_callback_offer(callback_key, lang), "acd.deflect_self_service"]
+
+
+def all_busy(ewt_s: float, lang: str) -> list[str]:
+    """Prompt ids of the all-busy message that names the wait (Overflow.ewt_s): the queue is
+    full, the wait is about M minutes, call again later or use self-service; goodbye."""
+    from ivr.say import say_number
+
+    return ["acd.busy_wait_before", *say_number(_minutes(ewt_s), lang), "acd.busy_wait_after"]

@@ -57,7 +57,14 @@ class AmiPbx:
         await self.ami.action({"Action": "Setvar", "Channel": channel,
                                "Variable": "HOTLINE_ANNOUNCE", "Value": files}, idempotent=True)
 
-    async def overflow(self, channel: str, target: str) -> None:
+    async def overflow(self, channel: str, target: str, prompt_ids: Sequence[str] = (),
+                       lang: str = "zh") -> None:
+        if prompt_ids:
+            # the all-busy message naming the wait (hotline-wait,busy plays it instead of its
+            # own): prompt files from the index, nothing a caller typed
+            files = "&".join(self.prompts.asterisk_path(p, lang) for p in prompt_ids)
+            await self.ami.action({"Action": "Setvar", "Channel": channel,
+                                   "Variable": "HOTLINE_BUSY", "Value": files}, idempotent=True)
         await self.ami.action({"Action": "Redirect", "Channel": channel,
                                "Context": "hotline-wait", "Exten": "busy", "Priority": "1"},
                               idempotent=False)

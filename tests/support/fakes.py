@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -66,6 +66,7 @@ class FakePbx:
         self.rung: list[tuple[str, str]] = []
         self.callbacks: list[tuple[str, str, str]] = []  # (seat, call_id, number)
         self.failover_members: dict[str, bool] = {}
+        self.overflowed: list[tuple[str, list[str]]] = []  # (channel, all-busy prompt ids)
 
     async def ring_seat(self, channel: str, seat: str) -> None:
         self.rung.append((channel, seat))
@@ -73,8 +74,9 @@ class FakePbx:
     async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
         pass
 
-    async def overflow(self, channel: str, target: str) -> None:
-        pass
+    async def overflow(self, channel: str, target: str, prompt_ids: Sequence[str] = (),
+                       lang: str = "zh") -> None:
+        self.overflowed.append((channel, list(prompt_ids)))
 
     async def heartbeat(self) -> None:
         pass

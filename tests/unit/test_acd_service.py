@@ -24,9 +24,13 @@ from callcenter.acd_service import (
     RING_RETRY_S,
     AcdService,
     AcdView,
+    CallChannel,
     CallData,
     PbxRefused,
     PbxUnreachable,
+    all_busy,
+    announcement,
+    deflection,
 )
 from callcenter.call_control import ask_acd
 from tests.support.fakes import FakeBus, FakePbx
@@ -503,3 +507,50 @@ async def test_a_ring_not_sent_leaves_the_agent_ready_and_routing_waits_for_the_
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
+
+
+class PromptPbx(LoggingPbx):
+    """Keeps what each announcement said, as prompt ids."""
+
+    async def announce(self, channel: str, prompt_ids: list[str], lang: str) -> None:
+        self.log.add("announce", channel, tuple(prompt_ids))
+
+
+async def test_storm_handling_reaches_callers_as_prompt_ids_only() -> None:
+    log = Log()
+    pbx = PromptPbx(log)
+    service = AcdService.create(AcdConfig(max_queue_per_skill=5, aht_initial_s=120.0), pbx,
+                                LoggingBus(log), SlowStore(log), callback_key="2")
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        await _login_ready(service, "A1", "seat01", {"general": 3})
+        for n in range(3):
+            service.submit(("channel", (f"L{n}", CallChannel(f"PJSIP/carrier-{n}", "1390000",
+                                                             None))))
+        assert (await _do(service, acd.CallArrived("L0", "1390000", "general")))["ok"]
+        await _rang(log)  # A1 is busy with L0: one agent's capacity, 120 s a caller
+        assert (await _do(service, acd.HandlingChanged(queue_cap=1, callback_offer_wait_s=30.0,
+                                                       ewt_deflect_s=100.0)))["ok"]
+        await _do(service, acd.CallArrived("L1", "1390000", "general"))
+        said = [e[2] for e in log.entries if e[:2] == ("announce", "PJSIP/carrier-1")]
+        # the wait (2 minutes), the callback on key 2, self-service: once, instead of the
+        # position announcement
+        assert said == [("acd.deflect_before", "num.zh.2", "acd.ewt_minutes",
+                         "acd.callback_press", "num.zh.2", "acd.deflect_self_service")]
+        await _do(service, acd.CallArrived("L2", "1390000", "general"))  # beyond the cap of 1
+        assert pbx.overflowed == [("PJSIP/carrier-2",
+                                   ["acd.busy_wait_before", "num.zh.4", "acd.busy_wait_after"])]
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+
+def test_the_callback_offer_follows_the_announcement_and_names_the_key() -> None:
+    assert announcement(2, 150.0, "en", "1") == [
+        "acd.position_before", "num.en.2", "acd.position_after", "acd.ewt_before", "num.en.2",
+        "acd.ewt_minutes", "acd.callback_press", "num.en.1"]
+    assert announcement(1, None, "zh", None) == [
+        "acd.position_before", "num.zh.1", "acd.position_after"]
+    assert deflection(600.0, "zh", None)[-1] == "acd.deflect_self_service"
+    assert "acd.callback_press" not in deflection(600.0, "zh", "*")  # a key we cannot say
+    assert all_busy(20.0, "en") == ["acd.busy_wait_before", "num.en.1", "acd.busy_wait_after"]
