@@ -19,6 +19,7 @@ from ivr.agi_session import IvrContext, make_ivr_handler
 from ivr.engine import Engine
 from ivr.fastagi import FastAgiServer
 from ivr.schema import load_flow_dir
+from outages.announce import Announcement
 from prompts.catalog import load_catalog
 from tests.support.fakes import Bill
 
@@ -241,7 +242,10 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
         stream("ivr.goodbye", barge_in=False),
         setvar("HOTLINE_NEXT", "hangup"),
     ]
-    assert services.queries == [("bill", {"account": ACCOUNT, "now": NOW})]
+    # outage-first asks about the caller's number after the language choice: nothing found
+    assert services.queries == [
+        ("caller_outages", {"caller": CALLER, "lang": "zh", "tz": TZ, "now": NOW}),
+        ("bill", {"account": ACCOUNT, "now": NOW})]
     assert services.started == [{"call_id": LINKEDID, "uniqueid": UNIQUEID, "caller": CALLER,
                                  "dnis": "95598", "now": NOW}]
     [done] = services.finished
@@ -533,6 +537,8 @@ async def test_a_lookup_slower_than_the_silence_budget_plays_music_until_it_answ
     peer = MusicWatcher(reads=["1", "1", ACCOUNT[0], ACCOUNT[1:], "0"])
 
     async def slow(kind: str, args: dict[str, Any]) -> Any:
+        if kind == "caller_outages":
+            return None  # no outage notice for this caller
         # answers only once the caller hears music: slower than the budget by construction
         await peer.music.wait()
         return BILL
@@ -621,3 +627,90 @@ async def test_a_fastagi_path_slower_than_the_silence_budget_goes_to_the_dialpla
     assert peer.commands == ["NOOP"]
     assert moved == ["PJSIP/carrier-00000007"]
     assert [f["outcome"] for f in services.finished] == ["fallback"]
+
+
+# ------------------------------------------------------------------------------- outage-first
+
+NOTICE = Announcement(prompts=("outage.here", "outage.cause.fault", "outage.restore_unknown",
+                               "outage.hangup_hint"), notice_ids=(7,), accounts=(ACCOUNT,))
+
+
+def notice_services(answer: Callable[[], Awaitable[Any]] | None = None) -> FakeServices:
+    async def query(kind: str, args: dict[str, Any]) -> Any:
+        if kind == "caller_outages":
+            return await answer() if answer is not None else NOTICE
+        return None
+    return FakeServices(query=query)
+
+
+@pytest.mark.parametrize("hangup_at", ["/p/zh/outage.cause.fault", "/p/zh/outage.hangup_hint"],
+                         ids=["during-notice", "in-window"])
+async def test_a_caller_who_hangs_up_at_the_notice_is_deflected(hangup_at: str) -> None:
+    services = notice_services()
+    peer = FakeAsterisk(reads=["1"], hangup_at=hangup_at)
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+        await asyncio.wait_for(services.finished_event.wait(), DEADLINE_S)
+
+    assert stream("outage.here") in peer.commands
+    [done] = services.finished
+    assert (done["outcome"], list(done["outage_ids"])) == ("deflected", [7])
+
+
+async def test_1_after_the_notice_goes_to_the_menu_and_the_call_keeps_what_it_heard() -> None:
+    services = notice_services()
+    peer = FakeAsterisk(reads=["1", "1", "0"])
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    assert in_order([stream("outage.here"), stream("outage.cause.fault"),
+                     stream("outage.restore_unknown"), read("outage.hangup_hint", 1, 4),
+                     GET_INPUT, read("ivr.main_menu", 1, 6), GET_INPUT,
+                     setvar("HOTLINE_NEXT", "transfer")], peer.commands), peer.commands
+    [done] = services.finished
+    assert (done["outcome"], list(done["outage_ids"])) == ("transfer", [7])
+
+
+async def test_a_hang_up_at_the_menu_after_the_window_is_a_plain_hangup() -> None:
+    services = notice_services()
+    peer = FakeAsterisk(reads=["1", ""], hangup_at="/p/zh/ivr.main_menu")
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+        await asyncio.wait_for(services.finished_event.wait(), DEADLINE_S)
+
+    [done] = services.finished
+    assert (done["outcome"], list(done["outage_ids"])) == ("hangup", [7])
+
+
+async def test_a_slow_outage_lookup_gives_up_for_the_menu_without_music() -> None:
+    """Outage-first was not asked for: past its own 1.5 s the caller gets the menu; the music
+    never starts when the lookup's limit is within the silence budget."""
+    never = asyncio.Event()
+
+    async def stuck() -> Any:
+        await never.wait()
+
+    services = notice_services(stuck)
+    peer = FakeAsterisk(reads=["1", "0"])
+    loop = asyncio.get_running_loop()
+
+    async with serving(services, max_silence_s=2.0) as (_server, port):
+        t0 = loop.time()
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+        took = loop.time() - t0
+
+    assert not [c for c in peer.commands if c.startswith("SET MUSIC")]
+    assert in_order([GET_INPUT, read("ivr.main_menu", 1, 6)], peer.commands)
+    assert stream("outage.here") not in peer.commands
+    assert 1.4 < took < 3.0, took
+    [done] = services.finished
+    assert done["outcome"] == "transfer" and not list(done["outage_ids"])
+    assert {"node": "outage_first", "query": "caller_outages", "found": False,
+            "error": "timeout"} in done["path"]
