@@ -473,6 +473,8 @@ def _open_suspected(session: Session, suspected: SuspectedOutage, outages: Outag
     why = (f"suspected outage {outage_id}: {len(suspected.reports)} fault reports on {what} "
            f"within {minutes:g} min")
     if root.number not in orders:
+        if root.outage_id is None:
+            root.outage_id = outage_id
         _add_event(session, root, "outage_linked", now, SYSTEM.id,
                    f"master order (主单) of {why}")
     members = [orders[n] for n in suspected.reports] + ([late] if late is not None else [])
