@@ -1,13 +1,17 @@
 """WebSocket push at /ws: the CTI's events, filtered per user on the server.
 
 Each message is `{"type": ..., "data": {...}}` with type one of agent_state, pop, queue_stats,
-call_event, wallboard, sla_alert (docs/api.md). The ACD's own messages (agent states, pops,
-queue figures, call events) come straight from the notifier in this process (cti/notifier.py),
-so a screen-pop reaches the browser as the seat rings, not after a trip through the broker; the
+call_event, wallboard, sla_alert, outages, storm (docs/api.md). The ACD's own messages (agent
+states, pops, queue figures, call events) come straight from the notifier in this process
+(cti/notifier.py), so a screen-pop reaches the browser as the seat rings, not after a trip
+through the broker; the
 rest (work-order alerts, and everything when no ACD runs here) is relayed from the MQTT bus,
 which also brings what other processes publish. The hub keeps the last agent states and queue
-figures, which a desktop gets at once when it connects. An agent gets only their own state
-and pops, plus queue figures; supervisors and admins get everything. Each connection has a
+figures, which a desktop gets at once when it connects, and the retained hotline/outages (the
+notices' revision: a desktop re-reads /api/outages when it moves) and hotline/storm (the storm
+banner) from the bus, kept the same way. An agent gets only their own state and pops, plus
+queue figures, the outages' revision and the storm switch; supervisors and admins get
+everything. Each connection has a
 bounded queue; a desktop that cannot keep up is disconnected (it reconnects and gets the
 current states again) rather than slowing everyone down.
 """
@@ -28,7 +32,9 @@ from starlette.concurrency import run_in_threadpool
 
 from agent_desktop.auth import COOKIE, User, session_user
 from agent_desktop.context import WebContext
-from cti.notifier import KINDS, LOCAL_FILTERS, Message, Notifier, classify
+from config.topics import OUTAGES_TOPIC, STORM_TOPIC
+from cti.notifier import KINDS, LOCAL_FILTERS, Message, Notifier
+from cti.notifier import classify as classify_cti
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["push"])
@@ -37,10 +43,22 @@ CLIENT_QUEUE = 256
 RECHECK_SESSION_S = 30.0  # an expired or logged-out session is closed within this time
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW = 4408
-# topic filter -> message type
-FILTERS: dict[str, str] = dict(KINDS)
+# topic filter -> message type: the CTI's kinds, and the storm day's retained state
+FILTERS: dict[str, str] = {**KINDS, OUTAGES_TOPIC: "outages", STORM_TOPIC: "storm"}
 # the latest of these is kept and sent to a desktop when it connects
-STATEFUL = frozenset({"agent_state", "queue_stats"})
+STATEFUL = frozenset({"agent_state", "queue_stats", "outages", "storm"})
+# what every agent may read besides their own state and pops (config.topics'
+# AGENT_SHARED_FILTERS grants the same on the broker)
+SHARED = frozenset({"queue_stats", "outages", "storm"})
+
+
+def classify(topic: str) -> tuple[str, str | None] | None:
+    """(message type, subject) of a relayed topic, else None."""
+    if topic == OUTAGES_TOPIC:
+        return "outages", None
+    if topic == STORM_TOPIC:
+        return "storm", None
+    return classify_cti(topic)
 
 
 def allowed(user: User, kind: str, subject: str | None) -> bool:
@@ -49,7 +67,7 @@ def allowed(user: User, kind: str, subject: str | None) -> bool:
         return True
     if kind in ("agent_state", "pop"):
         return subject == user.user_id
-    return kind == "queue_stats"
+    return kind in SHARED
 
 
 @dataclass(eq=False)  # identity: each connection is its own

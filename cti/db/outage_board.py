@@ -341,3 +341,17 @@ def scope_places(sessions: sessionmaker[Session]) -> dict[str, Any]:
 def storm_state(sessions: sessionmaker[Session]) -> dict[str, Any]:
     with sessions() as s:
         return store.storm(s).to_dict()
+
+
+def audit_history(sessions: sessionmaker[Session], target: str, limit: int = 50
+                  ) -> list[dict[str, Any]]:
+    """Who changed a notice (target 'outage:<id>') or the storm switch ('storm') and when:
+    the audit lines the changes wrote, newest first."""
+    from cti.db.models_recordings import AuditLog
+
+    with sessions() as s:
+        rows = s.scalars(select(AuditLog).where(AuditLog.target == target)
+                         .order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit))
+        return [{"at": r.at, "actor": r.actor, "role": r.role, "action": r.action,
+                 "allowed": r.allowed, "client_ip": r.client_ip, "detail": r.detail}
+                for r in rows]

@@ -133,3 +133,21 @@ def test_the_socket_closes_when_the_session_ends(app: tuple[TestClient, FakeBus,
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == push.CLOSE_UNAUTHORIZED
+
+
+def test_the_storm_day_state_reaches_agents_and_is_kept_for_late_desktops(
+        app: tuple[TestClient, FakeBus, Clock]) -> None:
+    """hotline/outages and hotline/storm are retained state: every desktop gets them, and one
+    that connects later gets the last of each at once (the storm banner)."""
+    client, bus, _ = app
+    send = sender(client, bus)
+    send("hotline/storm", {"on": True, "by": "S01", "since": "2026-11-27T02:30:00.000+00:00"})
+    login(client, "A001", "seat01")
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json() == {"type": "storm", "data": {
+            "on": True, "by": "S01", "since": "2026-11-27T02:30:00.000+00:00"}}
+        send("hotline/outages", {"version": 7, "active": 3, "suspected": 1})
+        assert ws.receive_json() == {"type": "outages", "data": {
+            "version": 7, "active": 3, "suspected": 1}}
+        send("hotline/storm", {"on": False, "by": "S01"})
+        assert ws.receive_json()["data"]["on"] is False
