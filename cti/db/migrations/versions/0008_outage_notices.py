@@ -18,7 +18,8 @@ Create Date: 2026-12-05
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -43,8 +44,31 @@ def _utc() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
+# SQLite rebuilds a table to add or drop a foreign key or a CHECK (batch mode), and with foreign
+# keys on, dropping the old table first deletes its rows, which cascades (ON DELETE CASCADE) to
+# the scope rows of every outage and to the history and SLA clocks of every work order. They
+# are kept aside and put back, as 0003_workorders does (PRAGMA foreign_keys cannot be switched
+# off inside the migration's transaction).
+_CASCADED = {"outages": ("outage_areas",),
+             "work_orders": ("work_order_events", "work_order_clocks", "work_order_escalations")}
+
+
+@contextmanager
+def _keeping_children(table: str) -> Iterator[None]:
+    if op.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    for child in _CASCADED[table]:
+        op.execute(f"CREATE TEMP TABLE keep_{child} AS SELECT * FROM {child}")
+    yield
+    for child in _CASCADED[table]:  # parents first: escalations need their clocks
+        op.execute(f"INSERT INTO {child} SELECT * FROM keep_{child} "
+                   f"WHERE id NOT IN (SELECT id FROM {child})")
+        op.execute(f"DROP TABLE keep_{child}")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("outages") as batch:
+    with _keeping_children("outages"), op.batch_alter_table("outages") as batch:
         batch.add_column(sa.Column("category", sa.String(length=24), nullable=True))
         batch.add_column(sa.Column("schedule_end_at", _utc(), nullable=True))
         batch.add_column(sa.Column("master_order_id", sa.Integer(), nullable=True))
@@ -59,7 +83,7 @@ def upgrade() -> None:
     # the rows before this revision: a fault is a fault, planned work's window is its restoration
     op.execute("UPDATE outages SET category = kind")
     op.execute("UPDATE outages SET schedule_end_at = expected_restore_at WHERE kind = 'planned'")
-    with op.batch_alter_table("outages") as batch:
+    with _keeping_children("outages"), op.batch_alter_table("outages") as batch:
         batch.alter_column("category", existing_type=sa.String(length=24), nullable=False)
         batch.create_check_constraint(op.f("ck_outages_category"), _in("category", _CAUSES))
         batch.create_check_constraint(
@@ -92,7 +116,7 @@ def upgrade() -> None:
         batch.drop_constraint(op.f("ck_calls_outcome"), type_="check")
         batch.create_check_constraint(op.f("ck_calls_outcome"),
                                       f"outcome IS NULL OR {_in('outcome', _OUTCOMES)}")
-    with op.batch_alter_table("work_orders") as batch:
+    with _keeping_children("work_orders"), op.batch_alter_table("work_orders") as batch:
         batch.add_column(sa.Column("outage_id", sa.Integer(), nullable=True))
         batch.create_foreign_key(op.f("fk_work_orders_outage_id_outages"),
                                  "outages", ["outage_id"], ["id"])
@@ -100,7 +124,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("work_orders") as batch:
+    # the master orders go with their column below; on SQLite the rebuilt work_orders could not
+    # be dropped while an outage still referred to one of its rows
+    op.execute("UPDATE outages SET master_order_id = NULL")
+    with _keeping_children("work_orders"), op.batch_alter_table("work_orders") as batch:
         batch.drop_index(op.f("ix_work_orders_outage_id"))
         batch.drop_constraint(op.f("fk_work_orders_outage_id_outages"), type_="foreignkey")
         batch.drop_column("outage_id")
@@ -118,7 +145,7 @@ def downgrade() -> None:
     # an unknown restoration cannot go back into a NOT NULL column: the schedule end, else start
     op.execute("UPDATE outages SET expected_restore_at = COALESCE(schedule_end_at, start_at) "
                "WHERE expected_restore_at IS NULL")
-    with op.batch_alter_table("outages") as batch:
+    with _keeping_children("outages"), op.batch_alter_table("outages") as batch:
         batch.drop_constraint(op.f("ck_outages_schedule"), type_="check")
         batch.drop_constraint(op.f("ck_outages_category"), type_="check")
         batch.drop_constraint(op.f("fk_outages_master_order_id_work_orders"), type_="foreignkey")
