@@ -18,8 +18,8 @@ class OutageSettings:
     detect_window_min: float = 15.0
     # 'confirm': callers hear a suspected outage once a supervisor confirms it; 'auto': at once
     detect_mode: str = Mode.CONFIRM.value
-    # false: fault reports are neither counted nor linked into notices (a center that does not
-    # want the hotline to open outages on its own)
+    # false: fault reports are not counted and the hotline opens no outage on its own (they
+    # are still linked into the notices that supervisors publish)
     detect: bool = True
 
     def detection(self) -> DetectionSettings | None:

@@ -149,7 +149,7 @@ class OutagePort(Protocol):
     """What `create` needs of outage notices and incident detection, in its transaction
     (callcenter.outage_service.OutageService)."""
 
-    detection: DetectionSettings | None  # None: reports are not linked into outages at all
+    detection: DetectionSettings | None  # None: reports are not counted (still linked)
 
     def notice_for_report(self, s: Session, place: Place, now: datetime
                           ) -> Notice | None: ...
@@ -327,8 +327,6 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
     master: WorkOrder | None = None
     notice: Notice | None = None
     linking = link_duplicates and lc.linkable(order_type, subtype, area_id)
-    if outages is not None and outages.detection is None:
-        outages = None  # [outages] detect = false: neither linked into outages nor counted
     if linking:
         assert area_id is not None
         # a feeder and a 台区 lie inside one area: this lock also orders detection's count
@@ -382,8 +380,8 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
             _event(order, "outage_linked", now, actor.id,
                    f"{inside}master order (主单) of the outage")
     session.flush()
-    if linking and notice is None and outages is not None and place is not None:
-        assert outages.detection is not None
+    if (linking and notice is None and outages is not None and place is not None
+            and outages.detection is not None):  # None: [outages] detect = false
         _detect(session, order, outages, outages.detection, now)
     log.info("work order %s (%s) accepted by %s call_id=%s master=%s outage=%s", order.number,
              order.type, actor.id, call_id, master.number if master else None, order.outage_id)

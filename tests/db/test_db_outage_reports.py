@@ -407,3 +407,19 @@ def test_two_fifth_reports_at_once_open_one_suspected_outage(
     [o] = _outages(session_factory)
     assert [_order(session_factory, n).outage_id for n in numbers] == [o.id] * 2
     assert len(svc.alerts()) == 1
+
+
+def test_with_detection_off_reports_still_join_published_notices_but_are_not_counted(
+        world: World, session: Session, session_factory: sessionmaker[Session],
+        now: datetime) -> None:
+    p = _place(world, session)
+    accts = _accounts(world, session, p["area"], None, "泉城路1号台区", 5)
+    other = _accounts(world, session, p["other"], None, "泉城路1号台区", 1)
+    svc = Hotline(session_factory)
+    svc.outages.detection = None  # [outages] detect = false
+    oid = svc.outages.publish(store.NoticeDraft(Cause.FAULT, now - H,
+                                                areas=frozenset({p["other"].id})), SUP, now)
+    for i, a in enumerate(accts):
+        svc.report(a, now + i * MIN)
+    assert [o.id for o in _outages(session_factory)] == [oid]  # nothing detected
+    assert svc.report(other[0], now + 6 * MIN)["outage_id"] == oid
