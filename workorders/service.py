@@ -28,7 +28,15 @@ from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
 from cti.db.ivr_queries import allocate_work_order_number, normalize_phone
 from cti.db.jsonready import json_ready
-from cti.db.models import ACCOUNT_NO_RE, Account, Area, Call, WorkOrder, WorkOrderEvent
+from cti.db.models import (
+    ACCOUNT_NO_RE,
+    Account,
+    Area,
+    Call,
+    Outage,
+    WorkOrder,
+    WorkOrderEvent,
+)
 from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from cti.db.upsert import insert_on_conflict
 from outages.incidents import DetectionSettings, Detector, SuspectedOutage
@@ -391,11 +399,13 @@ def create(session: Session, new: NewOrder, actor: Actor, now: datetime, policy:
 def _outage_master(session: Session, notice: Notice) -> WorkOrder | None:
     """The open order that carries an outage's work: its master order (or that order's own
     master, should someone have linked it by hand); None when it has none or it is closed, so
-    the new report becomes the outage's master."""
-    if notice.master_order is None:
+    the new report becomes the outage's master. Read under the outage row's lock: two first
+    reports from two areas of one notice (two area locks) must not both become its master."""
+    master_id = session.scalar(select(Outage.master_order_id).where(Outage.id == notice.id)
+                               .with_for_update())
+    if master_id is None:
         return None
-    m = session.scalars(select(WorkOrder).where(WorkOrder.number == notice.master_order)
-                        ).one_or_none()
+    m = session.get(WorkOrder, master_id)
     if m is not None and m.master_id is not None:
         m = session.get(WorkOrder, m.master_id)
     if m is None or Status(m.status) not in lc.OPEN_STATUSES:

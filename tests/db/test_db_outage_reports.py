@@ -423,3 +423,27 @@ def test_with_detection_off_reports_still_join_published_notices_but_are_not_cou
         svc.report(a, now + i * MIN)
     assert [o.id for o in _outages(session_factory)] == [oid]  # nothing detected
     assert svc.report(other[0], now + 6 * MIN)["outage_id"] == oid
+
+
+def test_two_first_reports_at_once_from_two_areas_of_one_notice_make_one_master(
+        world: World, session: Session, session_factory: sessionmaker[Session],
+        now: datetime) -> None:
+    p = _place(world, session)
+    a = _accounts(world, session, p["area"], None, None, 1)[0]
+    b = _accounts(world, session, p["other"], None, None, 1)[0]
+    svc = Hotline(session_factory)
+    oid = svc.outages.publish(store.NoticeDraft(
+        Cause.STORM_REPAIR, now - H, areas=frozenset({p["area"].id, p["other"].id})),
+        SUP, now - H)
+    barrier = threading.Barrier(2)
+
+    def first(account_no: str) -> dict[str, Any]:
+        barrier.wait(timeout=10)
+        return svc.report(account_no, now)
+
+    with ThreadPoolExecutor(2) as pool:
+        docs = list(pool.map(first, (a, b)))
+    with session_factory() as s:
+        master = store.get_notice(s, oid).notice.master_order
+    assert sorted(d["master_number"] or "" for d in docs) == ["", master]
+    assert [d["outage_id"] for d in docs] == [oid, oid]
