@@ -187,8 +187,11 @@ def test_outage_in_fault_area_hears_restoration_time(outcomes: dict[str, Outcome
     now = o.record.started_at
     now = (now if now.tzinfo else now.replace(tzinfo=ZoneInfo("UTC"))).astimezone(TZ)
     heard = o.view.heard_ids()
-    assert "ivr.outage_fault" in heard
-    assert contains_run(heard, ["ivr.outage_restore", *say_datetime(restore, "zh", now=now)]), heard
+    # the notice as outage-first says it (OutageService.for_account), without the hang-up hint
+    assert contains_run(heard, ["outage.here", "outage.cause.fault", "outage.restore_at",
+                                *say_datetime(restore, "zh", now=now)]), heard
+    assert "outage.hangup_hint" not in o.view.offered_ids()
+    assert "ivr.outage_apology" in heard
 
 
 def test_fault_report_creates_work_order(outcomes: dict[str, Outcome], backend: Backend) -> None:
