@@ -97,9 +97,10 @@ def it_env(it_state: Path) -> ItEnv:
         "workorders": {"tick_interval_s": 1},  # SLA escalation checked every second
         # storm mode: never automatically (a test's burst of calls against a few agents would
         # switch it on and leave it on for the tests after); a switch reaches the ACD within a
-        # second; the storm's queue cap is small, so test_storm_mode.py needs few callers
+        # second; the storm's queue cap is small, so test_storm_mode.py needs few callers, and
+        # any known wait is past its deflection threshold
         "storm": {"min_calls_per_min": 1_000_000, "faults_on": 1_000_000,
-                  "watch_every_s": 1, "storm": {"queue_cap": 2}},
+                  "watch_every_s": 1, "storm": {"queue_cap": 2, "ewt_deflect_s": 1}},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
     })
