@@ -4,7 +4,7 @@ import {
   ApiError, clear, clock, connectPush, errorText, everySecond, fmtTime, get, h, post, since, toast,
   toLogin, yuan,
 } from "./api.js";
-import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
+import { applyI18n, bindLangToggle, getLang, t, tOr } from "./i18n.js";
 import { accountOf, CLOSED, renderOrders, tickSla, WORK_ORDER_TYPES } from "./workorders.js";
 
 const $ = (id) => document.getElementById(id);
@@ -113,6 +113,14 @@ async function fetchPop(callId) {
   }
 }
 
+async function refetchPop(callId) {
+  try {
+    const pop = await get(`/api/calls/${encodeURIComponent(callId)}/pop`);
+    // keep what the push added (seat, skill, attempt); the accounts and outages are new
+    if (S.pop && S.pop.call_id === callId) showPop({ ...S.pop, ...pop, ivr: pop.ivr || S.pop.ivr });
+  } catch { /* the call is gone: the pop on screen stays as it was */ }
+}
+
 function kv(pairs) {
   return h("dl", { class: "kv" }, pairs.flatMap(([k, v, attrs]) =>
     [h("dt", {}, t(k)), h("dd", attrs || {}, v ?? t("common.none"))]));
@@ -135,10 +143,30 @@ function arrearsOf(a) {
 }
 
 function outageView(o) {
-  return h("div", { class: "outage", "data-testid": "pop-outage" },
-    h("strong", {}, o.kind === "planned" ? t("pop.outage_planned") : t("pop.outage_fault")), " ",
-    o.cause || "", " · ", t("pop.restore_at"), " ", fmtTime(o.expected_restore_at),
-    o.notice ? h("div", { class: "muted" }, o.notice) : null);
+  // the notice as the caller heard it: its category (spoken), the text for agents (never
+  // spoken), when power is expected back, where (台区 named) and the repair order covering it
+  const category = o.category
+    ? (getLang() === "en" ? o.category_en : o.category_zh) || o.category
+    : o.kind === "planned" ? t("pop.outage_planned") : t("pop.outage_fault");
+  const where = [...(o.areas || []), ...(o.transformer_areas || []).map((n) => `${t("out.ta")} ${n}`)];
+  return h("div", { class: "outage", "data-testid": "pop-outage", "data-outage": o.outage_id ?? "",
+    "data-category": o.category || o.kind || "" },
+    h("strong", { "data-testid": "pop-outage-category" }, category), " · ", t("pop.restore_at"), " ",
+    fmtTime(o.expected_restore_at),
+    where.length ? h("span", { class: "muted" }, ` · ${where.join("，")}`) : null,
+    o.master_order ? h("span", { class: "tag" }, `${t("pop.master_order")} ${o.master_order}`) : null,
+    o.agent_text || o.cause ? h("div", { class: "muted", "data-testid": "pop-outage-text" },
+      `${t("pop.agent_text")}: ${o.agent_text || o.cause}`) : null,
+    o.notice ? h("div", { class: "muted" }, o.notice) : null,
+    h("div", { class: "small" }, t("pop.no_repeat")));
+}
+
+/** A fault report linked into a known outage: say so, with its master order (主单). */
+function outageLink(o) {
+  if (!o.outage_id && !o.master_number) return null;
+  return h("span", { class: "tag overdue", "data-testid": "pop-wo-outage-link" },
+    t("pop.linked_outage"), o.outage_id ? ` #${o.outage_id}` : "",
+    o.master_number ? ` · ${t("pop.master_order")} ${o.master_number}` : "");
 }
 
 function accountView(a) {
@@ -226,7 +254,7 @@ function showPop(pop) {
     orders.length ? h("table", { "data-testid": "pop-work-orders" },
       h("tbody", {}, orders.map((o) => h("tr", { "data-testid": "pop-work-order" },
         h("td", {}, o.number), h("td", {}, tOr("wotype", o.type)),
-        h("td", {}, tOr("wostatus", o.status)), h("td", {}, o.description || ""),
+        h("td", {}, tOr("wostatus", o.status)), h("td", {}, o.description || "", outageLink(o)),
         h("td", {}, h("span", { class: "sla", "data-due": o.sla_due_at || "" }))))))
       : h("p", { class: "muted" }, t("pop.no_work_orders")),
     h("h3", {}, t("pop.ivr_path")),
@@ -379,6 +407,9 @@ async function start() {
     onMessage: (type, data) => {
       if (type === "agent_state") onAgentState(data);
       else if (type === "pop") showPop(data);
+      // a notice changed (the console, the CLI, incident detection): the caller's outages on
+      // screen are re-read with the pop
+      else if (type === "outages" && S.pop && S.pop.call_id) refetchPop(S.pop.call_id);
       else if (type === "queue_stats" && data.skill) { queueStats[data.skill] = data; renderQueues(); }
     },
   });

@@ -1,10 +1,12 @@
 // The supervisor console: live wallboard (big-screen mode ?big=1), agents with force state and
-// logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, recordings.
+// logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, recordings;
+// the red storm banner while storm mode is on (storm.js).
 import {
   ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h, parseIso, pct,
   post, since, toast, toLogin,
 } from "./api.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
+import { loadStorm, showStorm } from "./storm.js";
 import { CLOSED, dueOf, orderRow, tickSla } from "./workorders.js";
 
 const $ = (id) => document.getElementById(id);
@@ -289,7 +291,7 @@ async function loadOrders() {
 async function refreshAll() {
   await loadWallboard();
   if (S.denied) return;
-  await Promise.all([loadCalls(), loadOrders()]);
+  await Promise.all([loadCalls(), loadOrders(), loadStorm()]);
 }
 
 // bursts of call events (offered, answered, ended, ...) refresh the lists once
@@ -301,6 +303,7 @@ function soon(name, fn, ms = 300) {
 
 function onPush(type, data) {
   if (type === "wallboard") applyWallboard(data);
+  else if (type === "storm") showStorm(data);
   else if (type === "queue_stats" && data.skill) {
     S.queues.set(data.skill, { ...(S.queues.get(data.skill) || {}), ...data });
     renderTiles();

@@ -97,10 +97,12 @@ def notices_for_places(s: Session, places: Mapping[str, Place], now: datetime
     return {no: index.covering(place, now) for no, place in places.items()}
 
 
-def notice_doc(n: Notice, area_names: Mapping[int, str] | None = None) -> dict[str, Any]:
+def notice_doc(n: Notice, area_names: Mapping[int, str] | None = None,
+               feeder_names: Mapping[int, str] | None = None) -> dict[str, Any]:
     """A notice as the agent sees it (pop, desktop): category labels, scope, times, text."""
     info = CAUSES[n.cause]
     names = area_names or {}
+    lines = feeder_names or {}
     return {
         "outage_id": n.id, "cause": n.cause.value, "cause_zh": info.label_zh,
         "cause_en": info.label_en, "kind": info.db_kind, "scheduled": info.scheduled,
@@ -109,9 +111,19 @@ def notice_doc(n: Notice, area_names: Mapping[int, str] | None = None) -> dict[s
         "master_order": n.master_order,
         "areas": [{"id": a, "name": names.get(a, "")} for a in sorted(n.scope.areas)],
         "feeders": sorted(n.scope.feeders),
+        "feeder_names": [lines.get(f, str(f)) for f in sorted(n.scope.feeders)],
         "transformer_areas": [{"area_id": a, "area_name": names.get(a, ""), "name": t}
                               for a, t in sorted(n.scope.transformer_areas)],
     }
+
+
+def feeder_names(s: Session, notices: Iterable[Notice]) -> dict[int, str]:
+    """'QY01-F1 10kV泉城线' by feeder id, for the feeders in these notices' scopes."""
+    ids = {f for n in notices for f in n.scope.feeders}
+    if not ids:
+        return {}
+    return {int(i): f"{c} {n}" for i, c, n in s.execute(
+        select(Feeder.id, Feeder.code, Feeder.name).where(Feeder.id.in_(ids)))}
 
 
 def area_names(s: Session, notices: Iterable[Notice]) -> dict[int, str]:
@@ -200,6 +212,7 @@ def board(s: Session, active: Sequence[Notice], suspected: Sequence[Notice], now
     calls = _window_calls(s, now - window)
     places = _account_places(s, (c.account_no for c in calls if c.account_no))
     names = area_names(s, notices)
+    lines = feeder_names(s, notices)
     masters = _master_clock(s, (n.master_order for n in notices if n.master_order))
     children = _children(s, [n.id for n in notices])
 
@@ -213,7 +226,7 @@ def board(s: Session, active: Sequence[Notice], suspected: Sequence[Notice], now
             if hit:
                 heard += 1
                 deflected += c.deflected
-        return {**notice_doc(n, names),
+        return {**notice_doc(n, names, lines),
                 "awaiting_confirmation": n.awaiting_confirmation,
                 "customers": customers_in_scope(s, n.scope),
                 "calls_window": about, "heard": heard, "deflected": deflected,
@@ -242,7 +255,8 @@ def board(s: Session, active: Sequence[Notice], suspected: Sequence[Notice], now
 
 
 def places(s: Session) -> dict[str, Any]:
-    """Areas, feeders and the 台区 named in the accounts: what a notice's scope can name."""
+    """Areas, feeders and the 台区 named in the accounts: what a notice's scope can name; and
+    the causes with their labels and whether each needs a schedule."""
     areas = [{"id": i, "code": c, "name": n, "kind": k} for i, c, n, k in s.execute(
         select(Area.id, Area.code, Area.name, Area.kind).order_by(Area.code))]
     feeders = [{"id": i, "code": c, "name": n, "area_id": a} for i, c, n, a in s.execute(
@@ -251,7 +265,9 @@ def places(s: Session) -> dict[str, Any]:
         select(Account.area_id, Account.transformer_area)
         .where(Account.transformer_area.is_not(None), Account.transformer_area != "")
         .distinct().order_by(Account.area_id, Account.transformer_area).limit(5000))]
-    return {"areas": areas, "feeders": feeders, "transformer_areas": tas}
+    causes = [{"value": c.value, "zh": i.label_zh, "en": i.label_en, "scheduled": i.scheduled,
+               "fault": i.fault} for c, i in CAUSES.items()]
+    return {"areas": areas, "feeders": feeders, "transformer_areas": tas, "causes": causes}
 
 
 # ------------------------------------------------------------------ units of work (the web app)
@@ -323,8 +339,8 @@ def account_notices(sessions: sessionmaker[Session], account_no: str, now: datet
         if place is None:
             return None
         found = notices_for_places(s, {account_no: place}, now)[account_no]
-        names = area_names(s, found)
-    return [notice_doc(n, names) for n in found]
+        names, lines = area_names(s, found), feeder_names(s, found)
+    return [notice_doc(n, names, lines) for n in found]
 
 
 def caller_accounts(sessions: sessionmaker[Session], phone: str) -> set[str]:
