@@ -127,9 +127,12 @@ def test_real_call_pop_answer_work_order_and_wallboard(
         sup_row = sup.locator(f'[data-testid="wb-agent"][data-agent="{agent}"]')
         expect(sup_row).to_have_attribute("data-state", "ready")
 
-        # 2. a real call through Asterisk and the IVR: Mandarin, bill lookup, the account, 0
+        # 2. a real call through Asterisk and the IVR: Mandarin, then (the account is in an
+        # outage: outage-first) 1 during the notice for other services, bill lookup, the
+        # account, 0
         mark = ami.mark()
         call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("1"),
+                                              Pause(1500), Keys("1"),
                                               Pause(1500), Keys(account + "#"), Pause(2500),
                                               Keys("0")]),  # the agent hangs up
                               cti.settings, tmp_path)
