@@ -61,14 +61,14 @@ async def env(seeded_db: SeededDb, tmp_path: Path) -> AsyncIterator[Env]:
     with sessions() as s:
         acct = s.execute(select(Account.account_no, Account.feeder_id, Account.area_id)
                          .where(Account.feeder_id.is_not(None)).order_by(Account.id)).first()
-        assert acct is not None
+        assert acct is not None and acct[1] is not None
         other = s.scalar(select(Feeder.id).where(Feeder.id != acct[1]).order_by(Feeder.id))
     assert other is not None
     settings = replace(load_settings(env={}), state_dir=tmp_path, web=WebSettings())
     clock, bus = Clock(T0), FakeBus()
     ctx = build_services(settings, sessions, bus=bus, clock=clock).web_context(bus=bus)
     transport = httpx.ASGITransport(app=create_app(ctx))
-    yield Env(transport, clock, bus, sessions, acct[1], acct[0], other, acct[2])
+    yield Env(transport, clock, bus, sessions, int(acct[1]), acct[0], other, acct[2])
     engine.dispose()
 
 
@@ -182,10 +182,10 @@ async def test_an_agent_reads_the_notices_of_their_own_calls_account(env: Env) -
     sup = await env.as_user("S01")
     oid = (await sup.post("/api/outages", json=_notice(env))).json()["id"]
     with env.sessions.begin() as s:
-        for call_id, agent in (("1790000000.1", "A001"), ("1790000000.2", "A002")):
+        for call_id, agent_id in (("1790000000.1", "A001"), ("1790000000.2", "A002")):
             s.add(Call(call_id=call_id, uniqueid=call_id, caller_number="13900000000",
                        dnis="95598", started_at=T0 - timedelta(minutes=5), ivr_path=[],
-                       account_no=env.account, agent_id=agent, answered_at=T0))
+                       account_no=env.account, agent_id=agent_id, answered_at=T0))
     agent = await env.as_user("A001", "seat01")
     url = f"/api/outages/account/{env.account}"
     r = await agent.get(url)
