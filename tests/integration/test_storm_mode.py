@@ -1,11 +1,14 @@
 """Storm mode under load over real Asterisk (issue 12, section 4): a supervisor switches it on
 and off (OutageService.set_storm, as the console does) while an agent is busy and callers
-wait. New callers beyond the storm's queue cap hear the all-busy message naming the expected
-wait and the PBX hangs up; the callers already waiting keep their places; once it is off the
-normal cap applies again; every call ends answered or told the queue is full, none lost.
+wait. The waiting callers are told their wait once and offered a callback (EWT deflection); one
+takes it. New callers beyond the storm's queue cap hear the all-busy message naming the
+expected wait and the PBX hangs up; the callers already waiting keep their places; once it is
+off the normal cap applies again; every call ends answered, called back or told the queue is
+full, none lost.
 
-The suite's settings (conftest) give the storm a queue cap of 2 and switch nothing
-automatically. Waits are on AMI and MQTT events and the CTI's log, with deadlines.
+The suite's settings (conftest) give the storm a queue cap of 2 and a deflection threshold of
+1 s and switch nothing automatically. Waits are on AMI and MQTT events and the CTI's log, with
+deadlines.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from config.settings import Settings
 from cti.db.models import Agent, Call
 from hotline import stack
 from prompts.index import PromptIndex
-from tests.integration.callers import CallInProgress, call_story, hang_up, is_event
-from tests.integration.conftest import Backend, CtiProcess
+from tests.integration.callers import CallInProgress, call_story, hang_up, is_event, ts
+from tests.integration.conftest import CUSTOMER_PORT, Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, AmiTimeout, Event
 from tests.support.mqtt import MqttWatcher, Msg
@@ -55,6 +58,9 @@ def storm_phones(cti: CtiProcess, mqtt: MqttWatcher, tmp_path_factory: pytest.Te
         phone.stop()
 
 
+CALLBACK_AFTER_MS = 20_000  # after asking for an agent, the asker waits this long, then presses 1
+
+
 class CtiLog:
     """The CTI's log file, read from a mark on: the storm watch says there what it fed the ACD."""
 
@@ -64,12 +70,13 @@ class CtiLog:
     def mark(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
+    def read(self, since: int) -> str:
+        with self.path.open("rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
     def wait_for(self, text: str, since: int, timeout: float) -> None:
-        def seen() -> bool:
-            with self.path.open("rb") as f:
-                f.seek(since)
-                return text in f.read().decode(errors="replace")
-        stack.wait_until(seen, timeout, f"{text!r} in {self.path}")
+        stack.wait_until(lambda: text in self.read(since), timeout, f"{text!r} in {self.path}")
 
 
 def _general_agents(backend: Backend) -> list[str]:
@@ -77,6 +84,13 @@ def _general_agents(backend: Backend) -> list[str]:
         rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
                          .order_by(Agent.agent_id)).all()
     return [a for a, skills in rows if "general" in skills]
+
+
+def _queued_in_acd(backend: Backend, numbers: list[str]) -> bool:
+    with backend.sessions() as s:
+        queued = s.execute(select(Call.caller_number).where(
+            Call.caller_number.in_(numbers), Call.queued_at.is_not(None))).scalars().all()
+    return set(queued) == set(numbers)
 
 
 def _state(mqtt: MqttWatcher, agent: str, state: str, since: int, timeout: float = 30) -> Msg:
@@ -91,9 +105,9 @@ def _login_ready(mqtt: MqttWatcher, agent: str, seat: str) -> None:
     assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
 
 
-def _to_agents(number: str) -> Caller:
-    """Mandarin, then 0 for an agent; then wait until the PBX hangs up."""
-    return Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")])
+def _to_agents(number: str, then: list[Pause | Keys] | None = None) -> Caller:
+    """Mandarin, then 0 for an agent, then `then`; then wait until the PBX hangs up."""
+    return Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0"), *(then or [])])
 
 
 def test_storm_mode_on_and_off_under_load_loses_no_call(
@@ -106,9 +120,9 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
     serial = count()
     placed: dict[str, CallInProgress] = {}
 
-    def call() -> str:
+    def call(then: list[Pause | Keys] | None = None) -> str:
         number = f"{backend.prefix}75{next(serial):05d}"
-        placed[number] = CallInProgress(_to_agents(number), cti.settings, tmp_path)
+        placed[number] = CallInProgress(_to_agents(number, then), cti.settings, tmp_path)
         return number
 
     def wait(pred: Callable[[Event], bool], what: str, timeout: float = 60) -> Event:
@@ -122,20 +136,45 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
     _login_ready(mqtt, first, SEATS[0])
     _state(mqtt, first, "ready", m0)
     mark = ami.mark()
+    # the customers' side of the outbound trunk: where a callback reaches the caller
+    customer_phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customer", answer=True, ring_ms=500)
     try:
         # the agent is busy with a first caller ...
         talker = call()
         talking = wait(is_event("DialEnd", talker, DialStatus="ANSWER"), "talker answered")
-        # ... and three callers wait: more than the storm's cap
-        before = [call() for _ in range(STORM_CAP + 1)]
-        for number in before:
-            wait(is_event("UserEvent", number, UserEvent="HotlineQueued"), f"{number} queued")
+        # ... and three callers wait: more than the storm's cap. The last of them will press
+        # the callback key once told the wait (well after storm mode is on: see below)
+        before = [call() for _ in range(STORM_CAP)]
+        asker = call([Pause(CALLBACK_AFTER_MS), Keys("1")])
+        before.append(asker)
+        queued = {number: wait(is_event("UserEvent", number, UserEvent="HotlineQueued"),
+                               f"{number} queued") for number in before}
+        # ... in the ACD itself, not only in Asterisk's wait (the ACD takes a call after its
+        # lookup; the call record's queued_at is written once it has): a caller still on its
+        # way when storm mode comes on would meet the storm's cap
+        stack.wait_until(lambda: _queued_in_acd(backend, before), 15, "callers in the ACD")
 
         # storm mode on, as the console switches it: the ACD has the storm handling within
         # one period of the storm watch
         at = log.mark()
         assert outages.set_storm(True, supervisor, datetime.now(UTC))
         log.wait_for(f"handling is now HandlingChanged(queue_cap={STORM_CAP},", at, 15)
+        # every waiting caller's wait is known (one agent, busy) and past the storm's
+        # threshold: each is told it once, with the callback (a trunk is set) and self-service
+        for ev in queued.values():
+            log.wait_for(f"call {ev['Linkedid']}: expected wait", at, 10)
+        storm_on = at
+        deflected = log.read(storm_on)
+        for ev in queued.values():
+            lines = [line for line in deflected.splitlines()
+                     if f"call {ev['Linkedid']}: expected wait" in line]
+            assert len(lines) == 1 and "callback offered, self-service offered" in lines[0], lines
+        assert "announcement not set" not in deflected
+        # the asker takes the callback: told so, the PBX hangs up, the place is kept
+        asked = wait(is_event("UserEvent", asker, UserEvent="HotlineCallback"),
+                     "callback requested", timeout=CALLBACK_AFTER_MS / 1000 + 30)
+        assert log.read(storm_on).count(f"call {queued[asker]['Linkedid']}: expected wait") == 1
+        assert placed[asker].finish(30).ok
         # new callers beyond the cap hear the all-busy message naming the wait, then the PBX
         # hangs up (cause 17, user busy): told the queue is full, not dead air
         told_full = [call() for _ in range(2)]
@@ -152,7 +191,7 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
             assert placed[number].finish(60).ok
         # the callers waiting when it switched keep their places under the tighter cap
         assert not [e for e in ami.events()[mark:] if e.get("Event") == "Hangup"
-                    and e.get("CallerIDNum") in before]
+                    and e.get("CallerIDNum") in before and e.get("CallerIDNum") != asker]
 
         # storm mode off: the normal cap applies again, so callers past the storm's cap wait
         at = log.mark()
@@ -162,19 +201,34 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
         for number in after:
             wait(is_event("UserEvent", number, UserEvent="HotlineQueued"), f"{number} queued")
 
-        # more agents, and the talker's call ends: every waiting caller is answered
+        # more agents, and the talker's call ends: the callback, which kept its place, is
+        # dialled, and every waiting caller is answered
         m1 = mqtt.mark()
         for agent, seat in zip(spare, SEATS[1:], strict=True):
             _login_ready(mqtt, agent, seat)
         hang_up(ami, talking)
-        waiting = set(before + after)
+        waiting = {n for n in before + after if n != asker}
         answered: set[str] = set()
-        while answered != waiting:
-            ev = wait(lambda e: e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER"
-                      and e.get("CallerIDNum") in waiting - answered,
-                      f"answer {len(answered) + 1} of {len(waiting)}", timeout=90)
-            answered.add(ev["CallerIDNum"])
-            call_id = ev["Linkedid"]
+        called_back = False
+        while answered != waiting or not called_back:
+            def answer(e: Event, left: set[str] = waiting - answered,
+                       callback_left: bool = not called_back) -> bool:
+                return e.get("Event") == "DialEnd" and e.get("DialStatus") == "ANSWER" and (
+                    e.get("CallerIDNum") in left or (callback_left and e.get(
+                        "DestChannel", "").startswith("PJSIP/carrier-out-")))
+            ev = wait(answer, f"answer {len(answered) + called_back + 1} of {len(waiting) + 1}",
+                      timeout=90)
+            if ev.get("DestChannel", "").startswith("PJSIP/carrier-out-"):
+                called_back = True  # the agent's seat dialled the customer, who answered
+                def dial_begin(e: Event, dest: str = ev["DestChannel"]) -> bool:
+                    return e.get("Event") == "DialBegin" and e.get("DestChannel") == dest
+                begin = wait(dial_begin, "DialBegin to the customer", 1)
+                assert begin["DialString"] == f"{asker}@carrier-out"
+                assert ts(ev) > ts(asked)
+                call_id = queued[asker]["Linkedid"]  # the callback is the same call
+            else:
+                answered.add(ev["CallerIDNum"])
+                call_id = ev["Linkedid"]
             # talk until the ACD has the agent on the call, then the caller hangs up
             def on_call(m: Msg, call_id: str = call_id) -> bool:
                 return (m.topic.startswith("hotline/agents/")
@@ -184,7 +238,11 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
             hang_up(ami, ev)
     finally:
         outages.set_storm(False, supervisor, datetime.now(UTC))  # whatever happened above
+        customer_phone.stop()
 
+    # each waiting caller was told the wait once, however many ticks it waited through
+    said = log.read(storm_on)
+    assert all(said.count(f"call {ev['Linkedid']}: expected wait") == 1 for ev in queued.values())
     # no call lost: each ended in exactly one way, and SIPp saw every one end cleanly
     for number, progress in placed.items():
         assert progress.finish(60).ok, (number, call_story(ami, number, mark))
@@ -192,8 +250,12 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
         was_answered = any(is_event("DialEnd", number, DialStatus="ANSWER")(e) for e in events)
         was_told_full = any(is_event("UserEvent", number, UserEvent="HotlineBusy")(e)
                             for e in events)
-        assert was_answered != was_told_full, (number, call_story(ami, number, mark))
+        took_callback = any(is_event("UserEvent", number, UserEvent="HotlineCallback")(e)
+                            for e in events)
+        assert was_answered + was_told_full + took_callback == 1, (
+            number, call_story(ami, number, mark))
         assert was_told_full is (number in told_full)
+        assert took_callback is (number == asker)
     # and the call records are all closed, the answered ones with their answer
 
     def closed() -> bool:
@@ -205,6 +267,8 @@ def test_storm_mode_on_and_off_under_load_loses_no_call(
     with backend.sessions() as s:
         rows = {r.caller_number: r for r in s.execute(
             select(Call).where(Call.caller_number.in_(placed))).scalars()}
-    assert {n for n, r in rows.items() if r.answered_at is not None} == {talker, *waiting}
+    # the callback counts as answered when its agent took it
+    assert {n for n, r in rows.items() if r.answered_at is not None} == {talker, asker,
+                                                                          *waiting}
     for agent in (first, *spare):
         assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
