@@ -49,7 +49,7 @@ BAD_EDITS = [
     ("missing prompt", "prompt: [ivr.welcome]", "prompt: [ivr.welcome_v2]",
      "missing prompt 'ivr.welcome_v2'", "prompt: [ivr.welcome]"),
     # a loop is reported at the node it traps the caller in
-    ("loop with no exit", "    values: {lang: zh}\n    next: main_menu",
+    ("loop with no exit", "    values: {lang: zh}\n    next: outage_first",
      "    values: {lang: zh}\n    next: lang_zh", "loop with no exit", "  lang_zh:\n"),
 ]
 
