@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine as SqlEngine
@@ -34,6 +34,12 @@ from acd.model import ANY, AcdConfig
 from callcenter.leadership import LeaderLock
 from config.settings import Settings
 from prompts.index import PromptIndex
+
+if TYPE_CHECKING:
+    from callcenter.ivr_services import DbIvrServices
+    from callcenter.journal import DurableWrites
+    from callcenter.outage_service import OutageService
+    from workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,22 @@ def database_at(url: str, *, migrate: bool = True) -> Iterator[sessionmaker[Sess
         yield make_session_factory(engine)
     finally:
         engine.dispose()
+
+
+def ivr_services(sessions: sessionmaker[Session], db_url: str, journal: Path,
+                 outages: OutageService, policy: SlaPolicy | None = None
+                 ) -> tuple[DbIvrServices, DurableWrites]:
+    """The IVR's port to the database as the daemon runs it (and bench/outage_lookup.py
+    measures it): lookups that fail at once while the database is away, the call record and
+    fault reports journalled through an outage, the shared OutageService's index."""
+    from callcenter.ivr_services import DbIvrServices
+    from callcenter.journal import DurableWrites, FileJournal
+    from cti.db.session import make_engine, make_session_factory
+
+    # SQLite: a write waits 2 s for the lock, not 15 (the caller's patience is 3 s)
+    durable = DurableWrites(make_session_factory(make_engine(db_url, busy_timeout_ms=2000)),
+                            FileJournal(journal))
+    return DbIvrServices(sessions, policy=policy, durable=durable, outages=outages), durable
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
@@ -318,8 +340,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.acd_service import AcdService
     from callcenter.agent_commands import AgentCommands
     from callcenter.call_control import CallControl
-    from callcenter.ivr_services import DbIvrServices
-    from callcenter.journal import JOURNAL_NAME, DurableWrites, FileJournal
+    from callcenter.journal import JOURNAL_NAME
     from callcenter.outage_watch import OutageWatch
     from callcenter.storm_watch import StormWatch, active_faults_of
     from cti.ami.client import AmiClient
@@ -330,7 +351,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.db.calls import pbx_cut_writer
     from cti.db.mqtt_logins import DbMqttDirectory
     from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
-    from cti.db.session import make_engine, make_session_factory
+    from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
     from ivr.agi_session import IvrContext, make_ivr_handler
     from ivr.engine import Engine
@@ -342,20 +363,12 @@ async def build_daemon(settings: Settings) -> Daemon:
 
     db_engine = migrated_engine(settings)
     sessions = make_session_factory(db_engine)
-    # the call record and IVR fault reports outlive a database outage: journalled, replayed
-    # SQLite: a write waits 2 s for the lock, not 15 (the caller's patience is 3 s)
-    durable = DurableWrites(make_session_factory(make_engine(settings.db_url,
-                                                             busy_timeout_ms=2000)),
-                            FileJournal(settings.state_dir / JOURNAL_NAME))
     prompts = PromptIndex.load(settings.prompts.cache_dir)
     registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
     registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
     check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
     recorder = RecorderService(settings.recorder, DbRecordingIndex(sessions),
                                timezone=settings.ivr.timezone)
-    # recordings that ended while the database was away have no index row: the reconciler
-    # finds them once it is back (the ones still recording are indexed as they end)
-    durable.on_recovered.append(recorder.at_start)
     tz = ZoneInfo(settings.ivr.timezone)
 
     # as hotline-cti, the one broker user that reads commands and writes state (docs/mqtt.md)
@@ -364,11 +377,16 @@ async def build_daemon(settings: Settings) -> Daemon:
     # work orders: SLA escalations go to hotline/supervisors/alerts after their commit; outage
     # notices: the IVR's outage-first lookup, the console's and the CLI's changes
     services = build_services(settings, sessions, bus=bus)
+    # the call record and IVR fault reports outlive a database outage: journalled, replayed
+    ivr_db, durable = ivr_services(sessions, settings.db_url, settings.state_dir / JOURNAL_NAME,
+                                   services.outages, settings.workorders.policy())
+    # recordings that ended while the database was away have no index row: the reconciler
+    # finds them once it is back (the ones still recording are indexed as they end)
+    durable.on_recovered.append(recorder.at_start)
     ivr_ctx = IvrContext(
         engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
         prompts=prompts,
-        services=DbIvrServices(sessions, policy=settings.workorders.policy(),
-                               durable=durable, outages=services.outages),
+        services=ivr_db,
         clock=lambda: datetime.now(UTC),
         max_silence_s=settings.ivr.max_silence_s,
     )
