@@ -48,14 +48,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.ivr_services import DbIvrServices
-from callcenter.journal import DurableWrites, FileJournal
 from callcenter.outage_service import OutageService, Who
 from config.settings import REPO_ROOT
 from cti.db import outages as store
-from cti.db.migrate import upgrade
 from cti.db.models import Account, AccountPhone, Feeder
-from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import seed_demo
+from hotline.wiring import database_at, ivr_services
 from ivr import engine as e
 from ivr.agi_session import AgiIvrSession, IvrContext
 from ivr.schema import FlowSet, load_flow_dir, parse_flow
@@ -257,20 +255,16 @@ async def run(samples: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="bench-outage-") as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        upgrade(url)
-        db = make_engine(url)
-        sessions = make_session_factory(db)
+    with tempfile.TemporaryDirectory(prefix="bench-outage-") as tmp, \
+            database_at(f"sqlite:///{tmp}/bench.db") as sessions:
         with sessions.begin() as s:
             seed_demo(s, now=now, n_accounts=ACCOUNTS)
         svc = OutageService(sessions)
         active = _publish(sessions, svc, now, rng)
         callers = _callers(sessions, svc, now)
-        # as hotline/wiring.py builds the daemon's: a reader that fails fast, the shared index
-        durable = DurableWrites(make_session_factory(make_engine(url, busy_timeout_ms=2000)),
-                                FileJournal(Path(tmp) / "journal.jsonl"))
-        services = DbIvrServices(sessions, durable=durable, outages=svc)
+        # the daemon's own: a reader that fails fast, the shared OutageService's index
+        services, durable = ivr_services(sessions, f"sqlite:///{tmp}/bench.db",
+                                         Path(tmp) / "journal.jsonl", svc)
         timer = Timer(services, now)
         try:
             for _ in range(50):  # warm: the index built, the connections open
@@ -284,7 +278,6 @@ async def run(samples: int, seed: int) -> dict[str, Any]:
             }
         finally:
             durable.close()
-            db.dispose()
     return {"bench": "outage_lookup", "when": now.isoformat(timespec="seconds"),
             "seconds": round(time.time() - started, 1), "commit": _commit(),
             "machine": _machine(), "database": "sqlite (temp file)", "accounts": ACCOUNTS,
