@@ -21,6 +21,7 @@ from acd.engine import (
     CallbackRequested,
     CallEnded,
     CallTransferred,
+    HandlingChanged,
     Input,
     ResetDailyStats,
     RingTimeout,
@@ -35,6 +36,7 @@ from acd.model import (
     AgentState,
     CallbackDial,
     CallState,
+    Deflect,
     Overflow,
     RingAgent,
 )
@@ -58,6 +60,7 @@ class AcdMachine(RuleBasedStateMachine):
         self.arrived: list[str] = []  # every call id ever sent
         self.accepted: set[str] = set()
         self.overflowed: set[str] = set()
+        self.deflected: set[str] = set()  # calls told their wait (storm mode): once each
 
     # ------------------------------------------------------------------------ driving
 
@@ -74,6 +77,11 @@ class AcdMachine(RuleBasedStateMachine):
                 assert effect.seat == agent.seat != ""
             if isinstance(effect, Overflow):
                 self.overflowed.add(effect.call_id)
+            if isinstance(effect, Deflect):
+                assert effect.call_id not in self.deflected, f"{effect.call_id} told twice"
+                assert self.engine.calls[effect.call_id].state is CallState.WAITING
+                assert effect.ewt_s > (self.engine.handling.ewt_deflect_s or 0.0)
+                self.deflected.add(effect.call_id)
         if isinstance(event, CallArrived) and event.call_id not in self.overflowed:
             self.accepted.add(event.call_id)
 
@@ -192,6 +200,13 @@ class AcdMachine(RuleBasedStateMachine):
     def login(self, agent: str, skills: dict[str, int], seat: int, dt: float) -> None:
         self.apply(AgentLogin(agent, f"seat{seat:02d}", skills), dt)
 
+    @rule(cap=st.sampled_from([None, 1, 3]), deflect=st.sampled_from([None, 1.0, 90.0]),
+          offer=st.sampled_from([0.0, 30.0]))
+    def storm_switch(self, cap: int | None, deflect: float | None, offer: float) -> None:
+        """Storm mode switches: the cap, the deflection threshold and the callback offer."""
+        self.apply(HandlingChanged(queue_cap=cap, callback_offer_wait_s=offer,
+                                   ewt_deflect_s=deflect))
+
     @rule(data=st.data())
     def duplicate_arrival(self, data: st.DataObject) -> None:
         self.apply(CallArrived(self.some_call(data), "1380000", "general"))
@@ -204,6 +219,7 @@ class AcdMachine(RuleBasedStateMachine):
         engine = AcdEngine(CONFIG)
         engine.restore(Snapshot.from_dict(saved))
         assert engine.snapshot().to_dict() == before.to_dict()
+        engine.apply(self.engine.handling, self.now)  # the storm watch feeds it again
         self.engine = engine
         self.apply(Tick(), dt)
 
