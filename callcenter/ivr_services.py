@@ -16,9 +16,11 @@ from callcenter.journal import DatabaseUnavailable, DurableWrites
 from callcenter.outage_service import OutageService
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
+from cti.db import outages as outage_store
 from cti.db.models import Call, WorkOrder
+from ivr import say
 from outages.announce import Announcement, announcement
-from outages.scope import PlaceGroup
+from outages.scope import Notice, PlaceGroup
 from workorders import service as workorders
 from workorders.lifecycle import SlaPolicy
 
@@ -40,6 +42,32 @@ def _tz(args: Mapping[str, Any]) -> tzinfo | None:
 
 HANGUP_HINT = "outage.hangup_hint"
 _NO_NOTICE = Announcement(prompts=(), notice_ids=(), accounts=())
+
+
+def _planned_ahead(s: Session, account_no: str, now: datetime) -> list[Notice]:
+    """Scheduled work on the account's place that starts within the notice window (planned
+    outages are announced 7 days ahead, DOMAIN.md): told in the outage menu, which the caller
+    chose, never before the menu. A read of the open notices, only for this menu."""
+    place = outage_store.place_of_account(s, account_no)
+    if place is None:
+        return []
+    until = now + q.PLANNED_NOTICE_WINDOW
+    return sorted((n for n in outage_store.load_notices(s)
+                   if n.info.scheduled and not n.awaiting_confirmation
+                   and now < n.start_at <= until and n.scope.covers(place)),
+                  key=lambda n: (n.start_at, n.id))
+
+
+def _say_planned(n: Notice, lang: str, now: datetime, tz: tzinfo | None) -> list[str]:
+    """"Planned outage in your area, starting <when>, power back <when>" (the IVR's own
+    planned-outage sentences, ivr.yaml)."""
+    def when(t: datetime) -> list[str]:
+        return say.say_datetime(t.astimezone(tz) if tz else t, lang,
+                                now=now.astimezone(tz) if tz else now)
+    out = ["ivr.outage_planned", "ivr.outage_start", *when(n.start_at)]
+    if n.restore_at is not None:
+        out += ["ivr.outage_restore", *when(n.restore_at)]
+    return out
 
 
 def _call_start(s: Session, d: dict[str, Any]) -> None:
@@ -160,18 +188,23 @@ class DbIvrServices:
     def _account_outages(self, s: Session, args: dict[str, Any], now: datetime
                          ) -> Announcement | None:
         """The outage menu: the notices covering the keyed account, as outage-first would say
-        them without the hang-up hint (the menu after them says what to press); an empty
-        announcement when none does; None when the account does not exist."""
+        them without the hang-up hint (the menu after them says what to press), then the
+        planned work announced for the coming days; an empty announcement when there is
+        neither; None when the account does not exist."""
         account = str(args.get("account") or "")
+        lang, tz = str(args.get("lang") or "zh"), _tz(args)
         notices = self.outages.for_account(s, account, now)
         if notices is None:
             return None
-        said = announcement([PlaceGroup((account,), notices)], str(args.get("lang") or "zh"),
-                            now, _tz(args))
-        if said is None:
-            return _NO_NOTICE
-        prompts = said.prompts[:-1] if said.prompts[-1:] == (HANGUP_HINT,) else said.prompts
-        return Announcement(prompts, said.notice_ids, said.accounts)
+        said = announcement([PlaceGroup((account,), notices)], lang, now, tz)
+        prompts = list(said.prompts if said is not None else ())
+        if prompts[-1:] == [HANGUP_HINT]:
+            prompts.pop()
+        ids = list(said.notice_ids if said is not None else ())
+        for n in _planned_ahead(s, account, now):
+            prompts += _say_planned(n, lang, now, tz)
+            ids.append(n.id)
+        return Announcement(tuple(prompts), tuple(ids), (account,)) if ids else _NO_NOTICE
 
     def _fault_order(self, s: Session, d: dict[str, Any]) -> q.WorkOrderInfo:
         """The IVR's fault report, once per call: a journal replay, or a write that met the

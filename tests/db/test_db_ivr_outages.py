@@ -140,6 +140,35 @@ def test_the_outage_menu_hears_a_published_台区_notice_without_the_hang_up_hin
     assert unknown is None  # the flow says the account is not found and asks again
 
 
+def test_the_outage_menu_also_tells_planned_work_of_the_coming_week_outage_first_does_not(
+        world: World, session: Session, session_factory: sessionmaker[Session],
+        now: datetime) -> None:
+    w = _setup(world, session, session_factory, now)
+    svc: OutageService = w["svc"]  # type: ignore[assignment]
+    ivr = DbIvrServices(session_factory, outages=svc)
+    with session_factory() as s:
+        place = store.place_of_account(s, str(w["quiet"]))
+    assert place is not None
+    soon = now + 72 * H
+    planned = svc.publish(store.NoticeDraft(Cause.PLANNED, soon, areas=frozenset({place.area_id}),
+                                            schedule_end_at=soon + 8 * H), SUP, now)
+    svc.publish(store.NoticeDraft(Cause.PLANNED, now + 8 * 24 * H,  # past the 7-day window
+                                  areas=frozenset({place.area_id}),
+                                  schedule_end_at=now + 8 * 24 * H + 8 * H), SUP, now)
+
+    told = _ask(ivr, "account_outages", now, account=w["quiet"])
+
+    local = now.astimezone(TZ)
+    assert isinstance(told, Announcement)
+    assert told.notice_ids == (planned,)
+    assert told.prompts == (
+        "ivr.outage_planned", "ivr.outage_start",
+        *say.say_datetime(soon.astimezone(TZ), "zh", now=local),
+        "ivr.outage_restore", *say.say_datetime((soon + 8 * H).astimezone(TZ), "zh", now=local))
+    # not yet an outage: nothing before the menu
+    assert _ask(ivr, "caller_outages", now, caller="13800000003") is None
+
+
 def test_a_notice_published_after_a_lookup_is_heard_by_the_next_one(
         world: World, session: Session, session_factory: sessionmaker[Session],
         now: datetime) -> None:
