@@ -241,8 +241,10 @@ async def test_the_pop_reaches_the_desktop_hub_in_process_and_mqtt_in_parallel()
         bus = FakeBus()
         hub = PushHub()
         hub.attach(bus, service.notifier)
-        # the ACD's topics come from the notifier, so the hub does not take them from MQTT too
-        assert set(bus.handlers) == {"hotline/supervisors/alerts"}
+        # the ACD's topics come from the notifier, so the hub does not take them from MQTT too;
+        # the alerts, the outage notices' revision and storm mode do (any process sends them)
+        assert set(bus.handlers) == {"hotline/supervisors/alerts", "hotline/outages",
+                                     "hotline/storm"}
         desk = hub.connect(User(user_id="A001", role="agent", name="x", seat="seat01"))
         await _login_ready(service, "A001", "seat01", {"general": 3})
         service.call_waiting("c1", "PJSIP/carrier-1", "13800000001", "general", 0, None)
