@@ -467,6 +467,12 @@ class Options:
     # one unjudged step at the ramp's first rate before it: Asterisk's and the CTI's first
     # calls of a mode allocate what later calls reuse, which would count as memory per call
     warmup: bool = True
+    # for other benches on this instance (bench/storm.py): the demo's accounts, settings
+    # over the bench's own ({section: {key: value}}), and a change to the rendered config
+    # (its etc dir) before Asterisk starts
+    accounts: int = 200
+    settings_extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    patch_config: Callable[[Path], None] | None = None
 
     def plan(self, mode: str) -> RampPlan:
         if mode == "ivr":
@@ -505,8 +511,9 @@ QUICK = Options(agents=20, hold_s=2.0, step_s=5.0,
 # --------------------------------------------------------------------- the instance
 
 
-def write_settings(path: Path, state: Path, seats: int) -> Path:
-    """hotline.toml with the bench's ports, paths, seats and a short wrap-up."""
+def write_settings(path: Path, state: Path, seats: int,
+                   extra: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+    """hotline.toml with the bench's ports, paths, seats and a short wrap-up (and `extra`)."""
     raw = tomllib.loads((REPO_ROOT / "hotline.toml").read_text(encoding="utf-8"))
     overrides: dict[str, dict[str, Any]] = {
         "paths": {"state_dir": str(state)},
@@ -523,6 +530,8 @@ def write_settings(path: Path, state: Path, seats: int) -> Path:
     }
     for section, values in overrides.items():
         raw.setdefault(section, {}).update(values)
+    for section, more in (extra or {}).items():
+        raw.setdefault(section, {}).update(more)
     path.write_text(tomli_w.dumps(raw), encoding="utf-8")
     return path
 
@@ -614,7 +623,7 @@ class Instance:
         return Path(self.settings.recorder.storage_dir)
 
 
-def _seed_db(url: str, n_agents: int) -> list[str]:
+def _seed_db(url: str, n_agents: int, n_accounts: int = 200) -> list[str]:
     """The demo database, plus bench agents B051.. beyond the demo's 50; everyone general."""
     from sqlalchemy import select
 
@@ -624,7 +633,7 @@ def _seed_db(url: str, n_agents: int) -> list[str]:
 
     now = datetime.now(UTC)
     with database_at(url) as sessions, sessions.begin() as s:
-        seed_demo(s, now=now, n_accounts=200)
+        seed_demo(s, now=now, n_accounts=n_accounts)
         rows = list(s.execute(select(Agent).where(Agent.role == "agent")
                               .order_by(Agent.agent_id)).scalars().all())
         for i in range(len(rows) + 1, n_agents + 1):
@@ -664,7 +673,7 @@ def instance(opts: Options) -> Iterator[Instance]:
            "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16),
            "HOTLINE_DB_URL": f"sqlite:///{workdir / 'bench.db'}"}
     env.pop("HOTLINE_STATE_DIR", None)
-    write_settings(workdir / "hotline.toml", workdir, opts.agents)
+    write_settings(workdir / "hotline.toml", workdir, opts.agents, opts.settings_extra)
     settings = load_settings(workdir / "hotline.toml", env)
     inst = Instance(workdir, settings, env)
     ok = False
@@ -674,7 +683,9 @@ def instance(opts: Options) -> Iterator[Instance]:
         ext = etc / "extensions.conf"
         ext.write_text(patch_extensions(ext.read_text(encoding="utf-8"), opts.agents,
                                         _prompt_paths(settings)), encoding="utf-8")
-        inst.agents = _seed_db(env["HOTLINE_DB_URL"], opts.agents)
+        if opts.patch_config is not None:
+            opts.patch_config(etc)
+        inst.agents = _seed_db(env["HOTLINE_DB_URL"], opts.agents, opts.accounts)
         stack.start_mosquitto(settings, extra={BENCH_USER: list(BENCH_ACL)})
         stack.start_asterisk(settings)
         register_all_seats(inst)
