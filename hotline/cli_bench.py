@@ -202,5 +202,62 @@ def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s
         sys.exit(1)
 
 
+@bench.command("storm")
+@click.option("--minutes", default=3.0, show_default=True,
+              help="Minutes of arrivals (a compressed storm scales the minutes, not the rate).")
+@click.option("--multiple", default=10.0, show_default=True,
+              help="Times the 80/20 load of the agents (180 s handle time, Erlang C).")
+@click.option("--agents", default=50, show_default=True,
+              help="Our agents; the baseline queue has as many seats of its own.")
+@click.option("--feeders", default=6, show_default=True,
+              help="Feeders given a storm-repair notice before the run.")
+@click.option("--seed", default=95598, show_default=True, help="Seed of the callers.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Path prefix of the results: <out>.json, <out>.csv "
+                   "(default bench/results/<date>-storm-<multiple>x-<minutes>min).")
+@click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, SIPp files).")
+def bench_storm(minutes: float, multiple: float, agents: int, feeders: int, seed: int,
+                out: Path | None, keep_workdir: bool) -> None:
+    """B5: a storm day. `multiple` x the 80/20 load of `agents` agents, most callers on
+    feeders with an outage notice, through the IVR (outage-first), storm mode's queue cap and
+    callbacks and our ACD; and at the same time the same callers into app_queue with maxlen.
+    Outcome tables of both sides, the service level for callers who needed an agent, the
+    agents' worth of work deflection saved, memory and file descriptors. Exit status 1 when
+    the pass criteria fail."""
+    if not 0.5 <= minutes <= 120:
+        raise click.BadParameter("must be in [0.5, 120]", param_hint="--minutes")
+    if not 0 < multiple <= 20:
+        raise click.BadParameter("must be in (0, 20]", param_hint="--multiple")
+    if not 1 <= agents <= 100:
+        raise click.BadParameter("must be in [1, 100]", param_hint="--agents")
+    if not 1 <= feeders <= 20:
+        raise click.BadParameter("must be in [1, 20]", param_hint="--feeders")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from datetime import date
+
+    from bench.acd import BenchError
+    from bench.storm import Options, run, write_outputs
+
+    prefix = out or (REPO_ROOT / "bench" / "results"
+                     / f"{date.today().isoformat()}-storm-{multiple:g}x-{minutes:g}min")
+    opts = Options(minutes=minutes, multiple=multiple, agents=agents, feeders=feeders,
+                   seed=seed, keep_workdir=keep_workdir)
+    try:
+        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    paths = write_outputs(doc, prefix)
+    summary = {"verdict": doc["verdict"], "deflection_saved": doc["deflection_saved"],
+               "sides": {k: {"outcomes": v["table"]["outcomes"], "lost": v["table"]["lost"],
+                             "adds_up": v["table"]["adds_up"], "sipp": v["sipp"],
+                             "service": v["service"]} for k, v in doc["sides"].items()},
+               "memory_and_fds": doc["memory_and_fds"]["idle_before_vs_after"],
+               "files": paths}
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    if not doc["verdict"]["passed"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # `python -m hotline.cli_bench acd ...`
     bench()
