@@ -216,16 +216,25 @@ class DbIvrServices:
                 WorkOrder.type == "fault_repair").order_by(WorkOrder.id).limit(1)
             ).scalar_one_or_none()
             if found is not None:
-                return q.WorkOrderInfo(number=found.number, sla_due_at=found.sla_due_at,
-                                       type=found.type, status=found.status)
-        # through the work-order service: SLA clocks, and a fault in an area that already has
-        # an open master order within the window is linked to it (子单)
+                return self._order_info(s, found, _when(d["now"]))
+        # through the work-order service: SLA clocks; a report from inside a known outage is
+        # linked into it as a child of its master order (no new master), one in an area that
+        # already has an open master order within the window is linked to that (子单), and
+        # every report feeds incident detection (workorders.service.create)
+        now = _when(d["now"])
         order = workorders.create(s, workorders.NewOrder(
             type="fault_repair", description="IVR fault report",
             caller_number=d["caller"], account_no=d.get("account"), call_id=call_id,
-            channel="ivr"), workorders.IVR, _when(d["now"]), self.policy)
+            channel="ivr"), workorders.IVR, now, self.policy, outages=self.outages)
+        return self._order_info(s, order, now)
+
+    def _order_info(self, s: Session, order: WorkOrder, now: datetime) -> q.WorkOrderInfo:
+        heard = (self.outages.heard_notice(s, order.outage_id, now)
+                 if order.outage_id is not None else None)
         return q.WorkOrderInfo(number=order.number, sla_due_at=order.sla_due_at,
-                               type=order.type, status=order.status)
+                               type=order.type, status=order.status, outage_id=order.outage_id,
+                               in_outage=heard is not None,
+                               restore_at=heard.restore_at if heard is not None else None)
 
     async def call_started(self, *, call_id: str, uniqueid: str, caller: str, dnis: str,
                            now: datetime) -> None:

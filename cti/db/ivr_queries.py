@@ -69,6 +69,12 @@ class WorkOrderInfo:
     sla_due_at: datetime | None
     type: str
     status: str
+    # a fault report from inside a known outage (issue 12): the outage it was linked into, as
+    # a child of the outage's master order; `in_outage` when callers may hear that outage now
+    # (not closed, not awaiting confirmation), and when power is expected back (None: unknown)
+    outage_id: int | None = None
+    in_outage: bool = False
+    restore_at: datetime | None = None
 
 
 def _require_aware(now: datetime) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,9 +25,10 @@ from sqlalchemy import select
 from callcenter.outage_service import OutageService, Who
 from cti.db import outages as store
 from cti.db.ivr_queries import accounts_for_phone
-from cti.db.models import Account, AccountPhone, Call
+from cti.db.models import Account, AccountPhone, Call, Outage, WorkOrder
 from hotline import stack
 from ivr.say import say_datetime
+from outages.incidents import DetectionSettings, Mode
 from outages.scope import Cause
 from prompts.index import PromptIndex
 from tests.integration.callers import CallInProgress
@@ -34,6 +36,8 @@ from tests.integration.conftest import Backend, CtiProcess
 from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.callview import CallView, contains_run
 from tests.support.sipp import Caller, Keys, Pause
+from workorders.lifecycle import Role, SlaPolicy
+from workorders.service import Actor, NewOrder, WorkOrderService
 
 pytestmark = pytest.mark.integration
 TZ = ZoneInfo("Asia/Shanghai")
@@ -269,3 +273,123 @@ def test_1_after_the_notice_reaches_the_main_menu(
 def _seconds(prompts: PromptIndex, prompt_id: str) -> float:
     with wave.open(str(prompts.local_file(prompt_id, "zh"))) as w:
         return w.getnframes() / float(w.getframerate())
+
+
+# ------------------------------------------------------------------ fault reports in outages
+
+FAULT_REPORT = [Pause(1500), Keys("1"), Pause(1500), Keys("3"), Pause(1500), Keys("1"),
+                Pause(1500)]  # Mandarin, 3 fault report, 1 confirm, then the account and #
+
+
+def _stranger(backend: Backend) -> str:
+    """A number on no account (65: this module's range): no outage-first notice before the
+    menu, so the keys of FAULT_REPORT meet the menus they were timed for."""
+    return f"{backend.prefix}65{next(_serial):05d}"
+
+
+def _report(backend: Backend, cti: CtiProcess, ami: AmiRecorder, prompts: PromptIndex,
+            workdir: Path, account_no: str) -> tuple[Heard, WorkOrder]:
+    number = _stranger(backend)
+    h = _call(backend, cti, ami, prompts, workdir,
+              Caller(number, [*FAULT_REPORT, Keys(account_no + "#")]), ("ivr.goodbye", "zh"))
+    _ivr_ok(h)
+    with backend.sessions() as s:
+        order = s.scalars(select(WorkOrder).where(WorkOrder.call_id == h.view.linkedid)).one()
+        s.expunge(order)
+    return h, order
+
+
+def test_a_fault_report_inside_a_known_outage_joins_its_repair_order_and_is_told_so(
+        backend: Backend, cti: CtiProcess, ami: AmiRecorder, prompt_index: PromptIndex,
+        numbers: Numbers, workdir: Path) -> None:
+    first_h, first = _report(backend, cti, ami, prompt_index, workdir, numbers.fault_account)
+    second_h, second = _report(backend, cti, ami, prompt_index, workdir, numbers.fault_account)
+
+    fault = backend.demo["outage_fault"]["outages"][0]
+    restore = datetime.fromisoformat(fault["expected_restore_at"]).astimezone(TZ)
+    for h in (first_h, second_h):
+        heard = h.view.heard_ids()
+        assert contains_run(heard, ["ivr.fault_in_outage", "outage.restore_at"]), heard
+        assert contains_run(heard, say_datetime(
+            restore, "zh", now=h.record.started_at.astimezone(TZ))), heard
+        assert "ivr.fault_created" not in heard  # no new order number: it joined the outage's
+    with backend.sessions() as s:
+        outage = s.get(Outage, numbers.fault_notice)
+        assert outage is not None and outage.master_order_id is not None
+        master_id = outage.master_order_id
+    assert first.outage_id == second.outage_id == numbers.fault_notice
+    # one master for the outage (the first report, or an earlier one); the rest its children
+    assert second.master_id == master_id
+    assert first.id == master_id or first.master_id == master_id
+
+
+def _cluster(backend: Backend, size: int) -> list[str]:
+    """`size` accounts of one 台区 on one feeder that no notice covers and no demo purpose
+    uses: the incident test's own cluster."""
+    now = datetime.now(UTC)
+    svc = OutageService(backend.sessions)
+    demo_accounts = {d["account_no"] for d in backend.demo.values()}
+    groups: dict[tuple[int, int | None, str], list[str]] = {}
+    with backend.sessions() as s:
+        for no, area, feeder, ta in s.execute(
+                select(Account.account_no, Account.area_id, Account.feeder_id,
+                       Account.transformer_area)
+                .where(Account.transformer_area.is_not(None)).order_by(Account.account_no)):
+            if no not in demo_accounts:
+                groups.setdefault((area, feeder, ta), []).append(no)
+        for accounts in sorted(groups.values(), key=len, reverse=True):
+            quiet = [a for a in accounts if svc.for_account(s, a, now) == ()]
+            if len(quiet) == len(accounts) >= size and not _reported(s, accounts):
+                return accounts[:size]
+    raise AssertionError(f"no 台区 with {size} quiet accounts in the demo city")
+
+
+def _reported(s: Any, accounts: list[str]) -> bool:
+    return s.scalar(select(WorkOrder.id).join(Account, Account.id == WorkOrder.account_id)
+                    .where(Account.account_no.in_(accounts)).limit(1)) is not None
+
+
+def test_five_reports_on_one_taiqu_open_a_suspected_outage_later_callers_hear_and_join(
+        backend: Backend, cti: CtiProcess, ami: AmiRecorder, prompt_index: PromptIndex,
+        numbers: Numbers, workdir: Path) -> None:
+    """Auto mode: five reports (filed by agents, through the work-order service with outage
+    linking, as the desktop does) open a suspected outage on their 台区 or feeder; a sixth
+    customer there calls and hears it before the menu, and their fault report through the
+    real IVR joins it as a child of its master order."""
+    accounts = _cluster(backend, 7)
+    detection = DetectionSettings(threshold=5, window=timedelta(minutes=15), mode=Mode.AUTO)
+    svc = OutageService(backend.sessions, detection=detection)
+    orders = WorkOrderService(backend.sessions, SlaPolicy(), outages=svc)
+    agent = Actor("it-agent", Role.AGENT)
+    made = [orders.create(NewOrder(type="fault_repair", description="家里停电了（集成测试）",
+                                   caller_number=f"1390000{i:04d}", account_no=a,
+                                   channel="agent"), agent)
+            for i, a in enumerate(accounts[:5])]
+    now = datetime.now(UTC)
+    with backend.sessions() as s:
+        covering = svc.for_account(s, accounts[5], now)
+    assert covering is not None and len(covering) == 1, covering
+    suspected = covering[0]
+    try:
+        assert suspected.cause is Cause.REPORTED and not suspected.awaiting_confirmation
+        with backend.sessions() as s:
+            linked = s.scalars(select(WorkOrder).where(
+                WorkOrder.number.in_([m["number"] for m in made]))).all()
+            assert {o.outage_id for o in linked} == {suspected.id}
+            masters = [o for o in linked if o.master_id is None]
+            assert len(masters) == 1  # the cluster's first report; the other four its children
+
+        # a later caller from that 台区 hears it before the menu
+        phone = numbers.new_phone(backend, accounts[5])
+        h = _call(backend, cti, ami, prompt_index, workdir, Caller(phone, MANDARIN),
+                  ("outage.hangup_hint", "zh"))
+        _ivr_ok(h)
+        assert contains_run(h.view.heard_ids(), ["outage.here", "outage.cause.reported"]), \
+            h.view.heard_ids()
+        assert (h.record.outcome, h.record.outage_ids) == ("deflected", [suspected.id])
+
+        # and a fault report from there through the IVR joins the master order
+        _, order = _report(backend, cti, ami, prompt_index, workdir, accounts[6])
+        assert (order.outage_id, order.master_id) == (suspected.id, masters[0].id)
+    finally:
+        svc.close(suspected.id, SUP, datetime.now(UTC))
