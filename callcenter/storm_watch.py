@@ -144,6 +144,14 @@ class StormWatch:
                 log.info("storm watch: storm mode was already %s", "on" if change.on else "off")
         self._feed(handling_input(self.state, self.settings))
 
+    @property
+    def short_menus(self) -> bool:
+        """Whether callers get the IVR's shortened storm menus now (the handling in force, as
+        last read: a switch reaches new callers within one period, with no read per call)."""
+        if self.state is None:
+            return False
+        return handling(self.state, self.settings.normal, self.settings.storm).short_menus
+
     def _feed(self, wanted: HandlingChanged) -> None:
         if wanted != self._fed and self.acd.submit(wanted):
             self._fed = wanted

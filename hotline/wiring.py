@@ -476,6 +476,12 @@ async def build_daemon(settings: Settings) -> Daemon:
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 
+    # storm mode: the switch (console, CLI, automatic) reaches the ACD and new IVR callers
+    # (the shortened menus) within one period; inflow or active faults switch it ([storm])
+    storm_watch = StormWatch(services.outages, acd, settings.storm,
+                             active_faults_of(services.outages))
+    ivr_ctx.short_menus = lambda: storm_watch.short_menus
+
     tasks: dict[str, TaskFactory] = {
         "fastagi": fastagi.serve_forever,
         "flow-watch": registry.watch,
@@ -498,8 +504,7 @@ async def build_daemon(settings: Settings) -> Daemon:
         "acd-snapshots": acd.snapshots,
         # storm mode: the switch (console, CLI, automatic) reaches the ACD within seconds,
         # and inflow or active faults switch it automatically ([storm])
-        "storm-watch": StormWatch(services.outages, acd, settings.storm,
-                                  active_faults_of(services.outages)).run,
+        "storm-watch": storm_watch.run,
         "web": lambda: serve_web(web_app, web_sock, web_tls),
         "web-wallboard": lambda: web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
         # hotline/outages and hotline/storm (retained) whenever the database moved, whoever

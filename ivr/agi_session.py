@@ -56,6 +56,8 @@ class IvrContext:
     # [ivr] max_silence_s: a reply to a command that plays nothing must come within it (res_agi
     # waits for our next command for ever, in silence); a lookup past it gets music
     max_silence_s: float = 2.0
+    # storm mode's shortened menus in force (the CTI's storm watch keeps it, no read per call)
+    short_menus: Callable[[], bool] = lambda: False
     # takes a caller whose session gave up (a FastAGI path too slow) to the dialplan's fallback
     # by another way than FastAGI (AMI Redirect); None: the close alone, which arrives late
     rescue: Callable[[str], Awaitable[bool]] | None = None
@@ -212,7 +214,8 @@ class AgiIvrSession:
             # there and goes to the fallback (AgiCommandError below) before any prompt
             await self.agi.command("NOOP", timeout=self.link_s)
             session, actions = engine.start(e.Start(caller=self.caller, call_id=self.call_id,
-                                                    now=now, dnis=self.dnis))
+                                                    now=now, dnis=self.dnis,
+                                                    storm=ctx.short_menus()))
             while True:
                 event: e.Event | None = None
                 for act in actions:

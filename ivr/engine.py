@@ -111,6 +111,7 @@ class Start:
     now: datetime
     dnis: str = ""
     lang: str = "zh"
+    storm: bool = False  # storm mode's shortened menus are in force (the flow's `storm` var)
 
 
 @dataclass(frozen=True)
@@ -324,7 +325,7 @@ class Engine:
         flow = self.flows.get(self.entry_flow)
         s = Session(flow=flow, node=flow.entry,
                     vars={"caller": ev.caller, "call_id": ev.call_id, "now": ev.now,
-                          "dnis": ev.dnis, "lang": ev.lang})
+                          "dnis": ev.dnis, "lang": ev.lang, "storm": ev.storm})
         return self._run(s, [Record({"event": "start", "flow": flow.id, "caller": ev.caller})])
 
     def step(self, s: Session, ev: Event) -> tuple[Session, list[Action]]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 LANGUAGES = ("zh", "en")
 DIGITS = set("0123456789*#")
 # variables every session has before the first node runs
-BUILTIN_VARS = frozenset({"caller", "call_id", "lang", "now", "dnis"})
+BUILTIN_VARS = frozenset({"caller", "call_id", "lang", "now", "dnis", "storm"})
 
 # ------------------------------------------------------------------------------------- node types
 

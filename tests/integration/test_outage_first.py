@@ -35,6 +35,7 @@ from tests.integration.callers import CallInProgress
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.callview import CallView, contains_run
+from tests.support.ctilog import CtiLog
 from tests.support.sipp import Caller, Keys, Pause
 from workorders.lifecycle import Role, SlaPolicy
 from workorders.service import Actor, NewOrder, WorkOrderService
@@ -393,3 +394,28 @@ def test_five_reports_on_one_taiqu_open_a_suspected_outage_later_callers_hear_an
         assert (order.outage_id, order.master_id) == (suspected.id, masters[0].id)
     finally:
         svc.close(suspected.id, SUP, datetime.now(UTC))
+
+
+def test_storm_mode_gives_the_short_menu_and_off_the_plain_one_again(
+        backend: Backend, cti: CtiProcess, ami: AmiRecorder, prompt_index: PromptIndex,
+        numbers: Numbers, workdir: Path) -> None:
+    svc = OutageService(backend.sessions)
+    log = CtiLog(cti.settings)
+    at = log.mark()
+    assert svc.set_storm(True, SUP, datetime.now(UTC))
+    try:
+        # the CTI's storm watch has read the switch (its next period): new callers get it
+        log.wait_for("handling is now HandlingChanged(", at, 15)
+        h = _call(backend, cti, ami, prompt_index, workdir, Caller(_stranger(backend), MANDARIN),
+                  ("ivr.storm_menu", "zh"))
+        _ivr_ok(h)
+        assert "ivr.main_menu" not in h.view.offered_ids()
+    finally:
+        at = log.mark()
+        assert svc.set_storm(False, SUP, datetime.now(UTC))
+        log.wait_for("handling is now HandlingChanged(", at, 15)
+    h = _call(backend, cti, ami, prompt_index, workdir, Caller(_stranger(backend), MANDARIN),
+              ("ivr.main_menu", "zh"))
+    _ivr_ok(h)
+    _menu_follows_welcome_at_once(h)
+    assert "ivr.storm_menu" not in h.view.offered_ids()

@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.outage_service import OutageService, Who
-from config.settings import Settings
 from cti.db.models import Agent, Call
 from hotline import stack
 from prompts.index import PromptIndex
@@ -31,6 +30,7 @@ from tests.integration.callers import CallInProgress, call_story, hang_up, is_ev
 from tests.integration.conftest import CUSTOMER_PORT, Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, AmiTimeout, Event
+from tests.support.ctilog import CtiLog
 from tests.support.mqtt import MqttWatcher, Msg
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
@@ -59,24 +59,6 @@ def storm_phones(cti: CtiProcess, mqtt: MqttWatcher, tmp_path_factory: pytest.Te
 
 
 CALLBACK_AFTER_MS = 20_000  # after asking for an agent, the asker waits this long, then presses 1
-
-
-class CtiLog:
-    """The CTI's log file, read from a mark on: the storm watch says there what it fed the ACD."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.state_dir / "log" / "cti.log"
-
-    def mark(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
-
-    def read(self, since: int) -> str:
-        with self.path.open("rb") as f:
-            f.seek(since)
-            return f.read().decode(errors="replace")
-
-    def wait_for(self, text: str, since: int, timeout: float) -> None:
-        stack.wait_until(lambda: text in self.read(since), timeout, f"{text!r} in {self.path}")
 
 
 def _general_agents(backend: Backend) -> list[str]:

@@ -757,7 +757,11 @@ def test_the_main_flow_hears_outages_first_after_the_language_choice() -> None:
     assert main.nodes["lang_zh"].next == main.nodes["lang_en"].next == "outage_first"
     first = main.nodes["outage_first"]
     assert (first.query, first.on_not_found, first.on_error) == (
-        "caller_outages", "main_menu", "main_menu")
+        "caller_outages", "menu_check", "menu_check")
+    # then the menu: storm mode's short one while on (the session's `storm`), else the main
+    check = main.nodes["menu_check"]
+    assert [(c.var, c.value, c.goto) for c in check.cases] == [("storm", True, "storm_menu")]
+    assert check.default == "main_menu"
     assert main.nodes["outage_first_say"].on_hangup == "deflected"
     assert main.nodes["outage_first_window"].on_hangup == "deflected"
     assert main.nodes["outage_lookup"].query == "account_outages"

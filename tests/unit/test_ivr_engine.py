@@ -811,3 +811,17 @@ def test_every_session_ends_in_a_transfer_or_hangup(data: st.DataObject, answers
     if isinstance(call.end, Transfer):
         assert call.transfer.reason in {"caller_choice", "no_valid_input", "lookup_failed",
                                    "workorder_failed"}
+
+
+def test_storm_mode_gives_the_short_menu_and_its_keys() -> None:
+    storm = Start(caller=START.caller, call_id=START.call_id, now=NOW, storm=True)
+    to_agent = drive([heard, press("1"), NOT_FOUND, press("0")], start=storm)
+    menus = [w.prompts for w in to_agent.waits() if isinstance(w, Collect)]
+    assert menus[-1] == zh("ivr.storm_menu") and zh("ivr.main_menu") not in menus
+    assert to_agent.end == Transfer("general", 0, "caller_choice", None, zh("ivr.transfer"))
+    # 9: the full menu; off (the default), the main menu straight away
+    full = drive([heard, press("1"), NOT_FOUND, press("9"), press("0")], start=storm)
+    assert [w.prompts for w in full.waits() if isinstance(w, Collect)][-2:] == [
+        zh("ivr.storm_menu"), zh("ivr.main_menu")]
+    calm = drive([heard, press("1"), NOT_FOUND, press("0")])
+    assert [w.prompts for w in calm.waits() if isinstance(w, Collect)][-1] == zh("ivr.main_menu")
