@@ -171,6 +171,7 @@ def test_the_board_draws_outages_and_confirms_a_suspected_one_and_hears_the_push
         feeder = s.scalar(select(Account.feeder_id).where(Account.feeder_id.is_not(None))
                           .order_by(Account.id.desc()))
     svc = OutageService(sessions)
+    svc.set_storm(False, Who("S01", "supervisor"), now)  # whatever a test before left
     fault = svc.publish(NoticeDraft(Cause.FAULT, now - timedelta(minutes=30),
                                     feeders=frozenset({feeder}),
                                     expected_restore_at=now + timedelta(hours=2),
@@ -207,11 +208,16 @@ def test_the_board_draws_outages_and_confirms_a_suspected_one_and_hears_the_push
     # storm mode from the retained hotline/storm message the desktop relays: no reload
     expect(page.locator("body")).to_have_attribute("data-push-connects", "1")
     expect(page.get_by_test_id("storm-banner")).to_be_hidden()
+    # the switch as the CLI makes it (so a REST re-read of /api/storm agrees with the push),
+    # then the message the relay would bring
+    on_at = datetime.now(UTC)
+    assert svc.set_storm(True, Who("cli:ops", "admin"), on_at)
     sockets[0].send(json.dumps({"type": "storm", "data": {
-        "on": True, "since": now.isoformat(), "by": "cli:ops", "trigger": "manual"}}))
+        "on": True, "since": on_at.isoformat(), "by": "cli:ops", "trigger": "manual"}}))
     expect(page.get_by_test_id("storm-banner")).to_be_visible()
     expect(page.get_by_test_id("storm-who")).to_contain_text("cli:ops")
     screenshot(page, "contract-outage-board-storm")
+    assert svc.set_storm(False, Who("cli:ops", "admin"), datetime.now(UTC))
     sockets[0].send(json.dumps({"type": "storm", "data": {"on": False, "by": "cli:ops"}}))
     expect(page.get_by_test_id("storm-banner")).to_be_hidden()
     for oid in (fault, suspected):
