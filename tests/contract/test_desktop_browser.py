@@ -5,62 +5,18 @@ server refuses the supervisor console. Real headless chromium (Debian's) under P
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
-from agent_desktop.app import create_app
-from config.settings import load_settings
 from cti.db.screen_pop import screen_pop
-from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import demo_accounts
-from hotline.wiring import build_services
-from tests.support.browser import VIEWPORT, browser, login, screenshot, serve
-from tests.support.seeded_db import SeededDb
-from tests.support.settings import write_test_settings
+from tests.support.browser import login, screenshot
 
-TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def db(seeded_db: SeededDb,
-       tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    state = tmp_path_factory.mktemp("desktop-browser")
-    path = write_test_settings(state / "hotline.toml", {"paths": {"state_dir": str(state)}})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    settings = load_settings(path, env)
-    engine = make_engine(seeded_db(state, now=datetime.now(UTC), n_accounts=200))
-    sessions = make_session_factory(engine)
-    yield settings, sessions
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def base_url(db: tuple[Any, Any]) -> Iterator[str]:
-    settings, sessions = db
-    app = create_app(build_services(settings, sessions).web_context())
-    with serve(app) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    ctx = chromium.new_context(viewport=VIEWPORT, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    yield pg
-    ctx.close()
+# db, base_url, chromium and page: tests/contract/conftest.py (the browser desktop over a
+# seeded SQLite city of 200 accounts, one per module)
 
 
 def test_login_page_in_mandarin_then_english_and_the_choice_is_kept(page: Any,

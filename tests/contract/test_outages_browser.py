@@ -8,67 +8,23 @@ chromium under Playwright; every wait is an `expect` that retries until its dead
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from agent_desktop.app import create_app
 from callcenter.outage_service import OutageService, Who
-from config.settings import load_settings
 from cti.db.models import Account, Call
 from cti.db.outages import NoticeDraft
 from cti.db.screen_pop import screen_pop
-from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import demo_accounts
-from hotline.wiring import build_services
 from outages.scope import Cause
-from tests.support.browser import VIEWPORT, browser, login, screenshot, serve
-from tests.support.seeded_db import SeededDb
-from tests.support.settings import write_test_settings
+from tests.support.browser import login, screenshot
 
-TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def db(seeded_db: SeededDb,
-       tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    state = tmp_path_factory.mktemp("outages-browser")
-    path = write_test_settings(state / "hotline.toml", {"paths": {"state_dir": str(state)}})
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    settings = load_settings(path, env)
-    engine = make_engine(seeded_db(state, now=datetime.now(UTC), n_accounts=200))
-    sessions = make_session_factory(engine)
-    yield settings, sessions
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def base_url(db: tuple[Any, Any]) -> Iterator[str]:
-    settings, sessions = db
-    app = create_app(build_services(settings, sessions).web_context())
-    with serve(app) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as b:
-        yield b
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    ctx = chromium.new_context(viewport=VIEWPORT, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    yield pg
-    ctx.close()
+# db, base_url, chromium and page: tests/contract/conftest.py (the browser desktop over a
+# seeded SQLite city of 200 accounts, one per module)
 
 
 def _storm_off(page: Any, base_url: str) -> None:
@@ -190,6 +146,7 @@ def test_the_board_draws_outages_and_confirms_a_suspected_one_and_hears_the_push
     page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
     login(page, base_url, "S01")
     page.wait_for_url("**/supervisor.html")
+    sockets.clear()  # the console's own /ws, if it opened one before we left: not the board's
     page.goto(f"{base_url}/board.html")
     card = page.locator(f'[data-testid="board-card"][data-id="{fault}"]')
     expect(card.get_by_test_id("board-deflection")).to_contain_text("66.7% (2/3)")
@@ -207,6 +164,7 @@ def test_the_board_draws_outages_and_confirms_a_suspected_one_and_hears_the_push
 
     # storm mode from the retained hotline/storm message the desktop relays: no reload
     expect(page.locator("body")).to_have_attribute("data-push-connects", "1")
+    assert len(sockets) == 1  # the board's
     expect(page.get_by_test_id("storm-banner")).to_be_hidden()
     # the switch as the CLI makes it (so a REST re-read of /api/storm agrees with the push),
     # then the message the relay would bring
