@@ -217,6 +217,7 @@ class DurableWrites:
         self._down = False
         self._journalling = bool(journal.pending())  # a previous CTI's writes are first
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="db-durable")
+        self.workers = workers
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.replayed = 0
@@ -224,6 +225,16 @@ class DurableWrites:
         # run (in order, on the replay task) once the journal is empty after an outage: what
         # else the outage cost, such as the recordings whose index rows it refused
         self.on_recovered: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """Its pool of threads, for the daemon to start whole (hotline.app.start_workers)."""
+        return self._executor
+
+    @property
+    def db_engine(self) -> Any:
+        """The engine its sessions are bound to (None when they are bound to none)."""
+        return self.sessions.kw.get("bind")
 
     def register(self, kind: str, applier: Applier) -> None:
         self.appliers[kind] = applier

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,12 @@ def install_workers(workers: int = CTI_WORKERS) -> None:
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cti-worker"))
 
 
-async def start_workers(db_engine: Any | None, workers: int = CTI_WORKERS) -> list[str]:
-    """Start every worker of the default executor (install_workers) now; with `db_engine`,
-    each opens a connection (held until all have one, so the engine's pool keeps them). A
-    database that is away is no reason not to start: that worker's failure is logged and
-    returned."""
+async def start_workers(db_engine: Any | None, workers: int = CTI_WORKERS,
+                        executor: Executor | None = None) -> list[str]:
+    """Start every worker of `executor` (default: the loop's, install_workers) now; with
+    `db_engine`, each opens a connection (held until all have one, so the engine's pool keeps
+    them). A database that is away is no reason not to start: that worker's failure is logged
+    and returned."""
     loop = asyncio.get_running_loop()
     all_in = threading.Barrier(workers)
 
@@ -80,7 +81,8 @@ async def start_workers(db_engine: Any | None, workers: int = CTI_WORKERS) -> li
                 conn.close()
         return problem
 
-    results = await asyncio.gather(*(loop.run_in_executor(None, warm) for _ in range(workers)))
+    results = await asyncio.gather(*(loop.run_in_executor(executor, warm)
+                                     for _ in range(workers)))
     problems = [r for r in results if r]
     for p in sorted(set(problems)):
         log.warning("worker warm-up: %s", p)
@@ -120,6 +122,11 @@ async def run(settings: Settings, *, lock: LeaderLock | None = None,
         _no_longer_standby(marker)
         daemon = await build_daemon(settings)
         await start_workers(daemon.db_engine)
+        # the durable writes' own pool (callcenter/journal.py) likewise: it grew a thread and a
+        # connection at a burst 45 and 85 minutes into a soak, and the CTI's memory a step each
+        durable = daemon.parts.get("durable")
+        if durable is not None:
+            await start_workers(durable.db_engine, durable.workers, durable.executor)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(hold_leadership(lock, sleep=sleep), name="leadership")

@@ -514,5 +514,6 @@ async def build_daemon(settings: Settings) -> Daemon:
     return Daemon(settings=settings, services=services, tasks=tasks, db_engine=db_engine,
                   status_path=spath,
                   parts={"acd": acd, "ami": ami, "bus": bus, "fastagi": fastagi,
+                         "durable": durable,
                          "registry": registry, "recorder": recorder, "supervision": supervision,
                          "commands": commands, "web": web_app})

@@ -93,3 +93,23 @@ def test_on_a_real_sqlite_engine_every_worker_holds_a_connection_at_once(tmp_pat
         assert engine.pool.checkedin() == 4  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def test_the_durable_writes_pool_starts_whole_with_its_connections() -> None:
+    """The durable writes' own executor (callcenter/journal.py) is started whole like the
+    loop's: every thread up and every connection open before the first call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = FakeEngine()
+    pool = ThreadPoolExecutor(3, thread_name_prefix="db-durable-test")
+
+    async def main() -> list[str]:
+        return await start_workers(engine, 3, pool)
+
+    try:
+        assert asyncio.run(main()) == []
+        assert len(pool._threads) == 3
+        # each worker held its connection until all had one: three open at once, on three threads
+        assert (engine.most_open, len(engine.threads)) == (3, 3)
+    finally:
+        pool.shutdown()
