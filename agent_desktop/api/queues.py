@@ -39,6 +39,7 @@ class Today(BaseModel):
     answered_in_20s: int
     service_level: float | None  # answered in 20 s / (answered + abandoned after 20 s)
     answer_rate: float | None  # answered / offered
+    deflected: int = 0  # hung up after an outage notice, before the menu (not offered)
 
 
 class Wallboard(BaseModel):

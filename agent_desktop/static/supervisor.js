@@ -50,6 +50,7 @@ function renderTiles() {
   $("t-offered").textContent = String(num(today.offered));
   $("t-answered").textContent = String(num(today.answered));
   $("t-abandoned").textContent = String(num(today.abandoned));
+  $("t-deflected").textContent = String(num(today.deflected));
   const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
   for (const a of S.agents.values()) counts[a.state] = (counts[a.state] || 0) + 1;
   clear($("state-counts"), STATES.filter((s) => s !== "logged_out").map((s) =>

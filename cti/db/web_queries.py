@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import agents as db_agents
@@ -108,6 +108,7 @@ class TodayFigures:
     answered_in_20s: int  # within sl_s, in fact
     service_level: float | None  # answered in sl_s / (answered + abandoned after sl_s)
     answer_rate: float | None  # answered / offered
+    deflected: int = 0  # calls that hung up after an outage notice (outcome 'deflected')
 
 
 def today_figures(sessions: sessionmaker[Session], now: datetime, tz: ZoneInfo,
@@ -121,6 +122,9 @@ def today_figures(sessions: sessionmaker[Session], now: datetime, tz: ZoneInfo,
         rows = s.execute(select(Call.queued_at, Call.answered_at, Call.ended_at, Call.outcome)
                          .where(Call.queued_at.is_not(None), Call.queued_at >= start,
                                 Call.queued_at < end)).all()
+        # callers who heard an outage notice and hung up: never offered to an agent
+        deflected = s.scalar(select(func.count()).select_from(Call).where(
+            Call.outcome == "deflected", Call.started_at >= start, Call.started_at < end)) or 0
     answered = in_sl = abandoned = abandoned_late = 0
     for queued_at, answered_at, ended_at, outcome in rows:
         assert queued_at is not None  # the query's condition
@@ -135,7 +139,8 @@ def today_figures(sessions: sessionmaker[Session], now: datetime, tz: ZoneInfo,
     return TodayFigures(day=local.date().isoformat(), offered=len(rows), answered=answered,
                         abandoned=abandoned, answered_in_20s=in_sl,
                         service_level=round(in_sl / counted, 4) if counted else None,
-                        answer_rate=round(answered / len(rows), 4) if rows else None)
+                        answer_rate=round(answered / len(rows), 4) if rows else None,
+                        deflected=deflected)
 
 
 # --------------------------------------------------------------------------------- agents

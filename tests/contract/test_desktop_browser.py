@@ -47,6 +47,9 @@ def test_supervisor_sees_the_wallboard_in_english(page: Any, base_url: str) -> N
     # the figures come from GET /api/wallboard (nothing has called yet: zero waiting)
     expect(page.locator("#main")).to_have_attribute("data-updated", re.compile(r"\d+"))
     expect(page.get_by_test_id("wb-waiting")).to_have_text("0")
+    # today's callers an outage notice deflected, next to the abandoned ones
+    expect(page.get_by_test_id("wb-deflected")).to_have_text(re.compile(r"^\d+$"))
+    expect(page.get_by_test_id("wallboard")).to_contain_text("Deflected by outage notices")
     expect(page.get_by_test_id("access-denied")).to_be_hidden()
     screenshot(page, "contract-supervisor-wallboard-en")
     # big-screen mode: the wallboard alone, big figures

@@ -535,7 +535,8 @@ async def test_wallboard_today_service_level_answer_rate_and_abandoned(env: Env)
     assert r.status_code == 200, r.text
     today = r.json()["today"]
     assert today == {"day": "2026-11-27", "offered": 6, "answered": 4, "abandoned": 2,
-                     "answered_in_20s": 3, "service_level": 0.6, "answer_rate": 0.6667}
+                     "answered_in_20s": 3, "service_level": 0.6, "answer_rate": 0.6667,
+                     "deflected": 0}
     assert {a["agent_id"] for a in r.json()["agents"]} >= {"A001", "A050"}
     r = await env.client.get("/api/queues")
     assert r.status_code == 200 and isinstance(r.json(), list)

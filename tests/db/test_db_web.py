@@ -197,6 +197,18 @@ def test_today_figures_count_the_local_day(calls: Sessions, now: datetime) -> No
     assert web_queries.today_figures(calls, now, SHANGHAI, 5.0).answered_in_20s == 0
 
 
+def test_today_figures_count_the_callers_an_outage_notice_deflected(
+        calls: Sessions, now: datetime) -> None:
+    with calls.begin() as s:
+        for cid, start in (("d1", now + timedelta(minutes=4)), ("d0", now - timedelta(days=1))):
+            record_call_start(s, call_id=cid, uniqueid=cid, caller_number="13900000009",
+                              dnis="95598", now=start)
+            record_call_end(s, cid, outcome="deflected", now=start + timedelta(seconds=20))
+    today = web_queries.today_figures(calls, now, SHANGHAI, 20.0)
+    # today's one, not yesterday's; never offered to an agent, so the rest is unchanged
+    assert (today.deflected, today.offered, today.abandoned) == (1, 2, 1)
+
+
 def test_the_screen_pop_in_its_own_unit(calls: Sessions, now: datetime) -> None:
     pop = web_queries.screen_pop(calls, call_id="c1", caller_number="13900000001",
                                  account_no=None, now=now)
