@@ -224,7 +224,9 @@ def classify(f: CallFacts) -> tuple[str | None, list[str]]:
         found.append("callback")
     if f.busy:
         found.append("told_full")
-    if f.record_answered is not None and f.record_answered != (f.answered is not None):
+    # a callback's record has its answer when the agent took the callback, on another channel
+    if f.record_answered is not None and not f.callback \
+            and f.record_answered != (f.answered is not None):
         problems.append("record_mismatch")
     if len(found) > 1:
         problems.append("several_outcomes")

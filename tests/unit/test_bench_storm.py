@@ -85,6 +85,8 @@ def test_a_call_with_two_outcomes_or_no_end_is_a_problem() -> None:
     assert classify(call(fell_back=True, answered=1.0))[1] == ["fell_back"]
     # the record says answered, Asterisk never saw a seat answer
     assert classify(call(record_answered=True))[1] == ["record_mismatch"]
+    # a callback's record is answered when the agent takes the callback: no mismatch
+    assert classify(call(callback=True, record_answered=True)) == ("callback", [])
 
 
 def test_the_table_adds_up_to_the_calls_offered() -> None:
