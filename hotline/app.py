@@ -124,7 +124,7 @@ async def run(settings: Settings, *, lock: LeaderLock | None = None,
         await start_workers(daemon.db_engine)
         # the durable writes' own pool (callcenter/journal.py) likewise: it grew a thread and a
         # connection at a burst 45 and 85 minutes into a soak, and the CTI's memory a step each
-        durable = daemon.parts.get("durable")
+        durable = getattr(daemon, "parts", {}).get("durable")
         if durable is not None:
             await start_workers(durable.db_engine, durable.workers, durable.executor)
         try:
