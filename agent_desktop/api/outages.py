@@ -207,53 +207,54 @@ def get_outage(request: Request, outage_id: OutageId,
 # ------------------------------------------------------------------------------- changing
 
 
+def _change(request: Request, user: User, action: str, target: int | str,
+            work: Callable[[Any, Any, datetime], Any]) -> dict[str, Any]:
+    """One change to a notice: a supervisor's (a refusal audited), made through the service
+    (which audits it), answered with the notice as it now is. `target` is the notice's id, or
+    'outages' for a new one (`work` then returns its id)."""
+    _supervisor(request, user, action,
+                f"outage:{target}" if isinstance(target, int) else target)
+    ctx = ctx_of(request)
+    svc = _service(ctx)
+    now = ctx.clock()
+    done = _call(lambda: work(svc, _who(request, user), now))
+    outage_id = target if isinstance(target, int) else done
+    return _call(lambda: outage_board.notice_by_id(ctx.sessions, outage_id, now))
+
+
 @router.post("/outages", status_code=201, responses=ERRORS)
 def publish(body: NoticeIn, request: Request,
             user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """Publish a notice: callers in its scope hear it from the next call (once it has started,
     and for planned work while its schedule runs)."""
-    _supervisor(request, user, "outage.publish", "outages")
     ctx = ctx_of(request)
-    svc = _service(ctx)
-    now = ctx.clock()
-    outage_id = _call(lambda: svc.publish(_draft(body, ctx), _who(request, user), now))
-    return _call(lambda: outage_board.notice_by_id(ctx.sessions, outage_id, now))
+    return _change(request, user, "outage.publish", "outages",
+                   lambda svc, who, now: svc.publish(_draft(body, ctx), who, now))
 
 
 @router.put("/outages/{outage_id}", responses=ERRORS)
 def update(body: NoticeIn, request: Request, outage_id: OutageId,
            user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """Replace an open notice's cause, scope, times, text and master order."""
-    _supervisor(request, user, "outage.update", f"outage:{outage_id}")
     ctx = ctx_of(request)
-    svc = _service(ctx)
-    now = ctx.clock()
-    _call(lambda: svc.update(outage_id, _draft(body, ctx), _who(request, user), now))
-    return _call(lambda: outage_board.notice_by_id(ctx.sessions, outage_id, now))
+    return _change(request, user, "outage.update", outage_id,
+                   lambda svc, who, now: svc.update(outage_id, _draft(body, ctx), who, now))
 
 
 @router.post("/outages/{outage_id}/confirm", responses=ERRORS)
 def confirm(request: Request, outage_id: OutageId,
             user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """Confirm a suspected outage: callers in its scope hear it from the next call."""
-    _supervisor(request, user, "outage.confirm", f"outage:{outage_id}")
-    ctx = ctx_of(request)
-    svc = _service(ctx)
-    now = ctx.clock()
-    _call(lambda: svc.confirm(outage_id, _who(request, user), now))
-    return _call(lambda: outage_board.notice_by_id(ctx.sessions, outage_id, now))
+    return _change(request, user, "outage.confirm", outage_id,
+                   lambda svc, who, now: svc.confirm(outage_id, who, now))
 
 
 @router.post("/outages/{outage_id}/close", responses=ERRORS)
 def close(request: Request, outage_id: OutageId,
           user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
     """Power is back (or the notice was wrong): nobody hears it from the next call."""
-    _supervisor(request, user, "outage.close", f"outage:{outage_id}")
-    ctx = ctx_of(request)
-    svc = _service(ctx)
-    now = ctx.clock()
-    _call(lambda: svc.close(outage_id, _who(request, user), now))
-    return _call(lambda: outage_board.notice_by_id(ctx.sessions, outage_id, now))
+    return _change(request, user, "outage.close", outage_id,
+                   lambda svc, who, now: svc.close(outage_id, who, now))
 
 
 # ------------------------------------------------------------------------------- storm mode
