@@ -184,3 +184,11 @@ export function everySecond(fn) {
   fn();
   return setInterval(fn, 1000);
 }
+
+const pending = new Map();
+/** Run `fn` once, `ms` from now, however often this is called for `name` meanwhile (a burst
+ * of pushes makes one reload). */
+export function soon(name, fn, ms = 300) {
+  if (pending.has(name)) return;
+  pending.set(name, setTimeout(() => { pending.delete(name); fn(); }, ms));
+}

@@ -2,10 +2,8 @@
 // card with bars (customers affected, calls in the last 15 minutes, the share deflected by the
 // notice) coloured by cause, and the master repair order's SLA clock ticking; the suspected
 // outages waiting for a supervisor, each with its confirm button; the red storm banner.
-import {
-  ApiError, clear, connectPush, errorText, everySecond, fmtTime, get, h, pct, post, slaClock, toast,
-  toLogin,
-} from "./api.js";
+import { ApiError, clear, connectPush, errorText, everySecond, fmtTime, get, h, pct, post,
+  slaClock, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, getLang, t } from "./i18n.js";
 import { loadStorm, showStorm } from "./storm.js";
 
@@ -141,11 +139,6 @@ async function load() {
   }
 }
 
-const pending = new Map();
-function soon(name, fn, ms = 500) {
-  if (pending.has(name)) return;
-  pending.set(name, setTimeout(() => { pending.delete(name); fn(); }, ms));
-}
 
 async function start() {
   try {
@@ -166,7 +159,7 @@ async function start() {
     },
     onMessage: (type, data) => {
       if (type === "storm") showStorm(data);
-      else if (type === "outages" && (!S.doc || data.version !== S.doc.version)) soon("board", load);
+      else if (type === "outages" && (!S.doc || data.version !== S.doc.version)) soon("board", load, 500);
       else if (type === "sla_alert" || type === "call_event") soon("board", load, 2000);
     },
   });

@@ -2,9 +2,8 @@
 // their scope (areas, feeders, 台区), cause, times and text for agents; the storm switch with who
 // and when. Times are entered and shown in the center's local time (Asia/Shanghai), whatever the
 // browser's zone: the form sends them without a zone and the server reads them so.
-import {
-  ApiError, api, clear, connectPush, errorText, fmtTime, get, h, parseIso, post, toast, toLogin,
-} from "./api.js";
+import { ApiError, api, clear, connectPush, errorText, fmtTime, get, h, parseIso, post, soon,
+  toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, getLang, t, tOr } from "./i18n.js";
 import { loadStorm, showStorm, stormState } from "./storm.js";
 
@@ -292,11 +291,6 @@ async function refresh() {
   }
 }
 
-const pending = new Map();
-function soon(name, fn, ms = 300) {
-  if (pending.has(name)) return;
-  pending.set(name, setTimeout(() => { pending.delete(name); fn(); }, ms));
-}
 
 async function start() {
   try {

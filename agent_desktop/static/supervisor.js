@@ -1,10 +1,8 @@
 // The supervisor console: live wallboard (big-screen mode ?big=1), agents with force state and
 // logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, recordings;
 // the red storm banner while storm mode is on (storm.js).
-import {
-  ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h, parseIso, pct,
-  post, since, toast, toLogin,
-} from "./api.js";
+import { ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h,
+  parseIso, pct, post, since, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
 import { loadStorm, showStorm } from "./storm.js";
 import { CLOSED, dueOf, orderRow, tickSla } from "./workorders.js";
@@ -296,11 +294,6 @@ async function refreshAll() {
 }
 
 // bursts of call events (offered, answered, ended, ...) refresh the lists once
-const pending = new Map();
-function soon(name, fn, ms = 300) {
-  if (pending.has(name)) return;
-  pending.set(name, setTimeout(() => { pending.delete(name); fn(); }, ms));
-}
 
 function onPush(type, data) {
   if (type === "wallboard") applyWallboard(data);
