@@ -165,7 +165,13 @@ class Backend:
     url: str
     sessions: sessionmaker[Session]
     demo: dict[str, dict[str, Any]]
-    prefix: str  # caller numbers used on this backend start with it, so calls never collide
+    # caller numbers used on this backend start with it, so calls never collide; after it,
+    # two digits name the module's own range (the call records of a session's modules share
+    # one database, and a test that counts its callers' records must see only its own):
+    #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
+    #   78 web_call_control · 80 flow_reload · 81 recording · 90 fallback
+    # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
+    prefix: str
 
 
 def _pg_database() -> tuple[str, str]:

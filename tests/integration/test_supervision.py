@@ -164,7 +164,7 @@ def test_listen_whisper_barge_heard_as_they_should_be(
     sup = mqtt.command("supervisors", SUPERVISOR, {"action": "login"})
     assert sup["ok"], sup
 
-    number = f"{backend.prefix}7400001"
+    number = f"{backend.prefix}7700001"
     mark = ami.mark()
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
     caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,
@@ -342,7 +342,7 @@ def test_barge_ends_on_record_when_the_call_ends(
     m0 = mqtt.mark()
     _login_agent(mqtt, agent)
     assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
-    number = f"{backend.prefix}7400002"
+    number = f"{backend.prefix}7700002"
     mark = ami.mark()
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
     caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,

@@ -107,7 +107,7 @@ def test_hold_transfer_and_hangup_from_the_web(
             "state"] == "ready"
         push.wait_for(lambda m: m["type"] == "agent_state" and m["data"]["agent_id"] == first
                       and m["data"]["state"] == "ready", 10, "own state ready")
-        number = f"{backend.prefix}7100001"
+        number = f"{backend.prefix}7800001"
         mark = ami.mark()
         call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")]),
                               cti.settings, tmp_path)
