@@ -34,7 +34,7 @@ from prompts.index import PromptIndex
 from tests.support.ami import AmiRecorder
 from tests.support.ami_users import add_test_users, harness
 from tests.support.mqtt import HARNESS_ACL, HARNESS_USER, MqttWatcher, demo_staff
-from tests.support.ports import port
+from tests.support.ports import SLOT, port
 from tests.support.settings import REPO, write_test_settings
 
 PG_URL = os.environ.get("HOTLINE_TEST_PG_URL",
@@ -64,8 +64,7 @@ def it_state() -> Iterator[Path]:
     (/tmp/pytest-of-root), so the CTI, which runs as the `hotline` user as under `hotline up`
     (stack.start_cti), could not reach its settings, flows or database there. mkdtemp makes it
     0700; stack.start_cti makes it root:hotline 1770 like a deployment's var/."""
-    slot = os.environ.get("HOTLINE_TEST_SLOT", "0")
-    state = Path(tempfile.mkdtemp(prefix=f"hotline-it-slot{slot}-", dir="/tmp"))
+    state = Path(tempfile.mkdtemp(prefix=f"hotline-it-slot{SLOT}-", dir="/tmp"))
     try:
         yield state
     finally:
