@@ -83,12 +83,13 @@ for c in python3.11 python3; do
     fi
 done
 [ -n "$PY" ] || { echo "Python 3.11 is required (python3.11 not found)" >&2; exit 1; }
-stamp=$(cat pyproject.toml | sha256sum | cut -c1-16)
+stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.hotline-stamp 2>/dev/null)" != "$stamp" ]; then
     echo "setting up .venv"
     [ -x .venv/bin/python ] || "$PY" -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,sound]'
+    # constraints.txt: every package, transitive ones too, at the version the suite was run on
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,sound]'
     echo "$stamp" > .venv/.hotline-stamp
 fi
 
