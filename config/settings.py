@@ -11,6 +11,7 @@ from pathlib import Path
 
 from config.outages import OutageSettings, outage_settings
 from config.recorder import RecorderSettings, recorder_settings
+from config.speech import SpeechSettings, speech_settings
 from config.storm import StormSettings, storm_settings
 from config.workorders import WorkOrderSettings, workorder_settings
 
@@ -228,6 +229,8 @@ class Settings:
     outages: OutageSettings = OutageSettings()
     # [storm]: storm mode's automatic switching and its handling (config/storm.py)
     storm: StormSettings = StormSettings()
+    # [speech]: vosk models per language and how the IVR listens (config/speech.py)
+    speech: SpeechSettings = SpeechSettings()
     cti: CtiSettings = CtiSettings()
     # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
     # `hotline doctor` then only warns about that password. A settings file without it is not a
@@ -386,6 +389,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             workorders=workorder_settings(raw.get("workorders", {})),
             outages=outage_settings(raw.get("outages", {})),
             storm=storm_settings(raw.get("storm", {})),
+            speech=speech_settings(raw.get("speech", {}), root),
             demo=_demo(raw.get("hotline", {})),
             cti=CtiSettings(standby=_optional_bool(raw.get("cti", {}).get("standby", True),
                                                    "[cti] standby") is not False),

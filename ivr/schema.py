@@ -11,7 +11,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from speech.grammar import normalize as normalize_phrase
+
 LANGUAGES = ("zh", "en")
+# the languages a menu may list spoken phrases in: the callers' ones, and Korean, the language
+# of the one real vosk model installable here (the speech tests' flows)
+SPEECH_LANGUAGES = (*LANGUAGES, "ko")
 DIGITS = set("0123456789*#")
 # variables every session has before the first node runs
 BUILTIN_VARS = frozenset({"caller", "call_id", "lang", "now", "dnis", "storm"})
@@ -47,6 +52,9 @@ class MenuNode(_Node):
     no_input_prompt: PromptList = ["ivr.no_input"]
     on_fail: str
     on_hangup: HangupOutcome = "hangup"
+    # what a caller may say instead of pressing a key: {lang: {option key: [phrases]}}; a
+    # language without a vosk model ([speech] models) is keys only. The engine does not read it.
+    speech: dict[str, dict[str, list[str]]] | None = None
 
     @field_validator("options")
     @classmethod
@@ -331,6 +339,45 @@ def _used_vars(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
     return []
 
 
+def _speech_errors(nid: str, speech: Mapping[str, Mapping[str, list[str]]],
+                   options: Mapping[str, str], lines: _Lines, file: str) -> list[FlowError]:
+    """A menu's `speech:`: known languages, choices that are its options, phrases with words,
+    and no phrase (as vosk hears it: speech.grammar.normalize) for two choices."""
+    errs: list[FlowError] = []
+    base = ("nodes", nid, "speech")
+
+    def err(path: tuple[Any, ...], message: str) -> None:
+        errs.append(FlowError(file, lines.line(base + path), f"node {nid!r}: speech{message}"))
+
+    if not speech:
+        err((), ": empty; list phrases for at least one language, or leave speech out")
+    for lang, choices in speech.items():
+        if lang not in SPEECH_LANGUAGES:
+            err((lang,), f".{lang}: unknown language; expected one of "
+                         f"{', '.join(SPEECH_LANGUAGES)}")
+            continue
+        if not choices:
+            err((lang,), f".{lang}: no choices")
+        seen: dict[str, str] = {}  # normalised phrase -> the option key it stands for
+        for key, phrases in choices.items():
+            if key not in options:
+                err((lang, key), f".{lang}: {key!r} is not one of this menu's options "
+                                 f"({', '.join(options)})")
+                continue
+            if not phrases:
+                err((lang, key), f".{lang}.{key}: no phrases")
+            for i, phrase in enumerate(phrases):
+                said = normalize_phrase(phrase)
+                if not said:
+                    err((lang, key, i), f".{lang}.{key}: phrase {_short(phrase)} has no words")
+                elif seen.get(said, key) != key:
+                    err((lang, key, i), f".{lang}.{key}: phrase {_short(phrase)} is also a "
+                                        f"phrase for {seen[said]!r}")
+                else:
+                    seen[said] = key
+    return errs
+
+
 def _no_exit_cycle(start: str, nodes: Mapping[str, Any], trapped: set[str]) -> list[str]:
     """A cycle among `trapped` nodes reachable from `start`, for the error message."""
     path: list[str] = []
@@ -384,6 +431,8 @@ def _graph_errors(model: FlowModel, lines: _Lines, file: str,
                 errs.append(FlowError(file, lines.line(base + ("input",)),
                                       f"node {nid!r}: query {node.query!r} looks up the "
                                       "caller's own number and takes no 'input'"))
+        if node.type == "menu" and node.speech is not None:
+            errs.extend(_speech_errors(nid, node.speech, node.options, lines, file))
         if node.type == "set" and "lang" in node.values and node.values["lang"] not in LANGUAGES:
             errs.append(FlowError(file, lines.line(base + ("values", "lang")),
                                   f"node {nid!r}: language {node.values['lang']!r} is not one of "
