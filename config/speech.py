@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ivr.schema import SPEECH_LANGUAGES
-from speech.intent import Thresholds
 
 RATES = (16000, 8000)
 DEFAULT_ALERT_KEYWORDS = ("投诉", "媒体", "12345", "曝光", "律师")
@@ -45,9 +44,6 @@ class SpeechSettings:
 
     def enabled(self, lang: str) -> bool:
         return lang in self.models
-
-    def thresholds(self) -> Thresholds:
-        return Thresholds(confirm_below=self.confirm_below, accept_at=self.accept_at)
 
 
 KNOWN = frozenset(SpeechSettings.__dataclass_fields__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from speech.grammar import normalize as normalize_phrase
-
 LANGUAGES = ("zh", "en")
 # the languages a menu may list spoken phrases in: the callers' ones, and Korean, the language
 # of the one real vosk model installable here (the speech tests' flows)
@@ -20,6 +19,16 @@ SPEECH_LANGUAGES = (*LANGUAGES, "ko")
 DIGITS = set("0123456789*#")
 # variables every session has before the first node runs
 BUILTIN_VARS = frozenset({"caller", "call_id", "lang", "now", "dnis", "storm"})
+
+
+
+def normalize_phrase(phrase: str) -> str:
+    """A spoken phrase as the recogniser hears it (speech.grammar, vosk's grammar and its
+    results all use this): lower case, punctuation (Unicode P*) as spaces, whitespace runs as
+    one space, trimmed. "Bill!" and "bill" are one phrase; "bill,outage" is two words."""
+    chars = (" " if unicodedata.category(c).startswith("P") else c for c in phrase.lower())
+    return " ".join("".join(chars).split())
+
 
 # ------------------------------------------------------------------------------------- node types
 

@@ -7,5 +7,6 @@ models   vosk models, loaded once per path per process and shared
 recognize  one call's streaming decoder over a model and a grammar
 
 No asyncio, AMI, MQTT or SQL here: the CTI feeds audio from its own thread. Only models and
-recognize import vosk.
+recognize import vosk; grammar takes what "one phrase" means from ivr.schema (the flow check),
+and nothing below speech imports it (config and ivr load without it).
 """

@@ -2,28 +2,24 @@
 them (which choice a recognised phrase or word stands for).
 
 A flow's menu lists them as {lang: {option key: [phrases]}} (ivr.schema checks them). Phrases
-are normalised the same way here, in the flow check and on what vosk returns, so "Bill!" in a
-flow and "bill" from the recogniser are one phrase.
+are normalised the same way (ivr.schema.normalize_phrase) in the flow check, here and on what
+vosk returns, so "Bill!" in a flow and "bill" from the recogniser are one phrase.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+# one definition of "the same phrase" for the flow check and the recogniser
+from ivr.schema import normalize_phrase as normalize
+
+__all__ = ["UNK", "Grammar", "build_grammar", "build_grammars", "normalize"]
 
 # vosk's word for "something outside the grammar"; it votes for nothing. A model whose graph
 # has no such word (the Korean test model) warns and ignores it: then every sound is forced
 # onto one of the phrases, and only the confidences and the vote guard against it.
 UNK = "[unk]"
-
-
-def normalize(phrase: str) -> str:
-    """Lower case, punctuation (Unicode P*) dropped, whitespace runs as one space, trimmed.
-
-    Punctuation becomes a space, so "bill,outage" is two words, as vosk would hear it."""
-    chars = (" " if unicodedata.category(c).startswith("P") else c for c in phrase.lower())
-    return " ".join("".join(chars).split())
 
 
 @dataclass(frozen=True)

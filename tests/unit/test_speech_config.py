@@ -10,7 +10,6 @@ import pytest
 
 from config.settings import SettingsError, load_settings
 from config.speech import DEFAULT_ALERT_KEYWORDS, SpeechSettings, speech_settings
-from speech.intent import Thresholds
 from tests.support.settings import write_test_settings
 
 
@@ -31,7 +30,7 @@ def test_the_defaults_turn_speech_off() -> None:
     assert s.models == {}
     assert not s.enabled("zh") and not s.enabled("en")
     assert (s.max_decoders, s.sample_rate, s.listen_seconds) == (8, 16000, 4.0)
-    assert s.thresholds() == Thresholds(0.55, 0.80)
+    assert (s.confirm_below, s.accept_at) == (0.55, 0.80)
     assert s.alert_keywords == ("投诉", "媒体", "12345", "曝光", "律师") == DEFAULT_ALERT_KEYWORDS
 
 
@@ -51,7 +50,7 @@ def test_settings_are_read_and_passed_down(tmp_path: Path) -> None:
     assert s.models == {"zh": zh}
     assert s.enabled("zh") and not s.enabled("en")
     assert (s.max_decoders, s.sample_rate, s.listen_seconds) == (2, 8000, 2.5)
-    assert s.thresholds() == Thresholds(confirm_below=0.4, accept_at=0.9)
+    assert (s.confirm_below, s.accept_at) == (0.4, 0.9)
     # 12345 without quotes is still the hotline number; repeats and blanks around are dropped
     assert s.alert_keywords == ("投诉", "12345", "媒体")
 
