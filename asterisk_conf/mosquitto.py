@@ -170,8 +170,8 @@ def render_acl(staff: Sequence[Staff], extra: Mapping[str, Sequence[str]] | None
                       *(f"topic read {t}" for t in PUBLIC_TOPICS), ""]
     for user, granted in (extra or {}).items():
         lines += [f"user {user}", *granted, ""]
-    lines += ["# every staff member: their own commands, state, pop and replies; the CTI's status,"
-              " the outage notices' revision and storm mode",
+    lines += ["# every staff member: their own commands, state, pop and replies;",
+              "# the CTI's status, the outage notices' revision and storm mode",
               f"pattern write {topics.agent_commands_pattern(topics.ACL_USER)}",
               f"pattern read {topics.agent_topics_pattern(topics.ACL_USER)}",
               *(f"pattern read {t}" for t in topics.AGENT_SHARED_FILTERS), ""]

@@ -203,8 +203,8 @@ def test_pop_queries_are_bounded_and_fast(engine: Engine, demo_city: Demo,
             statements.clear()
             event.listen(engine, "before_cursor_execute", count)
             try:
-                pop = screen_pop(s, call_id=CALL_ID, caller_number=phone,
-                                 account_no=account_no, now=now)
+                screen_pop(s, call_id=CALL_ID, caller_number=phone, account_no=account_no,
+                           now=now)
             finally:
                 event.remove(engine, "before_cursor_execute", count)
             # call, phone lookup, accounts, bills, payments, work orders, and for the outage

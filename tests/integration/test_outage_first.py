@@ -282,8 +282,9 @@ def test_1_after_the_notice_reaches_the_main_menu(
 
 # ------------------------------------------------------------------ fault reports in outages
 
-FAULT_REPORT: list[Pause | Keys] = [Pause(1500), Keys("1"), Pause(1500), Keys("3"), Pause(1500), Keys("1"),
-                Pause(1500)]  # Mandarin, 3 fault report, 1 confirm, then the account and #
+# Mandarin, 3 fault report, 1 confirm, then the account and #
+FAULT_REPORT: list[Pause | Keys] = [Pause(1500), Keys("1"), Pause(1500), Keys("3"), Pause(1500),
+                                    Keys("1"), Pause(1500)]
 
 
 def _stranger(backend: Backend) -> str:

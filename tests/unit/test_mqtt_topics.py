@@ -276,7 +276,8 @@ topic read hotline/agents/+/state
 topic read hotline/agents/+/reply
 topic read hotline/agents/+/pop
 
-# every staff member: their own commands, state, pop and replies; the CTI's status, the outage notices' revision and storm mode
+# every staff member: their own commands, state, pop and replies;
+# the CTI's status, the outage notices' revision and storm mode
 pattern write hotline/cmd/agents/%u
 pattern read hotline/agents/%u/#
 pattern read hotline/cti/status
