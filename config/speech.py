@@ -5,12 +5,14 @@ its callers (the menu takes keys only and its prompts do not offer speech).
 
     [speech]
     max_decoders = 8
+    audiosocket = "127.0.0.1:4574"   # where Asterisk's AudioSocket() reaches the CTI
     [speech.models]
     zh = "/opt/vosk/vosk-model-small-cn-0.22"
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 from ivr.schema import SPEECH_LANGUAGES
 
 RATES = (16000, 8000)
+# the CTI's AudioSocket listener when models are configured and no address is given
+DEFAULT_AUDIOSOCKET = "127.0.0.1:4574"
 DEFAULT_ALERT_KEYWORDS = ("投诉", "媒体", "12345", "曝光", "律师")
 # what makes a folder a vosk model: vosk.Model fails without either
 MODEL_FILES = ("conf/model.conf", "am/final.mdl")
@@ -41,9 +45,20 @@ class SpeechSettings:
     listen_seconds: float = 4.0
     # words in a transcript that alert supervisors (post-call transcription)
     alert_keywords: tuple[str, ...] = DEFAULT_ALERT_KEYWORDS
+    # "host:port" the CTI listens on for Asterisk's AudioSocket() (the live call's audio);
+    # "" (the default without a model): off, no listener, every menu keys only
+    audiosocket: str = ""
 
     def enabled(self, lang: str) -> bool:
         return lang in self.models
+
+    @property
+    def audiosocket_address(self) -> tuple[str, int] | None:
+        """(host, port) of the listener, None when speech is off."""
+        if not self.audiosocket:
+            return None
+        host, _, port = self.audiosocket.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 KNOWN = frozenset(SpeechSettings.__dataclass_fields__)
@@ -94,6 +109,27 @@ def _keywords(raw: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _audiosocket(raw: object, models: Mapping[str, Path]) -> str:
+    if raw is None:
+        return DEFAULT_AUDIOSOCKET if models else ""
+    if not isinstance(raw, str):
+        raise ValueError(f"[speech] audiosocket must be \"host:port\", not {raw!r}")
+    if not raw:
+        return ""
+    host, sep, port = raw.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        host = ""
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"[speech] audiosocket must be an IP address and a port, as "
+                         f"\"127.0.0.1:4574\", not {raw!r}")
+    if not models:
+        raise ValueError("[speech] audiosocket is set but no model is ([speech.models]): "
+                         "there is nothing to listen with; remove it or add a model")
+    return raw
+
+
 def speech_settings(raw: Mapping[str, Any], root: Path) -> SpeechSettings:
     """Build from the [speech] table (relative model paths are from the settings file's
     folder); unknown keys and bad values raise ValueError (the settings loader turns it into
@@ -121,8 +157,9 @@ def speech_settings(raw: Mapping[str, Any], root: Path) -> SpeechSettings:
     if not 0 < listen <= 30:
         raise ValueError(f"[speech] listen_seconds must be more than 0 and at most 30, "
                          f"not {listen:g}")
+    models = _models(raw.get("models", {}), root)
     return SpeechSettings(
-        models=_models(raw.get("models", {}), root),
+        models=models, audiosocket=_audiosocket(raw.get("audiosocket"), models),
         max_decoders=decoders, sample_rate=int(rate),
         confirm_below=confirm_below, accept_at=accept_at, listen_seconds=listen,
         alert_keywords=_keywords(raw.get("alert_keywords", list(DEFAULT_ALERT_KEYWORDS))))

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from callcenter.ivr_services import DbIvrServices
     from callcenter.journal import DurableWrites
     from callcenter.outage_service import OutageService
+    from cti.audiosocket.server import AudioSocketServer
     from workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
@@ -323,6 +324,23 @@ def fastagi_guard(settings: Settings) -> dict[str, Any]:
     return {"secret": secret, "peer_uid": peer_uid}
 
 
+def speech_listener(settings: Settings, *, peer_uid: int | None) -> AudioSocketServer | None:
+    """The AudioSocket listener for [speech], or None when speech is off (no model)."""
+    address = settings.speech.audiosocket_address
+    if address is None or not settings.speech.models:
+        return None
+    from cti.audiosocket.server import AudioSocketServer
+    from speech.intent import Thresholds
+    from speech.models import ModelRegistry
+    from speech.pool import DecoderPool
+
+    sp = settings.speech
+    return AudioSocketServer(address[0], address[1], models=ModelRegistry(sp.models),
+                             pool=DecoderPool(sp.max_decoders),
+                             thresholds=Thresholds(sp.confirm_below, sp.accept_at),
+                             listen_s=sp.listen_seconds, peer_uid=peer_uid)
+
+
 async def build_daemon(settings: Settings) -> Daemon:
     """Build the CTI; fails fast (FlowValidationError, RecorderError, WebBindError) on bad config.
 
@@ -383,17 +401,25 @@ async def build_daemon(settings: Settings) -> Daemon:
     # recordings that ended while the database was away have no index row: the reconciler
     # finds them once it is back (the ones still recording are indexed as they end)
     durable.on_recovered.append(recorder.at_start)
+    guard = fastagi_guard(settings)
+    # speech on the live call (issue 13): menus listen in the languages with a model, through
+    # the AudioSocket listener; without one every menu is keys only and no port is bound
+    speech = speech_listener(settings, peer_uid=guard["peer_uid"])
+    speech_langs = frozenset(settings.speech.models) if speech is not None else frozenset()
     ivr_ctx = IvrContext(
-        engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz),
+        engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz,
+                                      speech_langs=speech_langs),
         prompts=prompts,
         services=ivr_db,
         clock=lambda: datetime.now(UTC),
         max_silence_s=settings.ivr.max_silence_s,
+        speech=speech,
     )
     fastagi = FastAgiServer({"ivr": make_ivr_handler(ivr_ctx)}, settings.fastagi.host,
-                            settings.fastagi.port, settings.fastagi.backlog,
-                            **fastagi_guard(settings))
+                            settings.fastagi.port, settings.fastagi.backlog, **guard)
     await fastagi.start()
+    if speech is not None:
+        await speech.start()  # a taken port is fatal here, at startup
 
     # the ACD: one writer, fed by AMI through the call tracker; events out over MQTT (bus)
     workorders = services.workorders
@@ -473,6 +499,7 @@ async def build_daemon(settings: Settings) -> Daemon:
                 # arena), to tell growth in Python objects from growth below them
                 "memory": {"python_blocks": sys.getallocatedblocks(),
                            "threads": threading.active_count()},
+                "speech": speech.stats() if speech is not None else None,
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 
@@ -511,6 +538,9 @@ async def build_daemon(settings: Settings) -> Daemon:
         # moved it (the CLI has no bus): desktops hear of every change within seconds
         "outage-watch": OutageWatch(sessions, bus).run,
     }
+    if speech is not None:
+        tasks["audiosocket"] = speech.serve_forever
+        tasks["speech-models"] = speech.warm  # loads each model once, then ends
     return Daemon(settings=settings, services=services, tasks=tasks, db_engine=db_engine,
                   status_path=spath,
                   parts={"acd": acd, "ami": ami, "bus": bus, "fastagi": fastagi,

@@ -7,10 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from ivr import engine as e
 from ivr.fastagi import AgiChannel, AgiCommandError, AgiHangup
+from ivr.speech_port import ListenRequest, SpeechPort
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class IvrServices(Protocol):
 class PromptPaths(Protocol):
     def asterisk_path(self, prompt_id: str, lang: str) -> str: ...
 
+    def local_file(self, prompt_id: str, lang: str) -> Path: ...
+
 
 @dataclass
 class IvrContext:
@@ -61,6 +65,8 @@ class IvrContext:
     # takes a caller whose session gave up (a FastAGI path too slow) to the dialplan's fallback
     # by another way than FastAGI (AMI Redirect); None: the close alone, which arrives late
     rescue: Callable[[str], Awaitable[bool]] | None = None
+    # lets callers speak to menus (AudioSocket, issue 13); None: keys only
+    speech: SpeechPort | None = None
 
 
 def _quote(s: str) -> str:
@@ -101,6 +107,50 @@ class AgiIvrSession:
             if code and code != "0":
                 return chr(int(code))
         return None
+
+    async def listen(self, act: e.Listen) -> e.Heard:
+        """A menu the caller may speak to: AudioSocket() connects the channel to the CTI's
+        listener, which plays the prompt, hears the caller and ends the application (closes the
+        socket) on a key, a result or silence; the session goes on from there. Anything that
+        keeps us from listening gives the key menu (Heard.unavailable)."""
+        port = self.ctx.speech
+        if port is None:
+            return e.Heard(unavailable="off")
+        try:
+            files = tuple(self.ctx.prompts.local_file(p.id, p.lang) for p in act.prompts)
+        except LookupError:
+            log.error("call %s: a speech menu prompt is not built", self.call_id)
+            return e.Heard(unavailable="error")
+        listening = port.listen(ListenRequest(self.call_id, act.lang, act.choices, files))
+        if listening is None:
+            log.warning("call %s: every speech decoder is busy: keys only", self.call_id)
+            return e.Heard(unavailable="busy")
+        try:
+            # the uuid is ours (uuid4) and the address the settings': nothing of the caller's
+            res = await self.agi.command(
+                f"EXEC AudioSocket {_quote(f'{listening.uuid},{port.address}')}",
+                timeout=PLAY_TIMEOUT_S)
+            if res.get("error") == "AGIAppError":
+                # result=-1: the listener was not reached, or the channel is gone
+                await self._check_alive()
+                log.error("call %s: AudioSocket failed: keys only", self.call_id)
+                return e.Heard(unavailable="error")
+            try:
+                # the listener decided before it closed the socket that ended AudioSocket()
+                async with asyncio.timeout(self.link_s):
+                    out = await listening.outcome()
+            except TimeoutError:
+                log.error("call %s: AudioSocket ended without an outcome", self.call_id)
+                return e.Heard(unavailable="error")
+        finally:
+            listening.cancel()  # a no-op once it ended
+        if out.hangup:
+            await self._check_alive()
+        if not out.connected:
+            return e.Heard(unavailable="error")
+        digit = out.digit if out.digit and out.digit in ALL_KEYS else None
+        return e.Heard(digit=digit, key=out.key, confidence=out.confidence,
+                       decision=out.decision)
 
     async def _check_alive(self) -> None:
         res = await self.agi.command("CHANNEL STATUS", timeout=self.link_s)
@@ -229,6 +279,8 @@ class AgiIvrSession:
                             event = e.Played(digit)
                     elif isinstance(act, e.Collect):
                         event = await self.collect(act)
+                    elif isinstance(act, e.Listen):
+                        event = await self.listen(act)
                     elif isinstance(act, e.Query):
                         event = await self.query(act)
                     elif isinstance(act, e.Transfer):

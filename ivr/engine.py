@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ivr import say
-from ivr.schema import ACCOUNT_QUERIES, Flow, FlowSet
+from ivr.schema import ACCOUNT_QUERIES, SPEECH_LANG, Flow, FlowSet
 
 # A flow that loops through set/branch/lookup nodes without ever waiting for the caller is a bug
 # the validator cannot always see (a branch whose condition never changes); past this many
@@ -58,6 +58,18 @@ class Collect:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """A menu the caller may speak to (issue 13): play its prompts while listening, in
+    `lang`, for the phrases of each option key; keys work as ever (the first one pressed ends
+    it). Answered by Heard. The adapter needs a model for `lang` and a free decoder: without
+    either it answers Heard(unavailable=...) at once, and the key menu follows."""
+
+    prompts: tuple[Prompt, ...]
+    lang: str
+    choices: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
 class Query:
     """A lookup or a write the adapter performs; answered by QueryResult."""
 
@@ -98,8 +110,8 @@ class Hangup:
     prompts: tuple[Prompt, ...] = ()
 
 
-Action = Play | Collect | Query | SetChannelVar | Record | Transfer | Hangup
-BLOCKING = (Collect, Query)
+Action = Play | Collect | Listen | Query | SetChannelVar | Record | Transfer | Hangup
+BLOCKING = (Collect, Listen, Query)
 
 # -------------------------------------------------------------------------------- events (input)
 
@@ -131,7 +143,20 @@ class QueryResult:
     error: str | None = None
 
 
-Event = Start | Played | Collected | QueryResult
+@dataclass(frozen=True)
+class Heard:
+    """What came of a Listen: a key pressed (digit), or the intent voted from what was said
+    (speech.intent: key, confidence, decision accept | confirm | none), or `unavailable`
+    ("busy": no decoder free, "error": the audio path failed) when nobody listened."""
+
+    digit: str | None = None
+    key: str | None = None
+    confidence: float = 0.0
+    decision: str = "none"
+    unavailable: str = ""
+
+
+Event = Start | Played | Collected | QueryResult | Heard
 
 # ------------------------------------------------------------------------------------------ state
 
@@ -145,6 +170,8 @@ class Session:
     typeahead: str = ""  # keys pressed during prompts, not yet consumed
     transitions: int = 0  # since the caller last gave input
     done: bool = False
+    # the option key a menu heard with middling confidence and asked back ("是请按1")
+    confirming: str | None = None
 
     @property
     def lang(self) -> str:
@@ -316,10 +343,13 @@ def _speak_outages(value: Any, lang: str, now: datetime | None,
 class Engine:
     """Runs sessions over one FlowSet. Stateless itself: the Session carries everything."""
 
-    def __init__(self, flows: FlowSet, entry_flow: str, tz: tzinfo | None = None) -> None:
+    def __init__(self, flows: FlowSet, entry_flow: str, tz: tzinfo | None = None,
+                 speech_langs: frozenset[str] = frozenset()) -> None:
         self.flows = flows
         self.entry_flow = entry_flow
         self.tz = tz
+        # the languages with a speech model ([speech] models): a menu listens only in these
+        self.speech_langs = speech_langs
 
     def start(self, ev: Start) -> tuple[Session, list[Action]]:
         flow = self.flows.get(self.entry_flow)
@@ -338,7 +368,13 @@ class Engine:
                 raise EngineError(f"Played at a {node.type} node")
             s = replace(s, typeahead=s.typeahead + (ev.digit or ""), transitions=0)
             return self._goto(s, node.next, acts)
+        if isinstance(ev, Heard):
+            if node.type != "menu":
+                raise EngineError(f"Heard at a {node.type} node")
+            return self._heard(s, node, ev)
         if isinstance(ev, Collected):
+            if node.type == "menu" and s.confirming is not None:
+                return self._confirmed(s, node, ev)
             if node.type == "menu":
                 return self._menu_input(s, node, ev)
             if node.type == "collect":
@@ -458,6 +494,12 @@ class Engine:
                     key, rest = s.typeahead[0], s.typeahead[1:]
                     s = replace(s, typeahead=rest)
                     return self._menu_input(s, node, Collected(key), acts)
+                heard_in = self._speech_lang(s, node)
+                if heard_in is not None:
+                    acts.append(Listen(_prompts(node.speech_prompt or node.prompt, lang),
+                                       heard_in,
+                                       {k: tuple(v) for k, v in node.speech[heard_in].items()}))
+                    return s, acts
                 acts.append(Collect(_prompts(node.prompt, lang), 1, node.timeout))
                 return s, acts
             if t == "collect":
@@ -496,6 +538,57 @@ class Engine:
                 acts.append(Hangup(_prompts(node.prompt, lang)))
                 return replace(s, done=True), acts
             raise EngineError(f"unknown node type {t}")
+
+    def _speech_lang(self, s: Session, node: Any) -> str | None:
+        """The language this menu listens in, or None: keys only (no phrases in the caller's
+        speech language, or no model for it)."""
+        lang = str(s.vars.get(SPEECH_LANG) or s.lang)
+        if node.speech and lang in node.speech and lang in self.speech_langs:
+            return lang
+        return None
+
+    def _key_menu(self, s: Session, node: Any, acts: list[Action]
+                  ) -> tuple[Session, list[Action]]:
+        """The menu as it is without speech: its prompt, one key, its retries."""
+        s = replace(s, confirming=None, attempts=0, typeahead="", transitions=0)
+        acts.append(Collect(_prompts(node.prompt, s.lang), 1, node.timeout))
+        return s, acts
+
+    def _heard(self, s: Session, node: Any, ev: Heard) -> tuple[Session, list[Action]]:
+        """A Listen's answer. A key is a key; a choice heard surely routes like its key; a
+        middling one is asked back; nothing, or nobody listening, gives the key menu. The
+        path records the intent (key, confidence, decision), never what was said."""
+        acts: list[Action] = []
+        s = replace(s, transitions=0)
+        if ev.digit:
+            return self._menu_input(s, node, Collected(ev.digit), acts)
+        if ev.unavailable:
+            acts.append(Record({"node": s.node, "speech": "unavailable",
+                                "reason": ev.unavailable}))
+            return self._key_menu(s, node, acts)
+        key = ev.key if ev.key in node.options else None
+        heard = {"node": s.node, "speech": key, "confidence": round(ev.confidence, 2),
+                 "decision": ev.decision if key else "none"}
+        acts.append(Record(heard))
+        if key is not None and ev.decision == "accept":
+            return self._goto(replace(s, typeahead=""), node.options[key], acts)
+        if key is not None and ev.decision == "confirm" and node.confirm_prompt.get(key):
+            s = replace(s, confirming=key, typeahead="")
+            acts.append(Collect(_prompts(node.confirm_prompt[key], s.lang), 1, node.timeout))
+            return s, acts
+        return self._key_menu(s, node, acts)
+
+    def _confirmed(self, s: Session, node: Any, ev: Collected) -> tuple[Session, list[Action]]:
+        """The answer to "您是要查询电费吗？是请按1": 1 takes the choice; anything else, or
+        nothing, gives the key menu."""
+        key, s = s.confirming, replace(s, confirming=None, transitions=0)
+        assert key is not None
+        yes = ev.digits[:1] == "1"
+        acts: list[Action] = [Record({"node": s.node, "confirm": key, "yes": yes})]
+        if yes:
+            s = replace(s, typeahead=ev.digits[1:])
+            return self._goto(s, node.options[key], acts)
+        return self._key_menu(s, node, acts)
 
     def _retry(self, s: Session, node: Any, reason_prompts: Sequence[str],
                acts: list[Action]) -> tuple[Session, list[Action]]:

@@ -16,6 +16,8 @@ LANGUAGES = ("zh", "en")
 # the languages a menu may list spoken phrases in: the callers' ones, and Korean, the language
 # of the one real vosk model installable here (the speech tests' flows)
 SPEECH_LANGUAGES = (*LANGUAGES, "ko")
+# the session variable naming the language a caller is heard in, when not `lang`
+SPEECH_LANG = "speech_lang"
 DIGITS = set("0123456789*#")
 # variables every session has before the first node runs
 BUILTIN_VARS = frozenset({"caller", "call_id", "lang", "now", "dnis", "storm"})
@@ -62,8 +64,16 @@ class MenuNode(_Node):
     on_fail: str
     on_hangup: HangupOutcome = "hangup"
     # what a caller may say instead of pressing a key: {lang: {option key: [phrases]}}; a
-    # language without a vosk model ([speech] models) is keys only. The engine does not read it.
+    # language without a vosk model ([speech] models) is keys only (the engine is told which
+    # languages have one). The language heard is the session's `speech_lang` when a `set` node
+    # gave one (a dialect's model, the Korean test flow), else its `lang`.
     speech: dict[str, dict[str, list[str]]] | None = None
+    # the menu's prompt when the caller may speak (it says so); `prompt` when keys only
+    speech_prompt: PromptList = []
+    # a choice heard with middling confidence is asked back, "您是要查询电费吗？是请按1": its
+    # prompt per option key (1 is yes; anything else, or nothing, gives the key menu). A choice
+    # without one is never asked back: middling is taken as not heard (the key menu)
+    confirm_prompt: dict[str, PromptList] = {}
 
     @field_validator("options")
     @classmethod
@@ -317,9 +327,13 @@ def _targets(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
 
 def _prompts(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
     out: list[tuple[str, tuple[Any, ...]]] = []
-    for field in ("prompt", "invalid_prompt", "no_input_prompt", "before", "after"):
+    for field in ("prompt", "invalid_prompt", "no_input_prompt", "before", "after",
+                  "speech_prompt"):
         for i, pid in enumerate(getattr(node, field, None) or []):
             out.append((pid, (field, i)))
+    for key, pids in (getattr(node, "confirm_prompt", None) or {}).items():
+        for i, pid in enumerate(pids):
+            out.append((pid, ("confirm_prompt", key, i)))
     return out
 
 
@@ -442,6 +456,22 @@ def _graph_errors(model: FlowModel, lines: _Lines, file: str,
                                       "caller's own number and takes no 'input'"))
         if node.type == "menu" and node.speech is not None:
             errs.extend(_speech_errors(nid, node.speech, node.options, lines, file))
+        if node.type == "menu":
+            for key in node.confirm_prompt:
+                if key not in node.options:
+                    errs.append(FlowError(file, lines.line(base + ("confirm_prompt", key)),
+                                          f"node {nid!r}: confirm_prompt {key!r} is not one of "
+                                          f"this menu's options ({', '.join(node.options)})"))
+            if (node.speech_prompt or node.confirm_prompt) and node.speech is None:
+                field = "speech_prompt" if node.speech_prompt else "confirm_prompt"
+                errs.append(FlowError(file, lines.line(base + (field,)),
+                                      f"node {nid!r}: {field} without speech phrases"))
+        if (node.type == "set" and SPEECH_LANG in node.values
+                and node.values[SPEECH_LANG] not in SPEECH_LANGUAGES):
+            errs.append(FlowError(file, lines.line(base + ("values", SPEECH_LANG)),
+                                  f"node {nid!r}: speech language "
+                                  f"{node.values[SPEECH_LANG]!r} is not one of "
+                                  f"{', '.join(SPEECH_LANGUAGES)}"))
         if node.type == "set" and "lang" in node.values and node.values["lang"] not in LANGUAGES:
             errs.append(FlowError(file, lines.line(base + ("values", "lang")),
                                   f"node {nid!r}: language {node.values['lang']!r} is not one of "

@@ -1,0 +1,376 @@
+"""The CTI's AudioSocket listener against a fake Asterisk speaking AudioSocket over a real TCP
+socket, with the real Korean vosk model: the uuid handshake, the prompt's audio out (paced),
+the caller's audio in, barge-in by a key and by speech, silence, a full decoder pool, and the
+caller hanging up mid-prompt. The utterances are espeak-ng's Korean at 8 kHz, as the
+AudioSocket() application carries a call (tests/contract/test_speech_vosk_ko.py synthesises
+them)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import uuid
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cti.audiosocket.protocol import HANGUP, Frame, FrameReader, Kind, audio, encode
+from cti.audiosocket.server import AudioSocketServer, Listening
+from ivr.agi_session import AgiIvrSession, IvrContext
+from ivr.engine import Engine
+from ivr.schema import FlowSet, load_flow_dir
+from ivr.speech_port import ListenOutcome, ListenRequest
+from prompts.catalog import load_catalog
+from speech.intent import Thresholds
+from speech.models import ModelRegistry
+from speech.pool import DecoderPool
+from tests.contract.test_speech_vosk_ko import MODEL_DIR, frames, silence, speak
+
+ROOT = Path(__file__).resolve().parents[2]
+CHOICES = {"1": ("요금", "전기 요금"), "2": ("정전",), "3": ("수리 기사", "기사"),
+           "0": ("상담원",)}
+RATE = 8000
+FRAME = 320  # 20 ms of slin at 8 kHz
+PROMPT_S = 3.0
+LISTEN_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelRegistry:
+    registry = ModelRegistry({"ko": MODEL_DIR})
+    registry.get("ko")  # once for the module (seconds)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def prompt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3 s prompt: a quiet 440 Hz tone, so it is told apart from silence on the wire."""
+    path = tmp_path_factory.mktemp("prompts") / "menu.wav"
+    n = int(PROMPT_S * RATE)
+    pcm = b"".join(struct.pack("<h", int(3000 * math.sin(2 * math.pi * 440 * i / RATE)))
+                   for i in range(n))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm)
+    return path
+
+
+@pytest.fixture
+async def server(models: ModelRegistry) -> AsyncIterator[AudioSocketServer]:
+    srv = AudioSocketServer("127.0.0.1", 0, models=models, pool=DecoderPool(2),
+                            thresholds=Thresholds(), listen_s=LISTEN_S)
+    await srv.start()
+    serving = asyncio.create_task(srv.serve_forever(), name="audiosocket-under-test")
+    yield srv
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)
+    await srv.close()
+
+
+@dataclass
+class FakeAsterisk:
+    """What app_audiosocket does on its side: connect, say the uuid, send the caller's audio
+    and keys, play what comes back (here: keep it, with when it came)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    got: list[tuple[float, Frame]] = field(default_factory=list)
+    closed_at: float | None = None
+    task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, port: int, key: str) -> FakeAsterisk:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        fake = cls(reader, writer)
+        writer.write(encode(Kind.UUID, uuid.UUID(key).bytes))
+        await writer.drain()
+        fake.task = asyncio.create_task(fake._read(), name="fake-asterisk-read")
+        return fake
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        frames_in = FrameReader()
+        while data := await self.reader.read(65536):
+            self.got += [(loop.time(), f) for f in frames_in.feed(data)]
+        self.closed_at = loop.time()
+
+    async def send_audio(self, pcm: bytes, realtime: bool = True) -> None:
+        for chunk in frames(pcm, RATE):
+            if self.closed_at is not None:
+                return
+            self.writer.write(audio(chunk))
+            await self.writer.drain()
+            if realtime:
+                await asyncio.sleep(0.02)
+
+    async def key(self, digit: str) -> None:
+        self.writer.write(encode(Kind.DTMF, digit.encode()))
+        await self.writer.drain()
+
+    async def closed(self, timeout: float = 15) -> None:
+        assert self.task is not None
+        async with asyncio.timeout(timeout):
+            await self.task
+
+    def audio_out(self) -> list[tuple[float, bytes]]:
+        return [(t, f.payload) for t, f in self.got if f.kind == Kind.AUDIO]
+
+    def prompt_frames(self) -> list[tuple[float, bytes]]:
+        return [(t, p) for t, p in self.audio_out() if any(p)]
+
+
+def request(prompt: Path) -> ListenRequest:
+    return ListenRequest("call-1", "ko", CHOICES, (prompt,))
+
+
+async def start(server: AudioSocketServer, prompt: Path) -> tuple[Listening, FakeAsterisk]:
+    listening = server.listen(request(prompt))
+    assert listening is not None
+    fake = await FakeAsterisk.connect(server.port, listening.uuid)
+    return listening, fake
+
+
+async def test_the_prompt_goes_out_paced_then_silence_ends_it(server: AudioSocketServer,
+                                                              prompt: Path) -> None:
+    listening, fake = await start(server, prompt)
+    caller = asyncio.create_task(fake.send_audio(silence(PROMPT_S + 3 * LISTEN_S, RATE)))
+    await fake.closed()
+    caller.cancel()
+    out = await listening.outcome()
+
+    assert out == ListenOutcome(key=None, confidence=0.0, decision="none")
+    sent = fake.audio_out()
+    assert all(len(p) == FRAME for _, p in sent)
+    with wave.open(str(prompt), "rb") as w:
+        pcm = w.readframes(w.getnframes())
+    played = b"".join(p for _, p in fake.prompt_frames())
+    assert played == pcm  # the whole prompt, in order
+    # in real time: 3 s of audio took about 3 s, not a burst
+    times = [t for t, _ in fake.prompt_frames()]
+    assert PROMPT_S - 0.3 < times[-1] - times[0] < PROMPT_S + 0.5
+    # then silence frames for listen_seconds, the hangup frame, and the socket closed
+    assert fake.got[-1][1].kind == Kind.HANGUP
+    assert fake.closed_at is not None
+    assert LISTEN_S - 0.1 < fake.closed_at - times[-1] < LISTEN_S + 0.6
+    assert server.pool.in_use == 0
+
+
+async def test_a_key_mid_prompt_stops_it_and_ends_the_listening(server: AudioSocketServer,
+                                                                prompt: Path) -> None:
+    listening, fake = await start(server, prompt)
+    caller = asyncio.create_task(fake.send_audio(silence(PROMPT_S, RATE)))
+    await asyncio.sleep(1.0)
+    pressed = asyncio.get_running_loop().time()
+    await fake.key("2")
+    await fake.closed()
+    caller.cancel()
+
+    assert await listening.outcome() == ListenOutcome(digit="2")
+    assert fake.closed_at is not None and fake.closed_at - pressed < 0.3
+    assert len(fake.prompt_frames()) < 0.7 * PROMPT_S / 0.02   # cut, not played out
+    assert server.pool.in_use == 0
+
+
+async def test_speech_mid_prompt_stops_it_and_the_choice_is_heard(server: AudioSocketServer,
+                                                                  prompt: Path) -> None:
+    listening, fake = await start(server, prompt)
+    utterance = speak("상담원", 180, 50, RATE)   # 0.3 s lead, the word, 1 s of silence
+    await asyncio.sleep(0.5)
+    started = asyncio.get_running_loop().time()
+    await fake.send_audio(utterance + silence(2.0, RATE))
+    await fake.closed()
+    out = await listening.outcome()
+
+    assert (out.key, out.decision) == ("0", "accept") and out.confidence >= 0.8
+    assert out.digit is None
+    # barge-in: the tone stopped within a moment of the word starting (0.3 s into the
+    # utterance), long before the prompt's 3 s were out
+    last_tone = fake.prompt_frames()[-1][0]
+    assert last_tone - started < 1.5, last_tone - started
+    assert server.heard["accept"] >= 1
+
+
+async def test_a_full_pool_means_keys_and_is_counted(models: ModelRegistry,
+                                                     prompt: Path) -> None:
+    srv = AudioSocketServer("127.0.0.1", 0, models=models, pool=DecoderPool(1),
+                            thresholds=Thresholds(), listen_s=LISTEN_S)
+    first = srv.listen(request(prompt))
+    assert first is not None
+    assert srv.listen(request(prompt)) is None
+    assert srv.pool.stats().fallbacks == 1
+    first.cancel()  # never connected: the decoder is free again
+    assert srv.pool.in_use == 0
+    again = srv.listen(request(prompt))
+    assert again is not None
+    again.cancel()
+    assert await again.outcome() == ListenOutcome(connected=False)
+    await srv.close()
+
+
+@pytest.mark.parametrize("how", ["hangup frame", "socket closed"])
+async def test_a_caller_hanging_up_mid_prompt(server: AudioSocketServer, prompt: Path,
+                                              how: str) -> None:
+    listening, fake = await start(server, prompt)
+    await fake.send_audio(silence(0.5, RATE))
+    if how == "hangup frame":
+        fake.writer.write(HANGUP)
+        await fake.writer.drain()
+    else:
+        fake.writer.close()
+    async with asyncio.timeout(5):
+        out = await listening.outcome()
+    assert out.hangup
+    await fake.closed(5)
+    for _ in range(100):  # the session's own cleanup, right after the outcome
+        if server.pool.in_use == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert server.pool.in_use == 0
+
+
+async def test_a_connection_without_our_uuid_is_closed_unheard(server: AudioSocketServer
+                                                               ) -> None:
+    fake = await FakeAsterisk.connect(server.port, str(uuid.uuid4()))
+    await fake.send_audio(silence(0.2, RATE), realtime=False)
+    await fake.closed(5)
+    assert fake.got == []
+    assert server.refused["unknown_uuid"] == 1
+    # and one that never says a uuid at all (a port scan) is dropped too
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    await writer.drain()
+    async with asyncio.timeout(10):
+        assert await reader.read() == b""
+    writer.close()
+
+
+async def test_a_uuid_is_good_once(server: AudioSocketServer, prompt: Path) -> None:
+    listening, fake = await start(server, prompt)
+    await fake.key("1")
+    await fake.closed()
+    assert (await listening.outcome()).digit == "1"
+    replay = await FakeAsterisk.connect(server.port, listening.uuid)
+    await replay.closed(5)
+    assert replay.got == [] and server.refused["unknown_uuid"] == 1
+
+
+# ------------------------------------------------------- the FastAGI session through the listener
+
+
+class ShortPrompts:
+    """Every prompt is the 3 s tone (the IVR's own files are up to 18 s long)."""
+
+    def __init__(self, wav: Path) -> None:
+        self.wav = wav
+
+    def asterisk_path(self, prompt_id: str, lang: str) -> str:
+        return f"/var/lib/hotline/prompts/{prompt_id}"
+
+    def local_file(self, prompt_id: str, lang: str) -> Path:
+        return self.wav
+
+
+class Services:
+    def __init__(self) -> None:
+        self.path: list[dict[str, object]] = []
+        self.outcome = ""
+
+    async def query(self, kind: str, args: dict[str, object]) -> object:
+        raise AssertionError("the Korean test flow looks nothing up")
+
+    async def call_started(self, **_: object) -> None:
+        return None
+
+    async def ivr_finished(self, *, outcome: str, path: list[dict[str, object]],
+                           **_: object) -> None:
+        self.outcome, self.path = outcome, list(path)
+
+
+class FakeAgi:
+    """Asterisk's side of FastAGI, as far as the Korean test flow needs: EXEC AudioSocket
+    connects a FakeAsterisk that plays the caller's part; a key menu (Read) times out."""
+
+    def __init__(self, caller: bytes | str) -> None:
+        self.headers = {"agi_uniqueid": "1.1", "agi_arg_1": "1.1", "agi_callerid": "821",
+                        "agi_extension": "95598", "agi_channel": "PJSIP/carrier-1"}
+        self.caller = caller   # the utterance, or a key
+        self.commands: list[str] = []
+
+    async def command(self, cmd: str, timeout: float = 30) -> dict[str, object]:
+        self.commands.append(cmd)
+        if cmd.startswith("EXEC AudioSocket"):
+            key, address = cmd.split(" ", 2)[2].strip('"').split(",")
+            port = int(address.rsplit(":", 1)[1])
+            fake = await FakeAsterisk.connect(port, key)
+            if isinstance(self.caller, str):
+                await asyncio.sleep(0.5)
+                await fake.key(self.caller)
+            else:
+                asyncio.create_task(fake.send_audio(self.caller + silence(9, RATE)))
+            await fake.closed()
+            return {"result": ("0", ""), "status_code": 200}
+        if cmd.startswith("GET FULL VARIABLE"):
+            return {"result": ("1", "|TIMEOUT"), "status_code": 200}
+        return {"result": ("0", ""), "status_code": 200}
+
+
+def korean_flows() -> FlowSet:
+    catalog = load_catalog(ROOT / "prompts" / "catalog")
+    return load_flow_dir(ROOT / "tests" / "support" / "flows", catalog.has, required=["main"])
+
+
+async def run_call(server: AudioSocketServer, prompt: Path, caller: bytes | str) -> Services:
+    flows = korean_flows()
+    services = Services()
+    ctx = IvrContext(engine_factory=lambda: Engine(flows, "main",
+                                                   speech_langs=frozenset({"ko"})),
+                     prompts=ShortPrompts(prompt), services=services,
+                     clock=lambda: datetime.now(UTC), speech=server)
+    await AgiIvrSession(FakeAgi(caller), ctx).run()  # type: ignore[arg-type]
+    return services
+
+
+async def test_a_spoken_choice_routes_the_call(server: AudioSocketServer, prompt: Path) -> None:
+    services = await run_call(server, prompt, speak("상담원", 180, 50, RATE))
+    heard = [p for p in services.path if "speech" in p]
+    assert heard == [{"node": "menu", "speech": "0", "confidence": heard[0]["confidence"],
+                      "decision": "accept"}]
+    assert {"node": "chose_agent", "hangup": True} in services.path
+    assert services.outcome == "self_served"
+
+
+async def test_a_key_during_the_listening_routes_as_a_key(server: AudioSocketServer,
+                                                          prompt: Path) -> None:
+    services = await run_call(server, prompt, "2")
+    assert {"node": "menu", "input": "2"} in services.path
+    assert {"node": "chose_outage", "hangup": True} in services.path
+    assert not any("speech" in p for p in services.path)
+
+
+async def test_silence_gives_the_key_menu(server: AudioSocketServer, prompt: Path) -> None:
+    services = await run_call(server, prompt, silence(0.1, RATE))
+    # nothing heard, then the key menu (Read) timed out twice: the flow's on_fail
+    assert {"node": "menu", "speech": None, "confidence": 0.0, "decision": "none"} \
+        in services.path
+    assert services.path[-1] == {"node": "gave_up", "hangup": True}
+
+
+async def test_a_full_pool_gives_the_key_menu_at_once(models: ModelRegistry,
+                                                      prompt: Path) -> None:
+    srv = AudioSocketServer("127.0.0.1", 0, models=models, pool=DecoderPool(1),
+                            thresholds=Thresholds(), listen_s=LISTEN_S)
+    await srv.start()
+    hog = srv.listen(request(prompt))
+    services = await run_call(srv, prompt, "1")
+    assert {"node": "menu", "speech": "unavailable", "reason": "busy"} in services.path
+    assert srv.pool.stats().fallbacks == 1
+    assert hog is not None
+    hog.cancel()
+    await srv.close()
