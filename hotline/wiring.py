@@ -540,7 +540,9 @@ async def build_daemon(settings: Settings) -> Daemon:
     }
     if speech is not None:
         tasks["audiosocket"] = speech.serve_forever
-        tasks["speech-models"] = speech.warm  # loads each model once, then ends
+        # each model is loaded once the flows in service use its language
+        tasks["speech-models"] = lambda: speech.keep_warm(
+            lambda: registry.current.speech_languages())
     return Daemon(settings=settings, services=services, tasks=tasks, db_engine=db_engine,
                   status_path=spath,
                   parts={"acd": acd, "ami": ami, "bus": bus, "fastagi": fastagi,

@@ -231,6 +231,11 @@ class FlowSet:
     def get(self, flow_id: str) -> Flow:
         return self.flows[flow_id]
 
+    def speech_languages(self) -> frozenset[str]:
+        """The languages some menu lists spoken phrases in (the models worth loading)."""
+        return frozenset(lang for flow in self.flows.values() for node in flow.nodes.values()
+                         if node.type == "menu" and node.speech for lang in node.speech)
+
 
 # ------------------------------------------------------------------------------------ YAML + lines
 

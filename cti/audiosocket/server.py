@@ -31,7 +31,7 @@ import threading
 import uuid
 import wave
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +62,7 @@ MAX_UTTERANCE_S = 8.0
 # no listening lasts longer, prompt included (a stuck peer never holds a decoder for ever)
 MAX_LISTEN_S = 90.0
 DECODE_RATES = (8000, 16000)  # what the Recognizer takes; vosk resamples for the model
+WARM_EVERY_S = 1.0  # how soon a flow change that adds a language has its model loaded
 
 PeerUidOf = Callable[[Endpoint, Endpoint], int | None]
 
@@ -353,15 +354,23 @@ class AudioSocketServer:
                 "heard": dict(self.heard), "refused": dict(self.refused),
                 "models_loaded": list(self.models.loaded())}
 
-    async def warm(self) -> None:
-        """Load every configured model now, in the pool, so the first caller does not wait."""
+    async def keep_warm(self, wanted: Callable[[], Iterable[str]],
+                        every_s: float = WARM_EVERY_S) -> None:
+        """Load, in the pool, each configured model that the flows in service can use
+        (`wanted`: the languages their menus list phrases in) as soon as they can, so no caller
+        waits seconds for a load: at startup, and after a flow change adds a language. A model
+        nobody's menu uses is never loaded (hundreds of MB each). Runs until cancelled."""
         loop = asyncio.get_running_loop()
-        for lang in self.models.languages:
-            try:
-                await loop.run_in_executor(self.executor, self.models.get, lang)
-                log.info("speech model for %s loaded", lang)
-            except Exception:
-                log.exception("speech model for %s failed to load: its callers get keys", lang)
+        tried: set[str] = set()
+        while True:
+            for lang in sorted(set(wanted()) & set(self.models.languages) - tried):
+                tried.add(lang)
+                try:
+                    await loop.run_in_executor(self.executor, self.models.get, lang)
+                    log.info("speech model for %s loaded", lang)
+                except Exception:   # its callers get keys, and the first one tries again
+                    log.exception("speech model for %s failed to load", lang)
+            await asyncio.sleep(every_s)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port,

@@ -374,3 +374,30 @@ async def test_a_full_pool_gives_the_key_menu_at_once(models: ModelRegistry,
     assert hog is not None
     hog.cancel()
     await srv.close()
+
+
+async def test_a_model_is_loaded_once_the_flows_use_its_language(tmp_path: Path) -> None:
+    import threading
+
+    loads: list[Path] = []
+    loaded = threading.Event()
+
+    def loader(path: Path) -> object:
+        loads.append(path)
+        loaded.set()
+        return object()
+
+    registry = ModelRegistry({"ko": tmp_path / "ko", "zh": tmp_path / "zh"}, loader=loader)
+    srv = AudioSocketServer("127.0.0.1", 0, models=registry, pool=DecoderPool(1),
+                            thresholds=Thresholds(), listen_s=LISTEN_S)
+    wanted: set[str] = {"en"}   # the shipped flows' phrases: no model for them here
+    warm = asyncio.create_task(srv.keep_warm(lambda: wanted, every_s=0.01))
+    await asyncio.sleep(0.1)
+    assert loads == []          # nothing the flows use: nothing loaded (hundreds of MB each)
+    wanted = {"en", "ko"}       # a flow change adds Korean phrases
+    assert await asyncio.to_thread(loaded.wait, 5)
+    await asyncio.sleep(0.1)    # ten more rounds: still one load
+    assert loads == [tmp_path / "ko"] and registry.loaded() == ("ko",)
+    warm.cancel()
+    await asyncio.gather(warm, return_exceptions=True)
+    await srv.close()

@@ -175,3 +175,8 @@ nodes:
     with pytest.raises(FlowValidationError) as err:
         parse_flow(text, "t.yaml", CATALOG.has)
     assert any("speech_prompt without speech phrases" in str(e) for e in err.value.errors)
+
+
+def test_a_flow_set_names_the_languages_its_menus_hear() -> None:
+    assert KO.speech_languages() == {"ko"}
+    assert MAIN.speech_languages() == {"zh", "en"}
