@@ -114,6 +114,7 @@ class Listening:
         self._done: asyncio.Future[ListenOutcome] = asyncio.get_running_loop().create_future()
         self._ended = asyncio.Event()
         self._rec: _Decoder | None = None
+        self._vote_lock = asyncio.Lock()
         self._audio = bytearray()
         self._have_audio = asyncio.Event()
         self._rate: int | None = None
@@ -223,15 +224,19 @@ class Listening:
                 return
 
     async def _final_vote(self) -> None:
-        """Vote on everything heard; decides the outcome (nothing heard: none)."""
-        result: dict[str, Any] = {"text": ""}
-        if self._rec is not None:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._server.executor, self._rec.finish)
-        intent = vote(result, self.grammar, self._server.thresholds)
-        self._server.heard[intent.decision] += 1
-        self._decide(ListenOutcome(key=intent.key, confidence=intent.confidence,
-                                   decision=intent.decision))
+        """Vote on everything heard; decides the outcome (nothing heard: none). The end of an
+        utterance and the end of the window may both get here: the second finds it decided."""
+        async with self._vote_lock:
+            if self._done.done():
+                return
+            result: dict[str, Any] = {"text": ""}
+            if self._rec is not None:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._server.executor, self._rec.finish)
+            intent = vote(result, self.grammar, self._server.thresholds)
+            self._server.heard[intent.decision] += 1
+            self._decide(ListenOutcome(key=intent.key, confidence=intent.confidence,
+                                       decision=intent.decision))
 
     async def _send(self, writer: asyncio.StreamWriter) -> None:
         """The prompt, paced in real time, until barge-in; then silence, while the window
