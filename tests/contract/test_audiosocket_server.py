@@ -97,8 +97,11 @@ class FakeAsterisk:
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         frames_in = FrameReader()
-        while data := await self.reader.read(65536):
-            self.got += [(loop.time(), f) for f in frames_in.feed(data)]
+        try:
+            while data := await self.reader.read(65536):
+                self.got += [(loop.time(), f) for f in frames_in.feed(data)]
+        except ConnectionResetError:   # closed before it read what we sent
+            pass
         self.closed_at = loop.time()
 
     async def send_audio(self, pcm: bytes, realtime: bool = True) -> None:
@@ -400,4 +403,19 @@ async def test_a_model_is_loaded_once_the_flows_use_its_language(tmp_path: Path)
     assert loads == [tmp_path / "ko"] and registry.loaded() == ("ko",)
     warm.cancel()
     await asyncio.gather(warm, return_exceptions=True)
+    await srv.close()
+
+
+async def test_a_peer_that_is_not_asterisks_user_is_refused(models: ModelRegistry,
+                                                            prompt: Path) -> None:
+    srv = AudioSocketServer("127.0.0.1", 0, models=models, pool=DecoderPool(1),
+                            thresholds=Thresholds(), listen_s=LISTEN_S, peer_uid=595,
+                            peer_uid_of=lambda peer, local: 0)   # root, not hotline-asterisk
+    await srv.start()
+    listening = srv.listen(request(prompt))
+    assert listening is not None
+    fake = await FakeAsterisk.connect(srv.port, listening.uuid)   # even with a good uuid
+    await fake.closed(5)
+    assert fake.got == [] and srv.refused["peer_uid"] == 1
+    listening.cancel()
     await srv.close()
