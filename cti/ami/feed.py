@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +17,11 @@ from cti.ami.resync import callbacks_in_progress, rebuild, snapshot
 log = logging.getLogger(__name__)
 
 FAILOVER_CALL = "failover_call"  # not_ready reason: on a call the native failover queue connected
+# not_ready reason: the seat was in use when an offer got to it (t.SeatBusy); the agent is
+# ready again when the failover call there ends, or SEAT_BUSY_RETRY_S later (then a seat
+# still busy bounces the next offer the same way: nothing rings a seat in use)
+SEAT_BUSY = "seat_busy"
+SEAT_BUSY_RETRY_S = 5.0
 # An agent whose call died with the PBX (an Asterisk restart) is ready again at once, not in
 # wrap-up: wrap-up is the after-call work of a conversation the agent finished; this one was
 # cut, its record says why (calls.end_reason), and the callers it dropped ring again right
@@ -96,6 +102,21 @@ class AcdFeed:
                     s.submit(acd.AgentNotReady(agent_id=agent, reason=FAILOVER_CALL))
                 return
             s.submit(acd.AgentAnswered(agent_id=agent, call_id=ev.call_id))
+        elif isinstance(ev, t.SeatBusy):
+            agent = self._agent_at(ev.seat)
+            if agent is None:
+                return
+            # no ring-no-answer (the agent did nothing wrong, the seat was taken), and not
+            # ready again at once either, or the ACD would offer the same seat the same call
+            # straight away: one step takes the offer back (the caller in front of their
+            # queue) and the agent out, as a supervisor's force does
+            if s.view.agents[agent].state not in (AgentState.NOT_READY, AgentState.LOGGED_OUT):
+                s.submit(acd.SupervisorForce(agent_id=agent, state=AgentState.NOT_READY,
+                                             reason=SEAT_BUSY))
+            log.warning("seat %s was in use when agent %s's call %s got there: not rung; the "
+                        "agent is not_ready (%s) until it is free", ev.seat, agent, ev.call_id,
+                        SEAT_BUSY)
+            self._retry_seat_busy(agent)
         elif isinstance(ev, t.RingNoAnswer):
             agent = self._agent_at(ev.seat)
             if agent is not None:
@@ -108,7 +129,8 @@ class AcdFeed:
                 self.failed_over.discard(ev.call_id)
                 s.failover_call(ev.call_id, ended=True)
             a = s.view.agents.get(agent or "")
-            if a is not None and a.state == AgentState.NOT_READY and a.reason == FAILOVER_CALL:
+            if a is not None and a.state == AgentState.NOT_READY \
+                    and a.reason in (FAILOVER_CALL, SEAT_BUSY):
                 s.submit(acd.AgentReady(agent_id=a.agent_id))  # back as the failover found them
         elif isinstance(ev, t.CallerAbandoned):
             s.submit(acd.CallAbandoned(call_id=ev.call_id))
@@ -130,6 +152,20 @@ class AcdFeed:
             if self.seat_reachability == SEAT_REACHABILITY_ASTERISK:
                 s.submit(acd.SeatReachability(seat=ev.seat, reachable=ev.reachable))
         # CallOffered needs no ACD input: the ACD chose the seat itself
+
+    def _retry_seat_busy(self, agent: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a test driving the feed by hand): the failover call's end does it
+        loop.call_later(SEAT_BUSY_RETRY_S, self._seat_busy_over, agent)
+
+    def _seat_busy_over(self, agent: str) -> None:
+        if agent in self.failover_talks.values():
+            return  # still on the failover call: its end makes the agent ready
+        a = self.service.view.agents.get(agent)
+        if a is not None and a.state == AgentState.NOT_READY and a.reason == SEAT_BUSY:
+            self.service.submit(acd.AgentReady(agent_id=agent))
 
     def callback_leg(self, msg: Any) -> bool:
         """The legs of a queued callback (dialplan context hotline-callback). They are channels

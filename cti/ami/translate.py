@@ -115,6 +115,17 @@ class AgentAnswered:
 
 
 @dataclass(frozen=True)
+class SeatBusy:
+    """The seat the ACD chose was in use when the caller got to it (HotlineSeatBusy: its
+    device state, checked by the dialplan before the offer): something else has it, such as
+    the native failover queue right after a CTI restart. It was never rung; the caller waits
+    again in their place."""
+
+    call_id: str
+    seat: str
+
+
+@dataclass(frozen=True)
 class RingNoAnswer:
     """The offered seat did not answer; the caller waits again (no new CallQueued follows).
     dial_status is Asterisk's DIALSTATUS, or "" when the tracker inferred it."""
@@ -158,7 +169,7 @@ class SeatReachable:
     reachable: bool
 
 
-CallEvent = (CallQueued | CallOffered | AgentAnswered | RingNoAnswer | CallEnded
+CallEvent = (CallQueued | CallOffered | AgentAnswered | RingNoAnswer | SeatBusy | CallEnded
              | CallerAbandoned | CallFailedOver | CallbackRequested)
 CoreEvent = CallEvent | SeatReachable
 
@@ -267,6 +278,7 @@ _SENT = {
     "HotlineQueued": ("Channel", "Skill", "CallPriority", "Account"),
     "HotlineOffer": ("Seat",),
     "HotlineRona": ("Seat", "DialStatus"),
+    "HotlineSeatBusy": ("Seat",),
     "HotlineFailover": (),
     "HotlineCallback": (),
 }
@@ -302,8 +314,8 @@ def _priority(event: Mapping[str, Any]) -> int:
 
 def _user_event(event: Mapping[str, Any]) -> list[CoreEvent]:
     kind = header(event, "UserEvent")
-    if kind not in ("HotlineQueued", "HotlineOffer", "HotlineRona", "HotlineFailover",
-                    "HotlineCallback"):
+    if kind not in ("HotlineQueued", "HotlineOffer", "HotlineRona", "HotlineSeatBusy",
+                    "HotlineFailover", "HotlineCallback"):
         # HotlineTransfer (IVR outcome; HotlineQueued follows), HotlineFallback, the recorder's
         # and supervision's events, other apps' events
         return []
@@ -338,6 +350,8 @@ def _trusted_user_event(kind: str, event: Mapping[str, Any]) -> list[CoreEvent]:
     if kind == "HotlineRona":
         return [RingNoAnswer(call_id, _field(event, "Seat", _SEAT),
                              _field(event, "DialStatus", _DIAL_STATUS))]
+    if kind == "HotlineSeatBusy":
+        return [SeatBusy(call_id, _field(event, "Seat", _SEAT))]
     if kind == "HotlineFailover":
         return [CallFailedOver(call_id)]
     number = _caller_number(event, "Number") or _caller_number(event, "CallerIDNum")
@@ -481,6 +495,9 @@ class CallTracker:
                     return self._to(call_id, CallState(Phase.RINGING, seat),
                                     RingNoAnswer(call_id, cur.seat, ""), ev)
                 return []
+            case SeatBusy():
+                # never rung (no HotlineOffer): the call stays as it was, waiting
+                return [ev] if phase in (Phase.WAITING, Phase.RINGING) else []
             case RingNoAnswer(seat=seat):
                 if cur is not None and phase is Phase.RINGING and cur.seat == seat:
                     return self._to(call_id, CallState(Phase.WAITING), ev)
