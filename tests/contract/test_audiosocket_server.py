@@ -84,6 +84,7 @@ class FakeAsterisk:
     got: list[tuple[float, Frame]] = field(default_factory=list)
     closed_at: float | None = None
     task: asyncio.Task[None] | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set on each read, and close
 
     @classmethod
     async def connect(cls, port: int, key: str) -> FakeAsterisk:
@@ -100,18 +101,35 @@ class FakeAsterisk:
         try:
             while data := await self.reader.read(65536):
                 self.got += [(loop.time(), f) for f in frames_in.feed(data)]
+                self.arrived.set()
         except ConnectionResetError:   # closed before it read what we sent
             pass
         self.closed_at = loop.time()
+        self.arrived.set()
+
+    async def until_received(self, n: int, timeout: float = 10) -> bool:
+        """Until the server has sent n frames (it sends one every 20 ms: the prompt, then
+        silence); False if it closed first. The fake's clock is the server's own frames, as
+        Asterisk's is the channel's: no sleeping."""
+        async with asyncio.timeout(timeout):
+            while len(self.got) < n:
+                if self.closed_at is not None:
+                    return False
+                self.arrived.clear()
+                await self.arrived.wait()
+        return True
 
     async def send_audio(self, pcm: bytes, realtime: bool = True) -> None:
-        for chunk in frames(pcm, RATE):
+        """The caller's audio; in real time, one frame in for each frame the server sends
+        out (20 ms each), as Asterisk passes the channel's audio at the channel's pace."""
+        base = len(self.got)
+        for i, chunk in enumerate(frames(pcm, RATE)):
             if self.closed_at is not None:
+                return
+            if realtime and not await self.until_received(base + i + 1):
                 return
             self.writer.write(audio(chunk))
             await self.writer.drain()
-            if realtime:
-                await asyncio.sleep(0.02)
 
     async def key(self, digit: str) -> None:
         self.writer.write(encode(Kind.DTMF, digit.encode()))
@@ -169,7 +187,7 @@ async def test_a_key_mid_prompt_stops_it_and_ends_the_listening(server: AudioSoc
                                                                 prompt: Path) -> None:
     listening, fake = await start(server, prompt)
     caller = asyncio.create_task(fake.send_audio(silence(PROMPT_S, RATE)))
-    await asyncio.sleep(1.0)
+    assert await fake.until_received(50)   # 1 s of the prompt out
     pressed = asyncio.get_running_loop().time()
     await fake.key("2")
     await fake.closed()
@@ -185,7 +203,7 @@ async def test_speech_mid_prompt_stops_it_and_the_choice_is_heard(server: AudioS
                                                                   prompt: Path) -> None:
     listening, fake = await start(server, prompt)
     utterance = speak("상담원", 180, 50, RATE)   # 0.3 s lead, the word, 1 s of silence
-    await asyncio.sleep(0.5)
+    assert await fake.until_received(25)   # 0.5 s of the prompt out
     started = asyncio.get_running_loop().time()
     await fake.send_audio(utterance + silence(2.0, RATE))
     await fake.closed()
@@ -231,7 +249,7 @@ async def test_a_caller_hanging_up_mid_prompt(server: AudioSocketServer, prompt:
         out = await listening.outcome()
     assert out.hangup
     await fake.closed(5)
-    for _ in range(100):  # the session's own cleanup, right after the outcome
+    for _ in range(100):  # the session's own cleanup, right after the outcome (deadline 1 s)
         if server.pool.in_use == 0:
             break
         await asyncio.sleep(0.01)
@@ -313,7 +331,7 @@ class FakeAgi:
             port = int(address.rsplit(":", 1)[1])
             fake = await FakeAsterisk.connect(port, key)
             if isinstance(self.caller, str):
-                await asyncio.sleep(0.5)
+                assert await fake.until_received(25)   # 0.5 s into the prompt
                 await fake.key(self.caller)
             else:
                 asyncio.create_task(fake.send_audio(self.caller + silence(9, RATE)))
@@ -394,12 +412,28 @@ async def test_a_model_is_loaded_once_the_flows_use_its_language(tmp_path: Path)
     srv = AudioSocketServer("127.0.0.1", 0, models=registry, pool=DecoderPool(1),
                             thresholds=Thresholds(), listen_s=LISTEN_S)
     wanted: set[str] = {"en"}   # the shipped flows' phrases: no model for them here
-    warm = asyncio.create_task(srv.keep_warm(lambda: wanted, every_s=0.01))
-    await asyncio.sleep(0.1)
+    rounds = 0
+    asked = asyncio.Event()
+
+    def flows_want() -> set[str]:   # keep_warm asks once a round, on the loop
+        nonlocal rounds
+        rounds += 1
+        asked.set()
+        return wanted
+
+    async def more_rounds(n: int) -> None:
+        target = rounds + n
+        async with asyncio.timeout(5):
+            while rounds < target:
+                asked.clear()
+                await asked.wait()
+
+    warm = asyncio.create_task(srv.keep_warm(flows_want, every_s=0.01))
+    await more_rounds(10)
     assert loads == []          # nothing the flows use: nothing loaded (hundreds of MB each)
     wanted = {"en", "ko"}       # a flow change adds Korean phrases
     assert await asyncio.to_thread(loaded.wait, 5)
-    await asyncio.sleep(0.1)    # ten more rounds: still one load
+    await more_rounds(10)       # ten more rounds: still one load
     assert loads == [tmp_path / "ko"] and registry.loaded() == ("ko",)
     warm.cancel()
     await asyncio.gather(warm, return_exceptions=True)
