@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -104,8 +105,12 @@ def uac_ports(n: int) -> tuple[int, int, int]:
 
 
 async def place_call(caller: Caller, target: str, service: str = "95598",
-                     timeout_s: int = 180, workdir: Path | None = None) -> SippResult:
-    """Run one SIPp UAC call to completion; ports are unique per call within this process."""
+                     timeout_s: int = 180, workdir: Path | None = None,
+                     audio: Callable[[Path, list[tuple[int, str]], int], None] | None = None
+                     ) -> SippResult:
+    """Run one SIPp UAC call to completion; ports are unique per call within this process.
+    `audio(pcap, rtp_keys, total_ms)` writes the call's RTP (default: silence with the RFC
+    2833 keys, write_call_pcap)."""
     sip_port, media_port, ctrl_port = uac_ports(next(_ports) % 100 + 100 * SLOT)
     n = sip_port - 40000
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
@@ -113,7 +118,7 @@ async def place_call(caller: Caller, target: str, service: str = "95598",
     scen = wd / f"caller-{caller.number}-{n}.xml"
     pcap = wd / f"caller-{caller.number}-{n}.pcap"
     xml, rtp_keys, total_ms = scenario_xml(caller, pcap)
-    write_call_pcap(pcap, rtp_keys, total_ms)
+    (audio or write_call_pcap)(pcap, rtp_keys, total_ms)
     scen.write_text(xml, encoding="iso-8859-1")
     err = wd / f"caller-{caller.number}-{n}.errors.log"
     proc = await asyncio.create_subprocess_exec(

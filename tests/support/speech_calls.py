@@ -4,16 +4,14 @@ keys go as SIP INFO (tests/support/sipp.py builds the scenario and places the po
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support import sipp
-from tests.support.ports import SLOT
 from tests.support.rtp import PT_PCMU, PTIME_MS, SAMPLES, SSRC
-from tests.support.sipp import Caller, Keys, SippResult, scenario_xml, uac_ports
+from tests.support.sipp import Caller, Keys, SippResult
 
 SILENCE = b"\xff" * SAMPLES  # mu-law silence, 20 ms
 
@@ -53,21 +51,6 @@ async def place_speaking_call(caller: Caller, speech: Sequence[tuple[int, bytes]
                               workdir: Path, timeout_s: int = 180) -> SippResult:
     """One SIPp call whose audio carries `speech`; keys only as SIP INFO."""
     assert all(not isinstance(s, Keys) or s.mode == "info" for s in caller.steps)
-    sip_port, media_port, ctrl_port = uac_ports(next(sipp._ports) % 100 + 100 * SLOT)
-    n = sip_port - 40000
-    scen = workdir / f"caller-{caller.number}-{n}.xml"
-    pcap = workdir / f"caller-{caller.number}-{n}.pcap"
-    xml, _keys, total_ms = scenario_xml(caller, pcap)
-    write_speech_pcap(pcap, speech, total_ms)
-    scen.write_text(xml, encoding="iso-8859-1")
-    err = workdir / f"caller-{caller.number}-{n}.errors.log"
-    proc = await asyncio.create_subprocess_exec(
-        "sipp", target, "-sf", str(scen), "-s", "95598", "-m", "1", "-l", "1",
-        "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(media_port), "-cp", str(ctrl_port),
-        "-timeout", f"{timeout_s}s", "-timeout_error", "-recv_timeout", f"{timeout_s * 1000}",
-        "-trace_err", "-error_file", str(err), "-nostdin",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=workdir)
-    out, errb = await proc.communicate()
-    return SippResult(proc.returncode or 0, out.decode(errors="replace"),
-                      errb.decode(errors="replace"),
-                      err.read_text(errors="replace") if err.exists() else "")
+    return await sipp.place_call(
+        caller, target, timeout_s=timeout_s, workdir=workdir,
+        audio=lambda pcap, _keys, total_ms: write_speech_pcap(pcap, speech, total_ms))
