@@ -36,4 +36,4 @@ faults: prompts
 	@$(PYTEST) tests/faults
 
 lint:
-	@.venv/bin/ruff check . && .venv/bin/mypy acd asterisk_conf callcenter config cti hotline ivr prompts recorder agent_desktop workorders outages speech
+	@.venv/bin/ruff check . && .venv/bin/mypy acd asterisk_conf callcenter config cti hotline ivr prompts recorder agent_desktop workorders outages speech outbound

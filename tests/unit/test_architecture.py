@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hotline", "bench", "config", "acd", "ivr", "workorders", "callcenter", "cti",
-            "recorder", "agent_desktop", "asterisk_conf", "prompts", "outages", "speech")
+            "recorder", "agent_desktop", "asterisk_conf", "prompts", "outages", "speech", "outbound")
 ROOTS = ("hotline", "bench")  # the composition root and the benchmarks: nothing imports them
 
 # the pure cores: the modules and what they may import beyond the standard library
@@ -27,6 +27,7 @@ PURE = {
     "outages": ("outages", "ivr.say"),  # announcements speak times with the IVR's pieces
     # speech's core (vosk itself is a library, not I/O): a flow and vosk agree on what a phrase is
     "speech": ("speech", "ivr.schema"),
+    "outbound": ("outbound",),
 }
 # what a pure core may never import, even from the standard library
 IO_MODULES = ("asyncio", "socket", "sqlalchemy", "panoramisk", "aiomqtt", "paho", "fastapi",
