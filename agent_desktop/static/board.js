@@ -1,15 +1,18 @@
 // The outage board (停电大屏): a picture of the storm day for the big screen. Per active outage a
 // card with bars (customers affected, calls in the last 15 minutes, the share deflected by the
 // notice) coloured by cause, and the master repair order's SLA clock ticking; the suspected
-// outages waiting for a supervisor, each with its confirm button; the red storm banner.
+// outages waiting for a supervisor, each with its confirm button; the red storm banner; how
+// many keyword alerts are open (handled on the supervisor console).
 import { ApiError, clear, connectPush, errorText, everySecond, fmtTime, get, h, pct, post,
   slaClock, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, getLang, t } from "./i18n.js";
+import { OpenAlerts, showCount } from "./keyword_alerts.js";
 import { loadStorm, showStorm } from "./storm.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 10000;
 const S = { doc: null, denied: false, me: null };
+const alerts = new OpenAlerts(() => showCount($("t-kw-alerts"), alerts.count));
 
 bindLangToggle($("lang"));
 applyI18n(document);
@@ -140,6 +143,10 @@ async function load() {
 }
 
 
+async function loadAlerts() {
+  try { await alerts.load(); } catch (e) { toast(errorText(e), "error"); }
+}
+
 async function start() {
   try {
     S.me = await get("/api/auth/me");
@@ -148,9 +155,9 @@ async function start() {
   }
   await load();
   if (S.denied) return;
-  await loadStorm();
+  await Promise.all([loadStorm(), loadAlerts()]);
   connectPush({
-    onOpen: () => { load(); loadStorm(); },
+    onOpen: () => { load(); loadStorm(); loadAlerts(); },
     onStatus: (up) => {
       const c = $("conn");
       c.classList.toggle("off", !up);
@@ -159,13 +166,15 @@ async function start() {
     },
     onMessage: (type, data) => {
       if (type === "storm") showStorm(data);
+      else if (type === "keyword_alert") alerts.pushed(data);
       else if (type === "outages" && (!S.doc || data.version !== S.doc.version)) soon("board", load, 500);
       else if (type === "sla_alert" || type === "call_event") soon("board", load, 2000);
     },
   });
   everySecond(tick);
   // the calls and the deflection move with every call: a slow refresh under the push
-  setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
+  // (and the alerts handled on a console meanwhile leave the count)
+  setInterval(() => { if (!document.hidden) { load(); loadAlerts(); } }, REFRESH_MS);
 }
 
 document.addEventListener("langchange", () => { if (S.denied) deny(); else render(); });

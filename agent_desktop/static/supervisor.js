@@ -1,10 +1,14 @@
 // The supervisor console: live wallboard (big-screen mode ?big=1), agents with force state and
-// logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, recordings;
-// the red storm banner while storm mode is on (storm.js).
+// logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, keyword
+// alerts with their prefilled complaint order (keyword_alerts.js), recordings searched by
+// transcript text and played beside their transcript (transcript.js); the red storm banner
+// while storm mode is on (storm.js).
 import { ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h,
   parseIso, pct, post, since, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
+import { alertsPanel, OpenAlerts, showCount } from "./keyword_alerts.js";
 import { loadStorm, showStorm } from "./storm.js";
+import { transcriptCell, transcriptView } from "./transcript.js";
 import { CLOSED, dueOf, orderRow, tickSla } from "./workorders.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +24,8 @@ const S = {
   openOrders: [],
   session: null,          // the supervision session {session_id, call_id, mode}
   denied: false,
+  recordings: [],         // the last search's items
+  playing: "",            // what the player plays, as its caption says
 };
 
 if (BIG) {
@@ -184,7 +190,35 @@ async function endSession() {
   catch (e) { if (!(e instanceof ApiError && e.status === 404)) toast(errorText(e), "error"); }
 }
 
+// ------------------------------------------------------------------------------- keyword alerts
+
+const alerts = new OpenAlerts(() => {
+  showCount($("t-kw-alerts"), alerts.count);
+  showCount($("kw-count"), alerts.count);
+  panel.render();
+});
+const panel = alertsPanel({ alerts, tbody: $("kw-alerts"), formBox: $("kw-form-box"),
+  onPlay: (recordingId, at, a) => play(recordingId, { at, label: [a.call_id, a.caller_number]
+    .filter(Boolean).join(" · "), scroll: true }) });
+panel.render();
+
+async function loadAlerts() {
+  if (S.denied) return;
+  try { await alerts.load(); } catch (e) { toast(errorText(e), "error"); }
+}
+
+function onKeywordAlert(data) {
+  if (!alerts.pushed(data)) return;
+  const a = alerts.items.get(data.alert_id ?? data.id);
+  if (a && !BIG) {
+    toast(t("kw.new_alert", { who: [a.seat, a.agent_id].filter(Boolean).join(" · "),
+      words: [...new Set(a.keywords.map((k) => k.word))].join("、") }), "alert");
+  }
+}
+
 // ------------------------------------------------------------------------------- recordings
+
+const transcript = transcriptView($("player"), $("transcript"));
 
 function isoOrNull(local) {
   if (!local) return null;
@@ -196,7 +230,7 @@ $("rec-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = ev.target;
   const q = new URLSearchParams();
-  for (const name of ["agent_id", "caller", "account", "work_order"]) {
+  for (const name of ["agent_id", "caller", "account", "work_order", "text"]) {
     if (f[name].value.trim()) q.set(name, f[name].value.trim());
   }
   for (const name of ["from", "to"]) {
@@ -205,23 +239,35 @@ $("rec-form").addEventListener("submit", async (ev) => {
   }
   try {
     const res = await get(`/api/recordings?${q}`);
-    const items = Array.isArray(res) ? res : res.items || res.recordings || [];
-    if (!items.length) {
-      clear($("recordings"), h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("sup.no_recordings"))));
-      return;
-    }
-    clear($("recordings"), items.map((r) => h("tr", { "data-testid": "recording", "data-id": r.id },
-      h("td", {}, fmtTime(r.started_at)), h("td", {}, r.caller_number || ""),
-      h("td", {}, r.agent_id || ""),
-      h("td", {}, r.duration_s !== undefined && r.duration_s !== null ? clock(r.duration_s) : ""),
-      h("td", {}, (r.work_orders || []).map((o) => o.number).join(", ")),
-      h("td", {}, h("div", { class: "rowactions" },
-        h("button", { type: "button", "data-testid": "rec-play",
-          onclick: () => play(r.id) }, t("sup.play")),
-        h("button", { type: "button", class: "secondary", "data-testid": "rec-play-phone",
-          onclick: () => playToPhone(r.id) }, t("sup.play_to_phone")))))));
+    S.recordings = Array.isArray(res) ? res : res.items || res.recordings || [];
+    renderRecordings();
   } catch (e) { toast(errorText(e), "error"); }
 });
+
+function recLabel(r) {
+  return [fmtTime(r.started_at), r.call_id, r.caller_number, r.agent_id].filter(Boolean).join(" · ");
+}
+
+function renderRecordings() {
+  if (!S.recordings.length) {
+    clear($("recordings"), h("tr", {}, h("td", { colspan: 7, class: "muted" }, t("sup.no_recordings"))));
+    return;
+  }
+  const playing = $("player").dataset.id;
+  clear($("recordings"), S.recordings.map((r) => h("tr", {
+    "data-testid": "recording", "data-id": r.id,
+    class: String(r.id) === playing ? "rec-selected" : null },
+    h("td", {}, fmtTime(r.started_at)), h("td", {}, r.caller_number || ""),
+    h("td", {}, r.agent_id || ""),
+    h("td", {}, r.duration_s !== undefined && r.duration_s !== null ? clock(r.duration_s) : ""),
+    h("td", {}, (r.work_orders || []).map((o) => o.number).join(", ")),
+    transcriptCell(r),
+    h("td", {}, h("div", { class: "rowactions" },
+      h("button", { type: "button", "data-testid": "rec-play",
+        onclick: () => play(r.id, { label: recLabel(r) }) }, t("sup.play")),
+      h("button", { type: "button", class: "secondary", "data-testid": "rec-play-phone",
+        onclick: () => playToPhone(r.id) }, t("sup.play_to_phone")))))));
+}
 
 async function playToPhone(id) {
   try {
@@ -230,12 +276,30 @@ async function playToPhone(id) {
   } catch (e) { toast(errorText(e), "error"); }
 }
 
-function play(id) {
+/** Play recording `id` (from `at` seconds) with its transcript beside the player. */
+function play(id, { at = null, label = "", scroll = false } = {}) {
   const player = $("player");
-  player.classList.remove("hidden");
-  player.src = `/api/recordings/${encodeURIComponent(id)}/audio`;
-  player.dataset.id = String(id);
+  $("rec-view").classList.remove("hidden");
+  S.playing = label || `#${id}`;
+  $("rec-now").textContent = `${t("tr.now_playing")}: ${S.playing}`;
+  if (player.dataset.id !== String(id)) {
+    player.src = `/api/recordings/${encodeURIComponent(id)}/audio`;
+    player.dataset.id = String(id);
+    transcript.show(id);
+    for (const row of document.querySelectorAll('[data-testid="recording"]')) {
+      row.classList.toggle("rec-selected", row.dataset.id === String(id));
+    }
+  }
+  if (at !== null) {
+    // before its metadata the element keeps this as where playback starts; set it again
+    // once the duration is known in case the browser dropped it
+    player.currentTime = at;
+    if (player.readyState < 1) {
+      player.addEventListener("loadedmetadata", () => { player.currentTime = at; }, { once: true });
+    }
+  }
   player.play().catch(() => { /* autoplay may be refused; the controls are there */ });
+  if (scroll) $("rec-view").scrollIntoView({ block: "nearest" });
 }
 
 // ------------------------------------------------------------------------------- refresh, push
@@ -290,7 +354,7 @@ async function loadOrders() {
 async function refreshAll() {
   await loadWallboard();
   if (S.denied) return;
-  await Promise.all([loadCalls(), loadOrders(), loadStorm()]);
+  await Promise.all([loadCalls(), loadOrders(), loadStorm(), loadAlerts()]);
 }
 
 // bursts of call events (offered, answered, ended, ...) refresh the lists once
@@ -311,7 +375,7 @@ function onPush(type, data) {
   } else if (type === "sla_alert") {
     soon("orders", loadOrders);
     soon("wallboard", loadWallboard, 500);
-  }
+  } else if (type === "keyword_alert") onKeywordAlert(data);
 }
 
 async function start() {
@@ -354,6 +418,10 @@ document.addEventListener("langchange", () => {
   renderOrders();
   renderCalls();
   renderSession();
+  panel.relabel();
+  if (S.recordings.length) renderRecordings();
+  if (S.playing) $("rec-now").textContent = `${t("tr.now_playing")}: ${S.playing}`;
+  transcript.refresh();
   if (S.denied) deny();
 });
 
