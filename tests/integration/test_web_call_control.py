@@ -171,3 +171,47 @@ def test_hold_transfer_and_hangup_from_the_web(
         push.close()
         a.close()
         b.close()
+
+
+def test_resume_before_the_hold_music_starts_keeps_the_call(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, base: str, phones: None,
+        two_agents: tuple[str, str], tmp_path: Path) -> None:
+    """Issue 14's race: hold, then off hold at once, as fast as HTTP goes, three times over.
+    It dropped the call: the second hold ended the agent's leg (after a resume it sits in
+    Bridge(), which returned as the caller left, and then hung up), and an off-hold whose
+    Bridge() met the caller still leaving the old bridge ended it too (hotline-hold in
+    extensions.conf). Now the call stays up, bridged again each time."""
+    first = two_agents[0]
+    a = _client(base, first, SEATS[0])
+    try:
+        assert a.post(f"/api/agents/{first}/state", json={"state": "ready"}).json()[
+            "state"] == "ready"
+        number = f"{backend.prefix}7800002"
+        mark = ami.mark()
+        call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")]),
+                              cti.settings, tmp_path)
+        caller_channel = _answered(ami, number, SEATS[0], mark)["Channel"]
+        cid = a.get("/api/calls", params={"live": "true"}).json()[0]["call_id"]
+        for _ in range(3):
+            m = ami.mark()
+            r = a.post(f"/api/calls/{cid}/hold", json={"on": True})
+            assert r.status_code == 200 and r.json()["held"] is True, r.text
+            r = a.post(f"/api/calls/{cid}/hold", json={"on": False})
+            assert r.status_code == 200 and r.json()["held"] is False, r.text
+            ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
+                         and e.get("Channel") == caller_channel, 10, "caller bridged again",
+                         since=m)
+        assert _state(a, first, "on_call")["call_id"] == cid
+        # still the same call: the agent ends it from the web, the caller's leg hears it
+        m = ami.mark()
+        assert a.post(f"/api/calls/{cid}/hangup").status_code == 200
+        gone = ami.wait_for(lambda e: e.get("Event") == "Hangup"
+                            and e.get("Channel") == caller_channel, 10, "caller hung up",
+                            since=m)
+        assert gone.get("Cause") == "16", gone
+        assert not [e for e in ami.events()[mark:m] if e.get("Event") == "Hangup"
+                    and e.get("Channel") == caller_channel], "the caller dropped mid-race"
+        assert call.finish(60).ok
+        assert a.post(f"/api/agents/{first}/logout").status_code == 200
+    finally:
+        a.close()
