@@ -63,7 +63,7 @@ import tomli_w
 
 from bench.acd import BenchError
 from bench.ami_tap import AmiError, AmiTap, Event, tap_login
-from bench.sipp import scenario
+from bench.sipp import info_keys, scenario
 from bench.sipp_load import SippError, register_seats, start_phones, stop, write_silence_pcap
 from config.settings import REPO_ROOT, Settings, load_settings
 from hotline import stack
@@ -812,11 +812,8 @@ def caller_scenario(side: str, mode: str, hold_s: float, pcap: Path) -> str:
     cseq = 2
     if mode != "ivr":
         # the IVR's keys: 1 Mandarin, 0 agent (the static dialplan ignores them)
-        digits = f'  <pause milliseconds="{DIGITS_LEAD_MS}"/>\n'
-        for d in ("1", "0"):
-            digits += scenario("caller_info", number=number, digit=d, cseq=cseq)
-            digits += f'  <pause milliseconds="{DIGITS_GAP_MS}"/>\n'
-            cseq += 1
+        digits, cseq = info_keys(number, [(DIGITS_LEAD_MS, "1"), (DIGITS_GAP_MS, "0")], cseq)
+        digits += f'  <pause milliseconds="{DIGITS_GAP_MS}"/>\n'
     if mode == "ivr":
         end = (f'  <pause milliseconds="{int(hold_s * 1000)}"/>\n'
                + scenario("caller_bye", number=number, cseq=cseq))

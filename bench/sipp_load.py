@@ -32,11 +32,17 @@ class SippError(Exception):
 
 def write_silence_pcap(path: Path, seconds: int) -> None:
     """G.711 mu-law silence every 20 ms for `seconds` (SIPp re-addresses the packets)."""
+    write_ulaw_pcap(path, b"\xff" * (seconds * 8000))
+
+
+def write_ulaw_pcap(path: Path, audio: bytes, ssrc: int = 0x95590000) -> None:
+    """G.711 mu-law `audio` (8 kHz, one byte a sample) as RTP every 20 ms, padded to a whole
+    packet with silence (SIPp re-addresses the packets and plays them at their pcap times)."""
+    audio += b"\xff" * (-len(audio) % 160)
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    payload = b"\xff" * 160
-    for i in range(seconds * 50):
+    for i in range(len(audio) // 160):
         rtp = struct.pack("!BBHII", 0x80, 0, (1000 + i) & 0xFFFF, (8000 + 160 * i) & 0xFFFFFFFF,
-                          0x95590000) + payload
+                          ssrc) + audio[i * 160:(i + 1) * 160]
         udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
                          bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from config.settings import REPO_ROOT
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _run_and_print(bench_run: Callable[[], dict[str, Any]], json_path: Path | None) -> None:
+    """Run a bench; its figures as JSON on stdout (and to `json_path`); a BenchError as the
+    command's error."""
+    from bench.acd import BenchError
+
+    try:
+        doc = bench_run()
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if json_path is not None:
+        json_path.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
 
 
 @click.group()
@@ -41,19 +62,12 @@ def bench_acd(json_path: Path | None, minutes: float, occupancy: float, seed: in
     # bench/ is a top-level folder of the repo, not part of the installed packages
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from bench.acd import BenchError, Options, run
+    from bench.acd import Options, run
 
     opts = Options(minutes=minutes, occupancy=occupancy, seed=seed,
                    sides=sides or ("ours", "app_queue", "app_queue_best"),
                    keep_workdir=keep_workdir)
-    try:
-        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
-    except BenchError as exc:
-        raise click.ClickException(str(exc)) from None
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
-    if json_path is not None:
-        json_path.write_text(text + "\n", encoding="utf-8")
-    click.echo(text)
+    _run_and_print(lambda: run(opts, say=_say), json_path)
 
 
 @bench.command("events")
@@ -80,19 +94,11 @@ def bench_events(json_path: Path | None, minutes: float, rate: float, agents: in
         raise click.BadParameter("must be in [1, 50]", param_hint="--agents")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from bench.acd import BenchError
     from bench.events import FILTERS, EventsOptions, run
 
     opts = EventsOptions(minutes=minutes, calls_per_minute=rate, agents=agents, seed=seed,
                          filters=filters or FILTERS, keep_workdir=keep_workdir)
-    try:
-        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
-    except BenchError as exc:
-        raise click.ClickException(str(exc)) from None
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
-    if json_path is not None:
-        json_path.write_text(text + "\n", encoding="utf-8")
-    click.echo(text)
+    _run_and_print(lambda: run(opts, say=_say), json_path)
 
 
 @bench.command("capacity")
@@ -120,7 +126,6 @@ def bench_capacity(json_path: Path | None, quick: bool, modes: tuple[str, ...],
         sys.path.insert(0, str(REPO_ROOT))
     from dataclasses import replace
 
-    from bench.acd import BenchError
     from bench.capacity import MODES, QUICK, Options, run
 
     opts = QUICK if quick else Options()
@@ -138,14 +143,7 @@ def bench_capacity(json_path: Path | None, quick: bool, modes: tuple[str, ...],
             raise click.BadParameter("must be in [2, 600]", param_hint="--step-seconds")
         changes["step_s"] = step_s
     opts = replace(opts, **changes)  # type: ignore[arg-type]
-    try:
-        doc = run(opts, say=lambda msg: click.echo(msg, err=True))
-    except BenchError as exc:
-        raise click.ClickException(str(exc)) from None
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
-    if json_path is not None:
-        json_path.write_text(text + "\n", encoding="utf-8")
-    click.echo(text)
+    _run_and_print(lambda: run(opts, say=_say), json_path)
 
 
 @bench.command("soak")
@@ -257,6 +255,46 @@ def bench_storm(minutes: float, multiple: float, agents: int, feeders: int, seed
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     if not doc["verdict"]["passed"]:
         sys.exit(1)
+
+@bench.command("ivr")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here as JSON.")
+@click.option("--calls", default=300, show_default=True, help="Concurrent callers per side.")
+@click.option("--rate", default=30.0, show_default=True, help="Calls started per second.")
+@click.option("--keys", default=14, show_default=True,
+              help="Keys each caller presses (the language key, then 3, 9, 3, ...).")
+@click.option("--side", "sides", multiple=True, type=click.Choice(["dialplan", "fastagi"]),
+              help="Run only this side (repeatable); default both, the dialplan first.")
+@click.option("--speech-steps", default="1,4,8,16,24,32,48,64", show_default=True,
+              help="Speaking callers at once, step by step, until a step does not hold; "
+                   "'' for none.")
+@click.option("--keep-workdir", is_flag=True,
+              help="Keep the temp dir (SIPp files, the AMI events of each side as JSONL).")
+def bench_ivr(json_path: Path | None, calls: int, rate: float, keys: int,
+              sides: tuple[str, ...], speech_steps: str, keep_workdir: bool) -> None:
+    """B3: key-to-next-prompt latency (p50, p99) at `calls` concurrent SIPp callers, through
+    the FastAGI IVR and through a plain-dialplan menu in the same run, from Asterisk's own
+    events; then speaking callers (Korean, vosk over AudioSocket), step by step, for the
+    concurrent recognisers the machine holds."""
+    if not 1 <= calls <= 500:
+        raise click.BadParameter("must be in [1, 500]", param_hint="--calls")
+    if not 0 < rate <= 100:
+        raise click.BadParameter("must be in (0, 100]", param_hint="--rate")
+    if not 2 <= keys <= 100:
+        raise click.BadParameter("must be in [2, 100]", param_hint="--keys")
+    try:
+        steps = tuple(int(x) for x in speech_steps.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter("a list of whole numbers", param_hint="--speech-steps") from None
+    if any(not 1 <= n <= 100 for n in steps):
+        raise click.BadParameter("each in [1, 100]", param_hint="--speech-steps")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from bench.ivr import SIDES, Options, run
+
+    opts = Options(calls=calls, rate=rate, keys=keys, sides=sides or SIDES, speech_steps=steps,
+                   keep_workdir=keep_workdir)
+    _run_and_print(lambda: run(opts, say=_say), json_path)
 
 
 if __name__ == "__main__":  # `python -m hotline.cli_bench acd ...`

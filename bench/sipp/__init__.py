@@ -8,6 +8,7 @@ scenarios (package data), and shipped code must not read from tests/.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 HOME = Path(__file__).parent
@@ -17,3 +18,15 @@ def scenario(name: str, **fields: object) -> str:
     """The scenario (or part) `name`.xml with its {fields} filled in."""
     return (HOME / f"{name}.xml").read_text(encoding="iso-8859-1").format(**fields)
 
+
+
+def info_keys(number: str, keys: Sequence[tuple[int, str]], cseq: int) -> tuple[str, int]:
+    """A caller's keys as SIP INFO (caller_info), each after its pause: `keys` is (ms to pause
+    before it, key) in order. Returns the XML and the CSeq after the last one."""
+    xml = ""
+    for pause_ms, key in keys:
+        if pause_ms > 0:
+            xml += f'  <pause milliseconds="{pause_ms}"/>\n'
+        xml += scenario("caller_info", number=number, digit=key, cseq=cseq)
+        cseq += 1
+    return xml, cseq
