@@ -407,3 +407,72 @@ def test_barge_ends_on_record_when_the_call_ends(
     assert abs(row.ended_at.timestamp() - ts(spy_gone)) < 5
     assert [(m.mode, m.ended_at is not None) for m in modes] == [("barge", True)]
     assert mqtt.command("agents", agent, {"action": "logout"})["ok"]
+
+
+def test_mode_switch_just_after_chanspy_starts_keeps_the_session(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: Phones,
+        tmp_path: Path) -> None:
+    """Issue 14's race: a supervisor switches mode just as ChanSpy has started (seen once in a
+    clean-clone run, a switch about 0.1 s after the start released the supervisor's phone).
+    Eight switches in a row, each asked either the moment the test sees ChanSpyStart or the
+    moment the supervisor first hears the caller after it (tens of ms later): the session goes
+    on in each new mode, the phone is not released, and only the supervisor's stop ends it."""
+    agent = _agent(backend)
+    m0 = mqtt.mark()
+    _login_agent(mqtt, agent)
+    assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
+    number = f"{backend.prefix}7700003"
+    mark = ami.mark()
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,
+                         tmp_path)
+    modes = ("listen", "whisper", "barge", "listen", "barge", "whisper", "listen", "barge",
+             "whisper")
+    answered = None
+    try:
+        answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"),
+                                90, "agent answered", since=mark)
+        mqtt.wait_for(lambda m: m.topic == f"hotline/agents/{agent}/state"
+                      and m.payload.get("state") == "on_call", 15, "agent on call", since=m0)
+        base = f"http://{cti.settings.web.host}:{cti.settings.web.port}"
+        with httpx.Client(base_url=base, timeout=15) as web:
+            login = web.post("/api/auth/login", json={"user_id": SUPERVISOR,
+                                                      "password": PASSWORD, "seat": SUP_PHONE})
+            assert login.status_code == 200, login.text
+            r = web.post("/api/supervision", json={"call_id": answered["Linkedid"],
+                                                   "mode": modes[0]})
+            assert r.status_code == 201, r.text
+            sid = r.json()["session_id"]
+            uid = f"hotline-spy-{sid}"
+            since = mark
+            for i, mode in enumerate(modes):
+                started = ami.wait_for(lambda e: e.get("Event") == "ChanSpyStart"
+                                       and e.get("SpyerUniqueid") == uid, 20,
+                                       f"{mode}: ChanSpyStart", since=since)
+                since = ami.events().index(started) + 1
+                entered = [e for e in ami.events()[mark:since] if e.get("Event") == "UserEvent"
+                           and e.get("UserEvent") == "HotlineSpy" and e.get("Uniqueid") == uid]
+                assert len(entered) == i + 1 and entered[-1]["Mode"] == mode, entered
+                if i + 1 == len(modes):
+                    break
+                if i % 2:
+                    phones.sup.first_of(CALLER_HZ, ts(started), timeout=10)
+                r = web.post(f"/api/supervision/{sid}/mode", json={"mode": modes[i + 1]})
+                assert r.status_code == 200 and r.json()["mode"] == modes[i + 1], r.text
+            gone = [e for e in ami.events()[mark:] if e.get("Event") == "Hangup"
+                    and e.get("Uniqueid") == uid]
+            assert not gone, "the supervisor's phone was released mid-switch"
+            live = [s for s in web.get("/api/supervision").json() if s["session_id"] == sid]
+            assert live and live[0]["state"] == "active", live
+            m = ami.mark()
+            assert web.delete(f"/api/supervision/{sid}").status_code == 200
+            ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Uniqueid") == uid,
+                         15, "spy channel released on stop", since=m)
+        ended = mqtt.wait_for(lambda m: m.topic == f"hotline/supervision/{sid}"
+                              and m.payload.get("event") == "ended", 15, "ended", since=m0)
+        assert ended.payload["reason"] == "stopped", ended.payload
+    finally:
+        if answered is not None:
+            hang_up(ami, answered)
+        caller.finish(30)
+    assert mqtt.command("agents", agent, {"action": "logout"})["ok"]

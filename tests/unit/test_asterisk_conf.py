@@ -198,7 +198,8 @@ def test_fifty_seats_and_the_supervisors_are_endpoints(settings: Settings,
         ep, aor, auth = objs[("endpoint", name)], objs[("aor", name)], objs[("auth", name)]
         assert ep.get("context") == ("from-seat" if name in seats else "from-supervisor")
         assert (ep.get("aors"), ep.get("auth")) == (name, name)
-        assert ep.get("disallow") == "all" and ep.get("allow") == "ulaw,alaw"
+        # G.722 too: a wideband phone's menus are heard at 16 kHz (issue 13)
+        assert ep.get("disallow") == "all" and ep.get("allow") == "ulaw,alaw,g722"
         assert aor.get("max_contacts") == "1"
         assert (auth.get("auth_type"), auth.get("username")) == ("userpass", name)
         assert auth.get("password") == secrets[name]
@@ -401,7 +402,8 @@ def test_rewriting_removes_stale_files_and_keeps_modes(settings: Settings, tmp_p
 PROVIDER = {
     "AGI": "res_agi.so", "Dial": "app_dial.so", "Playback": "app_playback.so",
     "Queue": "app_queue.so", "UserEvent": "app_userevent.so", "Read": "app_read.so",
-    "IF": "func_logic.so", "CHANNEL": "func_channel.so", "TIMEOUT": "func_timeout.so",
+    "IF": "func_logic.so", "CHANNEL": "func_channel.so", "CHANNELS": "func_channel.so",
+    "TIMEOUT": "func_timeout.so",
     "CALLERID": "func_callerid.so", "DB": "func_db.so", "DBdeltree": "app_db.so",
     "ExecIf": "app_exec.so",
     "Gosub": "app_stack.so", "Return": "app_stack.so", "LOCAL": "app_stack.so",
