@@ -32,6 +32,7 @@ ROUTERS: tuple[str, ...] = (
     "agent_desktop.api.workorders",
     "agent_desktop.api.supervision",
     "agent_desktop.api.recordings",
+    "agent_desktop.api.alerts",
     "agent_desktop.api.outages",
     "agent_desktop.push",
 )

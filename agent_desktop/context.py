@@ -37,4 +37,6 @@ class WebContext:
     supervision: Any = None
     workorders: Any = None
     outages: Any = None        # callcenter.outage_service.OutageService
+    keyword_alerts: Any = None  # callcenter.keyword_alerts.KeywordAlertService
+    transcription: Any = None  # callcenter.transcription.TranscriptionService (the daemon's)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -43,8 +43,13 @@ class SpeechSettings:
     accept_at: float = 0.80
     # how long after a menu prompt ends the caller may still start speaking
     listen_seconds: float = 4.0
-    # words in a transcript that alert supervisors (post-call transcription)
+    # words in a transcript that alert supervisors (post-call transcription); the whole list
+    # (setting it replaces the default, so copy the defaults in to keep them)
     alert_keywords: tuple[str, ...] = DEFAULT_ALERT_KEYWORDS
+    # post-call transcription: threads of its own (0: off), each one decoder beside the live
+    # calls' max_decoders, never taking one of theirs; a job is tried this many times
+    transcribe_workers: int = 1
+    transcribe_attempts: int = 3
     # "host:port" the CTI listens on for Asterisk's AudioSocket() (the live call's audio);
     # "" (the default without a model): off, no listener, every menu keys only
     audiosocket: str = ""
@@ -157,8 +162,17 @@ def speech_settings(raw: Mapping[str, Any], root: Path) -> SpeechSettings:
     if not 0 < listen <= 30:
         raise ValueError(f"[speech] listen_seconds must be more than 0 and at most 30, "
                          f"not {listen:g}")
+    workers = raw.get("transcribe_workers", d.transcribe_workers)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 16:
+        raise ValueError(f"[speech] transcribe_workers must be a whole number from 0 (off) to "
+                         f"16, not {workers!r}")
+    attempts = raw.get("transcribe_attempts", d.transcribe_attempts)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
+        raise ValueError(f"[speech] transcribe_attempts must be a whole number from 1 to 10, "
+                         f"not {attempts!r}")
     models = _models(raw.get("models", {}), root)
     return SpeechSettings(
+        transcribe_workers=workers, transcribe_attempts=attempts,
         models=models, audiosocket=_audiosocket(raw.get("audiosocket"), models),
         max_decoders=decoders, sample_rate=int(rate),
         confirm_below=confirm_below, accept_at=accept_at, listen_seconds=listen,

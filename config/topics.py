@@ -542,6 +542,29 @@ def unrecorded_leg_alert_payload(*, call_id: str, leg: str, seat: str | None, fi
     }
 
 
+def keyword_alert_payload(*, alert_id: int, recording_id: int, call_id: str, seat: str | None,
+                          agent_id: str | None, caller_number: str | None,
+                          keywords: list[dict[str, Any]], excerpt: str,
+                          at: datetime) -> dict[str, Any]:
+    """hotline/supervisors/alerts, not retained: a recording's transcript held alert keywords
+    ([speech] alert_keywords). `type` and `kind` are both "keyword_alert" (the other alerts are
+    told apart by `kind`); keywords: [{"word", "start"}], start in seconds into the recording.
+    Every field is present, null when it has no value."""
+    return {
+        "type": "keyword_alert",
+        "kind": "keyword_alert",
+        "alert_id": int(alert_id),
+        "recording_id": int(recording_id),
+        "call_id": call_id,
+        "seat": seat,
+        "agent_id": agent_id,
+        "caller_number": caller_number,
+        "keywords": [{"word": str(k["word"]), "start": float(k["start"])} for k in keywords],
+        "excerpt": excerpt,
+        "at": iso_utc(at),
+    }
+
+
 # -------------------------------------------------------------------------------------- matching
 
 

@@ -45,6 +45,7 @@ from cti.mqtt.outbox import PublishAfterCommit
 if TYPE_CHECKING:  # the services' facts; they import no cti/ (recorder may not)
     from sqlalchemy.orm import Session
 
+    from cti.db.transcripts import NewAlert
     from recorder.ports import UnrecordedLeg
     from workorders.service import WorkOrderAlert
 
@@ -229,6 +230,17 @@ class Notifier:
         self._send(SUPERVISOR_ALERTS_TOPIC, topics.ALERT, topics.unrecorded_leg_alert_payload(
             call_id=leg.call_id, leg=leg.leg_id, seat=leg.seat, file=leg.rel_path,
             reason=leg.reason, detail=leg.detail, at=at))
+
+    def keyword_alert(self, session: Session, alert: NewAlert) -> None:
+        """A transcript held alert keywords (callcenter.transcription): to the supervisors,
+        held until `session` (which wrote the alert row) commits, dropped if it rolls back."""
+        if self.outbox is None:
+            return
+        self.outbox.add(session, SUPERVISOR_ALERTS_TOPIC, topics.keyword_alert_payload(
+            alert_id=alert.alert_id, recording_id=alert.recording_id, call_id=alert.call_id,
+            seat=alert.seat, agent_id=alert.agent_id, caller_number=alert.caller_number,
+            keywords=alert.keywords, excerpt=alert.excerpt, at=alert.at),
+            qos=topics.ALERT.qos, retain=topics.ALERT.retain)
 
     def subscribe_commands(self, bus: Any, handler: Callable[[str, bytes], Any]) -> None:
         """The agents' and supervisors' command topics (hotline/cmd/{kind}/{id})."""

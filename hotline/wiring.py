@@ -39,7 +39,9 @@ if TYPE_CHECKING:
     from callcenter.ivr_services import DbIvrServices
     from callcenter.journal import DurableWrites
     from callcenter.outage_service import OutageService
+    from callcenter.transcription import TranscriptionService
     from cti.audiosocket.server import AudioSocketServer
+    from speech.models import ModelRegistry
     from workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,7 @@ class Services:
     workorders: Any  # workorders.service.WorkOrderService
     clock: Callable[[], datetime] | None = None
     outages: Any = None  # callcenter.outage_service.OutageService
+    keyword_alerts: Any = None  # callcenter.keyword_alerts.KeywordAlertService
 
     def web_context(self, **live: Any) -> Any:
         """The desktop's context over these services; `live` adds the daemon's (acd, pbx, ...)."""
@@ -178,6 +181,7 @@ class Services:
 
         live.setdefault("workorders", self.workorders)
         live.setdefault("outages", self.outages)
+        live.setdefault("keyword_alerts", self.keyword_alerts)
         if self.clock is not None:
             live.setdefault("clock", self.clock)
         return WebContext(settings=self.settings, sessions=self.sessions, **live)
@@ -187,6 +191,7 @@ def build_services(settings: Settings, sessions: sessionmaker[Session] | None = 
                    *, bus: Any = None,
                    clock: Callable[[], datetime] | None = None) -> Services:
     """The offline services; `sessions` defaults to the migrated configured database."""
+    from callcenter.keyword_alerts import KeywordAlertService
     from callcenter.outage_service import OutageService
     from cti.notifier import Notifier
     from workorders.service import WorkOrderService
@@ -199,10 +204,11 @@ def build_services(settings: Settings, sessions: sessionmaker[Session] | None = 
         kw["clock"] = clock
     # fault reports are linked into known outages and counted by incident detection ([outages])
     outages = OutageService(sessions, notifier, detection=settings.outages.detection())
-    return Services(settings=settings, sessions=sessions, clock=clock,
-                    workorders=WorkOrderService(sessions, settings.workorders.policy(),
-                                                outages=outages, **kw),
-                    outages=outages)
+    workorders = WorkOrderService(sessions, settings.workorders.policy(), outages=outages, **kw)
+    # keyword alerts of post-call transcription: the console's list and complaint orders
+    alerts = KeywordAlertService(sessions, workorders, **({"clock": clock} if clock else {}))
+    return Services(settings=settings, sessions=sessions, clock=clock, workorders=workorders,
+                    outages=outages, keyword_alerts=alerts)
 
 
 # ------------------------------------------------------------------------------- the daemon
@@ -324,7 +330,31 @@ def fastagi_guard(settings: Settings) -> dict[str, Any]:
     return {"secret": secret, "peer_uid": peer_uid}
 
 
-def speech_listener(settings: Settings, *, peer_uid: int | None) -> AudioSocketServer | None:
+def speech_models(settings: Settings) -> ModelRegistry | None:
+    """The process's one registry of vosk models ([speech.models]), shared by the live calls'
+    listener and post-call transcription; None without a model."""
+    if not settings.speech.models:
+        return None
+    from speech.models import ModelRegistry
+
+    return ModelRegistry(settings.speech.models)
+
+
+def transcription(settings: Settings, sessions: sessionmaker[Session],
+                  models: ModelRegistry | None, alerts: Any = None
+                  ) -> TranscriptionService | None:
+    """Post-call transcription's worker pool ([speech] transcribe_workers), or None when there
+    is no model or it is off (0 workers). `alerts`: the notifier (may be set later)."""
+    if models is None or settings.speech.transcribe_workers < 1:
+        return None
+    from callcenter.transcription import TranscriptionService, vosk_recogniser
+
+    return TranscriptionService(sessions, settings.speech, settings.recorder.storage_dir,
+                                vosk_recogniser(models), alerts=alerts)
+
+
+def speech_listener(settings: Settings, *, peer_uid: int | None,
+                    models: ModelRegistry | None = None) -> AudioSocketServer | None:
     """The AudioSocket listener for [speech], or None when speech is off (no model)."""
     address = settings.speech.audiosocket_address
     if address is None or not settings.speech.models:
@@ -335,7 +365,8 @@ def speech_listener(settings: Settings, *, peer_uid: int | None) -> AudioSocketS
     from speech.pool import DecoderPool
 
     sp = settings.speech
-    return AudioSocketServer(address[0], address[1], models=ModelRegistry(sp.models),
+    return AudioSocketServer(address[0], address[1],
+                             models=models if models is not None else ModelRegistry(sp.models),
                              pool=DecoderPool(sp.max_decoders),
                              thresholds=Thresholds(sp.confirm_below, sp.accept_at),
                              listen_s=sp.listen_seconds, peer_uid=peer_uid)
@@ -385,7 +416,13 @@ async def build_daemon(settings: Settings) -> Daemon:
     registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
     registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
     check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
-    recorder = RecorderService(settings.recorder, DbRecordingIndex(sessions),
+    # one vosk model per language per process: the live calls and transcription share it
+    models = speech_models(settings)
+    # every recording is transcribed (a model configured, [speech] transcribe_workers > 0):
+    # queued in the unit of work that indexes it; keyword alerts go out after their commit
+    transcriber = transcription(settings, sessions, models)
+    recorder = RecorderService(settings.recorder,
+                               DbRecordingIndex(sessions, transcription=transcriber),
                                timezone=settings.ivr.timezone)
     tz = ZoneInfo(settings.ivr.timezone)
 
@@ -404,7 +441,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     guard = fastagi_guard(settings)
     # speech on the live call (issue 13): menus listen in the languages with a model, through
     # the AudioSocket listener; without one every menu is keys only and no port is bound
-    speech = speech_listener(settings, peer_uid=guard["peer_uid"])
+    speech = speech_listener(settings, peer_uid=guard["peer_uid"], models=models)
     speech_langs = frozenset(settings.speech.models) if speech is not None else frozenset()
     ivr_ctx = IvrContext(
         engine_factory=lambda: Engine(registry.current, settings.ivr.entry_flow, tz,
@@ -445,6 +482,8 @@ async def build_daemon(settings: Settings) -> Daemon:
     # a leg left unrecorded (a full disk) goes to audit_log, then to supervisors' alerts
     recorder.unrecorded_log = DbRecordingIndex(sessions)
     recorder.alerts = workorders.alerts  # the notifier: it makes the alerts from their facts
+    if transcriber is not None:
+        transcriber.alerts = workorders.alerts  # keyword alerts, after their commit
     acd = AcdService.create(acd_config(settings), AmiPbx(ami, prompts), bus, store,
                             await store.load_snapshot(),
                             seats=tuple(f"seat{i:02d}" for i in range(1, settings.pbx.seats + 1)),
@@ -470,7 +509,8 @@ async def build_daemon(settings: Settings) -> Daemon:
     # fatal here, at startup
     web_ctx = services.web_context(acd=acd, pbx=ami, bus=bus, agent_commands=commands,
                                    calls=CallControl(ami, acd, feed.tracker),
-                                   recorder=recorder, supervision=supervision)
+                                   recorder=recorder, supervision=supervision,
+                                   transcription=transcriber)
     web_app = create_app(web_ctx)
     web_sock = bind(settings.web)
     try:
@@ -500,6 +540,8 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "memory": {"python_blocks": sys.getallocatedblocks(),
                            "threads": threading.active_count()},
                 "speech": speech.stats() if speech is not None else None,
+                # post-call transcription: jobs per state, keyword alerts (last counts)
+                "transcription": transcriber.stats() if transcriber is not None else None,
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 
@@ -538,6 +580,9 @@ async def build_daemon(settings: Settings) -> Daemon:
         # moved it (the CLI has no bus): desktops hear of every change within seconds
         "outage-watch": OutageWatch(sessions, bus).run,
     }
+    if transcriber is not None:
+        # the sweep at start (a dead process's jobs back to the queue), then the workers
+        tasks["transcription"] = transcriber.run
     if speech is not None:
         tasks["audiosocket"] = speech.serve_forever
         # each model is loaded once the flows in service use its language
@@ -548,4 +593,5 @@ async def build_daemon(settings: Settings) -> Daemon:
                   parts={"acd": acd, "ami": ami, "bus": bus, "fastagi": fastagi,
                          "durable": durable,
                          "registry": registry, "recorder": recorder, "supervision": supervision,
+                         "transcription": transcriber,
                          "commands": commands, "web": web_app})

@@ -1,5 +1,5 @@
-"""Recordings over the web API: search, the audio itself (HTTP Range, so a player can seek),
-and play-to-phone; supervisors and admins only.
+"""Recordings over the web API: search (by transcript text too), the audio itself (HTTP Range, so
+a player can seek), the transcript, and play-to-phone; supervisors and admins only.
 
 The role is checked here rather than by a router dependency so that a refused attempt is on
 the audit trail too: every access and every refusal writes one audit_log line (who, what,
@@ -79,6 +79,9 @@ def search_recordings(
     queue: str | None = Query(None, max_length=32),  # noqa: B008
     min_duration: float | None = Query(None, ge=0),  # noqa: B008
     max_duration: float | None = Query(None, ge=0),  # noqa: B008
+    text: str | None = Query(None, max_length=200,  # noqa: B008
+                             description="words in the transcript (a substring; spaces "
+                             "ignored)"),
     limit: int = Query(100, ge=1, le=500),  # noqa: B008
     offset: int = Query(0, ge=0, le=MAX_INT),  # noqa: B008
     user: User = Depends(current_user),  # noqa: B008
@@ -91,13 +94,14 @@ def search_recordings(
         "from": from_.isoformat() if from_ else None, "to": to.isoformat() if to else None,
         "agent_id": agent_id, "caller": caller, "account": account, "work_order": work_order,
         "queue": queue, "min_duration": min_duration, "max_duration": max_duration,
+        "text": text,
     }.items() if v is not None}
     _supervisor(ctx, request, user, "recording.search", None)
     try:
         q = RecordingQuery(start=from_, end=to, agent_id=agent_id, caller=caller,
                            account=account, work_order=work_order, queue=queue,
-                           min_duration=min_duration, max_duration=max_duration, limit=limit,
-                           offset=offset)
+                           min_duration=min_duration, max_duration=max_duration, text=text,
+                           limit=limit, offset=offset)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     # the search and its audit line (with how many it found) in one unit of work
@@ -120,6 +124,21 @@ def get_recording(recording_id: RecordingId, request: Request,
                                     client_ip=client_ip(request), call_id=rec.call_id))
     assert doc is not None  # _recording found it
     return doc
+
+
+@router.get("/{recording_id}/transcript")
+def recording_transcript(recording_id: RecordingId, request: Request,
+                         user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
+    """What was said (post-call transcription): {recording_id, status, lang, text, words:
+    [{w, s, e, c}], keywords: [{word, start}]}; status none, queued, running, done or failed
+    (words empty until done). Supervisors."""
+    ctx = ctx_of(request)
+    _supervisor(ctx, request, user, "recording.transcript", str(recording_id))
+    rec = _recording(ctx, request, user, "recording.transcript", recording_id)
+    return web_queries.transcript_doc(
+        ctx.sessions, rec.id, entry(at=ctx.clock(), user=user, action="recording.transcript",
+                                    target=str(rec.id), allowed=True,
+                                    client_ip=client_ip(request), call_id=rec.call_id))
 
 
 @router.get("/{recording_id}/audio", response_class=FileResponse,

@@ -5,6 +5,7 @@ from cti.db import (  # noqa: F401
     models,
     models_recordings,
     models_supervision,
+    models_transcripts,
     models_web,
     models_workorders,
 )

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,11 +23,23 @@ from recorder.retention import RetentionPolicy
 UNRECORDED_ACTION = "recording.unrecorded"
 
 
-class DbRecordingIndex:
-    """recorder.ports.RecordingIndex: each call one transaction."""
+class TranscriptionQueue(Protocol):
+    """Where an indexed recording is queued for transcription (callcenter.transcription)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def enqueue_in(self, session: Session, recording_id: int) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+class DbRecordingIndex:
+    """recorder.ports.RecordingIndex: each call one transaction. With `transcription`, each
+    recording indexed is queued for transcription in the same transaction (never indexed
+    without its job), and the workers are woken after the commit."""
+
+    def __init__(self, sessions: sessionmaker[Session], *,
+                 transcription: TranscriptionQueue | None = None) -> None:
         self.sessions = sessions
+        self.transcription = transcription
 
     def rows(self) -> dict[str, IndexRow]:
         with self.sessions() as s:
@@ -39,7 +51,11 @@ class DbRecordingIndex:
 
     def index(self, facts: RecordingFacts, now: datetime) -> None:
         with self.sessions.begin() as s:
-            rec.index_recording(s, rec.RecordingFacts(**asdict(facts)), now)
+            row = rec.index_recording(s, rec.RecordingFacts(**asdict(facts)), now)
+            if self.transcription is not None and row.deleted_at is None:
+                self.transcription.enqueue_in(s, row.id)
+        if self.transcription is not None:
+            self.transcription.wake()
 
     def purge(self, policy: RetentionPolicy, now: datetime, actor: str, *,
               dry_run: bool = False) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cti.db import transcripts
 from cti.db.models import AgentSession, Call, WorkOrder
 from cti.db.models_recordings import AuditLog, Recording, RecordingDeletion
 from cti.db.upsert import insert_on_conflict
@@ -96,6 +97,7 @@ class RecordingQuery:
     queue: str | None = None
     min_duration: float | None = None
     max_duration: float | None = None
+    text: str | None = None            # in the transcript (cti.db.transcripts.text_matches)
     limit: int = 100
     offset: int = 0
 
@@ -131,8 +133,9 @@ def _orders_of(session: Session, call_ids: list[str]) -> dict[str, list[dict[str
     return out
 
 
-def recording_doc(rec: Recording, call: Call | None,
-                  orders: list[dict[str, str]]) -> dict[str, Any]:
+def recording_doc(rec: Recording, call: Call | None, orders: list[dict[str, str]],
+                  transcript: dict[str, Any] | None = None) -> dict[str, Any]:
+    """transcript: cti.db.transcripts.status_of's entry (transcript_status, keywords)."""
     return {
         "id": rec.id, "call_id": rec.call_id, "leg_id": rec.leg_id, "kind": rec.kind,
         "seat": rec.seat, "agent_id": rec.agent_id, "queue": rec.queue,
@@ -143,6 +146,8 @@ def recording_doc(rec: Recording, call: Call | None,
         "indexed_by": rec.indexed_by, "indexed_at": rec.indexed_at.isoformat(),
         "deleted_at": rec.deleted_at.isoformat() if rec.deleted_at else None,
         "work_orders": orders,
+        "transcript_status": (transcript or {}).get("transcript_status", "none"),
+        "keywords": (transcript or {}).get("keywords", []),
     }
 
 
@@ -169,11 +174,14 @@ def search(session: Session, q: RecordingQuery) -> list[dict[str, Any]]:
     if q.work_order:
         conds.append(exists().where(and_(WorkOrder.call_id == Recording.call_id,
                                          WorkOrder.number == q.work_order)))
+    if q.text and q.text.strip():
+        conds.append(transcripts.text_matches(q.text))
     rows = session.execute(stmt.where(*conds)
                            .order_by(Recording.started_at.desc(), Recording.id.desc())
                            .limit(q.limit).offset(q.offset)).all()
     orders = _orders_of(session, sorted({r.call_id for r, _c in rows}))
-    return [recording_doc(r, c, orders.get(r.call_id, [])) for r, c in rows]
+    heard = transcripts.status_of(session, [r.id for r, _c in rows])
+    return [recording_doc(r, c, orders.get(r.call_id, []), heard.get(r.id)) for r, c in rows]
 
 
 def get_recording(session: Session, recording_id: int) -> Recording | None:
@@ -213,6 +221,8 @@ def purge(session: Session, policy: RetentionPolicy, now: datetime, actor: str, 
         if dry_run:
             continue
         rec.deleted_at = now
+        # what was said goes with the audio (the keyword alert, a supervisor's record, stays)
+        transcripts.forget_transcript(session, rec.id)
         session.add(RecordingDeletion(
             recording_id=rec.id, call_id=rec.call_id, rel_path=rec.rel_path, sha256=rec.sha256,
             category=why, retention_days=days, started_at=rec.started_at, deleted_at=now,
@@ -264,4 +274,5 @@ def search_one(session: Session, recording_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     rec, call = row
-    return recording_doc(rec, call, _orders_of(session, [rec.call_id]).get(rec.call_id, []))
+    return recording_doc(rec, call, _orders_of(session, [rec.call_id]).get(rec.call_id, []),
+                         transcripts.status_of(session, [rec.id]).get(rec.id))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import agents as db_agents
 from cti.db import supervision as db_supervision
+from cti.db import transcripts
 from cti.db.models import Call
 from cti.db.models_recordings import Recording
 from cti.db.recordings import RecordingQuery, search, search_one
@@ -200,6 +201,16 @@ def recording_doc(sessions: sessionmaker[Session], recording_id: int,
         doc = search_one(s, recording_id)
         if doc is not None:
             add_audit(s, audit)
+    return doc
+
+
+def transcript_doc(sessions: sessionmaker[Session], recording_id: int,
+                   audit: AuditEntry) -> dict[str, Any]:
+    """cti.db.transcripts.transcript_doc, and audit's line, in one unit of work."""
+    with sessions.begin() as s:
+        doc = transcripts.transcript_doc(s, recording_id)
+        add_audit(s, dataclasses.replace(audit, detail={**audit.detail,
+                                                        "status": doc["status"]}))
     return doc
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import CheckConstraint, Column, Engine, Integer, MetaData, inspe
 
 import cti.db.models_recordings  # noqa: F401  (the recorder's tables)
 import cti.db.models_supervision  # noqa: F401  (supervision's tables)
+import cti.db.models_transcripts  # noqa: F401  (transcription's tables)
 import cti.db.models_web  # noqa: F401  (the agent desktop's tables)
 from cti.db.migrate import alembic_config, migrating, upgrade
 from cti.db.models import Base

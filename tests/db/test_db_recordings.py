@@ -41,7 +41,7 @@ def test_migration_matches_the_recorder_models(engine: Engine) -> None:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True,
                                                      "compare_server_default": True})
         diffs = [d for d in compare_metadata(ctx, mine)
-                 if any(t in repr(d) for t in MINE)]
+                 if any(f"'{t}'" in repr(d) for t in MINE)]
     assert diffs == []
 
 
