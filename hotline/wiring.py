@@ -369,7 +369,8 @@ def speech_listener(settings: Settings, *, peer_uid: int | None,
                              models=models if models is not None else ModelRegistry(sp.models),
                              pool=DecoderPool(sp.max_decoders),
                              thresholds=Thresholds(sp.confirm_below, sp.accept_at),
-                             listen_s=sp.listen_seconds, peer_uid=peer_uid)
+                             listen_s=sp.listen_seconds, peer_uid=peer_uid,
+                             sample_rate=sp.sample_rate)
 
 
 async def build_daemon(settings: Settings) -> Daemon:

@@ -27,6 +27,10 @@ PLAY_TIMEOUT_S = 120.0
 # the caller pauses this long, so one burst of garbage costs one retry, not all of them
 DRAIN_QUIET_MS = 400
 DRAIN_MAX_KEYS = 64
+# a leg whose codec carries 16 kHz (Asterisk's format names): the listener hears it at 16 kHz
+WIDEBAND_FORMATS = frozenset({"g722", "slin16", "slin24", "slin32", "slin44", "slin48",
+                              "slin96", "slin192", "opus", "speex16", "speex32", "siren7",
+                              "siren14", "g719", "silk16", "silk24"})
 
 
 class IvrServices(Protocol):
@@ -108,11 +112,25 @@ class AgiIvrSession:
                 return chr(int(code))
         return None
 
+    async def leg_rate(self) -> int:
+        """16000 when the caller's leg carries wideband audio (its codec, the first of the
+        channel's native formats, is G.722, slin16, ...), else 8000."""
+        res = await self.agi.command('GET VARIABLE "CHANNEL(audionativeformat)"',
+                                     timeout=self.link_s)
+        code, value = res.get("result", ("0", ""))[:2]
+        if code != "1":
+            return 8000
+        first = value.strip("()").split("|", 1)[0].strip()
+        return 16000 if first in WIDEBAND_FORMATS else 8000
+
     async def listen(self, act: e.Listen) -> e.Heard:
-        """A menu the caller may speak to: AudioSocket() connects the channel to the CTI's
-        listener, which plays the prompt, hears the caller and ends the application (closes the
-        socket) on a key, a result or silence; the session goes on from there. Anything that
-        keeps us from listening gives the key menu (Heard.unavailable)."""
+        """A menu the caller may speak to: the channel is connected to the CTI's listener,
+        which plays the prompt, hears the caller and ends the connection (closes the socket) on
+        a key, a result or silence; the session goes on from there. A narrowband leg runs the
+        AudioSocket() application (8 kHz, in the channel's own thread); a wideband one Dials
+        the AudioSocket channel driver with slin16, so the listener hears 16 kHz (one more
+        channel and a bridge for the listening's length). Anything that keeps us from
+        listening gives the key menu (Heard.unavailable)."""
         port = self.ctx.speech
         if port is None:
             return e.Heard(unavailable="off")
@@ -121,19 +139,31 @@ class AgiIvrSession:
         except LookupError:
             log.error("call %s: a speech menu prompt is not built", self.call_id)
             return e.Heard(unavailable="error")
-        listening = port.listen(ListenRequest(self.call_id, act.lang, act.choices, files))
+        rate = await self.leg_rate()
+        listening = port.listen(ListenRequest(self.call_id, act.lang, act.choices, files,
+                                              rate=rate))
         if listening is None:
             log.warning("call %s: every speech decoder is busy: keys only", self.call_id)
             return e.Heard(unavailable="busy")
         try:
             # the uuid is ours (uuid4) and the address the settings': nothing of the caller's
-            res = await self.agi.command(
-                f"EXEC AudioSocket {_quote(f'{listening.uuid},{port.address}')}",
-                timeout=PLAY_TIMEOUT_S)
+            if listening.rate == 16000:
+                # g: back to the dialplan (this AGI) when the listener hangs the channel up
+                cmd = (f"EXEC Dial "
+                       f"{_quote(f'AudioSocket/{port.address}/{listening.uuid}/c(slin16),,g')}")
+            else:
+                cmd = f"EXEC AudioSocket {_quote(f'{listening.uuid},{port.address}')}"
+            res = await self.agi.command(cmd, timeout=PLAY_TIMEOUT_S)
             if res.get("error") == "AGIAppError":
                 # result=-1: the listener was not reached, or the channel is gone
                 await self._check_alive()
                 log.error("call %s: AudioSocket failed: keys only", self.call_id)
+                return e.Heard(unavailable="error")
+            if listening.rate == 16000 and not listening.connected:
+                # Dial goes on (g) when the AudioSocket channel could not be had: find out
+                await self._check_alive()
+                log.error("call %s: AudioSocket channel not connected: keys only",
+                          self.call_id)
                 return e.Heard(unavailable="error")
             try:
                 # the listener decided before it closed the socket that ended AudioSocket()

@@ -15,6 +15,8 @@ class ListenRequest:
     lang: str                                  # the model's language
     choices: Mapping[str, tuple[str, ...]]     # option key -> its phrases (the flow's)
     prompts: tuple[Path, ...]                  # the menu prompt's WAV files, played in order
+    # the caller's leg: 16000 where it carries wideband audio (G.722, slin16), else 8000
+    rate: int = 8000
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,17 @@ class Listening(Protocol):
 
     @property
     def uuid(self) -> str: ...
+
+    @property
+    def rate(self) -> int:
+        """The rate the listener hears and plays at: 16000 asks Asterisk for slin16 (its
+        AudioSocket channel driver), 8000 is what the AudioSocket() application carries."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Asterisk reached the listener with this listening's uuid."""
+        ...
 
     async def outcome(self) -> ListenOutcome: ...
 

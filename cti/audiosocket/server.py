@@ -1,20 +1,25 @@
 """The CTI's AudioSocket listener (issue 13): a menu the caller may speak to, end to end.
 
-The IVR's FastAGI session asks for a listening (ivr.speech_port) and runs
-`AudioSocket(<uuid>,<host:port>)`; Asterisk connects here and says the uuid. From then on,
+The IVR's FastAGI session asks for a listening (ivr.speech_port) and connects the call to it;
+Asterisk connects here and says the uuid. A narrowband leg (G.711) runs the application,
+`AudioSocket(<uuid>,<host:port>)`, which carries 8 kHz only (kind 0x10); a wideband leg (G.722,
+slin16) is bridged by `Dial(AudioSocket/<host:port>/<uuid>/c(slin16))` to the channel driver,
+which carries 16 kHz (kind 0x12), so the recogniser hears what the caller's phone sent. The
+listening's rate is fixed when the IVR asks ([speech] sample_rate caps it). From then on,
 until one of them ends it:
 
-- the menu prompt's audio goes to the caller from here, paced at 20 ms a frame, and stops the
-  moment the caller speaks (vosk hears a word) or presses a key: barge-in is ours, not
-  Asterisk's; after the prompt, silence frames keep the line (and AudioSocket()'s 2 s
-  inactivity check) alive;
+- the menu prompt's audio goes to the caller from here at the listening's rate (resampled
+  from the prompt file's), paced at 20 ms a frame, and stops the moment the caller speaks (vosk
+  hears a word) or presses a key: barge-in is ours, not Asterisk's; after the prompt, silence
+  frames keep the line (and AudioSocket()'s 2 s inactivity check) alive;
 - the caller's audio goes to a vosk Recognizer over the menu's grammar, in a thread pool sized
   by [speech] max_decoders, never on the event loop; the call holds a DecoderPool lease from
   the moment it asks (none free: keys only, counted);
-- it ends on a key (DTMF frame), on the end of an utterance (the intent is voted), on
-  `listen_seconds` of silence after the prompt, or on the caller's hangup. Then the outcome is
-  set, a hangup frame is sent and the socket closed, so AudioSocket() returns 0 and the AGI
-  session goes on.
+- it ends on a key (a DTMF frame, kind 0x03: the application forwards the caller's keys, and
+  the channel driver gets them across Dial's bridge), on the end of an utterance (the intent
+  is voted), on `listen_seconds` of silence after the prompt, or on the caller's hangup. Then
+  the outcome is set, a hangup frame is sent and the socket closed, so AudioSocket() returns 0
+  (or the AudioSocket channel hangs up and Dial returns) and the AGI session goes on.
 
 Caller audio and what vosk makes of it stay here: the IVR gets a key from the flow's own options
 or a DTMF key, and a confidence. A connection that does not start with a uuid we handed out is
@@ -27,9 +32,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 import uuid
 import wave
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +69,7 @@ MAX_UTTERANCE_S = 8.0
 # no listening lasts longer, prompt included (a stuck peer never holds a decoder for ever)
 MAX_LISTEN_S = 90.0
 DECODE_RATES = (8000, 16000)  # what the Recognizer takes; vosk resamples for the model
+LISTEN_RATES = (8000, 16000)  # AudioSocket() gives 8000; the channel driver's c(slin16) 16000
 WARM_EVERY_S = 1.0  # how soon a flow change that adds a language has its model loaded
 
 PeerUidOf = Callable[[Endpoint, Endpoint], int | None]
@@ -89,28 +97,54 @@ def prompt_audio(path: Path) -> tuple[int, bytes]:
         return rate, w.readframes(w.getnframes())
 
 
-def _join_prompts(paths: tuple[Path, ...]) -> tuple[int, bytes]:
-    rate, parts = 8000, []
-    for i, p in enumerate(paths):
-        r, pcm = prompt_audio(p)
-        if i and r != rate:
-            raise ValueError(f"{p}: {r} Hz among {rate} Hz prompts")
-        rate = r
-        parts.append(pcm)
-    return rate, b"".join(parts)
+def resample(pcm: bytes, rate: int, to: int) -> bytes:
+    """16-bit mono PCM from `rate` to `to`, for 8 <-> 16 kHz only: up, each new sample halfway
+    between its neighbours; down, each pair averaged (a crude low-pass, enough for prompts: a
+    recogniser never hears them). Pure Python, run once per prompt file and rate (cached)."""
+    if rate == to:
+        return pcm
+    x = array("h")
+    x.frombytes(pcm[:len(pcm) - len(pcm) % 2])
+    if sys.byteorder == "big":
+        x.byteswap()
+    if (rate, to) == (8000, 16000):
+        out = array("h", bytes(2 * 2 * len(x)))
+        out[0::2] = x
+        nxt = x[1:] + x[-1:]
+        out[1::2] = array("h", [(a + b) >> 1 for a, b in zip(x, nxt, strict=True)])
+    elif (rate, to) == (16000, 8000):
+        out = array("h", [(x[i] + x[i + 1]) >> 1 for i in range(0, len(x) - 1, 2)])
+    else:
+        raise ValueError(f"no resampling from {rate} Hz to {to} Hz")
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out.tobytes()
+
+
+@lru_cache(maxsize=512)
+def prompt_at(path: Path, rate: int) -> bytes:
+    """A prompt's PCM at `rate` (the listening's)."""
+    r, pcm = prompt_audio(path)
+    return resample(pcm, r, rate)
+
+
+def _join_prompts(paths: tuple[Path, ...], rate: int) -> bytes:
+    return b"".join(prompt_at(p, rate) for p in paths)
 
 
 class Listening:
     """One menu's listening: created when the IVR asks, run when Asterisk connects."""
 
     def __init__(self, server: AudioSocketServer, request: ListenRequest, lease: Lease,
-                 grammar: Grammar, prompt_rate: int, prompt_pcm: bytes) -> None:
+                 grammar: Grammar, rate: int, prompt_pcm: bytes) -> None:
         self._uuid = str(uuid.uuid4())
         self._server = server
         self.request = request
         self._lease = lease
         self.grammar = grammar
-        self.prompt_rate, self.prompt_pcm = prompt_rate, prompt_pcm
+        self._listen_rate = rate
+        self.prompt_pcm = prompt_pcm
+        self._connected = False
         self._done: asyncio.Future[ListenOutcome] = asyncio.get_running_loop().create_future()
         self._ended = asyncio.Event()
         self._rec: _Decoder | None = None
@@ -124,6 +158,14 @@ class Listening:
     @property
     def uuid(self) -> str:
         return self._uuid
+
+    @property
+    def rate(self) -> int:
+        return self._listen_rate
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
 
     async def outcome(self) -> ListenOutcome:
         return await asyncio.shield(self._done)
@@ -189,6 +231,7 @@ class Listening:
         if rate is not None:
             if self._rate is None:
                 self._rate = rate
+                self._server.rates[rate] += 1
             if rate == self._rate and rate in DECODE_RATES:
                 self._audio += frame.payload
                 self._have_audio.set()
@@ -242,7 +285,7 @@ class Listening:
         """The prompt, paced in real time, until barge-in; then silence, while the window
         after it runs (listen_seconds, or MAX_UTTERANCE_S once the caller speaks)."""
         loop = asyncio.get_running_loop()
-        rate = self.prompt_rate
+        rate = self._listen_rate
         step = int(rate * FRAME_S) * 2
         silence = audio(b"\0" * step, rate)
         pcm = self.prompt_pcm
@@ -300,8 +343,13 @@ class AudioSocketServer:
     def __init__(self, host: str, port: int, *, models: ModelRegistry, pool: DecoderPool,
                  thresholds: Thresholds, listen_s: float, backlog: int = 1024,
                  peer_uid: int | None = None, peer_uid_of: PeerUidOf = proc_peer_uid,
-                 recognizer_factory: Callable[[Any, int, tuple[str, ...]], Any] | None = None
-                 ) -> None:
+                 recognizer_factory: Callable[[Any, int, tuple[str, ...]], Any] | None = None,
+                 sample_rate: int = 16000) -> None:
+        """sample_rate ([speech] sample_rate): the widest rate a listening takes, 16000 where
+        the caller's leg carries it; 8000 keeps every call on the AudioSocket() application."""
+        if sample_rate not in LISTEN_RATES:
+            raise ValueError(f"sample rate {sample_rate} is not one of {LISTEN_RATES}")
+        self.sample_rate = sample_rate
         self.host, self.port, self.backlog = host, port, backlog
         self.models = models
         self.pool = pool
@@ -316,6 +364,7 @@ class AudioSocketServer:
         self._server: asyncio.Server | None = None
         self.refused: Counter[str] = Counter()
         self.heard: Counter[str] = Counter()   # decisions: accept, confirm, none
+        self.rates: Counter[int] = Counter()   # sessions by the rate Asterisk sent
         self.sessions = 0
 
     @property
@@ -328,9 +377,10 @@ class AudioSocketServer:
         lease = self.pool.try_acquire()
         if lease is None:
             return None
+        rate = 16000 if request.rate >= 16000 and self.sample_rate >= 16000 else 8000
         try:
             grammar = grammar_of(request.choices)
-            rate, pcm = _join_prompts(request.prompts)
+            pcm = _join_prompts(request.prompts, rate)
         except (OSError, ValueError, EOFError, wave.Error) as exc:
             lease.release()
             log.error("call %s: cannot listen: %s", request.call_id, exc)
@@ -357,6 +407,7 @@ class AudioSocketServer:
                 "decoders": {"size": pool.size, "in_use": pool.in_use, "peak": pool.peak,
                              "granted": pool.granted, "fallbacks": pool.fallbacks},
                 "heard": dict(self.heard), "refused": dict(self.refused),
+                "rates": {str(r): n for r, n in sorted(self.rates.items())},
                 "models_loaded": list(self.models.loaded())}
 
     async def keep_warm(self, wanted: Callable[[], Iterable[str]],
@@ -438,6 +489,7 @@ class AudioSocketServer:
                 log.warning("AudioSocket connection from %s with no listening of ours", peer)
                 return
             self.sessions += 1
+            listening._connected = True
             await listening.run(reader, writer, frames, got[1:])
         finally:
             writer.close()

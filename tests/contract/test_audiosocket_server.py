@@ -2,8 +2,9 @@
 socket, with the real Korean vosk model: the uuid handshake, the prompt's audio out (paced),
 the caller's audio in, barge-in by a key and by speech, silence, a full decoder pool, and the
 caller hanging up mid-prompt. The utterances are espeak-ng's Korean at 8 kHz, as the
-AudioSocket() application carries a call (tests/contract/test_speech_vosk_ko.py synthesises
-them)."""
+AudioSocket() application carries a call, and at 16 kHz (kind 0x12), as the channel driver
+carries a wideband leg Dialed with c(slin16) (tests/contract/test_speech_vosk_ko.py
+synthesises them)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cti.audiosocket.protocol import HANGUP, Frame, FrameReader, Kind, audio, encode
-from cti.audiosocket.server import AudioSocketServer, Listening
+from cti.audiosocket.server import AudioSocketServer, Listening, resample
 from ivr.agi_session import AgiIvrSession, IvrContext
 from ivr.engine import Engine
 from ivr.schema import FlowSet, load_flow_dir
@@ -85,11 +86,12 @@ class FakeAsterisk:
     closed_at: float | None = None
     task: asyncio.Task[None] | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set on each read, and close
+    rate: int = RATE   # the channel's: 8000 (the application), 16000 (Dial with c(slin16))
 
     @classmethod
-    async def connect(cls, port: int, key: str) -> FakeAsterisk:
+    async def connect(cls, port: int, key: str, rate: int = RATE) -> FakeAsterisk:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        fake = cls(reader, writer)
+        fake = cls(reader, writer, rate=rate)
         writer.write(encode(Kind.UUID, uuid.UUID(key).bytes))
         await writer.drain()
         fake.task = asyncio.create_task(fake._read(), name="fake-asterisk-read")
@@ -123,12 +125,12 @@ class FakeAsterisk:
         """The caller's audio; in real time, one frame in for each frame the server sends
         out (20 ms each), as Asterisk passes the channel's audio at the channel's pace."""
         base = len(self.got)
-        for i, chunk in enumerate(frames(pcm, RATE)):
+        for i, chunk in enumerate(frames(pcm, self.rate)):
             if self.closed_at is not None:
                 return
             if realtime and not await self.until_received(base + i + 1):
                 return
-            self.writer.write(audio(chunk))
+            self.writer.write(audio(chunk, self.rate))
             await self.writer.drain()
 
     async def key(self, digit: str) -> None:
@@ -141,20 +143,23 @@ class FakeAsterisk:
             await self.task
 
     def audio_out(self) -> list[tuple[float, bytes]]:
-        return [(t, f.payload) for t, f in self.got if f.kind == Kind.AUDIO]
+        """The audio the server sent, all of it at the channel's rate."""
+        assert all(f.rate in (None, self.rate) for _, f in self.got)
+        return [(t, f.payload) for t, f in self.got if f.rate == self.rate]
 
     def prompt_frames(self) -> list[tuple[float, bytes]]:
         return [(t, p) for t, p in self.audio_out() if any(p)]
 
 
-def request(prompt: Path) -> ListenRequest:
-    return ListenRequest("call-1", "ko", CHOICES, (prompt,))
+def request(prompt: Path, rate: int = RATE) -> ListenRequest:
+    return ListenRequest("call-1", "ko", CHOICES, (prompt,), rate=rate)
 
 
-async def start(server: AudioSocketServer, prompt: Path) -> tuple[Listening, FakeAsterisk]:
-    listening = server.listen(request(prompt))
-    assert listening is not None
-    fake = await FakeAsterisk.connect(server.port, listening.uuid)
+async def start(server: AudioSocketServer, prompt: Path,
+                rate: int = RATE) -> tuple[Listening, FakeAsterisk]:
+    listening = server.listen(request(prompt, rate))
+    assert listening is not None and listening.rate == rate
+    fake = await FakeAsterisk.connect(server.port, listening.uuid, rate)
     return listening, fake
 
 
@@ -216,6 +221,50 @@ async def test_speech_mid_prompt_stops_it_and_the_choice_is_heard(server: AudioS
     last_tone = fake.prompt_frames()[-1][0]
     assert last_tone - started < 1.5, last_tone - started
     assert server.heard["accept"] >= 1
+
+
+async def test_a_wideband_leg_is_played_and_heard_at_16_khz(server: AudioSocketServer,
+                                                             prompt: Path) -> None:
+    """A G.722 caller's menu (Dial(AudioSocket/...c(slin16))): the prompt goes out as slin16
+    frames (kind 0x12, 640 bytes a 20 ms frame, the 8 kHz file resampled), the caller's 16 kHz
+    audio is decoded at 16 kHz, and speech still stops the prompt."""
+    listening, fake = await start(server, prompt, 16000)
+    utterance = speak("상담원", 180, 50, 16000)
+    assert await fake.until_received(25)
+    started = asyncio.get_running_loop().time()
+    await fake.send_audio(utterance + silence(2.0, 16000))
+    await fake.closed()
+    out = await listening.outcome()
+
+    assert (out.key, out.decision) == ("0", "accept") and out.confidence >= 0.8
+    sent = fake.audio_out()
+    assert sent and all(len(p) == 2 * FRAME for _, p in sent)
+    with wave.open(str(prompt), "rb") as w:
+        wide = resample(w.readframes(w.getnframes()), RATE, 16000)
+    played = b"".join(p for _, p in fake.prompt_frames())
+    assert wide.startswith(played) and len(played) < len(wide)   # in order, then cut
+    assert fake.prompt_frames()[-1][0] - started < 1.5
+    assert server.rates[16000] == 1 and server.stats()["rates"] == {"16000": 1}
+
+
+async def test_sample_rate_8000_keeps_every_leg_narrowband(models: ModelRegistry,
+                                                            prompt: Path) -> None:
+    srv = AudioSocketServer("127.0.0.1", 0, models=models, pool=DecoderPool(1),
+                            thresholds=Thresholds(), listen_s=LISTEN_S, sample_rate=8000)
+    listening = srv.listen(request(prompt, 16000))
+    assert listening is not None and listening.rate == 8000
+    listening.cancel()
+    await srv.close()
+
+
+def test_prompts_resample_between_8_and_16_khz() -> None:
+    pcm = struct.pack("<4h", 0, 100, 200, -300)
+    assert struct.unpack("<8h", resample(pcm, 8000, 16000)) == (0, 50, 100, 150, 200, -50,
+                                                                -300, -300)
+    assert struct.unpack("<2h", resample(pcm, 16000, 8000)) == (50, -50)
+    assert resample(pcm, 8000, 8000) == pcm
+    with pytest.raises(ValueError):
+        resample(pcm, 8000, 48000)
 
 
 async def test_a_full_pool_means_keys_and_is_counted(models: ModelRegistry,
@@ -318,23 +367,35 @@ class FakeAgi:
     """Asterisk's side of FastAGI, as far as the Korean test flow needs: EXEC AudioSocket
     connects a FakeAsterisk that plays the caller's part; a key menu (Read) times out."""
 
-    def __init__(self, caller: bytes | str) -> None:
+    def __init__(self, caller: bytes | str, codec: str = "ulaw") -> None:
         self.headers = {"agi_uniqueid": "1.1", "agi_arg_1": "1.1", "agi_callerid": "821",
                         "agi_extension": "95598", "agi_channel": "PJSIP/carrier-1"}
         self.caller = caller   # the utterance, or a key
+        self.codec = codec     # the leg's: ulaw (narrowband) or g722 (wideband)
         self.commands: list[str] = []
 
     async def command(self, cmd: str, timeout: float = 30) -> dict[str, object]:
         self.commands.append(cmd)
+        if cmd == 'GET VARIABLE "CHANNEL(audionativeformat)"':
+            return {"result": ("1", f"({self.codec}|ulaw)"), "status_code": 200}
+        rate = 0
         if cmd.startswith("EXEC AudioSocket"):
             key, address = cmd.split(" ", 2)[2].strip('"').split(",")
+            rate = RATE
+        elif cmd.startswith("EXEC Dial"):
+            # AudioSocket/host:port/uuid/c(slin16),,g
+            dest, _timeout, options = cmd.split(" ", 2)[2].strip('"').split(",")
+            tech, address, key, codec = dest.split("/")
+            assert (tech, codec, options) == ("AudioSocket", "c(slin16)", "g")
+            rate = 16000
+        if rate:
             port = int(address.rsplit(":", 1)[1])
-            fake = await FakeAsterisk.connect(port, key)
+            fake = await FakeAsterisk.connect(port, key, rate)
             if isinstance(self.caller, str):
                 assert await fake.until_received(25)   # 0.5 s into the prompt
                 await fake.key(self.caller)
             else:
-                asyncio.create_task(fake.send_audio(self.caller + silence(9, RATE)))
+                asyncio.create_task(fake.send_audio(self.caller + silence(9, rate)))
             await fake.closed()
             return {"result": ("0", ""), "status_code": 200}
         if cmd.startswith("GET FULL VARIABLE"):
@@ -347,19 +408,27 @@ def korean_flows() -> FlowSet:
     return load_flow_dir(ROOT / "tests" / "support" / "flows", catalog.has, required=["main"])
 
 
-async def run_call(server: AudioSocketServer, prompt: Path, caller: bytes | str) -> Services:
+async def run_call(server: AudioSocketServer, prompt: Path, caller: bytes | str,
+                   codec: str = "ulaw") -> Services:
     flows = korean_flows()
     services = Services()
     ctx = IvrContext(engine_factory=lambda: Engine(flows, "main",
                                                    speech_langs=frozenset({"ko"})),
                      prompts=ShortPrompts(prompt), services=services,
                      clock=lambda: datetime.now(UTC), speech=server)
-    await AgiIvrSession(FakeAgi(caller), ctx).run()  # type: ignore[arg-type]
+    agi = FakeAgi(caller, codec)
+    await AgiIvrSession(agi, ctx).run()  # type: ignore[arg-type]
+    # the leg's codec says how the menu is connected: Dial'ed with slin16, or the application
+    connect = [c for c in agi.commands if c.startswith("EXEC Dial") or "AudioSocket" in c]
+    assert all(c.startswith("EXEC Dial" if codec == "g722" else "EXEC AudioSocket")
+               for c in connect), agi.commands
     return services
 
 
-async def test_a_spoken_choice_routes_the_call(server: AudioSocketServer, prompt: Path) -> None:
-    services = await run_call(server, prompt, speak("상담원", 180, 50, RATE))
+@pytest.mark.parametrize(("codec", "rate"), [("ulaw", RATE), ("g722", 16000)])
+async def test_a_spoken_choice_routes_the_call(server: AudioSocketServer, prompt: Path,
+                                               codec: str, rate: int) -> None:
+    services = await run_call(server, prompt, speak("상담원", 180, 50, rate), codec)
     heard = [p for p in services.path if "speech" in p]
     assert heard == [{"node": "menu", "speech": "0", "confidence": heard[0]["confidence"],
                       "decision": "accept"}]
@@ -367,9 +436,10 @@ async def test_a_spoken_choice_routes_the_call(server: AudioSocketServer, prompt
     assert services.outcome == "self_served"
 
 
+@pytest.mark.parametrize("codec", ["ulaw", "g722"])
 async def test_a_key_during_the_listening_routes_as_a_key(server: AudioSocketServer,
-                                                          prompt: Path) -> None:
-    services = await run_call(server, prompt, "2")
+                                                          prompt: Path, codec: str) -> None:
+    services = await run_call(server, prompt, "2", codec)
     assert {"node": "menu", "input": "2"} in services.path
     assert {"node": "chose_outage", "hangup": True} in services.path
     assert not any("speech" in p for p in services.path)

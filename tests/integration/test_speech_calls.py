@@ -1,13 +1,16 @@
 """Speech on the live call (issue 13) with real SIPp callers through the real Asterisk: the
-FastAGI session runs a menu through AudioSocket() to the CTI's listener, which plays the prompt,
-hears the caller with the real Korean vosk model and ends on a key, a result or silence.
+FastAGI session connects a menu to the CTI's listener, which plays the prompt, hears the caller
+with the real Korean vosk model and ends on a key, a result or silence. Callers come on two
+kinds of leg: G.711 mu-law phones (narrowband: the session runs the AudioSocket() application,
+8 kHz) and G.722 phones (wideband: the session Dials the AudioSocket channel driver with
+c(slin16), so the listener hears 16 kHz).
 
 The Korean test flow (tests/support/flows/speech_ko.yaml) is put in place of main.yaml for this
 module; [speech] has the Korean model in the suite's settings (conftest), with accept_at 0.95 and
-confirm_below 0.3, so that the model's middling results (0.6-0.9 for 기사 from espeak-ng) are
-asked back: this model rarely gives one otherwise. The callers' RTP is G.711 mu-law carrying
-espeak-ng's Korean (tests/contract/test_speech_vosk_ko.py synthesises it): narrowband, as
-AudioSocket() hands a call over at 8 kHz, where the contract test already hears 19 of 30.
+confirm_below 0.3, so that the model's middling results (0.6-0.9 for 기사 from espeak-ng at
+8 kHz) are asked back: this model rarely gives one otherwise. The callers' RTP carries
+espeak-ng's Korean (tests/contract/test_speech_vosk_ko.py synthesises it) as their phone's
+codec would (tests/support/speech_calls.py).
 
 Each caller's result is read from the call record's IVR path (the intent: key, confidence,
 decision), once AMI has seen the caller's channel hang up; nothing waits on a fixed sleep.
@@ -35,18 +38,30 @@ from tests.integration.conftest import Backend, CtiProcess
 from tests.support.ami import AmiRecorder
 from tests.support.settings import REPO
 from tests.support.sipp import Caller, Keys, Pause, SippResult
-from tests.support.speech_calls import place_speaking_call, ulaw
+from tests.support.speech_calls import RATES, place_speaking_call
 
 pytestmark = pytest.mark.integration
 
 FLOW = REPO / "tests" / "support" / "flows" / "speech_ko.yaml"
-RATE = 8000
 SAY_AT_MS = 3000      # the caller speaks 3 s after the answer: inside the 18 s speech prompt
-ACCURACY_BATCH = 6    # callers at once in the accuracy run (the pool holds 8 decoders)
+# callers at once (the functional ones, the accuracy run): one short of the pool's 8 decoders,
+# so a call just ended that still holds its decoder for a moment never sends the next to keys
+AT_ONCE = 7
+LEGS = ("g711", "g722")   # the phone's codec: narrowband (AudioSocket()), wideband (Dial)
+CODEC = {"g711": "pcmu", "g722": "g722"}
+# the accuracy run's wideband voices (espeak-ng words a minute, pitch 0-99): 10 voices x the
+# 6 utterances = 60 calls; the narrowband run keeps the contract test's 5 voices (30 calls)
+WIDE_VOICES = [(110, 25), (130, 35), (150, 45), (170, 55), (190, 65), (210, 75), (230, 85),
+               (120, 70), (200, 30), (250, 50)]
+# intent accuracy asked of 16 kHz over real calls (the issue's bar), and the most wrong choices
+# taken without asking; see test_accuracy_over_real_calls for the figures measured
+WIDE_BAR = 0.85
+WRONG_TAKEN_AT_MOST = 2
 
 
-def said(text: str, speed: int = 180, pitch: int = 50) -> bytes:
-    return ulaw(speak(text, speed, pitch, RATE))
+def said(text: str, speed: int = 180, pitch: int = 50, leg: str = "g711") -> bytes:
+    """espeak-ng's Korean as 16-bit PCM at the rate of the leg's codec."""
+    return speak(text, speed, pitch, RATES[CODEC[leg]])
 
 
 def _wait_status(cti: CtiProcess, pred: Callable[[dict[str, Any]], bool], what: str,
@@ -98,6 +113,7 @@ class Heard:
     sipp: SippResult
     record: Call
     story: str
+    dialed_audiosocket: bool   # the session Dialed the AudioSocket channel driver (wideband)
 
     @property
     def path(self) -> list[dict[str, Any]]:
@@ -139,17 +155,29 @@ def _written(backend: Backend, number: str, timeout: float = 20) -> Call | None:
     return got[0]
 
 
+def _dialed_audiosocket(ami: AmiRecorder, number: str, since: int) -> bool:
+    return any(e.get("Event") == "DialBegin" and e.get("CallerIDNum") == number
+               and str(e.get("DestChannel", "")).startswith("AudioSocket/")
+               for e in ami.events()[since:])
+
+
 def place(speakers: list[Speaker], cti: CtiProcess, ami: AmiRecorder, backend: Backend,
-          workdir: Path) -> dict[str, Heard]:
-    """Place the calls at once; each result once AMI saw its channel hang up and the IVR's
-    call record (its path) is written."""
+          workdir: Path, at_once: int | None = None) -> dict[str, Heard]:
+    """Place the calls, `at_once` at a time (a new one as soon as one ends; None: all at
+    once); each result once AMI saw its channel hang up and the IVR's call record (its path)
+    is written."""
     target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
     mark = ami.mark()
 
     async def all_calls() -> list[SippResult]:
-        return await asyncio.gather(*(place_speaking_call(sp.caller, sp.speech, target,
-                                                          workdir, timeout_s=150)
-                                      for sp in speakers))
+        gate = asyncio.Semaphore(at_once or len(speakers))
+
+        async def one(sp: Speaker) -> SippResult:
+            async with gate:
+                return await place_speaking_call(sp.caller, sp.speech, target, workdir,
+                                                 timeout_s=150)
+
+        return await asyncio.gather(*(one(sp) for sp in speakers))
 
     results = asyncio.run(all_calls())
     out = {}
@@ -160,14 +188,16 @@ def place(speakers: list[Speaker], cti: CtiProcess, ami: AmiRecorder, backend: B
         rec = _written(backend, number)
         if rec is None:
             raise AssertionError(call_story(ami, number, mark, cti.settings))
-        out[number] = Heard(res, rec, call_story(ami, number, mark))
+        out[number] = Heard(res, rec, call_story(ami, number, mark),
+                            _dialed_audiosocket(ami, number, mark))
     return out
 
 
 @pytest.fixture(scope="module")
 def calls(korean_flow: None, backend: Backend, cti: CtiProcess, ami: AmiRecorder,
           tmp_path_factory: pytest.TempPathFactory) -> dict[str, Heard]:
-    """The functional callers, all at once (fewer than the pool's decoders)."""
+    """The functional callers, as many at once as the accuracy run (fewer than the pool's
+    decoders)."""
     serial = iter(range(1, 100))
 
     def num() -> str:
@@ -177,23 +207,37 @@ def calls(korean_flow: None, backend: Backend, cti: CtiProcess, ami: AmiRecorder
     confirm_voices = [("기사", 150, 40), ("기사", 170, 60), ("기사", 100, 20),
                       ("수리 기사", 170, 60)]
     speakers = {
-        # 상담원 ("agent") mid-prompt: accepted at 1.0 in every alignment tried
-        "spoken": Speaker(Caller(num(), []), [(SAY_AT_MS, said("상담원"))], "0"),
-        # 2 (SIP INFO) 4 s into the 18 s speech prompt
-        "key": Speaker(Caller(num(), [Pause(4000), Keys("2")]), []),
-        # nothing at all: the key menu, its retry, then the flow's on_fail
-        "silent": Speaker(Caller(num(), []), []),
+        # each on both kinds of leg: G.711 (AudioSocket(), 8 kHz), G.722 (Dial, 16 kHz)
+        **{f"{name}_{leg}": sp for leg in LEGS for name, sp in {
+            # 상담원 ("agent") mid-prompt: accepted at 1.0 in every alignment tried
+            "spoken": Speaker(Caller(num(), [], codec=CODEC[leg]),
+                              [(SAY_AT_MS, said("상담원", leg=leg))], "0"),
+            # 2 (SIP INFO) 4 s into the 18 s speech prompt
+            "key": Speaker(Caller(num(), [Pause(4000), Keys("2")], codec=CODEC[leg]), []),
+            # nothing at all: the key menu, its retry, then the flow's on_fail
+            "silent": Speaker(Caller(num(), [], codec=CODEC[leg]), []),
+        }.items()},
         **{f"confirm_{i}": Speaker(Caller(num(), [Pause(8000), Keys("1")]),
                                    [(SAY_AT_MS, said(text, speed, pitch))], "3")
            for i, (text, speed, pitch) in enumerate(confirm_voices)},
     }
     workdir = tmp_path_factory.mktemp(f"speech-{backend.name}")
-    heard = place(list(speakers.values()), cti, ami, backend, workdir)
+    heard = place(list(speakers.values()), cti, ami, backend, workdir, at_once=AT_ONCE)
     return {name: heard[sp.caller.number] for name, sp in speakers.items()}
 
 
-def test_a_spoken_choice_routes_the_call(calls: dict[str, Heard]) -> None:
-    h = calls["spoken"]
+@pytest.mark.parametrize("leg", LEGS)
+def test_each_leg_is_heard_at_its_own_rate(calls: dict[str, Heard], leg: str) -> None:
+    """A G.722 caller's menu is Dialed to the AudioSocket channel driver (slin16), a G.711
+    caller's runs the AudioSocket() application (8 kHz)."""
+    for name in ("spoken", "key", "silent"):
+        h = calls[f"{name}_{leg}"]
+        assert h.dialed_audiosocket == (leg == "g722"), (name, h.story)
+
+
+@pytest.mark.parametrize("leg", LEGS)
+def test_a_spoken_choice_routes_the_call(calls: dict[str, Heard], leg: str) -> None:
+    h = calls[f"spoken_{leg}"]
     assert h.sipp.ok, (h.sipp.errors, h.story)
     assert h.speech is not None and h.speech["speech"] == "0", (h.path, h.story)
     assert h.speech["decision"] == "accept" and h.speech["confidence"] >= 0.95
@@ -203,16 +247,20 @@ def test_a_spoken_choice_routes_the_call(calls: dict[str, Heard]) -> None:
     assert not any("상담원" in str(p) for p in h.path)
 
 
-def test_a_key_still_works_mid_prompt(calls: dict[str, Heard]) -> None:
-    h = calls["key"]
+@pytest.mark.parametrize("leg", LEGS)
+def test_a_key_still_works_mid_prompt(calls: dict[str, Heard], leg: str) -> None:
+    """On a wideband leg the key crosses Dial's bridge to the AudioSocket channel, which sends
+    it to the listener as a DTMF frame (kind 0x03), as the application does."""
+    h = calls[f"key_{leg}"]
     assert h.sipp.ok, (h.sipp.errors, h.story)
     assert {"node": "menu", "input": "2"} in h.path, h.path
     assert h.reached("chose_outage"), h.path
     assert h.speech is None  # the key ended the listening: nothing was voted
 
 
-def test_silence_falls_back_to_the_key_menu(calls: dict[str, Heard]) -> None:
-    h = calls["silent"]
+@pytest.mark.parametrize("leg", LEGS)
+def test_silence_falls_back_to_the_key_menu(calls: dict[str, Heard], leg: str) -> None:
+    h = calls[f"silent_{leg}"]
     assert h.sipp.ok, (h.sipp.errors, h.story)
     assert h.speech == {"node": "menu", "speech": None, "confidence": 0.0,
                         "decision": "none"}, h.path
@@ -248,36 +296,81 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Run:
+    leg: str
+    rows: list[tuple[str, str, dict[str, Any] | None]]   # (utterance, key meant, intent)
+    cti_cpu_s: float
+    asterisk_cpu_s: float
+    wall_s: float
+
+    @property
+    def right(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+        return [r for r in self.rows if r[2] is not None and r[2]["speech"] == r[1]]
+
+    @property
+    def wrong_taken(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+        return [r for r in self.rows if r[2] is not None and r[2]["speech"] not in (None, r[1])
+                and r[2]["decision"] == "accept"]
+
+    @property
+    def accuracy(self) -> float:
+        return len(self.right) / len(self.rows)
+
+    def report(self, backend: str) -> str:
+        accepted = sum(1 for r in self.right if r[2] is not None and r[2]["decision"] == "accept")
+        caller_s = self.wall_s * AT_ONCE
+        missed = [(text, intent and intent["speech"]) for text, key, intent in self.rows
+                  if (text, key, intent) not in self.right]
+        return (f"{self.leg} ({backend}): {len(self.right)} of {len(self.rows)} heard right "
+                f"({self.accuracy:.0%}), {accepted} accepted, {len(self.wrong_taken)} wrong "
+                f"accepted; missed (said, heard): {missed}; "
+                f"{self.wall_s:.0f} s with {AT_ONCE} callers at a time: CTI "
+                f"{100 * self.cti_cpu_s / caller_s:.1f} %, Asterisk "
+                f"{100 * self.asterisk_cpu_s / caller_s:.1f} % of a core per caller")
+
+
+def _run(leg: str, voices: list[tuple[int, int]], first: int, cti: CtiProcess,
+         ami: AmiRecorder, backend: Backend, workdir: Path) -> Run:
+    serial = iter(range(first, first + 100))
+    speakers = [Speaker(Caller(f"{backend.prefix}82{next(serial):05d}", [Pause(12000)],
+                               hangup_after_ms=1, codec=CODEC[leg]),
+                        [(SAY_AT_MS, said(text, speed, pitch, leg))], key)
+                for text, key in UTTERANCES for speed, pitch in voices]
+    assert cti.pid is not None
+    ast_pid = stack.pid_alive(stack.paths(cti.settings).asterisk_pid)
+    assert ast_pid is not None
+    c0, a0, t0 = _cpu_s(cti.pid), _cpu_s(ast_pid), time.monotonic()
+    heard = place(speakers, cti, ami, backend, workdir, at_once=AT_ONCE)
+    run = Run(leg, [], _cpu_s(cti.pid) - c0, _cpu_s(ast_pid) - a0, time.monotonic() - t0)
+    for sp in speakers:
+        h = heard[sp.caller.number]
+        assert h.dialed_audiosocket == (leg == "g722"), h.story
+        assert sp.expect is not None
+        text = next(t for t, k in UTTERANCES if k == sp.expect)
+        run.rows.append((text, sp.expect, h.speech))
+    return run
+
+
 def test_accuracy_over_real_calls(korean_flow: None, backend: Backend, cti: CtiProcess,
                                   ami: AmiRecorder, tmp_path: Path) -> None:
-    """The contract test's 30 utterances (6 phrases in 5 espeak-ng voices), each its own call,
-    six at a time. Narrowband (mu-law at 8 kHz, as AudioSocket() carries a call) this model
-    hears about two in three; the issue's 85 % is for 16 kHz (the contract test: 30 of 30), which
-    this path does not carry yet. So the bar here is what 8 kHz gives (70-77 % in four runs),
-    and hardly any wrong choice taken without asking."""
-    serial = iter(range(100, 200))
-    speakers = [Speaker(Caller(f"{backend.prefix}82{next(serial):05d}", [Pause(12000)],
-                               hangup_after_ms=1),
-                        [(SAY_AT_MS, said(text, speed, pitch))], key)
-                for text, key in UTTERANCES for speed, pitch in VOICES]
-    assert cti.pid is not None
-    heard: dict[str, Heard] = {}
-    cpu, wall = 0.0, 0.0
-    for i in range(0, len(speakers), ACCURACY_BATCH):
-        batch = speakers[i:i + ACCURACY_BATCH]
-        c0, t0 = _cpu_s(cti.pid), time.monotonic()
-        heard |= place(batch, cti, ami, backend, tmp_path)
-        cpu, wall = cpu + _cpu_s(cti.pid) - c0, wall + time.monotonic() - t0
-    rows = [(sp.expect, heard[sp.caller.number].speech) for sp in speakers]
-    right = [r for r in rows if r[1] is not None and r[1]["speech"] == r[0]]
-    wrong_taken = [r for r in rows if r[1] is not None and r[1]["speech"] not in (None, r[0])
-                   and r[1]["decision"] == "accept"]
-    accuracy = len(right) / len(rows)
-    print(f"\nspeech over real calls ({backend.name}): {len(right)} of {len(rows)} heard right "
-          f"({accuracy:.0%}), {sum(1 for r in right if r[1]['decision'] == 'accept')} "
-          f"accepted, {len(wrong_taken)} wrong accepted; CTI CPU {cpu:.1f} s over {wall:.0f} s "
-          f"with {ACCURACY_BATCH} callers listening at a time "
-          f"({100 * cpu / wall / ACCURACY_BATCH:.1f} % of a core per caller)")
-    assert accuracy >= 0.5, rows
-    # vosk's run-to-run variation: 0, 0, 1 and 1 of 30 over four runs of this test
-    assert len(wrong_taken) <= 2, wrong_taken
+    """The issue's bar over real calls: 6 utterances in 10 espeak-ng voices (60 calls) from
+    G.722 phones, heard at 16 kHz through Dial(AudioSocket/...c(slin16)), at least 85 % of
+    intents right; each utterance its own call, 7 listening at a time. Then, for comparison,
+    the contract test's 30 (5 voices) from G.711 phones through AudioSocket() at 8 kHz:
+    reported, with the bar 8 kHz can keep (70-77 % in earlier runs).
+
+    Measured (this test's output; espeak-ng's audio is the same every run, what varies is vosk
+    on how the audio falls on its frames and the machine's load): see README, "Speech on the
+    live call". The 85 % bar leaves room for that variation; hardly any wrong choice may be
+    taken without asking at either rate."""
+    wide = _run("g722", WIDE_VOICES, 100, cti, ami, backend, tmp_path)
+    narrow = _run("g711", VOICES, 200, cti, ami, backend, tmp_path)
+    print(f"\nspeech over real calls: {wide.report(backend.name)}\n"
+          f"speech over real calls: {narrow.report(backend.name)}")
+    assert len(wide.rows) >= 50
+    assert wide.accuracy >= WIDE_BAR, wide.rows
+    assert narrow.accuracy >= 0.5, narrow.rows
+    # vosk's run-to-run variation: 0 to 1 of 30 at 8 kHz over four runs of the earlier test
+    assert len(wide.wrong_taken) <= WRONG_TAKEN_AT_MOST, wide.wrong_taken
+    assert len(narrow.wrong_taken) <= WRONG_TAKEN_AT_MOST, narrow.wrong_taken

@@ -39,6 +39,9 @@ class Caller:
     number: str  # the From user: the caller's number as the carrier presents it
     steps: list[Pause | Keys] = field(default_factory=list)
     hangup_after_ms: int | None = None  # None: wait for the PBX to hang up
+    # the phone's codec: pcmu (G.711, narrowband) or g722 (wideband: offered first, PCMU after;
+    # the call's RTP must then be G.722, tests/support/speech_calls.py)
+    codec: str = "pcmu"
 
 
 @dataclass
@@ -92,7 +95,9 @@ def scenario_xml(caller: Caller, pcap: Path | None = None) -> tuple[str, list[tu
         steps.append(scenario("caller_bye", number=num, cseq=cseq))
         total = t + caller.hangup_after_ms + 1000
     xml = scenario("caller", title=f"95598 caller {num}",
-                   invite=scenario("caller_invite", number=num), steps="".join(steps))
+                   invite=scenario({"pcmu": "caller_invite", "g722": "caller_invite_g722"}
+                                   [caller.codec], number=num),
+                   steps="".join(steps))
     return xml, rtp_keys, total
 
 

@@ -61,5 +61,10 @@ def test_asterisk_loads_audiosocket_only_with_speech(tmp_path: Path) -> None:
         _modules(speech_settings({}, tmp_path), tmp_path / "off"))
     model = fake_model(tmp_path / "ko")
     loaded = _modules(speech_settings({"models": {"ko": str(model)}}, tmp_path), tmp_path / "on")
-    assert {"app_audiosocket.so", "res_audiosocket.so"} <= set(loaded)
-    assert "chan_audiosocket.so" not in loaded  # the application, not the channel driver
+    # the application for narrowband legs; the channel driver for wideband ones (c(slin16))
+    assert {"app_audiosocket.so", "res_audiosocket.so", "chan_audiosocket.so"} <= set(loaded)
+    assert "codec_g722.so" in loaded
+    narrow = _modules(speech_settings({"models": {"ko": str(model)}, "sample_rate": 8000},
+                                      tmp_path), tmp_path / "narrow")
+    assert {"app_audiosocket.so", "res_audiosocket.so"} <= set(narrow)
+    assert "chan_audiosocket.so" not in narrow   # every call narrowband: the application only
