@@ -6,7 +6,7 @@
 import { ApiError, clear, connectPush, errorText, everySecond, fmtTime, get, h, pct, post,
   slaClock, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, getLang, t } from "./i18n.js";
-import { OpenAlerts, showCount } from "./keyword_alerts.js";
+import { isKeywordAlert, OpenAlerts, showCount } from "./keyword_alerts.js";
 import { loadStorm, showStorm } from "./storm.js";
 
 const $ = (id) => document.getElementById(id);
@@ -166,7 +166,7 @@ async function start() {
     },
     onMessage: (type, data) => {
       if (type === "storm") showStorm(data);
-      else if (type === "keyword_alert") alerts.pushed(data);
+      else if (isKeywordAlert(type, data)) alerts.pushed(data);
       else if (type === "outages" && (!S.doc || data.version !== S.doc.version)) soon("board", load, 500);
       else if (type === "sla_alert" || type === "call_event") soon("board", load, 2000);
     },

@@ -7,6 +7,13 @@ import { t } from "./i18n.js";
 
 const MAX_SHOWN = 50;
 
+/** A pushed keyword alert: its own type, or as the /ws relay names whatever comes on the
+ * supervisors' alerts topic (sla_alert), told apart by the payload's kind. */
+export function isKeywordAlert(type, data) {
+  return type === "keyword_alert"
+    || (type === "sla_alert" && !!data && (data.kind === "keyword_alert" || data.type === "keyword_alert"));
+}
+
 /** One alert whichever way it came: the push says alert_id and at, REST id and raised_at. */
 export function normalizeAlert(a) {
   const keywords = (a.keywords || []).map((k) => (typeof k === "string" ? { word: k, start: null } : k));
@@ -50,7 +57,8 @@ export class OpenAlerts {
     } catch (e) {
       // a page the server refuses says so itself (its own 403 handling); nothing to list here
       if (e instanceof ApiError && e.status === 403) { this.denied = true; return; }
-      if (e instanceof ApiError && e.status === 404) return; // a server without alerts yet
+      // a server without alerts (404), or whose alerts are not running (409): none to list
+      if (e instanceof ApiError && (e.status === 404 || e.status === 409)) return;
       throw e;
     }
     const fresh = new Map(items.filter((a) => a.status === "open" && !this.closed.has(a.id))
@@ -174,6 +182,8 @@ export function alertsPanel({ alerts, tbody, formBox, onPlay }) {
         } catch (e) {
           submit.disabled = false;
           error.textContent = errorText(e);
+          // handled on another console meanwhile: no longer open (the form stays to read)
+          if (e instanceof ApiError && e.status === 409) alerts.close(a.id);
         }
       } },
     h("h3", {}, t("kw.complaint_title")),

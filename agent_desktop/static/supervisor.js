@@ -6,7 +6,7 @@
 import { ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h,
   parseIso, pct, post, since, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
-import { alertsPanel, OpenAlerts, showCount } from "./keyword_alerts.js";
+import { alertsPanel, isKeywordAlert, OpenAlerts, showCount } from "./keyword_alerts.js";
 import { loadStorm, showStorm } from "./storm.js";
 import { transcriptCell, transcriptView } from "./transcript.js";
 import { CLOSED, dueOf, orderRow, tickSla } from "./workorders.js";
@@ -372,10 +372,11 @@ function onPush(type, data) {
   } else if (type === "call_event") {
     soon("calls", loadCalls);
     soon("wallboard", loadWallboard, 500);
-  } else if (type === "sla_alert") {
+  } else if (isKeywordAlert(type, data)) onKeywordAlert(data);
+  else if (type === "sla_alert") {
     soon("orders", loadOrders);
     soon("wallboard", loadWallboard, 500);
-  } else if (type === "keyword_alert") onKeywordAlert(data);
+  }
 }
 
 async function start() {
