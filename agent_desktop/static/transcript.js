@@ -139,6 +139,9 @@ export function transcriptView(player, box) {
     spans = [];
     lit = null;
     message(status, `tr.${status}_text`);
+    if (status === "failed" && doc.error) {
+      box.append(h("p", { class: "muted small", "data-testid": "transcript-error" }, doc.error));
+    }
     if (status === "queued" || status === "running") {
       repoll = setTimeout(() => { if (shownId === id && !document.hidden) load(id); }, REPOLL_MS);
     }

@@ -34,7 +34,7 @@ from tests.support.wav import write_tone_wav
 # seeded SQLite city of 200 accounts, one per module)
 
 CALLER = "13900005555"       # the call whose transcript has the keyword
-OTHER_CALLER = "13900006666"  # two calls without a transcript (one queued, one never)
+OTHER_CALLER = "13900006666"  # calls without a transcript: queued, failed, never
 # vosk's Mandarin output: words with their start, end and confidence
 WORDS = [("您好", 0.3, 0.8), ("我", 1.0, 1.2), ("要", 1.2, 1.4), ("投诉", 2.0, 2.6),
          ("你们", 2.8, 3.2), ("停电", 3.3, 3.9), ("太", 4.0, 4.2), ("久", 4.2, 4.5),
@@ -47,6 +47,7 @@ class Seeded:
     done: int          # recording ids
     queued: int
     untranscribed: int
+    failed: int
     pushed: int        # the recording of the alert pushed live (its row is added later)
     alert: int         # the open alert on `done`, loaded over REST
     account_no: str
@@ -88,6 +89,8 @@ def seeded(db: tuple[Any, Any]) -> Seeded:
                         t0 + timedelta(minutes=2))
     never = _recording(sessions, storage, "1795100003.1", "seat08", OTHER_CALLER,
                        t0 + timedelta(minutes=4))
+    failed = _recording(sessions, storage, "1795100005.1", "seat08", OTHER_CALLER,
+                        t0 + timedelta(minutes=5))
     pushed = _recording(sessions, storage, "1795100004.1", "seat09", "13900007777",
                         t0 + timedelta(minutes=6))
     with sessions.begin() as s:
@@ -101,6 +104,10 @@ def seeded(db: tuple[Any, Any]) -> Seeded:
                          created_at=t0 + timedelta(minutes=2)))
         s.add(TranscriptionJob(recording_id=queued, state="queued", attempts=0,
                                queued_at=t0 + timedelta(minutes=3)))
+        s.add(TranscriptionJob(recording_id=failed, state="failed", attempts=3, lang="zh",
+                               last_error="no vosk model for zh",
+                               queued_at=t0 + timedelta(minutes=5),
+                               finished_at=t0 + timedelta(minutes=6)))
         alert = KeywordAlert(recording_id=done, call_id="1795100001.1", seat="seat07",
                              agent_id="A007", caller_number=CALLER,
                              keywords=[{"word": "投诉", "start": 2.0},
@@ -111,7 +118,7 @@ def seeded(db: tuple[Any, Any]) -> Seeded:
         s.add(alert)
         s.flush()
         alert_id = alert.id
-    return Seeded(done, queued, never, pushed, alert_id, account_no, "1795100001.1")
+    return Seeded(done, queued, never, failed, pushed, alert_id, account_no, "1795100001.1")
 
 
 def test_a_transcript_search_finds_the_recording_and_a_clicked_word_seeks_the_player(
@@ -178,7 +185,7 @@ def test_a_transcript_search_finds_the_recording_and_a_clicked_word_seeks_the_pl
     page.get_by_test_id("rec-text").fill("")
     page.locator("#r-caller").fill(OTHER_CALLER)
     page.get_by_test_id("rec-search-submit").click()
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     queued = page.locator(f'[data-testid="recording"][data-id="{seeded.queued}"]')
     never = page.locator(f'[data-testid="recording"][data-id="{seeded.untranscribed}"]')
     expect(queued.get_by_test_id("rec-transcript-status")).to_have_attribute("data-status",
@@ -189,6 +196,12 @@ def test_a_transcript_search_finds_the_recording_and_a_clicked_word_seeks_the_pl
     expect(status).to_have_attribute("data-status", "queued")
     expect(status).to_contain_text("排队")
     expect(page.get_by_test_id("transcript-word")).to_have_count(0)
+    failed = page.locator(f'[data-testid="recording"][data-id="{seeded.failed}"]')
+    expect(failed.get_by_test_id("rec-transcript-status")).to_have_attribute("data-status",
+                                                                              "failed")
+    failed.get_by_test_id("rec-play").click()
+    expect(status).to_have_attribute("data-status", "failed")
+    expect(page.get_by_test_id("transcript-error")).to_have_text("no vosk model for zh")
     never.get_by_test_id("rec-play").click()
     expect(status).to_have_attribute("data-status", "none")
     expect(status).to_have_text("该录音没有转写文本")
