@@ -26,10 +26,10 @@ moment Asterisk raised it): from the key to the start of the next prompt on that
 - The prompt's start: where Asterisk starts the application or command that plays it, the one
   event each side has for it: `Newexten` of Background/Playback/Read (the dialplan; the
   instance's manager.conf lets Newexten through, which the shipped one disables) and
-  `AGIExecStart` of STREAM FILE, CONTROL STREAM FILE, GET DATA or EXEC Read/Background/
-  Playback/AudioSocket (FastAGI). Both are raised on the channel's own thread just before the
-  file is opened, so they are the same moment on both sides. A Read with no prompt file is not
-  a prompt start.
+  `AGIExecStart` of STREAM FILE, CONTROL STREAM FILE, GET DATA, GET OPTION or EXEC Read/
+  Background/Playback/AudioSocket (FastAGI). Both are raised on the channel's own thread just
+  before the file is opened, so they are the same moment on both sides. A Read with no prompt
+  file is not a prompt start.
 - A key followed by another key, or by the hangup, before any prompt started is counted
   (`no_prompt`), not timed. The headline takes only keys pressed while at least 95 % of the
   calls were up (`at_load`), from the callers' Newchannel and Hangup.
@@ -108,8 +108,8 @@ SPEECH_DECODERS = 200  # [speech] max_decoders: far above any step, the machine 
 # ------------------------------------------------------------------ pure: keys and prompts
 
 
-PROMPT_COMMANDS = ("STREAM FILE ", "CONTROL STREAM FILE ", "GET DATA ", "EXEC READ ",
-                   "EXEC BACKGROUND ", "EXEC PLAYBACK ", "EXEC AUDIOSOCKET ")
+PROMPT_COMMANDS = ("STREAM FILE ", "CONTROL STREAM FILE ", "GET DATA ", "GET OPTION ",
+                   "EXEC READ ", "EXEC BACKGROUND ", "EXEC PLAYBACK ", "EXEC AUDIOSOCKET ")
 PROMPT_APPS = frozenset({"background", "playback", "read", "controlplayback", "audiosocket"})
 
 

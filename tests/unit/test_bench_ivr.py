@@ -47,6 +47,7 @@ def test_prompt_starts_on_both_sides() -> None:
     assert prompt_start(agi(1, "STREAM FILE /p/a \"0123\""))
     assert prompt_start(agi(1, 'EXEC Read "HOTLINE_INPUT,/p/a&/p/b,1,t(),1,6"'))
     assert prompt_start(agi(1, 'EXEC AudioSocket "u,127.0.0.1:1"'))
+    assert prompt_start(agi(1, 'GET OPTION /p/a "0123456789*#" 6000'))
     assert prompt_start(ev("Newexten", 1, Application="BackGround", AppData="/p/a"))
     assert prompt_start(ev("Newexten", 1, Application="Playback", AppData="/p/a"))
     # a Read with no file plays nothing; commands and applications that play nothing
