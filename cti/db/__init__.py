@@ -3,6 +3,7 @@
 # every mapped class is registered before the first query resolves a relationship by name
 from cti.db import (  # noqa: F401
     models,
+    models_outbound,
     models_recordings,
     models_supervision,
     models_transcripts,
