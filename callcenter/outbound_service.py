@@ -1,0 +1,267 @@
+"""The outbound engine's service (issue 14): one loop places every kind of call we make.
+
+Each tick it reads the due jobs, asks outbound/ what may start (the call window, pacing against
+live capacity, storm mode, the do-not-call list, deadlines), begins each attempt in the
+database (committed: the job is `dialing`, the attempt has its id) and only then sends one AMI
+Originate for it, never re-sent: ChannelId `hotline-ob-<attempt>`, into the purpose's dialplan
+context over the configured trunk. Asterisk's answer settles the attempt:
+
+- OriginateResponse Failure: not answered; its Reason (and the channel's Hangup cause, when
+  one was seen) gives the outcome, and outbound.jobs schedules a retry or gives up;
+- OriginateResponse Success: answered; the attempt ends with the channel's Hangup, and the
+  dialplan's UserEvent HotlineOutboundResult (the survey's key, a notice heard) is the job's
+  result, handed to the purpose's own handler (a return visit's score goes to its order).
+
+At start (and after an AMI reconnect) `recover` settles the attempts left open: one whose
+channel is still up (CoreShowChannels lists hotline-ob-<attempt>) is left to end; any other
+counts as made with outcome `unknown` and waits its backoff. Nothing is dialled again because
+an answer was not heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.db import outbound as store
+from outbound.dnc import DoNotCall
+from outbound.jobs import Job, Purpose, finish, pick, recover, screen, start
+from outbound.outcome import Outcome, classify
+from outbound.pacing import Capacity, Pacing
+from outbound.retry import RetryPolicy
+from outbound.window import CallWindow
+
+log = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "hotline-ob-"
+RESULT_EVENT = "HotlineOutboundResult"
+UNHEARD_MARGIN_S = 30.0
+_ATTEMPT = re.compile(rf"^{CHANNEL_PREFIX}(\d{{1,12}})(?:;\d)?$")
+
+
+def attempt_of(channel_id: str) -> int | None:
+    """The attempt id a channel's Uniqueid (our ChannelId) carries, or None."""
+    m = _ATTEMPT.match(channel_id or "")
+    return int(m.group(1)) if m else None
+
+
+class Ami(Protocol):
+    async def action(self, action: dict[str, Any], *, timeout: float | None = None,
+                     idempotent: bool) -> Any: ...
+
+
+ResultHandler = Callable[[Job, dict[str, str], datetime], Awaitable[None]]
+
+
+@dataclass
+class OutboundConfig:
+    trunk: str                        # the PJSIP endpoint of the carrier ([pbx] outbound_trunk)
+    caller_id: str = "95598"
+    ring_s: float = 30.0
+    window: CallWindow = field(default_factory=CallWindow)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pacing: Pacing = field(default_factory=Pacing)
+
+
+@dataclass
+class _Open:
+    job: Job
+    started: datetime
+    answered: bool = False
+    cause: int | None = None
+
+
+class OutboundService:
+    def __init__(self, sessions: sessionmaker[Session], ami: Ami, config: OutboundConfig,
+                 purposes: Mapping[str, Purpose], *, capacity: Callable[[], Capacity],
+                 paused: Callable[[], bool], clock: Callable[[], datetime],
+                 results: Mapping[str, ResultHandler] | None = None) -> None:
+        self.sessions = sessions
+        self.ami = ami
+        self.config = config
+        self.purposes = dict(purposes)
+        self.capacity = capacity
+        self.paused = paused
+        self.clock = clock
+        self.results = dict(results or {})
+        self.open: dict[int, _Open] = {}      # attempt id -> what we know of it
+        self.counts = {"dialled": 0, "answered": 0, "blocked": 0, "originate_failed": 0}
+
+    # ------------------------------------------------------------------------ the database
+
+    async def _db(self, work: Callable[[Session], Any]) -> Any:
+        def unit() -> Any:
+            with self.sessions() as s:
+                out = work(s)
+                s.commit()
+                return out
+        return await asyncio.to_thread(unit)
+
+    # --------------------------------------------------------------------------- ticking
+
+    def active(self, purpose: str) -> int:
+        return sum(1 for o in self.open.values() if o.job.purpose == purpose)
+
+    async def tick(self) -> list[int]:
+        """Start what may start now; the attempt ids begun."""
+        now = self.clock()
+        await self._expire_unheard(now)
+        if not self.config.window.allows(now):
+            return []
+        due: list[Job] = await self._db(lambda s: store.due(s, now))
+        dnc = DoNotCall(await self._db(store.dnc_numbers))
+        begun: list[int] = []
+        for name, purpose in self.purposes.items():
+            mine = [j for j in due if j.purpose == name]
+            cap = self.capacity()
+            cap = Capacity(active=self.active(name), channels_free=cap.channels_free,
+                           ready_agents=cap.ready_agents, waiting_inbound=cap.waiting_inbound)
+            n = self.config.pacing.launches(len(mine), cap, needs_agent=purpose.needs_agent,
+                                            paused=self.paused())
+            for job in pick(mine, now, self.config.window, n):
+                attempt = await self._launch(job, purpose, dnc, now)
+                if attempt is not None:
+                    begun.append(attempt)
+        return begun
+
+    async def _launch(self, job: Job, purpose: Purpose, dnc: DoNotCall,
+                      now: datetime) -> int | None:
+        screened = screen(job, now, dnc)
+        if screened is not job:
+            self.counts["blocked"] += screened.state.value == "blocked"
+            await self._db(lambda s: store.store(s, screened, now))
+            log.info("outbound job %s: %s, not dialled", job.id, screened.state)
+            return None
+        attempt = await self._db(lambda s: store.begin_attempt(s, job.id, now))
+        if attempt is None:
+            return None  # another tick or CTI began it
+        self.open[attempt] = _Open(start(job), now)
+        action = {
+            "Action": "Originate", "Channel": f"PJSIP/{job.number}@{self.config.trunk}",
+            "Context": purpose.context, "Exten": "s", "Priority": "1",
+            "Timeout": str(int(self.config.ring_s * 1000)), "Async": "true",
+            "ChannelId": f"{CHANNEL_PREFIX}{attempt}",
+            "CallerID": f'"95598" <{self.config.caller_id}>',
+            "Variable": [f"HOTLINE_ATTEMPT={attempt}", f"HOTLINE_JOB={job.id}"],
+        }
+        try:
+            await self.ami.action(action, idempotent=False)
+        except Exception as exc:
+            # refused, or its answer lost: it may ring all the same, so nothing is re-sent;
+            # the OriginateResponse (or the restart's recovery) settles it
+            self.counts["originate_failed"] += 1
+            log.warning("outbound attempt %s (job %s): Originate: %s", attempt, job.id, exc)
+        self.counts["dialled"] += 1
+        log.info("outbound attempt %s: job %s (%s) dialled", attempt, job.id, job.purpose)
+        return attempt
+
+    # ---------------------------------------------------------------------------- events
+
+    async def on_ami_event(self, msg: Mapping[str, Any]) -> None:
+        name = str(msg.get("Event", ""))
+        attempt = attempt_of(str(msg.get("Uniqueid") or msg.get("Channel") or ""))
+        if name == "UserEvent" and msg.get("UserEvent") == RESULT_EVENT:
+            try:
+                attempt = int(str(msg.get("Attempt", "")))
+            except ValueError:
+                return
+            await self._result(attempt, msg)
+            return
+        if attempt is None or attempt not in self.open:
+            return
+        now = self.clock()
+        o = self.open[attempt]
+        if name == "OriginateResponse":
+            if str(msg.get("Response")) == "Success":
+                o.answered = True
+                self.counts["answered"] += 1
+                await self._db(lambda s: store.answered(s, attempt, now,
+                                                        str(msg.get("Linkedid") or "") or None))
+                return
+            reason = _int(msg.get("Reason"))
+            await self._end(attempt, classify(reason, o.cause), now, reason=reason)
+        elif name == "Hangup":
+            o.cause = _int(msg.get("Cause"))
+            if o.answered:
+                await self._end(attempt, Outcome.ANSWERED, now, reason=4)
+
+    async def _expire_unheard(self, now: datetime) -> None:
+        """An unanswered attempt whose OriginateResponse never came (Asterisk names a channel
+        it could not create `<null>`, so the response cannot be matched) ends as unknown once
+        its ring time and a margin are past, and waits its backoff."""
+        limit = self.config.ring_s + UNHEARD_MARGIN_S
+        for attempt, o in list(self.open.items()):
+            if not o.answered and (now - o.started).total_seconds() > limit:
+                await self._end(attempt, Outcome.UNKNOWN, now, reason=None)
+
+    async def _end(self, attempt: int, outcome: Outcome, now: datetime, *,
+                   reason: int | None) -> None:
+        o = self.open.pop(attempt, None)
+        if o is None:
+            return
+        purpose = self.purposes[o.job.purpose]
+        after = finish(o.job, outcome, now, policy=self.config.retry,
+                       window=self.config.window, purpose=purpose)
+
+        def work(s: Session) -> None:
+            if store.finish_attempt(s, attempt, outcome=outcome, ended_at=now, reason=reason,
+                                    cause=o.cause):
+                store.store(s, after, now)
+        await self._db(work)
+        log.info("outbound attempt %s: %s; job %s %s", attempt, outcome, o.job.id, after.state)
+
+    async def _result(self, attempt: int, msg: Mapping[str, Any]) -> None:
+        o = self.open.get(attempt)
+        job = o.job if o is not None else None
+        if job is None:
+            return
+        result = {k: str(v) for k, v in msg.items() if k in ("Key", "Heard", "Message")}
+        now = self.clock()
+        await self._db(lambda s: store.store(s, job, now, result=result))
+        handler = self.results.get(job.purpose)
+        if handler is not None:
+            await handler(job, result, now)
+
+    # -------------------------------------------------------------------------- recovery
+
+    async def recover(self, live_channels: Iterable[str]) -> int:
+        """Settle the attempts left open by a previous process; how many were settled as
+        unknown. `live_channels`: the Uniqueids of the channels up now."""
+        live = {a for c in live_channels if (a := attempt_of(c)) is not None}
+        now = self.clock()
+        opened = await self._db(store.open_attempts)
+        settled = 0
+        for o in opened:
+            purpose = self.purposes.get(o.job.purpose)
+            if purpose is None:
+                continue
+            if o.attempt_id in live:
+                self.open[o.attempt_id] = _Open(o.job, now, answered=True)
+                continue
+            after = recover(o.job, live=False, now=now, policy=self.config.retry,
+                            window=self.config.window, purpose=purpose)
+
+            def work(s: Session, aid: int = o.attempt_id, job: Job = after) -> None:
+                if store.finish_attempt(s, aid, outcome=Outcome.UNKNOWN, ended_at=now):
+                    store.store(s, job, now)
+            await self._db(work)
+            settled += 1
+        return settled
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
