@@ -153,6 +153,9 @@ RETURN_VISIT_OPTIONAL: Final[frozenset[OrderType]] = frozenset(
 _CENTER: Final = frozenset({Role.AGENT, Role.SUPERVISOR})
 _DEPT: Final = frozenset({Role.DEPARTMENT, Role.SUPERVISOR})
 _SUP: Final = frozenset({Role.SUPERVISOR})
+# the return visit (回访) is an agent's call, or the outbound engine's (issue 14: the system
+# records the score the customer keyed)
+_VISIT: Final = _CENTER | {Role.SYSTEM}
 
 Edges = Mapping[Status, Mapping[Status, frozenset[Role]]]
 
@@ -169,7 +172,7 @@ _REPAIR = _edges({
     S.DISPATCHED: {S.DEPARTMENT_ACCEPTED: _DEPT, S.DISPATCHED: _CENTER},
     S.DEPARTMENT_ACCEPTED: {S.ON_SITE: _DEPT},
     S.ON_SITE: {S.RESOLVED: _DEPT},
-    S.RESOLVED: {S.RETURN_VISIT: _CENTER},
+    S.RESOLVED: {S.RETURN_VISIT: _VISIT},
     S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _SUP},
     S.ARCHIVED: {},
 })
@@ -179,7 +182,7 @@ _COMPLAINT = _edges({
     S.DISPATCHED: {S.DEPARTMENT_ACCEPTED: _DEPT, S.DISPATCHED: _CENTER},
     S.DEPARTMENT_ACCEPTED: {S.ON_SITE: _DEPT, S.RESOLVED: _DEPT},
     S.ON_SITE: {S.RESOLVED: _DEPT},
-    S.RESOLVED: {S.RETURN_VISIT: _CENTER},
+    S.RESOLVED: {S.RETURN_VISIT: _VISIT},
     S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _SUP},
     S.ARCHIVED: {},
 })
@@ -189,7 +192,7 @@ _DEPARTMENT_WORK = _edges({
     S.DISPATCHED: {S.DEPARTMENT_ACCEPTED: _DEPT, S.DISPATCHED: _CENTER},
     S.DEPARTMENT_ACCEPTED: {S.ON_SITE: _DEPT, S.RESOLVED: _DEPT},
     S.ON_SITE: {S.RESOLVED: _DEPT},
-    S.RESOLVED: {S.RETURN_VISIT: _CENTER, S.ARCHIVED: _SUP},
+    S.RESOLVED: {S.RETURN_VISIT: _VISIT, S.ARCHIVED: _SUP},
     S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _SUP},
     S.ARCHIVED: {},
 })

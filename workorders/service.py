@@ -892,6 +892,12 @@ def open_children_of(session: Session, number: str) -> list[str]:
 # ---------------------------------------------------------------------- the unit-of-work facade
 
 
+class ReturnVisitPort(Protocol):
+    def resolved(self, session: Session, order: WorkOrder, now: datetime) -> None:
+        """A repair or complaint was resolved: schedule its return visit in this unit of
+        work (callcenter.return_visits)."""
+
+
 class WorkOrderService:
     """One session and commit per call; supervisor alerts are published after the commit
     when `alerts` (cti.notifier.Notifier, which holds them in its outbox) is given."""
@@ -899,13 +905,17 @@ class WorkOrderService:
     def __init__(self, sessions: sessionmaker[Session], policy: SlaPolicy,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alerts: AlertOutbox | None = None, *,
-                 outages: OutagePort | None = None) -> None:
+                 outages: OutagePort | None = None,
+                 return_visits: ReturnVisitPort | None = None) -> None:
         self.sessions = sessions
         self.policy = policy
         self.clock = clock
         self.alerts = alerts
         # fault reports are linked into known outages and counted by incident detection
         self.outages = outages
+        # a resolved repair or complaint gets its return visit call (issue 14's outbound
+        # engine); without one, it waits in return_visit_list for an agent
+        self.return_visits = return_visits
 
     def _publish(self, s: Session, alerts: Iterable[WorkOrderAlert]) -> None:
         if self.alerts is None:
@@ -938,8 +948,11 @@ class WorkOrderService:
         now = now or self.clock()
         with self.sessions.begin() as s:
             _check_visible(s, number, visible)
-            transition(s, number, to, actor, now, department=department, note=note,
-                       satisfied=satisfied)
+            order = transition(s, number, to, actor, now, department=department, note=note,
+                               satisfied=satisfied)
+            if (self.return_visits is not None and order.status == Status.RESOLVED.value
+                    and lc.needs_return_visit(OrderType(order.type))):
+                self.return_visits.resolved(s, order, now)
             return get(s, number, now, self.policy)
 
     def urge(self, number: str, actor: Actor, note: str | None = None, *,

@@ -164,6 +164,10 @@ def open_attempts(session: Session) -> list[OpenAttempt]:
     return [OpenAttempt(aid, to_job(job)) for aid, job in rows]
 
 
+def work_order_of(session: Session, job_id: int) -> str | None:
+    return session.scalar(select(OutboundJob.work_order_number).where(OutboundJob.id == job_id))
+
+
 def attempts_of(session: Session, job_id: int) -> list[dict[str, Any]]:
     rows = session.scalars(select(OutboundAttempt).where(OutboundAttempt.job_id == job_id)
                            .order_by(OutboundAttempt.n)).all()

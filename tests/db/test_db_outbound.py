@@ -16,6 +16,7 @@ from outbound.jobs import Purpose, State, finish, recover, screen
 from outbound.outcome import Outcome
 from outbound.retry import RetryPolicy
 from outbound.window import CallWindow
+from workorders.service import WorkOrderService
 
 VISIT = Purpose("return_visit", "hotline-return-visit", hand_over=True)
 POLICY = RetryPolicy(max_attempts=2, backoff_s=(600,))
@@ -130,3 +131,53 @@ def test_do_not_call_in_national_form(session: Session, now: datetime) -> None:
     assert store.cancel_open(session, [job_id], now) == 1
     cancelled = store.get(session, job_id)
     assert cancelled is not None and cancelled.state is State.CANCELLED
+
+
+# ------------------------------------------------------------------------------ return visits
+
+def _resolved_repair(svc: WorkOrderService, now: datetime, caller: str) -> str:
+    from workorders.lifecycle import Department, Role
+    from workorders.service import Actor, NewOrder
+
+    agent, crew = Actor("A007", Role.AGENT), Actor("crew", Role.DEPARTMENT, Department.REPAIR)
+    order = svc.create(NewOrder(type="fault_repair", description="家中无电",
+                                caller_number=caller), agent, now=now)
+    number = str(order["number"])
+    for i, (to, who) in enumerate((("dispatched", agent), ("department_accepted", crew),
+                                   ("on_site", crew), ("resolved", crew))):
+        svc.transition(number, to, who, now=now + timedelta(minutes=i + 1))
+    return number
+
+
+def test_a_resolved_repair_gets_its_return_visit_and_the_key_is_its_score(
+        session_factory: sessionmaker[Session], now: datetime) -> None:
+    import asyncio
+
+    from callcenter.return_visits import ReturnVisits
+    from workorders.lifecycle import SlaPolicy
+
+    visits = ReturnVisits(delay=timedelta(minutes=30))
+    svc = WorkOrderService(session_factory, SlaPolicy(), return_visits=visits)
+    visits.workorders = svc
+    happy = _resolved_repair(svc, now, "13800000001")
+    unhappy = _resolved_repair(svc, now, "13800000002")
+    with session_factory() as s:
+        assert store.due(s, now + timedelta(minutes=10)) == []   # not before the delay
+        jobs = {store.work_order_of(s, j.id): j for j in
+                store.due(s, now + timedelta(minutes=40))}
+    assert set(jobs) == {happy, unhappy}
+    assert jobs[happy].number == "13800000001" and jobs[happy].purpose == "return_visit"
+    # resolving again while the visit is open schedules nothing more
+    with session_factory() as s:
+        again = store.schedule(s, purpose="return_visit", number="13800000001", lang="zh",
+                               now=now, created_by="system", work_order_number=happy)
+    assert not again.created
+    at = now + timedelta(hours=1)
+    asyncio.run(visits.on_result(jobs[happy], {"Key": "1"}, at))
+    asyncio.run(visits.on_result(jobs[unhappy], {"Key": "2"}, at))
+    asyncio.run(visits.on_result(jobs[unhappy], {"Key": "none"}, at))   # changes nothing
+    h, u = svc.get(happy, now=at), svc.get(unhappy, now=at)
+    assert (h["status"], h["satisfaction"]) == ("return_visit", "satisfied")
+    assert (u["status"], u["satisfaction"]) == ("return_visit", "unsatisfied")
+    visit = [e for e in h["events"] if e["step"] == "return_visit"][-1]
+    assert visit["actor"] == "system"

@@ -457,7 +457,7 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
 
     assert settings.pbx.outbound_trunk == ""  # the shipped default: no trunk, no callbacks
     without = _render_parsed(settings, tmp_path / "without")
-    plan = dialplan(without["extensions.conf"])
+    plan = plan_without = dialplan(without["extensions.conf"])
     assert ("hotline-wait", "${CALLBACK_KEY}") not in plan
     assert not any(ctx == "hotline-callback" for ctx, _ in plan)
     assert ("endpoint", "carrier-out") not in pjsip_objects(without["pjsip.conf"])
@@ -479,6 +479,13 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
         "UserEvent(HotlineCallbackEnded,")
     assert plan[("hotline-callback", "failed")].priorities[0].startswith(
         "UserEvent(HotlineCallbackFailed,")
+    # a return visit: the survey asked up to three times, the key (or none) told to the CTI
+    visit = plan[("hotline-return-visit", "s")].priorities
+    assert sum(app.startswith("Read(key,") for app in visit) == 1
+    told = [app for app in visit if app.startswith("UserEvent(HotlineOutboundResult,")]
+    assert told == ["UserEvent(HotlineOutboundResult,Attempt: ${HOTLINE_ATTEMPT},Key: none)",
+                    "UserEvent(HotlineOutboundResult,Attempt: ${HOTLINE_ATTEMPT},Key: ${key})"]
+    assert not any(ctx == "hotline-return-visit" for ctx, _ in plan_without)
     objs = pjsip_objects(with_["pjsip.conf"])
     assert objs[("aor", "carrier-out")].get("contact") == "sip:192.0.2.7:5060"
     assert objs[("endpoint", "carrier-out")].get("from_user") == "95598"

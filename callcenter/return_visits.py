@@ -1,0 +1,73 @@
+"""Return visits (回访, issue 14) through the outbound engine.
+
+- A repair or complaint resolved: WorkOrderService calls `resolved` in the same unit of work,
+  and a `return_visit` job is scheduled for the order's caller after `delay` (one job per
+  order: resolving it again while the visit is still open makes no second one).
+- The customer keyed 1 or 2 on the survey (the dialplan's hotline-return-visit): `on_result`
+  records the return-visit step with the score, by the system, at that moment. "Not satisfied"
+  leaves the order at the return visit marked unsatisfied, where a supervisor reopens it (the
+  lifecycle's RETURN_VISIT -> DISPATCHED) or archives it.
+- No key, or no answer after the retries: the job ends handed over and the order stays in
+  WorkOrderService.return_visit_list, an agent's list, exactly as without the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cti.db import outbound as store
+from cti.db.models import Call, WorkOrder
+from outbound.jobs import Job, Purpose
+from workorders.lifecycle import Status, WorkOrderError
+from workorders.service import SYSTEM, WorkOrderService
+
+log = logging.getLogger(__name__)
+
+PURPOSE = Purpose("return_visit", "hotline-return-visit", hand_over=True)
+SATISFIED, UNSATISFIED = "1", "2"
+
+
+class ReturnVisits:
+    def __init__(self, delay: timedelta = timedelta(hours=1), default_lang: str = "zh") -> None:
+        self.delay = delay
+        self.default_lang = default_lang
+        self.workorders: WorkOrderService | None = None  # set once both exist (wiring)
+
+    def resolved(self, session: Session, order: WorkOrder, now: datetime) -> None:
+        if not order.caller_number:
+            return
+        lang = self.default_lang
+        if order.call_id:
+            lang = session.scalar(select(Call.language).where(
+                Call.call_id == order.call_id)) or lang
+        done = store.schedule(session, purpose=PURPOSE.name, number=order.caller_number,
+                              lang=lang, now=now, created_by="system",
+                              not_before=now + self.delay, work_order_number=order.number)
+        if done.created:
+            log.info("work order %s resolved: return visit job %s scheduled", order.number,
+                     done.job_id)
+
+    async def on_result(self, job: Job, result: dict[str, str], now: datetime) -> None:
+        key = result.get("Key")
+        if key not in (SATISFIED, UNSATISFIED) or self.workorders is None:
+            return
+        number = await asyncio.to_thread(self._order_of, job.id)
+        if number is None:
+            return
+        try:
+            await asyncio.to_thread(self.workorders.transition, number,
+                                    Status.RETURN_VISIT.value, SYSTEM,
+                                    satisfied=key == SATISFIED, now=now,
+                                    note="回访电话 return visit call")
+        except WorkOrderError as exc:  # already visited by an agent meanwhile, say
+            log.warning("return visit of %s not recorded: %s", number, exc)
+
+    def _order_of(self, job_id: int) -> str | None:
+        assert self.workorders is not None
+        with self.workorders.sessions() as s:
+            return store.work_order_of(s, job_id)
