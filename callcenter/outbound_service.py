@@ -92,6 +92,8 @@ class OutboundService:
         self.clock = clock
         self.results = dict(results or {})
         self.open: dict[int, _Open] = {}      # attempt id -> what we know of it
+        # nothing is dialled before recover() has settled what a previous process left open
+        self.recovered = False
         self.counts = {"dialled": 0, "answered": 0, "blocked": 0, "originate_failed": 0}
 
     # ------------------------------------------------------------------------ the database
@@ -113,7 +115,7 @@ class OutboundService:
         """Start what may start now; the attempt ids begun."""
         now = self.clock()
         await self._expire_unheard(now)
-        if not self.config.window.allows(now):
+        if not self.recovered or not self.config.window.allows(now):
             return []
         due: list[Job] = await self._db(lambda s: store.due(s, now))
         dnc = DoNotCall(await self._db(store.dnc_numbers))
@@ -121,7 +123,9 @@ class OutboundService:
         for name, purpose in self.purposes.items():
             mine = [j for j in due if j.purpose == name]
             cap = self.capacity()
-            cap = Capacity(active=self.active(name), channels_free=cap.channels_free,
+            # the capacity counts inbound calls on the trunk; ours are known here
+            cap = Capacity(active=self.active(name),
+                           channels_free=cap.channels_free - len(self.open),
                            ready_agents=cap.ready_agents, waiting_inbound=cap.waiting_inbound)
             n = self.config.pacing.launches(len(mine), cap, needs_agent=purpose.needs_agent,
                                             paused=self.paused())
@@ -253,6 +257,7 @@ class OutboundService:
                     store.store(s, job, now)
             await self._db(work)
             settled += 1
+        self.recovered = True
         return settled
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.outages import OutageSettings, outage_settings
+from config.outbound import OutboundSettings, outbound_settings
 from config.recorder import RecorderSettings, recorder_settings
 from config.speech import SpeechSettings, speech_settings
 from config.storm import StormSettings, storm_settings
@@ -231,6 +232,8 @@ class Settings:
     storm: StormSettings = StormSettings()
     # [speech]: vosk models per language and how the IVR listens (config/speech.py)
     speech: SpeechSettings = SpeechSettings()
+    # [outbound]: the outbound engine's window, pacing, retries, return visits (config/outbound.py)
+    outbound: OutboundSettings = OutboundSettings()
     cti: CtiSettings = CtiSettings()
     # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
     # `hotline doctor` then only warns about that password. A settings file without it is not a
@@ -390,6 +393,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             outages=outage_settings(raw.get("outages", {})),
             storm=storm_settings(raw.get("storm", {})),
             speech=speech_settings(raw.get("speech", {}), root),
+            outbound=outbound_settings(raw.get("outbound", {}),
+                                       str(ivr.get("timezone", "Asia/Shanghai"))),
             demo=_demo(raw.get("hotline", {})),
             cti=CtiSettings(standby=_optional_bool(raw.get("cti", {}).get("standby", True),
                                                    "[cti] standby") is not False),

@@ -174,6 +174,8 @@ class Services:
     clock: Callable[[], datetime] | None = None
     outages: Any = None  # callcenter.outage_service.OutageService
     keyword_alerts: Any = None  # callcenter.keyword_alerts.KeywordAlertService
+    # a resolved repair or complaint schedules its return-visit call ([pbx] outbound_trunk)
+    return_visits: Any = None  # callcenter.return_visits.ReturnVisits
 
     def web_context(self, **live: Any) -> Any:
         """The desktop's context over these services; `live` adds the daemon's (acd, pbx, ...)."""
@@ -204,11 +206,20 @@ def build_services(settings: Settings, sessions: sessionmaker[Session] | None = 
         kw["clock"] = clock
     # fault reports are linked into known outages and counted by incident detection ([outages])
     outages = OutageService(sessions, notifier, detection=settings.outages.detection())
-    workorders = WorkOrderService(sessions, settings.workorders.policy(), outages=outages, **kw)
+    # return visits (回访) are called by the outbound engine where there is a trunk to call on;
+    # without one they wait on the agents' return-visit list
+    visits = None
+    if settings.pbx.outbound_trunk and settings.outbound.enabled:
+        from callcenter.return_visits import ReturnVisits
+        visits = ReturnVisits(settings.outbound.return_visit_delay)
+    workorders = WorkOrderService(sessions, settings.workorders.policy(), outages=outages,
+                                  return_visits=visits, **kw)
+    if visits is not None:
+        visits.workorders = workorders
     # keyword alerts of post-call transcription: the console's list and complaint orders
     alerts = KeywordAlertService(sessions, workorders, **({"clock": clock} if clock else {}))
     return Services(settings=settings, sessions=sessions, clock=clock, workorders=workorders,
-                    outages=outages, keyword_alerts=alerts)
+                    outages=outages, keyword_alerts=alerts, return_visits=visits)
 
 
 # ------------------------------------------------------------------------------- the daemon
@@ -373,6 +384,55 @@ def speech_listener(settings: Settings, *, peer_uid: int | None,
                              sample_rate=sp.sample_rate)
 
 
+def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: Any, acd: Any,
+                     services: Services, *, paused: Callable[[], bool]) -> Any:
+    """The outbound engine where [pbx] outbound_trunk names the carrier and [outbound] is
+    enabled; None otherwise."""
+    if not (settings.pbx.outbound_trunk and settings.outbound.enabled):
+        return None
+    from callcenter.outbound_service import OutboundConfig, OutboundService
+    from callcenter.return_visits import PURPOSE
+    from outbound.pacing import Capacity
+
+    ob = settings.outbound
+
+    def capacity() -> Capacity:
+        view = acd.view
+        waiting = sum(1 for c in view.calls.values() if str(c.state) == "waiting")
+        ready = sum(1 for a in view.agents.values() if str(a.state) == "ready")
+        # every inbound call holds a trunk channel (the service takes its own calls off)
+        free = ob.trunk_channels - len(view.calls)
+        return Capacity(active=0, channels_free=free, ready_agents=ready,
+                        waiting_inbound=waiting)
+
+    visits = services.return_visits
+    return OutboundService(
+        sessions, ami,
+        OutboundConfig(trunk="carrier-out", caller_id=settings.pbx.service_number,
+                       ring_s=ob.ring_s, window=ob.window(), retry=ob.retry(),
+                       pacing=ob.pacing()),
+        {PURPOSE.name: PURPOSE}, capacity=capacity, paused=paused,
+        clock=lambda: datetime.now(UTC),
+        results={PURPOSE.name: visits.on_result} if visits is not None else {})
+
+
+async def outbound_tap(outbound: Any, events: Any) -> Any:
+    """AMI events through the outbound engine on their way to the feed."""
+    async for event in events:
+        if outbound is not None:
+            try:
+                await outbound.on_ami_event(event)
+            except Exception:
+                log.exception("outbound: event not handled")
+        yield event
+
+
+async def live_channel_ids(ami: Any) -> list[str]:
+    """The Uniqueids of the channels up now (CoreShowChannels), for the outbound recovery."""
+    events = await ami.action({"Action": "CoreShowChannels"}, idempotent=True, as_list=True)
+    return [str(e.get("Uniqueid", "")) for e in events if e.get("Event") == "CoreShowChannel"]
+
+
 async def build_daemon(settings: Settings) -> Daemon:
     """Build the CTI; fails fast (FlowValidationError, RecorderError, WebBindError) on bad config.
 
@@ -464,12 +524,15 @@ async def build_daemon(settings: Settings) -> Daemon:
     store = DbAcdStore(sessions, durable=durable)
     feed: AcdFeed | None = None
     supervision: SupervisionService | None = None
+    outbound: Any = None
 
     async def on_ami_connected(client: AmiClient) -> None:
         assert feed is not None
         await feed.resync(client)
         if supervision is not None:
             await supervision.resync(client)
+        if outbound is not None:
+            await outbound.recover(await live_channel_ids(client))
 
     node = the_one_node(settings)
     ami = AmiClient(node.ami_host, node.ami_port, settings.ami.username,
@@ -552,6 +615,24 @@ async def build_daemon(settings: Settings) -> Daemon:
                              active_faults_of(services.outages))
     ivr_ctx.short_menus = lambda: storm_watch.short_menus
 
+    # the outbound engine (issue 14): return visits and every other call we place, over the
+    # carrier trunk, within the window and what live capacity leaves (never in storm mode)
+    outbound = outbound_service(settings, sessions, ami, acd, services,
+                                paused=lambda: storm_watch.short_menus)
+    outbound_loop = None
+    if outbound is not None:
+        svc = outbound
+
+        async def outbound_loop() -> None:
+            # nothing is dialled before the first recovery (on_ami_connected) has settled what
+            # a previous process left open
+            while True:
+                try:
+                    await svc.tick()
+                except Exception:  # the database away, say: the next tick tries again
+                    log.exception("outbound tick failed")
+                await asyncio.sleep(settings.outbound.tick_s)
+
     tasks: dict[str, TaskFactory] = {
         "fastagi": fastagi.serve_forever,
         "flow-watch": registry.watch,
@@ -560,7 +641,8 @@ async def build_daemon(settings: Settings) -> Daemon:
         "ami": ami.run,
         "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
                                                          settings.workorders.tick_interval_s),
-        "ami-events": lambda: feed.consume(recorder.tap(supervision.tap(ami.events()))),
+        "ami-events": lambda: feed.consume(recorder.tap(supervision.tap(
+            outbound_tap(outbound, ami.events())))),
         "recorder-index": recorder.run,
         "recorder-reconcile": recorder.at_start,
         "recorder-purge": recorder.daily_purge,
@@ -584,6 +666,9 @@ async def build_daemon(settings: Settings) -> Daemon:
     if transcriber is not None:
         # the sweep at start (a dead process's jobs back to the queue), then the workers
         tasks["transcription"] = transcriber.run
+    if outbound is not None:
+        # the outbound engine: settles what a previous process left open, then places calls
+        tasks["outbound"] = outbound_loop
     if speech is not None:
         tasks["audiosocket"] = speech.serve_forever
         # each model is loaded once the flows in service use its language
@@ -594,5 +679,5 @@ async def build_daemon(settings: Settings) -> Daemon:
                   parts={"acd": acd, "ami": ami, "bus": bus, "fastagi": fastagi,
                          "durable": durable,
                          "registry": registry, "recorder": recorder, "supervision": supervision,
-                         "transcription": transcriber,
+                         "transcription": transcriber, "outbound": outbound,
                          "commands": commands, "web": web_app})
