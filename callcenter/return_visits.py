@@ -5,8 +5,9 @@
   order: resolving it again while the visit is still open makes no second one).
 - The customer keyed 1 or 2 on the survey (the dialplan's hotline-return-visit): `on_result`
   records the return-visit step with the score, by the system, at that moment. "Not satisfied"
-  leaves the order at the return visit marked unsatisfied, where a supervisor reopens it (the
-  lifecycle's RETURN_VISIT -> DISPATCHED) or archives it.
+  then reopens the order (the lifecycle's RETURN_VISIT -> DISPATCHED, back to the department
+  that resolved it), where supervisors see it reopened; "satisfied" leaves it for a
+  supervisor to archive.
 - No key, or no answer after the retries: the job ends handed over and the order stays in
   WorkOrderService.return_visit_list, an agent's list, exactly as without the engine.
 """
@@ -64,6 +65,10 @@ class ReturnVisits:
                                     Status.RETURN_VISIT.value, SYSTEM,
                                     satisfied=key == SATISFIED, now=now,
                                     note="回访电话 return visit call")
+            if key == UNSATISFIED:
+                await asyncio.to_thread(self.workorders.transition, number,
+                                        Status.DISPATCHED.value, SYSTEM, now=now,
+                                        note="回访不满意 the customer is not satisfied")
         except WorkOrderError as exc:  # already visited by an agent meanwhile, say
             log.warning("return visit of %s not recorded: %s", number, exc)
 

@@ -154,8 +154,10 @@ _CENTER: Final = frozenset({Role.AGENT, Role.SUPERVISOR})
 _DEPT: Final = frozenset({Role.DEPARTMENT, Role.SUPERVISOR})
 _SUP: Final = frozenset({Role.SUPERVISOR})
 # the return visit (回访) is an agent's call, or the outbound engine's (issue 14: the system
-# records the score the customer keyed)
+# records the score the customer keyed, and an unsatisfied customer's order goes back to its
+# department at once, where a supervisor sees it reopened)
 _VISIT: Final = _CENTER | {Role.SYSTEM}
+_REOPEN: Final = _SUP | {Role.SYSTEM}
 
 Edges = Mapping[Status, Mapping[Status, frozenset[Role]]]
 
@@ -173,7 +175,7 @@ _REPAIR = _edges({
     S.DEPARTMENT_ACCEPTED: {S.ON_SITE: _DEPT},
     S.ON_SITE: {S.RESOLVED: _DEPT},
     S.RESOLVED: {S.RETURN_VISIT: _VISIT},
-    S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _SUP},
+    S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _REOPEN},
     S.ARCHIVED: {},
 })
 # 投诉: supervised; the department may resolve without a site visit; return visit mandatory.
@@ -183,7 +185,7 @@ _COMPLAINT = _edges({
     S.DEPARTMENT_ACCEPTED: {S.ON_SITE: _DEPT, S.RESOLVED: _DEPT},
     S.ON_SITE: {S.RESOLVED: _DEPT},
     S.RESOLVED: {S.RETURN_VISIT: _VISIT},
-    S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _SUP},
+    S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _REOPEN},
     S.ARCHIVED: {},
 })
 # 业务受理, 举报: dispatched work, a site visit when needed, a return visit when useful.
@@ -193,7 +195,7 @@ _DEPARTMENT_WORK = _edges({
     S.DEPARTMENT_ACCEPTED: {S.ON_SITE: _DEPT, S.RESOLVED: _DEPT},
     S.ON_SITE: {S.RESOLVED: _DEPT},
     S.RESOLVED: {S.RETURN_VISIT: _VISIT, S.ARCHIVED: _SUP},
-    S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _SUP},
+    S.RETURN_VISIT: {S.ARCHIVED: _SUP, S.DISPATCHED: _REOPEN},
     S.ARCHIVED: {},
 })
 # 咨询, 表扬, 意见建议 (and the query types): the agent may answer at once (受理 -> 处理完成),

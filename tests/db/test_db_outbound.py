@@ -178,6 +178,9 @@ def test_a_resolved_repair_gets_its_return_visit_and_the_key_is_its_score(
     asyncio.run(visits.on_result(jobs[unhappy], {"Key": "none"}, at))   # changes nothing
     h, u = svc.get(happy, now=at), svc.get(unhappy, now=at)
     assert (h["status"], h["satisfaction"]) == ("return_visit", "satisfied")
-    assert (u["status"], u["satisfaction"]) == ("return_visit", "unsatisfied")
+    # not satisfied: recorded, then the order goes back to the department that resolved it
+    assert (u["status"], u["satisfaction"], u["department"]) == (
+        "dispatched", "unsatisfied", "repair")
+    assert [e["step"] for e in u["events"]][-2:] == ["return_visit", "dispatched"]
     visit = [e for e in h["events"] if e["step"] == "return_visit"][-1]
     assert visit["actor"] == "system"
