@@ -179,7 +179,8 @@ class Backend:
     # two digits name the module's own range (the call records of a session's modules share
     # one database, and a test that counts its callers' records must see only its own):
     #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
-    #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 90 fallback
+    #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 84 softphone
+    #   90 fallback
     # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
     prefix: str
 
