@@ -170,3 +170,14 @@ def test_the_callers_keys() -> None:
     xml = caller_xml(Path("/x.pcap"), plan, 1000)
     assert xml.count("INFO sip:") == 4 and "CSeq: 6 BYE" in xml
     assert xml.index("play_pcap_audio") < xml.index("Signal=1")
+
+
+def test_a_speech_step_holds_while_it_answers_as_fast_as_one_caller() -> None:
+    from bench.ivr import speech_holds
+
+    def step(p99: float, share: float) -> dict[str, Any]:
+        return {"response": {"p99_ms": p99}, "heard_share": share}
+    assert speech_holds(step(1100, 1.0), 1000)
+    assert not speech_holds(step(1200, 1.0), 1000)  # 200 ms later than one caller alone
+    assert not speech_holds(step(1000, 0.8), 1000)  # a fifth not heard
+    assert not speech_holds(step(1000, 1.0), None)
