@@ -164,6 +164,13 @@ def open_attempts(session: Session) -> list[OpenAttempt]:
     return [OpenAttempt(aid, to_job(job)) for aid, job in rows]
 
 
+def jobs_of_order(session: Session, work_order_number: str) -> list[int]:
+    """The jobs made for a work order (its return visits), oldest first."""
+    return list(session.scalars(select(OutboundJob.id)
+                                .where(OutboundJob.work_order_number == work_order_number)
+                                .order_by(OutboundJob.id)))
+
+
 def work_order_of(session: Session, job_id: int) -> str | None:
     return session.scalar(select(OutboundJob.work_order_number).where(OutboundJob.id == job_id))
 
