@@ -104,6 +104,11 @@ def it_env(it_state: Path) -> ItEnv:
         # any known wait is past its deflection threshold
         "storm": {"min_calls_per_min": 1_000_000, "faults_on": 1_000_000,
                   "watch_every_s": 1, "storm": {"queue_cap": 2, "ewt_deflect_s": 1}},
+        # the outbound engine (test_outbound_calls.py): any hour (CI runs at any), a short
+        # ring and one quick retry; a return visit is called as soon as its order is resolved
+        "outbound": {"window_opens": "00:00", "window_closes": "24:00", "ring_s": 6,
+                     "max_attempts": 2, "backoff_min": [0.05], "busy_backoff_min": 0.05,
+                     "return_visit_delay_min": 0},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
         # speech (issue 13): a Korean model, heard only where a flow lists Korean phrases (the
