@@ -86,6 +86,8 @@ def up(no_demo: bool, watchdog: bool) -> None:
         stack.start_fail2ban(settings)
         click.echo("mosquitto ...")
         mqtt = stack.start_mosquitto(settings)
+        if stack.start_carrier(settings) is not None:  # a demo's stand-in carrier
+            click.echo(f"simulated carrier on {settings.pbx.outbound_trunk} ...")
         click.echo("cti ...")
         stack.start_cti(settings)
         if settings.cti.standby:  # [cti] standby: a second CTI waits on the leadership lock
@@ -98,6 +100,10 @@ def up(no_demo: bool, watchdog: bool) -> None:
         raise click.ClickException(str(exc)) from None
     st = stack.status(settings)
     target = f"{settings.pbx.bind_ip}:{settings.pbx.sip_port}"
+    carrier_line = ""
+    if st.get("carrier"):
+        carrier_line = (f"\n  carrier   {st['carrier']['sip']} simulated: answers the calls we "
+                        "place (callbacks, return visits) and presses 1")
     click.echo(f"""
 The 95598 hotline is up.
   SIP       {st['asterisk']['sip']}  call {settings.pbx.service_number} from any number, e.g.
@@ -111,7 +117,7 @@ passwords in {settings.state_dir / 'secrets.json'}
   MQTT      {st['mqtt']['url']} ({mqtt})
   database  {st['db']['url']}
   flows     {settings.ivr.flows_dir} (edits take effect live)
-  logs      {settings.state_dir / 'log'}
+  logs      {settings.state_dir / 'log'}{carrier_line}
 Demo accounts: hotline demo accounts.  Stop: make down.""")
 
 
@@ -126,7 +132,8 @@ def down() -> None:
     if stack.cti_processes(settings).get("cti", {}).get("role") == "standby":
         ctis.reverse()  # after a takeover the standby's process is the active one
     for name, fn in (*ctis, ("asterisk", stack.stop_asterisk),
-                     ("fail2ban", stack.stop_fail2ban), ("mosquitto", stack.stop_mosquitto)):
+                     ("fail2ban", stack.stop_fail2ban), ("mosquitto", stack.stop_mosquitto),
+                     ("simulated carrier", stack.stop_carrier)):
         click.echo(f"{name}: {'stopped' if fn(settings) else 'not running'}")
 
 

@@ -74,6 +74,11 @@ class Paths:
         return self.run / "mosquitto.pid"
 
     @property
+    def carrier_pid(self) -> Path:
+        """`make up`'s simulated carrier (a SIPp UAS on [pbx] outbound_trunk)."""
+        return self.run / "carrier.pid"
+
+    @property
     def watchdog_pid(self) -> Path:
         """`hotline watchdog` (hotline/watchdog.py), started by `hotline up`."""
         return self.run / "watchdog.pid"
@@ -626,6 +631,68 @@ def _spawn_cti(settings: Settings, pidfile: Path, log_name: str,
     return proc
 
 
+# the simulated carrier's customers: answer after 1 s, press 1 four seconds in
+CARRIER_RING_MS, CARRIER_KEY_AFTER_MS = 1000, 4000
+DTMF_1_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
+
+
+def simulated_carrier(settings: Settings) -> tuple[str, int] | None:
+    """Where `make up` runs its simulated carrier: the outbound trunk's address, when this is
+    a demo deployment and the trunk is on this host; None otherwise (a real carrier)."""
+    trunk = settings.pbx.outbound_trunk
+    if not (settings.demo and trunk):
+        return None
+    host, _, port = trunk.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return None
+    return "127.0.0.1", int(port)
+
+
+def start_carrier(settings: Settings) -> int | None:
+    """The demo's carrier (issue 14): a SIPp UAS on the outbound trunk's port that answers
+    every call the hotline places (callbacks, return visits) and presses 1, so a new user sees
+    outbound calls work with no carrier of their own. Idempotent; None where there is none to
+    run (not a demo, or a real carrier's address)."""
+    where = simulated_carrier(settings)
+    if where is None:
+        return None
+    p = paths(settings)
+    pid = pid_alive(p.carrier_pid)
+    if pid:
+        return pid
+    from bench.sipp import scenario
+
+    folder = settings.state_dir / "carrier"
+    folder.mkdir(parents=True, exist_ok=True)
+    scen = folder / "customers.xml"
+    scen.write_text(scenario("carrier_customer", ring_ms=CARRIER_RING_MS,
+                             key_after_ms=CARRIER_KEY_AFTER_MS, dtmf_pcap=DTMF_1_PCAP),
+                    encoding="iso-8859-1")
+    host, port = where
+    # not root: the CTI's unprivileged user (a demo's stand-in for someone else's network)
+    user = cti_user()
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        os.chown(folder, user.uid, user.gid)
+        as_user = {"user": user.uid, "group": user.gid, "extra_groups": []}
+    p.log.mkdir(parents=True, exist_ok=True)
+    out = private_log(p.log / "carrier.log")
+    proc = subprocess.Popen(
+        ["sipp", "-sf", str(scen), "-i", host, "-p", str(port), "-mp", str(port + 10),
+         "-cp", str(port + 1), "-nostdin", "-trace_err",
+         "-error_file", str(folder / "errors.log")],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, cwd=folder, **as_user)
+    out.close()
+    p.carrier_pid.write_text(str(proc.pid))
+    wait_until(lambda: port_open(host, port, udp=True), 10, f"the simulated carrier on {port}")
+    return proc.pid
+
+
+def stop_carrier(settings: Settings) -> bool:
+    return _stop_pidfile(paths(settings).carrier_pid)
+
+
 def start_watchdog(settings: Settings) -> int:
     """`hotline watchdog` in the background (root, as `hotline up`: it starts Asterisk in its
     chroot and the CTI as its user), its output in log/watchdog.log; idempotent."""
@@ -729,6 +796,10 @@ def status(settings: Settings) -> dict[str, Any]:
                              if settings.mqtt.tls_port else None),
                  "started_by_hotline": bool(pid_alive(p.mosquitto_pid))},
         "db": {"url": _redact(settings.db_url)},
+        # the demo's simulated carrier (start_carrier); None: a real one, or no trunk
+        "carrier": ({"running": bool(pid_alive(p.carrier_pid)),
+                     "sip": f"udp:{settings.pbx.outbound_trunk}"}
+                    if simulated_carrier(settings) else None),
         "state_dir": str(settings.state_dir),
     }
 

@@ -455,8 +455,10 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
                                                            tmp_path: Path) -> None:
     from dataclasses import replace
 
-    assert settings.pbx.outbound_trunk == ""  # the shipped default: no trunk, no callbacks
-    without = _render_parsed(settings, tmp_path / "without")
+    # the shipped demo's trunk is `make up`'s simulated carrier (hotline/stack.py)
+    assert settings.pbx.outbound_trunk == "127.0.0.1:5070"
+    without = _render_parsed(replace(settings, pbx=replace(settings.pbx, outbound_trunk="")),
+                             tmp_path / "without")
     plan = plan_without = dialplan(without["extensions.conf"])
     assert ("hotline-wait", "${CALLBACK_KEY}") not in plan
     assert not any(ctx == "hotline-callback" for ctx, _ in plan)
