@@ -188,7 +188,7 @@ def place(speakers: list[Speaker], cti: CtiProcess, ami: AmiRecorder, backend: B
         rec = _written(backend, number)
         if rec is None:
             raise AssertionError(call_story(ami, number, mark, cti.settings))
-        out[number] = Heard(res, rec, call_story(ami, number, mark),
+        out[number] = Heard(res, rec, call_story(ami, number, mark, cti.settings),
                             _dialed_audiosocket(ami, number, mark))
     return out
 
@@ -266,7 +266,7 @@ def test_silence_falls_back_to_the_key_menu(calls: dict[str, Heard], leg: str) -
                         "decision": "none"}, h.path
     # then the key menu exactly as without speech: no input twice (retries: 1), on_fail
     timeouts = [p for p in h.path if p.get("node") == "menu" and p.get("timeout")]
-    assert len(timeouts) == 2, h.path
+    assert len(timeouts) == 2, (h.path, h.record.outcome, h.story)
     assert h.path[-1] == {"node": "gave_up", "hangup": True}, h.path
 
 
@@ -283,7 +283,9 @@ def test_a_low_confidence_result_asks_to_confirm(calls: dict[str, Heard]) -> Non
     for name, h in asked.items():
         assert h.speech is not None and h.speech["speech"] == "3", (name, h.path)
         assert 0.3 <= h.speech["confidence"] < 0.95
-        assert {"node": "menu", "confirm": "3", "yes": True} in h.path, (name, h.path)
+        assert {"node": "menu", "confirm": "3", "yes": True} in h.path, (name, h.path,
+                                                                         h.record.outcome,
+                                                                         h.story)
         assert h.reached("chose_repair"), (name, h.path)
     # and nothing heard was taken as another choice without asking
     for name, h in confirm.items():
@@ -360,10 +362,12 @@ def test_accuracy_over_real_calls(korean_flow: None, backend: Backend, cti: CtiP
     the contract test's 30 (5 voices) from G.711 phones through AudioSocket() at 8 kHz:
     reported, with the bar 8 kHz can keep (70-77 % in earlier runs).
 
-    Measured (this test's output; espeak-ng's audio is the same every run, what varies is vosk
-    on how the audio falls on its frames and the machine's load): see README, "Speech on the
-    live call". The 85 % bar leaves room for that variation; hardly any wrong choice may be
-    taken without asking at either rate."""
+    Measured in five runs (espeak-ng's audio is the same every run; what varies is where the
+    audio falls on vosk's frames, as the call's timing moves): 16 kHz 58, 57, 56, 57, 57 of 60
+    (93-97 %), each run with 1 wrong choice taken (요금 heard as 기사 at 1.0 in one voice, as
+    offline after a G.722 round trip); 8 kHz 22, 20, 21, 20, 20 of 30 (67-73 %), none taken
+    wrong. The 85 % bar (51 of 60) leaves 5 utterances below the worst run for that variation,
+    and at most 2 wrong choices may be taken without asking at either rate."""
     wide = _run("g722", WIDE_VOICES, 100, cti, ami, backend, tmp_path)
     narrow = _run("g711", VOICES, 200, cti, ami, backend, tmp_path)
     print(f"\nspeech over real calls: {wide.report(backend.name)}\n"
