@@ -633,7 +633,6 @@ def _spawn_cti(settings: Settings, pidfile: Path, log_name: str,
 
 # the simulated carrier's customers: answer after 1 s, press 1 four seconds in
 CARRIER_RING_MS, CARRIER_KEY_AFTER_MS = 1000, 4000
-DTMF_1_PCAP = Path("/usr/share/sip-tester/dtmf_2833_1.pcap")
 
 
 def simulated_carrier(settings: Settings) -> tuple[str, int] | None:
@@ -666,7 +665,7 @@ def start_carrier(settings: Settings) -> int | None:
     folder.mkdir(parents=True, exist_ok=True)
     scen = folder / "customers.xml"
     scen.write_text(scenario("carrier_customer", ring_ms=CARRIER_RING_MS,
-                             key_after_ms=CARRIER_KEY_AFTER_MS, dtmf_pcap=DTMF_1_PCAP),
+                             key_after_ms=CARRIER_KEY_AFTER_MS),
                     encoding="iso-8859-1")
     host, port = where
     # not root: the CTI's unprivileged user (a demo's stand-in for someone else's network)
