@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("hotline", "bench", "config", "acd", "ivr", "workorders", "callcenter", "cti",
-            "recorder", "agent_desktop", "asterisk_conf", "prompts", "outages", "speech", "outbound")
+            "recorder", "agent_desktop", "asterisk_conf", "prompts", "outages", "speech",
+            "outbound")
 ROOTS = ("hotline", "bench")  # the composition root and the benchmarks: nothing imports them
 
 # the pure cores: the modules and what they may import beyond the standard library
