@@ -92,6 +92,7 @@ class AgiIvrSession:
         self.dnis = h.get("agi_extension", "")
         self.link_s = ctx.max_silence_s
         self.channel = h.get("agi_channel", "")
+        self._leg_rate: int | None = None
 
     def _paths(self, prompts: Sequence[e.Prompt]) -> list[str]:
         return [self.ctx.prompts.asterisk_path(p.id, p.lang) for p in prompts]
@@ -114,14 +115,15 @@ class AgiIvrSession:
 
     async def leg_rate(self) -> int:
         """16000 when the caller's leg carries wideband audio (its codec, the first of the
-        channel's native formats, is G.722, slin16, ...), else 8000."""
-        res = await self.agi.command('GET VARIABLE "CHANNEL(audionativeformat)"',
-                                     timeout=self.link_s)
-        code, value = res.get("result", ("0", ""))[:2]
-        if code != "1":
-            return 8000
-        first = value.strip("()").split("|", 1)[0].strip()
-        return 16000 if first in WIDEBAND_FORMATS else 8000
+        channel's native formats, is G.722, slin16, ...), else 8000. Asked once a call (the
+        codec was agreed at the answer)."""
+        if self._leg_rate is None:
+            res = await self.agi.command('GET VARIABLE "CHANNEL(audionativeformat)"',
+                                         timeout=self.link_s)
+            code, value = res.get("result", ("0", ""))[:2]
+            first = value.strip("()").split("|", 1)[0].strip() if code == "1" else ""
+            self._leg_rate = 16000 if first in WIDEBAND_FORMATS else 8000
+        return self._leg_rate
 
     async def listen(self, act: e.Listen) -> e.Heard:
         """A menu the caller may speak to: the channel is connected to the CTI's listener,
@@ -139,7 +141,7 @@ class AgiIvrSession:
         except LookupError:
             log.error("call %s: a speech menu prompt is not built", self.call_id)
             return e.Heard(unavailable="error")
-        rate = await self.leg_rate()
+        rate = await self.leg_rate() if port.sample_rate >= 16000 else 8000
         listening = port.listen(ListenRequest(self.call_id, act.lang, act.choices, files,
                                               rate=rate))
         if listening is None:

@@ -59,6 +59,12 @@ class SpeechPort(Protocol):
         """host:port for AudioSocket()."""
         ...
 
+    @property
+    def sample_rate(self) -> int:
+        """The widest rate a listening takes ([speech] sample_rate): 16000, or 8000 when every
+        call is heard narrowband (then the leg's codec need not be asked)."""
+        ...
+
     def listen(self, request: ListenRequest) -> Listening | None:
         """A listening for Asterisk to connect to with its uuid, holding a decoder; None when
         every decoder is busy (the caller gets keys; counted)."""

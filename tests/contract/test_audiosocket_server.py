@@ -257,6 +257,20 @@ async def test_sample_rate_8000_keeps_every_leg_narrowband(models: ModelRegistry
     await srv.close()
 
 
+async def test_a_narrowband_server_runs_the_application_for_a_g722_leg(
+        models: ModelRegistry, prompt: Path) -> None:
+    srv = AudioSocketServer("127.0.0.1", 0, models=models, pool=DecoderPool(1),
+                            thresholds=Thresholds(), listen_s=LISTEN_S, sample_rate=8000)
+    await srv.start()
+    serving = asyncio.create_task(srv.serve_forever(), name="audiosocket-narrowband")
+    services = await run_call(srv, prompt, "2", "g722")
+    assert {"node": "menu", "input": "2"} in services.path
+    assert srv.sessions == 1
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)
+    await srv.close()
+
+
 def test_prompts_resample_between_8_and_16_khz() -> None:
     pcm = struct.pack("<4h", 0, 100, 200, -300)
     assert struct.unpack("<8h", resample(pcm, 8000, 16000)) == (0, 50, 100, 150, 200, -50,
@@ -410,6 +424,8 @@ def korean_flows() -> FlowSet:
 
 async def run_call(server: AudioSocketServer, prompt: Path, caller: bytes | str,
                    codec: str = "ulaw") -> Services:
+    """One call through the FastAGI session; a g722 leg is Dialed (slin16) where the server
+    takes 16 kHz, anything else runs the application."""
     flows = korean_flows()
     services = Services()
     ctx = IvrContext(engine_factory=lambda: Engine(flows, "main",
@@ -420,8 +436,12 @@ async def run_call(server: AudioSocketServer, prompt: Path, caller: bytes | str,
     await AgiIvrSession(agi, ctx).run()  # type: ignore[arg-type]
     # the leg's codec says how the menu is connected: Dial'ed with slin16, or the application
     connect = [c for c in agi.commands if c.startswith("EXEC Dial") or "AudioSocket" in c]
-    assert all(c.startswith("EXEC Dial" if codec == "g722" else "EXEC AudioSocket")
+    wide = codec == "g722" and server.sample_rate == 16000
+    assert all(c.startswith("EXEC Dial" if wide else "EXEC AudioSocket")
                for c in connect), agi.commands
+    # the leg's codec is asked at most once a call, and not at all by a narrowband server
+    asked = agi.commands.count('GET VARIABLE "CHANNEL(audionativeformat)"')
+    assert asked <= (0 if server.sample_rate == 8000 else 1), agi.commands
     return services
 
 
