@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PURPOSE = Purpose("return_visit", "hotline-return-visit", hand_over=True)
 SATISFIED, UNSATISFIED = "1", "2"
+CLICKED = 10  # an agent's "call now" goes ahead of the scheduled visits
 
 
 class ReturnVisits:
@@ -42,16 +43,30 @@ class ReturnVisits:
     def resolved(self, session: Session, order: WorkOrder, now: datetime) -> None:
         if not order.caller_number:
             return
-        lang = self.default_lang
-        if order.call_id:
-            lang = session.scalar(select(Call.language).where(
-                Call.call_id == order.call_id)) or lang
         done = store.schedule(session, purpose=PURPOSE.name, number=order.caller_number,
-                              lang=lang, now=now, created_by="system",
+                              lang=self._lang(session, order), now=now, created_by="system",
                               not_before=now + self.delay, work_order_number=order.number)
         if done.created:
             log.info("work order %s resolved: return visit job %s scheduled", order.number,
                      done.job_id)
+
+    def call_now(self, session: Session, order: WorkOrder, now: datetime, by: str) -> int:
+        """An agent's one click: the order's return visit is dialled at the next tick (ahead of
+        the others), whether it was scheduled for later or not at all. The job's id."""
+        done = store.schedule(session, purpose=PURPOSE.name, number=order.caller_number,
+                              lang=self._lang(session, order), now=now, created_by=by,
+                              not_before=now, priority=CLICKED, work_order_number=order.number)
+        if not done.created:
+            store.bring_forward(session, done.job_id, now, priority=CLICKED)
+        log.info("work order %s: return visit called now by %s (job %s)", order.number, by,
+                 done.job_id)
+        return done.job_id
+
+    def _lang(self, session: Session, order: WorkOrder) -> str:
+        if order.call_id:
+            return session.scalar(select(Call.language).where(
+                Call.call_id == order.call_id)) or self.default_lang
+        return self.default_lang
 
     async def on_result(self, job: Job, result: dict[str, str], now: datetime) -> None:
         key = result.get("Key")

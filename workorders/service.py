@@ -897,6 +897,13 @@ class ReturnVisitPort(Protocol):
         """A repair or complaint was resolved: schedule its return visit in this unit of
         work (callcenter.return_visits)."""
 
+    def call_now(self, session: Session, order: WorkOrder, now: datetime, by: str) -> int:
+        """Dial the order's return visit at once (an agent's click); the job's id."""
+
+
+class NoOutbound(WorkOrderError):
+    """Return visits cannot be called: no outbound trunk is configured."""
+
 
 class WorkOrderService:
     """One session and commit per call; supervisor alerts are published after the commit
@@ -954,6 +961,24 @@ class WorkOrderService:
                     and lc.needs_return_visit(OrderType(order.type))):
                 self.return_visits.resolved(s, order, now)
             return get(s, number, now, self.policy)
+
+    def call_return_visit(self, number: str, actor: Actor, *, now: datetime | None = None,
+                          visible: Visibility | None = None) -> dict[str, Any]:
+        """Dial a resolved order's return visit now (one click in the desktop)."""
+        if self.return_visits is None:
+            raise NoOutbound("return visits are not called here: no outbound trunk "
+                             "([pbx] outbound_trunk); call the customer and record the visit")
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            _check_visible(s, number, visible)
+            order = _locked(s, number)
+            if order.status != Status.RESOLVED.value:
+                raise lc.TransitionNotAllowed(
+                    f"order {number} is {order.status}: only a resolved order is visited")
+            if not order.caller_number:
+                raise InvalidWorkOrder(f"order {number} has no number to call")
+            job = self.return_visits.call_now(s, order, now, actor.id)
+            return {"number": number, "job_id": job, "requested_at": now.isoformat()}
 
     def urge(self, number: str, actor: Actor, note: str | None = None, *,
              now: datetime | None = None,

@@ -28,6 +28,7 @@ from workorders.service import (
     MAX_PAGE,
     Actor,
     NewOrder,
+    NoOutbound,
     SearchQuery,
     Visibility,
     WorkOrderNotFound,
@@ -120,7 +121,7 @@ def _call(fn: Callable[[], T]) -> T:
         raise HTTPException(404, str(exc)) from None
     except lc.RoleNotAllowed as exc:
         raise HTTPException(403, str(exc)) from None
-    except (lc.TransitionNotAllowed, lc.UrgeNotAllowed) as exc:
+    except (lc.TransitionNotAllowed, lc.UrgeNotAllowed, NoOutbound) as exc:
         raise HTTPException(409, str(exc)) from None
     except (lc.InvalidWorkOrder, ValueError) as exc:
         raise HTTPException(400, str(exc)) from None
@@ -218,6 +219,16 @@ def transition(number: str, body: TransitionIn, request: Request,
     return _for(user, _call(lambda: _service(ctx).transition(
         number, body.to, _actor(user), department=body.department, note=body.note,
         satisfied=body.satisfied, visible=_visible(ctx, user))))
+
+
+@router.post("/{number}/return-visit-call", status_code=202, responses=ERRORS)
+def return_visit_call(number: str, request: Request,
+                      user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
+    """Dial this resolved order's return visit (回访) now, through the outbound engine; 409
+    where there is no outbound trunk or the order is not resolved."""
+    ctx = ctx_of(request)
+    return _call(lambda: _service(ctx).call_return_visit(number, _actor(user),
+                                                         visible=_visible(ctx, user)))
 
 
 @router.post("/{number}/urge", responses=ERRORS)

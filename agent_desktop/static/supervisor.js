@@ -351,10 +351,42 @@ async function loadOrders() {
   } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
 }
 
+// ------------------------------------------------------------------- return visits (回访)
+// resolved orders waiting for their return visit; one click dials it through the outbound
+// engine (issue 14), or says why not (no trunk: call by hand)
+
+async function loadReturnVisits() {
+  if (S.denied) return;
+  try {
+    const list = await get("/api/workorders/return-visits?limit=30");
+    clear($("return-visits"), list.length ? list.map((o) => h("tr", {
+      "data-testid": "rv-row", "data-number": o.number },
+      h("td", {}, o.number), h("td", {}, tOr("wotype", o.type)),
+      h("td", {}, fmtTime(o.resolved_at)),
+      h("td", { class: "not-big" }, h("button", { type: "button", class: "secondary",
+        "data-testid": "rv-call", onclick: (ev) => callReturnVisit(o.number, ev.target) },
+      t("rv.call_now")))))
+      : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("sup.no_orders"))));
+  } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
+}
+
+async function callReturnVisit(number, button) {
+  button.disabled = true;
+  try {
+    await post(`/api/workorders/${encodeURIComponent(number)}/return-visit-call`);
+    button.textContent = t("rv.dialling");
+    button.dataset.state = "dialling";
+    toast(`${t("rv.dialling")} ${number}`, "info");
+  } catch (e) {
+    button.disabled = false;
+    toast(errorText(e), "error");
+  }
+}
+
 async function refreshAll() {
   await loadWallboard();
   if (S.denied) return;
-  await Promise.all([loadCalls(), loadOrders(), loadStorm(), loadAlerts()]);
+  await Promise.all([loadCalls(), loadOrders(), loadStorm(), loadAlerts(), loadReturnVisits()]);
 }
 
 // bursts of call events (offered, answered, ended, ...) refresh the lists once

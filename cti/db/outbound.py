@@ -78,6 +78,17 @@ def schedule(session: Session, *, purpose: str, number: str, lang: str, now: dat
     return Scheduled(row.id, True)
 
 
+def bring_forward(session: Session, job_id: int, now: datetime, *, priority: int) -> bool:
+    """A scheduled job is due now, ahead of others; False when it is not scheduled (it is
+    being dialled, or done)."""
+    res = session.execute(update(OutboundJob)
+                          .where(OutboundJob.id == job_id,
+                                 OutboundJob.state == State.SCHEDULED.value)
+                          .values(not_before=_aware(now), priority=priority,
+                                  updated_at=_aware(now)))
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
 def due(session: Session, now: datetime, limit: int = 100) -> list[Job]:
     """Scheduled jobs whose time has come (the window and the order are outbound.jobs.pick's)."""
     now = _aware(now)

@@ -150,3 +150,36 @@ def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url
     expect(conn).to_have_text("已连接")
     expect(body).to_have_attribute("data-refreshes", "3")
     assert len(connections) == 2
+
+
+def test_supervisor_calls_a_return_visit_with_one_click(page: Any, base_url: str,
+                                                        db: tuple[Any, Any]) -> None:
+    """Issue 14: a resolved repair waits on the console's return-visit list; one click has
+    the outbound engine dial it now (its job is due at once, ahead of the scheduled ones)."""
+    from cti.db import outbound as store
+    from hotline.wiring import build_services
+    from workorders.lifecycle import Department, Role
+    from workorders.service import Actor, NewOrder
+
+    settings, sessions = db
+    svc = build_services(settings, sessions).workorders
+    agent, crew = Actor("A003", Role.AGENT), Actor("crew", Role.DEPARTMENT, Department.REPAIR)
+    number = svc.create(NewOrder(type="fault_repair", description="家中无电",
+                                 caller_number="13800000077"), agent)["number"]
+    for to, who in (("dispatched", agent), ("department_accepted", crew), ("on_site", crew),
+                    ("resolved", crew)):
+        svc.transition(number, to, who)
+    login(page, base_url, "S01")
+    page.wait_for_url("**/supervisor.html")
+    row = page.get_by_test_id("rv-row").filter(has_text=number)
+    expect(row).to_be_visible()
+    button = row.get_by_test_id("rv-call")
+    expect(button).to_have_text("一键回访")
+    button.click()
+    expect(button).to_have_attribute("data-state", "dialling")
+    expect(button).to_have_text("正在外呼回访")
+    with sessions() as s:
+        [job] = store.jobs_of_order(s, number)
+        due = [j for j in store.due(s, datetime.now(UTC)) if j.id == job]
+    assert due and due[0].priority == 10
+    screenshot(page, "contract-return-visit-call")

@@ -170,3 +170,37 @@ async def test_search_and_confidential_reports(env: Env) -> None:
     assert r.status_code == 200 and r.json()["status"] == "resolved"
     r = await agent.post(f"/api/workorders/{made[2]}/link", json={"master": made[0]})
     assert r.status_code == 403
+
+
+async def test_one_click_return_visit_call(env: Env, seeded_db: SeededDb,
+                                           tmp_path: Path) -> None:
+    """Issue 14: an agent dials a resolved order's return visit at once; the outbound
+    engine's job is due now, ahead of the scheduled visits. Only a resolved order is visited,
+    and without an outbound trunk the desktop is told to call by hand."""
+    from cti.db import outbound as store
+
+    agent = await env.as_user("A001", "seat01")
+    sup = await env.as_user("S01")
+    r = await agent.post("/api/workorders", json={
+        "type": "fault_repair", "caller_number": "13800000009", "description": "家中无电"})
+    number = r.json()["number"]
+    r = await agent.post(f"/api/workorders/{number}/return-visit-call")
+    assert r.status_code == 409 and "only a resolved order" in r.json()["detail"], r.text
+    for to, kw in (("dispatched", {"department": "repair"}), ("department_accepted", {}),
+                   ("on_site", {}), ("resolved", {})):
+        env.clock.now += MIN
+        assert (await sup.post(f"/api/workorders/{number}/transitions",
+                               json={"to": to, **kw})).status_code == 200
+    env.clock.now += MIN
+    r = await agent.post(f"/api/workorders/{number}/return-visit-call")
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    engine = make_engine(seeded_db(tmp_path))   # the same file: seeded_db caches by folder
+    try:
+        with make_session_factory(engine)() as s:
+            [job] = [j for j in store.due(s, env.clock.now) if j.id == job_id]
+            assert (job.number, job.priority, job.not_before) == ("13800000009", 10,
+                                                                   env.clock.now)
+            assert store.jobs_of_order(s, number) == [job_id]   # resolving made it, once
+    finally:
+        engine.dispose()

@@ -184,3 +184,18 @@ def test_a_resolved_repair_gets_its_return_visit_and_the_key_is_its_score(
     assert [e["step"] for e in u["events"]][-2:] == ["return_visit", "dispatched"]
     visit = [e for e in h["events"] if e["step"] == "return_visit"][-1]
     assert visit["actor"] == "system"
+
+
+def test_no_trunk_no_return_visit_calls(session_factory: sessionmaker[Session],
+                                        now: datetime) -> None:
+    import pytest
+
+    from workorders.lifecycle import Role, SlaPolicy
+    from workorders.service import Actor, NoOutbound
+
+    svc = WorkOrderService(session_factory, SlaPolicy())   # no return-visit port: no trunk
+    number = _resolved_repair(svc, now, "13800000003")
+    with session_factory() as s:
+        assert store.jobs_of_order(s, number) == []         # nothing scheduled either
+    with pytest.raises(NoOutbound, match="no outbound trunk"):
+        svc.call_return_visit(number, Actor("A007", Role.AGENT), now=now)
