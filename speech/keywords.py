@@ -12,9 +12,10 @@ How a keyword matches (vosk gives words; a keyword may be one word, part of one,
   공영일이삼사오육칠팔구, English zero/oh/one ... nine), so a caller saying 一二三四五 or
   "one two three four five" matches 12345. Each word is tried both ways (as heard and as digits).
 - Edges: a keyword starting (ending) with a digit does not match inside a longer number (12345
-  is not in 123456), one starting (ending) with a Latin letter not inside a longer Latin word
-  ("media" is not in "multimedia"). Chinese and Korean keywords match inside a word (vosk's
-  Korean words carry their particles: 변호사가 holds 변호사).
+  is not in 123456, nor in vosk's "1 2 3 4 5 6"), one starting (ending) with a Latin letter not
+  inside a longer Latin word ("media" is not in "multimedia"; it is in "the media"). Chinese
+  and Korean keywords match inside a word (vosk's Korean words carry their particles: 변호사가
+  holds 변호사).
 """
 
 from __future__ import annotations
@@ -130,8 +131,12 @@ def _find(form: str, joined: str, owner: list[int]) -> Iterable[int]:
     at = joined.find(form)
     while at >= 0:
         end = at + len(form)
-        before_ok = at == 0 or first == "other" or _kind(joined[at - 1]) != first
-        after_ok = end == len(joined) or last == "other" or _kind(joined[end]) != last
+        # a Latin word ends where vosk's word ends; a number runs on across words (vosk
+        # spells 123456 one digit a word)
+        before_ok = (at == 0 or first == "other" or _kind(joined[at - 1]) != first
+                     or (first == "latin" and owner[at - 1] != owner[at]))
+        after_ok = (end == len(joined) or last == "other" or _kind(joined[end]) != last
+                    or (last == "latin" and owner[end] != owner[end - 1]))
         if before_ok and after_ok:
             yield owner[at]
         at = joined.find(form, at + 1)

@@ -115,9 +115,13 @@ def it_env(it_state: Path) -> ItEnv:
         # speech tests' flow, test_speech_calls.py; the shipped flows have zh and en ones, so
         # every other module's menus are keys only). Accept only the surest results (0.95), so
         # that a middling one, the confirm question, comes up at all with this model
+        # Post-call transcription is off for the suite (0 workers): it would transcribe every
+        # module's recordings behind the tests' backs, on a machine the timing tests share;
+        # test_transcription.py turns it on for its own calls
         "speech": {"models": {"ko": str(KO_MODEL)},
                    "audiosocket": f"127.0.0.1:{AUDIOSOCKET_PORT}",
-                   "listen_seconds": 2.0, "confirm_below": 0.3, "accept_at": 0.95},
+                   "listen_seconds": 2.0, "confirm_below": 0.3, "accept_at": 0.95,
+                   "transcribe_workers": 0},
     })
     env = {**os.environ, "HOTLINE_SETTINGS": str(path),
            "HOTLINE_AMI_SECRET": secrets.token_urlsafe(16), "HOTLINE_LOG_LEVEL": "INFO"}
@@ -184,8 +188,8 @@ class Backend:
     # two digits name the module's own range (the call records of a session's modules share
     # one database, and a test that counts its callers' records must see only its own):
     #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
-    #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 84 softphone
-    #   90 fallback
+    #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 83 transcription
+    #   84 softphone · 90 fallback
     # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
     prefix: str
 
