@@ -3,8 +3,11 @@
 Each tick it reads the due jobs, asks outbound/ what may start (the call window, pacing against
 live capacity, storm mode, the do-not-call list, deadlines), begins each attempt in the
 database (committed: the job is `dialing`, the attempt has its id) and only then sends one AMI
-Originate for it, never re-sent: ChannelId `hotline-ob-<attempt>`, into the purpose's dialplan
-context over the configured trunk. Asterisk's answer settles the attempt:
+Originate for it, never re-sent, into the purpose's dialplan context over the configured trunk.
+Its ChannelId is an Asterisk id that carries the attempt (`channel_id`): `<systemname>-<epoch>.
+<OB_SEQ + attempt>`, so the channel's Uniqueid (and its call's Linkedid) keeps the form every
+other call has (the recorder names the recording by it) and still says which attempt it is.
+Asterisk's answer settles the attempt:
 
 - OriginateResponse Failure: not answered; its Reason (and the channel's Hangup cause, when
   one was seen) gives the outcome, and outbound.jobs schedules a retry or gives up;
@@ -13,7 +16,7 @@ context over the configured trunk. Asterisk's answer settles the attempt:
   result, handed to the purpose's own handler (a return visit's score goes to its order).
 
 At start (and after an AMI reconnect) `recover` settles the attempts left open: one whose
-channel is still up (CoreShowChannels lists hotline-ob-<attempt>) is left to end; any other
+channel is still up (CoreShowChannels lists its id) is left to end; any other
 counts as made with outcome `unknown` and waits its backoff. Nothing is dialled again because
 an answer was not heard.
 """
@@ -30,6 +33,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import DEFAULT_SYSTEMNAME, SYSTEMNAME_PATTERN
 from cti.db import outbound as store
 from outbound.dnc import DoNotCall
 from outbound.jobs import Job, Purpose, finish, pick, recover, screen, start
@@ -40,16 +44,25 @@ from outbound.window import CallWindow
 
 log = logging.getLogger(__name__)
 
-CHANNEL_PREFIX = "hotline-ob-"
 RESULT_EVENT = "HotlineOutboundResult"
 UNHEARD_MARGIN_S = 30.0
-_ATTEMPT = re.compile(rf"^{CHANNEL_PREFIX}(\d{{1,12}})(?:;\d)?$")
+# the sequence part of our ChannelIds: far above any count of channels one Asterisk makes, so
+# no channel of Asterisk's own is ever taken for an attempt
+OB_SEQ = 900_000_000
+_ID = re.compile(rf"^(?:{SYSTEMNAME_PATTERN}-)?[0-9]+\.([0-9]{{1,15}})$")
 
 
-def attempt_of(channel_id: str) -> int | None:
-    """The attempt id a channel's Uniqueid (our ChannelId) carries, or None."""
-    m = _ATTEMPT.match(channel_id or "")
-    return int(m.group(1)) if m else None
+def channel_id(attempt: int, systemname: str, epoch: float) -> str:
+    """The ChannelId of an attempt's Originate (an Asterisk Uniqueid in form)."""
+    return f"{systemname}-{int(epoch)}.{OB_SEQ + attempt}"
+
+
+def attempt_of(uniqueid: str) -> int | None:
+    """The attempt a channel's Uniqueid carries (our ChannelId), or None for any other."""
+    m = _ID.match(uniqueid or "")
+    if m is None or int(m.group(1)) < OB_SEQ:
+        return None
+    return int(m.group(1)) - OB_SEQ
 
 
 class Ami(Protocol):
@@ -63,6 +76,7 @@ ResultHandler = Callable[[Job, dict[str, str], datetime], Awaitable[None]]
 @dataclass
 class OutboundConfig:
     trunk: str                        # the PJSIP endpoint of the carrier ([pbx] outbound_trunk)
+    systemname: str = DEFAULT_SYSTEMNAME   # the node's, in our ChannelIds
     caller_id: str = "95598"
     ring_s: float = 30.0
     window: CallWindow = field(default_factory=CallWindow)
@@ -143,15 +157,19 @@ class OutboundService:
             await self._db(lambda s: store.store(s, screened, now))
             log.info("outbound job %s: %s, not dialled", job.id, screened.state)
             return None
-        attempt = await self._db(lambda s: store.begin_attempt(s, job.id, now))
+        def chan_of(a: int) -> str:
+            return channel_id(a, self.config.systemname, now.timestamp())
+
+        attempt = await self._db(lambda s: store.begin_attempt(s, job.id, now, chan_of))
         if attempt is None:
             return None  # another tick or CTI began it
         self.open[attempt] = _Open(start(job), now)
+        chan = chan_of(attempt)
         action = {
             "Action": "Originate", "Channel": f"PJSIP/{job.number}@{self.config.trunk}",
             "Context": purpose.context, "Exten": "s", "Priority": "1",
             "Timeout": str(int(self.config.ring_s * 1000)), "Async": "true",
-            "ChannelId": f"{CHANNEL_PREFIX}{attempt}",
+            "ChannelId": chan,
             "CallerID": f'"95598" <{self.config.caller_id}>',
             "Variable": [f"HOTLINE_ATTEMPT={attempt}", f"HOTLINE_JOB={job.id}"],
         }
@@ -186,8 +204,7 @@ class OutboundService:
             if str(msg.get("Response")) == "Success":
                 o.answered = True
                 self.counts["answered"] += 1
-                await self._db(lambda s: store.answered(s, attempt, now,
-                                                        str(msg.get("Linkedid") or "") or None))
+                await self._db(lambda s: store.answered(s, attempt, now))
                 return
             reason = _int(msg.get("Reason"))
             await self._end(attempt, classify(reason, o.cause), now, reason=reason)

@@ -408,7 +408,8 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
     visits = services.return_visits
     return OutboundService(
         sessions, ami,
-        OutboundConfig(trunk="carrier-out", caller_id=settings.pbx.service_number,
+        OutboundConfig(trunk="carrier-out", systemname=settings.pbx.systemname,
+                       caller_id=settings.pbx.service_number,
                        ring_s=ob.ring_s, window=ob.window(), retry=ob.retry(),
                        pacing=ob.pacing()),
         {PURPOSE.name: PURPOSE}, capacity=capacity, paused=paused,

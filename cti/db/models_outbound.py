@@ -4,8 +4,9 @@ its outcome, causes and duration, and the do-not-call list.
 
 The rules (which state follows which, when to try again) are outbound.jobs' and
 outbound.retry's: this layer stores what they decide. An attempt row is committed in state
-`dialing` before its Originate is sent; its id is the Originate's ChannelId
-(`hotline-ob-<id>`), so a restart can ask Asterisk whether it is still on a live channel.
+`dialing` before its Originate is sent, with the ChannelId it is dialled on (an Asterisk
+Uniqueid carrying the attempt, callcenter.outbound_service.channel_id; also the call's
+Linkedid), so a restart can ask Asterisk whether it is still on a live channel.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class OutboundAttempt(Base):
     cause: Mapped[int | None] = mapped_column(Integer)       # Q.850, from the Hangup
     sip_cause: Mapped[int | None] = mapped_column(Integer)   # the SIP final response, if known
     duration_s: Mapped[float | None] = mapped_column(Float)
-    linkedid: Mapped[str | None] = mapped_column(String(64))  # the call, once answered
+    linkedid: Mapped[str | None] = mapped_column(String(64))  # its ChannelId: the call's id
 
 
 class DoNotCall(Base):

@@ -12,7 +12,7 @@ Exactly-once dialling rests on two statements here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,9 +118,12 @@ def store(session: Session, job: Job, now: datetime, *,
     session.execute(update(OutboundJob).where(OutboundJob.id == job.id).values(**values))
 
 
-def begin_attempt(session: Session, job_id: int, now: datetime) -> int | None:
-    """The job goes `dialing` and its attempt is written; the attempt's id, or None when the
-    job was not scheduled any more (another tick or CTI took it, or it was cancelled)."""
+def begin_attempt(session: Session, job_id: int, now: datetime,
+                  channel_of: Callable[[int], str] | None = None) -> int | None:
+    """The job goes `dialing` and its attempt is written, with the channel id it will be
+    dialled on (`channel_of(attempt id)`, kept as the call's linkedid); the attempt's id, or
+    None when the job was not scheduled any more (another tick or CTI took it, or it was
+    cancelled)."""
     now = _aware(now)
     moved = session.execute(
         update(OutboundJob)
@@ -133,14 +136,17 @@ def begin_attempt(session: Session, job_id: int, now: datetime) -> int | None:
     attempt = OutboundAttempt(job_id=job_id, n=int(n or 1), started_at=now)
     session.add(attempt)
     session.flush()
+    if channel_of is not None:
+        attempt.linkedid = channel_of(attempt.id)
+        session.flush()
     return attempt.id
 
 
-def answered(session: Session, attempt_id: int, at: datetime, linkedid: str | None) -> None:
+def answered(session: Session, attempt_id: int, at: datetime) -> None:
     session.execute(update(OutboundAttempt)
                     .where(OutboundAttempt.id == attempt_id,
                            OutboundAttempt.answered_at.is_(None))
-                    .values(answered_at=_aware(at), linkedid=linkedid))
+                    .values(answered_at=_aware(at)))
 
 
 def finish_attempt(session: Session, attempt_id: int, *, outcome: Outcome, ended_at: datetime,
@@ -191,7 +197,8 @@ def attempts_of(session: Session, job_id: int) -> list[dict[str, Any]]:
                            .order_by(OutboundAttempt.n)).all()
     return [{"id": r.id, "n": r.n, "started_at": r.started_at, "answered_at": r.answered_at,
              "ended_at": r.ended_at, "outcome": r.outcome, "reason": r.reason,
-             "cause": r.cause, "sip_cause": r.sip_cause, "duration_s": r.duration_s}
+             "cause": r.cause, "sip_cause": r.sip_cause, "duration_s": r.duration_s,
+             "linkedid": r.linkedid}
             for r in rows]
 
 

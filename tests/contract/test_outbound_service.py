@@ -7,6 +7,7 @@ whose end it did not hear."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.outbound_service import OutboundConfig, OutboundService, attempt_of
+from callcenter.outbound_service import (
+    OutboundConfig,
+    OutboundService,
+    attempt_of,
+    channel_id,
+)
 from cti.db import outbound as store
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
@@ -86,6 +92,12 @@ class World:
     def event(self, **headers: str) -> None:
         asyncio.run(self.service.on_ami_event(headers))
 
+    def chan(self, attempt: int) -> str:
+        """The ChannelId the attempt was dialled on (an Asterisk id carrying the attempt)."""
+        [cid] = [o["ChannelId"] for o in self.ami.named("Originate")
+                 if attempt_of(o["ChannelId"]) == attempt]
+        return cid
+
 
 def test_due_jobs_are_dialled_once_each_within_pacing(sessions: sessionmaker[Session]) -> None:
     w = World(sessions, max_concurrent=2)
@@ -93,33 +105,40 @@ def test_due_jobs_are_dialled_once_each_within_pacing(sessions: sessionmaker[Ses
     begun = w.tick()
     assert len(begun) == 2                       # max_concurrent
     originates = w.ami.named("Originate")
-    assert [o["ChannelId"] for o in originates] == [f"hotline-ob-{a}" for a in begun]
+    assert [attempt_of(o["ChannelId"]) for o in originates] == begun
+    # an Asterisk id in form (the recorder names recordings by it), the attempt in its sequence
+    assert re.fullmatch(r"pbx1-\d+\.9000000\d\d", originates[0]["ChannelId"])
     assert originates[0]["Channel"] == "PJSIP/13800138000@carrier-out"
     assert originates[0]["Context"] == "hotline-return-visit"
     assert all(i is False for i, a in zip(w.ami.idempotent, w.ami.sent, strict=True)
                if a["Action"] == "Originate")     # never re-sent
     assert w.tick() == []                         # nothing more while both are out
     assert [w.job(j).state for j in jobs] == [State.DIALING, State.DIALING, State.SCHEDULED]
-    assert attempt_of("hotline-ob-17") == 17 and attempt_of("PJSIP/seat01-0001") is None
+    assert attempt_of(channel_id(17, "pbx1", 1796535000)) == 17
+    assert attempt_of("pbx1-1796535000.42") is None            # a channel of Asterisk's own
+    assert attempt_of("PJSIP/seat01-0001") is None
+    with w.sessions() as s:
+        assert [a["linkedid"] for a in store.attempts_of(s, jobs[0])] == [originates[0][
+            "ChannelId"]]                                          # written before the dial
 
 
 def test_busy_then_answered_with_a_survey_key(sessions: sessionmaker[Session]) -> None:
     w = World(sessions)
     job = w.schedule("13800138000", "R1")
     [a1] = w.tick()
-    w.event(Event="Hangup", Uniqueid=f"hotline-ob-{a1}", Cause="17")
+    w.event(Event="Hangup", Uniqueid=w.chan(a1), Cause="17")
     w.event(Event="OriginateResponse", Response="Failure", Reason="1",
-            Uniqueid=f"hotline-ob-{a1}")
+            Uniqueid=w.chan(a1))
     after = w.job(job)
     assert after.state is State.SCHEDULED and after.last_outcome == "busy"
     assert w.tick() == []                         # the backoff
     w.clock.advance(timedelta(minutes=10))
     [a2] = w.tick()
     w.event(Event="OriginateResponse", Response="Success", Reason="4",
-            Uniqueid=f"hotline-ob-{a2}", Linkedid="L1")
+            Uniqueid=w.chan(a2), Linkedid="L1")
     w.event(Event="UserEvent", UserEvent="HotlineOutboundResult", Attempt=str(a2), Key="1")
     w.clock.advance(timedelta(seconds=40))
-    w.event(Event="Hangup", Uniqueid=f"hotline-ob-{a2}", Cause="16")
+    w.event(Event="Hangup", Uniqueid=w.chan(a2), Cause="16")
     done = w.job(job)
     assert done.state is State.DONE and done.attempts == 2
     assert w.results == [(job, {"Key": "1"})]
@@ -127,7 +146,7 @@ def test_busy_then_answered_with_a_survey_key(sessions: sessionmaker[Session]) -
     assert [(r["outcome"], r["cause"]) for r in rows] == [("busy", 17), ("answered", 16)]
     assert rows[1]["duration_s"] == 40.0
     # a repeated Hangup changes nothing
-    w.event(Event="Hangup", Uniqueid=f"hotline-ob-{a2}", Cause="16")
+    w.event(Event="Hangup", Uniqueid=w.chan(a2), Cause="16")
     assert len(w.attempts(job)) == 2
 
 
@@ -137,7 +156,7 @@ def test_no_answer_twice_hands_the_visit_over(sessions: sessionmaker[Session]) -
     for _ in range(2):
         [a] = w.tick()
         w.event(Event="OriginateResponse", Response="Failure", Reason="3",
-                Uniqueid=f"hotline-ob-{a}")
+                Uniqueid=w.chan(a))
         w.clock.advance(timedelta(minutes=10))
     assert w.job(job).state is State.HANDED_OVER
     assert w.tick() == []
@@ -174,14 +193,14 @@ def test_a_restart_never_dials_twice(sessions: sessionmaker[Session]) -> None:
     # the CTI dies; a new one starts: Asterisk still has the first call up
     again = World(sessions, recover=False)
     assert again.tick() == []                              # not before the recovery
-    settled = asyncio.run(again.service.recover([f"hotline-ob-{a_live}", "PJSIP/seat01-0001"]))
+    settled = asyncio.run(again.service.recover([w.chan(a_live), "PJSIP/seat01-0001"]))
     assert settled == 1
     assert again.tick() == []                              # nobody dialled again
     assert again.ami.named("Originate") == []
     lost = again.job(lost_job)
     assert lost.state is State.SCHEDULED and lost.last_outcome == "unknown"
     # the live call is heard to its end by the new process
-    again.event(Event="Hangup", Uniqueid=f"hotline-ob-{a_live}", Cause="16")
+    again.event(Event="Hangup", Uniqueid=w.chan(a_live), Cause="16")
     assert again.job(live_job).state is State.DONE
     assert [r["outcome"] for r in again.attempts(lost_job)] == ["unknown"]
 

@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from callcenter.outbound_service import attempt_of
 from callcenter.return_visits import ReturnVisits
 from cti.db import outbound as store
+from cti.db.models_recordings import Recording
 from hotline import stack
 from tests.integration.conftest import CUSTOMER_PORT, Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones
@@ -81,11 +84,13 @@ def _visit(cti: CtiProcess, ami: AmiRecorder, backend: Backend, svc: WorkOrderSe
     job = _job_of(backend, order)
     answered = ami.wait_for(lambda e: e.get("Event") == "UserEvent"
                             and e.get("UserEvent") == "HotlineOutboundAnswered"
-                            and str(e.get("Uniqueid", "")).startswith("hotline-ob-"),
+                            and attempt_of(str(e.get("Uniqueid", ""))) is not None,
                             30, f"the return visit of {order} answered", since=mark)
     attempt = int(answered["Attempt"])
-    assert [a["id"] for a in _attempts(backend, job)] == [attempt]
-    assert answered["Uniqueid"] == f"hotline-ob-{attempt}"
+    [row] = _attempts(backend, job)
+    # the channel is the one the attempt was written with before the dial, an Asterisk id
+    assert (row["id"], row["linkedid"]) == (attempt, answered["Uniqueid"])
+    assert attempt_of(answered["Uniqueid"]) == attempt
     reply = send_action(ami, {"Action": "PlayDTMF", "Channel": answered["Channel"],
                               "Digit": key, "Duration": "200", "Receive": "yes"})
     assert reply.success, reply
@@ -95,11 +100,19 @@ def _visit(cti: CtiProcess, ami: AmiRecorder, backend: Backend, svc: WorkOrderSe
                           since=mark)
     assert result["Key"] == key
     ami.wait_for(lambda e: e.get("Event") == "Hangup"
-                 and e.get("Uniqueid") == f"hotline-ob-{attempt}", 30, "the visit ends",
+                 and e.get("Uniqueid") == answered["Uniqueid"], 30, "the visit ends",
                  since=mark)
     stack.wait_until(lambda: _attempts(backend, job)[0]["outcome"] == "answered", 10,
                      "the attempt recorded as answered")
+    # recorded, and indexed under the call's id like every other recording
+    stack.wait_until(lambda: _recorded(backend, answered["Uniqueid"]), 20,
+                     "the return visit's recording indexed")
     return order, job
+
+
+def _recorded(backend: Backend, call_id: str) -> bool:
+    with backend.sessions() as s:
+        return s.scalar(select(Recording.id).where(Recording.call_id == call_id)) is not None
 
 
 def test_return_visits_answered_score_the_order(cti: CtiProcess, ami: AmiRecorder,
