@@ -32,6 +32,8 @@ def test_the_defaults_turn_speech_off() -> None:
     assert (s.max_decoders, s.sample_rate, s.listen_seconds) == (8, 16000, 4.0)
     assert (s.confirm_below, s.accept_at) == (0.55, 0.80)
     assert s.alert_keywords == ("投诉", "媒体", "12345", "曝光", "律师") == DEFAULT_ALERT_KEYWORDS
+    # post-call transcription: one worker, three tries (it needs a model all the same)
+    assert (s.transcribe_workers, s.transcribe_attempts) == (1, 3)
 
 
 def test_the_shipped_settings_file_has_no_model() -> None:
@@ -43,7 +45,8 @@ def test_settings_are_read_and_passed_down(tmp_path: Path) -> None:
     path = write_test_settings(tmp_path / "hotline.toml", {"speech": {
         "models": {"zh": "models/zh"},  # relative: from the settings file's folder
         "max_decoders": 2, "sample_rate": 8000, "confirm_below": 0.4, "accept_at": 0.9,
-        "listen_seconds": 2.5, "alert_keywords": ["投诉", 12345, "投诉", " 媒体 "]}})
+        "listen_seconds": 2.5, "alert_keywords": ["投诉", 12345, "投诉", " 媒体 "],
+        "transcribe_workers": 0, "transcribe_attempts": 5}})
 
     s = load_settings(path, {}).speech
 
@@ -53,6 +56,7 @@ def test_settings_are_read_and_passed_down(tmp_path: Path) -> None:
     assert (s.confirm_below, s.accept_at) == (0.4, 0.9)
     # 12345 without quotes is still the hotline number; repeats and blanks around are dropped
     assert s.alert_keywords == ("投诉", "12345", "媒体")
+    assert (s.transcribe_workers, s.transcribe_attempts) == (0, 5)
 
 
 def test_two_languages_may_share_a_folder_and_an_empty_keyword_list_is_allowed(
@@ -79,6 +83,11 @@ def test_two_languages_may_share_a_folder_and_an_empty_keyword_list_is_allowed(
     ({"alert_keywords": "投诉"}, r"alert_keywords must be a list of words"),
     ({"alert_keywords": ["投诉", ""]}, r"alert_keywords: '' is not a word"),
     ({"alert_keywords": [True]}, r"alert_keywords: True is not a word"),
+    ({"transcribe_workers": -1}, r"transcribe_workers must be a whole number from 0 \(off\)"),
+    ({"transcribe_workers": 17}, r"transcribe_workers must be a whole number from 0"),
+    ({"transcribe_workers": 1.5}, r"transcribe_workers must be a whole number"),
+    ({"transcribe_attempts": 0}, r"transcribe_attempts must be a whole number from 1 to 10"),
+    ({"transcribe_attempts": True}, r"transcribe_attempts must be a whole number"),
     ({"models": "/opt/vosk"}, r"\[speech.models\] must be a table"),
     ({"models": {"fr": "/opt"}}, r"\[speech.models\] fr: not a language the IVR knows "
                                  r"\(zh, en, ko\)"),

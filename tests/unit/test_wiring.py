@@ -36,3 +36,30 @@ def test_offline_services_share_the_given_database_and_clock(tmp_path: Path) -> 
     assert ctx.workorders is services.workorders
     assert ctx.sessions is services.sessions and ctx.clock() == at
     assert services.workorders.clock() == at
+    # keyword alerts (post-call transcription) are served over the same database and clock
+    assert ctx.keyword_alerts is services.keyword_alerts
+    assert services.keyword_alerts.workorders is services.workorders
+    assert services.keyword_alerts.clock() == at
+
+
+def test_transcription_needs_a_model_and_a_worker(tmp_path: Path) -> None:
+    from config.speech import SpeechSettings
+    from hotline.wiring import speech_models, transcription
+    from speech.models import ModelRegistry
+
+    settings = load_settings(env={})
+    assert speech_models(settings) is None  # the shipped settings have no model
+    assert transcription(settings, None, None) is None  # type: ignore[arg-type]
+    with_model = replace(settings, speech=SpeechSettings(models={"ko": tmp_path}))
+    models = speech_models(with_model)
+    assert isinstance(models, ModelRegistry) and models.languages == ("ko",)
+    off = replace(with_model, speech=SpeechSettings(models={"ko": tmp_path},
+                                                    transcribe_workers=0))
+    assert transcription(off, None, models) is None  # type: ignore[arg-type]
+    on = transcription(with_model, None, models)  # type: ignore[arg-type]
+    assert on is not None
+    try:
+        assert on.workers == 1 and on.languages == ("ko",)
+        assert on.storage_dir == settings.recorder.storage_dir
+    finally:
+        on.stop()
