@@ -14,6 +14,7 @@ from hotline import stack, wiring
 from hotline.cli_bench import bench
 from hotline.cli_doctor import doctor
 from hotline.cli_outages import outages, storm
+from hotline.cli_outbound import outbound
 from hotline.cli_recordings import recordings, replay
 from hotline.cli_workorders import workorders
 
@@ -283,6 +284,7 @@ def calls_list(as_json: bool, limit: int) -> None:
 main.add_command(workorders)  # list, show, advance, urge, return-visits, at-risk
 main.add_command(outages)  # list, publish, update, confirm, close
 main.add_command(storm)  # on, off, status
+main.add_command(outbound)  # jobs, dnc list|add|remove
 main.add_command(bench)
 main.add_command(recordings)
 main.add_command(replay)
