@@ -152,6 +152,12 @@ class StormWatch:
             return False
         return handling(self.state, self.settings.normal, self.settings.storm).short_menus
 
+    @property
+    def outbound_paused(self) -> bool:
+        """Storm mode pauses the outbound engine (issue 14: the lines and agents are the
+        inbound callers'); so does not knowing yet, before the first read."""
+        return self.state is None or self.state.on
+
     def _feed(self, wanted: HandlingChanged) -> None:
         if wanted != self._fed and self.acd.submit(wanted):
             self._fed = wanted

@@ -619,7 +619,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     # the outbound engine (issue 14): return visits and every other call we place, over the
     # carrier trunk, within the window and what live capacity leaves (never in storm mode)
     outbound = outbound_service(settings, sessions, ami, acd, services,
-                                paused=lambda: storm_watch.short_menus)
+                                paused=lambda: storm_watch.outbound_paused)
     outbound_loop = None
     if outbound is not None:
         svc = outbound

@@ -95,8 +95,10 @@ NORMAL_IN = handling_input(StormState(), SETTINGS)
 
 async def test_a_console_switch_reaches_the_acd_within_one_tick_and_off_reverts() -> None:
     rig = Rig()
+    assert rig.watch.outbound_paused  # nothing read yet: the outbound engine waits
     await rig.tick()
     assert rig.fed() == [NORMAL_IN]  # seeded from the row: off
+    assert not rig.watch.outbound_paused
     assert rig.acd.engine.max_queue("general") == NORMAL.queue_cap
     rig.switch.set_storm(True, Who("S05", "supervisor"), rig.now)  # the console
     await rig.tick()
@@ -104,6 +106,7 @@ async def test_a_console_switch_reaches_the_acd_within_one_tick_and_off_reverts(
     assert rig.acd.engine.max_queue("general") == STORM.queue_cap
     assert rig.acd.engine.handling.ewt_deflect_s == STORM.ewt_deflect_s
     assert rig.watch.state is not None and rig.watch.state.manual
+    assert rig.watch.outbound_paused  # storm mode pauses outbound calls (issue 14)
     for _ in range(5):
         await rig.tick()
     assert rig.fed() == [NORMAL_IN, STORM_IN]  # fed on a change only
