@@ -51,9 +51,11 @@ class FakeRecogniser:
     def __init__(self, result: dict[str, Any] | Exception) -> None:
         self.result = result
         self.calls: list[tuple[str, Path]] = []
+        self.threads: list[str] = []
 
     def __call__(self, lang: str, path: Path, stop: threading.Event) -> dict[str, Any]:
         self.calls.append((lang, path))
+        self.threads.append(threading.current_thread().name)
         if isinstance(self.result, Exception):
             raise self.result
         return self.result
@@ -325,3 +327,82 @@ def _policy() -> Any:
     from config.workorders import WorkOrderSettings
 
     return WorkOrderSettings().policy()
+
+
+def test_workers_at_once_take_each_job_exactly_once(
+        session_factory: sessionmaker[Session], tmp_path: Path, now: datetime,
+        call: str) -> None:
+    rels = [f"20261127/{CALL}_{CALL[:-1]}{9 + i}_seat0{1 + i % 2}.wav" for i in range(6)]
+    for rel in rels:
+        _wav(tmp_path / rel)
+    heard = FakeRecogniser(_vosk(("네", 1.0)))
+    service = _service(session_factory, tmp_path, heard, now)
+    ids = [_index(session_factory, rel, now, service) for rel in rels]
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            while service.work_one():
+                pass
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(p.name for _, p in heard.calls) == sorted(Path(r).name for r in rels)
+    assert {(_job(session_factory, r).state, _job(session_factory, r).attempts)
+            for r in ids} == {("done", 1)}
+
+
+class CountingBus(FakeBus):
+    """Sets `got[n]` when the n-th message is published (after its commit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got = [threading.Event() for _ in range(3)]
+
+    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
+        super().publish(topic, payload, qos=qos, retain=retain)
+        self.got[min(len(self.sent), len(self.got)) - 1].set()
+
+
+async def test_the_service_sweeps_then_works_in_its_own_threads_until_cancelled(
+        session_factory: sessionmaker[Session], storage: Path, now: datetime,
+        call: str) -> None:
+    import asyncio
+
+    heard = FakeRecogniser(_vosk(("律师", 1.0)))
+    rid = _index(session_factory, WAV, now, None)  # indexed while transcription was off
+    bus = CountingBus()
+    service = _service(session_factory, storage, heard, now, bus)
+    task = asyncio.create_task(service.run(), name="transcription")
+    try:
+        # each transcript's alert is published after its commit: the job is done by then
+        assert await asyncio.to_thread(bus.got[0].wait, 30), "the swept job was not done"
+        assert _job_state(session_factory, rid) == "done"
+        other = _index(session_factory, WAV2, now, service)  # queued and woken at once
+        assert await asyncio.to_thread(bus.got[1].wait, 30), "the new job was not done"
+        assert _job_state(session_factory, other) == "done"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert service.swept == {"requeued": 0, "failed": 0, "queued": 1}
+    assert len(heard.calls) == 2
+    # the pool's own threads did the work, not the event loop's nor its default executor
+    assert all(name.startswith("transcribe") for name in heard.threads), heard.threads
+    workers = [t for t in threading.enumerate() if t.name.startswith("transcribe")]
+    for t in workers:  # they stop once cancelled (at the next poll or chunk)
+        t.join(10)
+    assert not any(t.is_alive() for t in workers)
+    assert service.stats()["done"] == 2
+
+
+def _job_state(sessions: sessionmaker[Session], recording_id: int) -> str | None:
+    with sessions() as s:
+        return s.scalars(select(TranscriptionJob.state)
+                         .where(TranscriptionJob.recording_id == recording_id)).first()
