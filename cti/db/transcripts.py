@@ -56,8 +56,8 @@ def enqueue(session: Session, recording_id: int, now: datetime) -> None:
 
 def sweep_at_start(session: Session, now: datetime, max_attempts: int) -> dict[str, int]:
     """At CTI start: jobs a dead process left running go back to the queue (or fail, with no
-    attempts left), and every recording without a job (indexed while transcription was off,
-    or by a CTI that died before queueing it) gets one. What it did, counted."""
+    attempts left; so do queued ones past a lowered limit), and every recording without a job
+    (indexed while transcription was off) gets one. What it did, counted."""
     now = _aware(now)
     left = session.execute(select(TranscriptionJob.id, TranscriptionJob.attempts)
                            .where(TranscriptionJob.state == JobState.RUNNING.value)).all()
@@ -70,6 +70,12 @@ def sweep_at_start(session: Session, now: datetime, max_attempts: int) -> dict[s
             last_error="interrupted: the CTI stopped while it ran"))
         requeued += state is JobState.QUEUED
         failed += state is JobState.FAILED
+    # queued with no attempt left (transcribe_attempts lowered since): never claimed, so fail
+    failed += _rowcount(session, update(TranscriptionJob).where(
+        TranscriptionJob.state == JobState.QUEUED.value,
+        TranscriptionJob.attempts >= max_attempts).values(
+            state=JobState.FAILED.value, finished_at=now,
+            last_error="no attempts left ([speech] transcribe_attempts)"))
     missing = select(Recording.id, literal(JobState.QUEUED.value), literal(0),
                      literal(now, type_=UTCDateTime())) \
         .where(Recording.deleted_at.is_(None),

@@ -406,3 +406,18 @@ def _job_state(sessions: sessionmaker[Session], recording_id: int) -> str | None
     with sessions() as s:
         return s.scalars(select(TranscriptionJob.state)
                          .where(TranscriptionJob.recording_id == recording_id)).first()
+
+
+def test_a_queued_job_past_a_lowered_attempt_limit_fails_at_start(
+        session_factory: sessionmaker[Session], storage: Path, now: datetime,
+        call: str) -> None:
+    broken = FakeRecogniser(RuntimeError("no"))
+    service = _service(session_factory, storage, broken, now, transcribe_attempts=3)
+    rid = _index(session_factory, WAV, now, service)
+    assert service.work_one() and service.work_one()
+    assert (_job(session_factory, rid).state, _job(session_factory, rid).attempts) == \
+        ("queued", 2)
+    lowered = _service(session_factory, storage, broken, now, transcribe_attempts=2)
+    assert lowered.sweep() == {"requeued": 0, "failed": 1, "queued": 0}
+    job = _job(session_factory, rid)
+    assert job.state == "failed" and "no attempts left" in (job.last_error or "")
