@@ -49,12 +49,13 @@ def recordings() -> None:
 @click.option("--queue", help="skill queue, or hotline-agents for the failover queue")
 @click.option("--min-duration", type=float, help="seconds")
 @click.option("--max-duration", type=float, help="seconds")
+@click.option("--text", help="words in the transcript (post-call transcription; spaces ignored)")
 @click.option("--limit", default=100, show_default=True)
 @click.option("--offset", default=0, show_default=True)
 def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id: str | None,
                     caller: str | None, account: str | None, work_order: str | None,
                     queue: str | None, min_duration: float | None, max_duration: float | None,
-                    limit: int, offset: int) -> None:
+                    text: str | None, limit: int, offset: int) -> None:
     """Recordings matching every filter given, newest first."""
     from cti.db.recordings import RecordingQuery, search
 
@@ -64,7 +65,7 @@ def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id:
         q = RecordingQuery(start=parse_when(start, tz), end=parse_when(end, tz, end=True),
                            agent_id=agent_id, caller=caller, account=account,
                            work_order=work_order, queue=queue, min_duration=min_duration,
-                           max_duration=max_duration, limit=limit, offset=offset)
+                           max_duration=max_duration, text=text, limit=limit, offset=offset)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with common.sessions(settings)() as s:

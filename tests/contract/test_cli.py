@@ -42,7 +42,8 @@ def test_seed_demo_then_listings_as_json(runner: CliRunner) -> None:
         assert {"phone", "amount_due", "outages"} <= set(r)
     fault = next(r for r in rows if r["purpose"] == "outage_fault")
     assert any(o["kind"] == "fault" and o["expected_restore_at"] for o in fault["outages"])
-    for cmd in (["calls", "list", "--json"], ["workorders", "list", "--json"]):
+    for cmd in (["calls", "list", "--json"], ["workorders", "list", "--json"],
+                ["recordings", "list", "--text", "投诉", "--json"]):
         res = runner.invoke(main, cmd)
         assert res.exit_code == 0, res.output
         assert json.loads(res.output) == []
