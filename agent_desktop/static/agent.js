@@ -240,7 +240,8 @@ function showPop(pop) {
     h("div", { class: "pop-head" },
       h("span", { class: "caller", "data-testid": "pop-caller" }, pop.caller_number),
       pop.skill ? h("span", {}, t("pop.skill"), ": ", tOr("skill", pop.skill)) : null,
-      pop.ivr && pop.ivr.language ? h("span", {}, t("pop.language"), ": ", pop.ivr.language) : null,
+      pop.ivr && pop.ivr.language ? h("span", { "data-testid": "pop-language" }, t("pop.language"), ": ",
+        tOr("langname", pop.ivr.language)) : null,
       h("span", { class: "muted" }, fmtTime(pop.at || pop.generated_at))),
     pop.entered_account && !pop.entered_account.found
       ? h("p", { class: "tag overdue" }, t("pop.entered_unknown"), " ", pop.entered_account.account_no)
@@ -402,7 +403,9 @@ async function start() {
       const c = $("conn");
       c.classList.toggle("off", !up);
       c.dataset.online = up ? "1" : "0";
-      c.textContent = up ? t("conn.online") : t("conn.offline");
+      // data-i18n: a language switch translates it again (applyI18n)
+      c.dataset.i18n = up ? "conn.online" : "conn.offline";
+      c.textContent = t(c.dataset.i18n);
     },
     onMessage: (type, data) => {
       if (type === "agent_state") onAgentState(data);

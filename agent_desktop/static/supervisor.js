@@ -432,7 +432,9 @@ async function start() {
       const c = $("conn");
       c.classList.toggle("off", !up);
       c.dataset.online = up ? "1" : "0";
-      c.textContent = up ? t("conn.online") : t("conn.offline");
+      // data-i18n: a language switch translates it again (applyI18n)
+      c.dataset.i18n = up ? "conn.online" : "conn.offline";
+      c.textContent = t(c.dataset.i18n);
     },
     onMessage: onPush,
   });

@@ -117,6 +117,8 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
     expect(acc.get_by_test_id("pop-bill")).to_have_count(len(pop["accounts"][0]["bills"]))
     expect(acc.get_by_test_id("pop-outage")).to_have_count(len(pop["accounts"][0]["outages"]))
     expect(page.get_by_test_id("pop-ivr-input").filter(has_text=demo["account_no"])).to_be_visible()
+    # the caller's language by name, not its code (it showed "语种: zh", issue 14 §6)
+    expect(page.get_by_test_id("pop-language")).to_have_text("语种: 普通话")
     screenshot(page, "contract-agent-desktop-pop")
     page.get_by_test_id("wo-open").click()
     expect(page.get_by_test_id("wo-caller")).to_have_value(demo["phone"])
@@ -132,6 +134,7 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
     page.get_by_test_id("lang-toggle").click()
     expect(page.locator("#pop-h")).to_have_text("Screen-pop")
     expect(page.get_by_test_id("pop-caller")).to_have_text(demo["phone"])
+    expect(page.get_by_test_id("pop-language")).to_have_text("Language: Mandarin")
 
 
 def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url: str) -> None:
@@ -150,6 +153,9 @@ def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url
     expect(conn).to_have_text("已连接")
     expect(body).to_have_attribute("data-refreshes", "3")
     assert len(connections) == 2
+    # English: the connection's status is translated too (it stayed "已连接", issue 14 §6)
+    page.get_by_test_id("lang-toggle").click()
+    expect(conn).to_have_text("Connected")
 
 
 def test_supervisor_calls_a_return_visit_with_one_click(page: Any, base_url: str,
