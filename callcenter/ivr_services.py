@@ -223,7 +223,7 @@ class DbIvrServices:
         # every report feeds incident detection (workorders.service.create)
         now = _when(d["now"])
         order = workorders.create(s, workorders.NewOrder(
-            type="fault_repair", description="IVR fault report",
+            type="fault_repair", description=workorders.IVR_FAULT_DESCRIPTION,
             caller_number=d["caller"], account_no=d.get("account"), call_id=call_id,
             channel="ivr"), workorders.IVR, now, self.policy, outages=self.outages)
         return self._order_info(s, order, now)

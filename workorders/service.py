@@ -126,6 +126,9 @@ def _check_visible(session: Session, number: str, visible: Visibility | None) ->
 
 
 SYSTEM: Final = Actor("system", Role.SYSTEM)
+# the description of a fault the caller reported in the IVR, as agents and departments read it
+# (Mandarin, the center's language: it was the English "IVR fault report", issue 14 §6)
+IVR_FAULT_DESCRIPTION: Final = "客户通过自助语音报修（IVR）"
 IVR: Final = Actor("ivr", Role.SYSTEM)
 
 

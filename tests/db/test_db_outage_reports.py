@@ -60,7 +60,7 @@ class Hotline:
         """The IVR's fault report: in its own transaction, through create_in."""
         with self.sf.begin() as s:
             order = self.orders.create_in(s, NewOrder(
-                type="fault_repair", description="IVR fault report",
+                type="fault_repair", description=wo.IVR_FAULT_DESCRIPTION,
                 caller_number="13900000000", account_no=account_no, call_id=call_id,
                 channel="ivr"), wo.IVR, at)
             s.expunge(order)

@@ -113,7 +113,7 @@ def test_ivr_defaults(session: Session, now: datetime) -> None:
     _order(session, now)
     order = session.scalars(select(WorkOrder)).one()
     assert (order.channel, order.description, order.events[0].actor) == (
-        "ivr", "IVR fault report", "ivr")
+        "ivr", "客户通过自助语音报修（IVR）", "ivr")
 
 
 def _create_concurrently(factory: sessionmaker[Session], now: datetime, threads: int,

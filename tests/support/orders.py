@@ -14,7 +14,7 @@ from workorders.lifecycle import SlaPolicy
 
 def fault_report(session: Session, now: datetime, account_no: str | None = None, *,
                  caller: str = "13800000001", call_id: str | None = None,
-                 actor: wo.Actor = wo.IVR, description: str = "IVR fault report",
+                 actor: wo.Actor = wo.IVR, description: str = wo.IVR_FAULT_DESCRIPTION,
                  policy: SlaPolicy | None = None, link: bool = True) -> WorkOrder:
     """A fault-repair order accepted at `now`; by the IVR unless another actor is given. The
     caller commits. `link=False` keeps it from joining an open master order of its area."""
