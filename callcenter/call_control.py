@@ -170,7 +170,9 @@ class CallControl:
         caller = self._connected(call_id)
         if agent_id is not None:
             target = self.service.view.agents.get(agent_id)
-            if target is None or str(target.state) != "ready":
+            if target is None:  # it read "not ready", as for a busy agent (issue 14 §6)
+                raise CallControlError(f"no agent {agent_id} is logged in")
+            if str(target.state) != "ready":
                 raise CallControlError(f"agent {agent_id} is not ready")
         if self.tracker is not None:
             self.tracker.transferred(call_id)

@@ -96,6 +96,23 @@ def list_agents(request: Request, user: User = Depends(current_user)) -> list[Ag
     return agent_rows(ctx, None if user.is_supervisor else user.user_id)
 
 
+class TransferTarget(BaseModel):
+    agent_id: str
+    name: str
+    skills: dict[str, int]
+
+
+@router.get("/transfer-targets", response_model=list[TransferTarget], responses=UNAUTHORIZED)
+def transfer_targets(request: Request,
+                     user: User = Depends(current_user)) -> list[TransferTarget]:  # noqa: B008
+    """The agents a call may be transferred to now: ready ones, not the asker; names and
+    skills only (an agent may see who is free, not others' calls or seats)."""
+    ctx = ctx_of(request)
+    return [TransferTarget(agent_id=a.agent_id, name=a.name, skills=a.skills)
+            for a in agent_rows(ctx) if a.state == "ready" and a.agent_id != user.user_id
+            and a.role == "agent"]
+
+
 @router.get("/{agent_id}", response_model=AgentOut,
             responses={**UNAUTHORIZED, 404: {"description": "no such agent"}})
 def get_agent(request: Request, agent_id: str = AgentId,

@@ -42,6 +42,8 @@ function renderState() {
   // in wrap-up the button asks for more time: the countdown starts again
   $("btn-wrap-up").disabled = busy || a.state === "logged_out";
   const onCall = a.state === "on_call";
+  if (onCall && !S.targetsFor) loadTransferTargets();
+  S.targetsFor = onCall ? a.call_id || true : null;
   $("btn-hold").disabled = !onCall;
   $("btn-transfer").disabled = !onCall;
   $("btn-hangup").disabled = !onCall || !a.call_id;
@@ -281,9 +283,26 @@ $("btn-hangup").addEventListener("click", async () => {
   try { await post(`/api/calls/${encodeURIComponent(callId())}/hangup`); }
   catch (e) { toast(errorText(e), "error"); }
 });
+// the agents a call may go to: those ready now (never a typed id that turns out unknown or
+// busy), read when a call starts and whenever the picker is opened
+async function loadTransferTargets() {
+  const sel = $("xfer-agent");
+  const keep = sel.value;
+  try {
+    const list = await get("/api/agents/transfer-targets");
+    clear(sel, h("option", { value: "" }, list.length ? t("call.transfer_agent")
+      : t("call.no_ready_agent")),
+    list.map((a) => h("option", { value: a.agent_id, "data-testid": "transfer-target" },
+      `${a.agent_id} ${a.name} (${Object.keys(a.skills).map((k) => tOr("skill", k)).join(", ")})`)));
+    if (list.some((a) => a.agent_id === keep)) sel.value = keep;
+  } catch (e) { toast(errorText(e), "error"); }
+}
+$("xfer-agent").addEventListener("focus", loadTransferTargets);
+$("xfer-agent").addEventListener("mousedown", loadTransferTargets);
+
 $("btn-transfer").addEventListener("click", async () => {
   const skill = $("xfer-skill").value;
-  const agent = $("xfer-agent").value.trim();
+  const agent = $("xfer-agent").value;
   if (!skill && !agent) return toast(`${t("call.transfer_skill")} / ${t("call.transfer_agent")}`, "error");
   try {
     await post(`/api/calls/${encodeURIComponent(callId())}/transfer`,

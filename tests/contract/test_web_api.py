@@ -463,11 +463,20 @@ async def test_transfer_to_an_agent_rings_that_seat(env: Env) -> None:
     cid = "1764210600.1"
     await _a_connected_call(env, cid)
     r = await env.client.post(f"/api/calls/{cid}/transfer", json={"agent_id": "A002"})
-    assert r.status_code == 409 and "not ready" in r.json()["detail"]
+    assert r.status_code == 409 and "no agent A002 is logged in" in r.json()["detail"]
+    # the desktop's picker offers the agents ready now (names and skills only), not the asker
+    assert (await env.client.get("/api/agents/transfer-targets")).json() == []
     other = await env.as_user("A002", "seat02")
     try:
+        r = await env.client.post(f"/api/calls/{cid}/transfer", json={"agent_id": "A002"})
+        assert r.status_code == 409 and "agent A002 is not ready" in r.json()["detail"]
         assert (await other.post("/api/agents/A002/state", json={"state": "ready"})
                 ).status_code == 200
+        targets = (await env.client.get("/api/agents/transfer-targets")).json()
+        assert [t["agent_id"] for t in targets] == ["A002"]
+        assert set(targets[0]) == {"agent_id", "name", "skills"}
+        assert [t["agent_id"] for t in (await other.get(
+            "/api/agents/transfer-targets")).json()] == []    # never the asker
     finally:
         await other.aclose()
     r = await env.client.post(f"/api/calls/{cid}/transfer", json={"agent_id": "A002"})
