@@ -444,7 +444,16 @@ $("btn-not-ready").addEventListener("click", () => setState("not_ready", $("reas
 // it: the wrap-up time starts again), and is ready by itself when it is over.
 $("btn-wrap-up").addEventListener("click", () => setState("wrap_up"));
 $("logout").addEventListener("click", async () => {
-  try { await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/logout`); } catch { /* gone */ }
+  try { await post(`/api/agents/${encodeURIComponent(S.me.user_id)}/logout`); } catch (e) {
+    // the ACD keeps an agent on a call (or being rung) logged in: say so and stay, rather
+    // than leave the call with nobody's desktop on it (issue 14 §6: it was swallowed)
+    const busy = S.agent && ["on_call", "reserved"].includes(S.agent.state);
+    if (busy && e instanceof ApiError && e.status === 409) {
+      toast(t("err.logout_on_call"), "error");
+      return;
+    }
+    /* otherwise: the session is over already, or the ACD is away; leave all the same */
+  }
   try { await post("/api/auth/logout"); } catch { /* gone */ }
   toLogin("");
 });

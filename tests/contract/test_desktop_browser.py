@@ -189,3 +189,28 @@ def test_supervisor_calls_a_return_visit_with_one_click(page: Any, base_url: str
         due = [j for j in store.due(s, datetime.now(UTC)) if j.id == job]
     assert due and due[0].priority == 10
     screenshot(page, "contract-return-visit-call")
+
+
+def test_logging_out_during_a_call_is_refused_aloud(page: Any, base_url: str) -> None:
+    """Issue 14 §6: the ACD keeps an agent on a call logged in (409); the page used to swallow
+    that and go to the login screen, leaving the call with nobody's desktop. Now it says so and
+    stays. (No CTI here: the push and the ACD's refusal are Playwright's.)"""
+    now = datetime.now(UTC).isoformat()
+    on_call = {"agent_id": "A006", "seat": "seat06", "state": "on_call", "reason": None,
+               "since": now, "call_id": "1790000000.9"}
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: ws.send(
+        json.dumps({"type": "agent_state", "data": on_call})))
+    page.route(re.compile(r".*/api/agents/A006/logout$"), lambda route: route.fulfill(
+        status=409, content_type="application/json",
+        body=json.dumps({"detail": "refused by the ACD: Logout not allowed while on_call"})))
+    # the page also reads its state over REST (on load and on connect): the ACD's, on the call
+    me = {**on_call, "name": "坐席六", "role": "agent", "skills": {"general": 3},
+          "active": True, "wrap_up_s": 15.0}
+    page.route(re.compile(r".*/api/agents/A006$"), lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(me)))
+    login(page, base_url, "A006", seat="seat06")
+    page.wait_for_url("**/agent.html")
+    expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state", "on_call")
+    page.get_by_test_id("logout").click()
+    expect(page.get_by_test_id("toast-error")).to_contain_text("通话中不能签出")
+    expect(page).to_have_url(re.compile(r".*/agent\.html$"))
