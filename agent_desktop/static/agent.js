@@ -92,6 +92,9 @@ async function setState(state, reason) {
 
 function onAgentState(data) {
   if (!S.me || (data.agent_id && data.agent_id !== S.me.user_id)) return;
+  // a supervisor signed this agent out: say so at once, not as an expired session a REST call
+  // later (issue 14 §6: for about 20 s the page still offered its buttons)
+  if (data.state === "logged_out" && data.reason === "supervisor") return toLogin("forced");
   const prevCall = S.agent && S.agent.call_id;
   S.agent = { ...(S.agent || {}), ...data };
   if (data.wrap_up_s) S.wrapUpS = Number(data.wrap_up_s);

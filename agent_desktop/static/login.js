@@ -9,6 +9,7 @@ applyI18n(document);
 
 const reason = new URLSearchParams(location.search).get("reason");
 if (reason === "session") error.textContent = t("err.session");
+else if (reason === "forced") error.textContent = t("err.forced_logout");
 
 form.addEventListener("submit", async (ev) => {
   ev.preventDefault();

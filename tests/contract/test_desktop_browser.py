@@ -214,3 +214,19 @@ def test_logging_out_during_a_call_is_refused_aloud(page: Any, base_url: str) ->
     page.get_by_test_id("logout").click()
     expect(page.get_by_test_id("toast-error")).to_contain_text("通话中不能签出")
     expect(page).to_have_url(re.compile(r".*/agent\.html$"))
+
+
+def test_a_forced_logout_says_so_at_once(page: Any, base_url: str) -> None:
+    """Issue 14 §6: a supervisor signs the agent out (the ACD's state: logged out, reason
+    supervisor, pushed to the desktop); the page goes to the login screen at once and says a
+    supervisor did it, not that the session expired."""
+    forced = {"agent_id": "A007", "seat": None, "state": "logged_out", "reason": "supervisor",
+              "since": datetime.now(UTC).isoformat(), "call_id": None}
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
+    login(page, base_url, "A007", seat="seat07")
+    page.wait_for_url("**/agent.html")
+    expect(page.get_by_test_id("conn")).to_have_attribute("data-online", "1")
+    sockets[-1].send(json.dumps({"type": "agent_state", "data": forced}))
+    page.wait_for_url("**/index.html?reason=forced")
+    expect(page.get_by_test_id("login-error")).to_have_text("班长已将您签出，如需继续请重新签入")
