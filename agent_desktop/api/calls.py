@@ -106,9 +106,14 @@ def _out(ctx: WebContext, row: CallRecord | None, live: Any, call_id: str, detai
         "priority": row.priority if row else (live.priority if live else None),
         "queued_at": row.queued_at if row else None,
         "answered_at": row.answered_at if row else None,
-        "agent_id": (live.offered_to if live and live.offered_to else
-                     (row.agent_id if row else None)),
-        "seat": row.seat if row else None,
+        # a live call's agent is the ACD's: the one it is offered to or connected with, none
+        # while it waits again (after a transfer or a ring-no-answer it showed the previous
+        # agent, with listen, whisper and barge offered: issue 14 §6); an ended call's is the
+        # record's
+        "agent_id": (live.offered_to if live else (row.agent_id if row else None)),
+        "seat": (row.seat if row and (live is None or (live.offered_to is not None
+                                                       and live.offered_to == row.agent_id))
+                 else None),
         "live_state": str(live.state) if live else None,
         "held": _held(ctx, call_id),
     }

@@ -145,7 +145,9 @@ function renderCalls() {
     h("td", { class: "since", "data-since": c.answered_at || c.queued_at || c.started_at || "" }),
     h("td", {}, h("div", { class: "rowactions" }, ["listen", "whisper", "barge"].map((mode) =>
       h("button", { type: "button", class: mode === "barge" ? "danger" : "secondary",
-        "data-testid": `sup-${mode}`, disabled: !c.agent_id,
+        // only a call connected to an agent can be listened to (a waiting or ringing one has
+        // nobody to supervise yet)
+        "data-testid": `sup-${mode}`, disabled: !c.agent_id || c.live_state !== "connected",
         onclick: () => supervise(c.call_id, mode) }, t(`sup.${mode}`))))))));
   tick();
 }

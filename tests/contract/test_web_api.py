@@ -457,6 +457,15 @@ async def test_transfer_to_a_skill_requeues_the_caller_in_our_acd(env: Env) -> N
     # no longer the agent's call to control
     r = await env.client.post(f"/api/calls/{cid}/hangup")
     assert r.status_code == 403
+    # the supervisor's live calls show it waiting with nobody (it kept showing A001, with
+    # listen, whisper and barge offered: issue 14 §6)
+    sup = await env.as_user("S01")
+    try:
+        live = (await sup.get("/api/calls", params={"live": "true"})).json()
+        assert [(c["call_id"], c["live_state"], c["agent_id"], c["seat"]) for c in live] == [
+            (cid, "waiting", None, None)]
+    finally:
+        await sup.aclose()
 
 
 async def test_transfer_to_an_agent_rings_that_seat(env: Env) -> None:
