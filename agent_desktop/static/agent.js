@@ -55,7 +55,7 @@ function renderState() {
   else if (onCall) status.textContent = S.held ? t("call.on_hold") : tOr("state", "on_call");
   else status.textContent = t("call.none");
   $("wrapup").classList.toggle("hidden", a.state !== "wrap_up");
-  $("btn-wo").disabled = !(S.pop || a.call_id);
+  $("btn-wo").disabled = !((S.pop && !S.pop.closed) || a.call_id);
   tick();
 }
 
@@ -92,9 +92,17 @@ async function setState(state, reason) {
 
 function onAgentState(data) {
   if (!S.me || (data.agent_id && data.agent_id !== S.me.user_id)) return;
+  // an older state than the one shown (a REST read answered after a newer push) changes
+  // nothing: it would close the pop of the call the agent is on
+  const seen = S.agent && S.agent.since ? Date.parse(S.agent.since) : NaN;
+  if ((data.since ? Date.parse(data.since) : -Infinity) < seen) return;
   // a supervisor signed this agent out: say so at once, not as an expired session a REST call
   // later (issue 14 §6: for about 20 s the page still offered its buttons)
   if (data.state === "logged_out" && data.reason === "supervisor") return toLogin("forced");
+  // the pop's call is over for this agent (after its wrap-up, a missed ring, another call):
+  // a closed card, no 一键建单 for it any more (issue 14 §6: it stayed live into the next call)
+  if (S.pop && !S.pop.closed && (["ready", "not_ready", "logged_out"].includes(data.state)
+      || (data.call_id && data.call_id !== S.pop.call_id))) closePop();
   const prevCall = S.agent && S.agent.call_id;
   S.agent = { ...(S.agent || {}), ...data };
   if (data.wrap_up_s) S.wrapUpS = Number(data.wrap_up_s);
@@ -231,9 +239,31 @@ function ivrPath(pop) {
   }));
 }
 
+/** The order panel as a new call finds it: no form open, no previous call's "工单已受理". */
+function resetOrderPanel() {
+  $("wo-form").classList.add("hidden");
+  $("wo-error").textContent = "";
+  const box = $("wo-created");
+  box.classList.add("hidden");
+  delete box.dataset.number;
+  clear(box);
+}
+
+function closePop() {
+  S.pop.closed = true;
+  $("pop").dataset.closed = "1";
+  resetOrderPanel();
+  showPop(S.pop);  // the same call: drawn again as a closed card
+}
+
 function showPop(pop) {
   const box = $("pop");
   const same = S.pop && S.pop.call_id === pop.call_id && box.dataset.shownAt;
+  if (!same) {
+    resetOrderPanel();  // the next ring starts a clean card
+    delete box.dataset.closed;
+  }
+  if (same && S.pop.closed) pop.closed = true;
   S.pop = pop;
   const body = $("pop-body");
   const shownAt = same ? Number(box.dataset.shownAt) : Date.now();
@@ -244,6 +274,8 @@ function showPop(pop) {
   clear(body,
     h("div", { class: "pop-head" },
       h("span", { class: "caller", "data-testid": "pop-caller" }, pop.caller_number),
+      pop.closed ? h("span", { class: "tag pop-closed", "data-testid": "pop-closed" },
+        t("pop.closed")) : null,
       pop.skill ? h("span", {}, t("pop.skill"), ": ", tOr("skill", pop.skill)) : null,
       pop.ivr && pop.ivr.language ? h("span", { "data-testid": "pop-language" }, t("pop.language"), ": ",
         tOr("langname", pop.ivr.language)) : null,

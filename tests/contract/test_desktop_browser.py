@@ -230,3 +230,60 @@ def test_a_forced_logout_says_so_at_once(page: Any, base_url: str) -> None:
     sockets[-1].send(json.dumps({"type": "agent_state", "data": forced}))
     page.wait_for_url("**/index.html?reason=forced")
     expect(page.get_by_test_id("login-error")).to_have_text("班长已将您签出，如需继续请重新签入")
+
+
+def test_a_finished_call_becomes_a_closed_card_and_the_next_ring_a_clean_one(
+        page: Any, base_url: str, db: tuple[Any, Any]) -> None:
+    """Issue 14 §6: the previous caller's pop and 一键建单 stayed live after the call, and the
+    next call still showed 工单已受理 with the previous order's number (an order could go to
+    the wrong customer). Now the card closes when the agent is done with the call (ready
+    after wrap-up, or a missed ring), and the next ring starts a clean one."""
+    _settings, sessions = db
+    now = datetime.now(UTC)
+    with sessions() as s:
+        demos = {d["purpose"]: d for d in demo_accounts(s, now)}
+        first = screen_pop(s, call_id="1790000001.1", caller_number=demos["outage_fault"][
+            "phone"], account_no=demos["outage_fault"]["account_no"], now=now)
+        second = screen_pop(s, call_id="1790000002.1", caller_number="13700000002",
+                            account_no=None, now=now)
+    for pop in (first, second):
+        pop.update(seat="seat08", skill="general", attempt=1)
+
+    def state(st: str, call: str | None) -> str:
+        return json.dumps({"type": "agent_state", "data": {
+            "agent_id": "A008", "seat": "seat08", "state": st, "reason": None,
+            "since": datetime.now(UTC).isoformat(), "call_id": call}})
+
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
+    login(page, base_url, "A008", seat="seat08")
+    page.wait_for_url("**/agent.html")
+    expect(page.get_by_test_id("conn")).to_have_attribute("data-online", "1")
+    ws = sockets[-1]
+    ws.send(state("reserved", first["call_id"]))
+    ws.send(json.dumps({"type": "pop", "data": first}))
+    ws.send(state("on_call", first["call_id"]))
+    expect(page.get_by_test_id("pop-caller")).to_have_text(first["caller_number"])
+    page.get_by_test_id("wo-open").click()
+    page.get_by_test_id("wo-submit").click()
+    expect(page.get_by_test_id("wo-created-number")).to_have_text(re.compile(r"^\d{11}$"))
+    # the call ends: wrap-up still belongs to it (an order may still be written for it)
+    ws.send(state("wrap_up", first["call_id"]))
+    expect(page.get_by_test_id("wo-open")).to_be_enabled()
+    expect(page.get_by_test_id("pop-closed")).to_have_count(0)
+    # ready again: the card is closed, 一键建单 is off, the order's note is gone
+    ws.send(state("ready", None))
+    expect(page.get_by_test_id("pop-closed")).to_have_text("通话已结束")
+    expect(page.get_by_test_id("wo-open")).to_be_disabled()
+    expect(page.get_by_test_id("wo-created")).to_be_hidden()
+    # the next ring: a clean card for the next caller
+    ws.send(state("reserved", second["call_id"]))
+    ws.send(json.dumps({"type": "pop", "data": second}))
+    expect(page.get_by_test_id("pop-caller")).to_have_text("13700000002")
+    expect(page.get_by_test_id("pop-closed")).to_have_count(0)
+    expect(page.get_by_test_id("wo-open")).to_be_enabled()
+    expect(page.get_by_test_id("wo-created-number")).to_have_count(0)
+    # a missed ring (back to not ready: rona) closes that card too
+    ws.send(state("not_ready", None))
+    expect(page.get_by_test_id("pop-closed")).to_be_visible()
+    expect(page.get_by_test_id("wo-open")).to_be_disabled()
