@@ -116,11 +116,39 @@ export function toast(message, kind = "info") {
   setTimeout(() => el.remove(), 6000);
 }
 
+// The server's errors are English sentences (its API and logs are read by engineers too). A
+// Mandarin desktop shows the ones an agent or supervisor meets in Mandarin, the rest with a
+// Mandarin sentence by status first and the server's words after it (issue 14 §6: they were
+// shown in English alone). Each pattern names its i18n key; {1} is the first group.
+const KNOWN_ERRORS = [
+  [/^no agent (\S+) is logged in$/, "err.no_such_agent"],
+  [/^agent (\S+) is not ready$/, "err.agent_not_ready"],
+  [/^only the agent on this call/, "err.not_your_call"],
+  [/is not connected to an agent$/, "err.not_connected"],
+  [/is not live in the ACD$/, "err.call_gone"],
+  [/^the ACD is busy|^the ACD did not answer in time/, "err.acd_busy"],
+  [/^the ACD is not running|needs the PBX and the ACD|the PBX is not running/, "err.no_cti"],
+  [/^the agent's phone is not on hold yet/, "err.hold_not_ready"],
+  [/^the PBX refused or did not answer|^the PBX did not ring your phone/, "err.pbx"],
+  [/while on_call|while reserved/, "err.on_call"],
+  [/^return visits are not called here: no outbound trunk/, "err.no_trunk"],
+  [/only a resolved order is visited$/, "err.not_resolved"],
+];
+const BY_STATUS = { 0: "err.network", 400: "err.bad_input", 404: "err.not_found",
+  409: "err.conflict", 422: "err.bad_input", 429: "err.too_many" };
+
 export function errorText(e) {
   if (e instanceof ApiError) {
     if (e.status === 403) return t("err.forbidden");
     if (e.status === 401) return t("err.session");
-    return `${t("err.generic")}: ${e.detail}`;
+    const detail = String(e.detail || "");
+    for (const [re, key] of KNOWN_ERRORS) {
+      const m = detail.match(re);
+      if (m) return t(key, { 1: m[1] || "" });
+    }
+    if (getLang() === "en") return `${t("err.generic")}: ${detail}`;
+    const kind = t(BY_STATUS[e.status] || (e.status >= 500 ? "err.server" : "err.generic"));
+    return detail ? `${kind}（${detail}）` : kind;
   }
   return `${t("err.generic")}: ${e}`;
 }

@@ -287,3 +287,25 @@ def test_a_finished_call_becomes_a_closed_card_and_the_next_ring_a_clean_one(
     ws.send(state("not_ready", None))
     expect(page.get_by_test_id("pop-closed")).to_be_visible()
     expect(page.get_by_test_id("wo-open")).to_be_disabled()
+
+
+def test_server_errors_read_in_the_pages_language(page: Any, base_url: str) -> None:
+    """Issue 14 §6: the server's English errors were shown as they are in the Mandarin UI.
+    The ones agents meet read in Mandarin; any other says what kind of failure it is in
+    Mandarin, with the server's words after it; English shows English."""
+    login(page, base_url, "A009", seat="seat09")
+    page.wait_for_url("**/agent.html")
+    text = """async ([status, detail]) => {
+        const m = await import('/api.js');
+        return m.errorText(new m.ApiError(status, detail));
+    }"""
+    assert page.evaluate(text, [409, "agent A002 is not ready"]) == "坐席 A002 当前不空闲"
+    assert page.evaluate(text, [409, "no agent A077 is logged in"]) == "坐席 A077 未签入"
+    assert page.evaluate(text, [409, "refused by the ACD: Logout not allowed while on_call"]
+                         ) == "通话中不能执行此操作"
+    assert page.evaluate(text, [409, "something new"]) == "当前状态不允许此操作（something new）"
+    assert page.evaluate(text, [502, "bad gateway"]) == "服务器错误（bad gateway）"
+    page.get_by_test_id("lang-toggle").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert page.evaluate(text, [409, "agent A002 is not ready"]) == "Agent A002 is not ready"
+    assert page.evaluate(text, [409, "something new"]) == "The action failed: something new"
