@@ -293,12 +293,31 @@ function showPop(pop) {
       h("tbody", {}, orders.map((o) => h("tr", { "data-testid": "pop-work-order" },
         h("td", {}, o.number), h("td", {}, tOr("wotype", o.type)),
         h("td", {}, tOr("wostatus", o.status)), h("td", {}, o.description || "", outageLink(o)),
-        h("td", {}, h("span", { class: "sla", "data-due": o.sla_due_at || "" }))))))
+        h("td", {}, h("span", { class: "sla", "data-due": o.sla_due_at || "" })),
+        // the caller asks after an open order: urge it from here (催办, issue 14 §6); the
+        // supervisors are alerted and the count is on the order
+        h("td", {}, CLOSED.has(o.status) || pop.closed ? null
+          : h("button", { type: "button", class: "secondary", "data-testid": "pop-wo-urge",
+            onclick: (ev) => urgeOrder(o.number, ev.target) }, t("pop.urge")))))))
       : h("p", { class: "muted" }, t("pop.no_work_orders")),
     h("h3", {}, t("pop.ivr_path")),
     ivrPath(pop));
   window.__hotlinePopShownAt = shownAt;
   renderState();
+}
+
+async function urgeOrder(number, button) {
+  button.disabled = true;
+  try {
+    const doc = await post(`/api/workorders/${encodeURIComponent(number)}/urge`,
+      { note: t("pop.urge_note") });
+    button.textContent = `${t("pop.urged")} ×${doc.urge_count ?? ""}`;
+    button.dataset.urged = "1";
+    toast(`${t("pop.urged")}: ${number}`, "ok");
+  } catch (e) {
+    button.disabled = false;
+    toast(errorText(e), "error");
+  }
 }
 
 // ------------------------------------------------------------------------------- call control

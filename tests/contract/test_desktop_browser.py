@@ -309,3 +309,37 @@ def test_server_errors_read_in_the_pages_language(page: Any, base_url: str) -> N
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert page.evaluate(text, [409, "agent A002 is not ready"]) == "Agent A002 is not ready"
     assert page.evaluate(text, [409, "something new"]) == "The action failed: something new"
+
+
+def test_an_open_order_is_urged_from_the_pop(page: Any, base_url: str,
+                                             db: tuple[Any, Any]) -> None:
+    """Issue 14 §6: the caller asks after an open order; the agent urges it from the pop (催办)
+    and the order counts it."""
+    from hotline.wiring import build_services
+    from workorders.lifecycle import Role
+    from workorders.service import Actor, NewOrder
+
+    settings, sessions = db
+    svc = build_services(settings, sessions).workorders
+    caller = "13700000010"
+    number = svc.create(NewOrder(type="fault_repair", description="家中无电",
+                                 caller_number=caller), Actor("A010", Role.AGENT))["number"]
+    with sessions() as s:
+        pop = screen_pop(s, call_id="1790000010.1", caller_number=caller, account_no=None,
+                         now=datetime.now(UTC))
+    pop.update(seat="seat10", skill="general", attempt=1)
+    assert [o["number"] for o in pop["work_orders"]] == [number]
+    on_call = {"agent_id": "A010", "seat": "seat10", "state": "on_call", "reason": None,
+               "since": datetime.now(UTC).isoformat(), "call_id": pop["call_id"]}
+
+    def push(ws: Any) -> None:
+        ws.send(json.dumps({"type": "agent_state", "data": on_call}))
+        ws.send(json.dumps({"type": "pop", "data": pop}))
+
+    page.route_web_socket(re.compile(r".*/ws$"), push)
+    login(page, base_url, "A010", seat="seat10")
+    page.wait_for_url("**/agent.html")
+    row = page.get_by_test_id("pop-work-order").filter(has_text=number)
+    row.get_by_test_id("pop-wo-urge").click()
+    expect(row.get_by_test_id("pop-wo-urge")).to_have_text("已催办 ×1")
+    assert svc.get(number)["urge_count"] == 1
