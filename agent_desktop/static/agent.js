@@ -26,8 +26,54 @@ applyI18n($("wo-type"));
 
 // ------------------------------------------------------------------------------- state bar
 
+// ------------------------------------------------------------------------------- ringing
+// The seat rings: the agent hears a tone from the page (their phone may be on mute or across
+// the room), the tab's title flashes, and, where allowed, the desktop shows a notification
+// (issue 14 §6: agents expect it of Finesse, Connect's CCP and Genesys).
+const TITLE = document.title;
+const ring = { timer: null, audio: null, note: null };
+
+function ringTone() {
+  try {
+    ring.audio = ring.audio || new AudioContext();
+    const ctx = ring.audio;
+    for (const at of [0, 0.25]) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.05;
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + at);
+      osc.stop(ctx.currentTime + at + 0.15);
+    }
+  } catch { /* no audio here: the title and the notification still tell */ }
+}
+
+function ringing(on) {
+  document.body.dataset.ringing = on ? "1" : "0";
+  if (on && !ring.timer) {
+    let flip = false;
+    const flash = () => {
+      flip = !flip;
+      document.title = flip ? `【${t("ring.title")}】${TITLE}` : TITLE;
+      if (flip) ringTone();
+    };
+    flash();
+    ring.timer = setInterval(flash, 1000);
+    if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+      ring.note = new Notification(t("ring.title"), { body: S.pop ? S.pop.caller_number : "" });
+    }
+  } else if (!on && ring.timer) {
+    clearInterval(ring.timer);
+    ring.timer = null;
+    document.title = TITLE;
+    if (ring.note) { ring.note.close(); ring.note = null; }
+  }
+}
+
 function renderState() {
   const a = S.agent || { state: "logged_out" };
+  ringing(a.state === "reserved");
   const el = $("state");
   el.className = `state-badge state-${a.state}`;
   el.dataset.state = a.state;
@@ -492,7 +538,13 @@ async function start() {
   everySecond(tick);
 }
 
-$("btn-ready").addEventListener("click", () => setState("ready"));
+$("btn-ready").addEventListener("click", () => {
+  // ready for calls: a click is the moment a browser lets the page ask to notify
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission().catch(() => { /* refused: the title still flashes */ });
+  }
+  setState("ready");
+});
 $("btn-not-ready").addEventListener("click", () => setState("not_ready", $("reason").value));
 // The ACD starts wrap-up by itself when a call ends; the agent may ask for it (or for more of
 // it: the wrap-up time starts again), and is ready by itself when it is over.

@@ -343,3 +343,26 @@ def test_an_open_order_is_urged_from_the_pop(page: Any, base_url: str,
     row.get_by_test_id("pop-wo-urge").click()
     expect(row.get_by_test_id("pop-wo-urge")).to_have_text("已催办 ×1")
     assert svc.get(number)["urge_count"] == 1
+
+
+def test_a_ringing_seat_flashes_the_tab(page: Any, base_url: str) -> None:
+    """Issue 14 §6: while the seat rings the page says so beyond its badge: the tab's title
+    flashes 【来电】 (and a tone plays, and a notification shows where allowed); answering
+    stops it."""
+    def state(st: str) -> str:
+        return json.dumps({"type": "agent_state", "data": {
+            "agent_id": "A011", "seat": "seat11", "state": st, "reason": None,
+            "since": datetime.now(UTC).isoformat(), "call_id": "1790000011.1"}})
+
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
+    login(page, base_url, "A011", seat="seat11")
+    page.wait_for_url("**/agent.html")
+    expect(page.get_by_test_id("conn")).to_have_attribute("data-online", "1")
+    title = page.title()
+    sockets[-1].send(state("reserved"))
+    expect(page.locator("body")).to_have_attribute("data-ringing", "1")
+    expect(page).to_have_title(re.compile(r"^【来电】"))
+    sockets[-1].send(state("on_call"))
+    expect(page.locator("body")).to_have_attribute("data-ringing", "0")
+    expect(page).to_have_title(title)
