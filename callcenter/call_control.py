@@ -194,6 +194,17 @@ class CallControl:
         log.info("call %s transferred to %s by %s", call_id, skill or agent_id, actor)
         return doc
 
+    async def dtmf(self, call_id: str, digits: str) -> None:
+        """Keys to the far end of a connected call (the agent's pad, for a party that is an
+        IVR): AMI PlayDTMF on the caller's channel, one digit at a time, in order. `digits`
+        is checked by the caller (0-9 * # A-D only); a call on hold takes none."""
+        caller = self._connected(call_id)
+        if call_id in self.held:
+            raise CallControlError("the call is on hold; take it off hold first")
+        for digit in digits:
+            await self.ami.action({"Action": "PlayDTMF", "Channel": caller, "Digit": digit,
+                                   "Duration": "120"}, idempotent=False)
+
     async def hangup(self, call_id: str) -> None:
         caller = self._caller_channel(call_id)
         await self.ami.action({"Action": "Hangup", "Channel": caller, "Cause": "16"},

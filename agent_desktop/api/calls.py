@@ -59,6 +59,12 @@ class HoldIn(BaseModel):
     on: bool
 
 
+class DtmfIn(BaseModel):
+    # the keys of a telephone pad only: nothing else ever reaches AMI
+    digits: str = Field(min_length=1, max_length=32, pattern=r"^[0-9*#A-D]+$",
+                        examples=["1", "2#"])
+
+
 class TransferIn(BaseModel):
     skill: str | None = Field(default=None, min_length=1, max_length=32,
                               pattern=r"^[A-Za-z0-9_-]+$", examples=["repair"])
@@ -251,6 +257,17 @@ async def hold(body: HoldIn, request: Request, call_id: str = CallId,
     held = await _run(ctx, request, user, "call.hold", call_id, cc.hold(call_id, body.on),
                       on=body.on)
     return ControlOut(call_id=call_id, ok=True, held=held)
+
+
+@router.post("/{call_id}/dtmf", response_model=ControlOut, responses=CONTROL)
+async def dtmf(body: DtmfIn, request: Request, call_id: str = CallId,
+               user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """The agent's key pad: the keys go to the far end of the call (a party that is an IVR),
+    in order. Only the agent on the call (or a supervisor, audited)."""
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.dtmf", call_id, cc.dtmf(call_id, body.digits),
+               digits=len(body.digits))
+    return ControlOut(call_id=call_id, ok=True)
 
 
 @router.post("/{call_id}/transfer", response_model=ControlOut, responses=CONTROL)

@@ -92,6 +92,7 @@ function renderState() {
   S.targetsFor = onCall ? a.call_id || true : null;
   $("btn-hold").disabled = !onCall;
   $("btn-transfer").disabled = !onCall;
+  for (const k of document.querySelectorAll("#dtmf-keys button")) k.disabled = !onCall;
   $("btn-hangup").disabled = !onCall || !a.call_id;
   $("btn-hold").dataset.held = S.held ? "1" : "0";
   $("btn-hold").textContent = S.held ? t("call.unhold") : t("call.hold");
@@ -379,6 +380,17 @@ $("btn-hold").addEventListener("click", async () => {
     renderState();
   } catch (e) { toast(errorText(e), "error"); }
 });
+// the key pad: each key to the far end at once (a party that is an IVR asks for them)
+for (const key of "123456789*0#") {
+  $("dtmf-keys").append(h("button", { type: "button", class: "secondary", "data-testid": "dtmf-key",
+    "data-key": key, onclick: async (ev) => {
+      ev.target.disabled = true;
+      try { await post(`/api/calls/${encodeURIComponent(callId())}/dtmf`, { digits: key }); }
+      catch (e) { toast(errorText(e), "error"); }
+      finally { ev.target.disabled = !(S.agent && S.agent.state === "on_call"); }
+    } }, key));
+}
+
 $("btn-hangup").addEventListener("click", async () => {
   try { await post(`/api/calls/${encodeURIComponent(callId())}/hangup`); }
   catch (e) { toast(errorText(e), "error"); }

@@ -366,3 +366,34 @@ def test_a_ringing_seat_flashes_the_tab(page: Any, base_url: str) -> None:
     sockets[-1].send(state("on_call"))
     expect(page.locator("body")).to_have_attribute("data-ringing", "0")
     expect(page).to_have_title(title)
+
+
+def test_the_key_pad_sends_keys_during_a_call(page: Any, base_url: str) -> None:
+    """Issue 14 §6: a key pad for a party that is an IVR; its keys are live only on a call and
+    each goes to the call's far end (no CTI here: the server's answer is Playwright's)."""
+    sent: list[Any] = []
+
+    def answer(route: Any) -> None:
+        sent.append(json.loads(route.request.post_data or "{}"))
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps({"call_id": "1790000012.1", "ok": True}))
+
+    page.route(re.compile(r".*/api/calls/1790000012\.1/dtmf$"), answer)
+    sockets: list[Any] = []
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
+    login(page, base_url, "A012", seat="seat12")
+    page.wait_for_url("**/agent.html")
+    page.get_by_test_id("dtmf-pad").locator("summary").click()
+    key = page.locator('[data-testid="dtmf-key"][data-key="5"]')
+    expect(key).to_be_disabled()
+    expect(page.get_by_test_id("conn")).to_have_attribute("data-online", "1")
+    sockets[-1].send(json.dumps({"type": "agent_state", "data": {
+        "agent_id": "A012", "seat": "seat12", "state": "on_call", "reason": None,
+        "since": datetime.now(UTC).isoformat(), "call_id": "1790000012.1"}}))
+    expect(key).to_be_enabled()
+    key.click()
+    page.locator('[data-testid="dtmf-key"][data-key="#"]').click()
+    expect(key).to_be_enabled()
+    page.wait_for_function("() => document.querySelectorAll('#dtmf-keys button:disabled')"
+                           ".length === 0")
+    assert sent == [{"digits": "5"}, {"digits": "#"}]

@@ -578,3 +578,26 @@ async def test_errors_are_json_with_a_detail(env: Env) -> None:
     assert r.status_code == 200 and "/api/auth/login" in r.json()["paths"]
     r = await env.client.get("/api/health")
     assert r.json() == {"ok": True, "acd": True, "pbx": True}
+
+
+async def test_the_agents_key_pad_sends_keys_to_the_far_end(env: Env) -> None:
+    """Issue 14 §6: a DTMF pad for a party that is an IVR: each key a PlayDTMF on the caller's
+    channel, in order; only telephone keys ever reach AMI; only the agent on the call."""
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    r = await env.client.post(f"/api/calls/{cid}/dtmf", json={"digits": "12#"})
+    assert r.status_code == 200, r.text
+    sent = [a for a in env.ami.sent if a["Action"] == "PlayDTMF"]
+    assert [(a["Channel"], a["Digit"]) for a in sent] == [
+        ("PJSIP/carrier-00000001", "1"), ("PJSIP/carrier-00000001", "2"),
+        ("PJSIP/carrier-00000001", "#")]
+    for digits in ("1\r\nAction: Hangup", "", "x", "1" * 33):
+        r = await env.client.post(f"/api/calls/{cid}/dtmf", json={"digits": digits})
+        assert r.status_code == 422, (digits, r.text)
+    assert len([a for a in env.ami.sent if a["Action"] == "PlayDTMF"]) == 3
+    other = await env.as_user("A002", "seat02")
+    try:
+        r = await other.post(f"/api/calls/{cid}/dtmf", json={"digits": "1"})
+        assert r.status_code == 403
+    finally:
+        await other.aclose()
