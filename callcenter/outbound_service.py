@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 RESULT_EVENT = "HotlineOutboundResult"
 UNHEARD_MARGIN_S = 30.0
+_KEY = re.compile(r"[0-9*#]|none")  # a survey's key, or none heard
 # the sequence part of our ChannelIds: far above any count of channels one Asterisk makes, so
 # no channel of Asterisk's own is ever taken for an attempt
 OB_SEQ = 900_000_000
@@ -243,7 +244,14 @@ class OutboundService:
         job = o.job if o is not None else None
         if job is None:
             return
-        result = {k: str(v) for k, v in msg.items() if k in ("Key", "Heard", "Message")}
+        # the dialplan's own event, from the attempt's own channel, with a key or none
+        key = str(msg.get("Key", ""))
+        if (attempt_of(str(msg.get("Uniqueid", ""))) != attempt
+                or not _KEY.fullmatch(key)):
+            log.warning("outbound attempt %s: a result not from its channel, or a bad key; "
+                        "ignored", attempt)
+            return
+        result = {"Key": key}
         now = self.clock()
         await self._db(lambda s: store.store(s, job, now, result=result))
         handler = self.results.get(job.purpose)

@@ -136,7 +136,14 @@ def test_busy_then_answered_with_a_survey_key(sessions: sessionmaker[Session]) -
     [a2] = w.tick()
     w.event(Event="OriginateResponse", Response="Success", Reason="4",
             Uniqueid=w.chan(a2), Linkedid="L1")
-    w.event(Event="UserEvent", UserEvent="HotlineOutboundResult", Attempt=str(a2), Key="1")
+    # a result that did not come from the attempt's own channel, or with a bad key, is ignored
+    w.event(Event="UserEvent", UserEvent="HotlineOutboundResult", Attempt=str(a2), Key="1",
+            Uniqueid="pbx1-1796535000.17")
+    w.event(Event="UserEvent", UserEvent="HotlineOutboundResult", Attempt=str(a2),
+            Key="1\r\nEvent: x", Uniqueid=w.chan(a2))
+    assert w.results == []
+    w.event(Event="UserEvent", UserEvent="HotlineOutboundResult", Attempt=str(a2), Key="1",
+            Uniqueid=w.chan(a2))
     w.clock.advance(timedelta(seconds=40))
     w.event(Event="Hangup", Uniqueid=w.chan(a2), Cause="16")
     done = w.job(job)
