@@ -6,8 +6,12 @@ import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from config.settings import Settings
+from hotline import stack
 from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.sipp import Caller, SippResult, place_call
 
@@ -77,3 +81,34 @@ def hang_up(ami: AmiRecorder, channel_event: Event) -> None:
 
 def ts(e: Event) -> float:
     return float(e.get("Timestamp") or e["_received"])
+
+
+# ------------------------------------------------------------------------- the web desktop
+
+DEMO_PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
+
+
+def web_login(base: str, user: str, seat: str) -> httpx.Client:
+    """An HTTP client logged in to the desktop as `user` at `seat` (the CTI logs the agent in
+    to the ACD, as the desktop's login does)."""
+    c = httpx.Client(base_url=base, timeout=15)
+    r = c.post("/api/auth/login", json={"user_id": user, "password": DEMO_PASSWORD,
+                                        "seat": seat})
+    assert r.status_code == 200, r.text
+    return c
+
+
+def wait_agent_state(c: httpx.Client, agent: str, want: str,
+                     timeout: float = 20) -> dict[str, Any]:
+    """Until the API says `agent` is in state `want` (deadline); the agent's document."""
+    found: dict[str, Any] = {}
+
+    def reached() -> bool:
+        found.update(c.get(f"/api/agents/{agent}").json())
+        return found.get("state") == want
+
+    try:
+        stack.wait_until(reached, timeout, f"{agent} {want}")
+    except stack.StackError as exc:
+        raise AssertionError(f"{exc}; last seen {found}") from None
+    return found

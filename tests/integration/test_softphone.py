@@ -31,15 +31,20 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from cti.db.models import Agent
-from hotline import stack
-from tests.integration.callers import call_story, hang_up, is_event, seat_answered
+from tests.integration.callers import (
+    call_story,
+    hang_up,
+    is_event,
+    seat_answered,
+    wait_agent_state,
+    web_login,
+)
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event
@@ -49,7 +54,6 @@ from tests.support.sipp import Caller, Keys, Pause, scenario_xml
 from tests.support.softphone import Softphone
 
 pytestmark = pytest.mark.integration
-PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 SOFT_SEAT, SIPP_SEAT = "seat46", "seat47"
 # this module's ports, in the slot's block (tests/support/ports.py): baresip's ctrl_tcp and SIP
 # (UDP and TCP on it, TLS on the next port: 15033-15035), the SIPp seat phone and its
@@ -116,27 +120,6 @@ def agents(backend: Backend) -> tuple[str, str]:
     first = next(a for a, sk in rows if "general" in sk and "billing" not in sk)
     second = next(a for a, sk in rows if "billing" in sk and a != first)
     return first, second
-
-
-def _client(base: str, user: str, seat: str) -> httpx.Client:
-    c = httpx.Client(base_url=base, timeout=15)
-    r = c.post("/api/auth/login", json={"user_id": user, "password": PASSWORD, "seat": seat})
-    assert r.status_code == 200, r.text
-    return c
-
-
-def _state(c: httpx.Client, agent: str, want: str, timeout: float = 20) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def reached() -> bool:
-        found.update(c.get(f"/api/agents/{agent}").json())
-        return found.get("state") == want
-
-    try:
-        stack.wait_until(reached, timeout, f"{agent} {want}")
-    except stack.StackError as exc:
-        raise AssertionError(f"{exc}; last seen {found}") from None
-    return found
 
 
 def _ready(c: httpx.Client, agent: str) -> None:
@@ -214,8 +197,8 @@ def test_baresip_answers_talks_holds_transfers_and_hangs_up(
     first, second = agents
     tone = _tone_wav(tmp_path / "tone.wav", SOFT_HZ, 300)
     phone = _softphone(cti, tmp_path / "baresip", f"aufile,{tone}")
-    a = _client(web, first, SOFT_SEAT)
-    b = _client(web, second, SIPP_SEAT)
+    a = web_login(web, first, SOFT_SEAT)
+    b = web_login(web, second, SIPP_SEAT)
     caller: CallerPhone | None = None
     try:
         _ready(a, first)
@@ -232,7 +215,7 @@ def test_baresip_answers_talks_holds_transfers_and_hangs_up(
         live = a.get("/api/calls", params={"live": "true"}).json()
         assert [(c["live_state"], c["agent_id"]) for c in live] == [("connected", first)]
         cid = live[0]["call_id"]
-        assert _state(a, first, "on_call")["call_id"] == cid
+        assert wait_agent_state(a, first, "on_call")["call_id"] == cid
 
         # audio both ways: the caller hears the softphone's aufile tone (the softphone's side
         # is checked from its own recording once its call has ended, below)
@@ -258,19 +241,23 @@ def test_baresip_answers_talks_holds_transfers_and_hangs_up(
                             and e.get("Channel") == caller_chan, 10, "caller bridged again",
                             since=m)
         _caller_hears_softphone(caller.rtp, float(back["_received"]))
-        assert _state(a, first, "on_call")["call_id"] == cid
+        assert wait_agent_state(a, first, "on_call")["call_id"] == cid
 
         # transfer to a skill: the billing agent's SIPp phone answers; baresip's call ends
         _ready(b, second)
         m, soft_mark = ami.mark(), phone.mark()
         r = a.post(f"/api/calls/{cid}/transfer", json={"skill": "billing"})
         assert r.status_code == 200, r.text
-        ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineQueued")(e)
-                     and e.get("Skill") == "billing", 10, "queued for billing", since=m)
+        try:
+            ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineQueued")(e)
+                         and e.get("Skill") == "billing", 10, "queued for billing", since=m)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{call_story(ami, number, m, cti.settings)}"
+                                 ) from None
         _answered(ami, number, SIPP_SEAT, m, cti)
         phone.wait_event("CALL_CLOSED", 15, since=soft_mark)
-        assert _state(b, second, "on_call")["call_id"] == cid
-        _state(a, first, "ready", timeout=cti.settings.acd.wrap_up_s + 15)
+        assert wait_agent_state(b, second, "on_call")["call_id"] == cid
+        wait_agent_state(a, first, "ready", timeout=cti.settings.acd.wrap_up_s + 15)
 
         # the softphone heard the caller: its sndfile dump of the decoded audio (closed with
         # the call) holds the caller's tone, and what it sent holds its own
@@ -289,7 +276,7 @@ def test_baresip_answers_talks_holds_transfers_and_hangs_up(
         again = _answered(ami, number, SOFT_SEAT, m, cti)
         phone.wait_event("CALL_ESTABLISHED", 15, since=soft_mark)
         _caller_hears_softphone(caller.rtp, float(again["_received"]))
-        assert _state(a, first, "on_call")["call_id"] == cid
+        assert wait_agent_state(a, first, "on_call")["call_id"] == cid
         m = ami.mark()
         assert phone.command("hangup")["ok"] is True
         gone = ami.wait_for(lambda e: e.get("Event") == "Hangup"
@@ -297,7 +284,7 @@ def test_baresip_answers_talks_holds_transfers_and_hangs_up(
         assert gone.get("Cause") == "16", gone
         phone.wait_event("CALL_CLOSED", 10, since=soft_mark)
         assert caller.finish(30) == 0
-        _state(a, first, "wrap_up")
+        wait_agent_state(a, first, "wrap_up")
         for c, agent in ((a, first), (b, second)):
             assert c.post(f"/api/agents/{agent}/logout").status_code == 200
         assert "start_source failed" not in phone.output()
@@ -323,7 +310,7 @@ def test_a_softphone_whose_audio_source_fails_never_answers(
     audio = (f"aufile,{_tone_wav(tmp_path / 'tone16k.wav', SOFT_HZ, 30, rate=16000)}"
              if source == "aufile-16kHz" else "alsa,default")
     phone = _softphone(cti, tmp_path / "baresip", audio, sip_trace=True)
-    a = _client(web, first, SOFT_SEAT)
+    a = web_login(web, first, SOFT_SEAT)
     caller: CallerPhone | None = None
     try:
         _ready(a, first)
@@ -339,7 +326,7 @@ def test_a_softphone_whose_audio_source_fails_never_answers(
         ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineQueued")(e),
                      10, "the caller waits again", since=ami.events().index(rona))
         phone.wait_event("CALL_CLOSED", 10, since=soft_mark)
-        assert _state(a, first, "not_ready")["reason"] == "rona"
+        assert wait_agent_state(a, first, "not_ready")["reason"] == "rona"
         out = phone.output()
         assert "answering call on line 1" in out and "start_source failed" in out, out
         if source == "aufile-16kHz":

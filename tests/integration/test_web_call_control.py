@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from cti.db.models import Agent
-from hotline import stack
-from tests.integration.callers import CallInProgress, is_event, seat_answered
+from tests.integration.callers import (
+    CallInProgress,
+    is_event,
+    seat_answered,
+    wait_agent_state,
+    web_login,
+)
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event
@@ -29,7 +32,6 @@ from tests.support.ws import WsClient
 pytestmark = pytest.mark.integration
 PHONE_PORT, REGISTER_PORT = port(15040), port(15044)
 SEATS = ("seat11", "seat12")
-PASSWORD = "95598"  # the demo staff's password (hotline/demo_seed.py)
 
 
 @pytest.fixture(scope="module")
@@ -63,27 +65,6 @@ def two_agents(backend: Backend) -> tuple[str, str]:
     return first, second
 
 
-def _client(base: str, user: str, seat: str) -> httpx.Client:
-    c = httpx.Client(base_url=base, timeout=15)
-    r = c.post("/api/auth/login", json={"user_id": user, "password": PASSWORD, "seat": seat})
-    assert r.status_code == 200, r.text
-    return c
-
-
-def _state(c: httpx.Client, agent: str, want: str, timeout: float = 20) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def reached() -> bool:
-        found.update(c.get(f"/api/agents/{agent}").json())
-        return found.get("state") == want
-
-    try:
-        stack.wait_until(reached, timeout, f"{agent} {want}")
-    except stack.StackError as exc:
-        raise AssertionError(f"{exc}; last seen {found}") from None
-    return found
-
-
 def _answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
     ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineOffer")(e)
                  and e.get("Seat") == seat, 60, f"offer to {seat}", since=since)
@@ -94,14 +75,14 @@ def test_hold_transfer_and_hangup_from_the_web(
         cti: CtiProcess, ami: AmiRecorder, backend: Backend, base: str, phones: None,
         two_agents: tuple[str, str], tmp_path: Path) -> None:
     first, second = two_agents
-    a = _client(base, first, SEATS[0])
-    b = _client(base, second, SEATS[1])
+    a = web_login(base, first, SEATS[0])
+    b = web_login(base, second, SEATS[1])
     # the first agent's desktop push: the CTI relays MQTT to it, filtered for this agent
     push = WsClient(cti.settings.web.host, cti.settings.web.port, "/ws",
                     f"hotline_session={a.cookies['hotline_session']}")
     try:
         # the API is the CTI's: the login put the agent in the ACD, as the MQTT login does
-        assert _state(a, first, "not_ready")["reason"] == "login"
+        assert wait_agent_state(a, first, "not_ready")["reason"] == "login"
         assert [x["agent_id"] for x in a.get("/api/agents").json()] == [first]
         assert a.post(f"/api/agents/{first}/state", json={"state": "ready"}).json()[
             "state"] == "ready"
@@ -134,7 +115,7 @@ def test_hold_transfer_and_hangup_from_the_web(
         ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
                      and e.get("Channel") == caller_channel, 10, "caller bridged again",
                      since=m)
-        assert _state(a, first, "on_call")["call_id"] == cid
+        assert wait_agent_state(a, first, "on_call")["call_id"] == cid
 
         # transfer to a skill: the caller waits in our ACD again; the billing agent gets it
         assert b.post(f"/api/agents/{second}/state", json={"state": "ready"}).status_code == 200
@@ -144,23 +125,23 @@ def test_hold_transfer_and_hangup_from_the_web(
         ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineQueued")(e)
                      and e.get("Skill") == "billing", 10, "queued for billing", since=m)
         _answered(ami, number, SEATS[1], m)
-        assert _state(b, second, "on_call")["call_id"] == cid
+        assert wait_agent_state(b, second, "on_call")["call_id"] == cid
         # the first agent's part is over: wrap-up, then ready again (wrap_up_s in the tests)
-        _state(a, first, "ready", timeout=cti.settings.acd.wrap_up_s + 15)
+        wait_agent_state(a, first, "ready", timeout=cti.settings.acd.wrap_up_s + 15)
 
         # transfer back to the first agent by name; the first agent hangs up from the web
         m = ami.mark()
         r = b.post(f"/api/calls/{cid}/transfer", json={"agent_id": first})
         assert r.status_code == 200, r.text
         _answered(ami, number, SEATS[0], m)
-        _state(a, first, "on_call")
+        wait_agent_state(a, first, "on_call")
         assert b.post(f"/api/calls/{cid}/hangup").status_code == 403  # no longer theirs
         m = ami.mark()
         assert a.post(f"/api/calls/{cid}/hangup").status_code == 200
         ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == caller_channel,
                      10, "caller hung up", since=m)
         assert call.finish(60).ok
-        _state(a, first, "wrap_up")
+        wait_agent_state(a, first, "wrap_up")
         # the other agent was ready, rang and talked meanwhile: none of it reached this socket
         assert all(m["data"].get("agent_id", first) == first for m in push.messages
                    if m["type"] in ("agent_state", "pop")), push.messages
@@ -182,7 +163,7 @@ def test_resume_before_the_hold_music_starts_keeps_the_call(
     Bridge() met the caller still leaving the old bridge ended it too (hotline-hold in
     extensions.conf). Now the call stays up, bridged again each time."""
     first = two_agents[0]
-    a = _client(base, first, SEATS[0])
+    a = web_login(base, first, SEATS[0])
     try:
         assert a.post(f"/api/agents/{first}/state", json={"state": "ready"}).json()[
             "state"] == "ready"
@@ -201,7 +182,7 @@ def test_resume_before_the_hold_music_starts_keeps_the_call(
             ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
                          and e.get("Channel") == caller_channel, 10, "caller bridged again",
                          since=m)
-        assert _state(a, first, "on_call")["call_id"] == cid
+        assert wait_agent_state(a, first, "on_call")["call_id"] == cid
         # still the same call: the agent ends it from the web, the caller's leg hears it
         m = ami.mark()
         assert a.post(f"/api/calls/{cid}/hangup").status_code == 200
