@@ -248,13 +248,10 @@ def test_baresip_answers_talks_holds_transfers_and_hangs_up(
         m, soft_mark = ami.mark(), phone.mark()
         r = a.post(f"/api/calls/{cid}/transfer", json={"skill": "billing"})
         assert r.status_code == 200, r.text
-        try:
-            ami.wait_for(lambda e: is_event("UserEvent", number, UserEvent="HotlineQueued")(e)
-                         and e.get("Skill") == "billing", 10, "queued for billing", since=m)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{call_story(ami, number, m, cti.settings)}"
-                                 ) from None
+        # the billing agent's seat is offered it (a HotlineQueued is not always seen: with an
+        # agent ready, the ACD's ring may Redirect the caller before the wait's first step ran)
         _answered(ami, number, SIPP_SEAT, m, cti)
+        assert b.get(f"/api/calls/{cid}").json()["skill"] == "billing"
         phone.wait_event("CALL_CLOSED", 15, since=soft_mark)
         assert wait_agent_state(b, second, "on_call")["call_id"] == cid
         wait_agent_state(a, first, "ready", timeout=cti.settings.acd.wrap_up_s + 15)
