@@ -498,10 +498,10 @@ def speech_audio(pcap: Path, seconds: int) -> list[Utterance]:
 @dataclass(frozen=True)
 class Options:
     calls: int = 300
-    rate: float = 30.0  # calls started per second
-    keys: int = 14  # per call: the language key, then the menu keys
+    rate: float = 20.0  # calls started per second
+    keys: int = 16  # per call: the language key, then the menu keys
     sides: tuple[str, ...] = SIDES
-    speech_steps: tuple[int, ...] = (1, 4, 8, 16, 24, 32, 48, 64)
+    speech_steps: tuple[int, ...] = (1, 2, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48)
     speech_seconds: int = 22  # each speaking caller's call
     keep_workdir: bool = False
 

@@ -260,12 +260,12 @@ def bench_storm(minutes: float, multiple: float, agents: int, feeders: int, seed
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here as JSON.")
 @click.option("--calls", default=300, show_default=True, help="Concurrent callers per side.")
-@click.option("--rate", default=30.0, show_default=True, help="Calls started per second.")
-@click.option("--keys", default=14, show_default=True,
+@click.option("--rate", default=20.0, show_default=True, help="Calls started per second.")
+@click.option("--keys", default=16, show_default=True,
               help="Keys each caller presses (the language key, then 3, 9, 3, ...).")
 @click.option("--side", "sides", multiple=True, type=click.Choice(["dialplan", "fastagi"]),
               help="Run only this side (repeatable); default both, the dialplan first.")
-@click.option("--speech-steps", default="1,4,8,16,24,32,48,64", show_default=True,
+@click.option("--speech-steps", default="1,2,4,6,8,10,12,16,20,24,32,40,48", show_default=True,
               help="Speaking callers at once, step by step, until a step does not hold; "
                    "'' for none.")
 @click.option("--keep-workdir", is_flag=True,
