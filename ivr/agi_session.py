@@ -216,30 +216,6 @@ class AgiIvrSession:
             raise AgiHangup("Read saw a hangup")
         return digits, status
 
-    async def menu_key(self, prompts: Sequence[e.Prompt], timeout_s: float) -> e.Collected:
-        """A menu's one key (no terminator: every key is a key), in the reply of the command
-        that was playing or waiting: the prompts with barge-in, the last by GET OPTION, which
-        then waits `timeout_s` for a key. One round trip per key; Read() took two (its keys
-        are in a variable, so a GET FULL VARIABLE followed it), and res_agi reads its socket
-        through stdio, so the two cannot be sent together (bench/BENCHMARKS.md, B3)."""
-        digit = await self.play(prompts[:-1], barge_in=True)
-        if digit is not None:
-            return e.Collected(digit)
-        wait_ms = max(1, round(timeout_s * 1000))
-        last = self._paths(prompts[-1:])
-        cmd = (f"GET OPTION {last[0]} {_quote(ALL_KEYS)} {wait_ms}" if last
-               else f"WAIT FOR DIGIT {wait_ms}")
-        res = await self.agi.command(cmd, timeout=PLAY_TIMEOUT_S + timeout_s)
-        if res.get("error") == "AGIAppError":
-            # result=-1: the file could not be played or the channel is gone; find out which
-            await self._check_alive()
-            log.error("call %s: could not play the menu %s", self.call_id, last)
-            return e.Collected("", timed_out=True)
-        code = res.get("result", ("0", ""))[0]
-        if code and code != "0":
-            return e.Collected(chr(int(code)))
-        return e.Collected("", timed_out=True)
-
     async def collect(self, act: e.Collect) -> e.Collected:
         """Menus read one key. A number reads its first key under the first-key timeout while the
         prompt plays (barge-in), then the rest under the inter-digit timeout."""
@@ -250,8 +226,6 @@ class AgiIvrSession:
         limit = act.max_digits + (1 if term else 0)
         if any(k in have for k in term) or len(have) >= limit:
             return e.Collected(have)
-        if act.inter_digit_timeout_s is None and limit == 1:
-            return await self.menu_key(act.prompts, act.timeout_s)
         prompts = "" if have else "&".join(self._paths(act.prompts))
         if act.inter_digit_timeout_s is None:
             keys, status = await self._read(prompts, limit - len(have), term, act.timeout_s)

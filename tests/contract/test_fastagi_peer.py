@@ -104,8 +104,7 @@ class FakeAsterisk:
     """Asterisk's side of one FastAGI connection.
 
     Sends the agi_ header block, then answers each command as Asterisk 22 does and records it.
-    `reads` are the caller's answers to successive menus (GET OPTION) and Read()s ('' = timeout;
-    a menu takes the first key of its answer); `keys` maps a prompt
+    `reads` are the caller's answers to successive Read()s ('' = timeout); `keys` maps a prompt
     path to the key pressed while it plays. At the first command containing `hangup_at` the
     caller hangs up, the way `hangup` says: "511" (Asterisk's HANGUP line, then 511 for every
     command), "minus1" (the command fails with result=-1, then 511) or "close" (socket closed).
@@ -133,11 +132,6 @@ class FakeAsterisk:
             return b"HANGUP\n" + DEAD
         if cmd.startswith("STREAM FILE "):
             k = self.keys.pop(cmd.split(" ")[2], None)
-            return f"200 result={ord(k) if k else 0} endpos=1234\n".encode()
-        if cmd.startswith("GET OPTION "):  # a menu: its last prompt, then the wait for a key
-            k = self.keys.pop(cmd.split(" ")[2], None)
-            if k is None:
-                k = self.reads.pop(0) if self.reads else ""
             return f"200 result={ord(k) if k else 0} endpos=1234\n".encode()
         if cmd.startswith("EXEC Read "):
             return b"200 result=0\n"
@@ -200,13 +194,8 @@ def stream(prompt_id: str, barge_in: bool = True, lang: str = "zh") -> str:
     return f'STREAM FILE /p/{lang}/{prompt_id} "{KEYS if barge_in else ""}"'
 
 
-def menu(prompt_id: str, timeout: int, lang: str = "zh") -> str:
-    """A menu's key: its (last) prompt with every key as a barge-in, then the wait for one."""
-    return f'GET OPTION /p/{lang}/{prompt_id} "{KEYS}" {timeout * 1000}'
-
-
 def read(prompt_id: str, digits: int, timeout: int, lang: str = "zh", term: str = "") -> str:
-    """A Read that plays a prompt: a number's first key."""
+    """A Read that plays a prompt: a menu's key (no terminator) or a number's first key."""
     return f'EXEC Read "HOTLINE_INPUT,/p/{lang}/{prompt_id},{digits},t({term}),1,{timeout}"'
 
 
@@ -243,13 +232,13 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
         "NOOP",  # the link probe (agi_session.run)
         stream("ivr.welcome"),
         setvar("CHANNEL(language)", "zh"), setvar("HOTLINE_LANG", "zh"),
-        menu("ivr.main_menu", 6),
+        read("ivr.main_menu", 1, 6), GET_INPUT,
         read("ivr.enter_account", 1, 6, term="#"), GET_INPUT,
         read_rest(10, 4), GET_INPUT,
         *pieces("ivr.bill_amount_due", say.say_amount(Decimal("45.60"), "zh")),
         *pieces("ivr.bill_due_date", say.say_date(date(2026, 4, 15), "zh")),
-        menu("ivr.after_query_menu", 5),
-        menu("ivr.after_query_menu", 5),
+        read("ivr.after_query_menu", 1, 5), GET_INPUT,
+        read("ivr.after_query_menu", 1, 5), GET_INPUT,
         stream("ivr.goodbye", barge_in=False),
         setvar("HOTLINE_NEXT", "hangup"),
     ]
@@ -273,9 +262,10 @@ async def test_bill_lookup_then_agent_ends_with_transfer() -> None:
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port)
 
-    assert peer.commands[:3] == ["NOOP", stream("ivr.welcome"), menu("ivr.language_menu", 4)]
-    assert peer.commands[-7:] == [
-        menu("ivr.after_query_menu", 5),
+    assert peer.commands[:4] == ["NOOP", stream("ivr.welcome"), read("ivr.language_menu", 1, 4),
+                                 GET_INPUT]
+    assert peer.commands[-8:] == [
+        read("ivr.after_query_menu", 1, 5), GET_INPUT,
         stream("ivr.transfer", barge_in=False),
         setvar("HOTLINE_SKILL", "general"), setvar("HOTLINE_PRIORITY", "0"),
         setvar("HOTLINE_ACCOUNT", ACCOUNT), setvar("HOTLINE_REASON", "caller_choice"),
@@ -296,9 +286,9 @@ async def test_english_caller_hears_english_prompts() -> None:
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port)
 
-    assert peer.commands[3:] == [  # after the probe, the welcome and the language menu
+    assert peer.commands[4:] == [  # after the probe, the welcome and the language menu
         setvar("CHANNEL(language)", "en"), setvar("HOTLINE_LANG", "en"),
-        menu("ivr.main_menu", 6, lang="en"),
+        read("ivr.main_menu", 1, 6, lang="en"), GET_INPUT,
         stream("ivr.transfer", barge_in=False, lang="en"),
         setvar("HOTLINE_SKILL", "english"), setvar("HOTLINE_PRIORITY", "0"),
         setvar("HOTLINE_ACCOUNT", ""), setvar("HOTLINE_REASON", "caller_choice"),
@@ -321,9 +311,9 @@ async def test_garbage_at_the_main_menu_is_refused_then_the_menu_is_asked_again(
         async with asyncio.timeout(DEADLINE_S):
             await peer.call(port)
 
-    assert in_order([menu("ivr.main_menu", 6),
+    assert in_order([read("ivr.main_menu", 1, 6), GET_INPUT,
                      stream("ivr.invalid", barge_in=False),
-                     menu("ivr.main_menu", 6),
+                     read("ivr.main_menu", 1, 6), GET_INPUT,
                      stream("ivr.transfer", barge_in=False),
                      setvar("HOTLINE_NEXT", "transfer")], peer.commands), peer.commands
     assert services.finished[0]["outcome"] == "transfer"
@@ -678,8 +668,8 @@ async def test_1_after_the_notice_goes_to_the_menu_and_the_call_keeps_what_it_he
             await peer.call(port)
 
     assert in_order([stream("outage.here"), stream("outage.cause.fault"),
-                     stream("outage.restore_unknown"), menu("outage.hangup_hint", 4),
-                     menu("ivr.main_menu", 6),
+                     stream("outage.restore_unknown"), read("outage.hangup_hint", 1, 4),
+                     GET_INPUT, read("ivr.main_menu", 1, 6), GET_INPUT,
                      setvar("HOTLINE_NEXT", "transfer")], peer.commands), peer.commands
     [done] = services.finished
     assert (done["outcome"], list(done["outage_ids"])) == ("transfer", [7])
@@ -717,7 +707,7 @@ async def test_a_slow_outage_lookup_gives_up_for_the_menu_without_music() -> Non
         took = loop.time() - t0
 
     assert not [c for c in peer.commands if c.startswith("SET MUSIC")]
-    assert in_order([menu("ivr.language_menu", 4), menu("ivr.main_menu", 6)], peer.commands)
+    assert in_order([GET_INPUT, read("ivr.main_menu", 1, 6)], peer.commands)
     assert stream("outage.here") not in peer.commands
     assert 1.4 < took < 3.0, took
     [done] = services.finished

@@ -55,7 +55,7 @@ DISK_MB = 64  # the module records about 40 MB (10 legs at 16 kB/s for 4 min)
 MIN_FREE_MB = 1
 # AGI commands during which the caller hears a prompt or is asked for keys
 AUDIBLE = ("STREAM FILE", "EXEC READ", "EXEC PLAYBACK", "EXEC BACKGROUND", "GET DATA",
-           "GET OPTION", "CONTROL STREAM FILE", "SAY ")
+           "CONTROL STREAM FILE", "SAY ")
 IVR_ENDS = frozenset({"HotlineFallback", "HotlineTransfer", "HotlineQueued"})
 
 

@@ -21,7 +21,7 @@ HEARD_SHARE = 0.85
 class Played:
     prompt: str  # prompt id
     lang: str
-    command: str  # STREAM FILE | Read (Read() or GET OPTION: a menu's prompt, then its wait)
+    command: str  # STREAM FILE | Read
     seconds: float  # how long the command ran in Asterisk (AGIExecStart -> AGIExecEnd)
     length: float  # the prompt file's own length
     start: float
@@ -87,7 +87,7 @@ class CallView:
         out = []
         for cmd, t0, t1 in self.agi():
             kind = ("STREAM FILE" if cmd.startswith("STREAM FILE")
-                    else "Read" if cmd.startswith(("EXEC Read", "GET OPTION")) else None)
+                    else "Read" if cmd.startswith("EXEC Read") else None)
             if kind is None:
                 continue
             for path in _PATH.findall(cmd):
