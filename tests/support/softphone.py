@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hotline import stack
+
 MODULES = Path("/usr/lib/baresip/modules")
 Event = dict[str, Any]
 
@@ -95,18 +97,23 @@ class Softphone:
                                           str(self.home), *(["-s"] if self.sip_trace else [])],
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while self.sock is None:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"baresip exited ({self.proc.returncode}): {self.tail()}")
+        def listening() -> bool:
+            """ctrl_tcp accepts (baresip has loaded its modules), or baresip is gone."""
+            if self.proc is not None and self.proc.poll() is not None:
+                return True
             try:
                 self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
             except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"baresip's ctrl_tcp on {self.ctrl_port} never "
-                                         f"listened within {timeout:g}s: {self.tail()}"
-                                         ) from None
-                time.sleep(0.05)  # baresip is still loading its modules
+                return False
+            return True
+
+        try:
+            stack.wait_until(listening, timeout, f"baresip's ctrl_tcp on {self.ctrl_port}")
+        except stack.StackError:
+            raise AssertionError(f"baresip's ctrl_tcp on {self.ctrl_port} never listened within "
+                                 f"{timeout:g}s: {self.tail()}") from None
+        if self.sock is None:
+            raise AssertionError(f"baresip exited ({self.proc.returncode}): {self.tail()}")
         self._reader = threading.Thread(target=self._read, name=f"baresip-{self.seat}",
                                         daemon=True)
         self._reader.start()
