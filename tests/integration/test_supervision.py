@@ -140,6 +140,19 @@ def _login_agent(mqtt: MqttWatcher, agent: str) -> None:
     assert r["ok"], r
 
 
+def _call_for_a_ready_agent(cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, agent: str,
+                            number: str, wd: Path) -> tuple[int, int, CallerPhone]:
+    """The agent logs in and goes ready; a caller keys 1 then 0 for them. The MQTT and AMI
+    marks from before the call, and the caller."""
+    m0 = mqtt.mark()
+    _login_agent(mqtt, agent)
+    assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
+    mark = ami.mark()
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    return m0, mark, CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")],
+                                 target, wd)
+
+
 def _media_up(caller: RtpPhone, agent: RtpPhone, since: float) -> None:
     """Each side hears the other's tone (1 s of audio after the answer, within 20 s)."""
     for phone, other_hz in ((caller, AGENT_HZ), (agent, CALLER_HZ)):
@@ -338,15 +351,8 @@ def test_barge_ends_on_record_when_the_call_ends(
     """Started straight in barge over the web API; the caller hangs up: the supervisor's
     phone is released (ChanSpy's E option, and the CTI's own Hangup) and the session's end is
     on record."""
-    agent = _agent(backend)
-    m0 = mqtt.mark()
-    _login_agent(mqtt, agent)
-    assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
-    number = f"{backend.prefix}7700002"
-    mark = ami.mark()
-    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
-    caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,
-                         tmp_path)
+    agent, number = _agent(backend), f"{backend.prefix}7700002"
+    m0, mark, caller = _call_for_a_ready_agent(cti, ami, mqtt, agent, number, tmp_path)
     answered = None
     try:
         answered = ami.wait_for(is_event("DialEnd", number, DialStatus="ANSWER"),
@@ -417,15 +423,8 @@ def test_mode_switch_just_after_chanspy_starts_keeps_the_session(
     Eight switches in a row, each asked either the moment the test sees ChanSpyStart or the
     moment the supervisor first hears the caller after it (tens of ms later): the session goes
     on in each new mode, the phone is not released, and only the supervisor's stop ends it."""
-    agent = _agent(backend)
-    m0 = mqtt.mark()
-    _login_agent(mqtt, agent)
-    assert mqtt.command("agents", agent, {"action": "ready"})["ok"]
-    number = f"{backend.prefix}7700003"
-    mark = ami.mark()
-    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
-    caller = CallerPhone(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")], target,
-                         tmp_path)
+    agent, number = _agent(backend), f"{backend.prefix}7700003"
+    m0, mark, caller = _call_for_a_ready_agent(cti, ami, mqtt, agent, number, tmp_path)
     modes = ("listen", "whisper", "barge", "listen", "barge", "whisper", "listen", "barge",
              "whisper")
     answered = None
