@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 RESULT_EVENT = "HotlineOutboundResult"
 UNHEARD_MARGIN_S = 30.0
+INBOX_SIZE = 1000
 _KEY = re.compile(r"[0-9*#]|none")  # a survey's key, or none heard
 # the sequence part of our ChannelIds: far above any count of channels one Asterisk makes, so
 # no channel of Asterisk's own is ever taken for an attempt
@@ -110,6 +111,7 @@ class OutboundService:
         # nothing is dialled before recover() has settled what a previous process left open
         self.recovered = False
         self.counts = {"dialled": 0, "answered": 0, "blocked": 0, "originate_failed": 0}
+        self._inbox: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=INBOX_SIZE)
 
     # ------------------------------------------------------------------------ the database
 
@@ -188,6 +190,34 @@ class OutboundService:
         return attempt
 
     # ---------------------------------------------------------------------------- events
+
+    def offer(self, msg: Mapping[str, Any]) -> None:
+        """From the AMI event stream, without waiting: an event about one of our attempts is
+        queued for `consume` (in order); every other returns at once. The stream feeds the ACD
+        too, which must never wait on this service's database writes."""
+        ours = (msg.get("Event") == "UserEvent" and msg.get("UserEvent") == RESULT_EVENT) or (
+            attempt_of(str(msg.get("Uniqueid") or "")) is not None)
+        if not ours:
+            return
+        try:
+            self._inbox.put_nowait(msg)
+        except asyncio.QueueFull:  # an attempt's end then comes from its ring-time expiry
+            log.error("outbound: event queue full; %s dropped", msg.get("Event"))
+
+    async def consume(self) -> None:
+        """Handles the queued events one at a time, in their order (a named task)."""
+        while True:
+            msg = await self._inbox.get()
+            try:
+                await self.on_ami_event(msg)
+            except Exception:  # one event's failure (the database away) loses only it
+                log.exception("outbound: event not handled")
+            finally:
+                self._inbox.task_done()
+
+    async def drained(self) -> None:
+        """Until every queued event has been handled."""
+        await self._inbox.join()
 
     async def on_ami_event(self, msg: Mapping[str, Any]) -> None:
         name = str(msg.get("Event", ""))

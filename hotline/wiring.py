@@ -418,13 +418,11 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
 
 
 async def outbound_tap(outbound: Any, events: Any) -> Any:
-    """AMI events through the outbound engine on their way to the feed."""
+    """AMI events on their way to the feed: the outbound engine's are queued for it (never
+    awaited here: the ACD's feed does not wait on its database)."""
     async for event in events:
         if outbound is not None:
-            try:
-                await outbound.on_ami_event(event)
-            except Exception:
-                log.exception("outbound: event not handled")
+            outbound.offer(event)
         yield event
 
 
@@ -670,6 +668,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     if outbound is not None:
         # the outbound engine: settles what a previous process left open, then places calls
         tasks["outbound"] = outbound_loop
+        tasks["outbound-events"] = outbound.consume
     if speech is not None:
         tasks["audiosocket"] = speech.serve_forever
         # each model is loaded once the flows in service use its language

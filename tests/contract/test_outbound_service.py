@@ -221,3 +221,28 @@ def test_an_originate_never_answered_ends_after_its_ring_time(
     assert w.tick() == []
     assert w.job(job).state is State.SCHEDULED
     assert [r["outcome"] for r in w.attempts(job)] == ["unknown"] and a > 0
+
+
+def test_the_event_stream_only_hands_over_our_events(sessions: sessionmaker[Session]) -> None:
+    """The AMI stream also feeds the ACD: offer() never waits, and keeps only the events of
+    our attempts (and the survey's result) for consume(), in order."""
+    w = World(sessions)
+    job = w.schedule("13800138000", "R1")
+    [a] = w.tick()
+    ours = [{"Event": "OriginateResponse", "Response": "Failure", "Reason": "5",
+             "Uniqueid": w.chan(a)},
+            {"Event": "UserEvent", "UserEvent": "HotlineOutboundResult", "Attempt": str(a)}]
+    others = [{"Event": "Newchannel", "Uniqueid": "pbx1-1796535000.42"},
+              {"Event": "Hangup", "Uniqueid": "pbx1-1796535000.43", "Cause": "16"}]
+
+    async def run() -> None:
+        for msg in (others[0], ours[0], others[1], ours[1]):
+            w.service.offer(msg)
+        consumer = asyncio.create_task(w.service.consume())
+        try:
+            async with asyncio.timeout(5):
+                await w.service.drained()
+        finally:
+            consumer.cancel()
+    asyncio.run(run())
+    assert w.job(job).last_outcome == "busy"
