@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +62,11 @@ class ReturnVisits:
         log.info("work order %s: return visit called now by %s (job %s)", order.number, by,
                  done.job_id)
         return done.job_id
+
+    def calls(self, session: Session, numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """The latest return-visit job of each of these orders, for the console's list: whether
+        a call is waiting (and clicked), being dialled, or how the last one ended."""
+        return store.latest_jobs_of_orders(session, numbers)
 
     def _lang(self, session: Session, order: WorkOrder) -> str:
         if order.call_id:

@@ -903,6 +903,9 @@ class ReturnVisitPort(Protocol):
     def call_now(self, session: Session, order: WorkOrder, now: datetime, by: str) -> int:
         """Dial the order's return visit at once (an agent's click); the job's id."""
 
+    def calls(self, session: Session, numbers: list[str]) -> dict[str, dict[str, Any]]:
+        """Each of these orders' latest return-visit call (state, attempts, last outcome)."""
+
 
 class NoOutbound(WorkOrderError):
     """Return visits cannot be called: no outbound trunk is configured."""
@@ -1015,7 +1018,12 @@ class WorkOrderService:
     def return_visit_list(self, limit: int = 100,
                           visible: Visibility | None = None) -> list[dict[str, Any]]:
         with self.sessions.begin() as s:
-            return return_visit_list(s, limit, visible)
+            rows = return_visit_list(s, limit, visible)
+            calls = (self.return_visits.calls(s, [r["number"] for r in rows])
+                     if self.return_visits is not None else {})
+            for r in rows:
+                r["return_visit_call"] = json_ready(calls.get(r["number"]))
+            return rows
 
     def at_risk(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
         with self.sessions.begin() as s:

@@ -26,6 +26,7 @@ const S = {
   denied: false,
   recordings: [],         // the last search's items
   playing: "",            // what the player plays, as its caption says
+  rvSeq: 0,               // the return-visit list's latest load; older answers are dropped
 };
 
 if (BIG) {
@@ -357,17 +358,40 @@ async function loadOrders() {
 // resolved orders waiting for their return visit; one click dials it through the outbound
 // engine (issue 14), or says why not (no trunk: call by hand)
 
+// a clicked call (priority 10) waiting for the next tick, or one being dialled
+const RV_CLICKED = 10;
+function rvDialling(o) {
+  const c = o.return_visit_call;
+  return Boolean(c && (c.state === "dialing"
+    || (c.state === "scheduled" && c.priority >= RV_CLICKED)));
+}
+
+function rvButton(o) {
+  const dialling = rvDialling(o);
+  const c = o.return_visit_call;
+  const button = h("button", { type: "button", class: "secondary", "data-testid": "rv-call",
+    "data-state": dialling ? "dialling" : "idle",
+    onclick: (ev) => callReturnVisit(o.number, ev.currentTarget) },
+  t(dialling ? "rv.dialling" : "rv.call_now"));
+  button.disabled = dialling;
+  const last = c && c.last_outcome && !dialling
+    ? h("div", { class: "muted", "data-testid": "rv-last" },
+      t("rv.last") + tOr("rvout", c.last_outcome)) : null;
+  return last ? [button, last] : [button];
+}
+
 async function loadReturnVisits() {
   if (S.denied) return;
   try {
+    const seq = ++S.rvSeq;
     const list = await get("/api/workorders/return-visits?limit=30");
+    // a click answered while this was on its way: its own reload draws the list
+    if (seq !== S.rvSeq) return;
     clear($("return-visits"), list.length ? list.map((o) => h("tr", {
       "data-testid": "rv-row", "data-number": o.number },
       h("td", {}, o.number), h("td", {}, tOr("wotype", o.type)),
       h("td", {}, fmtTime(o.resolved_at)),
-      h("td", { class: "not-big" }, h("button", { type: "button", class: "secondary",
-        "data-testid": "rv-call", onclick: (ev) => callReturnVisit(o.number, ev.target) },
-      t("rv.call_now")))))
+      h("td", { class: "not-big" }, ...rvButton(o))))
       : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("sup.no_orders"))));
   } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
 }
@@ -376,9 +400,13 @@ async function callReturnVisit(number, button) {
   button.disabled = true;
   try {
     await post(`/api/workorders/${encodeURIComponent(number)}/return-visit-call`);
+    // the server now says "dialling" for this order; a refresh already on its way (sent
+    // before the click) is dropped, so the list cannot be drawn back to "call now"
+    S.rvSeq += 1;
     button.textContent = t("rv.dialling");
     button.dataset.state = "dialling";
     toast(`${t("rv.dialling")} ${number}`, "info");
+    loadReturnVisits();
   } catch (e) {
     button.disabled = false;
     toast(errorText(e), "error");

@@ -188,6 +188,18 @@ def jobs_of_order(session: Session, work_order_number: str) -> list[int]:
                                 .order_by(OutboundJob.id)))
 
 
+def latest_jobs_of_orders(session: Session, numbers: list[str]) -> dict[str, dict[str, Any]]:
+    """Each order's latest job (state, priority, attempts, last outcome, when next due)."""
+    if not numbers:
+        return {}
+    rows = session.scalars(select(OutboundJob).where(OutboundJob.work_order_number.in_(numbers))
+                           .order_by(OutboundJob.id)).all()
+    return {r.work_order_number: {"job_id": r.id, "state": r.state, "priority": r.priority,
+                                  "attempts": r.attempts, "last_outcome": r.last_outcome,
+                                  "not_before": r.not_before}
+            for r in rows if r.work_order_number is not None}
+
+
 def work_order_of(session: Session, job_id: int) -> str | None:
     return session.scalar(select(OutboundJob.work_order_number).where(OutboundJob.id == job_id))
 

@@ -184,6 +184,11 @@ def test_supervisor_calls_a_return_visit_with_one_click(page: Any, base_url: str
     button.click()
     expect(button).to_have_attribute("data-state", "dialling")
     expect(button).to_have_text("正在外呼回访")
+    expect(button).to_be_disabled()
+    # the server's list says so too: a reload (or another supervisor) sees it dialling
+    page.reload()
+    again = page.get_by_test_id("rv-row").filter(has_text=number).get_by_test_id("rv-call")
+    expect(again).to_have_attribute("data-state", "dialling")
     with sessions() as s:
         [job] = store.jobs_of_order(s, number)
         due = [j for j in store.due(s, datetime.now(UTC)) if j.id == job]
