@@ -71,6 +71,12 @@ CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback
 # did): Asterisk restarted and said so (a Shutdown with Restart), or it vanished (crash, kill -9)
 # and came back; the CTI writes it when its resync after the restart finds the call gone.
 CALL_END_REASONS: tuple[str, ...] = ("pbx_restart", "pbx_lost")
+# What a call was about, as the agent codes it in wrap-up (calls.disposition): the 95598
+# business types (DOMAIN.md), with no_business for a call without one (silent, wrong number)
+CALL_DISPOSITIONS: tuple[str, ...] = (
+    "fault_repair", "bill_query", "outage_query", "consultation", "service_application",
+    "complaint", "report", "suggestion", "praise", "urge", "no_business", "other")
+AGENT_NOTE_MAX = 500
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
 AGENT_ROLES: tuple[str, ...] = ("agent", "supervisor", "admin")
 # The states of a logged-in agent (acd.model.AgentState without logged_out: a closed session is
@@ -407,6 +413,8 @@ class Call(Base):
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', CALL_OUTCOMES)}", name="outcome"),
         CheckConstraint(f"end_reason IS NULL OR {_in('end_reason', CALL_END_REASONS)}",
                         name="end_reason"),
+        CheckConstraint(f"disposition IS NULL OR {_in('disposition', CALL_DISPOSITIONS)}",
+                        name="disposition"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -433,6 +441,11 @@ class Call(Base):
     answered_at: Mapped[datetime | None] = mapped_column()
     agent_id: Mapped[str | None] = mapped_column(String(16), index=True)
     seat: Mapped[str | None] = mapped_column(String(16))
+    # wrap-up (话后处理): the agent's code and note, who wrote them last and when
+    disposition: Mapped[str | None] = mapped_column(String(24))  # CALL_DISPOSITIONS
+    agent_note: Mapped[str | None] = mapped_column(String(AGENT_NOTE_MAX))
+    disposed_by: Mapped[str | None] = mapped_column(String(16))
+    disposed_at: Mapped[datetime | None] = mapped_column()
 
 
 # Both databases support partial indexes, each under its own keyword.
