@@ -16,6 +16,7 @@ from agent_desktop.auth import User, ctx_of, current_user
 from agent_desktop.context import WebContext
 from callcenter.call_control import CallControlError
 from cti.db import web_queries
+from cti.db.models import AGENT_NOTE_MAX, CALL_DISPOSITIONS
 from cti.db.web_queries import CallRecord
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ class CallOut(BaseModel):
     live_state: str | None = Field(
         description="waiting / offered / connected / callback while in the ACD, else null")
     held: bool = False
+    disposition: str | None = Field(default=None, description="the wrap-up code, if coded")
+    agent_note: str | None = None
+    disposed_by: str | None = None
+    disposed_at: datetime | None = None
 
 
 class CallDetail(CallOut):
@@ -76,6 +81,37 @@ class TransferIn(BaseModel):
         if (self.skill is None) == (self.agent_id is None):
             raise ValueError("give either skill or agent_id")
         return self
+
+
+class DispositionIn(BaseModel):
+    """A wrap-up (话后处理): what the call was about, and a note."""
+    code: str = Field(min_length=1, max_length=24, pattern=r"^[a-z_]+$",
+                      examples=["fault_repair"], description="one of GET /api/calls/dispositions")
+    note: str | None = Field(default=None, max_length=AGENT_NOTE_MAX,
+                             examples=["客户反映电压不稳，已建报修单"])
+
+    @model_validator(mode="after")
+    def known(self) -> DispositionIn:
+        if self.code not in CALL_DISPOSITIONS:
+            raise ValueError(f"unknown wrap-up code {self.code!r}; one of "
+                             + ", ".join(CALL_DISPOSITIONS))
+        if self.note is not None:
+            # control characters (other than new lines) never reach the record
+            self.note = "".join(ch for ch in self.note
+                                if ch in "\n\t" or ch.isprintable()).strip() or None
+        return self
+
+
+class ConsultIn(BaseModel):
+    agent_id: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
+                          examples=["A002"])
+
+
+class LeaveIn(BaseModel):
+    agent_id: str | None = Field(default=None, min_length=1, max_length=16,
+                                 pattern=r"^[A-Za-z0-9_-]+$", examples=["A002"],
+                                 description="who leaves: oneself if not given (a supervisor "
+                                 "names the agent)")
 
 
 class ControlOut(BaseModel):
@@ -122,6 +158,10 @@ def _out(ctx: WebContext, row: CallRecord | None, live: Any, call_id: str, detai
                  else None),
         "live_state": str(live.state) if live else None,
         "held": _held(ctx, call_id),
+        "disposition": row.disposition if row else None,
+        "agent_note": row.agent_note if row else None,
+        "disposed_by": row.disposed_by if row else None,
+        "disposed_at": row.disposed_at if row else None,
     }
     if detail:
         return CallDetail(**doc, ivr_path=list(row.ivr_path or []) if row else [])
@@ -180,6 +220,31 @@ def list_calls(
     return [_out(ctx, r, calls.get(r.call_id), r.call_id) for r in rows_]
 
 
+@router.get("/dispositions", responses={401: {"description": "not logged in"}})
+def dispositions(_user: User = Depends(current_user)) -> list[str]:  # noqa: B008
+    """The wrap-up codes (the 95598 business types), in the order the desktop offers them."""
+    return list(CALL_DISPOSITIONS)
+
+
+@router.put("/{call_id}/disposition", response_model=CallOut,
+            responses={**DENIED, 409: {"description": "the call has no record yet"},
+                       422: {"description": "an unknown code or a note too long"}})
+def set_disposition(body: DispositionIn, request: Request, call_id: str = CallId,
+                    user: User = Depends(current_user)) -> CallOut:  # noqa: B008
+    """Code the call in wrap-up: for the agent who took it (or a supervisor, audited). Coding
+    it again replaces the code and the note."""
+    ctx = ctx_of(request)
+    _load(ctx, user, call_id)
+    row = web_queries.set_disposition(ctx.sessions, call_id, code=body.code, note=body.note,
+                                      by=user.user_id, at=ctx.clock())
+    if row is None:
+        raise HTTPException(409, f"call {call_id} has no record yet; try again in a moment")
+    if user.is_supervisor:
+        audit(ctx.sessions, at=ctx.clock(), user=user, action="call.disposition",
+              target=call_id, allowed=True, client_ip=client_ip(request), code=body.code)
+    return _out(ctx, row, _live(ctx).get(call_id), call_id)
+
+
 @router.get("/{call_id}", response_model=CallDetail, responses=DENIED)
 def get_call(request: Request, call_id: str = CallId,
              user: User = Depends(current_user)) -> CallOut:  # noqa: B008
@@ -204,6 +269,25 @@ def get_pop(request: Request, call_id: str = CallId,
     account = live.account if live is not None else None
     return web_queries.screen_pop(ctx.sessions, call_id=call_id, caller_number=caller,
                                   account_no=account, now=ctx.clock())
+
+
+@router.get("/{call_id}/history", responses=DENIED)
+def get_history(request: Request, call_id: str = CallId,
+                user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
+    """The caller's history beside the pop: their last calls (who took each, its wrap-up
+    code and note) and last work orders, open or closed; for the call's agent or a
+    supervisor."""
+    ctx = ctx_of(request)
+    row = _load(ctx, user, call_id)
+    live = _live(ctx).get(call_id)
+    if row is not None:
+        caller = row.caller_number
+    else:
+        assert live is not None  # _load answered 404 otherwise
+        caller = live.caller
+    account = (live.account if live is not None else None) or (row.account_no if row else None)
+    return web_queries.caller_history(ctx.sessions, call_id=call_id, caller_number=caller,
+                                      account_no=account)
 
 
 # ------------------------------------------------------------------------- call control

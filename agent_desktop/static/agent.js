@@ -6,6 +6,7 @@ import {
 } from "./api.js";
 import { applyI18n, bindLangToggle, getLang, t, tOr } from "./i18n.js";
 import { accountOf, CLOSED, renderOrders, tickSla, WORK_ORDER_TYPES } from "./workorders.js";
+import { callShown, initCallWork, loadMyCalls } from "./callwork.js";
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_WRAP_UP_S = 15; // hotline.toml [acd] wrap_up_s, when the server does not say
@@ -297,6 +298,7 @@ function resetOrderPanel() {
 }
 
 function closePop() {
+  loadMyCalls();  // the call is over: today's list has it, with its talk time
   S.pop.closed = true;
   $("pop").dataset.closed = "1";
   resetOrderPanel();
@@ -350,6 +352,7 @@ function showPop(pop) {
     h("h3", {}, t("pop.ivr_path")),
     ivrPath(pop));
   window.__hotlinePopShownAt = shownAt;
+  callShown(pop.call_id);  // the wrap-up form codes this call; its caller's history beside
   renderState();
 }
 
@@ -548,6 +551,7 @@ async function start() {
     },
   });
   everySecond(tick);
+  initCallWork();
 }
 
 $("btn-ready").addEventListener("click", () => {

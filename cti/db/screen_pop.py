@@ -268,3 +268,50 @@ def _open_work_orders(session: Session, account_ids: Sequence[int], caller_numbe
         # a fault report linked into a known outage: the notice and its master order (主单)
         "outage_id": r.outage_id, "master_number": r.master_number,
     } for r in rows]
+
+
+# ------------------------------------------------------------------------ caller history
+
+HISTORY_CALLS = 10
+HISTORY_WORK_ORDERS = 10
+
+
+def caller_history(session: Session, *, call_id: str, caller_number: str,
+                   account_no: str | None) -> dict[str, Any]:
+    """The caller's interaction history beside the pop (issue 14 §6): their last calls (not
+    this one), with who took each and how it was coded in wrap-up, and their last work
+    orders whatever their status (the pop lists the open ones). By the caller's number and
+    the accounts registered for it or entered in the IVR; a withheld number has none.
+    Queries: 3, whatever the data."""
+    normalized = normalize_phone(caller_number)
+    numbers = sorted({caller_number, normalized}) if normalized else []
+    if not numbers:
+        return {"calls": [], "work_orders": []}
+    calls = session.execute(
+        select(Call.call_id, Call.started_at, Call.ended_at, Call.answered_at, Call.outcome,
+               Call.skill, Call.agent_id, Call.disposition, Call.agent_note)
+        .where(Call.caller_number.in_(numbers), Call.call_id != call_id)
+        .order_by(Call.started_at.desc(), Call.id.desc()).limit(HISTORY_CALLS)).all()
+    account_nos = accounts_for_phone(session, caller_number)
+    if account_no:
+        account_nos = [account_no, *account_nos]
+    matches = [WorkOrder.caller_number.in_(numbers)]
+    if account_nos:
+        matches.append(Account.account_no.in_(sorted(set(account_nos))))
+    orders = session.execute(
+        select(WorkOrder.number, WorkOrder.type, WorkOrder.status, WorkOrder.created_at,
+               WorkOrder.resolved_at, WorkOrder.description, Account.account_no)
+        .outerjoin(Account, Account.id == WorkOrder.account_id)
+        .where(or_(*matches))
+        .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
+        .limit(HISTORY_WORK_ORDERS)).all()
+    return json_ready({
+        "calls": [{"call_id": c.call_id, "started_at": c.started_at, "ended_at": c.ended_at,
+                   "answered": c.answered_at is not None, "outcome": c.outcome,
+                   "skill": c.skill, "agent_id": c.agent_id, "disposition": c.disposition,
+                   "agent_note": c.agent_note} for c in calls],
+        "work_orders": [{"number": o.number, "type": o.type, "status": o.status,
+                         "created_at": o.created_at, "resolved_at": o.resolved_at,
+                         "description": o.description, "account_no": o.account_no}
+                        for o in orders],
+    })

@@ -23,6 +23,7 @@ from cti.db import transcripts
 from cti.db.models import Call
 from cti.db.models_recordings import Recording
 from cti.db.recordings import RecordingQuery, search, search_one
+from cti.db.screen_pop import caller_history as _caller_history
 from cti.db.screen_pop import screen_pop as _screen_pop
 from cti.db.web_audit import AuditEntry
 from cti.db.web_audit import add as add_audit
@@ -48,6 +49,10 @@ class CallRecord:
     answered_at: datetime | None
     agent_id: str | None
     seat: str | None
+    disposition: str | None = None  # wrap-up code (cti.db.models.CALL_DISPOSITIONS)
+    agent_note: str | None = None
+    disposed_by: str | None = None
+    disposed_at: datetime | None = None
 
 
 def _record(c: Call) -> CallRecord:
@@ -55,13 +60,29 @@ def _record(c: Call) -> CallRecord:
                       started_at=c.started_at, ended_at=c.ended_at, outcome=c.outcome,
                       account_no=c.account_no, skill=c.skill, priority=c.priority,
                       ivr_path=list(c.ivr_path or []), queued_at=c.queued_at,
-                      answered_at=c.answered_at, agent_id=c.agent_id, seat=c.seat)
+                      answered_at=c.answered_at, agent_id=c.agent_id, seat=c.seat,
+                      disposition=c.disposition, agent_note=c.agent_note,
+                      disposed_by=c.disposed_by, disposed_at=c.disposed_at)
 
 
 def call_record(sessions: sessionmaker[Session], call_id: str) -> CallRecord | None:
     with sessions.begin() as s:
         row = s.scalars(select(Call).where(Call.call_id == call_id)).one_or_none()
         return _record(row) if row is not None else None
+
+
+def set_disposition(sessions: sessionmaker[Session], call_id: str, *, code: str,
+                    note: str | None, by: str, at: datetime) -> CallRecord | None:
+    """Code a call in wrap-up (话后处理): its business type and the agent's note; coding it
+    again replaces both. None when the call has no record."""
+    with sessions.begin() as s:
+        row = s.scalars(select(Call).where(Call.call_id == call_id)
+                        .with_for_update()).one_or_none()
+        if row is None:
+            return None
+        row.disposition, row.agent_note = code, note
+        row.disposed_by, row.disposed_at = by, at
+        return _record(row)
 
 
 def call_records_by_id(sessions: sessionmaker[Session], call_ids: list[str]
@@ -95,6 +116,14 @@ def screen_pop(sessions: sessionmaker[Session], *, call_id: str, caller_number: 
     with sessions.begin() as s:
         return _screen_pop(s, call_id=call_id, caller_number=caller_number,
                            account_no=account_no, now=now)
+
+
+def caller_history(sessions: sessionmaker[Session], *, call_id: str, caller_number: str,
+                   account_no: str | None) -> dict[str, Any]:
+    """cti.db.screen_pop.caller_history in a unit of work of its own."""
+    with sessions.begin() as s:
+        return _caller_history(s, call_id=call_id, caller_number=caller_number,
+                               account_no=account_no)
 
 
 # ------------------------------------------------------------------------ today's figures
