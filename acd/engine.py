@@ -175,6 +175,33 @@ class CallTransferred:
 
 
 @dataclass(frozen=True)
+class ConsultStarted:
+    """The agent on a connected call consults another, ready agent (咨询转接): the caller is on
+    hold and the agent's phone rings the other's. The ACD takes the other agent out of routing
+    (not_ready, reason 'consult') until the consult ends, completes or the call ends."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class ConsultEnded:
+    """The consulted agent left (cancelled, no answer, hung up, left the conference): ready
+    again."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class ConsultCompleted:
+    """The consulted agent takes the call over (the transfer completed, or the first agent left
+    the conference): the first agent goes to wrap-up as after a transfer, the consulted agent
+    is on the call."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
 class CallbackRequested:
     call_id: str
     number: str
@@ -256,6 +283,9 @@ Input = (
     | CallEnded
     | CallbackRequested
     | CallTransferred
+    | ConsultStarted
+    | ConsultEnded
+    | ConsultCompleted
     | SeatReachability
     | PbxLink
     | RingNotSent
@@ -349,6 +379,7 @@ class Snapshot:
 # ------------------------------------------------------------------------------------ engine
 
 FINISHED_MEMORY = 4096  # ended call ids remembered, so a late duplicate event is recognised
+CONSULT = "consult"  # the not_ready reason of an agent taken by a consult (ConsultStarted)
 
 
 class AcdEngine:
@@ -368,6 +399,9 @@ class AcdEngine:
         self._unreachable: set[str] = set()  # seats whose phone cannot be rung
         # HandlingChanged: not in the snapshot; the CTI's storm watch feeds it again at start
         self._handling = HandlingChanged()
+        # call_id -> the consulted agent (ConsultStarted); not in the snapshot: after a restart
+        # the agent is not_ready 'consult' until they say ready
+        self._consults: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------- reading
 
@@ -389,6 +423,11 @@ class AcdEngine:
         if call is None or call.state not in QUEUED_CALL_STATES:
             return None
         return self._queues[call.skill].index(call_id) + 1
+
+    @property
+    def consults(self) -> Mapping[str, str]:
+        """call_id -> the agent consulted on it (taken out of routing meanwhile)."""
+        return MappingProxyType(self._consults)
 
     @property
     def unreachable_seats(self) -> frozenset[str]:
@@ -462,6 +501,8 @@ class AcdEngine:
                 effects = self._login(event, now)
             case AgentLogout(agent_id=agent_id):
                 effects = self._agent_event(agent_id, fsm.Logout(), now)
+            case AgentReady(agent_id=agent_id) if agent_id in self._consults.values():
+                effects = [Rejected("the agent is on a consult", agent_id=agent_id)]
             case AgentReady(agent_id=agent_id):
                 effects = self._agent_event(agent_id, fsm.Ready(), now)
             case AgentNotReady(agent_id=agent_id, reason=reason):
@@ -484,6 +525,12 @@ class AcdEngine:
                 effects = self._callback_requested(event, now)
             case CallTransferred():
                 effects = self._transferred(event, now)
+            case ConsultStarted():
+                effects = self._consult_started(event, now)
+            case ConsultEnded(call_id=call_id):
+                effects = self._consult_ended(call_id, now)
+            case ConsultCompleted():
+                effects = self._consult_completed(event, now)
             case SeatReachability():
                 effects = self._seat_reachability(event, now)
             case PbxLink(up=up, node=node):
@@ -504,6 +551,8 @@ class AcdEngine:
                 effects = self._handling_changed(event)
             case _:
                 raise TypeError(f"not an ACD input: {event!r}")
+        if self._consults:
+            effects += self._settle_consults(now)
         effects += self._dispatch(now)
         return effects
 
@@ -720,6 +769,80 @@ class AcdEngine:
             self._calls[call.call_id] = moved
             return effects + self._offer(moved, target, now)
         self._enqueue(moved)
+        return effects
+
+    # consults (咨询转接 and 三方通话)
+
+    def _consult_started(self, event: ConsultStarted, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.offered_to is None:
+            return [Rejected("no such connected call", call_id=event.call_id)]
+        if call.callback_number is not None:
+            return [Rejected("a callback cannot be consulted on", call_id=event.call_id)]
+        if event.call_id in self._consults:
+            if self._consults[event.call_id] == event.agent_id:
+                return []  # repeat
+            return [Rejected("the call already has a consult", call_id=event.call_id)]
+        target = self._agents.get(event.agent_id)
+        if target is None or target.state is not AgentState.READY \
+                or target.agent_id == call.offered_to:
+            return [Rejected("the agent is not ready", event.agent_id, event.call_id)]
+        effects = self._agent_event(target.agent_id, fsm.NotReady(CONSULT), now)
+        if not any(isinstance(e, Rejected) for e in effects):
+            self._consults[event.call_id] = target.agent_id
+        return effects
+
+    def _consult_ended(self, call_id: str, now: float) -> list[Effect]:
+        agent_id = self._consults.pop(call_id, None)
+        if agent_id is None:
+            return []  # ended already (a repeat, or the call ended first)
+        return self._release_consulted(agent_id, now)
+
+    def _release_consulted(self, agent_id: str, now: float) -> list[Effect]:
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.state is not AgentState.NOT_READY or agent.reason != CONSULT:
+            return []  # a supervisor or a logout moved them meanwhile: theirs stands
+        return self._agent_event(agent_id, fsm.Ready(), now)
+
+    def _consult_completed(self, event: ConsultCompleted, now: float) -> list[Effect]:
+        call = self._calls.get(event.call_id)
+        agent_id = self._consults.get(event.call_id)
+        if call is None or call.state is not CallState.CONNECTED or call.offered_to is None \
+                or agent_id is None:
+            return [Rejected("no consult on a connected call", call_id=event.call_id)]
+        taker = self._agents.get(agent_id)
+        if taker is None or taker.state is not AgentState.NOT_READY or taker.reason != CONSULT:
+            return [Rejected("the consulted agent is no longer on the consult", agent_id,
+                             event.call_id)]
+        del self._consults[event.call_id]
+        first = self._agents[call.offered_to]
+        new, effects = fsm.decide(first, fsm.CallEnded(call.call_id, self.config.wrap_up_s), now)
+        # the call lives on with the other agent: the wrap-up is of this agent's part only
+        new = replace(new, call_id=None)
+        self._agents[first.agent_id] = new
+        effects = [AgentStateChanged(new) if isinstance(e, AgentStateChanged) else e
+                   for e in effects]
+        assert call.answered_at is not None
+        self._learn_aht(call.skill, now - call.answered_at + self.config.wrap_up_s)
+        taken = replace(taker, state=AgentState.ON_CALL, reason="", state_since=now,
+                        call_id=call.call_id, calls_handled=taker.calls_handled + 1)
+        self._agents[taker.agent_id] = taken
+        self._calls[call.call_id] = replace(call, offered_to=taker.agent_id, answered_at=now)
+        return [*effects, AgentStateChanged(taken)]
+
+    def _settle_consults(self, now: float) -> list[Effect]:
+        """Consults whose call ended, or is no longer connected with its agent, or whose
+        consulted agent was moved by someone else: over; the agent ready again."""
+        effects: list[Effect] = []
+        for call_id, agent_id in list(self._consults.items()):
+            call = self._calls.get(call_id)
+            agent = self._agents.get(agent_id)
+            alive = call is not None and call.state is CallState.CONNECTED \
+                and agent is not None and agent.state is AgentState.NOT_READY \
+                and agent.reason == CONSULT
+            if not alive:
+                del self._consults[call_id]
+                effects += self._release_consulted(agent_id, now)
         return effects
 
     def _callback_requested(self, event: CallbackRequested, now: float) -> list[Effect]:

@@ -137,6 +137,9 @@ class Store(Protocol):
     async def call_queued(self, call_id: str, skill: str, at: float,
                           caller: str | None = None) -> None: ...
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None: ...
+    # a consult completed: the record names the agent who has the call now
+    async def call_handed_over(self, call_id: str, agent_id: str, seat: str,
+                               at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None: ...
 
@@ -564,6 +567,13 @@ class AcdService:
             if answered_by is not None:
                 call_id, agent_id, seat = item.call_id, item.agent_id, answered_by.seat
                 await self._queue_db("call_answered", lambda: store.call_answered(
+                    call_id, agent_id, seat, now))
+        if isinstance(item, acd.ConsultCompleted) and not rejected:
+            call = self.engine.calls.get(item.call_id)
+            taker = self.engine.agents.get(call.offered_to) if call and call.offered_to else None
+            if taker is not None:
+                call_id, agent_id, seat = item.call_id, taker.agent_id, taker.seat
+                await self._queue_db("call_handed_over", lambda: store.call_handed_over(
                     call_id, agent_id, seat, now))
         if isinstance(item, acd.CallEnded | acd.CallAbandoned):
             call_id = item.call_id

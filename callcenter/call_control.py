@@ -7,12 +7,35 @@ Redirected to bridge itself with the caller again (the Bridge() application).
 A transfer first tells the call tracker that the caller is going back to the agent side's
 start, so the next queue, offer and answer events count again; the ACD then re-queues the
 call under the new skill (at the front) or rings the chosen agent's seat.
+
+Consult (咨询转接, issue 14 §5): the caller goes on hold as above; the ACD takes the consulted
+agent out of routing (acd ConsultStarted); the first agent's leg, waiting in hotline-hold, is
+Redirected to `hotline-consult`, where it Dials the other seat itself. Dial from the agent's
+own leg, rather than an Originated leg bridged to it, because the consulted seat's leg then
+has the call's Linkedid (its recording, U(), is filed under the same call; the call tracker
+knows it is no new call) and because the leg needs no AMI Bridge, which Asterisk fails to do
+on a leg in Wait(). From there:
+- back to the caller (cancel): the agent's leg is Redirected to hotline-hold,resume, which
+  ends the Dial (and the other seat's leg) and bridges it with the caller, as off hold;
+- complete: the other agent's leg is Redirected to hotline-hold,resume with the caller as its
+  peer, so it is then exactly an agent leg after an off-hold (hold, transfer and hang-up work
+  on it as on any); the first agent's leg, with no peer left, ends, and the ACD hands the
+  call over (ConsultCompleted: wrap-up for the first agent, the call record names the other);
+- conference (三方通话): caller and both agents go to one ConfBridge named after the call
+  (`hotline-conf`, confbridge.conf): the caller and the other agent are Redirected there, the
+  first agent's leg follows by its own dialplan when its Dial returns. Any agent may leave; the
+  first agent leaving hands the call over as a completed transfer does, the last agent leaving
+  ends the caller's leg; the caller leaving ends it for all (end_marked).
+Asterisk's own events (the legs' Hangup, HotlineConsultEnded) reach `tap`, which keeps this
+and the ACD in step when a phone, not the desktop, ends a part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +48,11 @@ HOLD_CONTEXT = "hotline-hold"
 HOLD_WAIT_PRIORITY = "2"  # hotline-hold,agent: the Wait() step
 SETTLE_S, SETTLE_POLL_S = 3.0, 0.05
 REPLY_TIMEOUT_S = 5.0
+CONSULT_CONTEXT = "hotline-consult"
+CONF_CONTEXT = "hotline-conf"
+_SEAT = re.compile(r"seat[0-9]{1,6}")
+# a seat phone's channel (PJSIP/seat07-0000001a): what a consulted leg must be
+_SEAT_CHANNEL = re.compile(r"PJSIP/(seat[0-9]{1,6})-[0-9a-fA-F]+")
 
 
 class CallControlError(Exception):
@@ -59,6 +87,28 @@ class Tracker(Protocol):
 
 
 @dataclass
+class Consult:
+    """One call's consult, from the ask to its end (callcenter state; the ACD keeps its own)."""
+
+    call_id: str
+    first_agent: str  # who asked: the call's agent
+    agent_id: str  # the consulted agent
+    seat: str  # the consulted agent's seat
+    caller: str  # the caller's channel
+    agent_leg: str  # the first agent's channel
+    other_leg: str | None = None  # the consulted seat's channel, once answered
+    conference: bool = False
+    # the agents on the conference now (agent_id -> their channel)
+    parties: dict[str, str] = field(default_factory=dict)
+
+    def doc(self) -> dict[str, Any]:
+        return {"agent_id": self.agent_id, "first_agent": self.first_agent,
+                "state": "conference" if self.conference else "consult",
+                "answered": self.other_leg is not None,
+                "parties": sorted(self.parties) if self.conference else []}
+
+
+@dataclass
 class CallControl:
     ami: Ami
     service: AcdService
@@ -67,6 +117,8 @@ class CallControl:
     # calls taken off hold: the agent's leg runs Bridge() in hotline-hold now; a transfer ends
     # it explicitly rather than rely on the dialplan after the bridge
     resumed: dict[str, str] = field(default_factory=dict)  # call_id -> agent's channel
+    consults: dict[str, Consult] = field(default_factory=dict)  # call_id -> its consult
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def _caller_channel(self, call_id: str) -> str:
         view = self.service.view
@@ -100,6 +152,7 @@ class CallControl:
         """Music on hold for the caller (on) or back to the agent (off); returns whether the
         call is now held. A repeat is a no-op."""
         caller = self._connected(call_id)
+        self._not_consulting(call_id)
         if on:
             if call_id in self.held:
                 return True
@@ -168,6 +221,7 @@ class CallControl:
         if (skill is None) == (agent_id is None):
             raise CallControlError("transfer to one skill or one agent")
         caller = self._connected(call_id)
+        self._not_consulting(call_id)
         if agent_id is not None:
             target = self.service.view.agents.get(agent_id)
             if target is None:  # it read "not ready", as for a busy agent (issue 14 §6)
@@ -199,6 +253,7 @@ class CallControl:
         IVR): AMI PlayDTMF on the caller's channel, one digit at a time, in order. `digits`
         is checked by the caller (0-9 * # A-D only); a call on hold takes none."""
         caller = self._connected(call_id)
+        self._not_consulting(call_id)
         if call_id in self.held:
             raise CallControlError("the call is on hold; take it off hold first")
         for digit in digits:
@@ -209,4 +264,235 @@ class CallControl:
         caller = self._caller_channel(call_id)
         await self.ami.action({"Action": "Hangup", "Channel": caller, "Cause": "16"},
                               idempotent=True)
+        consult = self.consults.pop(call_id, None)
+        if consult is not None and consult.conference:
+            self.held.pop(call_id, None)  # the agents leave with the caller (end_marked)
+            return
+        # in a consult, the caller's hangup ends the first agent's leg (hotline-hold's h), and
+        # with it the consulted seat's; the ACD frees the consulted agent as the call ends
         await self._drop_held_agent(call_id)
+
+    # ------------------------------------------------------------------------ consults
+
+    def _not_consulting(self, call_id: str) -> None:
+        consult = self.consults.get(call_id)
+        if consult is not None:
+            what = "a conference" if consult.conference else "in a consult"
+            raise CallControlError(f"the call is {what}; finish it first")
+
+    def _consult(self, call_id: str, *, conference: bool = False) -> Consult:
+        consult = self.consults.get(call_id)
+        if consult is None:
+            raise CallControlError(f"call {call_id} has no consult")
+        if consult.conference != conference:
+            raise CallControlError("the call is a conference now" if consult.conference
+                                   else "the call is not a conference")
+        return consult
+
+    def parties(self, call_id: str) -> dict[str, Any] | None:
+        """The consult or conference on the call, for the desktop; None: none."""
+        consult = self.consults.get(call_id)
+        return consult.doc() if consult is not None else None
+
+    async def consult(self, call_id: str, agent_id: str, *, actor: str) -> Consult:
+        """Hold the caller and ring a ready agent's seat from the first agent's leg."""
+        self._connected(call_id)
+        self._not_consulting(call_id)
+        view = self.service.view
+        call, target = view.calls[call_id], view.agents.get(agent_id)
+        if target is None:
+            raise CallControlError(f"no agent {agent_id} is logged in")
+        if str(target.state) != "ready":
+            raise CallControlError(f"agent {agent_id} is not ready")
+        if not _SEAT.fullmatch(target.seat):
+            raise CallControlError(f"agent {agent_id} has no seat to ring")
+        assert call.offered_to is not None  # connected
+        doc = await ask_acd(self.service, acd.ConsultStarted(call_id=call_id,
+                                                             agent_id=agent_id), actor)
+        if not doc.get("ok"):
+            raise CallControlError(f"consult refused: {doc.get('error')}")
+        try:
+            await self.hold(call_id, True)
+            caller, agent_leg = self.held[call_id]
+            await self._waiting_on_hold(agent_leg)
+            for var, value in (("HOTLINE_CONSULT_SEAT", target.seat), ("HOTLINE_CONF", "")):
+                await self.ami.action({"Action": "Setvar", "Channel": agent_leg,
+                                       "Variable": var, "Value": value}, idempotent=True)
+            consult = Consult(call_id=call_id, first_agent=call.offered_to, agent_id=agent_id,
+                              seat=target.seat, caller=caller, agent_leg=agent_leg)
+            self.consults[call_id] = consult
+            await self.ami.action({"Action": "Redirect", "Channel": agent_leg,
+                                   "Context": CONSULT_CONTEXT, "Exten": "s", "Priority": "1"},
+                                  idempotent=False)
+        except Exception:
+            self.consults.pop(call_id, None)
+            await ask_acd(self.service, acd.ConsultEnded(call_id=call_id), actor)
+            raise
+        log.info("call %s: %s consults %s at %s", call_id, consult.first_agent, agent_id,
+                 target.seat)
+        return consult
+
+    async def _answered_leg(self, consult: Consult) -> str:
+        """The consulted seat's channel, once it answered (the first agent's bridge peer)."""
+        msg = await self.ami.action({"Action": "Getvar", "Channel": consult.agent_leg,
+                                     "Variable": "BRIDGEPEER"}, idempotent=True)
+        peer = str(msg.get("Value") or "") if hasattr(msg, "get") else ""
+        m = _SEAT_CHANNEL.fullmatch(peer)
+        if m is None or m.group(1) != consult.seat:
+            raise CallControlError(f"agent {consult.agent_id} has not answered yet")
+        consult.other_leg = peer
+        return peer
+
+    async def cancel_consult(self, call_id: str, *, actor: str) -> None:
+        """Back to the caller: the consulted seat's leg (ringing or talking) ends."""
+        consult = self._consult(call_id)
+        del self.consults[call_id]
+        # as off hold: the caller's hold peer goes first (its hotline-hold h would end the
+        # agent's leg as resume takes the caller out of its music); the first agent's leg
+        # still has the caller as its peer, and resume bridges them
+        await self.ami.action({"Action": "Setvar", "Channel": consult.caller,
+                               "Variable": "HOTLINE_HOLD_PEER", "Value": ""}, idempotent=True)
+        await self.ami.action({"Action": "Redirect", "Channel": consult.agent_leg,
+                               "Context": HOLD_CONTEXT, "Exten": "resume", "Priority": "1"},
+                              idempotent=False)
+        self.held.pop(call_id, None)
+        self.resumed[call_id] = consult.agent_leg
+        await ask_acd(self.service, acd.ConsultEnded(call_id=call_id), actor)
+        log.info("call %s: consult with %s cancelled by %s", call_id, consult.agent_id, actor)
+
+    async def complete_consult(self, call_id: str, *, actor: str) -> None:
+        """The consulted agent takes the caller; the first agent's leg ends."""
+        consult = self._consult(call_id)
+        other = await self._answered_leg(consult)
+        doc = await ask_acd(self.service, acd.ConsultCompleted(call_id=call_id), actor)
+        if not doc.get("ok"):
+            raise CallControlError(f"transfer refused: {doc.get('error')}")
+        del self.consults[call_id]
+        # the first agent's leg ends once its Dial returns (no peer); the caller's hold peer
+        # goes, as off hold (its hotline-hold h would end the new agent's leg)
+        for ch, peer in ((consult.agent_leg, ""), (other, consult.caller), (consult.caller, "")):
+            await self.ami.action({"Action": "Setvar", "Channel": ch,
+                                   "Variable": "HOTLINE_HOLD_PEER", "Value": peer},
+                                  idempotent=True)
+        # the other agent's leg bridges itself with the caller, as any leg off hold; the
+        # first agent's Dial returns with no peer to go back to, and that leg ends
+        await self.ami.action({"Action": "Redirect", "Channel": other,
+                               "Context": HOLD_CONTEXT, "Exten": "resume", "Priority": "1"},
+                              idempotent=False)
+        self.held.pop(call_id, None)
+        self.resumed[call_id] = other
+        log.info("call %s: transferred to %s after a consult, by %s", call_id,
+                 consult.agent_id, actor)
+
+    async def conference(self, call_id: str, *, actor: str) -> Consult:
+        """All three in one conference (ConfBridge named after the call)."""
+        consult = self._consult(call_id)
+        other = await self._answered_leg(consult)
+        name = f"hotline-{call_id}"  # an Asterisk id: [a-z0-9.-] only
+        for ch in (consult.agent_leg, other, consult.caller):
+            await self.ami.action({"Action": "Setvar", "Channel": ch, "Variable": "HOTLINE_CONF",
+                                   "Value": name}, idempotent=True)
+        await self.ami.action({"Action": "Setvar", "Channel": consult.caller,
+                               "Variable": "HOTLINE_HOLD_PEER", "Value": ""}, idempotent=True)
+        consult.conference = True
+        consult.parties = {consult.first_agent: consult.agent_leg, consult.agent_id: other}
+        # the caller first, so the agents find them there; the first agent's leg follows the
+        # other's by its own dialplan (HOTLINE_CONF) when its Dial returns: no Redirect of
+        # both legs of one bridge at once
+        await self.ami.action({"Action": "Redirect", "Channel": consult.caller,
+                               "Context": CONF_CONTEXT, "Exten": "caller", "Priority": "1"},
+                              idempotent=False)
+        await self.ami.action({"Action": "Redirect", "Channel": other,
+                               "Context": CONF_CONTEXT, "Exten": "agent", "Priority": "1"},
+                              idempotent=False)
+        self.held.pop(call_id, None)
+        log.info("call %s: conference of %s, %s and the caller, by %s", call_id,
+                 consult.first_agent, consult.agent_id, actor)
+        return consult
+
+    async def leave(self, call_id: str, agent_id: str, *, actor: str) -> None:
+        """An agent leaves the conference: their leg ends (the rest follows from its Hangup,
+        as when they hang up their phone: `_party_left`)."""
+        consult = self._consult(call_id, conference=True)
+        leg = consult.parties.get(agent_id)
+        if leg is None:
+            raise CallControlError(f"agent {agent_id} is not on the conference")
+        await self.ami.action({"Action": "Hangup", "Channel": leg, "Cause": "16"},
+                              idempotent=True)
+        await self._party_left(consult, agent_id, actor)
+
+    async def _party_left(self, consult: Consult, agent_id: str, actor: str) -> None:
+        if consult.parties.pop(agent_id, None) is None:
+            return  # told already (the desktop's leave, then its Hangup event)
+        call_id = consult.call_id
+        if not consult.parties:
+            # nobody left to talk to the caller
+            self.consults.pop(call_id, None)
+            await self.ami.action({"Action": "Hangup", "Channel": consult.caller,
+                                   "Cause": "16"}, idempotent=True)
+            return
+        if agent_id == consult.first_agent:
+            # the call's agent left: the consulted agent has the call now
+            await ask_acd(self.service, acd.ConsultCompleted(call_id=call_id), actor)
+            consult.first_agent = consult.agent_id
+        else:
+            await ask_acd(self.service, acd.ConsultEnded(call_id=call_id), actor)
+        log.info("call %s: %s left the conference", call_id, agent_id)
+
+    # --------------------------------------------------------------- Asterisk's side
+
+    async def tap(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """AMI events on their way to the feed: a consult's legs ending by Asterisk's doing
+        (no answer, a phone hung up) reach the consult's state and the ACD. Never awaited
+        here: each is handled in a task of its own."""
+        async for event in events:
+            if self.consults and hasattr(event, "get"):
+                self._observe(event)
+            yield event
+
+    def _observe(self, event: Any) -> None:
+        name, channel = event.get("Event"), str(event.get("Channel") or "")
+        for consult in list(self.consults.values()):
+            work = None
+            if consult.conference and name == "Hangup":
+                gone = [a for a, leg in consult.parties.items() if leg == channel]
+                if gone:
+                    work = self._party_left(consult, gone[0], "pbx")
+                elif channel == consult.caller:
+                    self.consults.pop(consult.call_id, None)
+            elif not consult.conference and channel == consult.agent_leg \
+                    and name == "DialEnd" and event.get("DialStatus") == "ANSWER":
+                m = _SEAT_CHANNEL.fullmatch(str(event.get("DestChannel") or ""))
+                if m is not None and m.group(1) == consult.seat:
+                    consult.other_leg = m.group(0)  # answered: the desktop may complete now
+            elif not consult.conference and channel == consult.agent_leg and (
+                    name == "Hangup" or (name == "UserEvent"
+                                         and event.get("UserEvent") == "HotlineConsultEnded"
+                                         and event.get("Context") == CONSULT_CONTEXT)):
+                work = self._consult_over(consult)
+            if work is not None:
+                task = asyncio.get_running_loop().create_task(_logged(work),
+                                                              name="consult-event")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _consult_over(self, consult: Consult) -> None:
+        """The first agent's Dial ended by itself (the other seat did not answer or hung up:
+        the leg waits on hold again, and the desktop takes the caller off hold) or the leg is
+        gone: the consult is over."""
+        if self.consults.get(consult.call_id) is not consult or consult.conference:
+            return  # the desktop ended it first (cancel, complete) or made it a conference
+        del self.consults[consult.call_id]
+        try:
+            await ask_acd(self.service, acd.ConsultEnded(call_id=consult.call_id), "pbx")
+        except CallControlError as exc:
+            log.warning("call %s: consult end not told to the ACD: %s", consult.call_id, exc)
+        log.info("call %s: consult with %s over (its seat's leg ended)", consult.call_id,
+                 consult.agent_id)
+
+
+async def _logged(work: Any) -> None:
+    try:
+        await work
+    except Exception:  # a leg already gone, the ACD busy: the call's own end settles it
+        log.exception("consult: handling an Asterisk event failed")

@@ -570,8 +570,10 @@ async def build_daemon(settings: Settings) -> Daemon:
     commands.subscribe(bus)  # hotline/cmd/{agents,supervisors}/{id}, topics by cti.notifier
     # the agent desktop (agent_desktop/): web API and /ws push, on this loop; a taken port is
     # fatal here, at startup
+    # call control from the desktop; its consults follow their legs' events (calls.tap)
+    calls = CallControl(ami, acd, feed.tracker)
     web_ctx = services.web_context(acd=acd, pbx=ami, bus=bus, agent_commands=commands,
-                                   calls=CallControl(ami, acd, feed.tracker),
+                                   calls=calls,
                                    recorder=recorder, supervision=supervision,
                                    transcription=transcriber)
     web_app = create_app(web_ctx)
@@ -640,8 +642,8 @@ async def build_daemon(settings: Settings) -> Daemon:
         "ami": ami.run,
         "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
                                                          settings.workorders.tick_interval_s),
-        "ami-events": lambda: feed.consume(recorder.tap(supervision.tap(
-            outbound_tap(outbound, ami.events())))),
+        "ami-events": lambda: feed.consume(calls.tap(recorder.tap(supervision.tap(
+            outbound_tap(outbound, ami.events()))))),
         "recorder-index": recorder.run,
         "recorder-reconcile": recorder.at_start,
         "recorder-purge": recorder.daily_purge,

@@ -50,6 +50,10 @@ class CallOut(BaseModel):
     live_state: str | None = Field(
         description="waiting / offered / connected / callback while in the ACD, else null")
     held: bool = False
+    consult: dict[str, Any] | None = Field(
+        default=None, description="a consult or conference on the call: the consulted agent "
+        "(agent_id), who asked (first_agent), state consult/conference, answered, and the "
+        "agents on the conference (parties)")
     disposition: str | None = Field(default=None, description="the wrap-up code, if coded")
     agent_note: str | None = None
     disposed_by: str | None = None
@@ -118,6 +122,7 @@ class ControlOut(BaseModel):
     call_id: str
     ok: bool
     held: bool | None = None
+    consult: dict[str, Any] | None = None
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
@@ -132,6 +137,11 @@ def _live(ctx: WebContext) -> dict[str, Any]:
 
 def _held(ctx: WebContext, call_id: str) -> bool:
     return ctx.calls is not None and call_id in getattr(ctx.calls, "held", {})
+
+
+def _consult(ctx: WebContext, call_id: str) -> dict[str, Any] | None:
+    parties = getattr(ctx.calls, "parties", None) if ctx.calls is not None else None
+    return parties(call_id) if parties is not None else None
 
 
 def _out(ctx: WebContext, row: CallRecord | None, live: Any, call_id: str, detail: bool = False
@@ -158,6 +168,7 @@ def _out(ctx: WebContext, row: CallRecord | None, live: Any, call_id: str, detai
                  else None),
         "live_state": str(live.state) if live else None,
         "held": _held(ctx, call_id),
+        "consult": _consult(ctx, call_id),
         "disposition": row.disposition if row else None,
         "agent_note": row.agent_note if row else None,
         "disposed_by": row.disposed_by if row else None,
@@ -364,6 +375,77 @@ async def transfer(body: TransferIn, request: Request, call_id: str = CallId,
                cc.transfer(call_id, actor=user.user_id, skill=body.skill,
                            agent_id=body.agent_id), skill=body.skill, agent_id=body.agent_id)
     return ControlOut(call_id=call_id, ok=True)
+
+
+@router.post("/{call_id}/consult", response_model=ControlOut, responses=CONTROL)
+async def consult(body: ConsultIn, request: Request, call_id: str = CallId,
+                  user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """Consult (咨询转接): the caller is held and the agent's phone rings a ready agent's seat;
+    that agent is taken out of routing meanwhile. Then complete, cancel or conference."""
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.consult", call_id,
+               cc.consult(call_id, body.agent_id, actor=user.user_id), agent_id=body.agent_id)
+    return ControlOut(call_id=call_id, ok=True, held=True, consult=_consult(ctx, call_id))
+
+
+@router.post("/{call_id}/consult/complete", response_model=ControlOut, responses=CONTROL)
+async def consult_complete(request: Request, call_id: str = CallId,
+                           user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """完成转接: the consulted agent (who answered) takes the caller; this agent's part ends
+    (wrap-up) and the call record names the other."""
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.consult_complete", call_id,
+               cc.complete_consult(call_id, actor=user.user_id))
+    return ControlOut(call_id=call_id, ok=True, held=False)
+
+
+@router.post("/{call_id}/consult/cancel", response_model=ControlOut, responses=CONTROL)
+async def consult_cancel(request: Request, call_id: str = CallId,
+                         user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """Back to the caller: the consulted seat's leg ends (ringing or talking), the agent talks
+    to the caller again and the consulted agent is ready."""
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.consult_cancel", call_id,
+               cc.cancel_consult(call_id, actor=user.user_id))
+    return ControlOut(call_id=call_id, ok=True, held=False)
+
+
+@router.post("/{call_id}/conference", response_model=ControlOut, responses=CONTROL)
+async def conference(request: Request, call_id: str = CallId,
+                     user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """三方通话: the caller, this agent and the consulted agent (who answered) together."""
+    ctx, cc = await _control_target(request, user, call_id)
+    await _run(ctx, request, user, "call.conference", call_id,
+               cc.conference(call_id, actor=user.user_id))
+    return ControlOut(call_id=call_id, ok=True, held=False, consult=_consult(ctx, call_id))
+
+
+@router.post("/{call_id}/leave", response_model=ControlOut, responses=CONTROL)
+async def leave(request: Request, body: LeaveIn | None = None, call_id: str = CallId,
+                user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
+    """An agent leaves the conference (their phone's leg ends); the others talk on. The call's
+    agent leaving hands it to the other; the last agent leaving ends the call. An agent takes
+    only themselves out; a supervisor names the agent (audited)."""
+    ctx = ctx_of(request)
+    if ctx.calls is None or ctx.acd is None:
+        raise HTTPException(409, "call control needs the PBX and the ACD, which are not running")
+    who = body.agent_id if body is not None and body.agent_id else None
+    if not user.is_supervisor:
+        if who not in (None, user.user_id):
+            raise HTTPException(403, "an agent can only leave the conference themselves")
+        who = user.user_id
+    elif who is None:
+        raise HTTPException(422, "name the agent who leaves (agent_id)")
+    doc = _consult(ctx, call_id)
+    if doc is None:
+        if call_id not in _live(ctx):
+            raise HTTPException(404, f"no live call {call_id}")
+        raise HTTPException(409, f"call {call_id} is not a conference")
+    if not user.is_supervisor and who not in doc["parties"]:
+        raise HTTPException(403, "not on this conference")
+    await _run(ctx, request, user, "call.leave", call_id,
+               ctx.calls.leave(call_id, who, actor=user.user_id), agent_id=who)
+    return ControlOut(call_id=call_id, ok=True, consult=_consult(ctx, call_id))
 
 
 @router.post("/{call_id}/hangup", response_model=ControlOut, responses=CONTROL)

@@ -52,6 +52,7 @@ DIALPLAN_CONTEXTS = frozenset({
     "hotline-announce", "hotline-connect", "hotline-callback", "hotline-record",
     "hotline-record-done", "hotline-record-ivr", "hotline-rec-tidy", "hotline-hold",
     "hotline-spy", "hotline-return-visit",
+    "hotline-consult", "hotline-conf",
 })
 SKILL_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # ivr/flows: general, repair, english, ...
 MAX_PRIORITY = 100  # ivr/schema.py: priority 0..100

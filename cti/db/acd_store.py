@@ -64,6 +64,17 @@ def _call_answered(s: Session, d: dict[str, Any]) -> None:
                                    now=_dt(d["at"]))
 
 
+def _call_handed_over(s: Session, d: dict[str, Any]) -> None:
+    """A consult completed (咨询转接): the call record names the agent who has the call now;
+    when it was first answered stays as it was."""
+    call = s.execute(select(Call).where(Call.call_id == d["call_id"])
+                     .with_for_update()).scalar_one_or_none()
+    if call is None:
+        log.warning("handed over: unknown call call_id=%s", d["call_id"])
+        return
+    call.agent_id, call.seat = d["agent_id"], d["seat"]
+
+
 def _call_ended(s: Session, d: dict[str, Any]) -> None:
     """The call record's end: the caller left the agent side (answered and done, or gave up
     waiting: outcome 'abandoned'). A repeat (a journal replay) finds it ended: a no-op."""
@@ -91,6 +102,7 @@ class DbAcdStore:
         if durable is not None:
             durable.register("call_queued", _call_queued)
             durable.register("call_answered", _call_answered)
+            durable.register("call_handed_over", _call_handed_over)
             durable.register("call_end", _call_ended)
 
     async def _write(self, kind: str, key: str, data: dict[str, Any]) -> None:
@@ -98,7 +110,7 @@ class DbAcdStore:
             await self.durable.run_write(kind, key, data)
             return
         applier = {"call_queued": _call_queued, "call_answered": _call_answered,
-                   "call_end": _call_ended}[kind]
+                   "call_handed_over": _call_handed_over, "call_end": _call_ended}[kind]
 
         def work() -> None:
             with self.sessions.begin() as s:
@@ -169,6 +181,11 @@ class DbAcdStore:
 
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
         await self._write("call_answered", f"{call_id}:answered",
+                          {"call_id": call_id, "agent_id": agent_id, "seat": seat, "at": at})
+
+    async def call_handed_over(self, call_id: str, agent_id: str, seat: str,
+                               at: float) -> None:
+        await self._write("call_handed_over", f"{call_id}:handover:{agent_id}:{at}",
                           {"call_id": call_id, "agent_id": agent_id, "seat": seat, "at": at})
 
     async def save_snapshot(self, data: dict[str, Any]) -> None:

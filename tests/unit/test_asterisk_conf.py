@@ -414,6 +414,7 @@ PROVIDER = {
     "StackPop": "app_stack.so", "DIALPLAN_EXISTS": "func_dialplan.so",
     "MusicOnHold": "res_musiconhold.so", "SoftHangup": "app_softhangup.so",
     "FILTER": "func_strings.so", "GLOBAL": "func_global.so",
+    "ConfBridge": "app_confbridge.so",
 }
 # the pbx core (pbx_builtins; Bridge() is main/features.c)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten", "Background",

@@ -1,0 +1,267 @@
+"""Consult transfer (咨询转接) and the three-way conference (三方通话) from the agent desktop, on
+real Asterisk with SIPp phones on two seats (issue 14 §5): a SIPp caller reaches the first
+agent, who consults the second (the caller on hold, the first agent's phone rings the second's
+seat), then completes the transfer, goes back to the caller, or makes a conference that one
+party then leaves. Each step waits on AMI events (bridges, ConfBridge joins and leaves,
+hangups), the ACD's agent states and the call record, with deadlines; nothing sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cti.db.models import Agent, Call
+from hotline import stack
+from tests.integration.callers import (
+    CallInProgress,
+    call_story,
+    is_event,
+    seat_answered,
+    wait_agent_state,
+    web_login,
+)
+from tests.integration.conftest import Backend, CtiProcess
+from tests.support.agent_phones import AgentPhones, register_seats
+from tests.support.ami import AmiRecorder, Event
+from tests.support.ports import port
+from tests.support.sipp import Caller, Keys, Pause
+
+pytestmark = pytest.mark.integration
+PHONE_PORT, REGISTER_PORT = port(15056), port(15058)
+SEATS = ("seat41", "seat42")
+SUPERVISOR, SUP_PHONE = "S03", "sup03"
+
+
+@pytest.fixture(scope="module")
+def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    wd = tmp_path_factory.mktemp("consult-phones")
+    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
+    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
+    answering = AgentPhones(PHONE_PORT, wd, answer=True, ring_ms=1000)
+    try:
+        register_seats({s: secrets[s] for s in SEATS}, target, PHONE_PORT, wd, REGISTER_PORT)
+        yield
+    finally:
+        answering.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(backend: Backend) -> tuple[str, str]:
+    """Two general agents the other tests leave alone (they take the first few and the last
+    ones)."""
+    with backend.sessions() as s:
+        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
+                         .order_by(Agent.agent_id)).all()
+    general = [a for a, skills in rows if "general" in skills and "english" not in skills]
+    assert len(general) > 20, general
+    return general[10], general[11]
+
+
+def _leg(seat: str) -> Callable[[Event], bool]:
+    return lambda e: str(e.get("Channel", "")).startswith(f"PJSIP/{seat}-")
+
+
+class Scene:
+    """The caller connected to the first agent; the second agent logged in, ready."""
+
+    def __init__(self, cti: CtiProcess, ami: AmiRecorder, backend: Backend, base: str,
+                 pair: tuple[str, str], n: int, tmp_path: Path) -> None:
+        self.cti, self.ami, self.backend = cti, ami, backend
+        self.first, self.second = pair
+        self.a = web_login(base, self.first, SEATS[0])
+        self.b = web_login(base, self.second, SEATS[1])
+        # only the first is ready when the call comes, so it is theirs
+        assert self.a.post(f"/api/agents/{self.first}/state",
+                           json={"state": "ready"}).status_code == 200
+        self.number = f"{backend.prefix}91{n:05d}"
+        self.mark = ami.mark()
+        self.call = CallInProgress(Caller(self.number, [Pause(1500), Keys("1"), Pause(1500),
+                                                        Keys("0")]), cti.settings, tmp_path)
+        ami.wait_for(lambda e: is_event("UserEvent", self.number, UserEvent="HotlineOffer")(e)
+                     and e.get("Seat") == SEATS[0], 60, "offer to the first seat",
+                     since=self.mark)
+        answered = ami.wait_for(seat_answered(self.number, SEATS[0]), 30, "first seat answered",
+                                since=self.mark)
+        self.caller, self.agent_leg = answered["Channel"], answered["DestChannel"]
+        live = self.a.get("/api/calls", params={"live": "true"}).json()
+        assert [(c["live_state"], c["agent_id"]) for c in live] == [("connected", self.first)]
+        self.cid = live[0]["call_id"]
+        assert self.b.post(f"/api/agents/{self.second}/state",
+                           json={"state": "ready"}).status_code == 200
+
+    def story(self) -> str:
+        return call_story(self.ami, self.number, self.mark, self.cti.settings)
+
+    def consult(self) -> str:
+        """Consult the second agent; the consulted seat's channel once it answered."""
+        m = self.ami.mark()
+        r = self.a.post(f"/api/calls/{self.cid}/consult", json={"agent_id": self.second})
+        assert r.status_code == 200, r.text
+        assert r.json()["consult"]["agent_id"] == self.second
+        self.ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart"
+                          and e.get("Channel") == self.caller, 10, "music to the caller", since=m)
+        # the ACD took the second agent out of routing for the consult
+        assert wait_agent_state(self.b, self.second, "not_ready")["reason"] == "consult"
+        # the first agent's own leg rings the second seat, which answers
+        ended = self.ami.wait_for(
+            lambda e: e.get("Event") == "DialEnd" and e.get("Channel") == self.agent_leg
+            and str(e.get("DestChannel", "")).startswith(f"PJSIP/{SEATS[1]}-"), 30,
+            "the consulted seat answered", since=m)
+        assert ended.get("DialStatus") == "ANSWER", self.story()
+        other = str(ended["DestChannel"])
+        # the consulted leg is the same call (Linkedid) and is recorded under it
+        rec = self.ami.wait_for(lambda e: e.get("UserEvent") == "HotlineRecordingStart"
+                                and e.get("Seat") == SEATS[1], 10, "consult leg recorded",
+                                since=m)
+        assert rec.get("CallId") == self.cid, rec
+        # the caller waits on hold meanwhile; the first agent is still the call's
+        doc = self.a.get(f"/api/calls/{self.cid}").json()
+        assert (doc["agent_id"], doc["held"], doc["consult"]["answered"]) == \
+            (self.first, True, True), doc
+        return other
+
+    def record_agent(self) -> str | None:
+        with self.backend.sessions() as s:
+            return s.execute(select(Call.agent_id).where(Call.call_id == self.cid)
+                             ).scalar_one_or_none()
+
+    def done(self) -> None:
+        assert self.call.finish(60).ok
+        for c, agent in ((self.a, self.first), (self.b, self.second)):
+            stack.wait_until(lambda c=c, agent=agent: c.post(
+                f"/api/agents/{agent}/logout").status_code == 200, 30, f"{agent} logged out")
+            c.close()
+
+
+def _bridge_of(ami: AmiRecorder, channel: str, since: int) -> str:
+    return str(ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
+                            and e.get("Channel") == channel, 15, f"{channel} bridged",
+                            since=since)["BridgeUniqueid"])
+
+
+def test_consult_then_complete(cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str,
+                               phones: None, pair: tuple[str, str], tmp_path: Path) -> None:
+    sc = Scene(cti, ami, backend, web, pair, 1, tmp_path)
+    other = sc.consult()
+    m = ami.mark()
+    r = sc.a.post(f"/api/calls/{sc.cid}/consult/complete")
+    assert r.status_code == 200, r.text
+    # the caller and the second agent share one bridge; the first agent's leg is gone
+    bridge = _bridge_of(ami, other, m)
+    assert _bridge_of(ami, sc.caller, m) == bridge
+    ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.agent_leg,
+                 10, "first agent's leg ended", since=m)
+    # the ACD and the call record know the new agent; the first wraps up as after any call
+    assert wait_agent_state(sc.b, sc.second, "on_call")["call_id"] == sc.cid
+    first = wait_agent_state(sc.a, sc.first, "wrap_up")
+    assert first["call_id"] is None, first
+    stack.wait_until(lambda: sc.record_agent() == sc.second, 10, "record names the second")
+    assert sc.b.get(f"/api/calls/{sc.cid}").json()["agent_id"] == sc.second
+    assert sc.a.post(f"/api/calls/{sc.cid}/hangup").status_code == 403  # no longer theirs
+    # the call goes on as any call: the new agent holds, resumes and hangs up
+    m = ami.mark()
+    assert sc.b.post(f"/api/calls/{sc.cid}/hold", json={"on": True}).json()["held"] is True
+    ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart" and e.get("Channel") == sc.caller,
+                 10, "held by the new agent", since=m)
+    assert sc.b.post(f"/api/calls/{sc.cid}/hold", json={"on": False}).json()["held"] is False
+    assert _bridge_of(ami, sc.caller, m)
+    m = ami.mark()
+    assert sc.b.post(f"/api/calls/{sc.cid}/hangup").status_code == 200
+    ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller, 10,
+                 "caller hung up", since=m)
+    wait_agent_state(sc.b, sc.second, "wrap_up")
+    sc.done()
+
+
+def test_consult_then_back_to_the_caller(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
+        pair: tuple[str, str], tmp_path: Path) -> None:
+    sc = Scene(cti, ami, backend, web, pair, 2, tmp_path)
+    other = sc.consult()
+    # the consulted agent is not offered a new call meanwhile, and cannot go ready
+    assert sc.b.post(f"/api/agents/{sc.second}/state", json={"state": "ready"}).status_code \
+        == 409
+    m = ami.mark()
+    r = sc.a.post(f"/api/calls/{sc.cid}/consult/cancel")
+    assert r.status_code == 200, r.text
+    ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == other, 10,
+                 "consulted leg ended", since=m)
+    assert _bridge_of(ami, sc.caller, m) == _bridge_of(ami, sc.agent_leg, m)
+    assert wait_agent_state(sc.b, sc.second, "ready")["call_id"] is None
+    assert wait_agent_state(sc.a, sc.first, "on_call")["call_id"] == sc.cid
+    doc = sc.a.get(f"/api/calls/{sc.cid}").json()
+    assert (doc["agent_id"], doc["held"], doc["consult"]) == (sc.first, False, None), doc
+    m = ami.mark()
+    assert sc.a.post(f"/api/calls/{sc.cid}/hangup").status_code == 200
+    ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller, 10,
+                 "caller hung up", since=m)
+    wait_agent_state(sc.a, sc.first, "wrap_up")
+    assert sc.record_agent() == sc.first
+    sc.done()
+
+
+def test_consult_then_conference_then_a_party_leaves(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
+        pair: tuple[str, str], tmp_path: Path) -> None:
+    sc = Scene(cti, ami, backend, web, pair, 3, tmp_path)
+    sup = web_login(web, SUPERVISOR, SUP_PHONE)
+    try:
+        other = sc.consult()
+        m = ami.mark()
+        r = sc.a.post(f"/api/calls/{sc.cid}/conference")
+        assert r.status_code == 200, r.text
+        conf = f"hotline-{sc.cid}"
+        joined: dict[str, Any] = {}
+        for ch in (sc.caller, sc.agent_leg, other):
+            joined[ch] = ami.wait_for(lambda e, ch=ch: e.get("Event") == "ConfbridgeJoin"
+                                      and e.get("Channel") == ch, 15, f"{ch} in conference",
+                                      since=m)
+            assert joined[ch].get("Conference") == conf, joined[ch]
+        # the supervisor's live calls show who is on it
+        live = {c["call_id"]: c for c in sup.get("/api/calls", params={"live": "true"}).json()}
+        assert live[sc.cid]["consult"]["state"] == "conference"
+        assert live[sc.cid]["consult"]["parties"] == sorted([sc.first, sc.second])
+        # the first agent leaves: the second has the call, the caller stays in the conference
+        m = ami.mark()
+        r = sc.a.post(f"/api/calls/{sc.cid}/leave")
+        assert r.status_code == 200, r.text
+        ami.wait_for(lambda e: e.get("Event") == "ConfbridgeLeave"
+                     and e.get("Channel") == sc.agent_leg, 10, "first agent left", since=m)
+        assert wait_agent_state(sc.b, sc.second, "on_call")["call_id"] == sc.cid
+        assert wait_agent_state(sc.a, sc.first, "wrap_up")["call_id"] is None
+        stack.wait_until(lambda: sc.record_agent() == sc.second, 10, "record names the second")
+        live = {c["call_id"]: c for c in sup.get("/api/calls", params={"live": "true"}).json()}
+        assert live[sc.cid]["consult"]["parties"] == [sc.second]
+        assert not [e for e in ami.events()[m:] if e.get("Event") == "Hangup"
+                    and e.get("Channel") in (sc.caller, other)], sc.story()
+        # the last agent leaves: the caller's leg ends with the conference
+        m = ami.mark()
+        assert sc.b.post(f"/api/calls/{sc.cid}/leave").status_code == 200
+        ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller,
+                     10, "caller hung up", since=m)
+        wait_agent_state(sc.b, sc.second, "wrap_up")
+        sc.done()
+    finally:
+        sup.close()
+
+
+def test_refusals(cti: CtiProcess, web: str, pair: tuple[str, str]) -> None:
+    """Bad input and the wrong person are 4xx, never 5xx."""
+    a = web_login(web, pair[0], SEATS[0])
+    try:
+        r = a.post("/api/calls/1751333405.42/consult", json={"agent_id": "A0;01"})
+        assert r.status_code == 422, r.text
+        for path in ("consult/complete", "consult/cancel", "conference", "leave"):
+            r = a.post(f"/api/calls/1751333405.42/{path}")
+            assert r.status_code in (403, 404), (path, r.text)
+    finally:
+        assert a.post(f"/api/agents/{pair[0]}/logout").status_code == 200
+        a.close()
+
+
+
