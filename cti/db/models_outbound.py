@@ -42,6 +42,9 @@ class OutboundJob(Base):
         CheckConstraint("attempts >= 0", name="attempts"),
         # the scheduler reads the scheduled jobs that are due
         Index(None, "state", "not_before"),
+        # a planned outage's notice: one job per account, number and lead (migration
+        # 0012_outage_notice_calls), so the notice scheduler never makes a second
+        Index(None, "outage_id", "account_no", "number", "lead_days", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -58,6 +61,8 @@ class OutboundJob(Base):
     work_order_number: Mapped[str | None] = mapped_column(String(32), index=True)
     outage_id: Mapped[int | None] = mapped_column(Integer)
     account_no: Mapped[str | None] = mapped_column(String(32))
+    # an outage notice's lead (7: the call a week before the outage starts); null otherwise
+    lead_days: Mapped[int | None] = mapped_column(Integer)
     # the purpose's own result (a survey's key, a notice heard to the end), when done
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column()
