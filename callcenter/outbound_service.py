@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import DEFAULT_SYSTEMNAME, SYSTEMNAME_PATTERN
 from cti.db import outbound as store
 from outbound.dnc import DoNotCall
-from outbound.jobs import Job, Purpose, finish, pick, recover, screen, start
+from outbound.jobs import Job, Purpose, cancel, finish, pick, recover, screen, start
 from outbound.outcome import Outcome, classify
 from outbound.pacing import Capacity, Pacing
 from outbound.retry import RetryPolicy
@@ -48,6 +48,11 @@ RESULT_EVENT = "HotlineOutboundResult"
 UNHEARD_MARGIN_S = 30.0
 INBOX_SIZE = 1000
 _KEY = re.compile(r"[0-9*#]|none")  # a survey's key, or none heard
+_COUNT = re.compile(r"[0-9]{1,2}")  # a notice's Heard (0/1) and Repeats
+# a purpose's own channel variables (a notice's prompt files): names and values that cannot
+# add an Originate header or another variable (no CR/LF, no ',')
+_VAR_NAME = re.compile(r"HOTLINE_[A-Z0-9_]{1,32}")
+_VAR_VALUE = re.compile(r"[A-Za-z0-9_/&.:-]{0,960}")  # AMI refuses a line over 1024 bytes
 # the sequence part of our ChannelIds: far above any count of channels one Asterisk makes, so
 # no channel of Asterisk's own is ever taken for an attempt
 OB_SEQ = 900_000_000
@@ -73,6 +78,9 @@ class Ami(Protocol):
 
 
 ResultHandler = Callable[[Job, dict[str, str], datetime], Awaitable[None]]
+# a purpose's channel variables for one dial (an outage notice's prompt files, chosen by the
+# CTI); None: the job has nothing left to say (its outage closed) and is cancelled undialled
+VariablesHook = Callable[[Job, datetime], Awaitable[dict[str, str] | None]]
 
 
 @dataclass
@@ -98,7 +106,8 @@ class OutboundService:
     def __init__(self, sessions: sessionmaker[Session], ami: Ami, config: OutboundConfig,
                  purposes: Mapping[str, Purpose], *, capacity: Callable[[], Capacity],
                  paused: Callable[[], bool], clock: Callable[[], datetime],
-                 results: Mapping[str, ResultHandler] | None = None) -> None:
+                 results: Mapping[str, ResultHandler] | None = None,
+                 variables: Mapping[str, VariablesHook] | None = None) -> None:
         self.sessions = sessions
         self.ami = ami
         self.config = config
@@ -107,6 +116,7 @@ class OutboundService:
         self.paused = paused
         self.clock = clock
         self.results = dict(results or {})
+        self.variables = dict(variables or {})
         self.open: dict[int, _Open] = {}      # attempt id -> what we know of it
         # nothing is dialled before recover() has settled what a previous process left open
         self.recovered = False
@@ -162,6 +172,9 @@ class OutboundService:
             await self._db(lambda s: store.store(s, screened, now))
             log.info("outbound job %s: %s, not dialled", job.id, screened.state)
             return None
+        extra = await self._variables(job, now)
+        if extra is None:
+            return None
         def chan_of(a: int) -> str:
             return channel_id(a, self.config.systemname, now.timestamp())
 
@@ -176,7 +189,8 @@ class OutboundService:
             "Timeout": str(int(self.config.ring_s * 1000)), "Async": "true",
             "ChannelId": chan,
             "CallerID": f'"95598" <{self.config.caller_id}>',
-            "Variable": [f"HOTLINE_ATTEMPT={attempt}", f"HOTLINE_JOB={job.id}"],
+            "Variable": [f"HOTLINE_ATTEMPT={attempt}", f"HOTLINE_JOB={job.id}",
+                         *(f"{k}={v}" for k, v in extra.items())],
         }
         try:
             await self.ami.action(action, idempotent=False)
@@ -188,6 +202,28 @@ class OutboundService:
         self.counts["dialled"] += 1
         log.info("outbound attempt %s: job %s (%s) dialled", attempt, job.id, job.purpose)
         return attempt
+
+    async def _variables(self, job: Job, now: datetime) -> dict[str, str] | None:
+        """The purpose's own channel variables for this dial ({} for none); None: not dialled
+        now (the job withdrawn, or its variables could not be made: tried at the next tick)."""
+        hook = self.variables.get(job.purpose)
+        if hook is None:
+            return {}
+        try:
+            extra = await hook(job, now)
+        except Exception:
+            log.exception("outbound job %s: its call's variables could not be made", job.id)
+            return None
+        if extra is None:
+            withdrawn = cancel(job)
+            await self._db(lambda s: store.store(s, withdrawn, now))
+            log.info("outbound job %s: nothing left to say, cancelled", job.id)
+            return None
+        if not all(_VAR_NAME.fullmatch(k) and _VAR_VALUE.fullmatch(v)
+                   for k, v in extra.items()):
+            log.error("outbound job %s: a channel variable out of shape; not dialled", job.id)
+            return None
+        return extra
 
     # ---------------------------------------------------------------------------- events
 
@@ -284,6 +320,10 @@ class OutboundService:
                         "ignored", attempt)
             return
         result = {"Key": key}
+        for field_ in ("Heard", "Repeats"):  # an outage notice's (hotline-outage-notice)
+            value = str(msg.get(field_, ""))
+            if _COUNT.fullmatch(value):
+                result[field_] = value
         now = self.clock()
         await self._db(lambda s: store.store(s, job, now, result=result))
         handler = self.results.get(job.purpose)

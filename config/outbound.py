@@ -34,6 +34,9 @@ class OutboundSettings:
     busy_backoff_min: float = 5.0
     # a resolved repair or complaint is visited this long after
     return_visit_delay_min: float = 60.0
+    # a planned outage's affected important customers are called this many days before it
+    # starts (issue 14 §4); [] calls nobody
+    outage_notice_days: tuple[int, ...] = (7, 1)
     tick_s: float = 1.0
     timezone: str = field(default="Asia/Shanghai", compare=False)
 
@@ -91,6 +94,12 @@ def outbound_settings(raw: Mapping[str, Any], timezone: str = "Asia/Shanghai"
             or any(isinstance(b, bool) or not isinstance(b, int | float) or b < 0
                    for b in backoff)):
         raise ValueError(f"[outbound] backoff_min must be a list of minutes, not {backoff!r}")
+    notice_days = raw.get("outage_notice_days", list(d.outage_notice_days))
+    if not isinstance(notice_days, list) or any(
+            isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 30
+            for x in notice_days):
+        raise ValueError("[outbound] outage_notice_days must be a list of whole days, 1 to 30, "
+                         f"not {notice_days!r}")
     days = raw.get("quiet_days", [])
     weekdays = raw.get("quiet_weekdays", [])
     if not isinstance(days, list) or not all(isinstance(x, str) for x in days):
@@ -112,6 +121,7 @@ def outbound_settings(raw: Mapping[str, Any], timezone: str = "Asia/Shanghai"
         busy_backoff_min=_number(raw, "busy_backoff_min", d.busy_backoff_min),
         return_visit_delay_min=_number(raw, "return_visit_delay_min",
                                        d.return_visit_delay_min),
+        outage_notice_days=tuple(sorted(set(notice_days), reverse=True)),
         tick_s=_number(raw, "tick_s", d.tick_s, low=0.1),
         timezone=timezone)
     try:

@@ -385,7 +385,8 @@ def speech_listener(settings: Settings, *, peer_uid: int | None,
 
 
 def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: Any, acd: Any,
-                     services: Services, *, paused: Callable[[], bool]) -> Any:
+                     services: Services, *, paused: Callable[[], bool],
+                     notices: Any = None) -> Any:
     """The outbound engine where [pbx] outbound_trunk names the carrier and [outbound] is
     enabled; None otherwise."""
     if not (settings.pbx.outbound_trunk and settings.outbound.enabled):
@@ -406,15 +407,23 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
                         waiting_inbound=waiting)
 
     visits = services.return_visits
+    purposes = {PURPOSE.name: PURPOSE}
+    results = {PURPOSE.name: visits.on_result} if visits is not None else {}
+    variables = {}
+    if notices is not None:  # planned-outage notices (callcenter.outage_notices)
+        from callcenter.outage_notices import PURPOSE as NOTICE
+
+        purposes[NOTICE.name] = NOTICE
+        results[NOTICE.name] = notices.on_result
+        variables[NOTICE.name] = notices.variables
     return OutboundService(
         sessions, ami,
         OutboundConfig(trunk="carrier-out", systemname=settings.pbx.systemname,
                        caller_id=settings.pbx.service_number,
                        ring_s=ob.ring_s, window=ob.window(), retry=ob.retry(),
                        pacing=ob.pacing()),
-        {PURPOSE.name: PURPOSE}, capacity=capacity, paused=paused,
-        clock=lambda: datetime.now(UTC),
-        results={PURPOSE.name: visits.on_result} if visits is not None else {})
+        purposes, capacity=capacity, paused=paused,
+        clock=lambda: datetime.now(UTC), results=results, variables=variables)
 
 
 async def outbound_tap(outbound: Any, events: Any) -> Any:
@@ -618,8 +627,15 @@ async def build_daemon(settings: Settings) -> Daemon:
 
     # the outbound engine (issue 14): return visits and every other call we place, over the
     # carrier trunk, within the window and what live capacity leaves (never in storm mode)
+    # planned-outage notices (issue 14 §4): the affected important customers are called at
+    # [outbound] outage_notice_days before the start; the engine dials them with the rest
+    notices = None
+    if settings.pbx.outbound_trunk and settings.outbound.enabled:
+        from callcenter.outage_notices import OutageNotices
+        notices = OutageNotices(sessions, settings.outbound.outage_notice_days,
+                                prompts=prompts, tz=tz)
     outbound = outbound_service(settings, sessions, ami, acd, services,
-                                paused=lambda: storm_watch.outbound_paused)
+                                paused=lambda: storm_watch.outbound_paused, notices=notices)
     outbound_loop = None
     if outbound is not None:
         svc = outbound
@@ -671,6 +687,10 @@ async def build_daemon(settings: Settings) -> Daemon:
         # the outbound engine: settles what a previous process left open, then places calls
         tasks["outbound"] = outbound_loop
         tasks["outbound-events"] = outbound.consume
+    if notices is not None and outbound is not None and settings.outbound.outage_notice_days:
+        # a pass whenever an outage notice changed, and every minute: jobs made, moved, cancelled
+        notice_task = notices
+        tasks["outage-notices"] = lambda: notice_task.run(lambda: datetime.now(UTC))
     if speech is not None:
         tasks["audiosocket"] = speech.serve_forever
         # each model is loaded once the flows in service use its language

@@ -51,7 +51,7 @@ DIALPLAN_CONTEXTS = frozenset({
     "hotline-sanitise", "hotline-no-service", "hotline-next", "hotline-wait",
     "hotline-announce", "hotline-connect", "hotline-callback", "hotline-record",
     "hotline-record-done", "hotline-record-ivr", "hotline-rec-tidy", "hotline-hold",
-    "hotline-spy", "hotline-return-visit",
+    "hotline-spy", "hotline-return-visit", "hotline-outage-notice",
     "hotline-consult", "hotline-conf",
 })
 SKILL_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # ivr/flows: general, repair, english, ...

@@ -105,10 +105,13 @@ def it_env(it_state: Path) -> ItEnv:
         "storm": {"min_calls_per_min": 1_000_000, "faults_on": 1_000_000,
                   "watch_every_s": 1, "storm": {"queue_cap": 2, "ewt_deflect_s": 1}},
         # the outbound engine (test_outbound_calls.py): any hour (CI runs at any), a short
-        # ring and one quick retry; a return visit is called as soon as its order is resolved
+        # ring and one quick retry; a return visit is called as soon as its order is resolved.
+        # The CTI schedules no outage notices itself (the demo's planned outage in 3 days would
+        # call its life-support customer in the middle of other modules' tests):
+        # test_outage_notices.py schedules its own outage's, and the CTI dials them
         "outbound": {"window_opens": "00:00", "window_closes": "24:00", "ring_s": 6,
                      "max_attempts": 2, "backoff_min": [0.05], "busy_backoff_min": 0.05,
-                     "return_visit_delay_min": 0},
+                     "return_visit_delay_min": 0, "outage_notice_days": []},
         "prompts": {"catalog_dir": str(REPO / "prompts" / "catalog"),
                     "cache_dir": str(REPO / "prompts" / "cache")},
         # speech (issue 13): a Korean model, heard only where a flow lists Korean phrases (the
@@ -189,7 +192,7 @@ class Backend:
     # one database, and a test that counts its callers' records must see only its own):
     #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
     #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 83 transcription
-    #   84 softphone · 90 fallback
+    #   84 softphone · 89 outage_notices · 90 fallback
     # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
     prefix: str
 
