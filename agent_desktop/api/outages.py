@@ -287,6 +287,19 @@ def storm_history(request: Request,
     return outage_board.audit_history(ctx_of(request).sessions, "storm")
 
 
+@router.get("/outages/{outage_id}/notice-calls", responses=ERRORS)
+def notice_calls(request: Request, outage_id: OutageId,
+                 user: User = Depends(current_user)) -> list[dict[str, Any]]:  # noqa: B008
+    """A planned outage's calls to its affected important customers (issue 14 §4): per
+    customer's phone and lead (7, 1 days), the job's state, tries, last outcome, and how the
+    call went (heard: true to the end, false hung up early, null not answered; repeats)."""
+    from callcenter.outage_notices import notice_calls as calls_of
+
+    _supervisor(request, user, "outage.read", f"outage:{outage_id}")
+    ctx = ctx_of(request)
+    return _call(lambda: calls_of(ctx.sessions, outage_id))
+
+
 @router.get("/outages/{outage_id}/history", responses=ERRORS)
 def history(request: Request, outage_id: OutageId,
             user: User = Depends(current_user)) -> list[dict[str, Any]]:  # noqa: B008

@@ -16,6 +16,7 @@ const S = {
   places: { areas: [], feeders: [], transformer_areas: [], causes: [] },
   list: { active: [], suspected: [], upcoming: [], closed: [] },
   editing: null,   // the notice being edited, or null: publishing a new one
+  calls: null,     // the notice calls shown: { id, items }
   denied: false,
 };
 
@@ -207,6 +208,8 @@ function row(n) {
         onclick: () => act(n, "confirm", "out.confirmed") }, t("out.confirm")) : null,
       h("button", { type: "button", class: "secondary", "data-testid": "notice-edit",
         onclick: () => edit(n) }, t("out.edit_btn")),
+      scheduled(n.cause) ? h("button", { type: "button", class: "secondary",
+        "data-testid": "notice-calls-btn", onclick: () => showCalls(n.id) }, t("ncall.btn")) : null,
       h("button", { type: "button", class: "danger", "data-testid": "notice-close",
         onclick: () => act(n, "close", "out.closed_ok") }, t("out.close"))) : null));
 }
@@ -231,6 +234,57 @@ async function loadList() {
   for (const state of STATES) S.list[state] = doc[state] || [];
   renderList();
 }
+
+// ------------------------------------------------------------------------------- notice calls
+
+// A planned outage's calls to its important customers (issue 14 §4): each customer's number,
+// lead (7 or 1 days), state and how the call went (heard to the end or hung up, repeats).
+function callResult(c) {
+  if (c.heard === null || c.heard === undefined) {
+    return c.last_outcome && c.last_outcome !== "answered" ? tOr("rvout", c.last_outcome) : "";
+  }
+  const said = c.heard ? t("ncall.heard") : t("ncall.hung_up");
+  return c.repeats ? `${said} · ${t("ncall.repeats", { n: c.repeats })}` : said;
+}
+
+function callRow(c) {
+  return h("tr", { "data-testid": "notice-call-row", "data-account": c.account_no || "",
+    "data-lead": c.lead_days, "data-state": c.state,
+    "data-heard": c.heard === null || c.heard === undefined ? "" : c.heard ? "1" : "0",
+    "data-repeats": c.repeats ?? "" },
+    h("td", {}, c.account_no || ""),
+    h("td", {}, c.customer_name || "",
+      c.important_kind ? h("div", { class: "muted" }, tOr("imp", c.important_kind)) : null),
+    h("td", {}, c.number),
+    h("td", {}, t("ncall.lead_days", { n: c.lead_days })),
+    h("td", {}, c.not_before ? fmtTime(c.not_before) : ""),
+    h("td", { "data-testid": "notice-call-state" }, tOr("ncall.state", c.state)),
+    h("td", {}, String(c.attempts)),
+    h("td", { "data-testid": "notice-call-result" }, callResult(c)));
+}
+
+function renderCalls() {
+  const panel = $("ncall-panel");
+  if (!S.calls) { panel.classList.add("hidden"); return; }
+  panel.classList.remove("hidden");
+  panel.dataset.outage = String(S.calls.id);
+  $("ncall-h").textContent = t("ncall.title", { id: S.calls.id });
+  const items = S.calls.items;
+  clear($("ncall-list"), items.length ? h("table", {}, h("thead", {}, h("tr", {},
+    ["ncall.account", "ncall.customer", "ncall.number", "ncall.lead", "ncall.due", "ncall.state",
+      "ncall.attempts", "ncall.result"].map((k) => h("th", {}, t(k))))),
+  h("tbody", {}, items.map(callRow)))
+    : h("p", { class: "muted", "data-testid": "notice-calls-none" }, t("ncall.none")));
+}
+
+async function showCalls(id) {
+  try {
+    S.calls = { id, items: await get(`/api/outages/${id}/notice-calls`) };
+    renderCalls();
+    $("ncall-panel").scrollIntoView({ block: "start" });
+  } catch (e) { toast(errorText(e), "error"); }
+}
+$("ncall-refresh").addEventListener("click", () => { if (S.calls) showCalls(S.calls.id); });
 
 // ------------------------------------------------------------------------------- storm
 
@@ -337,6 +391,7 @@ document.addEventListener("langchange", () => {
   fillPickers();
   if (S.editing) $("form-h").textContent = t("out.edit", { id: S.editing.id });
   renderList();
+  renderCalls();
   renderStorm();
 });
 

@@ -300,3 +300,45 @@ async def test_the_board_shows_active_and_suspected_outages_with_their_figures(e
     places = (await sup.get("/api/outages/places")).json()
     assert env.feeder in [f["id"] for f in places["feeders"]]
     assert places["areas"] and places["transformer_areas"]
+
+
+async def test_a_planned_outages_notice_calls_are_listed_for_supervisors_only(env: Env) -> None:
+    """Issue 14 §4: the console's list of a planned outage's calls to its important customers,
+    supervisors and admins only (an agent's try refused and on record); 404 and 422 for bad
+    ids."""
+    from callcenter.outage_notices import OutageNotices
+    from cti.db.models import AccountPhone, Customer
+
+    with env.sessions() as s:
+        area = s.scalar(select(Account.area_id).join(Customer)
+                        .join(AccountPhone, AccountPhone.account_id == Account.id)
+                        .where(Customer.important.is_(True)).order_by(Account.id))
+        important = set(s.scalars(select(Account.account_no).join(Customer)
+                                  .join(AccountPhone, AccountPhone.account_id == Account.id)
+                                  .where(Customer.important.is_(True),
+                                         Account.area_id == area)))
+    assert area is not None and important
+    sup = await env.as_user("S01")
+    start = T0 + 48 * H
+    r = await sup.post("/api/outages", json={
+        "cause": "planned", "areas": [area], "start_at": start.isoformat(),
+        "schedule_end_at": (start + 9 * H).isoformat(), "agent_text": "计划检修"})
+    assert r.status_code == 201, r.text
+    oid = r.json()["id"]
+    assert (await sup.get(f"/api/outages/{oid}/notice-calls")).json() == []
+    OutageNotices(env.sessions, (7, 1)).sync(T0)
+
+    calls = (await sup.get(f"/api/outages/{oid}/notice-calls")).json()
+    assert {c["account_no"] for c in calls} == important
+    assert {c["lead_days"] for c in calls} == {7, 1}
+    assert {(c["state"], c["attempts"], c["heard"]) for c in calls} == {("scheduled", 0, None)}
+    assert all(c["important_kind"] and c["customer_name"] for c in calls)
+
+    agent = await env.as_user("A001", "seat01")
+    r = await agent.get(f"/api/outages/{oid}/notice-calls")
+    assert r.status_code == 403 and "supervisor" in r.json()["detail"]
+    assert [(a.actor, a.allowed, a.target) for a in env.audit("outage.read")] == [
+        ("A001", False, f"outage:{oid}")]
+    assert (await sup.get("/api/outages/999999/notice-calls")).status_code == 404
+    for bad in ("0", "x", str(2**40)):
+        assert (await sup.get(f"/api/outages/{bad}/notice-calls")).status_code == 422
