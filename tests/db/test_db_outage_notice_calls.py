@@ -6,6 +6,9 @@ refuses a second job for one notice; the console's list; the dial's prompt files
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,6 +22,7 @@ from callcenter.outage_service import OutageService, Who
 from cti.db import notice_calls
 from cti.db import outages as outage_store
 from cti.db.models_outbound import OutboundJob
+from hotline import stack
 from outages.scope import Cause
 
 if TYPE_CHECKING:
@@ -140,3 +144,33 @@ def test_the_dial_says_the_notice_in_the_customers_language(
     lang, ids = notices.prompt_ids(job_id, now)
     assert lang == "zh" and ids[0] == "notice.intro" and "notice.cause.planned" in ids
     assert "outage.account_tail" in ids and ids[-1] == "notice.prepare"
+
+
+def test_the_ctis_task_schedules_on_a_change_and_cancels_on_the_next(
+        world: World, session: Session, session_factory: sessionmaker[Session],
+        now: datetime) -> None:
+    """The daemon's task (OutageNotices.run): a pass at start, and one whenever the notices'
+    revision moved (a close cancels the calls waiting within a check period)."""
+    t = _town(world, session)
+    svc = OutageService(session_factory)
+    oid = _publish(svc, int(t["area"]), now + 3 * D, now)
+    notices = OutageNotices(session_factory, (7, 1))
+
+    async def until(what: str, cond: Callable[[], bool]) -> None:
+        # the project's condition wait, with its deadline, off the loop the task runs on
+        await asyncio.to_thread(stack.wait_until, cond, 10, what)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(notices.run(lambda: now), name="outage-notices")
+        try:
+            await until("scheduled", lambda: len(_jobs(session_factory)) == 6)
+            await asyncio.to_thread(svc.close, oid, SUP, now)
+            await until("cancelled", lambda: {s for _, _, s, _ in _jobs(session_factory)}
+                        == {"cancelled"})
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+    assert {s for _, _, s, _ in _jobs(session_factory)} == {"cancelled"}
