@@ -16,6 +16,7 @@ const S = {
   agent: null,       // the last agent state: {state, reason, since, call_id, seat, ...}
   pop: null,         // the screen-pop on screen
   held: false,
+  consult: null,     // the call's consult or conference (GET /api/calls/{id}'s consult)
   wrapUpS: DEFAULT_WRAP_UP_S,
   orders: [],
 };
@@ -91,9 +92,11 @@ function renderState() {
   const onCall = a.state === "on_call";
   if (onCall && !S.targetsFor) loadTransferTargets();
   S.targetsFor = onCall ? a.call_id || true : null;
-  $("btn-hold").disabled = !onCall;
-  $("btn-transfer").disabled = !onCall;
-  for (const k of document.querySelectorAll("#dtmf-keys button")) k.disabled = !onCall;
+  const k = onCall ? S.consult : null;
+  $("btn-hold").disabled = !onCall || !!k;
+  $("btn-transfer").disabled = !onCall || !!k;
+  for (const key of document.querySelectorAll("#dtmf-keys button")) key.disabled = !onCall || !!k;
+  renderConsult(k, onCall);
   $("btn-hangup").disabled = !onCall || !a.call_id;
   $("btn-hold").dataset.held = S.held ? "1" : "0";
   $("btn-hold").textContent = S.held ? t("call.unhold") : t("call.hold");
@@ -108,6 +111,7 @@ function renderState() {
 }
 
 function tick() {
+  readConsult();
   const a = S.agent;
   const now = Date.now();
   $("state-time").textContent = a && a.since ? clock(since(a.since, now)) : "";
@@ -154,7 +158,7 @@ function onAgentState(data) {
   const prevCall = S.agent && S.agent.call_id;
   S.agent = { ...(S.agent || {}), ...data };
   if (data.wrap_up_s) S.wrapUpS = Number(data.wrap_up_s);
-  if (data.state !== "on_call") S.held = false;
+  if (data.state !== "on_call") { S.held = false; S.consult = null; }
   // the retained state names a call, but the pop for it was missed (a reconnect): fetch it
   if (data.call_id && (!S.pop || S.pop.call_id !== data.call_id) && data.call_id !== prevCall
       && ["reserved", "on_call", "wrap_up"].includes(data.state)) {
@@ -398,13 +402,68 @@ $("btn-hangup").addEventListener("click", async () => {
   try { await post(`/api/calls/${encodeURIComponent(callId())}/hangup`); }
   catch (e) { toast(errorText(e), "error"); }
 });
+// Consult (咨询转接, issue 14 §5): the caller on hold, this phone rings a ready agent picked
+// below; then complete the transfer, go back to the caller, or make it a three-way call. The
+// buttons show for the step the call is at; the call's consult is read each second meanwhile
+// (the other seat answering, or ending it by itself, happens on the phones).
+function renderConsult(k, onCall) {
+  $("btn-consult").disabled = !onCall || !!k;
+  const box = $("consult-box");
+  box.classList.toggle("hidden", !k);
+  box.dataset.state = k ? k.state : "";
+  box.dataset.answered = k && k.answered ? "1" : "0";
+  if (!k) return;
+  const conf = k.state === "conference";
+  $("consult-status").textContent = conf
+    ? `${t("call.conference_of")}: ${(k.parties || []).join(", ")}`
+    : `${k.answered ? t("call.consulting") : t("call.consult_ringing")}: ${k.agent_id}`;
+  $("btn-consult-complete").classList.toggle("hidden", conf);
+  $("btn-consult-cancel").classList.toggle("hidden", conf);
+  $("btn-conference").classList.toggle("hidden", conf);
+  $("btn-leave").classList.toggle("hidden", !conf);
+  $("btn-consult-complete").disabled = !k.answered;
+  $("btn-conference").disabled = !k.answered;
+}
+
+let consultReading = false;
+async function readConsult() {
+  if (!S.consult || consultReading || !callId()) return;
+  consultReading = true;
+  try {
+    const c = await get(`/api/calls/${encodeURIComponent(callId())}`);
+    S.consult = c.consult || null;
+    S.held = !!c.held;
+    renderState();
+  } catch { /* the call ended: the agent's state says so */ } finally { consultReading = false; }
+}
+
+async function consultStep(path, body) {
+  try {
+    const res = await post(`/api/calls/${encodeURIComponent(callId())}/${path}`, body);
+    S.consult = res.consult || null;
+    if (typeof res.held === "boolean") S.held = res.held;
+    renderState();
+  } catch (e) { toast(errorText(e), "error"); }
+}
+
+$("btn-consult").addEventListener("click", () => {
+  const agent = $("xfer-agent").value;
+  if (!agent) return toast(t("call.transfer_agent"), "error");
+  consultStep("consult", { agent_id: agent });
+});
+$("btn-consult-complete").addEventListener("click", () => consultStep("consult/complete"));
+$("btn-consult-cancel").addEventListener("click", () => consultStep("consult/cancel"));
+$("btn-conference").addEventListener("click", () => consultStep("conference"));
+$("btn-leave").addEventListener("click", () => consultStep("leave"));
+
 // the agents a call may go to: those ready now (never a typed id that turns out unknown or
 // busy), read when a call starts and whenever the picker is opened
 async function loadTransferTargets() {
   const sel = $("xfer-agent");
-  const keep = sel.value;
   try {
     const list = await get("/api/agents/transfer-targets");
+    // what is picked now, not when the list was asked for: a pick made while it loaded stays
+    const keep = sel.value;
     clear(sel, h("option", { value: "" }, list.length ? t("call.transfer_agent")
       : t("call.no_ready_agent")),
     list.map((a) => h("option", { value: a.agent_id, "data-testid": "transfer-target" },

@@ -135,6 +135,18 @@ async function forceLogout(agentId) {
 
 // ------------------------------------------------------------------------------- live calls
 
+// a consult or a three-way conference on the call: who else is on it (issue 14 §5)
+function consultNote(c) {
+  const k = c.consult;
+  if (!k) return null;
+  const text = k.state === "conference"
+    ? `${t("call.conference_of")}: ${(k.parties || []).join(", ")}`
+    : `${t("call.consulting")}: ${k.agent_id}`;
+  return h("div", { class: "muted", "data-testid": "call-parties", "data-state": k.state,
+    "data-parties": (k.state === "conference" ? k.parties || [] : [k.first_agent, k.agent_id]).join(",") },
+  text);
+}
+
 function renderCalls() {
   if (!S.calls.length) {
     clear($("calls"), h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("sup.no_live_calls"))));
@@ -142,7 +154,7 @@ function renderCalls() {
   }
   clear($("calls"), S.calls.map((c) => h("tr", { "data-testid": "live-call", "data-call": c.call_id },
     h("td", {}, c.call_id), h("td", {}, c.caller_number || ""), h("td", {}, tOr("skill", c.skill)),
-    h("td", {}, [c.agent_id, c.seat].filter(Boolean).join(" · ")),
+    h("td", {}, [c.agent_id, c.seat].filter(Boolean).join(" · "), consultNote(c)),
     h("td", { class: "since", "data-since": c.answered_at || c.queued_at || c.started_at || "" }),
     h("td", {}, h("div", { class: "rowactions" }, ["listen", "whisper", "barge"].map((mode) =>
       h("button", { type: "button", class: mode === "barge" ? "danger" : "secondary",

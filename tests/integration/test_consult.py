@@ -28,6 +28,7 @@ from tests.integration.callers import (
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
 from tests.support.ami import AmiRecorder, Event
+from tests.support.browser import VIEWPORT, browser, login
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
 
@@ -264,4 +265,125 @@ def test_refusals(cti: CtiProcess, web: str, pair: tuple[str, str]) -> None:
         a.close()
 
 
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as b:
+        yield b
 
+
+def test_every_consult_control_from_the_browser(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
+        pair: tuple[str, str], chromium: Any, tmp_path: Path) -> None:
+    """The pages' own buttons, on one call: the first agent consults the second and goes back
+    to the caller, consults again and completes the transfer; the second (now the call's agent)
+    consults the first, makes it a conference, which the supervisor's console shows, and
+    leaves it; the first hangs up."""
+    from playwright.sync_api import expect
+
+    first, second = pair
+    ctxs = [chromium.new_context(viewport=VIEWPORT) for _ in range(3)]
+    pa, pb, sup = (c.new_page() for c in ctxs)
+    for p in (pa, pb, sup):
+        p.set_default_timeout(20_000)
+    try:
+        for page, agent, seat in ((pa, first, SEATS[0]), (pb, second, SEATS[1])):
+            login(page, web, agent, seat)
+            page.wait_for_url("**/agent.html")
+            expect(page.get_by_test_id("agent-state")).to_have_attribute("data-state",
+                                                                          "not_ready")
+        login(sup, web, SUPERVISOR, SUP_PHONE)
+        sup.wait_for_url("**/supervisor.html")
+        state = {p: p.get_by_test_id("agent-state") for p in (pa, pb)}
+        pa.get_by_test_id("set-ready").click()
+        expect(state[pa]).to_have_attribute("data-state", "ready")
+        number = f"{backend.prefix}91{4:05d}"
+        mark = ami.mark()
+        call = CallInProgress(Caller(number, [Pause(1500), Keys("1"), Pause(1500), Keys("0")]),
+                              cti.settings, tmp_path)
+        answered = ami.wait_for(seat_answered(number, SEATS[0]), 60, "first seat answered",
+                                since=mark)
+        caller, a_leg = answered["Channel"], answered["DestChannel"]
+        expect(state[pa]).to_have_attribute("data-state", "on_call")
+        pb.get_by_test_id("set-ready").click()
+        expect(state[pb]).to_have_attribute("data-state", "ready")
+
+        def consult(page: Any, leg: str, target: str, target_page: Any) -> str:
+            """Pick the target and consult; the consulted seat's channel once it answered."""
+            m = ami.mark()
+            page.get_by_test_id("transfer-agent").click()
+            page.get_by_test_id("transfer-agent").select_option(target)
+            expect(page.get_by_test_id("transfer-agent")).to_have_value(target)
+            page.get_by_test_id("call-consult").click()
+            box = page.get_by_test_id("consult-box")
+            expect(box).to_be_visible()
+            expect(page.get_by_test_id("call-hold")).to_be_disabled()
+            expect(target_page.get_by_test_id("agent-state")).to_have_attribute(
+                "data-reason", "consult")
+            ended = ami.wait_for(lambda e: e.get("Event") == "DialEnd" and e.get("Channel") == leg
+                                 and e.get("DialStatus") == "ANSWER", 30, "consult answered",
+                                 since=m)
+            expect(box).to_have_attribute("data-answered", "1")
+            expect(page.get_by_test_id("consult-status")).to_contain_text(target)
+            expect(page.get_by_test_id("conference-leave")).to_be_hidden()
+            return str(ended["DestChannel"])
+
+        # 1. consult, then back to the caller
+        other = consult(pa, a_leg, second, pb)
+        m = ami.mark()
+        pa.get_by_test_id("consult-cancel").click()
+        expect(pa.get_by_test_id("consult-box")).to_be_hidden()
+        ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == other, 10,
+                     "consulted leg ended", since=m)
+        assert _bridge_of(ami, caller, m) == _bridge_of(ami, a_leg, m)
+        expect(state[pb]).to_have_attribute("data-state", "ready")
+        expect(pa.get_by_test_id("call-hold")).to_be_enabled()
+
+        # 2. consult again, then complete the transfer: the second agent has the caller
+        other = consult(pa, a_leg, second, pb)
+        m = ami.mark()
+        pa.get_by_test_id("consult-complete").click()
+        expect(state[pa]).to_have_attribute("data-state", "wrap_up")
+        expect(state[pb]).to_have_attribute("data-state", "on_call")
+        assert _bridge_of(ami, caller, m) == _bridge_of(ami, other, m)
+        b_leg = other
+
+        # 3. the second consults the first (ready after wrap-up), makes it a conference, and
+        #    leaves it: the first has the call and hangs up
+        expect(state[pa]).to_have_attribute("data-state", "ready",
+                                            timeout=(cti.settings.acd.wrap_up_s + 15) * 1000)
+        other = consult(pb, b_leg, first, pa)
+        m = ami.mark()
+        pb.get_by_test_id("consult-conference").click()
+        for ch in (caller, b_leg, other):
+            ami.wait_for(lambda e, ch=ch: e.get("Event") == "ConfbridgeJoin"
+                         and e.get("Channel") == ch, 15, f"{ch} in conference", since=m)
+        expect(pb.get_by_test_id("consult-box")).to_have_attribute("data-state", "conference")
+        expect(pb.get_by_test_id("conference-leave")).to_be_visible()
+        expect(pb.get_by_test_id("consult-complete")).to_be_hidden()
+        sup.goto(f"{web}/supervisor.html")
+        row = sup.locator('[data-testid="live-call"]', has_text=number)
+        parties = row.get_by_test_id("call-parties")
+        expect(parties).to_have_attribute("data-state", "conference")
+        expect(parties).to_have_attribute("data-parties", ",".join(sorted([first, second])))
+        m = ami.mark()
+        pb.get_by_test_id("conference-leave").click()
+        ami.wait_for(lambda e: e.get("Event") == "ConfbridgeLeave" and e.get("Channel") == b_leg,
+                     10, "the second agent left", since=m)
+        expect(state[pb]).to_have_attribute("data-state", "wrap_up")
+        expect(state[pa]).to_have_attribute("data-state", "on_call")
+        m = ami.mark()
+        pa.get_by_test_id("call-hangup").click()
+        ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == caller, 10,
+                     "caller hung up", since=m)
+        expect(state[pa]).to_have_attribute("data-state", "wrap_up")
+        assert call.finish(60).ok
+        with backend.sessions() as s:
+            assert s.execute(select(Call.agent_id).where(Call.caller_number == number)
+                             ).scalar_one() == first
+    finally:
+        for page, agent in ((pa, first), (pb, second)):  # the pages' own sessions
+            stack.wait_until(lambda page=page, agent=agent: page.request.post(
+                f"{web}/api/agents/{agent}/logout").status in (200, 401), 30,
+                f"{agent} logged out")
+        for c in ctxs:
+            c.close()
