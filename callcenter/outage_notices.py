@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cti.db import notice_calls as store
 from cti.db import outages as outage_store
 from outbound.jobs import Job, Purpose
-from outbound.notices import by_outage, check_lead_days, reconcile, speech, wanted
-from prompts.index import ASTERISK_PROMPT_DIR, PromptIndex
+from outbound.notices import PHRASES, by_outage, check_lead_days, reconcile, speech, wanted
+from prompts.index import ASTERISK_PROMPT_DIR, BUILD_HINT, PromptIndex
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,12 @@ SYNC_EVERY_S = 60.0   # time passing (a lead's expiry) without any change to the
 CHECK_EVERY_S = 2.0   # the notices' revision is read this often (one primary-key read)
 PART_CHARS = 900      # one channel variable's part of the notice (AMI's line limit: 1024)
 MAX_PARTS = 4         # the dialplan joins HOTLINE_NOTICE_1..4
+
+
+def missing_prompts(prompts: PromptIndex) -> list[str]:
+    """`id/lang` of every notice phrase (and the pieces' languages) the index lacks."""
+    return sorted(f"{pid}/{lang}" for pid, texts in PHRASES.items() for lang in texts
+                  if not prompts.has(pid, lang))
 
 
 def parts(files: Sequence[str]) -> dict[str, str]:
@@ -70,6 +76,10 @@ class OutageNotices:
         self.lead_days = check_lead_days(lead_days)
         self.prompts = prompts
         self.tz = tz
+        if prompts is not None and (missing := missing_prompts(prompts)):
+            # every notice would fail at its dial (and be tried again each tick) until built
+            log.error("outage notices cannot be said: %s not in the prompt index; %s",
+                      ", ".join(missing), BUILD_HINT)
 
     # ------------------------------------------------------------------------- scheduling
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.outage_notices import PURPOSE, OutageNotices, parts
+from callcenter.outage_notices import PURPOSE, OutageNotices, missing_prompts, parts
 from callcenter.outage_service import OutageService, Who
 from callcenter.outbound_service import OutboundConfig, OutboundService
 from cti.db import outbound as store
@@ -150,6 +150,15 @@ def test_a_notice_whose_outage_closed_before_its_dial_is_cancelled_not_dialled(
     with sessions() as s:
         job = store.get(s, w.job)
     assert job is not None and job.state is State.CANCELLED
+
+
+def test_a_prompt_index_without_the_notice_phrases_is_named(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    assert missing_prompts(index) == []
+    stale = PromptIndex(cache_dir=tmp_path, voices={}, rate=8000, prompts={
+        lang: {p: k for p, k in ids.items() if p != "notice.intro"}
+        for lang, ids in index.prompts.items()})
+    assert missing_prompts(stale) == ["notice.intro/en", "notice.intro/zh"]
 
 
 def test_parts_join_back_to_the_list_and_stay_under_the_line_limit() -> None:
