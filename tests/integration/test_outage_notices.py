@@ -2,14 +2,15 @@
 exactly the affected important customers, over the carrier trunk, to a SIPp customer phone
 (tests/integration/conftest.py: outbound_trunk is CUSTOMER_PORT; [outbound] allows any hour).
 
-The town: an area with a hospital and a life-support customer (important) and an ordinary
-household, and a hospital in another area. A planned outage over the first area starts in 6
-hours, so its 1-day notice is due now. The scheduler (callcenter.outage_notices, run here for
-this outage alone: the suite's CTI schedules none itself, see conftest) makes the jobs; the
-CTI's outbound engine dials them into hotline-outage-notice, which plays the notice from the
-prompt files the CTI chose. The hospital keys 1 (AMI PlayDTMF with Receive, as if the phone had
-sent it) and hears it again, then to the end; the life-support customer hangs up during it.
-Each outcome lands on the customer's job and the console's list; both calls are recorded.
+The town: an area with a hospital and a life-support customer (important; she chose English
+when she last called) and an ordinary household, and a hospital in another area. A planned
+outage over the first area starts in 6 hours, so its 1-day notice is due now. The scheduler
+(callcenter.outage_notices, run here for this outage alone: the suite's CTI schedules none
+itself, see conftest) makes the jobs; the CTI's outbound engine dials them into
+hotline-outage-notice, which plays the notice from the prompt files the CTI chose, in each
+customer's language. The hospital keys 1 (AMI PlayDTMF with Receive, as if the phone had sent
+it) and hears it again, then to the end; the life-support customer hangs up during it. Each
+outcome lands on the customer's job and the console's list; both calls are recorded.
 Waits are on AMI events and database conditions with deadlines, never sleeps.
 """
 
@@ -27,7 +28,7 @@ from callcenter.outage_notices import OutageNotices, notice_calls
 from callcenter.outage_service import OutageService, Who
 from callcenter.outbound_service import attempt_of
 from cti.db import outbound as store
-from cti.db.models import Account, AccountPhone, Area, Customer
+from cti.db.models import Account, AccountPhone, Area, Call, Customer
 from cti.db.models_outbound import OutboundAttempt, OutboundJob
 from cti.db.models_recordings import Recording
 from cti.db.outages import NoticeDraft
@@ -96,6 +97,11 @@ def test_a_planned_outage_calls_exactly_the_affected_important_customers(
         cti: CtiProcess, ami: AmiRecorder, backend: Backend, tmp_path: Path) -> None:
     town = _town(backend)
     now = datetime.now(UTC)
+    # the life-support customer chose English when they last called the hotline
+    with backend.sessions.begin() as s:
+        s.add(Call(call_id=f"it89-{backend.name}-{town['life']}", uniqueid="it89",
+                   caller_number=town["life"], dnis="95598", language="en",
+                   started_at=now - timedelta(days=3)))
     start = now + timedelta(hours=6)
     oid = OutageService(backend.sessions).publish(NoticeDraft(
         Cause.PLANNED, start, areas=frozenset({town["area"]}),
@@ -126,6 +132,11 @@ def test_a_planned_outage_calls_exactly_the_affected_important_customers(
                                             f"the notice to {number} answered", since=mark)
             assert answered[number]["Purpose"] == "outage_notice"
             assert attempt_of(chan) == int(answered[number]["Attempt"])
+        # each hears it in their language: the English speaker in English
+        for number, lang in ((town["hospital"], "zh"), (town["life"], "en")):
+            said = send_action(ami, {"Action": "Getvar", "Channel": answered[number]["Channel"],
+                                     "Variable": "CHANNEL(language)"})
+            assert said.get("Value") == lang, (number, said)
 
         # the hospital keys 1 as the notice starts (the answered event comes just before it;
         # the key waits on the channel if it is early): it hears it again, then to the end
