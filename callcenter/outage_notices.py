@@ -3,7 +3,7 @@
 - `sync`: for each planned outage published and not begun, one `outage_notice` job per phone of
   each affected important customer and per lead ([outbound] outage_notice_days, 7 and 1 days
   before the start by default), due at its lead and expiring at the next; an outage closed,
-  cancelled, begun or changed has its scheduled jobs cancelled or moved (outbound.notices).
+  cancelled, begun or changed has its scheduled jobs cancelled or moved (outages.notice_calls).
   Idempotent: the CTI runs it whenever the notices' revision moved, and every minute for time
   passing; a restart changes nothing. The engine itself keeps the call window, pacing, the
   do-not-call list, retries and the deadline.
@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import notice_calls as store
 from cti.db import outages as outage_store
+from outages.notice_calls import PHRASES, by_outage, check_lead_days, reconcile, speech, wanted
 from outbound.jobs import Job, Purpose
-from outbound.notices import PHRASES, by_outage, check_lead_days, reconcile, speech, wanted
 from prompts.index import ASTERISK_PROMPT_DIR, BUILD_HINT, PromptIndex
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Planned-outage notice calls in the database (issue 14 §4): the planned outages and the
-important customers the scheduler (outbound.notices) reads, the notice jobs it already made,
+important customers the scheduler (outages.notice_calls) reads, the notice jobs it already made,
 its changes written, and the console's list of an outage's calls. Functions take an open
 Session and `now`; the caller owns the unit of work.
 
@@ -21,10 +21,10 @@ from cti.db.models import Account, AccountPhone, Call, Customer
 from cti.db.models_outbound import OutboundAttempt, OutboundJob
 from cti.db.outages import load_notices
 from cti.db.upsert import insert_on_conflict
+from outages.notice_calls import Changes, Existing, PlannedOutage
+from outages.notice_calls import Customer as Important
 from outages.scope import Place
 from outbound.dnc import BadNumber, national
-from outbound.notices import Changes, Existing, PlannedOutage
-from outbound.notices import Customer as Important
 
 PURPOSE = "outage_notice"
 LANGS = ("zh", "en")

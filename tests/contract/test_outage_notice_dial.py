@@ -25,9 +25,9 @@ from cti.db.models import Account, AccountPhone, Area, Customer
 from cti.db.models_outbound import OutboundJob
 from cti.db.outages import NoticeDraft
 from cti.db.session import make_engine, make_session_factory
+from outages.notice_calls import speech
 from outages.scope import Cause
 from outbound.jobs import State
-from outbound.notices import speech
 from outbound.pacing import Capacity
 from outbound.window import SHANGHAI
 from prompts.catalog import load_catalog

@@ -1,4 +1,4 @@
-"""Planned-outage notice calls (issue 14 §4), the pure part (outbound.notices): who is called
+"""Planned-outage notice calls (issue 14 §4), the pure part (outages.notice_calls): who is called
 (the important customers the outage's scope covers, nobody else), when (each lead, until the
 next is due), idempotence (reconcile against the jobs already made), what is said, and the
 [outbound] outage_notice_days setting."""
@@ -13,8 +13,7 @@ import pytest
 
 from config.outbound import outbound_settings
 from ivr.say import render_text
-from outages.scope import Cause, Place, Scope
-from outbound.notices import (
+from outages.notice_calls import (
     PHRASES,
     Customer,
     Existing,
@@ -26,6 +25,7 @@ from outbound.notices import (
     wanted,
     windows,
 )
+from outages.scope import Cause, Place, Scope
 from prompts.catalog import load_catalog
 
 SH = ZoneInfo("Asia/Shanghai")
