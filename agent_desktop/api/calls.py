@@ -16,8 +16,7 @@ from agent_desktop.auth import User, ctx_of, current_user
 from agent_desktop.context import WebContext
 from callcenter.call_control import CallControlError
 from cti.db import web_queries
-from cti.db.models import AGENT_NOTE_MAX, CALL_DISPOSITIONS
-from cti.db.web_queries import CallRecord
+from cti.db.web_queries import AGENT_NOTE_MAX, CALL_DISPOSITIONS, CallRecord
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/calls", tags=["calls"])

@@ -20,6 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from cti.db import agents as db_agents
 from cti.db import supervision as db_supervision
 from cti.db import transcripts
+
+# the wrap-up codes and the note's bound, for the desktop's API (which imports no model)
+from cti.db.models import AGENT_NOTE_MAX as AGENT_NOTE_MAX
+from cti.db.models import CALL_DISPOSITIONS as CALL_DISPOSITIONS
 from cti.db.models import Call
 from cti.db.models_recordings import Recording
 from cti.db.recordings import RecordingQuery, search, search_one
