@@ -28,7 +28,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -121,6 +121,7 @@ class OutboundService:
         # nothing is dialled before recover() has settled what a previous process left open
         self.recovered = False
         self.counts = {"dialled": 0, "answered": 0, "blocked": 0, "originate_failed": 0}
+        self.ticks = 0
         self._inbox: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=INBOX_SIZE)
 
     # ------------------------------------------------------------------------ the database
@@ -138,9 +139,17 @@ class OutboundService:
     def active(self, purpose: str) -> int:
         return sum(1 for o in self.open.values() if o.job.purpose == purpose)
 
+    def stats(self) -> dict[str, Any]:
+        """For cti.status.json (no database here): whether the window is open now, how many
+        ticks have run, the attempts in flight and the counts since start."""
+        return {"window_open": self.config.window.allows(self.clock()),
+                "recovered": self.recovered, "ticks": self.ticks,
+                "in_flight": len(self.open), **self.counts}
+
     async def tick(self) -> list[int]:
         """Start what may start now; the attempt ids begun."""
         now = self.clock()
+        self.ticks += 1
         await self._expire_unheard(now)
         if not self.recovered or not self.config.window.allows(now):
             return []
@@ -189,7 +198,10 @@ class OutboundService:
             "Timeout": str(int(self.config.ring_s * 1000)), "Async": "true",
             "ChannelId": chan,
             "CallerID": f'"95598" <{self.config.caller_id}>',
+            # the customer's language (the survey's, a notice's own unless it says): zh or en
             "Variable": [f"HOTLINE_ATTEMPT={attempt}", f"HOTLINE_JOB={job.id}",
+                         *([] if "HOTLINE_LANG" in extra
+                           else [f"HOTLINE_LANG={'en' if job.lang == 'en' else 'zh'}"]),
                          *(f"{k}={v}" for k, v in extra.items())],
         }
         try:
@@ -332,6 +344,27 @@ class OutboundService:
 
     # -------------------------------------------------------------------------- recovery
 
+    async def _kept_result(self, o: store.OpenAttempt) -> str | None:
+        """The key the dialplan kept in AstDB for an attempt whose call ended while no CTI
+        listened (hotline-return-visit: RESULT_FAMILY/<UTC day>/ob<attempt>, on the day it
+        started or the next; tidied with the recordings' notes days later); None if none."""
+        if o.started_at is None:
+            return None
+        days = {o.started_at.astimezone(UTC).strftime("%Y%m%d"),
+                (o.started_at.astimezone(UTC) + timedelta(days=1)).strftime("%Y%m%d")}
+        for day in sorted(days):
+            try:
+                answer = await self.ami.action(
+                    {"Action": "DBGet", "Family": f"{RESULT_FAMILY}/{day}",
+                     "Key": f"ob{o.attempt_id}"}, idempotent=True)
+            except Exception:  # noqa: BLE001 - no such key (Response: Error), or AMI away
+                continue
+            for m in answer if isinstance(answer, list) else [answer]:
+                value = str(m.get("Val", "")) if hasattr(m, "get") else ""
+                if _KEY.fullmatch(value):
+                    return value
+        return None
+
     async def recover(self, live_channels: Iterable[str]) -> int:
         """Settle the attempts left open by a previous process; how many were settled as
         unknown. `live_channels`: the Uniqueids of the channels up now."""
@@ -346,6 +379,15 @@ class OutboundService:
             if o.attempt_id in live:
                 self.open[o.attempt_id] = _Open(o.job, now, answered=True)
                 continue
+            # the call ended while no CTI heard it: the dialplan kept its result in AstDB
+            key = await self._kept_result(o)
+            if key is not None and o.channel_id is not None:
+                self.open[o.attempt_id] = _Open(o.job, now, answered=True)
+                await self._result(o.attempt_id, {"Uniqueid": o.channel_id, "Key": key})
+                await self._end(o.attempt_id, Outcome.ANSWERED, now, reason=4)
+                log.info("outbound attempt %s: ended while the CTI was away, with key %s "
+                         "(kept in AstDB): not dialled again", o.attempt_id, key)
+                continue
             after = recover(o.job, live=False, now=now, policy=self.config.retry,
                             window=self.config.window, purpose=purpose)
 
@@ -356,6 +398,9 @@ class OutboundService:
             settled += 1
         self.recovered = True
         return settled
+
+
+RESULT_FAMILY = "hotline-rec"  # AstDB: <family>/<UTC day>/ob<attempt> = the key, or none
 
 
 def _int(value: Any) -> int | None:

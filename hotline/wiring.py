@@ -616,6 +616,8 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "speech": speech.stats() if speech is not None else None,
                 # post-call transcription: jobs per state, keyword alerts (last counts)
                 "transcription": transcriber.stats() if transcriber is not None else None,
+                # the outbound engine: window open now, ticks run, attempts in flight, counts
+                "outbound": outbound.stats() if outbound is not None else None,
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 

@@ -62,6 +62,7 @@ class Job:
     expires_at: datetime | None = None   # a notice after the outage began is worth nothing
     last_outcome: Outcome | None = None
     priority: int = 0
+    lang: str = "zh"                     # the customer's: what the call says, zh or en
 
     @property
     def open(self) -> bool:

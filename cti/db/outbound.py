@@ -39,7 +39,7 @@ def to_job(row: OutboundJob) -> Job:
     return Job(id=row.id, purpose=row.purpose, number=row.number, state=State(row.state),
                attempts=row.attempts, not_before=row.not_before, expires_at=row.expires_at,
                last_outcome=Outcome(row.last_outcome) if row.last_outcome else None,
-               priority=row.priority)
+               priority=row.priority, lang=row.lang)
 
 
 @dataclass(frozen=True)
@@ -169,16 +169,20 @@ def finish_attempt(session: Session, attempt_id: int, *, outcome: Outcome, ended
 class OpenAttempt:
     attempt_id: int
     job: Job
+    started_at: datetime | None = None
+    channel_id: str | None = None  # the ChannelId it was dialled with (outbound_attempts.linkedid)
 
 
 def open_attempts(session: Session) -> list[OpenAttempt]:
     """Attempts with no end yet, with their job: what a restart must settle before dialling."""
     rows = session.execute(
-        select(OutboundAttempt.id, OutboundJob)
+        select(OutboundAttempt.id, OutboundJob, OutboundAttempt.started_at,
+               OutboundAttempt.linkedid)
         .join(OutboundJob, OutboundJob.id == OutboundAttempt.job_id)
         .where(OutboundAttempt.ended_at.is_(None))
         .order_by(OutboundAttempt.id)).all()
-    return [OpenAttempt(aid, to_job(job)) for aid, job in rows]
+    return [OpenAttempt(aid, to_job(job), _aware(started) if started else None, linkedid)
+            for aid, job, started, linkedid in rows]
 
 
 def jobs_of_order(session: Session, work_order_number: str) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,49 @@ def test_a_restart_never_dials_twice(sessions: sessionmaker[Session]) -> None:
     again.event(Event="Hangup", Uniqueid=w.chan(a_live), Cause="16")
     assert again.job(live_job).state is State.DONE
     assert [r["outcome"] for r in again.attempts(lost_job)] == ["unknown"]
+
+
+def test_a_key_pressed_while_no_cti_listened_is_read_back_not_dialled_again(
+        sessions: sessionmaker[Session]) -> None:
+    """The customer answered and keyed while the CTI was down, and hung up before it came
+    back: the dialplan kept the key in AstDB (hotline-rec/<UTC day>/ob<attempt>). The new
+    process reads it there: the visit is answered and scored, and nobody is dialled again.
+    Without a kept key the attempt is unknown and waits its backoff, as before."""
+    w = World(sessions)
+    kept_job, lost_job = w.schedule("13800138000", "R1"), w.schedule("13900139000", "R2")
+    a_kept, a_lost = w.tick()
+    day = w.clock().astimezone(UTC).strftime("%Y%m%d")
+    again = World(sessions, recover=False)
+    again.ami.astdb[f"hotline-rec/{day}/ob{a_kept}"] = "2"
+    assert asyncio.run(again.service.recover([])) == 1        # only the lost one unknown
+    assert again.tick() == [] and again.ami.named("Originate") == []
+    kept = again.job(kept_job)
+    assert kept.state is State.DONE and kept.last_outcome == "answered"
+    assert again.results == [(kept_job, {"Key": "2"})]
+    assert [r["outcome"] for r in again.attempts(kept_job)] == ["answered"]
+    assert again.job(lost_job).last_outcome == "unknown"
+    # asked on the day the attempt began and the next (a call over midnight, UTC)
+    families = {a["Family"] for a in again.ami.named("DBGet") if a["Key"] == f"ob{a_lost}"}
+    assert families == {f"hotline-rec/{day}", "hotline-rec/"
+                        + (w.clock() + timedelta(days=1)).astimezone(UTC).strftime("%Y%m%d")}
+
+
+def test_the_originate_says_the_customers_language(sessions: sessionmaker[Session]) -> None:
+    """HOTLINE_LANG (zh or en) goes with every dial, so the survey is said in the customer's
+    language (it was never set: everyone heard Mandarin)."""
+    w = World(sessions)
+    with sessions() as s:
+        en = store.schedule(s, purpose="return_visit", number="13800138000", lang="en",
+                            now=w.clock(), created_by="system", work_order_number="R1").job_id
+        zh = store.schedule(s, purpose="return_visit", number="13900139000", lang="zh",
+                            now=w.clock(), created_by="system", work_order_number="R2").job_id
+        s.commit()
+    w.tick()
+    langs = {next(v for v in o["Variable"] if v.startswith("HOTLINE_JOB=")):
+             [v for v in o["Variable"] if v.startswith("HOTLINE_LANG=")]
+             for o in w.ami.named("Originate")}
+    assert langs == {f"HOTLINE_JOB={en}": ["HOTLINE_LANG=en"],
+                     f"HOTLINE_JOB={zh}": ["HOTLINE_LANG=zh"]}
 
 
 def test_an_originate_never_answered_ends_after_its_ring_time(
