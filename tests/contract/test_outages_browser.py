@@ -143,10 +143,12 @@ def test_the_board_draws_outages_and_confirms_a_suspected_one_and_hears_the_push
                        dnis="95598", started_at=now - timedelta(minutes=n + 1), ivr_path=[],
                        outage_ids=[fault], outcome=outcome))
     sockets: list[Any] = []
-    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
     login(page, base_url, "S01")
     page.wait_for_url("**/supervisor.html")
-    sockets.clear()  # the console's own /ws, if it opened one before we left: not the board's
+    # the board's /ws only: the route is set once the console (whose own /ws could open late,
+    # after a clear() of the list: a CI run saw two) has been left for a blank page
+    page.goto("about:blank")
+    page.route_web_socket(re.compile(r".*/ws$"), lambda ws: sockets.append(ws))
     page.goto(f"{base_url}/board.html")
     card = page.locator(f'[data-testid="board-card"][data-id="{fault}"]')
     expect(card.get_by_test_id("board-deflection")).to_contain_text("66.7% (2/3)")
