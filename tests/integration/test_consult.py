@@ -27,7 +27,7 @@ from tests.integration.callers import (
 )
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import AgentPhones, register_seats
-from tests.support.ami import AmiRecorder, Event
+from tests.support.ami import AmiRecorder, Event, send_action
 from tests.support.browser import VIEWPORT, browser, login
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
@@ -249,6 +249,52 @@ def test_consult_then_conference_then_a_party_leaves(
         sc.done()
     finally:
         sup.close()
+
+
+def test_the_consulted_phone_hanging_up(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
+        pair: tuple[str, str], tmp_path: Path) -> None:
+    """The consulted phone, not the desktop, ends its part (AMI Hangup of its leg, as a phone
+    hanging up): in a consult the first agent is back on hold and takes the caller off hold;
+    in a conference the other two talk on and the consulted agent is ready again."""
+    sc = Scene(cti, ami, backend, web, pair, 5, tmp_path)
+    other = sc.consult()
+    m = ami.mark()
+    send_action(ami, {"Action": "Hangup", "Channel": other})
+    ami.wait_for(lambda e: e.get("Event") == "UserEvent"
+                 and e.get("UserEvent") == "HotlineConsultEnded"
+                 and e.get("Channel") == sc.agent_leg, 10, "the consult's Dial ended", since=m)
+    assert wait_agent_state(sc.b, sc.second, "ready")["call_id"] is None
+    stack.wait_until(lambda: sc.a.get(f"/api/calls/{sc.cid}").json()["consult"] is None, 10,
+                     "consult over")
+    doc = sc.a.get(f"/api/calls/{sc.cid}").json()
+    assert (doc["held"], doc["agent_id"]) == (True, sc.first), doc
+    assert not [e for e in ami.events()[m:] if e.get("Event") == "Hangup"
+                and e.get("Channel") in (sc.caller, sc.agent_leg)], sc.story()
+    r = sc.a.post(f"/api/calls/{sc.cid}/hold", json={"on": False})
+    assert r.status_code == 200 and r.json()["held"] is False, r.text
+    assert _bridge_of(ami, sc.caller, m) == _bridge_of(ami, sc.agent_leg, m)
+
+    other = sc.consult()
+    m = ami.mark()
+    assert sc.a.post(f"/api/calls/{sc.cid}/conference").status_code == 200
+    for ch in (sc.caller, sc.agent_leg, other):
+        ami.wait_for(lambda e, ch=ch: e.get("Event") == "ConfbridgeJoin"
+                     and e.get("Channel") == ch, 15, f"{ch} in conference", since=m)
+    m = ami.mark()
+    send_action(ami, {"Action": "Hangup", "Channel": other})
+    assert wait_agent_state(sc.b, sc.second, "ready")["call_id"] is None
+    stack.wait_until(lambda: sc.a.get(f"/api/calls/{sc.cid}").json()["consult"]["parties"]
+                     == [sc.first], 10, "the first agent alone with the caller")
+    assert wait_agent_state(sc.a, sc.first, "on_call")["call_id"] == sc.cid
+    assert not [e for e in ami.events()[m:] if e.get("Event") == "Hangup"
+                and e.get("Channel") in (sc.caller, sc.agent_leg)], sc.story()
+    m = ami.mark()
+    assert sc.a.post(f"/api/calls/{sc.cid}/hangup").status_code == 200
+    ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.agent_leg, 10,
+                 "the agent left with the caller", since=m)
+    wait_agent_state(sc.a, sc.first, "wrap_up")
+    sc.done()
 
 
 def test_refusals(cti: CtiProcess, web: str, pair: tuple[str, str]) -> None:
