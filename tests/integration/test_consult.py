@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from cti.db.models import Agent, Call
+from cti.db.models_recordings import Recording
 from hotline import stack
 from tests.integration.callers import (
     CallInProgress,
@@ -176,6 +177,17 @@ def test_consult_then_complete(cti: CtiProcess, ami: AmiRecorder, backend: Backe
     ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller, 10,
                  "caller hung up", since=m)
     wait_agent_state(sc.b, sc.second, "wrap_up")
+    # the recording went on across it: each agent's leg is a file of the same call, the second
+    # one's from the consult to the end (one leg, through the consult, hold and resume)
+    def legs() -> list[tuple[str | None, str | None, float]]:
+        with sc.backend.sessions() as s:
+            return [tuple(r) for r in s.execute(  # type: ignore[misc]
+                select(Recording.seat, Recording.agent_id, Recording.duration_s)
+                .where(Recording.call_id == sc.cid).order_by(Recording.seat)).all()]
+    stack.wait_until(lambda: len(legs()) == 2, 15, "both legs indexed")
+    assert [(seat, agent) for seat, agent, _ in legs()] == \
+        [(SEATS[0], sc.first), (SEATS[1], sc.second)], legs()
+    assert all(d > 0 for _, _, d in legs()), legs()
     sc.done()
 
 
