@@ -6,23 +6,48 @@ loadgroup`; the Makefile). A group runs whole on one worker:
 - the database tier's tests of one backend, for the same reason (a migrated database each);
 - any other module: its module-scoped fixtures (a browser, a broker) start once.
 
+The group is read from the test's id (its folder, and the backend as the first part of its
+parameters: `[sqlite]`, `[postgresql-g722]`) by a scheduler of our own. xdist's own loadgroup
+reads `xdist_group` marks and tags the ids through `item._nodeid`, which pytest 9 no longer
+reads: with pytest 9.2 and xdist 3.8 every test was a group of its own, and each worker set up
+both backends' stacks and every module fixture it met (test_ivr_calls' 108 s calls twice per
+backend). tests/unit/test_xdist_groups.py checks the grouping.
+
 Each worker has its own test slot (tests/support/ports.py), so the two real stacks never share
-a port. Without xdist (`pytest tests/...` as usual) the marks change nothing.
+a port. Without xdist (`pytest tests/...` as usual) nothing here runs.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-BACKEND_PARAMS = ("backend", "db_url")  # the session-scoped, parametrized backend fixtures
+BACKENDS = ("sqlite", "postgresql")  # the first part of a backend-parametrized test's id
+BACKEND_TIERS = ("integration", "db")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        tier = item.path.parent.name
-        callspec = getattr(item, "callspec", None)
-        params = callspec.params if callspec is not None else {}
-        backend = next((params[p] for p in BACKEND_PARAMS if p in params), None)
-        group = f"{tier}-{backend}" if backend is not None else item.path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
+def xdist_group(nodeid: str) -> str:
+    """The group a test runs in: `<tier>-<backend>` for a backend's integration or database
+    test, else its module."""
+    path, _, rest = nodeid.partition("::")
+    parts = path.split("/")
+    tier = parts[-2] if len(parts) >= 2 else ""
+    params = rest[rest.index("[") + 1:-1] if rest.endswith("]") and "[" in rest else ""
+    backend = params.split("-", 1)[0]
+    if tier in BACKEND_TIERS and backend in BACKENDS:
+        return f"{tier}-{backend}"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BackendGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return BackendGroups(config, log)
