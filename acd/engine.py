@@ -178,10 +178,14 @@ class CallTransferred:
 class ConsultStarted:
     """The agent on a connected call consults another, ready agent (咨询转接): the caller is on
     hold and the agent's phone rings the other's. The ACD takes the other agent out of routing
-    (not_ready, reason 'consult') until the consult ends, completes or the call ends."""
+    (not_ready, reason 'consult') until the consult ends, completes or the call ends. With
+    `skill` instead of `agent_id` the ACD chooses the agent as it would for a call of that
+    skill (acd.routing: longest idle, then proficiency), among those ready now: a consult does
+    not wait in a queue. `consults` then names who was chosen."""
 
     call_id: str
-    agent_id: str
+    agent_id: str | None = None
+    skill: str | None = None
 
 
 @dataclass(frozen=True)
@@ -779,10 +783,23 @@ class AcdEngine:
             return [Rejected("no such connected call", call_id=event.call_id)]
         if call.callback_number is not None:
             return [Rejected("a callback cannot be consulted on", call_id=event.call_id)]
+        if (event.agent_id is None) == (event.skill is None) or event.skill == "":
+            return [Rejected("consult one agent or one skill", call_id=event.call_id)]
         if event.call_id in self._consults:
             if self._consults[event.call_id] == event.agent_id:
                 return []  # repeat
             return [Rejected("the call already has a consult", call_id=event.call_id)]
+        if event.skill is not None:
+            ready = [a for a in self._agents.values() if a.state is AgentState.READY
+                     and a.agent_id != call.offered_to]
+            # as a fresh call of that skill: no widening to other skills
+            chosen = eligible_agents(replace(call, skill=event.skill, enqueued_at=now), ready,
+                                     now, self.config)
+            if not chosen:
+                return [Rejected(f"no agent of skill {event.skill} is ready",
+                                 call_id=event.call_id)]
+            event = ConsultStarted(event.call_id, agent_id=chosen[0].agent_id)
+        assert event.agent_id is not None
         target = self._agents.get(event.agent_id)
         if target is None or target.state is not AgentState.READY \
                 or target.agent_id == call.offered_to:

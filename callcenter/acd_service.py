@@ -187,6 +187,8 @@ class AcdView:
     snapshot: acd.Snapshot
     _reader: list[acd.AcdEngine] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # call_id -> the agent consulted on it (acd ConsultStarted), not in the snapshot
+    consults: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, engine: acd.AcdEngine, channels: Mapping[str, CallChannel], at: float,
@@ -195,7 +197,8 @@ class AcdView:
         return cls(at=at, version=version, config=engine.config,
                    agents=MappingProxyType({a.agent_id: a for a in snap.agents}),
                    calls=MappingProxyType({c.call_id: c for c in snap.calls}),
-                   channels=MappingProxyType(dict(channels)), snapshot=snap)
+                   channels=MappingProxyType(dict(channels)), snapshot=snap,
+                   consults=MappingProxyType(dict(engine.consults)))
 
     @property
     def wrap_up_s(self) -> float:

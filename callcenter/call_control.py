@@ -294,23 +294,34 @@ class CallControl:
         consult = self.consults.get(call_id)
         return consult.doc() if consult is not None else None
 
-    async def consult(self, call_id: str, agent_id: str, *, actor: str) -> Consult:
-        """Hold the caller and ring a ready agent's seat from the first agent's leg."""
+    async def consult(self, call_id: str, agent_id: str | None = None, *, actor: str,
+                      skill: str | None = None) -> Consult:
+        """Hold the caller and ring a ready agent's seat from the first agent's leg: the agent
+        named, or the one the ACD chooses among the skill's ready agents."""
+        if (agent_id is None) == (skill is None):
+            raise CallControlError("consult one agent or one skill")
         self._connected(call_id)
         self._not_consulting(call_id)
         view = self.service.view
-        call, target = view.calls[call_id], view.agents.get(agent_id)
-        if target is None:
-            raise CallControlError(f"no agent {agent_id} is logged in")
-        if str(target.state) != "ready":
-            raise CallControlError(f"agent {agent_id} is not ready")
-        if not _SEAT.fullmatch(target.seat):
-            raise CallControlError(f"agent {agent_id} has no seat to ring")
+        call = view.calls[call_id]
+        if agent_id is not None:
+            target = view.agents.get(agent_id)
+            if target is None:
+                raise CallControlError(f"no agent {agent_id} is logged in")
+            if str(target.state) != "ready":
+                raise CallControlError(f"agent {agent_id} is not ready")
         assert call.offered_to is not None  # connected
-        doc = await ask_acd(self.service, acd.ConsultStarted(call_id=call_id,
-                                                             agent_id=agent_id), actor)
+        doc = await ask_acd(self.service, acd.ConsultStarted(
+            call_id=call_id, agent_id=agent_id, skill=skill), actor)
         if not doc.get("ok"):
             raise CallControlError(f"consult refused: {doc.get('error')}")
+        view = self.service.view
+        chosen = view.consults.get(call_id)
+        target = view.agents.get(chosen) if chosen is not None else None
+        if target is None or not _SEAT.fullmatch(target.seat):
+            await ask_acd(self.service, acd.ConsultEnded(call_id=call_id), actor)
+            raise CallControlError("the consulted agent has no seat to ring")
+        agent_id = target.agent_id
         try:
             await self.hold(call_id, True)
             caller, agent_leg = self.held[call_id]

@@ -106,8 +106,17 @@ class DispositionIn(BaseModel):
 
 
 class ConsultIn(BaseModel):
-    agent_id: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
-                          examples=["A002"])
+    """Whom to consult: a ready agent, or a skill (the ACD picks its best ready agent now)."""
+    agent_id: str | None = Field(default=None, min_length=1, max_length=16,
+                                 pattern=r"^[A-Za-z0-9_-]+$", examples=["A002"])
+    skill: str | None = Field(default=None, min_length=1, max_length=32,
+                              pattern=r"^[A-Za-z0-9_-]+$", examples=["billing"])
+
+    @model_validator(mode="after")
+    def one_target(self) -> ConsultIn:
+        if (self.skill is None) == (self.agent_id is None):
+            raise ValueError("give either skill or agent_id")
+        return self
 
 
 class LeaveIn(BaseModel):
@@ -379,11 +388,13 @@ async def transfer(body: TransferIn, request: Request, call_id: str = CallId,
 @router.post("/{call_id}/consult", response_model=ControlOut, responses=CONTROL)
 async def consult(body: ConsultIn, request: Request, call_id: str = CallId,
                   user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
-    """Consult (咨询转接): the caller is held and the agent's phone rings a ready agent's seat;
-    that agent is taken out of routing meanwhile. Then complete, cancel or conference."""
+    """Consult (咨询转接): the caller is held and the agent's phone rings a ready agent's seat
+    (the one named, or the skill's best ready agent, chosen by the ACD; none ready: 409); that
+    agent is taken out of routing meanwhile. Then complete, cancel or conference."""
     ctx, cc = await _control_target(request, user, call_id)
     await _run(ctx, request, user, "call.consult", call_id,
-               cc.consult(call_id, body.agent_id, actor=user.user_id), agent_id=body.agent_id)
+               cc.consult(call_id, body.agent_id, skill=body.skill, actor=user.user_id),
+               agent_id=body.agent_id, skill=body.skill)
     return ControlOut(call_id=call_id, ok=True, held=True, consult=_consult(ctx, call_id))
 
 

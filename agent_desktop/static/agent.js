@@ -447,9 +447,11 @@ async function consultStep(path, body) {
 }
 
 $("btn-consult").addEventListener("click", () => {
+  // an agent picked, or else a skill: the ACD picks that skill's best ready agent
   const agent = $("xfer-agent").value;
-  if (!agent) return toast(t("call.transfer_agent"), "error");
-  consultStep("consult", { agent_id: agent });
+  const skill = $("xfer-skill").value;
+  if (!agent && !skill) return toast(`${t("call.transfer_skill")} / ${t("call.transfer_agent")}`, "error");
+  consultStep("consult", agent ? { agent_id: agent } : { skill });
 });
 $("btn-consult-complete").addEventListener("click", () => consultStep("consult/complete"));
 $("btn-consult-cancel").addEventListener("click", () => consultStep("consult/cancel"));

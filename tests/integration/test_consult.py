@@ -68,6 +68,16 @@ def _leg(seat: str) -> Callable[[Event], bool]:
     return lambda e: str(e.get("Channel", "")).startswith(f"PJSIP/{seat}-")
 
 
+_OPEN: list[Scene] = []  # scenes a failed test left: their call and agents end in teardown
+
+
+@pytest.fixture(autouse=True)
+def _tidy(ami: AmiRecorder) -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close(ami)
+
+
 class Scene:
     """The caller connected to the first agent; the second agent logged in, ready."""
 
@@ -75,6 +85,8 @@ class Scene:
                  pair: tuple[str, str], n: int, tmp_path: Path) -> None:
         self.cti, self.ami, self.backend = cti, ami, backend
         self.first, self.second = pair
+        self.caller = ""
+        _OPEN.append(self)
         self.a = web_login(base, self.first, SEATS[0])
         self.b = web_login(base, self.second, SEATS[1])
         # only the first is ready when the call comes, so it is theirs
@@ -121,7 +133,10 @@ class Scene:
                                 and e.get("Seat") == SEATS[1], 10, "consult leg recorded",
                                 since=m)
         assert rec.get("CallId") == self.cid, rec
-        # the caller waits on hold meanwhile; the first agent is still the call's
+        # the caller waits on hold meanwhile; the first agent is still the call's (the CTI
+        # sees the answer in its own AMI stream, a moment after this test's)
+        stack.wait_until(lambda: self.a.get(f"/api/calls/{self.cid}").json()["consult"][
+            "answered"], 10, "the CTI saw the answer")
         doc = self.a.get(f"/api/calls/{self.cid}").json()
         assert (doc["agent_id"], doc["held"], doc["consult"]["answered"]) == \
             (self.first, True, True), doc
@@ -134,10 +149,28 @@ class Scene:
 
     def done(self) -> None:
         assert self.call.finish(60).ok
+        _OPEN.remove(self)
+        self.close(self.ami)
+
+    def close(self, ami: AmiRecorder) -> None:
+        """The agents logged out (after the call, if a failed test left it up)."""
+        if self.caller and self.call.thread.is_alive():
+            try:
+                send_action(ami, {"Action": "Hangup", "Channel": self.caller})
+            except Exception:  # gone meanwhile
+                pass
         for c, agent in ((self.a, self.first), (self.b, self.second)):
             stack.wait_until(lambda c=c, agent=agent: c.post(
                 f"/api/agents/{agent}/logout").status_code == 200, 30, f"{agent} logged out")
             c.close()
+
+
+def _together(ami: AmiRecorder, one: str, other: str, since: int) -> None:
+    """`one` enters a bridge after `since`, and `other` enters that same bridge."""
+    bridge = _bridge_of(ami, one, since)
+    ami.wait_for(lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == other
+                 and e.get("BridgeUniqueid") == bridge, 15, f"{other} bridged with {one}",
+                 since=since)
 
 
 def _bridge_of(ami: AmiRecorder, channel: str, since: int) -> str:
@@ -154,8 +187,7 @@ def test_consult_then_complete(cti: CtiProcess, ami: AmiRecorder, backend: Backe
     r = sc.a.post(f"/api/calls/{sc.cid}/consult/complete")
     assert r.status_code == 200, r.text
     # the caller and the second agent share one bridge; the first agent's leg is gone
-    bridge = _bridge_of(ami, other, m)
-    assert _bridge_of(ami, sc.caller, m) == bridge
+    _together(ami, sc.caller, other, m)
     ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.agent_leg,
                  10, "first agent's leg ended", since=m)
     # the ACD and the call record know the new agent; the first wraps up as after any call
@@ -204,7 +236,7 @@ def test_consult_then_back_to_the_caller(
     assert r.status_code == 200, r.text
     ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == other, 10,
                  "consulted leg ended", since=m)
-    assert _bridge_of(ami, sc.caller, m) == _bridge_of(ami, sc.agent_leg, m)
+    _together(ami, sc.caller, sc.agent_leg, m)
     assert wait_agent_state(sc.b, sc.second, "ready")["call_id"] is None
     assert wait_agent_state(sc.a, sc.first, "on_call")["call_id"] == sc.cid
     doc = sc.a.get(f"/api/calls/{sc.cid}").json()
@@ -285,7 +317,7 @@ def test_the_consulted_phone_hanging_up(
                 and e.get("Channel") in (sc.caller, sc.agent_leg)], sc.story()
     r = sc.a.post(f"/api/calls/{sc.cid}/hold", json={"on": False})
     assert r.status_code == 200 and r.json()["held"] is False, r.text
-    assert _bridge_of(ami, sc.caller, m) == _bridge_of(ami, sc.agent_leg, m)
+    _together(ami, sc.caller, sc.agent_leg, m)
 
     other = sc.consult()
     m = ami.mark()
@@ -309,12 +341,50 @@ def test_the_consulted_phone_hanging_up(
     sc.done()
 
 
+def test_consult_a_skill(cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str,
+                        phones: None, pair: tuple[str, str], tmp_path: Path) -> None:
+    """Consult a skill: the ACD picks its ready agent (the second, the only one ready); a
+    skill nobody ready has is refused and nothing changes."""
+    sc = Scene(cti, ami, backend, web, pair, 6, tmp_path)
+    skills = sc.b.get(f"/api/agents/{sc.second}").json()["skills"]
+    missing = next(k for k in ("english", "repair", "billing") if k not in skills)
+    r = sc.a.post(f"/api/calls/{sc.cid}/consult", json={"skill": missing})
+    assert r.status_code == 409 and missing in r.text, r.text
+    doc = sc.a.get(f"/api/calls/{sc.cid}").json()
+    assert (doc["held"], doc["consult"]) == (False, None), doc
+    assert wait_agent_state(sc.b, sc.second, "ready")["reason"] is None
+    skill = next(iter(skills))
+    m = ami.mark()
+    r = sc.a.post(f"/api/calls/{sc.cid}/consult", json={"skill": skill})
+    assert r.status_code == 200, r.text
+    assert r.json()["consult"]["agent_id"] == sc.second
+    assert wait_agent_state(sc.b, sc.second, "not_ready")["reason"] == "consult"
+    other = str(ami.wait_for(
+        lambda e: e.get("Event") == "DialEnd" and e.get("Channel") == sc.agent_leg
+        and e.get("DialStatus") == "ANSWER", 30, "the skill's agent answered",
+        since=m)["DestChannel"])
+    assert other.startswith(f"PJSIP/{SEATS[1]}-"), other
+    m = ami.mark()
+    stack.wait_until(lambda: sc.a.get(f"/api/calls/{sc.cid}").json()["consult"]["answered"],
+                     10, "answered seen")
+    assert sc.a.post(f"/api/calls/{sc.cid}/consult/complete").status_code == 200
+    _together(ami, sc.caller, other, m)
+    assert wait_agent_state(sc.b, sc.second, "on_call")["call_id"] == sc.cid
+    m = ami.mark()
+    assert sc.b.post(f"/api/calls/{sc.cid}/hangup").status_code == 200
+    ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller, 10,
+                 "caller hung up", since=m)
+    sc.done()
+
+
 def test_refusals(cti: CtiProcess, web: str, pair: tuple[str, str]) -> None:
     """Bad input and the wrong person are 4xx, never 5xx."""
     a = web_login(web, pair[0], SEATS[0])
     try:
-        r = a.post("/api/calls/1751333405.42/consult", json={"agent_id": "A0;01"})
-        assert r.status_code == 422, r.text
+        for bad in ({"agent_id": "A0;01"}, {"skill": "bill ing"}, {},
+                    {"agent_id": "A002", "skill": "billing"}):
+            r = a.post("/api/calls/1751333405.42/consult", json=bad)
+            assert r.status_code == 422, (bad, r.text)
         for path in ("consult/complete", "consult/cancel", "conference", "leave"):
             r = a.post(f"/api/calls/1751333405.42/{path}")
             assert r.status_code in (403, 404), (path, r.text)
@@ -343,6 +413,7 @@ def test_every_consult_control_from_the_browser(
     pa, pb, sup = (c.new_page() for c in ctxs)
     for p in (pa, pb, sup):
         p.set_default_timeout(20_000)
+    caller, call = "", None
     try:
         for page, agent, seat in ((pa, first, SEATS[0]), (pb, second, SEATS[1])):
             login(page, web, agent, seat)
@@ -392,7 +463,7 @@ def test_every_consult_control_from_the_browser(
         expect(pa.get_by_test_id("consult-box")).to_be_hidden()
         ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == other, 10,
                      "consulted leg ended", since=m)
-        assert _bridge_of(ami, caller, m) == _bridge_of(ami, a_leg, m)
+        _together(ami, caller, a_leg, m)
         expect(state[pb]).to_have_attribute("data-state", "ready")
         expect(pa.get_by_test_id("call-hold")).to_be_enabled()
 
@@ -402,7 +473,7 @@ def test_every_consult_control_from_the_browser(
         pa.get_by_test_id("consult-complete").click()
         expect(state[pa]).to_have_attribute("data-state", "wrap_up")
         expect(state[pb]).to_have_attribute("data-state", "on_call")
-        assert _bridge_of(ami, caller, m) == _bridge_of(ami, other, m)
+        _together(ami, caller, other, m)
         b_leg = other
 
         # 3. the second consults the first (ready after wrap-up), makes it a conference, and
@@ -439,6 +510,8 @@ def test_every_consult_control_from_the_browser(
             assert s.execute(select(Call.agent_id).where(Call.caller_number == number)
                              ).scalar_one() == first
     finally:
+        if caller and call is not None and call.thread.is_alive():  # a failure left it up
+            send_action(ami, {"Action": "Hangup", "Channel": caller})
         for page, agent in ((pa, first), (pb, second)):  # the pages' own sessions
             stack.wait_until(lambda page=page, agent=agent: page.request.post(
                 f"{web}/api/agents/{agent}/logout").status in (200, 401), 30,

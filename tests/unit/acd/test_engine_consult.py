@@ -110,3 +110,26 @@ def test_refusals() -> None:
     assert desk.engine.calls["L2"].offered_to == "c1"
     assert refused(ConsultStarted("L2", "b1")) == ["no such connected call"]
     desk(AgentAnswered("c1", "L2"), at=23.0)
+
+
+def test_a_skill_consult_takes_that_skills_longest_idle_ready_agent() -> None:
+    desk = Desk()
+    connected(desk)  # a1 (general) on L1
+    desk.ready("b1", {"billing": 2})
+    desk.ready("g1", {"general": 5})
+    effects = desk(ConsultStarted("L1", skill="billing"), at=20.0)
+    assert desk.engine.consults == {"L1": "b1"}
+    assert [e.agent.agent_id for e in effects if isinstance(e, AgentStateChanged)] == ["b1"]
+    assert desk.engine.agents["g1"].state is S.READY
+    desk(ConsultEnded("L1"), at=21.0)
+    # nobody of that skill ready: refused, nobody taken; one of agent or skill, not both
+    assert [e.reason for e in desk(ConsultStarted("L1", skill="english"), at=22.0)
+            if isinstance(e, Rejected)] == ["no agent of skill english is ready"]
+    assert [e.reason for e in desk(ConsultStarted("L1", "b1", skill="billing"), at=22.0)
+            if isinstance(e, Rejected)] == ["consult one agent or one skill"]
+    assert desk.engine.consults == {}
+    # the call's own agent is never chosen, whatever their skills
+    desk2 = Desk()
+    connected(desk2)
+    assert [e.reason for e in desk2(ConsultStarted("L1", skill="general"), at=20.0)
+            if isinstance(e, Rejected)] == ["no agent of skill general is ready"]
