@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from cti.db.models import Agent, Call
-from cti.db.models_recordings import Recording
+from cti.db.models_recordings import AuditLog, Recording
 from hotline import stack
 from tests.integration.callers import (
     CallInProgress,
@@ -284,12 +284,23 @@ def test_consult_then_conference_then_a_party_leaves(
         assert live[sc.cid]["consult"]["parties"] == [sc.second]
         assert not [e for e in ami.events()[m:] if e.get("Event") == "Hangup"
                     and e.get("Channel") in (sc.caller, other)], sc.story()
-        # the last agent leaves: the caller's leg ends with the conference
+        # the last agent leaves, taken out by the supervisor (an agent cannot take another
+        # out; a supervisor must say whom): the caller's leg ends with the conference
+        assert sc.a.post(f"/api/calls/{sc.cid}/leave",
+                         json={"agent_id": sc.second}).status_code == 403
+        assert sup.post(f"/api/calls/{sc.cid}/leave").status_code == 422
         m = ami.mark()
-        assert sc.b.post(f"/api/calls/{sc.cid}/leave").status_code == 200
+        r = sup.post(f"/api/calls/{sc.cid}/leave", json={"agent_id": sc.second})
+        assert r.status_code == 200, r.text
         ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller,
                      10, "caller hung up", since=m)
         wait_agent_state(sc.b, sc.second, "wrap_up")
+        with backend.sessions() as s:
+            audited = s.execute(select(AuditLog.actor, AuditLog.allowed, AuditLog.detail)
+                                .where(AuditLog.action == "call.leave",
+                                       AuditLog.target == sc.cid)).all()
+        assert [(a, ok, d.get("agent_id")) for a, ok, d in audited] == \
+            [(SUPERVISOR, True, sc.second)], audited
         sc.done()
     finally:
         sup.close()
