@@ -471,6 +471,13 @@ class CallControl:
                     work = self._party_left(consult, gone[0], "pbx")
                 elif channel == consult.caller:
                     self.consults.pop(consult.call_id, None)
+            elif consult.conference and name == "UserEvent" \
+                    and event.get("UserEvent") == "HotlineConfLeft" \
+                    and event.get("Result") == "ENDMARKED" \
+                    and channel in consult.parties.values():
+                # the caller left and the conference ended for the agents: the call is
+                # over (its CallEnded settles the ACD), no agent left on their own
+                self.consults.pop(consult.call_id, None)
             elif not consult.conference and channel == consult.agent_leg \
                     and name == "DialEnd" and event.get("DialStatus") == "ANSWER":
                 m = _SEAT_CHANNEL.fullmatch(str(event.get("DestChannel") or ""))

@@ -388,6 +388,35 @@ def test_consult_a_skill(cti: CtiProcess, ami: AmiRecorder, backend: Backend, we
     sc.done()
 
 
+def test_the_caller_leaving_a_conference_ends_it(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
+        pair: tuple[str, str], tmp_path: Path) -> None:
+    """The caller hangs up a three-way call: both agents' legs end with it (end_marked), the
+    call's agent wraps up, the consulted agent is ready again, and neither leg's end is taken
+    for an agent leaving on their own (the record keeps the call's agent)."""
+    sc = Scene(cti, ami, backend, web, pair, 7, tmp_path)
+    other = sc.consult()
+    m = ami.mark()
+    assert sc.a.post(f"/api/calls/{sc.cid}/conference").status_code == 200
+    for ch in (sc.caller, sc.agent_leg, other):
+        ami.wait_for(lambda e, ch=ch: e.get("Event") == "ConfbridgeJoin"
+                     and e.get("Channel") == ch, 15, f"{ch} in conference", since=m)
+    m = ami.mark()
+    send_action(ami, {"Action": "Hangup", "Channel": sc.caller})
+    for ch in (sc.agent_leg, other):
+        left = ami.wait_for(lambda e, ch=ch: e.get("UserEvent") == "HotlineConfLeft"
+                            and e.get("Channel") == ch, 10, f"{ch} ended with the caller",
+                            since=m)
+        assert left.get("Result") == "ENDMARKED", left
+        ami.wait_for(lambda e, ch=ch: e.get("Event") == "Hangup" and e.get("Channel") == ch,
+                     10, f"{ch} hung up", since=m)
+    assert wait_agent_state(sc.a, sc.first, "wrap_up")["call_id"] == sc.cid
+    assert wait_agent_state(sc.b, sc.second, "ready")["call_id"] is None
+    assert sc.record_agent() == sc.first
+    assert sc.a.get("/api/calls", params={"live": "true"}).json() == []
+    sc.done()
+
+
 def test_refusals(cti: CtiProcess, web: str, pair: tuple[str, str]) -> None:
     """Bad input and the wrong person are 4xx, never 5xx."""
     a = web_login(web, pair[0], SEATS[0])
