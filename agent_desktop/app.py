@@ -34,6 +34,7 @@ ROUTERS: tuple[str, ...] = (
     "agent_desktop.api.recordings",
     "agent_desktop.api.alerts",
     "agent_desktop.api.outages",
+    "agent_desktop.api.reports",
     "agent_desktop.push",
 )
 

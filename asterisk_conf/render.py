@@ -10,7 +10,7 @@ import os
 import re
 import secrets as pysecrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 
 from config.certs import ensure_self_signed
-from config.settings import SYSTEMNAME_PATTERN, AmiSettings, Settings
+from config.settings import SKILL_PATTERN, SYSTEMNAME_PATTERN, AmiSettings, Settings
 from recorder.naming import IN_CHROOT_DIR as RECORDINGS_IN_CHROOT
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 QUEUE_NAME = "hotline-agents"
 # Prompts the dialplan itself plays, for when the IVR cannot: looked up in the prompt index.
 SYSTEM_PROMPTS = ("fallback", "all_busy", "no_service", "callback", "return_visit",
-                  "return_visit_thanks", "return_visit_noinput")
+                  "return_visit_thanks", "return_visit_noinput", "survey", "survey_retry",
+                  "survey_thanks", "survey_goodbye")
 # Asterisk runs as a system user of its own, with the same fixed ids on the host and in the
 # chroot (scripts/install-asterisk-chroot.sh creates both): Debian's chroot `asterisk` is uid 101,
 # which on the host is whoever got 101 first (postgres). Recordings Asterisk writes are group
@@ -197,6 +198,17 @@ def ami_observer(ami: AmiSettings) -> AmiLogin:
     return AmiLogin(f"{ami.username}-observer", secret[:32])
 
 
+def survey_skills(skills: Sequence[str]) -> str:
+    """The dialplan's SURVEY_SKILLS global: the skills with a post-call survey between slashes
+    ("/general/repair/"), which hotline-connect matches "/<the call's skill>/" against; "" when
+    none has one. A skill's name has no '/' and nothing a regular expression reads specially
+    (config.settings.SKILL_PATTERN)."""
+    for skill in skills:
+        if not re.fullmatch(SKILL_PATTERN, skill):
+            raise RenderError(f"[acd] survey_skills: {skill!r} must match {SKILL_PATTERN}")
+    return f"/{'/'.join(skills)}/" if skills else ""
+
+
 def render(settings: Settings, secrets: Mapping[str, str],
            sys_prompts: Mapping[str, Mapping[str, str]], moh_dir: str) -> dict[str, str]:
     """All config files as {file name: text}. Pure: no files are read but the templates."""
@@ -228,6 +240,7 @@ def render(settings: Settings, secrets: Mapping[str, str],
         "sys_prompts": sys_prompts,
         "moh_dir": moh_dir,
         "acd": settings.acd,
+        "survey_skills": survey_skills(settings.acd.survey_skills),
         "recorder": settings.recorder,
         "speech": settings.speech,
         "recordings_dir": RECORDINGS_IN_CHROOT,

@@ -139,7 +139,9 @@ def write_settings(path: Path, state: Path, wrap_up_s: int) -> Path:
         "fastagi": {"port": PORTS["fastagi"]},
         "mqtt": {"port": PORTS["mqtt"]},
         "web": {"port": PORTS["web"]},  # the CTI serves the desktop; not on make up's port
-        "acd": {"wrap_up_s": wrap_up_s},
+        # no post-call survey: the bench's phones hang up first, and its callers would stay
+        # on to rate the call (the survey is not what the bench measures)
+        "acd": {"wrap_up_s": wrap_up_s, "survey_skills": []},
         "ivr": {"flows_dir": str(REPO_ROOT / "ivr" / "flows")},
         "prompts": {"catalog_dir": str(REPO_ROOT / "prompts" / "catalog"),
                     "cache_dir": str(REPO_ROOT / "prompts" / "cache")},

@@ -523,7 +523,9 @@ def write_settings(path: Path, state: Path, seats: int,
         "fastagi": {"port": PORTS["fastagi"]},
         "mqtt": {"port": PORTS["mqtt"]},
         "web": {"port": PORTS["web"]},
-        "acd": {"wrap_up_s": WRAP_UP_S, "max_queue": 1000},
+        # no post-call survey: the bench's phones hang up first, and its callers would stay
+        # on to rate the call (the survey is not what the bench measures)
+        "acd": {"wrap_up_s": WRAP_UP_S, "max_queue": 1000, "survey_skills": []},
         "ivr": {"flows_dir": str(REPO_ROOT / "ivr" / "flows")},
         "prompts": {"catalog_dir": str(REPO_ROOT / "prompts" / "catalog"),
                     "cache_dir": str(REPO_ROOT / "prompts" / "cache")},

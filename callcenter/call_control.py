@@ -4,6 +4,8 @@ The caller's channel is the one the ACD knows (its published view, AcdService.vi
 Hold Redirects the caller out of the bridge to music on hold in `hotline-hold`; the agent's leg
 follows there by Dial's F() option and waits in silence; off hold, the agent's leg is
 Redirected to bridge itself with the caller again (the Bridge() application).
+Hang up ends the agent's leg of a connected call, as the agent's phone would (the caller may
+then be asked to rate the call: the post-call survey), else the caller's channel.
 A transfer first tells the call tracker that the caller is going back to the agent side's
 start, so the next queue, offer and answer events count again; the ACD then re-queues the
 call under the new skill (at the front) or rings the chosen agent's seat.
@@ -261,8 +263,14 @@ class CallControl:
                                    "Duration": "120"}, idempotent=False)
 
     async def hangup(self, call_id: str) -> None:
+        """The agent side ends the call. A call connected to an agent (not on hold, in no
+        consult or conference) ends as if the agent had hung up their phone: the agent's leg
+        is hung up, and the dialplan does what it does then (the post-call survey where the
+        call's skill has one, else it hangs the caller up too). Any other call, or one whose
+        agent leg is not found: the caller's channel is hung up."""
         caller = self._caller_channel(call_id)
-        await self.ami.action({"Action": "Hangup", "Channel": caller, "Cause": "16"},
+        agent = await self._agent_leg(call_id, caller)
+        await self.ami.action({"Action": "Hangup", "Channel": agent or caller, "Cause": "16"},
                               idempotent=True)
         consult = self.consults.pop(call_id, None)
         if consult is not None and consult.conference:
@@ -271,6 +279,20 @@ class CallControl:
         # in a consult, the caller's hangup ends the first agent's leg (hotline-hold's h), and
         # with it the consulted seat's; the ACD frees the consulted agent as the call ends
         await self._drop_held_agent(call_id)
+
+    async def _agent_leg(self, call_id: str, caller: str) -> str | None:
+        """The seat's channel bridged with the caller of a connected call that is not on hold
+        and in no consult or conference, or None."""
+        call = self.service.view.calls.get(call_id)
+        if call is None or str(call.state) != "connected" or call_id in self.held \
+                or call_id in self.consults or call.callback_number is not None:
+            return None
+        try:
+            peer = await self._peer(caller)
+        except Exception as exc:  # not bridged at this moment: the caller's channel, then
+            log.debug("call %s: no agent leg to hang up (%s)", call_id, exc)
+            return None
+        return peer if _SEAT_CHANNEL.fullmatch(peer) else None
 
     # ------------------------------------------------------------------------ consults
 

@@ -34,6 +34,8 @@ DEFAULT_SYSTEMNAME = "pbx1"
 # registrations (a dead phone's agent is not_ready 'phone_offline'); "registrar": the phones
 # register elsewhere (Kamailio), Asterisk sees no contact and its word is ignored
 SEAT_REACHABILITY = ("asterisk", "registrar")
+# a skill's name (ivr/flows: general, repair, english, ...), as the dialplan and the CTI take it
+SKILL_PATTERN = r"[a-z][a-z0-9_-]{0,31}"
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,10 @@ class AcdSettings:
     # the not-ready reasons a desktop may choose (小休原因); the ACD's own (login, rona,
     # phone_offline, failover_call, supervisor, ...) are set by the system, never by a client
     not_ready_reasons: tuple[str, ...] = DEFAULT_NOT_READY_REASONS
+    # the post-call satisfaction survey (满意度评价, issue 14 §3): a caller of one of these
+    # skills whose agent hangs up first is asked to rate the call 1-5 (the dialplan's
+    # hotline-survey); empty: no survey. A survey changes how every such call ends
+    survey_skills: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,6 +275,16 @@ def _reasons(raw: object) -> tuple[str, ...]:
     return out
 
 
+def _skills(raw: object, what: str) -> tuple[str, ...]:
+    if not isinstance(raw, list | tuple):
+        raise ValueError(f"{what} must be a list of skills")
+    out = tuple(dict.fromkeys(str(r) for r in raw))
+    bad = [r for r in out if not re.fullmatch(SKILL_PATTERN, r)]
+    if bad:
+        raise ValueError(f"{what} {bad} must match {SKILL_PATTERN}")
+    return out
+
+
 def _demo(hotline: Mapping[str, object]) -> bool:
     value = hotline.get("demo", False)
     if not isinstance(value, bool):
@@ -380,7 +396,9 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
                                 (str(k), int(v))
                                 for k, v in dict(acd.get("max_queue_by_skill", {})).items()),
                             not_ready_reasons=_reasons(acd.get("not_ready_reasons",
-                                                               DEFAULT_NOT_READY_REASONS))),
+                                                               DEFAULT_NOT_READY_REASONS)),
+                            survey_skills=_skills(acd.get("survey_skills", []),
+                                                  "[acd] survey_skills")),
             mqtt=MqttSettings(host=str(mqtt.get("host", "127.0.0.1")),
                               port=int(mqtt.get("port", 1884)),
                               tls_port=int(mqtt.get("tls_port", 0)),

@@ -16,6 +16,7 @@ from hotline.cli_doctor import doctor
 from hotline.cli_outages import outages, storm
 from hotline.cli_outbound import outbound
 from hotline.cli_recordings import recordings, replay
+from hotline.cli_surveys import surveys
 from hotline.cli_workorders import workorders
 
 _settings = common.settings
@@ -289,6 +290,7 @@ main.add_command(bench)
 main.add_command(recordings)
 main.add_command(replay)
 main.add_command(doctor)
+main.add_command(surveys)  # the post-call survey's figures per agent and per skill
 
 
 @main.command()

@@ -461,6 +461,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.journal import JOURNAL_NAME
     from callcenter.outage_watch import OutageWatch
     from callcenter.storm_watch import StormWatch, active_faults_of
+    from callcenter.surveys import SurveyService
     from cti.ami.client import AmiClient
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
@@ -564,6 +565,14 @@ async def build_daemon(settings: Settings) -> Daemon:
     acd.submit(PbxLink(up=False, node=node.name))
     feed = AcdFeed(acd, pbx_cut=pbx_cut_writer(sessions),  # records cut by a PBX restart
                    node=node.name, seat_reachability=settings.pbx.seat_reachability)
+
+    def agent_at(seat: str) -> str | None:
+        a = acd.view.agent_at(seat)
+        return a.agent_id if a is not None else None
+
+    # the post-call survey (issue 14 §3): the dialplan's offer and the caller's score go on the
+    # call record (journalled through a database outage); a call event after the commit
+    surveys = SurveyService(sessions, agent_at=agent_at, durable=durable, notifier=acd.notifier)
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}
     supervisors = {name for name, _ext, role in phones if role == "supervisor"}
@@ -618,6 +627,8 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "transcription": transcriber.stats() if transcriber is not None else None,
                 # the outbound engine: window open now, ticks run, attempts in flight, counts
                 "outbound": outbound.stats() if outbound is not None else None,
+                # post-call surveys heard: offered, answered with a score, without one, dropped
+                "surveys": dict(surveys.counts),
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 
@@ -661,7 +672,8 @@ async def build_daemon(settings: Settings) -> Daemon:
         "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
                                                          settings.workorders.tick_interval_s),
         "ami-events": lambda: feed.consume(calls.tap(recorder.tap(supervision.tap(
-            outbound_tap(outbound, ami.events()))))),
+            surveys.tap(outbound_tap(outbound, ami.events())))))),
+        "survey-results": surveys.consume,
         "recorder-index": recorder.run,
         "recorder-reconcile": recorder.at_start,
         "recorder-purge": recorder.daily_purge,
@@ -704,4 +716,5 @@ async def build_daemon(settings: Settings) -> Daemon:
                          "durable": durable,
                          "registry": registry, "recorder": recorder, "supervision": supervision,
                          "transcription": transcriber, "outbound": outbound,
+                         "surveys": surveys,
                          "commands": commands, "web": web_app})

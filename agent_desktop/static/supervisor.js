@@ -1,8 +1,8 @@
 // The supervisor console: live wallboard (big-screen mode ?big=1), agents with force state and
 // logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, keyword
 // alerts with their prefilled complaint order (keyword_alerts.js), recordings searched by
-// transcript text and played beside their transcript (transcript.js); the red storm banner
-// while storm mode is on (storm.js).
+// transcript text and played beside their transcript (transcript.js), the post-call survey's
+// figures per agent and per skill; the red storm banner while storm mode is on (storm.js).
 import { ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h,
   parseIso, pct, post, since, soon, toLogin, toast } from "./api.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
@@ -27,6 +27,8 @@ const S = {
   recordings: [],         // the last search's items
   playing: "",            // what the player plays, as its caption says
   rvSeq: 0,               // the return-visit list's latest load; older answers are dropped
+  survey: null,           // the survey report last loaded (GET /api/reports/surveys)
+  svSeq: 0,               // its latest load; older answers are dropped
 };
 
 if (BIG) {
@@ -317,6 +319,63 @@ function play(id, { at = null, label = "", scroll = false } = {}) {
   if (scroll) $("rec-view").scrollIntoView({ block: "nearest" });
 }
 
+// ------------------------------------------------------------------- post-call survey (满意度)
+// the surveys offered on the chosen days (the center's calendar; today when none is chosen):
+// per agent (the one who hung up) and per skill, how many callers were asked, how many rated
+// the call, the average and each score's count
+
+function fmtAverage(x) { return x === null || x === undefined ? "—" : Number(x).toFixed(2); }
+
+function scoresText(scores) {
+  return [1, 2, 3, 4, 5].map((k) => `${k}★ ${(scores || {})[k] ?? 0}`).join(" · ");
+}
+
+function surveyCells(f) {
+  return [h("td", { "data-testid": "survey-offered" }, String(f.offered)),
+    h("td", { "data-testid": "survey-answered" }, String(f.answered)),
+    h("td", { "data-testid": "survey-average" }, fmtAverage(f.average)),
+    h("td", { class: "muted" }, scoresText(f.scores))];
+}
+
+function renderSurvey() {
+  const doc = S.survey;
+  if (!doc) return;
+  const total = $("sv-total");
+  total.textContent = t("sv.total", { from: doc.from, to: doc.to, offered: doc.total.offered,
+    answered: doc.total.answered, average: fmtAverage(doc.total.average) });
+  total.dataset.offered = String(doc.total.offered);
+  total.dataset.average = doc.total.average === null ? "" : String(doc.total.average);
+  const none = (n) => h("tr", {}, h("td", { colspan: n, class: "muted" }, t("sv.none")));
+  clear($("sv-agents"), doc.by_agent.length ? doc.by_agent.map((a) => h("tr", {
+    "data-testid": "survey-agent", "data-agent": a.agent_id || "" },
+    h("td", {}, a.agent_id || t("sv.unknown_agent")), h("td", {}, a.name || ""),
+    ...surveyCells(a))) : none(6));
+  clear($("sv-skills"), doc.by_skill.length ? doc.by_skill.map((k) => h("tr", {
+    "data-testid": "survey-skill", "data-skill": k.skill || "" },
+    h("td", {}, tOr("skill", k.skill)), ...surveyCells(k))) : none(5));
+}
+
+async function loadSurveys() {
+  if (S.denied) return;
+  const f = $("sv-form");
+  const q = new URLSearchParams();
+  if (f.from.value) q.set("from", f.from.value);
+  if (f.to.value) q.set("to", f.to.value);
+  const seq = ++S.svSeq;
+  try {
+    const qs = q.toString();
+    const doc = await get(`/api/reports/surveys${qs ? `?${qs}` : ""}`);
+    if (seq !== S.svSeq) return;  // a newer load (another range) is on its way
+    S.survey = doc;
+    renderSurvey();
+  } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
+}
+
+$("sv-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  loadSurveys();
+});
+
 // ------------------------------------------------------------------------------- refresh, push
 
 function tick() {
@@ -428,7 +487,8 @@ async function callReturnVisit(number, button) {
 async function refreshAll() {
   await loadWallboard();
   if (S.denied) return;
-  await Promise.all([loadCalls(), loadOrders(), loadStorm(), loadAlerts(), loadReturnVisits()]);
+  await Promise.all([loadCalls(), loadOrders(), loadStorm(), loadAlerts(), loadReturnVisits(),
+    loadSurveys()]);
 }
 
 // bursts of call events (offered, answered, ended, ...) refresh the lists once
@@ -446,6 +506,8 @@ function onPush(type, data) {
   } else if (type === "call_event") {
     soon("calls", loadCalls);
     soon("wallboard", loadWallboard, 500);
+    // a caller rated a call (or was asked to): the report counts it
+    if (data && data.event === "survey") soon("surveys", loadSurveys, 500);
   } else if (isKeywordAlert(type, data)) onKeywordAlert(data);
   else if (type === "sla_alert") {
     soon("orders", loadOrders);
@@ -495,6 +557,7 @@ document.addEventListener("langchange", () => {
   renderOrders();
   renderCalls();
   renderSession();
+  renderSurvey();
   panel.relabel();
   if (S.recordings.length) renderRecordings();
   if (S.playing) $("rec-now").textContent = `${t("tr.now_playing")}: ${S.playing}`;

@@ -9,10 +9,13 @@ explicitly: they are dialplan plumbing, never a caller or a seat.
 The dialplan contract (asterisk_conf/templates/extensions.conf.j2), UserEvents on the caller's
 channel: HotlineTransfer (the IVR's outcome; the wait itself starts with HotlineQueued),
 HotlineQueued, HotlineOffer, HotlineRona (then HotlineQueued again), HotlineFailover,
-HotlineCallback. Standard events back them up where Asterisk is known to repeat or omit
-(DialBegin/DialEnd, AgentConnect, QueueCallerJoin), and Hangup of the caller's
-channel ends the call. `translate` is stateless, so it reports every fact each time it sees it;
-`CallTracker` keeps one small state per call and lets each transition through once.
+HotlineCallback, HotlineSurveyOffered (the agent hung up first and the caller stays on for the
+post-call survey: the agent's part of the call ends there). Standard events back them up where
+Asterisk is known to repeat or omit (DialBegin/DialEnd, AgentConnect, QueueCallerJoin), and
+Hangup of the caller's channel ends the call. The survey's own facts (`survey_fact`: offered,
+and the key or none) go to the survey service, not to the tracker. `translate` is stateless,
+so it reports every fact each time it sees it; `CallTracker` keeps one small state per call
+and lets each transition through once.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from config.settings import ASTERISK_ID_PATTERN
+from config.settings import ASTERISK_ID_PATTERN, SKILL_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,17 @@ DIALPLAN_CONTEXTS = frozenset({
     "hotline-announce", "hotline-connect", "hotline-callback", "hotline-record",
     "hotline-record-done", "hotline-record-ivr", "hotline-rec-tidy", "hotline-hold",
     "hotline-spy", "hotline-return-visit", "hotline-outage-notice",
-    "hotline-consult", "hotline-conf",
+    "hotline-consult", "hotline-conf", "hotline-survey",
 })
-SKILL_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # ivr/flows: general, repair, english, ...
+SURVEY_CONTEXT = "hotline-survey"
+SKILL_RE = re.compile(SKILL_PATTERN)  # ivr/flows: general, repair, english, ...
 MAX_PRIORITY = 100  # ivr/schema.py: priority 0..100
 # the dialplan's CID_NUM_CHARS and CID_NUM_MAX ([globals]): what FILTER lets through
 _CALLER_NUMBER = re.compile(r"[0-9A-Za-z+*#]{1,32}")
 _ACCOUNT = re.compile(r"[0-9]{1,32}")
 _SEAT = re.compile(r"seat[0-9]{1,6}")
 _DIAL_STATUS = re.compile(r"[A-Z]{0,16}")  # ANSWER, NOANSWER, BUSY, CHANUNAVAIL, ...
+_SURVEY_KEY = re.compile(r"[1-5]|none")  # the survey's key (hotline-survey), or none heard
 # a real channel's name (Local/ legs never get here): tech/resource-sequence
 _CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}/[A-Za-z0-9_.@:+=\-]{1,96}")
 
@@ -138,7 +143,9 @@ class RingNoAnswer:
 
 @dataclass(frozen=True)
 class CallEnded:
-    """The caller's channel hung up after an agent answered (or after a callback request)."""
+    """The caller's channel hung up after an agent answered (or after a callback request), or
+    the agent hung up first and the caller went on to the post-call survey: the agent's part
+    of the call is over either way."""
 
     call_id: str
     cause: int
@@ -282,7 +289,10 @@ _SENT = {
     "HotlineSeatBusy": ("Seat",),
     "HotlineFailover": (),
     "HotlineCallback": (),
+    "HotlineSurveyOffered": ("Seat", "Skill"),
 }
+# the agent hung up first and the caller is in the survey: a normal clearing of the agent's part
+SURVEY_CAUSE = 16
 
 
 class _Untrusted(ValueError):
@@ -315,8 +325,7 @@ def _priority(event: Mapping[str, Any]) -> int:
 
 def _user_event(event: Mapping[str, Any]) -> list[CoreEvent]:
     kind = header(event, "UserEvent")
-    if kind not in ("HotlineQueued", "HotlineOffer", "HotlineRona", "HotlineSeatBusy",
-                    "HotlineFailover", "HotlineCallback"):
+    if kind not in _SENT:
         # HotlineTransfer (IVR outcome; HotlineQueued follows), HotlineFallback, the recorder's
         # and supervision's events, other apps' events
         return []
@@ -355,8 +364,64 @@ def _trusted_user_event(kind: str, event: Mapping[str, Any]) -> list[CoreEvent]:
         return [SeatBusy(call_id, _field(event, "Seat", _SEAT))]
     if kind == "HotlineFailover":
         return [CallFailedOver(call_id)]
+    if kind == "HotlineSurveyOffered":
+        _field(event, "Seat", _SEAT)
+        _field(event, "Skill", SKILL_RE)
+        return [CallEnded(call_id, SURVEY_CAUSE)]
     number = _caller_number(event, "Number") or _caller_number(event, "CallerIDNum")
     return [CallbackRequested(call_id, number)]
+
+
+# ----------------------------------------------------------------------- the survey's facts
+
+
+@dataclass(frozen=True)
+class SurveyOffered:
+    """The agent at `seat` hung up first and the caller went on to the post-call survey of
+    `skill` (HotlineSurveyOffered)."""
+
+    call_id: str
+    seat: str
+    skill: str
+
+
+@dataclass(frozen=True)
+class SurveyAnswered:
+    """The survey's end (HotlineSurvey): the caller's score 1-5, or None when no valid key
+    came after three asks."""
+
+    call_id: str
+    seat: str
+    skill: str
+    score: int | None
+
+
+SurveyFact = SurveyOffered | SurveyAnswered
+
+
+def survey_fact(event: Mapping[str, Any]) -> SurveyFact | None:
+    """What a post-call survey UserEvent says (the dialplan's hotline-survey), or None for any
+    other event. Every field is checked as for the ACD's UserEvents; one out of shape drops the
+    event (logged). The CTI checks the key again: only 1-5 is a score."""
+    if header(event, "Event") != "UserEvent":
+        return None
+    kind = header(event, "UserEvent")
+    if kind not in ("HotlineSurveyOffered", "HotlineSurvey") or is_local(header(event, "Channel")):
+        return None
+    try:
+        if "Context" in event and header(event, "Context") != SURVEY_CONTEXT:
+            raise _Untrusted("Context")
+        call_id = _field(event, "Linkedid", _ASTERISK_ID)
+        seat = _field(event, "Seat", _SEAT)
+        skill = _field(event, "Skill", SKILL_RE)
+        if kind == "HotlineSurveyOffered":
+            return SurveyOffered(call_id, seat, skill)
+        key = _field(event, "Key", _SURVEY_KEY)
+    except _Untrusted as bad:
+        log.warning("AMI UserEvent %s dropped: its %s is not what the dialplan sends",
+                    kind, bad.args[0])
+        return None
+    return SurveyAnswered(call_id, seat, skill, None if key == "none" else int(key))
 
 
 def _answer_or_offer(name: str, event: Mapping[str, Any]) -> list[CoreEvent]:

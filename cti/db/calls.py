@@ -12,7 +12,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.db.models import CALL_END_REASONS, CALL_OUTCOMES, Call
+from cti.db.models import (
+    CALL_END_REASONS,
+    CALL_OUTCOMES,
+    SATISFACTION_MAX,
+    SATISFACTION_MIN,
+    Call,
+)
 from cti.db.upsert import insert_on_conflict
 
 logger = logging.getLogger(__name__)
@@ -109,6 +115,35 @@ def record_call_end(
         call.outage_ids = [int(i) for i in outage_ids]
     session.flush()
     logger.info("call ended call_id=%s outcome=%s skill=%s", call_id, outcome, skill)
+
+
+def record_survey(session: Session, call_id: str, *, at: datetime,
+                  agent_id: str | None, skill: str, score: int | None = None) -> bool:
+    """The post-call survey on the call record: offered at `at` (score None), then the caller's
+    score 1-5 (or None: no valid key). What the first write set stays (the time it was offered,
+    its agent and skill, the first score): a repeat (Asterisk's duplicate events, a journal
+    replay) changes nothing, and a score that comes without its offer (that write lost) fills
+    those in. Returns whether the record changed; False for an unknown call (logged)."""
+    _require_aware(at)
+    if score is not None and not SATISFACTION_MIN <= score <= SATISFACTION_MAX:
+        raise ValueError(f"score must be {SATISFACTION_MIN}..{SATISFACTION_MAX}, got {score!r}")
+    call = _locked_call(session, call_id)
+    if call is None:
+        logger.warning("survey for unknown call call_id=%s", call_id)
+        return False
+    changed = False
+    if call.survey_at is None:
+        call.survey_at = at.astimezone(UTC)
+        call.survey_agent_id, call.survey_skill = agent_id, skill
+        changed = True
+    if score is not None and call.satisfaction is None:
+        call.satisfaction = score
+        changed = True
+    if changed:
+        session.flush()
+        logger.info("call survey call_id=%s agent_id=%s skill=%s score=%s", call_id,
+                    call.survey_agent_id, call.survey_skill, call.satisfaction)
+    return changed
 
 
 def record_pbx_cut(session: Session, *, reason: str, lost_at: datetime,

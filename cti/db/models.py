@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -77,6 +78,8 @@ CALL_DISPOSITIONS: tuple[str, ...] = (
     "fault_repair", "bill_query", "outage_query", "consultation", "service_application",
     "complaint", "report", "suggestion", "praise", "urge", "no_business", "other")
 AGENT_NOTE_MAX = 500
+# the post-call survey's scale (calls.satisfaction): 1 very dissatisfied .. 5 very satisfied
+SATISFACTION_MIN, SATISFACTION_MAX = 1, 5
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
 AGENT_ROLES: tuple[str, ...] = ("agent", "supervisor", "admin")
 # The states of a logged-in agent (acd.model.AgentState without logged_out: a closed session is
@@ -415,6 +418,8 @@ class Call(Base):
                         name="end_reason"),
         CheckConstraint(f"disposition IS NULL OR {_in('disposition', CALL_DISPOSITIONS)}",
                         name="disposition"),
+        CheckConstraint(f"satisfaction IS NULL OR satisfaction BETWEEN {SATISFACTION_MIN} "
+                        f"AND {SATISFACTION_MAX}", name="satisfaction"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -446,6 +451,15 @@ class Call(Base):
     agent_note: Mapped[str | None] = mapped_column(String(AGENT_NOTE_MAX))
     disposed_by: Mapped[str | None] = mapped_column(String(16))
     disposed_at: Mapped[datetime | None] = mapped_column()
+    # The post-call survey (满意度评价): when the caller was put to it (the agent hung up first
+    # on a call whose skill has one), the agent and skill it rates (the agent who hung up and
+    # the skill the call was for then, which a transfer may have changed since agent_id and
+    # skill were written), and the caller's score, 1 (very dissatisfied) to 5 (very
+    # satisfied); NULL while none came (no valid key, or the caller hung up on the survey).
+    survey_at: Mapped[datetime | None] = mapped_column(index=True)
+    survey_agent_id: Mapped[str | None] = mapped_column(String(16))
+    survey_skill: Mapped[str | None] = mapped_column(String(32))
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
 
 
 # Both databases support partial indexes, each under its own keyword.

@@ -1,6 +1,6 @@
 """What the desktop's routes read and write besides logins: call records, today's queue
-figures, agents, the screen-pop, recordings (with their audit line in the same unit of work)
-and supervision refusals when no CTI runs.
+figures, the post-call surveys' report, agents, the screen-pop, recordings (with their audit
+line in the same unit of work) and supervision refusals when no CTI runs.
 
 Each function is one unit of work of its own on the `sessions` factory it is given. Rows go
 back as plain values (frozen dataclasses, dicts), never as ORM objects.
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import agents as db_agents
 from cti.db import supervision as db_supervision
-from cti.db import transcripts
+from cti.db import surveys, transcripts
 
 # the wrap-up codes and the note's bound, for the desktop's API (which imports no model)
 from cti.db.models import AGENT_NOTE_MAX as AGENT_NOTE_MAX
@@ -175,6 +175,16 @@ def today_figures(sessions: sessionmaker[Session], now: datetime, tz: ZoneInfo,
                         service_level=round(in_sl / counted, 4) if counted else None,
                         answer_rate=round(answered / len(rows), 4) if rows else None,
                         deflected=deflected)
+
+
+# ------------------------------------------------------------------- post-call surveys
+
+
+def survey_report(sessions: sessionmaker[Session], start: datetime, end: datetime
+                  ) -> surveys.SurveyReport:
+    """cti.db.surveys.survey_report in a unit of work of its own."""
+    with sessions.begin() as s:
+        return surveys.survey_report(s, start, end)
 
 
 # --------------------------------------------------------------------------------- agents

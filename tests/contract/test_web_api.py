@@ -507,12 +507,26 @@ async def test_a_supervisor_hangs_up_a_call_and_it_is_audited(env: Env) -> None:
         assert r.status_code == 200
     finally:
         await sup.aclose()
-    assert env.ami.sent[-1] == {"Action": "Hangup", "Channel": "PJSIP/carrier-00000001",
+    # the agent side ends a connected call: the agent's leg, as the agent's phone would (the
+    # dialplan then hangs the caller up, or asks them to rate the call: the post-call survey)
+    assert env.ami.sent[-1] == {"Action": "Hangup", "Channel": "PJSIP/seat01-00000007",
                                    "Cause": "16"}
     with env.ctx.sessions.begin() as s:
         row = s.execute(select(AuditLog.actor, AuditLog.action, AuditLog.target,
                                AuditLog.allowed)).one()
     assert tuple(row) == ("S03", "call.hangup", cid, True)
+
+
+async def test_a_held_call_is_hung_up_on_the_callers_side(env: Env) -> None:
+    """On hold the caller hears music alone: hanging up ends the caller's channel (no survey
+    for a caller the agent left on hold), and the agent's leg waiting in hotline-hold."""
+    cid = "1764210600.1"
+    await _a_connected_call(env, cid)
+    assert (await env.client.post(f"/api/calls/{cid}/hold", json={"on": True})).json()["held"]
+    n = len(env.ami.sent)
+    assert (await env.client.post(f"/api/calls/{cid}/hangup")).status_code == 200
+    assert [(a["Action"], a["Channel"]) for a in env.ami.sent[n:]] == [
+        ("Hangup", "PJSIP/carrier-00000001"), ("Hangup", "PJSIP/seat01-00000007")]
 
 
 async def test_call_control_without_a_pbx_is_a_clear_409(env: Env) -> None:
@@ -601,3 +615,56 @@ async def test_the_agents_key_pad_sends_keys_to_the_far_end(env: Env) -> None:
         assert r.status_code == 403
     finally:
         await other.aclose()
+
+
+# ------------------------------------------------------------------------ survey report
+
+
+@BOTH_DATABASES
+async def test_the_survey_report_per_agent_and_per_skill_for_supervisors(env: Env) -> None:
+    """GET /api/reports/surveys: the post-call surveys offered on the center's local days
+    (today by default), per agent, per skill and in all."""
+    from cti.db.calls import record_survey
+
+    local = timedelta(hours=8)  # Asia/Shanghai: T0 is 10:30 on 2026-11-27 there
+    rows = [("1764210700.1", T0, "A001", "general", 5), ("1764210700.2", T0, "A001", "general", 4),
+            ("1764210700.3", T0, "A002", "repair", None),
+            # 23:59 local the day before, and 00:00 local the day after: other days
+            ("1764210700.4", T0 - timedelta(hours=10, minutes=31), "A002", "repair", 1),
+            ("1764210700.5", T0 + timedelta(hours=13, minutes=30), "A002", "repair", 2)]
+    with env.ctx.sessions.begin() as s:
+        for cid, at, agent, skill, score in rows:
+            record_call_start(s, call_id=cid, uniqueid=cid, caller_number="13800000001",
+                              dnis="95598", now=at)
+            record_survey(s, cid, at=at, agent_id=agent, skill=skill, score=score)
+    assert (T0 + local).date().isoformat() == "2026-11-27"
+    assert (await env.login("A001", "seat01")).status_code == 200
+    assert (await env.client.get("/api/reports/surveys")).status_code == 403  # agents: no
+    sup = await env.as_user("S01")
+    try:
+        r = await sup.get("/api/reports/surveys")
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert (doc["from"], doc["to"], doc["timezone"]) == ("2026-11-27", "2026-11-27",
+                                                             "Asia/Shanghai")
+        assert doc["total"] == {"offered": 3, "answered": 2, "average": 4.5,
+                                "scores": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 1}}
+        assert [(a["agent_id"], bool(a["name"]), a["offered"], a["answered"], a["average"])
+                for a in doc["by_agent"]] == [("A001", True, 2, 2, 4.5),
+                                              ("A002", True, 1, 0, None)]
+        assert [(k["skill"], k["offered"], k["answered"]) for k in doc["by_skill"]] == [
+            ("general", 2, 2), ("repair", 1, 0)]
+        # three days: the one before and the one after too
+        r = await sup.get("/api/reports/surveys",
+                          params={"from": "2026-11-26", "to": "2026-11-28"})
+        assert r.json()["total"]["offered"] == 5
+        assert [(k["skill"], k["offered"], k["average"]) for k in r.json()["by_skill"]] == [
+            ("general", 2, 4.5), ("repair", 3, 1.5)]
+        for bad in ({"from": "2026-11-28", "to": "2026-11-27"},
+                    {"from": "2025-01-01", "to": "2026-11-27"},
+                    {"from": "9999-12-31"}, {"from": "0001-01-01"}):  # found by the fuzzer
+            assert (await sup.get("/api/reports/surveys", params=bad)).status_code == 400
+        assert (await sup.get("/api/reports/surveys",
+                              params={"from": "27/11/2026"})).status_code == 422
+    finally:
+        await sup.aclose()

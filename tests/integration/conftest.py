@@ -93,7 +93,9 @@ def it_env(it_state: Path) -> ItEnv:
         "ivr": {"flows_dir": str(flows)},
         "mqtt": {"port": PORTS["mqtt"]},
         "web": {"port": PORTS["web"]},  # the agent desktop, served by the CTI
-        # short timers so the tests run quickly; the defaults are in hotline.toml
+        # short timers so the tests run quickly; the defaults are in hotline.toml. No post-call
+        # survey (write_test_settings leaves survey_skills empty): it keeps every caller whose
+        # agent hangs up on the line; test_survey.py turns it on for its own calls
         "acd": {"cti_stale_s": 3, "ring_timeout_s": 5, "wrap_up_s": 2, "callback_key": 1,
                 # a small English queue, so the overflow test needs only three callers
                 "max_queue_by_skill": {"english": 2}},
@@ -191,8 +193,8 @@ class Backend:
     # two digits name the module's own range (the call records of a session's modules share
     # one database, and a test that counts its callers' records must see only its own):
     #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
-    #   78 web_call_control · 80 flow_reload · 81 recording · 82 speech_calls · 83 transcription
-    #   84 softphone · 89 outage_notices · 90 fallback
+    #   78 web_call_control · 79 survey · 80 flow_reload · 81 recording · 82 speech_calls
+    #   83 transcription · 84 softphone · 89 outage_notices · 90 fallback
     # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
     prefix: str
 

@@ -66,3 +66,13 @@ class AgentPhones(SippUas):
                  ring_ms: int = 1500) -> None:
         super().__init__(scenario("phone_answer", ring_ms=ring_ms, while_talking="") if answer
                          else scenario("phone_no_answer"), port, workdir)
+
+
+class HangingUpPhones(SippUas):
+    """Phones whose agent hangs up first: they answer every INVITE after ring_ms and send BYE
+    talk_ms later (a caller who hangs up sooner is answered as usual)."""
+
+    def __init__(self, port: int, workdir: Path, *, ring_ms: int = 1000,
+                 talk_ms: int = 3000) -> None:
+        super().__init__(scenario("phone_answer_hangup", ring_ms=ring_ms, talk_ms=talk_ms),
+                         port, workdir, name="hangup")

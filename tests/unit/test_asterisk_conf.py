@@ -413,8 +413,8 @@ PROVIDER = {
     "STRFTIME": "func_strings.so", "CONNECTEDLINE": "func_callerid.so",
     "StackPop": "app_stack.so", "DIALPLAN_EXISTS": "func_dialplan.so",
     "MusicOnHold": "res_musiconhold.so", "SoftHangup": "app_softhangup.so",
-    "FILTER": "func_strings.so", "GLOBAL": "func_global.so",
-    "ConfBridge": "app_confbridge.so",
+    "FILTER": "func_strings.so", "GLOBAL": "func_global.so", "IMPORT": "func_logic.so",
+    "EXPORT": "func_export.so", "ConfBridge": "app_confbridge.so",
 }
 # the pbx core (pbx_builtins; Bridge() is main/features.c)
 BUILTIN = {"NoOp", "Set", "Answer", "Hangup", "Goto", "GotoIf", "WaitExten", "Background",
@@ -502,3 +502,55 @@ def test_sip_passwords_are_letters_and_digits_starting_with_a_letter() -> None:
     for _ in range(2000):
         pw = sip_password()
         assert len(pw) == 24 and pw.isascii() and pw.isalnum() and pw[0].isalpha()
+
+
+def test_the_post_call_survey_is_rendered_for_the_skills_that_have_one(
+        settings: Settings, rendered: tuple, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from asterisk_conf.render import survey_skills
+
+    _out, _secrets, parsed = rendered
+    # the shipped demo surveys the skills its IVR routes to
+    assert settings.acd.survey_skills == ("general", "repair", "english")
+    assert one(parsed["extensions.conf"], "globals").get("SURVEY_SKILLS").strip() == \
+        "/general/repair/english/"
+    plan = dialplan(parsed["extensions.conf"])
+    connect = plan[("hotline-connect", "_seat.")].priorities
+    # the seat it rates, only where the call's skill is among them; then Dial's g, only then
+    assert 'Set(HOTLINE_SURVEY_SEAT=${IF($["${SURVEY_SKILLS}" : ".*/${HOTLINE_SKILL}/"]' \
+        '?${EXTEN}:)})' in connect
+    [dial] = [app for app in connect if app.startswith("Dial(")]
+    assert dial.endswith('F(hotline-hold^agent^1)${IF($["${HOTLINE_SURVEY_SEAT}" != ""]?g)})')
+    done = connect.index('GotoIf($["${HOTLINE_SURVEY_SEAT}" != ""]?hotline-survey,s,1)')
+    assert connect[done + 1] == "Hangup()"
+    # the survey: the CTI told first, one key asked up to three times, the key or none told
+    survey = plan[("hotline-survey", "s")].priorities
+    assert survey[0] == ("UserEvent(HotlineSurveyOffered,Seat: ${HOTLINE_SURVEY_SEAT},"
+                         "Skill: ${HOTLINE_SKILL})")
+    [read] = [app for app in survey if app.startswith("Read(")]
+    assert read == "Read(HOTLINE_SURVEY_KEY,${HOTLINE_SURVEY_ASK},1,,1,6)"
+    assert 'GotoIf($["${HOTLINE_SURVEY_KEY}" : "[1-5]"]?heard)' in survey
+    assert "GotoIf($[${HOTLINE_SURVEY_TRIES} < 3]?ask)" in survey
+    told = [app for app in survey if app.startswith("UserEvent(HotlineSurvey,")]
+    assert told == [
+        "UserEvent(HotlineSurvey,Key: none,Seat: ${HOTLINE_SURVEY_SEAT},Skill: ${HOTLINE_SKILL})",
+        "UserEvent(HotlineSurvey,Key: ${HOTLINE_SURVEY_KEY},Seat: ${HOTLINE_SURVEY_SEAT},"
+        "Skill: ${HOTLINE_SKILL})"]
+    assert survey[-1] == "Hangup()"
+    # a resumed call (hotline-hold): its caller goes on to the survey when the agent hangs up
+    resume = plan[("hotline-hold", "resume")].priorities
+    assert "Bridge(${HOTLINE_RESUME},${HOTLINE_RESUME_OPTS})" in resume
+    assert resume.index("Set(HOTLINE_RESUME_OPTS=x)") < resume.index(
+        'GotoIf($["${IMPORT(${HOTLINE_RESUME},HOTLINE_SURVEY_SEAT)}" = ""]?tries)') < resume.index(
+        "Set(EXPORT(${HOTLINE_RESUME},HOTLINE_SURVEY_SEAT)=${CHANNEL(endpoint)})") < resume.index(
+        "Set(HOTLINE_RESUME_OPTS=F(hotline-survey^s^1))")
+    # neither runs as a Gosub routine, where alone LOCAL() holds a value
+    assert not [app for app in survey + resume if "LOCAL(" in app]
+
+    none = replace(settings, acd=replace(settings.acd, survey_skills=()))
+    without = _render_parsed(none, tmp_path / "none")
+    assert one(without["extensions.conf"], "globals").get("SURVEY_SKILLS").strip() == ""
+    assert survey_skills(["repair"]) == "/repair/" and survey_skills([]) == ""
+    with pytest.raises(RenderError, match="survey_skills"):
+        survey_skills(["general", ".*"])

@@ -1,0 +1,143 @@
+"""The post-call satisfaction survey's results (满意度评价, issue 14 §3), from the dialplan to the
+call record.
+
+Where a call's skill has a survey ([acd] survey_skills) and the agent hangs up first, the
+dialplan (hotline-survey, extensions.conf.j2) keeps the caller on and asks for a score, 1 to 5.
+It says so in two UserEvents on the caller's channel: HotlineSurveyOffered (the agent at Seat
+hung up; the ACD's feed ends the agent's part of the call on it, cti.ami.translate) and
+HotlineSurvey (the key, or none after three asks). Here:
+
+- `offer` (from the AMI stream, never waiting: the stream feeds the ACD too) queues those two
+  events, checked field by field (translate.survey_fact), in a bounded queue;
+- `consume` (the named task survey-results) writes each, in order, on the call record
+  (cti.db.calls.record_survey): offered with the agent then at the seat and the skill, then the
+  score. Through the durable journal when the database is away, so a survey answered during an
+  outage is kept. After the commit a call event 'survey' goes out (the supervisors' report
+  refreshes on it).
+
+The key is checked again here: only 1 to 5 is a score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cti.ami.translate import SurveyAnswered, SurveyFact, SurveyOffered, survey_fact
+from cti.db.calls import record_survey
+from cti.db.models import SATISFACTION_MAX, SATISFACTION_MIN
+
+log = logging.getLogger(__name__)
+
+INBOX_SIZE = 1000
+OFFERED, ANSWERED = "call_survey_offered", "call_survey"  # the journal's kinds
+
+
+def _apply(s: Session, d: Mapping[str, Any]) -> bool:
+    """A survey write as the journal replays it (idempotent: record_survey)."""
+    score = d.get("score")
+    return record_survey(s, str(d["call_id"]), at=datetime.fromtimestamp(float(d["at"]), UTC),
+                         agent_id=d.get("agent_id"), skill=str(d["skill"]),
+                         score=int(score) if score is not None else None)
+
+
+def score_of(fact: SurveyAnswered) -> int | None:
+    """The caller's score, when it is one: 1 to 5."""
+    s = fact.score
+    return s if s is not None and SATISFACTION_MIN <= s <= SATISFACTION_MAX else None
+
+
+class SurveyService:
+    """`agent_at(seat)`: the agent logged in at a seat (the ACD's view), None if none.
+    `durable` (the daemon's DurableWrites): writes journalled while the database is away;
+    without it, each is its own unit of work on `sessions`. `notifier` (cti.notifier): the
+    call event after the commit."""
+
+    def __init__(self, sessions: sessionmaker[Session], *,
+                 agent_at: Callable[[str], str | None], durable: Any = None,
+                 notifier: Any = None, clock: Callable[[], float] | None = None) -> None:
+        self.sessions = sessions
+        self.agent_at = agent_at
+        self.durable = durable
+        self.notifier = notifier
+        self.clock = clock or (lambda: datetime.now(UTC).timestamp())
+        self.counts = {"offered": 0, "answered": 0, "no_score": 0, "dropped": 0}
+        self._inbox: asyncio.Queue[tuple[SurveyFact, float]] = asyncio.Queue(INBOX_SIZE)
+        if durable is not None:
+            durable.register(OFFERED, _apply)
+            durable.register(ANSWERED, _apply)
+
+    # ------------------------------------------------------------------ the AMI stream
+
+    def offer(self, msg: Mapping[str, Any]) -> None:
+        """A survey event is queued for `consume`, with when it came; every other event
+        returns at once."""
+        fact = survey_fact(msg)
+        if fact is None:
+            return
+        try:
+            self._inbox.put_nowait((fact, self.clock()))
+        except asyncio.QueueFull:
+            self.counts["dropped"] += 1
+            log.error("survey: event queue full; %s of call %s dropped", type(fact).__name__,
+                      fact.call_id)
+
+    async def tap(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The AMI events on their way on, the survey's queued here on the way."""
+        async for event in events:
+            self.offer(event)
+            yield event
+
+    async def consume(self) -> None:
+        """The queued survey events, one at a time, in order (a named task)."""
+        while True:
+            fact, at = await self._inbox.get()
+            try:
+                await self.handle(fact, at)
+            except Exception:  # one write's failure (the database refusing it) loses only it
+                log.exception("survey: %r not recorded", fact)
+            finally:
+                self._inbox.task_done()
+
+    async def drained(self) -> None:
+        """Until every queued event has been handled."""
+        await self._inbox.join()
+
+    # ------------------------------------------------------------------ the call record
+
+    async def handle(self, fact: SurveyFact, at: float) -> None:
+        agent_id = self.agent_at(fact.seat)
+        if isinstance(fact, SurveyOffered):
+            kind, score = OFFERED, None
+            self.counts["offered"] += 1
+        else:
+            kind, score = ANSWERED, score_of(fact)
+            self.counts["answered" if score is not None else "no_score"] += 1
+        data = {"call_id": fact.call_id, "at": at, "agent_id": agent_id, "skill": fact.skill,
+                "score": score}
+        written = await self._write(kind, f"{fact.call_id}:{kind}", data)
+        log.info("survey %s call_id=%s seat=%s agent_id=%s skill=%s score=%s%s",
+                 "offered" if kind == OFFERED else "answered", fact.call_id, fact.seat,
+                 agent_id, fact.skill, score, "" if written else " (journalled)")
+        if written and self.notifier is not None:
+            self.notifier.call_event(
+                fact.call_id, "survey", at=at, agent_id=agent_id, seat=fact.seat,
+                skill=fact.skill,
+                detail={"stage": "offered" if kind == OFFERED else "answered", "score": score})
+
+    async def _write(self, kind: str, key: str, data: dict[str, Any]) -> bool:
+        """True once the database has it; False when it waits in the journal."""
+        if self.durable is not None:
+            done, _ = await self.durable.run_write(kind, key, data)
+            return bool(done)
+
+        def work() -> None:
+            with self.sessions.begin() as s:
+                _apply(s, data)
+        await asyncio.to_thread(work)
+        return True
