@@ -105,18 +105,9 @@ class DispositionIn(BaseModel):
         return self
 
 
-class ConsultIn(BaseModel):
-    """Whom to consult: a ready agent, or a skill (the ACD picks its best ready agent now)."""
-    agent_id: str | None = Field(default=None, min_length=1, max_length=16,
-                                 pattern=r"^[A-Za-z0-9_-]+$", examples=["A002"])
-    skill: str | None = Field(default=None, min_length=1, max_length=32,
-                              pattern=r"^[A-Za-z0-9_-]+$", examples=["billing"])
-
-    @model_validator(mode="after")
-    def one_target(self) -> ConsultIn:
-        if (self.skill is None) == (self.agent_id is None):
-            raise ValueError("give either skill or agent_id")
-        return self
+class ConsultIn(TransferIn):
+    """Whom to consult: a ready agent, or a skill (the ACD picks its best ready agent now);
+    the same target, and the same checks, as a transfer's."""
 
 
 class LeaveIn(BaseModel):
