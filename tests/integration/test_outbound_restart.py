@@ -79,6 +79,14 @@ def _outbound(cti: CtiProcess) -> dict[str, Any]:
     return (st.get("outbound") or {}) if st.get("pid") == cti.pid else {}
 
 
+def _idle(cti: CtiProcess) -> None:
+    """Until the outbound engine runs (recovered) with no earlier test's attempt in flight."""
+    stack.wait_until(lambda: _outbound(cti).get("recovered") is True, 30,
+                     "the outbound engine running (recovered)")
+    stack.wait_until(lambda: int(_outbound(cti).get("in_flight", 1)) == 0, 60,
+                     "no earlier attempt in flight")
+
+
 @pytest.fixture
 def shut_window(cti: CtiProcess, it_env: ItEnv) -> Iterator[CtiProcess]:
     """The CTI restarted with a one-hour window that opens three hours from now (the center's
@@ -140,11 +148,7 @@ def test_a_restart_mid_campaign_dials_nobody_twice(cti: CtiProcess, ami: AmiReco
     svc = _service(backend)
     phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customer", answer=True, ring_ms=500)
     try:
-        stack.wait_until(lambda: _outbound(cti).get("recovered") is True, 30,
-                         "the outbound engine running (recovered)")
-        # earlier tests' jobs (the shut-window one) are dialled and done first
-        stack.wait_until(lambda: int(_outbound(cti).get("in_flight", 1)) == 0, 60,
-                         "no earlier attempt in flight")
+        _idle(cti)
         mark = ami.mark()
         first = _job_of(backend, _resolve_repair(svc, _number(backend)))
         stack.wait_until(lambda: len(_attempts(backend, first)) == 1, 20, "the first visit dialled")
@@ -193,10 +197,7 @@ def test_a_key_pressed_while_the_cti_is_down_is_not_lost_nor_dialled_again(
     svc = _service(backend)
     phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customer", answer=True, ring_ms=500)
     try:
-        stack.wait_until(lambda: _outbound(cti).get("recovered") is True, 30,
-                         "the outbound engine running (recovered)")
-        stack.wait_until(lambda: int(_outbound(cti).get("in_flight", 1)) == 0, 60,
-                         "no earlier attempt in flight")
+        _idle(cti)
         mark = ami.mark()
         order = _resolve_repair(svc, _number(backend))
         job = _job_of(backend, order)
