@@ -66,6 +66,13 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class Dial:
+    """The agent places a call from the desktop (click-to-call): their seat rings first."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
 class Answered:
     call_id: str
 
@@ -114,6 +121,7 @@ Event = (
     | Ready
     | NotReady
     | Offer
+    | Dial
     | Answered
     | RingNoAnswer
     | OfferCancelled
@@ -150,12 +158,14 @@ TABLE: dict[tuple[AgentState, str], Rule] = {
     (S.NOT_READY, "Logout"): Rule(S.LOGGED_OUT, "签出"),
     (S.NOT_READY, "WrapUp"): Rule(S.WRAP_UP, "话后处理 on request, back to ready after it"),
     (S.NOT_READY, "Force"): Rule(None, FORCE),
+    (S.NOT_READY, "Dial"): Rule(S.RESERVED, "拨打客户: the agent's own seat rings first"),
     (S.READY, "Ready"): Rule(S.READY, "repeat: no change, keeps its idle position"),
     (S.READY, "NotReady"): Rule(S.NOT_READY, "小休 with a reason code"),
     (S.READY, "Logout"): Rule(S.LOGGED_OUT, "签出"),
     (S.READY, "Offer"): Rule(S.RESERVED, "振铃: the seat rings with one call"),
     (S.READY, "WrapUp"): Rule(S.WRAP_UP, "话后处理 on request (notes after an earlier call)"),
     (S.READY, "Force"): Rule(None, FORCE),
+    (S.READY, "Dial"): Rule(S.RESERVED, "拨打客户: out of routing while the seat rings"),
     (S.RESERVED, "Answered"): Rule(S.ON_CALL, "通话中; calls_handled + 1"),
     (S.RESERVED, "RingNoAnswer"): Rule(S.NOT_READY, "reason 'rona'; the call goes back in front"),
     (S.RESERVED, "OfferCancelled"): Rule(S.READY, "caller gone: ready, keeps its idle position"),
@@ -170,6 +180,7 @@ TABLE: dict[tuple[AgentState, str], Rule] = {
     (S.WRAP_UP, "NotReady"): Rule(S.NOT_READY, "break after the call; CancelTimer(wrapup)"),
     (S.WRAP_UP, "Logout"): Rule(S.LOGGED_OUT, "签出 after the call; CancelTimer(wrapup)"),
     (S.WRAP_UP, "Force"): Rule(None, FORCE + "; CancelTimer(wrapup)"),
+    (S.WRAP_UP, "Dial"): Rule(S.RESERVED, "拨打客户 after a call; CancelTimer(wrapup)"),
 }
 
 
@@ -271,7 +282,7 @@ def _guard(agent: Agent, event: Event) -> str | None:
         case NotReady(reason=reason):
             if not reason:
                 return "not-ready needs a reason code"
-        case Offer(call_id=call_id):
+        case Offer(call_id=call_id) | Dial(call_id=call_id):
             if not call_id:
                 return "offer needs a call_id"
         case Answered(call_id=c) | RingNoAnswer(call_id=c) | OfferCancelled(call_id=c):
@@ -325,7 +336,7 @@ def _next(agent: Agent, event: Event, now: float) -> Agent:
             if agent.state is S.NOT_READY and agent.reason == reason:
                 return agent
             return _enter(agent, S.NOT_READY, now, reason)
-        case Offer(call_id=call_id):
+        case Offer(call_id=call_id) | Dial(call_id=call_id):
             return replace(agent, state=S.RESERVED, reason="", state_since=now, call_id=call_id)
         case Answered():
             if agent.state is S.ON_CALL:

@@ -24,6 +24,15 @@ effect is `CallbackDial`: ring the agent's seat first, and once the agent answer
 (`AgentAnswered`) dial the customer. The CTI reports the callback legs under the same call_id;
 `CallEnded` ends it like any call.
 
+Click-to-call (拨打客户). `ClickToCall` is an agent placing a call from the desktop: an agent
+logged in, not on a call or a ring (ready, not_ready or in wrap-up) and whose phone is online
+is reserved at once (agent_fsm Dial) with a new call of its own id, flagged CLICK_TO_CALL, and
+the effect is `CallbackDial(click_to_call=True)`: the seat rings first, the customer is dialled
+once the agent answers. It is never queued, never offered to anyone else and counts in no
+skill's figures. The agent is out of routing from the click to the wrap-up after it. If the
+seat never answers (or the ring cannot be sent, or a supervisor forces the agent), the call is
+dropped, not requeued, and the agent is ready again (OfferCancelled: no ring-no-answer).
+
 Handling (storm mode). `HandlingChanged` sets, for decisions from then on, the queue cap, the
 expected wait from which announcements offer a callback (`Announce.callback`), and the EWT
 deflection threshold: a waiting caller whose expected wait passes it gets `Deflect` (told the
@@ -63,6 +72,7 @@ from typing import Any
 
 from acd import agent_fsm as fsm
 from acd.model import (
+    CLICK_TO_CALL,
     LIVE_CALL_STATES,
     QUEUED_CALL_STATES,
     AcdConfig,
@@ -88,6 +98,11 @@ from acd.model import (
 from acd.routing import call_order, eligible_agents, estimated_wait
 
 # ------------------------------------------------------------------------------------- inputs
+
+
+def _clicked(call: Call) -> bool:
+    """The call is an agent's click-to-call."""
+    return CLICK_TO_CALL in call.flags
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,16 @@ class AgentWrapUp:
     """The agent asks for (more) after-call work: wrap-up for wrap_up_s from now."""
 
     agent_id: str
+
+
+@dataclass(frozen=True)
+class AgentSkills:
+    """An admin changed the agent's skills (issue 15 §1): from the next offer on, the agent is
+    offered calls by these. A call ringing or connected keeps going; unknown or logged-out
+    agents are left alone (their login brings the new skills)."""
+
+    agent_id: str
+    skills: Mapping[str, int]  # skill -> proficiency 1..5
 
 
 @dataclass(frozen=True)
@@ -212,6 +237,18 @@ class CallbackRequested:
 
 
 @dataclass(frozen=True)
+class ClickToCall:
+    """An agent calls a customer from the desktop (click-to-call): `call_id` is the id the CTI
+    gives the seat's leg (its Asterisk Uniqueid and Linkedid), `number` the customer's,
+    checked by the caller (national form, digits only)."""
+
+    call_id: str
+    agent_id: str
+    number: str
+    account: str | None = None
+
+
+@dataclass(frozen=True)
 class SeatReachability:
     """The seat's phone registered (reachable) or is gone (unregistered, expired, unreachable).
     Repeats are harmless: only a change does anything."""
@@ -280,12 +317,14 @@ Input = (
     | AgentNotReady
     | AgentWrapUp
     | SupervisorForce
+    | AgentSkills
     | CallArrived
     | CallAbandoned
     | AgentAnswered
     | RingTimeout
     | CallEnded
     | CallbackRequested
+    | ClickToCall
     | CallTransferred
     | ConsultStarted
     | ConsultEnded
@@ -515,6 +554,11 @@ class AcdEngine:
                 effects = self._agent_event(agent_id, fsm.WrapUp(self.config.wrap_up_s), now)
             case SupervisorForce():
                 effects = self._force(event, now)
+            case AgentSkills(agent_id=agent_id, skills=skills):
+                agent = self._agents.get(agent_id)
+                if agent is not None and agent.state is not AgentState.LOGGED_OUT:
+                    self._agents[agent_id] = replace(agent, skills=dict(skills))
+                effects = []
             case CallArrived():
                 effects = self._arrived(event, now)
             case CallAbandoned(call_id=call_id):
@@ -527,6 +571,8 @@ class AcdEngine:
                 effects = self._ended(call_id, now)
             case CallbackRequested():
                 effects = self._callback_requested(event, now)
+            case ClickToCall():
+                effects = self._click_to_call(event, now)
             case CallTransferred():
                 effects = self._transferred(event, now)
             case ConsultStarted():
@@ -605,7 +651,10 @@ class AcdEngine:
             return agent_effects
         effects: list[Effect] = []
         call = self._calls.get(agent.call_id) if agent.call_id else None
-        if call is not None and agent.state is AgentState.RESERVED:
+        if call is not None and agent.state is AgentState.RESERVED and _clicked(call):
+            effects += self._release_ring(call, agent)
+            self._finish(call)
+        elif call is not None and agent.state is AgentState.RESERVED:
             effects += self._take_back(call, agent)
         elif call is not None and agent.state is AgentState.ON_CALL:
             self._finish(call)
@@ -651,6 +700,8 @@ class AcdEngine:
             return [] if call_id in self._finished else [Rejected("unknown call", call_id=call_id)]
         if call.state is CallState.CONNECTED:
             return self._ended(call_id, now)
+        if _clicked(call):
+            return self._drop_click(call, now)  # the seat's leg ended before it was answered
         if call.callback_number is not None:
             return []  # the caller's own leg after asking for a callback: expected, ignored
         effects: list[Effect] = []
@@ -677,7 +728,9 @@ class AcdEngine:
         new, effects = fsm.decide(agent, fsm.Answered(call.call_id), now)
         self._agents[agent.agent_id] = new
         self._calls[call.call_id] = replace(call, state=CallState.CONNECTED, answered_at=now)
-        if call.callback_number is not None:
+        if _clicked(call):
+            pass  # placed by the agent: in no skill's figures
+        elif call.callback_number is not None:
             self._count(call.skill, callbacks_connected=1)
         else:
             in_sl = now - call.enqueued_at <= self.config.service_level_s
@@ -700,6 +753,8 @@ class AcdEngine:
         if call is None or call.state is not CallState.OFFERED \
                 or call.offered_to != event.agent_id:
             return [Rejected("no such ringing offer", event.agent_id, event.call_id)]
+        if _clicked(call):
+            return self._drop_click(call, now)
         agent = self._agents[event.agent_id]
         effects = self._take_back(call, agent)
         new, agent_effects = fsm.decide(agent, fsm.OfferCancelled(call.call_id), now)
@@ -722,6 +777,8 @@ class AcdEngine:
 
     def _ring_no_answer(self, call: Call, now: float) -> list[Effect]:
         assert call.offered_to is not None
+        if _clicked(call):
+            return self._drop_click(call, now)
         agent = self._agents[call.offered_to]
         effects = self._take_back(call, agent)
         new, agent_effects = fsm.decide(agent, fsm.RingNoAnswer(call.call_id), now)
@@ -739,7 +796,8 @@ class AcdEngine:
         wrap_up_s = self.config.wrap_up_s
         new, effects = fsm.decide(agent, fsm.CallEnded(call_id, wrap_up_s), now)
         self._agents[agent.agent_id] = new
-        self._learn_aht(call.skill, now - call.answered_at + wrap_up_s)
+        if not _clicked(call):
+            self._learn_aht(call.skill, now - call.answered_at + wrap_up_s)
         self._finish(call)
         return effects
 
@@ -883,6 +941,51 @@ class AcdEngine:
         late = now - call.enqueued_at > self.config.service_level_s
         self._count(call.skill, callbacks_requested=1, callbacks_after_sl=int(late))
         return []
+
+    def _click_to_call(self, event: ClickToCall, now: float) -> list[Effect]:
+        cid, agent = event.call_id, self._agents.get(event.agent_id)
+        if agent is None or agent.state is AgentState.LOGGED_OUT:
+            return [Rejected("the agent is not logged in", event.agent_id, cid)]
+        if not cid or not event.number:
+            return [Rejected("a click-to-call needs a call_id and a number", event.agent_id, cid)]
+        if cid in self._calls or cid in self._finished:
+            if agent.call_id == cid:
+                return []  # repeat
+            return [Rejected("duplicate call", event.agent_id, cid)]
+        if agent.state not in (AgentState.READY, AgentState.NOT_READY, AgentState.WRAP_UP):
+            return [Rejected(f"the agent is {agent.state.value}", event.agent_id, cid)]
+        if agent.agent_id in self._consults.values():
+            return [Rejected("the agent is on a consult", event.agent_id, cid)]
+        if agent.phone_offline or agent.seat in self._unreachable:
+            return [Rejected("the seat's phone is offline", event.agent_id, cid)]
+        new, effects = fsm.decide(agent, fsm.Dial(cid), now)
+        if any(isinstance(e, Rejected) for e in effects):
+            return effects
+        self._agents[agent.agent_id] = new
+        # skill "": the call is no skill's (_answered and _ended leave the figures alone)
+        self._calls[cid] = Call(call_id=cid, caller=event.number, skill="", enqueued_at=now,
+                                account=event.account, flags=frozenset({CLICK_TO_CALL}),
+                                state=CallState.OFFERED, offered_to=agent.agent_id,
+                                offered_at=now, attempts=1, callback_number=event.number)
+        return [*effects,
+                CallbackDial(cid, agent.agent_id, agent.seat, event.number, event.account, 1,
+                             click_to_call=True),
+                StartTimer(ring_timer(cid), now + self.config.ring_timeout_s)]
+
+    def _drop_click(self, call: Call, now: float) -> list[Effect]:
+        """A click-to-call whose seat never answered: gone, and its agent ready again."""
+        effects: list[Effect] = []
+        agent = self._agents.get(call.offered_to) if call.offered_to else None
+        if agent is not None and agent.call_id == call.call_id \
+                and agent.state is AgentState.RESERVED:
+            effects += self._release_ring(call, agent)
+            new, agent_effects = fsm.decide(agent, fsm.OfferCancelled(call.call_id), now)
+            self._agents[agent.agent_id] = new
+            effects += agent_effects
+        else:
+            effects.append(CancelTimer(ring_timer(call.call_id)))
+        self._finish(call)
+        return effects
 
     def _tick(self, now: float) -> list[Effect]:
         effects: list[Effect] = []

@@ -37,6 +37,7 @@ LIVE_CALL_STATES = QUEUED_CALL_STATES | {CallState.OFFERED, CallState.CONNECTED}
 # Flags the IVR or the CRM lookup sets on a call.
 IMPORTANT = "important"  # 重要客户: hospital, life support, government
 REPEAT_FAULT = "repeat_fault"  # the caller has an open repair order (催办 of a fault)
+VIP = "vip"  # the caller's number is on the VIP list (cti.db.callers), account or not
 
 MIN_PROFICIENCY, MAX_PROFICIENCY = 1, 5
 
@@ -63,6 +64,10 @@ class Agent:
     # (they were ready, in wrap-up or on a call), so they are ready again when it is back;
     # False after a login at a dead seat: back to not_ready 'login', as after any login
     ready_on_phone: bool = False
+
+
+# Call.flags: the call is an agent's click-to-call (拨打客户), placed from the desktop
+CLICK_TO_CALL = "click_to_call"
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def _default_widening() -> dict[str, tuple[WidenStep, ...]]:
 
 
 def _default_flag_priority() -> dict[str, int]:
-    return {IMPORTANT: 10, REPEAT_FAULT: 5}
+    return {IMPORTANT: 10, VIP: 8, REPEAT_FAULT: 5}
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,9 @@ class CallbackDial:
     number: str
     account: str | None
     attempt: int
+    # an agent's click-to-call (acd.engine ClickToCall), not a caller's queued callback: the
+    # seat is rung into the recorded click-to-call dialplan under the call's own id
+    click_to_call: bool = False
 
 
 @dataclass(frozen=True)

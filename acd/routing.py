@@ -20,10 +20,10 @@ then agent_id. With similar handle times this spreads calls evenly: calls_handle
 who stay available differs by at most one.
 
 Call order for an agent: effective priority, highest first (the IVR's priority plus
-`AcdConfig.flag_priority` for each flag: important customer +10, repeat fault caller with an
-open repair order +5), then calls put back at the front after a ring-no-answer, then longest
-waiting (`enqueued_at`), then call_id. A callback keeps its original `enqueued_at`, so it keeps
-its place.
+`AcdConfig.flag_priority` for each flag: important customer +10, VIP number +8, repeat fault
+caller with an open repair order +5), then calls put back at the front after a ring-no-answer,
+then longest waiting (`enqueued_at`), then call_id. A callback keeps its original
+`enqueued_at`, so it keeps its place.
 
 Estimated wait (EWT) for the caller at `position` (1 = next) in a skill queue: position x AHT /
 capacity, where capacity is the number of agents logged in with the skill and not in not_ready

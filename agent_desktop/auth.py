@@ -26,15 +26,22 @@ from cti.db.web_sessions import UnitOfWork
 log = logging.getLogger(__name__)
 
 COOKIE = "hotline_session"
-ROLES = ("agent", "supervisor", "admin")
+ROLES = ("agent", "supervisor", "admin", "department")
 # a role may do what the roles after it in its tuple may
 IMPLIES: dict[str, tuple[str, ...]] = {
     "admin": ("admin", "supervisor", "agent"),
     "supervisor": ("supervisor", "agent"),
     "agent": ("agent",),
+    # a repair crew's, marketing's or metering's user: their department's orders, nothing else
+    "department": ("department",),
 }
 # who may force whom: a supervisor acts on agents, only an admin on a supervisor or an admin
-RANK: dict[str, int] = {"agent": 0, "supervisor": 1, "admin": 2}
+RANK: dict[str, int] = {"agent": 0, "department": 0, "supervisor": 1, "admin": 2}
+# what a department user may reach (issue 15 §1), and a user who must change their password
+# first (after an admin's reset): every other /api path answers 403 for them, whatever the
+# route itself checks, so no endpoint written for agents can leak to them by omission
+DEPARTMENT_PATHS = ("/api/auth/", "/api/department/")
+PASSWORD_CHANGE_PATHS = ("/api/auth/",)
 # last_seen is written at most this often: one write per request would serialize SQLite
 TOUCH_EVERY = timedelta(seconds=30)
 
@@ -42,10 +49,12 @@ TOUCH_EVERY = timedelta(seconds=30)
 @dataclass(frozen=True)
 class User:
     user_id: str
-    role: str  # agent | supervisor | admin
+    role: str  # agent | supervisor | admin | department
     name: str
     seat: str | None
     lang: str = "zh"
+    department: str | None = None  # a department user's
+    must_change_password: bool = False
 
     @property
     def is_supervisor(self) -> bool:
@@ -86,7 +95,8 @@ def session_user(ctx: WebContext, token: str | None, *, touch: bool = True) -> U
     if found is None:
         return None
     return User(user_id=found.user_id, role=found.role, name=found.name, seat=found.seat,
-                lang=found.lang)
+                lang=found.lang, department=found.department,
+                must_change_password=found.must_change_password)
 
 
 def request_token(request: Request) -> str | None:
@@ -109,6 +119,11 @@ def current_user(request: Request) -> User:
     user = session_user(ctx, token)
     if user is None:
         raise HTTPException(401, "session expired or unknown; log in again")
+    path = request.url.path
+    if user.must_change_password and not path.startswith(PASSWORD_CHANGE_PATHS):
+        raise HTTPException(403, "change your password first (an admin reset it)")
+    if user.role == "department" and not path.startswith(DEPARTMENT_PATHS):
+        raise HTTPException(403, "a department user works their department's orders only")
     request.state.user = user
     return user
 

@@ -39,4 +39,5 @@ class WebContext:
     outages: Any = None        # callcenter.outage_service.OutageService
     keyword_alerts: Any = None  # callcenter.keyword_alerts.KeywordAlertService
     transcription: Any = None  # callcenter.transcription.TranscriptionService (the daemon's)
+    flows: Any = None          # ivr.registry.FlowRegistry: the flows in service, its reloads
     extra: dict[str, Any] = field(default_factory=dict)

@@ -187,6 +187,11 @@ async def push(ws: WebSocket) -> None:
     if user is None or not _same_origin(ws):
         await ws.close(code=CLOSE_UNAUTHORIZED, reason="log in first")
         return
+    if user.role == "department" or user.must_change_password:
+        # the push is the center's (calls, pops, agents): not a department's; and nothing
+        # before a reset password is changed (as on every /api path: auth.current_user)
+        await ws.close(code=CLOSE_UNAUTHORIZED, reason="no live events for this session")
+        return
     await ws.accept()
     client = hub.connect(user)
     log.info("push: %s connected (%d desktops)", user.user_id, len(hub.clients))

@@ -27,8 +27,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 QUEUE_NAME = "hotline-agents"
 # Prompts the dialplan itself plays, for when the IVR cannot: looked up in the prompt index.
 SYSTEM_PROMPTS = ("fallback", "all_busy", "no_service", "callback", "return_visit",
-                  "return_visit_thanks", "return_visit_noinput", "survey", "survey_retry",
-                  "survey_thanks", "survey_goodbye")
+                  "return_visit_noinput", "return_visit_offer", "return_visit_goodbye",
+                  "return_visit_sorry", "return_visit_message", "return_visit_message_thanks",
+                  "survey", "survey_retry", "survey_thanks", "survey_goodbye", "callback_due")
 # Asterisk runs as a system user of its own, with the same fixed ids on the host and in the
 # chroot (scripts/install-asterisk-chroot.sh creates both): Debian's chroot `asterisk` is uid 101,
 # which on the host is whoever got 101 first (postgres). Recordings Asterisk writes are group

@@ -381,6 +381,7 @@ class Options:
     agents: int = 30
     talk_s: float = 4.0
     sample_s: float = 10.0
+    record: bool = True  # False: the agent legs are not recorded (BENCH_NOREC, a diagnostic)
     keep_workdir: bool = False
 
 
@@ -477,6 +478,9 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
             await tap.wait_ready(15)
             say("starting the CTI")
             await asyncio.to_thread(stack.start_cti, s, env=inst.env)
+            if not opts.record:  # hotline-connect's Dial without the recording Gosub
+                await asyncio.to_thread(stack.asterisk_cli, s,
+                                        "dialplan set global BENCH_NOREC 1")
             async with agents_desk(inst, say):
                 tap.on_event(view.feed)
                 probe.t0 = time.time()
@@ -564,7 +568,8 @@ def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
         "started_at": common["started_at"], "duration_s": common["duration_s"],
         "options": asdict(opts),
         "path": "SIPp caller -> IVR (FastAGI, keys 1 then 0) -> hotline-wait -> our ACD "
-                "-> seat rings, SIPp phone answers, talks, hangs up; agent leg recorded",
+                "-> seat rings, SIPp phone answers, talks, hangs up; agent leg "
+                + ("recorded" if opts.record else "NOT recorded (--no-record)"),
         "database": "sqlite (the capacity instance's)",
         "host": common["host"],
     }

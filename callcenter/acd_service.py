@@ -76,6 +76,8 @@ class Pbx(Protocol):
                        lang: str = "zh") -> None: ...
     async def heartbeat(self) -> None: ...
     async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None: ...
+    async def click_to_call(self, seat: str, call_id: str, number: str,
+                            ring_s: float) -> None: ...
     async def failover_member(self, seat: str, member: bool) -> None: ...
 
 
@@ -142,6 +144,9 @@ class Store(Protocol):
                                at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None: ...
+    # an agent's click-to-call: its record (outbound, the agent, the number) from the click on
+    async def call_placed(self, call_id: str, agent_id: str, seat: str, number: str,
+                          at: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -565,6 +570,13 @@ class AcdService:
             call_id, skill, caller = item.call_id, item.skill, item.caller
             await self._queue_db("call_queued", lambda: store.call_queued(call_id, skill, now,
                                                                          caller))
+        if isinstance(item, acd.ClickToCall) and not rejected \
+                and item.call_id in self.engine.calls:
+            placer = self.engine.agents.get(item.agent_id)
+            call_id, agent_id, number = item.call_id, item.agent_id, item.number
+            seat = placer.seat if placer is not None else ""
+            await self._queue_db("call_placed", lambda: store.call_placed(
+                call_id, agent_id, seat, number, now))
         if isinstance(item, acd.AgentAnswered) and not rejected:
             answered_by = self.engine.agents.get(item.agent_id)
             if answered_by is not None:
@@ -642,14 +654,15 @@ class AcdService:
         elif isinstance(eff, CallbackDial):
             # the pop first, as for any offer: the agent sees whom they are calling back
             self._send_pop(eff, self.engine.calls.get(eff.call_id))
-            self.notifier.call_event(eff.call_id, "callback_dialling", at=now,
-                                     agent_id=eff.agent_id, seat=eff.seat,
-                                     detail={"attempt": eff.attempt})
+            self.notifier.call_event(
+                eff.call_id, "click_to_call" if eff.click_to_call else "callback_dialling",
+                at=now, agent_id=eff.agent_id, seat=eff.seat, detail={"attempt": eff.attempt})
             try:
                 # Asterisk gives up on the seat a little before the ACD's own ring timer
-                await self.nodes.for_call(eff.call_id).callback(
-                    eff.seat, eff.call_id, eff.number,
-                    max(1.0, self.engine.config.ring_timeout_s - 5))
+                pbx = self.nodes.for_call(eff.call_id)
+                dial = pbx.click_to_call if eff.click_to_call else pbx.callback
+                await dial(eff.seat, eff.call_id, eff.number,
+                           max(1.0, self.engine.config.ring_timeout_s - 5))
             except Exception:
                 log.exception("callback %s: could not ring %s", eff.call_id, eff.seat)
                 self.submit(acd.RingTimeout(agent_id=eff.agent_id, call_id=eff.call_id))

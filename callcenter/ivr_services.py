@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from acd.calendar import Calendar
 from callcenter.journal import DatabaseUnavailable, DurableWrites
 from callcenter.outage_service import OutageService
+from cti.db import calendars, callers
 from cti.db import calls as call_records
 from cti.db import ivr_queries as q
 from cti.db import outages as outage_store
+from cti.db import outbound as outbound_store
 from cti.db.models import Call, WorkOrder
 from ivr import say
 from outages.announce import Announcement, announcement
@@ -25,6 +28,10 @@ from workorders import service as workorders
 from workorders.lifecycle import SlaPolicy
 
 log = logging.getLogger(__name__)
+
+# the outbound job an after-hours callback request leaves (cti.db.outbound): due when the skill
+# opens, kept `callback_hours` after that
+CALLBACK_PURPOSE = "callback"
 
 
 def _iso(now: datetime) -> str:
@@ -248,6 +255,30 @@ class DbIvrServices:
             with self.sessions.begin() as s:
                 _call_start(s, data)
         await asyncio.to_thread(work)
+
+    async def caller_lists(self, caller: str) -> frozenset[str]:
+        """The inbound lists the caller is on (cti.db.callers), read at every call: a change in
+        the console is heard from the next call on."""
+        return await asyncio.to_thread(callers.kinds_in, self.sessions, caller)
+
+    async def calendars(self) -> Mapping[str, Calendar]:
+        """The skills' service hours (cti.db.calendars), read at every transfer: a change in
+        the console is heard from the next call on."""
+        return await asyncio.to_thread(calendars.load, self.sessions)
+
+    async def book_callback(self, *, call_id: str, caller: str, skill: str, at: datetime,
+                            lang: str, valid_for: timedelta, now: datetime) -> int:
+        """An after-hours callback: an outbound job for the caller's number, due when `skill`
+        opens (`at`), kept for `valid_for` after. One open job per number (a second request is
+        the first). Returns its id."""
+        def work() -> int:
+            with self.sessions.begin() as s:
+                return outbound_store.schedule(
+                    s, purpose=CALLBACK_PURPOSE, number=caller, lang=lang, now=now,
+                    created_by=f"ivr:{skill}"[:64], not_before=at, expires_at=at + valid_for,
+                    priority=1, skill=skill).job_id
+        log.info("call %s: after-hours callback for %s at %s", call_id, skill, at.isoformat())
+        return await asyncio.to_thread(work)
 
     async def ivr_finished(self, *, call_id: str, outcome: str, path: list[dict[str, Any]],
                            lang: str, account: str | None, skill: str | None,

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import DEFAULT_SYSTEMNAME, SYSTEMNAME_PATTERN
 from cti.db import outbound as store
 from outbound.dnc import DoNotCall
-from outbound.jobs import Job, Purpose, cancel, finish, pick, recover, screen, start
+from outbound.jobs import Job, Purpose, State, cancel, finish, pick, recover, screen, start
 from outbound.outcome import Outcome, classify
 from outbound.pacing import Capacity, Pacing
 from outbound.retry import RetryPolicy
@@ -81,6 +81,12 @@ ResultHandler = Callable[[Job, dict[str, str], datetime], Awaitable[None]]
 # a purpose's channel variables for one dial (an outage notice's prompt files, chosen by the
 # CTI); None: the job has nothing left to say (its outage closed) and is cancelled undialled
 VariablesHook = Callable[[Job, datetime], Awaitable[dict[str, str] | None]]
+# which of a purpose's due jobs may start now, beyond the pacing (a callback: its skill open
+# and one of its agents free); given the due jobs and the purpose's attempts in flight
+AdmitHook = Callable[[list[Job], list[Job], datetime], Awaitable[list[Job]]]
+# written in the unit of work that marks an attempt answered (a callback's call record, so the
+# ACD's queue and the recorder find the call theirs): the job, the call's id (its channel's)
+AnsweredHook = Callable[[Session, Job, str, datetime], None]
 
 
 @dataclass
@@ -107,16 +113,23 @@ class OutboundService:
                  purposes: Mapping[str, Purpose], *, capacity: Callable[[], Capacity],
                  paused: Callable[[], bool], clock: Callable[[], datetime],
                  results: Mapping[str, ResultHandler] | None = None,
-                 variables: Mapping[str, VariablesHook] | None = None) -> None:
+                 variables: Mapping[str, VariablesHook] | None = None,
+                 admit: Mapping[str, AdmitHook] | None = None,
+                 answered: Mapping[str, AnsweredHook] | None = None) -> None:
         self.sessions = sessions
         self.ami = ami
         self.config = config
-        self.purposes = dict(purposes)
+        # the higher a purpose's priority, the earlier its jobs take the trunk's free channels
+        # at a tick (a callback promised to a caller before a return visit); ties keep the
+        # order given
+        self.purposes = dict(sorted(purposes.items(), key=lambda kv: -kv[1].priority))
         self.capacity = capacity
         self.paused = paused
         self.clock = clock
         self.results = dict(results or {})
         self.variables = dict(variables or {})
+        self.admit = dict(admit or {})
+        self.answered = dict(answered or {})
         self.open: dict[int, _Open] = {}      # attempt id -> what we know of it
         # nothing is dialled before recover() has settled what a previous process left open
         self.recovered = False
@@ -156,10 +169,18 @@ class OutboundService:
         due: list[Job] = await self._db(lambda s: store.due(s, now))
         if not due:
             return []  # the usual tick: one small query, and the do-not-call list not read
+        due = await self._expire(due, now)
         dnc = DoNotCall(await self._db(store.dnc_numbers))
         begun: list[int] = []
         for name, purpose in self.purposes.items():
             mine = [j for j in due if j.purpose == name]
+            if mine and name in self.admit:
+                flying = [o.job for o in self.open.values() if o.job.purpose == name]
+                try:
+                    mine = await self.admit[name](mine, flying, now)
+                except Exception:  # its facts unreadable now (the database away): next tick
+                    log.exception("outbound %s: could not tell which jobs may start", name)
+                    continue
             cap = self.capacity()
             # the capacity counts inbound calls on the trunk; ours are known here
             cap = Capacity(active=self.active(name),
@@ -172,6 +193,23 @@ class OutboundService:
                 if attempt is not None:
                     begun.append(attempt)
         return begun
+
+    async def _expire(self, due: list[Job], now: datetime) -> list[Job]:
+        """Jobs past their deadline that were never started (no free agent, no open window
+        until then) are written expired, so they leave the due list; the others."""
+        keep: list[Job] = []
+        for job in due:
+            if job.expires_at is None or now < job.expires_at:
+                keep.append(job)
+                continue
+            gone = replace(job, state=State.EXPIRED)
+
+            def work(s: Session, j: Job = gone) -> None:
+                store.store(s, j, now)
+            await self._db(work)
+            log.warning("outbound job %s (%s) expired after %s attempt(s): its time ran out",
+                        job.id, job.purpose, job.attempts)
+        return keep
 
     async def _launch(self, job: Job, purpose: Purpose, dnc: DoNotCall,
                       now: datetime) -> int | None:
@@ -285,7 +323,14 @@ class OutboundService:
             if str(msg.get("Response")) == "Success":
                 o.answered = True
                 self.counts["answered"] += 1
-                await self._db(lambda s: store.answered(s, attempt, now))
+                hook = self.answered.get(o.job.purpose)
+                call_id = str(msg.get("Uniqueid") or "")
+
+                def work(s: Session) -> None:
+                    store.answered(s, attempt, now)
+                    if hook is not None and attempt_of(call_id) == attempt:
+                        hook(s, o.job, call_id, now)
+                await self._db(work)
                 return
             reason = _int(msg.get("Reason"))
             await self._end(attempt, classify(reason, o.cause), now, reason=reason)

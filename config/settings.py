@@ -9,11 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from config.calendars import CalendarSettings, calendar_settings
+from config.call_control import CallControlSettings, call_control_settings
+from config.callers import CallerSettings, caller_settings
 from config.outages import OutageSettings, outage_settings
 from config.outbound import OutboundSettings, outbound_settings
 from config.recorder import RecorderSettings, recorder_settings
 from config.speech import SpeechSettings, speech_settings
 from config.storm import StormSettings, storm_settings
+from config.wallboard import WallboardSettings, wallboard_settings
 from config.workorders import WorkOrderSettings, workorder_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -240,6 +244,14 @@ class Settings:
     speech: SpeechSettings = SpeechSettings()
     # [outbound]: the outbound engine's window, pacing, retries, return visits (config/outbound.py)
     outbound: OutboundSettings = OutboundSettings()
+    # [call_control]: the outside numbers an agent may consult (config/call_control.py)
+    call_control: CallControlSettings = CallControlSettings()
+    # [callers]: when nuisance reports list a number by themselves (config/callers.py)
+    callers: CallerSettings = CallerSettings()
+    # [calendars]: the 7x24 skill, an after-hours callback's validity (config/calendars.py)
+    calendars: CalendarSettings = CalendarSettings()
+    # [wallboard]: the wallboard's amber and red thresholds (config/wallboard.py)
+    wallboard: WallboardSettings = WallboardSettings()
     cti: CtiSettings = CtiSettings()
     # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
     # `hotline doctor` then only warns about that password. A settings file without it is not a
@@ -413,6 +425,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             speech=speech_settings(raw.get("speech", {}), root),
             outbound=outbound_settings(raw.get("outbound", {}),
                                        str(ivr.get("timezone", "Asia/Shanghai"))),
+            call_control=call_control_settings(raw.get("call_control", {})),
+            callers=caller_settings(raw.get("callers", {})),
+            calendars=calendar_settings(raw.get("calendars", {})),
+            wallboard=wallboard_settings(raw.get("wallboard", {})),
             demo=_demo(raw.get("hotline", {})),
             cti=CtiSettings(standby=_optional_bool(raw.get("cti", {}).get("standby", True),
                                                    "[cti] standby") is not False),

@@ -32,7 +32,8 @@ _ID = re.compile(r"[\w.:@-]{1,128}")
 
 # what the CTI sends today (docs/mqtt.md says when); the builder refuses anything else
 CALL_EVENTS: Final = frozenset(
-    {"offered", "failover", "callback_dialling", "callback_ended", "survey"}
+    {"offered", "failover", "callback_dialling", "callback_ended", "survey", "click_to_call",
+     "transferred_out"}
 )
 AGENT_STATES: Final = frozenset(s.value for s in AgentState)
 

@@ -23,6 +23,7 @@ from callcenter.leadership import (
     wait_for_leadership,
 )
 from config.settings import Settings, load_settings
+from cti.loop_watch import LoopWatch
 from hotline.wiring import (
     WiringError,
     build_daemon,
@@ -149,6 +150,7 @@ def main() -> None:
     task = loop.create_task(run(settings), name="cti")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
+    watch = LoopWatch(loop).start()
     try:
         loop.run_until_complete(task)
     except asyncio.CancelledError:
@@ -161,6 +163,7 @@ def main() -> None:
         print(f"hotline: CTI stopping, leadership lost: {exc}", file=sys.stderr)
         sys.exit(3)
     finally:
+        watch.stop()
         loop.close()
 
 

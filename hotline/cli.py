@@ -12,10 +12,14 @@ import click
 from hotline import cli_common as common
 from hotline import stack, wiring
 from hotline.cli_bench import bench
+from hotline.cli_calendars import calendars
+from hotline.cli_callers import callers
 from hotline.cli_doctor import doctor
 from hotline.cli_outages import outages, storm
 from hotline.cli_outbound import outbound
 from hotline.cli_recordings import recordings, replay
+from hotline.cli_reports import reports
+from hotline.cli_staff import skills_group, staff_group
 from hotline.cli_surveys import surveys
 from hotline.cli_workorders import workorders
 
@@ -192,11 +196,14 @@ def flows() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def flows_validate(path: Path) -> None:
     """Validate a flow file or a folder of them; errors give file:line: problem."""
+    from cti.db.staff import in_unit, skill_names
     from ivr.schema import FlowValidationError, load_flow_dir, load_flow_file
     from prompts.catalog import CatalogError, load_catalog
     from prompts.index import PromptIndex, PromptIndexError
 
     settings = _settings()
+    # the skills a transfer may name: the skills table (`hotline skills`, the admin console)
+    skills = in_unit(_sessions(settings), skill_names)
     try:
         index = PromptIndex.load(settings.prompts.cache_dir)
         has_prompt = index.has
@@ -209,10 +216,10 @@ def flows_validate(path: Path) -> None:
             raise click.ClickException(f"prompt catalog: {exc}") from None
     try:
         if path.is_dir():
-            fs = load_flow_dir(path, has_prompt)
+            fs = load_flow_dir(path, has_prompt, skills=skills)
             names = ", ".join(f"{f.id} ({len(f.nodes)} nodes)" for f in fs.flows.values())
         else:
-            f = load_flow_file(path, has_prompt)
+            f = load_flow_file(path, has_prompt, skills)
             names = f"{f.id} ({len(f.nodes)} nodes)"
     except FlowValidationError as exc:
         for err in exc.errors:
@@ -225,7 +232,8 @@ def flows_validate(path: Path) -> None:
 
 
 @main.command("seed-demo")
-@click.option("--accounts", default=5000, show_default=True)
+@click.option("--accounts", default=5000, show_default=True,
+              type=click.IntRange(50, 1_000_000))  # hotline.demo_seed.MIN_ACCOUNTS
 def seed_demo_cmd(accounts: int) -> None:
     """Load the realistic demo data set (idempotent)."""
     from hotline.demo_seed import seed_demo
@@ -266,31 +274,43 @@ def calls() -> None:
 
 @calls.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=common.LIMIT)
 def calls_list(as_json: bool, limit: int) -> None:
+    """The newest calls first: when, who called, the outcome, the queue, the wait and the
+    agent."""
     from cti.db.listing import list_calls
 
-    with _sessions(_settings()).begin() as s:
+    settings = _settings()
+    with _sessions(settings).begin() as s:
         rows = list_calls(s, limit)
     if as_json:
         _echo_json(rows)
         return
-    for r in rows:
-        wait = f"{r['wait_s']:.0f}s" if r.get("wait_s") is not None else "-"
-        click.echo(f"{r['started_at']}  {r['caller_number']:>13}  {r.get('outcome') or '-':11} "
-                   f"{r.get('language') or '-':3} {r.get('skill') or '-':8} {wait:>5} "
-                   f"{r.get('agent_id') or '-':5} {r.get('seat') or '-':7} {r['call_id']}")
+    tz = settings.ivr.timezone
+    common.echo_table(
+        [common.when_header("started", tz), "caller", "outcome", "lang", "skill", "wait",
+         "agent", "seat", "call"],
+        [[common.local_time(r["started_at"], tz), r["caller_number"], r.get("outcome"),
+          r.get("language"), r.get("skill"),
+          f"{r['wait_s']:.0f}s" if r.get("wait_s") is not None else None,
+          r.get("agent_id"), r.get("seat"), r["call_id"]] for r in rows],
+        empty="no calls recorded yet", right=["wait"])
 
 
 main.add_command(workorders)  # list, show, advance, urge, return-visits, at-risk
 main.add_command(outages)  # list, publish, update, confirm, close
 main.add_command(storm)  # on, off, status
 main.add_command(outbound)  # jobs, dnc list|add|remove
+main.add_command(callers)  # list|add|remove nuisance|vip
+main.add_command(calendars)  # list, set, holiday
 main.add_command(bench)
 main.add_command(recordings)
 main.add_command(replay)
 main.add_command(doctor)
 main.add_command(surveys)  # the post-call survey's figures per agent and per skill
+main.add_command(reports)  # rebuild, update, workload, workorders (issue 15 §4)
+main.add_command(staff_group)  # list, add, skills, disable, enable, reset-password
+main.add_command(skills_group)  # list, add
 
 
 @main.command()

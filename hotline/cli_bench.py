@@ -156,9 +156,12 @@ def bench_capacity(json_path: Path | None, quick: bool, modes: tuple[str, ...],
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Path prefix of the results: <out>.json, <out>.csv, <out>.png "
                    "(default bench/results/<date>-soak-<minutes>min).")
+@click.option("--no-record", is_flag=True,
+              help="Agent legs not recorded (the capacity bench's BENCH_NOREC switch): a "
+                   "diagnostic, to see how much of a growth recording is.")
 @click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, SIPp files).")
 def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s: float,
-               out: Path | None, keep_workdir: bool) -> None:
+               out: Path | None, no_record: bool, keep_workdir: bool) -> None:
     """A compressed soak: real SIPp callers through the IVR, the queue and our ACD to agents
     who answer, talk and are recorded, at a steady rate; memory, file descriptors, Asterisk
     channels, DB connections and the outboxes sampled over time and judged for growth over
@@ -183,7 +186,7 @@ def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s
     prefix = out or (REPO_ROOT / "bench" / "results"
                      / f"{date.today().isoformat()}-soak-{minutes:g}min")
     opts = Options(minutes=minutes, rate=rate, agents=agents, talk_s=talk_s, sample_s=sample_s,
-                   keep_workdir=keep_workdir)
+                   record=not no_record, keep_workdir=keep_workdir)
     try:
         doc = run(opts, say=lambda msg: click.echo(msg, err=True))
     except BenchError as exc:

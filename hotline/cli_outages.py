@@ -88,12 +88,15 @@ def _scope(svc: Any, areas: tuple[str, ...], feeders: tuple[str, ...],
             frozenset(_resolve(places, "feeders", f) for f in feeders), frozenset(ta_set))
 
 
+def _scope_text(n: dict[str, Any]) -> str:
+    return ", ".join([*(f"area {a}" for a in n["areas"]), *(f"feeder {f}" for f in n["feeders"]),
+                      *(f"台区 {a}:{t}" for a, t in n["transformer_areas"])])
+
+
 def _line(n: dict[str, Any]) -> str:
-    scope = [*(f"area {a}" for a in n["areas"]), *(f"feeder {f}" for f in n["feeders"]),
-             *(f"台区 {a}:{t}" for a, t in n["transformer_areas"])]
     restore = n.get("expected_restore_at") or n.get("schedule_end_at") or "-"
     return (f"{n['id']:>5}  {n.get('state', '-'):9} {n['cause']:15} {n['cause_zh']:10} "
-            f"start {n['start_at']}  restore {restore}  {', '.join(scope)}"
+            f"start {n['start_at']}  restore {restore}  {_scope_text(n)}"
             + (f"  主单 {n['master_order']}" if n.get("master_order") else "")
             + (f"  {n['agent_text']}" if n.get("agent_text") else ""))
 
@@ -144,11 +147,19 @@ def outages_list(closed: int, as_json: bool) -> None:
     if as_json:
         common.echo_json(doc)
         return
-    for state in ("active", "suspected", "upcoming", "closed"):
-        for n in doc[state]:
-            click.echo(_line(n))
-    click.echo(f"{len(doc['active'])} active, {len(doc['suspected'])} suspected, "
-               f"{len(doc['upcoming'])} upcoming (revision {doc['version']})")
+    tz = svc.settings.ivr.timezone
+    rows = [n for state in ("active", "suspected", "upcoming", "closed") for n in doc[state]]
+    common.echo_table(
+        ["id", "state", "cause", common.when_header("start", tz),
+         common.when_header("restore", tz), "scope", "主单", "for agents"],
+        [[n["id"], n.get("state"), f"{n['cause_zh']} {n['cause']}",
+          common.local_time(n["start_at"], tz),
+          common.local_time(n.get("expected_restore_at") or n.get("schedule_end_at"), tz),
+          _scope_text(n), n.get("master_order"), n.get("agent_text")] for n in rows],
+        empty="no outage notices", right=["id"])
+    if rows:
+        click.echo(f"{len(doc['active'])} active, {len(doc['suspected'])} suspected, "
+                   f"{len(doc['upcoming'])} upcoming (revision {doc['version']})")
 
 
 @outages.command("publish")

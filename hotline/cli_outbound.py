@@ -25,11 +25,12 @@ def _who() -> str:
         return "cli:unknown"
 
 
-def _audit(s: Any, action: str, number: str, reason: str | None) -> None:
-    from cti.db.web_audit import AuditEntry, add
+def _audit(action: str, reason: str | None) -> Any:
+    from cti.db.web_audit import AuditEntry
 
-    add(s, AuditEntry(at=datetime.now(UTC), actor=_who(), role="admin", action=action,
-                      target=number, allowed=True, detail={"reason": reason}))
+    return lambda number: AuditEntry(at=datetime.now(UTC), actor=_who(), role="admin",
+                                     action=action, target=number, allowed=True,
+                                     detail={"reason": reason})
 
 
 @click.group()
@@ -47,7 +48,8 @@ def jobs(order: str | None, as_json: bool) -> None:
     from cti.db import outbound as store
     from cti.db.models_outbound import OutboundJob
 
-    sessions = common.sessions(common.settings())
+    settings = common.settings()
+    sessions = common.sessions(settings)
     with sessions() as s:
         q = select(OutboundJob).order_by(OutboundJob.id.desc()).limit(100)
         if order:
@@ -61,15 +63,22 @@ def jobs(order: str | None, as_json: bool) -> None:
     if as_json:
         common.echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['id']:>6}  {r['purpose']:<14} {r['number']:<14} {r['state']:<12} "
-                   f"tries {r['attempts']}  {r['last_outcome'] or '-':<14} "
-                   f"{r['work_order'] or '-'}  {r['result'] or ''}")
-        for t in r["tries"]:
-            click.echo(f"        #{t['n']} {t['started_at']:%Y-%m-%d %H:%M:%S}  "
-                       f"{t['outcome'] or 'open':<14} reason {t['reason']} cause {t['cause']} "
-                       f"{t['duration_s'] if t['duration_s'] is not None else '-'} s")
-    click.echo(f"{len(rows)} job(s)")
+    tz = settings.ivr.timezone
+    common.echo_table(
+        ["job", "purpose", "number", "state", "tries", "last outcome", "work order", "result",
+         common.when_header("next try", tz)],
+        [[r["id"], r["purpose"], r["number"], r["state"], r["attempts"], r["last_outcome"],
+          r["work_order"], r["result"], common.local_time(r["not_before"], tz)] for r in rows],
+        empty="no outbound jobs" + (f" for order {order}" if order else ""),
+        right=["job", "tries"])
+    tries = [[r["id"], t["n"], common.local_time(t["started_at"], tz), t["outcome"] or "open",
+              t["reason"], t["cause"],
+              f"{t['duration_s']}s" if t["duration_s"] is not None else None]
+             for r in rows for t in r["tries"]]
+    if tries:
+        click.echo("")
+        common.echo_table(["job", "try", common.when_header("started", tz), "outcome", "reason",
+                           "SIP cause", "length"], tries, empty="", right=["job", "try"])
 
 
 @outbound.group("dnc")
@@ -80,17 +89,19 @@ def dnc() -> None:
 @dnc.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def dnc_list(as_json: bool) -> None:
+    """The numbers, with why, who added each and when, newest first."""
     from cti.db import outbound as store
 
-    sessions = common.sessions(common.settings())
-    with sessions() as s:
-        numbers = store.dnc_numbers(s)
+    settings = common.settings()
+    entries = store.dnc_entries(common.sessions(settings))
     if as_json:
-        common.echo_json(numbers)
+        common.echo_json([e["number"] for e in entries])
         return
-    for n in numbers:
-        click.echo(n)
-    click.echo(f"{len(numbers)} number(s)")
+    tz = settings.ivr.timezone
+    common.echo_table(["number", "reason", "added by", common.when_header("added", tz)],
+                      [[e["number"], e["reason"], e["added_by"],
+                        common.local_time(e["added_at"], tz)] for e in entries],
+                      empty="the do-not-call list is empty")
 
 
 @dnc.command("add")
@@ -102,10 +113,10 @@ def dnc_add(number: str, reason: str) -> None:
 
     sessions = common.sessions(common.settings())
     try:
-        with sessions.begin() as s:
-            nat = store.dnc_add(s, number, reason=reason, by=_who(), now=datetime.now(UTC))
-            _audit(s, "outbound.dnc_add", nat, reason)
-    except BadNumber as exc:
+        nat = store.dnc_add_audited(sessions, number, reason=reason,
+                                    audit=_audit("outbound.dnc_add", reason),
+                                    now=datetime.now(UTC))
+    except (BadNumber, store.AlreadyListed) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{nat} will not be called")
 
@@ -114,14 +125,12 @@ def dnc_add(number: str, reason: str) -> None:
 @click.argument("number")
 def dnc_remove(number: str) -> None:
     from cti.db import outbound as store
-    from outbound.dnc import BadNumber, national
+    from outbound.dnc import BadNumber
 
     sessions = common.sessions(common.settings())
     try:
-        with sessions.begin() as s:
-            if not store.dnc_remove(s, number):
-                raise click.ClickException(f"{national(number)} is not on the list")
-            _audit(s, "outbound.dnc_remove", national(number), None)
-    except BadNumber as exc:
+        nat = store.dnc_remove_audited(sessions, number,
+                                       audit=_audit("outbound.dnc_remove", None))
+    except (BadNumber, store.NotListed) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{national(number)} may be called again")
+    click.echo(f"{nat} may be called again")

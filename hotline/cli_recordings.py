@@ -50,8 +50,8 @@ def recordings() -> None:
 @click.option("--min-duration", type=float, help="seconds")
 @click.option("--max-duration", type=float, help="seconds")
 @click.option("--text", help="words in the transcript (post-call transcription; spaces ignored)")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=common.LIMIT)
+@click.option("--offset", default=0, show_default=True, type=common.OFFSET)
 def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id: str | None,
                     caller: str | None, account: str | None, work_order: str | None,
                     queue: str | None, min_duration: float | None, max_duration: float | None,
@@ -73,10 +73,13 @@ def recordings_list(as_json: bool, start: str | None, end: str | None, agent_id:
     if as_json:
         _echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['id']:>6} {r['started_at'][:19]}  {r['duration_s']:7.1f}s  "
-                   f"{r['agent_id'] or '-':6} {r['caller_number'] or '-':>13} "
-                   f"{r['queue'] or '-':14} {r['call_id']}")
+    common.echo_table(
+        ["id", common.when_header("started", settings.ivr.timezone), "length", "agent",
+         "caller", "queue", "call"],
+        [[r["id"], common.local_time(r["started_at"], settings.ivr.timezone),
+          f"{r['duration_s']:.1f}s", r["agent_id"], r["caller_number"], r["queue"],
+          r["call_id"]] for r in rows],
+        empty="no recordings match", right=["id", "length"])
 
 
 @recordings.command("reconcile")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,18 +9,6 @@ import click
 
 from config.settings import Settings
 from hotline import cli_common as common
-
-MAX_DAYS = 366
-
-
-def _day(value: str | None, what: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (2026-11-27)", param_hint=what) \
-            from None
 
 
 def _doc(f: Any, **key: Any) -> dict[str, Any]:
@@ -46,12 +33,7 @@ def surveys(first: str | None, last: str | None, as_json: bool) -> None:
 
     settings: Settings = common.settings()
     tz = ZoneInfo(settings.ivr.timezone)
-    start_day = _day(first, "--from") or datetime.now(UTC).astimezone(tz).date()
-    end_day = _day(last, "--to") or start_day
-    if end_day < start_day:
-        raise click.UsageError("--to is before --from")
-    if (end_day - start_day).days >= MAX_DAYS:
-        raise click.UsageError(f"at most {MAX_DAYS} days at once")
+    start_day, end_day = common.day_range(first, last, tz)
     try:
         window = day_window(start_day, end_day, tz)
     except ValueError as exc:

@@ -44,9 +44,29 @@ def _run(fn: Callable[[], Any]) -> Any:
 
 
 def _line(r: dict[str, Any]) -> str:
-    return (f"{r['number']}  {r['type']:19} {r['status']:19} {r.get('caller_number') or '-':13}"
-            f"  {r.get('account_no') or '-':10}  SLA {r.get('sla_due_at') or '-'}"
-            + (f"  主单 {r['master_number']}" if r.get("master_number") else ""))
+    """One order in a line, after a step (advance, urge): what it is now."""
+    return (f"{r['number']}  {r['type']} ({r['type_label']['zh']})  {r['status']} "
+            f"({r['status_label']['zh']})")
+
+
+ORDER_COLUMNS = ("number", "type", "status", "caller", "account")
+
+
+def _cells(r: dict[str, Any]) -> list[Any]:
+    return [r["number"], r["type_label"]["zh"], r["status_label"]["zh"], r.get("caller_number"),
+            r.get("account_no")]
+
+
+def _orders(rows: list[dict[str, Any]], tz: str, *, empty: str,
+            extra: tuple[str, ...] = (), cells: Callable[[dict[str, Any]], list[Any]] | None
+            = None) -> None:
+    """Orders in a table: the order's columns, its SLA due time in the center's zone, the
+    master order, then `extra` columns from `cells`."""
+    common.echo_table(
+        [*ORDER_COLUMNS, common.when_header("SLA due", tz), "主单", *extra],
+        [[*_cells(r), common.local_time(r.get("sla_due_at"), tz), r.get("master_number"),
+          *(cells(r) if cells is not None else [])] for r in rows],
+        empty=empty, right=extra)
 
 
 @click.group("workorders")
@@ -56,8 +76,8 @@ def workorders() -> None:
 
 @workorders.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=50, show_default=True)
-@click.option("--offset", default=0, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=common.LIMIT)
+@click.option("--offset", default=0, show_default=True, type=common.OFFSET)
 @click.option("--status", help="accepted, dispatched, department_accepted, on_site, ...")
 @click.option("--type", "type_", help="fault_repair, complaint, consultation, ...")
 @click.option("-q", "--text", help="in the number or the description")
@@ -80,9 +100,9 @@ def workorders_list(as_json: bool, limit: int, offset: int, status: str | None,
     if as_json:
         _echo_json(page["items"])
         return
-    for r in page["items"]:
-        click.echo(_line(r))
-    click.echo(f"{len(page['items'])} of {page['total']}")
+    _orders(page["items"], tz, empty="no work orders match")
+    if page["items"]:
+        click.echo(f"{len(page['items'])} of {page['total']}")
 
 
 @workorders.command("show")
@@ -90,22 +110,28 @@ def workorders_list(as_json: bool, limit: int, offset: int, status: str | None,
 @click.option("--json", "as_json", is_flag=True)
 def workorders_show(number: str, as_json: bool) -> None:
     """One work order with its full history and SLA clocks."""
-    _settings, svc = _service()
+    settings, svc = _service()
     doc = _run(lambda: svc.get(number))
     if as_json:
         _echo_json(doc)
         return
-    click.echo(_line(doc))
-    click.echo(f"  {doc['type_label']['zh']} / {doc['status_label']['zh']}  "
-               f"{doc['description']}")
-    for e in doc["events"]:
-        click.echo(f"  {e['at']}  {e['step']:19} {e['actor']:12} {e.get('note') or ''}")
-    for c in doc["clocks"]:
-        click.echo(f"  clock {c['name']}: due {c['due_at']}, used {c['percent_used']}%"
-                   + (f", stopped {c['stopped_at']} ({c['stopped_by']})" if c["stopped_at"]
-                      else ""))
+    tz = settings.ivr.timezone
+    _orders([doc], tz, empty="")
+    click.echo(f"\n{doc['description']}\n")
+    common.echo_table(
+        [common.when_header("at", tz), "step", "actor", "note"],
+        [[common.local_time(e["at"], tz), e["step"], e["actor"], e.get("note")]
+         for e in doc["events"]], empty="no steps recorded")
+    if doc["clocks"]:
+        click.echo("")
+    common.echo_table(
+        ["SLA clock", common.when_header("due", tz), "used",
+         common.when_header("stopped", tz), "stopped by"],
+        [[c["name"], common.local_time(c["due_at"], tz), f"{c['percent_used']}%",
+          common.local_time(c["stopped_at"], tz), c["stopped_by"]] for c in doc["clocks"]],
+        empty="", right=["used"])
     if doc["children"]:
-        click.echo(f"  子单: {', '.join(doc['children'])}")
+        click.echo(f"\n子单: {', '.join(doc['children'])}")
 
 
 def _actor_options(fn: F) -> F:
@@ -119,11 +145,29 @@ def _actor_options(fn: F) -> F:
     return fn
 
 
-def _actor(actor: str, role: str, actor_department: str | None) -> Any:
+def _actor(settings: Any, actor: str, role: str, actor_department: str | None) -> Any:
+    """The actor named, checked against the staff: an active member of that role (an admin may
+    act as a supervisor), and a department's user of the department given, so a typo (`ZZZ`)
+    records nothing."""
+    from cti.db.agents import get_agent
+    from cti.db.staff import get_staff, in_unit
     from workorders.service import Actor
 
-    return _run(lambda: Actor(actor, Role(role),
-                              Department(actor_department) if actor_department else None))
+    who = _run(lambda: Actor(actor, Role(role),
+                             Department(actor_department) if actor_department else None))
+    if actor_department and who.role is not Role.DEPARTMENT:
+        raise click.UsageError("--actor-department is only for a --role department actor")
+    with common.sessions(settings)() as s:
+        staff = get_agent(s, actor)
+    if staff is None or not staff.active:
+        raise click.ClickException(f"no active member of staff {actor!r}")
+    if staff.role != role and not (staff.role == "admin" and role == "supervisor"):
+        raise click.ClickException(f"{actor} is {staff.role}, not {role}")
+    if who.role is Role.DEPARTMENT:
+        theirs = in_unit(common.sessions(settings), get_staff, actor)["department"]
+        if theirs != actor_department:
+            raise click.ClickException(f"{actor} is in {theirs}, not {actor_department}")
+    return who
 
 
 @workorders.command("advance")
@@ -141,10 +185,31 @@ def workorders_advance(number: str, to: str, actor: str, role: str,
                        satisfied: bool | None, as_json: bool) -> None:
     """Take the next step TO (dispatched, department_accepted, on_site, resolved,
     return_visit, archived)."""
-    _settings, svc = _service()
-    who = _actor(actor, role, actor_department)
+    settings, svc = _service()
+    who = _actor(settings, actor, role, actor_department)
     doc = _run(lambda: svc.transition(number, to, who, department=department, note=note,
                                       satisfied=satisfied))
+    if as_json:
+        _echo_json(doc)
+    else:
+        click.echo(_line(doc))
+
+
+@workorders.command("reopen")
+@click.argument("number")
+@_actor_options
+@click.option("--department", type=click.Choice([d.value for d in Department]),
+              help="send it to this department (default: the one that had it)")
+@click.option("--note", help="why (the customer's complaint at the return visit)")
+@click.option("--json", "as_json", is_flag=True)
+def workorders_reopen(number: str, actor: str, role: str, actor_department: str | None,
+                      department: str | None, note: str | None, as_json: bool) -> None:
+    """Send an order back to a department after its return visit (回访不满意, 重新派发): a
+    supervisor's step; an unsatisfied order is reopened, never archived."""
+    settings, svc = _service()
+    who = _actor(settings, actor, role, actor_department)
+    doc = _run(lambda: svc.transition(number, "dispatched", who, department=department,
+                                      note=note, reopen=True))
     if as_json:
         _echo_json(doc)
     else:
@@ -160,8 +225,8 @@ def workorders_urge(number: str, actor: str, role: str, actor_department: str | 
                     note: str | None, as_json: bool) -> None:
     """Record an urge (催办) on an open order. The supervisor alert is sent by the CTI only
     when it runs the order's escalation; from the CLI it is recorded, not published."""
-    _settings, svc = _service()
-    who = _actor(actor, role, actor_department)
+    settings, svc = _service()
+    who = _actor(settings, actor, role, actor_department)
     doc = _run(lambda: svc.urge(number, who, note))
     if as_json:
         _echo_json(doc)
@@ -171,26 +236,27 @@ def workorders_urge(number: str, actor: str, role: str, actor_department: str | 
 
 @workorders.command("return-visits")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=common.LIMIT)
 def workorders_return_visits(as_json: bool, limit: int) -> None:
     """Resolved orders waiting for their return visit (回访), longest waiting first."""
-    _settings, svc = _service()
+    settings, svc = _service()
     rows = _run(lambda: svc.return_visit_list(limit))
     if as_json:
         _echo_json(rows)
         return
-    for r in rows:
-        click.echo(_line(r) + ("  (required)" if r["return_visit_required"] else ""))
+    _orders(rows, settings.ivr.timezone, empty="no order is waiting for its return visit",
+            extra=("required",),
+            cells=lambda r: ["yes" if r["return_visit_required"] else "no"])
 
 
 @workorders.command("at-risk")
 @click.option("--json", "as_json", is_flag=True)
 def workorders_at_risk(as_json: bool) -> None:
     """Orders whose SLA clock has used 80% or more of its time."""
-    _settings, svc = _service()
+    settings, svc = _service()
     rows = _run(lambda: svc.at_risk())
     if as_json:
         _echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{_line(r)}  {r['percent_used']}%")
+    _orders(rows, settings.ivr.timezone, empty="no order's SLA clock is at 80% or more",
+            extra=("used",), cells=lambda r: [f"{r['percent_used']}%"])

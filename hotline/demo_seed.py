@@ -32,6 +32,7 @@ from cti.db.models import (
     OutageArea,
     Payment,
 )
+from cti.db.staff import ensure_shipped_skills
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ MIN_ACCOUNTS = 50
 # its staff with cti.db.agents.create_agent and their own passwords.
 DEMO_PASSWORD = "95598"
 DEMO_AGENTS = 50       # A001..A050, one per 95598 seat
+# the departments' demo users: a repair crew (抢修班), marketing (营销) and metering (计量)
+DEMO_DEPARTMENT_USERS = (("R01", "抢修一班", "repair"), ("M01", "营销班", "marketing"),
+                         ("J01", "计量班", "metering"))
 DEMO_SUPERVISORS = 5   # S01..S05
 
 DEMO_PURPOSES: tuple[str, ...] = (
@@ -297,6 +301,7 @@ def seed_demo(
         logger.info("database already has areas; demo city seed skipped")
         if _is_demo_city(session):
             _seed_agents(session, now, rng_seed)
+            _seed_calendars(session, now)
         return _counts(session)
 
     rng = random.Random(rng_seed)
@@ -421,6 +426,7 @@ def seed_demo(
     session.execute(insert(Payment), payment_rows)
     _seed_outages(session, now, area_id, feeder_id)
     _seed_agents(session, now, rng_seed)
+    _seed_calendars(session, now)
     session.flush()
     summary = _counts(session)
     logger.info("demo city seeded: %s", summary)
@@ -446,8 +452,23 @@ def _demo_skills(i: int, rng: random.Random) -> dict[str, int]:
     return skills
 
 
+def _seed_calendars(session: Session, now: datetime) -> None:
+    """The demo's service hours (issue 15 §3): billing (电费) is staffed 08:00-20:00 and routes
+    to general at night; general, repair and english answer 7×24 (no calendar). Billing, as
+    no shipped flow transfers to it: a demo call at night changes nothing. Kept if present."""
+    from cti.db import calendars
+    from cti.db.models_calendars import SkillCalendar
+
+    if session.get(SkillCalendar, "billing") is not None:
+        return
+    calendars.set_calendar(session, "billing", dict.fromkeys(
+        ("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "08:00-20:00"),
+        after_hours="route", route_to="general", by="seed", now=now, always_open="general")
+
+
 def _seed_agents(session: Session, now: datetime, rng_seed: int) -> None:
     """The demo staff, unless any agent exists; see seed_demo."""
+    ensure_shipped_skills(session, now)  # what the demo's agents hold
     if session.scalar(select(Agent.id).limit(1)) is not None:
         logger.info("database already has agents; demo staff seed skipped")
         return
@@ -473,9 +494,15 @@ def _seed_agents(session: Session, now: datetime, rng_seed: int) -> None:
     ] + [
         # the desktop's administrator: may do what a supervisor may; takes no calls
         {"agent_id": "admin", "name": "管理员", "role": "admin", "skills": {}},
+    ] + [
+        # a department's user each (issue 15 §1): they work their department's orders
+        {"agent_id": agent_id, "name": name, "role": "department", "skills": {},
+         "department": department}
+        for agent_id, name, department in DEMO_DEPARTMENT_USERS
     ]
     session.execute(insert(Agent), [
-        {**row, "password_hash": password_hash, "active": True, "created_at": now}
+        {**row, "department": row.get("department"), "password_hash": password_hash,
+         "active": True, "created_at": now}
         for row in rows])
     logger.info("demo staff seeded: %d agents, %d supervisors (demo password)",
                 DEMO_AGENTS, DEMO_SUPERVISORS)

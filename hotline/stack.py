@@ -324,7 +324,8 @@ def stop_fail2ban(settings: Settings) -> bool:
 
 
 def mqtt_staff(settings: Settings) -> list[Any]:
-    """Every active staff member (id, role) in the database: one broker user each."""
+    """Every active staff member (id, role) of the center in the database: one broker user
+    each. The departments' users have none: they get no live events (agent_desktop.push)."""
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -334,8 +335,8 @@ def mqtt_staff(settings: Settings) -> list[Any]:
 
     try:
         with database_at(settings.db_url, migrate=False) as sessions, sessions() as s:
-            rows = s.execute(select(Agent.agent_id, Agent.role).where(Agent.active.is_(True))
-                             .order_by(Agent.agent_id)).all()
+            rows = s.execute(select(Agent.agent_id, Agent.role).where(
+                Agent.active.is_(True), Agent.role != "department").order_by(Agent.agent_id)).all()
     except SQLAlchemyError as exc:
         raise StackError(f"cannot read the staff for the MQTT broker's users: {exc}") from exc
     return [Staff(str(a), str(r)) for a, r in rows]
@@ -471,7 +472,8 @@ def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
     root:hotline 0750: root opens cti.log and writes cti.pid there. The database and its
     WAL/SHM (made by root's migration and demo seed) and web-tls/ become hotline's, 0600/0700;
     fastagi.secret (the one secret the CTI reads) root:hotline 0640; secrets.json (every
-    phone's SIP password) and hotline.env stay root's 0600.
+    phone's SIP password) and hotline.env stay root's 0600. The flows folder keeps its owner
+    and becomes the CTI's group's, 0775: the admin console's publish renames a file into it.
     As a developer: the same modes on one's own files, no owners changed.
     """
     p = paths(settings)
@@ -501,6 +503,14 @@ def secure_cti_files(settings: Settings, user: CtiUser | None) -> None:
         # password, stays root's 0600): root's, readable by the CTI's group, no one else
         _give(state / "fastagi.secret", user, 0o640, owner=0)
         _give(state / "secrets.json", CtiUser("root", 0, 0, ()), 0o600)
+    if user is not None:
+        # the admin console publishes a flow by writing a temporary file in the flows folder
+        # and renaming it over the old one (agent_desktop.api.flows): the CTI's group may
+        # write the folder (not sticky: the rename replaces root's file), its owner and the
+        # files in it are left as they are
+        flows = settings.ivr.flows_dir
+        if flows.is_dir() and not flows.is_symlink():
+            _give(flows, user, 0o775, owner=flows.stat().st_uid)
     tls = state / "web-tls"
     if os.path.lexists(tls):
         _give(tls, user, 0o700)

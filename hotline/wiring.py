@@ -22,7 +22,8 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -391,6 +392,8 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
     enabled; None otherwise."""
     if not (settings.pbx.outbound_trunk and settings.outbound.enabled):
         return None
+    from callcenter.callbacks import PURPOSE as CALLBACK
+    from callcenter.callbacks import Callbacks, agents_of
     from callcenter.outbound_service import OutboundConfig, OutboundService
     from callcenter.return_visits import PURPOSE
     from outbound.pacing import Capacity
@@ -416,6 +419,13 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
         purposes[NOTICE.name] = NOTICE
         results[NOTICE.name] = notices.on_result
         variables[NOTICE.name] = notices.variables
+    # after-hours callbacks the IVR booked (issue 15 §3): dialled when their skill is open and
+    # one of its agents is free, and queued to that skill (callcenter.callbacks)
+    callbacks = Callbacks(sessions, lambda: agents_of(acd.view),
+                          tz=ZoneInfo(settings.ivr.timezone),
+                          always_open=settings.calendars.always_open)
+    purposes[CALLBACK.name] = CALLBACK
+    variables[CALLBACK.name] = callbacks.variables
     return OutboundService(
         sessions, ami,
         OutboundConfig(trunk="carrier-out", systemname=settings.pbx.systemname,
@@ -423,7 +433,8 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
                        ring_s=ob.ring_s, window=ob.window(), retry=ob.retry(),
                        pacing=ob.pacing()),
         purposes, capacity=capacity, paused=paused,
-        clock=lambda: datetime.now(UTC), results=results, variables=variables)
+        clock=lambda: datetime.now(UTC), results=results, variables=variables,
+        admit={CALLBACK.name: callbacks.admit}, answered={CALLBACK.name: callbacks.answered})
 
 
 async def outbound_tap(outbound: Any, events: Any) -> Any:
@@ -460,16 +471,18 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.call_control import CallControl
     from callcenter.journal import JOURNAL_NAME
     from callcenter.outage_watch import OutageWatch
+    from callcenter.staff_watch import StaffWatch
     from callcenter.storm_watch import StormWatch, active_faults_of
     from callcenter.surveys import SurveyService
     from cti.ami.client import AmiClient
     from cti.ami.feed import AcdFeed
     from cti.ami.pbx import AmiPbx
-    from cti.db import login_limits
+    from cti.db import login_limits, staff
     from cti.db.acd_store import DbAcdStore
     from cti.db.calls import pbx_cut_writer
     from cti.db.mqtt_logins import DbMqttDirectory
     from cti.db.recorder_store import DbRecordingIndex, DbSupervisionAudit
+    from cti.db.reports import aggregate_every
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
     from ivr.agi_session import IvrContext, make_ivr_handler
@@ -483,7 +496,9 @@ async def build_daemon(settings: Settings) -> Daemon:
     db_engine = migrated_engine(settings)
     sessions = make_session_factory(db_engine)
     prompts = PromptIndex.load(settings.prompts.cache_dir)
-    registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has)
+    # a transfer to a skill nobody configured is refused, at start and at every reload
+    registry = FlowRegistry(settings.ivr.flows_dir, settings.ivr.entry_flow, prompts.has,
+                            skills=partial(staff.in_unit, sessions, staff.skill_names))
     registry.load()  # an invalid flow set at startup is fatal, with file:line on stderr
     check_storage(settings.recorder.storage_dir)  # a tmpfs recordings folder is fatal
     # one vosk model per language per process: the live calls and transcription share it
@@ -521,6 +536,9 @@ async def build_daemon(settings: Settings) -> Daemon:
         clock=lambda: datetime.now(UTC),
         max_silence_s=settings.ivr.max_silence_s,
         speech=speech,
+        tz=tz,
+        always_open=settings.calendars.always_open,
+        callback_valid=timedelta(hours=settings.calendars.callback_hours),
     )
     fastagi = FastAgiServer({"ivr": make_ivr_handler(ivr_ctx)}, settings.fastagi.host,
                             settings.fastagi.port, settings.fastagi.backlog, **guard)
@@ -593,7 +611,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     web_ctx = services.web_context(acd=acd, pbx=ami, bus=bus, agent_commands=commands,
                                    calls=calls,
                                    recorder=recorder, supervision=supervision,
-                                   transcription=transcriber)
+                                   transcription=transcriber, flows=registry)
     web_app = create_app(web_ctx)
     web_sock = bind(settings.web)
     try:
@@ -688,11 +706,18 @@ async def build_daemon(settings: Settings) -> Daemon:
         # storm mode: the switch (console, CLI, automatic) reaches the ACD within seconds,
         # and inflow or active faults switch it automatically ([storm])
         "storm-watch": storm_watch.run,
+        # an admin's change (console, CLI) reaches the ACD within seconds: a logged-in
+        # agent's skills from their next offer; a disabled agent signed out after their call
+        "staff-watch": StaffWatch(acd, partial(staff.skills_of, sessions)).run,
         "web": lambda: serve_web(web_app, web_sock, web_tls),
         "web-wallboard": lambda: web_app.state.push.wallboard_loop(lambda: wallboard_doc(web_ctx)),
         # hotline/outages and hotline/storm (retained) whenever the database moved, whoever
         # moved it (the CLI has no bus): desktops hear of every change within seconds
         "outage-watch": OutageWatch(sessions, bus).run,
+        # the workload reports (issue 15 §4): finished intervals and days into the report
+        # tables every minute, each counted once (a high-water mark)
+        "reports": lambda: aggregate_every(sessions, tz=tz,
+                                           service_level_s=acd_config(settings).service_level_s),
     }
     if transcriber is not None:
         # the sweep at start (a dead process's jobs back to the queue), then the workers

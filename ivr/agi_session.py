@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
+from acd.calendar import Calendar, Decision, decide
 from ivr import engine as e
+from ivr import say
 from ivr.fastagi import AgiChannel, AgiCommandError, AgiHangup
 from ivr.speech_port import ListenRequest, SpeechPort
 
@@ -22,6 +25,16 @@ QUERY_TIMEOUT_S = 5.0
 HOLD_MUSIC = "default"
 # the call record is worth a short wait, never the caller's silence
 RECORD_TIMEOUT_S = 3.0
+# what a caller on the nuisance list hears (prompts/catalog/callers.yaml)
+NUISANCE_WARNING = "callers.nuisance_warning"
+# after hours (prompts/catalog/calendars.yaml): the skill is closed, it opens at ..., and what
+# happens next (transferred to an open skill, or a callback offered: 1 books it, 2 declines)
+CLOSED, OPENS_AT, OPENS_AT_END = "calendars.closed", "calendars.opens_at", "calendars.opens_at_end"
+ROUTED, CALLBACK_OFFER = "calendars.routed", "calendars.callback_offer"
+CALLBACK_BOOKED, CALLBACK_FAILED = "calendars.callback_booked", "calendars.callback_failed"
+CALLBACK_KEYS = {"1": "book", "2": "decline"}
+CALLBACK_TRIES = 3
+CALLBACK_WAIT_S = 6.0
 PLAY_TIMEOUT_S = 120.0
 # after a wrong answer, keys still arriving (a caller mashing the keypad) are swallowed until
 # the caller pauses this long, so one burst of garbage costs one retry, not all of them
@@ -45,6 +58,19 @@ class IvrServices(Protocol):
                            lang: str, account: str | None, skill: str | None,
                            priority: int | None, now: datetime,
                            outage_ids: Sequence[int] = ()) -> None: ...
+
+    async def caller_lists(self, caller: str) -> frozenset[str]:
+        """The inbound lists the caller's number is on (cti.db.callers: nuisance, vip)."""
+        ...
+
+    async def calendars(self) -> Mapping[str, Calendar]:
+        """The skills' service hours (cti.db.calendars); a skill without one is 7×24."""
+        ...
+
+    async def book_callback(self, *, call_id: str, caller: str, skill: str, at: datetime,
+                            lang: str, valid_for: timedelta, now: datetime) -> int:
+        """An after-hours callback to the caller when `skill` opens (`at`); its id."""
+        ...
 
 
 class PromptPaths(Protocol):
@@ -71,6 +97,11 @@ class IvrContext:
     rescue: Callable[[str], Awaitable[bool]] | None = None
     # lets callers speak to menus (AudioSocket, issue 13); None: keys only
     speech: SpeechPort | None = None
+    # service hours (issue 15 §3): the center's time zone ([ivr] timezone), the 7×24 skill a
+    # caller of a closed skill goes to without a callback, and how long a callback stays due
+    tz: tzinfo = ZoneInfo("Asia/Shanghai")
+    always_open: str = "general"
+    callback_valid: timedelta = timedelta(hours=4)
 
 
 def _quote(s: str) -> str:
@@ -295,6 +326,14 @@ class AgiIvrSession:
             # FastAGI path too slow to answer a NOOP within max_silence_s leaves the caller
             # there and goes to the fallback (AgiCommandError below) before any prompt
             await self.agi.command("NOOP", timeout=self.link_s)
+            if await self._is_nuisance():
+                # 骚扰来电: the warning in both languages (none chosen yet), then the IVR ends
+                # the call; the record says refused
+                await self.play([e.Prompt(NUISANCE_WARNING, "zh"),
+                                 e.Prompt(NUISANCE_WARNING, "en")], barge_in=False)
+                await self._record_end("refused", None, None, None, None)
+                await self.set_var("HOTLINE_NEXT", "hangup")
+                return
             session, actions = engine.start(e.Start(caller=self.caller, call_id=self.call_id,
                                                     now=now, dnis=self.dnis,
                                                     storm=ctx.short_menus()))
@@ -318,9 +357,19 @@ class AgiIvrSession:
                     elif isinstance(act, e.Transfer):
                         outcome, skill, priority = "transfer", act.skill, act.priority
                         account = act.account
-                        await self.play(act.prompts, barge_in=False)
+                        closed = await self._closed(act.skill)
+                        if closed is None:
+                            await self.play(act.prompts, barge_in=False)
+                        else:
+                            routed = await self._after_hours(closed, session.lang)
+                            if routed is None:  # a callback is booked: nothing more today
+                                await self._record_end("self_served", session, None, None,
+                                                       None)
+                                await self.set_var("HOTLINE_NEXT", "hangup")
+                                return
+                            skill = routed
                         await self._record_end(outcome, session, account, skill, priority)
-                        for name, value in (("HOTLINE_SKILL", act.skill),
+                        for name, value in (("HOTLINE_SKILL", skill),
                                             ("HOTLINE_PRIORITY", str(act.priority)),
                                             ("HOTLINE_ACCOUNT", act.account or ""),
                                             ("HOTLINE_REASON", act.reason)):
@@ -347,6 +396,95 @@ class AgiIvrSession:
                       self.call_id, exc)
             await self._rescue()
             await self._record_end("fallback", session, None, None, None)
+
+    async def _is_nuisance(self) -> bool:
+        """Whether the caller's number is on the nuisance list. A failed lookup lets the call
+        in: a database hiccup must not turn callers away."""
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                return "nuisance" in await self.ctx.services.caller_lists(self.caller)
+        except Exception:
+            log.exception("call %s: could not look the caller up in the caller lists",
+                          self.call_id)
+            return False
+
+    async def _closed(self, skill: str) -> Decision | None:
+        """Where a call for `skill` goes when its calendar says it is closed now; None when it
+        is open. A failed lookup lets the call through as if open: a database hiccup must not
+        send callers away."""
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                calendars = await self.ctx.services.calendars()
+            decision = decide(calendars, skill, self.ctx.clock(), self.ctx.tz)
+        except Exception:
+            log.exception("call %s: could not read the service hours of %s; taken as open",
+                          self.call_id, skill)
+            return None
+        return None if decision.open else decision
+
+    def _hours_fact(self, d: Decision, lang: str) -> list[e.Prompt]:
+        """"The service you chose is closed now; it opens again <when>." (the when left out
+        when it never opens within the calendar's search)."""
+        out = [e.Prompt(CLOSED, lang)]
+        if d.opens_at is not None:
+            when = say.say_datetime(d.opens_at, lang, now=self.ctx.clock())
+            end = [OPENS_AT_END] if lang == "zh" else []
+            out += [e.Prompt(p, lang) for p in (OPENS_AT, *when, *end)]
+        return out
+
+    async def _after_hours(self, d: Decision, lang: str) -> str | None:
+        """Tell a caller of a closed skill so, then: transfer to the open skill the calendar
+        routes to; or offer a callback for when it opens (1 books it and the call ends: None;
+        2, nothing keyed, or no number to call: the 7×24 skill). The path records the skill
+        asked for and where the call went."""
+        step: dict[str, Any] = {"node": "after_hours", "skill": d.skill, "action": d.action}
+        hours = self._hours_fact(d, lang)
+        if d.action == "route":
+            await self.play([*hours, e.Prompt(ROUTED, lang)], barge_in=False)
+            self.path.append({**step, "routed_to": d.target, "hops": list(d.hops)})
+            return d.target
+        if d.opens_at is not None and self.caller:
+            answer = await self._offer_callback(hours, lang)
+            step["answer"] = answer
+            if answer == "book":
+                job = await self._book_callback(d, lang)
+                if job is not None:
+                    await self.play([e.Prompt(CALLBACK_BOOKED, lang)], barge_in=False)
+                    self.path.append({**step, "callback_at": d.opens_at.isoformat(),
+                                      "job": job})
+                    return None
+                hours = [e.Prompt(CALLBACK_FAILED, lang)]
+            else:
+                hours = []
+        await self.play([*hours, e.Prompt(ROUTED, lang)], barge_in=False)
+        self.path.append({**step, "routed_to": self.ctx.always_open})
+        return self.ctx.always_open
+
+    async def _offer_callback(self, hours: list[e.Prompt], lang: str) -> str:
+        """The hours and the offer, then one key: `book`, `decline`, or `none` (nothing keyed,
+        or CALLBACK_TRIES wrong keys; each wrong key hears why and the offer again)."""
+        await self.play(hours, barge_in=False)
+        offer = "&".join(self._paths([e.Prompt(CALLBACK_OFFER, lang)]))
+        for _ in range(CALLBACK_TRIES):
+            key, _status = await self._read(offer, 1, "", CALLBACK_WAIT_S)
+            if not key:
+                return "none"
+            if key in CALLBACK_KEYS:
+                return CALLBACK_KEYS[key]
+            await self.play([e.Prompt("ivr.invalid", lang)], barge_in=False)
+            await self.drain()
+        return "none"
+
+    async def _book_callback(self, d: Decision, lang: str) -> int | None:
+        assert d.opens_at is not None
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT_S):
+                return await self.ctx.services.book_callback(
+                    call_id=self.call_id, caller=self.caller, skill=d.skill, at=d.opens_at,
+                    lang=lang, valid_for=self.ctx.callback_valid, now=self.ctx.clock())
+        except Exception:
+            log.exception("call %s: could not book the after-hours callback", self.call_id)
+            return None
 
     async def _rescue(self) -> None:
         if self.ctx.rescue is None or not self.channel:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +27,13 @@ class FlowRegistry:
     """The current FlowSet. Sessions take a snapshot at their start and keep it to the end."""
 
     def __init__(self, flows_dir: Path, entry_flow: str,
-                 has_prompt: Callable[[str, str], bool] | None) -> None:
+                 has_prompt: Callable[[str, str], bool] | None,
+                 skills: Callable[[], Collection[str]] | None = None) -> None:
         self.flows_dir = flows_dir
         self.entry_flow = entry_flow
         self.has_prompt = has_prompt
+        # the configured skills, read at each load (the skills table: an admin adds them)
+        self.skills = skills
         self.version = 0
         self._current: FlowSet | None = None
         self.last = ReloadStatus(ok=False, at="", version=0, errors=("not loaded",))
@@ -44,8 +47,15 @@ class FlowRegistry:
     def load(self) -> ReloadStatus:
         """Validate the folder; on success swap, on failure keep serving the old set."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        skills = None
+        if self.skills is not None:
+            try:
+                skills = self.skills()
+            except Exception as exc:  # the database away: the rest is still checked
+                log.warning("flow check without the skills table (unreadable: %s)", exc)
         try:
-            flows = load_flow_dir(self.flows_dir, self.has_prompt, required=[self.entry_flow])
+            flows = load_flow_dir(self.flows_dir, self.has_prompt, required=[self.entry_flow],
+                                  skills=skills)
         except FlowValidationError as exc:
             self.last = ReloadStatus(ok=False, at=now, version=self.version,
                                      errors=tuple(str(x) for x in exc.errors))

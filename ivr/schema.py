@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -342,6 +342,12 @@ def _prompts(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
     return out
 
 
+def prompt_refs(flow: Flow) -> list[tuple[str, str, str]]:
+    """(node id, field, prompt id) of every prompt a flow plays, in file order (a preview)."""
+    return [(nid, str(path[0]), pid) for nid in flow.nodes
+            for pid, path in _prompts(flow.nodes[nid])]
+
+
 def _defined_vars(nodes: Mapping[str, Any]) -> set[str]:
     out = set(BUILTIN_VARS)
     for n in nodes.values():
@@ -422,9 +428,16 @@ def _no_exit_cycle(start: str, nodes: Mapping[str, Any], trapped: set[str]) -> l
 
 
 def _graph_errors(model: FlowModel, lines: _Lines, file: str,
-                  has_prompt: Callable[[str, str], bool] | None) -> list[FlowError]:
+                  has_prompt: Callable[[str, str], bool] | None,
+                  skills: Collection[str] | None = None) -> list[FlowError]:
     errs: list[FlowError] = []
     nodes = model.nodes
+    if skills is not None:
+        for nid, node in nodes.items():
+            if node.type == "transfer" and node.skill not in skills:
+                errs.append(FlowError(file, lines.line(("nodes", nid, "skill")),
+                                      f"node {nid!r}: skill {node.skill!r} is not configured "
+                                      f"(skills: {', '.join(sorted(skills)) or 'none'})"))
     if model.entry not in nodes:
         errs.append(FlowError(file, lines.line(("entry",)),
                               f"entry: unknown node {model.entry!r}"))
@@ -592,8 +605,10 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> FlowError:
 
 
 def parse_flow(text: str, file: str,
-               has_prompt: Callable[[str, str], bool] | None = None) -> Flow:
-    """Validate one flow file's text. Raises FlowValidationError naming file:line."""
+               has_prompt: Callable[[str, str], bool] | None = None,
+               skills: Collection[str] | None = None) -> Flow:
+    """Validate one flow file's text. Raises FlowValidationError naming file:line. `skills`:
+    the configured skills (the skills table) a transfer may name; None: not checked."""
     try:
         root, raw = _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
@@ -616,30 +631,36 @@ def parse_flow(text: str, file: str,
         model = FlowModel.model_validate(raw)
     except ValidationError as exc:
         raise FlowValidationError(_pydantic_errors(exc, lines, file, raw)) from None
-    errs = _graph_errors(model, lines, file, has_prompt)
+    errs = _graph_errors(model, lines, file, has_prompt, skills)
     if errs:
         raise FlowValidationError(errs)
     return Flow(id=model.flow, file=file, entry=model.entry, nodes=dict(model.nodes),
                 lines={nid: lines.line(("nodes", nid)) for nid in model.nodes})
 
 
-def load_flow_file(path: Path, has_prompt: Callable[[str, str], bool] | None = None) -> Flow:
+def load_flow_file(path: Path, has_prompt: Callable[[str, str], bool] | None = None,
+                   skills: Collection[str] | None = None) -> Flow:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowValidationError([FlowError(str(path), 1, f"cannot read: {exc}")]) from None
-    return parse_flow(text, str(path), has_prompt)
+    return parse_flow(text, str(path), has_prompt, skills)
 
 
 def load_flow_dir(flows_dir: Path, has_prompt: Callable[[str, str], bool] | None = None,
-                  required: Iterable[str] = ()) -> FlowSet:
-    """Validate every *.yaml in the folder as one set; any error rejects the whole set."""
+                  required: Iterable[str] = (), skills: Collection[str] | None = None,
+                  texts: Mapping[str, str] | None = None) -> FlowSet:
+    """Validate every *.yaml in the folder as one set; any error rejects the whole set.
+    `texts`: file name -> text checked in place of that file's (an edit not yet saved)."""
     errors: list[FlowError] = []
     flows: dict[str, Flow] = {}
     files = sorted(flows_dir.glob("*.yaml"))
     for path in files:
         try:
-            flow = load_flow_file(path, has_prompt)
+            if texts is not None and path.name in texts:
+                flow = parse_flow(texts[path.name], str(path), has_prompt, skills)
+            else:
+                flow = load_flow_file(path, has_prompt, skills)
         except FlowValidationError as exc:
             errors.extend(exc.errors)
             continue

@@ -63,6 +63,7 @@ class Job:
     last_outcome: Outcome | None = None
     priority: int = 0
     lang: str = "zh"                     # the customer's: what the call says, zh or en
+    skill: str | None = None             # whose agents take it (an after-hours callback's)
 
     @property
     def open(self) -> bool:

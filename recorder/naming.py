@@ -3,7 +3,8 @@
 The dialplan writes `<YYYYMMDD>/<call_id>_<leg_id>_<seat>.wav` under the recordings folder
 (bind-mounted into the Asterisk chroot at IN_CHROOT_DIR): call_id is the Linkedid, so every
 leg of a transferred or re-queued call carries the same call id; leg_id is the agent
-channel's Uniqueid; seat is the answering endpoint (or `ivr` for the caller's IVR part).
+channel's Uniqueid; seat is the answering endpoint (or `ivr` for the caller's IVR part, or `msg`
+for the voice message a customer left on a return visit: the customer's own leg, kind `ivr`).
 Both ids carry the node's Asterisk systemname when it has one ("pbx1-1700000000.12"), which
 keeps them unique across PBX nodes; names written before systemname was set have none.
 """
@@ -19,6 +20,7 @@ from config.settings import ASTERISK_ID_PATTERN
 
 IN_CHROOT_DIR = "/var/lib/hotline/recordings"
 IVR_SEAT = "ivr"
+MESSAGE_SEAT = "msg"  # a return visit's voice message (回访留言), Record()ed by the dialplan
 _ID = ASTERISK_ID_PATTERN  # [<systemname>-]<epoch>.<seq>
 _NAME_RE = re.compile(
     rf"(?P<day>[0-9]{{8}})/(?P<call_id>{_ID})_(?P<leg_id>{_ID})_(?P<seat>[a-z]+[0-9]*)\.wav")
@@ -37,7 +39,12 @@ class RecordingName:
 
     @property
     def kind(self) -> str:
-        return "ivr" if self.seat == IVR_SEAT else "agent"
+        return "ivr" if self.seat in (IVR_SEAT, MESSAGE_SEAT) else "agent"
+
+    @property
+    def message(self) -> bool:
+        """A voice message: as long as the customer chose, not as long as the leg."""
+        return self.seat == MESSAGE_SEAT
 
     @property
     def rel_path(self) -> str:

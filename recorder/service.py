@@ -326,6 +326,9 @@ class RecorderService:
             began = float(msg["StartEpoch"])
         except (KeyError, ValueError):
             leg_s, began = None, time.time()
+        if parse(rel).message:
+            # the message ends at # or silence (trimmed), the leg later: not a truncation
+            leg_s = None
         self.check_disk()
         wait = min(FULL_DISK_WAIT_S if self.disk.full_since(began) else
                    self.settings.index_wait_s, self.settings.index_wait_s)

@@ -5,11 +5,13 @@ The decisions are `recorder.supervision_policy`'s (pure); this module runs them:
 - start: the ACD names the call's agent and seat; the supervisor's own phone (PJSIP/supNN) is
   Originated into the `hotline-spy` context with ChannelId `hotline-spy-<session>`, and the
   dialplan runs `ChanSpy(PJSIP/seatNN-,<options>)` once it answers;
-- mode: Setvar the new options on that channel, then Redirect it back into `hotline-spy`:
-  ChanSpy restarts with them and the supervisor's phone is not rung again;
+- mode: Setvar the new options on that channel (for a ChanSpy the dialplan restarts), then the
+  mode's key (4 listen, 5 whisper, 6 barge) received on it (PlayDTMF, Receive): the running
+  ChanSpy switches without restarting, and Asterisk's DTMFEnd confirms it. A key from the
+  supervisor's own keypad switches too, and is audited the same way;
 - stop: Hangup of that channel.
 
-The Originate and the Redirect are never re-sent (the AMI client refuses to retry them); a
+The Originate is never re-sent (the AMI client refuses to retry them); a
 start whose Originate got no answer stays `dialing` until an AMI event says what happened, or
 its deadline hangs the channel up (a Hangup is safe to repeat). A spy channel that this CTI
 does not know (a previous CTI's, or one whose Originate answer was lost) is hung up as soon as
@@ -211,7 +213,10 @@ class SupervisionService:
         """Called for every AMI event (cheap filter, never blocks); work happens in run()."""
         name = msg.get("Event")
         if name not in ("ChanSpyStart", "ChanSpyStop", "UserEvent", "Hangup",
-                        "OriginateResponse"):
+                        "OriginateResponse", "DTMFEnd"):
+            return
+        if name == "DTMFEnd" and not str(msg.get("Uniqueid", "")).startswith(
+                sp.CHANNEL_ID_PREFIX):  # a caller's key in the IVR: not ours
             return
         if name == "UserEvent" and msg.get("UserEvent") != "HotlineSpy":
             return
@@ -333,7 +338,7 @@ class SupervisionService:
                 if isinstance(e, sp.Originate):
                     await self._originate(e.session)
                 elif isinstance(e, sp.SwitchMode):
-                    await self._switch(e.session)
+                    await self._switch(e.session, e.key)
                 elif isinstance(e, sp.HangupSpy):
                     await self._hangup(e.session.channel)
                 elif isinstance(e, sp.Announce):
@@ -363,13 +368,15 @@ class SupervisionService:
             log.warning("supervision %s: Originate's answer lost (%s); waiting for events",
                         s.session_id, exc)
 
-    async def _switch(self, s: SpySession) -> None:
+    async def _switch(self, s: SpySession, key: str | None) -> None:
         for var, value in (("SPY_OPTS", s.options), ("SPY_MODE", str(s.mode))):
             await self.ami.action({"Action": "Setvar", "Channel": s.channel, "Variable": var,
                                    "Value": value}, idempotent=True)
-        await self.ami.action({"Action": "Redirect", "Channel": s.channel,
-                               "Context": sp.SPY_CONTEXT, "Exten": "s", "Priority": "1"},
-                              idempotent=False)
+        if key is not None:
+            # the key as if the supervisor's phone had sent it: the running ChanSpy reads it
+            # and switches (its `d` option). Idempotent: the same key twice is the same mode
+            await self.ami.action({"Action": "PlayDTMF", "Channel": s.channel, "Digit": key,
+                                   "Duration": "100", "Receive": "yes"}, idempotent=True)
 
     async def _hangup(self, channel: str) -> None:
         try:

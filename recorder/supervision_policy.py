@@ -2,9 +2,12 @@
 
 No I/O here (no AMI, DB or MQTT): `recorder.supervision.SupervisionService` runs the effects this
 module returns. A supervisor's phone (sup01..sup05) is Originated into the `hotline-spy` context,
-which runs `ChanSpy(${SPY_TARGET},${SPY_OPTS})` on the agent's seat channel. A mode change sets
-new options on that channel and Redirects it back to the context, so ChanSpy restarts with them
-without ringing the supervisor again.
+which runs `ChanSpy(${SPY_TARGET},${SPY_OPTS})` on the agent's seat channel, with ChanSpy's `d`
+option: keys 4, 5 and 6 on the supervisor's channel switch it to listen, whisper and barge while
+it runs. A mode change from the desktop is that key, received on the channel (AMI PlayDTMF with
+Receive), so ChanSpy never restarts and its audiohooks stay attached (the Redirect that restarted
+it raced ChanSpy's start, issue 14). Asterisk reports every key ChanSpy reads (DTMFEnd); a key the
+CTI did not send is the supervisor's own phone keypad, and it changes the mode on record too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 SPY_CONTEXT = "hotline-spy"
 # The supervisor's channel gets this Uniqueid (AMI Originate ChannelId), so its events and the
-# actions on it (Setvar, Redirect, Hangup) name it without waiting for Asterisk to report it.
+# actions on it (Setvar, PlayDTMF, Hangup) name it without waiting for Asterisk to report it.
 CHANNEL_ID_PREFIX = "hotline-spy-"
 SUPERVISE_ROLES = frozenset({"supervisor", "admin"})
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -33,13 +36,20 @@ class Mode(StrEnum):
 
 # ChanSpy (Asterisk 22): q = no beep or channel name announced; E = exit when the spied-on
 # channel hangs up; S = exit when there is nothing left to spy on (never wait for another call);
-# w = whisper to the spied-on channel; B = barge, i.e. talk to both channels of its bridge.
-_BASE_OPTIONS = "qES"
+# w = whisper to the spied-on channel; B = barge, i.e. talk to both channels of its bridge;
+# d = keys 4/5/6 switch to spy/whisper/barge while ChanSpy runs (the whisper audiohook is
+# attached from the start, so a switch needs no restart).
+_BASE_OPTIONS = "qESd"
 CHANSPY_OPTIONS: Mapping[Mode, str] = {
     Mode.LISTEN: _BASE_OPTIONS,
     Mode.WHISPER: _BASE_OPTIONS + "w",
     Mode.BARGE: _BASE_OPTIONS + "B",
 }
+
+
+# the key ChanSpy's `d` option reads for each mode
+MODE_KEYS: Mapping[Mode, str] = {Mode.LISTEN: "4", Mode.WHISPER: "5", Mode.BARGE: "6"}
+_KEY_MODES = {k: m for m, k in MODE_KEYS.items()}
 
 
 def parse_mode(value: object) -> Mode:
@@ -136,6 +146,9 @@ class SpySession:
     ended_at: float | None = None
     end_reason: str | None = None
     spying: bool = False  # ChanSpy is running right now (between ChanSpyStart and Stop)
+    # keys the CTI has sent to the supervisor's channel that Asterisk has not yet reported
+    # read (DTMFEnd), oldest first: a reported key not among them came from the phone
+    keys_sent: tuple[str, ...] = ()
 
     @property
     def channel(self) -> str:
@@ -214,9 +227,12 @@ class Originate:
 
 @dataclass(frozen=True)
 class SwitchMode:
-    """Setvar SPY_OPTS/SPY_MODE on the supervisor's channel, then Redirect it to SPY_CONTEXT."""
+    """Setvar SPY_OPTS/SPY_MODE on the supervisor's channel (a ChanSpy the dialplan restarts
+    starts in the session's mode), then, when `key` is set, that key received on the channel
+    (AMI PlayDTMF, Receive): the running ChanSpy switches."""
 
     session: SpySession
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +298,15 @@ class ModeRequested:
 
 
 @dataclass(frozen=True)
+class KeyRead:
+    """Asterisk read a key on the supervisor's channel (DTMFEnd, received): one the CTI sent,
+    or the supervisor's own keypad."""
+
+    session_id: str
+    key: str
+
+
+@dataclass(frozen=True)
 class StopRequested:
     session_id: str
 
@@ -293,8 +318,8 @@ class CallGone:
     call_id: str
 
 
-Event = (Answered | SpyStarted | SpyStopped | ChannelGone | ModeRequested | StopRequested
-         | CallGone)
+Event = (Answered | SpyStarted | SpyStopped | ChannelGone | ModeRequested | KeyRead
+         | StopRequested | CallGone)
 
 
 class Rejected(Exception):
@@ -325,10 +350,16 @@ def step(session: SpySession, event: Event, now: float) -> tuple[SpySession, lis
                 return s, [AuditMode(s, s.mode, True, now), Announce(s, "started")]
             return session, []
         case SpyStarted():
+            # ChanSpy started with the options the channel had when the dialplan reached it;
+            # a switch asked since then may have set them too late, or its key may have gone
+            # to the ChanSpy that ended: the session's mode key, once more, settles it
+            key = MODE_KEYS[session.mode]
+            s = replace(session, spying=True, keys_sent=_sent(session, key))
             if session.state == SessionState.DIALING:
-                s = replace(session, state=SessionState.ACTIVE, answered_at=now, spying=True)
-                return s, [AuditMode(s, s.mode, True, now), Announce(s, "started")]
-            return replace(session, spying=True), []
+                s = replace(s, state=SessionState.ACTIVE, answered_at=now)
+                return s, [AuditMode(s, s.mode, True, now), Announce(s, "started"),
+                           SwitchMode(s, key)]
+            return s, [SwitchMode(s, key)]
         case SpyStopped():
             return replace(session, spying=False), []
         case ModeRequested(mode=mode):
@@ -336,9 +367,24 @@ def step(session: SpySession, event: Event, now: float) -> tuple[SpySession, lis
                 raise Rejected("not_answered")
             if mode == session.mode:
                 return session, []
-            s = replace(session, mode=mode)
-            return s, [AuditMode(session, session.mode, False, now), SwitchMode(s),
+            # no ChanSpy running (it has not started yet, or is between a stop and the
+            # dialplan's restart): the options alone, and its start sends the key
+            send = MODE_KEYS[mode] if session.spying else None
+            s = replace(session, mode=mode,
+                        keys_sent=_sent(session, send) if send else session.keys_sent)
+            return s, [AuditMode(session, session.mode, False, now), SwitchMode(s, send),
                        AuditMode(s, mode, True, now), Announce(s, "mode")]
+        case KeyRead(key=read):
+            if read in session.keys_sent:  # ours (and any sent before it that went unseen)
+                i = session.keys_sent.index(read)
+                return replace(session, keys_sent=session.keys_sent[i + 1:]), []
+            keyed = _KEY_MODES.get(read)
+            if keyed is None or session.state != SessionState.ACTIVE or keyed == session.mode:
+                return session, []
+            # the supervisor keyed a switch on their phone: ChanSpy made it; put it on record
+            s = replace(session, mode=keyed)
+            return s, [AuditMode(session, session.mode, False, now), SwitchMode(s),
+                       AuditMode(s, keyed, True, now), Announce(s, "mode")]
         case StopRequested():
             return _end(session, "stopped", now, hang_up=True)
         case CallGone():
@@ -346,6 +392,13 @@ def step(session: SpySession, event: Event, now: float) -> tuple[SpySession, lis
         case ChannelGone(reason=reason):
             return _end(session, reason, now, hang_up=False)
     raise TypeError(f"not a supervision event: {event!r}")
+
+
+KEYS_REMEMBERED = 8  # keys awaiting Asterisk's report; older ones were lost, not pending
+
+
+def _sent(session: SpySession, key: str) -> tuple[str, ...]:
+    return (session.keys_sent + (key,))[-KEYS_REMEMBERED:]
 
 
 def _end(session: SpySession, reason: str, now: float, *, hang_up: bool
@@ -379,6 +432,10 @@ def translate(event: Mapping[str, Any]) -> Event | None:
         if sid is None:
             return None
         return SpyStarted(sid) if name == "ChanSpyStart" else SpyStopped(sid)
+    if name == "DTMFEnd" and _h(event, "Direction") == "Received":
+        sid = session_of_channel_id(_h(event, "Uniqueid"))
+        key = _h(event, "Digit")
+        return KeyRead(sid, key) if sid and key in _KEY_MODES else None
     if name == "UserEvent" and _h(event, "UserEvent") == "HotlineSpy":
         sid = session_of_channel_id(_h(event, "Uniqueid"))
         return Answered(sid) if sid else None

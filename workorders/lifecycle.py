@@ -285,12 +285,15 @@ class Transition:
 def decide_transition(
     order_type: OrderType, status: Status, to: Status, role: Role, *,
     department: Department | None = None, current_department: Department | None = None,
-    linked_to_master: bool = False,
+    linked_to_master: bool = False, satisfaction: str | None = None,
 ) -> Transition:
     """May `role` take the order from `status` to `to`? Raises, or says what to record.
 
     A linked child order (子单) is handled through its master (主单) until the master is
-    resolved, so its own steps before that are refused.
+    resolved, so its own steps before that are refused. A re-dispatch (派发 again) must send
+    the order to another department: the same step twice would record a second dispatch that
+    changes nothing. An order whose customer was not satisfied at the return visit
+    (`satisfaction` "unsatisfied") is reopened, never archived.
     """
     edges = TRANSITIONS[order_type]
     targets = edges.get(status, {})
@@ -308,8 +311,14 @@ def decide_transition(
     dept: Department | None = None
     if to is Status.DISPATCHED:
         dept = department or current_department or DEFAULT_DEPARTMENT[order_type]
+        if status is Status.DISPATCHED and dept is current_department:
+            raise TransitionNotAllowed(
+                f"already dispatched to {dept.value}; a re-dispatch names another department")
     elif department is not None:
         raise InvalidWorkOrder("a department is only given when dispatching")
+    if to is Status.ARCHIVED and status is Status.RETURN_VISIT and satisfaction == "unsatisfied":
+        raise TransitionNotAllowed("the customer was not satisfied at the return visit: "
+                                   "reopen the order (dispatched), do not archive it")
     return Transition(frm=status, to=to, department=dept,
                       reopened=to is Status.DISPATCHED and status is Status.RETURN_VISIT)
 

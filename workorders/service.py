@@ -58,6 +58,8 @@ NUMBER_LEN: Final = 11
 MAX_PAGE: Final = 200
 MAX_DESCRIPTION: Final = 4000
 MAX_NOTE: Final = 2000
+# work_order_events.step of an agent's click-to-call to the order's customer (note: call_id=...)
+CALLED_STEP: Final = "called"
 TICK_BATCH: Final = 200  # clocks per escalation transaction
 # pg_advisory_xact_lock namespace for "linking fault reports of one area" (the CTI leader lock,
 # cti/leader_lock.py, has its own namespace): two reports of one
@@ -80,6 +82,9 @@ class Actor:
     def __post_init__(self) -> None:
         if not self.id or len(self.id) > 64:
             raise InvalidWorkOrder("actor id must be 1-64 characters")
+        if self.role is Role.DEPARTMENT and self.department is None:
+            raise InvalidWorkOrder("a department actor needs their department "
+                                   "(repair, marketing or metering)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,21 @@ class Visibility:
         owner = session.execute(select(Call.agent_id).where(Call.call_id == call_id)
                                 ).one_or_none()
         return owner is None or owner.agent_id == self.agent_id
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentVisibility(Visibility):
+    """The orders a department's user sees (issue 15 §1): those with their department now, at
+    any step, so a resolved order stays in their history and a reopened one comes back.
+    `agent_id` is the user's id; they use no calls."""
+
+    department: Department = Department.REPAIR
+
+    def where(self) -> ColumnElement[bool]:
+        return WorkOrder.department == self.department.value
+
+    def may_use_call(self, session: Session, call_id: str) -> bool:
+        return False
 
 
 def _check_visible(session: Session, number: str, visible: Visibility | None) -> None:
@@ -525,19 +545,25 @@ def _join_outage(session: Session, o: WorkOrder, root: WorkOrder, outage_id: int
 
 def transition(session: Session, number: str, to: str, actor: Actor, now: datetime, *,
                department: str | None = None, note: str | None = None,
-               satisfied: bool | None = None) -> WorkOrder:
+               satisfied: bool | None = None, reopen: bool = False) -> WorkOrder:
     """Take one lifecycle step, recorded with time and actor. Resolving a master resolves its
-    open children (they follow the master's resolution). The caller commits."""
+    open children (they follow the master's resolution). `reopen`: the step must be the
+    reopening of an order at its return visit (`hotline workorders reopen`), nothing else.
+    The caller commits."""
     now = _aware(now)
     target = lc.parse_status(to)
     note = _text(note, "note", MAX_NOTE)
     order = _locked(session, number)
     order_type, status = OrderType(order.type), Status(order.status)
     current_dept = Department(order.department) if order.department else None
+    if reopen and (status is not Status.RETURN_VISIT or target is not Status.DISPATCHED):
+        raise lc.TransitionNotAllowed(
+            f"order {number} is {status.value}: only an order at its return visit is reopened")
     decision = lc.decide_transition(
         order_type, status, target, actor.role,
         department=lc.parse_department(department) if department else None,
-        current_department=current_dept, linked_to_master=order.master_id is not None)
+        current_department=current_dept, linked_to_master=order.master_id is not None,
+        satisfaction=order.satisfaction)
     if (actor.role is Role.DEPARTMENT and actor.department is not None
             and current_dept is not None and actor.department is not current_dept):
         raise lc.RoleNotAllowed(
@@ -792,6 +818,7 @@ class SearchQuery:
     date_to: datetime | None = None  # exclusive
     limit: int = 50
     offset: int = 0
+    statuses: tuple[str, ...] = ()   # any of these (with status: both hold)
     with_events: bool = False        # each item with its history (the CLI listing)
     visible: Visibility | None = None  # an agent's view; None: every order
 
@@ -807,6 +834,8 @@ def search(session: Session, q: SearchQuery) -> dict[str, Any]:
         where.append(q.visible.where())
     if q.status:
         where.append(WorkOrder.status == lc.parse_status(q.status).value)
+    if q.statuses:
+        where.append(WorkOrder.status.in_([lc.parse_status(x).value for x in q.statuses]))
     if q.type:
         where.append(WorkOrder.type == lc.parse_type(q.type).value)
     text = _text(q.text, "text", 200)
@@ -956,13 +985,13 @@ class WorkOrderService:
 
     def transition(self, number: str, to: str, actor: Actor, *, department: str | None = None,
                    note: str | None = None, satisfied: bool | None = None,
-                   now: datetime | None = None,
-                   visible: Visibility | None = None) -> dict[str, Any]:
+                   now: datetime | None = None, visible: Visibility | None = None,
+                   reopen: bool = False) -> dict[str, Any]:
         now = now or self.clock()
         with self.sessions.begin() as s:
             _check_visible(s, number, visible)
             order = transition(s, number, to, actor, now, department=department, note=note,
-                               satisfied=satisfied)
+                               satisfied=satisfied, reopen=reopen)
             if (self.return_visits is not None and order.status == Status.RESOLVED.value
                     and lc.needs_return_visit(OrderType(order.type))):
                 self.return_visits.resolved(s, order, now)
@@ -1005,6 +1034,16 @@ class WorkOrderService:
         with self.sessions.begin() as s:
             link(s, number, master_number, actor, now)
             return get(s, number, now, self.policy)
+
+    def record_call(self, number: str, actor: Actor, call_id: str, *,
+                    now: datetime | None = None, visible: Visibility | None = None) -> None:
+        """The agent called the order's customer (click-to-call): an event `called` on the
+        order's history, its note the call's id (the call, its record and its recording)."""
+        now = now or self.clock()
+        with self.sessions.begin() as s:
+            _check_visible(s, number, visible)
+            order = _locked(s, number)
+            _add_event(s, order, CALLED_STEP, now, actor.id, f"call_id={call_id}")
 
     def get(self, number: str, *, now: datetime | None = None,
             visible: Visibility | None = None) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from agent_desktop.auth import (
     end_session,
     open_session,
     request_token,
+    session_user,
 )
 from agent_desktop.context import WebContext
 from callcenter.acd_service import Command
 from callcenter.agent_commands import Principal
-from cti.db import login_limits, web_sessions
+from cti.db import login_limits, staff, web_sessions
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -51,11 +52,21 @@ class LoginIn(BaseModel):
 
 class Me(BaseModel):
     user_id: str
-    role: Literal["agent", "supervisor", "admin"]
+    role: Literal["agent", "supervisor", "admin", "department"]
     name: str
     seat: str | None
     lang: str = "zh"
     expires_at: datetime | None = None
+    department: str | None = Field(default=None, description="a department user's: repair, "
+                                                             "marketing or metering")
+    must_change_password: bool = Field(
+        default=False, description="an admin reset the password: POST /api/auth/password "
+                                   "before anything else (every other path answers 403)")
+
+
+class PasswordIn(BaseModel):
+    current: str = Field(min_length=1, max_length=256)
+    new: str = Field(min_length=1, max_length=256)
 
 
 def client_ip(request: Request) -> str:
@@ -101,8 +112,18 @@ async def login(body: LoginIn, request: Request, response: Response) -> Me:
                             headers={"Retry-After": str(who)})
     if who is None:
         raise HTTPException(401, "wrong user id or password")
+    if body.password == staff.DEMO_PASSWORD and not ctx.settings.demo:
+        # the shared demo password on a real deployment: an admin resets it (`hotline staff
+        # reset-password`), which gives a temporary one to change at the next login
+        log.warning("login refused: the demo password, on a deployment not marked demo "
+                    "user_id=%s ip=%s", body.user_id, ip)
+        raise HTTPException(403, f"the demo password {staff.DEMO_PASSWORD} is refused here; "
+                                 "ask an admin to reset your password")
     seat = body.seat
-    if who.role == "agent":
+    if who.role == "department":
+        if seat is not None:
+            raise HTTPException(400, "a department user logs in without a seat")
+    elif who.role == "agent":
         if not seat:
             raise HTTPException(400, "agents log in at a seat (seat01..seat50)")
         if ctx.agent_commands is not None:
@@ -125,8 +146,11 @@ async def login(body: LoginIn, request: Request, response: Response) -> Me:
     token, expires, name = await run_in_threadpool(store)
     _set_cookie(response, ctx, token)
     log.info("web login user_id=%s role=%s seat=%s ip=%s", who.user_id, who.role, seat, ip)
+    user = await run_in_threadpool(lambda: session_user(ctx, token, touch=False))
     return Me(user_id=who.user_id, role=who.role, name=name, seat=seat,  # type: ignore[arg-type]
-              lang=body.lang, expires_at=expires)
+              lang=body.lang, expires_at=expires,
+              department=user.department if user else None,
+              must_change_password=bool(user and user.must_change_password))
 
 
 @router.post("/logout", status_code=204, response_class=Response,
@@ -150,7 +174,33 @@ async def logout(request: Request, user: User = Depends(current_user)) -> Respon
 def me(user: User = Depends(current_user)) -> Me:  # noqa: B008
     """Who is logged in with this session."""
     return Me(user_id=user.user_id, role=user.role, name=user.name,  # type: ignore[arg-type]
-              seat=user.seat, lang=user.lang)
+              seat=user.seat, lang=user.lang, department=user.department,
+              must_change_password=user.must_change_password)
+
+
+@router.post("/password", status_code=204, response_class=Response,
+             responses={401: {"description": "not logged in"},
+                        400: {"description": "the current password is wrong, or the new one "
+                                             "is refused (too short, the demo's, unchanged)"}})
+async def change_password(body: PasswordIn, request: Request,
+                          user: User = Depends(current_user)) -> Response:  # noqa: B008
+    """Change your own password (required after an admin's reset). Audited."""
+    ctx = ctx_of(request)
+    ip = client_ip(request)
+
+    def change() -> str | None:
+        try:
+            staff.in_unit(ctx.sessions, staff.change_own_password, user.user_id, body.current,
+                          body.new, demo=ctx.settings.demo, now=ctx.clock(), client_ip=ip)
+        except staff.StaffError as exc:
+            return str(exc)
+        return None
+
+    refused = await run_in_threadpool(change)
+    if refused is not None:
+        raise HTTPException(400, refused)
+    log.info("password changed user_id=%s ip=%s", user.user_id, ip)
+    return Response(status_code=204)
 
 
 class MqttCredentialOut(BaseModel):

@@ -15,8 +15,10 @@ from agent_desktop.audit import audit
 from agent_desktop.auth import User, ctx_of, current_user
 from agent_desktop.context import WebContext
 from callcenter.call_control import CallControlError
+from config.call_control import OutsideNumber, OutsideNumberRefused
 from cti.db import web_queries
 from cti.db.web_queries import AGENT_NOTE_MAX, CALL_DISPOSITIONS, CallRecord
+from outbound.dnc import BadNumber
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/calls", tags=["calls"])
@@ -107,7 +109,29 @@ class DispositionIn(BaseModel):
 
 class ConsultIn(TransferIn):
     """Whom to consult: a ready agent, or a skill (the ACD picks its best ready agent now);
-    the same target, and the same checks, as a transfer's."""
+    the same target, and the same checks, as a transfer's; or an outside number (外线), one
+    of GET /api/calls/outside-numbers or of the pattern [call_control] allows."""
+    number: str | None = Field(default=None, min_length=3, max_length=24,
+                               pattern=r"^\+?[0-9][0-9 -]*$", examples=["01065550101"],
+                               description="an outside number: digits, spaces and '-', "
+                               "optionally after '+' (+86 only)")
+
+    @model_validator(mode="after")
+    def one_target(self) -> ConsultIn:
+        if [self.skill, self.agent_id, self.number].count(None) != 2:
+            raise ValueError("give one of skill, agent_id and number")
+        return self
+
+
+class OutsideNumberOut(BaseModel):
+    name: str
+    number: str
+
+
+class OutsideNumbersOut(BaseModel):
+    numbers: list[OutsideNumberOut] = Field(description="the directory: named numbers")
+    any_number: bool = Field(description="whether other national numbers (of the configured "
+                             "pattern) may be dialled too")
 
 
 class LeaveIn(BaseModel):
@@ -153,7 +177,7 @@ def _out(ctx: WebContext, row: CallRecord | None, live: Any, call_id: str, detai
         "ended_at": row.ended_at if row else None,
         "outcome": row.outcome if row else None,
         "account_no": row.account_no if row else (live.account if live else None),
-        "skill": live.skill if live else (row.skill if row else None),
+        "skill": (live.skill or None) if live else (row.skill if row else None),
         "priority": row.priority if row else (live.priority if live else None),
         "queued_at": row.queued_at if row else None,
         "answered_at": row.answered_at if row else None,
@@ -255,6 +279,17 @@ def set_disposition(body: DispositionIn, request: Request, call_id: str = CallId
     return _out(ctx, row, _live(ctx).get(call_id), call_id)
 
 
+@router.get("/outside-numbers", response_model=OutsideNumbersOut,
+            responses={401: {"description": "not logged in"}})
+def outside_numbers(request: Request,
+                    _user: User = Depends(current_user)) -> OutsideNumbersOut:  # noqa: B008
+    """The outside numbers an agent may consult (the desktop's picker): [call_control]."""
+    cfg = ctx_of(request).settings.call_control
+    return OutsideNumbersOut(numbers=[OutsideNumberOut(name=n.name, number=n.number)
+                                      for n in cfg.outside_numbers],
+                             any_number=bool(cfg.outside_pattern))
+
+
 @router.get("/{call_id}", response_model=CallDetail, responses=DENIED)
 def get_call(request: Request, call_id: str = CallId,
              user: User = Depends(current_user)) -> CallOut:  # noqa: B008
@@ -316,8 +351,9 @@ async def _control_target(request: Request, user: User, call_id: str) -> tuple[W
 
 
 async def _audit_control(ctx: WebContext, request: Request, user: User, action: str,
-                         call_id: str, allowed: bool, **detail: Any) -> None:
-    if not user.is_supervisor:
+                         call_id: str, allowed: bool, *, always: bool = False,
+                         **detail: Any) -> None:
+    if not user.is_supervisor and not always:
         return  # the agent's own call: the call record says who handled it
 
     def work() -> None:
@@ -327,20 +363,28 @@ async def _audit_control(ctx: WebContext, request: Request, user: User, action: 
 
 
 async def _run(ctx: WebContext, request: Request, user: User, action: str, call_id: str,
-               coro: Any, **detail: Any) -> Any:
+               coro: Any, *, always: bool = False, **detail: Any) -> Any:
+    """Await a control; a refusal is a 409. Audited for a supervisor, and for anyone when
+    `always` (a call to an outside number: the trunk's cost)."""
     try:
         result = await coro
     except CallControlError as exc:
         await _audit_control(ctx, request, user, action, call_id, False, error=str(exc),
-                             **detail)
+                             always=always, **detail)
         raise HTTPException(409, str(exc)) from None
     except Exception as exc:  # AMI: timeout, disconnected, Response: Error
         log.warning("call %s: %s failed: %s", call_id, action, exc)
         await _audit_control(ctx, request, user, action, call_id, False, error=str(exc),
-                             **detail)
+                             always=always, **detail)
         raise HTTPException(409, f"the PBX refused or did not answer: {exc}") from None
-    await _audit_control(ctx, request, user, action, call_id, True, **detail)
+    await _audit_control(ctx, request, user, action, call_id, True, always=always, **detail)
     return result
+
+
+def _outside_of(ctx: WebContext, call_id: str) -> dict[str, Any] | None:
+    """The outside number of the call's consult or conference, for the audit; None if none."""
+    doc = _consult(ctx, call_id)
+    return None if doc is None else doc.get("outside")
 
 
 @router.post("/{call_id}/hold", response_model=ControlOut, responses=CONTROL)
@@ -383,10 +427,32 @@ async def consult(body: ConsultIn, request: Request, call_id: str = CallId,
     (the one named, or the skill's best ready agent, chosen by the ACD; none ready: 409); that
     agent is taken out of routing meanwhile. Then complete, cancel or conference."""
     ctx, cc = await _control_target(request, user, call_id)
-    await _run(ctx, request, user, "call.consult", call_id,
-               cc.consult(call_id, body.agent_id, skill=body.skill, actor=user.user_id),
-               agent_id=body.agent_id, skill=body.skill)
+    if body.number is not None:
+        outside = await _checked_outside(ctx, request, user, call_id, body.number)
+        await _run(ctx, request, user, "call.consult_outside", call_id,
+                   cc.consult(call_id, actor=user.user_id, outside=outside), always=True,
+                   number=outside.number, name=outside.name)
+    else:
+        await _run(ctx, request, user, "call.consult", call_id,
+                   cc.consult(call_id, body.agent_id, skill=body.skill, actor=user.user_id),
+                   agent_id=body.agent_id, skill=body.skill)
     return ControlOut(call_id=call_id, ok=True, held=True, consult=_consult(ctx, call_id))
+
+
+async def _checked_outside(ctx: WebContext, request: Request, user: User, call_id: str,
+                           raw: str) -> OutsideNumber:
+    """The number, as [call_control] allows it; 422 (not a number) or 403 (not one the hotline
+    calls out to), audited either way: an agent trying numbers is worth a look."""
+    try:
+        return ctx.settings.call_control.outside(raw)
+    except BadNumber:
+        code, why = 422, "not a national telephone number"
+    except OutsideNumberRefused:
+        code, why = 403, "not a number the hotline may call out to"
+    digits = "".join(ch for ch in raw if ch.isdigit())[:24]
+    await _audit_control(ctx, request, user, "call.consult_outside", call_id, False,
+                         always=True, number=digits, error=why)
+    raise HTTPException(code, f"{digits}: {why}")
 
 
 @router.post("/{call_id}/consult/complete", response_model=ControlOut, responses=CONTROL)
@@ -395,8 +461,10 @@ async def consult_complete(request: Request, call_id: str = CallId,
     """完成转接: the consulted agent (who answered) takes the caller; this agent's part ends
     (wrap-up) and the call record names the other."""
     ctx, cc = await _control_target(request, user, call_id)
+    outside = _outside_of(ctx, call_id)
     await _run(ctx, request, user, "call.consult_complete", call_id,
-               cc.complete_consult(call_id, actor=user.user_id))
+               cc.complete_consult(call_id, actor=user.user_id), always=outside is not None,
+               **({"number": outside["number"]} if outside else {}))
     return ControlOut(call_id=call_id, ok=True, held=False)
 
 
@@ -406,8 +474,10 @@ async def consult_cancel(request: Request, call_id: str = CallId,
     """Back to the caller: the consulted seat's leg ends (ringing or talking), the agent talks
     to the caller again and the consulted agent is ready."""
     ctx, cc = await _control_target(request, user, call_id)
+    outside = _outside_of(ctx, call_id)
     await _run(ctx, request, user, "call.consult_cancel", call_id,
-               cc.cancel_consult(call_id, actor=user.user_id))
+               cc.cancel_consult(call_id, actor=user.user_id), always=outside is not None,
+               **({"number": outside["number"]} if outside else {}))
     return ControlOut(call_id=call_id, ok=True, held=False)
 
 
@@ -416,8 +486,10 @@ async def conference(request: Request, call_id: str = CallId,
                      user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
     """三方通话: the caller, this agent and the consulted agent (who answered) together."""
     ctx, cc = await _control_target(request, user, call_id)
+    outside = _outside_of(ctx, call_id)
     await _run(ctx, request, user, "call.conference", call_id,
-               cc.conference(call_id, actor=user.user_id))
+               cc.conference(call_id, actor=user.user_id), always=outside is not None,
+               **({"number": outside["number"]} if outside else {}))
     return ControlOut(call_id=call_id, ok=True, held=False, consult=_consult(ctx, call_id))
 
 
@@ -444,8 +516,11 @@ async def leave(request: Request, body: LeaveIn | None = None, call_id: str = Ca
         raise HTTPException(409, f"call {call_id} is not a conference")
     if not user.is_supervisor and who not in doc["parties"]:
         raise HTTPException(403, "not on this conference")
+    outside = doc.get("outside")
     await _run(ctx, request, user, "call.leave", call_id,
-               ctx.calls.leave(call_id, who, actor=user.user_id), agent_id=who)
+               ctx.calls.leave(call_id, who, actor=user.user_id), agent_id=who,
+               always=outside is not None,
+               **({"number": outside["number"]} if outside else {}))
     return ControlOut(call_id=call_id, ok=True, consult=_consult(ctx, call_id))
 
 

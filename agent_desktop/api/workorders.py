@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from agent_desktop.auth import User, ctx_of, current_user, require_role
 from agent_desktop.context import WebContext
+from cti.db import recordings
 from workorders import lifecycle as lc
 from workorders.service import (
     MAX_PAGE,
@@ -193,6 +195,17 @@ def return_visits(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] 
         lambda: _service(ctx).return_visit_list(limit, _visible(ctx, user)))]
 
 
+@router.get("/return-visit-messages", responses=ERRORS)
+async def return_visit_messages(request: Request,
+                                limit: Annotated[int, Query(ge=1, le=100)] = 30,
+                                _user: User = Depends(require_role("supervisor"))  # noqa: B008
+                                ) -> list[dict[str, Any]]:
+    """The latest voice messages customers left on return visits (回访留言), newest first:
+    the order (number, type, status, satisfaction) and the recording to play
+    (/api/recordings/{recording_id}/audio)."""
+    return await run_in_threadpool(recordings.latest_messages, ctx_of(request).sessions, limit)
+
+
 @router.get("/at-risk", responses=ERRORS)
 def at_risk(request: Request,
             _user: User = Depends(require_role("supervisor"))  # noqa: B008
@@ -205,10 +218,13 @@ def at_risk(request: Request,
 @router.get("/{number}", responses=ERRORS)
 def get(number: str, request: Request,
         user: User = Depends(current_user)) -> dict[str, Any]:  # noqa: B008
-    """One order with its full history (step, at, actor, note), SLA clocks, master/children
-    and the next steps each role may take."""
+    """One order with its full history (step, at, actor, note), SLA clocks, master/children,
+    the next steps each role may take, and the voice messages left on its return-visit calls
+    (return_visit_messages: recording id, call, when, seconds; supervisors play them)."""
     ctx = ctx_of(request)
-    return _for(user, _call(lambda: _service(ctx).get(number, visible=_visible(ctx, user))))
+    doc = _for(user, _call(lambda: _service(ctx).get(number, visible=_visible(ctx, user))))
+    doc["return_visit_messages"] = recordings.order_messages(ctx.sessions, number)
+    return doc
 
 
 @router.post("/{number}/transitions", responses=ERRORS)

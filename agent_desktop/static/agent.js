@@ -5,7 +5,7 @@ import {
   toLogin, yuan,
 } from "./api.js";
 import { applyI18n, bindLangToggle, getLang, t, tOr } from "./i18n.js";
-import { accountOf, CLOSED, renderOrders, tickSla, WORK_ORDER_TYPES } from "./workorders.js";
+import { accountOf, CLOSED, orderRow, tickSla, WORK_ORDER_TYPES } from "./workorders.js";
 import { callShown, initCallWork, loadMyCalls } from "./callwork.js";
 
 const $ = (id) => document.getElementById(id);
@@ -93,10 +93,14 @@ function renderState() {
   if (onCall && !S.targetsFor) loadTransferTargets();
   S.targetsFor = onCall ? a.call_id || true : null;
   const k = onCall ? S.consult : null;
-  $("btn-hold").disabled = !onCall || !!k;
-  $("btn-transfer").disabled = !onCall || !!k;
-  for (const key of document.querySelectorAll("#dtmf-keys button")) key.disabled = !onCall || !!k;
-  renderConsult(k, onCall);
+  // a call the agent placed (click-to-call) or a queued callback: the customer is on a leg the
+  // seat's own dial holds, so only hang-up applies (the server refuses the rest too)
+  const placed = Boolean(S.pop && S.pop.callback && S.pop.call_id === a.call_id);
+  const control = onCall && !placed;
+  $("btn-hold").disabled = !control || !!k;
+  $("btn-transfer").disabled = !control || !!k;
+  for (const key of document.querySelectorAll("#dtmf-keys button")) key.disabled = !control || !!k;
+  renderConsult(k, control);
   $("btn-hangup").disabled = !onCall || !a.call_id;
   $("btn-hold").dataset.held = S.held ? "1" : "0";
   $("btn-hold").textContent = S.held ? t("call.unhold") : t("call.hold");
@@ -327,8 +331,16 @@ function showPop(pop) {
   clear(body,
     h("div", { class: "pop-head" },
       h("span", { class: "caller", "data-testid": "pop-caller" }, pop.caller_number),
+      // a number on the VIP list (issue 15 §3), with the supervisor's reason
+      pop.vip ? h("span", { class: "tag vip", "data-testid": "pop-vip", title: pop.vip.reason || "" },
+        t("pop.vip"), pop.vip.reason ? ` · ${pop.vip.reason}` : "") : null,
       pop.closed ? h("span", { class: "tag pop-closed", "data-testid": "pop-closed" },
         t("pop.closed")) : null,
+      // the last caller's card: call them back from this seat (拨打客户, issue 14 §5)
+      pop.closed && pop.caller_number ? h("button", { type: "button", class: "secondary",
+        "data-testid": "pop-call-back", onclick: (ev) => callCustomer(
+          `/api/calls/${encodeURIComponent(pop.call_id)}/call-back`, ev.currentTarget) },
+      t("c2c.call")) : null,
       pop.skill ? h("span", {}, t("pop.skill"), ": ", tOr("skill", pop.skill)) : null,
       pop.ivr && pop.ivr.language ? h("span", { "data-testid": "pop-language" }, t("pop.language"), ": ",
         tOr("langname", pop.ivr.language)) : null,
@@ -408,6 +420,7 @@ $("btn-hangup").addEventListener("click", async () => {
 // (the other seat answering, or ending it by itself, happens on the phones).
 function renderConsult(k, onCall) {
   $("btn-consult").disabled = !onCall || !!k;
+  $("btn-consult-outside").disabled = !onCall || !!k;
   const box = $("consult-box");
   box.classList.toggle("hidden", !k);
   box.dataset.state = k ? k.state : "";
@@ -416,13 +429,19 @@ function renderConsult(k, onCall) {
   const conf = k.state === "conference";
   $("consult-status").textContent = conf
     ? `${t("call.conference_of")}: ${(k.parties || []).join(", ")}`
-    : `${k.answered ? t("call.consulting") : t("call.consult_ringing")}: ${k.agent_id}`;
+    : `${k.answered ? t("call.consulting") : t("call.consult_ringing")}: ${consultee(k)}`;
   $("btn-consult-complete").classList.toggle("hidden", conf);
   $("btn-consult-cancel").classList.toggle("hidden", conf);
   $("btn-conference").classList.toggle("hidden", conf);
   $("btn-leave").classList.toggle("hidden", !conf);
   $("btn-consult-complete").disabled = !k.answered;
   $("btn-conference").disabled = !k.answered;
+}
+
+// who is consulted: an agent's id, or an outside number (and its directory name)
+function consultee(k) {
+  if (!k.outside) return k.agent_id;
+  return k.outside.name ? `${k.outside.name} ${k.outside.number}` : k.outside.number;
 }
 
 let consultReading = false;
@@ -453,6 +472,24 @@ $("btn-consult").addEventListener("click", () => {
   if (!agent && !skill) return toast(`${t("call.transfer_skill")} / ${t("call.transfer_agent")}`, "error");
   consultStep("consult", agent ? { agent_id: agent } : { skill });
 });
+// an outside number: a typed one, else the directory's pick; the server checks it against
+// [call_control] (the directory, or the national pattern) and audits it
+$("btn-consult-outside").addEventListener("click", () => {
+  const number = $("xfer-number").value.trim() || $("xfer-outside").value;
+  if (!number) return toast(`${t("call.outside")} / ${t("call.outside_number")}`, "error");
+  consultStep("consult", { number });
+});
+async function loadOutsideNumbers() {
+  try {
+    const doc = await get("/api/calls/outside-numbers");
+    const sel = $("xfer-outside");
+    clear(sel, h("option", { value: "" }, t("call.outside")),
+      doc.numbers.map((n) => h("option", { value: n.number, "data-testid": "outside-target" },
+        `${n.name} ${n.number}`)));
+    $("xfer-number").classList.toggle("hidden", !doc.any_number);
+  } catch (e) { toast(errorText(e), "error"); }
+}
+loadOutsideNumbers();
 $("btn-consult-complete").addEventListener("click", () => consultStep("consult/complete"));
 $("btn-consult-cancel").addEventListener("click", () => consultStep("consult/cancel"));
 $("btn-conference").addEventListener("click", () => consultStep("conference"));
@@ -544,12 +581,86 @@ $("wo-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// 拨打客户 (click-to-call, issue 14 §5): this seat rings first, then the customer; the call
+// then shows as the current call (its pop, hang-up) like any other
+async function callCustomer(path, button) {
+  button.disabled = true;
+  try {
+    const doc = await post(path);
+    button.dataset.callId = doc.call_id;
+    toast(`${t("c2c.dialling")} ${doc.number || ""}`, "info");
+  } catch (e) {
+    toast(errorText(e), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function orderCallButton(o) {
+  return h("button", { type: "button", class: "secondary", "data-testid": "wo-call-customer",
+    onclick: (ev) => callCustomer(`/api/workorders/${encodeURIComponent(o.number)}/call`,
+      ev.currentTarget) }, t("c2c.call"));
+}
+
+function renderMine() {
+  const tbody = $("mine");
+  if (!S.orders.length) {
+    clear(tbody, h("tr", {}, h("td", { colspan: 5, class: "muted" }, t("wo.none"))));
+    return;
+  }
+  clear(tbody, S.orders.map((o) => orderRow(o, [h("td", {}, orderCallButton(o))])));
+  tickSla(tbody);
+}
+
+// the agent's orders waiting for their return visit (回访): one click dials the automated
+// visit through the outbound engine (as in the console), or the agent calls the customer
+function renderReturnVisits() {
+  const list = S.returnVisits || [];
+  clear($("my-rv"), list.length ? list.map((o) => h("tr", {
+    "data-testid": "rv-row", "data-number": o.number },
+  h("td", {}, o.number), h("td", {}, tOr("wotype", o.type)), h("td", {}, fmtTime(o.resolved_at)),
+  h("td", {}, rvButton(o.number),
+  " ", orderCallButton(o)))) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("wo.none"))));
+}
+
+// the visits this page asked for: a refresh of the list (it is redrawn on every order
+// change) must not put "call now" back on an order being dialled
+const rvDialling = new Set();
+
+function rvButton(number) {
+  const dialling = rvDialling.has(number);
+  return h("button", { type: "button", class: "secondary", "data-testid": "rv-call",
+    disabled: dialling, "data-state": dialling ? "dialling" : null,
+    onclick: (ev) => callReturnVisit(number, ev.currentTarget) },
+  t(dialling ? "rv.dialling" : "rv.call_now"));
+}
+
+async function callReturnVisit(number, button) {
+  button.disabled = true;
+  try {
+    await post(`/api/workorders/${encodeURIComponent(number)}/return-visit-call`);
+    rvDialling.add(number);
+    button.textContent = t("rv.dialling");
+    button.dataset.state = "dialling";
+    toast(`${t("rv.dialling")} ${number}`, "info");
+  } catch (e) {
+    button.disabled = false;
+    toast(errorText(e), "error");
+  }
+}
+
 async function loadOrders() {
   try {
     const res = await get("/api/workorders?limit=20");
     const items = Array.isArray(res) ? res : res.items || res.work_orders || [];
     S.orders = items.filter((o) => !CLOSED.has(o.status));
-    renderOrders($("mine"), S.orders);
+    renderMine();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error");
+  }
+  try {
+    S.returnVisits = await get("/api/workorders/return-visits?limit=20");
+    renderReturnVisits();
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error");
   }
@@ -643,7 +754,8 @@ $("logout").addEventListener("click", async () => {
 document.addEventListener("langchange", () => {
   renderState();
   if (S.pop) showPop(S.pop);
-  renderOrders($("mine"), S.orders);
+  renderMine();
+  renderReturnVisits();
   renderQueues();
 });
 

@@ -133,6 +133,8 @@ const KNOWN_ERRORS = [
   [/while on_call|while reserved/, "err.on_call"],
   [/^return visits are not called here: no outbound trunk/, "err.no_trunk"],
   [/only a resolved order is visited$/, "err.not_resolved"],
+  [/is not a telephone number/, "err.dnc_bad_number"],
+  [/^(\d+) is on the do-not-call list already$/, "err.dnc_duplicate"],
 ];
 const BY_STATUS = { 0: "err.network", 400: "err.bad_input", 404: "err.not_found",
   409: "err.conflict", 422: "err.bad_input", 429: "err.too_many" };

@@ -47,6 +47,8 @@ export function callShown(callId) {
     $("disp-code").value = "";
     $("disp-note").value = "";
     $("disp-error").textContent = "";
+    $("nuisance-report").disabled = false;
+    delete $("nuisance-report").dataset.done;
     renderSaved(null);
     loadHistory(callId);
   }
@@ -74,6 +76,28 @@ async function saveDisposition(ev) {
     $("disp-error").textContent = errorText(e);
   } finally {
     button.disabled = false;
+  }
+}
+
+/** 骚扰来电: report the call on the card as abusive (issue 15 §3), once. Enough reports of a
+ * number put it on the nuisance list, which the server says. */
+async function reportNuisance() {
+  const callId = W.callId;
+  const button = $("nuisance-report");
+  button.disabled = true;
+  try {
+    const r = await api("POST", `/api/calls/${encodeURIComponent(callId)}/nuisance`);
+    button.dataset.done = r.listed ? "listed" : "reported";
+    toast(r.listed ? t("call.nuisance_listed", { 1: r.number }) : t("call.nuisance_reported"),
+      "ok");
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 409) {
+      button.dataset.done = "reported";
+      toast(t("call.nuisance_reported"), "info");
+    } else {
+      button.disabled = false;
+      $("disp-error").textContent = errorText(e);
+    }
   }
 }
 
@@ -163,6 +187,7 @@ function renderMyCalls() {
 
 export async function initCallWork() {
   $("disp-form").addEventListener("submit", saveDisposition);
+  $("nuisance-report").addEventListener("click", reportNuisance);
   try {
     W.codes = await get("/api/calls/dispositions");
   } catch (e) { toast(errorText(e), "error"); }

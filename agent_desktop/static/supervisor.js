@@ -2,10 +2,14 @@
 // logout, SLA clocks of work orders at risk, live calls with listen/whisper/barge, keyword
 // alerts with their prefilled complaint order (keyword_alerts.js), recordings searched by
 // transcript text and played beside their transcript (transcript.js), the post-call survey's
-// figures per agent and per skill; the red storm banner while storm mode is on (storm.js).
+// figures per agent and per skill; the do-not-call list (dnc.js); the red storm banner while
+// storm mode is on (storm.js).
 import { ApiError, clear, clock, connectPush, del, errorText, everySecond, fmtTime, get, h,
   parseIso, pct, post, since, soon, toLogin, toast } from "./api.js";
+import { lines } from "./charts.js";
 import { applyI18n, bindLangToggle, t, tOr } from "./i18n.js";
+import { dncPanel } from "./dnc.js";
+import { numberListPanel } from "./number_list.js";
 import { alertsPanel, isKeywordAlert, OpenAlerts, showCount } from "./keyword_alerts.js";
 import { loadStorm, showStorm } from "./storm.js";
 import { transcriptCell, transcriptView } from "./transcript.js";
@@ -17,7 +21,8 @@ const BIG = new URLSearchParams(location.search).get("big") === "1";
 
 const S = {
   me: null,
-  wb: { queues: [], today: {}, agents: [], at_risk_work_orders: [] },
+  wb: { queues: [], today: {}, skills: [], trend: [], levels: {}, agents: [],
+    at_risk_work_orders: [] },
   agents: new Map(),      // agent_id -> row
   queues: new Map(),      // skill -> stats
   calls: [],
@@ -27,6 +32,8 @@ const S = {
   recordings: [],         // the last search's items
   playing: "",            // what the player plays, as its caption says
   rvSeq: 0,               // the return-visit list's latest load; older answers are dropped
+  rvMessages: [],         // the latest return-visit voice messages (回访留言)
+  rvmSeq: 0,
   survey: null,           // the survey report last loaded (GET /api/reports/surveys)
   svSeq: 0,               // its latest load; older answers are dropped
 };
@@ -44,34 +51,64 @@ applyI18n(document);
 
 function num(x) { return x === null || x === undefined ? 0 : Number(x); }
 
+const LEVELS = ["ok", "amber", "red"];
+
+/** The server's colour for a watched figure (config/wallboard.py): the tile shows it. */
+function level(tileId, lvl) {
+  const tile = $(tileId);
+  for (const l of LEVELS) tile.classList.toggle(`lvl-${l}`, l === lvl);
+  tile.dataset.level = lvl || "";
+}
+
 function renderTiles() {
   const qs = [...S.queues.values()];
   const today = S.wb.today || {};
+  const levels = S.wb.levels || {};
   const waiting = qs.reduce((n, q) => n + num(q.waiting), 0);
   const longest = qs.reduce((m, q) => Math.max(m, num(q.longest_wait_s)), 0);
+  const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
+  for (const a of S.agents.values()) counts[a.state] = (counts[a.state] || 0) + 1;
   $("t-waiting").textContent = String(waiting);
   $("t-longest").textContent = clock(longest);
   $("t-longest").dataset.seconds = String(longest);
+  $("t-ready").textContent = String(counts.ready);
   $("t-sl").textContent = pct(today.service_level);
+  $("t-abr").textContent = pct(today.abandon_rate);
   $("t-ar").textContent = pct(today.answer_rate);
   $("t-offered").textContent = String(num(today.offered));
   $("t-answered").textContent = String(num(today.answered));
   $("t-abandoned").textContent = String(num(today.abandoned));
   $("t-deflected").textContent = String(num(today.deflected));
-  const counts = Object.fromEntries(STATES.map((s) => [s, 0]));
-  for (const a of S.agents.values()) counts[a.state] = (counts[a.state] || 0) + 1;
+  for (const name of ["longest_wait", "agents_ready", "service_level", "abandon_rate"]) {
+    level(`tile-${name}`, levels[name]);
+  }
   clear($("state-counts"), STATES.filter((s) => s !== "logged_out").map((s) =>
     h("span", { class: `state-${s}`, "data-testid": `wb-count-${s}`, "data-count": counts[s] },
       `${tOr("state", s)} ${counts[s]}`)));
-  clear($("queues"), qs.sort((a, b) => a.skill.localeCompare(b.skill)).map((q) => {
-    const by = q.agents_by_state || q.agents || {};
-    return h("tr", { "data-testid": "wb-queue", "data-skill": q.skill },
-      h("td", {}, tOr("skill", q.skill)), h("td", {}, num(q.waiting)),
+  // today's figures per skill from the server (the center tiles' definition, REPORTS.md),
+  // the live queue (waiting, longest wait, agents) from the ACD's pushes beside them
+  const todayBy = new Map((S.wb.skills || []).map((k) => [k.skill, k]));
+  const skills = [...new Set([...todayBy.keys(), ...S.queues.keys()])].sort();
+  clear($("queues"), skills.map((skill) => {
+    const q = S.queues.get(skill) || {};
+    const k = todayBy.get(skill) || {};
+    const by = q.agents_by_state || q.agents || k.agents_by_state || {};
+    return h("tr", { "data-testid": "wb-queue", "data-skill": skill },
+      h("td", {}, tOr("skill", skill)), h("td", {}, num(q.waiting)),
       h("td", {}, clock(num(q.longest_wait_s))),
-      h("td", {}, pct(q.service_level_20s ?? q.service_level)),
+      h("td", { "data-testid": "wb-skill-offered" }, num(k.offered)),
+      h("td", { "data-testid": "wb-skill-answered" }, num(k.answered)),
+      h("td", { "data-testid": "wb-skill-abandoned" }, num(k.abandoned)),
+      h("td", { "data-testid": "wb-skill-sl" }, pct(k.service_level)),
+      h("td", {}, k.asa_s === null || k.asa_s === undefined ? "—" : clock(k.asa_s)),
+      h("td", {}, k.aht_s === null || k.aht_s === undefined ? "—" : clock(k.aht_s)),
       h("td", {}, STATES.filter((s) => s !== "logged_out" && by[s])
         .map((s) => `${tOr("state", s)} ${by[s]}`).join(" · ")));
   }));
+  const trend = S.wb.trend || [];
+  const hhmm = (p) => (p ? String(p.at).slice(11, 16) : "");
+  lines($("wb-trend"), trend, ["offered", "answered", "abandoned"], { prefix: "wb-trend",
+    first: hhmm(trend[0]), last: hhmm(trend[trend.length - 1]), aria: t("sup.trend") });
 }
 
 function renderAgents() {
@@ -143,9 +180,10 @@ function consultNote(c) {
   if (!k) return null;
   const text = k.state === "conference"
     ? `${t("call.conference_of")}: ${(k.parties || []).join(", ")}`
-    : `${t("call.consulting")}: ${k.agent_id}`;
+    : `${t("call.consulting")}: ${k.agent_id || (k.outside ? `${t("call.outside")} ${k.outside.number}` : "")}`;
   return h("div", { class: "muted", "data-testid": "call-parties", "data-state": k.state,
-    "data-parties": (k.state === "conference" ? k.parties || [] : [k.first_agent, k.agent_id]).join(",") },
+    "data-parties": (k.state === "conference" ? k.parties || []
+      : [k.first_agent, k.agent_id || (k.outside && k.outside.number)]).join(",") },
   text);
 }
 
@@ -218,6 +256,12 @@ const panel = alertsPanel({ alerts, tbody: $("kw-alerts"), formBox: $("kw-form-b
   onPlay: (recordingId, at, a) => play(recordingId, { at, label: [a.call_id, a.caller_number]
     .filter(Boolean).join(" · "), scroll: true }) });
 panel.render();
+const dnc = dncPanel();
+// the inbound caller lists (issue 15 §3): the IVR warns a nuisance number and ends the call;
+// a VIP number is answered ahead of the queue. Both from the next call on
+const nuisance = numberListPanel({ id: "nuisance", url: "/api/callers/nuisance", text: "nui",
+  columns: 6, extra: (r) => [h("td", { "data-testid": "nuisance-reports" }, String(r.reports))] });
+const vip = numberListPanel({ id: "vip", url: "/api/callers/vip", text: "vip" });
 
 async function loadAlerts() {
   if (S.denied) return;
@@ -277,7 +321,8 @@ function renderRecordings() {
     h("td", {}, fmtTime(r.started_at)), h("td", {}, r.caller_number || ""),
     h("td", {}, r.agent_id || ""),
     h("td", {}, r.duration_s !== undefined && r.duration_s !== null ? clock(r.duration_s) : ""),
-    h("td", {}, (r.work_orders || []).map((o) => o.number).join(", ")),
+    h("td", {}, (r.work_orders || []).map((o) => o.number).join(", "),
+      r.message ? h("span", { class: "tag", "data-testid": "rec-message" }, t("rvm.tag")) : null),
     transcriptCell(r),
     h("td", {}, h("div", { class: "rowactions" },
       h("button", { type: "button", "data-testid": "rec-play",
@@ -484,11 +529,41 @@ async function callReturnVisit(number, button) {
   }
 }
 
+// ------------------------------------------------------- return-visit messages (回访留言)
+// the voice messages customers left on their return-visit call (issue 14 §2), each with its
+// order; played in the console's player like any recording (the server checks the role)
+
+async function loadRvMessages() {
+  if (S.denied) return;
+  try {
+    const seq = ++S.rvmSeq;
+    const list = await get("/api/workorders/return-visit-messages?limit=20");
+    if (seq !== S.rvmSeq) return;
+    S.rvMessages = list;
+    renderRvMessages();
+  } catch (e) { if (!(e instanceof ApiError && e.status === 403)) toast(errorText(e), "error"); }
+}
+
+function renderRvMessages() {
+  const list = S.rvMessages;
+  clear($("rv-messages"), list.length ? list.map((m) => h("tr", {
+    "data-testid": "rvm-row", "data-number": m.number, "data-id": m.recording_id },
+  h("td", {}, m.number),
+  h("td", { "data-testid": "rvm-verdict" }, tOr("rvm", m.satisfaction || "none")),
+  h("td", {}, fmtTime(m.started_at)),
+  h("td", {}, clock(m.duration_s || 0)),
+  h("td", { class: "not-big" }, h("button", { type: "button", "data-testid": "rvm-play",
+    onclick: () => play(m.recording_id, { label: `${t("rvm.label")} ${m.number}`, scroll: true }) },
+  t("sup.play")))))
+    : h("tr", {}, h("td", { colspan: 5, class: "muted" }, t("sup.no_orders"))));
+}
+
 async function refreshAll() {
   await loadWallboard();
   if (S.denied) return;
   await Promise.all([loadCalls(), loadOrders(), loadStorm(), loadAlerts(), loadReturnVisits(),
-    loadSurveys()]);
+    loadSurveys(), loadRvMessages(), BIG ? null : dnc.load(),
+    BIG ? null : nuisance.load(), BIG ? null : vip.load()]);
 }
 
 // bursts of call events (offered, answered, ended, ...) refresh the lists once
@@ -528,6 +603,7 @@ async function start() {
     if (!S.denied) deny();
     return;
   }
+  $("nav-admin").classList.toggle("hidden", S.me.role !== "admin");  // staff and skills
   // REST first: the console works before (and without) the push; every (re)connect re-fetches
   refreshAll();
   connectPush({
@@ -558,6 +634,10 @@ document.addEventListener("langchange", () => {
   renderCalls();
   renderSession();
   renderSurvey();
+  renderRvMessages();
+  dnc.relabel();
+  nuisance.relabel();
+  vip.relabel();
   panel.relabel();
   if (S.recordings.length) renderRecordings();
   if (S.playing) $("rec-now").textContent = `${t("tr.now_playing")}: ${S.playing}`;

@@ -80,6 +80,19 @@ class AmiPbx:
             "Variable": [f"HOTLINE_CALLBACK_OF={call_id}", f"HOTLINE_CALLBACK_NUMBER={number}",
                          f"HOTLINE_SEAT={seat}"]}, idempotent=False)
 
+    async def click_to_call(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
+        """An agent's click-to-call: ring the agent's seat under the call's own id (ChannelId:
+        the seat leg's Uniqueid and so the call's Linkedid, which names its recording); once
+        the agent answers, the dialplan (hotline-click-to-call) records the leg and dials the
+        customer. Originate is never re-sent."""
+        await self.ami.action({
+            "Action": "Originate", "Channel": f"PJSIP/{seat}", "Context": "hotline-click-to-call",
+            "Exten": "s", "Priority": "1", "Timeout": str(int(ring_s * 1000)), "Async": "true",
+            "ChannelId": call_id,
+            "CallerID": f"95598 <{number}>",
+            "Variable": [f"HOTLINE_CALLBACK_OF={call_id}", f"HOTLINE_CALLBACK_NUMBER={number}",
+                         f"HOTLINE_SEAT={seat}"]}, idempotent=False)
+
     async def failover_member(self, seat: str, member: bool) -> None:
         """Pause (or unpause) the seat in the failover app_queue: only seats with an agent
         logged in ring when callers fail over while the CTI is down."""

@@ -37,6 +37,8 @@ HEARTBEAT = ("hotline", "heartbeat")  # AstDB family/key the CTI refreshes every
 # channel variables the dialplan sets before the wait (see extensions.conf.j2)
 VARIABLES = ("HOTLINE_SKILL", "QUEUE_PRIO", "HOTLINE_ACCOUNT", "HOTLINE_CALLBACK_OF")
 CALLBACK_CONTEXT = "hotline-callback"
+# where the seat's leg of a callback or of an agent's click-to-call runs once answered
+CALLBACK_CONTEXTS = frozenset({CALLBACK_CONTEXT, "hotline-click-to-call"})
 # hotline-wait extensions that are the wait itself; any other (a digit) is the callback key
 _WAIT_EXTENS = frozenset({"s", "i", "t", "busy"})
 # app_queue member Status (a device state): 4 invalid and 5 unavailable cannot be rung;
@@ -206,7 +208,7 @@ def callbacks_in_progress(snap: AsteriskSnapshot) -> dict[str, tuple[str, bool]]
     for ch in snap.channels:
         call_id = ch.variables.get("HOTLINE_CALLBACK_OF", "")
         seat = seat_of_channel(ch.channel)
-        if call_id and seat is not None and ch.context == CALLBACK_CONTEXT:
+        if call_id and seat is not None and ch.context in CALLBACK_CONTEXTS:
             out[call_id] = (seat, ch.state == "Up")
     return out
 

@@ -52,9 +52,10 @@ _ASTERISK_ID = re.compile(ASTERISK_ID_PATTERN)
 # renders the event, so a HotlineRona may already show hotline-wait; any of ours is accepted.
 DIALPLAN_CONTEXTS = frozenset({
     "hotline-sanitise", "hotline-no-service", "hotline-next", "hotline-wait",
-    "hotline-announce", "hotline-connect", "hotline-callback", "hotline-record",
+    "hotline-announce", "hotline-connect", "hotline-callback", "hotline-click-to-call",
+    "hotline-record",
     "hotline-record-done", "hotline-record-ivr", "hotline-rec-tidy", "hotline-hold",
-    "hotline-spy", "hotline-return-visit", "hotline-outage-notice",
+    "hotline-spy", "hotline-return-visit", "hotline-outage-notice", "hotline-callback-due",
     "hotline-consult", "hotline-conf", "hotline-survey",
 })
 SURVEY_CONTEXT = "hotline-survey"

@@ -15,6 +15,8 @@ from acd.model import Agent, AgentState
 from callcenter.acd_service import CallData, Principal
 from callcenter.journal import DurableWrites
 from cti.db import agents as db_agents
+from cti.db import callers
+from cti.db import calls as db_calls
 from cti.db.ivr_queries import normalize_phone
 from cti.db.models import Account, Call, Customer, WorkOrder
 from cti.db.screen_pop import CLOSED_WORK_ORDER_STATUSES, screen_pop
@@ -34,9 +36,12 @@ def _failed_pop(call_id: str, caller: str) -> dict[str, Any]:
 
 
 def _flags(s: Session, caller: str, account: str | None) -> frozenset[str]:
-    """Routing flags: an important customer (hospital, life support, government), or a repeat
-    caller whose fault-repair order is still open, goes ahead of the queue."""
+    """Routing flags: an important customer (hospital, life support, government), a number on
+    the VIP list, or a repeat caller whose fault-repair order is still open, goes ahead of the
+    queue."""
     flags: set[str] = set()
+    if caller and "vip" in callers.kinds_of(s, caller):
+        flags.add("vip")
     if account:
         important = s.execute(
             select(Customer.important).join(Account)
@@ -75,6 +80,12 @@ def _call_handed_over(s: Session, d: dict[str, Any]) -> None:
     call.agent_id, call.seat = d["agent_id"], d["seat"]
 
 
+def _call_placed(s: Session, d: dict[str, Any]) -> None:
+    """An agent's click-to-call: its record from the click (a repeat is a no-op)."""
+    db_calls.record_call_placed(s, call_id=d["call_id"], agent_id=d["agent_id"],
+                                seat=d["seat"], number=d["number"], now=_dt(d["at"]))
+
+
 def _call_ended(s: Session, d: dict[str, Any]) -> None:
     """The call record's end: the caller left the agent side (answered and done, or gave up
     waiting: outcome 'abandoned'). A repeat (a journal replay) finds it ended: a no-op."""
@@ -85,7 +96,7 @@ def _call_ended(s: Session, d: dict[str, Any]) -> None:
     call.ended_at = _dt(d["at"])
     if d["abandoned"] and call.answered_at is None:
         call.outcome = "abandoned"
-    elif call.outcome is None:
+    elif call.outcome is None and call.dnis != db_calls.CLICK_TO_CALL_DNIS:
         # it reached the agent side with no IVR outcome: the IVR died before
         # writing one and the dialplan's fallback queued the caller
         call.outcome = "fallback"
@@ -104,13 +115,15 @@ class DbAcdStore:
             durable.register("call_answered", _call_answered)
             durable.register("call_handed_over", _call_handed_over)
             durable.register("call_end", _call_ended)
+            durable.register("call_placed", _call_placed)
 
     async def _write(self, kind: str, key: str, data: dict[str, Any]) -> None:
         if self.durable is not None:
             await self.durable.run_write(kind, key, data)
             return
         applier = {"call_queued": _call_queued, "call_answered": _call_answered,
-                   "call_handed_over": _call_handed_over, "call_end": _call_ended}[kind]
+                   "call_handed_over": _call_handed_over, "call_end": _call_ended,
+                   "call_placed": _call_placed}[kind]
 
         def work() -> None:
             with self.sessions.begin() as s:
@@ -182,6 +195,12 @@ class DbAcdStore:
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
         await self._write("call_answered", f"{call_id}:answered",
                           {"call_id": call_id, "agent_id": agent_id, "seat": seat, "at": at})
+
+    async def call_placed(self, call_id: str, agent_id: str, seat: str, number: str,
+                          at: float) -> None:
+        await self._write("call_placed", f"{call_id}:placed",
+                          {"call_id": call_id, "agent_id": agent_id, "seat": seat,
+                           "number": number, "at": at})
 
     async def call_handed_over(self, call_id: str, agent_id: str, seat: str,
                                at: float) -> None:

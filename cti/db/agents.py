@@ -112,7 +112,7 @@ def _require_aware(now: datetime) -> None:
         raise ValueError(f"naive datetime {now!r}: pass a timezone-aware datetime")
 
 
-def _check_skills(skills: Mapping[str, int]) -> dict[str, int]:
+def check_skills(skills: Mapping[str, int]) -> dict[str, int]:
     checked: dict[str, int] = {}
     for skill, level in skills.items():
         if not isinstance(skill, str) or not 0 < len(skill) <= MAX_SKILL_LEN:
@@ -169,8 +169,10 @@ def create_agent(
     skills: Mapping[str, int],
     now: datetime | None = None,
     hasher: PasswordHasher = PASSWORD_HASHER,
+    department: str | None = None,
 ) -> None:
     """Add an active agent with an argon2id password hash; AgentExists if the id is taken.
+    `department`: a department user's (role department), else None.
 
     now defaults to the current time (created_at is informational, nothing depends on it).
     """
@@ -182,13 +184,13 @@ def create_agent(
         raise ValueError(f"role must be one of {AGENT_ROLES}, got {role!r}")
     if not password:
         raise ValueError("password must not be empty")
-    checked = _check_skills(skills)
+    checked = check_skills(skills)
     created_at = datetime.now(UTC) if now is None else now
     _require_aware(created_at)
     if session.scalar(select(Agent.id).where(Agent.agent_id == agent_id)) is not None:
         raise AgentExists(agent_id)
     agent = Agent(agent_id=agent_id, name=name, role=role, password_hash=hasher.hash(password),
-                  skills=checked, active=True, created_at=created_at)
+                  skills=checked, active=True, created_at=created_at, department=department)
     try:
         with session.begin_nested():
             session.add(agent)
@@ -252,11 +254,13 @@ def get_agent(session: Session, agent_id: str) -> AgentInfo | None:
 
 
 def list_agents(session: Session) -> list[dict[str, Any]]:
-    """Every agent by id, with the open session if logged in; JSON-ready, no password hashes."""
+    """Every agent, supervisor and admin by id (not the departments' users, who take no calls),
+    with the open session if logged in; JSON-ready, no password hashes."""
     rows = session.execute(
         select(Agent, AgentSession)
         .outerjoin(AgentSession, (AgentSession.agent_id == Agent.agent_id)
                    & AgentSession.logout_at.is_(None))
+        .where(Agent.role != "department")
         .order_by(Agent.agent_id)
     ).all()
     return [

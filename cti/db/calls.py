@@ -59,6 +59,52 @@ def record_call_start(
     logger.debug("call start recorded call_id=%s uniqueid=%s", call_id, uniqueid)
 
 
+# calls.dnis of an agent's click-to-call (拨打客户): an outbound call, whose caller_number is
+# the customer's number (so it is in the caller's history like their own calls)
+CLICK_TO_CALL_DNIS = "click-to-call"
+
+
+def record_call_placed(session: Session, *, call_id: str, agent_id: str, seat: str,
+                       number: str, now: datetime) -> None:
+    """An agent's click-to-call, recorded at the click: who placed it, from which seat, to
+    which number (`answered_at` is written when the agent's seat answers, as for any call).
+    A repeat for the same call_id is a no-op."""
+    _require_aware(now)
+    session.execute(insert_on_conflict(session, Call).values(
+        call_id=call_id, uniqueid=call_id, caller_number=number[:32], dnis=CLICK_TO_CALL_DNIS,
+        started_at=now.astimezone(UTC), agent_id=agent_id, seat=seat,
+        ivr_path=[{"step": "click_to_call", "agent_id": agent_id}],
+    ).on_conflict_do_nothing(index_elements=[Call.call_id]))
+    logger.info("click-to-call recorded call_id=%s agent_id=%s", call_id, agent_id)
+
+
+# calls.dnis of an after-hours callback's call (issue 15 §3, callcenter/callbacks.py): one we
+# placed to a customer who booked it; like an inbound call it is queued, answered and reported
+# under its skill
+CALLBACK_DNIS = "callback"
+
+
+def record_callback_answered(session: Session, *, call_id: str, number: str, skill: str,
+                             priority: int, language: str, job_id: int, now: datetime) -> None:
+    """The customer answered their callback (the outbound attempt's channel `call_id`): the
+    call's record, as the IVR leaves a transferred call's, before the customer is queued. The
+    ACD may have made the record first from its queue event (a slow database): then this fills
+    in what that could not know. A repeat is a no-op."""
+    _require_aware(now)
+    path = [{"node": "callback", "job": job_id, "skill": skill}]
+    session.execute(insert_on_conflict(session, Call).values(
+        call_id=call_id, uniqueid=call_id, caller_number=number[:32], dnis=CALLBACK_DNIS,
+        started_at=now.astimezone(UTC), ivr_path=path, outcome="transfer", language=language,
+        skill=skill, priority=priority,
+    ).on_conflict_do_nothing(index_elements=[Call.call_id]))
+    call = _locked_call(session, call_id)
+    if call is not None and call.dnis == "" and call.outcome is None:
+        call.dnis, call.ivr_path, call.outcome = CALLBACK_DNIS, path, "transfer"
+        call.language, call.skill, call.priority = language, skill, priority
+        session.flush()
+    logger.info("callback answered call_id=%s job=%s skill=%s", call_id, job_id, skill)
+
+
 def record_ivr_step(session: Session, call_id: str, step: Mapping[str, Any]) -> None:
     """Append one IVR step (a JSON object) to the call's ivr_path."""
     # Fail here, at the IVR step that produced it, not at flush time with a vaguer error.

@@ -66,8 +66,9 @@ WORK_ORDER_STEPS: tuple[str, ...] = (
 # linked / child_linked (子单 / 主单); see workorders/service.py.
 CHANNELS: tuple[str, ...] = ("ivr", "agent")
 # deflected: the caller heard an outage notice before the menu and hung up in its window
+# refused: a caller on the nuisance list heard the warning and the IVR ended the call
 CALL_OUTCOMES: tuple[str, ...] = ("self_served", "transfer", "hangup", "fallback", "abandoned",
-                                  "deflected")
+                                  "deflected", "refused")
 # Why a call ended when neither the caller nor the agent ended it (calls.end_reason; NULL: they
 # did): Asterisk restarted and said so (a Shutdown with Restart), or it vanished (crash, kill -9)
 # and came back; the CTI writes it when its resync after the restart finds the call gone.
@@ -81,7 +82,12 @@ AGENT_NOTE_MAX = 500
 # the post-call survey's scale (calls.satisfaction): 1 very dissatisfied .. 5 very satisfied
 SATISFACTION_MIN, SATISFACTION_MAX = 1, 5
 ACCOUNT_NO_RE = re.compile(r"[0-9]{10}")
-AGENT_ROLES: tuple[str, ...] = ("agent", "supervisor", "admin")
+# staff roles (agents.role); department: a repair crew's, marketing's or metering's user, who
+# works their department's orders (issue 15 §1) and has agents.department
+AGENT_ROLES: tuple[str, ...] = ("agent", "supervisor", "admin", "department")
+STAFF_DEPARTMENTS: tuple[str, ...] = ("repair", "marketing", "metering")
+# a skill's name (agents.skills' keys, skills.name, a flow's transfer skill)
+SKILL_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 # The states of a logged-in agent (acd.model.AgentState without logged_out: a closed session is
 # logged out).
 AGENT_STATES: tuple[str, ...] = ("ready", "not_ready", "reserved", "on_call", "wrap_up")
@@ -401,7 +407,8 @@ class WorkOrderEvent(Base):
     work_order_id: Mapped[int] = mapped_column(
         ForeignKey("work_orders.id", ondelete="CASCADE"), index=True)
     step: Mapped[str] = mapped_column(String(24))
-    at: Mapped[datetime] = mapped_column()
+    # the work-order report reads a day's events (0016_report_tables)
+    at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
 
@@ -429,7 +436,8 @@ class Call(Base):
     dnis: Mapped[str] = mapped_column(String(32))
     language: Mapped[str | None] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(index=True)
-    ended_at: Mapped[datetime | None] = mapped_column()
+    # the workload reports read the calls that ended in an interval (0016_report_tables)
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))
     end_reason: Mapped[str | None] = mapped_column(String(16))  # CALL_END_REASONS
     # The number the caller keyed, not a foreign key: it may not exist, and the call record
@@ -470,7 +478,14 @@ class Agent(Base):
     """An agent (坐席/话务员), supervisor (值长/班长) or admin who logs in to the CTI."""
 
     __tablename__ = "agents"
-    __table_args__ = (CheckConstraint(_in("role", AGENT_ROLES), name="role"),)
+    __table_args__ = (
+        CheckConstraint(_in("role", AGENT_ROLES), name="role"),
+        # IS NOT NULL: a NULL in IN (...) is unknown, and a CHECK lets unknown pass
+        CheckConstraint("(role = 'department' AND department IS NOT NULL AND "
+                        + _in("department", STAFF_DEPARTMENTS)
+                        + ") OR (role <> 'department' AND department IS NULL)",
+                        name="department"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(16), unique=True)
@@ -481,6 +496,26 @@ class Agent(Base):
     skills: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column()
+    # a department user's department (STAFF_DEPARTMENTS); NULL for every other role
+    department: Mapped[str | None] = mapped_column(String(16))
+    # set by an admin's reset: the next login must choose a new password before anything else
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
+
+
+class Skill(Base):
+    """A skill calls are routed by (技能组): what agents hold with a proficiency and flows
+    transfer to. Created by an admin (issue 15 §1); never deleted, only set inactive."""
+
+    __tablename__ = "skills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    label_zh: Mapped[str] = mapped_column(String(32))
+    label_en: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(16))
 
 
 class AgentSession(Base):

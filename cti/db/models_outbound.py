@@ -63,6 +63,9 @@ class OutboundJob(Base):
     account_no: Mapped[str | None] = mapped_column(String(32))
     # an outage notice's lead (7: the call a week before the outage starts); null otherwise
     lead_days: Mapped[int | None] = mapped_column(Integer)
+    # the skill whose agents take the call: an after-hours callback's (migration 0019); null
+    # for a purpose that reaches no queue
+    skill: Mapped[str | None] = mapped_column(String(32))
     # the purpose's own result (a survey's key, a notice heard to the end), when done
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cti.db.models import Base
@@ -56,3 +56,22 @@ class WebLoginLimit(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime | None] = mapped_column()
     blocked_until: Mapped[datetime | None] = mapped_column()
+
+
+class FlowVersion(Base):
+    """One text of an IVR flow file the admin console published (or found on disk before a
+    publish, source 'disk'), with who and when (migration 0015_flow_versions). Never changed or
+    deleted: a rollback publishes an old text again as a new version."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (Index(None, "file", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file: Mapped[str] = mapped_column(String(80))  # its name in the flows folder
+    flow_id: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # publish | rollback | disk
+    rollback_of: Mapped[int | None] = mapped_column(Integer)
+    published_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column()

@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from cti.db import web_audit
 from cti.db.models_outbound import DoNotCall, OutboundAttempt, OutboundJob
 from cti.db.upsert import insert_on_conflict
+from cti.db.web_audit import AuditEntry
 from outbound.dnc import national
 from outbound.jobs import OPEN, Job, State
 from outbound.outcome import Outcome
@@ -39,7 +41,7 @@ def to_job(row: OutboundJob) -> Job:
     return Job(id=row.id, purpose=row.purpose, number=row.number, state=State(row.state),
                attempts=row.attempts, not_before=row.not_before, expires_at=row.expires_at,
                last_outcome=Outcome(row.last_outcome) if row.last_outcome else None,
-               priority=row.priority, lang=row.lang)
+               priority=row.priority, lang=row.lang, skill=row.skill)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def schedule(session: Session, *, purpose: str, number: str, lang: str, now: dat
              created_by: str, not_before: datetime | None = None,
              expires_at: datetime | None = None, priority: int = 0,
              work_order_number: str | None = None, outage_id: int | None = None,
-             account_no: str | None = None) -> Scheduled:
+             account_no: str | None = None, skill: str | None = None) -> Scheduled:
     """A job to call `number` for `purpose`. Scheduling the same thing twice (the same purpose
     for the same work order, or for the same outage and number) while a job for it is still
     open returns that job: a repeated event never makes a second call."""
@@ -71,7 +73,7 @@ def schedule(session: Session, *, purpose: str, number: str, lang: str, now: dat
                       not_before=_aware(not_before) if not_before else None,
                       expires_at=_aware(expires_at) if expires_at else None,
                       priority=priority, lang=lang, work_order_number=work_order_number,
-                      outage_id=outage_id, account_no=account_no, created_at=now,
+                      outage_id=outage_id, account_no=account_no, skill=skill, created_at=now,
                       created_by=created_by, updated_at=now)
     session.add(row)
     session.flush()
@@ -219,24 +221,69 @@ def attempts_of(session: Session, job_id: int) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ do-not-call
+# The engine reads the list at every tick (callcenter.outbound_service): a number added here,
+# from the CLI or the console, is never dialled from the next tick on.
+
+class AlreadyListed(ValueError):
+    """The number is on the do-not-call list already (its first entry is kept)."""
+
+
+class NotListed(LookupError):
+    """The number is not on the do-not-call list."""
+
 
 def dnc_add(session: Session, number: str, *, reason: str, by: str, now: datetime) -> str:
     """Add a number (any spelling; stored in national form); adding it again keeps the first
-    entry. The national form, which callers show back."""
+    entry and raises AlreadyListed. The national form, which callers show back."""
     nat = national(number)
-    session.execute(insert_on_conflict(session, DoNotCall).values(
-        number=nat, reason=reason[:200], added_by=by, added_at=_aware(now))
-        .on_conflict_do_nothing(index_elements=["number"]))
+    added = session.scalar(insert_on_conflict(session, DoNotCall).values(
+        number=nat, reason=reason[:200], added_by=by[:64], added_at=_aware(now))
+        .on_conflict_do_nothing(index_elements=["number"]).returning(DoNotCall.number))
+    if added is None:
+        raise AlreadyListed(f"{nat} is on the do-not-call list already")
     return nat
 
 
-def dnc_remove(session: Session, number: str) -> bool:
-    res = session.execute(delete(DoNotCall).where(DoNotCall.number == national(number)))
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+def dnc_remove(session: Session, number: str) -> str:
+    """Take a number off the list (its national form); NotListed when it is not on it."""
+    nat = national(number)
+    res = session.execute(delete(DoNotCall).where(DoNotCall.number == nat))
+    if not res.rowcount:  # type: ignore[attr-defined]
+        raise NotListed(f"{nat} is not on the do-not-call list")
+    return nat
 
 
 def dnc_numbers(session: Session) -> list[str]:
     return list(session.scalars(select(DoNotCall.number).order_by(DoNotCall.number)))
+
+
+def dnc_entries(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+    """The list with each number's reason, who added it and when, newest first."""
+    with sessions() as s:
+        rows = s.scalars(select(DoNotCall).order_by(DoNotCall.added_at.desc(),
+                                                    DoNotCall.number)).all()
+        return [{"number": r.number, "reason": r.reason, "added_by": r.added_by,
+                 "added_at": r.added_at} for r in rows]
+
+
+def dnc_add_audited(sessions: sessionmaker[Session], number: str, *, reason: str,
+                    audit: Callable[[str], AuditEntry], now: datetime) -> str:
+    """dnc_add and its audit line (`audit(national form)`, actor and action in it) in one unit
+    of work: both or neither. The CLI and the console both add through here."""
+    with sessions.begin() as s:
+        entry = audit(national(number))
+        nat = dnc_add(s, number, reason=reason, by=entry.actor, now=now)
+        web_audit.add(s, entry)
+    return nat
+
+
+def dnc_remove_audited(sessions: sessionmaker[Session], number: str, *,
+                       audit: Callable[[str], AuditEntry]) -> str:
+    """dnc_remove and its audit line in one unit of work."""
+    with sessions.begin() as s:
+        nat = dnc_remove(s, number)
+        web_audit.add(s, audit(nat))
+    return nat
 
 
 def cancel_open(session: Session, job_ids: Iterable[int], now: datetime) -> int:

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import transcripts
 from cti.db.models import AgentSession, Call, WorkOrder
+from cti.db.models_outbound import OutboundAttempt, OutboundJob
 from cti.db.models_recordings import AuditLog, Recording, RecordingDeletion
 from cti.db.upsert import insert_on_conflict
-from recorder.naming import parse, resolve
+from recorder.naming import MESSAGE_SEAT, parse, resolve
 from recorder.ports import RecordingFacts
 from recorder.reconcile import IndexRow
 from recorder.retention import RetentionPolicy
@@ -56,7 +57,9 @@ def index_recording(session: Session, facts: RecordingFacts, now: datetime) -> R
     queue = facts.queue or (call.skill if call is not None and name.kind == "agent" else None)
     stmt = insert_on_conflict(session, Recording).values(
         call_id=name.call_id, leg_id=name.leg_id, rel_path=name.rel_path, kind=name.kind,
-        seat=None if name.kind == "ivr" else name.seat, agent_id=agent, queue=queue,
+        # an IVR part has no seat; a return visit's message is marked by its own (msg)
+        seat=name.seat if name.message or name.kind == "agent" else None, agent_id=agent,
+        queue=queue,
         caller_number=caller, started_at=started, duration_s=facts.duration_s,
         size_bytes=facts.size, sha256=facts.sha256, indexed_at=now,
         indexed_by=facts.indexed_by,
@@ -122,6 +125,7 @@ class RecordingQuery:
 
 
 def _orders_of(session: Session, call_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Each call's work orders: those taken on it, and the one a return visit called about."""
     out: dict[str, list[dict[str, str]]] = {}
     if not call_ids:
         return out
@@ -130,7 +134,74 @@ def _orders_of(session: Session, call_ids: list[str]) -> dict[str, list[dict[str
         assert wo.call_id is not None
         out.setdefault(wo.call_id, []).append({"number": wo.number, "type": wo.type,
                                                 "status": wo.status})
+    for linkedid, wo in session.execute(
+            select(OutboundAttempt.linkedid, WorkOrder)
+            .join(OutboundJob, OutboundJob.id == OutboundAttempt.job_id)
+            .join(WorkOrder, WorkOrder.number == OutboundJob.work_order_number)
+            .where(OutboundAttempt.linkedid.in_(call_ids)).order_by(WorkOrder.id)).all():
+        out.setdefault(str(linkedid), []).append({"number": wo.number, "type": wo.type,
+                                                  "status": wo.status})
     return out
+
+
+def _visit_calls_of(order: str) -> Any:
+    """The call ids of an order's return-visit calls (one per outbound attempt)."""
+    return (select(OutboundAttempt.linkedid)
+            .join(OutboundJob, OutboundJob.id == OutboundAttempt.job_id)
+            .where(OutboundJob.work_order_number == order,
+                   OutboundAttempt.linkedid.is_not(None)))
+
+
+def return_visit_messages(session: Session, orders: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The voice messages customers left on these orders' return-visit calls (回访留言), oldest
+    first: recording id, call, when, how long. Found through the outbound attempts, so a
+    message the reconciler indexed after a CTI outage is linked like one indexed live."""
+    if not orders:
+        return {}
+    rows = session.execute(
+        select(OutboundJob.work_order_number, Recording)
+        .join(OutboundAttempt, OutboundAttempt.job_id == OutboundJob.id)
+        .join(Recording, Recording.call_id == OutboundAttempt.linkedid)
+        .where(OutboundJob.work_order_number.in_(orders), Recording.seat == MESSAGE_SEAT,
+               Recording.deleted_at.is_(None))
+        .order_by(Recording.started_at, Recording.id)).all()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for number, rec in rows:
+        out.setdefault(str(number), []).append({
+            "recording_id": rec.id, "call_id": rec.call_id,
+            "started_at": rec.started_at.isoformat(), "duration_s": rec.duration_s})
+    return out
+
+
+def recent_return_visit_messages(session: Session, limit: int = 30) -> list[dict[str, Any]]:
+    """The latest voice messages left on return visits, newest first, each with its order
+    (number, type, status, satisfaction) and recording, for the supervisor console."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1-{MAX_LIMIT}, got {limit}")
+    rows = session.execute(
+        select(WorkOrder, Recording)
+        .join(OutboundJob, OutboundJob.work_order_number == WorkOrder.number)
+        .join(OutboundAttempt, OutboundAttempt.job_id == OutboundJob.id)
+        .join(Recording, Recording.call_id == OutboundAttempt.linkedid)
+        .where(Recording.seat == MESSAGE_SEAT, Recording.deleted_at.is_(None))
+        .order_by(Recording.started_at.desc(), Recording.id.desc()).limit(limit)).all()
+    return [{"number": wo.number, "type": wo.type, "status": wo.status,
+             "satisfaction": wo.satisfaction, "recording_id": rec.id, "call_id": rec.call_id,
+             "caller_number": rec.caller_number or wo.caller_number,
+             "started_at": rec.started_at.isoformat(), "duration_s": rec.duration_s}
+            for wo, rec in rows]
+
+
+def order_messages(sessions: sessionmaker[Session], number: str) -> list[dict[str, Any]]:
+    """return_visit_messages of one order, in a unit of work of its own (the web API's)."""
+    with sessions() as s:
+        return return_visit_messages(s, [number]).get(number, [])
+
+
+def latest_messages(sessions: sessionmaker[Session], limit: int = 30) -> list[dict[str, Any]]:
+    """recent_return_visit_messages in a unit of work of its own (the web API's)."""
+    with sessions() as s:
+        return recent_return_visit_messages(s, limit)
 
 
 def recording_doc(rec: Recording, call: Call | None, orders: list[dict[str, str]],
@@ -146,6 +217,8 @@ def recording_doc(rec: Recording, call: Call | None, orders: list[dict[str, str]
         "indexed_by": rec.indexed_by, "indexed_at": rec.indexed_at.isoformat(),
         "deleted_at": rec.deleted_at.isoformat() if rec.deleted_at else None,
         "work_orders": orders,
+        # a voice message left on a return visit (回访留言), not a leg of a conversation
+        "message": rec.seat == MESSAGE_SEAT,
         "transcript_status": (transcript or {}).get("transcript_status", "none"),
         "keywords": (transcript or {}).get("keywords", []),
     }
@@ -172,8 +245,10 @@ def search(session: Session, q: RecordingQuery) -> list[dict[str, Any]]:
     if q.max_duration is not None:
         conds.append(Recording.duration_s <= q.max_duration)
     if q.work_order:
-        conds.append(exists().where(and_(WorkOrder.call_id == Recording.call_id,
-                                         WorkOrder.number == q.work_order)))
+        # the calls the order was taken on, and its return-visit calls
+        conds.append(or_(exists().where(and_(WorkOrder.call_id == Recording.call_id,
+                                             WorkOrder.number == q.work_order)),
+                         Recording.call_id.in_(_visit_calls_of(q.work_order))))
     if q.text and q.text.strip():
         conds.append(transcripts.text_matches(q.text))
     rows = session.execute(stmt.where(*conds)

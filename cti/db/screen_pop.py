@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session, aliased
 from cti.db.ivr_queries import WORK_ORDER_TZ, accounts_for_phone, normalize_phone
 from cti.db.jsonready import json_ready, yuan
 from cti.db.models import Account, Area, Bill, Call, Customer, Feeder, Payment, WorkOrder
+from cti.db.models_callers import CallerListEntry
 from cti.db.outage_board import area_names, notices_for_places
 from outages.scope import CAUSES, Notice, Place
+from outbound.dnc import BadNumber, national
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +49,10 @@ def screen_pop(
 
     account_no is what the caller entered in the IVR (None: fall back to the call record's).
     The entered account comes first, then the accounts registered for the caller's phone.
-    Queries: 6, plus 1 to 5 for the outage notices covering the shown accounts (the scope rows
-    that could match, then those notices, their master orders and area names; the same
-    notices the IVR's outage-first lookup hears), whatever the number of bills, payments,
-    work orders or notices.
+    Queries: 7 (6 for a withheld number), plus 1 to 5 for the outage notices covering the
+    shown accounts (the scope rows that could match, then those notices, their master orders
+    and area names; the same notices the IVR's outage-first lookup hears), whatever the
+    number of bills, payments, work orders or notices.
     """
     _require_aware(now)
     call = session.execute(
@@ -89,6 +91,8 @@ def screen_pop(
     pop = {
         "call_id": call_id,
         "caller_number": caller_number,
+        # on the VIP list (issue 15 §3): the agent sees it, with the supervisor's reason
+        "vip": _vip(session, caller_number),
         "generated_at": now,
         "entered_account": None if not entered else {
             "account_no": entered, "found": entered in found},
@@ -114,6 +118,17 @@ def screen_pop(
         logger.warning("screen-pop for a call without record call_id=%s", call_id)
     result: dict[str, Any] = json_ready(pop)
     return result
+
+
+def _vip(session: Session, caller_number: str) -> dict[str, Any] | None:
+    try:
+        nat = national(caller_number)
+    except BadNumber:  # withheld, anonymous: on no list
+        return None
+    row = session.execute(
+        select(CallerListEntry.reason, CallerListEntry.added_at)
+        .where(CallerListEntry.kind == "vip", CallerListEntry.number == nat)).one_or_none()
+    return None if row is None else {"reason": row.reason, "since": row.added_at}
 
 
 def _accounts(session: Session, account_nos: Sequence[str]) -> Sequence[AnyRow]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import agents as db_agents
@@ -25,6 +24,7 @@ from cti.db import surveys, transcripts
 from cti.db.models import AGENT_NOTE_MAX as AGENT_NOTE_MAX
 from cti.db.models import CALL_DISPOSITIONS as CALL_DISPOSITIONS
 from cti.db.models import Call
+from cti.db.models_outbound import DoNotCall
 from cti.db.models_recordings import Recording
 from cti.db.recordings import RecordingQuery, search, search_one
 from cti.db.screen_pop import caller_history as _caller_history
@@ -89,6 +89,15 @@ def set_disposition(sessions: sessionmaker[Session], call_id: str, *, code: str,
         return _record(row)
 
 
+def do_not_call_reason(sessions: sessionmaker[Session], number: str) -> str | None:
+    """Why `number` (national form) is on the do-not-call list ("" when no reason was given),
+    or None when it is not on it."""
+    with sessions.begin() as s:
+        row = s.execute(select(DoNotCall.reason).where(DoNotCall.number == number)
+                        ).one_or_none()
+    return None if row is None else (row.reason or "")
+
+
 def call_records_by_id(sessions: sessionmaker[Session], call_ids: list[str]
                        ) -> dict[str, CallRecord]:
     """The records of those calls that have one, by call_id."""
@@ -128,53 +137,6 @@ def caller_history(sessions: sessionmaker[Session], *, call_id: str, caller_numb
     with sessions.begin() as s:
         return _caller_history(s, call_id=call_id, caller_number=caller_number,
                                account_no=account_no)
-
-
-# ------------------------------------------------------------------------ today's figures
-
-
-@dataclass(frozen=True)
-class TodayFigures:
-    day: str  # the center's local date
-    offered: int  # calls that reached the agent queues
-    answered: int
-    abandoned: int
-    answered_in_20s: int  # within sl_s, in fact
-    service_level: float | None  # answered in sl_s / (answered + abandoned after sl_s)
-    answer_rate: float | None  # answered / offered
-    deflected: int = 0  # calls that hung up after an outage notice (outcome 'deflected')
-
-
-def today_figures(sessions: sessionmaker[Session], now: datetime, tz: ZoneInfo,
-                  sl_s: float) -> TodayFigures:
-    """Today's figures (the center's local day) from the call records, so they survive a CTI
-    restart: a call counts as offered once it reached an agent queue."""
-    local = now.astimezone(tz)
-    start = datetime.combine(local.date(), time(0, 0), tz).astimezone(UTC)
-    end = start + timedelta(days=1)
-    with sessions.begin() as s:
-        rows = s.execute(select(Call.queued_at, Call.answered_at, Call.ended_at, Call.outcome)
-                         .where(Call.queued_at.is_not(None), Call.queued_at >= start,
-                                Call.queued_at < end)).all()
-        # callers who heard an outage notice and hung up: never offered to an agent
-        deflected = s.scalar(select(func.count()).select_from(Call).where(
-            Call.outcome == "deflected", Call.started_at >= start, Call.started_at < end)) or 0
-    answered = in_sl = abandoned = abandoned_late = 0
-    for queued_at, answered_at, ended_at, outcome in rows:
-        assert queued_at is not None  # the query's condition
-        if answered_at is not None:
-            answered += 1
-            in_sl += (answered_at - queued_at).total_seconds() <= sl_s
-        elif outcome == "abandoned":
-            abandoned += 1
-            if ended_at is None or (ended_at - queued_at).total_seconds() > sl_s:
-                abandoned_late += 1
-    counted = answered + abandoned_late
-    return TodayFigures(day=local.date().isoformat(), offered=len(rows), answered=answered,
-                        abandoned=abandoned, answered_in_20s=in_sl,
-                        service_level=round(in_sl / counted, 4) if counted else None,
-                        answer_rate=round(answered / len(rows), 4) if rows else None,
-                        deflected=deflected)
 
 
 # ------------------------------------------------------------------- post-call surveys

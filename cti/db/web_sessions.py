@@ -39,6 +39,8 @@ class SessionUser:
     name: str
     seat: str | None
     lang: str
+    department: str | None = None  # a department user's (repair, marketing, metering)
+    must_change_password: bool = False  # after an admin's reset: nothing else until changed
 
 
 def add_session(s: Session, *, token_hash: str, user_id: str, role: str, seat: str | None,
@@ -65,13 +67,14 @@ def session_user(sessions: Sessions, token_hash: str, clock: Callable[[], dateti
     account is deactivated. last_seen moves on when it is touch_every old (None: never)."""
     with sessions.begin() as s:
         row = s.execute(
-            select(WebSession, Agent.name, Agent.active)
+            select(WebSession, Agent.name, Agent.active, Agent.department,
+                   Agent.must_change_password)
             .join(Agent, Agent.agent_id == WebSession.user_id)
             .where(WebSession.token_hash == token_hash)
         ).one_or_none()
         if row is None:
             return None
-        ws, name, active = row
+        ws, name, active, department, must_change = row
         now = clock()
         if ws.ended_at is not None or not active or now >= ws.expires_at \
                 or now >= ws.last_seen + idle:
@@ -79,7 +82,8 @@ def session_user(sessions: Sessions, token_hash: str, clock: Callable[[], dateti
         if touch_every is not None and now - ws.last_seen >= touch_every:
             ws.last_seen = now
         return SessionUser(user_id=ws.user_id, role=ws.role, name=name, seat=ws.seat,
-                           lang=ws.lang)
+                           lang=ws.lang, department=department,
+                           must_change_password=bool(must_change))
 
 
 def end_session(sessions: Sessions, token_hash: str, now: datetime) -> bool:

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desktop.app import create_app
 from config.settings import load_settings
+from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
 from hotline.wiring import build_services
 from tests.support.browser import VIEWPORT, browser, serve
@@ -42,6 +44,18 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.delenv("HOTLINE_DB_URL", raising=False)
     monkeypatch.delenv("HOTLINE_STATE_DIR", raising=False)
     return CliRunner()
+
+
+@pytest.fixture
+def cli_db(tmp_path: Path, runner: CliRunner) -> Iterator[sessionmaker[Session]]:
+    """The CLI's own database (tmp_path/var/hotline.db, the `runner`'s state), migrated."""
+    (tmp_path / "var").mkdir()
+    url = f"sqlite:///{tmp_path / 'var' / 'hotline.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
 
 
 # ------------------------------------------------------------- the browser desktop, per module

@@ -18,6 +18,7 @@ derandomize=True and a fixed EXAMPLES keep it repeatable and within its time bud
 from __future__ import annotations
 
 import hashlib
+import shutil
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -55,7 +56,10 @@ REPO = Path(__file__).resolve().parents[2]
 # ends the session the fuzzer itself uses
 SKIP_OPERATIONS = {("POST", "/api/auth/logout")}
 ROLES = ("agent", "supervisor", "admin", "anonymous")
-EXAMPLES = 100  # per operation and mode, each sent as the four roles: the module takes ~2.5 min
+# per operation and mode, each sent as the four roles. With ~110 operations (issue 15) 100 took
+# ~280 s a mode on a shared 2-core machine, near pytest-timeout's 300 s: 60, and a budget of its
+# own below
+EXAMPLES = 60
 # a 5xx is checked below: 503 is "a live service is not there" when the spec documents it
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -74,8 +78,12 @@ def fuzzed(seeded_db: SeededDb, tmp_path_factory: pytest.TempPathFactory) -> Ite
     engine = make_engine(seeded_db(state, now=NOW))
     sessions = make_session_factory(engine)
     storage = state / "recordings"
-    settings_ = replace(load_settings(env={}), state_dir=state,
-                        recorder=RecorderSettings(storage_dir=storage))
+    base = load_settings(env={})
+    # a copy of the flows: a publish the fuzzer might make never touches the repository's
+    flows = state / "flows"
+    shutil.copytree(base.ivr.flows_dir, flows)
+    settings_ = replace(base, state_dir=state, recorder=RecorderSettings(storage_dir=storage),
+                        ivr=replace(base.ivr, flows_dir=flows))
     ctx = build_services(settings_, sessions, clock=lambda: NOW).web_context()
     tokens = {}
     calls = [f"1764210{600 + i}.{i}" for i in range(3)]
@@ -101,8 +109,15 @@ def fuzzed(seeded_db: SeededDb, tmp_path_factory: pytest.TempPathFactory) -> Ite
               for t, num, c, a in (("fault_repair", "13900001110", calls[0], "A001"),
                                    ("complaint", "13900001111", calls[1], "A002"),
                                    ("consultation", "13900001112", None, "A001"))]
+    # staff_id (the admin console's): never the fuzzer's own users, whom a password reset or
+    # disabling would lock out of the rest of the run
     ids = {"agent_id": ["A001", "A002", "S01", "admin"], "call_id": calls,
-           "recording_id": recs, "number": orders, "session_id": ["1", "2"]}
+           "staff_id": ["A002", "A003", "S02", "R01"],
+           "recording_id": recs, "number": orders, "session_id": ["1", "2"],
+           "file": ["main.yaml"], "prompt_id": ["ivr.welcome", "ivr.main_menu"],
+           "version_id": ["1"],
+           # the service hours (agent_desktop/api/calendars.py): the demo's day-time skill
+           "skill": ["english", "billing", "repair"], "day": ["2026-10-01", "2026-12-25"]}
     app = create_app(ctx)
     fuzzed = Fuzzed(app, tokens, ids)
     app_handler = app.exception_handlers[ValueError]
@@ -146,6 +161,7 @@ def _error_body_problem(response: Any) -> str | None:
     return None
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=["valid", "invalid"])
 def test_the_api_answers_every_role_as_its_spec_says(fuzzed: Fuzzed, mode: GenerationMode

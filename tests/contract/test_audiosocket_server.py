@@ -372,6 +372,12 @@ class Services:
     async def call_started(self, **_: object) -> None:
         return None
 
+    async def caller_lists(self, caller: str) -> frozenset[str]:
+        return frozenset()
+
+    async def calendars(self) -> dict[str, object]:
+        return {}  # every skill open 7x24
+
     async def ivr_finished(self, *, outcome: str, path: list[dict[str, object]],
                            **_: object) -> None:
         self.outcome, self.path = outcome, list(path)

@@ -28,6 +28,25 @@ def test_flows_validate_names_file_and_line(runner: CliRunner, tmp_path: Path) -
     assert f"{bad}:{line}: node 'bill_account': unknown node 'nowhere'" in res.output
 
 
+def test_flows_validate_refuses_a_skill_that_is_not_configured(runner: CliRunner,
+                                                              tmp_path: Path) -> None:
+    """Issue 15 §5: `englsh` passed with rc 0. The skills are the skills table's."""
+    bad = tmp_path / "main.yaml"
+    text = (REPO / "ivr" / "flows" / "main.yaml").read_text(encoding="utf-8")
+    assert "skill: english\n" in text
+    bad.write_text(text.replace("skill: english\n", "skill: englsh\n"), encoding="utf-8")
+    res = runner.invoke(main, ["flows", "validate", str(bad)])
+    assert res.exit_code == 1, res.output
+    line = text[:text.index("skill: english\n")].count("\n") + 1
+    assert f"{bad}:{line}: " in res.output and "skill 'englsh' is not configured" in res.output
+    assert "billing, english, general, repair" in res.output
+    # once an admin adds it, it passes
+    assert runner.invoke(main, ["skills", "add", "englsh", "--zh", "英语", "--en", "x"]
+                         ).exit_code == 0
+    res = runner.invoke(main, ["flows", "validate", str(bad)])
+    assert res.exit_code == 0, res.output
+
+
 def test_seed_demo_then_listings_as_json(runner: CliRunner) -> None:
     res = runner.invoke(main, ["seed-demo", "--accounts", "200"])
     assert res.exit_code == 0, res.output
@@ -47,6 +66,24 @@ def test_seed_demo_then_listings_as_json(runner: CliRunner) -> None:
         res = runner.invoke(main, cmd)
         assert res.exit_code == 0, res.output
         assert json.loads(res.output) == []
+
+
+def test_listings_say_when_empty_and_refuse_bad_limits(runner: CliRunner) -> None:
+    """Issue 15 §5: an empty result says so; a bad option is a usage error, not a traceback."""
+    for cmd, says in ((["calls", "list"], "no calls recorded yet"),
+                      (["workorders", "list"], "no work orders match"),
+                      (["workorders", "return-visits"], "no order is waiting"),
+                      (["workorders", "at-risk"], "no order's SLA clock"),
+                      (["recordings", "list"], "no recordings match")):
+        res = runner.invoke(main, cmd)
+        assert res.exit_code == 0 and says in res.output, (cmd, res.output)
+    for cmd in (["calls", "list", "--limit", "0"], ["workorders", "list", "--limit", "-1"],
+                ["workorders", "list", "--offset", "-5"], ["recordings", "list", "--limit", "0"],
+                ["workorders", "return-visits", "--limit", "100000"]):
+        res = runner.invoke(main, cmd)
+        assert res.exit_code == 2, (cmd, res.output)
+        assert "Invalid value" in res.output and res.exception is not None \
+            and isinstance(res.exception, SystemExit), (cmd, res.output)
 
 
 def test_status_json_when_nothing_runs(runner: CliRunner) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from cti.db import callers
 from cti.db.screen_pop import screen_pop
 from hotline.demo_seed import demo_accounts
 from tests.support.browser import login, screenshot
@@ -135,6 +136,44 @@ def test_agent_desktop_shows_a_pushed_pop_and_files_a_prefilled_work_order(
     expect(page.locator("#pop-h")).to_have_text("Screen-pop")
     expect(page.get_by_test_id("pop-caller")).to_have_text(demo["phone"])
     expect(page.get_by_test_id("pop-language")).to_have_text("Language: Mandarin")
+
+
+def test_a_vip_caller_is_marked_on_the_pop(page: Any, base_url: str,
+                                          db: tuple[Any, Any]) -> None:
+    """Issue 15 §3: a number on the VIP list is marked on the agent's pop, with the reason the
+    supervisor gave, in both languages; the next caller, not on it, is not."""
+    _settings, sessions = db
+    now = datetime.now(UTC)
+    with sessions() as s:
+        callers.add(s, "vip", "13700000071", reason="人大代表", by="S01", now=now)
+        s.commit()
+    try:
+        with sessions() as s:
+            vip = screen_pop(s, call_id="1790000020.1", caller_number="13700000071",
+                             account_no=None, now=now)
+            plain = screen_pop(s, call_id="1790000021.1", caller_number="13700000072",
+                               account_no=None, now=now)
+    finally:
+        with sessions() as s:
+            callers.remove(s, "vip", "13700000071")
+            s.commit()
+    pops: list[dict[str, Any]] = [vip]
+
+    def push(ws: Any) -> None:
+        for pop in pops:
+            ws.send(json.dumps({"type": "pop", "data": {**pop, "seat": "seat04"}}))
+
+    page.route_web_socket(re.compile(r".*/ws$"), push)
+    login(page, base_url, "A004", seat="seat04")
+    page.wait_for_url("**/agent.html")
+    expect(page.get_by_test_id("pop-caller")).to_have_text("13700000071")
+    expect(page.get_by_test_id("pop-vip")).to_have_text("VIP 来电 · 人大代表")
+    page.get_by_test_id("lang-toggle").click()
+    expect(page.get_by_test_id("pop-vip")).to_have_text("VIP caller · 人大代表")
+    pops[:] = [plain]
+    page.reload()
+    expect(page.get_by_test_id("pop-caller")).to_have_text("13700000072")
+    expect(page.get_by_test_id("pop-vip")).to_have_count(0)
 
 
 def test_desktop_reconnects_the_push_and_refetches_its_state(page: Any, base_url: str) -> None:

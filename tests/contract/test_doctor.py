@@ -277,6 +277,8 @@ def cti_state(tmp_path: Path) -> Settings:
     # a deployment from before: secrets.json was the CTI's group's to read
     os.chown(secrets, 0, stack.cti_user().gid)  # type: ignore[union-attr]
     secrets.chmod(0o640)
+    s.ivr.flows_dir.mkdir(parents=True)  # as a checkout has it: root's 0755, a root file
+    (s.ivr.flows_dir / "main.yaml").write_text("flow: main\n", encoding="utf-8")
     user = stack.cti_user()
     assert user is not None and user.name == "hotline"
     stack.secure_cti_files(s, user)
@@ -298,6 +300,12 @@ def test_the_files_hotline_up_hands_the_cti_pass(tmp_path: Path) -> None:
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, user.gid, 0o640)
     st = (s.state_dir / "secrets.json").stat()  # every phone's SIP password: root's alone
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 0, 0o600)
+    # the admin console's publish renames a file into the flows folder: the CTI's group may
+    # write it (not sticky), its owner and the files in it unchanged
+    st = s.ivr.flows_dir.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, user.gid, 0o775)
+    st = (s.ivr.flows_dir / "main.yaml").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 0, 0o644)
     assert read_fastagi_secret(s.state_dir / "fastagi.secret") == "f" * 48
 
 

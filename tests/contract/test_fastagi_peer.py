@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from acd.calendar import Calendar, parse_hours
 from ivr import agi_session, fastagi, say
 from ivr.agi_session import IvrContext, make_ivr_handler
 from ivr.engine import Engine
@@ -98,6 +99,26 @@ class FakeServices:
     async def ivr_finished(self, **kw: Any) -> None:
         self.finished.append(kw)
         self.finished_event.set()
+
+    lists: dict[str, frozenset[str]] = {}  # caller -> the inbound lists it is on
+    lists_fail = False
+
+    async def caller_lists(self, caller: str) -> frozenset[str]:
+        if self.lists_fail:
+            raise RuntimeError("the database is away")
+        return self.lists.get(caller, frozenset())
+
+    calendars_now: dict[str, Calendar] = {}  # skill -> its service hours (none: 7x24)
+    calendars_fail = False
+
+    async def calendars(self) -> dict[str, Calendar]:
+        if self.calendars_fail:
+            raise RuntimeError("the database is away")
+        return self.calendars_now
+
+    async def book_callback(self, **kw: Any) -> int:
+        self.callbacks = [*getattr(self, "callbacks", []), kw]
+        return 7
 
 
 class FakeAsterisk:
@@ -252,6 +273,140 @@ async def test_bill_lookup_command_sequence_ends_with_hangup() -> None:
     assert (done["call_id"], done["outcome"], done["lang"], done["account"]) == (
         LINKEDID, "self_served", "zh", ACCOUNT)
     assert {"node": "bill_account", "input": ACCOUNT} in done["path"]
+
+
+async def test_a_caller_on_the_nuisance_list_hears_the_warning_and_the_ivr_ends_the_call(
+        ) -> None:
+    services = FakeServices()
+    services.lists = {CALLER: frozenset({"nuisance"})}
+    peer = FakeAsterisk(reads=[])
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    # both languages (none is chosen yet), no key stops it, then the IVR's hangup exit
+    assert peer.commands == [
+        "NOOP",
+        stream("callers.nuisance_warning", barge_in=False),
+        stream("callers.nuisance_warning", barge_in=False, lang="en"),
+        setvar("HOTLINE_NEXT", "hangup"),
+    ]
+    [done] = services.finished
+    assert (done["outcome"], done["skill"]) == ("refused", None)
+
+
+async def test_a_caller_list_lookup_that_fails_lets_the_caller_in() -> None:
+    services = FakeServices()
+    services.lists_fail = True
+    peer = FakeAsterisk(reads=["1", "0"], keys={"/p/zh/ivr.welcome": "1"})
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    assert peer.commands[:2] == ["NOOP", stream("ivr.welcome")]
+    assert peer.commands[-1] == setvar("HOTLINE_NEXT", "transfer")
+
+
+# English from the welcome, then 0 for an agent: the flow transfers to `english`. NOW is
+# Wednesday 10:00 in Shanghai; english keeps 08:00-09:00, so it is closed until 08:00 tomorrow
+ENGLISH_CALL = {"reads": ["0"], "keys": {"/p/zh/ivr.welcome": "2"}}
+EARLY = (parse_hours("08:00-09:00"),) * 7
+OPENS = datetime(2026, 4, 2, 8, 0, tzinfo=TZ)
+
+
+def hours_fact() -> list[str]:
+    return [stream("calendars.closed", barge_in=False, lang="en"),
+            stream("calendars.opens_at", barge_in=False, lang="en"),
+            *[stream(p, barge_in=False, lang="en")
+              for p in say.say_datetime(OPENS, "en", now=NOW)]]
+
+
+def transfer_to(skill: str) -> list[str]:
+    return [setvar("HOTLINE_SKILL", skill), setvar("HOTLINE_PRIORITY", "0"),
+            setvar("HOTLINE_ACCOUNT", ""), setvar("HOTLINE_REASON", "caller_choice"),
+            setvar("HOTLINE_NEXT", "transfer")]
+
+
+async def test_a_closed_skill_tells_the_hours_and_routes_to_the_open_one() -> None:
+    services = FakeServices()
+    services.calendars_now = {"english": Calendar("english", EARLY, "route", "general")}
+    peer = FakeAsterisk(**ENGLISH_CALL)  # type: ignore[arg-type]
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    # the hours fact and the transfer notice instead of the flow's own transfer prompt
+    assert peer.commands[peer.commands.index(hours_fact()[0]):] == [
+        *hours_fact(), stream("calendars.routed", barge_in=False, lang="en"),
+        *transfer_to("general")]
+    assert stream("ivr.transfer", barge_in=False, lang="en") not in peer.commands
+    [done] = services.finished
+    assert (done["outcome"], done["skill"]) == ("transfer", "general")
+    assert {"node": "after_hours", "skill": "english", "action": "route",
+            "routed_to": "general", "hops": ["general"]} in done["path"]
+
+
+async def test_a_closed_skill_books_a_callback_after_a_wrong_key() -> None:
+    services = FakeServices()
+    services.calendars_now = {"english": Calendar("english", EARLY)}
+    peer = FakeAsterisk(reads=["0", "7", "1"], keys={"/p/zh/ivr.welcome": "2"})
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    offer = read("calendars.callback_offer", 1, 6, lang="en")
+    tail = peer.commands[peer.commands.index(hours_fact()[0]):]
+    assert tail == [
+        *hours_fact(), offer, GET_INPUT,
+        stream("ivr.invalid", barge_in=False, lang="en"), "WAIT FOR DIGIT 400",
+        offer, GET_INPUT,
+        stream("calendars.callback_booked", barge_in=False, lang="en"),
+        setvar("HOTLINE_NEXT", "hangup")]
+    [booked] = services.callbacks
+    assert (booked["caller"], booked["skill"], booked["at"], booked["lang"]) == (
+        CALLER, "english", OPENS, "en")
+    [done] = services.finished
+    assert (done["outcome"], done["skill"]) == ("self_served", None)
+    step = next(p for p in done["path"] if p.get("node") == "after_hours")
+    assert (step["answer"], step["job"], step["callback_at"]) == (
+        "book", 7, OPENS.isoformat())
+
+
+async def test_a_callback_not_taken_goes_to_the_7x24_skill() -> None:
+    services = FakeServices()
+    services.calendars_now = {"english": Calendar("english", EARLY)}
+    peer = FakeAsterisk(reads=["0", ""], keys={"/p/zh/ivr.welcome": "2"})
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    assert peer.commands[-8:] == [
+        read("calendars.callback_offer", 1, 6, lang="en"), GET_INPUT,
+        stream("calendars.routed", barge_in=False, lang="en"), *transfer_to("general")]
+    assert not hasattr(services, "callbacks")
+    [done] = services.finished
+    assert done["skill"] == "general"
+    assert {"node": "after_hours", "skill": "english", "action": "callback", "answer": "none",
+            "routed_to": "general"} in done["path"]
+
+
+async def test_a_failed_calendar_lookup_lets_the_call_through_as_if_open() -> None:
+    services = FakeServices()
+    services.calendars_fail = True
+    peer = FakeAsterisk(**ENGLISH_CALL)  # type: ignore[arg-type]
+
+    async with serving(services) as (_server, port):
+        async with asyncio.timeout(DEADLINE_S):
+            await peer.call(port)
+
+    assert peer.commands[-6:] == [stream("ivr.transfer", barge_in=False, lang="en"),
+                                  *transfer_to("english")]
+    assert services.finished[0]["skill"] == "english"
 
 
 async def test_bill_lookup_then_agent_ends_with_transfer() -> None:

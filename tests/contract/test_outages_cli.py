@@ -63,6 +63,7 @@ def test_publish_list_update_confirm_close(runner: CliRunner, db: Any) -> None:
     assert [n["id"] for n in listed["active"]] == [oid]
     text = runner.invoke(main, ["outages", "list"]).output
     assert "故障停电" in text and "1 active, 0 suspected" in text
+    assert "start (Asia/Shanghai)" in text and "10kV泉城线跳闸" in text  # a table, times local
 
     restore = (datetime.now(UTC) + 3 * H).isoformat()
     doc = _json(runner, "outages", "update", str(oid), "--restore", restore,

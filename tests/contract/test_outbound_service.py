@@ -193,6 +193,27 @@ def test_nothing_outside_the_window_in_storm_mode_or_on_the_do_not_call_list(
         "PJSIP/13800138000@carrier-out"] and a > 0
 
 
+def test_a_number_listed_while_running_is_not_dialled_at_the_next_tick(
+        sessions: sessionmaker[Session]) -> None:
+    """The console (and the CLI) add through dnc_add_audited while the engine runs: the engine
+    reads the list at every tick, it caches nothing."""
+    from cti.db.web_audit import AuditEntry
+
+    w = World(sessions, max_concurrent=1)
+    first = w.schedule("13800138000", "R1")
+    assert len(w.tick()) == 1                    # the engine has ticked with an empty list
+    later = w.schedule("13900139000", "R2")
+    store.dnc_add_audited(sessions, "+86 139-0013-9000", reason="asked",
+                          audit=lambda n: AuditEntry(at=T0, actor="S01", role="supervisor",
+                                                     action="outbound.dnc_add", target=n,
+                                                     allowed=True), now=T0)
+    w.event(Event="OriginateResponse", Response="Failure", Reason="3",
+            Uniqueid=w.chan(w.attempts(first)[0]["id"]))
+    assert w.tick() == []
+    assert w.job(later).state is State.BLOCKED
+    assert [o["Channel"] for o in w.ami.named("Originate")] == ["PJSIP/13800138000@carrier-out"]
+
+
 def test_a_restart_never_dials_twice(sessions: sessionmaker[Session]) -> None:
     w = World(sessions)
     live_job, lost_job = w.schedule("13800138000", "R1"), w.schedule("13900139000", "R2")

@@ -91,6 +91,28 @@ async def test_a_leg_is_indexed_once_asterisk_has_closed_its_file(
     assert ami.sent == []
 
 
+async def test_a_message_shorter_than_its_leg_is_no_unrecorded_leg(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """A return visit's voice message (回访留言) ends at # or silence, the call later (the
+    goodbye): the file is as long as the customer spoke, not a truncated leg."""
+    svc = _service(tmp_path, sessions)
+    unrecorded: list[Any] = []
+    svc.unrecorded_log = type("Log", (), {"unrecorded": lambda _s, leg, _at:
+                                          unrecorded.append(leg)})()
+    call = "pbx1-1764210600.900000007"
+    rel = f"20261127/{call}_{call}_msg.wav"
+    _wav(svc.storage_dir / rel, 3.0)
+    start = int(T0.timestamp())
+    await svc.index_event({"Event": "UserEvent", "UserEvent": "HotlineRecordingDone",
+                           "File": "/var/lib/hotline/recordings/" + rel, "Queue": "ivr",
+                           "CallerIDNum": "13800138000", "StartEpoch": str(start),
+                           "EndEpoch": str(start + 12)})
+    [rec] = _rows(sessions)
+    assert (rec.call_id, rec.kind, rec.seat, rec.queue, rec.caller_number) == (
+        call, "ivr", "msg", None, "13800138000")
+    assert unrecorded == [] and svc.unrecorded == 0
+
+
 async def test_a_bad_file_name_in_an_event_is_ignored(tmp_path: Path,
                                                      sessions: sessionmaker[Session]) -> None:
     svc = _service(tmp_path, sessions)
@@ -133,6 +155,23 @@ async def test_the_reconciler_indexes_with_what_asterisk_kept(
     third = await svc.reconcile()
     assert third["pending_removal"] == [REL] and third["ok"] == 2
     assert REL not in {x["file"] for x in third["stray"]} and third["indexed"] == []
+
+
+async def test_a_message_left_while_the_cti_was_down_is_indexed_at_its_start(
+        tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """Nobody heard the message's HotlineRecordingDone: the reconciler indexes the file with
+    the call's AstDB note (the customer's number), marked as a message."""
+    svc = _service(tmp_path, sessions)
+    call = "pbx1-1764210600.900000007"
+    rel = f"20261127/{call}_{call}_msg.wav"
+    started = int((T0 - timedelta(minutes=2)).timestamp())
+    svc.ami = FakeAmi(astdb={f"hotline-rec/20261127/{call}_{call}": f"13800138000|ivr|{started}"})
+    _wav(svc.storage_dir / rel, 6.0)
+    doc = await svc.reconcile()
+    assert doc["indexed"] == [rel]
+    [rec] = _rows(sessions)
+    assert (rec.call_id, rec.kind, rec.seat, rec.caller_number, rec.indexed_by) == (
+        call, "ivr", "msg", "13800138000", "reconcile")
 
 
 def test_the_daily_purge_runs_at_the_local_hour(tmp_path: Path,

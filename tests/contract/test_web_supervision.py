@@ -95,7 +95,10 @@ async def test_supervisor_listens_switches_and_stops(env: Env) -> None:
     r = await env.client.post(f"/api/supervision/{sid}/mode", json={"mode": "whisper"},
                               headers=h)
     assert r.status_code == 200 and r.json()["mode"] == "whisper"
-    assert [a["Action"] for a in env.ami.sent[-3:]] == ["Setvar", "Setvar", "Redirect"]
+    # ChanSpy runs: the mode's key, received on the supervisor's channel; never a Redirect
+    assert [a["Action"] for a in env.ami.sent[-3:]] == ["Setvar", "Setvar", "PlayDTMF"]
+    assert (env.ami.sent[-1]["Digit"], env.ami.sent[-1]["Receive"]) == ("5", "yes")
+    assert not [a for a in env.ami.sent if a["Action"] == "Redirect"]
     r = await env.client.get("/api/supervision", headers=h)
     assert [s["session_id"] for s in r.json()] == [sid]
     # another supervisor may not stop it; the attempt is on record

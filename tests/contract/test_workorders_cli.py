@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner
 
+from cti.db.agents import create_agent
 from cti.db.migrate import upgrade
 from cti.db.session import make_engine, make_session_factory
 from hotline.cli import main
 from workorders.lifecycle import Role, SlaPolicy
 from workorders.service import Actor, NewOrder, WorkOrderService
+
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # argon2id, cheap
 
 
 @pytest.fixture
@@ -22,6 +26,12 @@ def orders(tmp_path: Path, runner: CliRunner) -> list[str]:
     url = f"sqlite:///{tmp_path / 'var' / 'hotline.db'}"
     upgrade(url)
     engine = make_engine(url)
+    with make_session_factory(engine).begin() as s:  # the staff the CLI's actors must be
+        for agent_id, role, dept in (("A001", "agent", None), ("A002", "agent", None),
+                                     ("S01", "supervisor", None), ("admin", "admin", None),
+                                     ("crew-1", "department", "repair")):
+            create_agent(s, agent_id=agent_id, name=agent_id, role=role, password="pw",
+                         skills={}, hasher=FAST_HASHER, department=dept)
     # an hour ago: the urban repair's 45-minute arrival clock is past 100%
     svc = WorkOrderService(make_session_factory(engine), SlaPolicy(),
                            lambda: datetime.now(UTC) - timedelta(hours=1))
@@ -70,7 +80,10 @@ def test_list_filters_show_advance_urge(runner: CliRunner, orders: list[str]) ->
     assert [(e["step"], e["actor"]) for e in shown["events"]] == [  # type: ignore[index]
         ("accepted", "A001"), ("dispatched", "A001"), ("department_accepted", "crew-1")]
     text = runner.invoke(main, ["workorders", "show", repair]).output
-    assert "clock arrival" in text and "department_accepted" in text
+    # tables with headers, times in the center's zone, named in the header (issue 15 §5)
+    assert "at (Asia/Shanghai)" in text and "SLA clock" in text
+    assert any(line.split()[:1] == ["arrival"] for line in text.splitlines()), text
+    assert any("department_accepted" in line and "crew-1" in line for line in text.splitlines())
     risky = _json(runner, "at-risk")
     assert [r["number"] for r in risky] == [repair]  # type: ignore[union-attr]
     assert _json(runner, "return-visits") == []
@@ -78,3 +91,45 @@ def test_list_filters_show_advance_urge(runner: CliRunner, orders: list[str]) ->
     assert res.exit_code == 1 and "11 digits" in res.output
     res = runner.invoke(main, ["workorders", "list", "--status", "open"])
     assert res.exit_code == 1 and "unknown work-order step 'open'" in res.output
+
+
+def test_steps_check_their_actor_refuse_repeats_and_reopen(runner: CliRunner,
+                                                         orders: list[str]) -> None:
+    """Issue 15 §5: actors are checked, a repeated step is refused, an unsatisfied return
+    visit is reopened (the `reopen` verb), never archived."""
+    repair, _complaint = orders
+
+    def run(*args: str) -> tuple[int, str]:
+        res = runner.invoke(main, ["workorders", *args])
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.output
+        return res.exit_code, res.output
+
+    for args, says in (
+            (("--actor", "ZZZ", "--role", "agent"), "no active member of staff 'ZZZ'"),
+            (("--actor", "S01", "--role", "agent"), "S01 is supervisor, not agent"),
+            (("--actor", "A001", "--role", "supervisor"), "A001 is agent, not supervisor"),
+            (("--actor", "crew-1", "--role", "department"), "needs their department"),
+            (("--actor", "crew-1", "--role", "department", "--actor-department", "metering"),
+             "crew-1 is in repair, not metering"),
+            (("--actor", "crew-9", "--role", "department", "--actor-department", "repair"),
+             "no active member of staff 'crew-9'")):
+        rc, out = run("advance", repair, "dispatched", *args)
+        assert rc == 1 and says in out, (args, out)
+    assert _json(runner, "show", repair)["status"] == "accepted"  # type: ignore[index]
+    assert _json(runner, "advance", repair, "dispatched", "--actor", "A001", "--role",
+                 "agent")["department"] == "repair"  # type: ignore[index]
+    rc, out = run("advance", repair, "dispatched", "--actor", "A001", "--role", "agent")
+    assert rc == 1 and "already dispatched to repair" in out, out
+    rc, out = run("reopen", repair, "--actor", "S01")
+    assert rc == 1 and "only an order at its return visit is reopened" in out, out
+    crew = ("--actor", "crew-1", "--role", "department", "--actor-department", "repair")
+    for step in ("department_accepted", "on_site", "resolved"):
+        _json(runner, "advance", repair, step, *crew)
+    _json(runner, "advance", repair, "return_visit", "--actor", "A002", "--role", "agent",
+          "--unsatisfied", "--note", "还是停电")
+    rc, out = run("advance", repair, "archived", "--actor", "S01")
+    assert rc == 1 and "not satisfied" in out, out
+    doc = _json(runner, "reopen", repair, "--actor", "admin", "--note", "重新派发")
+    assert doc["status"] == "dispatched" and doc["department"] == "repair"  # type: ignore[index]
+    steps = [(e["step"], e["actor"]) for e in doc["events"]]  # type: ignore[index]
+    assert steps.count(("dispatched", "A001")) == 1 and steps[-1] == ("dispatched", "admin")

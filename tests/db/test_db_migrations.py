@@ -13,8 +13,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Column, Engine, Integer, MetaData, inspect
 
+import cti.db.models_calendars  # noqa: F401  (the skills' service hours)
+import cti.db.models_callers  # noqa: F401  (the inbound caller lists)
 import cti.db.models_outbound  # noqa: F401  (the outbound engine's tables)
 import cti.db.models_recordings  # noqa: F401  (the recorder's tables)
+import cti.db.models_reports  # noqa: F401  (the workload reports' tables)
 import cti.db.models_supervision  # noqa: F401  (supervision's tables)
 import cti.db.models_transcripts  # noqa: F401  (transcription's tables)
 import cti.db.models_web  # noqa: F401  (the agent desktop's tables)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import outbound as store
@@ -117,7 +118,8 @@ def test_a_restart_settles_open_attempts_without_dialling_again(session: Session
 def test_do_not_call_in_national_form(session: Session, now: datetime) -> None:
     assert store.dnc_add(session, "+86 138-0013-8000", reason="asked", by="S01",
                          now=now) == "13800138000"
-    store.dnc_add(session, "13800138000", reason="again", by="S02", now=now)
+    with pytest.raises(store.AlreadyListed):   # the first entry is kept
+        store.dnc_add(session, "13800138000", reason="again", by="S02", now=now)
     assert store.dnc_numbers(session) == ["13800138000"]
     dnc = DoNotCall(store.dnc_numbers(session))
     job_id = store.schedule(session, purpose="return_visit", number="0086 13800138000",
@@ -125,8 +127,9 @@ def test_do_not_call_in_national_form(session: Session, now: datetime) -> None:
                             work_order_number="R6").job_id
     job = store.get(session, job_id)
     assert job is not None and screen(job, now, dnc).state is State.BLOCKED
-    assert store.dnc_remove(session, "138 0013 8000")
-    assert not store.dnc_remove(session, "13800138000")
+    assert store.dnc_remove(session, "138 0013 8000") == "13800138000"
+    with pytest.raises(store.NotListed):
+        store.dnc_remove(session, "13800138000")
     assert store.dnc_numbers(session) == []
     assert store.cancel_open(session, [job_id], now) == 1
     cancelled = store.get(session, job_id)

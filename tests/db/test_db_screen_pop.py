@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
+from cti.db import callers
 from cti.db.calls import record_call_start
 from cti.db.models import Call, WorkOrder
 from cti.db.screen_pop import MAX_ACCOUNTS, screen_pop
@@ -116,9 +117,9 @@ def test_query_count_does_not_grow_with_the_data(world: World, session: Session,
             screen_pop(session, call_id="c1", caller_number="13800000009", account_no=None,
                        now=now)
         counts.append(len(seen))
-    # call, phone, accounts, bills, payments, work orders, and the notices' scope rows (no
-    # notice could match here, so no more): the same whatever the data
-    assert counts == [6 + 1, 6 + 1]
+    # call, phone, VIP list, accounts, bills, payments, work orders, and the notices' scope
+    # rows (no notice could match here, so no more): the same whatever the data
+    assert counts == [7 + 1, 7 + 1]
 
 
 def test_closed_work_orders_are_left_out(world: World, session: Session,
@@ -161,3 +162,18 @@ def test_anonymous_caller_without_account(session: Session, now: datetime) -> No
     pop = screen_pop(session, call_id="c0", caller_number="anonymous", account_no=None, now=now)
     assert (pop["accounts"], pop["work_orders"], pop["entered_account"], pop["ivr"]) == (
         [], [], None, None)
+
+
+def test_a_vip_caller_is_marked_with_the_reason(session: Session, now: datetime) -> None:
+    """Issue 15 §3: the agent sees that the number is on the VIP list, and why; the list keeps
+    national numbers, so the +86 form of it is the same caller."""
+    callers.add(session, "vip", "13800000077", reason="人大代表", by="S01", now=now)
+    pop = screen_pop(session, call_id="c7", caller_number="+8613800000077", account_no=None,
+                     now=now)
+    assert pop["vip"] is not None and pop["vip"]["reason"] == "人大代表"
+    assert json.loads(json.dumps(pop)) == pop
+    other = screen_pop(session, call_id="c8", caller_number="13800000078", account_no=None,
+                       now=now)
+    withheld = screen_pop(session, call_id="c9", caller_number="anonymous", account_no=None,
+                          now=now)
+    assert other["vip"] is None and withheld["vip"] is None

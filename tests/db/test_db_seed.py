@@ -216,11 +216,17 @@ def test_demo_staff(session: Session, now: datetime) -> None:
     summary = seed_demo(session, now=now, n_accounts=MIN_ACCOUNTS)
     session.commit()
     assert (summary["agents"], summary["supervisors"]) == (50, 5)
-    staff = session.scalars(select(Agent).order_by(Agent.agent_id)).all()
+    everyone = session.scalars(select(Agent).order_by(Agent.agent_id)).all()
+    # the departments' users (issue 15 §1): a repair crew, marketing and metering
+    depts = [a for a in everyone if a.role == "department"]
+    assert [(a.agent_id, a.department, a.skills) for a in depts] == [
+        ("J01", "metering", {}), ("M01", "marketing", {}), ("R01", "repair", {})]
+    staff = [a for a in everyone if a.role != "department"]
     assert [a.agent_id for a in staff] == (
         [f"A{n:03d}" for n in range(1, 51)] + [f"S{n:02d}" for n in range(1, 6)] + ["admin"])
     assert {a.role for a in staff[:50]} == {"agent"} and {a.role for a in staff[50:55]} == {
         "supervisor"} and staff[55].role == "admin"
+    assert all(a.department is None for a in staff)
     names = [a.name for a in staff]
     assert len(set(names)) == 56 and all(re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) for n in names)
     assert all(a.active and a.created_at == now for a in staff)
@@ -235,7 +241,7 @@ def test_demo_staff(session: Session, now: datetime) -> None:
     assert 14 <= having("repair") <= 20 and 2 <= having("english") <= 6
     assert all(a.skills for a in agents)
     # One argon2id hash made once, shared by everyone: seeding stays fast.
-    hashes = {a.password_hash for a in staff}
+    hashes = {a.password_hash for a in everyone}
     assert len(hashes) == 1 and next(iter(hashes)).startswith("$argon2id$")
     for agent_id in ("A001", "S05", "admin"):
         info = verify_login(session, agent_id, DEMO_PASSWORD)

@@ -54,18 +54,24 @@ async def test_listen_whisper_barge_stop_trail(
     orig = ami.sent[0]
     assert orig["Action"] == "Originate" and orig["Channel"] == "PJSIP/sup01"
     assert orig["Context"] == "hotline-spy" and orig["ChannelId"] == chan
-    assert "SPY_TARGET=PJSIP/seat07-" in orig["Variable"] and "SPY_OPTS=qES" in orig["Variable"]
+    assert "SPY_TARGET=PJSIP/seat07-" in orig["Variable"] and "SPY_OPTS=qESd" in orig["Variable"]
     assert view["state"] == "dialing"
     await _feed(service, {"Event": "UserEvent", "UserEvent": "HotlineSpy", "Uniqueid": chan},
                 {"Event": "ChanSpyStart", "SpyerUniqueid": chan})
     assert service.get(sid).state == "active"  # type: ignore[union-attr]
-    for mode, opts in (("whisper", "qESw"), ("barge", "qESB")):
+    for mode, opts, key in (("whisper", "qESdw", "5"), ("barge", "qESdB", "6")):
         ami.sent.clear()
         await service.set_mode(SUP, sid, mode)
-        assert [a["Action"] for a in ami.sent] == ["Setvar", "Setvar", "Redirect"]
+        assert [a["Action"] for a in ami.sent] == ["Setvar", "Setvar", "PlayDTMF"]
         assert ami.sent[0] == {"Action": "Setvar", "Channel": chan, "Variable": "SPY_OPTS",
                                "Value": opts}
-        assert ami.sent[2]["Context"] == "hotline-spy"
+        assert ami.sent[2] == {"Action": "PlayDTMF", "Channel": chan, "Digit": key,
+                               "Duration": "100", "Receive": "yes"}
+    # Asterisk reports the keys ChanSpy read: the CTI's own (4 at the start, 5, 6), then one
+    # keyed on the supervisor's phone, which switches to whisper on record
+    await _feed(service, *({"Event": "DTMFEnd", "Uniqueid": chan, "Digit": k,
+                            "Direction": "Received"} for k in "4565"))
+    assert service.get(sid).mode == "whisper"  # type: ignore[union-attr]
     ami.sent.clear()
     await service.stop(SUP, sid)
     assert ami.sent == [{"Action": "Hangup", "Channel": chan, "Cause": "16"}]
@@ -73,10 +79,10 @@ async def test_listen_whisper_barge_stop_trail(
     with session_factory() as s:
         doc = db.session_doc(s, sid)
     assert doc is not None and doc["end_reason"] == "stopped" and doc["answered_at"]
-    assert [m["mode"] for m in doc["modes"]] == ["listen", "whisper", "barge"]
+    assert [m["mode"] for m in doc["modes"]] == ["listen", "whisper", "barge", "whisper"]
     assert all(m["ended_at"] for m in doc["modes"])
     events = [p["event"] for t, p in bus.sent if t == f"hotline/supervision/{sid}"]
-    assert events == ["requested", "started", "mode", "mode", "ended"]
+    assert events == ["requested", "started", "mode", "mode", "mode", "ended"]
 
 
 async def test_agent_refused_and_audited(

@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.db import web_audit, web_queries, web_sessions
+from cti.db import reports, web_audit, web_queries, web_sessions
 from cti.db.agents import AgentInfo, create_agent, record_call_answered, record_call_queued
 from cti.db.calls import record_call_end, record_call_start
 from cti.db.login_limits import LoginPolicy
 from cti.db.models_recordings import AuditLog
+from cti.db.models_reports import ReportInterval
 from cti.db.models_supervision import SupervisionSession
 from cti.db.models_web import WebLoginAttempt, WebSession
 from cti.db.recordings import RecordingFacts, RecordingQuery, index_recording
@@ -189,24 +190,62 @@ def test_call_records_filter_and_order(calls: Sessions, now: datetime) -> None:
     assert ids(offset=1, limit=2) == ["c2", "c1"]
 
 
-def test_today_figures_count_the_local_day(calls: Sessions, now: datetime) -> None:
-    today = web_queries.today_figures(calls, now, SHANGHAI, 20.0)
-    assert today == web_queries.TodayFigures(
-        day=now.astimezone(SHANGHAI).date().isoformat(), offered=2, answered=1, abandoned=1,
-        answered_in_20s=1, service_level=0.5, answer_rate=0.5)
-    assert web_queries.today_figures(calls, now, SHANGHAI, 5.0).answered_in_20s == 0
+def test_the_wallboards_today_counts_the_local_days_calls_as_the_reports_do(
+        calls: Sessions, now: datetime) -> None:
+    # c1 is answered and still talking: answered already, its talk (AHT) to come
+    today = reports.today_live_in(calls, now + timedelta(minutes=2, seconds=45), tz=SHANGHAI,
+                                  service_level_s=20.0)
+    assert today.day == now.astimezone(SHANGHAI).date()
+    f = today.center.figures()
+    assert (f["offered"], f["answered"], f["abandoned"], f["service_level"]) == (2, 1, 1, 0.5)
+    assert (f["talk_s"], f["aht_s"]) == (0.0, 0.0)
+    with calls.begin() as s:
+        record_call_end(s, "c1", outcome="transfer", now=now + timedelta(minutes=3))
+    f = reports.today_live_in(calls, now + timedelta(minutes=4), tz=SHANGHAI).center.figures()
+    assert (f["offered"], f["answered"], f["answered_in_sl"], f["abandoned"]) == (2, 1, 1, 1)
+    assert (f["service_level"], f["answer_rate"], f["asa_s"]) == (0.5, 0.5, 10.0)
+    f = reports.today_live_in(calls, now + timedelta(minutes=4), tz=SHANGHAI,
+                              service_level_s=5.0).center.figures()
+    assert f["answered_in_sl"] == 0
+    # per skill, and the intervals from local midnight to now (the trend line)
+    live = reports.today_live_in(calls, now + timedelta(minutes=4), tz=SHANGHAI)
+    assert [r.key for r in live.skills] == ["general"]
+    assert sum(r.sums["offered"] for r in live.intervals) == 2
+    assert live.intervals[0].period.time() == datetime.min.time()
+    assert live.intervals[-1].period <= now + timedelta(minutes=4) < (
+        live.intervals[-1].period + reports.INTERVAL)
 
 
-def test_today_figures_count_the_callers_an_outage_notice_deflected(
+def test_the_wallboards_today_reads_the_counted_intervals_and_counts_only_the_rest(
+        calls: Sessions, now: datetime) -> None:
+    with calls.begin() as s:
+        record_call_end(s, "c1", outcome="transfer", now=now + timedelta(minutes=3))
+    later = now + timedelta(hours=2)
+    raw = reports.today_live_in(calls, later, tz=SHANGHAI).center.sums
+    # the aggregator counts the intervals up to an hour later; today then reads those from
+    # report_intervals and counts only the raw rows after the mark, to the same figures
+    reports.run_pending(calls, now + timedelta(hours=1), tz=SHANGHAI)
+    assert reports.mark_in(calls) is not None
+    with calls.begin() as s:  # a counted interval is read, not recounted: make it tell
+        s.execute(update(ReportInterval).values(deflected=ReportInterval.deflected + 7))
+    mixed = reports.today_live_in(calls, later, tz=SHANGHAI).center.sums
+    rows = len(reports.today_live_in(calls, later, tz=SHANGHAI).intervals)
+    assert rows >= 8
+    assert {k: v for k, v in mixed.items() if k != "deflected"} == {
+        k: v for k, v in raw.items() if k != "deflected"}
+    assert mixed["deflected"] > raw["deflected"]
+
+
+def test_today_counts_the_callers_an_outage_notice_deflected(
         calls: Sessions, now: datetime) -> None:
     with calls.begin() as s:
         for cid, start in (("d1", now + timedelta(minutes=4)), ("d0", now - timedelta(days=1))):
             record_call_start(s, call_id=cid, uniqueid=cid, caller_number="13900000009",
                               dnis="95598", now=start)
             record_call_end(s, cid, outcome="deflected", now=start + timedelta(seconds=20))
-    today = web_queries.today_figures(calls, now, SHANGHAI, 20.0)
+    f = reports.today_live_in(calls, now + timedelta(minutes=5), tz=SHANGHAI).center.figures()
     # today's one, not yesterday's; never offered to an agent, so the rest is unchanged
-    assert (today.deflected, today.offered, today.abandoned) == (1, 2, 1)
+    assert (f["deflected"], f["offered"], f["abandoned"]) == (1, 2, 1)
 
 
 def test_the_screen_pop_in_its_own_unit(calls: Sessions, now: datetime) -> None:

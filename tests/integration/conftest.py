@@ -11,7 +11,7 @@ import shutil
 import signal
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,7 +194,8 @@ class Backend:
     # one database, and a test that counts its callers' records must see only its own):
     #   65 66 outage_first · 70-74 acd · 75 standby · 76 storm_mode · 77 supervision
     #   78 web_call_control · 79 survey · 80 flow_reload · 81 recording · 82 speech_calls
-    #   83 transcription · 84 softphone · 89 outage_notices · 90 fallback
+    #   83 transcription · 84 softphone · 89 outage_notices · 90 fallback · 94 staff
+    #   95 flows_web · 96 caller_lists · 97 calendars · 98 callback_due
     # tests/unit/test_integration_number_ranges.py keeps any two modules from sharing one
     prefix: str
 
@@ -275,14 +276,52 @@ def cti(backend: Backend, asterisk: Settings, it_env: ItEnv, broker: int
     proc.stop()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Note on the item whether its test body failed (_no_agent_left_logged_in reads it)."""
+    rep = yield
+    if rep.when == "call":
+        item.stash[_BODY_FAILED] = rep.failed
+    return rep
+
+
+_BODY_FAILED = pytest.StashKey[bool]()
+
+
+def _hang_up_leftover_callers(ami: AmiRecorder) -> list[str]:
+    """Hang up every caller still in the PBX (carrier legs) and return their channels. Only
+    after a failed test: its callers, left waiting for a BYE, would otherwise sit in the queue
+    ahead of the next test's caller, and one failure (a stalled machine) would fail the tests
+    after it too."""
+    from tests.support.ami import send_action
+
+    listed = send_action(ami, {"Action": "CoreShowChannels"}, as_list=True, timeout=10)
+    left = [str(e["Channel"]) for e in listed if e.get("Event") == "CoreShowChannel"
+            and str(e.get("Channel", "")).startswith("PJSIP/carrier-")]
+    for channel in left:
+        send_action(ami, {"Action": "Hangup", "Channel": channel})
+    return left
+
+
 @pytest.fixture(autouse=True)
 def _no_agent_left_logged_in(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every test logs its agents out. One that failed half-way may not have: log them out
     here (a supervisor's force works even on a call), so the tests after it start clean
-    instead of failing on 'already logged in at another seat'."""
+    instead of failing on 'already logged in at another seat'. After a failed test its
+    callers are hung up too (_hang_up_leftover_callers)."""
+    ami = request.getfixturevalue("ami") if "ami" in request.fixturenames else None
     yield
     if "cti" not in request.fixturenames:
         return
+    if ami is not None and request.node.stash.get(_BODY_FAILED, False):
+        try:
+            hung = _hang_up_leftover_callers(ami)
+            if hung:
+                print(f"hung up {len(hung)} callers left by {request.node.name}")
+        except (AssertionError, TimeoutError) as exc:  # Asterisk not answering: the next
+            # test will say so
+            print(f"could not hang up the callers left by {request.node.name}: {exc}")
     from cti.db.models import AgentSession
 
     backend = request.getfixturevalue("backend")

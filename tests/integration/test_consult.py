@@ -7,187 +7,43 @@ hangups), the ACD's agent states and the call record, with deadlines; nothing sl
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from cti.db.models import Agent, Call
+from cti.db.models import Call
 from cti.db.models_recordings import AuditLog, Recording
 from hotline import stack
-from tests.integration.callers import (
-    CallInProgress,
-    call_story,
-    is_event,
-    seat_answered,
-    wait_agent_state,
-    web_login,
-)
+from tests.integration import consult_scene
+from tests.integration.callers import CallInProgress, seat_answered, wait_agent_state, web_login
 from tests.integration.conftest import Backend, CtiProcess
-from tests.support.agent_phones import AgentPhones, register_seats
-from tests.support.ami import AmiRecorder, Event, send_action
-from tests.support.browser import VIEWPORT, browser, login
-from tests.support.ports import port
+from tests.integration.consult_scene import SEATS, SUP_PHONE, SUPERVISOR, Scene, bridge_of, together
+from tests.support.ami import AmiRecorder, send_action
+from tests.support.browser import VIEWPORT, login
 from tests.support.sipp import Caller, Keys, Pause
 
 pytestmark = pytest.mark.integration
-PHONE_PORT, REGISTER_PORT = port(15056), port(15058)
-SEATS = ("seat41", "seat42")
-SUPERVISOR, SUP_PHONE = "S03", "sup03"
+# the shared fixtures (consult_scene.py)
+phones, pair, chromium, tidy = (consult_scene.phones, consult_scene.pair,
+                                consult_scene.chromium, consult_scene.tidy)
 
 
-@pytest.fixture(scope="module")
-def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    wd = tmp_path_factory.mktemp("consult-phones")
-    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
-    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
-    answering = AgentPhones(PHONE_PORT, wd, answer=True, ring_ms=1000)
-    try:
-        register_seats({s: secrets[s] for s in SEATS}, target, PHONE_PORT, wd, REGISTER_PORT)
-        yield
-    finally:
-        answering.stop()
-
-
-@pytest.fixture(scope="module")
-def pair(backend: Backend) -> tuple[str, str]:
-    """Two general agents the other tests leave alone (they take the first few and the last
-    ones)."""
-    with backend.sessions() as s:
-        rows = s.execute(select(Agent.agent_id, Agent.skills).where(Agent.role == "agent")
-                         .order_by(Agent.agent_id)).all()
-    general = [a for a, skills in rows if "general" in skills and "english" not in skills]
-    assert len(general) > 20, general
-    return general[10], general[11]
-
-
-def _leg(seat: str) -> Callable[[Event], bool]:
-    return lambda e: str(e.get("Channel", "")).startswith(f"PJSIP/{seat}-")
-
-
-_OPEN: list[Scene] = []  # scenes a failed test left: their call and agents end in teardown
-
-
-@pytest.fixture(autouse=True)
-def _tidy(ami: AmiRecorder) -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close(ami)
-
-
-class Scene:
-    """The caller connected to the first agent; the second agent logged in, ready."""
-
-    def __init__(self, cti: CtiProcess, ami: AmiRecorder, backend: Backend, base: str,
-                 pair: tuple[str, str], n: int, tmp_path: Path) -> None:
-        self.cti, self.ami, self.backend = cti, ami, backend
-        self.first, self.second = pair
-        self.caller = ""
-        _OPEN.append(self)
-        self.a = web_login(base, self.first, SEATS[0])
-        self.b = web_login(base, self.second, SEATS[1])
-        # only the first is ready when the call comes, so it is theirs
-        assert self.a.post(f"/api/agents/{self.first}/state",
-                           json={"state": "ready"}).status_code == 200
-        self.number = f"{backend.prefix}91{n:05d}"
-        self.mark = ami.mark()
-        self.call = CallInProgress(Caller(self.number, [Pause(1500), Keys("1"), Pause(1500),
-                                                        Keys("0")]), cti.settings, tmp_path)
-        ami.wait_for(lambda e: is_event("UserEvent", self.number, UserEvent="HotlineOffer")(e)
-                     and e.get("Seat") == SEATS[0], 60, "offer to the first seat",
-                     since=self.mark)
-        answered = ami.wait_for(seat_answered(self.number, SEATS[0]), 30, "first seat answered",
-                                since=self.mark)
-        self.caller, self.agent_leg = answered["Channel"], answered["DestChannel"]
-        live = self.a.get("/api/calls", params={"live": "true"}).json()
-        assert [(c["live_state"], c["agent_id"]) for c in live] == [("connected", self.first)]
-        self.cid = live[0]["call_id"]
-        assert self.b.post(f"/api/agents/{self.second}/state",
-                           json={"state": "ready"}).status_code == 200
-
-    def story(self) -> str:
-        return call_story(self.ami, self.number, self.mark, self.cti.settings)
-
-    def consult(self) -> str:
-        """Consult the second agent; the consulted seat's channel once it answered."""
-        m = self.ami.mark()
-        r = self.a.post(f"/api/calls/{self.cid}/consult", json={"agent_id": self.second})
-        assert r.status_code == 200, r.text
-        assert r.json()["consult"]["agent_id"] == self.second
-        self.ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart"
-                          and e.get("Channel") == self.caller, 10, "music to the caller", since=m)
-        # the ACD took the second agent out of routing for the consult
-        assert wait_agent_state(self.b, self.second, "not_ready")["reason"] == "consult"
-        # the first agent's own leg rings the second seat, which answers
-        ended = self.ami.wait_for(
-            lambda e: e.get("Event") == "DialEnd" and e.get("Channel") == self.agent_leg
-            and str(e.get("DestChannel", "")).startswith(f"PJSIP/{SEATS[1]}-"), 30,
-            "the consulted seat answered", since=m)
-        assert ended.get("DialStatus") == "ANSWER", self.story()
-        other = str(ended["DestChannel"])
-        # the consulted leg is the same call (Linkedid) and is recorded under it
-        rec = self.ami.wait_for(lambda e: e.get("UserEvent") == "HotlineRecordingStart"
-                                and e.get("Seat") == SEATS[1], 10, "consult leg recorded",
-                                since=m)
-        assert rec.get("CallId") == self.cid, rec
-        # the caller waits on hold meanwhile; the first agent is still the call's (the CTI
-        # sees the answer in its own AMI stream, a moment after this test's)
-        stack.wait_until(lambda: self.a.get(f"/api/calls/{self.cid}").json()["consult"][
-            "answered"], 10, "the CTI saw the answer")
-        doc = self.a.get(f"/api/calls/{self.cid}").json()
-        assert (doc["agent_id"], doc["held"], doc["consult"]["answered"]) == \
-            (self.first, True, True), doc
-        return other
-
-    def record_agent(self) -> str | None:
-        with self.backend.sessions() as s:
-            return s.execute(select(Call.agent_id).where(Call.call_id == self.cid)
-                             ).scalar_one_or_none()
-
-    def done(self) -> None:
-        assert self.call.finish(60).ok
-        _OPEN.remove(self)
-        self.close(self.ami)
-
-    def close(self, ami: AmiRecorder) -> None:
-        """The agents logged out (after the call, if a failed test left it up)."""
-        if self.caller and self.call.thread.is_alive():
-            try:
-                send_action(ami, {"Action": "Hangup", "Channel": self.caller})
-            except Exception:  # gone meanwhile
-                pass
-        for c, agent in ((self.a, self.first), (self.b, self.second)):
-            stack.wait_until(lambda c=c, agent=agent: c.post(
-                f"/api/agents/{agent}/logout").status_code == 200, 30, f"{agent} logged out")
-            c.close()
-
-
-def _together(ami: AmiRecorder, one: str, other: str, since: int) -> None:
-    """`one` enters a bridge after `since`, and `other` enters that same bridge."""
-    bridge = _bridge_of(ami, one, since)
-    ami.wait_for(lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == other
-                 and e.get("BridgeUniqueid") == bridge, 15, f"{other} bridged with {one}",
-                 since=since)
-
-
-def _bridge_of(ami: AmiRecorder, channel: str, since: int) -> str:
-    return str(ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
-                            and e.get("Channel") == channel, 15, f"{channel} bridged",
-                            since=since)["BridgeUniqueid"])
+def _number(backend: Backend, n: int) -> str:
+    """The caller's number of this module's n-th call (its range: 91)."""
+    return f"{backend.prefix}91{n:05d}"
 
 
 def test_consult_then_complete(cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str,
                                phones: None, pair: tuple[str, str], tmp_path: Path) -> None:
-    sc = Scene(cti, ami, backend, web, pair, 1, tmp_path)
+    sc = Scene(cti, ami, backend, web, pair, _number(backend, 1), tmp_path)
     other = sc.consult()
     m = ami.mark()
     r = sc.a.post(f"/api/calls/{sc.cid}/consult/complete")
     assert r.status_code == 200, r.text
     # the caller and the second agent share one bridge; the first agent's leg is gone
-    _together(ami, sc.caller, other, m)
+    together(ami, sc.caller, other, m)
     ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.agent_leg,
                  10, "first agent's leg ended", since=m)
     # the ACD and the call record know the new agent; the first wraps up as after any call
@@ -203,7 +59,7 @@ def test_consult_then_complete(cti: CtiProcess, ami: AmiRecorder, backend: Backe
     ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart" and e.get("Channel") == sc.caller,
                  10, "held by the new agent", since=m)
     assert sc.b.post(f"/api/calls/{sc.cid}/hold", json={"on": False}).json()["held"] is False
-    assert _bridge_of(ami, sc.caller, m)
+    assert bridge_of(ami, sc.caller, m)
     m = ami.mark()
     assert sc.b.post(f"/api/calls/{sc.cid}/hangup").status_code == 200
     ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == sc.caller, 10,
@@ -226,7 +82,7 @@ def test_consult_then_complete(cti: CtiProcess, ami: AmiRecorder, backend: Backe
 def test_consult_then_back_to_the_caller(
         cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
         pair: tuple[str, str], tmp_path: Path) -> None:
-    sc = Scene(cti, ami, backend, web, pair, 2, tmp_path)
+    sc = Scene(cti, ami, backend, web, pair, _number(backend, 2), tmp_path)
     other = sc.consult()
     # the consulted agent is not offered a new call meanwhile, and cannot go ready
     assert sc.b.post(f"/api/agents/{sc.second}/state", json={"state": "ready"}).status_code \
@@ -236,7 +92,7 @@ def test_consult_then_back_to_the_caller(
     assert r.status_code == 200, r.text
     ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == other, 10,
                  "consulted leg ended", since=m)
-    _together(ami, sc.caller, sc.agent_leg, m)
+    together(ami, sc.caller, sc.agent_leg, m)
     assert wait_agent_state(sc.b, sc.second, "ready")["call_id"] is None
     assert wait_agent_state(sc.a, sc.first, "on_call")["call_id"] == sc.cid
     doc = sc.a.get(f"/api/calls/{sc.cid}").json()
@@ -253,7 +109,7 @@ def test_consult_then_back_to_the_caller(
 def test_consult_then_conference_then_a_party_leaves(
         cti: CtiProcess, ami: AmiRecorder, backend: Backend, web: str, phones: None,
         pair: tuple[str, str], tmp_path: Path) -> None:
-    sc = Scene(cti, ami, backend, web, pair, 3, tmp_path)
+    sc = Scene(cti, ami, backend, web, pair, _number(backend, 3), tmp_path)
     sup = web_login(web, SUPERVISOR, SUP_PHONE)
     try:
         other = sc.consult()
@@ -312,7 +168,7 @@ def test_the_consulted_phone_hanging_up(
     """The consulted phone, not the desktop, ends its part (AMI Hangup of its leg, as a phone
     hanging up): in a consult the first agent is back on hold and takes the caller off hold;
     in a conference the other two talk on and the consulted agent is ready again."""
-    sc = Scene(cti, ami, backend, web, pair, 5, tmp_path)
+    sc = Scene(cti, ami, backend, web, pair, _number(backend, 5), tmp_path)
     other = sc.consult()
     m = ami.mark()
     send_action(ami, {"Action": "Hangup", "Channel": other})
@@ -328,7 +184,7 @@ def test_the_consulted_phone_hanging_up(
                 and e.get("Channel") in (sc.caller, sc.agent_leg)], sc.story()
     r = sc.a.post(f"/api/calls/{sc.cid}/hold", json={"on": False})
     assert r.status_code == 200 and r.json()["held"] is False, r.text
-    _together(ami, sc.caller, sc.agent_leg, m)
+    together(ami, sc.caller, sc.agent_leg, m)
 
     other = sc.consult()
     m = ami.mark()
@@ -356,7 +212,7 @@ def test_consult_a_skill(cti: CtiProcess, ami: AmiRecorder, backend: Backend, we
                         phones: None, pair: tuple[str, str], tmp_path: Path) -> None:
     """Consult a skill: the ACD picks its ready agent (the second, the only one ready); a
     skill nobody ready has is refused and nothing changes."""
-    sc = Scene(cti, ami, backend, web, pair, 6, tmp_path)
+    sc = Scene(cti, ami, backend, web, pair, _number(backend, 6), tmp_path)
     skills = sc.b.get(f"/api/agents/{sc.second}").json()["skills"]
     missing = next(k for k in ("english", "repair", "billing") if k not in skills)
     r = sc.a.post(f"/api/calls/{sc.cid}/consult", json={"skill": missing})
@@ -379,7 +235,7 @@ def test_consult_a_skill(cti: CtiProcess, ami: AmiRecorder, backend: Backend, we
     stack.wait_until(lambda: sc.a.get(f"/api/calls/{sc.cid}").json()["consult"]["answered"],
                      10, "answered seen")
     assert sc.a.post(f"/api/calls/{sc.cid}/consult/complete").status_code == 200
-    _together(ami, sc.caller, other, m)
+    together(ami, sc.caller, other, m)
     assert wait_agent_state(sc.b, sc.second, "on_call")["call_id"] == sc.cid
     m = ami.mark()
     assert sc.b.post(f"/api/calls/{sc.cid}/hangup").status_code == 200
@@ -394,7 +250,7 @@ def test_the_caller_leaving_a_conference_ends_it(
     """The caller hangs up a three-way call: both agents' legs end with it (end_marked), the
     call's agent wraps up, the consulted agent is ready again, and neither leg's end is taken
     for an agent leaving on their own (the record keeps the call's agent)."""
-    sc = Scene(cti, ami, backend, web, pair, 7, tmp_path)
+    sc = Scene(cti, ami, backend, web, pair, _number(backend, 7), tmp_path)
     other = sc.consult()
     m = ami.mark()
     assert sc.a.post(f"/api/calls/{sc.cid}/conference").status_code == 200
@@ -431,12 +287,6 @@ def test_refusals(cti: CtiProcess, web: str, pair: tuple[str, str]) -> None:
     finally:
         assert a.post(f"/api/agents/{pair[0]}/logout").status_code == 200
         a.close()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as b:
-        yield b
 
 
 def test_every_consult_control_from_the_browser(
@@ -503,7 +353,7 @@ def test_every_consult_control_from_the_browser(
         expect(pa.get_by_test_id("consult-box")).to_be_hidden()
         ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == other, 10,
                      "consulted leg ended", since=m)
-        _together(ami, caller, a_leg, m)
+        together(ami, caller, a_leg, m)
         expect(state[pb]).to_have_attribute("data-state", "ready")
         expect(pa.get_by_test_id("call-hold")).to_be_enabled()
 
@@ -513,7 +363,7 @@ def test_every_consult_control_from_the_browser(
         pa.get_by_test_id("consult-complete").click()
         expect(state[pa]).to_have_attribute("data-state", "wrap_up")
         expect(state[pb]).to_have_attribute("data-state", "on_call")
-        _together(ami, caller, other, m)
+        together(ami, caller, other, m)
         b_leg = other
 
         # 3. the second consults the first (ready after wrap-up), makes it a conference, and

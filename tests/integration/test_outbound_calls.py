@@ -99,6 +99,10 @@ def _visit(cti: CtiProcess, ami: AmiRecorder, backend: Backend, svc: WorkOrderSe
                           and e.get("Attempt") == str(attempt), 30, f"key {key} heard",
                           since=mark)
     assert result["Key"] == key
+    if key == "2":
+        # asked for a voice message now, this customer hangs up instead (the message itself:
+        # test_return_visit_message.py)
+        assert send_action(ami, {"Action": "Hangup", "Channel": answered["Channel"]}).success
     ami.wait_for(lambda e: e.get("Event") == "Hangup"
                  and e.get("Uniqueid") == answered["Uniqueid"], 30, "the visit ends",
                  since=mark)

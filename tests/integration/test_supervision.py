@@ -24,9 +24,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +37,7 @@ from sqlalchemy import select
 from bench.sipp import scenario
 from cti.db.models import Agent
 from cti.db.models_supervision import SupervisionMode, SupervisionSession
+from recorder.supervision_policy import MODE_KEYS, Mode
 from tests.integration.callers import hang_up, is_event, ts
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.agent_phones import SippUas, register_seats
@@ -161,6 +164,24 @@ def _media_up(caller: RtpPhone, agent: RtpPhone, since: float) -> None:
         assert tone_level(phone.heard(t0, t1), other_hz) > HEARD, phone.describe()
 
 
+def _key_read(uid: str, key: str) -> Callable[[dict[str, Any]], bool]:
+    """The AMI event of ChanSpy reading `key` on the supervisor's channel (a mode switch)."""
+    return lambda e: (e.get("Event") == "DTMFEnd" and e.get("Uniqueid") == uid
+                      and e.get("Digit") == key and e.get("Direction") == "Received")
+
+
+def _heard_by_half_second(phone: RtpPhone, t0: float) -> list[str]:
+    """What a phone heard after t0, half a second at a time: packets and each tone's level
+    (a failure's evidence: silence, the other side only, or nothing at all)."""
+    out: list[str] = []
+    t = t0
+    while t < time.time() and len(out) < 24:
+        samples = phone.heard(t, t + 0.5)
+        out.append(f"+{t - t0:.1f}s {len(samples) // 160}p {_levels(samples)}")
+        t += 0.5
+    return out
+
+
 def _levels(samples: list[int]) -> dict[float, float]:
     return {f: round(tone_level(samples, f)) for f in (CALLER_HZ, AGENT_HZ, SUP_HZ)}
 
@@ -223,24 +244,31 @@ def test_listen_whisper_barge_heard_as_they_should_be(
                     "mode": mode})
                 assert r["ok"] and r["session"]["mode"] == mode, r
             spy_uid = f"hotline-spy-{session_id}"
-            entered = ami.wait_for(lambda e, u=spy_uid: e.get("Event") == "UserEvent"
-                                   and e.get("UserEvent") == "HotlineSpy"
-                                   and e.get("Uniqueid") == u, 45, f"{mode}: spy context",
-                                   since=m_ami)
-            assert entered["Mode"] == mode and entered["Target"] == f"PJSIP/{SEAT}-"
-            started = ami.wait_for(lambda e, u=spy_uid: e.get("Event") == "ChanSpyStart"
-                                   and e.get("SpyerUniqueid") == u, 15, f"{mode}: ChanSpyStart",
-                                   since=m_ami)
-            assert started["SpyeeChannel"] == agent_chan
+            if mode == "listen":
+                entered = ami.wait_for(lambda e, u=spy_uid: e.get("Event") == "UserEvent"
+                                       and e.get("UserEvent") == "HotlineSpy"
+                                       and e.get("Uniqueid") == u, 45, f"{mode}: spy context",
+                                       since=m_ami)
+                assert entered["Mode"] == mode and entered["Target"] == f"PJSIP/{SEAT}-"
+                started = ami.wait_for(lambda e, u=spy_uid: e.get("Event") == "ChanSpyStart"
+                                       and e.get("SpyerUniqueid") == u, 15,
+                                       f"{mode}: ChanSpyStart", since=m_ami)
+                assert started["SpyeeChannel"] == agent_chan
+            else:  # the running ChanSpy read the mode's key: it switched
+                started = ami.wait_for(_key_read(spy_uid, MODE_KEYS[Mode(mode)]), 15,
+                                       f"{mode}: key read", since=m_ami)
             t0 = ts(started) + SETTLE_S
             # the window is over once every phone has heard WINDOW_S of audio after t0
             t1 = max(p.wait_heard(t0, WINDOW_S, 30) for p in
                      (phones.agent, phones.sup, caller.rtp))
             windows[mode] = (t0, t1)
-        # the supervisor's phone rang once: one Originate, then Redirects
+        # the supervisor's phone rang once, and ChanSpy never restarted: keys switched it
         newchans = [e for e in ami.events()[mark:] if e.get("Event") == "Newchannel"
                     and str(e.get("Channel", "")).startswith(f"PJSIP/{SUP_PHONE}-")]
         assert len(newchans) == 1, newchans
+        starts = [e for e in ami.events()[mark:] if e.get("Event") == "ChanSpyStart"
+                  and e.get("SpyerUniqueid") == f"hotline-spy-{session_id}"]
+        assert len(starts) == 1, starts
 
         m_ami = ami.mark()
         r = mqtt.command("supervisors", SUPERVISOR, {"action": "spy_stop",
@@ -418,11 +446,14 @@ def test_barge_ends_on_record_when_the_call_ends(
 def test_mode_switch_just_after_chanspy_starts_keeps_the_session(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: Phones,
         tmp_path: Path) -> None:
-    """Issue 14's race: a supervisor switches mode just as ChanSpy has started (seen once in a
-    clean-clone run, a switch about 0.1 s after the start released the supervisor's phone).
-    Eight switches in a row, each asked either the moment the test sees ChanSpyStart or the
-    moment the supervisor first hears the caller after it (tens of ms later): the session goes
-    on in each new mode, the phone is not released, and only the supervisor's stop ends it."""
+    """Issue 14's race: a supervisor switches mode just as ChanSpy has started (seen in clean-
+    clone runs: a switch about 0.1 s after the start released the supervisor's phone; later,
+    after the restart that a switch was, the supervisor heard the agent but not the caller).
+    A switch is now a key the running ChanSpy reads, so nothing restarts. Eight switches in a
+    row, the first the moment the test sees ChanSpyStart, then alternately the moment the
+    last key was read and once the supervisor hears the caller after it: each key is read in
+    order, ChanSpy starts once, the phone is not released, and the last mode is the one the
+    phones hear (whisper: the agent hears the supervisor, the caller does not)."""
     agent, number = _agent(backend), f"{backend.prefix}7700003"
     m0, mark, caller = _call_for_a_ready_agent(cti, ami, mqtt, agent, number, tmp_path)
     modes = ("listen", "whisper", "barge", "listen", "barge", "whisper", "listen", "barge",
@@ -443,26 +474,41 @@ def test_mode_switch_just_after_chanspy_starts_keeps_the_session(
             assert r.status_code == 201, r.text
             sid = r.json()["session_id"]
             uid = f"hotline-spy-{sid}"
-            since = mark
-            for i, mode in enumerate(modes):
-                started = ami.wait_for(lambda e: e.get("Event") == "ChanSpyStart"
-                                       and e.get("SpyerUniqueid") == uid, 20,
-                                       f"{mode}: ChanSpyStart", since=since)
-                since = ami.events().index(started) + 1
-                entered = [e for e in ami.events()[mark:since] if e.get("Event") == "UserEvent"
-                           and e.get("UserEvent") == "HotlineSpy" and e.get("Uniqueid") == uid]
-                assert len(entered) == i + 1 and entered[-1]["Mode"] == mode, entered
-                if i + 1 == len(modes):
-                    break
+            last = ami.wait_for(lambda e: e.get("Event") == "ChanSpyStart"
+                                and e.get("SpyerUniqueid") == uid, 20, "ChanSpyStart",
+                                since=mark)
+            since = ami.events().index(last) + 1
+            for i, mode in enumerate(modes[1:]):
                 if i % 2:
-                    phones.sup.first_of(CALLER_HZ, ts(started), timeout=10)
-                r = web.post(f"/api/supervision/{sid}/mode", json={"mode": modes[i + 1]})
-                assert r.status_code == 200 and r.json()["mode"] == modes[i + 1], r.text
-            gone = [e for e in ami.events()[mark:] if e.get("Event") == "Hangup"
-                    and e.get("Uniqueid") == uid]
+                    try:
+                        phones.sup.first_of(CALLER_HZ, ts(last), timeout=10)
+                    except AssertionError as exc:
+                        raise AssertionError(
+                            f"before switch {i} ({mode}): {exc}; the supervisor heard "
+                            f"{_heard_by_half_second(phones.sup, ts(last))}") from None
+                r = web.post(f"/api/supervision/{sid}/mode", json={"mode": mode})
+                assert r.status_code == 200 and r.json()["mode"] == mode, r.text
+                last = ami.wait_for(_key_read(uid, MODE_KEYS[Mode(mode)]), 15,
+                                    f"switch {i}: {mode}'s key read", since=since)
+                since = ami.events().index(last) + 1
+            events = ami.events()[mark:]
+            gone = [e for e in events if e.get("Event") == "Hangup" and e.get("Uniqueid") == uid]
             assert not gone, "the supervisor's phone was released mid-switch"
+            starts = [e for e in events if e.get("Event") == "ChanSpyStart"
+                      and e.get("SpyerUniqueid") == uid]
+            assert len(starts) == 1, starts
             live = [s for s in web.get("/api/supervision").json() if s["session_id"] == sid]
-            assert live and live[0]["state"] == "active", live
+            assert live and live[0]["state"] == "active" and live[0]["mode"] == "whisper", live
+            # the last mode is the one on the wire: the agent hears the supervisor, the
+            # caller does not, and the supervisor hears the caller
+            t0 = ts(last) + SETTLE_S
+            t1 = max(p.wait_heard(t0, WINDOW_S, 30) for p in
+                     (phones.agent, phones.sup, caller.rtp))
+            heard = {"agent": _levels(phones.agent.heard(t0, t1)),
+                     "caller": _levels(caller.rtp.heard(t0, t1)),
+                     "supervisor": _levels(phones.sup.heard(t0, t1))}
+            assert heard["agent"][SUP_HZ] > HEARD and heard["caller"][SUP_HZ] < NOT_HEARD, heard
+            assert heard["supervisor"][CALLER_HZ] > HEARD, heard
             m = ami.mark()
             assert web.delete(f"/api/supervision/{sid}").status_code == 200
             ami.wait_for(lambda e: e.get("Event") == "Hangup" and e.get("Uniqueid") == uid,

@@ -7,7 +7,6 @@ deadlines, never on sleeps."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tests.integration.callers import (
     web_login,
 )
 from tests.integration.conftest import Backend, CtiProcess
-from tests.support.agent_phones import AgentPhones, register_seats
+from tests.support.agent_phones import answering_seats
 from tests.support.ami import AmiRecorder, Event
 from tests.support.ports import port
 from tests.support.sipp import Caller, Keys, Pause
@@ -42,15 +41,9 @@ def base(web: str) -> str:
 
 @pytest.fixture(scope="module")
 def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    wd = tmp_path_factory.mktemp("web-phones")
-    secrets = json.loads((cti.settings.state_dir / "secrets.json").read_text())
-    target = f"{cti.settings.pbx.bind_ip}:{cti.settings.pbx.sip_port}"
-    answering = AgentPhones(PHONE_PORT, wd, answer=True, ring_ms=1000)
-    try:
-        register_seats({s: secrets[s] for s in SEATS}, target, PHONE_PORT, wd, REGISTER_PORT)
+    with answering_seats(cti.settings, SEATS, PHONE_PORT, REGISTER_PORT,
+                         tmp_path_factory.mktemp("web-phones"), ring_ms=1000):
         yield
-    finally:
-        answering.stop()
 
 
 @pytest.fixture(scope="module")

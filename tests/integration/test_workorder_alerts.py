@@ -14,13 +14,13 @@ from cti.db.models_workorders import WorkOrderClock, WorkOrderEscalation
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.mqtt import MqttWatcher, Msg
 from workorders import service as wo
-from workorders.lifecycle import Role, SlaPolicy
+from workorders.lifecycle import Department, Role, SlaPolicy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 ALERTS = "hotline/supervisors/alerts"
 AGENT = wo.Actor("A001", Role.AGENT)
-CREW = wo.Actor("crew-1", Role.DEPARTMENT)
+CREW = wo.Actor("crew-1", Role.DEPARTMENT, Department.REPAIR)
 # the CTI ticks every second in the tests (tests/integration/conftest.py [workorders])
 DEADLINE_S = 15
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench.sipp import scenario
 
@@ -73,6 +76,22 @@ class HangingUpPhones(SippUas):
     talk_ms later (a caller who hangs up sooner is answered as usual)."""
 
     def __init__(self, port: int, workdir: Path, *, ring_ms: int = 1000,
-                 talk_ms: int = 3000) -> None:
-        super().__init__(scenario("phone_answer_hangup", ring_ms=ring_ms, talk_ms=talk_ms),
-                         port, workdir, name="hangup")
+                 talk_ms: int = 3000, while_talking: str = "") -> None:
+        super().__init__(scenario("phone_answer_hangup", ring_ms=ring_ms, talk_ms=talk_ms,
+                                  while_talking=while_talking), port, workdir, name="hangup")
+
+
+@contextmanager
+def answering_seats(settings: Any, seats: Iterable[str], phone_port: int, register_port: int,
+                    workdir: Path, *, ring_ms: int = 1000) -> Iterator[None]:
+    """For the with-block: one answering SIPp phone (AgentPhones on phone_port) registered as
+    each of these seats of the running stack (its secrets.json), stopped at the end."""
+    secrets = json.loads((settings.state_dir / "secrets.json").read_text())
+    target = f"{settings.pbx.bind_ip}:{settings.pbx.sip_port}"
+    phone = AgentPhones(phone_port, workdir, answer=True, ring_ms=ring_ms)
+    try:
+        register_seats({s: secrets[s] for s in seats}, target, phone_port, workdir,
+                       register_port)
+        yield
+    finally:
+        phone.stop()

@@ -22,6 +22,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 1000}
+# how long an expect(...) retries: Playwright's 5 s default was too short for a page whose
+# server shares two cores with a whole `make test` (an agent's state after login, a button's
+# state after a click, seen failing on a clean clone); a failure still names what it waited for
+EXPECT_TIMEOUT_MS = 15_000
 
 
 def require_chromium() -> str:
@@ -34,8 +38,9 @@ def require_chromium() -> str:
 @contextmanager
 def browser() -> Iterator[Any]:
     """A headless chromium under Playwright (sync API), closed at the end."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     exe = require_chromium()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)

@@ -65,6 +65,7 @@ class FakePbx:
     def __init__(self) -> None:
         self.rung: list[tuple[str, str]] = []
         self.callbacks: list[tuple[str, str, str]] = []  # (seat, call_id, number)
+        self.clicked: list[tuple[str, str, str]] = []  # click-to-calls: (seat, call_id, number)
         self.failover_members: dict[str, bool] = {}
         self.overflowed: list[tuple[str, list[str]]] = []  # (channel, all-busy prompt ids)
 
@@ -83,6 +84,9 @@ class FakePbx:
 
     async def callback(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
         self.callbacks.append((seat, call_id, number))
+
+    async def click_to_call(self, seat: str, call_id: str, number: str, ring_s: float) -> None:
+        self.clicked.append((seat, call_id, number))
 
     async def failover_member(self, seat: str, member: bool) -> None:
         self.failover_members[seat] = member

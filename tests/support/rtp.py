@@ -9,9 +9,12 @@ timestamps. This builds exactly that.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable
 from pathlib import Path
+
+from tests.support.rtp_phone import lin2ulaw
 
 PTIME_MS = 20
 SAMPLES = 160  # 20 ms at 8 kHz
@@ -39,9 +42,18 @@ def _rtp(pt: int, marker: bool, seq: int, ts: int, payload: bytes) -> bytes:
                        ts & 0xFFFFFFFF, SSRC) + payload
 
 
-def write_call_pcap(path: Path, keys: Iterable[tuple[int, str]], total_ms: int) -> None:
-    """`keys` are (offset ms from the start of the stream, key); audio fills the rest."""
+def tone_payload(ts: int, freq: float = 440.0, amplitude: int = 8000) -> bytes:
+    """20 ms of a sine tone (mu-law) from RTP timestamp ts: a talking phone's audio."""
+    return bytes(lin2ulaw(int(amplitude * math.sin(2 * math.pi * freq * (ts + k) / 8000)))
+                 for k in range(SAMPLES))
+
+
+def write_call_pcap(path: Path, keys: Iterable[tuple[int, str]], total_ms: int,
+                    talk: Iterable[tuple[int, int]] = ()) -> None:
+    """`keys` are (offset ms from the start of the stream, key); audio fills the rest:
+    silence, or a tone (someone talking) within the (from ms, to ms) spans of `talk`."""
     starts = {round(t / PTIME_MS): k for t, k in keys}
+    spans = [(round(a / PTIME_MS), round(b / PTIME_MS)) for a, b in talk]
     n_packets = max(total_ms // PTIME_MS, max(starts, default=0) + 20)
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     seq, ts = 1000, 8000
@@ -68,7 +80,8 @@ def write_call_pcap(path: Path, keys: Iterable[tuple[int, str]], total_ms: int) 
             if event_left == 0 and end_left == 0:
                 event = None
         else:
-            rtp = _rtp(PT_PCMU, False, seq, ts, SILENCE)
+            talking = any(a <= i < b for a, b in spans)
+            rtp = _rtp(PT_PCMU, False, seq, ts, tone_payload(ts) if talking else SILENCE)
         seq += 1
         ts += SAMPLES
         t_us = i * PTIME_MS * 1000

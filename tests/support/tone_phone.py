@@ -3,14 +3,12 @@ call has real audio on the agent's side (a silent phone would record as digital 
 
 from __future__ import annotations
 
-import math
 import struct
 from pathlib import Path
 
 from bench.sipp import scenario
 from tests.support.agent_phones import SippUas
-from tests.support.rtp import PT_PCMU, PTIME_MS, SAMPLES, _packet, _rtp
-from tests.support.rtp_phone import lin2ulaw
+from tests.support.rtp import PT_PCMU, PTIME_MS, SAMPLES, _packet, _rtp, tone_payload
 
 
 def write_tone_pcap(path: Path, seconds: float, freq: float = 440.0,
@@ -20,8 +18,7 @@ def write_tone_pcap(path: Path, seconds: float, freq: float = 440.0,
     n_packets = int(seconds * 1000 / PTIME_MS)
     seq, ts = 2000, 16000
     for i in range(n_packets):
-        payload = bytes(lin2ulaw(int(amplitude * math.sin(2 * math.pi * freq * (ts + k) / 8000)))
-                        for k in range(SAMPLES))
+        payload = tone_payload(ts, freq, amplitude)
         pkt = _packet(_rtp(PT_PCMU, i == 0, seq, ts, payload))
         t_us = i * PTIME_MS * 1000
         out.append(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(pkt), len(pkt)))

@@ -95,6 +95,10 @@ class SlowStore:
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None:
         await self._work("call_ended", call_id)
 
+    async def call_placed(self, call_id: str, agent_id: str, seat: str, number: str,
+                          at: float) -> None:
+        await self._work("call_placed", call_id, agent_id, number)
+
     async def save_snapshot(self, data: dict[str, Any]) -> None:
         await self._work("snapshot")
 

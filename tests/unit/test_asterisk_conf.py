@@ -402,6 +402,8 @@ def test_rewriting_removes_stale_files_and_keeps_modes(settings: Settings, tmp_p
 PROVIDER = {
     "AGI": "res_agi.so", "Dial": "app_dial.so", "Playback": "app_playback.so",
     "Queue": "app_queue.so", "UserEvent": "app_userevent.so", "Read": "app_read.so",
+    "Record": "app_record.so", "PlayTones": "app_playtones.so",
+    "StopPlayTones": "app_playtones.so",
     "IF": "func_logic.so", "CHANNEL": "func_channel.so", "CHANNELS": "func_channel.so",
     "TIMEOUT": "func_timeout.so",
     "CALLERID": "func_callerid.so", "DB": "func_db.so", "DBdeltree": "app_db.so",
@@ -469,7 +471,9 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
     with_ = _render_parsed(trunk, tmp_path / "with")
     plan = dialplan(with_["extensions.conf"])
     key = plan[("hotline-wait", "${CALLBACK_KEY}")].priorities
-    assert key[0].startswith("UserEvent(HotlineCallback,") and key[-1] == "Hangup(16)"
+    # a customer we are calling back (hotline-callback-due) keeps waiting: no callback again
+    assert key[0] == 'GotoIf($["${HOTLINE_CALLED_BACK}" = "1"]?s,loop)'
+    assert key[1].startswith("UserEvent(HotlineCallback,") and key[-1] == "Hangup(16)"
     # the reserved agent answered: the CTI hears of it, then the customer is dialled
     answered = plan[("hotline-callback", "s")].priorities
     assert answered[0].startswith(
@@ -482,6 +486,20 @@ def test_callbacks_are_offered_only_with_an_outbound_trunk(settings: Settings,
         "UserEvent(HotlineCallbackEnded,")
     assert plan[("hotline-callback", "failed")].priorities[0].startswith(
         "UserEvent(HotlineCallbackFailed,")
+    # an agent's click-to-call: the same events as a callback's legs, the seat's leg recorded
+    # before the customer (filtered again) is dialled; none without a trunk
+    clicked = plan[("hotline-click-to-call", "s")].priorities
+    assert clicked[0].startswith(
+        "UserEvent(HotlineCallbackAnswered,CallId: ${HOTLINE_CALLBACK_OF}")
+    record = clicked.index("Gosub(hotline-record,s,1(click_to_call))")
+    dial = next(i for i, app in enumerate(clicked) if app.startswith(
+        "Dial(PJSIP/${FILTER(${CID_NUM_CHARS},${HOTLINE_CALLBACK_NUMBER})}@carrier-out,"))
+    assert record < dial
+    assert plan[("hotline-click-to-call", "h")].priorities[0].startswith(
+        "UserEvent(HotlineCallbackEnded,")
+    assert plan[("hotline-click-to-call", "failed")].priorities[0].startswith(
+        "UserEvent(HotlineCallbackFailed,")
+    assert not any(ctx == "hotline-click-to-call" for ctx, _ in plan_without)
     # a return visit: the survey asked up to three times, the key (or none) told to the CTI
     visit = plan[("hotline-return-visit", "s")].priorities
     assert sum(app.startswith("Read(key,") for app in visit) == 1
@@ -554,3 +572,29 @@ def test_the_post_call_survey_is_rendered_for_the_skills_that_have_one(
     assert survey_skills(["repair"]) == "/repair/" and survey_skills([]) == ""
     with pytest.raises(RenderError, match="survey_skills"):
         survey_skills(["general", ".*"])
+
+
+def test_an_outside_consult_dials_only_filtered_digits_on_the_trunk(settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    """外线 (issue 14 §5): the agent's leg dials the number the CTI checked on the carrier
+    trunk; the dialplan keeps only its digits (at most 15), dials nothing when none are left,
+    and records the leg under the call. Without a trunk there is no such extension."""
+    from dataclasses import replace
+
+    without = dialplan(_render_parsed(replace(settings, pbx=replace(settings.pbx,
+                                                                    outbound_trunk="")),
+                                      tmp_path / "without")["extensions.conf"])
+    assert ("hotline-consult", "s") in without and ("hotline-consult", "out") not in without
+    plan = dialplan(_render_parsed(settings, tmp_path / "with")["extensions.conf"])
+    out = plan[("hotline-consult", "out")].priorities
+    assert "Set(HOTLINE_CONSULT_DIAL=${FILTER(0-9,${HOTLINE_CONSULT_NUMBER}):0:15})" in out
+    assert 'GotoIf($["${HOTLINE_CONSULT_DIAL}" = ""]?s,over)' in out
+    dials = [app for app in out if app.startswith("Dial(")]
+    assert dials == ["Dial(PJSIP/${HOTLINE_CONSULT_DIAL}@carrier-out,${CALLBACK_RING_S},"
+                     "gU(hotline-record^${HOTLINE_SKILL}^outside))"]
+    # the filter comes before the dial; the caller id is the hotline's, then the agent's again
+    assert out.index(dials[0]) > out.index(
+        "Set(HOTLINE_CONSULT_DIAL=${FILTER(0-9,${HOTLINE_CONSULT_NUMBER}):0:15})")
+    assert out[-1] == "Goto(s,over)"
+    assert plan[("hotline-consult", "s")].priorities[2].startswith(
+        "UserEvent(HotlineConsultEnded,")

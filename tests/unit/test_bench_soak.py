@@ -209,3 +209,18 @@ def test_a_sqlite_files_size_counts_its_wal_and_is_none_when_absent(tmp_path: Pa
     assert _kib_of(tmp_path, "astdb.sqlite3") == 4
     (tmp_path / "astdb.sqlite3-wal").write_bytes(b"\0" * 8192)
     assert _kib_of(tmp_path, "astdb.sqlite3") == 12
+
+
+def test_no_record_is_a_diagnostic_switch_off_by_default() -> None:
+    """`hotline bench soak --no-record` soaks with the agent legs unrecorded (the capacity
+    bench's BENCH_NOREC global), to tell recording's share of a growth; recording stays on
+    unless asked."""
+    from click.testing import CliRunner
+
+    from bench.soak import Options
+    from hotline.cli import main as cli
+
+    assert Options().record is True
+    res = CliRunner().invoke(cli, ["bench", "soak", "--no-record", "--minutes", "0"])
+    assert res.exit_code == 2 and "--minutes" in res.output  # parsed, then refused on range
+    assert "--no-record" in CliRunner().invoke(cli, ["bench", "soak", "--help"]).output

@@ -53,6 +53,28 @@ def test_load_serves_the_flows_in_the_folder(flows_dir: Path) -> None:
     assert reg.current.get("main").entry == "menu"
 
 
+def test_a_transfer_to_an_unconfigured_skill_is_refused_and_the_old_set_serves(
+        flows_dir: Path) -> None:
+    skills = {"general"}
+    reg = FlowRegistry(flows_dir, "main", CATALOG.has, skills=lambda: set(skills))
+    assert reg.load().ok
+    write(flows_dir / "main.yaml", MAIN.replace("skill: general", "skill: vip"))
+    status = reg.load()
+    assert not status.ok and reg.version == 1
+    assert len(status.errors) == 1 and "skill 'vip' is not configured (skills: general)" in \
+        status.errors[0] and status.errors[0].startswith(f"{flows_dir / 'main.yaml'}:11:")
+    skills.add("vip")  # an admin adds it: the next reload takes the flow
+    assert reg.load().ok and reg.version == 2
+
+
+def test_an_unreadable_skills_table_leaves_the_rest_checked(flows_dir: Path) -> None:
+    def broken() -> set[str]:
+        raise OSError("database away")
+
+    reg = FlowRegistry(flows_dir, "main", CATALOG.has, skills=broken)
+    assert reg.load().ok
+
+
 def test_the_shipped_flows_load() -> None:
     reg = FlowRegistry(ROOT / "ivr" / "flows", "main", CATALOG.has)
 

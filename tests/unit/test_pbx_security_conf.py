@@ -131,8 +131,11 @@ def test_ami_users_have_no_system_command_or_config_write(files: dict[str, str],
     cti = conf[settings.ami.username]
     assert cti["allowmultiplelogin"] == ["no"]
     assert set(cti["write"][0].split(",")) == {"call", "originate", "agent", "reporting"}
-    assert set(cti["read"][0].split(",")) == {"system", "call", "agent", "user"}
+    # dtmf: the keys ChanSpy reads on a supervisor's channel (recorder.supervision_policy);
+    # the CTI never needs DTMFBegin, which would double the key traffic
+    assert set(cti["read"][0].split(",")) == {"system", "call", "agent", "user", "dtmf"}
     assert "eventfilter(action(exclude),name(Newchannel))" in cti
+    assert "eventfilter(action(exclude),name(DTMFBegin))" in cti
     obs = conf[ami_observer(settings.ami).username]
     assert set(obs["write"][0].split(",")) <= set(cti["write"][0].split(","))
     for name, sec in conf.items():

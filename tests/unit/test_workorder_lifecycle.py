@@ -115,6 +115,34 @@ def test_unsatisfied_return_visit_reopens_by_redispatch() -> None:
     assert t.reopened and t.department is Department.MARKETING
 
 
+def test_a_redispatch_names_another_department() -> None:
+    """Issue 15 §5: `advance … dispatched` twice recorded two dispatches to the same place."""
+    with pytest.raises(lc.TransitionNotAllowed, match="already dispatched to repair"):
+        lc.decide_transition(OrderType.FAULT_REPAIR, Status.DISPATCHED, Status.DISPATCHED,
+                             Role.AGENT, current_department=Department.REPAIR)
+    with pytest.raises(lc.TransitionNotAllowed, match="already dispatched to metering"):
+        lc.decide_transition(OrderType.FAULT_REPAIR, Status.DISPATCHED, Status.DISPATCHED,
+                             Role.AGENT, department=Department.METERING,
+                             current_department=Department.METERING)
+    t = lc.decide_transition(OrderType.FAULT_REPAIR, Status.DISPATCHED, Status.DISPATCHED,
+                             Role.AGENT, department=Department.METERING,
+                             current_department=Department.REPAIR)
+    assert t.department is Department.METERING and not t.reopened
+    # reopening after the return visit goes back to the same department: that is no repeat
+    t = lc.decide_transition(OrderType.FAULT_REPAIR, Status.RETURN_VISIT, Status.DISPATCHED,
+                             Role.SUPERVISOR, current_department=Department.REPAIR)
+    assert t.reopened and t.department is Department.REPAIR
+
+
+def test_an_unsatisfied_return_visit_is_reopened_not_archived() -> None:
+    with pytest.raises(lc.TransitionNotAllowed, match="not satisfied"):
+        lc.decide_transition(OrderType.COMPLAINT, Status.RETURN_VISIT, Status.ARCHIVED,
+                             Role.SUPERVISOR, satisfaction="unsatisfied")
+    for verdict in ("satisfied", None):  # None: a visit recorded without a verdict
+        assert lc.decide_transition(OrderType.COMPLAINT, Status.RETURN_VISIT, Status.ARCHIVED,
+                                    Role.SUPERVISOR, satisfaction=verdict).to is Status.ARCHIVED
+
+
 def test_a_linked_child_follows_its_master() -> None:
     with pytest.raises(lc.TransitionNotAllowed, match="master"):
         lc.decide_transition(OrderType.FAULT_REPAIR, Status.ACCEPTED, Status.DISPATCHED,

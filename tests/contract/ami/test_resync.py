@@ -139,6 +139,21 @@ def test_callbacks_in_progress_are_found_by_their_seat_leg() -> None:
     assert rebuild(snap) == []  # the tracker never sees them as calls of their own
 
 
+def test_a_click_to_call_in_progress_is_found_by_its_seat_leg() -> None:
+    from cti.ami.resync import callbacks_in_progress
+
+    # the seat's leg carries the call's own id (the Originate's ChannelId)
+    cid = "pbx1-1765000000.812345678"
+    seat = ChannelInfo("PJSIP/seat48-0000000c", cid, cid, "hotline-click-to-call", "s", "Dial",
+                       "", "13912345678", "", {"HOTLINE_CALLBACK_OF": cid}, "Up")
+    customer = ChannelInfo("PJSIP/carrier-out-0000000e", "pbx1-1765000000.20", cid,
+                           "from-carrier", "s", "AppDial", "b1", "13912345678", "", {}, "Up")
+    snap = AsteriskSnapshot(channels=(seat, customer), queue_members=(), queue_entries=(),
+                            heartbeat=None)
+    assert callbacks_in_progress(snap) == {cid: ("seat48", True)}
+    assert rebuild(snap) == []
+
+
 # ------------------------------------------------------------------------ tracker.resync
 
 

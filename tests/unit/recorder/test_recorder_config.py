@@ -42,7 +42,12 @@ def test_both_answer_paths_record_the_agent_leg() -> None:
     assert "MixMonitor(${f})" in rec and "hangup_handler_push)=hotline-record-done" in rec
     # named by the call (Linkedid), the leg and the answering endpoint, under the mount point
     assert "Set(LOCAL(day)=${STRFTIME(${EPOCH},UTC,%Y%m%d)})" in rec
-    assert "${RECDIR}/${day}/${CHANNEL(linkedid)}_${UNIQUEID}_${CHANNEL(endpoint)}.wav" in rec
+    # (or a name the Dial gives a leg that is no seat: the trunk's leg of an outside consult)
+    assert "Set(HOTLINE_REC_SEAT=${IF($[\"${ARG2}\" = \"\"]?${CHANNEL(endpoint)}:${ARG2})})" \
+        in rec
+    assert "${RECDIR}/${day}/${CHANNEL(linkedid)}_${UNIQUEID}_${HOTLINE_REC_SEAT}.wav" in rec
+    consult = _context(plan, "hotline-consult")
+    assert "U(hotline-record^${HOTLINE_SKILL}^outside)" in consult
     assert "RECDIR = /var/lib/hotline/recordings" in plan
 
 

@@ -25,6 +25,10 @@ def test_names_carry_the_call_the_leg_and_the_seat() -> None:
     assert (n.day, n.call_id, n.leg_id, n.seat, n.kind) == (
         date(2026, 11, 27), "1764210600.7", "1764210612.9", "seat07", "agent")
     assert parse("20261127/1764210600.7_1764210600.7_ivr.wav").kind == "ivr"
+    # a return visit's voice message: the customer's own leg, marked by its seat
+    msg = parse("20261127/pbx1-1764210600.900000007_pbx1-1764210600.900000007_msg.wav")
+    assert (msg.kind, msg.seat, msg.message) == ("ivr", "msg", True)
+    assert not n.message
     assert n.rel_path == "20261127/1764210600.7_1764210612.9_seat07.wav"
 
 

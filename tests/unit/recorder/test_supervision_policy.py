@@ -32,9 +32,11 @@ def _session(mode: Mode = Mode.LISTEN) -> sp.SpySession:
 
 
 def test_chanspy_options_per_mode() -> None:
-    assert sp.chanspy_options(Mode.LISTEN) == "qES"
-    assert sp.chanspy_options(Mode.WHISPER) == "qESw"
-    assert sp.chanspy_options(Mode.BARGE) == "qESB"
+    assert sp.chanspy_options(Mode.LISTEN) == "qESd"
+    assert sp.chanspy_options(Mode.WHISPER) == "qESdw"
+    assert sp.chanspy_options(Mode.BARGE) == "qESdB"
+    # d: keys 4/5/6 switch a running ChanSpy, so a switch never restarts it
+    assert dict(sp.MODE_KEYS) == {Mode.LISTEN: "4", Mode.WHISPER: "5", Mode.BARGE: "6"}
     # listening never talks: neither whisper nor barge letters
     assert not set("wWB") & set(sp.chanspy_options(Mode.LISTEN))
 
@@ -108,13 +110,17 @@ def test_lifecycle_listen_whisper_barge_stop() -> None:
     assert s.state == SessionState.ACTIVE and s.answered_at == 101.0
     assert eff[0] == sp.AuditMode(s, Mode.LISTEN, True, 101.0)
     s, eff = sp.step(s, sp.SpyStarted(SID), 101.1)
-    assert s.spying and eff == []  # already active: no second audit row
+    # already active: no second audit row; ChanSpy gets the session's mode key once more
+    assert s.spying and eff == [sp.SwitchMode(s, "4")] and s.keys_sent == ("4",)
+    s, eff = sp.step(s, sp.KeyRead(SID, "4"), 101.2)  # Asterisk read our key
+    assert s.keys_sent == () and eff == []
     s, eff = sp.step(s, sp.ModeRequested(SID, Mode.WHISPER), 105.0)
     assert s.mode == Mode.WHISPER
     assert [type(e) for e in eff] == [sp.AuditMode, sp.SwitchMode, sp.AuditMode, sp.Announce]
     assert (eff[0].mode, eff[0].begin) == (Mode.LISTEN, False)  # type: ignore[union-attr]
     assert (eff[2].mode, eff[2].begin) == (Mode.WHISPER, True)  # type: ignore[union-attr]
-    assert eff[1].session.options == "qESw"  # type: ignore[union-attr]
+    assert eff[1].session.options == "qESdw"  # type: ignore[union-attr]
+    assert eff[1].key == "5" and s.keys_sent == ("5",)  # type: ignore[union-attr]
     same, eff = sp.step(s, sp.ModeRequested(SID, Mode.WHISPER), 106.0)
     assert same == s and eff == []
     s, _ = sp.step(s, sp.ModeRequested(SID, Mode.BARGE), 107.0)
@@ -138,6 +144,49 @@ def test_mode_change_before_answer_is_rejected_and_no_answer_ends() -> None:
     assert [type(e) for e in eff] == [sp.AuditEnd, sp.Announce]
 
 
+def test_a_switch_before_chanspy_runs_sets_options_and_its_start_sends_the_key() -> None:
+    """Issue 14's race: a switch asked while ChanSpy is not running (answered, not started;
+    or stopped and about to be restarted by the dialplan) cannot be a key (ChanSpy's start
+    would eat it): the options alone, and the next ChanSpyStart sends the session's key."""
+    s, _ = sp.step(_session(), sp.Answered(SID), 101.0)
+    s, eff = sp.step(s, sp.ModeRequested(SID, Mode.BARGE), 101.05)
+    assert s.mode == Mode.BARGE and eff[1] == sp.SwitchMode(s, None) and s.keys_sent == ()
+    s, eff = sp.step(s, sp.SpyStarted(SID), 101.1)
+    assert eff == [sp.SwitchMode(s, "6")] and s.keys_sent == ("6",)
+    s, _ = sp.step(s, sp.SpyStopped(SID), 102.0)
+    s, eff = sp.step(s, sp.ModeRequested(SID, Mode.LISTEN), 102.01)
+    assert eff[1] == sp.SwitchMode(s, None)
+    s, eff = sp.step(s, sp.SpyStarted(SID), 102.1)
+    assert eff == [sp.SwitchMode(s, "4")] and s.keys_sent == ("6", "4")
+    # the first key went to the ChanSpy that ended and was never reported: the later report
+    # accounts for both
+    s, eff = sp.step(s, sp.KeyRead(SID, "4"), 102.2)
+    assert s.keys_sent == () and eff == [] and s.mode == Mode.LISTEN
+
+
+def test_a_key_from_the_supervisors_phone_switches_on_record() -> None:
+    s, _ = sp.step(_session(), sp.Answered(SID), 101.0)
+    s, _ = sp.step(s, sp.SpyStarted(SID), 101.1)
+    s, _ = sp.step(s, sp.KeyRead(SID, "4"), 101.2)
+    s, eff = sp.step(s, sp.KeyRead(SID, "6"), 103.0)  # keyed on the phone: ChanSpy barges
+    assert s.mode == Mode.BARGE
+    assert [type(e) for e in eff] == [sp.AuditMode, sp.SwitchMode, sp.AuditMode, sp.Announce]
+    assert eff[1] == sp.SwitchMode(s, None)  # options for a restart; no key back
+    assert (eff[0].mode, eff[2].mode) == (Mode.LISTEN, Mode.BARGE)  # type: ignore[union-attr]
+    # the same mode again, another key, or a key before the answer: nothing
+    assert sp.step(s, sp.KeyRead(SID, "6"), 104.0) == (s, [])
+    assert sp.step(s, sp.KeyRead(SID, "9"), 104.0) == (s, [])
+    dialing = _session()
+    assert sp.step(dialing, sp.KeyRead(SID, "5"), 100.5) == (dialing, [])
+
+
+def test_keys_awaiting_a_report_are_bounded() -> None:
+    s, _ = sp.step(_session(), sp.Answered(SID), 101.0)
+    for i in range(20):
+        s, _ = sp.step(s, sp.SpyStarted(SID), 102.0 + i)
+    assert len(s.keys_sent) == sp.KEYS_REMEMBERED
+
+
 def test_call_gone_hangs_up_the_spy() -> None:
     s, _ = sp.step(_session(), sp.Answered(SID), 101.0)
     s, eff = sp.step(s, sp.CallGone(s.call_id), 120.0)
@@ -159,6 +208,15 @@ def test_translate_ami_events() -> None:
     assert sp.translate({"Event": "UserEvent", "UserEvent": "HotlineSpy",
                          "Uniqueid": uid}) == sp.Answered(SID)
     assert sp.translate({"Event": "Hangup", "Uniqueid": uid}) == sp.ChannelGone(SID, "hangup")
+    assert sp.translate({"Event": "DTMFEnd", "Uniqueid": uid, "Digit": "5",
+                         "Direction": "Received"}) == sp.KeyRead(SID, "5")
+    # keys sent out to the phone, keys that switch nothing, a caller's keys: nothing
+    assert sp.translate({"Event": "DTMFEnd", "Uniqueid": uid, "Digit": "5",
+                         "Direction": "Sent"}) is None
+    assert sp.translate({"Event": "DTMFEnd", "Uniqueid": uid, "Digit": "#",
+                         "Direction": "Received"}) is None
+    assert sp.translate({"Event": "DTMFEnd", "Uniqueid": "1751333405.42", "Digit": "5",
+                         "Direction": "Received"}) is None
     assert sp.translate({"Event": "OriginateResponse", "Response": "Failure", "Reason": "3",
                          "Uniqueid": uid}) == sp.ChannelGone(SID, "no_answer")
     assert sp.translate({"Event": "OriginateResponse", "Response": "Success",
