@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from config.settings import load_settings
 from cti.db.session import make_engine, make_session_factory
-from tests.support.browser import login, screenshot
+from tests.support.browser import edit_text, login, screenshot
 from tests.support.seeded_db import SeededDb
 from tests.support.settings import REPO, write_test_settings
 
@@ -48,7 +48,7 @@ def _line_of(text: str, needle: str) -> int:
 
 
 def _set_text(page: Any, text: str) -> None:
-    page.get_by_test_id("flow-text").fill(text)
+    edit_text(page, "flow-text", text)
 
 
 def test_an_admin_edits_validates_publishes_and_rolls_back_a_flow(

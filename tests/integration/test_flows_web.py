@@ -21,7 +21,7 @@ from prompts.index import PromptIndex
 from tests.integration.callers import CallInProgress, is_event
 from tests.integration.conftest import Backend, CtiProcess
 from tests.support.ami import AmiRecorder
-from tests.support.browser import VIEWPORT, browser, login, screenshot
+from tests.support.browser import VIEWPORT, browser, edit_text, login, screenshot
 from tests.support.callview import CallView
 from tests.support.sipp import Caller, Keys, Pause
 
@@ -96,7 +96,7 @@ def test_a_flow_published_in_the_browser_is_followed_by_the_next_call_and_rolled
         expect(page.get_by_test_id("flow-text")).to_have_value(original)
         expect(page.get_by_test_id("reload-status")).to_have_text(
             re.compile(rf"CTI 流程第 {version} 版"))
-        page.get_by_test_id("flow-text").fill(edited)
+        edit_text(page, "flow-text", edited)
         page.get_by_test_id("validate").click()
         expect(page.get_by_test_id("validate-result")).to_have_text("校验通过")
         page.get_by_test_id("publish").click()

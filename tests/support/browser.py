@@ -3,6 +3,7 @@ the screenshot folder (artifacts/screenshots/, kept by CI as artifacts)."""
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import socket
 import threading
@@ -58,6 +59,36 @@ def login(page: Any, base_url: str, user: str, seat: str | None = None) -> None:
     if seat:
         page.get_by_test_id("login-seat").fill(seat)
     page.get_by_test_id("login-submit").click()
+
+
+def _utf16(text: str) -> int:
+    """The length of `text` as the browser counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def edit_text(page: Any, test_id: str, new: str) -> None:
+    """Change a text box's text to `new` as a person editing it does: each part that differs
+    is selected and typed over (or deleted), the rest left as it is. Playwright's fill()
+    replaces the whole text with one insertText, which Chromium took 7-11 s for a 10 KB
+    multi-line flow on an idle 2-core machine, and over the 10 s action timeout under load
+    (a clean-clone run failed so); a few typed lines take a fraction of a second."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_test_id(test_id)
+    old = box.input_value()
+    box.focus()
+    ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    # from the end, so that the offsets of the parts before stay as they were
+    for tag, i1, i2, j1, j2 in reversed(ops):
+        if tag == "equal":
+            continue
+        a, b = _utf16(old[:i1]), _utf16(old[:i2])
+        box.evaluate("(el, [a, b]) => el.setSelectionRange(a, b)", [a, b])
+        if j2 > j1:
+            page.keyboard.insert_text(new[j1:j2])
+        else:
+            page.keyboard.press("Delete")
+    expect(box).to_have_value(new)
 
 
 def screenshot(page: Any, name: str) -> Path:
