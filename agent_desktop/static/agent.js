@@ -623,28 +623,30 @@ function renderReturnVisits() {
   " ", orderCallButton(o)))) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, t("wo.none"))));
 }
 
-// the visits this page asked for: a refresh of the list (it is redrawn on every order
-// change) must not put "call now" back on an order being dialled
+// the visits this page asked for (from the click on): the list is redrawn on every order
+// change and on every reconnect, so the buttons are drawn from this set, never changed in
+// place (a redraw between the click and the server's answer would put "call now" back on a
+// visit being dialled: a clean-clone run caught it)
 const rvDialling = new Set();
 
 function rvButton(number) {
   const dialling = rvDialling.has(number);
   return h("button", { type: "button", class: "secondary", "data-testid": "rv-call",
     disabled: dialling, "data-state": dialling ? "dialling" : null,
-    onclick: (ev) => callReturnVisit(number, ev.currentTarget) },
+    onclick: () => callReturnVisit(number) },
   t(dialling ? "rv.dialling" : "rv.call_now"));
 }
 
-async function callReturnVisit(number, button) {
-  button.disabled = true;
+async function callReturnVisit(number) {
+  if (rvDialling.has(number)) return;
+  rvDialling.add(number);
+  renderReturnVisits();
   try {
     await post(`/api/workorders/${encodeURIComponent(number)}/return-visit-call`);
-    rvDialling.add(number);
-    button.textContent = t("rv.dialling");
-    button.dataset.state = "dialling";
     toast(`${t("rv.dialling")} ${number}`, "info");
   } catch (e) {
-    button.disabled = false;
+    rvDialling.delete(number);
+    renderReturnVisits();
     toast(errorText(e), "error");
   }
 }
