@@ -27,6 +27,7 @@ from agent_desktop.api.number_lists import (
     NumberIn,
     audit_line,
     national_or_400,
+    reason_or_400,
     require_supervisor,
 )
 from agent_desktop.auth import User, ctx_of, current_user
@@ -54,9 +55,7 @@ async def caller_add(kind: Kind, body: NumberIn, request: Request,
     """Put a number on a list (kept in national form, which the answer gives back)."""
     require_supervisor(request, user, "callers.add", body.number)
     ctx = ctx_of(request)
-    reason = body.reason.strip()
-    if not reason:
-        raise HTTPException(400, "a reason is required")
+    reason = reason_or_400(body.reason)
     try:
         nat = await run_in_threadpool(
             store.add_audited, ctx.sessions, kind, national_or_400(body.number), reason=reason,

@@ -49,6 +49,14 @@ def national_or_400(number: str) -> str:
         raise HTTPException(400, str(exc)) from None
 
 
+def reason_or_400(reason: str) -> str:
+    """A list entry's reason, stripped, or a 400: every number on a list says why."""
+    reason = reason.strip()
+    if not reason:
+        raise HTTPException(400, "a reason is required")
+    return reason
+
+
 def require_audited(request: Request, user: User, role: str, action: str,
                     target: str | None) -> None:
     """`role` (or one that implies it) passes; anyone else gets 403, and the attempt is

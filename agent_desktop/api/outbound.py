@@ -24,6 +24,7 @@ from agent_desktop.api.number_lists import (
     NumberIn,
     audit_line,
     national_or_400,
+    reason_or_400,
     require_supervisor,
 )
 from agent_desktop.auth import User, ctx_of, current_user
@@ -47,9 +48,7 @@ async def dnc_add(body: NumberIn, request: Request,
     """Put a number on the list (kept in national form, which the answer gives back)."""
     require_supervisor(request, user, "outbound.dnc_add", body.number)
     ctx = ctx_of(request)
-    reason = body.reason.strip()
-    if not reason:
-        raise HTTPException(400, "a reason is required")
+    reason = reason_or_400(body.reason)
     try:
         nat = await run_in_threadpool(
             store.dnc_add_audited, ctx.sessions, national_or_400(body.number), reason=reason,
