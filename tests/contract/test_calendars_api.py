@@ -24,10 +24,10 @@ from cti.db import calendars as store
 from cti.db.models_recordings import AuditLog
 from cti.db.session import make_engine, make_session_factory
 from hotline.wiring import build_services
+from tests.support.desk import logged_in
 from tests.support.fakes import Clock, FakeBus
 from tests.support.seeded_db import SeededDb
 
-PASSWORD = "95598"
 T0 = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)
 SH = ZoneInfo("Asia/Shanghai")
 DAYTIME = {d: "08:00-20:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -39,11 +39,7 @@ class Env:
     sessions: Any
 
     async def as_user(self, user: str, seat: str | None = None) -> httpx.AsyncClient:
-        c = httpx.AsyncClient(transport=self.transport, base_url="http://desk")
-        r = await c.post("/api/auth/login", json={"user_id": user, "password": PASSWORD,
-                                                  **({"seat": seat} if seat else {})})
-        assert r.status_code == 200, r.text
-        return c
+        return await logged_in(self.transport, user, seat)
 
     def audit(self) -> list[tuple[str, str | None, str, bool]]:
         with self.sessions() as s:

@@ -22,10 +22,10 @@ from cti.db.models import Account, Call, Feeder
 from cti.db.models_recordings import AuditLog
 from cti.db.session import make_engine, make_session_factory
 from hotline.wiring import build_services
+from tests.support.desk import logged_in
 from tests.support.fakes import Clock, FakeBus
 from tests.support.seeded_db import SeededDb
 
-PASSWORD = "95598"
 T0 = datetime(2026, 11, 27, 2, 30, tzinfo=UTC)
 H = timedelta(hours=1)
 
@@ -42,11 +42,7 @@ class Env:
     area: int            # the account's area
 
     async def as_user(self, user: str, seat: str | None = None) -> httpx.AsyncClient:
-        c = httpx.AsyncClient(transport=self.transport, base_url="http://desk")
-        r = await c.post("/api/auth/login", json={"user_id": user, "password": PASSWORD,
-                                                  **({"seat": seat} if seat else {})})
-        assert r.status_code == 200, r.text
-        return c
+        return await logged_in(self.transport, user, seat)
 
     def audit(self, action: str) -> list[AuditLog]:
         with self.sessions() as s:

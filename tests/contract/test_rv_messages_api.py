@@ -18,6 +18,7 @@ from agent_desktop.app import create_app
 from config.settings import WebSettings, load_settings
 from cti.db.session import make_engine, make_session_factory
 from hotline.wiring import build_services
+from tests.support.desk import logged_in
 from tests.support.fakes import Clock, FakeBus
 from tests.support.orders import fault_report, return_visit_message
 from tests.support.seeded_db import SeededDb
@@ -34,11 +35,7 @@ class Env:
     recording: int
 
     async def as_user(self, user: str, seat: str | None = None) -> httpx.AsyncClient:
-        c = httpx.AsyncClient(transport=self.transport, base_url="http://desk")
-        r = await c.post("/api/auth/login", json={"user_id": user, "password": "95598",
-                                                  **({"seat": seat} if seat else {})})
-        assert r.status_code == 200, r.text
-        return c
+        return await logged_in(self.transport, user, seat)
 
 
 @pytest.fixture
