@@ -36,7 +36,7 @@ from hotline import stack
 from tests.contract.test_speech_vosk_ko import UTTERANCES, VOICES, speak
 from tests.integration.callers import call_story
 from tests.integration.conftest import Backend, CtiProcess
-from tests.support.ami import AmiRecorder
+from tests.support.ami import AmiRecorder, AmiTimeout
 from tests.support.settings import REPO
 from tests.support.sipp import Caller, Keys, Pause, SippResult
 from tests.support.speech_calls import RATES, place_speaking_call
@@ -184,8 +184,12 @@ def place(speakers: list[Speaker], cti: CtiProcess, ami: AmiRecorder, backend: B
     out = {}
     for sp, res in zip(speakers, results, strict=True):
         number = sp.caller.number
-        ami.wait_for(lambda e, n=number: e.get("Event") == "Hangup"
-                     and e.get("CallerIDNum") == n, 30, f"Hangup of {number}", since=mark)
+        try:
+            ami.wait_for(lambda e, n=number: e.get("Event") == "Hangup"
+                         and e.get("CallerIDNum") == n, 30, f"Hangup of {number}", since=mark)
+        except AmiTimeout as exc:  # what the SIPp caller itself said (a port it could not bind)
+            raise AmiTimeout(f"{exc}; SIPp exit {res.returncode}: {res.stderr[-800:]}"
+                             f"{res.errors[-800:]}") from None
         rec = _written(backend, number)
         if rec is None:
             raise AssertionError(call_story(ami, number, mark, cti.settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,31 @@ def uac_ports(n: int) -> tuple[int, int, int]:
     return 40000 + n, 42000 + 4 * n, 41000 + n
 
 
+def udp_port_free(port: int) -> bool:
+    """Whether a UDP port can be bound on every IPv4 address (so also on 127.0.0.1): not held by
+    any socket, IPv4 or dual-stack IPv6."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_uac_ports(taken: Callable[[int], bool] = lambda p: not udp_port_free(p),
+                   tries: int = 100) -> tuple[int, int, int]:
+    """The next call's ports (uac_ports) in this slot's block whose every port is free. The
+    block sits in Linux's ephemeral range (32768-60999), where any process's unbound UDP socket
+    may land: each Asterisk holds two at random (`ss -uapn`: one IPv4, one dual-stack IPv6), and a
+    clean-clone run once lost two calls to a SIPp that could not bind (`no AMI event ... in` 30 s
+    later, the SIPp long gone). Such a call skips to the next ports."""
+    for _ in range(tries):
+        sip, media, ctrl = uac_ports(next(_ports) % 100 + 100 * SLOT)
+        if not any(taken(p) for p in (sip, ctrl, *range(media, media + 4))):
+            return sip, media, ctrl
+    raise RuntimeError(f"no free SIPp caller ports in slot {SLOT}'s block after {tries} tries")
+
+
 async def place_call(caller: Caller, target: str, service: str = "95598",
                      timeout_s: int = 180, workdir: Path | None = None,
                      audio: Callable[[Path, list[tuple[int, str]], int], None] | None = None
@@ -116,7 +142,7 @@ async def place_call(caller: Caller, target: str, service: str = "95598",
     """Run one SIPp UAC call to completion; ports are unique per call within this process.
     `audio(pcap, rtp_keys, total_ms)` writes the call's RTP (default: silence with the RFC
     2833 keys, write_call_pcap)."""
-    sip_port, media_port, ctrl_port = uac_ports(next(_ports) % 100 + 100 * SLOT)
+    sip_port, media_port, ctrl_port = free_uac_ports()
     n = sip_port - 40000
     wd = Path(workdir or tempfile.mkdtemp(prefix="sipp-"))
     wd.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test setup, before the call starts
