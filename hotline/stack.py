@@ -550,6 +550,10 @@ def _readable_by(path: Path, user: CtiUser) -> bool:
     return bool(mode & 0o004)
 
 
+# how long a dying CTI's threads may keep its ports (start_cti)
+PORT_RELEASE_S = 10.0
+
+
 def start_cti(settings: Settings, timeout: float = 30,
               env: dict[str, str] | None = None) -> int:
     """Start the CTI daemon; as root it runs as the `hotline` user (cti_user), never as root.
@@ -562,7 +566,16 @@ def start_cti(settings: Settings, timeout: float = 30,
     if port_open(settings.fastagi.host, settings.fastagi.port):
         if pid_alive(p.cti_standby_pid):
             return _start_standby(settings, p.cti_pid, "cti.log", timeout, env)
-        raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another process")
+        # a CTI killed a moment ago may still hold its sockets: its main thread is a zombie
+        # (pid_alive: gone) while its other threads finish dying, and one in the middle of a
+        # write to disk (SQLite's fsync, a recording) finishes that first. A clean-clone run
+        # met it: a restart right after kill -9 found the port still taken
+        try:
+            wait_until(lambda: not port_open(settings.fastagi.host, settings.fastagi.port),
+                       PORT_RELEASE_S, "the FastAGI port to be let go")
+        except StackError:
+            raise StackError(f"port {settings.fastagi.port} (FastAGI) is taken by another "
+                             "process") from None
     proc = _spawn_cti(settings, p.cti_pid, "cti.log", env)
 
     def ready() -> bool:

@@ -56,6 +56,12 @@ def test_cti_kill9_under_load_waiting_fail_over_talking_go_on_state_converges(
 
     try:
         stack.wait_until(agree, 30, "agent state to agree with Asterisk", interval=0.1)
+    except stack.StackError:
+        # RELIABILITY.md's open failure: did the CTI's states leave its outbox (published,
+        # queued, connected), and did the watcher hear anything of the CTI since the restart?
+        print("CTI outbox:", (h.cti.status() or {}).get("outbox"))
+        print("watcher, since the restart:", sorted({m.topic for m in h.mqtt.messages()[m1:]})[:40])
+        raise
     finally:
         print("disagreed on the way:", seen)
     t_conv = time.time()
