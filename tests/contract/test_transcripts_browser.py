@@ -121,12 +121,22 @@ def seeded(db: tuple[Any, Any]) -> Seeded:
     return Seeded(done, queued, never, failed, pushed, alert_id, account_no, "1795100001.1")
 
 
+def _search(page: Any) -> None:
+    """Submit the recordings search and wait for the API's answer (its status checked), so
+    that what the list shows next is that answer's. A clean-clone run once saw no row at all
+    15 s after the click, with nothing to tell whether the search had even been sent."""
+    with page.expect_response(lambda r: "/api/recordings?" in r.url) as answer:
+        page.get_by_test_id("rec-search-submit").click()
+    assert answer.value.ok, (answer.value.status, answer.value.text())
+
+
 def test_a_transcript_search_finds_the_recording_and_a_clicked_word_seeks_the_player(
         page: Any, base_url: str, seeded: Seeded) -> None:
     login(page, base_url, "S01")
     page.wait_for_url("**/supervisor.html")
+    expect(page.get_by_test_id("who")).to_contain_text("S01")  # the console has started
     page.get_by_test_id("rec-text").fill("投诉")
-    page.get_by_test_id("rec-search-submit").click()
+    _search(page)
     rows = page.get_by_test_id("recording")
     expect(rows).to_have_count(1)
     row = rows.first
@@ -136,12 +146,12 @@ def test_a_transcript_search_finds_the_recording_and_a_clicked_word_seeks_the_pl
     expect(row.get_by_test_id("rec-keyword")).to_have_text(["投诉", "媒体", "曝光"])
     # a word that was never said finds nothing
     page.get_by_test_id("rec-text").fill("电费")
-    page.get_by_test_id("rec-search-submit").click()
+    _search(page)
     expect(rows).to_have_count(0)
     expect(page.get_by_test_id("recordings")).to_contain_text("无录音")
 
     page.get_by_test_id("rec-text").fill("停电")
-    page.get_by_test_id("rec-search-submit").click()
+    _search(page)
     expect(rows).to_have_count(1)
     rows.first.get_by_test_id("rec-play").click()
     player = page.get_by_test_id("rec-player")
@@ -184,7 +194,7 @@ def test_a_transcript_search_finds_the_recording_and_a_clicked_word_seeks_the_pl
     # calls without a transcript say so, in the list and beside the player
     page.get_by_test_id("rec-text").fill("")
     page.locator("#r-caller").fill(OTHER_CALLER)
-    page.get_by_test_id("rec-search-submit").click()
+    _search(page)
     expect(rows).to_have_count(3)
     queued = page.locator(f'[data-testid="recording"][data-id="{seeded.queued}"]')
     never = page.locator(f'[data-testid="recording"][data-id="{seeded.untranscribed}"]')
