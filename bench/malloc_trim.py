@@ -52,6 +52,9 @@ def trim(pid: int, timeout: float = 60) -> dict[str, object]:
     before = rss_kib(pid)
     out = subprocess.run(
         ["gdb", "-q", "-nx", "-batch", "-ex", f"set sysroot /proc/{pid}/root",
+         # the executable named, or gdb looks for a chrooted one's path on the host, reads no
+         # symbols and cannot call malloc_trim ("No symbol table is loaded")
+         "-ex", f"file /proc/{pid}/exe",
          "-ex", f"attach {pid}",
          "-ex", 'printf "SQLITE %lld\\n", (long long)sqlite3_memory_used()',
          "-ex", 'printf "TRIM %d\\n", (int)malloc_trim(0)', "-ex", "detach"],
