@@ -147,9 +147,7 @@ def test_nothing_is_dialled_outside_the_window(shut_window: CtiProcess, cti: Cti
     finally:
         phone.stop()
         # withdrawn, so that the any-hour window the fixture puts back does not dial it
-        with backend.sessions.begin() as s:
-            s.execute(update(OutboundJob).where(OutboundJob.id == job)
-                      .values(state="cancelled"))
+        _withdraw(backend, [job])
 
 
 def test_a_restart_mid_campaign_dials_nobody_twice(cti: CtiProcess, ami: AmiRecorder,
