@@ -144,6 +144,8 @@ class Store(Protocol):
                                at: float) -> None: ...
     async def save_snapshot(self, data: dict[str, Any]) -> None: ...
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None: ...
+    # a waiting caller asked to be called back: when, on the record (not its end)
+    async def callback_requested(self, call_id: str, at: float) -> None: ...
     # an agent's click-to-call: its record (outbound, the agent, the number) from the click on
     async def call_placed(self, call_id: str, agent_id: str, seat: str, number: str,
                           at: float) -> None: ...
@@ -590,10 +592,19 @@ class AcdService:
                 call_id, agent_id, seat = item.call_id, taker.agent_id, taker.seat
                 await self._queue_db("call_handed_over", lambda: store.call_handed_over(
                     call_id, agent_id, seat, now))
+        if isinstance(item, acd.CallbackRequested) and not rejected:
+            call_id = item.call_id
+            await self._queue_db("callback_requested",
+                                 lambda: store.callback_requested(call_id, now))
         if isinstance(item, acd.CallEnded | acd.CallAbandoned):
             call_id = item.call_id
             self.submit(("forget", call_id))
-            if call_id in self._failed_over and isinstance(item, acd.CallAbandoned):
+            waiting = self.engine.calls.get(call_id)
+            if waiting is not None and str(waiting.state) == "callback":
+                # the caller's own leg, after asking for a callback: the call keeps its place,
+                # and its record stays open until the callback ends (the ACD's CallEnded then)
+                pass
+            elif call_id in self._failed_over and isinstance(item, acd.CallAbandoned):
                 pass  # not over: the failover queue has the caller (failover_call ends it)
             elif not rejected or gone_early:
                 abandoned = isinstance(item, acd.CallAbandoned)

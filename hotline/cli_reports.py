@@ -77,8 +77,8 @@ def _num(v: Any) -> str:
 
 
 SHOWN = ("offered", "answered", "abandoned", "abandoned_short", "service_level", "asa_s",
-         "aht_s", "occupancy", "utilisation", "rona", "transfers", "deflected",
-         "satisfaction")
+         "aht_s", "avg_hold_s", "occupancy", "utilisation", "rona", "transfers", "deflected",
+         "callbacks_requested", "callbacks_connected", "satisfaction")
 
 
 @reports.command()

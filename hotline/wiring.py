@@ -469,6 +469,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from callcenter.acd_service import AcdService
     from callcenter.agent_commands import AgentCommands
     from callcenter.call_control import CallControl
+    from callcenter.holds import HoldService
     from callcenter.journal import JOURNAL_NAME
     from callcenter.outage_watch import OutageWatch
     from callcenter.staff_watch import StaffWatch
@@ -588,6 +589,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     # the post-call survey (issue 14 §3): the dialplan's offer and the caller's score go on the
     # call record (journalled through a database outage); a call event after the commit
     surveys = SurveyService(sessions, agent_at=agent_at, durable=durable, notifier=acd.notifier)
+    holds = HoldService(sessions, durable=durable)  # callers' time on hold, for the reports
     phones = phone_names(settings)
     seats = {name for name, _ext, role in phones if role == "seat"}
     supervisors = {name for name, _ext, role in phones if role == "supervisor"}
@@ -644,6 +646,8 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "outbound": outbound.stats() if outbound is not None else None,
                 # post-call surveys heard: offered, answered with a score, without one, dropped
                 "surveys": dict(surveys.counts),
+                # callers' holds written to call_holds, and any dropped (a full queue)
+                "holds": dict(holds.counts),
             })
             await asyncio.sleep(STATUS_INTERVAL_S)
 
@@ -687,8 +691,9 @@ async def build_daemon(settings: Settings) -> Daemon:
         "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
                                                          settings.workorders.tick_interval_s),
         "ami-events": lambda: feed.consume(calls.tap(recorder.tap(supervision.tap(
-            surveys.tap(outbound_tap(outbound, ami.events())))))),
+            surveys.tap(holds.tap(outbound_tap(outbound, ami.events()))))))),
         "survey-results": surveys.consume,
+        "hold-records": holds.consume,
         "recorder-index": recorder.run,
         "recorder-reconcile": recorder.at_start,
         "recorder-purge": recorder.daily_purge,
@@ -745,5 +750,5 @@ async def build_daemon(settings: Settings) -> Daemon:
                          "durable": durable,
                          "registry": registry, "recorder": recorder, "supervision": supervision,
                          "transcription": transcriber, "outbound": outbound,
-                         "surveys": surveys,
+                         "surveys": surveys, "holds": holds,
                          "commands": commands, "web": web_app})

@@ -32,6 +32,8 @@ addStrings({
   "rp.f.offered": "呼入量", "rp.f.answered": "接通量", "rp.f.abandoned": "放弃量",
   "rp.f.abandoned_short": "短放弃", "rp.f.service_level": "服务水平",
   "rp.f.asa_s": "平均应答时长(秒)", "rp.f.aht_s": "平均处理时长(秒)",
+  "rp.f.avg_hold_s": "平均保持时长(秒)", "rp.f.callbacks_requested": "预约回呼",
+  "rp.f.callbacks_connected": "回呼接通",
   "rp.f.occupancy": "占用率", "rp.f.utilisation": "利用率", "rp.f.rona": "振铃未接",
   "rp.f.transfers": "转接", "rp.f.deflected": "停电分流", "rp.f.satisfaction": "满意度",
   "rp.all": "全部",
@@ -60,6 +62,8 @@ addStrings({
   "rp.f.offered": "Offered", "rp.f.answered": "Answered", "rp.f.abandoned": "Abandoned",
   "rp.f.abandoned_short": "Short abandons", "rp.f.service_level": "Service level",
   "rp.f.asa_s": "ASA (s)", "rp.f.aht_s": "AHT (s)", "rp.f.occupancy": "Occupancy",
+  "rp.f.avg_hold_s": "Avg hold (s)", "rp.f.callbacks_requested": "Callbacks asked",
+  "rp.f.callbacks_connected": "Callbacks connected",
   "rp.f.utilisation": "Utilisation", "rp.f.rona": "RONA", "rp.f.transfers": "Transfers",
   "rp.f.deflected": "Deflected", "rp.f.satisfaction": "Satisfaction",
   "rp.all": "All",
@@ -69,7 +73,8 @@ const $ = (id) => document.getElementById(id);
 const INTERVALS = ["15", "30", "60", "day", "week", "month"];
 const BYS = ["center", "skill", "agent"];
 const SHOWN = ["offered", "answered", "abandoned", "abandoned_short", "service_level", "asa_s",
-  "aht_s", "occupancy", "utilisation", "rona", "transfers", "deflected", "satisfaction"];
+  "aht_s", "avg_hold_s", "occupancy", "utilisation", "rona", "transfers", "deflected",
+  "callbacks_requested", "callbacks_connected", "satisfaction"];
 const RATES = new Set(["service_level", "occupancy", "utilisation"]);
 const S = { doc: null, orders: null, seq: 0 };
 

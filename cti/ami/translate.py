@@ -257,6 +257,11 @@ def _linkedid(event: Mapping[str, Any]) -> str:
     return value if _ASTERISK_ID.fullmatch(value) else ""
 
 
+def linkedid_of(event: Mapping[str, Any]) -> str:
+    """The call an event is about (its Linkedid, checked as _linkedid does), or ''."""
+    return _linkedid(event)
+
+
 def translate(event: Mapping[str, Any]) -> list[CoreEvent]:
     """The CTI events one AMI event stands for; [] for everything the CTI does not need."""
     name = header(event, "Event")

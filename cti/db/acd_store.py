@@ -80,6 +80,10 @@ def _call_handed_over(s: Session, d: dict[str, Any]) -> None:
     call.agent_id, call.seat = d["agent_id"], d["seat"]
 
 
+def _callback_requested(s: Session, d: dict[str, Any]) -> None:
+    db_calls.record_callback_requested(s, d["call_id"], now=_dt(d["at"]))
+
+
 def _call_placed(s: Session, d: dict[str, Any]) -> None:
     """An agent's click-to-call: its record from the click (a repeat is a no-op)."""
     db_calls.record_call_placed(s, call_id=d["call_id"], agent_id=d["agent_id"],
@@ -116,6 +120,7 @@ class DbAcdStore:
             durable.register("call_handed_over", _call_handed_over)
             durable.register("call_end", _call_ended)
             durable.register("call_placed", _call_placed)
+            durable.register("callback_requested", _callback_requested)
 
     async def _write(self, kind: str, key: str, data: dict[str, Any]) -> None:
         if self.durable is not None:
@@ -123,7 +128,8 @@ class DbAcdStore:
             return
         applier = {"call_queued": _call_queued, "call_answered": _call_answered,
                    "call_handed_over": _call_handed_over, "call_end": _call_ended,
-                   "call_placed": _call_placed}[kind]
+                   "call_placed": _call_placed,
+                   "callback_requested": _callback_requested}[kind]
 
         def work() -> None:
             with self.sessions.begin() as s:
@@ -191,6 +197,11 @@ class DbAcdStore:
         """The call record's end (_call_ended)."""
         await self._write("call_end", f"{call_id}:end",
                           {"call_id": call_id, "at": at, "abandoned": abandoned})
+
+    async def callback_requested(self, call_id: str, at: float) -> None:
+        """The caller asked to be called back (_callback_requested)."""
+        await self._write("callback_requested", f"{call_id}:callback",
+                          {"call_id": call_id, "at": at})
 
     async def call_answered(self, call_id: str, agent_id: str, seat: str, at: float) -> None:
         await self._write("call_answered", f"{call_id}:answered",

@@ -18,6 +18,7 @@ from cti.db.models import (
     SATISFACTION_MAX,
     SATISFACTION_MIN,
     Call,
+    CallHold,
 )
 from cti.db.upsert import insert_on_conflict
 
@@ -190,6 +191,46 @@ def record_survey(session: Session, call_id: str, *, at: datetime,
         logger.info("call survey call_id=%s agent_id=%s skill=%s score=%s", call_id,
                     call.survey_agent_id, call.survey_skill, call.satisfaction)
     return changed
+
+
+def record_callback_requested(session: Session, call_id: str, *, now: datetime) -> bool:
+    """A waiting caller asked to be called back (the ACD took the request): when, on the call
+    record; the first time wins (a repeat, a journal replay). The caller's own leg ends next,
+    the record does not: the callback's answer and end complete it. Returns whether the
+    record changed; False for an unknown call (logged)."""
+    _require_aware(now)
+    call = _locked_call(session, call_id)
+    if call is None:
+        logger.warning("callback requested for unknown call call_id=%s", call_id)
+        return False
+    if call.callback_requested_at is not None:
+        return False
+    call.callback_requested_at = now.astimezone(UTC)
+    session.flush()
+    logger.info("callback requested call_id=%s", call_id)
+    return True
+
+
+def record_hold(session: Session, call_id: str, *, started_at: datetime,
+                ended_at: datetime) -> bool:
+    """One time the caller was on hold, from `started_at` to `ended_at`. Keyed by call and
+    start: a repeat (a journal replay) adds nothing. A hold of an unknown call is kept all the
+    same (its record may come later from a slow writer); the reports read holds by the calls
+    they count. Returns whether it was new."""
+    _require_aware(started_at)
+    _require_aware(ended_at)
+    if ended_at < started_at:
+        raise ValueError(f"a hold cannot end ({ended_at}) before it starts ({started_at})")
+    result = session.execute(insert_on_conflict(session, CallHold).values(
+        call_id=call_id, started_at=started_at.astimezone(UTC),
+        ended_at=ended_at.astimezone(UTC),
+    ).on_conflict_do_nothing(index_elements=[CallHold.call_id, CallHold.started_at])
+        .returning(CallHold.call_id))
+    new = result.first() is not None
+    if new:
+        logger.info("call hold call_id=%s %.1f s", call_id,
+                    (ended_at - started_at).total_seconds())
+    return new
 
 
 def record_pbx_cut(session: Session, *, reason: str, lost_at: datetime,

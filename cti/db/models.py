@@ -451,6 +451,10 @@ class Call(Base):
     # Filled by the ACD. agent_id is not a foreign key for the same reason as account_no: the
     # call record must be written whatever the ACD reports.
     queued_at: Mapped[datetime | None] = mapped_column()
+    # a waiting caller who asked to be called back (the ACD's CallbackRequested; 0020): the
+    # caller's own leg ends then, the record does not; answered_at is then the callback's
+    # answer and ended_at the callback's end
+    callback_requested_at: Mapped[datetime | None] = mapped_column()
     answered_at: Mapped[datetime | None] = mapped_column()
     agent_id: Mapped[str | None] = mapped_column(String(16), index=True)
     seat: Mapped[str | None] = mapped_column(String(16))
@@ -468,6 +472,19 @@ class Call(Base):
     survey_agent_id: Mapped[str | None] = mapped_column(String(16))
     survey_skill: Mapped[str | None] = mapped_column(String(32))
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class CallHold(Base):
+    """One time the caller was on hold (保持): music on hold in hotline-hold, from the desktop's
+    hold or a consult, to the caller's return to an agent or hang-up (callcenter/holds.py,
+    from Asterisk's MusicOnHoldStart/Stop). Keyed by call and start, so a repeated write
+    (a journal replay) adds nothing."""
+
+    __tablename__ = "call_holds"
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(primary_key=True)
+    ended_at: Mapped[datetime] = mapped_column()
 
 
 # Both databases support partial indexes, each under its own keyword.

@@ -20,9 +20,11 @@ from cti.db.models import Base
 # order the exports show them
 COUNT_COLUMNS: tuple[str, ...] = (
     "offered", "answered", "answered_in_sl", "abandoned", "abandoned_short",
-    "deflected", "transfers", "rona", "survey_offered", "survey_answered", "survey_score_sum")
+    "deflected", "transfers", "rona", "survey_offered", "survey_answered", "survey_score_sum",
+    "callbacks_requested", "callbacks_after_sl", "callbacks_connected", "holds")
 SECONDS_COLUMNS: tuple[str, ...] = (
-    "answer_wait_s", "talk_s", "acw_s", "ready_s", "not_ready_s", "reserved_s", "on_call_s")
+    "answer_wait_s", "talk_s", "hold_s", "acw_s", "ready_s", "not_ready_s", "reserved_s",
+    "on_call_s")
 
 
 class ReportInterval(Base):
@@ -47,7 +49,8 @@ class ReportInterval(Base):
     deflected: Mapped[int] = mapped_column(Integer, default=0)
     transfers: Mapped[int] = mapped_column(Integer, default=0)
     answer_wait_s: Mapped[float] = mapped_column(Float, default=0.0)  # queued -> answered
-    talk_s: Mapped[float] = mapped_column(Float, default=0.0)         # answered -> ended
+    # answered -> ended, less the caller's time on hold (hold_s)
+    talk_s: Mapped[float] = mapped_column(Float, default=0.0)
     survey_offered: Mapped[int] = mapped_column(Integer, default=0)
     survey_answered: Mapped[int] = mapped_column(Integer, default=0)
     survey_score_sum: Mapped[int] = mapped_column(Integer, default=0)
@@ -58,6 +61,13 @@ class ReportInterval(Base):
     reserved_s: Mapped[float] = mapped_column(Float, default=0.0)
     on_call_s: Mapped[float] = mapped_column(Float, default=0.0)
     acw_s: Mapped[float] = mapped_column(Float, default=0.0)
+    # callbacks (0020): requested while waiting (after service_level_s: callbacks_after_sl),
+    # and connected (the agent answered the callback); holds and their seconds (call_holds)
+    callbacks_requested: Mapped[int] = mapped_column(Integer, default=0)
+    callbacks_after_sl: Mapped[int] = mapped_column(Integer, default=0)
+    callbacks_connected: Mapped[int] = mapped_column(Integer, default=0)
+    holds: Mapped[int] = mapped_column(Integer, default=0)
+    hold_s: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ReportDay(Base):
@@ -88,6 +98,13 @@ class ReportDay(Base):
     reserved_s: Mapped[float] = mapped_column(Float, default=0.0)
     on_call_s: Mapped[float] = mapped_column(Float, default=0.0)
     acw_s: Mapped[float] = mapped_column(Float, default=0.0)
+    # callbacks (0020): requested while waiting (after service_level_s: callbacks_after_sl),
+    # and connected (the agent answered the callback); holds and their seconds (call_holds)
+    callbacks_requested: Mapped[int] = mapped_column(Integer, default=0)
+    callbacks_after_sl: Mapped[int] = mapped_column(Integer, default=0)
+    callbacks_connected: Mapped[int] = mapped_column(Integer, default=0)
+    holds: Mapped[int] = mapped_column(Integer, default=0)
+    hold_s: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class ReportWorkOrderDay(Base):

@@ -21,11 +21,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db.calls import CLICK_TO_CALL_DNIS
-from cti.db.models import AgentStateLog, Call
+from cti.db.models import AgentStateLog, Call, CallHold
 from cti.db.models_reports import (
     COUNT_COLUMNS,
     SECONDS_COLUMNS,
@@ -79,36 +79,82 @@ class _Acc:
         self.rows[key][column] += value
 
 
+def _holds(s: Session, ended_in: Any) -> dict[str, list[tuple[datetime, datetime]]]:
+    """The holds (call_holds) of the calls `ended_in` selects, by call."""
+    out: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for call_id, started, ended in s.execute(
+            select(CallHold.call_id, CallHold.started_at, CallHold.ended_at)
+            .where(CallHold.call_id.in_(ended_in))):
+        out[call_id].append((started, ended))
+    return out
+
+
+def hold_seconds(holds: Iterable[tuple[datetime, datetime]], answered: datetime,
+                 ended: datetime) -> float:
+    """Pure: the seconds of `holds` inside the call's answered..ended (a hold outside it is a
+    clock's disagreement, not time the agent held the caller)."""
+    total = 0.0
+    for a, b in holds:
+        lo, hi = max(a, answered), min(b, ended)
+        if hi > lo:
+            total += (hi - lo).total_seconds()
+    return total
+
+
+def _add_handled(acc: _Acc, key: Key, c: Any, ended: datetime,
+                 holds: list[tuple[datetime, datetime]], agents_on: int) -> None:
+    """An answered call's (or connected callback's) work: talk less hold, the holds, and the
+    transfers (each agent after the first who was on the call)."""
+    span = max(0.0, (ended - c.answered_at).total_seconds())
+    held = min(span, hold_seconds(holds, c.answered_at, ended))
+    acc.add(key, "talk_s", span - held)
+    acc.add(key, "hold_s", held)
+    acc.add(key, "holds", sum(1 for a, b in holds if b > c.answered_at and a < ended))
+    acc.add(key, "transfers", max(0, agents_on - 1))
+
+
 def _add_calls(s: Session, acc: _Acc, start: datetime, end: datetime, sl_s: float) -> None:
+    ended_in = select(Call.call_id).where(Call.ended_at >= start, Call.ended_at < end,
+                                          Call.answered_at.is_not(None))
     calls = s.execute(
         select(Call.call_id, Call.skill, Call.agent_id, Call.outcome, Call.queued_at,
-               Call.answered_at, Call.ended_at, Call.survey_at, Call.survey_skill,
-               Call.survey_agent_id, Call.satisfaction)
+               Call.callback_requested_at, Call.answered_at, Call.ended_at, Call.survey_at,
+               Call.survey_skill, Call.survey_agent_id, Call.satisfaction)
         .where(Call.ended_at >= start, Call.ended_at < end,
                Call.dnis != CLICK_TO_CALL_DNIS)).all()
     # a call answered by more than one agent was transferred (blind, or a consult completed):
     # each agent after the first is one transfer
     agents_on = dict(s.execute(
         select(AgentStateLog.call_id, func.count(AgentStateLog.agent_id.distinct()))
-        .where(AgentStateLog.state == "on_call", AgentStateLog.call_id.in_(
-            select(Call.call_id).where(Call.ended_at >= start, Call.ended_at < end,
-                                       Call.answered_at.is_not(None))))
+        .where(AgentStateLog.state == "on_call", AgentStateLog.call_id.in_(ended_in))
         .group_by(AgentStateLog.call_id)).all())
+    holds = _holds(s, ended_in)
     for c in calls:
         ended = c.ended_at
         at = floor_interval(ended)
         key = (at, c.skill or "", c.agent_id or "")
         if c.outcome == "deflected":
             acc.add(key, "deflected")
-        if c.queued_at is not None:
+        if c.queued_at is not None and c.callback_requested_at is not None:
+            # the caller asked to be called back: offered, neither answered nor abandoned;
+            # after service_level_s it is a miss of the SL, as the ACD counts it
+            acc.add(key, "offered")
+            acc.add(key, "callbacks_requested")
+            late = (c.callback_requested_at - c.queued_at).total_seconds() > sl_s
+            acc.add(key, "callbacks_after_sl", 1 if late else 0)
+            if c.answered_at is not None:
+                acc.add(key, "callbacks_connected")
+                _add_handled(acc, key, c, ended, holds.get(c.call_id, []),
+                             agents_on.get(c.call_id, 1))
+        elif c.queued_at is not None:
             if c.answered_at is not None:
                 wait = (c.answered_at - c.queued_at).total_seconds()
                 acc.add(key, "offered")
                 acc.add(key, "answered")
                 acc.add(key, "answered_in_sl", 1 if wait <= sl_s else 0)
                 acc.add(key, "answer_wait_s", wait)
-                acc.add(key, "talk_s", max(0.0, (ended - c.answered_at).total_seconds()))
-                acc.add(key, "transfers", max(0, agents_on.get(c.call_id, 1) - 1))
+                _add_handled(acc, key, c, ended, holds.get(c.call_id, []),
+                             agents_on.get(c.call_id, 1))
             elif (ended - c.queued_at).total_seconds() <= sl_s:
                 acc.add(key, "abandoned_short")
             else:
@@ -291,19 +337,23 @@ class WorkloadRow:
         def ratio(a: float, b: float, nd: int = 4) -> float | None:
             return round(a / b, nd) if b else None
 
-        handled = v["talk_s"] + v["acw_s"]
+        work = v["talk_s"] + v["hold_s"] + v["acw_s"]
+        handled = v["answered"] + v["callbacks_connected"]
         busy = v["on_call_s"] + v["acw_s"] + v["reserved_s"]
         staffed = busy + v["ready_s"] + v["not_ready_s"]
         out: dict[str, Any] = {c: int(v[c]) for c in COUNT_COLUMNS}
         out.update({c: round(v[c], 1) for c in SECONDS_COLUMNS})
         out.update({
-            "answer_rate": ratio(v["answered"], v["offered"]),
+            "answer_rate": ratio(handled, v["offered"]),
             "abandon_rate": ratio(v["abandoned"], v["offered"]),
-            "service_level": ratio(v["answered_in_sl"], v["answered"] + v["abandoned"]),
+            "service_level": ratio(v["answered_in_sl"], v["answered"] + v["abandoned"]
+                                   + v["callbacks_after_sl"]),
             "asa_s": ratio(v["answer_wait_s"], v["answered"], 1),
-            "aht_s": ratio(handled, v["answered"], 1),
-            "avg_talk_s": ratio(v["talk_s"], v["answered"], 1),
-            "avg_acw_s": ratio(v["acw_s"], v["answered"], 1),
+            "handled": int(handled),
+            "aht_s": ratio(work, handled, 1),
+            "avg_talk_s": ratio(v["talk_s"], handled, 1),
+            "avg_hold_s": ratio(v["hold_s"], handled, 1),
+            "avg_acw_s": ratio(v["acw_s"], handled, 1),
             "occupancy": ratio(busy, busy + v["ready_s"]),
             "utilisation": ratio(v["on_call_s"] + v["acw_s"], staffed),
             "staffed_s": round(staffed, 1),
@@ -314,8 +364,8 @@ class WorkloadRow:
 
 FIGURE_COLUMNS: tuple[str, ...] = (
     *COUNT_COLUMNS, *SECONDS_COLUMNS, "answer_rate", "abandon_rate", "service_level", "asa_s",
-    "aht_s", "avg_talk_s", "avg_acw_s", "occupancy", "utilisation", "staffed_s",
-    "satisfaction")
+    "handled", "aht_s", "avg_talk_s", "avg_hold_s", "avg_acw_s", "occupancy", "utilisation",
+    "staffed_s", "satisfaction")
 
 
 def period_start(local: datetime | date, period: str) -> date | datetime:
@@ -454,15 +504,33 @@ def today_live(s: Session, now: datetime, *, tz: ZoneInfo,
 
 def _add_calls_in_progress(s: Session, acc: _Acc, start: datetime, now: datetime,
                            sl_s: float) -> None:
-    """The calls answered in [start, now) and still talking: a live view counts a call answered
-    from its answer (offered, answered, in SL or not, its wait), not only once it has ended as
-    the reports do; its talk, and so the AHT, come when it ends and it moves to that interval."""
+    """The calls of [start, now) not ended yet: a live view counts a call answered from its
+    answer (offered, answered, in SL or not, its wait), and a callback from its request
+    (offered, requested, after the SL or not) and its connection, not only once the record
+    has ended as the reports do; talk, hold, and so the AHT, come when it ends, and it moves
+    to that interval."""
     calls = s.execute(
-        select(Call.skill, Call.agent_id, Call.queued_at, Call.answered_at)
+        select(Call.skill, Call.agent_id, Call.queued_at, Call.callback_requested_at,
+               Call.answered_at)
         .where(Call.ended_at.is_(None), Call.queued_at.is_not(None),
-               Call.answered_at >= start, Call.answered_at < now,
-               Call.dnis != CLICK_TO_CALL_DNIS)).all()
+               or_(Call.answered_at.is_not(None), Call.callback_requested_at.is_not(None)),
+               Call.dnis != CLICK_TO_CALL_DNIS,
+               or_(Call.answered_at.between(start, now),
+                   Call.callback_requested_at.between(start, now)))).all()
     for c in calls:
+        if c.callback_requested_at is not None:
+            if not start <= c.callback_requested_at < now:
+                continue  # asked for yesterday, connected today: yesterday's offer
+            key = (floor_interval(c.callback_requested_at), c.skill or "", c.agent_id or "")
+            late = (c.callback_requested_at - c.queued_at).total_seconds() > sl_s
+            acc.add(key, "offered")
+            acc.add(key, "callbacks_requested")
+            acc.add(key, "callbacks_after_sl", 1 if late else 0)
+            if c.answered_at is not None:
+                acc.add(key, "callbacks_connected")
+            continue
+        if not start <= c.answered_at < now:
+            continue
         key = (floor_interval(c.answered_at), c.skill or "", c.agent_id or "")
         wait = (c.answered_at - c.queued_at).total_seconds()
         acc.add(key, "offered")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import reports
 from cti.db import workorder_reports as wo_reports
-from cti.db.models import Agent, AgentStateLog, Call, WorkOrder, WorkOrderEvent
+from cti.db.models import Agent, AgentStateLog, Call, CallHold, WorkOrder, WorkOrderEvent
 from cti.db.models_reports import ReportInterval, ReportMark
 from cti.db.models_workorders import WorkOrderClock
 from cti.db.report_export import to_csv, to_xlsx
@@ -49,6 +49,7 @@ def _history(s: Session) -> None:
     n = 0
     log: list[AgentStateLog] = []
     calls: list[Call] = []
+    holds: list[CallHold] = []
 
     def call(**kw: Any) -> Call:
         nonlocal n
@@ -89,6 +90,16 @@ def _history(s: Session) -> None:
                 c = call(started_at=t - wait - 30 * S, queued_at=t - wait, skill=skill,
                          outcome="transfer", answered_at=t + ring, agent_id=agent,
                          ended_at=t + ring + talk)
+                if rnd.random() < 0.1:  # a callback: asked for while waiting, connected now
+                    c.queued_at = t - wait - rnd.randint(5, 300) * S
+                    c.callback_requested_at = c.queued_at + rnd.randint(1, 60) * S
+                if rnd.random() < 0.2:  # on hold once or twice (one a little past the end)
+                    h = t + ring + rnd.randint(0, talk // S // 2) * S
+                    holds.append(CallHold(call_id=c.call_id, started_at=h,
+                                          ended_at=h + rnd.randint(1, 60) * S))
+                    if rnd.random() < 0.3:
+                        holds.append(CallHold(call_id=c.call_id, started_at=c.ended_at - 5 * S,
+                                              ended_at=c.ended_at + 5 * S))
                 if rnd.random() < 0.3:
                     c.survey_at, c.survey_agent_id, c.survey_skill = c.ended_at, agent, skill
                     c.satisfaction = rnd.choice([None, 1, 3, 4, 5, 5])
@@ -108,11 +119,17 @@ def _history(s: Session) -> None:
                 continue
             call(started_at=q - 30 * S, queued_at=q, skill=rnd.choice(SKILLS),
                  outcome="abandoned", ended_at=q + rnd.randint(1, 120) * S)
+        for _ in range(5):  # callbacks asked for and never connected (the CTI gave up)
+            q = _local(d, 9) + rnd.randint(0, 9 * 3600) * S
+            call(started_at=q - 30 * S, queued_at=q, skill=rnd.choice(SKILLS),
+                 callback_requested_at=q + rnd.randint(1, 60) * S, outcome="transfer",
+                 ended_at=q + 900 * S)
     # an agent's click-to-call: in no figure
     call(started_at=_local(DAYS[1], 10), dnis="click-to-call", agent_id="A001",
          answered_at=_local(DAYS[1], 10) + 5 * S, ended_at=_local(DAYS[1], 10, 5))
     s.add_all(calls)
     s.add_all(log)
+    s.add_all(holds)
     s.flush()
 
 
@@ -133,15 +150,31 @@ def _independent(s: Session) -> dict[Any, dict[str, float]]:
             if c.queued_at is None:
                 continue
             if c.answered_at is not None:
+                # time on hold: only what lies inside answered..ended
+                held, n = 0.0, 0
+                for h in s.scalars(select(CallHold).where(CallHold.call_id == c.call_id)):
+                    inside = (min(h.ended_at, ended) - max(h.started_at, c.answered_at))
+                    if inside.total_seconds() > 0:
+                        held += inside.total_seconds()
+                        n += 1
+                f["hold_s"] += held
+                f["holds"] += n
+                f["talk_s"] += (ended - c.answered_at).total_seconds() - held
+                agents = {r.agent_id for r in s.scalars(select(AgentStateLog).where(
+                    AgentStateLog.call_id == c.call_id, AgentStateLog.state == "on_call"))}
+                f["transfers"] += len(agents) - 1
+            if c.callback_requested_at is not None:
+                f["offered"] += 1
+                f["callbacks_requested"] += 1
+                f["callbacks_after_sl"] += (c.callback_requested_at
+                                            - c.queued_at).total_seconds() > SL
+                f["callbacks_connected"] += c.answered_at is not None
+            elif c.answered_at is not None:
                 w = (c.answered_at - c.queued_at).total_seconds()
                 f["offered"] += 1
                 f["answered"] += 1
                 f["answered_in_sl"] += w <= SL
                 f["answer_wait_s"] += w
-                f["talk_s"] += (ended - c.answered_at).total_seconds()
-                agents = {r.agent_id for r in s.scalars(select(AgentStateLog).where(
-                    AgentStateLog.call_id == c.call_id, AgentStateLog.state == "on_call"))}
-                f["transfers"] += len(agents) - 1
             elif (ended - c.queued_at).total_seconds() <= SL:
                 f["abandoned_short"] += 1
             else:
@@ -174,7 +207,8 @@ def _independent(s: Session) -> dict[Any, dict[str, float]]:
 
 
 FIGURES = ("offered", "answered", "answered_in_sl", "abandoned", "abandoned_short",
-           "deflected", "transfers", "answer_wait_s", "talk_s", "survey_offered",
+           "deflected", "transfers", "answer_wait_s", "talk_s", "hold_s", "holds",
+           "callbacks_requested", "callbacks_after_sl", "callbacks_connected", "survey_offered",
            "survey_answered", "survey_score_sum", "rona", "ready_s", "not_ready_s",
            "reserved_s", "on_call_s", "acw_s")
 
@@ -201,7 +235,13 @@ def _check(sf: sessionmaker[Session], by: str) -> None:
         w = want[("center", d, None)]
         fig = row.figures()
         assert fig["service_level"] == pytest.approx(
-            w["answered_in_sl"] / (w["answered"] + w["abandoned"]), abs=1e-4)
+            w["answered_in_sl"] / (w["answered"] + w["abandoned"] + w["callbacks_after_sl"]),
+            abs=1e-4)
+        handled = w["answered"] + w["callbacks_connected"]
+        assert fig["aht_s"] == pytest.approx(
+            (w["talk_s"] + w["hold_s"] + w["acw_s"]) / handled, abs=0.05)
+        assert fig["avg_hold_s"] == pytest.approx(w["hold_s"] / handled, abs=0.05)
+        assert w["holds"] > 0 and w["callbacks_requested"] > w["callbacks_connected"] > 0
         assert fig["asa_s"] == pytest.approx(w["answer_wait_s"] / w["answered"], abs=0.05)
         busy = w["on_call_s"] + w["acw_s"] + w["reserved_s"]
         assert fig["occupancy"] == pytest.approx(busy / (busy + w["ready_s"]), abs=1e-4)

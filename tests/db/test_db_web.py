@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db import reports, web_audit, web_queries, web_sessions
 from cti.db.agents import AgentInfo, create_agent, record_call_answered, record_call_queued
-from cti.db.calls import record_call_end, record_call_start
+from cti.db.calls import record_call_end, record_call_start, record_callback_requested, record_hold
 from cti.db.login_limits import LoginPolicy
 from cti.db.models_recordings import AuditLog
 from cti.db.models_reports import ReportInterval
@@ -234,6 +234,44 @@ def test_the_wallboards_today_reads_the_counted_intervals_and_counts_only_the_re
     assert {k: v for k, v in mixed.items() if k != "deflected"} == {
         k: v for k, v in raw.items() if k != "deflected"}
     assert mixed["deflected"] > raw["deflected"]
+
+
+def test_the_wallboard_counts_a_callback_from_its_request_as_the_acd_does(
+        calls: Sessions, now: datetime) -> None:
+    """c3 waited 30 s, asked to be called back and hung up: from the request it is offered,
+    a callback asked for after the SL (a miss, as the ACD counts it) and not abandoned; once
+    an agent takes the callback it is connected, and when it ends the reports count it the
+    same way, with its time on hold apart from its talk."""
+    at = now + timedelta(minutes=3)
+    with calls.begin() as s:
+        record_call_queued(s, "c3", now=at, skill="general")
+        record_callback_requested(s, "c3", now=at + timedelta(seconds=30))
+    f = reports.today_live_in(calls, now + timedelta(minutes=5), tz=SHANGHAI).center.figures()
+    assert (f["offered"], f["answered"], f["abandoned"]) == (3, 1, 1)
+    assert (f["callbacks_requested"], f["callbacks_after_sl"], f["callbacks_connected"]) == (
+        1, 1, 0)
+    assert f["service_level"] == pytest.approx(1 / 3, abs=1e-4)  # c1 in SL, c2 and c3 missed
+    with calls.begin() as s:
+        record_call_answered(s, "c3", agent_id="A002", seat="seat02",
+                             now=at + timedelta(minutes=5))
+    f = reports.today_live_in(calls, now + timedelta(minutes=9), tz=SHANGHAI).center.figures()
+    assert (f["callbacks_connected"], f["answered"], f["handled"]) == (1, 1, 2)
+    with calls.begin() as s:
+        record_hold(s, "c3", started_at=at + timedelta(minutes=6),
+                    ended_at=at + timedelta(minutes=6, seconds=40))
+        record_call_end(s, "c3", outcome="transfer", now=at + timedelta(minutes=8))
+        record_call_end(s, "c1", outcome="transfer", now=at + timedelta(minutes=8))
+    later = now + timedelta(hours=2)
+    live = reports.today_live_in(calls, later, tz=SHANGHAI).center.figures()
+    reports.run_pending(calls, later, tz=SHANGHAI)
+    day = reports.workload_report_in(calls, later.astimezone(SHANGHAI).date(),
+                                     later.astimezone(SHANGHAI).date(), tz=SHANGHAI,
+                                     period="day", by="center")[0].figures()
+    for f in (live, day):
+        assert (f["offered"], f["callbacks_requested"], f["callbacks_connected"]) == (3, 1, 1)
+        # c1: 590 s talking; c3: 180 s answered, 40 of them on hold
+        assert (f["holds"], f["hold_s"], f["talk_s"]) == (1, 40.0, 590.0 + 140.0)
+        assert f["aht_s"] == pytest.approx((f["talk_s"] + 40 + f["acw_s"]) / 2, abs=0.05)
 
 
 def test_today_counts_the_callers_an_outage_notice_deflected(

@@ -480,6 +480,15 @@ def test_callback_keeps_the_callers_place_and_dials_them_back(
                       and m.payload.get("state") == "wrap_up"
                       and m.payload.get("call_id") == queued["Linkedid"], 30,
                       "wrap-up after the callback", since=m0)
+        # the record: the caller's own hang-up after asking did not end it (it was closed as
+        # abandoned, and answered after its end); the callback's end did
+        with backend.sessions() as s:
+            rec = s.execute(select(Call).where(Call.call_id == queued["Linkedid"])).scalar_one()
+        assert rec.callback_requested_at is not None
+        assert rec.callback_requested_at.timestamp() == pytest.approx(ts(asked), abs=1.0)
+        assert rec.answered_at is not None and rec.ended_at is not None
+        assert rec.ended_at > rec.answered_at > rec.callback_requested_at
+        assert rec.outcome != "abandoned" and rec.agent_id == agent
         offer = ami.wait_for(is_event("UserEvent", later, UserEvent="HotlineOffer"), 30,
                              "later caller offered", since=mark)
         assert ts(offer) > ts(cb)

@@ -7,17 +7,19 @@ deadlines, never on sleeps."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from cti.db.models import Agent
+from cti.db.models import Agent, CallHold
 from tests.integration.callers import (
     CallInProgress,
     is_event,
     seat_answered,
+    ts,
     wait_agent_state,
     web_login,
 )
@@ -64,6 +66,19 @@ def _answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
     return ami.wait_for(seat_answered(number, seat), 30, f"{seat} answered", since=since)
 
 
+def _hold_of(backend: Backend, call_id: str, timeout: float = 10.0) -> CallHold:
+    """The call's one hold row, once the CTI wrote it (a deadline, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with backend.sessions() as s:
+            rows = s.scalars(select(CallHold).where(CallHold.call_id == call_id)).all()
+        if rows:
+            assert len(rows) == 1, rows
+            return rows[0]
+        assert time.monotonic() < deadline, f"no hold written for {call_id} in {timeout} s"
+        time.sleep(0.05)
+
+
 def test_hold_transfer_and_hangup_from_the_web(
         cti: CtiProcess, ami: AmiRecorder, backend: Backend, base: str, phones: None,
         two_agents: tuple[str, str], tmp_path: Path) -> None:
@@ -99,12 +114,19 @@ def test_hold_transfer_and_hangup_from_the_web(
         m = ami.mark()
         r = a.post(f"/api/calls/{cid}/hold", json={"on": True})
         assert r.status_code == 200 and r.json()["held"] is True, r.text
-        ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart"
-                     and e.get("Channel") == caller_channel, 10, "music to the caller",
-                     since=m)
+        moh = ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStart"
+                           and e.get("Channel") == caller_channel, 10, "music to the caller",
+                           since=m)
         m = ami.mark()
         r = a.post(f"/api/calls/{cid}/hold", json={"on": False})
         assert r.status_code == 200 and r.json()["held"] is False, r.text
+        unheld = ami.wait_for(lambda e: e.get("Event") == "MusicOnHoldStop"
+                              and e.get("Channel") == caller_channel, 10, "music stopped",
+                              since=m)
+        # the hold is on the call record, with Asterisk's times (the workload reports' hold)
+        hold = _hold_of(backend, cid)
+        assert (hold.started_at.timestamp(), hold.ended_at.timestamp()) == pytest.approx(
+            (ts(moh), ts(unheld)), abs=0.01)
         ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
                      and e.get("Channel") == caller_channel, 10, "caller bridged again",
                      since=m)

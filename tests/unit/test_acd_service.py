@@ -99,6 +99,9 @@ class SlowStore:
                           at: float) -> None:
         await self._work("call_placed", call_id, agent_id, number)
 
+    async def callback_requested(self, call_id: str, at: float) -> None:
+        await self._work("callback_requested", call_id)
+
     async def save_snapshot(self, data: dict[str, Any]) -> None:
         await self._work("snapshot")
 
@@ -237,6 +240,37 @@ async def test_a_caller_who_fails_over_is_let_go_but_not_recorded_as_gone() -> N
         service.failover_call("c8", ended=True)
         await _do(service, acd.Tick())
         assert ("db", "call_ended", "c8") in log.entries
+
+
+async def test_a_callback_request_is_written_and_the_record_ends_with_the_callback() -> None:
+    """The caller's own leg ends once they asked to be called back: the record keeps the
+    request and stays open (it was closed as abandoned, and the callback's answer came after
+    that end); the callback's end closes it."""
+    log = Log()
+    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30,
+                                          callback_enabled=True),
+                                LoggingPbx(log), LoggingBus(log), SlowStore(log))
+    writer = asyncio.create_task(service.run(), name="acd")
+    try:
+        service.call_waiting("c7", "PJSIP/carrier-7", "13800000007", "general", 0, None)
+        await _do(service, acd.Tick())
+        assert (await _do(service, acd.CallbackRequested(call_id="c7",
+                                                         number="13800000007")))["ok"]
+        service.submit(acd.CallAbandoned(call_id="c7"))  # the caller hangs up, as told
+        await _do(service, acd.Tick())
+        mine = [e for e in log.entries if e[0] == "db" and e[2:] == ("c7",) and e[1] != "lookup"]
+        assert mine == [("db", "call_queued", "c7"), ("db", "callback_requested", "c7")]
+        assert str(service.view.calls["c7"].state) == "callback"
+        # an agent comes free: the seat rings first, the agent answers, the customer is dialled
+        await _login_ready(service, "A001", "seat01", {"general": 3})
+        assert ("ring", "seat01", "13800000007") in log.entries
+        assert (await _do(service, acd.AgentAnswered(agent_id="A001", call_id="c7")))["ok"]
+        assert (await _do(service, acd.CallEnded(call_id="c7")))["ok"]
+        mine = [e for e in log.entries if e[0] == "db" and e[2:] == ("c7",) and e[1] != "lookup"]
+        assert mine[2:] == [("db", "call_answered", "c7"), ("db", "call_ended", "c7")]
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
 
 
 async def test_the_pop_reaches_the_desktop_hub_in_process_and_mqtt_in_parallel() -> None:

@@ -91,6 +91,9 @@ class Store:
     async def call_ended(self, call_id: str, at: float, abandoned: bool) -> None:
         pass
 
+    async def callback_requested(self, call_id: str, at: float) -> None:
+        pass
+
     async def save_snapshot(self, data: dict[str, Any]) -> None:
         pass
 
