@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from acd.model import CLICK_TO_CALL
 from agent_desktop.api.auth import client_ip
 from agent_desktop.audit import audit
 from agent_desktop.auth import User, ctx_of, current_user
@@ -338,14 +339,23 @@ def get_history(request: Request, call_id: str = CallId,
 # ------------------------------------------------------------------------- call control
 
 
-async def _control_target(request: Request, user: User, call_id: str) -> tuple[WebContext, Any]:
+async def _control_target(request: Request, user: User, call_id: str, *,
+                          ringing_placed: bool = False) -> tuple[WebContext, Any]:
+    """The call control for a call the user may act on: the agent on it (or a supervisor).
+    `ringing_placed`: also the agent whose own click-to-call still rings their seat (to
+    cancel it); never a queued call ringing them (declining that is a ring-no-answer, on the
+    phone)."""
     ctx = ctx_of(request)
     await run_in_threadpool(_load, ctx, user, call_id)
     if ctx.calls is None or ctx.acd is None:
         raise HTTPException(409, "call control needs the PBX and the ACD, which are not running")
     if not user.is_supervisor:
         me = ctx.acd.view.agents.get(user.user_id)
-        if me is None or me.call_id != call_id or str(me.state) != "on_call":
+        state = str(me.state) if me is not None else None
+        call = ctx.acd.view.calls.get(call_id)
+        placed = (ringing_placed and state == "reserved" and call is not None
+                  and CLICK_TO_CALL in call.flags and call.offered_to == user.user_id)
+        if me is None or me.call_id != call_id or (state != "on_call" and not placed):
             raise HTTPException(403, "only the agent on this call (or a supervisor)")
     return ctx, ctx.calls
 
@@ -527,7 +537,9 @@ async def leave(request: Request, body: LeaveIn | None = None, call_id: str = Ca
 @router.post("/{call_id}/hangup", response_model=ControlOut, responses=CONTROL)
 async def hangup(request: Request, call_id: str = CallId,
                  user: User = Depends(current_user)) -> ControlOut:  # noqa: B008
-    ctx, cc = await _control_target(request, user, call_id)
+    """End the call from the agent side; also cancels the agent's own click-to-call while
+    it still rings their seat (the customer is not dialled then)."""
+    ctx, cc = await _control_target(request, user, call_id, ringing_placed=True)
     await _run(ctx, request, user, "call.hangup", call_id, cc.hangup(call_id))
     return ControlOut(call_id=call_id, ok=True)
 

@@ -17,6 +17,7 @@ const S = {
   pop: null,         // the screen-pop on screen
   held: false,
   consult: null,     // the call's consult or conference (GET /api/calls/{id}'s consult)
+  placed: null,      // the call id of this agent's last click-to-call: cancellable while it rings
   wrapUpS: DEFAULT_WRAP_UP_S,
   orders: [],
 };
@@ -101,7 +102,9 @@ function renderState() {
   $("btn-transfer").disabled = !control || !!k;
   for (const key of document.querySelectorAll("#dtmf-keys button")) key.disabled = !control || !!k;
   renderConsult(k, control);
-  $("btn-hangup").disabled = !onCall || !a.call_id;
+  // hang-up also cancels the agent's own click-to-call while their seat still rings
+  const cancellable = a.state === "reserved" && !!a.call_id && a.call_id === S.placed;
+  $("btn-hangup").disabled = !((onCall && a.call_id) || cancellable);
   $("btn-hold").dataset.held = S.held ? "1" : "0";
   $("btn-hold").textContent = S.held ? t("call.unhold") : t("call.hold");
   const status = $("call-status");
@@ -588,6 +591,8 @@ async function callCustomer(path, button) {
   try {
     const doc = await post(path);
     button.dataset.callId = doc.call_id;
+    S.placed = doc.call_id;
+    renderState();
     toast(`${t("c2c.dialling")} ${doc.number || ""}`, "info");
   } catch (e) {
     toast(errorText(e), "error");

@@ -133,6 +133,42 @@ async def test_an_agent_calls_the_orders_customer_the_seat_first_then_hangs_up(
     assert [c[2] for c in env.pbx.clicked] == [CUSTOMER, CUSTOMER]
 
 
+async def test_the_agent_cancels_their_click_to_call_while_their_seat_rings(env: Env) -> None:
+    """Before the seat answers, the agent's hang-up ends the seat's ringing leg; the customer
+    was never dialled, the agent is out of the reservation. Nobody else may, and a queued call
+    ringing an agent is not theirs to cancel (declining it is a ring-no-answer)."""
+    agent = await env.as_user("A001", "seat01")
+    other = await env.as_user("A002", "seat02")
+    number = await order_of(agent)
+    r = await agent.post(f"/api/workorders/{number}/call")
+    assert r.status_code == 202, r.text
+    call_id = r.json()["call_id"]
+    await env.settle()
+    assert state(env, "A001") == "reserved"
+    assert (await other.post(f"/api/calls/{call_id}/hangup")).status_code == 403
+    assert env.ami.named("Hangup") == []
+    r = await agent.post(f"/api/calls/{call_id}/hangup")
+    assert r.status_code == 200, r.text
+    [hangup] = env.ami.named("Hangup")
+    assert hangup["Channel"] == call_id  # the seat's ringing leg
+    env.service.submit(acd.CallAbandoned(call_id=call_id))  # that leg's end, unanswered
+    await env.settle()
+    # as for a seat that never answered: the reservation is over and the agent ready
+    assert state(env, "A001") == "ready" and call_id not in env.service.view.calls
+    r = await agent.post("/api/agents/A001/state", json={"state": "not_ready"})
+    assert r.status_code == 200, r.text
+    # a queued call offered to A002 (their seat rings): not cancellable from the desktop
+    assert (await other.post("/api/agents/A002/state", json={"state": "ready"})).status_code \
+        == 200
+    env.service.call_waiting("pbx1-1764900000.1", "PJSIP/carrier-00000001", "13900000001",
+                             "general", 0, None)
+    await env.settle()
+    assert state(env, "A002") == "reserved"
+    r = await other.post("/api/calls/pbx1-1764900000.1/hangup")
+    assert r.status_code == 403, r.text
+    assert len(env.ami.named("Hangup")) == 1
+
+
 @BOTH_DATABASES
 async def test_bad_numbers_and_the_do_not_call_list_are_refused_and_say_why(env: Env) -> None:
     agent = await env.as_user("A001", "seat01")

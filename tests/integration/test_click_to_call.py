@@ -38,14 +38,17 @@ from workorders.service import Actor, NewOrder, WorkOrderService
 pytestmark = pytest.mark.integration
 PHONE_PORT, REGISTER_PORT = port(15072), port(15084)
 SEAT = "seat48"
+SEAT_RING_MS = 4000
 CREW = Actor("crew", Role.DEPARTMENT, Department.REPAIR)
 serial = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def phones(cti: CtiProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # the seat rings 4 s before it answers (under the tests' 5 s ring timeout): the window in
+    # which the agent cancels a click-to-call from the page
     with answering_seats(cti.settings, [SEAT], PHONE_PORT, REGISTER_PORT,
-                         tmp_path_factory.mktemp("c2c-phones"), ring_ms=800):
+                         tmp_path_factory.mktemp("c2c-phones"), ring_ms=SEAT_RING_MS):
         yield
 
 
@@ -198,6 +201,39 @@ def test_call_customer_from_an_order_then_hang_up_from_the_browser(
     page.reload()
     expect(page.locator(f'[data-testid="mycall"][data-call-id="{call_id}"]')).to_contain_text(
         caller)
+
+
+def test_the_agent_cancels_a_click_to_call_while_their_seat_rings(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, customer: None, agent: str,
+        desk: Any) -> None:
+    """Hang-up works before the seat answers: the seat's ringing leg ends, the customer is
+    never dialled, and the agent is free again."""
+    from playwright.sync_api import expect
+
+    number, _caller = _order(backend, agent)
+    page = desk
+    page.reload()
+    state = page.get_by_test_id("agent-state")
+    expect(state).to_have_attribute("data-state", "not_ready")
+    hangup = page.get_by_test_id("call-hangup")
+    expect(hangup).to_be_disabled()
+    mark = ami.mark()
+    page.locator(f'[data-testid="wo-row"][data-number="{number}"]').get_by_test_id(
+        "wo-call-customer").click()
+    expect(state).to_have_attribute("data-state", "reserved")
+    expect(hangup).to_be_enabled()
+    hangup.click()
+    gone = ami.wait_for(lambda e: e.get("Event") == "Hangup"
+                        and e.get("Channel", "").startswith(f"PJSIP/{SEAT}-"), 10,
+                        "the seat's ringing leg ended", since=mark)
+    call_id = str(gone["Uniqueid"])
+    expect(state).to_have_attribute("data-state", "ready")
+    assert not [e for e in ami.events()[mark:]
+                if e.get("UserEvent") == "HotlineCallbackAnswered" and e.get("Seat") == SEAT]
+    assert not [e for e in ami.events()[mark:] if e.get("Event") == "DialBegin"
+                and e.get("DestChannel", "").startswith("PJSIP/carrier-out")
+                and e.get("Linkedid") == call_id], "the customer was dialled"
+    expect(hangup).to_be_disabled()
 
 
 def test_one_click_return_visit_from_the_agents_desktop(
