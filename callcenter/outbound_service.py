@@ -49,6 +49,19 @@ UNHEARD_MARGIN_S = 30.0
 INBOX_SIZE = 1000
 _KEY = re.compile(r"[0-9*#]|none")  # a survey's key, or none heard
 _COUNT = re.compile(r"[0-9]{1,2}")  # a notice's Heard (0/1) and Repeats
+
+
+def kept_fields(value: str) -> dict[str, str] | None:
+    """Pure: an attempt's result as the dialplan kept it in AstDB, as the fields of its
+    HotlineOutboundResult: `<key>` (a return visit), `<key>|<heard>|<repeats>` (an outage
+    notice); None for anything else."""
+    parts = value.split("|")
+    if len(parts) == 1 and _KEY.fullmatch(parts[0]):
+        return {"Key": parts[0]}
+    if len(parts) == 3 and _KEY.fullmatch(parts[0]) and all(
+            _COUNT.fullmatch(p) for p in parts[1:]):
+        return {"Key": parts[0], "Heard": parts[1], "Repeats": parts[2]}
+    return None
 # a purpose's own channel variables (a notice's prompt files): names and values that cannot
 # add an Originate header or another variable (no CR/LF, no ',')
 _VAR_NAME = re.compile(r"HOTLINE_[A-Z0-9_]{1,32}")
@@ -389,10 +402,12 @@ class OutboundService:
 
     # -------------------------------------------------------------------------- recovery
 
-    async def _kept_result(self, o: store.OpenAttempt) -> str | None:
-        """The key the dialplan kept in AstDB for an attempt whose call ended while no CTI
-        listened (hotline-return-visit: RESULT_FAMILY/<UTC day>/ob<attempt>, on the day it
-        started or the next; tidied with the recordings' notes days later); None if none."""
+    async def _kept_result(self, o: store.OpenAttempt) -> dict[str, str] | None:
+        """What the dialplan kept in AstDB for an attempt whose call ended while no CTI
+        listened (RESULT_FAMILY/<UTC day>/ob<attempt>, on the day it started or the next;
+        tidied with the recordings' notes days later), as its HotlineOutboundResult's fields:
+        a return visit's key (`1`, or `none`), an outage notice's `none|heard|repeats`; None
+        if nothing was kept."""
         if o.started_at is None:
             return None
         days = {o.started_at.astimezone(UTC).strftime("%Y%m%d"),
@@ -406,8 +421,9 @@ class OutboundService:
                 continue
             for m in answer if isinstance(answer, list) else [answer]:
                 value = str(m.get("Val", "")) if hasattr(m, "get") else ""
-                if _KEY.fullmatch(value):
-                    return value
+                kept = kept_fields(value)
+                if kept is not None:
+                    return kept
         return None
 
     async def recover(self, live_channels: Iterable[str]) -> int:
@@ -425,13 +441,13 @@ class OutboundService:
                 self.open[o.attempt_id] = _Open(o.job, now, answered=True)
                 continue
             # the call ended while no CTI heard it: the dialplan kept its result in AstDB
-            key = await self._kept_result(o)
-            if key is not None and o.channel_id is not None:
+            kept = await self._kept_result(o)
+            if kept is not None and o.channel_id is not None:
                 self.open[o.attempt_id] = _Open(o.job, now, answered=True)
-                await self._result(o.attempt_id, {"Uniqueid": o.channel_id, "Key": key})
+                await self._result(o.attempt_id, {"Uniqueid": o.channel_id, **kept})
                 await self._end(o.attempt_id, Outcome.ANSWERED, now, reason=4)
-                log.info("outbound attempt %s: ended while the CTI was away, with key %s "
-                         "(kept in AstDB): not dialled again", o.attempt_id, key)
+                log.info("outbound attempt %s: ended while the CTI was away, with %s "
+                         "(kept in AstDB): not dialled again", o.attempt_id, kept)
                 continue
             after = recover(o.job, live=False, now=now, policy=self.config.retry,
                             window=self.config.window, purpose=purpose)

@@ -16,19 +16,27 @@ HotlineSurvey (the key, or none after three asks). Here:
   refreshes on it).
 
 The key is checked again here: only 1 to 5 is a score.
+
+The dialplan also keeps what it tells in AstDB (hotline-rec/<UTC day>/sv/<call> =
+seat|skill|key|offered epoch, key '-' until one came). `recover` (on every AMI login) reads
+yesterday's and today's notes and writes what is not on the record yet: a survey offered or
+answered while no CTI listened is kept, with the agent the call record names (the seat may have
+another agent by then). Each write is idempotent, so reading notes already written changes
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cti.ami.translate import SurveyAnswered, SurveyFact, SurveyOffered, survey_fact
+from cti.ami.translate import SurveyAnswered, SurveyFact, SurveyOffered, header, survey_fact
 from cti.db.calls import record_survey
 from cti.db.models import SATISFACTION_MAX, SATISFACTION_MIN
 
@@ -36,6 +44,28 @@ log = logging.getLogger(__name__)
 
 INBOX_SIZE = 1000
 OFFERED, ANSWERED = "call_survey_offered", "call_survey"  # the journal's kinds
+NOTE_FAMILY = "hotline-rec"  # AstDB: <family>/<UTC day>/sv/<call> (hotline-survey's notes)
+_NOTE = re.compile(r"([^|]*)\|([^|]*)\|([1-5]|none|-)\|([0-9]{9,11})")
+
+
+def note_facts(call_id: str, value: str) -> list[tuple[SurveyFact, float]]:
+    """Pure: what a survey note says, as the events would have said it (checked field by
+    field as they are, survey_fact), with its offered time; [] for a note out of shape."""
+    m = _NOTE.fullmatch(value)
+    if m is None:
+        return []
+    seat, skill, key, epoch = m.groups()
+    base = {"Event": "UserEvent", "Channel": "", "Linkedid": call_id, "Seat": seat,
+            "Skill": skill}
+    offered = survey_fact({**base, "UserEvent": "HotlineSurveyOffered"})
+    if offered is None:
+        return []
+    out: list[tuple[SurveyFact, float]] = [(offered, float(epoch))]
+    if key != "-":
+        answered = survey_fact({**base, "UserEvent": "HotlineSurvey", "Key": key})
+        if answered is not None:
+            out.append((answered, float(epoch)))
+    return out
 
 
 def _apply(s: Session, d: Mapping[str, Any]) -> bool:
@@ -66,7 +96,8 @@ class SurveyService:
         self.durable = durable
         self.notifier = notifier
         self.clock = clock or (lambda: datetime.now(UTC).timestamp())
-        self.counts = {"offered": 0, "answered": 0, "no_score": 0, "dropped": 0}
+        self.counts = {"offered": 0, "answered": 0, "no_score": 0, "dropped": 0,
+                       "recovered": 0}
         self._inbox: asyncio.Queue[tuple[SurveyFact, float]] = asyncio.Queue(INBOX_SIZE)
         if durable is not None:
             durable.register(OFFERED, _apply)
@@ -120,7 +151,7 @@ class SurveyService:
             self.counts["answered" if score is not None else "no_score"] += 1
         data = {"call_id": fact.call_id, "at": at, "agent_id": agent_id, "skill": fact.skill,
                 "score": score}
-        written = await self._write(kind, f"{fact.call_id}:{kind}", data)
+        written, _changed = await self._write(kind, f"{fact.call_id}:{kind}", data)
         log.info("survey %s call_id=%s seat=%s agent_id=%s skill=%s score=%s%s",
                  "offered" if kind == OFFERED else "answered", fact.call_id, fact.seat,
                  agent_id, fact.skill, score, "" if written else " (journalled)")
@@ -130,14 +161,51 @@ class SurveyService:
                 skill=fact.skill,
                 detail={"stage": "offered" if kind == OFFERED else "answered", "score": score})
 
-    async def _write(self, kind: str, key: str, data: dict[str, Any]) -> bool:
-        """True once the database has it; False when it waits in the journal."""
+    async def _write(self, kind: str, key: str, data: dict[str, Any]) -> tuple[bool, bool]:
+        """(True once the database has it, False when it waits in the journal; whether it
+        changed the record, False while journalled)."""
         if self.durable is not None:
-            done, _ = await self.durable.run_write(kind, key, data)
-            return bool(done)
+            done, changed = await self.durable.run_write(kind, key, data)
+            return bool(done), bool(changed)
 
-        def work() -> None:
+        def work() -> bool:
             with self.sessions.begin() as s:
-                _apply(s, data)
-        await asyncio.to_thread(work)
-        return True
+                return _apply(s, data)
+        return True, await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------------ after an absence
+
+    async def recover(self, client: Any) -> int:
+        """The notes the dialplan kept of yesterday's and today's surveys (UTC days), written
+        where the record lacks them; how many writes changed a record. The agent is left to
+        the call record (agent_id None: record_survey takes the call's agent). Never raises:
+        a day without notes, or AMI away, is nothing to recover."""
+        today = datetime.fromtimestamp(self.clock(), UTC)
+        changed = 0
+        for day in (today - timedelta(days=1), today):
+            family = f"{NOTE_FAMILY}/{day:%Y%m%d}/sv"
+            try:
+                answer = await client.action({"Action": "DBGetTree", "Family": family},
+                                             idempotent=True)
+            except Exception:  # noqa: BLE001 - no notes that day (Response: Error), AMI away
+                continue
+            for m in answer if isinstance(answer, list) else [answer]:
+                if header(m, "Event") != "DBGetTreeResponse":
+                    continue
+                call_id = header(m, "Key").rsplit("/", 1)[-1]
+                for fact, at in note_facts(call_id, header(m, "Val")):
+                    kind = OFFERED if isinstance(fact, SurveyOffered) else ANSWERED
+                    score = None if isinstance(fact, SurveyOffered) else score_of(fact)
+                    data = {"call_id": fact.call_id, "at": at, "agent_id": None,
+                            "skill": fact.skill, "score": score}
+                    try:
+                        _done, did = await self._write(kind, f"{fact.call_id}:{kind}", data)
+                    except Exception:
+                        log.exception("survey: the note of call %s not recorded", call_id)
+                        continue
+                    if did:
+                        changed += 1
+                        self.counts["recovered"] += 1
+                        log.info("survey %s of call %s recovered from AstDB (score %s)",
+                                 "offer" if kind == OFFERED else "answer", call_id, score)
+        return changed

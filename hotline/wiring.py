@@ -549,6 +549,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     store = DbAcdStore(sessions, durable=durable)
     feed: AcdFeed | None = None
     supervision: SupervisionService | None = None
+    surveys: SurveyService | None = None
     outbound: Any = None
 
     async def on_ami_connected(client: AmiClient) -> None:
@@ -558,6 +559,8 @@ async def build_daemon(settings: Settings) -> Daemon:
             await supervision.resync(client)
         if outbound is not None:
             await outbound.recover(await live_channel_ids(client))
+        if surveys is not None:  # surveys told while no CTI listened: AstDB kept them
+            await surveys.recover(client)
 
     node = the_one_node(settings)
     ami = AmiClient(node.ami_host, node.ami_port, settings.ami.username,

@@ -181,7 +181,10 @@ def record_survey(session: Session, call_id: str, *, at: datetime,
     changed = False
     if call.survey_at is None:
         call.survey_at = at.astimezone(UTC)
-        call.survey_agent_id, call.survey_skill = agent_id, skill
+        # no agent known at the seat (gone already, or a note read after a CTI restart): the
+        # agent the call record names, who had the call last
+        call.survey_agent_id = agent_id if agent_id is not None else call.agent_id
+        call.survey_skill = skill
         changed = True
     if score is not None and call.satisfaction is None:
         call.satisfaction = score

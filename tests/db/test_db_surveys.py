@@ -167,5 +167,54 @@ def test_the_service_keeps_a_survey_answered_during_a_database_outage(
     assert (c.survey_at, c.survey_agent_id, c.survey_skill, c.satisfaction) == (
         now + 10 * S, "A007", "general", 3)
     assert (o.survey_at, o.survey_agent_id, o.satisfaction) == (now + 30 * S, "A007", None)
-    assert svc.counts == {"offered": 2, "answered": 1, "no_score": 1, "dropped": 0}
+    assert svc.counts == {"offered": 2, "answered": 1, "no_score": 1, "dropped": 0,
+                          "recovered": 0}
     durable.close()
+
+
+def test_recover_writes_what_the_dialplan_kept_while_no_cti_listened(
+        session_factory: sessionmaker[Session], now: datetime) -> None:
+    """AstDB's notes (hotline-rec/<UTC day>/sv/<call>): a survey answered while the CTI was
+    down reaches the record, rated for the agent the record names; notes already written, out
+    of shape or of unknown calls change nothing; a day without notes is no error."""
+    from cti.db.agents import record_call_answered
+    answered, offered, done = ("pbx1-1764210500.1", "pbx1-1764210500.2",
+                               "pbx1-1764210500.3")
+    with session_factory.begin() as s:
+        _calls(s, now, answered, offered, done)
+        for cid in (answered, offered, done):
+            record_call_answered(s, cid, agent_id="A007", seat="seat07", now=now + 5 * S)
+        record_survey(s, done, at=now + 50 * S, agent_id="A007", skill="general", score=5)
+    day = now.strftime("%Y%m%d")
+    t = int(now.timestamp()) + 60
+    asked: list[dict[str, Any]] = []
+
+    class Client:
+        async def action(self, action: dict[str, Any], *, idempotent: bool) -> Any:
+            asked.append(action)
+            assert idempotent and action["Action"] == "DBGetTree"
+            if not action["Family"].endswith(f"{day}/sv"):
+                raise RuntimeError("Response: Error, Database entry not found")
+            family = action["Family"]
+            return [{"Response": "Success", "EventList": "start"}, *[
+                {"Event": "DBGetTreeResponse", "Family": family, "Key": key, "Val": val}
+                for key, val in ((answered, f"seat07|general|4|{t}"),
+                                 (offered, f"seat07|general|-|{t}"),
+                                 (done, f"seat07|general|1|{t}"),
+                                 ("pbx1-1764219999.9", f"seat07|general|2|{t}"),  # no record
+                                 ("x\r\nEvent: Forged", f"seat07|general|2|{t}"),
+                                 (answered, "seat07|general|9|soon"))],
+                {"Event": "DBGetTreeComplete"}]
+
+    svc = SurveyService(session_factory, agent_at=lambda seat: None,
+                        clock=lambda: now.timestamp())
+    assert asyncio.run(svc.recover(Client())) == 3  # offered+answered, offered
+    a, o, d = (_call(session_factory, c) for c in (answered, offered, done))
+    assert (a.survey_at, a.survey_agent_id, a.survey_skill, a.satisfaction) == (
+        datetime.fromtimestamp(t, now.tzinfo), "A007", "general", 4)
+    assert (o.survey_agent_id, o.satisfaction) == ("A007", None) and o.survey_at is not None
+    assert (d.survey_at, d.satisfaction) == (now + 50 * S, 5)  # the live write stands
+    assert [q["Family"] for q in asked] == [
+        f"hotline-rec/{(now - timedelta(days=1)).strftime('%Y%m%d')}/sv", f"hotline-rec/{day}/sv"]
+    assert asyncio.run(svc.recover(Client())) == 0  # read again: nothing new
+    assert svc.counts["recovered"] == 3

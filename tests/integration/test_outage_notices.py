@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from callcenter.outage_notices import OutageNotices, notice_calls
 from callcenter.outage_service import OutageService, Who
@@ -194,3 +194,58 @@ def test_a_planned_outage_calls_exactly_the_affected_important_customers(
                              "the notice call's recording indexed")
     finally:
         phone.stop()
+
+
+def test_a_notice_heard_while_the_cti_is_down_is_kept_and_not_called_again(
+        cti: CtiProcess, ami: AmiRecorder, backend: Backend, tmp_path: Path) -> None:
+    """The customer answers, the CTI dies, the customer hangs up during the notice: the
+    dialplan kept the result in AstDB (none|heard|repeats), the restarted CTI reads it there,
+    the job is done with it and the customer is not called a second time."""
+    town = _town(backend)
+    now = datetime.now(UTC)
+    start = now + timedelta(hours=6)
+    oid = OutageService(backend.sessions).publish(NoticeDraft(
+        Cause.PLANNED, start, areas=frozenset({town["area"]}),
+        schedule_end_at=start + timedelta(hours=9), agent_text="10kV线路计划检修"),
+        Who("S01", "supervisor"), now)
+    phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customers", answer=True, ring_ms=500)
+    killed = False
+    try:
+        mark = ami.mark()
+        assert OutageNotices(backend.sessions, (7, 1)).sync(now, outage_ids={oid})[
+            "created"] == 2
+        job = _jobs(backend, oid)[town["hospital"]]
+        stack.wait_until(lambda: _attempt_channel(backend, job) is not None, 30,
+                         "the notice dialled")
+        chan = str(_attempt_channel(backend, job))
+        answered = ami.wait_for(_user_event("HotlineOutboundAnswered", chan), 30,
+                                "the notice answered", since=mark)
+        cti.kill9()
+        killed = True
+        assert send_action(ami, {"Action": "Hangup", "Channel": answered["Channel"]}).success
+        told = ami.wait_for(_user_event("HotlineOutboundResult", chan), 30,
+                            "the result, told to nobody", since=mark)
+        assert (told["Heard"], told["Repeats"]) == ("0", "0")
+        cti.start()
+        killed = False
+
+        def settled() -> tuple[Any, ...]:
+            with backend.sessions() as s:
+                r = s.get(OutboundJob, job)
+                assert r is not None
+                return (r.state, r.attempts, r.last_outcome, (r.result or {}).get("Heard"))
+
+        stack.wait_until(lambda: settled() == ("done", 1, "answered", "0"), 30,
+                         "the notice settled from the kept result")
+        with backend.sessions() as s:
+            assert len(store.attempts_of(s, job)) == 1  # not dialled again
+    finally:
+        if killed:
+            cti.start()
+        phone.stop()
+        # the other customer's notice, cut by the kill or by the phone's end, is not tried
+        # again in a later module
+        with backend.sessions.begin() as s:
+            s.execute(update(OutboundJob).where(OutboundJob.outage_id == oid,
+                                                OutboundJob.state == "scheduled")
+                      .values(state="cancelled"))

@@ -201,6 +201,36 @@ def test_the_agent_hangs_up_first_and_the_callers_key_is_the_calls_score(
     _logout(mqtt, agent)
 
 
+def test_a_score_keyed_while_the_cti_is_down_reaches_the_record_when_it_is_back(
+        cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
+        agents: list[str], tmp_path: Path) -> None:
+    """The CTI dies as the survey begins; the caller keys 4 and is thanked by the dialplan
+    alone, which keeps the key in AstDB; the restarted CTI reads it there and the score is on
+    the record, rated for the agent the record names."""
+    agent = agents[0]
+    _ready(mqtt, agent, HANGS_UP)
+    number = f"{backend.prefix}79{next(serial):05d}"
+    mark = ami.mark()
+    call = CallInProgress(_to_general(number, Pause(13_000), Keys("4")), cti.settings,
+                          tmp_path)
+    answered = ami.wait_for(seat_answered(number, HANGS_UP), 60, "the agent answered",
+                            since=mark)
+    call_id = answered["Linkedid"]
+    _user_event("HotlineSurveyOffered", number, mark, ami, cti)
+    cti.kill9()
+    try:
+        result = _user_event("HotlineSurvey", number, mark, ami, cti, timeout=40)
+        assert result["Key"] == "4"
+        assert call.finish(60).ok  # thanked and hung up with no CTI at all
+    finally:
+        cti.start()
+    mqtt.cti_online()
+    rec = _record(backend, call_id, lambda r: r.satisfaction is not None, timeout=30)
+    assert (rec.satisfaction, rec.survey_agent_id, rec.survey_skill) == (4, agent, "general")
+    assert rec.survey_at is not None and rec.survey_at.timestamp() < ts(result)
+    _logout(mqtt, agent)
+
+
 def test_a_caller_who_hangs_up_first_is_not_asked(
         cti: CtiProcess, ami: AmiRecorder, mqtt: MqttWatcher, backend: Backend, phones: None,
         agents: list[str], tmp_path: Path) -> None:

@@ -544,8 +544,14 @@ def test_the_post_call_survey_is_rendered_for_the_skills_that_have_one(
     assert connect[done + 1] == "Hangup()"
     # the survey: the CTI told first, one key asked up to three times, the key or none told
     survey = plan[("hotline-survey", "s")].priorities
-    assert survey[0] == ("UserEvent(HotlineSurveyOffered,Seat: ${HOTLINE_SURVEY_SEAT},"
-                         "Skill: ${HOTLINE_SKILL})")
+    offered = survey.index("UserEvent(HotlineSurveyOffered,Seat: ${HOTLINE_SURVEY_SEAT},"
+                           "Skill: ${HOTLINE_SKILL})")
+    # each thing the CTI is told is kept in AstDB first, for a CTI that is away (its recover)
+    notes = [app for app in survey if app.startswith("Set(DB(${HOTLINE_SURVEY_NOTE})=")]
+    assert [n.split("|")[2] for n in notes] == ["-", "none", "${HOTLINE_SURVEY_KEY}"]
+    assert survey.index(notes[0]) < offered < survey.index(notes[1])
+    assert ("Set(HOTLINE_SURVEY_NOTE=hotline-rec/${STRFTIME(${HOTLINE_SURVEY_AT},UTC,%Y%m%d)}"
+            "/sv/${CHANNEL(linkedid)})") in survey
     [read] = [app for app in survey if app.startswith("Read(")]
     assert read == "Read(HOTLINE_SURVEY_KEY,${HOTLINE_SURVEY_ASK},1,,1,6)"
     assert 'GotoIf($["${HOTLINE_SURVEY_KEY}" : "[1-5]"]?heard)' in survey

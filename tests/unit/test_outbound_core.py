@@ -294,3 +294,12 @@ def test_cancel_withdraws_only_what_is_not_yet_dialing() -> None:
     assert cancel(job()).state is State.CANCELLED
     dialing = start(job())
     assert cancel(dialing) is dialing
+
+
+def test_what_the_dialplan_kept_in_astdb_reads_as_the_results_fields() -> None:
+    from callcenter.outbound_service import kept_fields
+    assert kept_fields("1") == {"Key": "1"}
+    assert kept_fields("none") == {"Key": "none"}
+    assert kept_fields("none|1|2") == {"Key": "none", "Heard": "1", "Repeats": "2"}
+    for bad in ("", "12", "none|1", "none|x|0", "1|1|1|1", "none|100|0", "pbx1|ivr|17649"):
+        assert kept_fields(bad) is None, bad
