@@ -183,8 +183,9 @@ async def workload_report(
     _user: User = Depends(require_role("supervisor")),  # noqa: B008
 ) -> WorkloadOut:
     """Call figures per period (工作量统计): offered, answered, abandoned (short abandons apart),
-    service level, ASA, AHT, talk, ACW, occupancy, utilisation, RONA, transfers, deflected
-    calls, post-call satisfaction. Read from the report tables only (REPORTS.md)."""
+    service level, ASA, AHT, talk, hold, ACW, occupancy, utilisation, RONA, transfers,
+    deflected calls, callbacks (requested, connected), post-call satisfaction. Read from the
+    report tables only (REPORTS.md)."""
     ctx, first, last, rows = await _workload(request, from_, to, interval, by)
     mark = await run_in_threadpool(workload.mark_in, ctx.sessions)
     return WorkloadOut(
