@@ -486,6 +486,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.db.reports import aggregate_every
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
+    from hotline.diagnostics import snapshot_every, tracemalloc_snapshots
     from ivr.agi_session import IvrContext, make_ivr_handler
     from ivr.engine import Engine
     from ivr.fastagi import FastAgiServer
@@ -735,6 +736,10 @@ async def build_daemon(settings: Settings) -> Daemon:
         # a pass whenever an outage notice changed, and every minute: jobs made, moved, cancelled
         notice_task = notices
         tasks["outage-notices"] = lambda: notice_task.run(lambda: datetime.now(UTC))
+    every = snapshot_every(os.environ)
+    if every is not None:  # a soak's diagnostics (hotline/diagnostics.py), off by default
+        tasks["tracemalloc"] = lambda: tracemalloc_snapshots(settings.state_dir / "tracemalloc",
+                                                             every)
     if speech is not None:
         tasks["audiosocket"] = speech.serve_forever
         # each model is loaded once the flows in service use its language
