@@ -34,11 +34,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.ami.translate import SurveyAnswered, SurveyFact, SurveyOffered, header, survey_fact
 from cti.db.calls import record_survey
-from cti.db.models import SATISFACTION_MAX, SATISFACTION_MIN
+from cti.db.models import SATISFACTION_MAX, SATISFACTION_MIN, Call
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +178,13 @@ class SurveyService:
 
     async def recover(self, client: Any) -> int:
         """The notes the dialplan kept of yesterday's and today's surveys (UTC days), written
-        where the record lacks them; how many writes changed a record. The agent is left to
-        the call record (agent_id None: record_survey takes the call's agent). Never raises:
-        a day without notes, or AMI away, is nothing to recover."""
+        where the record lacks them; how many writes changed a record. The records are read
+        first, in one query per 500 notes, so a busy day's notes already written cost no
+        write each (this runs on every AMI login, beside the live calls' writes). The agent
+        is left to the call record (agent_id None: record_survey takes the call's agent).
+        Never raises: a day without notes, or AMI away, is nothing to recover."""
         today = datetime.fromtimestamp(self.clock(), UTC)
-        changed = 0
+        notes: list[tuple[SurveyFact, float]] = []
         for day in (today - timedelta(days=1), today):
             family = f"{NOTE_FAMILY}/{day:%Y%m%d}/sv"
             try:
@@ -190,22 +193,54 @@ class SurveyService:
             except Exception:  # noqa: BLE001 - no notes that day (Response: Error), AMI away
                 continue
             for m in answer if isinstance(answer, list) else [answer]:
-                if header(m, "Event") != "DBGetTreeResponse":
-                    continue
-                call_id = header(m, "Key").rsplit("/", 1)[-1]
-                for fact, at in note_facts(call_id, header(m, "Val")):
-                    kind = OFFERED if isinstance(fact, SurveyOffered) else ANSWERED
-                    score = None if isinstance(fact, SurveyOffered) else score_of(fact)
-                    data = {"call_id": fact.call_id, "at": at, "agent_id": None,
-                            "skill": fact.skill, "score": score}
-                    try:
-                        _done, did = await self._write(kind, f"{fact.call_id}:{kind}", data)
-                    except Exception:
-                        log.exception("survey: the note of call %s not recorded", call_id)
-                        continue
-                    if did:
-                        changed += 1
-                        self.counts["recovered"] += 1
-                        log.info("survey %s of call %s recovered from AstDB (score %s)",
-                                 "offer" if kind == OFFERED else "answer", call_id, score)
+                if header(m, "Event") == "DBGetTreeResponse":
+                    notes += note_facts(header(m, "Key").rsplit("/", 1)[-1], header(m, "Val"))
+        known = await self._recorded({fact.call_id for fact, _ in notes})
+        changed = 0
+        for fact, at in notes:
+            kind = OFFERED if isinstance(fact, SurveyOffered) else ANSWERED
+            score = None if isinstance(fact, SurveyOffered) else score_of(fact)
+            offered, scored = known.get(fact.call_id, (False, False))
+            if offered and (score is None or scored):
+                continue  # on the record already
+            data = {"call_id": fact.call_id, "at": at, "agent_id": None, "skill": fact.skill,
+                    "score": score}
+            try:
+                _done, did = await self._write(kind, f"{fact.call_id}:{kind}", data)
+            except Exception:
+                log.exception("survey: the note of call %s not recorded", fact.call_id)
+                continue
+            if did:
+                changed += 1
+                self.counts["recovered"] += 1
+                log.info("survey %s of call %s recovered from AstDB (score %s)",
+                         "offer" if kind == OFFERED else "answer", fact.call_id, score)
         return changed
+
+    async def _recorded(self, call_ids: set[str]) -> dict[str, tuple[bool, bool]]:
+        """{call_id: (survey offered on the record, scored)} of these calls; {} when the
+        database cannot say (every note is then written: each write is idempotent)."""
+        ids = sorted(call_ids)
+
+        def read(s: Session) -> dict[str, tuple[bool, bool]]:
+            out: dict[str, tuple[bool, bool]] = {}
+            for i in range(0, len(ids), 500):
+                for cid, at, score in s.execute(
+                        select(Call.call_id, Call.survey_at, Call.satisfaction)
+                        .where(Call.call_id.in_(ids[i:i + 500]))):
+                    out[cid] = (at is not None, score is not None)
+            return out
+
+        if not ids:
+            return {}
+        try:
+            if self.durable is not None:
+                return dict(await self.durable.run_read(read))
+
+            def work() -> dict[str, tuple[bool, bool]]:
+                with self.sessions() as s:
+                    return read(s)
+            return await asyncio.to_thread(work)
+        except Exception:  # noqa: BLE001 - the database away: write them all (journalled)
+            log.warning("survey notes: the records could not be read; writing every note")
+            return {}

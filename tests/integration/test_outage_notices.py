@@ -93,6 +93,15 @@ def _recorded(backend: Backend, call_id: str) -> bool:
         return s.scalar(select(Recording.id).where(Recording.call_id == call_id)) is not None
 
 
+def _planned(backend: Backend, town: dict[str, Any], now: datetime) -> int:
+    """A planned outage over the town's area, starting in 6 hours (its 1-day notice due now)."""
+    start = now + timedelta(hours=6)
+    return OutageService(backend.sessions).publish(NoticeDraft(
+        Cause.PLANNED, start, areas=frozenset({town["area"]}),
+        schedule_end_at=start + timedelta(hours=9), agent_text="10kV线路计划检修"),
+        Who("S01", "supervisor"), now)
+
+
 def test_a_planned_outage_calls_exactly_the_affected_important_customers(
         cti: CtiProcess, ami: AmiRecorder, backend: Backend, tmp_path: Path) -> None:
     town = _town(backend)
@@ -102,11 +111,7 @@ def test_a_planned_outage_calls_exactly_the_affected_important_customers(
         s.add(Call(call_id=f"it89-{backend.name}-{town['life']}", uniqueid="it89",
                    caller_number=town["life"], dnis="95598", language="en",
                    started_at=now - timedelta(days=3)))
-    start = now + timedelta(hours=6)
-    oid = OutageService(backend.sessions).publish(NoticeDraft(
-        Cause.PLANNED, start, areas=frozenset({town["area"]}),
-        schedule_end_at=start + timedelta(hours=9), agent_text="10kV线路计划检修"),
-        Who("S01", "supervisor"), now)
+    oid = _planned(backend, town, now)
     phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customers", answer=True, ring_ms=500)
     try:
         mark = ami.mark()
@@ -203,11 +208,7 @@ def test_a_notice_heard_while_the_cti_is_down_is_kept_and_not_called_again(
     the job is done with it and the customer is not called a second time."""
     town = _town(backend)
     now = datetime.now(UTC)
-    start = now + timedelta(hours=6)
-    oid = OutageService(backend.sessions).publish(NoticeDraft(
-        Cause.PLANNED, start, areas=frozenset({town["area"]}),
-        schedule_end_at=start + timedelta(hours=9), agent_text="10kV线路计划检修"),
-        Who("S01", "supervisor"), now)
+    oid = _planned(backend, town, now)
     phone = AgentPhones(CUSTOMER_PORT, tmp_path / "customers", answer=True, ring_ms=500)
     killed = False
     try:
