@@ -9,7 +9,8 @@ gave up on hold). A waiting caller's music in the queue is in another context an
 Asterisk's event times are used (timestampevents), so a slow CTI does not stretch a hold.
 
 - `HoldTracker` (pure): events in, finished holds out;
-- `HoldService`: taps the AMI stream (never waiting: the stream feeds the ACD too), queues each
+- `HoldService`: sees the AMI stream (`offer`, shown each event by hotline.wiring.observed, never
+  waiting: the stream feeds the ACD too), queues each
   finished hold, and the named task `hold-records` writes it (cti.db.calls.record_hold),
   through the durable journal while the database is away.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,12 +120,6 @@ class HoldService:
         except asyncio.QueueFull:
             self.counts["dropped"] += 1
             log.error("hold: queue full; a hold of call %s dropped", hold.call_id)
-
-    async def tap(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """The AMI events on their way on, holds noted on the way."""
-        async for event in events:
-            self.offer(event)
-            yield event
 
     async def consume(self) -> None:
         """The finished holds, one at a time, in order (a named task)."""

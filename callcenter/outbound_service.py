@@ -49,6 +49,14 @@ UNHEARD_MARGIN_S = 30.0
 INBOX_SIZE = 1000
 _KEY = re.compile(r"[0-9*#]|none")  # a survey's key, or none heard
 _COUNT = re.compile(r"[0-9]{1,2}")  # a notice's Heard (0/1) and Repeats
+# a purpose's own channel variables (a notice's prompt files): names and values that cannot
+# add an Originate header or another variable (no CR/LF, no ',')
+_VAR_NAME = re.compile(r"HOTLINE_[A-Z0-9_]{1,32}")
+_VAR_VALUE = re.compile(r"[A-Za-z0-9_/&.:-]{0,960}")  # AMI refuses a line over 1024 bytes
+# the sequence part of our ChannelIds: far above any count of channels one Asterisk makes, so
+# no channel of Asterisk's own is ever taken for an attempt
+OB_SEQ = 900_000_000
+_ID = re.compile(rf"^(?:{SYSTEMNAME_PATTERN}-)?[0-9]+\.([0-9]{{1,15}})$")
 
 
 def kept_fields(value: str) -> dict[str, str] | None:
@@ -62,14 +70,6 @@ def kept_fields(value: str) -> dict[str, str] | None:
             _COUNT.fullmatch(p) for p in parts[1:]):
         return {"Key": parts[0], "Heard": parts[1], "Repeats": parts[2]}
     return None
-# a purpose's own channel variables (a notice's prompt files): names and values that cannot
-# add an Originate header or another variable (no CR/LF, no ',')
-_VAR_NAME = re.compile(r"HOTLINE_[A-Z0-9_]{1,32}")
-_VAR_VALUE = re.compile(r"[A-Za-z0-9_/&.:-]{0,960}")  # AMI refuses a line over 1024 bytes
-# the sequence part of our ChannelIds: far above any count of channels one Asterisk makes, so
-# no channel of Asterisk's own is ever taken for an attempt
-OB_SEQ = 900_000_000
-_ID = re.compile(rf"^(?:{SYSTEMNAME_PATTERN}-)?[0-9]+\.([0-9]{{1,15}})$")
 
 
 def channel_id(attempt: int, systemname: str, epoch: float) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -118,12 +118,6 @@ class SurveyService:
             self.counts["dropped"] += 1
             log.error("survey: event queue full; %s of call %s dropped", type(fact).__name__,
                       fact.call_id)
-
-    async def tap(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """The AMI events on their way on, the survey's queued here on the way."""
-        async for event in events:
-            self.offer(event)
-            yield event
 
     async def consume(self) -> None:
         """The queued survey events, one at a time, in order (a named task)."""

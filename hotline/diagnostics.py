@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import tracemalloc
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ ENV = "HOTLINE_TRACEMALLOC_EVERY_S"
 FRAMES = 10
 
 
-def snapshot_every(env: dict[str, str] | os._Environ[str]) -> float | None:
+def snapshot_every(env: Mapping[str, str]) -> float | None:
     """The interval asked for in the environment, or None (off, or not a positive number)."""
     raw = env.get(ENV, "")
     try:

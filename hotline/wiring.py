@@ -437,12 +437,18 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
         admit={CALLBACK.name: callbacks.admit}, answered={CALLBACK.name: callbacks.answered})
 
 
-async def outbound_tap(outbound: Any, events: Any) -> Any:
-    """AMI events on their way to the feed: the outbound engine's are queued for it (never
-    awaited here: the ACD's feed does not wait on its database)."""
+async def observed(events: Any, *observers: Callable[[Any], None] | None) -> Any:
+    """AMI events on their way to the feed, shown to each observer in turn in one pass (the
+    outbound engine, callers' holds, surveys, supervision): each only looks, or queues the
+    event for a task of its own, and is never awaited (the ACD's feed does not wait on their
+    databases). One observer's error is logged and costs the others nothing."""
+    shown = [o for o in observers if o is not None]
     async for event in events:
-        if outbound is not None:
-            outbound.offer(event)
+        for observe in shown:
+            try:
+                observe(event)
+            except Exception:
+                log.exception("AMI event not observed by %r: %r", observe, event)
         yield event
 
 
@@ -694,8 +700,9 @@ async def build_daemon(settings: Settings) -> Daemon:
         "ami": ami.run,
         "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
                                                          settings.workorders.tick_interval_s),
-        "ami-events": lambda: feed.consume(calls.tap(recorder.tap(supervision.tap(
-            surveys.tap(holds.tap(outbound_tap(outbound, ami.events()))))))),
+        "ami-events": lambda: feed.consume(calls.tap(recorder.tap(observed(
+            ami.events(), outbound.offer if outbound is not None else None, holds.offer,
+            surveys.offer, supervision.on_ami_event)))),
         "survey-results": surveys.consume,
         "hold-records": holds.consume,
         "recorder-index": recorder.run,

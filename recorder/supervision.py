@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -225,13 +225,6 @@ class SupervisionService:
         except asyncio.QueueFull:
             self.dropped += 1
             log.error("supervision inbox full: AMI event dropped (%d so far)", self.dropped)
-
-    async def tap(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """Pass the AMI event stream through, seeing each event on the way (the stream has one
-        consumer, the ACD feed; supervision only looks)."""
-        async for msg in events:
-            self.on_ami_event(msg)
-            yield msg
 
     async def run(self) -> None:
         """The AMI events, for ever (a named task in the CTI's TaskGroup)."""

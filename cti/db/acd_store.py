@@ -106,6 +106,13 @@ def _call_ended(s: Session, d: dict[str, Any]) -> None:
         call.outcome = "fallback"
 
 
+# the call-record writes by kind: applied at once, or by the journal's replay
+_APPLIERS: dict[str, Callable[[Session, dict[str, Any]], None]] = {
+    "call_queued": _call_queued, "call_answered": _call_answered,
+    "call_handed_over": _call_handed_over, "call_end": _call_ended,
+    "call_placed": _call_placed, "callback_requested": _callback_requested}
+
+
 class DbAcdStore:
     """With `durable` (the daemon's): the call-record writes go to the journal while the
     database is away (callcenter/journal.py), and lookups fail at once then."""
@@ -115,21 +122,14 @@ class DbAcdStore:
         self.sessions = sessions
         self.durable = durable
         if durable is not None:
-            durable.register("call_queued", _call_queued)
-            durable.register("call_answered", _call_answered)
-            durable.register("call_handed_over", _call_handed_over)
-            durable.register("call_end", _call_ended)
-            durable.register("call_placed", _call_placed)
-            durable.register("callback_requested", _callback_requested)
+            for kind, applier in _APPLIERS.items():
+                durable.register(kind, applier)
 
     async def _write(self, kind: str, key: str, data: dict[str, Any]) -> None:
         if self.durable is not None:
             await self.durable.run_write(kind, key, data)
             return
-        applier = {"call_queued": _call_queued, "call_answered": _call_answered,
-                   "call_handed_over": _call_handed_over, "call_end": _call_ended,
-                   "call_placed": _call_placed,
-                   "callback_requested": _callback_requested}[kind]
+        applier = _APPLIERS[kind]
 
         def work() -> None:
             with self.sessions.begin() as s:

@@ -513,7 +513,6 @@ def _add_calls_in_progress(s: Session, acc: _Acc, start: datetime, now: datetime
         select(Call.skill, Call.agent_id, Call.queued_at, Call.callback_requested_at,
                Call.answered_at)
         .where(Call.ended_at.is_(None), Call.queued_at.is_not(None),
-               or_(Call.answered_at.is_not(None), Call.callback_requested_at.is_not(None)),
                Call.dnis != CLICK_TO_CALL_DNIS,
                or_(Call.answered_at.between(start, now),
                    Call.callback_requested_at.between(start, now)))).all()

@@ -7,7 +7,6 @@ deadlines, never on sleeps."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from cti.db.models import Agent, CallHold
+from hotline import stack
 from tests.integration.callers import (
     CallInProgress,
     is_event,
@@ -67,16 +67,17 @@ def _answered(ami: AmiRecorder, number: str, seat: str, since: int) -> Event:
 
 
 def _hold_of(backend: Backend, call_id: str, timeout: float = 10.0) -> CallHold:
-    """The call's one hold row, once the CTI wrote it (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """The call's one hold row, once the CTI wrote it (a condition with a deadline)."""
+    found: list[CallHold] = []
+
+    def written() -> bool:
         with backend.sessions() as s:
-            rows = s.scalars(select(CallHold).where(CallHold.call_id == call_id)).all()
-        if rows:
-            assert len(rows) == 1, rows
-            return rows[0]
-        assert time.monotonic() < deadline, f"no hold written for {call_id} in {timeout} s"
-        time.sleep(0.05)
+            found[:] = s.scalars(select(CallHold).where(CallHold.call_id == call_id)).all()
+        return bool(found)
+
+    stack.wait_until(written, timeout, f"the hold of {call_id} written")
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_hold_transfer_and_hangup_from_the_web(

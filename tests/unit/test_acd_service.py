@@ -132,8 +132,9 @@ class LoggingBus(FakeBus):
 
 
 @asynccontextmanager
-async def _service(log: Log, store: SlowStore) -> AsyncIterator[AcdService]:
-    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30),
+async def _service(log: Log, store: SlowStore,
+                   config: AcdConfig | None = None) -> AsyncIterator[AcdService]:
+    service = AcdService.create(config or AcdConfig(wrap_up_s=0.05, ring_timeout_s=30),
                                 LoggingPbx(log), LoggingBus(log), store)
     writer = asyncio.create_task(service.run(), name="acd")
     try:
@@ -247,11 +248,8 @@ async def test_a_callback_request_is_written_and_the_record_ends_with_the_callba
     request and stays open (it was closed as abandoned, and the callback's answer came after
     that end); the callback's end closes it."""
     log = Log()
-    service = AcdService.create(AcdConfig(wrap_up_s=0.05, ring_timeout_s=30,
-                                          callback_enabled=True),
-                                LoggingPbx(log), LoggingBus(log), SlowStore(log))
-    writer = asyncio.create_task(service.run(), name="acd")
-    try:
+    config = AcdConfig(wrap_up_s=0.05, ring_timeout_s=30, callback_enabled=True)
+    async with _service(log, SlowStore(log), config) as service:
         service.call_waiting("c7", "PJSIP/carrier-7", "13800000007", "general", 0, None)
         await _do(service, acd.Tick())
         assert (await _do(service, acd.CallbackRequested(call_id="c7",
@@ -268,9 +266,6 @@ async def test_a_callback_request_is_written_and_the_record_ends_with_the_callba
         assert (await _do(service, acd.CallEnded(call_id="c7")))["ok"]
         mine = [e for e in log.entries if e[0] == "db" and e[2:] == ("c7",) and e[1] != "lookup"]
         assert mine[2:] == [("db", "call_answered", "c7"), ("db", "call_ended", "c7")]
-    finally:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
 
 
 async def test_the_pop_reaches_the_desktop_hub_in_process_and_mqtt_in_parallel() -> None:
