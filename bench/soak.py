@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -102,7 +103,8 @@ CONTEXT = ("t_s", "phase", "calls_completed", "calls_failed", "live_calls")
 # the threads (each may own a glibc malloc arena); Asterisk's AstDB file (the recordings'
 # notes, kept by day: a part of Asterisk's memory is its SQLite page cache).
 DIAGNOSTICS = ("cti_brk_heap_kib", "cti_anon_kib", "cti_python_blocks", "cti_threads",
-               "asterisk_astdb_kib")
+               "asterisk_astdb_kib", "asterisk_brk_heap_kib", "asterisk_anon_kib",
+               "asterisk_threads")
 METRIC_KEYS = frozenset(m.key for m in METRICS) | {"live_calls"}
 COLUMNS = CONTEXT + tuple(m.key for m in METRICS) + DIAGNOSTICS
 ACD_QUEUES = ("inbox", "db_jobs", "lookups", "held_replies")
@@ -415,6 +417,11 @@ def _kib_of(folder: Path, name: str) -> int | None:
     return sum(sizes) // 1024
 
 
+def _threads(pid: int) -> int | None:
+    m = re.search(r"^Threads:\s+(\d+)", _read_text(Path(f"/proc/{pid}/status")), re.M)
+    return int(m.group(1)) if m else None
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii", errors="replace")
@@ -435,6 +442,7 @@ class Probe:
         cti = proc_tree(stack.pid_alive(stack.paths(s).cti_pid))
         fds_cti, targets = _fds(cti)
         smaps = parse_smaps(_read_text(Path(f"/proc/{cti[0]}/smaps"))) if cti else {}
+        ast_smaps = parse_smaps(_read_text(Path(f"/proc/{ast[0]}/smaps"))) if ast else {}
         fds_ast, _ = _fds(ast)
         db = str(self.inst.workdir / "bench.db")
         sipp = parse_sipp_stat(_read_text(self.stat)) if self.stat else \
@@ -454,6 +462,9 @@ class Probe:
             "fds_cti": fds_cti, "fds_asterisk": fds_ast, "channels": channels,
             "db_handles": count_handles(targets, db) if cti else None,
             "cti_brk_heap_kib": smaps.get("brk_heap_kib"), "cti_anon_kib": smaps.get("anon_kib"),
+            "asterisk_brk_heap_kib": ast_smaps.get("brk_heap_kib"),
+            "asterisk_anon_kib": ast_smaps.get("anon_kib"),
+            "asterisk_threads": _threads(ast[0]) if ast else None,
             "asterisk_astdb_kib": _kib_of(self.inst.workdir / "asterisk" / "astdb",
                                           "astdb.sqlite3"),
             **parse_status(stack.read_json(s.state_dir / "cti.status.json")),

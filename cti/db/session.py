@@ -16,6 +16,13 @@ logger = logging.getLogger(__name__)
 # short enough that a wedged writer shows up as an error instead of a silent hang.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
+# Each connection's page cache, in KiB. SQLite's default is 2 MiB a connection, and the CTI keeps
+# a dozen or so connections open (its workers' and the durable writer's pools, started whole), so
+# the caches alone could hold about 24 MiB as the database grows: the soak saw them grow with it
+# (RELIABILITY.md, soak, seventh run). The hotline's hot pages (today's calls, the agents, the
+# ACD's state) fit in far less; the OS page cache holds the rest of the file anyway.
+SQLITE_CACHE_KIB = 512
+
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Take transaction control away from the sqlite3 module: its legacy mode does not BEGIN
@@ -31,6 +38,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         # Durable enough in WAL mode (only the last commits may roll back on power loss) and
         # avoids an fsync per commit.
         cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")  # negative: in KiB
     finally:
         cursor.close()
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from cti.db.migrate import upgrade
 from cti.db.models import Account, Call, Customer
-from cti.db.session import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from cti.db.session import SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB, make_engine
 
 if TYPE_CHECKING:
     from conftest import World
@@ -26,6 +26,7 @@ def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
     finally:
         engine.dispose()
 
