@@ -29,9 +29,7 @@ ENV_FILE_NAME = "hotline.env"
 CTI_USER = "hotline"
 CTI_UMASK = 0o077
 CTI_MALLOC_ARENA_MAX = "2"  # see _spawn_cti
-# jemalloc (Debian's libjemalloc2, on the host and in the Asterisk root), preloaded into both
-# daemons: see malloc_preload
-JEMALLOC = "libjemalloc.so.2"
+ASTERISK_MALLOC_ARENA_MAX = "2"  # see _ast_env
 
 
 class StackError(Exception):
@@ -171,28 +169,13 @@ def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.1) -> N
     raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def malloc_preload(root: Path = Path("/")) -> str | None:
-    """The allocator to preload into a daemon whose files are under `root`: jemalloc where it
-    is installed, else None (glibc's malloc).
-
-    Under a steady soak, heaptrack saw Asterisk's heap in use flat while its RSS crept up by
-    several MB per 10,000 calls, and the CTI's the same (RELIABILITY.md, soak, tenth and
-    eleventh runs): glibc's malloc keeps the pages of its per-thread arenas once live blocks
-    are scattered through them, and two arenas (MALLOC_ARENA_MAX) did not stop it. jemalloc
-    hands unused pages back to the kernel on a timer (its dirty and muzzy decay). Wazo ships
-    its Asterisk with an allocator of this kind (TCMalloc) for the same reason. An operator's
-    own LD_PRELOAD wins (see the callers); HOTLINE_MALLOC=glibc turns it off."""
-    if os.environ.get("HOTLINE_MALLOC", "").lower() == "glibc":
-        return None
-    found = sorted(root.glob(f"usr/lib/*/{JEMALLOC}")) + sorted(root.glob(f"lib/*/{JEMALLOC}"))
-    return "/" + str(found[0].relative_to(root)) if found else None
-
-
 def _ast_env(settings: Settings) -> dict[str, str]:
-    # AST_PRELOAD: the allocator scripts/asterisk.sh preloads into Asterisk (its path inside
-    # the root); empty for glibc's
-    preload = malloc_preload(settings.asterisk_root) or ""
-    base = {"AST_PRELOAD": preload, **os.environ}
+    # Asterisk runs a thread per channel and many task processors; glibc gives threads up to 16
+    # malloc arenas on 2 cores, and pages freed inside an arena seldom go back. heaptrack saw
+    # Asterisk's heap in use flat under a steady soak while its RSS crept up (RELIABILITY.md,
+    # soak, tenth run): the arenas' retention. Two arenas, as for the CTI; an operator's own
+    # setting wins.
+    base = {"MALLOC_ARENA_MAX": ASTERISK_MALLOC_ARENA_MAX, **os.environ}
     return {**base, "AST_ROOT": str(settings.asterisk_root),
             "AST_INSTANCE": str(paths(settings).asterisk),
             "AST_PROMPTS": str(settings.prompts.cache_dir),
@@ -664,9 +647,6 @@ def _spawn_cti(settings: Settings, pidfile: Path, log_name: str,
     # so its RSS crept up under load (RELIABILITY.md, soak). Two arenas bound that; an
     # operator's own setting wins.
     child_env.setdefault("MALLOC_ARENA_MAX", CTI_MALLOC_ARENA_MAX)
-    preload = malloc_preload()
-    if preload and not child_env.get("LD_PRELOAD"):
-        child_env["LD_PRELOAD"] = preload
     as_user: dict[str, Any] = {}
     if user is not None:
         as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}

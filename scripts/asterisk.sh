@@ -6,8 +6,7 @@
 # Env: AST_ROOT (the chroot), AST_INSTANCE (the instance's state dir: etc/ run/ spool/ log/ astdb/),
 #      AST_PROMPTS (prompt cache dir, mounted read-only), AST_PIDFILE,
 #      AST_RECORDINGS (the recordings folder, mounted read-write at /var/lib/hotline/recordings;
-#      on disk, never a tmpfs: recordings must survive a reboot),
-#      AST_PRELOAD (optional: a library inside the root preloaded into Asterisk, jemalloc).
+#      on disk, never a tmpfs: recordings must survive a reboot).
 # Each instance gets a private mount namespace: its config, run dir (control socket), spool, logs
 # and astdb are bind-mounted over the chroot's, so the mounts vanish when Asterisk exits and two
 # instances (say `make up` and the test suite) never share a control socket.
@@ -73,12 +72,8 @@ run)
       mount --bind "$INST/astdb" "$ROOT/var/lib/hotline/astdb"
       mount --bind "$RECS" "$ROOT/var/lib/hotline/recordings"
       mount --bind /etc/hosts "$ROOT/etc/hosts"   # own hostname must resolve without DNS
-      # $5: the allocator to preload (hotline/stack.py malloc_preload: jemalloc), or none
-      if [ -n "$5" ]; then
-          exec chroot "$ROOT" /usr/bin/env LD_PRELOAD="$5" /usr/sbin/asterisk -f -n -U "$4"
-      fi
       exec chroot "$ROOT" /usr/sbin/asterisk -f -n -U "$4"
-    ' "$ROOT" "$INST" "$PROMPTS" "$RECS" "$AST_USER" "${AST_PRELOAD:-}"
+    ' "$ROOT" "$INST" "$PROMPTS" "$RECS" "$AST_USER"
     ;;
 cli)
     shift

@@ -17,14 +17,9 @@ set -eu
 ROOT=${AST_ROOT:-/var/lib/hotline/asterisk-root}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=${AST_SUITE:-sid}
-BASE_PKGS=${AST_PKGS:-asterisk,asterisk-core-sounds-en-gsm}   # add asterisk-core-sounds-en-wav (+18 MB) if wanted
-# jemalloc, preloaded into Asterisk (hotline/stack.py malloc_preload): glibc's arenas kept
-# the pages Asterisk freed under a steady load (RELIABILITY.md, soak)
-EXTRA_PKGS=libjemalloc2
-PKGS="$BASE_PKGS,$EXTRA_PKGS"
-SPEC="suite=$SUITE pkgs=$PKGS recipe=3"
-V2_SPEC="suite=$SUITE pkgs=$BASE_PKGS recipe=2"   # hardened, without jemalloc
-OLD_SPEC="suite=$SUITE pkgs=$BASE_PKGS recipe=1"  # the same tree, not hardened yet
+PKGS=${AST_PKGS:-asterisk,asterisk-core-sounds-en-gsm}   # add asterisk-core-sounds-en-wav (+18 MB) if wanted
+SPEC="suite=$SUITE pkgs=$PKGS recipe=2"
+OLD_SPEC="suite=$SUITE pkgs=$PKGS recipe=1"   # the same tree, not hardened yet
 STAMP="$ROOT/.asterisk-chroot.spec"
 # keep in step with asterisk_conf/render.py (ASTERISK_USER, ASTERISK_UID/GID, RECORDINGS_*)
 AST_USER=hotline-asterisk
@@ -89,14 +84,10 @@ fi
 # the host has the same user and groups, so file owners read the same on both sides
 ensure_user /
 tree_is "$SPEC" && exit 0
-if tree_is "$OLD_SPEC" || tree_is "$V2_SPEC"; then
-    tree_is "$OLD_SPEC" && harden "$ROOT"
-    # what recipe 3 adds, installed in place from the same suite: nothing else is upgraded
-    chroot "$ROOT" apt-get -o Acquire::Check-Valid-Until=false update -qq
-    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 \
-        --no-install-recommends $(echo "$EXTRA_PKGS" | tr , ' ') >/dev/null
+if tree_is "$OLD_SPEC"; then
+    harden "$ROOT"
     echo "$SPEC" > "$STAMP"
-    echo "brought $ROOT up to date in place ($SPEC)"
+    echo "hardened $ROOT in place ($SPEC)"
     exit 0
 fi
 

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # ---------------------------------------------------------------- 1. host packages
 PKGS="mmdebstrap sip-tester mosquitto espeak-ng libespeak-ng1 sox libsox-fmt-base libportaudio2 \
 postgresql postgresql-client iproute2 util-linux procps ca-certificates \
-chromium chromium-driver fonts-wqy-microhei fail2ban nftables acl baresip-core libjemalloc2"
+chromium chromium-driver fonts-wqy-microhei fail2ban nftables acl baresip-core"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

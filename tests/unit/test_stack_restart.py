@@ -58,24 +58,12 @@ def test_a_port_that_stays_taken_is_refused_and_nothing_is_started(
     assert spawned == []
 
 
-
-def test_jemalloc_is_preloaded_where_installed_unless_the_operator_says(
-        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # glibc's arenas kept the pages both daemons freed under a steady soak (RELIABILITY.md)
-    monkeypatch.delenv("HOTLINE_MALLOC", raising=False)
-    monkeypatch.delenv("AST_PRELOAD", raising=False)
-    root = tmp_path / "root"
-    assert stack.malloc_preload(root) is None  # not installed: glibc's malloc
-    lib = root / "usr/lib/x86_64-linux-gnu" / stack.JEMALLOC
-    lib.parent.mkdir(parents=True)
-    lib.write_bytes(b"")
-    assert stack.malloc_preload(root) == "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-    monkeypatch.setattr(stack, "malloc_preload", lambda root=Path("/"): "/x/libjemalloc.so.2")
+def test_asterisk_gets_two_malloc_arenas_unless_the_operator_says(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # glibc's arenas kept Asterisk's freed pages under a steady soak (RELIABILITY.md, soak)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     env = stack._ast_env(settings)
-    assert env["AST_PRELOAD"] == "/x/libjemalloc.so.2"
+    assert env["MALLOC_ARENA_MAX"] == stack.ASTERISK_MALLOC_ARENA_MAX == "2"
     assert env["AST_ROOT"] == str(settings.asterisk_root)
-    monkeypatch.setenv("AST_PRELOAD", "")  # the operator's word wins
-    assert stack._ast_env(settings)["AST_PRELOAD"] == ""
-    monkeypatch.undo()
-    monkeypatch.setenv("HOTLINE_MALLOC", "glibc")
-    assert stack.malloc_preload(root) is None
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert stack._ast_env(settings)["MALLOC_ARENA_MAX"] == "8"
