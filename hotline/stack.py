@@ -29,7 +29,6 @@ ENV_FILE_NAME = "hotline.env"
 CTI_USER = "hotline"
 CTI_UMASK = 0o077
 CTI_MALLOC_ARENA_MAX = "2"  # see _spawn_cti
-ASTERISK_MALLOC_ARENA_MAX = "2"  # see _ast_env
 
 
 class StackError(Exception):
@@ -170,13 +169,7 @@ def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.1) -> N
 
 
 def _ast_env(settings: Settings) -> dict[str, str]:
-    # Asterisk runs a thread per channel and many task processors; glibc gives threads up to 16
-    # malloc arenas on 2 cores, and pages freed inside an arena seldom go back. heaptrack saw
-    # Asterisk's heap in use flat under a steady soak while its RSS crept up (RELIABILITY.md,
-    # soak, tenth run): the arenas' retention. Two arenas, as for the CTI; an operator's own
-    # setting wins.
-    base = {"MALLOC_ARENA_MAX": ASTERISK_MALLOC_ARENA_MAX, **os.environ}
-    return {**base, "AST_ROOT": str(settings.asterisk_root),
+    return {**os.environ, "AST_ROOT": str(settings.asterisk_root),
             "AST_INSTANCE": str(paths(settings).asterisk),
             "AST_PROMPTS": str(settings.prompts.cache_dir),
             "AST_PIDFILE": str(paths(settings).asterisk_pid),

@@ -56,14 +56,3 @@ def test_a_port_that_stays_taken_is_refused_and_nothing_is_started(
     with pytest.raises(stack.StackError, match=r"\(FastAGI\) is taken by another process"):
         stack.start_cti(settings)
     assert spawned == []
-
-
-def test_asterisk_gets_two_malloc_arenas_unless_the_operator_says(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    # glibc's arenas kept Asterisk's freed pages under a steady soak (RELIABILITY.md, soak)
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    env = stack._ast_env(settings)
-    assert env["MALLOC_ARENA_MAX"] == stack.ASTERISK_MALLOC_ARENA_MAX == "2"
-    assert env["AST_ROOT"] == str(settings.asterisk_root)
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
-    assert stack._ast_env(settings)["MALLOC_ARENA_MAX"] == "8"
