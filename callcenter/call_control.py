@@ -64,7 +64,6 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -636,14 +635,12 @@ class CallControl:
 
     # --------------------------------------------------------------- Asterisk's side
 
-    async def tap(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """AMI events on their way to the feed: a consult's legs ending by Asterisk's doing
-        (no answer, a phone hung up) reach the consult's state and the ACD. Never awaited
-        here: each is handled in a task of its own."""
-        async for event in events:
-            if self.consults and hasattr(event, "get"):
-                self._observe(event)
-            yield event
+    def observe(self, event: Any) -> None:
+        """An AMI event on its way to the feed (hotline.wiring.observed): a consult's legs
+        ending by Asterisk's doing (no answer, a phone hung up) reach the consult's state and
+        the ACD. Never awaited here: each is handled in a task of its own."""
+        if self.consults and hasattr(event, "get"):
+            self._observe(event)
 
     def _observe(self, event: Any) -> None:
         name, channel = event.get("Event"), str(event.get("Channel") or "")

@@ -438,8 +438,9 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
 
 
 async def observed(events: Any, *observers: Callable[[Any], None] | None) -> Any:
-    """AMI events on their way to the feed, shown to each observer in turn in one pass (the
-    outbound engine, callers' holds, surveys, supervision): each only looks, or queues the
+    """AMI events on their way to the feed, shown to each observer in turn in one pass (call
+    control's consults, the recorder, the outbound engine, callers' holds, surveys,
+    supervision): each only looks, or queues the
     event for a task of its own, and is never awaited (the ACD's feed does not wait on their
     databases). One observer's error is logged and costs the others nothing."""
     shown = [o for o in observers if o is not None]
@@ -700,9 +701,10 @@ async def build_daemon(settings: Settings) -> Daemon:
         "ami": ami.run,
         "workorder-escalation": lambda: escalation_ticks(workorders.escalation_tick,
                                                          settings.workorders.tick_interval_s),
-        "ami-events": lambda: feed.consume(calls.tap(recorder.tap(observed(
-            ami.events(), outbound.offer if outbound is not None else None, holds.offer,
-            surveys.offer, supervision.on_ami_event)))),
+        "ami-events": lambda: feed.consume(observed(
+            ami.events(), calls.observe, recorder.observe,
+            outbound.offer if outbound is not None else None, holds.offer, surveys.offer,
+            supervision.on_ami_event)),
         "survey-results": surveys.consume,
         "hold-records": holds.consume,
         "recorder-index": recorder.run,

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,21 +223,22 @@ class RecorderService:
     def storage_dir(self) -> Path:
         return self.settings.storage_dir
 
-    async def tap(self, events: AsyncIterator[dict[str, str]]) -> AsyncIterator[dict[str, str]]:
-        """Pass every AMI event on, keeping a copy of the recording-done ones."""
-        async for msg in events:
-            if msg.get("Event") == "UserEvent" and msg.get("UserEvent") == DONE_EVENT:
-                try:
-                    self._done.put_nowait(msg)
-                except asyncio.QueueFull:
-                    # not lost: the file is on disk and the next reconcile indexes it
-                    log.error("recorder queue full: %s left to the reconciler", msg.get("File"))
-            elif msg.get("Event") == "UserEvent" and msg.get("UserEvent") == START_EVENT:
-                self.check_disk()
-                if self.disk.full:
-                    log.warning("recording started on a full disk call_id=%s seat=%s file=%s",
-                                msg.get("CallId"), msg.get("Seat"), msg.get("File"))
-            yield msg
+    def observe(self, msg: dict[str, str]) -> None:
+        """An AMI event on its way to the feed (hotline.wiring.observed): a copy of each
+        recording-done one kept, the disk checked as a recording starts."""
+        if msg.get("Event") != "UserEvent":
+            return
+        if msg.get("UserEvent") == DONE_EVENT:
+            try:
+                self._done.put_nowait(msg)
+            except asyncio.QueueFull:
+                # not lost: the file is on disk and the next reconcile indexes it
+                log.error("recorder queue full: %s left to the reconciler", msg.get("File"))
+        elif msg.get("UserEvent") == START_EVENT:
+            self.check_disk()
+            if self.disk.full:
+                log.warning("recording started on a full disk call_id=%s seat=%s file=%s",
+                            msg.get("CallId"), msg.get("Seat"), msg.get("File"))
 
     def check_disk(self) -> bool:
         """Look at the free space; alert supervisors when the disk becomes full or has room

@@ -19,6 +19,7 @@ from cti.db.migrate import upgrade
 from cti.db.models_recordings import Recording
 from cti.db.recorder_store import DbRecordingIndex
 from cti.db.session import make_engine, make_session_factory
+from hotline.wiring import observed
 from recorder.service import RecorderService
 from tests.support.fakes import FakeAmi
 from tests.support.wav import leave_open, write_tone_wav
@@ -62,7 +63,7 @@ async def test_the_tap_passes_every_event_on_and_keeps_the_recording_ones(
         for e in events:
             yield e
 
-    assert [e async for e in svc.tap(source())] == events
+    assert [e async for e in observed(source(), svc.observe)] == events
     assert svc._done.qsize() == 1
 
 

@@ -38,7 +38,7 @@ from cti.db.models_recordings import AuditLog
 from cti.db.models_web import WebSession
 from cti.db.session import make_engine, make_session_factory
 from hotline.demo_seed import seed_demo
-from hotline.wiring import build_services
+from hotline.wiring import build_services, observed
 from tests.support.fakes import Clock, FakeAmi, FakeBus, FakePbx
 from tests.support.seeded_db import SEED_NOW, SeededDb
 
@@ -868,7 +868,7 @@ async def test_an_outside_conference_the_agent_leaves_then_the_outside_party(env
                "Linkedid": cid}
 
     calls = env.ctx.calls
-    async for _ in calls.tap(events()):
+    async for _ in observed(events(), calls.observe):
         pass
     await asyncio.gather(*list(calls._tasks))
     assert [a["Channel"] for a in env.ami.named("Hangup")[hangups:]] == [
@@ -902,7 +902,7 @@ async def test_an_outside_consult_back_to_the_caller_or_unanswered(env: Env) -> 
                "DialStatus": "NOANSWER", "Linkedid": cid}
 
     calls = env.ctx.calls
-    async for _ in calls.tap(events()):
+    async for _ in observed(events(), calls.observe):
         pass
     await asyncio.gather(*list(calls._tasks))
     doc = (await env.client.get(f"/api/calls/{cid}")).json()
@@ -926,7 +926,7 @@ async def test_the_outside_party_leaving_a_conference_the_agent_is_on(env: Env) 
         yield {"Event": "Hangup", "Channel": "PJSIP/carrier-out-0000000a", "Linkedid": cid}
 
     calls = env.ctx.calls
-    async for _ in calls.tap(events()):
+    async for _ in observed(events(), calls.observe):
         pass
     await asyncio.gather(*list(calls._tasks))
     assert len(env.ami.named("Hangup")) == hangups  # nobody else hung up
