@@ -15,7 +15,8 @@ after the trim (KiB, from /proc/<pid>/status), what malloc_trim returned (1: mem
 given back) and, where the process has SQLite loaded (the CTI on SQLite; Asterisk's AstDB),
 what SQLite's allocator holds (sqlite3_memory_used: page caches, schemas, statements).
 A chrooted process (Asterisk) is read through /proc/<pid>/root, so that gdb finds its own
-libc. gdb stops the process for about a second: a diagnostic, never for production.
+libc; gdb runs as bench/malloc_info.py runs it (the Asterisk root's gdb where it has one). gdb
+stops the process for about a second: a diagnostic, never for production.
 """
 
 from __future__ import annotations
@@ -23,19 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def rss_kib(pid: int) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    m = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) if m else None
+from bench.malloc_info import gdb_batch, rss_kib
 
 
 def parse_gdb(stdout: str) -> tuple[int | None, int | None]:
@@ -50,15 +43,10 @@ def trim(pid: int, timeout: float = 60) -> dict[str, object]:
     """malloc_trim(0) in pid, through gdb; RSS before and after."""
     name = Path(f"/proc/{pid}/comm").read_text(encoding="ascii", errors="replace").strip()
     before = rss_kib(pid)
-    out = subprocess.run(
-        ["gdb", "-q", "-nx", "-batch", "-ex", f"set sysroot /proc/{pid}/root",
-         # the executable named, or gdb looks for a chrooted one's path on the host, reads no
-         # symbols and cannot call malloc_trim ("No symbol table is loaded")
-         "-ex", f"file /proc/{pid}/exe",
-         "-ex", f"attach {pid}",
-         "-ex", 'printf "SQLITE %lld\\n", (long long)sqlite3_memory_used()',
-         "-ex", 'printf "TRIM %d\\n", (int)malloc_trim(0)', "-ex", "detach"],
-        capture_output=True, text=True, timeout=timeout, check=False)
+    # SQLite's last: where it is not loaded, gdb stops at the unknown symbol
+    out = gdb_batch(pid, ['printf "TRIM %d\\n", (int)malloc_trim(0)',
+                          'printf "SQLITE %lld\\n", (long long)sqlite3_memory_used()'],
+                    timeout=timeout)
     trimmed, lite = parse_gdb(out.stdout)
     after = rss_kib(pid)
     return {"at": round(time.time(), 1), "pid": pid, "name": name, "rss_before_kib": before,

@@ -100,9 +100,11 @@ CONTEXT = ("t_s", "phase", "calls_completed", "calls_failed", "live_calls")
 # Sampled, not judged: where the CTI's memory sits, to explain a growth in its RSS. From
 # /proc/<pid>/smaps: the main arena's brk heap, the anonymous mappings (thread arenas,
 # pymalloc's arenas, large allocations); from cti.status.json: Python's allocated blocks and
-# the threads (each may own a glibc malloc arena); Asterisk's AstDB file (the recordings'
-# notes, kept by day: a part of Asterisk's memory is its SQLite page cache).
+# the threads (each may own a glibc malloc arena), what the C heap holds in use and has
+# mapped (mallinfo2) and SQLite's share of it (its page caches, capped); Asterisk's AstDB file
+# (the recordings' notes, kept by day: a part of Asterisk's memory is its SQLite page cache).
 DIAGNOSTICS = ("cti_brk_heap_kib", "cti_anon_kib", "cti_python_blocks", "cti_threads",
+               "cti_heap_in_use_kib", "cti_heap_mapped_kib", "cti_sqlite_kib",
                "asterisk_astdb_kib", "asterisk_brk_heap_kib", "asterisk_anon_kib",
                "asterisk_threads")
 METRIC_KEYS = frozenset(m.key for m in METRICS) | {"live_calls"}
@@ -152,6 +154,9 @@ def parse_status(doc: Mapping[str, Any] | None) -> dict[str, int | None]:
         "db_checked_out": num(pool.get("checked_out")),
         "cti_python_blocks": num(memory.get("python_blocks")),
         "cti_threads": num(memory.get("threads")),
+        "cti_heap_in_use_kib": num(memory.get("heap_in_use_kib")),
+        "cti_heap_mapped_kib": num(memory.get("heap_mapped_kib")),
+        "cti_sqlite_kib": num(memory.get("sqlite_kib")),
     }
 
 
@@ -325,6 +330,8 @@ def plot(samples: Sequence[Sample], judged: Mapping[str, Mapping[str, Any]], pat
               Metric("cti_anon_kib", "CTI anonymous mappings (not judged)", "KiB", 0),
               Metric("cti_brk_heap_kib", "CTI brk heap (not judged)", "KiB", 0),
               Metric("cti_python_blocks", "CTI Python blocks (not judged)", "blocks", 0),
+              Metric("cti_heap_in_use_kib", "CTI C heap in use (not judged)", "KiB", 0),
+              Metric("cti_sqlite_kib", "CTI SQLite caches (not judged)", "KiB", 0),
               Metric("asterisk_astdb_kib", "Asterisk's AstDB file (not judged)", "KiB", 0)]
     panels = [m for m in panels if m.key in METRIC_KEYS or any(s.get(m.key) is not None
                                                                  for s in samples)]

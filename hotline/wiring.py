@@ -493,7 +493,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.db.reports import aggregate_every
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
-    from hotline.diagnostics import snapshot_every, tracemalloc_snapshots
+    from hotline.diagnostics import heap_figures, snapshot_every, tracemalloc_snapshots
     from ivr.agi_session import IvrContext, make_ivr_handler
     from ivr.engine import Engine
     from ivr.fastagi import FastAgiServer
@@ -647,9 +647,10 @@ async def build_daemon(settings: Settings) -> Daemon:
                 "db_pool": {"checked_out": getattr(db_engine.pool, "checkedout", lambda: None)(),
                             "size": getattr(db_engine.pool, "size", lambda: None)()},
                 # for the soak: Python's own objects and the threads (each may own a malloc
-                # arena), to tell growth in Python objects from growth below them
+                # arena), to tell growth in Python objects from growth below them; what the C
+                # heap holds and SQLite's share of it, to tell both from pages merely touched
                 "memory": {"python_blocks": sys.getallocatedblocks(),
-                           "threads": threading.active_count()},
+                           "threads": threading.active_count(), **heap_figures()},
                 "speech": speech.stats() if speech is not None else None,
                 # post-call transcription: jobs per state, keyword alerts (last counts)
                 "transcription": transcriber.stats() if transcriber is not None else None,

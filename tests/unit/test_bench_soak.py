@@ -55,17 +55,21 @@ def test_status_file_outbox_queues_and_pool() -> None:
         "acd": {"inbox": 1, "db_jobs": 4, "lookups": 0, "held_replies": 2,
                 "calls": 7, "channels": 7, "timers": 1, "gone": 0}},
         "db_pool": {"checked_out": 1, "size": 5},
-        "memory": {"python_blocks": 412_000, "threads": 7}}
+        "memory": {"python_blocks": 412_000, "threads": 7, "heap_in_use_kib": 36_000,
+                   "heap_free_kib": 3_000, "heap_mapped_kib": 39_500, "sqlite_kib": 3_700}}
     assert parse_status(doc) == {"mqtt_outbox": 3, "acd_queues": 7, "acd_call_maps": 15,
                                  "db_checked_out": 1, "cti_python_blocks": 412_000,
-                                 "cti_threads": 7}
+                                 "cti_threads": 7, "cti_heap_in_use_kib": 36_000,
+                                 "cti_heap_mapped_kib": 39_500, "cti_sqlite_kib": 3_700}
 
 
 def test_status_file_from_an_older_cti_says_nothing() -> None:
     # a CTI without the outbox fields (or no status file yet): None, never a made-up 0
     assert parse_status({"pid": 1}) == {"mqtt_outbox": None, "acd_queues": None,
                                         "acd_call_maps": None, "db_checked_out": None,
-                                        "cti_python_blocks": None, "cti_threads": None}
+                                        "cti_python_blocks": None, "cti_threads": None,
+                                        "cti_heap_in_use_kib": None,
+                                        "cti_heap_mapped_kib": None, "cti_sqlite_kib": None}
     assert parse_status(None)["mqtt_outbox"] is None
     assert parse_status({"outbox": {"mqtt": {"queued": True}}})["mqtt_outbox"] is None
 
