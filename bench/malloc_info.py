@@ -12,6 +12,9 @@ mapped beside malloc, not through it.
     python -m bench.malloc_info --pid 1234 [--pid 5678 --python 5678] [--every 600 --for 6000]
         [--out f.jsonl]
 
+    python -m bench.malloc_info plot readings.jsonl --soak soak.json --name 1234=Asterisk \
+        --out heap.png
+
 Each line printed (and appended to --out) is JSON: the time, the pid, its RSS, the heap's
 ``system``, ``free`` and ``in_use`` KiB and arena count, SQLite's bytes in use and high-water
 mark where SQLite is loaded, and for --python pids the pymalloc arenas.
@@ -35,6 +38,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 DEFAULT_ROOT = Path("/var/lib/hotline/asterisk-root")
 
@@ -146,7 +150,53 @@ def info(pid: int, python: bool = False, root: Path = DEFAULT_ROOT) -> dict[str,
     return row
 
 
+def plot(readings: list[dict[str, object]], path: Path, names: dict[int, str],
+         calls_at: list[tuple[float, float]] | None = None) -> None:
+    """One panel per process: RSS, the heap mapped, held (in use), held less SQLite's share,
+    and SQLite's share, against calls completed (from the soak's (time, calls) samples) or
+    against minutes when there are none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pids = sorted({int(r["pid"]) for r in readings})  # type: ignore[call-overload]
+    fig, axes = plt.subplots(1, len(pids), figsize=(7 * len(pids), 4.5), squeeze=False)
+    t0 = min(float(r["at"]) for r in readings)  # type: ignore[arg-type]
+    for ax, pid in zip(axes.flat, pids, strict=True):
+        rows = [r for r in readings if r["pid"] == pid and r.get("in_use_kib") is not None]
+        at = np.array([float(r["at"]) for r in rows])  # type: ignore[arg-type]
+        if calls_at:
+            ts, cs = zip(*calls_at, strict=True)
+            xs, label = np.interp(at, ts, cs), "calls completed"
+        else:
+            xs, label = (at - t0) / 60, "minutes"
+
+        def series(key: str, rows: list[dict[str, object]] = rows) -> Any:
+            return np.array([float(r.get(key) or 0) / 1024 for r in rows])  # type: ignore[arg-type]
+
+        sqlite = series("sqlite_used_kib")
+        for ys, name in ((series("rss_kib"), "RSS"), (series("system_kib"), "heap mapped"),
+                         (series("in_use_kib"), "heap held (in use)"),
+                         (series("in_use_kib") - sqlite, "held less SQLite's caches"),
+                         (sqlite, "SQLite's caches")):
+            ax.plot(xs, ys, marker="o", label=name)
+        ax.set_title(f"{names.get(pid, pid)} (pid {pid})")
+        ax.set_xlabel(label)
+        ax.set_ylabel("MiB")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["plot"]:
+        return _plot_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pid", type=int, action="append", required=True)
     ap.add_argument("--python", type=int, action="append", default=[],
@@ -167,6 +217,34 @@ def main(argv: list[str] | None = None) -> int:
         if args.every <= 0 or time.monotonic() + args.every > end:
             return 0
         time.sleep(args.every)  # a diagnostic's pace, not a test's wait
+
+
+def _plot_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="bench.malloc_info plot",
+                                 description="plot the readings of a run against its soak")
+    ap.add_argument("readings", type=Path, help="the JSON lines this tool wrote")
+    ap.add_argument("--soak", type=Path,
+                    help="the soak's JSON (its CSV beside it): plot against calls completed")
+    ap.add_argument("--name", action="append", default=[], help="PID=NAME for a panel's title")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    readings = [json.loads(line) for line in args.readings.read_text(encoding="utf-8")
+                .splitlines() if line.strip()]
+    calls_at = None
+    if args.soak:
+        import csv
+        from datetime import datetime
+
+        doc = json.loads(args.soak.read_text(encoding="utf-8"))
+        # the samples' clock starts a few seconds after run.started_at (the agents' phones
+        # register first): a few calls' worth on the axis, no more
+        t0 = datetime.fromisoformat(doc["run"]["started_at"]).timestamp()
+        with (args.soak.parent / doc["samples_csv"]).open(encoding="utf-8") as f:
+            calls_at = [(t0 + float(r["t_s"]), float(r["calls_completed"] or 0))
+                        for r in csv.DictReader(f)]
+    names = dict(n.split("=", 1) for n in args.name)
+    plot(readings, args.out, {int(k): v for k, v in names.items()}, calls_at)
+    return 0
 
 
 if __name__ == "__main__":

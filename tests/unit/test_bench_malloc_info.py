@@ -3,6 +3,8 @@ CPython's pymalloc statistics and of gdb's printfs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.malloc_info import parse_malloc_info, parse_pymalloc, tagged
 
 # glibc's malloc_info(0, f) of a process with two arenas (trimmed of its <sizes> lists)
@@ -64,3 +66,16 @@ def test_tagged_printf_lines() -> None:
     assert tagged(out, "SQLITE_HIGH") == 4353040
     assert tagged(out, "MI") == 0
     assert tagged("No symbol \"sqlite3_memory_used\" in current context.\n", "SQLITE") is None
+
+
+def test_plot_draws_a_panel_per_process(tmp_path: Path) -> None:
+    from bench.malloc_info import plot
+
+    readings = [{"at": 1000.0 + 60 * i, "pid": pid, "rss_kib": 100_000 + 500 * i,
+                 "system_kib": 108_000, "in_use_kib": 94_000 + 100 * i,
+                 "sqlite_used_kib": 200 + 100 * i}
+                for i in range(4) for pid in (11, 22)]
+    out = tmp_path / "heap.png"
+    plot(readings, out, {11: "Asterisk", 22: "CTI"}, [(1000.0, 0.0), (1200.0, 700.0)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
