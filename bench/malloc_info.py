@@ -20,10 +20,12 @@ Each line printed (and appended to --out) is JSON: the time, the pid, its RSS, t
 mark where SQLite is loaded, and for --python pids the pymalloc arenas.
 
 The calls run in the process through gdb, which stops it for about a second: a diagnostic,
-never for production. The Asterisk root's own gdb is used when it has one (apt-get install
-gdb in the root, for the diagnostic only): Debian 12's gdb 13 cannot call a function in a
-process on newer kernels ("Couldn't write extended state status: Bad address"). It runs in a
-private mount namespace with /proc bound into the root, so nothing is left mounted.
+never for production. The Asterisk root's own gdb is used when it has one (`chroot <root>
+apt-get install gdb`, for the diagnostic only; afterwards write anything else into
+`<root>/.asterisk-chroot.spec` and run scripts/install-asterisk-chroot.sh, which rebuilds the
+root from its recipe in about 25 s). Debian 12's gdb 13 cannot call a function in a process
+on newer kernels ("Couldn't write extended state status: Bad address"). The root's gdb runs
+in a private mount namespace with /proc bound into the root, so nothing is left mounted.
 """
 
 from __future__ import annotations
