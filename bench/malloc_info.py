@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,12 @@ def gdb_batch(pid: int, commands: list[str], root: Path = DEFAULT_ROOT,
                 capture_output=True, text=True, timeout=timeout, check=False)
         finally:
             (root / "tmp" / name).unlink(missing_ok=True)
+    if os.environ.get("HOTLINE_HOST_GDB") != "1":
+        # seen here: Debian 12's gdb 13 on a 6.18 kernel fails its call ("Couldn't write
+        # extended state status") and the process it called into dies
+        raise SystemExit(f"no gdb in {root}: `chroot {root} apt-get install gdb` (see this "
+                         "tool's doc), or HOTLINE_HOST_GDB=1 to use the host's gdb, which "
+                         "can kill the process on newer kernels")
     args = ["gdb", "-q", "-nx", "-batch"]
     for line in script:
         args += ["-ex", line]
@@ -208,17 +215,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--for", dest="duration", type=float, default=0)
     ap.add_argument("--out", type=Path, help="append each reading (JSON lines) here")
     args = ap.parse_args(argv)
-    end = time.monotonic() + args.duration
+    return every_pid(args.pid, lambda pid: info(pid, pid in args.python, args.root),
+                     args.every, args.duration, args.out)
+
+
+def every_pid(pids: list[int], read: Callable[[int], dict[str, object]], every: float,
+              duration: float, out: Path | None) -> int:
+    """read(pid) for each pid, printed (and appended to out) as JSON lines; again every
+    `every` seconds for `duration` seconds (once when every is 0)."""
+    end = time.monotonic() + duration
     while True:
-        for pid in args.pid:
-            line = json.dumps(info(pid, pid in args.python, args.root))
+        for pid in pids:
+            line = json.dumps(read(pid))
             print(line, flush=True)
-            if args.out:
-                with args.out.open("a", encoding="utf-8") as f:
+            if out:
+                with out.open("a", encoding="utf-8") as f:
                     f.write(line + "\n")
-        if args.every <= 0 or time.monotonic() + args.every > end:
+        if every <= 0 or time.monotonic() + every > end:
             return 0
-        time.sleep(args.every)  # a diagnostic's pace, not a test's wait
+        time.sleep(every)  # a diagnostic's pace, not a test's wait
 
 
 def _plot_main(argv: list[str]) -> int:

@@ -22,13 +22,12 @@ stops the process for about a second: a diagnostic, never for production.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
 from pathlib import Path
 
-from bench.malloc_info import gdb_batch, rss_kib
+from bench.malloc_info import every_pid, gdb_batch, rss_kib
 
 
 def parse_gdb(stdout: str) -> tuple[int | None, int | None]:
@@ -68,17 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds to go on trimming (with --every)")
     ap.add_argument("--out", type=Path, help="append each result (JSON lines) here")
     args = ap.parse_args(argv)
-    end = time.monotonic() + args.duration
-    while True:
-        for pid in args.pid:
-            line = json.dumps(trim(pid))
-            print(line, flush=True)
-            if args.out:
-                with args.out.open("a", encoding="utf-8") as f:
-                    f.write(line + "\n")
-        if args.every <= 0 or time.monotonic() + args.every > end:
-            return 0
-        time.sleep(args.every)  # a diagnostic's pace, not a test's wait
+    return every_pid(args.pid, trim, args.every, args.duration, args.out)
 
 
 if __name__ == "__main__":
