@@ -43,16 +43,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import capacity
+
 DEFAULT_ROOT = Path("/var/lib/hotline/asterisk-root")
 
 
 def rss_kib(pid: int) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    m = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
-    return int(m.group(1)) if m else None
+    kib = capacity.rss_kib([pid])
+    return int(kib) if kib is not None else None
 
 
 def gdb_batch(pid: int, commands: list[str], root: Path = DEFAULT_ROOT,

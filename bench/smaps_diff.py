@@ -71,9 +71,9 @@ def classify(maps: list[Map]) -> None:
             kind = "brk"
         elif name == "[stack]" or name.startswith("[stack:"):
             kind = "stack"
-        elif name.startswith("["):
+        elif name.startswith("[") and not name.startswith("[anon"):
             kind = "special"
-        elif name:
+        elif name and not name.startswith("[anon"):
             kind = "file"
         elif int(m["start"]) % ARENA_ALIGN == 0 and str(m["perms"]).startswith("rw"):
             kind = "arena"

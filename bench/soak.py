@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import smaps_diff
 from bench.ami_tap import AmiError, AmiTap, tap_login
 from bench.capacity import (
     IVR_ALLOWANCE_S,
@@ -163,19 +164,10 @@ def parse_status(doc: Mapping[str, Any] | None) -> dict[str, int | None]:
 def parse_smaps(text: str) -> dict[str, int]:
     """Resident KiB of a /proc/<pid>/smaps by kind: the brk heap ([heap]) and anonymous
     mappings (no path, or [anon:...]); stacks, vdso and files are left out."""
-    out = {"brk_heap_kib": 0, "anon_kib": 0}
-    kind: str | None = None
-    for line in text.splitlines():
-        head = line.split(maxsplit=5)
-        if not head:
-            continue
-        if "-" in head[0] and not head[0].endswith(":"):  # a mapping's header line
-            name = head[5].strip() if len(head) > 5 else ""
-            kind = ("brk_heap_kib" if name == "[heap]" else
-                    "anon_kib" if name == "" or name.startswith("[anon") else None)
-        elif head[0] == "Rss:" and kind is not None and len(head) > 1:
-            out[kind] += int(head[1])
-    return out
+    maps = smaps_diff.parse(text)
+    return {"brk_heap_kib": sum(m["rss"] for m in maps if m["name"] == "[heap]"),
+            "anon_kib": sum(m["rss"] for m in maps
+                            if m["name"] == "" or m["name"].startswith("[anon"))}
 
 
 def count_handles(targets: Sequence[str], db_path: str) -> int:

@@ -440,9 +440,9 @@ def outbound_service(settings: Settings, sessions: sessionmaker[Session], ami: A
 async def observed(events: Any, *observers: Callable[[Any], None] | None) -> Any:
     """AMI events on their way to the feed, shown to each observer in turn in one pass (call
     control's consults, the recorder, the outbound engine, callers' holds, surveys,
-    supervision): each only looks, or queues the
-    event for a task of its own, and is never awaited (the ACD's feed does not wait on their
-    databases). One observer's error is logged and costs the others nothing."""
+    supervision): each only looks, or queues the event for a task of its own, and is never
+    awaited (the ACD's feed does not wait on their databases). One observer's error is
+    logged and costs the others nothing."""
     shown = [o for o in observers if o is not None]
     async for event in events:
         for observe in shown:
