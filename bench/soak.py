@@ -19,6 +19,12 @@ is recorded (`hotline-connect`). Every `sample_s` the bench samples:
   the broker (MqttBus.stats()['queued']), the ACD's bounded queues (inbox, DB jobs, lookups,
   replies held behind lookups) and its per-call maps, which must empty as calls end.
 
+Memory is trimmed as in service (hotline/trim.py): the CTI gives glibc's kept pages back every
+`[memory] trim_every_s` by itself, and, since the soak runs no watchdog, the soak has Asterisk do
+the same on the same period (`malloc trim`, as the watchdog does). `--trim-every 0` turns both
+off, to measure the stack without them; each Asterisk trim is in the results (`trims`), and the
+CTI's count and last trim in the samples.
+
 Judgement: over the second half of the load (the first half is warm-up), a least-squares line
 per metric against calls completed; growth per 10k calls and per hour, with the slope's 95 %
 interval (samples are autocorrelated, so the interval is if anything too narrow). A metric
@@ -63,7 +69,7 @@ from bench.capacity import (
 )
 from bench.capacity import Options as CapacityOptions
 from bench.sipp_load import stop, write_silence_pcap
-from hotline import stack
+from hotline import stack, trim
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +112,8 @@ CONTEXT = ("t_s", "phase", "calls_completed", "calls_failed", "live_calls")
 # (the recordings' notes, kept by day: a part of Asterisk's memory is its SQLite page cache).
 DIAGNOSTICS = ("cti_brk_heap_kib", "cti_anon_kib", "cti_python_blocks", "cti_threads",
                "cti_heap_in_use_kib", "cti_heap_mapped_kib", "cti_sqlite_kib",
-               "asterisk_astdb_kib", "asterisk_brk_heap_kib", "asterisk_anon_kib",
-               "asterisk_threads")
+               "cti_trims", "cti_trim_freed_kib", "asterisk_astdb_kib",
+               "asterisk_brk_heap_kib", "asterisk_anon_kib", "asterisk_threads")
 METRIC_KEYS = frozenset(m.key for m in METRICS) | {"live_calls"}
 COLUMNS = CONTEXT + tuple(m.key for m in METRICS) + DIAGNOSTICS
 ACD_QUEUES = ("inbox", "db_jobs", "lookups", "held_replies")
@@ -158,6 +164,8 @@ def parse_status(doc: Mapping[str, Any] | None) -> dict[str, int | None]:
         "cti_heap_in_use_kib": num(memory.get("heap_in_use_kib")),
         "cti_heap_mapped_kib": num(memory.get("heap_mapped_kib")),
         "cti_sqlite_kib": num(memory.get("sqlite_kib")),
+        "cti_trims": num(memory.get("trims")),
+        "cti_trim_freed_kib": num(memory.get("trim_freed_kib")),
     }
 
 
@@ -384,6 +392,7 @@ class Options:
     sample_s: float = 10.0
     record: bool = True  # False: the agent legs are not recorded (BENCH_NOREC, a diagnostic)
     keep_workdir: bool = False
+    trim_every_s: float | None = None  # None: hotline.toml's [memory]; 0: no trims
 
 
 def _fds(pids: Sequence[int]) -> tuple[int | None, list[str]]:
@@ -470,6 +479,19 @@ class Probe:
         }
 
 
+async def _trim_asterisk(settings: Any, last: Sample) -> dict[str, Any]:
+    """Asterisk's `malloc trim`, as the watchdog runs it; what it gave back, for the results."""
+    at = {"t_s": last.get("t_s"), "calls_completed": last.get("calls_completed")}
+    try:
+        t = await asyncio.to_thread(trim.trim_asterisk, settings)
+    except stack.StackError as exc:
+        return {**at, "error": str(exc)}
+    if t is None:
+        return {**at, "error": "asterisk not running"}
+    return {**at, "freed_kib": t.freed_kib, "ms": round(t.ms, 1),
+            "rss_before_kib": t.rss_before_kib, "rss_after_kib": t.rss_after_kib}
+
+
 async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> dict[str, Any]:
     s = inst.settings
     tap = AmiTap(s.ami.host, s.ami.port, *tap_login(s.ami, Path(s.asterisk_etc)))
@@ -482,6 +504,8 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
     view = LiveCallers(service)
     samples: list[Sample] = []
     probe = Probe(inst, tap)
+    trim_due = trim.Every(s.memory.trim_every_s)  # the watchdog's trim of Asterisk
+    trims: list[dict[str, Any]] = []
     async with asyncio.TaskGroup() as tg:
         ami_task = tg.create_task(tap.run(), name="soak-ami-tap")
         try:
@@ -518,6 +542,8 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
                                             - time.time()))
                     phase = "load" if time.time() <= arrivals_end else "drain"
                     samples.append(await probe.sample(phase))
+                    if trim_due.due(time.monotonic()):
+                        trims.append(await _trim_asterisk(s, samples[-1]))
                     # a soak past the seats' registration (an hour) would lose every seat:
                     # refresh it well before (the phones keep running; the contact is theirs)
                     if registration_due(time.monotonic() - inst.registered_at,
@@ -564,6 +590,7 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
     }
     return {"verdict": overall(judged, drained), "calls": calls, "metrics": judged,
             "drained": drained,
+            "trims": {"every_s": s.memory.trim_every_s, "asterisk": trims},
             "idle": {"before": idle_before, "after": idle_after},
             "samples": samples}
 
@@ -571,8 +598,11 @@ async def _drive(inst: Instance, opts: Options, say: Callable[[str], None]) -> d
 def run(opts: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole soak; SIGTERM stops it like Ctrl-C, every process stopped on the way out."""
     say(f"soak bench: {opts.minutes:g} min at {opts.rate:g} calls/s, {opts.agents} agents")
+    extra = ({} if opts.trim_every_s is None
+             else {"memory": {"trim_every_s": opts.trim_every_s}})
     doc, common = run_on_instance(
-        CapacityOptions(agents=opts.agents, keep_workdir=opts.keep_workdir),
+        CapacityOptions(agents=opts.agents, keep_workdir=opts.keep_workdir,
+                        settings_extra=extra),
         lambda inst: _drive(inst, opts, say), say)
     doc["run"] = {
         "started_at": common["started_at"], "duration_s": common["duration_s"],

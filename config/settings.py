@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from config.calendars import CalendarSettings, calendar_settings
 from config.call_control import CallControlSettings, call_control_settings
@@ -149,6 +150,27 @@ class CtiSettings:
 
 
 @dataclass(frozen=True)
+class MemorySettings:
+    """[memory]: every `trim_every_s` the CTI gives glibc's kept pages back to the kernel
+    (malloc_trim) and the watchdog has Asterisk do the same (`malloc trim`); 0 turns it off
+    (hotline/trim.py)."""
+
+    trim_every_s: float = 300.0
+
+
+def memory_settings(raw: Mapping[str, Any]) -> MemorySettings:
+    unknown = set(raw) - set(MemorySettings.__dataclass_fields__)
+    if unknown:
+        raise SettingsError(f"[memory] has no setting {sorted(unknown)[0]!r}")
+    every = raw.get("trim_every_s", MemorySettings.trim_every_s)
+    if (isinstance(every, bool) or not isinstance(every, int | float)
+            or not (every == 0 or 10 <= every <= 86400)):
+        raise SettingsError(f"[memory] trim_every_s must be 0 (off) or seconds from 10 to "
+                            f"86400, not {every!r}")
+    return MemorySettings(trim_every_s=float(every))
+
+
+@dataclass(frozen=True)
 class MqttSettings:
     """The hotline's own broker (asterisk_conf/mosquitto.py renders it; never the host's 1883).
     tls_port 0: no TLS listener; else TLS there, with tls_cert/tls_key or, when those are
@@ -253,6 +275,8 @@ class Settings:
     # [wallboard]: the wallboard's amber and red thresholds (config/wallboard.py)
     wallboard: WallboardSettings = WallboardSettings()
     cti: CtiSettings = CtiSettings()
+    # [memory]: how often the CTI and Asterisk give kept heap pages back (hotline/trim.py)
+    memory: MemorySettings = MemorySettings()
     # [hotline] demo: this deployment is a demo (`make up` seeds staff with the demo password);
     # `hotline doctor` then only warns about that password. A settings file without it is not a
     # demo, and a staff account still taking the demo password there fails the doctor.
@@ -432,6 +456,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             demo=_demo(raw.get("hotline", {})),
             cti=CtiSettings(standby=_optional_bool(raw.get("cti", {}).get("standby", True),
                                                    "[cti] standby") is not False),
+            memory=memory_settings(raw.get("memory", {})),
         )
     except KeyError as exc:
         raise SettingsError(f"{path}: missing setting {exc}") from exc

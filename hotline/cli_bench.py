@@ -160,8 +160,12 @@ def bench_capacity(json_path: Path | None, quick: bool, modes: tuple[str, ...],
               help="Agent legs not recorded (the capacity bench's BENCH_NOREC switch): a "
                    "diagnostic, to see how much of a growth recording is.")
 @click.option("--keep-workdir", is_flag=True, help="Keep the temp dir (logs, SIPp files).")
+@click.option("--trim-every", "trim_every_s", type=float, default=None,
+              help="Seconds between the CTI's and Asterisk's malloc trims (default: "
+                   "hotline.toml's [memory] trim_every_s; 0: none, to measure without them).")
 def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s: float,
-               out: Path | None, no_record: bool, keep_workdir: bool) -> None:
+               out: Path | None, no_record: bool, keep_workdir: bool,
+               trim_every_s: float | None) -> None:
     """A compressed soak: real SIPp callers through the IVR, the queue and our ACD to agents
     who answer, talk and are recorded, at a steady rate; memory, file descriptors, Asterisk
     channels, DB connections and the outboxes sampled over time and judged for growth over
@@ -176,6 +180,8 @@ def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s
         raise click.BadParameter("must be in [1, 300]", param_hint="--talk")
     if not 1 <= sample_s <= 300:
         raise click.BadParameter("must be in [1, 300]", param_hint="--sample-seconds")
+    if trim_every_s is not None and not (trim_every_s == 0 or 10 <= trim_every_s <= 86400):
+        raise click.BadParameter("must be 0 or in [10, 86400]", param_hint="--trim-every")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from datetime import date
@@ -186,7 +192,7 @@ def bench_soak(minutes: float, rate: float, agents: int, talk_s: float, sample_s
     prefix = out or (REPO_ROOT / "bench" / "results"
                      / f"{date.today().isoformat()}-soak-{minutes:g}min")
     opts = Options(minutes=minutes, rate=rate, agents=agents, talk_s=talk_s, sample_s=sample_s,
-                   record=not no_record, keep_workdir=keep_workdir)
+                   record=not no_record, keep_workdir=keep_workdir, trim_every_s=trim_every_s)
     try:
         doc = run(opts, say=lambda msg: click.echo(msg, err=True))
     except BenchError as exc:

@@ -11,6 +11,10 @@ start functions `hotline up` uses (hotline/stack.py), in `up`'s order:
   port, and `start_cti` then starts the dead slot's process as the new standby;
 - the standby slot (`start_cti_standby`), when `[cti] standby` is on.
 
+Every `[memory] trim_every_s` (300 s) it also has Asterisk give back the heap pages glibc keeps
+after a burst (`malloc trim`, through the control socket: hotline/trim.py); the CTI trims
+itself.
+
 A start that fails is tried again after a back-off (2 s doubling to 60 s), logged each time, so
 a daemon that cannot start (a broken config, a port taken) is not restarted in a tight loop.
 
@@ -32,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from config.settings import Settings
-from hotline import stack
+from hotline import stack, trim
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +93,27 @@ class Watchdog:
     env: dict[str, str] | None = None  # the CTI's environment (tests pass their own)
     clock: Callable[[], float] = time.monotonic
     backoff: Backoff = field(default_factory=Backoff)
+    trim_asterisk: Callable[[Settings], trim.Trim | None] = trim.trim_asterisk
+    _trim_due: trim.Every = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.settings.cti.standby:
             self.watched = tuple(d for d in self.watched if d != "cti-standby")
+        self._trim_due = trim.Every(self.settings.memory.trim_every_s)
+
+    def trim(self) -> str | None:
+        """Asterisk's `malloc trim` when it is due and Asterisk runs; what was done, or None."""
+        if "asterisk" not in self.watched or not self._trim_due.due(self.clock()):
+            return None
+        try:
+            t = self.trim_asterisk(self.settings)
+        except stack.StackError as exc:
+            log.error("watchdog: Asterisk's malloc trim failed: %s", exc)
+            return "asterisk: trim failed"
+        if t is None:
+            return None
+        log.info("watchdog: %s", trim.describe("asterisk", t))
+        return f"asterisk: trimmed ({t.freed_kib} KiB)"
 
     def _start(self, daemon: str) -> int | str:
         s = self.settings
@@ -122,6 +143,9 @@ class Watchdog:
             self.backoff.started(daemon)
             log.warning("watchdog: %s was not running: started (%s)", daemon, what)
             done.append(f"{daemon}: started ({what})")
+        trimmed = self.trim()
+        if trimmed:
+            done.append(trimmed)
         return done
 
     def run(self, interval_s: float = INTERVAL_S,

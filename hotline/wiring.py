@@ -493,6 +493,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     from cti.db.reports import aggregate_every
     from cti.db.session import make_session_factory
     from cti.mqtt import MqttBus
+    from hotline import trim
     from hotline.diagnostics import heap_figures, snapshot_every, tracemalloc_snapshots
     from ivr.agi_session import IvrContext, make_ivr_handler
     from ivr.engine import Engine
@@ -630,6 +631,10 @@ async def build_daemon(settings: Settings) -> Daemon:
         raise WiringError(str(exc)) from exc
     started = datetime.now(UTC).isoformat(timespec="seconds")
     spath = status_path(settings)
+    trims: dict[str, Any] = {"trims": 0}  # the last malloc trim, in the status
+
+    def trimmed(t: trim.Trim) -> None:
+        trims.update(t.as_status(), trims=trims["trims"] + 1)
 
     async def report() -> None:
         while True:
@@ -650,7 +655,7 @@ async def build_daemon(settings: Settings) -> Daemon:
                 # arena), to tell growth in Python objects from growth below them; what the C
                 # heap holds and SQLite's share of it, to tell both from pages merely touched
                 "memory": {"python_blocks": sys.getallocatedblocks(),
-                           "threads": threading.active_count(), **heap_figures()},
+                           "threads": threading.active_count(), **heap_figures(), **trims},
                 "speech": speech.stats() if speech is not None else None,
                 # post-call transcription: jobs per state, keyword alerts (last counts)
                 "transcription": transcriber.stats() if transcriber is not None else None,
@@ -746,6 +751,11 @@ async def build_daemon(settings: Settings) -> Daemon:
         # a pass whenever an outage notice changed, and every minute: jobs made, moved, cancelled
         notice_task = notices
         tasks["outage-notices"] = lambda: notice_task.run(lambda: datetime.now(UTC))
+    if settings.memory.trim_every_s > 0 and trim.available():
+        # glibc's kept pages back to the kernel on a timer (hotline/trim.py); the watchdog
+        # does the same for Asterisk
+        tasks["malloc-trim"] = lambda: trim.trim_self_every(settings.memory.trim_every_s,
+                                                            trimmed)
     every = snapshot_every(os.environ)
     if every is not None:  # a soak's diagnostics (hotline/diagnostics.py), off by default
         tasks["tracemalloc"] = lambda: tracemalloc_snapshots(settings.state_dir / "tracemalloc",

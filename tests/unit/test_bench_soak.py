@@ -56,11 +56,13 @@ def test_status_file_outbox_queues_and_pool() -> None:
                 "calls": 7, "channels": 7, "timers": 1, "gone": 0}},
         "db_pool": {"checked_out": 1, "size": 5},
         "memory": {"python_blocks": 412_000, "threads": 7, "heap_in_use_kib": 36_000,
-                   "heap_free_kib": 3_000, "heap_mapped_kib": 39_500, "sqlite_kib": 3_700}}
+                   "heap_free_kib": 3_000, "heap_mapped_kib": 39_500, "sqlite_kib": 3_700,
+                   "trims": 4, "trim_freed_kib": 1_350, "trim_ms": 2.5}}
     assert parse_status(doc) == {"mqtt_outbox": 3, "acd_queues": 7, "acd_call_maps": 15,
                                  "db_checked_out": 1, "cti_python_blocks": 412_000,
                                  "cti_threads": 7, "cti_heap_in_use_kib": 36_000,
-                                 "cti_heap_mapped_kib": 39_500, "cti_sqlite_kib": 3_700}
+                                 "cti_heap_mapped_kib": 39_500, "cti_sqlite_kib": 3_700,
+                                 "cti_trims": 4, "cti_trim_freed_kib": 1_350}
 
 
 def test_status_file_from_an_older_cti_says_nothing() -> None:
@@ -69,7 +71,8 @@ def test_status_file_from_an_older_cti_says_nothing() -> None:
                                         "acd_call_maps": None, "db_checked_out": None,
                                         "cti_python_blocks": None, "cti_threads": None,
                                         "cti_heap_in_use_kib": None,
-                                        "cti_heap_mapped_kib": None, "cti_sqlite_kib": None}
+                                        "cti_heap_mapped_kib": None, "cti_sqlite_kib": None,
+                                        "cti_trims": None, "cti_trim_freed_kib": None}
     assert parse_status(None)["mqtt_outbox"] is None
     assert parse_status({"outbox": {"mqtt": {"queued": True}}})["mqtt_outbox"] is None
 
