@@ -105,8 +105,10 @@ class RecordingIndex(Protocol):
         what was (or, with dry_run, would be) deleted."""
         ...
 
-    def remove_deleted_files(self, storage_dir: Path) -> list[str]:
-        """Remove the files of recordings marked deleted; the ones that could not be."""
+    def remove_deleted_files(self, storage_dir: Path,
+                             since: datetime | None = None) -> list[str]:
+        """Remove the files of recordings marked deleted (since `since`, or all); the ones
+        that could not be."""
         ...
 
 

@@ -16,6 +16,11 @@ class RetentionError(ValueError):
     """The retention settings are invalid."""
 
 
+# a deleted recording's file, when its removal failed, is tried again by the daily purge for
+# this many days (the purge's work then does not grow with every deletion ever made)
+FILE_RETRY_DAYS = 30
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
     default_days: int
@@ -52,6 +57,10 @@ class RetentionPolicy:
         # a category's own rule wins over the default even when shorter (a consultation kept
         # 90 days is not kept 180 because the default is longer); among categories, the longest
         return max(ruled)
+
+    def shortest_days(self) -> int:
+        """No recording runs out sooner than this: the purge reads only older ones."""
+        return min([self.default_days, *self.by_category.values()])
 
     def expires_at(self, started_at: datetime, categories: Iterable[str]) -> datetime:
         days, _ = self.keep_days(categories)

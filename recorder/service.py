@@ -43,6 +43,7 @@ from recorder.ports import (
     is_refusal,
 )
 from recorder.reconcile import DiskFile, Report, diff
+from recorder.retention import FILE_RETRY_DAYS
 
 log = logging.getLogger(__name__)
 DONE_EVENT = "HotlineRecordingDone"
@@ -429,10 +430,11 @@ class RecorderService:
     async def purge(self, *, actor: str = "retention", dry_run: bool = False
                     ) -> list[dict[str, Any]]:
         def work() -> list[dict[str, Any]]:
-            done = self.recordings.purge(self.settings.retention, self.clock(), actor,
-                                         dry_run=dry_run)
+            now = self.clock()
+            done = self.recordings.purge(self.settings.retention, now, actor, dry_run=dry_run)
             if not dry_run:  # after the commit: never a deletion without its log line
-                self.recordings.remove_deleted_files(self.storage_dir)
+                self.recordings.remove_deleted_files(
+                    self.storage_dir, since=now - timedelta(days=FILE_RETRY_DAYS))
             return done
         return await asyncio.to_thread(work)
 

@@ -62,8 +62,9 @@ class DbRecordingIndex:
         with self.sessions.begin() as s:
             return rec.purge(s, policy, now, actor, dry_run=dry_run)
 
-    def remove_deleted_files(self, storage_dir: Path) -> list[str]:
-        return rec.remove_deleted_files(self.sessions, storage_dir)
+    def remove_deleted_files(self, storage_dir: Path,
+                             since: datetime | None = None) -> list[str]:
+        return rec.remove_deleted_files(self.sessions, storage_dir, since=since)
 
     def unrecorded(self, leg: UnrecordedLeg, now: datetime) -> None:
         """recorder.ports.UnrecordedLog: an answered leg with no whole recording, in audit_log

@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine, MetaData, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti.db.agents import close_session, create_agent, open_session
@@ -204,6 +204,46 @@ def test_purge_keeps_complaints_longer_than_consultations_and_logs_deletions(
     with world.begin() as s:
         done = purge(s, policy, now + timedelta(days=100), "retention")
     assert [d["file"] for d in done] == [files["none"]]
+
+
+def test_purge_reads_in_batches_only_what_could_have_run_out(
+        world: sessionmaker[Session], now: datetime, tmp_path: Path) -> None:
+    """The daily purge never holds every recording: it reads only those older than the
+    shortest retention, a batch at a time; and the files of older deletions are not looked
+    at again when the purge asks only for the recent ones."""
+    policy = RetentionPolicy(180, {"consultation": 90})
+    assert policy.shortest_days() == 90
+    old = [f"20260519/{i}.1_{i}.2_seat01.wav" for i in range(1, 7)]
+    young = "20261120/900.1_900.2_seat01.wav"  # 10 days old: cannot have run out
+    with world.begin() as s:
+        for rel in old:
+            index_recording(s, _facts(rel, now - timedelta(days=200)), now)
+        index_recording(s, _facts(young, now - timedelta(days=10)), now)
+    reads: list[str] = []
+
+    def seen(_conn: object, _cur: object, statement: str, *_a: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM recordings" in statement:
+            reads.append(statement)
+
+    engine = world.kw["bind"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with world.begin() as s:
+            done = purge(s, policy, now, "retention", batch=4)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert sorted(d["file"] for d in done) == sorted(old)
+    assert len(reads) == 2  # 4, then 2 (under the batch: the last); the young one never read
+    with world() as s:
+        assert s.scalars(select(Recording.rel_path)
+                         .where(Recording.deleted_at.is_(None))).all() == [young]
+    # a file whose removal failed long ago is left to `hotline recordings purge` (all)
+    (tmp_path / old[0]).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / old[0]).write_bytes(b"RIFF")
+    assert remove_deleted_files(world, tmp_path, since=now + timedelta(days=1)) == []
+    assert (tmp_path / old[0]).exists()
+    assert remove_deleted_files(world, tmp_path, since=now - timedelta(days=30)) == []
+    assert not (tmp_path / old[0]).exists()
 
 
 def test_audit_lines(session_factory: sessionmaker[Session], now: datetime) -> None:

@@ -52,7 +52,8 @@ class MemoryIndex:
               dry_run: bool = False) -> list[dict[str, Any]]:
         return []
 
-    def remove_deleted_files(self, storage_dir: Path) -> list[str]:
+    def remove_deleted_files(self, storage_dir: Path,
+                             since: datetime | None = None) -> list[str]:
         return []
 
 
