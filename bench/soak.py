@@ -483,7 +483,7 @@ async def _trim_asterisk(settings: Any, last: Sample) -> dict[str, Any]:
     """Asterisk's `malloc trim`, as the watchdog runs it; what it gave back, for the results."""
     at = {"t_s": last.get("t_s"), "calls_completed": last.get("calls_completed")}
     try:
-        t = await asyncio.to_thread(trim.trim_asterisk, settings)
+        t = await asyncio.to_thread(stack.trim_asterisk, settings)
     except stack.StackError as exc:
         return {**at, "error": str(exc)}
     if t is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from config.settings import REPO_ROOT, Settings
+from hotline import trim
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,15 @@ def stop_asterisk(settings: Settings) -> bool:
     subprocess.run([str(ASTERISK_SH), "stop"], env=_ast_env(settings), check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return True
+
+
+def trim_asterisk(settings: Settings) -> trim.Trim | None:
+    """Asterisk's `malloc trim` (hotline/trim.py), through its control socket (root); None
+    when it is not running. A failed CLI call raises StackError."""
+    pid = pid_alive(paths(settings).asterisk_pid)
+    if not pid:
+        return None
+    return trim.timed(lambda: asterisk_cli(settings, trim.CLI_COMMAND), pid)
 
 
 def asterisk_cli(settings: Settings, command: str) -> str:

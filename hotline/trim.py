@@ -11,13 +11,14 @@ command of its own, `malloc trim`, and its project ships a systemd timer that ru
 Every `[memory] trim_every_s` (300 s; 0 turns it off):
 - the CTI trims itself (`trim_self`, the `malloc-trim` task in hotline/wiring.py; its last trim
   is in its status, `memory.trim_*`);
-- the watchdog trims Asterisk (`trim_asterisk`): it runs `malloc trim` through Asterisk's
-  control socket as root, as it starts Asterisk. The CTI's AMI user has no `command` class, by
-  design, and is not given it for this. `hotline bench soak`, which runs no watchdog, calls the
-  same function on the same period.
+- the watchdog trims Asterisk (`hotline.stack.trim_asterisk`): it runs `malloc trim` through
+  Asterisk's control socket as root, as it starts Asterisk. The CTI's AMI user has no
+  `command` class, by design, and is not given it for this. `hotline bench soak`, which runs
+  no watchdog, calls the same function on the same period.
 
 A trim walks each arena's free chunks under that arena's lock, so a thread that allocates
-meanwhile waits: a few milliseconds for either process here (RELIABILITY.md, fifteenth soak).
+meanwhile waits: the CTI's took 0.3 to 4 ms here, Asterisk's 24 to 52 ms with the CLI call
+around it (RELIABILITY.md, fifteenth soak).
 Each trim is logged with what it gave back and how long it took.
 
 `Every` is the pure core (tests/unit/test_trim.py).
@@ -120,17 +121,6 @@ def trim_self() -> Trim | None:
     if fn is None:
         return None
     return timed(lambda: fn(0), "self")
-
-
-def trim_asterisk(settings: Any) -> Trim | None:
-    """Asterisk's `malloc trim`, through its control socket (root); None when it is not
-    running. A failed CLI call raises hotline.stack.StackError."""
-    from hotline import stack
-
-    pid = stack.pid_alive(stack.paths(settings).asterisk_pid)
-    if not pid:
-        return None
-    return timed(lambda: stack.asterisk_cli(settings, CLI_COMMAND), pid)
 
 
 def describe(who: str, t: Trim) -> str:

@@ -93,7 +93,7 @@ class Watchdog:
     env: dict[str, str] | None = None  # the CTI's environment (tests pass their own)
     clock: Callable[[], float] = time.monotonic
     backoff: Backoff = field(default_factory=Backoff)
-    trim_asterisk: Callable[[Settings], trim.Trim | None] = trim.trim_asterisk
+    trim_asterisk: Callable[[Settings], trim.Trim | None] = stack.trim_asterisk
     _trim_due: trim.Every = field(init=False)
 
     def __post_init__(self) -> None:

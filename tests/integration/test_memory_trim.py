@@ -21,7 +21,7 @@ def test_the_watchdog_has_the_running_asterisk_trim_its_heap(asterisk: Settings)
     seen: list[trim.Trim | None] = []
 
     def real_trim(settings: object) -> trim.Trim | None:
-        seen.append(trim.trim_asterisk(settings))
+        seen.append(stack.trim_asterisk(settings))
         return seen[-1]
 
     wd = Watchdog(s, watched=("asterisk",), clock=lambda: now[0], trim_asterisk=real_trim)
