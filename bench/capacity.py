@@ -66,7 +66,7 @@ from bench.ami_tap import AmiError, AmiTap, Event, tap_login
 from bench.sipp import info_keys, scenario
 from bench.sipp_load import SippError, register_seats, start_phones, stop, write_silence_pcap
 from config.settings import REPO_ROOT, Settings, load_settings
-from hotline import stack
+from hotline import stack, trim
 
 log = logging.getLogger(__name__)
 
@@ -399,17 +399,9 @@ def cpu_s(pids: Sequence[int]) -> float | None:
 
 
 def rss_kib(pids: Sequence[int]) -> float | None:
-    total, seen = 0.0, False
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    seen = True
-                    break
-        except (OSError, ValueError, IndexError):
-            continue
-    return total if seen else None
+    """The pids' VmRSS summed (KiB), read by hotline.trim's reader; None when none is read."""
+    read = [kib for kib in map(trim.rss_kib, pids) if kib is not None]
+    return float(sum(read)) if read else None
 
 
 # ------------------------------------------------- pure: the seats and agents between steps

@@ -9,8 +9,8 @@ command of its own, `malloc trim`, and its project ships a systemd timer that ru
 (contrib/systemd, "if you are experiencing memory issues").
 
 Every `[memory] trim_every_s` (300 s; 0 turns it off):
-- the CTI trims itself (`trim_self`, the `malloc-trim` task in hotline/wiring.py; its last trim
-  is in its status, `memory.trim_*`);
+- the CTI trims itself (`SelfTrims`, the `malloc-trim` task in hotline/wiring.py; its last
+  trim is in its status, `memory.trim_*`);
 - the watchdog trims Asterisk (`hotline.stack.trim_asterisk`): it runs `malloc trim` through
   Asterisk's control socket as root, as it starts Asterisk. The CTI's AMI user has no
   `command` class, by design, and is not given it for this. `hotline bench soak`, which runs
@@ -26,6 +26,7 @@ Each trim is logged with what it gave back and how long it took.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import os
@@ -129,18 +130,27 @@ def describe(who: str, t: Trim) -> str:
             f"(RSS {t.rss_before_kib} -> {t.rss_after_kib} KiB)")
 
 
-async def trim_self_every(every_s: float, on_trim: Callable[[Trim], None]) -> None:
-    """The CTI's task: trim itself every `every_s` (in a thread: the loop goes on); wiring
-    starts it only when `every_s` > 0 and the C library is glibc (`available()`)."""
-    import asyncio
+@dataclass
+class SelfTrims:
+    """The CTI's trims of itself: its task (`run`, every `every_s`, in a thread so that the
+    loop goes on) and what its status says of them (`status()`). Wiring starts the task only
+    when `every_s` > 0 and the C library is glibc (`available()`)."""
 
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            t = await asyncio.to_thread(trim_self)
-        except Exception:  # never end the CTI over a trim: the next period tries again
-            log.exception("malloc trim failed")
-            continue
-        if t is not None:
-            on_trim(t)
-            log.info("%s", describe(f"CTI (pid {os.getpid()})", t))
+    every_s: float
+    count: int = 0
+    last: Trim | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"trims": self.count, **(self.last.as_status() if self.last else {})}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                t = await asyncio.to_thread(trim_self)
+            except Exception:  # never end the CTI over a trim: the next period tries again
+                log.exception("malloc trim failed")
+                continue
+            if t is not None:
+                self.count, self.last = self.count + 1, t
+                log.info("%s", describe(f"CTI (pid {os.getpid()})", t))

@@ -631,10 +631,7 @@ async def build_daemon(settings: Settings) -> Daemon:
         raise WiringError(str(exc)) from exc
     started = datetime.now(UTC).isoformat(timespec="seconds")
     spath = status_path(settings)
-    trims: dict[str, Any] = {"trims": 0}  # the last malloc trim, in the status
-
-    def trimmed(t: trim.Trim) -> None:
-        trims.update(t.as_status(), trims=trims["trims"] + 1)
+    self_trims = trim.SelfTrims(settings.memory.trim_every_s)  # its last, in the status
 
     async def report() -> None:
         while True:
@@ -655,7 +652,8 @@ async def build_daemon(settings: Settings) -> Daemon:
                 # arena), to tell growth in Python objects from growth below them; what the C
                 # heap holds and SQLite's share of it, to tell both from pages merely touched
                 "memory": {"python_blocks": sys.getallocatedblocks(),
-                           "threads": threading.active_count(), **heap_figures(), **trims},
+                           "threads": threading.active_count(), **heap_figures(),
+                           **self_trims.status()},
                 "speech": speech.stats() if speech is not None else None,
                 # post-call transcription: jobs per state, keyword alerts (last counts)
                 "transcription": transcriber.stats() if transcriber is not None else None,
@@ -754,8 +752,7 @@ async def build_daemon(settings: Settings) -> Daemon:
     if settings.memory.trim_every_s > 0 and trim.available():
         # glibc's kept pages back to the kernel on a timer (hotline/trim.py); the watchdog
         # does the same for Asterisk
-        tasks["malloc-trim"] = lambda: trim.trim_self_every(settings.memory.trim_every_s,
-                                                            trimmed)
+        tasks["malloc-trim"] = self_trims.run
     every = snapshot_every(os.environ)
     if every is not None:  # a soak's diagnostics (hotline/diagnostics.py), off by default
         tasks["tracemalloc"] = lambda: tracemalloc_snapshots(settings.state_dir / "tracemalloc",
